@@ -1,0 +1,227 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// Exception severities.
+const (
+	SevUrgent = "urgent" // mailed at once (host key mismatch, SII unreachable, deadline within 2 working days)
+	SevHigh   = "high"
+	SevNormal = "normal"
+	SevLow    = "low"
+)
+
+// Exception is something a person must look at.
+type Exception struct {
+	ID          int64
+	Fingerprint string // identity: a repeat with the same fingerprint bumps Count
+	Kind        string // e.g. row_refused, file_rejected, sii_refusal, no_answer, window_closing, hostkey_mismatch, ...
+	Severity    string
+	Owner       string // operator | compliance | sysadmin
+	FileID      int64
+	Line        int
+	Field       string
+	Rule        string
+	Value       string
+	PracticeID  int64
+	Subject     string
+	Message     string
+	Action      string
+	DueOn       string // ISO date
+	FirstSeen   time.Time
+	LastSeen    time.Time
+	Count       int
+	ResolvedAt  time.Time
+	Resolution  string
+	ResolvedBy  string
+	AlertedAt   time.Time
+}
+
+// Open reports whether the exception is unresolved.
+func (e Exception) Open() bool { return e.ResolvedAt.IsZero() }
+
+// RaiseException records e inside tx. If an exception with the same fingerprint exists,
+// its count and last-seen time are bumped (and it is reopened if it had been resolved
+// automatically); otherwise a new one is created. It returns the exception id and
+// whether it is new (or newly reopened).
+func (s *Store) RaiseException(ctx context.Context, tx *sql.Tx, e Exception) (int64, bool, error) {
+	if e.Fingerprint == "" {
+		e.Fingerprint = strings.Join([]string{e.Kind, e.Subject, fmt.Sprint(e.FileID), fmt.Sprint(e.Line),
+			e.Field, e.Rule, fmt.Sprint(e.PracticeID)}, "|")
+	}
+	if e.Severity == "" {
+		e.Severity = SevNormal
+	}
+	if e.Owner == "" {
+		e.Owner = "operator"
+	}
+	now := e.LastSeen
+	if now.IsZero() {
+		now = time.Now()
+	}
+	var id int64
+	var resolved sql.NullString
+	var resolvedBy string
+	err := tx.QueryRowContext(ctx, `SELECT id, resolved_at, resolved_by FROM exceptions WHERE fingerprint = ?`, e.Fingerprint).Scan(&id, &resolved, &resolvedBy)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		r, err := tx.ExecContext(ctx, `INSERT INTO exceptions (fingerprint, kind, severity, owner, file_id, line, field, rule, value,
+			practice_id, subject, message, action, due_on, first_seen, last_seen)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			e.Fingerprint, e.Kind, e.Severity, e.Owner, e.FileID, e.Line, e.Field, e.Rule, e.Value,
+			e.PracticeID, e.Subject, e.Message, e.Action, e.DueOn, TS(now), TS(now))
+		if err != nil {
+			return 0, false, fmt.Errorf("archive: raise exception: %w", err)
+		}
+		id, _ = r.LastInsertId()
+		return id, true, nil
+	case err != nil:
+		return 0, false, err
+	}
+	// A person's resolution stands: a repeat only bumps the counter. An automatic
+	// resolution (the condition cleared) is undone when the condition comes back.
+	reopen := resolved.Valid && resolvedBy == "auto"
+	q := `UPDATE exceptions SET count = count + 1, last_seen = ?, message = ?, severity = ?, due_on = ?, action = ?`
+	if reopen {
+		q += `, resolved_at = NULL, resolution = '', resolved_by = ''`
+	}
+	if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, TS(now), e.Message, e.Severity, e.DueOn, e.Action, id); err != nil {
+		return 0, false, err
+	}
+	return id, reopen, nil
+}
+
+// ResolveException closes an exception by id. by is "auto" when the condition cleared,
+// or who resolved it by hand.
+func (s *Store) ResolveException(ctx context.Context, tx *sql.Tx, id int64, by, note string) error {
+	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = ? WHERE id = ? AND resolved_at IS NULL`,
+		TS(time.Now()), note, by, id)
+	if err != nil {
+		return err
+	}
+	if n, _ := r.RowsAffected(); n == 0 {
+		var exists int
+		_ = tx.QueryRowContext(ctx, `SELECT count(*) FROM exceptions WHERE id = ?`, id).Scan(&exists)
+		if exists == 0 {
+			return fmt.Errorf("exception %d: %w", id, ErrNotFound)
+		}
+		return fmt.Errorf("exception %d is already resolved", id)
+	}
+	return nil
+}
+
+// ResolveByFingerprint closes the open exception with that fingerprint, if any
+// (the condition cleared). It returns whether one was closed.
+func (s *Store) ResolveByFingerprint(ctx context.Context, tx *sql.Tx, fingerprint, note string) (bool, error) {
+	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = 'auto' WHERE fingerprint = ? AND resolved_at IS NULL`,
+		TS(time.Now()), note, fingerprint)
+	if err != nil {
+		return false, err
+	}
+	n, _ := r.RowsAffected()
+	return n > 0, nil
+}
+
+// ExceptionFilter selects exceptions.
+type ExceptionFilter struct {
+	Open       *bool // nil: all
+	Kind       string
+	Severity   string
+	Owner      string
+	PracticeID int64
+	FileID     int64
+	Since      time.Time // first seen at or after
+	Limit      int
+}
+
+const exceptionSelect = `SELECT id, fingerprint, kind, severity, owner, file_id, line, field, rule, value, practice_id,
+	subject, message, action, due_on, first_seen, last_seen, count, resolved_at, resolution, resolved_by, alerted_at FROM exceptions`
+
+// Exceptions lists exceptions, most severe and newest first.
+func (s *Store) Exceptions(ctx context.Context, f ExceptionFilter) ([]Exception, error) {
+	var where []string
+	var args []any
+	if f.Open != nil {
+		if *f.Open {
+			where = append(where, "resolved_at IS NULL")
+		} else {
+			where = append(where, "resolved_at IS NOT NULL")
+		}
+	}
+	for _, c := range []struct {
+		col string
+		v   any
+		set bool
+	}{{"kind", f.Kind, f.Kind != ""}, {"severity", f.Severity, f.Severity != ""}, {"owner", f.Owner, f.Owner != ""},
+		{"practice_id", f.PracticeID, f.PracticeID != 0}, {"file_id", f.FileID, f.FileID != 0}} {
+		if c.set {
+			where, args = append(where, c.col+" = ?"), append(args, c.v)
+		}
+	}
+	if !f.Since.IsZero() {
+		where, args = append(where, "first_seen >= ?"), append(args, TS(f.Since))
+	}
+	q := exceptionSelect
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += ` ORDER BY CASE severity WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, id DESC`
+	if f.Limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", f.Limit)
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Exception
+	for rows.Next() {
+		e, err := scanException(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// GetException returns one exception.
+func (s *Store) GetException(ctx context.Context, id int64) (Exception, error) {
+	e, err := scanException(s.r.QueryRowContext(ctx, exceptionSelect+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return e, fmt.Errorf("exception %d: %w", id, ErrNotFound)
+	}
+	return e, err
+}
+
+func scanException(row rowScanner) (Exception, error) {
+	var e Exception
+	var first, last string
+	var resolved, alerted sql.NullString
+	err := row.Scan(&e.ID, &e.Fingerprint, &e.Kind, &e.Severity, &e.Owner, &e.FileID, &e.Line, &e.Field, &e.Rule, &e.Value,
+		&e.PracticeID, &e.Subject, &e.Message, &e.Action, &e.DueOn, &first, &last, &e.Count, &resolved, &e.Resolution, &e.ResolvedBy, &alerted)
+	if err != nil {
+		return e, err
+	}
+	e.FirstSeen, _ = ParseTS(first)
+	e.LastSeen, _ = ParseTS(last)
+	e.ResolvedAt = nullTS(resolved)
+	e.AlertedAt = nullTS(alerted)
+	return e, nil
+}
+
+// MarkAlerted records that an urgent mail about these exceptions was queued.
+func (s *Store) MarkAlerted(ctx context.Context, tx *sql.Tx, at time.Time, ids ...int64) error {
+	for _, id := range ids {
+		if _, err := tx.ExecContext(ctx, `UPDATE exceptions SET alerted_at = ? WHERE id = ?`, TS(at), id); err != nil {
+			return err
+		}
+	}
+	return nil
+}

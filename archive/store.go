@@ -1,0 +1,173 @@
+// Package archive is cmord's durable state: a content-addressed blob store for every
+// file in or out, and an SQLite index (files and versions, provenance, a hash-chained
+// event log, exceptions, deliveries, the SFTP fetch ledger, the schedule ledger, the
+// mail outbox, practices and sequences).
+//
+// One Store owns one state directory: index.db (WAL, synchronous=FULL, one writer
+// connection) and objects/ (the blobs). Everything here is safe against kill -9.
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	_ "modernc.org/sqlite" // pure-Go SQLite: one static binary, no cgo
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is an open state directory.
+type Store struct {
+	dir   string
+	w     *sql.DB // exactly one connection: SQLite has one writer anyway, and BEGIN IMMEDIATE avoids upgrade deadlocks
+	r     *sql.DB // read-only pool
+	Blobs *BlobStore
+}
+
+// Open opens (creating if needed) the state directory and applies pending migrations.
+func Open(dir string) (*Store, error) {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("archive: create state dir: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	blobs, err := NewBlobStore(filepath.Join(abs, "objects"))
+	if err != nil {
+		return nil, err
+	}
+	dbPath := filepath.Join(abs, "index.db")
+	common := "_pragma=busy_timeout(10000)&_pragma=foreign_keys(1)&_time_format=sqlite"
+	w, err := sql.Open("sqlite", "file:"+dbPath+"?"+common+
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_txlock=immediate")
+	if err != nil {
+		return nil, fmt.Errorf("archive: open %s: %w", dbPath, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetConnMaxIdleTime(0)
+	if err := w.Ping(); err != nil {
+		w.Close()
+		return nil, fmt.Errorf("archive: open %s: %w", dbPath, err)
+	}
+	s := &Store{dir: abs, w: w, Blobs: blobs}
+	if err := s.migrate(context.Background()); err != nil {
+		w.Close()
+		return nil, err
+	}
+	r, err := sql.Open("sqlite", "file:"+dbPath+"?"+common+"&_pragma=query_only(1)")
+	if err != nil {
+		w.Close()
+		return nil, err
+	}
+	r.SetMaxOpenConns(4)
+	s.r = r
+	return s, nil
+}
+
+// Dir returns the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close checkpoints the WAL and closes the database.
+func (s *Store) Close() error {
+	var errs []error
+	if s.r != nil {
+		errs = append(errs, s.r.Close())
+	}
+	if s.w != nil {
+		_, _ = s.w.Exec("PRAGMA wal_checkpoint(TRUNCATE)")
+		errs = append(errs, s.w.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// Read returns the read-only connection pool. Always close rows.
+func (s *Store) Read() *sql.DB { return s.r }
+
+// Write runs fn in one write transaction (BEGIN IMMEDIATE) on the single writer
+// connection; it commits if fn returns nil and rolls back otherwise.
+func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("archive: begin: %w", err)
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			_ = tx.Rollback()
+			panic(p)
+		}
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err = fn(tx); err != nil {
+		return err
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("archive: commit: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) migrate(ctx context.Context) error {
+	if _, err := s.w.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
+		return fmt.Errorf("archive: migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		base := strings.TrimSuffix(filepath.Base(name), ".sql")
+		var n int
+		if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base).Scan(&n); err != nil {
+			return err
+		}
+		if n > 0 {
+			continue
+		}
+		body, err := migrationFS.ReadFile(name)
+		if err != nil {
+			return err
+		}
+		err = s.Write(ctx, func(tx *sql.Tx) error {
+			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
+				return fmt.Errorf("archive: migration %s: %w", base, err)
+			}
+			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, TS(time.Now()))
+			return err
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
+// so that text order is time order.
+func TS(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000000000Z") }
+
+// ParseTS reads a time stored by TS.
+func ParseTS(s string) (time.Time, error) { return time.Parse(time.RFC3339Nano, s) }
+
+// nullTS reads an optional stored time.
+func nullTS(ns sql.NullString) time.Time {
+	if !ns.Valid || ns.String == "" {
+		return time.Time{}
+	}
+	t, _ := ParseTS(ns.String)
+	return t
+}

@@ -1,0 +1,141 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// VerifyReport is the outcome of Verify. Problems is empty when everything holds.
+type VerifyReport struct {
+	Blobs    int      // blobs re-hashed
+	Bytes    int64    // bytes re-hashed
+	Events   int      // events whose chain was recomputed
+	Problems []string // one line per mismatch, missing blob, broken link
+	Orphans  []string // blobs on disk that no index row names (harmless, reported)
+}
+
+// OK reports whether nothing is wrong.
+func (r VerifyReport) OK() bool { return len(r.Problems) == 0 }
+
+// Verify recomputes the hash of every blob the index names, checks every file row
+// points at a known blob, and recomputes the event hash chain. progress, if not nil,
+// is called with (done, total) as blobs are checked.
+func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (VerifyReport, error) {
+	var rep VerifyReport
+	var total int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM blobs`).Scan(&total); err != nil {
+		return rep, err
+	}
+	rows, err := s.r.QueryContext(ctx, `SELECT hash, size FROM blobs ORDER BY hash`)
+	if err != nil {
+		return rep, err
+	}
+	known := make(map[string]bool, total)
+	type blob struct {
+		hash string
+		size int64
+	}
+	var blobs []blob
+	for rows.Next() {
+		var b blob
+		if err := rows.Scan(&b.hash, &b.size); err != nil {
+			rows.Close()
+			return rep, err
+		}
+		blobs = append(blobs, b)
+	}
+	rows.Close()
+	for i, b := range blobs {
+		if err := ctx.Err(); err != nil {
+			return rep, err
+		}
+		known[b.hash] = true
+		if err := s.Blobs.Check(b.hash, b.size); err != nil {
+			rep.Problems = append(rep.Problems, err.Error())
+		} else {
+			rep.Bytes += b.size
+		}
+		rep.Blobs++
+		if progress != nil {
+			progress(i+1, total)
+		}
+	}
+	// Files naming a blob the index does not have (should be impossible with foreign keys).
+	frows, err := s.r.QueryContext(ctx, `SELECT f.id, f.name, f.hash FROM files f LEFT JOIN blobs b ON b.hash = f.hash WHERE b.hash IS NULL`)
+	if err != nil {
+		return rep, err
+	}
+	for frows.Next() {
+		var id int64
+		var name, hash string
+		if err := frows.Scan(&id, &name, &hash); err != nil {
+			frows.Close()
+			return rep, err
+		}
+		rep.Problems = append(rep.Problems, fmt.Sprintf("file #%d %s names blob %s that is not indexed", id, name, hash))
+	}
+	frows.Close()
+	if err := s.verifyChain(ctx, &rep); err != nil {
+		return rep, err
+	}
+	_ = filepath.WalkDir(s.Blobs.root, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return nil
+		}
+		if !known[d.Name()] {
+			rep.Orphans = append(rep.Orphans, d.Name())
+		}
+		return nil
+	})
+	return rep, nil
+}
+
+func (s *Store) verifyChain(ctx context.Context, rep *VerifyReport) error {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, at, type, file_id, practice_id, actor, detail, prev_hash, hash FROM events ORDER BY id`)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	prev := genesis
+	var lastID int64
+	for rows.Next() {
+		var e Event
+		var at string
+		if err := rows.Scan(&e.ID, &at, &e.Type, &e.FileID, &e.PracticeID, &e.Actor, &e.Detail, &e.PrevHash, &e.Hash); err != nil {
+			return err
+		}
+		rep.Events++
+		if e.ID != lastID+1 {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("event chain: events %d..%d are missing", lastID+1, e.ID-1))
+		}
+		if e.PrevHash != prev {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("event chain broken at event %d: previous hash does not match", e.ID))
+		}
+		if want := chainHash(e.PrevHash, e.ID, at, e.Type, e.FileID, e.PracticeID, e.Actor, e.Detail); want != e.Hash {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("event chain broken at event %d: content was altered", e.ID))
+		}
+		prev, lastID = e.Hash, e.ID
+	}
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if len(rep.Problems) > 0 {
+		// keep the first few chain problems: one edit breaks every later link otherwise
+		var chain, other []string
+		for _, p := range rep.Problems {
+			if strings.HasPrefix(p, "event chain") {
+				chain = append(chain, p)
+			} else {
+				other = append(other, p)
+			}
+		}
+		if len(chain) > 10 {
+			chain = append(chain[:10], fmt.Sprintf("event chain: %d more problems", len(chain)-10))
+		}
+		rep.Problems = append(other, chain...)
+	}
+	return nil
+}

@@ -1,0 +1,150 @@
+package flows
+
+import (
+	"fmt"
+	"time"
+	_ "time/tzdata" // Europe/Rome must resolve on a bare machine too
+)
+
+// Rome is Europe/Rome: every deadline and every date shown to a person is computed here.
+var Rome = mustLoad("Europe/Rome")
+
+func mustLoad(name string) *time.Location {
+	loc, err := time.LoadLocation(name)
+	if err != nil {
+		panic(err)
+	}
+	return loc
+}
+
+// Date is a civil date (no time of day, no zone), as in GG/MM/AAAA fields.
+type Date struct {
+	Y int
+	M time.Month
+	D int
+}
+
+// D builds a Date; it normalises out-of-range values the way time.Date does.
+func D(y int, m time.Month, d int) Date {
+	return DateOf(time.Date(y, m, d, 12, 0, 0, 0, time.UTC))
+}
+
+// DateOf returns the civil date of t in t's own location.
+func DateOf(t time.Time) Date {
+	y, m, d := t.Date()
+	return Date{y, m, d}
+}
+
+// Today returns today's date in Europe/Rome.
+func Today(now time.Time) Date { return DateOf(now.In(Rome)) }
+
+// IsZero reports whether d is the zero Date (field absent).
+func (d Date) IsZero() bool { return d == Date{} }
+
+// Time returns midnight of d in Europe/Rome.
+func (d Date) Time() time.Time { return time.Date(d.Y, d.M, d.D, 0, 0, 0, 0, Rome) }
+
+func (d Date) utcNoon() time.Time { return time.Date(d.Y, d.M, d.D, 12, 0, 0, 0, time.UTC) }
+
+// AddDays adds n calendar days.
+func (d Date) AddDays(n int) Date { return DateOf(d.utcNoon().AddDate(0, 0, n)) }
+
+// AddMonths adds n months, clamping the day to the end of the target month
+// (31 March + 1 month = 30 April), which is how Italian regulatory terms are counted.
+func (d Date) AddMonths(n int) Date {
+	y, m := d.Y, int(d.M)-1+n
+	y += m / 12
+	m %= 12
+	if m < 0 {
+		m += 12
+		y--
+	}
+	last := DaysIn(y, time.Month(m+1))
+	day := d.D
+	if day > last {
+		day = last
+	}
+	return Date{y, time.Month(m + 1), day}
+}
+
+// FirstOfMonth returns the first day of d's month.
+func (d Date) FirstOfMonth() Date { return Date{d.Y, d.M, 1} }
+
+// EndOfMonth returns the last day of d's month.
+func (d Date) EndOfMonth() Date { return Date{d.Y, d.M, DaysIn(d.Y, d.M)} }
+
+// DaysIn returns the number of days of month m of year y.
+func DaysIn(y int, m time.Month) int {
+	return time.Date(y, m+1, 0, 12, 0, 0, 0, time.UTC).Day()
+}
+
+// Before, After and Compare order dates.
+func (d Date) Before(e Date) bool { return d.Compare(e) < 0 }
+func (d Date) After(e Date) bool  { return d.Compare(e) > 0 }
+func (d Date) Compare(e Date) int {
+	switch {
+	case d.Y != e.Y:
+		return cmpInt(d.Y, e.Y)
+	case d.M != e.M:
+		return cmpInt(int(d.M), int(e.M))
+	default:
+		return cmpInt(d.D, e.D)
+	}
+}
+
+// DaysUntil returns the number of calendar days from d to e (negative if e is before d).
+func (d Date) DaysUntil(e Date) int {
+	return int(e.utcNoon().Sub(d.utcNoon()).Hours() / 24)
+}
+
+func cmpInt(a, b int) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// String formats as GG/MM/AAAA, the SII CSV date format.
+func (d Date) String() string {
+	if d.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%02d/%02d/%04d", d.D, int(d.M), d.Y)
+}
+
+// ISO formats as AAAA-MM-GG (XML, JSON, SQLite).
+func (d Date) ISO() string {
+	if d.IsZero() {
+		return ""
+	}
+	return fmt.Sprintf("%04d-%02d-%02d", d.Y, int(d.M), d.D)
+}
+
+// ParseDate reads GG/MM/AAAA, and also AAAA-MM-GG (XML, ISO exports). The date must
+// exist (no 31/02).
+func ParseDate(s string) (Date, error) {
+	var d, m, y int
+	var sep1, sep2 byte
+	switch {
+	case len(s) == 10 && s[2] == '/' && s[5] == '/':
+		if _, err := fmt.Sscanf(s, "%2d%c%2d%c%4d", &d, &sep1, &m, &sep2, &y); err != nil {
+			return Date{}, fmt.Errorf("date %q is not GG/MM/AAAA", s)
+		}
+	case len(s) == 10 && s[4] == '-' && s[7] == '-':
+		if _, err := fmt.Sscanf(s, "%4d%c%2d%c%2d", &y, &sep1, &m, &sep2, &d); err != nil {
+			return Date{}, fmt.Errorf("date %q is not AAAA-MM-GG", s)
+		}
+	default:
+		return Date{}, fmt.Errorf("date %q is not GG/MM/AAAA", s)
+	}
+	if !allDigits(s[0:2]) || !allDigits(s[8:10]) {
+		return Date{}, fmt.Errorf("date %q is not GG/MM/AAAA", s)
+	}
+	if m < 1 || m > 12 || d < 1 || d > DaysIn(y, time.Month(m)) || y < 1900 || y > 2999 {
+		return Date{}, fmt.Errorf("date %q does not exist", s)
+	}
+	return Date{y, time.Month(m), d}, nil
+}
