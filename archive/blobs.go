@@ -12,7 +12,8 @@ import (
 )
 
 // BlobStore keeps file contents by their SHA-256, written once and never modified:
-// objects/sha256/ab/cd/<hex>. A write goes temp file → fsync → rename → directory
+// objects/sha256/ab/<hex> (one fan-out level, as git: 256 directories keep each one
+// small and a new blob rarely needs a new directory, hence no extra fsync). A write goes temp file → fsync → rename → directory
 // fsync → read-only, so after a crash a blob is either whole or absent (restic's and
 // Syncthing's protocol; renameio alone gives atomicity, not durability).
 type BlobStore struct {
@@ -39,10 +40,10 @@ func NewBlobStore(dir string) (*BlobStore, error) {
 
 // Path returns where the blob with this hash lives.
 func (b *BlobStore) Path(hash string) string {
-	if len(hash) < 4 {
+	if len(hash) < 2 {
 		return filepath.Join(b.root, hash)
 	}
-	return filepath.Join(b.root, hash[0:2], hash[2:4], hash)
+	return filepath.Join(b.root, hash[0:2], hash)
 }
 
 // Put stores the content of r and returns its hash and size. Storing content that is
