@@ -216,7 +216,10 @@ func TestExceptionsFingerprintAndResolution(t *testing.T) {
 		t.Fatalf("after repeat: %+v", e)
 	}
 	// automatic resolution, then the condition comes back: reopened
-	s.Write(ctx, func(tx *sql.Tx) error { _, err := s.ResolveByFingerprint(ctx, tx, "fp1", "reachable again"); return err })
+	s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := s.ResolveByFingerprint(ctx, tx, "fp1", "reachable again")
+		return err
+	})
 	if _, reopened := raise("down again"); !reopened {
 		t.Fatal("auto-resolved exception was not reopened")
 	}

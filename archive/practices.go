@@ -1,0 +1,438 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// Practice is one CMOR case seen from our side.
+type Practice struct {
+	ID             int64
+	CaseKey        string
+	Role           string // uscente | entrante
+	Sector         string // E | G
+	CompanyPIVA    string
+	CPUtente       string
+	CPGestore      string
+	Point          string // POD or PDR
+	CustomerID     string // CF or P.IVA
+	CustomerName   string
+	SwitchDate     flows.Date
+	State          string
+	StateSince     time.Time
+	Credit         flows.Amount
+	Estimate       flows.Amount
+	Previous       flows.Amount
+	CMOR           flows.Amount
+	Charged        flows.Amount
+	Collected      flows.Amount
+	CauseCode      string
+	Motivation     string
+	WindowOpen     flows.Date
+	WindowClose    flows.Date
+	SuspensionTerm flows.Date
+	RequestDate    flows.Date
+	AnswerDate     flows.Date
+	LinkedID       int64
+	Data           json.RawMessage // invoices, mora notices, computation audit, flags
+	CreatedAt      time.Time
+	UpdatedAt      time.Time
+}
+
+// HistoryEntry is one state change of a practice.
+type HistoryEntry struct {
+	ID         int64
+	PracticeID int64
+	At         time.Time
+	From, To   string
+	Flow       string
+	FileID     int64
+	Line       int
+	CauseCode  string
+	Note       string
+}
+
+func dateText(d flows.Date) string { return d.ISO() }
+
+func parseDateText(s string) flows.Date {
+	if s == "" {
+		return flows.Date{}
+	}
+	d, _ := flows.ParseDate(s)
+	return d
+}
+
+func nullIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// CreatePractice inserts p (its ID is set) with a creation history entry and the link
+// to the file it came from, inside tx.
+func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h HistoryEntry) error {
+	now := h.At
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if len(p.Data) == 0 {
+		p.Data = json.RawMessage("{}")
+	}
+	r, err := tx.ExecContext(ctx, `INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
+		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
+		collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date, linked_id,
+		data, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?, ?, ?)`,
+		p.CaseKey, p.Role, p.Sector, p.CompanyPIVA, nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.Point, p.CustomerID,
+		p.CustomerName, dateText(p.SwitchDate), p.State, TS(now), int64(p.Credit), int64(p.Estimate), int64(p.Previous), int64(p.CMOR),
+		int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen), dateText(p.WindowClose),
+		dateText(p.SuspensionTerm), dateText(p.RequestDate), dateText(p.AnswerDate), p.LinkedID, string(p.Data), TS(now), TS(now))
+	if err != nil {
+		return fmt.Errorf("archive: create practice %s: %w", p.CaseKey, err)
+	}
+	p.ID, _ = r.LastInsertId()
+	p.StateSince, p.CreatedAt, p.UpdatedAt = now, now, now
+	h.PracticeID, h.From, h.To, h.At = p.ID, "", p.State, now
+	if err := s.addHistory(ctx, tx, h); err != nil {
+		return err
+	}
+	if h.FileID != 0 {
+		return s.LinkPracticeFile(ctx, tx, p.ID, h.FileID, "input", h.Line)
+	}
+	return nil
+}
+
+// SavePractice writes every mutable column of p (not its state: use Transition).
+func (s *Store) SavePractice(ctx context.Context, tx *sql.Tx, p *Practice) error {
+	p.UpdatedAt = time.Now()
+	if len(p.Data) == 0 {
+		p.Data = json.RawMessage("{}")
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE practices SET cp_utente = ?, cp_gestore = ?, customer_name = ?, credit_cents = ?, estimate_cents = ?,
+		previous_cents = ?, cmor_cents = ?, charged_cents = ?, collected_cents = ?, cause_code = ?, motivation = ?, window_open = ?,
+		window_close = ?, suspension_term = ?, request_date = ?, answer_date = ?, linked_id = NULLIF(?, 0), data = ?, updated_at = ?
+		WHERE id = ?`,
+		nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.CustomerName, int64(p.Credit), int64(p.Estimate), int64(p.Previous),
+		int64(p.CMOR), int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen), dateText(p.WindowClose),
+		dateText(p.SuspensionTerm), dateText(p.RequestDate), dateText(p.AnswerDate), p.LinkedID, string(p.Data), TS(p.UpdatedAt), p.ID)
+	if err != nil {
+		return fmt.Errorf("archive: save practice %d: %w", p.ID, err)
+	}
+	return nil
+}
+
+// Transition moves a practice to state `to`, recording who/what caused it. The
+// caller checks the move against the catalog's state machine.
+func (s *Store) Transition(ctx context.Context, tx *sql.Tx, p *Practice, to string, h HistoryEntry) error {
+	now := h.At
+	if now.IsZero() {
+		now = time.Now()
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`, to, TS(now), TS(now), p.ID); err != nil {
+		return fmt.Errorf("archive: transition practice %d: %w", p.ID, err)
+	}
+	h.PracticeID, h.From, h.To, h.At = p.ID, p.State, to, now
+	p.State, p.StateSince = to, now
+	if err := s.addHistory(ctx, tx, h); err != nil {
+		return err
+	}
+	if h.FileID != 0 {
+		rel := "answer"
+		if strings.HasPrefix(h.Flow, "uscente.") || strings.HasPrefix(h.Flow, "entrante.") {
+			rel = "input"
+		}
+		return s.LinkPracticeFile(ctx, tx, p.ID, h.FileID, rel, h.Line)
+	}
+	return nil
+}
+
+// Note records a history entry that does not change the state (e.g. amount updated,
+// linked, refund recorded).
+func (s *Store) Note(ctx context.Context, tx *sql.Tx, p *Practice, h HistoryEntry) error {
+	h.PracticeID, h.From, h.To = p.ID, p.State, p.State
+	if h.At.IsZero() {
+		h.At = time.Now()
+	}
+	return s.addHistory(ctx, tx, h)
+}
+
+func (s *Store) addHistory(ctx context.Context, tx *sql.Tx, h HistoryEntry) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note)
+	if err != nil {
+		return fmt.Errorf("archive: practice history: %w", err)
+	}
+	return nil
+}
+
+// LinkPracticeFile records that a file touched a practice.
+func (s *Store) LinkPracticeFile(ctx context.Context, tx *sql.Tx, practiceID, fileID int64, relation string, line int) error {
+	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line) VALUES (?, ?, ?, ?)`,
+		practiceID, fileID, relation, line)
+	return err
+}
+
+const practiceSelect = `SELECT id, case_key, role, sector, company_piva, coalesce(cp_utente, ''), coalesce(cp_gestore, ''), point, customer_id,
+	customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
+	collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date,
+	coalesce(linked_id, 0), data, created_at, updated_at FROM practices`
+
+func scanPractice(row rowScanner) (Practice, error) {
+	var p Practice
+	var sw, since, wo, wc, st, rd, ad, created, updated, data string
+	var credit, estimate, previous, cmor, charged, collected int64
+	err := row.Scan(&p.ID, &p.CaseKey, &p.Role, &p.Sector, &p.CompanyPIVA, &p.CPUtente, &p.CPGestore, &p.Point, &p.CustomerID,
+		&p.CustomerName, &sw, &p.State, &since, &credit, &estimate, &previous, &cmor, &charged, &collected, &p.CauseCode,
+		&p.Motivation, &wo, &wc, &st, &rd, &ad, &p.LinkedID, &data, &created, &updated)
+	if err != nil {
+		return p, err
+	}
+	p.SwitchDate, p.WindowOpen, p.WindowClose = parseDateText(sw), parseDateText(wo), parseDateText(wc)
+	p.SuspensionTerm, p.RequestDate, p.AnswerDate = parseDateText(st), parseDateText(rd), parseDateText(ad)
+	p.StateSince, _ = ParseTS(since)
+	p.CreatedAt, _ = ParseTS(created)
+	p.UpdatedAt, _ = ParseTS(updated)
+	p.Credit, p.Estimate, p.Previous, p.CMOR = flows.Amount(credit), flows.Amount(estimate), flows.Amount(previous), flows.Amount(cmor)
+	p.Charged, p.Collected = flows.Amount(charged), flows.Amount(collected)
+	p.Data = json.RawMessage(data)
+	return p, nil
+}
+
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}
+
+// q returns tx if not nil, else the read pool: lookups inside a write transaction
+// must see its own uncommitted rows.
+func (s *Store) q(tx *sql.Tx) queryer {
+	if tx != nil {
+		return tx
+	}
+	return s.r
+}
+
+// PracticeByKey returns the practice with that case key (tx may be nil).
+func (s *Store) PracticeByKey(ctx context.Context, tx *sql.Tx, key string) (Practice, error) {
+	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE case_key = ?`, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("practice %s: %w", key, ErrNotFound)
+	}
+	return p, err
+}
+
+// PracticeByID returns one practice (tx may be nil).
+func (s *Store) PracticeByID(ctx context.Context, tx *sql.Tx, id int64) (Practice, error) {
+	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("practice #%d: %w", id, ErrNotFound)
+	}
+	return p, err
+}
+
+// PracticeByCode finds a practice by CP_UTENTE (of the practice or of any request
+// filed for it), by CP_GESTORE, or by "#id" (tx may be nil).
+func (s *Store) PracticeByCode(ctx context.Context, tx *sql.Tx, code string) (Practice, error) {
+	code = strings.TrimSpace(code)
+	if strings.HasPrefix(code, "#") {
+		if id, err := strconv.ParseInt(code[1:], 10, 64); err == nil {
+			return s.PracticeByID(ctx, tx, id)
+		}
+	}
+	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE cp_utente = ? OR cp_gestore = ?
+		OR id = (SELECT practice_id FROM requests WHERE cp_utente = ?) LIMIT 1`, code, code, code))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("practice %s: %w", code, ErrNotFound)
+	}
+	return p, err
+}
+
+// PracticeHistory returns the state changes of a practice, oldest first.
+func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note
+		FROM practice_history WHERE practice_id = ? ORDER BY id`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []HistoryEntry
+	for rows.Next() {
+		var h HistoryEntry
+		var at string
+		if err := rows.Scan(&h.ID, &h.PracticeID, &at, &h.From, &h.To, &h.Flow, &h.FileID, &h.Line, &h.CauseCode, &h.Note); err != nil {
+			return nil, err
+		}
+		h.At, _ = ParseTS(at)
+		out = append(out, h)
+	}
+	return out, rows.Err()
+}
+
+// PracticeFile is a file that touched a practice.
+type PracticeFile struct {
+	File     File
+	Relation string
+	Line     int
+}
+
+// PracticeFiles lists the files behind a practice.
+func (s *Store) PracticeFiles(ctx context.Context, id int64) ([]PracticeFile, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT file_id, relation, line FROM practice_files WHERE practice_id = ? ORDER BY file_id, line`, id)
+	if err != nil {
+		return nil, err
+	}
+	type link struct {
+		id   int64
+		rel  string
+		line int
+	}
+	var links []link
+	for rows.Next() {
+		var l link
+		if err := rows.Scan(&l.id, &l.rel, &l.line); err != nil {
+			rows.Close()
+			return nil, err
+		}
+		links = append(links, l)
+	}
+	rows.Close()
+	out := make([]PracticeFile, 0, len(links))
+	for _, l := range links {
+		f, err := s.GetFile(ctx, l.id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, PracticeFile{File: f, Relation: l.rel, Line: l.line})
+	}
+	return out, nil
+}
+
+// NextSequence returns the next value of a named sequence and advances it, inside tx,
+// so that a value is consumed only if the transaction that uses it commits.
+func (s *Store) NextSequence(ctx context.Context, tx *sql.Tx, name string) (int64, error) {
+	var next int64
+	err := tx.QueryRowContext(ctx, `INSERT INTO sequences (name, next) VALUES (?, 2)
+		ON CONFLICT (name) DO UPDATE SET next = next + 1 RETURNING next - 1`, name).Scan(&next)
+	if err != nil {
+		return 0, fmt.Errorf("archive: sequence %s: %w", name, err)
+	}
+	return next, nil
+}
+
+// Request is one request we file (or filed) to the SII for a practice.
+type Request struct {
+	ID         int64
+	PracticeID int64
+	Flow       string
+	CPUtente   string
+	State      string
+	Data       map[string]string
+	FileID     int64
+	CreatedAt  time.Time
+	SentAt     time.Time
+	AnsweredAt time.Time
+	CauseCode  string
+	Motivation string
+}
+
+// CreateRequest records a request ready to be written into a flow file.
+func (s *Store) CreateRequest(ctx context.Context, tx *sql.Tx, r *Request) error {
+	if r.State == "" {
+		r.State = "ready"
+	}
+	data, _ := json.Marshal(nonNil(r.Data))
+	now := time.Now()
+	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
+		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
+	if err != nil {
+		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
+	}
+	r.ID, _ = res.LastInsertId()
+	r.CreatedAt = now
+	return nil
+}
+
+const requestSelect = `SELECT id, practice_id, flow, cp_utente, state, data, coalesce(file_id, 0), created_at, sent_at, answered_at, cause_code, motivation FROM requests`
+
+func scanRequest(row rowScanner) (Request, error) {
+	var r Request
+	var data, created string
+	var sent, answered sql.NullString
+	err := row.Scan(&r.ID, &r.PracticeID, &r.Flow, &r.CPUtente, &r.State, &data, &r.FileID, &created, &sent, &answered, &r.CauseCode, &r.Motivation)
+	if err != nil {
+		return r, err
+	}
+	_ = json.Unmarshal([]byte(data), &r.Data)
+	r.CreatedAt, _ = ParseTS(created)
+	r.SentAt, r.AnsweredAt = nullTS(sent), nullTS(answered)
+	return r, nil
+}
+
+// RequestByCPUtente finds a request by its code (tx may be nil).
+func (s *Store) RequestByCPUtente(ctx context.Context, tx *sql.Tx, code string) (Request, error) {
+	r, err := scanRequest(s.q(tx).QueryRowContext(ctx, requestSelect+` WHERE cp_utente = ?`, code))
+	if errors.Is(err, sql.ErrNoRows) {
+		return r, fmt.Errorf("request %s: %w", code, ErrNotFound)
+	}
+	return r, err
+}
+
+// Requests lists the requests of a practice, or (practiceID 0) those of a flow in a
+// state, oldest first.
+func (s *Store) Requests(ctx context.Context, tx *sql.Tx, practiceID int64, flow, state string, limit int) ([]Request, error) {
+	q := requestSelect
+	var where []string
+	var args []any
+	if practiceID != 0 {
+		where, args = append(where, "practice_id = ?"), append(args, practiceID)
+	}
+	if flow != "" {
+		where, args = append(where, "flow = ?"), append(args, flow)
+	}
+	if state != "" {
+		where, args = append(where, "state = ?"), append(args, state)
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id"
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := s.q(tx).QueryContext(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// MarkRequestSent records that a request was written into a built flow file.
+func (s *Store) MarkRequestSent(ctx context.Context, tx *sql.Tx, id, fileID int64, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id = ?`, fileID, TS(at), id)
+	return err
+}
+
+// AnswerRequest records the SII's answer to a request.
+func (s *Store) AnswerRequest(ctx context.Context, tx *sql.Tx, id int64, state, cause, motivation string, at time.Time) error {
+	_, err := tx.ExecContext(ctx, `UPDATE requests SET state = ?, cause_code = ?, motivation = ?, answered_at = ? WHERE id = ?`,
+		state, cause, motivation, TS(at), id)
+	return err
+}
