@@ -18,9 +18,9 @@ func TestValidateCF(t *testing.T) {
 		{"RSSMRA85T10A562T", ErrIDCheck, "check character is T, expected S"},
 		// more, computed with the algorithm of brief §6.3
 		{"RSSMRA80A01H501U", nil, ""},
-		{"  rssmra85t10a562s ", nil, ""},   // normalised before the check
-		{"RSSMRA85T50A562W", nil, ""},      // woman: day 10 + 40
-		{"RSSMRAURTMLARUNN", nil, ""},      // every digit position omocodic
+		{"  rssmra85t10a562s ", nil, ""}, // normalised before the check
+		{"RSSMRA85T50A562W", nil, ""},    // woman: day 10 + 40
+		{"RSSMRAURTMLARUNN", nil, ""},    // every digit position omocodic
 		{"RSSMRA85T72A562S", ErrIDCharacter, "day of birth 72"},
 		{"RSSMRA85T00A562S", ErrIDCharacter, "day of birth 00"},
 		{"RSSMRA85F10A562S", ErrIDCharacter, "month letter"},
