@@ -1,0 +1,241 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/flows"
+)
+
+func init() {
+	register(&command{name: "archive ls", summary: "list archived files (newest first)", usage: "[--source S] [--kind K] [--direction in|out] [--state S] [--limit N]", run: runArchiveLs})
+	register(&command{name: "archive show", summary: "one archived file: metadata, provenance, deliveries, events", usage: "ID", run: runArchiveShow})
+	register(&command{name: "archive history", summary: "every version of a logical file", usage: "NAME [--source S]", run: runArchiveHistory})
+	register(&command{name: "archive cat", summary: "write an archived file's content to stdout", usage: "ID", run: runArchiveCat})
+	register(&command{name: "archive verify", summary: "recompute every hash and the event chain; exit 1 on any mismatch", usage: "", run: runArchiveVerify})
+}
+
+func rome(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.In(flows.Rome).Format("02/01/2006 15:04:05")
+}
+
+func runArchiveLs(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	var f archive.FileFilter
+	fs.StringVar(&f.Source, "source", "", "source, e.g. folder:morosi or sftp:sii")
+	fs.StringVar(&f.Kind, "kind", "", "input kind or flow key")
+	fs.StringVar(&f.Direction, "direction", "", "in or out")
+	fs.StringVar(&f.State, "state", "", "received, processed, rejected, duplicate, built, published")
+	fs.IntVar(&f.Limit, "limit", 50, "at most this many rows (0 = all)")
+	if code, ok := env.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return env.fail(usageError{"unexpected argument " + fs.Arg(0)})
+	}
+	st, err := env.Store()
+	if err != nil {
+		return env.fail(err)
+	}
+	files, err := st.ListFiles(ctx, f)
+	if err != nil {
+		return env.fail(err)
+	}
+	if len(files) == 0 {
+		fmt.Fprintln(env.Stdout, "no files match")
+		return exitOK
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tRECEIVED (Rome)\tDIR\tSOURCE\tNAME\tV\tKIND\tSTATE\tSIZE\tSHA256")
+	for _, fl := range files {
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", fl.ID, rome(fl.ReceivedAt), fl.Direction, fl.Source, fl.Name,
+			fl.Version, fl.Kind, fl.State, fl.Size, fl.Hash[:12])
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func fileID(env *Env, fsArgs []string) (int64, error) {
+	if len(fsArgs) != 1 {
+		return 0, usageError{"expects one file ID (see cmord archive ls)"}
+	}
+	id, err := strconv.ParseInt(strings.TrimPrefix(fsArgs[0], "#"), 10, 64)
+	if err != nil || id <= 0 {
+		return 0, usageError{fmt.Sprintf("%q is not a file ID", fsArgs[0])}
+	}
+	return id, nil
+}
+
+func runArchiveShow(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	if code, ok := env.parse(fs, args); !ok {
+		return code
+	}
+	id, err := fileID(env, fs.Args())
+	if err != nil {
+		return env.fail(err)
+	}
+	st, err := env.Store()
+	if err != nil {
+		return env.fail(err)
+	}
+	f, err := st.GetFile(ctx, id)
+	if err != nil {
+		return env.fail(err)
+	}
+	w := env.Stdout
+	fmt.Fprintf(w, "File #%d  %s\n", f.ID, f.Name)
+	fmt.Fprintf(w, "  source     %s (%s)\n", f.Source, f.Direction)
+	fmt.Fprintf(w, "  kind       %s\n", f.Kind)
+	fmt.Fprintf(w, "  version    %d\n", f.Version)
+	fmt.Fprintf(w, "  state      %s", f.State)
+	if f.Reason != "" {
+		fmt.Fprintf(w, " — %s", f.Reason)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "  size       %d bytes\n", f.Size)
+	fmt.Fprintf(w, "  sha256     %s\n", f.Hash)
+	fmt.Fprintf(w, "  received   %s (Europe/Rome)\n", rome(f.ReceivedAt))
+	if !f.ProcessedAt.IsZero() {
+		fmt.Fprintf(w, "  processed  %s\n", rome(f.ProcessedAt))
+	}
+	for k, v := range f.Meta {
+		fmt.Fprintf(w, "  %-10s %s\n", k, v)
+	}
+	inputs, outputs, err := st.Provenance(ctx, id)
+	if err != nil {
+		return env.fail(err)
+	}
+	printRefs := func(label string, ids []int64) {
+		for _, ref := range ids {
+			if rf, err := st.GetFile(ctx, ref); err == nil {
+				fmt.Fprintf(w, "  %-10s #%d %s (%s)\n", label, rf.ID, rf.Name, rf.Kind)
+			}
+		}
+	}
+	printRefs("made from", inputs)
+	printRefs("made into", outputs)
+	if ds, err := st.Deliveries(ctx, id); err == nil {
+		for _, d := range ds {
+			line := fmt.Sprintf("  delivery   %s %s/%s %s (attempts %d)", d.Target, d.RemoteDir, d.RemoteName, d.State, d.Attempts)
+			if d.LastError != "" {
+				line += " last error: " + d.LastError
+			}
+			fmt.Fprintln(w, line)
+		}
+	}
+	evs, err := st.Events(ctx, archive.EventFilter{FileID: id})
+	if err != nil {
+		return env.fail(err)
+	}
+	fmt.Fprintln(w, "Events:")
+	for _, e := range evs {
+		fmt.Fprintf(w, "  %s  %-10s %s\n", rome(e.At), e.Type, e.Detail)
+	}
+	return exitOK
+}
+
+func runArchiveHistory(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	source := fs.String("source", "", "only this source")
+	if code, ok := env.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() != 1 {
+		return env.fail(usageError{"expects one file name"})
+	}
+	st, err := env.Store()
+	if err != nil {
+		return env.fail(err)
+	}
+	hist, err := st.History(ctx, *source, fs.Arg(0))
+	if err != nil {
+		return env.fail(err)
+	}
+	if len(hist) == 0 {
+		fmt.Fprintf(env.Stdout, "no archived file is named %q\n", fs.Arg(0))
+		return exitFindings
+	}
+	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tVERSION\tID\tRECEIVED (Rome)\tSTATE\tSIZE\tSHA256")
+	for _, f := range hist {
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\n", f.Source, f.Version, f.ID, rome(f.ReceivedAt), f.State, f.Size, f.Hash[:12])
+	}
+	tw.Flush()
+	return exitOK
+}
+
+func runArchiveCat(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	if code, ok := env.parse(fs, args); !ok {
+		return code
+	}
+	id, err := fileID(env, fs.Args())
+	if err != nil {
+		return env.fail(err)
+	}
+	st, err := env.Store()
+	if err != nil {
+		return env.fail(err)
+	}
+	rc, _, err := st.OpenFile(ctx, id)
+	if err != nil {
+		return env.fail(err)
+	}
+	defer rc.Close()
+	if _, err := io.Copy(env.Stdout, rc); err != nil {
+		return env.fail(err)
+	}
+	return exitOK
+}
+
+func runArchiveVerify(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	if code, ok := env.parse(fs, args); !ok {
+		return code
+	}
+	st, err := env.Store()
+	if err != nil {
+		return env.fail(err)
+	}
+	var progress func(done, total int)
+	if isTerminal(env.Stderr) {
+		last := time.Time{}
+		progress = func(done, total int) {
+			if time.Since(last) < 100*time.Millisecond && done != total {
+				return
+			}
+			last = time.Now()
+			fmt.Fprintf(env.Stderr, "\rverifying blobs %d/%d", done, total)
+			if done == total {
+				fmt.Fprintln(env.Stderr)
+			}
+		}
+	}
+	rep, err := st.Verify(ctx, progress)
+	if err != nil {
+		return env.fail(err)
+	}
+	fmt.Fprintf(env.Stdout, "checked %d blobs (%d bytes) and %d events\n", rep.Blobs, rep.Bytes, rep.Events)
+	if len(rep.Orphans) > 0 {
+		fmt.Fprintf(env.Stdout, "%d blobs on disk are not indexed (left by an interrupted ingest; harmless)\n", len(rep.Orphans))
+	}
+	if rep.OK() {
+		fmt.Fprintln(env.Stdout, "archive OK")
+		return exitOK
+	}
+	for _, p := range rep.Problems {
+		fmt.Fprintln(env.Stdout, "PROBLEM: "+p)
+	}
+	fmt.Fprintf(env.Stdout, "%d problems found\n", len(rep.Problems))
+	return exitFindings
+}

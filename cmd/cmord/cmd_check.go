@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/cmord/cmord/daemon"
+)
+
+func init() {
+	register(&command{name: "check", summary: "validate the configuration (--connect: also reach SFTP and SMTP)", usage: "[--connect]", run: runCheck})
+}
+
+func runCheck(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	connect := fs.Bool("connect", false, "also connect to every SFTP endpoint and the SMTP server")
+	if code, ok := env.parse(fs, args); !ok {
+		return code
+	}
+	cfg, err := env.Config()
+	if err != nil {
+		return env.fail(err)
+	}
+	for _, w := range cfg.Warnings {
+		fmt.Fprintf(env.Stdout, "warning: %s\n", w.String())
+	}
+	if err := daemon.CheckConfig(cfg); err != nil {
+		return env.fail(err)
+	}
+	fmt.Fprintf(env.Stdout, "%s: configuration OK (%d folders, %d SFTP endpoints, state in %s)\n", cfg.File, len(cfg.Folders), len(cfg.SFTP), cfg.StateDir)
+	if !*connect {
+		return exitOK
+	}
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	failed := false
+	for _, r := range daemon.CheckConnections(cctx, cfg) {
+		status := "OK"
+		if r.Err != nil {
+			status, failed = "FAILED: "+r.Err.Error(), true
+		}
+		fmt.Fprintf(env.Stdout, "%-8s %-20s %s\n", r.Kind, r.Name, status)
+	}
+	if failed {
+		return exitFindings
+	}
+	return exitOK
+}

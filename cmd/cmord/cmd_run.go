@@ -1,0 +1,71 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon"
+)
+
+func init() {
+	register(&command{name: "run", summary: "run the daemon (--once: one full cycle, then exit)", usage: "[--once]", run: runRun})
+}
+
+func runRun(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	once := fs.Bool("once", false, "do one full cycle (ingest, SII poll, build, deliver, digest if due) and exit")
+	if code, ok := env.parse(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return env.fail(usageError{"unexpected argument " + fs.Arg(0)})
+	}
+	cfg, err := env.Config()
+	if err != nil {
+		return env.fail(err)
+	}
+	log := env.Logger()
+	for _, w := range cfg.Warnings {
+		log.Warn("configuration", "warning", w.String())
+	}
+	d, err := daemon.New(cfg, log)
+	if err != nil {
+		return env.fail(err)
+	}
+	defer d.Close()
+	if *once {
+		if err := d.RunOnce(ctx); err != nil {
+			log.Error("cycle finished with errors", "err", err)
+			return exitFindings
+		}
+		return exitOK
+	}
+	// SIGHUP: reload; a bad new configuration is refused and the old one kept.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				newCfg, err := config.Load(env.ResolvedConfigPath())
+				if err != nil {
+					log.Error("SIGHUP: new configuration refused, keeping the old one", "err", err)
+					continue
+				}
+				d.Reload(newCfg)
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintf(env.Stderr, "cmord run: %v\n", err)
+		return exitFindings
+	}
+	return exitOK
+}

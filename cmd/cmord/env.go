@@ -1,0 +1,106 @@
+package main
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/logx"
+)
+
+// Env is what a verb needs, opened lazily and closed once at exit.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	ConfigPath     string // from --config; empty: $CMORD_CONFIG, then /etc/cmord/cmord.toml
+
+	command *command
+	cfg     *config.Config
+	store   *archive.Store
+	log     *slog.Logger
+}
+
+// DefaultConfigPath is used when neither --config nor $CMORD_CONFIG is given.
+const DefaultConfigPath = "/etc/cmord/cmord.toml"
+
+// ResolvedConfigPath says which configuration file the verb uses.
+func (e *Env) ResolvedConfigPath() string {
+	if e.ConfigPath != "" {
+		return e.ConfigPath
+	}
+	if p := os.Getenv("CMORD_CONFIG"); p != "" {
+		return p
+	}
+	return DefaultConfigPath
+}
+
+// Config loads and validates the configuration (once).
+func (e *Env) Config() (*config.Config, error) {
+	if e.cfg != nil {
+		return e.cfg, nil
+	}
+	cfg, err := config.Load(e.ResolvedConfigPath())
+	if err != nil {
+		return nil, err
+	}
+	e.cfg = cfg
+	return cfg, nil
+}
+
+// Store opens the archive of the configured state directory (once).
+func (e *Env) Store() (*archive.Store, error) {
+	if e.store != nil {
+		return e.store, nil
+	}
+	cfg, err := e.Config()
+	if err != nil {
+		return nil, err
+	}
+	s, err := archive.Open(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	e.store = s
+	return s, nil
+}
+
+// Logger returns a logger writing to stderr per the configuration (text on a
+// terminal), or a default one when there is no configuration yet.
+func (e *Env) Logger() *slog.Logger {
+	if e.log != nil {
+		return e.log
+	}
+	level, format, redact := "info", "auto", true
+	if e.cfg != nil {
+		level, format, redact = e.cfg.Log.Level, e.cfg.Log.Format, e.cfg.Log.Redact
+	}
+	e.log = logx.New(e.Stderr, level, format, redact)
+	return e.log
+}
+
+// Close releases what the verb opened.
+func (e *Env) Close() {
+	if e.store != nil {
+		e.store.Close()
+		e.store = nil
+	}
+}
+
+// isConfigError reports whether err comes from loading the configuration.
+func isConfigError(err error) bool {
+	var ce *config.Error
+	return errors.As(err, &ce) || errors.Is(err, os.ErrNotExist)
+}
+
+// isTerminal reports whether w is a terminal (progress bars only there).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/mail"
+	"github.com/cmord/cmord/daemon/sftpx"
+	"github.com/cmord/cmord/flows"
+)
+
+// CheckConfig checks what config.Load cannot see alone: the catalog loads and is
+// consistent, folders exist and are writable (files are claimed by rename), secrets
+// and known_hosts files are readable.
+func CheckConfig(cfg *config.Config) error {
+	var errs []error
+	cat := flows.DefaultCatalog()
+	if cfg.Catalog.Path != "" {
+		c, err := flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("catalog: %w", err))
+		} else {
+			cat = c
+		}
+	}
+	for _, f := range cat.Check() {
+		if !f.IsWarning() {
+			errs = append(errs, fmt.Errorf("catalog: %s", f.String()))
+		}
+	}
+	for _, f := range cfg.Folders {
+		if err := writableDir(f.Path); err != nil {
+			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, err))
+		}
+		if f.Kind != config.KindSII && cat.Input(f.Kind) == nil {
+			errs = append(errs, fmt.Errorf("folder %s: the catalog has no input kind %q", f.Name, f.Kind))
+		}
+	}
+	if cfg.Outbound.BillingDir != "" {
+		if err := writableDir(cfg.Outbound.BillingDir); err != nil {
+			errs = append(errs, fmt.Errorf("outbound.billing_dir: %w", err))
+		}
+	}
+	for _, ep := range cfg.SFTP {
+		for _, p := range []string{ep.KeyFile, ep.KnownHosts} {
+			if p == "" {
+				continue
+			}
+			if f, err := os.Open(p); err != nil {
+				errs = append(errs, fmt.Errorf("sftp %s: %w", ep.Name, err))
+			} else {
+				f.Close()
+			}
+		}
+	}
+	if cfg.Mail.PasswordFile != "" {
+		if _, err := os.ReadFile(cfg.Mail.PasswordFile); err != nil {
+			errs = append(errs, fmt.Errorf("mail.password_file: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func writableDir(p string) error {
+	st, err := os.Stat(p)
+	if err != nil {
+		return err
+	}
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", p)
+	}
+	f, err := os.CreateTemp(p, ".cmord-check-*")
+	if err != nil {
+		return fmt.Errorf("%s is not writable: %w", p, err)
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// Connection is the result of reaching one server.
+type Connection struct {
+	Kind, Name string
+	Err        error
+}
+
+// CheckConnections reaches every SFTP endpoint (host key verified, directories
+// listed) and the SMTP server.
+func CheckConnections(ctx context.Context, cfg *config.Config) []Connection {
+	var out []Connection
+	for _, ep := range cfg.SFTP {
+		c := sftpx.NewClient(endpoint(ep), nil)
+		var err error
+		for _, dir := range []string{ep.InboundDir, ep.OutboundDir} {
+			if dir == "" || err != nil {
+				continue
+			}
+			_, err = c.List(ctx, dir)
+		}
+		c.Close()
+		out = append(out, Connection{Kind: "sftp", Name: ep.Name, Err: err})
+	}
+	if cfg.Mail.Host != "" {
+		out = append(out, Connection{Kind: "smtp", Name: net.JoinHostPort(cfg.Mail.Host, strconv.Itoa(cfg.Mail.Port)),
+			Err: mail.Probe(ctx, smtpConfig(cfg.Mail), 30*time.Second)})
+	}
+	return out
+}

@@ -1,0 +1,457 @@
+package daemon
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/intake"
+	"github.com/cmord/cmord/daemon/mail"
+	"github.com/cmord/cmord/daemon/metrics"
+	"github.com/cmord/cmord/daemon/notify"
+	"github.com/cmord/cmord/daemon/sched"
+	"github.com/cmord/cmord/daemon/sftpx"
+	"github.com/cmord/cmord/flows"
+)
+
+// flowSetups are called by New to register the handlers and builders of each side
+// (uscente.go, entrante.go, sii.go add theirs in init).
+var flowSetups []func(d *Daemon) error
+
+// Daemon is one running cmord.
+type Daemon struct {
+	Log     *slog.Logger
+	Store   *archive.Store
+	Metrics *metrics.Metrics
+
+	mu       sync.RWMutex // guards cfg, catalog, handlers, builders, clients, sender across reloads
+	cfg      *config.Config
+	catalog  *flows.Catalog
+	handlers map[string]Handler
+	builders []Builder
+	clients  map[string]*sftpx.Client
+	sender   *mail.Sender
+	cal      *flows.Calendar
+
+	now func() time.Time // injectable clock for tests
+
+	runMu   sync.Mutex // one cycle at a time (scheduler jobs vs --once)
+	reloads chan *config.Config
+	started  time.Time
+	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
+}
+
+// New opens the state directory and prepares a daemon for cfg.
+func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
+	}
+	store, err := archive.Open(cfg.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{Log: log, Store: store, Metrics: metrics.New(), now: time.Now, reloads: make(chan *config.Config, 1)}
+	if err := d.apply(cfg); err != nil {
+		store.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+// Config returns the configuration in force.
+func (d *Daemon) Config() *config.Config {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.cfg
+}
+
+// Catalog returns the flow catalog in force.
+func (d *Daemon) Catalog() *flows.Catalog {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.catalog
+}
+
+// Calendar returns the working-day calendar (national holidays + patron day).
+func (d *Daemon) Calendar() *flows.Calendar {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.cal
+}
+
+// Now returns the daemon's clock.
+func (d *Daemon) Now() time.Time { return d.now() }
+
+// SetClock replaces the clock (tests and the demo's time travel).
+func (d *Daemon) SetClock(now func() time.Time) { d.now = now }
+
+// Handle registers the handler of an input kind (a billing kind or an SII flow key).
+func (d *Daemon) Handle(kind string, h Handler) { d.handlers[kind] = h }
+
+// AddBuilder registers a builder run by the "build" job.
+func (d *Daemon) AddBuilder(b Builder) { d.builders = append(d.builders, b) }
+
+// apply loads everything that depends on the configuration; on error nothing changes.
+func (d *Daemon) apply(cfg *config.Config) error {
+	cat := flows.DefaultCatalog()
+	if cfg.Catalog.Path != "" {
+		var err error
+		if cat, err = flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode); err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
+	}
+	if fs := cat.Check(); len(fs) > 0 {
+		for _, f := range fs {
+			if !f.IsWarning() {
+				return fmt.Errorf("catalog %s: %s", cfg.Catalog.Path, f.String())
+			}
+		}
+	}
+	pm, pd := cfg.PatronMonthDay()
+	cal := flows.NewCalendar(pm, pd)
+	clients := map[string]*sftpx.Client{}
+	for _, ep := range cfg.SFTP {
+		clients[ep.Name] = sftpx.NewClient(endpoint(ep), d.Log.With("endpoint", ep.Name))
+	}
+	sender := mail.NewSender(smtpConfig(cfg.Mail), d.Store, d.Log.With("component", "mail"))
+	d.mu.Lock()
+	old := d.clients
+	d.cfg, d.catalog, d.cal, d.clients, d.sender = cfg, cat, cal, clients, sender
+	d.handlers = map[string]Handler{}
+	d.builders = nil
+	d.mu.Unlock()
+	for _, c := range old {
+		c.Close()
+	}
+	for _, setup := range flowSetups {
+		if err := setup(d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func endpoint(ep config.SFTP) sftpx.Endpoint {
+	return sftpx.Endpoint{Name: ep.Name, Host: ep.Host, Port: ep.Port, User: ep.User, KeyFile: ep.KeyFile,
+		KnownHosts: ep.KnownHosts, HostKeyAlgorithms: ep.HostKeyAlgorithms, DialTimeout: ep.DialTimeout,
+		IOTimeout: ep.IOTimeout, Keepalive: ep.Keepalive, KeepaliveMaxMissed: ep.KeepaliveMaxMissed,
+		BackoffMin: ep.BackoffMin, BackoffMax: ep.BackoffMax, MaxPacket: ep.MaxPacket,
+		ConcurrentWrites: ep.ConcurrentWrites, ConcurrentReads: ep.ConcurrentReads, TempPrefix: ep.TempPrefix,
+		TempSuffix: ep.TempSuffix, Overwrite: ep.Overwrite, Rename: ep.Rename, InsecureTOFU: ep.InsecureTrustOnFirstUse}
+}
+
+func smtpConfig(m config.Mail) mail.SMTP {
+	return mail.SMTP{Host: m.Host, Port: m.Port, TLS: m.TLS, Username: m.Username, PasswordFile: m.PasswordFile,
+		From: m.From, HELO: m.HELO, Timeout: m.Timeout}
+}
+
+// Reload asks the running daemon to switch to cfg (SIGHUP). Validation already
+// happened: config.Load refused a bad file and the caller kept the old one.
+func (d *Daemon) Reload(cfg *config.Config) {
+	select {
+	case d.reloads <- cfg:
+	default:
+		// a reload is already pending: replace it with the newest
+		select {
+		case <-d.reloads:
+		default:
+		}
+		d.reloads <- cfg
+	}
+}
+
+// Close releases the daemon's resources.
+func (d *Daemon) Close() error {
+	d.mu.Lock()
+	for _, c := range d.clients {
+		c.Close()
+	}
+	d.mu.Unlock()
+	return d.Store.Close()
+}
+
+// Run runs the daemon until ctx is cancelled: drop folders, schedule, metrics,
+// systemd notifications, reloads. The file in hand is finished before it returns.
+func (d *Daemon) Run(ctx context.Context) error {
+	d.started = d.now()
+	if srv, err := d.serveMetrics(); err != nil {
+		return err
+	} else if srv != nil {
+		defer srv.Close()
+	}
+	stopWatchdog := d.watchdog(ctx)
+	defer stopWatchdog()
+	for {
+		genCtx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		errc := make(chan error, 2)
+		if err := d.startGeneration(genCtx, &wg, errc); err != nil {
+			cancel()
+			return err
+		}
+		notify.Ready()
+		notify.Status(fmt.Sprintf("running: %d folders, %d SFTP endpoints", len(d.Config().Folders), len(d.Config().SFTP)))
+		d.Log.Info("cmord running", "folders", len(d.Config().Folders), "sftp", len(d.Config().SFTP), "state_dir", d.Config().StateDir)
+		select {
+		case <-ctx.Done():
+			notify.Stopping()
+			d.Log.Info("stopping: finishing the file in hand")
+			cancel()
+			wg.Wait()
+			d.Log.Info("stopped")
+			return nil
+		case err := <-errc:
+			cancel()
+			wg.Wait()
+			return err
+		case cfg := <-d.reloads:
+			notify.Reloading()
+			d.Log.Info("reloading configuration", "file", cfg.File)
+			cancel()
+			wg.Wait()
+			if cfg.StateDir != d.Config().StateDir {
+				d.Log.Warn("state_dir changed: it takes effect at the next restart", "kept", d.Config().StateDir)
+				cfg.StateDir = d.Config().StateDir
+			}
+			if err := d.apply(cfg); err != nil {
+				d.Log.Error("new configuration refused, keeping the old one", "err", err)
+				_ = d.apply(d.Config())
+			} else {
+				d.Log.Info("configuration reloaded")
+			}
+		}
+	}
+}
+
+// startGeneration starts the components that depend on the configuration.
+func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) error {
+	cfg := d.Config()
+	var folders []intake.Folder
+	for _, f := range cfg.Folders {
+		folders = append(folders, intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
+			Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval})
+	}
+	if len(folders) > 0 {
+		w, err := intake.New(folders, d.processClaimed, d.intakeEvent, d.Log.With("component", "intake"))
+		if err != nil {
+			return err
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- err
+			}
+		}()
+	}
+	s := sched.New(cfg.Location, &archive.ScheduleLedger{Store: d.Store}, d.Log.With("component", "sched"), d.schedEvent)
+	for _, j := range d.jobs() {
+		if err := s.Add(j); err != nil {
+			return fmt.Errorf("schedule %s: %w", j.Name, err)
+		}
+	}
+	s.Start(ctx)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		<-ctx.Done()
+		stopCtx := s.Stop()
+		select {
+		case <-stopCtx.Done():
+		case <-time.After(2 * time.Minute):
+			d.Log.Warn("scheduled jobs still running after 2m; leaving them")
+		}
+	}()
+	return nil
+}
+
+func (d *Daemon) serveMetrics() (*http.Server, error) {
+	addr := d.Config().Listen
+	if addr == "" {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen %s: %w", addr, err)
+	}
+	srv := &http.Server{Handler: d.Metrics.Handler(d.health), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	d.Log.Info("serving /healthz and /metrics", "addr", ln.Addr().String())
+	return srv, nil
+}
+
+// health is /healthz: the archive answers, and every SFTP endpoint was reached
+// recently enough.
+func (d *Daemon) health() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var one int
+	if err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return fmt.Errorf("archive: %w", err)
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, ep := range d.cfg.SFTP {
+		c := d.clients[ep.Name]
+		if c == nil {
+			continue
+		}
+		if err := c.Healthy(); err != nil && time.Since(d.started) > ep.UnreachableAlertAfter {
+			return fmt.Errorf("sftp %s: %w", ep.Name, err)
+		}
+	}
+	return nil
+}
+
+// watchdog pings systemd at half the WatchdogSec interval while the process is
+// responsive (the archive answers).
+func (d *Daemon) watchdog(ctx context.Context) func() {
+	interval, ok := notify.WatchdogInterval()
+	if !ok {
+		return func() {}
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(interval / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				var one int
+				if err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one); err == nil {
+					notify.Watchdog()
+				}
+			}
+		}
+	}()
+	return cancel
+}
+
+// raise records an exception outside any other transaction.
+func (d *Daemon) raise(ctx context.Context, e archive.Exception) {
+	err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+		_, _, err := d.Store.RaiseException(ctx, tx, e)
+		return err
+	})
+	if err != nil {
+		d.Log.Error("cannot record exception", "kind", e.Kind, "err", err)
+	}
+}
+
+// resolve auto-resolves an exception whose condition cleared.
+func (d *Daemon) resolve(ctx context.Context, fingerprint, note string) {
+	_ = d.Store.Write(ctx, func(tx *sql.Tx) error {
+		_, err := d.Store.ResolveByFingerprint(ctx, tx, fingerprint, note)
+		return err
+	})
+}
+
+func (d *Daemon) intakeEvent(ev intake.Event) {
+	ctx := context.Background()
+	switch ev.Kind {
+	case "overflow", "watch_error":
+		d.raise(ctx, archive.Exception{Kind: "watch_overflow", Severity: archive.SevNormal, Owner: "sysadmin",
+			Fingerprint: "watch_overflow|" + ev.Folder + "|" + d.now().In(flows.Rome).Format("2006-01-02"),
+			Subject: ev.Folder, Message: fmt.Sprintf("folder %s: file notifications were lost (%s); a full rescan was done at once", ev.Folder, ev.Detail),
+			Action: "Nothing is lost. If it repeats, raise fs.inotify.max_queued_events (see systemd/90-cmord-inotify.conf)."})
+		d.Metrics.Failures.WithLabelValues("watch_" + ev.Kind).Inc()
+	case "unstable":
+		d.raise(ctx, archive.Exception{Kind: "file_unstable", Severity: archive.SevNormal, Owner: "operator",
+			Subject: ev.Folder, Message: ev.Detail, Action: "Check that whoever writes the file finishes it, or use a done-marker."})
+	case "claim_failed":
+		d.raise(ctx, archive.Exception{Kind: "claim_failed", Severity: archive.SevHigh, Owner: "sysadmin",
+			Subject: ev.Folder, Message: ev.Detail, Action: "Check the folder's permissions: cmord must be able to rename files in it."})
+	}
+	d.Log.Info("intake event", "folder", ev.Folder, "kind", ev.Kind, "detail", ev.Detail)
+}
+
+func (d *Daemon) schedEvent(ev sched.Event) {
+	d.Log.Warn("schedule event", "job", ev.Job, "kind", ev.Kind, "detail", ev.Detail)
+	if ev.Kind == "missed" {
+		d.raise(context.Background(), archive.Exception{Kind: "missed_schedule", Severity: archive.SevNormal, Owner: "sysadmin",
+			Subject: ev.Job, Message: fmt.Sprintf("job %s: %s", ev.Job, ev.Detail),
+			Action: "The daemon was down at those times; check that nothing is due by hand."})
+	}
+}
+
+// folderByName returns the configuration of a drop folder.
+func (d *Daemon) folderByName(name string) *config.Folder {
+	cfg := d.Config()
+	for i := range cfg.Folders {
+		if cfg.Folders[i].Name == name {
+			return &cfg.Folders[i]
+		}
+	}
+	return nil
+}
+
+// processClaimed is intake's ProcessFunc: archive the claimed file, then process it
+// once. A crash anywhere leaves the file in .inprogress/, and the re-run finds it in
+// the archive (Existing) and does not process it twice.
+func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.Outcome, error) {
+	folder := d.folderByName(c.Folder)
+	if folder == nil {
+		return intake.Outcome{}, fmt.Errorf("folder %s is no longer configured", c.Folder)
+	}
+	res, err := d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:" + folder.Name, Name: c.Name, Direction: "in",
+		Kind: folder.Kind, Path: c.Path, Meta: map[string]string{"path": filepath.Join(folder.Path, c.Name)}})
+	if err != nil {
+		d.Metrics.Failures.WithLabelValues("archive").Inc()
+		return intake.Outcome{}, err
+	}
+	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
+	out, err := d.process(ctx, res.File, folder)
+	if err != nil {
+		return intake.Outcome{}, err
+	}
+	if out.Rejected {
+		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, out, d.now())}, nil
+	}
+	return intake.Outcome{}, nil
+}
+
+// process runs the handler of an archived input file unless it was already processed.
+func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Folder) (Result, error) {
+	switch f.State {
+	case archive.StateProcessed:
+		return Result{}, nil
+	case archive.StateRejected:
+		return Result{Rejected: true, Reason: f.Reason}, nil
+	case archive.StateDuplicate:
+		orig, _ := d.Store.GetFile(ctx, f.DuplicateOf)
+		reason := fmt.Sprintf("identical content was already received as %s (file #%d, %s): not processed again",
+			orig.Name, orig.ID, orig.ReceivedAt.In(flows.Rome).Format("02/01/2006 15:04"))
+		d.raise(ctx, archive.Exception{Kind: "duplicate_file", Severity: archive.SevLow, Owner: "operator", FileID: f.ID,
+			Subject: f.Name, Message: fmt.Sprintf("%s: %s", f.Name, reason), Action: "None if the re-delivery was a mistake."})
+		return Result{Rejected: true, Reason: reason}, nil
+	}
+	d.mu.RLock()
+	h := d.handlers[f.Kind]
+	cfg, cat := d.cfg, d.catalog
+	d.mu.RUnlock()
+	if h == nil {
+		h = HandlerFunc(unknownKind)
+	}
+	in := &Input{File: f, Folder: folder, Store: d.Store, Catalog: cat, Config: cfg, Log: d.Log.With("file", f.Name, "file_id", f.ID), Now: d.now()}
+	start := time.Now()
+	out, err := h.Handle(ctx, in)
+	if err != nil {
+		d.Metrics.Failures.WithLabelValues("handler").Inc()
+		d.Log.Error("processing failed; will retry", "file", f.Name, "kind", f.Kind, "err", err)
+		return out, err
+	}
+	d.Log.Info("file processed", "file", f.Name, "kind", f.Kind, "rejected", out.Rejected, "findings", len(out.Findings), "took", time.Since(start).Round(time.Millisecond))
+	return out, nil
+}

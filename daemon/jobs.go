@@ -1,0 +1,169 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/sched"
+)
+
+// Job names, as in the [schedule] section of the configuration.
+const (
+	JobPollSII   = "poll_sii"
+	JobBuild     = "build"
+	JobDeliver   = "deliver"
+	JobDigest    = "digest"
+	JobDeadlines = "deadlines"
+	JobVerify    = "verify"
+	JobAlerts    = "alerts"
+	JobMail      = "mail"
+)
+
+// extraJobs lets the digest/alerts wiring add its job bodies (digest.go sets them).
+var extraJobs = map[string]func(d *Daemon, ctx context.Context, slot time.Time) error{}
+
+// jobs returns the scheduled jobs of the configuration in force.
+func (d *Daemon) jobs() []sched.Job {
+	cfg := d.Config()
+	var out []sched.Job
+	for _, j := range cfg.Schedule.Jobs() {
+		if j.Spec == "off" {
+			continue
+		}
+		body := d.jobBody(j.Name)
+		if body == nil {
+			continue
+		}
+		out = append(out, sched.Job{Name: j.Name, Spec: j.Spec, Missed: j.Missed, Run: body})
+	}
+	// Every minute: urgent alerts and the mail outbox, so nothing waits for the digest.
+	for _, name := range []string{JobAlerts, JobMail} {
+		if body := d.jobBody(name); body != nil {
+			out = append(out, sched.Job{Name: name, Spec: "* * * * *", Missed: "skip", Run: body})
+		}
+	}
+	return out
+}
+
+func (d *Daemon) jobBody(name string) func(ctx context.Context, slot time.Time) error {
+	switch name {
+	case JobPollSII:
+		return func(ctx context.Context, _ time.Time) error { return d.PollSII(ctx) }
+	case JobBuild:
+		return func(ctx context.Context, _ time.Time) error { _, err := d.BuildAll(ctx); return err }
+	case JobDeliver:
+		return func(ctx context.Context, _ time.Time) error { _, err := d.DeliverDue(ctx); return err }
+	case JobVerify:
+		return func(ctx context.Context, _ time.Time) error { return d.VerifyArchive(ctx) }
+	case JobMail:
+		return func(ctx context.Context, _ time.Time) error { _, err := d.FlushMail(ctx); return err }
+	}
+	if f, ok := extraJobs[name]; ok {
+		return func(ctx context.Context, slot time.Time) error { return f(d, ctx, slot) }
+	}
+	return nil
+}
+
+// BuildAll runs every builder once.
+func (d *Daemon) BuildAll(ctx context.Context) (int, error) {
+	d.mu.RLock()
+	builders := append([]Builder(nil), d.builders...)
+	d.mu.RUnlock()
+	total := 0
+	var errs []error
+	for _, b := range builders {
+		n, err := b.Build(ctx, d.now())
+		total += n
+		if err != nil {
+			d.Log.Error("build failed", "builder", b.Name(), "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", b.Name(), err))
+			continue
+		}
+		if n > 0 {
+			d.Log.Info("flow files built", "builder", b.Name(), "files", n)
+		}
+	}
+	return total, errors.Join(errs...)
+}
+
+// FlushMail sends what is due in the mail outbox.
+func (d *Daemon) FlushMail(ctx context.Context) (int, error) {
+	d.mu.RLock()
+	sender := d.sender
+	host := d.cfg.Mail.Host
+	d.mu.RUnlock()
+	if host == "" {
+		return 0, nil
+	}
+	n, err := sender.Flush(ctx)
+	if err != nil {
+		d.Log.Warn("mail not sent; it stays queued and is retried", "err", err)
+		d.Metrics.Failures.WithLabelValues("mail").Inc()
+	}
+	return n, nil
+}
+
+// Sender returns the mail sender in force.
+func (d *Daemon) Sender() interface{} {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return d.sender
+}
+
+// VerifyArchive re-hashes the archive; a problem is an urgent exception.
+func (d *Daemon) VerifyArchive(ctx context.Context) error {
+	rep, err := d.Store.Verify(ctx, nil)
+	if err != nil {
+		return err
+	}
+	fp := "verify_failed|archive"
+	if rep.OK() {
+		d.resolve(ctx, fp, fmt.Sprintf("verify ok: %d blobs, %d events", rep.Blobs, rep.Events))
+		return nil
+	}
+	msg := fmt.Sprintf("archive verify found %d problems; first: %s", len(rep.Problems), rep.Problems[0])
+	d.raise(ctx, archive.Exception{Fingerprint: fp, Kind: "verify_failed", Severity: archive.SevUrgent, Owner: "sysadmin",
+		Subject: "archive", Message: msg, Action: "Run `cmord archive verify` and restore the named blobs from backup."})
+	return errors.New(msg)
+}
+
+// RunOnce does one full cycle: drop folders, SII inbound, build, deliver, and the jobs
+// that are due (digest, deadlines), then flushes mail. Used by `cmord run --once`.
+func (d *Daemon) RunOnce(ctx context.Context) error {
+	d.runMu.Lock()
+	defer d.runMu.Unlock()
+	var errs []error
+	if err := d.ScanFoldersOnce(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := d.PollSII(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range []string{JobDeadlines} {
+		if f, ok := extraJobs[name]; ok {
+			if err := f(d, ctx, d.now()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if _, err := d.BuildAll(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if _, err := d.DeliverDue(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	for _, name := range []string{JobDigest, JobAlerts} {
+		if f, ok := extraJobs[name]; ok {
+			if err := f(d, ctx, d.now()); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	if _, err := d.FlushMail(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
