@@ -45,8 +45,8 @@ type Daemon struct {
 
 	now func() time.Time // injectable clock for tests
 
-	runMu   sync.Mutex // one cycle at a time (scheduler jobs vs --once)
-	reloads chan *config.Config
+	runMu    sync.Mutex // one cycle at a time (scheduler jobs vs --once)
+	reloads  chan *config.Config
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 }
@@ -364,7 +364,7 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 	case "overflow", "watch_error":
 		d.raise(ctx, archive.Exception{Kind: "watch_overflow", Severity: archive.SevNormal, Owner: "sysadmin",
 			Fingerprint: "watch_overflow|" + ev.Folder + "|" + d.now().In(flows.Rome).Format("2006-01-02"),
-			Subject: ev.Folder, Message: fmt.Sprintf("folder %s: file notifications were lost (%s); a full rescan was done at once", ev.Folder, ev.Detail),
+			Subject:     ev.Folder, Message: fmt.Sprintf("folder %s: file notifications were lost (%s); a full rescan was done at once", ev.Folder, ev.Detail),
 			Action: "Nothing is lost. If it repeats, raise fs.inotify.max_queued_events (see systemd/90-cmord-inotify.conf)."})
 		d.Metrics.Failures.WithLabelValues("watch_" + ev.Kind).Inc()
 	case "unstable":
@@ -405,6 +405,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	if folder == nil {
 		return intake.Outcome{}, fmt.Errorf("folder %s is no longer configured", c.Folder)
 	}
+	failpoint("after_claim")
 	res, err := d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:" + folder.Name, Name: c.Name, Direction: "in",
 		Kind: folder.Kind, Path: c.Path, Meta: map[string]string{"path": filepath.Join(folder.Path, c.Name)}})
 	if err != nil {
@@ -412,10 +413,12 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		return intake.Outcome{}, err
 	}
 	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
+	failpoint("after_archive")
 	out, err := d.process(ctx, res.File, folder)
 	if err != nil {
 		return intake.Outcome{}, err
 	}
+	failpoint("after_process")
 	if out.Rejected {
 		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, out, d.now())}, nil
 	}

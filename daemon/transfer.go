@@ -46,6 +46,7 @@ func (d *Daemon) DeliverDue(ctx context.Context) (int, error) {
 		}
 		remote, size, err := d.deliver(ctx, dl)
 		if err == nil {
+			failpoint("after_upload")
 			if err := d.Store.MarkDelivered(ctx, dl.ID, remote, size); err != nil {
 				return delivered, err
 			}
@@ -107,7 +108,7 @@ func (d *Daemon) deliver(ctx context.Context, dl archive.Delivery) (string, int6
 			return "", 0, err
 		}
 		defer rc.Close()
-		res, err := c.Upload(ctx, rc, f.Size, dl.RemoteDir, dl.RemoteName)
+		res, err := c.Upload(ctx, withUploadFailpoint(rc, f.Size), f.Size, dl.RemoteDir, dl.RemoteName)
 		d.noteContact(ctx, name, err)
 		if err != nil {
 			return "", 0, err
