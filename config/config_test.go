@@ -1,0 +1,383 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cmord/cmord/flows"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run with -update to create it)", err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs from the golden file (run with -update to accept):\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+func TestExampleParses(t *testing.T) {
+	c, err := Load("example.toml")
+	if err != nil {
+		t.Fatalf("example.toml: %v", err)
+	}
+	if len(c.Warnings) != 0 {
+		t.Errorf("example.toml warnings: %v", c.Warnings)
+	}
+	if c.Company.PIVA != "00488410010" || !c.Company.HasRole("entrante") || !c.Company.HasSector("G") {
+		t.Errorf("company = %+v", c.Company)
+	}
+	if len(c.Folders) != 4 || c.Folders[0].Settle != 10*time.Second || c.Folders[0].Role() != "uscente" {
+		t.Errorf("folders = %+v", c.Folders)
+	}
+	if got := c.Folders[0].Ignore; !reflect.DeepEqual(got, DefaultIgnore) {
+		t.Errorf("ignore = %v", got)
+	}
+	if c.CMOR.MinIndemnity != flows.Euros(10, 0) {
+		t.Errorf("min_indemnity = %v", c.CMOR.MinIndemnity)
+	}
+	if c.Location != flows.Rome && c.Location.String() != "Europe/Rome" {
+		t.Errorf("location = %v", c.Location)
+	}
+	if c.SFTP[0].Addr() != "sftp.sii.example.it:22" || c.Mail.Addr() != "smtp.example.it:587" {
+		t.Errorf("addrs %s %s", c.SFTP[0].Addr(), c.Mail.Addr())
+	}
+	if !reflect.DeepEqual(c.Alerts.To, c.Digest.To) {
+		t.Errorf("alerts.to = %v", c.Alerts.To)
+	}
+	golden(t, "example.effective.toml", c.Redacted())
+}
+
+// The example documents every default: parsing it must give what the defaults give.
+func TestExampleMatchesDefaults(t *testing.T) {
+	ex, err := Load("example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := Defaults()
+	if !reflect.DeepEqual(ex.CMOR, d.CMOR) || !reflect.DeepEqual(ex.Schedule, d.Schedule) ||
+		!reflect.DeepEqual(ex.Log, d.Log) || !reflect.DeepEqual(ex.Build.MaxFileBytes, d.Build.MaxFileBytes) ||
+		!reflect.DeepEqual(ex.Deadlines, d.Deadlines) || ex.PracticeCode != d.PracticeCode || ex.StateDir != d.StateDir {
+		t.Errorf("example.toml and Defaults() disagree")
+	}
+	f := ex.Folders[0]
+	f.Name, f.Path, f.Kind = "", "", ""
+	if !reflect.DeepEqual(f, DefaultFolder()) {
+		t.Errorf("folder defaults:\n%+v\n%+v", f, DefaultFolder())
+	}
+	s := ex.SFTP[0]
+	s.Name, s.Host, s.User, s.KeyFile, s.KnownHosts, s.InboundDir, s.OutboundDir = "", "", "", "", "", "", ""
+	s.HostKeyAlgorithms = nil
+	if !reflect.DeepEqual(s, DefaultSFTP()) {
+		t.Errorf("sftp defaults:\n%+v\n%+v", s, DefaultSFTP())
+	}
+}
+
+// The effective configuration is itself a valid configuration with the same meaning.
+func TestRedactedRoundTrip(t *testing.T) {
+	c, err := Load("example.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := c.Redacted()
+	if strings.Contains(out, "cmord@example.it\"\npassword") {
+		t.Error("username not redacted")
+	}
+	out = strings.Replace(out, `username = "[redacted]"`, `username = "cmord@example.it"`, 1)
+	c2, err := Parse(c.File, []byte(out))
+	if err != nil {
+		t.Fatalf("effective config does not parse: %v", err)
+	}
+	if !reflect.DeepEqual(c, c2) {
+		t.Errorf("round trip changed the config:\n%+v\n%+v", c, c2)
+	}
+}
+
+func TestBadGolden(t *testing.T) {
+	_, err := Load("testdata/bad.toml")
+	var ce *Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("want *Error, got %v", err)
+	}
+	got := strings.ReplaceAll(err.Error(), mustAbs(t, "testdata/bad.toml"), "bad.toml")
+	golden(t, "bad.golden", got+"\n")
+	for _, f := range ce.Findings() {
+		if f.Rule == "" || f.File == "" || f.Message == "" {
+			t.Errorf("finding without rule/file/message: %+v", f)
+		}
+	}
+}
+
+func mustAbs(t *testing.T, p string) string {
+	a, err := filepath.Abs(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// minimal is the smallest valid configuration; cases add to it.
+const minimal = `[company]
+piva = "00488410010"
+name = "Esempio"
+roles = ["uscente"]
+sectors = ["E"]
+piva_gestore = "01234567897"
+`
+
+func TestProblems(t *testing.T) {
+	cases := []struct {
+		name string
+		toml string // followed by minimal, unless it starts with "!" (then it is the whole file)
+		want []string
+	}{
+		{"unknown top key", `stat_dir = "/x"`, []string{`c.toml:1: unknown key "stat_dir" (did you mean "state_dir"?)`}},
+		{"unknown nested key", "[log]\nlevl = \"info\"", []string{`c.toml:2: unknown key "log.levl" (did you mean "level"?)`}},
+		{"unknown key in second folder", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\n[[folder]]\nname=\"b\"\npath=\"/b\"\nkind=\"uscente.morosi\"\nsettl=\"1s\"",
+			[]string{`c.toml:9: unknown key "folder[1].settl" (did you mean "settle"?)`}},
+		{"unknown table", "[mial]\nhost = \"x\"", []string{`c.toml:1: unknown key "mial" (did you mean "mail"?)`}},
+		{"dotted key", `log.formt = "json"`, []string{`c.toml:1: unknown key "log.formt"`}},
+		{"duration", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nsettle=\"10\"",
+			[]string{`c.toml:5: folder[0].settle: "10" is not a duration; expected a value like "10s", "5m" or "1h30m" (rule duration)`}},
+		{"duration type", "[alerts]\ngroup_wait = 60", []string{`c.toml:2: alerts.group_wait: expected a duration string`}},
+		{"duration range", "[[sftp]]\nname=\"s\"\nhost=\"h\"\nuser=\"u\"\nkey_file=\"/k\"\nknown_hosts=\"/kh\"\ninbound_dir=\"/in\"\ndial_timeout=\"1ms\"",
+			[]string{`c.toml:8: sftp[0].dial_timeout: 1ms is out of range; expected 1s to 10m (rule range)`}},
+		{"cron 6 fields", "[schedule]\nbuild = \"0 0 * * * *\"", []string{`c.toml:2: schedule.build: "0 0 * * * *" is not a cron spec`}},
+		{"cron descriptor ok", "[schedule]\nbuild = \"@daily\"\nverify = \"@every 1h\"\ndeliver = \"off\"", nil},
+		{"cron bad descriptor", "[schedule]\nbuild = \"@fortnightly\"", []string{`c.toml:2: schedule.build: "@fortnightly" is not a cron spec`}},
+		{"enum", "[log]\nformat = \"xml\"", []string{`c.toml:2: log.format: "xml" is not allowed; expected one of "auto", "text", "json" (rule enum)`}},
+		{"piva checksum", "!" + strings.Replace(minimal, "00488410010", "00488410011", 1), []string{`c.toml:2: company.piva: "00488410011" has a wrong check digit (expected 0): check for a typo (rule piva)`}},
+		{"piva shape", "!" + strings.Replace(minimal, "00488410010", "IT00488410010", 1), []string{`c.toml:2: company.piva: "IT00488410010" is not a VAT number`}},
+		{"missing company keys", "![company]\nname = \"x\"\n", []string{
+			`c.toml:1: company.piva: missing: the company's VAT number`,
+			`c.toml:1: company.roles: missing`, `c.toml:1: company.sectors: missing`, `c.toml:1: company.piva_gestore: missing`}},
+		{"no company at all", "!", []string{`c.toml: company.piva: missing`}},
+		{"CC needs udd_piva", `company.acting_as = "CC"`, []string{`company.udd_piva: acting_as = "CC" needs udd_piva`}},
+		{"udd_piva only with CC", `company.udd_piva = "12345678903"`, []string{`c.toml:1: company.udd_piva: is only used with acting_as = "CC"`}},
+		{"CC ok", "!" + minimal + "acting_as = \"CC\"\nudd_piva = \"12345678903\"", nil},
+		{"literal password", "[mail]\nhost=\"localhost\"\nfrom=\"a@b.it\"\ntls=\"none\"\npassword=\"x\"",
+			[]string{`c.toml:5: mail.password: secrets are never written in the configuration; put the password alone in a file readable only by the cmord user and set password_file (rule secret_in_config)`}},
+		{"tls none remote", "[mail]\nhost=\"smtp.example.it\"\nfrom=\"a@b.it\"\ntls=\"none\"", []string{`c.toml:4: mail.tls: "none" is allowed only towards a loopback host`}},
+		{"tls none loopback", "[mail]\nhost=\"127.0.0.1\"\nfrom=\"a@b.it\"\ntls=\"none\"", nil},
+		{"digest without mail", "[digest]\nto=[\"a@b.it\"]", []string{`c.toml: mail.host: digest.to or alerts.to is set but no mail relay is configured`}},
+		{"bad address", "[mail]\nhost=\"localhost\"\nfrom=\"nobody\"", []string{`c.toml:3: mail.from: "nobody" is not an e-mail address`}},
+		{"port range", "[mail]\nhost=\"localhost\"\nfrom=\"a@b.it\"\nport=0", []string{`c.toml:4: mail.port: 0 is out of range; expected 1 to 65535 (rule range)`}},
+		{"port type", "[mail]\nhost=\"localhost\"\nfrom=\"a@b.it\"\nport=\"25\"", []string{`c.toml:4: mail.port: expected an integer, found the string "25" (rule type)`}},
+		{"min_indemnity float", "[cmor]\nmin_indemnity = 10.5", []string{`c.toml:2: cmor.min_indemnity: expected a decimal string like "10.00" (money is never a float)`}},
+		{"min_indemnity decimals", "[cmor]\nmin_indemnity = \"10.505\"", []string{`c.toml:2: cmor.min_indemnity: "10.505" is not an amount`}},
+		{"estimate > spend", "[cmor]\nspend_window_months = 3", []string{`c.toml:1: cmor.estimate_months: 4 is more than spend_window_months (3)`}},
+		{"template too long", "[practice_code]\ntemplate = \"{SECTOR}{YYYY}{SEQ:11}\"", []string{`makes codes of 16 characters; the SII allows at most 15`}},
+		{"template non-alnum", "[practice_code]\ntemplate = \"{SECTOR}-{SEQ:7}\"", []string{`literal text "-" may hold only uppercase letters and digits`}},
+		{"template no seq", "[practice_code]\ntemplate = \"{SECTOR}{YY}\"", []string{`needs exactly one {SEQ:n}`}},
+		{"template prefix", "[practice_code]\ntemplate = \"{PREFIX:cm}{SEQ:7}\"", []string{`literal text "cm" may hold only uppercase letters and digits`}},
+		{"folder inside folder", "[[folder]]\nname=\"a\"\npath=\"/srv/a\"\nkind=\"uscente.morosi\"\n[[folder]]\nname=\"b\"\npath=\"/srv/a/b\"\nkind=\"uscente.incassi\"",
+			[]string{`c.toml:7: folder[1].path: /srv/a/b and folder "a"'s /srv/a are inside one another (line 3) (rule path_overlap)`}},
+		{"folder in state dir", "state_dir=\"/srv\"\n[[folder]]\nname=\"a\"\npath=\"/srv/a\"\nkind=\"uscente.morosi\"", []string{`c.toml:4: folder[0].path: /srv/a overlaps state_dir /srv`}},
+		{"sibling folders ok", "[[folder]]\nname=\"a\"\npath=\"/srv/a\"\nkind=\"uscente.morosi\"\n[[folder]]\nname=\"ab\"\npath=\"/srv/ab\"\nkind=\"uscente.incassi\"", nil},
+		{"duplicate names across folder and sftp", "[[folder]]\nname=\"sii\"\npath=\"/srv/a\"\nkind=\"sii\"\n[[sftp]]\nname=\"sii\"\nhost=\"h\"\nuser=\"u\"\nkey_file=\"/k\"\nknown_hosts=\"/kh\"\ninbound_dir=\"/in\"",
+			[]string{`c.toml:6: sftp[0].name: name "sii" is already used at line 2 (rule duplicate)`}},
+		{"role not held", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"entrante.fatturato\"", []string{`c.toml:4: folder[0].kind: kind "entrante.fatturato" needs the "entrante" role, which company.roles does not include (rule role)`}},
+		{"known_hosts required", "[[sftp]]\nname=\"s\"\nhost=\"h\"\nuser=\"u\"\nkey_file=\"/k\"\ninbound_dir=\"/in\"", []string{`c.toml:1: sftp[0].known_hosts: missing: a known_hosts file with the server's key (get it with ` + "`cmord hostkey fetch h:22`"}},
+		{"tofu explicit", "[[sftp]]\nname=\"s\"\nhost=\"h\"\nuser=\"u\"\nkey_file=\"/k\"\ninbound_dir=\"/in\"\ninsecure_trust_on_first_use=true", nil},
+		{"host key algo", "[[sftp]]\nname=\"s\"\nhost=\"h\"\nuser=\"u\"\nkey_file=\"/k\"\nknown_hosts=\"/kh\"\ninbound_dir=\"/in\"\nhost_key_algorithms=[\"ssh-ed25519\", \"ssh-dss2\"]", []string{`"ssh-dss2" is not a host key algorithm`}},
+		{"mapping and mapping_file", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nmapping_file=\"m.toml\"\n[folder.mapping]\n\"Codice POD\" = \"pod\"", []string{`c.toml:5: folder[0].mapping_file: set either mapping or mapping_file, not both`}},
+		{"mapping value type", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\n[folder.mapping]\n\"Codice POD\" = 3", []string{`c.toml:6: folder[0].mapping."Codice POD": expected a string, found the integer 3 (rule type)`}},
+		{"inline mapping", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nmapping = { \"A\" = \"pod\", \"B\" = \"pod\" }", []string{`c.toml:5: folder[0].mapping.B: headers "A" and "B" both map to field "pod"`}},
+		{"exports unknown", "[outbound.exports.invoices]\na = \"b\"", []string{`c.toml:1: unknown key "outbound.exports.invoices"`}},
+		{"exports ok", "[outbound.exports.cmor_to_charge]\npod = \"Codice POD\"", nil},
+		{"size", "[build]\nmax_file_bytes = \"10 parsecs\"", []string{`c.toml:2: build.max_file_bytes: "10 parsecs" is not a size`}},
+		{"build format", "[build.format]\nREQ = \"json\"", []string{`c.toml:2: build.format.REQ: "json" is not allowed; expected "csv" or "xml"`}},
+		{"patron day", "[deadlines]\npatron_day = \"29-06\"", []string{`c.toml:2: deadlines.patron_day: "29-06" is not a day of the year`}},
+		{"listen", "listen = \"9464\"", []string{`c.toml:1: listen: "9464" is not an address`}},
+		{"timezone", "timezone = \"Rome\"", []string{`c.toml:1: timezone: "Rome" is not an IANA time zone`}},
+		{"syntax", "[log\nlevel = 1", []string{`c.toml:2: TOML syntax:`}},
+		{"wrong table type", "log = \"debug\"", []string{`c.toml:1: log: expected a table ([log]), found the string "debug" (rule type)`}},
+		{"multi-line string does not confuse lines", "[digest]\nto = [\n  \"a@b.it\",  # x = 1\n  '''\nfoo = 1\n''',\n]\nlangg = \"it\"", []string{`c.toml:8: unknown key "digest.langg"`}},
+		{"tilde path", "state_dir = \"~/cmord\"", []string{`c.toml:1: state_dir: "~/cmord": "~" is not expanded`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := tc.toml + "\n" + minimal
+			if strings.HasPrefix(tc.toml, "!") {
+				src = tc.toml[1:]
+			}
+			_, err := Parse("c.toml", []byte(src))
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatalf("unexpected error:\n%v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("no error; want %q", tc.want)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain\n  %s\ngot:\n%v", w, err)
+				}
+			}
+		})
+	}
+}
+
+func TestRelativePathsResolveAgainstConfigDir(t *testing.T) {
+	dir := t.TempDir()
+	src := "state_dir = \"state\"\n" + minimal + "[[folder]]\nname=\"a\"\npath=\"drop/a\"\nkind=\"uscente.morosi\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "cmord.toml"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(filepath.Join(dir, "cmord.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.StateDir != filepath.Join(dir, "state") || c.Folders[0].Path != filepath.Join(dir, "drop/a") {
+		t.Errorf("state_dir %s, folder %s", c.StateDir, c.Folders[0].Path)
+	}
+}
+
+func TestWarnings(t *testing.T) {
+	c, err := Parse("c.toml", []byte("listen = \"0.0.0.0:9464\"\n"+minimal))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, w := range c.Warnings {
+		got = append(got, w.String())
+	}
+	want := []string{
+		`c.toml:1: listen: "0.0.0.0:9464" is not a loopback address: /metrics and /healthz have no authentication (rule listen)`,
+		`c.toml: no [[sftp]] endpoint and no folder of kind "sii": flows will be built but neither published nor read (rule no_sii)`,
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("warnings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+func TestCheckFiles(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "key")
+	pw := filepath.Join(dir, "pw")
+	os.WriteFile(key, []byte("k"), 0o644)
+	os.WriteFile(pw, []byte("s3cret\n"), 0o600)
+	src := minimal + `[[sftp]]
+name = "s"
+host = "h"
+user = "u"
+key_file = "key"
+known_hosts = "missing_known_hosts"
+inbound_dir = "/in"
+[mail]
+host = "localhost"
+tls = "none"
+from = "a@b.it"
+username = "u"
+password_file = "pw"
+`
+	os.WriteFile(filepath.Join(dir, "c.toml"), []byte(src), 0o644)
+	c, err := Load(filepath.Join(dir, "c.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.CheckFiles()
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, w := range []string{"sftp[0].key_file: " + key + " is readable by other users (mode 0644)", "sftp[0].known_hosts: " + filepath.Join(dir, "missing_known_hosts") + " does not exist"} {
+		if !strings.Contains(err.Error(), w) {
+			t.Errorf("missing %q in\n%v", w, err)
+		}
+	}
+	if strings.Contains(err.Error(), "mail") {
+		t.Errorf("mail password file is fine: %v", err)
+	}
+	if p, err := c.Mail.Password(); err != nil || p != "s3cret" {
+		t.Errorf("Password() = %q, %v", p, err)
+	}
+}
+
+func TestPracticeCode(t *testing.T) {
+	cases := []struct {
+		tmpl, sector string
+		year         int
+		seq          int64
+		want, key    string
+		err          bool
+	}{
+		{DefaultPracticeCodeTemplate, "E", 2025, 42, "E250000042", "E25{SEQ}", false},
+		{"{PREFIX:CM}{SECTOR}{YYYY}{SEQ:6}", "G", 2026, 1, "CMG2026000001", "CMG2026{SEQ}", false},
+		{"X{SEQ:3}", "E", 2025, 999, "X999", "X{SEQ}", false},
+		{"X{SEQ:3}", "E", 2025, 1000, "", "X{SEQ}", true},
+		{"X{SEQ:3}", "E", 2025, 0, "", "X{SEQ}", true},
+		{DefaultPracticeCodeTemplate, "Z", 2025, 1, "", "", true},
+	}
+	for _, tc := range cases {
+		p := PracticeCode{Template: tc.tmpl}
+		if err := p.check(); err != nil {
+			t.Fatalf("%s: %v", tc.tmpl, err)
+		}
+		got, err := p.Format(tc.sector, tc.year, tc.seq)
+		if (err != nil) != tc.err || got != tc.want {
+			t.Errorf("%s Format(%s,%d,%d) = %q, %v; want %q", tc.tmpl, tc.sector, tc.year, tc.seq, got, err, tc.want)
+		}
+		if len(got) > MaxPracticeCodeLen {
+			t.Errorf("%q longer than 15", got)
+		}
+		key, _ := p.SeqKey(tc.sector, tc.year)
+		if key != tc.key {
+			t.Errorf("SeqKey = %q, want %q", key, tc.key)
+		}
+	}
+}
+
+func TestKeyLines(t *testing.T) {
+	src := `a = 1
+[t]
+b.c = "x"  # comment [not a table]
+"quoted key" = 2
+s = """
+d = 3
+"""
+[[arr]]
+x = 1
+[arr.sub]
+y = 2
+[[arr]]
+x = 2
+[arr.sub]
+y = 3
+`
+	kl := scanKeyLines([]byte(src))
+	want := map[string]int{
+		"a": 1, "t": 2, "t\x1fb": 3, "t\x1fb\x1fc": 3, "t\x1fquoted key": 4, "t\x1fs": 5,
+		"arr[0]": 8, "arr[0]\x1fx": 9, "arr[0]\x1fsub": 10, "arr[0]\x1fsub\x1fy": 11,
+		"arr[1]": 12, "arr[1]\x1fx": 13, "arr[1]\x1fsub": 14, "arr[1]\x1fsub\x1fy": 15,
+	}
+	if !reflect.DeepEqual(map[string]int(kl), want) {
+		t.Errorf("got %v\nwant %v", kl, want)
+	}
+}
+
+func TestValidatePIVA(t *testing.T) {
+	for v, ok := range map[string]bool{"00488410010": true, "12345678903": true, "00488410011": false, "0048841001": false, "0048841001A": false} {
+		if err := validatePIVA(v); (err == nil) != ok {
+			t.Errorf("validatePIVA(%s) = %v", v, err)
+		}
+	}
+}
