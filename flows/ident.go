@@ -9,7 +9,7 @@ import (
 // Identifier validation (brief §6). Every Validate* function first applies the matching
 // normalisation (trim, ASCII upper case, and for P.IVA the "IT" prefix), so callers may
 // pass raw billing values; store the Normalize* form. Errors say what is wrong and wrap
-// one of the ErrID* sentinels so callers can classify them with errors.Is.
+// one of the ErrID* sentinels (see IdentError) so callers can classify them with errors.Is.
 
 var (
 	// ErrIDEmpty: the identifier is missing.
@@ -21,6 +21,20 @@ var (
 	// ErrIDCheck: the check character or digit does not match.
 	ErrIDCheck = errors.New("check character mismatch")
 )
+
+// IdentError is an identifier refusal: Error() says what is wrong in words a person can
+// act on, and errors.Is(err, ErrID…) tells which kind of problem it is.
+type IdentError struct {
+	Kind error // ErrIDEmpty, ErrIDLength, ErrIDCharacter or ErrIDCheck
+	Msg  string
+}
+
+func (e *IdentError) Error() string { return e.Msg }
+func (e *IdentError) Unwrap() error { return e.Kind }
+
+func identErr(kind error, format string, args ...any) error {
+	return &IdentError{Kind: kind, Msg: fmt.Sprintf(format, args...)}
+}
 
 // normalizeIdent trims Unicode white space and upper-cases ASCII letters only, so the
 // result is idempotent for any input (full Unicode case mapping is not).
@@ -102,42 +116,36 @@ func ValidateCF(s string) error {
 	cf := NormalizeCF(s)
 	switch {
 	case cf == "":
-		return fmt.Errorf("codice fiscale: %w", ErrIDEmpty)
+		return identErr(ErrIDEmpty, "codice fiscale is empty")
 	case len(cf) == 11 && allDigits(cf):
-		if err := validatePIVADigits(cf); err != nil {
-			return fmt.Errorf("numeric codice fiscale: %w", err)
-		}
-		return nil
+		return validatePIVADigits("numeric codice fiscale", cf)
 	case len(cf) != 16:
-		return fmt.Errorf("codice fiscale %q has %d characters, expected 16 (person) or 11 digits (legal entity): %w",
-			cf, len(cf), ErrIDLength)
+		return identErr(ErrIDLength, "codice fiscale %q has %d characters, expected 16 (person) or 11 digits (legal entity)", cf, len(cf))
 	}
 	for i := 0; i < 16; i++ {
 		c := cf[i]
 		switch i {
 		case 6, 7, 9, 10, 12, 13, 14:
 			if !idDigit(c) && strings.IndexByte(cfOmocodia, c) < 0 {
-				return fmt.Errorf("codice fiscale %q: %s must be a digit or an omocodia letter (%s): %w",
-					cf, idCharAt(cf, i), cfOmocodia, ErrIDCharacter)
+				return identErr(ErrIDCharacter, "codice fiscale %q: %s must be a digit or an omocodia letter (%s)", cf, idCharAt(cf, i), cfOmocodia)
 			}
 		case 8:
 			if strings.IndexByte(cfMonths, c) < 0 {
-				return fmt.Errorf("codice fiscale %q: %s must be a month letter (%s): %w",
-					cf, idCharAt(cf, i), cfMonths, ErrIDCharacter)
+				return identErr(ErrIDCharacter, "codice fiscale %q: %s must be a month letter (%s)", cf, idCharAt(cf, i), cfMonths)
 			}
 		default:
 			if !idUpper(c) {
-				return fmt.Errorf("codice fiscale %q: %s must be a letter A-Z: %w", cf, idCharAt(cf, i), ErrIDCharacter)
+				return identErr(ErrIDCharacter, "codice fiscale %q: %s must be a letter A-Z", cf, idCharAt(cf, i))
 			}
 		}
 	}
 	// Day of birth: 01–31 for men, 41–71 for women (day + 40).
 	day := cfDigit(cf[9])*10 + cfDigit(cf[10])
 	if !(day >= 1 && day <= 31) && !(day >= 41 && day <= 71) {
-		return fmt.Errorf("codice fiscale %q: day of birth %02d is neither 01-31 nor 41-71: %w", cf, day, ErrIDCharacter)
+		return identErr(ErrIDCharacter, "codice fiscale %q: day of birth %02d is neither 01-31 nor 41-71", cf, day)
 	}
 	if want := CFCheckChar(cf[:15]); cf[15] != want {
-		return fmt.Errorf("codice fiscale %q: check character is %c, expected %c: %w", cf, cf[15], want, ErrIDCheck)
+		return identErr(ErrIDCheck, "codice fiscale %q: check character is %c, expected %c", cf, cf[15], want)
 	}
 	return nil
 }
@@ -167,12 +175,9 @@ func NormalizePIVA(s string) string {
 func ValidatePIVA(s string) error {
 	p := NormalizePIVA(s)
 	if p == "" {
-		return fmt.Errorf("partita IVA: %w", ErrIDEmpty)
+		return identErr(ErrIDEmpty, "partita IVA is empty")
 	}
-	if err := validatePIVADigits(p); err != nil {
-		return fmt.Errorf("partita IVA: %w", err)
-	}
-	return nil
+	return validatePIVADigits("partita IVA", p)
 }
 
 // PIVACheckDigit computes the check digit of the first 10 digits of a partita IVA.
@@ -191,20 +196,20 @@ func PIVACheckDigit(first10 string) byte {
 	return byte('0' + (10-sum%10)%10)
 }
 
-func validatePIVADigits(p string) error {
+func validatePIVADigits(label, p string) error {
 	if len(p) != 11 {
-		return fmt.Errorf("%q has %d characters, expected 11 digits: %w", p, len(p), ErrIDLength)
+		return identErr(ErrIDLength, "%s %q has %d characters, expected 11 digits", label, p, len(p))
 	}
 	for i := 0; i < len(p); i++ {
 		if !idDigit(p[i]) {
-			return fmt.Errorf("%q: %s is not a digit: %w", p, idCharAt(p, i), ErrIDCharacter)
+			return identErr(ErrIDCharacter, "%s %q: %s is not a digit", label, p, idCharAt(p, i))
 		}
 	}
 	if p == "00000000000" {
-		return fmt.Errorf("%q is all zeros, a placeholder rather than a number: %w", p, ErrIDCharacter)
+		return identErr(ErrIDCharacter, "%s %q is all zeros, a placeholder rather than a number", label, p)
 	}
 	if want := PIVACheckDigit(p); p[10] != want {
-		return fmt.Errorf("%q: check digit is %c, expected %c: %w", p, p[10], want, ErrIDCheck)
+		return identErr(ErrIDCheck, "%s %q: check digit is %c, expected %c", label, p, p[10], want)
 	}
 	return nil
 }
@@ -221,25 +226,25 @@ func NormalizePOD(s string) string { return normalizeIdent(s) }
 func ValidatePOD(s string, strict bool) (warning string, err error) {
 	pod := NormalizePOD(s)
 	if pod == "" {
-		return "", fmt.Errorf("POD: %w", ErrIDEmpty)
+		return "", identErr(ErrIDEmpty, "POD is empty")
 	}
 	if len(pod) != 14 && (strict || len(pod) != 15) {
 		want := "14"
 		if !strict {
 			want = "14 (or 15)"
 		}
-		return "", fmt.Errorf("POD %q has %d characters, expected %s: %w", pod, len(pod), want, ErrIDLength)
+		return "", identErr(ErrIDLength, "POD %q has %d characters, expected %s", pod, len(pod), want)
 	}
 	if pod[0] != 'I' || pod[1] != 'T' {
-		return "", fmt.Errorf("POD %q must start with \"IT\": %w", pod, ErrIDCharacter)
+		return "", identErr(ErrIDCharacter, "POD %q must start with \"IT\"", pod)
 	}
 	for i := 2; i < 5; i++ {
 		if !idDigit(pod[i]) {
-			return "", fmt.Errorf("POD %q: %s must be a digit of the distributor code: %w", pod, idCharAt(pod, i), ErrIDCharacter)
+			return "", identErr(ErrIDCharacter, "POD %q: %s must be a digit of the distributor code", pod, idCharAt(pod, i))
 		}
 	}
 	if pod[5] != 'E' {
-		return "", fmt.Errorf("POD %q: %s must be \"E\": %w", pod, idCharAt(pod, 5), ErrIDCharacter)
+		return "", identErr(ErrIDCharacter, "POD %q: %s must be \"E\"", pod, idCharAt(pod, 5))
 	}
 	var warnings []string
 	for i := 6; i < len(pod); i++ {
@@ -251,9 +256,9 @@ func ValidatePOD(s string, strict bool) (warning string, err error) {
 				warnings = append(warnings, fmt.Sprintf("%s is a letter where a digit is usual", idCharAt(pod, i)))
 			}
 		case strict:
-			return "", fmt.Errorf("POD %q: %s must be a digit: %w", pod, idCharAt(pod, i), ErrIDCharacter)
+			return "", identErr(ErrIDCharacter, "POD %q: %s must be a digit", pod, idCharAt(pod, i))
 		default:
-			return "", fmt.Errorf("POD %q: %s must be a digit or a letter: %w", pod, idCharAt(pod, i), ErrIDCharacter)
+			return "", identErr(ErrIDCharacter, "POD %q: %s must be a digit or a letter", pod, idCharAt(pod, i))
 		}
 	}
 	if len(pod) == 15 {
@@ -274,11 +279,11 @@ func NormalizePDR(s string) string { return strings.TrimSpace(s) }
 func ValidatePDR(s string) error {
 	pdr := NormalizePDR(s)
 	if pdr == "" {
-		return fmt.Errorf("PDR: %w", ErrIDEmpty)
+		return identErr(ErrIDEmpty, "PDR is empty")
 	}
 	for i := 0; i < len(pdr); i++ {
 		if !idDigit(pdr[i]) {
-			return fmt.Errorf("PDR %q: %s is not a digit: %w", pdr, idCharAt(pdr, i), ErrIDCharacter)
+			return identErr(ErrIDCharacter, "PDR %q: %s is not a digit", pdr, idCharAt(pdr, i))
 		}
 	}
 	if len(pdr) != 14 {
@@ -286,7 +291,7 @@ func ValidatePDR(s string) error {
 		if len(pdr) < 14 {
 			hint = " (leading zeros lost in a spreadsheet?)"
 		}
-		return fmt.Errorf("PDR %q has %d digits, expected 14%s: %w", pdr, len(pdr), hint, ErrIDLength)
+		return identErr(ErrIDLength, "PDR %q has %d digits, expected 14%s", pdr, len(pdr), hint)
 	}
 	return nil
 }
@@ -300,28 +305,26 @@ func ValidatePDR(s string) error {
 func ValidateCPGestore(s string, strict bool) error {
 	cp := strings.TrimSpace(s)
 	if cp == "" {
-		return fmt.Errorf("CP_GESTORE: %w", ErrIDEmpty)
+		return identErr(ErrIDEmpty, "CP_GESTORE is empty")
 	}
 	if len(cp) != 15 {
-		return fmt.Errorf("CP_GESTORE %q has %d characters, expected 15: %w", cp, len(cp), ErrIDLength)
+		return identErr(ErrIDLength, "CP_GESTORE %q has %d characters, expected 15", cp, len(cp))
 	}
 	if !strings.HasPrefix(cp, "SII") {
-		return fmt.Errorf("CP_GESTORE %q must start with \"SII\": %w", cp, ErrIDCharacter)
+		return identErr(ErrIDCharacter, "CP_GESTORE %q must start with \"SII\"", cp)
 	}
 	for i := 3; i < 15; i++ {
 		c := cp[i]
 		if !idDigit(c) && !idUpper(c) {
-			return fmt.Errorf("CP_GESTORE %q: %s must be A-Z or 0-9: %w", cp, idCharAt(cp, i), ErrIDCharacter)
+			return identErr(ErrIDCharacter, "CP_GESTORE %q: %s must be A-Z or 0-9", cp, idCharAt(cp, i))
 		}
 		if strict {
 			wantLetter := i == 7
 			if wantLetter && !idUpper(c) {
-				return fmt.Errorf("CP_GESTORE %q: %s must be a letter (layout SII+year+letter+7 digits): %w",
-					cp, idCharAt(cp, i), ErrIDCharacter)
+				return identErr(ErrIDCharacter, "CP_GESTORE %q: %s must be a letter (layout SII+year+letter+7 digits)", cp, idCharAt(cp, i))
 			}
 			if !wantLetter && !idDigit(c) {
-				return fmt.Errorf("CP_GESTORE %q: %s must be a digit (layout SII+year+letter+7 digits): %w",
-					cp, idCharAt(cp, i), ErrIDCharacter)
+				return identErr(ErrIDCharacter, "CP_GESTORE %q: %s must be a digit (layout SII+year+letter+7 digits)", cp, idCharAt(cp, i))
 			}
 		}
 	}
@@ -333,14 +336,14 @@ func ValidateCPGestore(s string, strict bool) error {
 // normalised: we generate it, so anything else is a bug or a bad template.
 func ValidateCPUtente(s string) error {
 	if s == "" {
-		return fmt.Errorf("CP_UTENTE: %w", ErrIDEmpty)
+		return identErr(ErrIDEmpty, "CP_UTENTE is empty")
 	}
 	if len(s) > 15 {
-		return fmt.Errorf("CP_UTENTE %q has %d characters, at most 15 allowed: %w", s, len(s), ErrIDLength)
+		return identErr(ErrIDLength, "CP_UTENTE %q has %d characters, at most 15 allowed", s, len(s))
 	}
 	for i := 0; i < len(s); i++ {
 		if !idDigit(s[i]) && !idUpper(s[i]) {
-			return fmt.Errorf("CP_UTENTE %q: %s is not allowed, only A-Z and 0-9: %w", s, idCharAt(s, i), ErrIDCharacter)
+			return identErr(ErrIDCharacter, "CP_UTENTE %q: %s is not allowed, only A-Z and 0-9", s, idCharAt(s, i))
 		}
 	}
 	return nil

@@ -1,0 +1,268 @@
+package flows
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Eligibility of an indemnity request (brief §5.4, conditions E1–E11), checked before a
+// practice is built. CheckEligibility reports every failed condition, not just the
+// first, so that one look at an exception tells a person everything to fix.
+
+// MoraNotice is one written notice putting the customer in mora (costituzione in mora).
+type MoraNotice struct {
+	Date         Date   // date of the notice
+	Channel      string // "RA" raccomandata A/R, "PE" PEC
+	Received     Date   // date the customer received it (zero if unknown)
+	Term         Date   // payment term given in the notice
+	MentionsCMOR bool   // the notice informed the customer about a possible CMOR
+	Ref          string // our reference of the notice
+}
+
+// Case is what an indemnity request needs: the point, the customer, the switch, the
+// preconditions billing attests and the invoices behind the credit.
+type Case struct {
+	Sector        string // "E" electricity, "G" gas
+	POD           string // electricity point (Sector E)
+	PDR           string // gas point (Sector G)
+	CustomerCF    string // 16-char CF of a person, or 11-digit CF of an entity
+	CustomerPIVA  string // VAT number of a business customer
+	CustomerName  string
+	SwitchDate    Date   // T_sw: first day without supply by us
+	Voltage       string // electricity: "BT", "MT" (or "AT", not eligible)
+	GasUse        string // gas: "domestico", "condominio", "altri"
+	AnnualSmc     int64  // gas: annual consumption in standard cubic metres
+	AllPointsLost bool   // we lost every point of this customer (E4)
+
+	Mora []MoraNotice
+
+	ClosingInvoiceIssued bool // fattura di chiusura issued per TIF (E7)
+	TIFIndemnitiesPaid   bool // TIF art. 18 automatic indemnities paid (E7)
+	ComplaintsAnswered   bool // complaints, rectification requests answered, TIQV paid (E8)
+	PointActive          bool // the point is still active (E10)
+	Voltura              bool // the point changed holder (E10)
+
+	Invoices          []Invoice
+	Spend             []MonthSpend
+	PreviousCMOR      Amount // uncollected CMOR previously charged to the customer
+	PreviousCPGestore string // CP_GESTORE of that earlier practice
+}
+
+// Gas consumption limits of E2, in Smc per year.
+const (
+	GasLimitCondominioSmc = 200_000
+	GasLimitAltriSmc      = 50_000
+)
+
+// Rule ids used by CheckEligibility besides E1–E11.
+const (
+	RuleWindowWait = "E3-WAIT" // the window is not open yet: hold, not refuse
+	RuleIDSector   = "ID-SECTOR"
+	RuleIDPOD      = "ID-POD"
+	RuleIDPDR      = "ID-PDR"
+	RuleIDCF       = "ID-CF"
+	RuleIDPIVA     = "ID-PIVA"
+	RuleIDCPGest   = "ID-CP-GESTORE"
+)
+
+// CheckEligibility checks a case on requestDate (the day the request would be filed)
+// and computes its CMOR. It returns the computation and every finding: identifier
+// problems (ID-*), failed conditions (E1–E11, severity "error") and warnings. A case
+// whose window is not open yet gets a single RuleWindowWait warning whose Value is the
+// opening date (ISO): the caller holds the practice until then.
+func CheckEligibility(c Case, requestDate Date, p CMORParams) (CMORResult, []Finding) {
+	var fs []Finding
+	fail := func(rule, field, value, format string, args ...any) {
+		fs = append(fs, Finding{Rule: rule, Field: field, Value: value, Severity: "error", Message: fmt.Sprintf(format, args...)})
+	}
+	warn := func(rule, field, value, format string, args ...any) {
+		fs = append(fs, Finding{Rule: rule, Field: field, Value: value, Severity: "warning", Message: fmt.Sprintf(format, args...)})
+	}
+
+	// Identifiers and the point, with E1/E2 for the sector.
+	sector := strings.ToUpper(strings.TrimSpace(c.Sector))
+	switch sector {
+	case "E":
+		if strings.TrimSpace(c.POD) == "" {
+			fail("E11", "COD_POD", "", "electricity case without a POD")
+		} else if w, err := ValidatePOD(c.POD, p.StrictPOD); err != nil {
+			fail(RuleIDPOD, "COD_POD", c.POD, "%v", err)
+		} else if w != "" {
+			warn(RuleIDPOD, "COD_POD", c.POD, "%s", w)
+		}
+		if strings.TrimSpace(c.PDR) != "" {
+			fail(RuleIDPDR, "COD_PDR", c.PDR, "electricity case also carries a PDR; give exactly one point")
+		}
+		switch v := strings.ToUpper(strings.TrimSpace(c.Voltage)); v {
+		case "BT", "MT":
+		case "":
+			fail("E1", "TENSIONE", "", "voltage level missing; only BT and MT points are eligible")
+		default:
+			fail("E1", "TENSIONE", c.Voltage, "voltage level %s is not eligible; only BT and MT points are", v)
+		}
+	case "G":
+		if strings.TrimSpace(c.PDR) == "" {
+			fail("E11", "COD_PDR", "", "gas case without a PDR")
+		} else if err := ValidatePDR(c.PDR); err != nil {
+			fail(RuleIDPDR, "COD_PDR", c.PDR, "%v", err)
+		}
+		if strings.TrimSpace(c.POD) != "" {
+			fail(RuleIDPOD, "COD_POD", c.POD, "gas case also carries a POD; give exactly one point")
+		}
+		smc := fmt.Sprint(c.AnnualSmc)
+		switch use := strings.ToLower(strings.TrimSpace(c.GasUse)); {
+		case c.AnnualSmc < 0:
+			fail("E2", "CONSUMO_ANNUO_SMC", smc, "annual consumption is negative")
+		case use == "domestico":
+		case use == "condominio":
+			if c.AnnualSmc > GasLimitCondominioSmc {
+				fail("E2", "CONSUMO_ANNUO_SMC", smc, "condominio uso domestico consumes %d Smc/year, above the %d limit", c.AnnualSmc, GasLimitCondominioSmc)
+			}
+		case use == "altri":
+			if c.AnnualSmc > GasLimitAltriSmc {
+				fail("E2", "CONSUMO_ANNUO_SMC", smc, "other uses consume %d Smc/year, above the %d limit", c.AnnualSmc, GasLimitAltriSmc)
+			}
+		case use == "":
+			fail("E2", "USO_GAS", "", "gas use missing; expected domestico, condominio or altri")
+		default:
+			fail("E2", "USO_GAS", c.GasUse, "gas use %q is not domestico, condominio or altri", c.GasUse)
+		}
+	default:
+		fail(RuleIDSector, "SETTORE", c.Sector, "sector must be E (electricity) or G (gas)")
+	}
+
+	// The customer: a CF or a P.IVA (E11), each valid if present.
+	cf, piva := strings.TrimSpace(c.CustomerCF), strings.TrimSpace(c.CustomerPIVA)
+	if cf == "" && piva == "" {
+		fail("E11", "CF_CLIENTE", "", "customer has neither codice fiscale nor partita IVA")
+	}
+	if cf != "" {
+		if err := ValidateCF(cf); err != nil {
+			fail(RuleIDCF, "CF_CLIENTE", c.CustomerCF, "%v", err)
+		}
+	}
+	if piva != "" {
+		if err := ValidatePIVA(piva); err != nil {
+			fail(RuleIDPIVA, "PIVA_CLIENTE", c.CustomerPIVA, "%v", err)
+		}
+	}
+
+	// E3: the request window around the switch.
+	if c.SwitchDate.IsZero() {
+		fail("E11", "DATA_SWITCH", "", "switch date missing")
+	} else {
+		open, end := RequestWindow(c.SwitchDate, p)
+		switch {
+		case requestDate.Before(open):
+			warn(RuleWindowWait, "DATA_SWITCH", open.ISO(),
+				"request window opens on %s (switch %s + %d months); hold the practice until then", open, c.SwitchDate, p.WindowOpenMonths)
+		case requestDate.After(end):
+			fail("E3", "DATA_SWITCH", c.SwitchDate.String(),
+				"request window closed on %s (%s rule); a request on %s is too late", end, p.WindowRule, requestDate)
+		}
+	}
+
+	// E4: every point of the customer lost.
+	if !c.AllPointsLost {
+		fail("E4", "TUTTI_PUNTI_PERSI", "NO", "the customer still has points supplied by us; the indemnity needs the loss of all of them")
+	}
+
+	// E5: at least one notice that is in writing, mentions the CMOR, predates the
+	// request and whose payment term has expired.
+	fs = append(fs, checkMora(c.Mora, requestDate)...)
+
+	// E6, E9: the computation itself.
+	// Without a switch date there is no window to compute in (E11 above says so).
+	var r CMORResult
+	if !c.SwitchDate.IsZero() {
+		r = ComputeCMOR(c.SwitchDate, c.Invoices, c.Spend, c.PreviousCMOR, p)
+	}
+	if len(c.Invoices) == 0 {
+		fail("E11", "NUM_FATTURA", "", "no invoices: the request must list the unpaid invoices behind the credit")
+	}
+	fs = append(fs, r.Findings...)
+	if c.PreviousCMOR > 0 {
+		if strings.TrimSpace(c.PreviousCPGestore) == "" {
+			warn("E11", "CP_GESTORE_CMOR_PRECEDENTE", "", "previous CMOR %s given without the CP_GESTORE of its practice", c.PreviousCMOR)
+		}
+	}
+	if strings.TrimSpace(c.PreviousCPGestore) != "" {
+		if err := ValidateCPGestore(c.PreviousCPGestore, false); err != nil {
+			fail(RuleIDCPGest, "CP_GESTORE_CMOR_PRECEDENTE", c.PreviousCPGestore, "%v", err)
+		}
+	}
+
+	// E7, E8, E10: preconditions billing attests.
+	if !c.ClosingInvoiceIssued {
+		fail("E7", "FATTURA_CHIUSURA", "NO", "closing invoice (fattura di chiusura, TIF) not issued")
+	}
+	if !c.TIFIndemnitiesPaid {
+		fail("E7", "INDENNIZZI_TIF", "NO", "TIF art. 18 automatic indemnities not paid")
+	}
+	if !c.ComplaintsAnswered {
+		fail("E8", "RECLAMI_EVASI", "NO", "complaints or rectification requests unanswered, or TIQV indemnities unpaid")
+	}
+	if !c.PointActive {
+		fail("E10", "PUNTO_ATTIVO", "NO", "the point is no longer active")
+	}
+	if c.Voltura {
+		fail("E10", "VOLTURA", "SI", "the point changed holder (voltura)")
+	}
+	return r, fs
+}
+
+// checkMora returns nothing when at least one notice satisfies E5, otherwise an E5
+// finding for every problem of every notice.
+func checkMora(notices []MoraNotice, requestDate Date) []Finding {
+	if len(notices) == 0 {
+		return []Finding{{Rule: "E5", Field: "DATA_COSTITUZIONE_MORA", Severity: "error",
+			Message: "no mora notice: the customer must be put in mora in writing before the request"}}
+	}
+	var fs []Finding
+	for i, n := range notices {
+		label := fmt.Sprintf("mora notice %d", i+1)
+		if n.Ref != "" {
+			label += " (" + n.Ref + ")"
+		}
+		var problems []Finding
+		bad := func(field, value, format string, args ...any) {
+			problems = append(problems, Finding{Rule: "E5", Field: field, Value: value, Severity: "error",
+				Message: label + ": " + fmt.Sprintf(format, args...)})
+		}
+		switch {
+		case n.Date.IsZero():
+			bad("DATA_COSTITUZIONE_MORA", "", "date missing")
+		case !n.Date.Before(requestDate):
+			bad("DATA_COSTITUZIONE_MORA", n.Date.String(), "dated %s, not before the request date %s", n.Date, requestDate)
+		}
+		switch ch := strings.ToUpper(strings.TrimSpace(n.Channel)); ch {
+		case "RA", "PE":
+		default:
+			bad("MEZZO", n.Channel, "channel %q is neither RA (raccomandata A/R) nor PE (PEC)", n.Channel)
+		}
+		if !n.MentionsCMOR {
+			bad("INFO_CMOR", "NO", "the notice did not inform the customer about the CMOR")
+		}
+		switch {
+		case n.Term.IsZero():
+			bad("TERMINE_PAGAMENTO", "", "payment term missing")
+		case !n.Term.Before(requestDate):
+			bad("TERMINE_PAGAMENTO", n.Term.String(), "payment term %s has not expired before the request date %s", n.Term, requestDate)
+		case !n.Date.IsZero() && n.Term.Before(n.Date):
+			bad("TERMINE_PAGAMENTO", n.Term.String(), "payment term %s is before the notice date %s", n.Term, n.Date)
+		}
+		if !n.Received.IsZero() {
+			switch {
+			case !n.Received.Before(requestDate):
+				bad("DATA_RICEVIMENTO", n.Received.String(), "received on %s, not before the request date %s", n.Received, requestDate)
+			case !n.Date.IsZero() && n.Received.Before(n.Date):
+				bad("DATA_RICEVIMENTO", n.Received.String(), "received on %s, before the notice date %s", n.Received, n.Date)
+			}
+		}
+		if len(problems) == 0 {
+			return nil // one good notice is enough
+		}
+		fs = append(fs, problems...)
+	}
+	return fs
+}
