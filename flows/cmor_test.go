@@ -74,14 +74,14 @@ func cmorSpend() []MonthSpend {
 	return s
 }
 
-func with(p CMORParams, f func(*CMORParams)) CMORParams { f(&p); return p }
+func withParams(p CMORParams, f func(*CMORParams)) CMORParams { f(&p); return p }
 
 func withInv(inv Invoice, f func(*Invoice)) Invoice { f(&inv); return inv }
 
 func TestComputeCMOR(t *testing.T) {
 	def := DefaultCMORParams()
-	top := with(def, func(p *CMORParams) { p.EstimateMethod = CMOREstimateTop })
-	prorate := with(def, func(p *CMORParams) { p.PartialInvoice = CMORPartialProrate })
+	top := withParams(def, func(p *CMORParams) { p.EstimateMethod = CMOREstimateTop })
+	prorate := withParams(def, func(p *CMORParams) { p.PartialInvoice = CMORPartialProrate })
 	base := []Invoice{invNovDec, invJanFeb}
 	one := func(unpaid string) []Invoice {
 		return []Invoice{withInv(invJanFeb, func(i *Invoice) { i.Unpaid = MustAmount(unpaid) })}
@@ -104,7 +104,7 @@ func TestComputeCMOR(t *testing.T) {
 			windowFrom: D(2024, time.October, 1), windowTo: D(2025, time.February, 28)},
 		{name: "top 4 months, capped by credit", inv: base, p: top,
 			credit: "332.00", est: "340.00", cmor: "332.00", counted: []string{"F1", "F2"}},
-		{name: "RAI included", inv: base, p: with(def, func(p *CMORParams) { p.ExcludeRAI = false }),
+		{name: "RAI included", inv: base, p: withParams(def, func(p *CMORParams) { p.ExcludeRAI = false }),
 			credit: "350.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
 		{name: "invoice all RAI", inv: []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = MustAmount("18.00") }), invJanFeb}, p: def,
 			credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"}, excluded: []string{"F1: all canone RAI"}},
@@ -122,7 +122,7 @@ func TestComputeCMOR(t *testing.T) {
 		{name: "estimated reading conguagliata", p: def,
 			inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "s"; i.Conguagliata = true })},
 			credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
-		{name: "estimated reading allowed by parameter", p: with(def, func(p *CMORParams) { p.RequireActualReadings = false }),
+		{name: "estimated reading allowed by parameter", p: withParams(def, func(p *CMORParams) { p.RequireActualReadings = false }),
 			inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "S" })},
 			credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
 		{name: "unknown reading type", p: def,
@@ -152,10 +152,10 @@ func TestComputeCMOR(t *testing.T) {
 		{name: "previous CMOR outside the cap", inv: base, p: top, prev: MustAmount("50.00"),
 			credit: "332.00", est: "340.00", cmor: "382.00", counted: []string{"F1", "F2"}},
 		{name: "previous CMOR inside the cap", inv: base, prev: MustAmount("50.00"),
-			p:      with(top, func(p *CMORParams) { p.PreviousInsideCap = true }),
+			p:      withParams(top, func(p *CMORParams) { p.PreviousInsideCap = true }),
 			credit: "332.00", est: "340.00", cmor: "332.00", counted: []string{"F1", "F2"}},
 		{name: "previous CMOR inside the cap, under it", inv: base, prev: MustAmount("50.00"),
-			p:      with(def, func(p *CMORParams) { p.PreviousInsideCap = true }),
+			p:      withParams(def, func(p *CMORParams) { p.PreviousInsideCap = true }),
 			credit: "332.00", est: "223.33", cmor: "273.33", counted: []string{"F1", "F2"}},
 		{name: "previous CMOR negative", inv: base, prev: MustAmount("-5.00"), p: def,
 			credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}, warnRules: []string{"E11"}},
@@ -284,12 +284,12 @@ func TestCMORParamsValidate(t *testing.T) {
 		t.Fatalf("defaults invalid: %v", err)
 	}
 	bad := []CMORParams{
-		with(DefaultCMORParams(), func(p *CMORParams) { p.CreditWindowMonths = 0 }),
-		with(DefaultCMORParams(), func(p *CMORParams) { p.EstimateMonths = 13 }),
-		with(DefaultCMORParams(), func(p *CMORParams) { p.EstimateMethod = "median" }),
-		with(DefaultCMORParams(), func(p *CMORParams) { p.PartialInvoice = "split" }),
-		with(DefaultCMORParams(), func(p *CMORParams) { p.WindowRule = "loose" }),
-		with(DefaultCMORParams(), func(p *CMORParams) { p.MinIndemnity = -1 }),
+		withParams(DefaultCMORParams(), func(p *CMORParams) { p.CreditWindowMonths = 0 }),
+		withParams(DefaultCMORParams(), func(p *CMORParams) { p.EstimateMonths = 13 }),
+		withParams(DefaultCMORParams(), func(p *CMORParams) { p.EstimateMethod = "median" }),
+		withParams(DefaultCMORParams(), func(p *CMORParams) { p.PartialInvoice = "split" }),
+		withParams(DefaultCMORParams(), func(p *CMORParams) { p.WindowRule = "loose" }),
+		withParams(DefaultCMORParams(), func(p *CMORParams) { p.MinIndemnity = -1 }),
 	}
 	for i, p := range bad {
 		if p.Validate() == nil {

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 )
@@ -212,5 +213,42 @@ func BenchmarkValidateCF(b *testing.B) {
 func BenchmarkValidatePIVA(b *testing.B) {
 	for b.Loop() {
 		_ = ValidatePIVA("IT00488410010")
+	}
+}
+
+// TestCFGenerated builds random well-formed codes (with and without omocodia), completes
+// them with CFCheckChar and checks that exactly that check character is accepted.
+func TestCFGenerated(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	letters := "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+	pick := func(s string) byte { return s[rng.IntN(len(s))] }
+	digit := func(d int) byte {
+		if rng.IntN(4) == 0 {
+			return cfOmocodia[d]
+		}
+		return byte('0' + d)
+	}
+	for n := 0; n < 2000; n++ {
+		b := make([]byte, 0, 16)
+		for i := 0; i < 6; i++ {
+			b = append(b, pick(letters))
+		}
+		y := rng.IntN(100)
+		b = append(b, digit(y/10), digit(y%10), pick(cfMonths))
+		day := 1 + rng.IntN(31) + 40*rng.IntN(2)
+		b = append(b, digit(day/10), digit(day%10), pick(letters))
+		for i := 0; i < 3; i++ {
+			b = append(b, digit(rng.IntN(10)))
+		}
+		check := CFCheckChar(string(b))
+		cf := string(append(b, check))
+		if err := ValidateCF(cf); err != nil {
+			t.Fatalf("generated %q refused: %v", cf, err)
+		}
+		for c := byte('A'); c <= 'Z'; c++ {
+			if c != check && ValidateCF(cf[:15]+string(c)) == nil {
+				t.Fatalf("%q accepted with check %c too", cf, c)
+			}
+		}
 	}
 }
