@@ -1,0 +1,568 @@
+package intake
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Why a full scan runs; it decides whether files found by it are news worth an Event.
+type scanReason int
+
+const (
+	scanNone      scanReason = iota
+	scanStartup              // first scan
+	scanPoll                 // polling mode
+	scanPeriodic             // the safety-net rescan in notify mode
+	scanForced               // after overflow or watcher error
+	scanRequested            // Watcher.Rescan
+)
+
+// candidate is a file in the drop folder not yet claimed.
+type candidate struct {
+	size      int64
+	mtime     time.Time
+	changed   time.Time // when we last saw size or mtime differ (or first saw the file)
+	firstSeen time.Time
+	// due is when to evaluate the file next; zero means "only on a hint or scan"
+	// (done-marker mode without a marker).
+	due              time.Time
+	unstableReported bool
+	waitLogged       bool // re-delivery waiting for .inprogress/NAME, logged once
+	claimFailures    int
+}
+
+// inflight is a claimed file awaiting a retry.
+type inflight struct {
+	c   Claimed
+	due time.Time
+	// outcome is set when processing finished but the move to done/rejected failed:
+	// only the move is retried, never the processing.
+	outcome *Outcome
+}
+
+// folder is one drop folder's state; everything except mu-guarded fields and the
+// hint set is owned by its run goroutine.
+type folder struct {
+	w           *Watcher
+	cfg         Folder
+	root        string
+	ignore      []string
+	markerPre   string
+	markerSuf   string
+	fsType      string
+	unwatchable bool
+	poll        atomic.Bool
+	watchLost   atomic.Bool
+
+	wake   chan struct{}
+	hmu    sync.Mutex
+	hinted map[string]struct{}
+	scan   scanReason
+
+	cands     map[string]*candidate
+	inflight  map[string]*inflight
+	irregular map[string]bool // non-regular names already logged
+
+	nextRescan time.Time
+	nextPoll   time.Time
+
+	mu    sync.Mutex
+	stats FolderStats
+}
+
+func (f *folder) inprogress() string { return filepath.Join(f.root, InProgressDir) }
+
+// hint records that name may have changed (called by the fsnotify reader).
+func (f *folder) hint(name string) {
+	f.hmu.Lock()
+	f.hinted[name] = struct{}{}
+	f.hmu.Unlock()
+	f.poke()
+}
+
+func (f *folder) requestScan(r scanReason) {
+	f.hmu.Lock()
+	if r > f.scan {
+		f.scan = r
+	}
+	f.hmu.Unlock()
+	f.poke()
+}
+
+func (f *folder) poke() {
+	select {
+	case f.wake <- struct{}{}:
+	default:
+	}
+}
+
+// ignored reports whether name is never a data file of this folder.
+func (f *folder) ignored(name string) bool {
+	if name == "" || name[0] == '.' {
+		return true
+	}
+	lower := strings.ToLower(name)
+	for _, g := range f.ignore {
+		if ok, _ := filepath.Match(g, lower); ok {
+			return true
+		}
+	}
+	_, isMarker := f.markerOf(name)
+	return isMarker
+}
+
+// markerOf returns the data name for a marker name.
+func (f *folder) markerOf(name string) (string, bool) {
+	if f.markerPre == "" && f.markerSuf == "" {
+		return "", false
+	}
+	if len(name) > len(f.markerPre)+len(f.markerSuf) && strings.HasPrefix(name, f.markerPre) && strings.HasSuffix(name, f.markerSuf) {
+		return name[len(f.markerPre) : len(name)-len(f.markerSuf)], true
+	}
+	return "", false
+}
+
+func (f *folder) markerFor(name string) string { return f.markerPre + name + f.markerSuf }
+
+func (f *folder) run(ctx context.Context) {
+	f.recoverInProgress(ctx)
+	f.fullScan(scanStartup) // also sets nextRescan and nextPoll
+	f.w.startWG.Done()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		f.step(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		now := f.w.now()
+		next := f.nextWake()
+		timer.Reset(max(next.Sub(now), 0))
+		select {
+		case <-ctx.Done():
+			return
+		case <-f.wake:
+			f.drainHints()
+		case <-timer.C:
+			now := f.w.now()
+			if f.poll.Load() && !now.Before(f.nextPoll) {
+				f.fullScan(scanPoll)
+			} else if !now.Before(f.nextRescan) {
+				f.fullScan(scanPeriodic)
+			}
+		}
+	}
+}
+
+func (f *folder) nextWake() time.Time {
+	next := f.nextRescan
+	if f.poll.Load() && f.nextPoll.Before(next) {
+		next = f.nextPoll
+	}
+	for _, c := range f.cands {
+		if !c.due.IsZero() && c.due.Before(next) {
+			next = c.due
+		}
+	}
+	for _, in := range f.inflight {
+		if in.due.Before(next) {
+			next = in.due
+		}
+	}
+	return next
+}
+
+// drainHints applies the hints (and any scan request) gathered since the last wake.
+// Bursts of events for one name collapse into one stat: this is the debounce.
+func (f *folder) drainHints() {
+	f.hmu.Lock()
+	names := f.hinted
+	f.hinted = map[string]struct{}{}
+	reason := f.scan
+	f.scan = scanNone
+	f.hmu.Unlock()
+	if reason != scanNone {
+		f.fullScan(reason)
+		return
+	}
+	now := f.w.now()
+	for name := range names {
+		if data, ok := f.markerOf(name); ok {
+			if c := f.cands[data]; c != nil {
+				c.due = now
+			}
+			continue
+		}
+		if f.ignored(name) {
+			continue
+		}
+		fi, err := os.Lstat(filepath.Join(f.root, name))
+		if err != nil {
+			delete(f.cands, name) // gone (claimed, renamed away, deleted)
+			continue
+		}
+		f.observe(name, fi, now)
+	}
+	f.updatePending()
+}
+
+// observe records a stat of a candidate. It returns true for a file not seen before.
+func (f *folder) observe(name string, fi fs.FileInfo, now time.Time) bool {
+	if !fi.Mode().IsRegular() {
+		if !fi.IsDir() && !f.irregular[name] {
+			f.irregular[name] = true
+			f.w.log.Warn("not a regular file; ignored", "folder", f.cfg.Name, "file", name, "mode", fi.Mode().String())
+		}
+		return false
+	}
+	c := f.cands[name]
+	if c == nil {
+		c = &candidate{size: fi.Size(), mtime: fi.ModTime(), changed: now, firstSeen: now}
+		f.cands[name] = c
+		f.schedule(c, now)
+		return true
+	}
+	if c.size != fi.Size() || !c.mtime.Equal(fi.ModTime()) {
+		c.size, c.mtime, c.changed = fi.Size(), fi.ModTime(), now
+		f.schedule(c, now)
+	} else if f.markerPre != "" || f.markerSuf != "" {
+		c.due = now // a scan or hint: look for the marker
+	}
+	return false
+}
+
+func (f *folder) schedule(c *candidate, now time.Time) {
+	if f.markerPre != "" || f.markerSuf != "" {
+		c.due = now
+		return
+	}
+	c.due = c.changed.Add(f.cfg.Settle)
+}
+
+// fullScan lists the root: the truth that events only hint at.
+func (f *folder) fullScan(reason scanReason) {
+	now := f.w.now()
+	f.nextRescan = now.Add(f.cfg.Rescan)
+	f.nextPoll = now.Add(f.cfg.PollInterval)
+	if f.watchLost.Load() && f.w.fsw != nil {
+		if err := f.w.fsw.Add(f.root); err == nil {
+			f.watchLost.Store(false)
+			f.w.log.Info("drop folder watched again", "folder", f.cfg.Name)
+		}
+	}
+	// Hints gathered so far are covered by this scan.
+	f.hmu.Lock()
+	clear(f.hinted)
+	f.hmu.Unlock()
+	entries, err := os.ReadDir(f.root)
+	if err != nil {
+		f.w.log.Error("cannot list drop folder", "folder", f.cfg.Name, "err", err)
+		return
+	}
+	seen := make(map[string]bool, len(entries))
+	var found []string
+	for _, e := range entries {
+		name := e.Name()
+		if f.ignored(name) || e.IsDir() {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil {
+			continue // vanished between ReadDir and Lstat
+		}
+		seen[name] = true
+		if f.observe(name, fi, now) {
+			found = append(found, name)
+		}
+	}
+	for name := range f.cands {
+		if !seen[name] {
+			delete(f.cands, name)
+		}
+	}
+	f.mu.Lock()
+	f.stats.LastScan = now
+	f.mu.Unlock()
+	f.updatePending()
+	if reason == scanPeriodic && !f.poll.Load() && len(found) > 0 {
+		slices.Sort(found)
+		msg := fmt.Sprintf("rescan found %d file(s) that the file watcher did not report: %s", len(found), strings.Join(found, ", "))
+		f.w.log.Warn(msg, "folder", f.cfg.Name)
+		f.w.events(Event{Folder: f.cfg.Name, Kind: EventRescan, Detail: msg})
+	}
+}
+
+func (f *folder) updatePending() {
+	f.mu.Lock()
+	f.stats.Pending = len(f.cands)
+	f.stats.InProgress = len(f.inflight)
+	f.mu.Unlock()
+}
+
+// step evaluates what is due and processes ready files, one at a time, oldest first.
+func (f *folder) step(ctx context.Context) {
+	now := f.w.now()
+	// Claimed files awaiting a retry go first: they are older than anything new.
+	var retry []*inflight
+	for _, in := range f.inflight {
+		if !in.due.After(now) {
+			retry = append(retry, in)
+		}
+	}
+	slices.SortFunc(retry, func(a, b *inflight) int { return compareFiles(a.c.ModTime, a.c.Name, b.c.ModTime, b.c.Name) })
+	for _, in := range retry {
+		if ctx.Err() != nil {
+			return
+		}
+		delete(f.inflight, in.c.Name)
+		if in.outcome != nil {
+			f.finish(in.c, *in.outcome)
+			continue
+		}
+		in.c.Attempt++
+		f.handle(ctx, in.c)
+	}
+
+	type ready struct {
+		name string
+		c    *candidate
+	}
+	var rs []ready
+	for name, c := range f.cands {
+		if c.due.IsZero() || c.due.After(now) {
+			continue
+		}
+		if f.evaluate(name, c, now) {
+			rs = append(rs, ready{name, c})
+		}
+	}
+	slices.SortFunc(rs, func(a, b ready) int { return compareFiles(a.c.mtime, a.name, b.c.mtime, b.name) })
+	for _, r := range rs {
+		if ctx.Err() != nil {
+			break
+		}
+		f.claimAndHandle(ctx, r.name, r.c)
+	}
+	f.updatePending()
+}
+
+func compareFiles(ta time.Time, na string, tb time.Time, nb string) int {
+	if c := ta.Compare(tb); c != 0 {
+		return c
+	}
+	return strings.Compare(na, nb)
+}
+
+// evaluate re-stats a due candidate and reports whether it is ready.
+func (f *folder) evaluate(name string, c *candidate, now time.Time) bool {
+	fi, err := os.Lstat(filepath.Join(f.root, name))
+	if err != nil || !fi.Mode().IsRegular() {
+		delete(f.cands, name)
+		return false
+	}
+	changed := c.size != fi.Size() || !c.mtime.Equal(fi.ModTime())
+	if changed {
+		c.size, c.mtime, c.changed = fi.Size(), fi.ModTime(), now
+	}
+	if f.markerPre != "" || f.markerSuf != "" {
+		if _, err := os.Lstat(filepath.Join(f.root, f.markerFor(name))); err == nil {
+			return true
+		}
+		c.due = time.Time{}
+		return false
+	}
+	if changed || now.Sub(c.changed) < f.cfg.Settle {
+		c.due = c.changed.Add(f.cfg.Settle)
+		if changed && !c.unstableReported && now.Sub(c.firstSeen) > f.cfg.UnstableAfter {
+			c.unstableReported = true
+			msg := fmt.Sprintf("file %s is still changing %s after it appeared; it will be taken once it stops", name, now.Sub(c.firstSeen).Round(time.Second))
+			f.w.log.Warn(msg, "folder", f.cfg.Name, "file", name)
+			f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnstable, Detail: msg})
+		}
+		return false
+	}
+	return true
+}
+
+// claimAndHandle moves a ready file into .inprogress and processes it.
+func (f *folder) claimAndHandle(ctx context.Context, name string, c *candidate) {
+	now := f.w.now()
+	dst := filepath.Join(f.inprogress(), name)
+	if _, busy := f.inflight[name]; busy {
+		f.waitForPrevious(name, c, now)
+		return
+	}
+	err := renameNoReplace(filepath.Join(f.root, name), dst)
+	switch {
+	case errors.Is(err, fs.ErrExist):
+		f.waitForPrevious(name, c, now)
+		return
+	case errors.Is(err, fs.ErrNotExist):
+		delete(f.cands, name)
+		return
+	case err != nil:
+		c.claimFailures++
+		c.due = now.Add(f.backoff(c.claimFailures))
+		f.w.log.Error("cannot claim file", "folder", f.cfg.Name, "file", name, "err", err, "retry_in", c.due.Sub(now))
+		if c.claimFailures == 1 {
+			f.w.events(Event{Folder: f.cfg.Name, Kind: EventClaimFailed, Detail: fmt.Sprintf("%s: %v", name, err)})
+		}
+		return
+	}
+	delete(f.cands, name)
+	if err := syncDirs(f.inprogress(), f.root); err != nil {
+		f.w.log.Warn("fsync after claim", "folder", f.cfg.Name, "file", name, "err", err)
+	}
+	if f.markerPre != "" || f.markerSuf != "" {
+		f.removeMarker(name)
+	}
+	cl := Claimed{Folder: f.cfg.Name, Name: name, Path: dst, Size: c.size, ModTime: c.mtime, Attempt: 1}
+	if fi, err := os.Lstat(dst); err == nil {
+		cl.Size, cl.ModTime = fi.Size(), fi.ModTime()
+	}
+	f.w.log.Debug("claimed", "folder", f.cfg.Name, "file", name, "size", cl.Size)
+	f.handle(ctx, cl)
+}
+
+func (f *folder) waitForPrevious(name string, c *candidate, now time.Time) {
+	if !c.waitLogged {
+		c.waitLogged = true
+		f.w.log.Info("a file with the same name is still in progress; the new one waits", "folder", f.cfg.Name, "file", name)
+	}
+	c.due = now.Add(f.cfg.Settle)
+}
+
+// removeMarker deletes name's done-marker, unless a new copy of name has been
+// dropped since (then the marker belongs to it).
+func (f *folder) removeMarker(name string) {
+	if _, err := os.Lstat(filepath.Join(f.root, name)); err == nil {
+		return
+	}
+	err := os.Remove(filepath.Join(f.root, f.markerFor(name)))
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		f.w.log.Warn("cannot remove done marker", "folder", f.cfg.Name, "file", name, "err", err)
+	}
+}
+
+func (f *folder) backoff(attempt int) time.Duration {
+	d := f.cfg.Retry
+	for i := 1; i < attempt && d < maxRetryDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxRetryDelay)
+}
+
+// handle runs ProcessFunc on a claimed file and finishes it, or schedules a retry.
+func (f *folder) handle(ctx context.Context, c Claimed) {
+	f.mu.Lock()
+	f.stats.InProgress = len(f.inflight) + 1
+	f.mu.Unlock()
+	out, err := f.call(ctx, c)
+	if err != nil {
+		delay := f.backoff(c.Attempt)
+		f.w.log.Warn("processing failed; will retry", "folder", f.cfg.Name, "file", c.Name, "attempt", c.Attempt, "retry_in", delay, "err", err)
+		f.inflight[c.Name] = &inflight{c: c, due: f.w.now().Add(delay)}
+		f.mu.Lock()
+		f.stats.Errors++
+		f.mu.Unlock()
+		f.updatePending()
+		return
+	}
+	f.finish(c, out)
+}
+
+// call runs ProcessFunc, turning a panic into a rejection: input never crashes us.
+func (f *folder) call(ctx context.Context, c Claimed) (out Outcome, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg := fmt.Sprintf("internal error while processing (panic): %v", r)
+			f.w.log.Error("panic while processing; file rejected", "folder", f.cfg.Name, "file", c.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			f.w.events(Event{Folder: f.cfg.Name, Kind: EventPanic, Detail: fmt.Sprintf("%s: %v", c.Name, r)})
+			out, err = Outcome{Rejected: true, Reason: msg}, nil
+		}
+	}()
+	// Shutdown must not interrupt the file in hand.
+	return f.w.process(context.WithoutCancel(ctx), c)
+}
+
+// finish moves a processed file to done/ or rejected/.
+func (f *folder) finish(c Claimed, out Outcome) {
+	var final string
+	var err error
+	if out.Rejected {
+		final, err = moveRejected(c.Path, filepath.Join(f.root, RejectedDir), c, out.Reason, f.w.now())
+	} else {
+		final, err = moveNoClobber(c.Path, filepath.Join(f.root, DoneDir), c.Name, false)
+	}
+	if err != nil {
+		delay := f.backoff(c.Attempt)
+		msg := fmt.Sprintf("%s: processed but not moved out of %s: %v", c.Name, InProgressDir, err)
+		f.w.log.Error(msg, "folder", f.cfg.Name, "retry_in", delay)
+		f.w.events(Event{Folder: f.cfg.Name, Kind: EventFinishFailed, Detail: msg})
+		c.Attempt++
+		f.inflight[c.Name] = &inflight{c: c, due: f.w.now().Add(delay), outcome: &out}
+		f.updatePending()
+		return
+	}
+	f.mu.Lock()
+	if out.Rejected {
+		f.stats.Rejected++
+	} else {
+		f.stats.Done++
+	}
+	f.mu.Unlock()
+	f.updatePending()
+	dir := DoneDir
+	if out.Rejected {
+		dir = RejectedDir
+	}
+	f.w.log.Info("file finished", "folder", f.cfg.Name, "file", c.Name, "to", filepath.Join(dir, final), "recovered", c.Recovered)
+}
+
+// recoverInProgress processes what a previous run left in .inprogress, first.
+func (f *folder) recoverInProgress(ctx context.Context) {
+	entries, err := os.ReadDir(f.inprogress())
+	if err != nil {
+		f.w.log.Error("cannot list .inprogress", "folder", f.cfg.Name, "err", err)
+		return
+	}
+	var claimed []Claimed
+	for _, e := range entries {
+		fi, err := e.Info()
+		if err != nil || !fi.Mode().IsRegular() {
+			continue
+		}
+		claimed = append(claimed, Claimed{
+			Folder: f.cfg.Name, Name: e.Name(), Path: filepath.Join(f.inprogress(), e.Name()),
+			Size: fi.Size(), ModTime: fi.ModTime(), Recovered: true, Attempt: 1,
+		})
+	}
+	slices.SortFunc(claimed, func(a, b Claimed) int { return compareFiles(a.ModTime, a.Name, b.ModTime, b.Name) })
+	if len(claimed) > 0 {
+		f.w.log.Info("recovering files left in .inprogress by a previous run", "folder", f.cfg.Name, "count", len(claimed))
+	}
+	for i, c := range claimed {
+		if ctx.Err() != nil {
+			// Shutdown during recovery: the rest stays in .inprogress for next time.
+			for _, rest := range claimed[i:] {
+				f.inflight[rest.Name] = &inflight{c: rest, due: f.w.now()}
+			}
+			f.updatePending()
+			return
+		}
+		if f.markerPre != "" || f.markerSuf != "" {
+			f.removeMarker(c.Name)
+		}
+		f.handle(ctx, c)
+	}
+}

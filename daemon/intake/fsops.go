@@ -1,0 +1,120 @@
+package intake
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// maxSuffix bounds the search for a free name in done/ or rejected/.
+const maxSuffix = 100000
+
+// moveNoClobber renames src into dir as name, or name.1, name.2, … if taken, never
+// overwriting anything; with reasonFree it also skips names whose reason file exists.
+// It fsyncs dir and src's directory and returns the final name.
+func moveNoClobber(src, dir, name string, reasonFree bool) (string, error) {
+	for i := 0; i < maxSuffix; i++ {
+		final := name
+		if i > 0 {
+			final = name + "." + strconv.Itoa(i)
+		}
+		if reasonFree {
+			if _, err := os.Lstat(filepath.Join(dir, final+ReasonSuffix)); err == nil {
+				continue
+			}
+		}
+		err := renameNoReplace(src, filepath.Join(dir, final))
+		if errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err != nil {
+			return "", err
+		}
+		return final, syncDirs(dir, filepath.Dir(src))
+	}
+	return "", fmt.Errorf("no free name for %s in %s", name, dir)
+}
+
+// moveRejected moves a refused file to rejected/ and writes its reason file next to
+// it. The file moves first: after a crash in between, the file is where an operator
+// looks, only its explanation is missing (the archive has it too).
+func moveRejected(src, dir string, c Claimed, reason string, now time.Time) (string, error) {
+	final, err := moveNoClobber(src, dir, c.Name, true)
+	if err != nil {
+		return "", err
+	}
+	if err := writeFileAtomic(filepath.Join(dir, final+ReasonSuffix), reasonText(c, final, reason, now)); err != nil {
+		return final, fmt.Errorf("writing the reason for %s: %w", final, err)
+	}
+	return final, nil
+}
+
+// reasonText is the content of NAME.reason.txt.
+func reasonText(c Claimed, final, reason string, now time.Time) []byte {
+	if reason == "" {
+		reason = "rejected (no reason given)"
+	}
+	if reason[len(reason)-1] != '\n' {
+		reason += "\n"
+	}
+	return fmt.Appendf(nil, "rejected: %s (Europe/Rome)\nfolder: %s\nfile: %s\nsize: %d bytes\n\n%s",
+		now.In(flows.Rome).Format("2006-01-02 15:04:05 MST"), c.Folder, final, c.Size, reason)
+}
+
+// writeFileAtomic writes path through a hidden temp file in the same directory:
+// write, fsync, rename, fsync the directory.
+func writeFileAtomic(path string, data []byte) (err error) {
+	dir := filepath.Dir(path)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".*.tmp")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			os.Remove(tmp.Name())
+		}
+	}()
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o640); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return err
+	}
+	return syncDirs(dir)
+}
+
+// syncDirs fsyncs directories so that renames in them survive a power loss.
+func syncDirs(dirs ...string) error {
+	var errs []error
+	for _, dir := range dirs {
+		d, err := os.Open(dir)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		// Some network filesystems refuse fsync on a directory; nothing more to do there.
+		if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
+			errs = append(errs, fmt.Errorf("fsync %s: %w", dir, err))
+		}
+		d.Close()
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,682 @@
+package intake
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// waitLimit bounds every wait: generous, because tests must not depend on speed.
+const waitLimit = 30 * time.Second
+
+const testSettle = 50 * time.Millisecond
+
+// rig runs a Watcher on one temp folder and records what it does.
+type rig struct {
+	t      *testing.T
+	dir    string
+	w      *Watcher
+	cancel context.CancelFunc
+	done   chan error
+
+	mu     sync.Mutex
+	calls  []Claimed
+	events []Event
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return nil
+}
+
+// newRig builds the Watcher without starting it. process may be nil (accept all).
+func newRig(t *testing.T, cfg Folder, process ProcessFunc) *rig {
+	t.Helper()
+	r := &rig{t: t, dir: cfg.Path}
+	if r.dir == "" {
+		r.dir = t.TempDir()
+	}
+	cfg.Path = r.dir
+	if cfg.Name == "" {
+		cfg.Name = "billing"
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = testSettle
+	}
+	if process == nil {
+		process = func(context.Context, Claimed) (Outcome, error) { return Outcome{}, nil }
+	}
+	recorded := func(ctx context.Context, c Claimed) (Outcome, error) {
+		r.mu.Lock()
+		r.calls = append(r.calls, c)
+		r.mu.Unlock()
+		return process(ctx, c)
+	}
+	w, err := New([]Folder{cfg}, recorded, func(e Event) {
+		r.mu.Lock()
+		r.events = append(r.events, e)
+		r.mu.Unlock()
+	}, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.w = w
+	return r
+}
+
+func (r *rig) start() *rig {
+	r.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	r.done = make(chan error, 1)
+	go func() { r.done <- r.w.Run(ctx) }()
+	r.t.Cleanup(r.stop)
+	select {
+	case <-r.w.Ready():
+	case <-time.After(waitLimit):
+		r.t.Fatal("watcher never became ready")
+	}
+	return r
+}
+
+func (r *rig) stop() {
+	if r.cancel == nil {
+		return
+	}
+	r.cancel()
+	r.cancel = nil
+	select {
+	case err := <-r.done:
+		if err != nil {
+			r.t.Errorf("Run: %v", err)
+		}
+	case <-time.After(waitLimit):
+		r.t.Error("Run did not return after cancel")
+	}
+}
+
+func startRig(t *testing.T, cfg Folder, process ProcessFunc) *rig {
+	return newRig(t, cfg, process).start()
+}
+
+func (r *rig) path(parts ...string) string { return filepath.Join(append([]string{r.dir}, parts...)...) }
+
+func (r *rig) write(name, content string) {
+	r.t.Helper()
+	if err := os.WriteFile(r.path(name), []byte(content), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// drop writes name atomically (temp name, then rename), as a well-behaved uploader does.
+func (r *rig) drop(name, content string) {
+	r.t.Helper()
+	r.write(name+".part", content)
+	if err := os.Rename(r.path(name+".part"), r.path(name)); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+func (r *rig) waitFor(what string, cond func() bool) {
+	r.t.Helper()
+	deadline := time.Now().Add(waitLimit)
+	for !cond() {
+		if time.Now().After(deadline) {
+			r.t.Fatalf("timed out waiting for %s; calls=%v events=%v", what, r.callNames(), r.eventKinds())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (r *rig) waitExists(parts ...string) {
+	r.t.Helper()
+	p := r.path(parts...)
+	r.waitFor(p, func() bool { _, err := os.Lstat(p); return err == nil })
+}
+
+func (r *rig) callNames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, c := range r.calls {
+		out = append(out, c.Name)
+	}
+	return out
+}
+
+func (r *rig) callsSnapshot() []Claimed {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.calls)
+}
+
+func (r *rig) eventKinds() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		out = append(out, e.Kind)
+	}
+	return out
+}
+
+func (r *rig) hasEvent(kind string) bool { return slices.Contains(r.eventKinds(), kind) }
+
+func (r *rig) list(sub string) []string {
+	r.t.Helper()
+	entries, err := os.ReadDir(r.path(sub))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+func (r *rig) read(parts ...string) string {
+	r.t.Helper()
+	b, err := os.ReadFile(r.path(parts...))
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return string(b)
+}
+
+func TestReadyAfterSettle(t *testing.T) {
+	for _, mode := range []string{WatchNotify, WatchPoll} {
+		t.Run(mode, func(t *testing.T) {
+			r := startRig(t, Folder{Watch: mode, PollInterval: 20 * time.Millisecond}, nil)
+			r.write("a.csv", "hello\n")
+			r.write("empty.csv", "") // a zero-length file is processed too
+			r.waitExists(DoneDir, "a.csv")
+			r.waitExists(DoneDir, "empty.csv")
+			if got := r.read(DoneDir, "a.csv"); got != "hello\n" {
+				t.Errorf("done/a.csv = %q", got)
+			}
+			calls := r.callsSnapshot()
+			if len(calls) != 2 {
+				t.Fatalf("calls = %v, want 2", r.callNames())
+			}
+			for _, c := range calls {
+				if c.Folder != "billing" || c.Recovered || c.Attempt != 1 || c.Path != r.path(InProgressDir, c.Name) {
+					t.Errorf("claimed = %+v", c)
+				}
+				if want := map[string]int64{"a.csv": 6, "empty.csv": 0}[c.Name]; c.Size != want {
+					t.Errorf("%s size = %d, want %d", c.Name, c.Size, want)
+				}
+			}
+			if got := r.list(InProgressDir); len(got) != 0 {
+				t.Errorf(".inprogress = %v", got)
+			}
+			st := r.w.Stats()["billing"]
+			if st.Mode != mode || st.Done != 2 || st.Pending != 0 || st.InProgress != 0 {
+				t.Errorf("stats = %+v", st)
+			}
+		})
+	}
+}
+
+// A file still being appended to is not taken; when it stops, it is taken whole.
+func TestGrowingFileWaits(t *testing.T) {
+	// Settle is far longer than the gap between appends so that a slow machine does
+	// not make the file look settled.
+	const settle = 400 * time.Millisecond
+	r := startRig(t, Folder{Settle: settle}, nil)
+	fh, err := os.Create(r.path("big.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var written int64
+	for range 100 { // ≈ 1 s of appends, far longer than Settle
+		n, err := fh.WriteString("row;1;2;3\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		written += int64(n)
+		time.Sleep(10 * time.Millisecond)
+		if names := r.callNames(); len(names) > 0 {
+			t.Fatalf("file taken while still growing (after %d bytes)", written)
+		}
+	}
+	fh.Close()
+	r.waitExists(DoneDir, "big.csv")
+	if c := r.callsSnapshot()[0]; c.Size != written {
+		t.Errorf("claimed size = %d, want %d", c.Size, written)
+	}
+}
+
+func TestIgnoredNames(t *testing.T) {
+	r := startRig(t, Folder{Ignore: []string{"*.lock"}}, nil)
+	ignored := []string{"a.csv.part", "b.partial", "c.filepart", "d.TMP", "e.csv~", ".hidden", "f.lock"}
+	for _, n := range ignored {
+		r.write(n, "x")
+	}
+	if err := os.Mkdir(r.path("subdir"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r.write("subdir/inner.csv", "x")
+	if err := os.Symlink("/etc/hostname", r.path("link.csv")); err != nil {
+		t.Fatal(err)
+	}
+	// The sentinel is dropped after the rest: once it is done, the others have had
+	// every chance to be taken.
+	r.write("sentinel.csv", "x")
+	r.waitExists(DoneDir, "sentinel.csv")
+	r.w.Rescan("billing")
+	r.write("sentinel2.csv", "x")
+	r.waitExists(DoneDir, "sentinel2.csv")
+	if got := r.callNames(); !slices.Equal(got, []string{"sentinel.csv", "sentinel2.csv"}) {
+		t.Fatalf("processed %v, want only the sentinels", got)
+	}
+	for _, n := range append(ignored, "subdir/inner.csv", "link.csv") {
+		if _, err := os.Lstat(r.path(n)); err != nil {
+			t.Errorf("%s: %v", n, err)
+		}
+	}
+	// A temporary name renamed to its final name arrives.
+	if err := os.Rename(r.path("a.csv.part"), r.path("a.csv")); err != nil {
+		t.Fatal(err)
+	}
+	r.waitExists(DoneDir, "a.csv")
+}
+
+func TestDoneMarker(t *testing.T) {
+	r := startRig(t, Folder{DoneMarker: "{name}.done"}, nil)
+	r.write("a.csv", "a")
+	r.write("b.csv", "b")
+	r.write("b.csv.done", "")
+	r.waitExists(DoneDir, "b.csv")
+	r.waitFor("b's marker removed", func() bool { _, err := os.Lstat(r.path("b.csv.done")); return err != nil })
+	r.w.Rescan("billing")
+	r.write("c.csv", "c")
+	r.write("c.csv.done", "")
+	r.waitExists(DoneDir, "c.csv")
+	if got := r.callNames(); !slices.Equal(got, []string{"b.csv", "c.csv"}) {
+		t.Fatalf("processed %v: a.csv has no marker yet", got)
+	}
+	r.write("a.csv.done", "")
+	r.waitExists(DoneDir, "a.csv")
+	r.waitFor("a's marker removed", func() bool { _, err := os.Lstat(r.path("a.csv.done")); return err != nil })
+	if got := r.list(""); !slices.Equal(got, []string{InProgressDir, DoneDir, RejectedDir}) {
+		t.Errorf("folder holds %v", got)
+	}
+}
+
+func TestRejectWritesReason(t *testing.T) {
+	r := startRig(t, Folder{}, func(_ context.Context, c Claimed) (Outcome, error) {
+		return Outcome{Rejected: true, Reason: "billing.csv line 3 field POD rule pod-format: bad POD"}, nil
+	})
+	r.write("billing.csv", "x;y\n")
+	r.waitExists(RejectedDir, "billing.csv"+ReasonSuffix)
+	reason := r.read(RejectedDir, "billing.csv"+ReasonSuffix)
+	for _, want := range []string{"(Europe/Rome)", "file: billing.csv", "rule pod-format: bad POD"} {
+		if !strings.Contains(reason, want) {
+			t.Errorf("reason file lacks %q:\n%s", want, reason)
+		}
+	}
+	if got := r.read(RejectedDir, "billing.csv"); got != "x;y\n" {
+		t.Errorf("rejected content = %q", got)
+	}
+	if st := r.w.Stats()["billing"]; st.Rejected != 1 || st.Done != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+func TestReasonGolden(t *testing.T) {
+	at := time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC) // 03:30 CEST, the morning DST begins
+	got := reasonText(Claimed{Folder: "billing", Name: "f.csv", Size: 42}, "f.csv.1", "line 2 field IMPORTO rule amount: not a number", at)
+	golden := filepath.Join("testdata", "reason.golden")
+	if *update {
+		if err := os.WriteFile(golden, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("reason text:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestNameCollisionNeverOverwrites(t *testing.T) {
+	dir := t.TempDir()
+	for _, d := range []string{DoneDir, RejectedDir} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(t, os.WriteFile(filepath.Join(dir, DoneDir, "a.csv"), []byte("old"), 0o644))
+	must(t, os.WriteFile(filepath.Join(dir, DoneDir, "a.csv.1"), []byte("older"), 0o644))
+	// In rejected/, a reason file alone also reserves its name.
+	must(t, os.WriteFile(filepath.Join(dir, RejectedDir, "r.csv"+ReasonSuffix), []byte("old reason"), 0o644))
+	r := startRig(t, Folder{Path: dir}, func(_ context.Context, c Claimed) (Outcome, error) {
+		return Outcome{Rejected: strings.HasPrefix(c.Name, "r"), Reason: "nope"}, nil
+	})
+	r.write("a.csv", "new")
+	r.write("r.csv", "rej")
+	r.waitExists(DoneDir, "a.csv.2")
+	r.waitExists(RejectedDir, "r.csv.1"+ReasonSuffix)
+	for name, want := range map[string]string{
+		"done/a.csv": "old", "done/a.csv.1": "older", "done/a.csv.2": "new",
+		"rejected/r.csv.1": "rej", "rejected/r.csv" + ReasonSuffix: "old reason",
+	} {
+		if got := r.read(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
+		}
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecoveryAtStartup(t *testing.T) {
+	dir := t.TempDir()
+	must(t, os.MkdirAll(filepath.Join(dir, InProgressDir), 0o755))
+	old := time.Now().Add(-time.Hour)
+	for i, n := range []string{"y.csv", "x.csv"} {
+		p := filepath.Join(dir, InProgressDir, n)
+		must(t, os.WriteFile(p, []byte(n), 0o644))
+		must(t, os.Chtimes(p, old, old.Add(time.Duration(i)*time.Minute))) // y older than x
+	}
+	must(t, os.WriteFile(filepath.Join(dir, "a.csv"), []byte("a"), 0o644))
+	r := startRig(t, Folder{Path: dir}, nil)
+	r.waitExists(DoneDir, "a.csv")
+	calls := r.callsSnapshot()
+	var got []string
+	for _, c := range calls {
+		got = append(got, fmt.Sprintf("%s recovered=%v", c.Name, c.Recovered))
+	}
+	want := []string{"y.csv recovered=true", "x.csv recovered=true", "a.csv recovered=false"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("calls = %v, want %v (recovered first, oldest first)", got, want)
+	}
+	if got := r.list(DoneDir); !slices.Equal(got, []string{"a.csv", "x.csv", "y.csv"}) {
+		t.Errorf("done = %v", got)
+	}
+}
+
+// Overflow: with nobody reading fsnotify, the kernel queue overflows for real; the
+// files whose events were lost are found by the rescan the overflow triggers, each
+// processed exactly once.
+func TestOverflowRescansAndProcessesOnce(t *testing.T) {
+	queued, err := os.ReadFile("/proc/sys/fs/inotify/max_queued_events")
+	if err != nil {
+		t.Skip("no inotify:", err)
+	}
+	var limit int
+	if _, err := fmt.Sscan(string(queued), &limit); err != nil || limit > 1<<20 {
+		t.Skipf("max_queued_events = %q: too large to overflow in a test", queued)
+	}
+	r := newRig(t, Folder{Rescan: time.Hour, Watch: WatchNotify}, nil)
+	gate := make(chan struct{})
+	r.w.readerGate = gate
+	r.start()
+
+	// Fill the queue cheaply: alternate writes to two ignored files so that the kernel
+	// cannot merge consecutive identical events.
+	noise := [2]*os.File{}
+	for i := range noise {
+		f, err := os.Create(r.path(fmt.Sprintf(".noise%d", i)))
+		must(t, err)
+		defer f.Close()
+		noise[i] = f
+	}
+	// fsnotify reads up to 64 KiB of events (≥ 16 bytes each) before it blocks on
+	// its channel; the kernel then holds max_queued_events more.
+	for i := 0; i < limit+65536/16+100; i++ {
+		if _, err := noise[i%2].Write([]byte{'x'}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 60
+	for i := range n {
+		r.write(fmt.Sprintf("f%03d.csv", i), "x")
+	}
+	close(gate) // the reader now drains 16k noise events, then finds the overflow
+	r.waitFor("all files done", func() bool { return len(r.list(DoneDir)) == n })
+	counts := map[string]int{}
+	for _, name := range r.callNames() {
+		counts[name]++
+	}
+	if len(counts) != n {
+		t.Errorf("%d distinct files processed, want %d", len(counts), n)
+	}
+	for name, c := range counts {
+		if c != 1 {
+			t.Errorf("%s processed %d times", name, c)
+		}
+	}
+	if !r.hasEvent(EventOverflow) {
+		t.Errorf("no overflow event; events = %v", r.eventKinds())
+	}
+	if st := r.w.Stats()["billing"]; st.Rescans == 0 {
+		t.Errorf("stats = %+v, want a forced rescan counted", st)
+	}
+}
+
+// The same path by injection: any watcher error means "rescan now".
+func TestWatchErrorRescans(t *testing.T) {
+	r := newRig(t, Folder{Rescan: time.Hour, Watch: WatchNotify}, nil)
+	gate := make(chan struct{}) // never opened: events are not read at all
+	r.w.readerGate = gate
+	r.start()
+	r.write("lost.csv", "x")
+	r.w.watchError(errors.New("inotify: something broke"))
+	r.waitExists(DoneDir, "lost.csv")
+	if !r.hasEvent(EventWatchError) {
+		t.Errorf("events = %v", r.eventKinds())
+	}
+	close(gate)
+}
+
+// With events lost silently, the periodic rescan still finds the file and says so.
+func TestPeriodicRescanFindsMissedFiles(t *testing.T) {
+	r := newRig(t, Folder{Rescan: 100 * time.Millisecond, Watch: WatchNotify}, nil)
+	r.w.readerGate = make(chan struct{}) // never opened
+	r.start()
+	r.write("missed.csv", "x")
+	r.waitExists(DoneDir, "missed.csv")
+	r.waitFor("rescan event", func() bool { return r.hasEvent(EventRescan) })
+}
+
+func TestTransientErrorRetried(t *testing.T) {
+	var mu sync.Mutex
+	failures := 2
+	r := startRig(t, Folder{Retry: 10 * time.Millisecond}, func(_ context.Context, c Claimed) (Outcome, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if failures > 0 {
+			failures--
+			return Outcome{}, errors.New("database is locked")
+		}
+		return Outcome{}, nil
+	})
+	r.write("a.csv", "a")
+	r.waitExists(DoneDir, "a.csv")
+	var attempts []int
+	for _, c := range r.callsSnapshot() {
+		attempts = append(attempts, c.Attempt)
+	}
+	if !slices.Equal(attempts, []int{1, 2, 3}) {
+		t.Errorf("attempts = %v", attempts)
+	}
+	if st := r.w.Stats()["billing"]; st.Errors != 2 || st.Done != 1 || st.InProgress != 0 {
+		t.Errorf("stats = %+v", st)
+	}
+}
+
+// A file re-delivered while its namesake is still in .inprogress waits for it.
+func TestRedeliveryWaitsForInProgress(t *testing.T) {
+	var mu sync.Mutex
+	fail := true
+	r := startRig(t, Folder{Retry: 300 * time.Millisecond}, func(_ context.Context, c Claimed) (Outcome, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if fail {
+			fail = false
+			return Outcome{}, errors.New("transient")
+		}
+		return Outcome{}, nil
+	})
+	r.write("a.csv", "first")
+	r.waitFor("first attempt", func() bool { return len(r.callNames()) == 1 })
+	r.write("a.csv", "second")
+	r.waitExists(DoneDir, "a.csv.1")
+	if got := r.read(DoneDir, "a.csv"); got != "first" {
+		t.Errorf("done/a.csv = %q, want the first delivery", got)
+	}
+	if got := r.read(DoneDir, "a.csv.1"); got != "second" {
+		t.Errorf("done/a.csv.1 = %q", got)
+	}
+}
+
+func TestPanicRejects(t *testing.T) {
+	r := startRig(t, Folder{}, func(_ context.Context, c Claimed) (Outcome, error) {
+		panic("index out of range [7] with length 3")
+	})
+	r.write("boom.csv", "x")
+	r.waitExists(RejectedDir, "boom.csv"+ReasonSuffix)
+	if reason := r.read(RejectedDir, "boom.csv"+ReasonSuffix); !strings.Contains(reason, "index out of range [7]") {
+		t.Errorf("reason = %q", reason)
+	}
+	if !r.hasEvent(EventPanic) {
+		t.Errorf("events = %v", r.eventKinds())
+	}
+	// And the folder keeps working.
+	r.write("next.csv", "x")
+	r.waitExists(RejectedDir, "next.csv")
+}
+
+func TestShutdownFinishesFileInHand(t *testing.T) {
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var ctxErr error
+	r := startRig(t, Folder{}, func(ctx context.Context, c Claimed) (Outcome, error) {
+		close(started)
+		<-release
+		ctxErr = ctx.Err()
+		return Outcome{}, nil
+	})
+	r.write("a.csv", "a")
+	<-started
+	r.cancel()
+	r.cancel = nil
+	select {
+	case <-r.done:
+		t.Fatal("Run returned while a file was in hand")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	select {
+	case err := <-r.done:
+		must(t, err)
+	case <-time.After(waitLimit):
+		t.Fatal("Run did not return")
+	}
+	if ctxErr != nil {
+		t.Errorf("ProcessFunc context was cancelled by shutdown: %v", ctxErr)
+	}
+	if _, err := os.Lstat(r.path(DoneDir, "a.csv")); err != nil {
+		t.Errorf("file in hand not finished: %v", err)
+	}
+}
+
+func TestNewValidates(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "plain")
+	must(t, os.WriteFile(file, nil, 0o644))
+	ok := func(context.Context, Claimed) (Outcome, error) { return Outcome{}, nil }
+	tests := []struct {
+		name    string
+		folders []Folder
+		wantErr string
+	}{
+		{"no name", []Folder{{Path: dir}}, "has no name"},
+		{"no path", []Folder{{Name: "a"}}, "has no path"},
+		{"missing dir", []Folder{{Name: "a", Path: filepath.Join(dir, "nope")}}, "no such file"},
+		{"not a dir", []Folder{{Name: "a", Path: file}}, "not a directory"},
+		{"bad watch", []Folder{{Name: "a", Path: dir, Watch: "inotify"}}, "want auto, poll or notify"},
+		{"bad glob", []Folder{{Name: "a", Path: dir, Ignore: []string{"[x"}}}, "ignore glob"},
+		{"marker without name", []Folder{{Name: "a", Path: dir, DoneMarker: "READY"}}, "{name}"},
+		{"marker is the name", []Folder{{Name: "a", Path: dir, DoneMarker: "{name}"}}, "{name}"},
+		{"dup name", []Folder{{Name: "a", Path: dir}, {Name: "a", Path: t.TempDir()}}, "defined twice"},
+		{"dup path", []Folder{{Name: "a", Path: dir}, {Name: "b", Path: dir + "/"}}, "share the path"},
+		{"good", []Folder{{Name: "a", Path: dir, DoneMarker: "{name}.ok", Watch: "poll"}}, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.folders, ok, nil, nil)
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("err = %v, want %q", err, tt.wantErr)
+			}
+		})
+	}
+}
+
+func TestClassifyFS(t *testing.T) {
+	tests := []struct {
+		magic       int64
+		name        string
+		unwatchable bool
+	}{
+		{0x6969, "nfs", true},
+		{0xFF534D42, "cifs", true},
+		{int64(int32(-0x00ACB2BE)), "cifs", true}, // 0xFF534D42 as a signed 32-bit f_type
+		{0xFE534D42, "smb2", true},
+		{0x65735546, "fuse", true},
+		{0x794C7630, "overlay", true},
+		{0xEF53, "local (0xef53)", false},   // ext4
+		{0x01021994, "local (0x1021994)", false}, // tmpfs
+	}
+	for _, tt := range tests {
+		name, unw := classifyFS(tt.magic)
+		if name != tt.name || unw != tt.unwatchable {
+			t.Errorf("classifyFS(%#x) = %q,%v want %q,%v", tt.magic, name, unw, tt.name, tt.unwatchable)
+		}
+	}
+}
+
+func TestPollingEventOnUnwatchableFS(t *testing.T) {
+	r := newRig(t, Folder{}, nil)
+	f := r.w.folders[0]
+	f.fsType, f.unwatchable = "nfs", true // as fsKind reports for an NFS mount
+	f.poll.Store(true)
+	f.cfg.PollInterval = 20 * time.Millisecond
+	r.start()
+	if !r.hasEvent(EventPolling) {
+		t.Fatalf("events = %v", r.eventKinds())
+	}
+	r.write("a.csv", "a")
+	r.waitExists(DoneDir, "a.csv")
+	if st := r.w.Stats()["billing"]; st.Mode != WatchPoll || st.FSType != "nfs" {
+		t.Errorf("stats = %+v", st)
+	}
+}
