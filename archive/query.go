@@ -1,0 +1,345 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// PracticeFilter selects practices for `cmord practices`, exports and the digest.
+// Zero fields do not filter. Every filter is an equality or a range that an index
+// serves (see migrations 0005 and 0006), so a lookup by POD among a million practices
+// stays in the milliseconds.
+type PracticeFilter struct {
+	Role      string   // uscente | entrante
+	Sector    string   // E | G
+	State     []string // any of these states
+	Point     string   // POD or PDR
+	Customer  string   // CF or P.IVA of the customer
+	CPUtente  string   // our code: the practice's or that of any request filed for it
+	CPGestore string   // the SII's code
+	CauseCode string   // last SII cause code
+
+	// Date ranges, both ends inclusive; a zero end is open.
+	SwitchFrom, SwitchTo   flows.Date
+	RequestFrom, RequestTo flows.Date
+	AnswerFrom, AnswerTo   flows.Date
+
+	// Range on the CMOR amount (cmor_cents), both ends inclusive; nil is open.
+	AmountMin, AmountMax *flows.Amount
+
+	// HasOpenException: nil does not filter; true keeps practices with at least one
+	// unresolved exception, false those with none.
+	HasOpenException *bool
+
+	Limit  int    // 0: all
+	Offset int    // rows to skip (with Limit, for paging)
+	Order  string // one of PracticeOrders; "" = "id"
+}
+
+// PracticeOrders are the accepted values of PracticeFilter.Order; a leading "-"
+// reverses the order (e.g. "-switch": latest switch first). Ties break on id.
+var PracticeOrders = map[string]string{
+	"id":      "id",
+	"switch":  "switch_date",
+	"request": "request_date",
+	"answer":  "answer_date",
+	"amount":  "cmor_cents",
+	"state":   "state",
+	"updated": "updated_at",
+}
+
+// where builds the WHERE clause (with a leading " WHERE ", or "") and its arguments.
+func (f PracticeFilter) where() (string, []any) {
+	var conds []string
+	var args []any
+	eq := func(col, v string) {
+		if v != "" {
+			conds, args = append(conds, col+" = ?"), append(args, v)
+		}
+	}
+	eq("role", f.Role)
+	eq("sector", f.Sector)
+	eq("point", f.Point)
+	eq("customer_id", f.Customer)
+	eq("cp_gestore", f.CPGestore)
+	eq("cause_code", f.CauseCode)
+	if f.CPUtente != "" {
+		// A follow-up request (annulment, suspension...) has its own CP_UTENTE: a person
+		// quoting it means the practice it belongs to.
+		conds = append(conds, "(cp_utente = ? OR id IN (SELECT practice_id FROM requests WHERE cp_utente = ?))")
+		args = append(args, f.CPUtente, f.CPUtente)
+	}
+	var states []string
+	for _, s := range f.State {
+		if s = strings.TrimSpace(s); s != "" {
+			states = append(states, s)
+		}
+	}
+	if len(states) > 0 {
+		conds = append(conds, "state IN ("+strings.TrimSuffix(strings.Repeat("?, ", len(states)), ", ")+")")
+		for _, s := range states {
+			args = append(args, s)
+		}
+	}
+	// Dates are stored as ISO text, so text comparison is date comparison; an empty
+	// (unknown) date never falls inside a range.
+	dateRange := func(col string, from, to flows.Date) {
+		if !from.IsZero() {
+			conds, args = append(conds, col+" >= ?"), append(args, from.ISO())
+		}
+		if !to.IsZero() {
+			conds, args = append(conds, col+" <= ?"), append(args, to.ISO())
+			if from.IsZero() {
+				conds = append(conds, col+" <> ''")
+			}
+		}
+	}
+	dateRange("switch_date", f.SwitchFrom, f.SwitchTo)
+	dateRange("request_date", f.RequestFrom, f.RequestTo)
+	dateRange("answer_date", f.AnswerFrom, f.AnswerTo)
+	if f.AmountMin != nil {
+		conds, args = append(conds, "cmor_cents >= ?"), append(args, f.AmountMin.Cents())
+	}
+	if f.AmountMax != nil {
+		conds, args = append(conds, "cmor_cents <= ?"), append(args, f.AmountMax.Cents())
+	}
+	if f.HasOpenException != nil {
+		// practice_id <> 0 lets SQLite use the partial index exceptions_practice.
+		exists := `EXISTS (SELECT 1 FROM exceptions e WHERE e.practice_id = practices.id AND e.practice_id <> 0 AND e.resolved_at IS NULL)`
+		if !*f.HasOpenException {
+			exists = "NOT " + exists
+		}
+		conds = append(conds, exists)
+	}
+	if len(conds) == 0 {
+		return "", nil
+	}
+	return " WHERE " + strings.Join(conds, " AND "), args
+}
+
+// orderBy returns the ORDER BY clause for f.Order.
+func (f PracticeFilter) orderBy() (string, error) {
+	key, desc := f.Order, false
+	if strings.HasPrefix(key, "-") {
+		key, desc = key[1:], true
+	}
+	if key == "" {
+		key = "id"
+	}
+	col, ok := PracticeOrders[key]
+	if !ok {
+		return "", fmt.Errorf("archive: unknown practice order %q (one of id, switch, request, answer, amount, state, updated)", f.Order)
+	}
+	dir := ""
+	if desc {
+		dir = " DESC"
+	}
+	if col == "id" {
+		return " ORDER BY id" + dir, nil
+	}
+	return " ORDER BY " + col + dir + ", id" + dir, nil
+}
+
+// practiceQuery is the full SELECT for f with its arguments.
+func (f PracticeFilter) practiceQuery() (string, []any, error) {
+	where, args := f.where()
+	order, err := f.orderBy()
+	if err != nil {
+		return "", nil, err
+	}
+	q := practiceSelect + where + order
+	switch {
+	case f.Limit > 0:
+		q += " LIMIT ? OFFSET ?"
+		args = append(args, f.Limit, f.Offset)
+	case f.Offset > 0:
+		q += " LIMIT -1 OFFSET ?"
+		args = append(args, f.Offset)
+	}
+	return q, args, nil
+}
+
+// QueryPractices returns the practices matching f, in f.Order.
+func (s *Store) QueryPractices(ctx context.Context, f PracticeFilter) ([]Practice, error) {
+	var out []Practice
+	err := s.EachPractice(ctx, f, func(p Practice) error {
+		out = append(out, p)
+		return nil
+	})
+	return out, err
+}
+
+// EachPractice calls fn for each practice matching f, in f.Order, streaming from one
+// read transaction: memory stays constant however many rows match (exports of a
+// million practices). An error from fn stops the iteration and is returned as is.
+// fn may write to the store (the writer is another connection), but the rows it is
+// given are the snapshot taken when the query started.
+func (s *Store) EachPractice(ctx context.Context, f PracticeFilter, fn func(Practice) error) error {
+	q, args, err := f.practiceQuery()
+	if err != nil {
+		return err
+	}
+	rows, err := s.r.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("archive: query practices: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		p, err := scanPractice(rows)
+		if err != nil {
+			return fmt.Errorf("archive: read practice: %w", err)
+		}
+		if err := fn(p); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("archive: query practices: %w", err)
+	}
+	return nil
+}
+
+// CountPractices counts the practices matching f (Limit, Offset and Order ignored).
+func (s *Store) CountPractices(ctx context.Context, f PracticeFilter) (int, error) {
+	if _, err := f.orderBy(); err != nil {
+		return 0, err
+	}
+	where, args := f.where()
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM practices`+where, args...).Scan(&n); err != nil {
+		return 0, fmt.Errorf("archive: count practices: %w", err)
+	}
+	return n, nil
+}
+
+// ExplainPractices returns SQLite's query plan for f, one line per step, so that
+// tests (and a curious operator) can see which index a filter uses.
+func (s *Store) ExplainPractices(ctx context.Context, f PracticeFilter) ([]string, error) {
+	q, args, err := f.practiceQuery()
+	if err != nil {
+		return nil, err
+	}
+	rows, err := s.r.QueryContext(ctx, "EXPLAIN QUERY PLAN "+q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, notused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &notused, &detail); err != nil {
+			return nil, err
+		}
+		plan = append(plan, detail)
+	}
+	return plan, rows.Err()
+}
+
+// BulkLoadPractices inserts n practices made by gen in one transaction through one
+// prepared statement, without history, file links or events. It is meant for load
+// tests, benchmarks and demos, where a million practices must exist in seconds; the
+// daemon creates practices with CreatePractice, which records their history.
+func (s *Store) BulkLoadPractices(ctx context.Context, n int, gen func(i int) Practice) error {
+	return s.Write(ctx, func(tx *sql.Tx) error {
+		st, err := tx.PrepareContext(ctx, `INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point,
+			customer_id, customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents,
+			charged_cents, collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date,
+			answer_date, data, created_at, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		if err != nil {
+			return fmt.Errorf("archive: bulk load: %w", err)
+		}
+		defer st.Close()
+		for i := 0; i < n; i++ {
+			p := gen(i)
+			if len(p.Data) == 0 {
+				p.Data = []byte("{}")
+			}
+			ts := TS(p.CreatedAt)
+			if _, err := st.ExecContext(ctx, p.CaseKey, p.Role, p.Sector, p.CompanyPIVA, nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore),
+				p.Point, p.CustomerID, p.CustomerName, dateText(p.SwitchDate), p.State, ts, int64(p.Credit), int64(p.Estimate),
+				int64(p.Previous), int64(p.CMOR), int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation,
+				dateText(p.WindowOpen), dateText(p.WindowClose), dateText(p.SuspensionTerm), dateText(p.RequestDate),
+				dateText(p.AnswerDate), string(p.Data), ts, ts); err != nil {
+				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
+			}
+		}
+		return nil
+	})
+}
+
+// syntheticStates is the cycle of states SyntheticPractice goes through.
+var syntheticStates = []string{"ready", "sent", "admitted", "accepted", "rejected", "closed"}
+
+// SyntheticPractice returns the deterministic made-up practice number i (from 0), for
+// load tests and benchmarks with BulkLoadPractices: about 2.5 practices per point
+// over a million, four in five electricity, dates over two years, amounts up to
+// 5,000 euros, a few names that start with a formula character.
+func SyntheticPractice(i int) Practice {
+	p := Practice{
+		Role:        "uscente",
+		Sector:      "E",
+		CompanyPIVA: "00488410010",
+		Point:       fmt.Sprintf("IT001E%08d", i%400000),
+		CustomerID:  fmt.Sprintf("%011d", 10000000000+int64(i%300000)*7),
+		State:       syntheticStates[i%len(syntheticStates)],
+		SwitchDate:  flows.D(2024, 1, 1).AddDays(i % 700),
+		CMOR:        flows.Amount(int64(i) * 7919 % 500000),
+	}
+	if i%5 == 4 {
+		p.Sector, p.Point = "G", fmt.Sprintf("%014d", 88000000000000+int64(i%400000))
+	}
+	if i%10 == 9 {
+		p.Role = "entrante"
+		p.CPGestore = fmt.Sprintf("G%014d", i)
+		p.Charged, p.Collected = p.CMOR, p.CMOR/2
+		p.SuspensionTerm = p.SwitchDate.AddDays(90)
+	} else {
+		p.CPUtente = fmt.Sprintf("%s%07d", p.Sector, i)
+		p.Credit, p.Estimate = p.CMOR+1234, p.CMOR*2
+		p.WindowOpen, p.WindowClose = p.SwitchDate.AddMonths(2), p.SwitchDate.AddMonths(6)
+	}
+	p.CaseKey = fmt.Sprintf("S|%d", i)
+	p.CustomerName = fmt.Sprintf("Cliente %d S.r.l.", i)
+	if i%1000 == 0 {
+		p.CustomerName = fmt.Sprintf("=Cliente %d", i)
+	}
+	if p.State != "ready" {
+		p.RequestDate = p.SwitchDate.AddMonths(3)
+	}
+	if p.State == "accepted" || p.State == "rejected" || p.State == "closed" {
+		p.AnswerDate = p.RequestDate.AddDays(5)
+	}
+	if p.State == "rejected" {
+		p.CauseCode, p.Motivation = fmt.Sprint(1+i%9), "Richiesta non ammissibile"
+	}
+	p.CreatedAt = p.SwitchDate.Time()
+	return p
+}
+
+// OpenExceptionCounts returns, per practice id, how many unresolved exceptions concern
+// it. Open exceptions are few however many practices there are, so exports join this
+// map in memory instead of running one query per row.
+func (s *Store) OpenExceptionCounts(ctx context.Context) (map[int64]int, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT practice_id, count(*) FROM exceptions
+		WHERE practice_id <> 0 AND resolved_at IS NULL GROUP BY practice_id`)
+	if err != nil {
+		return nil, fmt.Errorf("archive: open exceptions per practice: %w", err)
+	}
+	defer rows.Close()
+	out := map[int64]int{}
+	for rows.Next() {
+		var id int64
+		var n int
+		if err := rows.Scan(&id, &n); err != nil {
+			return nil, err
+		}
+		out[id] = n
+	}
+	return out, rows.Err()
+}
