@@ -102,6 +102,20 @@ func (s *Store) Ingest(ctx context.Context, req IngestRequest) (IngestResult, er
 	return res, err
 }
 
+// IngestTx indexes content already stored with Blobs.Put inside the caller's
+// transaction, so that a builder can archive a flow file, mark the requests it
+// carries as sent and queue its delivery atomically.
+func (s *Store) IngestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, hash string, size int64) (IngestResult, error) {
+	if req.Kind == "" {
+		req.Kind = "unknown"
+	}
+	at := req.At
+	if at.IsZero() {
+		at = time.Now()
+	}
+	return s.ingestTx(ctx, tx, req, hash, size, at)
+}
+
 func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, hash string, size int64, at time.Time) (IngestResult, error) {
 	var res IngestResult
 	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO blobs (hash, size, created_at) VALUES (?, ?, ?)`, hash, size, TS(at)); err != nil {
