@@ -163,8 +163,9 @@ func TestProblems(t *testing.T) {
 		{"cron descriptor ok", "[schedule]\nbuild = \"@daily\"\nverify = \"@every 1h\"\ndeliver = \"off\"", nil},
 		{"cron bad descriptor", "[schedule]\nbuild = \"@fortnightly\"", []string{`c.toml:2: schedule.build: "@fortnightly" is not a cron spec`}},
 		{"enum", "[log]\nformat = \"xml\"", []string{`c.toml:2: log.format: "xml" is not allowed; expected one of "auto", "text", "json" (rule enum)`}},
-		{"piva checksum", "!" + strings.Replace(minimal, "00488410010", "00488410011", 1), []string{`c.toml:2: company.piva: "00488410011" has a wrong check digit (expected 0): check for a typo (rule piva)`}},
-		{"piva shape", "!" + strings.Replace(minimal, "00488410010", "IT00488410010", 1), []string{`c.toml:2: company.piva: "IT00488410010" is not a VAT number`}},
+		{"piva checksum", "!" + strings.Replace(minimal, "00488410010", "00488410011", 1), []string{`c.toml:2: company.piva: partita IVA "00488410011": check digit is 1, expected 0 (rule piva)`}},
+		{"piva shape", "!" + strings.Replace(minimal, "00488410010", "0048841001", 1), []string{`c.toml:2: company.piva: partita IVA "0048841001" has 10 characters, expected 11 digits (rule piva)`}},
+		{"piva with IT prefix is normalised", "!" + strings.Replace(minimal, "00488410010", "IT00488410010", 1), nil},
 		{"missing company keys", "![company]\nname = \"x\"\n", []string{
 			`c.toml:1: company.piva: missing: the company's VAT number`,
 			`c.toml:1: company.roles: missing`, `c.toml:1: company.sectors: missing`, `c.toml:1: company.piva_gestore: missing`}},
@@ -374,10 +375,35 @@ y = 3
 	}
 }
 
-func TestValidatePIVA(t *testing.T) {
-	for v, ok := range map[string]bool{"00488410010": true, "12345678903": true, "00488410011": false, "0048841001": false, "0048841001A": false} {
-		if err := validatePIVA(v); (err == nil) != ok {
-			t.Errorf("validatePIVA(%s) = %v", v, err)
-		}
+func TestPIVANormalised(t *testing.T) {
+	c, err := Parse("c.toml", []byte(strings.Replace(minimal, "00488410010", "IT00488410010", 1)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Company.PIVA != "00488410010" {
+		t.Errorf("piva = %q", c.Company.PIVA)
+	}
+}
+
+func TestColumnMapping(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.toml")
+	os.WriteFile(good, []byte("# billing export v3\n\"Codice POD\" = \"pod\"\n'Cod. Fiscale' = \"cf\"\n"), 0o644)
+	bad := filepath.Join(dir, "bad.toml")
+	os.WriteFile(bad, []byte("\"A\" = \"pod\"\n\"B\" = 3\n\"C\" = \"pod\"\n"), 0o644)
+
+	m, err := Folder{MappingFile: good}.ColumnMapping()
+	if err != nil || !reflect.DeepEqual(m, map[string]string{"Codice POD": "pod", "Cod. Fiscale": "cf"}) {
+		t.Errorf("good: %v %v", m, err)
+	}
+	_, err = Folder{MappingFile: bad}.ColumnMapping()
+	want := bad + `:2: B: expected a string (our field name), found the integer 3 (rule type)` + "\n" +
+		bad + `:3: C: headers "A" and "C" both map to field "pod" (rule mapping)`
+	if err == nil || err.Error() != want {
+		t.Errorf("bad:\n%v\nwant:\n%s", err, want)
+	}
+	inline := map[string]string{"X": "pod"}
+	if m, _ := (Folder{Mapping: inline}).ColumnMapping(); !reflect.DeepEqual(m, inline) {
+		t.Errorf("inline: %v", m)
 	}
 }

@@ -13,6 +13,8 @@ import (
 
 	"github.com/robfig/cron/v3"
 	"golang.org/x/crypto/ssh"
+
+	"github.com/cmord/cmord/flows"
 )
 
 // validate checks what involves more than one key, or a key and the system.
@@ -39,13 +41,13 @@ func validate(d *decoder, c *Config) {
 
 	// Company.
 	co := &c.Company
-	checkPIVA(d, at("company", "piva"), co.PIVA)
-	checkPIVA(d, at("company", "piva_gestore"), co.PIVAGestore)
+	checkPIVA(d, at("company", "piva"), &co.PIVA)
+	checkPIVA(d, at("company", "piva_gestore"), &co.PIVAGestore)
 	switch {
 	case co.ActingAs == "CC" && co.UDDPIVA == "":
 		d.add(at("company", "udd_piva"), "required", "acting_as = \"CC\" needs udd_piva, the VAT number of the UDD the company files through")
 	case co.ActingAs == "CC":
-		checkPIVA(d, at("company", "udd_piva"), co.UDDPIVA)
+		checkPIVA(d, at("company", "udd_piva"), &co.UDDPIVA)
 		if co.UDDPIVA == co.PIVA {
 			d.add(at("company", "udd_piva"), "udd_piva", "is the company's own VAT number; a CC files through another company")
 		}
@@ -241,38 +243,18 @@ func checkAddrs(d *decoder, path []string, addrs []string) {
 	}
 }
 
-func checkPIVA(d *decoder, path []string, v string) {
-	if v == "" {
+// checkPIVA validates a VAT number (flows.ValidatePIVA: 11 digits, check digit of
+// brief §6.4) and stores it normalised ("IT" prefix and spaces removed), the form the
+// SII header fields want.
+func checkPIVA(d *decoder, path []string, v *string) {
+	if *v == "" {
 		return // reported as required
 	}
-	if err := validatePIVA(v); err != nil {
+	if err := flows.ValidatePIVA(*v); err != nil {
 		d.add(path, "piva", "%v", err)
+		return
 	}
-}
-
-// validatePIVA checks an Italian VAT number: 11 digits, the last a Luhn-style check
-// digit (brief §6.4). The config stores VATs without an "IT" prefix.
-//
-// TODO: switch to flows.ValidatePIVA once flows/ident.go lands.
-func validatePIVA(v string) error {
-	if len(v) != 11 || strings.Trim(v, "0123456789") != "" {
-		return fmt.Errorf("%q is not a VAT number; expected 11 digits (without \"IT\")", v)
-	}
-	sum := 0
-	for i := range 10 {
-		n := int(v[i] - '0')
-		if i%2 == 1 {
-			n *= 2
-			if n > 9 {
-				n -= 9
-			}
-		}
-		sum += n
-	}
-	if want := (10 - sum%10) % 10; int(v[10]-'0') != want {
-		return fmt.Errorf("%q has a wrong check digit (expected %d): check for a typo", v, want)
-	}
-	return nil
+	*v = flows.NormalizePIVA(*v)
 }
 
 // checkCronSpec accepts what robfig/cron's standard parser accepts (5 fields or a
