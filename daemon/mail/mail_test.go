@@ -186,7 +186,7 @@ func TestBackoff(t *testing.T) {
 
 // env is a real archive store + real go-smtp sink + sender with a fake clock.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	dir    string
 	store  *archive.Store
 	sink   *smtpsink.Sink
@@ -198,7 +198,7 @@ type env struct {
 	events []Event
 }
 
-func newEnv(t *testing.T, sinkOpts smtpsink.Options, cfg SMTP) *env {
+func newEnv(t testing.TB, sinkOpts smtpsink.Options, cfg SMTP) *env {
 	t.Helper()
 	e := &env{t: t, dir: t.TempDir(), now: time.Now()}
 	sink, err := smtpsink.Start(filepath.Join(e.dir, "mailbox"), sinkOpts)

@@ -100,12 +100,21 @@ func (s *Schedule) dayMatches(d time.Time) bool {
 func (s *Schedule) daySlots(y int, m time.Month, d int) []time.Time {
 	var out []time.Time
 	everyHour := s.everyHour()
+	// Most days have no transition: one offset all day, no ambiguity, no gap.
+	// The zone period containing noon must cover the whole day with margin.
+	noon := time.Date(y, m, d, 12, 0, 0, 0, s.loc)
+	zs, ze := noon.ZoneBounds()
+	plain := (zs.IsZero() || noon.Sub(zs) > 15*time.Hour) && (ze.IsZero() || ze.Sub(noon) > 15*time.Hour)
 	for h := 0; h < 24; h++ {
 		if s.cs.Hour&(1<<uint(h)) == 0 {
 			continue
 		}
 		for mi := 0; mi < 60; mi++ {
 			if s.cs.Minute&(1<<uint(mi)) == 0 {
+				continue
+			}
+			if plain {
+				out = append(out, time.Date(y, m, d, h, mi, 0, 0, s.loc))
 				continue
 			}
 			inst := resolveWall(y, m, d, h, mi, s.loc)
