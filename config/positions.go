@@ -187,7 +187,7 @@ func parseKey(s string) ([]string, string) {
 				}
 				b.WriteByte(s[i])
 			}
-			i++
+			i = min(i+1, len(s))
 			parts = append(parts, b.String())
 		case '\'':
 			j := strings.IndexByte(s[i+1:], '\'')
