@@ -465,6 +465,7 @@ func (f *folder) backoff(attempt int) time.Duration {
 // handle runs ProcessFunc on a claimed file and finishes it, or schedules a retry.
 func (f *folder) handle(ctx context.Context, c Claimed) {
 	f.mu.Lock()
+	f.stats.Pending = len(f.cands)
 	f.stats.InProgress = len(f.inflight) + 1
 	f.mu.Unlock()
 	out, err := f.call(ctx, c)
