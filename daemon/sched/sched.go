@@ -217,7 +217,7 @@ func (s *Scheduler) catchUpLocked(e *entry, now time.Time) {
 	if !ok {
 		return
 	}
-	s.handleDue(s.bg, e, e.sched.Between(last, now, maxMissed), now, false, false)
+	s.handleDue(s.runCtx, e, e.sched.Between(last, now, maxMissed), now, false, false)
 }
 
 func (s *Scheduler) loop() {

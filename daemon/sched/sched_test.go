@@ -452,3 +452,27 @@ func TestEntriesShowNextRunInRome(t *testing.T) {
 		t.Error("bad policy accepted")
 	}
 }
+
+func TestAddAfterStart(t *testing.T) {
+	h := newHarness(t, "", rome("2025-06-01 06:50"))
+	h.add(Job{Name: "a", Spec: "0 8 * * *"})
+	h.s.Start(context.Background())
+	h.settle()
+	h.add(Job{Name: "b", Spec: "0 7 * * *"}) // earlier than the loop's current timer
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
+		if next, _ := h.clock.NextTimer(); next.Equal(rome("2025-06-01 07:00")) {
+			break // the loop re-armed for b
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("loop did not re-arm after Add")
+		}
+	}
+	h.runUntil(rome("2025-06-01 07:30"))
+	h.stop()
+	if got := h.slots("b"); len(got) != 1 || !got[0].Equal(rome("2025-06-01 07:00")) {
+		t.Errorf("b ran %v", got)
+	}
+	if got := h.slots("a"); len(got) != 0 {
+		t.Errorf("a ran %v", got)
+	}
+}
