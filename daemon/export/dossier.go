@@ -1,0 +1,327 @@
+package export
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"sort"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/flows"
+)
+
+// ManifestName is the dossier entry listing the SHA-256 of every other entry, in
+// sha256sum format: after unzipping, `sha256sum -c manifest.sha256` checks them all.
+const ManifestName = "manifest.sha256"
+
+// dossierText holds the labels of the dossier's human-readable files.
+type dossierText struct {
+	title, practice, history, files, exceptions, none                  string
+	at, from, to, flow, file, line, cause, note                        string
+	id, name, direction, kind, relation, received, sha, severity, what string
+	state, open, resolved                                              string
+}
+
+var dossierLabels = map[string]dossierText{
+	"it": {title: "Fascicolo della pratica", practice: "Pratica", history: "Storia", files: "File", exceptions: "Eccezioni",
+		none: "nessuna", at: "quando (Europe/Rome)", from: "da", to: "a", flow: "flusso", file: "file", line: "riga",
+		cause: "causale", note: "nota", id: "id", name: "nome", direction: "direzione", kind: "tipo", relation: "relazione",
+		received: "ricevuto (Europe/Rome)", sha: "sha256", severity: "gravità", what: "descrizione", state: "stato",
+		open: "aperta", resolved: "risolta"},
+	"en": {title: "Practice dossier", practice: "Practice", history: "History", files: "Files", exceptions: "Exceptions",
+		none: "none", at: "at (Europe/Rome)", from: "from", to: "to", flow: "flow", file: "file", line: "line",
+		cause: "cause", note: "note", id: "id", name: "name", direction: "direction", kind: "kind", relation: "relation",
+		received: "received (Europe/Rome)", sha: "sha256", severity: "severity", what: "message", state: "state",
+		open: "open", resolved: "resolved"},
+}
+
+// Dossier writes to w a zip with everything about one practice (code: CP_UTENTE of the
+// practice or of any of its requests, CP_GESTORE, or #id): every archived file behind
+// it (files/<id>_<name>, byte for byte as archived), practice.json, history.csv,
+// history.txt (labels in lang, "it" or "en"), exceptions.csv, and manifest.sha256. A
+// blob whose content no longer matches its recorded hash stops the dossier with an
+// error: a dossier is evidence and must not carry a tampered file.
+func Dossier(ctx context.Context, store *archive.Store, code string, w io.Writer, lang string) error {
+	if lang == "" {
+		lang = "it"
+	}
+	L, ok := dossierLabels[lang]
+	if !ok {
+		return fmt.Errorf("export: unknown language %q (it or en)", lang)
+	}
+	p, err := store.PracticeByCode(ctx, nil, code)
+	if err != nil {
+		return err
+	}
+	history, err := store.PracticeHistory(ctx, p.ID)
+	if err != nil {
+		return fmt.Errorf("export: history of practice #%d: %w", p.ID, err)
+	}
+	links, err := store.PracticeFiles(ctx, p.ID)
+	if err != nil {
+		return fmt.Errorf("export: files of practice #%d: %w", p.ID, err)
+	}
+	exceptions, err := store.Exceptions(ctx, archive.ExceptionFilter{PracticeID: p.ID})
+	if err != nil {
+		return fmt.Errorf("export: exceptions of practice #%d: %w", p.ID, err)
+	}
+	// A file touching a practice on several lines or relations is stored once.
+	files := map[int64]archive.File{}
+	for _, l := range links {
+		files[l.File.ID] = l.File
+	}
+	for _, h := range history {
+		if _, ok := files[h.FileID]; h.FileID != 0 && !ok {
+			f, err := store.GetFile(ctx, h.FileID)
+			if err != nil {
+				return fmt.Errorf("export: file #%d of practice #%d: %w", h.FileID, p.ID, err)
+			}
+			files[f.ID] = f
+		}
+	}
+	ids := make([]int64, 0, len(files))
+	for id := range files {
+		ids = append(ids, id)
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+
+	openCount := 0
+	for _, e := range exceptions {
+		if e.Open() {
+			openCount++
+		}
+	}
+	// Generated entries carry the practice's last update as their time, so the same
+	// practice always gives the same dossier bytes.
+	stamp := p.UpdatedAt
+	if stamp.IsZero() {
+		stamp = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	}
+
+	zw := zip.NewWriter(w)
+	var manifest []string
+	add := func(name string, modified time.Time, src io.Reader) (string, error) {
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: name, Method: zip.Deflate, Modified: modified.UTC()})
+		if err != nil {
+			return "", err
+		}
+		h := sha256.New()
+		if _, err := io.Copy(io.MultiWriter(fw, h), src); err != nil {
+			return "", err
+		}
+		sum := hex.EncodeToString(h.Sum(nil))
+		manifest = append(manifest, sum+"  "+name)
+		return sum, nil
+	}
+
+	rec, err := json.MarshalIndent(NewRecord(p, openCount), "", "  ")
+	if err != nil {
+		return err
+	}
+	if _, err := add("practice.json", stamp, bytes.NewReader(append(rec, '\n'))); err != nil {
+		return fmt.Errorf("export: dossier: %w", err)
+	}
+	if _, err := add("history.csv", stamp, bytes.NewReader(historyCSV(L, history, files))); err != nil {
+		return fmt.Errorf("export: dossier: %w", err)
+	}
+	if _, err := add("history.txt", stamp, bytes.NewReader(historyText(lang, p, history, files, ids, exceptions))); err != nil {
+		return fmt.Errorf("export: dossier: %w", err)
+	}
+	if _, err := add("exceptions.csv", stamp, bytes.NewReader(exceptionsCSV(L, exceptions))); err != nil {
+		return fmt.Errorf("export: dossier: %w", err)
+	}
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		f := files[id]
+		rc, _, err := store.OpenFile(ctx, id)
+		if err != nil {
+			return fmt.Errorf("export: dossier: file #%d %s: %w", id, f.Name, err)
+		}
+		sum, err := add(DossierFileName(f), f.ReceivedAt, rc)
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("export: dossier: file #%d %s: %w", id, f.Name, err)
+		}
+		if sum != f.Hash {
+			return fmt.Errorf("export: dossier: file #%d %s: content hash %s does not match the archived %s (run cmord archive verify)",
+				id, f.Name, sum[:12], f.Hash[:12])
+		}
+	}
+	mw, err := zw.CreateHeader(&zip.FileHeader{Name: ManifestName, Method: zip.Deflate, Modified: stamp.UTC()})
+	if err != nil {
+		return fmt.Errorf("export: dossier: %w", err)
+	}
+	if _, err := io.WriteString(mw, strings.Join(manifest, "\n")+"\n"); err != nil {
+		return fmt.Errorf("export: dossier: %w", err)
+	}
+	if err := zw.Close(); err != nil {
+		return fmt.Errorf("export: dossier: %w", err)
+	}
+	return nil
+}
+
+// DossierFileName is the entry name of an archived file in a dossier:
+// files/<id>_<name>, the name reduced to characters safe on every file system (no
+// directories, no "..").
+func DossierFileName(f archive.File) string {
+	name := strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '.', r == '-', r == '_':
+			return r
+		}
+		return '_'
+	}, f.Name)
+	name = strings.TrimLeft(name, ".")
+	if name == "" {
+		name = "file"
+	}
+	return fmt.Sprintf("files/%d_%s", f.ID, name)
+}
+
+func romeTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(flows.Rome).Format("02/01/2006 15:04:05")
+}
+
+func historyCSV(L dossierText, history []archive.HistoryEntry, files map[int64]archive.File) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("\uFEFF")
+	cw := csv.NewWriter(&buf)
+	cw.Comma, cw.UseCRLF = ';', true
+	_ = cw.Write([]string{L.at, L.from, L.to, L.flow, L.file + " " + L.id, L.file, L.line, L.cause, L.note})
+	for _, h := range history {
+		fid, fname, line := "", "", ""
+		if h.FileID != 0 {
+			fid, fname = strconv.FormatInt(h.FileID, 10), files[h.FileID].Name
+		}
+		if h.Line != 0 {
+			line = strconv.Itoa(h.Line)
+		}
+		_ = cw.Write([]string{romeTime(h.At), h.From, h.To, Neutralise(h.Flow), fid, Neutralise(fname), line,
+			Neutralise(h.CauseCode), Neutralise(h.Note)})
+	}
+	cw.Flush()
+	return buf.Bytes()
+}
+
+func exceptionsCSV(L dossierText, exceptions []archive.Exception) []byte {
+	var buf bytes.Buffer
+	buf.WriteString("\uFEFF")
+	cw := csv.NewWriter(&buf)
+	cw.Comma, cw.UseCRLF = ';', true
+	_ = cw.Write([]string{L.id, L.kind, L.severity, L.state, L.at, L.file + " " + L.id, L.line, L.what, L.note})
+	for _, e := range exceptions {
+		state := L.open
+		if !e.Open() {
+			state = L.resolved
+		}
+		line := ""
+		if e.Line != 0 {
+			line = strconv.Itoa(e.Line)
+		}
+		fid := ""
+		if e.FileID != 0 {
+			fid = strconv.FormatInt(e.FileID, 10)
+		}
+		_ = cw.Write([]string{strconv.FormatInt(e.ID, 10), e.Kind, e.Severity, state, romeTime(e.FirstSeen), fid, line,
+			Neutralise(e.Message), Neutralise(e.Resolution)})
+	}
+	cw.Flush()
+	return buf.Bytes()
+}
+
+func historyText(lang string, p archive.Practice, history []archive.HistoryEntry, files map[int64]archive.File,
+	ids []int64, exceptions []archive.Exception) []byte {
+	L := dossierLabels[lang]
+	var buf bytes.Buffer
+	code := p.CPUtente
+	if code == "" {
+		code = p.CPGestore
+	}
+	fmt.Fprintf(&buf, "%s %s (#%d)\n\n", L.title, code, p.ID)
+	fmt.Fprintf(&buf, "%s\n", L.practice)
+	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	for i, h := range Headers(lang) {
+		c := columns[i]
+		var v string
+		r := row{p: &p}
+		switch c.kind {
+		case kindText:
+			v = c.text(r)
+		case kindDate:
+			v = c.date(r).String()
+		case kindAmount:
+			v = c.amount(r).String()
+		case kindInt:
+			continue
+		}
+		if v == "" {
+			continue
+		}
+		fmt.Fprintf(tw, "  %s\t%s\n", h, v)
+	}
+	tw.Flush()
+
+	fmt.Fprintf(&buf, "\n%s\n", L.history)
+	tw = tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "  %s\t%s → %s\t%s\t%s\t%s\n", L.at, L.from, L.to, L.flow, L.file, L.note)
+	for _, h := range history {
+		from := h.From
+		if from == "" {
+			from = "·"
+		}
+		file := ""
+		if h.FileID != 0 {
+			file = fmt.Sprintf("#%d %s", h.FileID, files[h.FileID].Name)
+			if h.Line != 0 {
+				file += fmt.Sprintf(":%d", h.Line)
+			}
+		}
+		note := h.Note
+		if h.CauseCode != "" {
+			note = strings.TrimSpace(L.cause + " " + h.CauseCode + " " + note)
+		}
+		fmt.Fprintf(tw, "  %s\t%s → %s\t%s\t%s\t%s\n", romeTime(h.At), from, h.To, h.Flow, file, note)
+	}
+	tw.Flush()
+
+	fmt.Fprintf(&buf, "\n%s\n", L.files)
+	if len(ids) == 0 {
+		fmt.Fprintf(&buf, "  %s\n", L.none)
+	}
+	tw = tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	for _, id := range ids {
+		f := files[id]
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Direction, f.Kind, romeTime(f.ReceivedAt), f.Hash[:16], f.Name)
+	}
+	tw.Flush()
+
+	fmt.Fprintf(&buf, "\n%s\n", L.exceptions)
+	if len(exceptions) == 0 {
+		fmt.Fprintf(&buf, "  %s\n", L.none)
+	}
+	tw = tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
+	for _, e := range exceptions {
+		state := L.open
+		if !e.Open() {
+			state = L.resolved + " " + romeTime(e.ResolvedAt)
+		}
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", e.ID, e.Severity, e.Kind, state, e.Message)
+	}
+	tw.Flush()
+	return buf.Bytes()
+}

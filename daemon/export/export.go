@@ -1,0 +1,367 @@
+// Package export writes practices out for people and other systems: CSV that opens
+// correctly in an Italian Excel, typed XLSX, JSON, and the per-practice dossier (a zip
+// of every file behind a practice, its history and a SHA-256 manifest).
+//
+// Money stays flows.Amount (integer cents) end to end: CSV and JSON write it as
+// decimal text; XLSX converts cents to a float64 only at the cell boundary (cents/100,
+// one correctly rounded division of an exact integer, whose shortest representation
+// is the exact decimal), and nothing is ever summed in floating point.
+package export
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strconv"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/flows"
+)
+
+// Options says how to write an export.
+type Options struct {
+	Format       string // "csv" (default) | "xlsx" | "json"
+	Lang         string // "it" (default) | "en": headers and sheet name
+	DecimalComma bool   // CSV only: amounts as 1234,50 (Italian Excel) instead of 1234.50
+	// Progress, if set, is called now and then with the rows written so far and the
+	// total expected (the total is counted first, which costs one more query).
+	Progress func(done, total int)
+}
+
+// Formats are the accepted values of Options.Format.
+var Formats = []string{"csv", "xlsx", "json"}
+
+// cellKind says how a column is typed in XLSX and formatted in CSV.
+type cellKind int
+
+const (
+	kindText cellKind = iota
+	kindDate
+	kindAmount
+	kindInt
+)
+
+// row is one practice ready to be written: the practice and what is joined to it.
+type row struct {
+	p          *archive.Practice
+	openExcept int
+}
+
+// column is one column of a practice export.
+type column struct {
+	it, en string
+	kind   cellKind
+	width  float64 // XLSX column width, in characters
+	text   func(r row) string
+	date   func(r row) flows.Date
+	amount func(r row) flows.Amount
+	num    func(r row) int
+}
+
+func sinceDate(t time.Time) flows.Date {
+	if t.IsZero() {
+		return flows.Date{}
+	}
+	return flows.DateOf(t.In(flows.Rome))
+}
+
+// columns is the layout of every practice export, in order.
+var columns = []column{
+	{it: "codice pratica (CP_UTENTE)", en: "practice code (CP_UTENTE)", width: 17, text: func(r row) string { return r.p.CPUtente }},
+	{it: "CP_GESTORE", en: "CP_GESTORE", width: 17, text: func(r row) string { return r.p.CPGestore }},
+	{it: "ruolo", en: "role", width: 10, text: func(r row) string { return r.p.Role }},
+	{it: "settore", en: "sector", width: 8, text: func(r row) string { return r.p.Sector }},
+	{it: "POD/PDR", en: "POD/PDR", width: 17, text: func(r row) string { return r.p.Point }},
+	{it: "CF/P.IVA cliente", en: "customer CF/VAT no.", width: 18, text: func(r row) string { return r.p.CustomerID }},
+	{it: "denominazione", en: "customer name", width: 30, text: func(r row) string { return r.p.CustomerName }},
+	{it: "data switch", en: "switch date", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.SwitchDate }},
+	{it: "stato", en: "state", width: 12, text: func(r row) string { return r.p.State }},
+	{it: "dal", en: "since", kind: kindDate, width: 11, date: func(r row) flows.Date { return sinceDate(r.p.StateSince) }},
+	{it: "credito", en: "credit", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Credit }},
+	{it: "stima 4 mesi", en: "4-month estimate", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Estimate }},
+	{it: "CMOR precedente", en: "previous CMOR", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Previous }},
+	{it: "CMOR", en: "CMOR", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.CMOR }},
+	{it: "addebitato", en: "charged", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Charged }},
+	{it: "incassato", en: "collected", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Collected }},
+	{it: "causale", en: "cause code", width: 8, text: func(r row) string { return r.p.CauseCode }},
+	{it: "motivazione", en: "motivation", width: 40, text: func(r row) string { return r.p.Motivation }},
+	{it: "finestra apertura", en: "window opens", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.WindowOpen }},
+	{it: "finestra chiusura", en: "window closes", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.WindowClose }},
+	{it: "termine sospensione", en: "suspension term", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.SuspensionTerm }},
+	{it: "data richiesta", en: "request date", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.RequestDate }},
+	{it: "data risposta", en: "answer date", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.AnswerDate }},
+	{it: "eccezioni aperte", en: "open exceptions", kind: kindInt, width: 10, num: func(r row) int { return r.openExcept }},
+}
+
+// Headers returns the column headers of a practice export in lang ("it" or "en").
+func Headers(lang string) []string {
+	out := make([]string, len(columns))
+	for i, c := range columns {
+		out[i] = c.it
+		if lang == "en" {
+			out[i] = c.en
+		}
+	}
+	return out
+}
+
+// Neutralise defuses CSV/formula injection: a text cell that a spreadsheet would read
+// as a formula (it starts with = + - @, or a tab or carriage return that some
+// spreadsheets skip before one) gets a leading apostrophe, which Excel and LibreOffice
+// show as text. Only free text goes through here; amounts and dates we format
+// ourselves are not text cells.
+func Neutralise(s string) string {
+	if s == "" {
+		return s
+	}
+	switch s[0] {
+	case '=', '+', '-', '@', '\t', '\r':
+		return "'" + s
+	}
+	return s
+}
+
+func (o Options) validate() error {
+	switch o.Format {
+	case "", "csv", "xlsx", "json":
+	default:
+		return fmt.Errorf("export: unknown format %q (csv, xlsx or json)", o.Format)
+	}
+	switch o.Lang {
+	case "", "it", "en":
+	default:
+		return fmt.Errorf("export: unknown language %q (it or en)", o.Lang)
+	}
+	return nil
+}
+
+// rowWriter is one output format.
+type rowWriter interface {
+	header() error
+	write(r row) error
+	close() error
+}
+
+// Practices writes the practices matching f to w in opt.Format and returns how many
+// it wrote. Rows stream from the archive: memory does not grow with the number of
+// practices (XLSX spills to a temporary file past 16 MB, as excelize does).
+func Practices(ctx context.Context, store *archive.Store, f archive.PracticeFilter, w io.Writer, opt Options) (n int, err error) {
+	if err := opt.validate(); err != nil {
+		return 0, err
+	}
+	total := 0
+	if opt.Progress != nil {
+		if total, err = store.CountPractices(ctx, f); err != nil {
+			return 0, err
+		}
+		total = max(total-f.Offset, 0)
+		if f.Limit > 0 {
+			total = min(total, f.Limit)
+		}
+		opt.Progress(0, total)
+	}
+	// Open exceptions are few (hundreds) however many practices there are: one
+	// grouped query instead of one per row.
+	open, err := store.OpenExceptionCounts(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var rw rowWriter
+	switch opt.Format {
+	case "xlsx":
+		rw, err = newXLSXWriter(w, opt)
+		if err != nil {
+			return 0, err
+		}
+	case "json":
+		rw = newJSONWriter(w)
+	default:
+		rw = newCSVWriter(w, opt)
+	}
+	if err := rw.header(); err != nil {
+		return 0, err
+	}
+	err = store.EachPractice(ctx, f, func(p archive.Practice) error {
+		if err := rw.write(row{p: &p, openExcept: open[p.ID]}); err != nil {
+			return err
+		}
+		n++
+		if opt.Progress != nil && n%1000 == 0 {
+			opt.Progress(n, total)
+		}
+		if n%4096 == 0 {
+			return ctx.Err()
+		}
+		return nil
+	})
+	if err != nil {
+		return n, fmt.Errorf("export: %w", err)
+	}
+	if err := rw.close(); err != nil {
+		return n, fmt.Errorf("export: %w", err)
+	}
+	if opt.Progress != nil {
+		opt.Progress(n, total)
+	}
+	return n, nil
+}
+
+// csvWriter writes CSV for an Italian Excel: UTF-8 with a BOM (else Excel reads it as
+// Windows-1252), ';' separators (',' is the decimal separator there), CRLF, dates
+// GG/MM/AAAA, formula-like text neutralised.
+type csvWriter struct {
+	bw     *bufio.Writer
+	cw     *csv.Writer
+	lang   string
+	dec    byte
+	record []string
+}
+
+func newCSVWriter(w io.Writer, opt Options) *csvWriter {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	cw := csv.NewWriter(bw)
+	cw.Comma, cw.UseCRLF = ';', true
+	dec := byte('.')
+	if opt.DecimalComma {
+		dec = ','
+	}
+	return &csvWriter{bw: bw, cw: cw, lang: opt.Lang, dec: dec, record: make([]string, len(columns))}
+}
+
+func (c *csvWriter) header() error {
+	if _, err := c.bw.WriteString("\uFEFF"); err != nil {
+		return err
+	}
+	return c.cw.Write(Headers(c.lang))
+}
+
+func (c *csvWriter) write(r row) error {
+	for i, col := range columns {
+		switch col.kind {
+		case kindText:
+			c.record[i] = Neutralise(col.text(r))
+		case kindDate:
+			c.record[i] = col.date(r).String()
+		case kindAmount:
+			c.record[i] = col.amount(r).Format(c.dec)
+		case kindInt:
+			c.record[i] = strconv.Itoa(col.num(r))
+		}
+	}
+	return c.cw.Write(c.record)
+}
+
+func (c *csvWriter) close() error {
+	c.cw.Flush()
+	if err := c.cw.Error(); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// Record is a practice as JSON: amounts as decimal strings ("120.50", never floats),
+// dates ISO (AAAA-MM-GG), instants RFC 3339 in Europe/Rome.
+type Record struct {
+	ID             int64           `json:"id"`
+	CPUtente       string          `json:"cp_utente,omitempty"`
+	CPGestore      string          `json:"cp_gestore,omitempty"`
+	Role           string          `json:"role"`
+	Sector         string          `json:"sector"`
+	CompanyPIVA    string          `json:"company_piva"`
+	Point          string          `json:"point"`
+	CustomerID     string          `json:"customer_id"`
+	CustomerName   string          `json:"customer_name,omitempty"`
+	SwitchDate     string          `json:"switch_date,omitempty"`
+	State          string          `json:"state"`
+	StateSince     string          `json:"state_since"`
+	Credit         string          `json:"credit"`
+	Estimate       string          `json:"estimate"`
+	Previous       string          `json:"previous_cmor"`
+	CMOR           string          `json:"cmor"`
+	Charged        string          `json:"charged"`
+	Collected      string          `json:"collected"`
+	CauseCode      string          `json:"cause_code,omitempty"`
+	Motivation     string          `json:"motivation,omitempty"`
+	WindowOpen     string          `json:"window_open,omitempty"`
+	WindowClose    string          `json:"window_close,omitempty"`
+	SuspensionTerm string          `json:"suspension_term,omitempty"`
+	RequestDate    string          `json:"request_date,omitempty"`
+	AnswerDate     string          `json:"answer_date,omitempty"`
+	LinkedID       int64           `json:"linked_id,omitempty"`
+	OpenExceptions int             `json:"open_exceptions"`
+	CaseKey        string          `json:"case_key"`
+	Data           json.RawMessage `json:"data,omitempty"`
+	CreatedAt      string          `json:"created_at"`
+	UpdatedAt      string          `json:"updated_at"`
+}
+
+func romeTS(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return t.In(flows.Rome).Format(time.RFC3339)
+}
+
+// NewRecord converts a practice (and its number of open exceptions) to its JSON form.
+func NewRecord(p archive.Practice, openExceptions int) Record {
+	data := p.Data
+	if len(data) == 0 || string(data) == "{}" || !json.Valid(data) {
+		data = nil
+	}
+	return Record{
+		ID: p.ID, CPUtente: p.CPUtente, CPGestore: p.CPGestore, Role: p.Role, Sector: p.Sector, CompanyPIVA: p.CompanyPIVA,
+		Point: p.Point, CustomerID: p.CustomerID, CustomerName: p.CustomerName, SwitchDate: p.SwitchDate.ISO(), State: p.State,
+		StateSince: romeTS(p.StateSince), Credit: p.Credit.String(), Estimate: p.Estimate.String(), Previous: p.Previous.String(),
+		CMOR: p.CMOR.String(), Charged: p.Charged.String(), Collected: p.Collected.String(), CauseCode: p.CauseCode,
+		Motivation: p.Motivation, WindowOpen: p.WindowOpen.ISO(), WindowClose: p.WindowClose.ISO(),
+		SuspensionTerm: p.SuspensionTerm.ISO(), RequestDate: p.RequestDate.ISO(), AnswerDate: p.AnswerDate.ISO(),
+		LinkedID: p.LinkedID, OpenExceptions: openExceptions, CaseKey: p.CaseKey, Data: data,
+		CreatedAt: romeTS(p.CreatedAt), UpdatedAt: romeTS(p.UpdatedAt),
+	}
+}
+
+// jsonWriter writes a JSON array, one record per line, streaming.
+type jsonWriter struct {
+	bw    *bufio.Writer
+	first bool
+}
+
+func newJSONWriter(w io.Writer) *jsonWriter {
+	return &jsonWriter{bw: bufio.NewWriterSize(w, 64<<10), first: true}
+}
+
+func (j *jsonWriter) header() error { _, err := j.bw.WriteString("["); return err }
+
+func (j *jsonWriter) write(r row) error {
+	b, err := json.Marshal(NewRecord(*r.p, r.openExcept))
+	if err != nil {
+		return err
+	}
+	sep := ",\n"
+	if j.first {
+		sep, j.first = "\n", false
+	}
+	j.bw.WriteString(sep)
+	_, err = j.bw.Write(b)
+	return err
+}
+
+func (j *jsonWriter) close() error {
+	if !j.first {
+		j.bw.WriteString("\n")
+	}
+	j.bw.WriteString("]\n")
+	return j.bw.Flush()
+}
+
+// columnLetter returns the spreadsheet letter of column i (0-based; < 702).
+func columnLetter(i int) string {
+	if i < 26 {
+		return string(rune('A' + i))
+	}
+	return string(rune('A'+i/26-1)) + string(rune('A'+i%26))
+}

@@ -1,0 +1,659 @@
+package export
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/flows"
+	"github.com/xuri/excelize/v2"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// fixtureAt is the fixed instant of every fixture event, so outputs are byte-stable.
+var fixtureAt = time.Date(2025, 6, 2, 8, 30, 0, 0, time.UTC)
+
+// fixture is a store with three practices, the files behind them and exceptions.
+type fixture struct {
+	store *archive.Store
+	ids   map[string]int64 // case key → practice id
+	files []archive.File
+}
+
+func newFixture(t testing.TB) fixture {
+	t.Helper()
+	ctx := context.Background()
+	s, err := archive.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	fx := fixture{store: s, ids: map[string]int64{}}
+	for i, c := range []struct{ source, name, dir, kind, body string }{
+		{"folder:morosi", "morosi_20250301.csv", "in", "uscente.morosi", "POD;CF;IMPORTO\r\nIT001E00000001;RSSMRA80A01H501U;120,50\r\n"},
+		{"built", "CMOR_REQ_00488410010_20250310.csv", "out", "REQ", "CP_UTENTE;POD\r\nE250000001;IT001E00000001\r\n"},
+		{"sftp:sii", "CMOR_ESITO_20250315.csv", "in", "REQ_ESITO", "CP_UTENTE;ESITO;CAUSALE\r\nE250000001;OK;\r\n"},
+		{"sftp:sii", "../weird name;=1.csv", "in", "REQ_ESITO", "x\r\n"},
+	} {
+		res, err := s.Ingest(ctx, archive.IngestRequest{Source: c.source, Name: c.name, Direction: c.dir, Kind: c.kind,
+			Reader: strings.NewReader(c.body), At: fixtureAt.Add(time.Duration(i) * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fx.files = append(fx.files, res.File)
+	}
+	amt := flows.MustAmount
+	ps := []archive.Practice{
+		{CaseKey: "U|IT001E00000001", Role: "uscente", Sector: "E", Point: "IT001E00000001", CustomerID: "RSSMRA80A01H501U",
+			CustomerName: "Rossi Mario; \"Bar Èlite\"", CPUtente: "E250000001", CPGestore: "=cmd|' /C calc'!A0", State: "ready",
+			SwitchDate: flows.D(2025, 1, 1), Credit: amt("250.00"), Estimate: amt("180.40"), CMOR: amt("120.50"),
+			WindowOpen: flows.D(2025, 3, 1), WindowClose: flows.D(2025, 6, 30), RequestDate: flows.D(2025, 3, 10),
+			AnswerDate: flows.D(2025, 3, 15)},
+		{CaseKey: "U|00881234567890", Role: "uscente", Sector: "G", Point: "00881234567890", CustomerID: "01234567897",
+			CustomerName: "+39 Gas S.r.l.", CPUtente: "G250000001", State: "rejected", CauseCode: "5",
+			Motivation: "@SUM(1+1) codice già usato", SwitchDate: flows.D(2025, 2, 1), Credit: amt("1234567.89"),
+			Estimate: amt("0.01"), CMOR: amt("-12.30"), RequestDate: flows.D(2025, 4, 1), AnswerDate: flows.D(2025, 4, 3)},
+		{CaseKey: "E|G77", Role: "entrante", Sector: "E", Point: "IT001E00000009", CustomerID: "VRDLGU70B02F205X",
+			CustomerName: "-Verdi Luigi\tsecondo", CPGestore: "G77", State: "charged", SwitchDate: flows.D(2025, 4, 1),
+			Previous: amt("30.00"), CMOR: amt("45.67"), Charged: amt("45.67"), Collected: amt("20"), SuspensionTerm: flows.D(2025, 7, 1)},
+	}
+	err = s.Write(ctx, func(tx *sql.Tx) error {
+		for i := range ps {
+			ps[i].CompanyPIVA = "00488410010"
+			h := archive.HistoryEntry{Flow: "uscente.morosi", At: fixtureAt, FileID: fx.files[0].ID, Line: 2 + i}
+			if ps[i].Role == "entrante" {
+				h = archive.HistoryEntry{Flow: "NOTIFICA", At: fixtureAt, FileID: fx.files[3].ID, Line: 1}
+			}
+			if err := s.CreatePractice(ctx, tx, &ps[i], h); err != nil {
+				return err
+			}
+			fx.ids[ps[i].CaseKey] = ps[i].ID
+		}
+		p := &ps[0]
+		if err := s.Transition(ctx, tx, p, "sent", archive.HistoryEntry{Flow: "REQ", FileID: fx.files[1].ID, Line: 2, At: fixtureAt.Add(2 * time.Hour)}); err != nil {
+			return err
+		}
+		if err := s.LinkPracticeFile(ctx, tx, p.ID, fx.files[1].ID, "built", 2); err != nil {
+			return err
+		}
+		if err := s.Transition(ctx, tx, p, "accepted", archive.HistoryEntry{Flow: "REQ_ESITO", FileID: fx.files[2].ID, Line: 2, At: fixtureAt.Add(3 * time.Hour)}); err != nil {
+			return err
+		}
+		if _, _, err := s.RaiseException(ctx, tx, archive.Exception{Kind: "sii_refusal", Severity: archive.SevHigh, PracticeID: ps[1].ID,
+			Message: "SII refused the request: cause 5", LastSeen: fixtureAt}); err != nil {
+			return err
+		}
+		if _, _, err := s.RaiseException(ctx, tx, archive.Exception{Kind: "window_closing", PracticeID: ps[0].ID,
+			Message: "request window closes 30/06/2025", LastSeen: fixtureAt}); err != nil {
+			return err
+		}
+		id, _, err := s.RaiseException(ctx, tx, archive.Exception{Kind: "no_answer", PracticeID: ps[0].ID,
+			Message: "no SII answer after 3 days", LastSeen: fixtureAt})
+		if err != nil {
+			return err
+		}
+		if err := s.ResolveException(ctx, tx, id, "auto", "answer received"); err != nil {
+			return err
+		}
+		// ResolveException stamps the wall clock: pin it so golden files are stable.
+		_, err = tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ? WHERE id = ?`, archive.TS(fixtureAt.Add(4*time.Hour)), id)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fx
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file (run go test -update and review the diff):\n--- got ---\n%s\n--- want ---\n%s", name, got, want)
+	}
+}
+
+func TestNeutralise(t *testing.T) {
+	for _, tt := range []struct{ in, want string }{
+		{"", ""}, {"Rossi", "Rossi"}, {"=1+1", "'=1+1"}, {"+39 06", "'+39 06"}, {"-x", "'-x"}, {"@SUM(A1)", "'@SUM(A1)"},
+		{"\t=1", "'\t=1"}, {"\r=1", "'\r=1"}, {"a=b", "a=b"}, {"'quoted", "'quoted"},
+	} {
+		if got := Neutralise(tt.in); got != tt.want {
+			t.Errorf("Neutralise(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}
+
+func TestPracticesCSVGolden(t *testing.T) {
+	fx := newFixture(t)
+	for _, tt := range []struct {
+		golden string
+		opt    Options
+	}{
+		{"practices_it.csv", Options{}},
+		{"practices_it_comma.csv", Options{Lang: "it", DecimalComma: true}},
+		{"practices_en.csv", Options{Format: "csv", Lang: "en"}},
+		{"practices.json", Options{Format: "json"}},
+	} {
+		t.Run(tt.golden, func(t *testing.T) {
+			var buf bytes.Buffer
+			n, err := Practices(context.Background(), fx.store, archive.PracticeFilter{}, &buf, tt.opt)
+			if err != nil || n != 3 {
+				t.Fatalf("Practices = %d, %v", n, err)
+			}
+			golden(t, tt.golden, buf.Bytes())
+		})
+	}
+}
+
+// TestPracticesCSVForExcel checks the properties an Italian Excel needs, reading the
+// file back with a CSV parser rather than trusting the golden bytes.
+func TestPracticesCSVForExcel(t *testing.T) {
+	fx := newFixture(t)
+	var buf bytes.Buffer
+	if _, err := Practices(context.Background(), fx.store, archive.PracticeFilter{}, &buf, Options{DecimalComma: true}); err != nil {
+		t.Fatal(err)
+	}
+	data := buf.Bytes()
+	if !bytes.HasPrefix(data, []byte("\xEF\xBB\xBF")) {
+		t.Fatal("no UTF-8 BOM")
+	}
+	if bytes.Count(data, []byte("\n")) != bytes.Count(data, []byte("\r\n")) {
+		t.Error("line ends are not all CRLF")
+	}
+	r := csv.NewReader(bytes.NewReader(data[3:]))
+	r.Comma = ';'
+	recs, err := r.ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 4 || !reflect.DeepEqual(recs[0], Headers("it")) {
+		t.Fatalf("header/rows wrong: %d rows, header %v", len(recs), recs[0])
+	}
+	col := func(h string) int {
+		for i, x := range recs[0] {
+			if x == h {
+				return i
+			}
+		}
+		t.Fatalf("no column %q", h)
+		return -1
+	}
+	first, second, third := recs[1], recs[2], recs[3]
+	checks := []struct{ got, want string }{
+		{first[col("CP_GESTORE")], "'=cmd|' /C calc'!A0"},
+		{first[col("denominazione")], "Rossi Mario; \"Bar Èlite\""},
+		{first[col("CMOR")], "120,50"},
+		{first[col("data switch")], "01/01/2025"},
+		{first[col("dal")], "02/06/2025"},
+		{first[col("eccezioni aperte")], "1"},
+		{second[col("denominazione")], "'+39 Gas S.r.l."},
+		{second[col("motivazione")], "'@SUM(1+1) codice già usato"},
+		{second[col("CMOR")], "-12,30"},
+		{second[col("credito")], "1234567,89"},
+		{second[col("POD/PDR")], "00881234567890"},
+		{third[col("denominazione")], "'-Verdi Luigi\tsecondo"},
+		{third[col("data risposta")], ""},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("cell = %q, want %q", c.got, c.want)
+		}
+	}
+}
+
+func TestPracticesFilterAndProgress(t *testing.T) {
+	fx := newFixture(t)
+	var calls [][2]int
+	var buf bytes.Buffer
+	n, err := Practices(context.Background(), fx.store, archive.PracticeFilter{Role: "uscente"}, &buf,
+		Options{Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) }})
+	if err != nil || n != 2 {
+		t.Fatalf("Practices = %d, %v", n, err)
+	}
+	if len(calls) < 2 || calls[0] != [2]int{0, 2} || calls[len(calls)-1] != [2]int{2, 2} {
+		t.Errorf("progress calls %v, want first (0,2) and last (2,2)", calls)
+	}
+	if strings.Contains(buf.String(), "G77") {
+		t.Error("entrante practice exported despite role filter")
+	}
+	if _, err := Practices(context.Background(), fx.store, archive.PracticeFilter{}, io.Discard, Options{Format: "pdf"}); err == nil {
+		t.Error("unknown format accepted")
+	}
+	if _, err := Practices(context.Background(), fx.store, archive.PracticeFilter{}, io.Discard, Options{Lang: "fr"}); err == nil {
+		t.Error("unknown language accepted")
+	}
+}
+
+func TestPracticesJSONIsValid(t *testing.T) {
+	fx := newFixture(t)
+	for _, f := range []archive.PracticeFilter{{}, {Point: "nothing"}} {
+		var buf bytes.Buffer
+		n, err := Practices(context.Background(), fx.store, f, &buf, Options{Format: "json"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var recs []Record
+		if err := json.Unmarshal(buf.Bytes(), &recs); err != nil {
+			t.Fatalf("invalid JSON: %v\n%s", err, buf.Bytes())
+		}
+		if len(recs) != n {
+			t.Fatalf("%d records, %d written", len(recs), n)
+		}
+		if n > 0 && (recs[0].CMOR != "120.50" || recs[0].SwitchDate != "2025-01-01" || recs[0].OpenExceptions != 1) {
+			t.Errorf("record 0 = %+v", recs[0])
+		}
+	}
+}
+
+// TestPracticesXLSXReadBack writes an XLSX and reads it back cell by cell with
+// excelize as an independent reader: types, raw values, formats, header, panes,
+// autofilter.
+func TestPracticesXLSXReadBack(t *testing.T) {
+	fx := newFixture(t)
+	var buf bytes.Buffer
+	n, err := Practices(context.Background(), fx.store, archive.PracticeFilter{}, &buf, Options{Format: "xlsx"})
+	if err != nil || n != 3 {
+		t.Fatalf("Practices = %d, %v", n, err)
+	}
+	x, err := excelize.OpenReader(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	const sheet = "Pratiche"
+	if got := x.GetSheetList(); !reflect.DeepEqual(got, []string{sheet}) {
+		t.Fatalf("sheets %v", got)
+	}
+	rows, err := x.GetRows(sheet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 4 || !reflect.DeepEqual(rows[0], Headers("it")) {
+		t.Fatalf("%d rows, header %v", len(rows), rows[0])
+	}
+	// Header: bold.
+	sid, _ := x.GetCellStyle(sheet, "A1")
+	if st, err := x.GetStyle(sid); err != nil || st.Font == nil || !st.Font.Bold {
+		t.Errorf("header not bold: %+v %v", st, err)
+	}
+	// Frozen header row.
+	panes, err := x.GetPanes(sheet)
+	if err != nil || !panes.Freeze || panes.YSplit != 1 || panes.TopLeftCell != "A2" {
+		t.Errorf("panes %+v, %v; want header frozen", panes, err)
+	}
+	// Autofilter over the whole table.
+	found := false
+	for _, d := range x.GetDefinedName() {
+		if d.Name == "_xlnm._FilterDatabase" && strings.HasSuffix(d.RefersTo, "$A$1:$X$4") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no autofilter over A1:X4 in %+v", x.GetDefinedName())
+	}
+	if w, _ := x.GetColWidth(sheet, "G"); w < 20 {
+		t.Errorf("name column width %v, want a wide column", w)
+	}
+	type cellCheck struct {
+		cell      string
+		types     []excelize.CellType
+		raw       string // value as stored
+		formatted string // value as a spreadsheet shows it
+		numFmt    string
+	}
+	num := []excelize.CellType{excelize.CellTypeUnset, excelize.CellTypeNumber} // no t attribute means number
+	str := []excelize.CellType{excelize.CellTypeSharedString, excelize.CellTypeInlineString}
+	checks := []cellCheck{
+		{"A2", str, "E250000001", "E250000001", ""},
+		{"B2", str, "=cmd|' /C calc'!A0", "=cmd|' /C calc'!A0", ""}, // a string cell: shown as text, never evaluated
+		{"H2", num, "45658", "01/01/2025", xlsxDateFormat},           // switch date, a real date
+		{"J2", num, "45810", "02/06/2025", xlsxDateFormat},           // state since, Rome date
+		{"N2", num, "120.5", "120.50", xlsxAmountFormat},             // CMOR
+		{"X2", num, "1", "1", ""},                                    // open exceptions
+		{"E3", str, "00881234567890", "00881234567890", ""},          // PDR keeps its leading zeros
+		{"K3", num, "1234567.89", "1,234,567.89", xlsxAmountFormat},
+		{"L3", num, "0.01", "0.01", xlsxAmountFormat},
+		{"N3", num, "-12.3", "-12.30", xlsxAmountFormat},
+		{"Q3", str, "5", "5", ""},
+		{"P4", num, "20", "20.00", xlsxAmountFormat},
+		{"U4", num, "45839", "01/07/2025", xlsxDateFormat},
+	}
+	for _, c := range checks {
+		typ, err := x.GetCellType(sheet, c.cell)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !containsType(c.types, typ) {
+			t.Errorf("%s: type %v, want one of %v", c.cell, typ, c.types)
+		}
+		raw, _ := x.GetCellValue(sheet, c.cell, excelize.Options{RawCellValue: true})
+		if raw != c.raw {
+			t.Errorf("%s: raw %q, want %q", c.cell, raw, c.raw)
+		}
+		shown, _ := x.GetCellValue(sheet, c.cell)
+		if shown != c.formatted {
+			t.Errorf("%s: shown %q, want %q", c.cell, shown, c.formatted)
+		}
+		if formula, _ := x.GetCellFormula(sheet, c.cell); formula != "" {
+			t.Errorf("%s: has formula %q", c.cell, formula)
+		}
+		if c.numFmt != "" {
+			sid, _ := x.GetCellStyle(sheet, c.cell)
+			st, _ := x.GetStyle(sid)
+			if st == nil || st.CustomNumFmt == nil || *st.CustomNumFmt != c.numFmt {
+				t.Errorf("%s: number format %+v, want %q", c.cell, st, c.numFmt)
+			}
+		}
+	}
+	// Empty dates are empty cells, not 00/01/1900.
+	if v, _ := x.GetCellValue(sheet, "W4"); v != "" {
+		t.Errorf("W4 (no answer date) = %q, want empty", v)
+	}
+	// A second, independent reader when one is installed: LibreOffice converting to CSV.
+	soffice, err := exec.LookPath("libreoffice")
+	if err != nil {
+		soffice, err = exec.LookPath("soffice")
+	}
+	if err != nil {
+		t.Log("libreoffice not installed: LibreOffice read-back skipped (the excelize read-back above is the required check)")
+		return
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "p.xlsx")
+	if err := os.WriteFile(in, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(soffice, "--headless", "-env:UserInstallation=file://"+dir+"/lo", "--convert-to", "csv", "--outdir", dir, in)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("libreoffice: %v\n%s", err, out)
+	}
+	csvOut, err := os.ReadFile(filepath.Join(dir, "p.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(csvOut), "01/01/2025") || !strings.Contains(string(csvOut), "120.50") {
+		t.Errorf("LibreOffice CSV lacks typed values:\n%s", csvOut)
+	}
+}
+
+func containsType(ts []excelize.CellType, t excelize.CellType) bool {
+	for _, x := range ts {
+		if x == t {
+			return true
+		}
+	}
+	return false
+}
+
+func TestPracticesXLSXEmptyAndEnglish(t *testing.T) {
+	fx := newFixture(t)
+	var buf bytes.Buffer
+	n, err := Practices(context.Background(), fx.store, archive.PracticeFilter{Point: "none"}, &buf, Options{Format: "xlsx", Lang: "en"})
+	if err != nil || n != 0 {
+		t.Fatalf("Practices = %d, %v", n, err)
+	}
+	x, err := excelize.OpenReader(&buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	rows, err := x.GetRows("Practices")
+	if err != nil || len(rows) != 1 || !reflect.DeepEqual(rows[0], Headers("en")) {
+		t.Fatalf("rows %v, %v", rows, err)
+	}
+}
+
+// unzip reads every entry of a zip into memory.
+func unzip(t *testing.T, data []byte) (map[string][]byte, []string) {
+	t.Helper()
+	zr, err := zip.NewReader(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	var names []string
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[f.Name] = b
+		names = append(names, f.Name)
+	}
+	return out, names
+}
+
+func TestDossier(t *testing.T) {
+	fx := newFixture(t)
+	for _, tt := range []struct{ code, lang, golden string }{
+		{"E250000001", "it", "dossier_E250000001_history_it.txt"},
+		{"#1", "en", "dossier_E250000001_history_en.txt"},
+	} {
+		t.Run(tt.lang, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := Dossier(context.Background(), fx.store, tt.code, &buf, tt.lang); err != nil {
+				t.Fatal(err)
+			}
+			entries, names := unzip(t, buf.Bytes())
+			wantNames := []string{"practice.json", "history.csv", "history.txt", "exceptions.csv",
+				fmt.Sprintf("files/%d_morosi_20250301.csv", fx.files[0].ID),
+				fmt.Sprintf("files/%d_CMOR_REQ_00488410010_20250310.csv", fx.files[1].ID),
+				fmt.Sprintf("files/%d_CMOR_ESITO_20250315.csv", fx.files[2].ID), ManifestName}
+			if !reflect.DeepEqual(names, wantNames) {
+				t.Fatalf("entries %v\nwant %v", names, wantNames)
+			}
+			// Every archived file byte for byte.
+			for _, f := range fx.files[:3] {
+				rc, _, err := fx.store.OpenFile(context.Background(), f.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, _ := io.ReadAll(rc)
+				rc.Close()
+				if !bytes.Equal(entries[DossierFileName(f)], want) {
+					t.Errorf("%s differs from the archived content", DossierFileName(f))
+				}
+			}
+			// The manifest lists every other entry with its recomputed SHA-256.
+			lines := strings.Split(strings.TrimSuffix(string(entries[ManifestName]), "\n"), "\n")
+			if len(lines) != len(names)-1 {
+				t.Fatalf("manifest has %d lines for %d entries", len(lines), len(names)-1)
+			}
+			for _, l := range lines {
+				sum, name, ok := strings.Cut(l, "  ")
+				if !ok {
+					t.Fatalf("manifest line %q is not sha256sum format", l)
+				}
+				h := sha256.Sum256(entries[name])
+				if hex.EncodeToString(h[:]) != sum {
+					t.Errorf("manifest hash of %s does not match its content", name)
+				}
+			}
+			var rec Record
+			if err := json.Unmarshal(entries["practice.json"], &rec); err != nil || rec.CPUtente != "E250000001" || rec.CMOR != "120.50" {
+				t.Errorf("practice.json = %+v, %v", rec, err)
+			}
+			golden(t, tt.golden, entries["history.txt"])
+			if tt.lang == "it" {
+				golden(t, "dossier_E250000001_history.csv", entries["history.csv"])
+				golden(t, "dossier_E250000001_exceptions.csv", entries["exceptions.csv"])
+				sha256sumCheck(t, entries)
+			}
+		})
+	}
+}
+
+// sha256sumCheck extracts the dossier and runs the real `sha256sum -c` on it.
+func sha256sumCheck(t *testing.T, entries map[string][]byte) {
+	bin, err := exec.LookPath("sha256sum")
+	if err != nil {
+		t.Log("sha256sum not installed: manifest checked in Go only")
+		return
+	}
+	dir := t.TempDir()
+	for name, b := range entries {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command(bin, "-c", "--strict", ManifestName)
+	cmd.Dir = dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("sha256sum -c: %v\n%s", err, out)
+	}
+}
+
+func TestDossierSanitisesNamesAndIsStable(t *testing.T) {
+	fx := newFixture(t)
+	var a, b bytes.Buffer
+	if err := Dossier(context.Background(), fx.store, "G77", &a, ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := Dossier(context.Background(), fx.store, "G77", &b, ""); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a.Bytes(), b.Bytes()) {
+		t.Error("two dossiers of the same practice differ")
+	}
+	_, names := unzip(t, a.Bytes())
+	want := fmt.Sprintf("files/%d__weird_name__1.csv", fx.files[3].ID)
+	if !containsString(names, want) {
+		t.Errorf("entries %v lack the sanitised %s", names, want)
+	}
+	for _, n := range names {
+		if strings.Contains(n, "..") || strings.HasPrefix(n, "/") {
+			t.Errorf("unsafe entry name %q", n)
+		}
+	}
+}
+
+func containsString(ss []string, s string) bool {
+	for _, x := range ss {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDossierErrors(t *testing.T) {
+	fx := newFixture(t)
+	if err := Dossier(context.Background(), fx.store, "NOPE", io.Discard, "it"); err == nil || !strings.Contains(err.Error(), "not found") {
+		t.Errorf("unknown practice: %v", err)
+	}
+	if err := Dossier(context.Background(), fx.store, "G77", io.Discard, "fr"); err == nil {
+		t.Error("unknown language accepted")
+	}
+	// A tampered blob must not end up in a dossier.
+	path := fx.store.Blobs.Path(fx.files[1].Hash)
+	if err := os.Chmod(path, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte("tampered"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	err := Dossier(context.Background(), fx.store, "E250000001", io.Discard, "it")
+	if err == nil || !strings.Contains(err.Error(), "does not match") {
+		t.Errorf("tampered blob: %v", err)
+	}
+}
+
+// benchStore opens the state directory of n synthetic practices shared with the
+// archive benchmarks (os.TempDir()/cmord-bench-practices-N), generating it if absent.
+func benchStore(b *testing.B, n int) *archive.Store {
+	b.Helper()
+	dir := filepath.Join(os.TempDir(), fmt.Sprintf("cmord-bench-practices-%d", n))
+	if _, err := os.Stat(filepath.Join(dir, "index.db")); err != nil {
+		tmp, err := os.MkdirTemp(os.TempDir(), "cmord-bench-gen-")
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := archive.Open(tmp)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := s.BulkLoadPractices(context.Background(), n, archive.SyntheticPractice); err != nil {
+			b.Fatal(err)
+		}
+		s.Close()
+		if err := os.Rename(tmp, dir); err != nil {
+			os.RemoveAll(tmp)
+		}
+	}
+	s, err := archive.Open(dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+type countingWriter struct{ n int64 }
+
+func (c *countingWriter) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// BenchmarkExport1M is `cmord export --format csv` of a million practices: it reports
+// rows/s and the peak heap seen during the export (sampled every 1000 rows), which
+// must stay flat however many rows there are.
+func BenchmarkExport1M(b *testing.B) {
+	const n = 1_000_000
+	s := benchStore(b, n)
+	ctx := context.Background()
+	runtime.GC()
+	var peak uint64
+	var ms runtime.MemStats
+	for b.Loop() {
+		w := &countingWriter{}
+		start := time.Now()
+		got, err := Practices(ctx, s, archive.PracticeFilter{}, w, Options{DecimalComma: true, Progress: func(done, total int) {
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, ms.HeapAlloc)
+		}})
+		if err != nil || got != n {
+			b.Fatalf("exported %d, %v", got, err)
+		}
+		b.ReportMetric(float64(n)/time.Since(start).Seconds(), "rows/s")
+		b.ReportMetric(float64(w.n)/(1<<20), "MB-out")
+	}
+	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
+}
