@@ -337,11 +337,11 @@ func TestPracticesXLSXReadBack(t *testing.T) {
 	checks := []cellCheck{
 		{"A2", str, "E250000001", "E250000001", ""},
 		{"B2", str, "=cmd|' /C calc'!A0", "=cmd|' /C calc'!A0", ""}, // a string cell: shown as text, never evaluated
-		{"H2", num, "45658", "01/01/2025", xlsxDateFormat},           // switch date, a real date
-		{"J2", num, "45810", "02/06/2025", xlsxDateFormat},           // state since, Rome date
-		{"N2", num, "120.5", "120.50", xlsxAmountFormat},             // CMOR
-		{"X2", num, "1", "1", ""},                                    // open exceptions
-		{"E3", str, "00881234567890", "00881234567890", ""},          // PDR keeps its leading zeros
+		{"H2", num, "45658", "01/01/2025", xlsxDateFormat},          // switch date, a real date
+		{"J2", num, "45810", "02/06/2025", xlsxDateFormat},          // state since, Rome date
+		{"N2", num, "120.5", "120.50", xlsxAmountFormat},            // CMOR
+		{"X2", num, "1", "1", ""},                                   // open exceptions
+		{"E3", str, "00881234567890", "00881234567890", ""},         // PDR keeps its leading zeros
 		{"K3", num, "1234567.89", "1,234,567.89", xlsxAmountFormat},
 		{"L3", num, "0.01", "0.01", xlsxAmountFormat},
 		{"N3", num, "-12.3", "-12.30", xlsxAmountFormat},
