@@ -27,6 +27,10 @@ const (
 	scanRequested            // Watcher.Rescan
 )
 
+// maxHints bounds the names remembered between two wakes of a busy folder; past it
+// the folder is simply rescanned.
+const maxHints = 4096
+
 // candidate is a file in the drop folder not yet claimed.
 type candidate struct {
 	size      int64
@@ -85,7 +89,11 @@ func (f *folder) inprogress() string { return filepath.Join(f.root, InProgressDi
 // hint records that name may have changed (called by the fsnotify reader).
 func (f *folder) hint(name string) {
 	f.hmu.Lock()
-	f.hinted[name] = struct{}{}
+	if len(f.hinted) < maxHints {
+		f.hinted[name] = struct{}{}
+	} else if f.scan < scanRequested {
+		f.scan = scanRequested // a flood of names: one listing is cheaper
+	}
 	f.hmu.Unlock()
 	f.poke()
 }
@@ -108,8 +116,8 @@ func (f *folder) poke() {
 
 // ignored reports whether name is never a data file of this folder.
 func (f *folder) ignored(name string) bool {
-	if name == "" || name[0] == '.' {
-		return true
+	if name == "" || name[0] == '.' || name == DoneDir || name == RejectedDir {
+		return true // our own subdirectories' names are reserved, whatever they hold
 	}
 	lower := strings.ToLower(name)
 	for _, g := range f.ignore {
@@ -235,6 +243,7 @@ func (f *folder) observe(name string, fi fs.FileInfo, now time.Time) bool {
 	if c.size != fi.Size() || !c.mtime.Equal(fi.ModTime()) {
 		c.size, c.mtime, c.changed = fi.Size(), fi.ModTime(), now
 		f.schedule(c, now)
+		f.checkUnstable(name, c, now)
 	} else if f.markerPre != "" || f.markerSuf != "" {
 		c.due = now // a scan or hint: look for the marker
 	}
@@ -381,17 +390,26 @@ func (f *folder) evaluate(name string, c *candidate, now time.Time) bool {
 		c.due = time.Time{}
 		return false
 	}
+	if changed {
+		f.checkUnstable(name, c, now)
+	}
 	if changed || now.Sub(c.changed) < f.cfg.Settle {
 		c.due = c.changed.Add(f.cfg.Settle)
-		if changed && !c.unstableReported && now.Sub(c.firstSeen) > f.cfg.UnstableAfter {
-			c.unstableReported = true
-			msg := fmt.Sprintf("file %s is still changing %s after it appeared; it will be taken once it stops", name, now.Sub(c.firstSeen).Round(time.Second))
-			f.w.log.Warn(msg, "folder", f.cfg.Name, "file", name)
-			f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnstable, Detail: msg})
-		}
 		return false
 	}
 	return true
+}
+
+// checkUnstable reports, once, a file that keeps changing long after it appeared (a
+// stuck or endless writer, or a log file dropped by mistake).
+func (f *folder) checkUnstable(name string, c *candidate, now time.Time) {
+	if c.unstableReported || now.Sub(c.firstSeen) <= f.cfg.UnstableAfter {
+		return
+	}
+	c.unstableReported = true
+	msg := fmt.Sprintf("file %s is still changing %s after it appeared; it will be taken once it stops", name, now.Sub(c.firstSeen).Round(time.Millisecond))
+	f.w.log.Warn(msg, "folder", f.cfg.Name, "file", name)
+	f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnstable, Detail: msg})
 }
 
 // claimAndHandle moves a ready file into .inprogress and processes it.

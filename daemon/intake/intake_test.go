@@ -682,3 +682,62 @@ func TestPollingEventOnUnwatchableFS(t *testing.T) {
 		t.Errorf("stats = %+v", st)
 	}
 }
+
+func TestUnstableFileReported(t *testing.T) {
+	const settle = 400 * time.Millisecond
+	r := startRig(t, Folder{Settle: settle, UnstableAfter: 100 * time.Millisecond}, nil)
+	fh, err := os.Create(r.path("log.csv"))
+	must(t, err)
+	defer fh.Close()
+	for !r.hasEvent(EventUnstable) {
+		_, err := fh.WriteString("more\n")
+		must(t, err)
+		time.Sleep(10 * time.Millisecond)
+		if len(r.callNames()) > 0 {
+			t.Fatal("taken while changing")
+		}
+	}
+	fh.Close()
+	r.waitExists(DoneDir, "log.csv") // still taken once it stops
+	if n := strings.Count(strings.Join(r.eventKinds(), " "), EventUnstable); n != 1 {
+		t.Errorf("%d unstable events, want 1", n)
+	}
+}
+
+// swapForFile replaces directory sub of the rig with a plain file (so renames into it
+// fail) and returns a function that restores it.
+func (r *rig) swapForFile(sub string) func() {
+	r.t.Helper()
+	must(r.t, os.Rename(r.path(sub), r.path(sub+".away")))
+	must(r.t, os.WriteFile(r.path(sub), nil, 0o644))
+	return func() {
+		must(r.t, os.Remove(r.path(sub)))
+		must(r.t, os.Rename(r.path(sub+".away"), r.path(sub)))
+	}
+}
+
+func TestClaimFailureRetried(t *testing.T) {
+	r := startRig(t, Folder{Retry: 20 * time.Millisecond}, nil)
+	restore := r.swapForFile(InProgressDir)
+	r.write("a.csv", "a")
+	r.waitFor("claim_failed event", func() bool { return r.hasEvent(EventClaimFailed) })
+	if _, err := os.Lstat(r.path("a.csv")); err != nil {
+		t.Fatalf("file moved despite the failed claim: %v", err)
+	}
+	restore()
+	r.waitExists(DoneDir, "a.csv")
+}
+
+// When the move to done/ fails, only the move is retried: the file is not processed
+// a second time.
+func TestFinishFailureRetriesOnlyTheMove(t *testing.T) {
+	r := startRig(t, Folder{Retry: 20 * time.Millisecond}, nil)
+	restore := r.swapForFile(DoneDir)
+	r.write("a.csv", "a")
+	r.waitFor("finish_failed event", func() bool { return r.hasEvent(EventFinishFailed) })
+	restore()
+	r.waitExists(DoneDir, "a.csv")
+	if got := r.callNames(); len(got) != 1 {
+		t.Errorf("processed %d times: %v", len(got), got)
+	}
+}
