@@ -7,7 +7,6 @@ import (
 	"net"
 	"os"
 	"strconv"
-	"time"
 
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/mail"
@@ -107,7 +106,7 @@ func CheckConnections(ctx context.Context, cfg *config.Config) []Connection {
 	}
 	if cfg.Mail.Host != "" {
 		out = append(out, Connection{Kind: "smtp", Name: net.JoinHostPort(cfg.Mail.Host, strconv.Itoa(cfg.Mail.Port)),
-			Err: mail.Probe(ctx, smtpConfig(cfg.Mail), 30*time.Second)})
+			Err: mail.NewSender(smtpConfig(cfg.Mail), nil, nil).Check(ctx)})
 	}
 	return out
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -117,13 +118,15 @@ func (d *Daemon) apply(cfg *config.Config) error {
 			}
 		}
 	}
-	pm, pd := cfg.PatronMonthDay()
+	pm, pd, _ := cfg.Deadlines.PatronMonthDay()
 	cal := flows.NewCalendar(pm, pd)
 	clients := map[string]*sftpx.Client{}
 	for _, ep := range cfg.SFTP {
 		clients[ep.Name] = sftpx.NewClient(endpoint(ep), d.Log.With("endpoint", ep.Name))
 	}
-	sender := mail.NewSender(smtpConfig(cfg.Mail), d.Store, d.Log.With("component", "mail"))
+	sender := mail.NewSender(smtpConfig(cfg.Mail), d.Store.Outbox(), d.Log.With("component", "mail"))
+	sender.DeadLetterDir = filepath.Join(cfg.StateDir, "dead-letter")
+	sender.OnEvent = d.mailEvent
 	d.mu.Lock()
 	old := d.clients
 	d.cfg, d.catalog, d.cal, d.clients, d.sender = cfg, cat, cal, clients, sender
@@ -238,8 +241,7 @@ func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc c
 	cfg := d.Config()
 	var folders []intake.Folder
 	for _, f := range cfg.Folders {
-		folders = append(folders, intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
-			Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval})
+		folders = append(folders, intakeFolder(f))
 	}
 	if len(folders) > 0 {
 		w, err := intake.New(folders, d.processClaimed, d.intakeEvent, d.Log.With("component", "intake"))
@@ -254,7 +256,7 @@ func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc c
 			}
 		}()
 	}
-	s := sched.New(cfg.Location, &archive.ScheduleLedger{Store: d.Store}, d.Log.With("component", "sched"), d.schedEvent)
+	s := sched.New(cfg.Location, d.Store.ScheduleLedger(), d.Log.With("component", "sched"), d.schedEvent)
 	for _, j := range d.jobs() {
 		if err := s.Add(j); err != nil {
 			return fmt.Errorf("schedule %s: %w", j.Name, err)
@@ -377,13 +379,32 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 	d.Log.Info("intake event", "folder", ev.Folder, "kind", ev.Kind, "detail", ev.Detail)
 }
 
-func (d *Daemon) schedEvent(ev sched.Event) {
-	d.Log.Warn("schedule event", "job", ev.Job, "kind", ev.Kind, "detail", ev.Detail)
-	if ev.Kind == "missed" {
-		d.raise(context.Background(), archive.Exception{Kind: "missed_schedule", Severity: archive.SevNormal, Owner: "sysadmin",
-			Subject: ev.Job, Message: fmt.Sprintf("job %s: %s", ev.Job, ev.Detail),
-			Action: "The daemon was down at those times; check that nothing is due by hand."})
+func (d *Daemon) mailEvent(ev mail.Event) {
+	if ev.Kind != mail.EventDeadLetter {
+		return
 	}
+	d.raise(context.Background(), archive.Exception{Fingerprint: "mail_failed|" + ev.DedupKey, Kind: "mail_failed", Severity: archive.SevHigh,
+		Owner: "sysadmin", Subject: ev.DedupKey, Message: fmt.Sprintf("mail %s still not delivered after %d attempts: %v (a copy is in %s)", ev.DedupKey, ev.Attempts, ev.Err, ev.Path),
+		Action: "Check the SMTP relay; the message stays queued and is retried."})
+}
+
+func (d *Daemon) schedEvent(ev sched.Event) {
+	var slots []string
+	for _, t := range ev.Slots {
+		slots = append(slots, t.In(flows.Rome).Format("02/01/2006 15:04"))
+	}
+	d.Log.Warn("schedule event", "job", ev.Job, "kind", ev.Kind, "slots", slots, "err", ev.Err)
+	d.Metrics.ScheduleRuns.WithLabelValues(ev.Job, ev.Kind).Inc()
+	if ev.Kind != sched.EventMissed && ev.Kind != sched.EventInterrupted && ev.Kind != sched.EventPanic {
+		return
+	}
+	msg := fmt.Sprintf("job %s: %d slot(s) %s: %s", ev.Job, len(ev.Slots), ev.Kind, strings.Join(slots, ", "))
+	if ev.Err != nil {
+		msg += ": " + ev.Err.Error()
+	}
+	d.raise(context.Background(), archive.Exception{Kind: "missed_schedule", Severity: archive.SevNormal, Owner: "sysadmin",
+		Fingerprint: "missed_schedule|" + ev.Job + "|" + ev.Kind, Subject: ev.Job, Message: msg,
+		Action: "The daemon was down or the job failed at those times; check whether anything due then needs doing by hand."})
 }
 
 // folderByName returns the configuration of a drop folder.
@@ -457,4 +478,9 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 	}
 	d.Log.Info("file processed", "file", f.Name, "kind", f.Kind, "rejected", out.Rejected, "findings", len(out.Findings), "took", time.Since(start).Round(time.Millisecond))
 	return out, nil
+}
+
+func intakeFolder(f config.Folder) intake.Folder {
+	return intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
+		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval}
 }

@@ -166,7 +166,7 @@ func publishLocal(blobPath, dir, name string) (string, error) {
 func (d *Daemon) noteContact(ctx context.Context, endpoint string, err error) {
 	fp := "sii_unreachable|" + endpoint
 	if err == nil {
-		d.Metrics.LastContact.WithLabelValues(endpoint).Set(float64(d.now().Unix()))
+		d.Metrics.SFTPContact(endpoint, d.now())
 		d.resolve(ctx, fp, "reachable again")
 		d.resolve(ctx, "hostkey_mismatch|"+endpoint, "host key verified")
 		return

@@ -1,0 +1,241 @@
+// Package demo builds the self-contained showcase behind `cmord demo`: a working
+// folder with drop folders, an in-process SFTP server standing in for the SII, an
+// in-process SMTP server writing .eml files, a configuration that uses them, sample
+// billing extracts dated relative to today, and a scripted SII that answers.
+package demo
+
+import (
+	"bytes"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"text/template"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/mail/smtpsink"
+	"github.com/cmord/cmord/daemon/sftpx/sftpserver"
+)
+
+// Demo is a running demo environment.
+type Demo struct {
+	Dir        string
+	ConfigPath string
+	Config     *config.Config
+	SFTP       *sftpserver.Server
+	SMTP       *smtpsink.Sink
+	Fresh      bool // created now (samples dropped), not reused
+}
+
+// Folders of the demo, relative to its directory.
+const (
+	SIIRoot    = "sii"          // the SFTP server's root: what the SII sees
+	SIIInbox   = "sii/to-sii"   // where cmord publishes (the SII's inbox)
+	SIIOutbox  = "sii/from-sii" // where the SII puts its answers for us
+	MailDir    = "mail"         // every message the SMTP server receives, as .eml
+	BillingOut = "to-billing"   // exports for billing
+)
+
+// Setup creates (or reuses) the demo directory, starts the servers and writes the
+// configuration. The caller must Close it.
+func Setup(dir string) (*Demo, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	d := &Demo{Dir: abs, ConfigPath: filepath.Join(abs, "cmord.toml")}
+	if _, err := os.Stat(filepath.Join(abs, "state")); errors.Is(err, os.ErrNotExist) {
+		d.Fresh = true
+	}
+	for _, sub := range []string{"in/morosi", "in/incassi", "in/annullamenti", "in/rimborsi", "in/fatturato", "in/sospensioni",
+		"in/sii-manuale", SIIInbox, SIIOutbox, MailDir, BillingOut, "keys", "state"} {
+		if err := os.MkdirAll(filepath.Join(abs, sub), 0o750); err != nil {
+			return nil, err
+		}
+	}
+	clientKey, err := clientKey(filepath.Join(abs, "keys", "id_ed25519"))
+	if err != nil {
+		return nil, err
+	}
+	d.SFTP, err = sftpserver.Start(filepath.Join(abs, SIIRoot), clientKey)
+	if err != nil {
+		return nil, fmt.Errorf("demo SFTP server: %w", err)
+	}
+	if err := d.SFTP.WriteKnownHosts(filepath.Join(abs, "keys", "known_hosts")); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.SMTP, err = smtpsink.Start(filepath.Join(abs, MailDir), smtpsink.Options{})
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("demo SMTP server: %w", err)
+	}
+	var buf bytes.Buffer
+	if err := configTemplate.Execute(&buf, map[string]any{"SFTPPort": d.SFTP.Port, "SMTPPort": d.SMTP.Port()}); err != nil {
+		d.Close()
+		return nil, err
+	}
+	if err := os.WriteFile(d.ConfigPath, buf.Bytes(), 0o640); err != nil {
+		d.Close()
+		return nil, err
+	}
+	d.Config, err = config.Load(d.ConfigPath)
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("demo configuration: %w", err)
+	}
+	return d, nil
+}
+
+// Close stops the servers.
+func (d *Demo) Close() {
+	if d.SFTP != nil {
+		d.SFTP.Close()
+	}
+	if d.SMTP != nil {
+		d.SMTP.Close()
+	}
+}
+
+// Path returns a path inside the demo directory.
+func (d *Demo) Path(rel string) string { return filepath.Join(d.Dir, filepath.FromSlash(rel)) }
+
+// clientKey loads or creates the demo's SSH client key (OpenSSH format, 0600).
+func clientKey(path string) (ssh.PublicKey, error) {
+	if b, err := os.ReadFile(path); err == nil {
+		signer, err := ssh.ParsePrivateKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("demo key %s: %w", path, err)
+		}
+		return signer.PublicKey(), nil
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "cmord demo")
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	sp, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return nil, err
+	}
+	return sp, os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(sp), 0o644)
+}
+
+// Now is the demo's clock: the real time (samples are dated relative to it).
+func Now() time.Time { return time.Now() }
+
+var configTemplate = template.Must(template.New("cmord.toml").Parse(`# cmord demo configuration, written by ` + "`cmord demo`" + `.
+# The SFTP and SMTP servers live inside the demo process: their ports change at each
+# run, and this file is rewritten. Every other command works on the demo's state with
+#   CMORD_CONFIG=<this file> cmord <command>
+state_dir = "state"
+lang = "it"
+
+[company]
+piva = "00488410010"
+name = "Energia Demo S.p.A."
+roles = ["uscente", "entrante"]
+sectors = ["E", "G"]
+acting_as = "UDD"
+piva_gestore = "01234567897"
+
+[practice_code]
+template = "{SECTOR}{YY}{SEQ:7}"
+
+[[folder]]
+name = "morosi"
+path = "in/morosi"
+kind = "uscente.morosi"
+settle = "1s"
+rescan = "1m"
+
+[[folder]]
+name = "incassi"
+path = "in/incassi"
+kind = "uscente.incassi"
+settle = "1s"
+rescan = "1m"
+
+[[folder]]
+name = "annullamenti"
+path = "in/annullamenti"
+kind = "uscente.annullamenti"
+settle = "1s"
+rescan = "1m"
+
+[[folder]]
+name = "rimborsi"
+path = "in/rimborsi"
+kind = "uscente.rimborsi"
+settle = "1s"
+rescan = "1m"
+
+[[folder]]
+name = "fatturato"
+path = "in/fatturato"
+kind = "entrante.fatturato"
+settle = "1s"
+rescan = "1m"
+
+[[folder]]
+name = "sospensioni"
+path = "in/sospensioni"
+kind = "entrante.sospensioni"
+settle = "1s"
+rescan = "1m"
+
+[[folder]]
+name = "sii-manuale"
+path = "in/sii-manuale"
+kind = "sii"
+settle = "1s"
+rescan = "1m"
+
+[[sftp]]
+name = "sii"
+host = "127.0.0.1"
+port = {{.SFTPPort}}
+user = "cmord"
+key_file = "keys/id_ed25519"
+known_hosts = "keys/known_hosts"
+inbound_dir = "/from-sii"
+outbound_dir = "/to-sii"
+completion = "move"
+move_to = "/from-sii/letti"
+unreachable_alert_after = "5m"
+
+[outbound]
+billing_dir = "to-billing"
+
+[schedule]
+poll_sii = "* * * * *"
+build = "* * * * *"
+deliver = "* * * * *"
+digest = "30 7 * * *"
+deadlines = "0 6 * * *"
+
+[mail]
+host = "127.0.0.1"
+port = {{.SMTPPort}}
+tls = "none"
+from = "cmord demo <cmord@energia-demo.example>"
+
+[digest]
+to = ["compliance@energia-demo.example"]
+include_personal_data = true
+
+[alerts]
+to = ["sistemi@energia-demo.example"]
+`))
