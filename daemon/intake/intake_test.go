@@ -673,8 +673,12 @@ func TestPollingEventOnUnwatchableFS(t *testing.T) {
 	f.poll.Store(true)
 	f.cfg.PollInterval = 20 * time.Millisecond
 	r.start()
-	if !r.hasEvent(EventPolling) {
-		t.Fatalf("events = %v", r.eventKinds())
+	r.mu.Lock()
+	events := slices.Clone(r.events)
+	r.mu.Unlock()
+	want := Event{Folder: "billing", Kind: EventPolling, Detail: "folder billing is on nfs: inotify cannot see changes made by other hosts; polling every 20ms"}
+	if !slices.Contains(events, want) {
+		t.Fatalf("events = %v, want %v", events, want)
 	}
 	r.write("a.csv", "a")
 	r.waitExists(DoneDir, "a.csv")
