@@ -130,40 +130,39 @@ func (d *Daemon) VerifyArchive(ctx context.Context) error {
 	return errors.New(msg)
 }
 
-// RunOnce does one full cycle: drop folders, SII inbound, build, deliver, and the jobs
-// that are due (digest, deadlines), then flushes mail. Used by `cmord run --once`.
+// RunOnce does one full cycle: drop folders, SII inbound, deadlines, build, deliver,
+// then the scheduled jobs whose slot is due (the digest at its time, the weekly
+// verify), urgent alerts, and the mail outbox. Used by `cmord run --once`; the same
+// run ledger as the daemon's means a digest is never sent twice for one slot.
 func (d *Daemon) RunOnce(ctx context.Context) error {
 	d.runMu.Lock()
 	defer d.runMu.Unlock()
 	var errs []error
-	if err := d.ScanFoldersOnce(ctx); err != nil {
-		errs = append(errs, err)
+	step := func(name string, f func() error) {
+		if err := f(); err != nil {
+			d.Log.Error("cycle step failed", "step", name, "err", err)
+			errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		}
 	}
-	if err := d.PollSII(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	for _, name := range []string{JobDeadlines} {
-		if f, ok := extraJobs[name]; ok {
-			if err := f(d, ctx, d.now()); err != nil {
+	step("folders", func() error { return d.ScanFoldersOnce(ctx) })
+	step(JobPollSII, func() error { return d.PollSII(ctx) })
+	step(JobBuild, func() error { _, err := d.BuildAll(ctx); return err })
+	step(JobDeliver, func() error { _, err := d.DeliverDue(ctx); return err })
+	// Jobs with their own time of day run only when their slot is due.
+	cfg := d.Config()
+	s := sched.New(cfg.Location, d.Store.ScheduleLedger(), d.Log.With("component", "sched"), d.schedEvent)
+	for _, j := range d.jobs() {
+		switch j.Name {
+		case JobDigest, JobVerify, JobDeadlines:
+			if err := s.Add(j); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
-	if _, err := d.BuildAll(ctx); err != nil {
-		errs = append(errs, err)
+	step("due jobs", func() error { return s.RunDue(ctx) })
+	if f, ok := extraJobs[JobAlerts]; ok {
+		step(JobAlerts, func() error { return f(d, ctx, d.now()) })
 	}
-	if _, err := d.DeliverDue(ctx); err != nil {
-		errs = append(errs, err)
-	}
-	for _, name := range []string{JobDigest, JobAlerts} {
-		if f, ok := extraJobs[name]; ok {
-			if err := f(d, ctx, d.now()); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	if _, err := d.FlushMail(ctx); err != nil {
-		errs = append(errs, err)
-	}
+	step(JobMail, func() error { _, err := d.FlushMail(ctx); return err })
 	return errors.Join(errs...)
 }
