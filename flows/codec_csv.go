@@ -1,0 +1,688 @@
+package flows
+
+import (
+	"bufio"
+		"fmt"
+	"io"
+	"strings"
+)
+
+// Record is one row of a flow or input file: Values[i] is the canonical value of the
+// flow's i-th field ("" when absent). All records of a flow share one Layout, so a row
+// costs one slice and one string, not a map.
+type Record struct {
+	Line   int      // 1-based line of the row (the header is line 1); XML: the element's line
+	Values []string // parallel to Layout().Names()
+	layout *Layout
+}
+
+// NewRecord returns an empty record of the flow, to fill with Set.
+func NewRecord(f *Flow) Record {
+	return Record{Values: make([]string, len(f.Fields)), layout: f.layout}
+}
+
+// Get returns the value of a field ("" if absent or unknown).
+func (r Record) Get(name string) string {
+	if r.layout == nil {
+		return ""
+	}
+	if i, ok := r.layout.index[name]; ok && i < len(r.Values) {
+		return r.Values[i]
+	}
+	return ""
+}
+
+// Set sets a field; it fails for a name the flow does not have.
+func (r Record) Set(name, value string) error {
+	if r.layout == nil {
+		return fmt.Errorf("record without layout")
+	}
+	i, ok := r.layout.index[name]
+	if !ok {
+		return fmt.Errorf("no field %q", name)
+	}
+	r.Values[i] = value
+	return nil
+}
+
+// Fields returns the field names, in order.
+func (r Record) Fields() []string {
+	if r.layout == nil {
+		return nil
+	}
+	return r.layout.names
+}
+
+// Map returns the non-empty values by field name (allocates; for tests and tooling).
+func (r Record) Map() map[string]string {
+	m := make(map[string]string, len(r.Values))
+	for i, v := range r.Values {
+		if v != "" && r.layout != nil {
+			m[r.layout.names[i]] = v
+		}
+	}
+	return m
+}
+
+// Amount returns an amount field (0 when empty; values in a Record are already valid).
+func (r Record) Amount(name string) Amount {
+	a, _ := ParseAmount(r.Get(name), false)
+	return a
+}
+
+// Date returns a date field (zero Date when empty).
+func (r Record) Date(name string) Date {
+	d, _ := ParseDate(r.Get(name))
+	return d
+}
+
+// Flag reports whether a flag field is set ("1" or "S").
+func (r Record) Flag(name string) bool {
+	v := r.Get(name)
+	return v == "1" || v == "S"
+}
+
+// ReadOptions tune a reader.
+type ReadOptions struct {
+	FileName string // used in findings
+	// Mapping maps a header in the file to our field name, for billing inputs whose
+	// headers differ from ours. Keys are compared ignoring case and repeated spaces;
+	// a target of "" or "-" ignores the column on purpose.
+	Mapping      map[string]string
+	DecimalComma bool // accept ',' as decimal separator (Italian billing extracts)
+	LenientPOD   bool // accept a 15-character POD with a warning (default strict)
+}
+
+func (o ReadOptions) values() valueOpts {
+	return valueOpts{decimalComma: o.DecimalComma, lenientPOD: o.LenientPOD}
+}
+
+// RecordError is a record refused by a writer; nothing of it was written.
+type RecordError struct {
+	Findings []Finding
+}
+
+func (e *RecordError) Error() string {
+	msgs := make([]string, 0, len(e.Findings))
+	for _, f := range e.Findings {
+		msgs = append(msgs, f.String())
+	}
+	return "record refused: " + strings.Join(msgs, "; ")
+}
+
+// checkRow normalises vals in place and appends the findings of the row to fs. absent
+// marks fields whose column is missing from the file (reported once in the header, so
+// not again on every row).
+func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, line int, fs []Finding) []Finding {
+	for i := range f.Fields {
+		v := vals[i]
+		if v == "" {
+			continue
+		}
+		fd := &f.Fields[i]
+		norm, p := fd.normalize(v, o)
+		if p != nil {
+			fnd := Finding{File: file, Line: line, Field: fd.Name, Rule: p.rule, Value: v, Message: p.msg}
+			if p.warning {
+				fnd.Severity = "warning"
+			}
+			fs = append(fs, fnd)
+		}
+		vals[i] = norm
+	}
+	for i := range f.Fields {
+		if vals[i] != "" {
+			continue
+		}
+		fd := &f.Fields[i]
+		switch fd.Required {
+		case "M":
+			if absent == nil || !absent[i] {
+				fs = append(fs, Finding{File: file, Line: line, Field: fd.Name, Rule: RuleRequired, Message: "mandatory value missing"})
+			}
+		case "C":
+			if c := f.conds[i]; c != nil && c.holds(vals) {
+				msg := "value required when " + fd.When
+				if absent != nil && absent[i] {
+					msg += " (the file has no such column)"
+				}
+				fs = append(fs, Finding{File: file, Line: line, Field: fd.Name, Rule: RuleRequired, Message: msg})
+			}
+		}
+	}
+	if f.cause >= 0 && f.causes != nil {
+		if v := vals[f.cause]; v != "" && f.causes.Lookup(v) == nil {
+			fnd := Finding{File: file, Line: line, Field: f.Fields[f.cause].Name, Rule: RuleCause, Value: v,
+				Message: "code not in cause table " + f.Causes}
+			if f.Direction == "in" {
+				// The SII may use codes we have not heard of: keep the row and its
+				// MOTIVAZIONE, and let a person look.
+				fnd.Severity = "warning"
+			}
+			fs = append(fs, fnd)
+		}
+	}
+	return fs
+}
+
+// CheckValues validates values for the flow as a writer would, without writing. It
+// returns the canonical record and every finding.
+func (f *Flow) CheckValues(values map[string]string) (Record, []Finding) {
+	rec := NewRecord(f)
+	var fs []Finding
+	for k, v := range values {
+		i := f.layout.Index(k)
+		if i < 0 {
+			fs = append(fs, Finding{Field: k, Rule: RuleCSVColumn, Value: v, Message: "flow " + f.Key + " has no such field"})
+			continue
+		}
+		rec.Values[i] = v
+	}
+	fs = append(fs, f.prepare(rec.Values, 0)...)
+	return rec, fs
+}
+
+// prepare fills constants, trims, refuses line breaks and validates a row to write.
+func (f *Flow) prepare(vals []string, line int) []Finding {
+	var fs []Finding
+	for i := range f.Fields {
+		fd := &f.Fields[i]
+		v := strings.TrimSpace(vals[i])
+		if v == "" && fd.Const != "" {
+			v = fd.Const
+		}
+		if strings.ContainsAny(v, "\r\n") {
+			fs = append(fs, Finding{Line: line, Field: fd.Name, Rule: RuleString, Value: v, Message: "line breaks are not allowed in a value"})
+			v = ""
+		}
+		vals[i] = v
+	}
+	fs = f.checkRow(vals, nil, valueOpts{}, "", line, fs)
+	return fs
+}
+
+func (f *Flow) prepareMap(values map[string]string, line int) ([]string, error) {
+	vals := make([]string, len(f.Fields))
+	var fs []Finding
+	for k, v := range values {
+		i := f.layout.Index(k)
+		if i < 0 {
+			fs = append(fs, Finding{Line: line, Field: k, Rule: RuleCSVColumn, Value: v, Message: "flow " + f.Key + " has no such field"})
+			continue
+		}
+		vals[i] = v
+	}
+	fs = append(fs, f.prepare(vals, line)...)
+	if HasErrors(fs) {
+		return nil, &RecordError{Findings: fs}
+	}
+	return vals, nil
+}
+
+func (f *Flow) prepareRecord(r Record, line int) ([]string, error) {
+	if r.layout == f.layout {
+		vals := append([]string(nil), r.Values...)
+		fs := f.prepare(vals, line)
+		if HasErrors(fs) {
+			return nil, &RecordError{Findings: fs}
+		}
+		return vals, nil
+	}
+	return f.prepareMap(r.Map(), line)
+}
+
+// ---- CSV reader ----
+
+// maxLogicalLine bounds one CSV record (quoted fields may span lines): beyond it the
+// file is refused rather than read into memory.
+const maxLogicalLine = 1 << 20
+
+// CSVReader streams the rows of a CSV file of a flow or input kind in constant memory.
+type CSVReader struct {
+	br   *bufio.Reader
+	f    *Flow
+	opt  ReadOptions
+	vo   valueOpts
+	dec  lineDecoder
+	raw  []byte // a physical line longer than the bufio buffer
+	rec  []byte // the logical record being assembled (UTF-8)
+	line int    // physical lines consumed
+
+	headerRead     bool
+	headerErr      error
+	headerFindings []Finding
+	headerPending  bool // header findings not yet handed to the caller
+
+	colField []int  // file column → field index, -1 = ignored
+	absent   []bool // field has no column
+	ncols    int
+	cols     []string // scratch for split
+}
+
+// NewCSVReader reads r as a CSV file of flow f (a flow of the catalog or an input kind).
+func NewCSVReader(r io.Reader, f *Flow, opt ReadOptions) *CSVReader {
+	return &CSVReader{br: bufio.NewReaderSize(r, 64<<10), f: f, opt: opt, vo: opt.values()}
+}
+
+// Charset returns the character set detected so far (UTF-8 or windows-1252; "" when
+// the file has been pure ASCII).
+func (r *CSVReader) Charset() string { return r.dec.charset }
+
+// ReadHeader reads and checks the header row. Calling it is optional: Next calls it,
+// and then returns the header findings together with its own first result (even with
+// io.EOF), so call ReadHeader first to handle them apart. The error is an I/O error.
+func (r *CSVReader) ReadHeader() ([]Finding, error) {
+	if !r.headerRead {
+		r.readHeader()
+	}
+	r.headerPending = false
+	return r.headerFindings, r.headerErr
+}
+
+func (r *CSVReader) headerFinding(field, rule, value, msg string, warning bool) {
+	f := Finding{File: r.opt.FileName, Line: 1, Field: field, Rule: rule, Value: value, Message: msg}
+	if warning {
+		f.Severity = "warning"
+	}
+	r.headerFindings = append(r.headerFindings, f)
+}
+
+func normHeader(s string) string {
+	return strings.ToLower(strings.Join(strings.Fields(s), " "))
+}
+
+func (r *CSVReader) readHeader() {
+	r.headerRead, r.headerPending = true, true
+	var cols []string
+	for {
+		_, err := r.readLogical()
+		if err == io.EOF {
+			r.headerFinding("", RuleCSVHeader, "", "empty file: no header row", false)
+			return
+		}
+		if err != nil {
+			r.headerErr = err
+			return
+		}
+		var bad bool
+		cols, bad = splitCSV(string(r.rec), r.cols[:0])
+		if bad {
+			r.headerFinding("", RuleCSVQuote, "", "badly quoted header", false)
+		}
+		if !allEmpty(cols) {
+			break
+		}
+	}
+	f := r.f
+	mapping := make(map[string]string, len(r.opt.Mapping))
+	for k, v := range r.opt.Mapping {
+		mapping[normHeader(k)] = strings.TrimSpace(v)
+	}
+	byName := make(map[string]int, len(f.Fields))
+	for i, fd := range f.Fields {
+		byName[normHeader(fd.Name)] = i
+	}
+	r.ncols = len(cols)
+	r.colField = make([]int, len(cols))
+	seenField := make([]int, len(f.Fields))
+	for i := range seenField {
+		seenField[i] = -1
+	}
+	for i, h := range cols {
+		r.colField[i] = -1
+		name := strings.TrimSpace(h)
+		if name == "" {
+			continue // trailing ";" of spreadsheet exports
+		}
+		target, mapped := mapping[normHeader(name)]
+		if mapped && (target == "" || target == "-") {
+			continue
+		}
+		var fi int
+		var ok bool
+		if mapped {
+			fi = f.layout.Index(target)
+			if ok = fi >= 0; !ok {
+				r.headerFinding(name, RuleCSVHeader, target, "the mapping sends this column to "+target+", which is not a field of "+f.Key, false)
+				continue
+			}
+		} else if fi, ok = byName[normHeader(name)]; !ok {
+			if f.input {
+				r.headerFinding(name, RuleCSVColumn, name, "unknown column, ignored (add it to the mapping if it matters)", true)
+			} else {
+				r.headerFinding(name, RuleCSVHeader, name, "column not in the layout of "+f.ID(), false)
+			}
+			continue
+		}
+		if prev := seenField[fi]; prev >= 0 {
+			r.headerFinding(f.Fields[fi].Name, RuleCSVHeader, name, fmt.Sprintf("columns %d and %d both give field %s", prev+1, i+1, f.Fields[fi].Name), false)
+			continue
+		}
+		seenField[fi] = i
+		r.colField[i] = fi
+	}
+	r.absent = make([]bool, len(f.Fields))
+	for i, fd := range f.Fields {
+		if seenField[i] >= 0 {
+			continue
+		}
+		r.absent[i] = true
+		switch {
+		case !f.input:
+			r.headerFinding(fd.Name, RuleCSVHeader, "", "column missing from the layout of "+f.ID(), false)
+		case fd.Required == "M":
+			r.headerFinding(fd.Name, RuleCSVHeader, "", "mandatory column missing", false)
+		}
+	}
+	if !f.input && !HasErrors(r.headerFindings) {
+		for i, fi := range r.colField {
+			if fi >= 0 && fi != i {
+				r.headerFinding(f.Fields[fi].Name, RuleCSVHeader, cols[i],
+					fmt.Sprintf("column %d is %s, the layout of %s has it at %d", i+1, f.Fields[fi].Name, f.ID(), fi+1), false)
+				break
+			}
+		}
+	}
+}
+
+func allEmpty(cols []string) bool {
+	for _, c := range cols {
+		if strings.TrimSpace(c) != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// readPhysical appends the next physical line (without its line ending, as UTF-8) to
+// r.rec.
+func (r *CSVReader) readPhysical() error {
+	r.raw = r.raw[:0]
+	var line []byte
+	for {
+		chunk, err := r.br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			r.raw = append(r.raw, chunk...)
+			if len(r.raw) > maxLogicalLine {
+				return Finding{File: r.opt.FileName, Line: r.line + 1, Rule: RuleCSVLine, Message: fmt.Sprintf("line longer than %d bytes", maxLogicalLine)}
+			}
+			continue
+		}
+		if err != nil && err != io.EOF {
+			return err
+		}
+		if len(r.raw) > 0 {
+			r.raw = append(r.raw, chunk...)
+			line = r.raw
+		} else {
+			line = chunk
+		}
+		if err == io.EOF && len(line) == 0 {
+			return io.EOF
+		}
+		break
+	}
+	r.line++
+	if r.line == 1 && len(line) >= 3 && line[0] == 0xEF && line[1] == 0xBB && line[2] == 0xBF {
+		line = line[3:]
+	}
+	n := len(line)
+	if n > 0 && line[n-1] == '\n' {
+		n--
+	}
+	if n > 0 && line[n-1] == '\r' {
+		n--
+	}
+	r.rec = append(r.rec, r.dec.decode(line[:n])...)
+	return nil
+}
+
+// readLogical assembles the next record in r.rec, joining physical lines while a quoted
+// field is open, and returns its first line number.
+func (r *CSVReader) readLogical() (int, error) {
+	r.rec = r.rec[:0]
+	if err := r.readPhysical(); err != nil {
+		return 0, err
+	}
+	start := r.line
+	for countQuotes(r.rec)%2 == 1 {
+		if len(r.rec) > maxLogicalLine {
+			return 0, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVQuote, Message: fmt.Sprintf("quoted field still open after %d bytes", maxLogicalLine)}
+		}
+		r.rec = append(r.rec, '\n')
+		if err := r.readPhysical(); err == io.EOF {
+			break // unterminated quote at end of file: splitCSV reports it
+		} else if err != nil {
+			return 0, err
+		}
+	}
+	return start, nil
+}
+
+func countQuotes(b []byte) int {
+	n := 0
+	for _, c := range b {
+		if c == '"' {
+			n++
+		}
+	}
+	return n
+}
+
+// splitCSV splits one record at ';'. Unquoted values are trimmed of spaces; quoted
+// values keep everything between the quotes with "" unescaped. bad reports a quote
+// problem (text after a closing quote, or a quote never closed); the values are still
+// returned as well as can be.
+func splitCSV(s string, out []string) (cols []string, bad bool) {
+	for {
+		i := 0
+		for i < len(s) && (s[i] == ' ' || s[i] == '\t') {
+			i++
+		}
+		if i < len(s) && s[i] == '"' {
+			var b strings.Builder
+			j := i + 1
+			closed := false
+			seg := j
+			for j < len(s) {
+				if s[j] == '"' {
+					if j+1 < len(s) && s[j+1] == '"' {
+						b.WriteString(s[seg : j+1])
+						j += 2
+						seg = j
+						continue
+					}
+					closed = true
+					break
+				}
+				j++
+			}
+			var v string
+			if b.Len() == 0 {
+				v = s[seg:j]
+			} else {
+				b.WriteString(s[seg:j])
+				v = b.String()
+			}
+			if !closed {
+				return append(out, v), true
+			}
+			j++ // past the closing quote
+			k := strings.IndexByte(s[j:], ';')
+			rest := s[j:]
+			if k >= 0 {
+				rest = s[j : j+k]
+			}
+			if strings.TrimSpace(rest) != "" {
+				bad = true
+				v += rest
+			}
+			out = append(out, v)
+			if k < 0 {
+				return out, bad
+			}
+			s = s[j+k+1:]
+			continue
+		}
+		k := strings.IndexByte(s, ';')
+		if k < 0 {
+			return append(out, trimSpace(s)), bad
+		}
+		out = append(out, trimSpace(s[:k]))
+		s = s[k+1:]
+	}
+}
+
+func trimSpace(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == ' ' || s[len(s)-1] == '\t') {
+		s = s[:len(s)-1]
+	}
+	return s
+}
+
+// Next returns the next row, its findings (errors and warnings; a row with an error
+// finding must not be used) and io.EOF after the last row. Rows whose cells are all
+// empty are skipped. Record.Values is the row's own slice: keep it freely.
+func (r *CSVReader) Next() (Record, []Finding, error) {
+	var fs []Finding
+	if !r.headerRead {
+		r.readHeader()
+	}
+	if r.headerPending {
+		r.headerPending = false
+		fs = append(fs, r.headerFindings...)
+	}
+	if r.headerErr != nil {
+		return Record{}, fs, r.headerErr
+	}
+	if r.colField == nil {
+		return Record{}, fs, io.EOF
+	}
+	for {
+		start, err := r.readLogical()
+		if err != nil {
+			return Record{}, fs, err
+		}
+		cols, bad := splitCSV(string(r.rec), r.cols[:0])
+		r.cols = cols[:0]
+		if allEmpty(cols) {
+			continue
+		}
+		if bad {
+			fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVQuote, Message: "badly quoted value (text after a closing quote, or a quote never closed)"})
+		}
+		if len(cols) != r.ncols && !(len(cols) > r.ncols && allEmpty(cols[r.ncols:])) {
+			fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVColumns, Value: fmt.Sprint(len(cols)),
+				Message: fmt.Sprintf("%d values, the header has %d columns", len(cols), r.ncols)})
+		}
+		vals := make([]string, len(r.f.Fields))
+		for i, c := range cols {
+			if i < len(r.colField) {
+				if fi := r.colField[i]; fi >= 0 {
+					vals[fi] = c
+				}
+			}
+		}
+		fs = r.f.checkRow(vals, r.absent, r.vo, r.opt.FileName, start, fs)
+		return Record{Line: start, Values: vals, layout: r.f.layout}, fs, nil
+	}
+}
+
+// ---- CSV writer ----
+
+// CSVWriter writes a flow file: header row from the catalog, ';', CR+LF, UTF-8 without
+// BOM. Every row is validated first; a refused row is an error and nothing of it is
+// written.
+type CSVWriter struct {
+	w      *bufio.Writer
+	f      *Flow
+	line   int
+	header bool
+	err    error
+}
+
+// NewCSVWriter writes CSV rows of flow f to w. Call Close (or Flush) at the end.
+func NewCSVWriter(w io.Writer, f *Flow) *CSVWriter {
+	return &CSVWriter{w: bufio.NewWriter(w), f: f, line: 1}
+}
+
+func (w *CSVWriter) writeHeader() {
+	if w.header {
+		return
+	}
+	w.header = true
+	for i, fd := range w.f.Fields {
+		if i > 0 {
+			w.w.WriteByte(';')
+		}
+		w.w.WriteString(fd.Name)
+	}
+	w.w.WriteString("\r\n")
+}
+
+// Write validates and writes one row given as field → value.
+func (w *CSVWriter) Write(values map[string]string) error {
+	if w.err != nil {
+		return w.err
+	}
+	vals, err := w.f.prepareMap(values, w.line+1)
+	if err != nil {
+		return err
+	}
+	return w.writeRow(vals)
+}
+
+// WriteRecord validates and writes one row.
+func (w *CSVWriter) WriteRecord(r Record) error {
+	if w.err != nil {
+		return w.err
+	}
+	vals, err := w.f.prepareRecord(r, w.line+1)
+	if err != nil {
+		return err
+	}
+	return w.writeRow(vals)
+}
+
+func (w *CSVWriter) writeRow(vals []string) error {
+	w.writeHeader()
+	for i, v := range vals {
+		if i > 0 {
+			w.w.WriteByte(';')
+		}
+		if strings.ContainsAny(v, ";\"") {
+			w.w.WriteByte('"')
+			w.w.WriteString(strings.ReplaceAll(v, `"`, `""`))
+			w.w.WriteByte('"')
+		} else {
+			w.w.WriteString(v)
+		}
+	}
+	_, err := w.w.WriteString("\r\n")
+	w.line++
+	if err != nil {
+		w.err = fmt.Errorf("write %s: %w", w.f.Key, err)
+	}
+	return w.err
+}
+
+// Rows returns the number of data rows written.
+func (w *CSVWriter) Rows() int { return w.line - 1 }
+
+// Flush writes the header if no row was written and flushes.
+func (w *CSVWriter) Flush() error {
+	if w.err != nil {
+		return w.err
+	}
+	w.writeHeader()
+	if err := w.w.Flush(); err != nil {
+		w.err = fmt.Errorf("write %s: %w", w.f.Key, err)
+	}
+	return w.err
+}
+
+// Close is Flush; it does not close the underlying writer.
+func (w *CSVWriter) Close() error { return w.Flush() }
