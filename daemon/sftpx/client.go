@@ -112,6 +112,10 @@ func (c *Client) get(ctx context.Context) (*Conn, error) {
 			if errors.As(err, &he) {
 				return nil, he // keep the host-key refusal visible while the breaker is open
 			}
+			var ce *ConnectError
+			if errors.As(err, &ce) {
+				err = ce.Err
+			}
 			return nil, &ConnectError{Endpoint: c.ep.Name, Err: fmt.Errorf("%w; retry in %s; last error: %w", ErrCircuitOpen, wait.Round(time.Millisecond), err)}
 		}
 		done := make(chan struct{})
