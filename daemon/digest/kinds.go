@@ -1,0 +1,228 @@
+// Package digest turns exceptions into what a person reads: the catalogue of exception
+// kinds, the deadlines of brief §2.3 per practice, the compliance digest (Italian by
+// default, text + HTML + CSV) and urgent alerts grouped Alertmanager-style (group wait,
+// repeat interval, inhibition).
+package digest
+
+import (
+	"sort"
+
+	"github.com/cmord/cmord/archive"
+)
+
+// Owner roles.
+const (
+	OwnerOperator   = "operator"   // billing / back office: fixes data and files
+	OwnerCompliance = "compliance" // regulatory deadlines and SII outcomes
+	OwnerSysadmin   = "sysadmin"   // transport, keys, the machine
+)
+
+// KindInfo describes one kind of exception: its default severity and owner, a title
+// and the action expected, in Italian and English, and (English, for docs/digest.md)
+// what raises it and what resolves it.
+type KindInfo struct {
+	Severity string
+	Owner    string
+	TitleIT  string
+	TitleEN  string
+	ActionIT string
+	ActionEN string
+	RaisedBy string
+	Resolves string
+}
+
+// Title returns the kind's title in lang ("en" or Italian).
+func (k KindInfo) Title(lang string) string {
+	if lang == "en" {
+		return k.TitleEN
+	}
+	return k.TitleIT
+}
+
+// Action returns the action expected in lang.
+func (k KindInfo) Action(lang string) string {
+	if lang == "en" {
+		return k.ActionEN
+	}
+	return k.ActionIT
+}
+
+// Kinds is the catalogue of exception kinds (SPEC "Exceptions and the digest"). The
+// severity is the default: deadlines escalate to urgent as they approach.
+var Kinds = map[string]KindInfo{
+	"row_refused": {archive.SevNormal, OwnerOperator,
+		"Righe scartate", "Rows refused",
+		"Correggere la riga nel gestionale di fatturazione e reinviare il file (file, riga, campo e regola sono indicati).",
+		"Fix the row in billing and send the file again (file, line, field and rule are given).",
+		"intake: a row of a billing input fails a check (format, identifier, eligibility rule)",
+		"by hand (`cmord exceptions resolve`) once the corrected row has been received"},
+	"file_rejected": {archive.SevHigh, OwnerOperator,
+		"File rifiutati", "Files rejected",
+		"Il file non è stato elaborato: correggerlo (vedi il motivo) e depositarlo di nuovo.",
+		"The file was not processed: fix it (see the reason) and drop it again.",
+		"intake: a whole file is refused (unknown kind, bad header, wrong encoding, unreadable)",
+		"by hand once a corrected version has been processed"},
+	"sii_refusal": {archive.SevHigh, OwnerCompliance,
+		"Esiti negativi del SII", "SII refusals",
+		"Leggere causale e motivazione del SII; se rimediabile, correggere e ripresentare con un nuovo CP_UTENTE.",
+		"Read the SII's cause code and text; if it can be remedied, fix and file again with a new CP_UTENTE.",
+		"SII answer: a request inadmissible (VERIFICA_AMM=0) or rejected (ESITO=0), with cause code and motivation",
+		"by hand after the decision (refile or accept the loss)"},
+	"no_answer": {archive.SevHigh, OwnerCompliance,
+		"Nessuna risposta del SII", "No SII answer",
+		"Verificare sul portale SII lo stato della pratica e che il flusso sia stato pubblicato.",
+		"Check the practice on the SII portal and that the flow was actually published.",
+		"deadline job: a request sent N working days ago ([deadlines] no_answer_days) has no SII answer",
+		"automatically when an answer arrives (the practice leaves state SENT)"},
+	"window_closing": {archive.SevHigh, OwnerCompliance,
+		"Finestra di richiesta in chiusura", "Request window closing",
+		"Presentare la richiesta di indennizzo prima della chiusura della finestra, o decidere di rinunciare.",
+		"File the indemnity request before the window closes, or decide to give it up.",
+		"deadline job: an uscente practice not yet sent whose request window closes within warn_days",
+		"automatically when the request is sent (practice SENT or later)"},
+	"window_opening": {archive.SevLow, OwnerCompliance,
+		"Finestra di richiesta in apertura", "Request window opening",
+		"Nessuna azione: la pratica è in attesa e sarà inclusa nel primo flusso utile. Verificare i dati nel frattempo.",
+		"None: the practice is waiting and goes into the first flow once the window opens. Check its data meanwhile.",
+		"deadline job: a practice WAITING_WINDOW whose window opens within the shortest warn_days",
+		"automatically when the practice leaves WAITING_WINDOW"},
+	"suspension_term_closing": {archive.SevHigh, OwnerCompliance,
+		"Termine di sospensione in scadenza", "Suspension term closing",
+		"Decidere se chiedere la sospensione (cliente che contesta o ha pagato) prima del termine.",
+		"Decide whether to request suspension (customer disputes or has paid) before the term ends.",
+		"deadline job: an entrante practice whose suspension term ends within warn_days, no suspension requested",
+		"automatically when a suspension is requested or the practice moves on"},
+	"refund_overdue": {archive.SevHigh, OwnerCompliance,
+		"Rimborso al cliente dopo annullamento", "Customer refund after annulment",
+		"Rimborsare il cliente entro 10 giorni dalla notifica di annullamento (indennizzo già incassato) e registrare il rimborso.",
+		"Refund the customer within 10 days of the annulment notice (indemnity already collected) and record the refund.",
+		"deadline job: an annulled practice whose indemnity had been paid, refund not recorded, within warn_days of the 10-day term",
+		"automatically when the refund is recorded (practice data refunded_on)"},
+	"ack_overdue": {archive.SevHigh, OwnerCompliance,
+		"Comunicazione del rimborso al SII", "Refund acknowledgement to the SII",
+		"Comunicare al SII l'avvenuto rimborso entro 2 giorni lavorativi.",
+		"Tell the SII about the refund within 2 working days.",
+		"deadline job: an annulled, paid practice whose acknowledgement to the SII is not recorded, within warn_days of the 2-working-day term",
+		"automatically when the acknowledgement is recorded (practice data ack_sent_on)"},
+	"orphan_answer": {archive.SevHigh, OwnerCompliance,
+		"Risposte SII senza pratica", "SII answers matching no practice",
+		"Individuare la pratica (CP_UTENTE/CP_GESTORE indicati) o segnalare l'errore al SII.",
+		"Find the practice (CP_UTENTE/CP_GESTORE given) or report the mistake to the SII.",
+		"SII inbound: a record names a CP_UTENTE/CP_GESTORE we do not know",
+		"by hand"},
+	"state_conflict": {archive.SevHigh, OwnerCompliance,
+		"Esiti incoerenti con lo stato della pratica", "Answers conflicting with the practice state",
+		"Verificare la pratica sul portale SII: l'esito ricevuto non è ammesso dallo stato attuale e non è stato applicato.",
+		"Check the practice on the SII portal: the answer is not allowed from its current state and was not applied.",
+		"SII inbound: an answer the state machine forbids (e.g. an outcome for a practice never admitted)",
+		"by hand"},
+	"duplicate_file": {archive.SevLow, OwnerOperator,
+		"File duplicati", "Duplicate files",
+		"Nessuna se il reinvio era un errore; altrimenti verificare che il contenuto sia quello atteso.",
+		"None if the re-delivery was a mistake; otherwise check the content is what was meant.",
+		"archive: a file identical to one already received (any name) arrives; it is not processed again",
+		"by hand"},
+	"upload_failed": {archive.SevHigh, OwnerSysadmin,
+		"Pubblicazioni fallite", "Uploads failed",
+		"cmord riprova da solo; se persiste verificare l'endpoint SFTP del SII.",
+		"cmord retries automatically; check the SII SFTP endpoint if it persists.",
+		"delivery: publishing a built flow file to an SFTP endpoint fails",
+		"by hand, or muted while sii_unreachable is open for the same endpoint (inhibition)"},
+	"sii_unreachable": {archive.SevUrgent, OwnerSysadmin,
+		"SII non raggiungibile", "SII unreachable",
+		"Verificare rete e stato del SII; i flussi restano in coda e partono al ritorno.",
+		"Check the network path and the SII's status; flows wait in the queue and go out when it is back.",
+		"transfer: no successful contact with an SII endpoint for longer than unreachable_alert_after",
+		"automatically at the next successful contact"},
+	"hostkey_mismatch": {archive.SevUrgent, OwnerSysadmin,
+		"Chiave host SFTP cambiata", "SFTP host key changed",
+		"Confermare la nuova chiave con il SII per altra via (`cmord hostkey fetch`), poi aggiornare known_hosts. Mai accettarla alla cieca.",
+		"Confirm the new key with the SII out of band (`cmord hostkey fetch`), then update known_hosts. Never accept it blindly.",
+		"transfer: the SFTP server's host key does not match known_hosts (cmord refuses to connect)",
+		"automatically once the key verifies again"},
+	"watch_overflow": {archive.SevNormal, OwnerSysadmin,
+		"Notifiche di cartella perse", "Folder notifications lost",
+		"Nulla è perso (rescansione completa). Se si ripete, aumentare fs.inotify.max_queued_events.",
+		"Nothing is lost (a full rescan was done). If it repeats, raise fs.inotify.max_queued_events.",
+		"intake: inotify queue overflow or watch error on a drop folder",
+		"by hand"},
+	"missed_schedule": {archive.SevNormal, OwnerSysadmin,
+		"Esecuzioni pianificate saltate", "Scheduled runs missed",
+		"Il demone era fermo o il job è fallito: verificare se qualcosa dovuto in quegli orari va fatto a mano.",
+		"The daemon was down or the job failed: check whether anything due at those times needs doing by hand.",
+		"sched: slots missed while down, interrupted by a crash, or a job panicked",
+		"by hand"},
+	"verify_failed": {archive.SevUrgent, OwnerSysadmin,
+		"Verifica dell'archivio fallita", "Archive verification failed",
+		"Eseguire `cmord archive verify` e ripristinare da backup i contenuti indicati.",
+		"Run `cmord archive verify` and restore the named blobs from backup.",
+		"verify job: a blob is missing or its hash differs, or the event chain is broken",
+		"automatically at the next clean verify"},
+	"mail_failed": {archive.SevHigh, OwnerSysadmin,
+		"Posta non consegnata", "Mail not delivered",
+		"Verificare il relay SMTP; il messaggio resta in coda e viene ritentato (copia .eml nella dead-letter).",
+		"Check the SMTP relay; the message stays queued and is retried (an .eml copy is in the dead-letter folder).",
+		"mail: a digest or alert still undelivered after dead_letter_after attempts",
+		"by hand once the relay works (the message goes out by itself)"},
+	"file_unstable": {archive.SevNormal, OwnerOperator,
+		"File ancora in scrittura", "Files still being written",
+		"Verificare che chi scrive il file lo completi, o usare un file marcatore.",
+		"Check that whoever writes the file finishes it, or use a done-marker.",
+		"intake: a file keeps changing past the settle time",
+		"by hand"},
+	"claim_failed": {archive.SevHigh, OwnerSysadmin,
+		"File non prelevabili", "Files cannot be claimed",
+		"Verificare i permessi della cartella: cmord deve poter rinominare i file.",
+		"Check the folder's permissions: cmord must be able to rename files in it.",
+		"intake: renaming a ready file into .inprogress/ fails",
+		"by hand"},
+}
+
+// Info returns the catalogue entry of kind, or a generic one for a kind not listed.
+func Info(kind string) KindInfo {
+	if k, ok := Kinds[kind]; ok {
+		return k
+	}
+	return KindInfo{Severity: archive.SevNormal, Owner: OwnerOperator, TitleIT: kind, TitleEN: kind,
+		ActionIT: "Verificare il messaggio.", ActionEN: "Read the message."}
+}
+
+// KindNames returns the catalogue's kinds sorted.
+func KindNames() []string {
+	out := make([]string, 0, len(Kinds))
+	for k := range Kinds {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// SevRank orders severities, most severe first.
+func SevRank(sev string) int {
+	switch sev {
+	case archive.SevUrgent:
+		return 0
+	case archive.SevHigh:
+		return 1
+	case archive.SevNormal:
+		return 2
+	}
+	return 3
+}
+
+// Severities lists severities most severe first.
+var Severities = []string{archive.SevUrgent, archive.SevHigh, archive.SevNormal, archive.SevLow}
+
+// InhibitedBy says which open exceptions mute e: an open sii_unreachable for endpoint X
+// mutes every upload_failed whose subject is X (the failures behind it are not news).
+func InhibitedBy(e archive.Exception, open []archive.Exception) (archive.Exception, bool) {
+	if e.Kind != "upload_failed" || e.Subject == "" {
+		return archive.Exception{}, false
+	}
+	for _, o := range open {
+		if o.Kind == "sii_unreachable" && o.Subject == e.Subject && o.Open() {
+			return o, true
+		}
+	}
+	return archive.Exception{}, false
+}
