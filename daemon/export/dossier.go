@@ -323,5 +323,10 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", e.ID, e.Severity, e.Kind, state, e.Message)
 	}
 	tw.Flush()
-	return buf.Bytes()
+	// tabwriter pads a short last cell: drop the trailing blanks.
+	lines := bytes.Split(buf.Bytes(), []byte("\n"))
+	for i, l := range lines {
+		lines[i] = bytes.TrimRight(l, " ")
+	}
+	return bytes.Join(lines, []byte("\n"))
 }

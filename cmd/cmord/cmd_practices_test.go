@@ -1,0 +1,266 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/flows"
+)
+
+// cliFixtureAt is the instant of every fixture event, so that outputs are stable.
+var cliFixtureAt = time.Date(2025, 6, 2, 8, 30, 0, 0, time.UTC)
+
+// cliFixture writes a minimal configuration whose state directory holds three
+// practices, the files behind them and three exceptions, points CMORD_CONFIG at it,
+// and returns the configuration path and the state directory.
+func cliFixture(t *testing.T) (cfgPath, stateDir string) {
+	t.Helper()
+	dir := t.TempDir()
+	stateDir = filepath.Join(dir, "state")
+	cfgPath = filepath.Join(dir, "cmord.toml")
+	cfg := `state_dir = "state"
+
+[company]
+piva = "00488410010"
+name = "Energia Test S.p.A."
+roles = ["uscente", "entrante"]
+sectors = ["E", "G"]
+piva_gestore = "01234567897"
+`
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("CMORD_CONFIG", cfgPath)
+	t.Setenv("USER", "tester")
+	t.Setenv("COLUMNS", "")
+
+	ctx := context.Background()
+	s, err := archive.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var files []archive.File
+	for i, c := range []struct{ source, name, dir, kind, body string }{
+		{"folder:morosi", "morosi_20250301.csv", "in", "uscente.morosi", "POD;CF;IMPORTO\r\nIT001E00000001;RSSMRA80A01H501U;120,50\r\n"},
+		{"built", "CMOR_REQ_00488410010_20250310.csv", "out", "REQ", "CP_UTENTE;POD\r\nE250000001;IT001E00000001\r\n"},
+		{"sftp:sii", "CMOR_ESITO_20250315.csv", "in", "REQ_ESITO", "CP_UTENTE;ESITO;CAUSALE\r\nE250000001;KO;5\r\n"},
+	} {
+		res, err := s.Ingest(ctx, archive.IngestRequest{Source: c.source, Name: c.name, Direction: c.dir, Kind: c.kind,
+			Reader: strings.NewReader(c.body), At: cliFixtureAt.Add(time.Duration(i) * time.Hour)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, res.File)
+	}
+	amt := flows.MustAmount
+	ps := []archive.Practice{
+		{CaseKey: "U|1", Role: "uscente", Sector: "E", Point: "IT001E00000001", CustomerID: "RSSMRA80A01H501U",
+			CustomerName: "Rossi Mario", CPUtente: "E250000001", State: "ready", SwitchDate: flows.D(2025, 1, 1),
+			Credit: amt("250.00"), Estimate: amt("180.40"), CMOR: amt("120.50"), WindowOpen: flows.D(2025, 3, 1),
+			WindowClose: flows.D(2025, 6, 30), RequestDate: flows.D(2025, 3, 10), AnswerDate: flows.D(2025, 3, 15), CauseCode: "5",
+			Motivation: "codice già utilizzato"},
+		{CaseKey: "U|2", Role: "uscente", Sector: "G", Point: "00881234567890", CustomerID: "01234567897",
+			CustomerName: "=Gas Bianchi S.r.l. con un nome molto lungo davvero", CPUtente: "G250000001", State: "sent",
+			SwitchDate: flows.D(2025, 2, 1), CMOR: amt("999.99"), RequestDate: flows.D(2025, 4, 1)},
+		{CaseKey: "E|G77", Role: "entrante", Sector: "E", Point: "IT001E00000009", CustomerID: "VRDLGU70B02F205X",
+			CustomerName: "Verdi Luigi", CPGestore: "G77", State: "charged", SwitchDate: flows.D(2025, 4, 1),
+			CMOR: amt("45.67"), Charged: amt("45.67"), Collected: amt("20"), SuspensionTerm: flows.D(2025, 7, 1)},
+	}
+	err = s.Write(ctx, func(tx *sql.Tx) error {
+		for i := range ps {
+			ps[i].CompanyPIVA = "00488410010"
+			h := archive.HistoryEntry{Flow: "uscente.morosi", At: cliFixtureAt, FileID: files[0].ID, Line: 2 + i}
+			if ps[i].Role == "entrante" {
+				h = archive.HistoryEntry{Flow: "NOTIFICA", At: cliFixtureAt}
+			}
+			if err := s.CreatePractice(ctx, tx, &ps[i], h); err != nil {
+				return err
+			}
+		}
+		p := &ps[0]
+		if err := s.CreateRequest(ctx, tx, &archive.Request{PracticeID: p.ID, Flow: "REQ", CPUtente: "E250000001"}); err != nil {
+			return err
+		}
+		if err := s.Transition(ctx, tx, p, "sent", archive.HistoryEntry{Flow: "REQ", FileID: files[1].ID, Line: 2, At: cliFixtureAt.Add(2 * time.Hour)}); err != nil {
+			return err
+		}
+		if err := s.Transition(ctx, tx, p, "rejected", archive.HistoryEntry{Flow: "REQ_ESITO", FileID: files[2].ID, Line: 2,
+			CauseCode: "5", Note: "codice già utilizzato", At: cliFixtureAt.Add(3 * time.Hour)}); err != nil {
+			return err
+		}
+		for _, e := range []archive.Exception{
+			{Kind: "sii_refusal", Severity: archive.SevHigh, Owner: "compliance", PracticeID: ps[0].ID, FileID: files[2].ID, Line: 2,
+				Message: "SII refused E250000001: cause 5", Action: "file a new request with a new code"},
+			{Kind: "row_refused", Severity: archive.SevNormal, FileID: files[0].ID, Line: 7, Field: "CF", Rule: "checksum",
+				Value: "RSSMRA80A01H501X", Message: "codice fiscale check character wrong", Action: "fix the billing extract"},
+			{Kind: "no_answer", Severity: archive.SevNormal, Owner: "compliance", PracticeID: ps[1].ID,
+				Message: "no SII answer after 5 days", DueOn: "2025-06-10"},
+		} {
+			e.LastSeen = cliFixtureAt
+			if _, _, err := s.RaiseException(ctx, tx, e); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfgPath, stateDir
+}
+
+// runCLI runs the CLI in-process.
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := run(args, strings.NewReader(""), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+// goldenCLI compares got with cmd/cmord/testdata/<verb>/<name>.
+func goldenCLI(t *testing.T, verb, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", verb, name)
+	if updating() {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./cmd/cmord -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from golden file (go test -update, then review):\n--- got ---\n%s\n--- want ---\n%s", path, got, want)
+	}
+}
+
+func TestPracticesVerb(t *testing.T) {
+	cliFixture(t)
+	tests := []struct {
+		golden string
+		args   []string
+	}{
+		{"all.txt", nil},
+		{"by_pod.txt", []string{"--pod", "it001e00000001"}},
+		{"by_pdr.txt", []string{"--pdr", "00881234567890"}},
+		{"uscente_amount.txt", []string{"--role", "uscente", "--amount-min", "100,00", "--amount-max", "1000.00"}},
+		{"switch_range.txt", []string{"--switch-from", "15/01/2025", "--switch-to", "2025-04-01", "--order", "-switch"}},
+		{"states.txt", []string{"--state", "sent,charged"}},
+		{"open_exceptions.txt", []string{"--open-exceptions"}},
+		{"by_code_cause.txt", []string{"--code", "E250000001", "--cause", "5", "--request-from", "01/03/2025", "--answer-to", "31/03/2025"}},
+		{"by_customer_sector.txt", []string{"--customer", "vrdlgu70b02f205x", "--sector", "e", "--cp-gestore", "G77"}},
+		{"limit.txt", []string{"--limit", "1"}},
+		{"none.txt", []string{"--pod", "IT001E99999999"}},
+		{"all.csv", []string{"--format", "csv", "--decimal-comma"}},
+		{"all.json", []string{"--format", "json"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.golden, func(t *testing.T) {
+			code, out, errOut := runCLI(t, append([]string{"practices"}, tt.args...)...)
+			if code != exitOK {
+				t.Fatalf("exit %d, stderr %s", code, errOut)
+			}
+			goldenCLI(t, "practices", tt.golden, []byte(out))
+		})
+	}
+	// JSON is valid and carries amounts as exact decimal strings.
+	_, out, _ := runCLI(t, "practices", "--format", "json", "--pdr", "00881234567890")
+	var recs []map[string]any
+	if err := json.Unmarshal([]byte(out), &recs); err != nil || len(recs) != 1 || recs[0]["cmor"] != "999.99" {
+		t.Errorf("json: %v %v", recs, err)
+	}
+}
+
+func TestPracticesVerbBadFlags(t *testing.T) {
+	cliFixture(t)
+	tests := []struct {
+		args []string
+		msg  string
+	}{
+		{[]string{"--role", "venditore"}, `--role "venditore": want uscente or entrante`},
+		{[]string{"--sector", "X"}, `--sector "X": want E or G`},
+		{[]string{"--switch-from", "31/02/2025"}, "--switch-from: date \"31/02/2025\" does not exist"},
+		{[]string{"--answer-to", "yesterday"}, "--answer-to: date \"yesterday\" is not GG/MM/AAAA"},
+		{[]string{"--switch-from", "02/02/2025", "--switch-to", "01/02/2025"}, "--switch-to 01/02/2025 is before --switch-from 02/02/2025"},
+		{[]string{"--amount-min", "12,345"}, "--amount-min: amount \"12,345\" has more than 2 decimals"},
+		{[]string{"--amount-min", "100", "--amount-max", "50"}, "--amount-max 50.00 is below --amount-min 100.00"},
+		{[]string{"--pod", "IT001E00000001", "--pdr", "00881234567890"}, "--pod and --pdr are the same filter"},
+		{[]string{"--format", "xml"}, `--format "xml": want table, csv or json`},
+		{[]string{"--order", "name"}, `--order "name"`},
+		{[]string{"IT001E00000001"}, "unexpected argument IT001E00000001"},
+		{[]string{"--no-such-flag"}, "flag provided but not defined"},
+	}
+	for _, tt := range tests {
+		code, out, errOut := runCLI(t, append([]string{"practices"}, tt.args...)...)
+		if code != exitUsage || out != "" || !strings.Contains(errOut, tt.msg) {
+			t.Errorf("practices %v: exit %d, stdout %q, stderr %q; want exit 2 and %q", tt.args, code, out, errOut, tt.msg)
+		}
+	}
+}
+
+func TestPracticeShow(t *testing.T) {
+	cliFixture(t)
+	for _, tt := range []struct{ code, golden string }{
+		{"E250000001", "E250000001.txt"},
+		{"G77", "G77.txt"},
+		{"#2", "id2.txt"},
+	} {
+		code, out, errOut := runCLI(t, "practice", "show", tt.code)
+		if code != exitOK {
+			t.Fatalf("practice show %s: exit %d, %s", tt.code, code, errOut)
+		}
+		goldenCLI(t, "practice_show", tt.golden, []byte(out))
+	}
+	code, _, errOut := runCLI(t, "practice", "show", "E259999999")
+	if code != exitFindings || !strings.Contains(errOut, "no practice E259999999") {
+		t.Errorf("unknown practice: exit %d, %q", code, errOut)
+	}
+	code, _, errOut = runCLI(t, "practice", "show")
+	if code != exitUsage || !strings.Contains(errOut, "expects one practice code") {
+		t.Errorf("no code: exit %d, %q", code, errOut)
+	}
+	// Flags after the code are parsed too.
+	cfg := os.Getenv("CMORD_CONFIG")
+	t.Setenv("CMORD_CONFIG", "/nonexistent.toml")
+	if code, _, errOut := runCLI(t, "practice", "show", "G77", "--config", cfg); code != exitOK {
+		t.Errorf("--config after the code: exit %d, %s", code, errOut)
+	}
+}
+
+func TestTableFitsTerminal(t *testing.T) {
+	tb := newTable("CODE", "STATE", "AMOUNT", "NOTE", "NAME")
+	tb.rightAlign("AMOUNT")
+	tb.dropOrder("NOTE")
+	tb.add("E250000001", "sent", "1,00", "something long here", "Rossi Mario Francesco Giuseppe")
+	tb.add("G77", "charged", "1234,56", "", "Verdi")
+	var full, narrow bytes.Buffer
+	tb.render(&full, 0)
+	tb.render(&narrow, 40)
+	wantFull := "CODE        STATE     AMOUNT  NOTE                 NAME\n" +
+		"E250000001  sent        1,00  something long here  Rossi Mario Francesco Giuseppe\n" +
+		"G77         charged  1234,56                       Verdi\n"
+	if full.String() != wantFull {
+		t.Errorf("full table:\n%s\nwant:\n%s", full.String(), wantFull)
+	}
+	for _, l := range strings.Split(strings.TrimSuffix(narrow.String(), "\n"), "\n") {
+		if n := len([]rune(l)); n > 40 {
+			t.Errorf("line %q is %d wide, terminal is 40", l, n)
+		}
+	}
+	if strings.Contains(narrow.String(), "NOTE") || !strings.Contains(narrow.String(), "…") {
+		t.Errorf("narrow table should drop NOTE and truncate NAME:\n%s", narrow.String())
+	}
+}
