@@ -2,7 +2,7 @@ package flows
 
 import (
 	"bufio"
-		"fmt"
+	"fmt"
 	"io"
 	"strings"
 )
@@ -341,7 +341,7 @@ func (r *CSVReader) readHeader() {
 		var fi int
 		var ok bool
 		if mapped {
-			fi = f.layout.Index(target)
+			fi = f.fieldIndexFold(target)
 			if ok = fi >= 0; !ok {
 				r.headerFinding(name, RuleCSVHeader, target, "the mapping sends this column to "+target+", which is not a field of "+f.Key, false)
 				continue

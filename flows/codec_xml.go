@@ -150,6 +150,9 @@ func (r *XMLReader) checkRoot(t xml.StartElement) {
 	if !strings.EqualFold(svc, r.f.Service) || strings.TrimLeft(code, "0") != strings.TrimLeft(r.f.Code, "0") {
 		r.fileFindings = append(r.fileFindings, r.finding(line, "COD_SERVIZIO", RuleXMLRoot, svc+"."+code,
 			"root attributes COD_SERVIZIO/COD_FLUSSO should be "+r.f.ID()))
+	} else {
+		// Some producers drop the left padding of the flow code ("100"): same flow.
+		svc, code = r.f.Service, r.f.Code
 	}
 	r.rootSvc, r.rootCode = svc, code
 }
