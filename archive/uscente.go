@@ -1,0 +1,326 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// PracticeStmts are the practice statements of a bulk job (an uscente.morosi extract of
+// a million rows, a REQ build of thousands of practices), prepared once on the job's
+// transaction. They do what CreatePractice, Transition, CreateRequest and
+// MarkRequestSent do, statement for statement, without re-preparing per row.
+type PracticeStmts struct {
+	s                                         *Store
+	tx                                        *sql.Tx
+	byKey, byID, insPractice, savePractice    *sql.Stmt
+	insHistory, insLink, insRequest, codeUsed *sql.Stmt
+	setState, markSent, setRequest, readSeq   *sql.Stmt
+	seqs                                      map[string]int64 // sequence name → next value, written back by Close
+	seqDirty                                  map[string]bool
+	now                                       func() time.Time
+}
+
+// PreparePractices prepares the statements on tx. Close it before the transaction
+// commits: Close also writes back the sequences advanced in memory.
+func (s *Store) PreparePractices(ctx context.Context, tx *sql.Tx) (*PracticeStmts, error) {
+	p := &PracticeStmts{s: s, tx: tx, seqs: map[string]int64{}, seqDirty: map[string]bool{}, now: time.Now}
+	var err error
+	prep := func(q string) *sql.Stmt {
+		if err != nil {
+			return nil
+		}
+		var st *sql.Stmt
+		st, err = tx.PrepareContext(ctx, q)
+		return st
+	}
+	p.byKey = prep(practiceSelect + ` WHERE case_key = ?`)
+	p.byID = prep(practiceSelect + ` WHERE id = ?`)
+	p.insPractice = prep(`INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
+		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
+		collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date, linked_id,
+		data, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?, ?, ?)`)
+	p.savePractice = prep(`UPDATE practices SET cp_utente = ?, cp_gestore = ?, customer_name = ?, credit_cents = ?, estimate_cents = ?,
+		previous_cents = ?, cmor_cents = ?, charged_cents = ?, collected_cents = ?, cause_code = ?, motivation = ?, window_open = ?,
+		window_close = ?, suspension_term = ?, request_date = ?, answer_date = ?, linked_id = NULLIF(?, 0), data = ?, updated_at = ?
+		WHERE id = ?`)
+	p.insHistory = prep(`INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	p.insLink = prep(`INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line) VALUES (?, ?, ?, ?)`)
+	p.insRequest = prep(`INSERT INTO requests (practice_id, flow, cp_utente, state, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	p.codeUsed = prep(`SELECT EXISTS (SELECT 1 FROM practices WHERE cp_utente = ?1) OR EXISTS (SELECT 1 FROM requests WHERE cp_utente = ?1)`)
+	p.setState = prep(`UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`)
+	p.markSent = prep(`UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id = ?`)
+	p.setRequest = prep(`UPDATE requests SET state = ?, data = ? WHERE id = ?`)
+	p.readSeq = prep(`SELECT next FROM sequences WHERE name = ?`)
+	if err != nil {
+		p.Close(ctx)
+		return nil, fmt.Errorf("archive: prepare practice statements: %w", err)
+	}
+	return p, nil
+}
+
+// Tx returns the transaction the statements run in.
+func (p *PracticeStmts) Tx() *sql.Tx { return p.tx }
+
+// SetClock sets the time recorded in history and timestamps (tests).
+func (p *PracticeStmts) SetClock(now func() time.Time) { p.now = now }
+
+// Close writes back the sequences and closes the statements. It returns the first
+// error of writing the sequences (the caller must then roll back).
+func (p *PracticeStmts) Close(ctx context.Context) error {
+	var err error
+	for name := range p.seqDirty {
+		if _, e := p.tx.ExecContext(ctx, `INSERT INTO sequences (name, next) VALUES (?, ?)
+			ON CONFLICT (name) DO UPDATE SET next = excluded.next`, name, p.seqs[name]); e != nil && err == nil {
+			err = fmt.Errorf("archive: sequence %s: %w", name, e)
+		}
+	}
+	p.seqDirty = map[string]bool{}
+	for _, st := range []*sql.Stmt{p.byKey, p.byID, p.insPractice, p.savePractice, p.insHistory, p.insLink, p.insRequest,
+		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq} {
+		if st != nil {
+			st.Close()
+		}
+	}
+	return err
+}
+
+// NextSequence draws the next value of a sequence. Values are advanced in memory and
+// written back by Close in the same transaction, so a rolled-back job consumes none.
+func (p *PracticeStmts) NextSequence(ctx context.Context, name string) (int64, error) {
+	next, ok := p.seqs[name]
+	if !ok {
+		err := p.readSeq.QueryRowContext(ctx, name).Scan(&next)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			next = 1
+		case err != nil:
+			return 0, fmt.Errorf("archive: sequence %s: %w", name, err)
+		}
+	}
+	p.seqs[name], p.seqDirty[name] = next+1, true
+	return next, nil
+}
+
+// CodeUsed reports whether a practice or request code was ever issued.
+func (p *PracticeStmts) CodeUsed(ctx context.Context, code string) (bool, error) {
+	var used bool
+	err := p.codeUsed.QueryRowContext(ctx, code).Scan(&used)
+	return used, err
+}
+
+// NewCode draws codes from the sequence until one was never issued (a template changed
+// over the years could otherwise spell an old code again) and returns it.
+func (p *PracticeStmts) NewCode(ctx context.Context, seqName string, render func(seq int64) (string, error)) (string, error) {
+	for tries := 0; tries < 1000; tries++ {
+		seq, err := p.NextSequence(ctx, seqName)
+		if err != nil {
+			return "", err
+		}
+		code, err := render(seq)
+		if err != nil {
+			return "", err
+		}
+		used, err := p.CodeUsed(ctx, code)
+		if err != nil {
+			return "", err
+		}
+		if !used {
+			return code, nil
+		}
+	}
+	return "", fmt.Errorf("archive: sequence %s: 1000 codes in a row were already issued; check the practice code template", seqName)
+}
+
+// ByKey returns the practice with that case key (ErrNotFound wrapped if none).
+func (p *PracticeStmts) ByKey(ctx context.Context, key string) (Practice, error) {
+	pr, err := scanPractice(p.byKey.QueryRowContext(ctx, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return pr, fmt.Errorf("practice %s: %w", key, ErrNotFound)
+	}
+	return pr, err
+}
+
+// ByID returns one practice.
+func (p *PracticeStmts) ByID(ctx context.Context, id int64) (Practice, error) {
+	pr, err := scanPractice(p.byID.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return pr, fmt.Errorf("practice #%d: %w", id, ErrNotFound)
+	}
+	return pr, err
+}
+
+// Create inserts a practice with its creation history and input link (as CreatePractice).
+func (p *PracticeStmts) Create(ctx context.Context, pr *Practice, h HistoryEntry) error {
+	now := h.At
+	if now.IsZero() {
+		now = p.now()
+	}
+	if len(pr.Data) == 0 {
+		pr.Data = json.RawMessage("{}")
+	}
+	r, err := p.insPractice.ExecContext(ctx, pr.CaseKey, pr.Role, pr.Sector, pr.CompanyPIVA, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore),
+		pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, TS(now), int64(pr.Credit), int64(pr.Estimate),
+		int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
+		dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), pr.LinkedID,
+		string(pr.Data), TS(now), TS(now))
+	if err != nil {
+		return fmt.Errorf("archive: create practice %s: %w", pr.CaseKey, err)
+	}
+	pr.ID, _ = r.LastInsertId()
+	pr.StateSince, pr.CreatedAt, pr.UpdatedAt = now, now, now
+	h.PracticeID, h.From, h.To, h.At = pr.ID, "", pr.State, now
+	if err := p.History(ctx, h); err != nil {
+		return err
+	}
+	if h.FileID != 0 {
+		return p.Link(ctx, pr.ID, h.FileID, "input", h.Line)
+	}
+	return nil
+}
+
+// Save writes the mutable columns of a practice (as SavePractice).
+func (p *PracticeStmts) Save(ctx context.Context, pr *Practice) error {
+	pr.UpdatedAt = p.now()
+	if len(pr.Data) == 0 {
+		pr.Data = json.RawMessage("{}")
+	}
+	_, err := p.savePractice.ExecContext(ctx, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore), pr.CustomerName, int64(pr.Credit),
+		int64(pr.Estimate), int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation,
+		dateText(pr.WindowOpen), dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate),
+		pr.LinkedID, string(pr.Data), TS(pr.UpdatedAt), pr.ID)
+	if err != nil {
+		return fmt.Errorf("archive: save practice %d: %w", pr.ID, err)
+	}
+	return nil
+}
+
+// Transition moves a practice to state to with a history entry and a file link (as
+// Store.Transition).
+func (p *PracticeStmts) Transition(ctx context.Context, pr *Practice, to, relation string, h HistoryEntry) error {
+	now := h.At
+	if now.IsZero() {
+		now = p.now()
+	}
+	if _, err := p.setState.ExecContext(ctx, to, TS(now), TS(now), pr.ID); err != nil {
+		return fmt.Errorf("archive: transition practice %d: %w", pr.ID, err)
+	}
+	h.PracticeID, h.From, h.To, h.At = pr.ID, pr.State, to, now
+	pr.State, pr.StateSince = to, now
+	if err := p.History(ctx, h); err != nil {
+		return err
+	}
+	if h.FileID != 0 && relation != "" {
+		return p.Link(ctx, pr.ID, h.FileID, relation, h.Line)
+	}
+	return nil
+}
+
+// History appends a history entry as given (From/To included).
+func (p *PracticeStmts) History(ctx context.Context, h HistoryEntry) error {
+	if h.At.IsZero() {
+		h.At = p.now()
+	}
+	_, err := p.insHistory.ExecContext(ctx, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note)
+	if err != nil {
+		return fmt.Errorf("archive: practice history: %w", err)
+	}
+	return nil
+}
+
+// Link records that a file touched a practice.
+func (p *PracticeStmts) Link(ctx context.Context, practiceID, fileID int64, relation string, line int) error {
+	_, err := p.insLink.ExecContext(ctx, practiceID, fileID, relation, line)
+	return err
+}
+
+// CreateRequest records a request (as Store.CreateRequest).
+func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
+	if r.State == "" {
+		r.State = "ready"
+	}
+	data, _ := json.Marshal(nonNil(r.Data))
+	now := p.now()
+	res, err := p.insRequest.ExecContext(ctx, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
+	if err != nil {
+		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
+	}
+	r.ID, _ = res.LastInsertId()
+	r.CreatedAt = now
+	return nil
+}
+
+// SetRequest changes a request's state and data (a ready request refreshed by a new
+// extract, or cancelled).
+func (p *PracticeStmts) SetRequest(ctx context.Context, id int64, state string, data map[string]string) error {
+	b, _ := json.Marshal(nonNil(data))
+	_, err := p.setRequest.ExecContext(ctx, state, string(b), id)
+	return err
+}
+
+// MarkSent records that a request went into a built file.
+func (p *PracticeStmts) MarkSent(ctx context.Context, id, fileID int64, at time.Time) error {
+	_, err := p.markSent.ExecContext(ctx, fileID, TS(at), id)
+	return err
+}
+
+// UscentePracticesDue lists uscente practices in state whose window date column
+// ("window_open" or "window_close") is on or before day, oldest first, at most limit.
+func (s *Store) UscentePracticesDue(ctx context.Context, tx *sql.Tx, state, column string, day flows.Date, limit int) ([]Practice, error) {
+	if column != "window_open" && column != "window_close" {
+		return nil, fmt.Errorf("archive: column %q", column)
+	}
+	q := practiceSelect + ` WHERE role = 'uscente' AND state = ? AND ` + column + ` <> '' AND ` + column + ` <= ? ORDER BY id`
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	rows, err := s.q(tx).QueryContext(ctx, q, state, day.ISO())
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Practice
+	for rows.Next() {
+		p, err := scanPractice(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// ReadyRequestsAfter lists ready requests of a flow with id > after, oldest first.
+func (s *Store) ReadyRequestsAfter(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, error) {
+	rows, err := s.q(tx).QueryContext(ctx, requestSelect+` WHERE flow = ? AND state = 'ready' AND id > ? ORDER BY id LIMIT ?`, flow, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// UscentePracticeByPoint returns the most recent uscente practice of a point and
+// customer.
+func (s *Store) UscentePracticeByPoint(ctx context.Context, tx *sql.Tx, point, customer string) (Practice, error) {
+	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE role = 'uscente' AND point = ? AND customer_id = ? ORDER BY id DESC LIMIT 1`, point, customer))
+	if errors.Is(err, sql.ErrNoRows) {
+		return p, fmt.Errorf("practice of %s/%s: %w", point, customer, ErrNotFound)
+	}
+	return p, err
+}

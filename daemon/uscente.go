@@ -1,0 +1,1186 @@
+package daemon
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"golang.org/x/text/encoding/charmap"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/flows"
+)
+
+// The uscente side (docs/uscente.md): billing extracts of defaulting customers become
+// practices with a CP_UTENTE, eligible ones become REQ requests, and builders write the
+// REQ / ANN_REQ / REFUND_ACK flow files. The SII's answers are in sii.go.
+
+func init() { flowSetups = append(flowSetups, setupUscente) }
+
+// Flow keys of the uscente side.
+const (
+	flowREQ       = "REQ"
+	flowANNREQ    = "ANN_REQ"
+	flowREFUNDACK = "REFUND_ACK"
+)
+
+// maxKeptFindings bounds the findings a handler keeps in memory for one file: a
+// million bad rows must not take a million findings' worth of memory. The count of the
+// rest goes in the file's meta and one summary finding.
+const maxKeptFindings = 2000
+
+func setupUscente(d *Daemon) error {
+	u := &uscente{d: d}
+	d.Handle(config.KindUscenteMorosi, u.guard(u.handleMorosi))
+	d.Handle(config.KindUscenteIncassi, u.guard(u.handleIncassi))
+	d.Handle(config.KindUscenteAnnullamenti, u.guard(u.handleAnnullamenti))
+	d.Handle(config.KindUscenteRimborsi, u.guard(u.handleRimborsi))
+	for _, key := range []string{flowREQ, flowANNREQ, flowREFUNDACK} {
+		d.AddBuilder(&requestBuilder{u: u, flow: key})
+	}
+	setupSII(d, u)
+	return nil
+}
+
+type uscente struct{ d *Daemon }
+
+// guard refuses uscente inputs when the company does not hold the uscente role.
+func (u *uscente) guard(h HandlerFunc) Handler {
+	return HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
+		if !in.Config.Company.HasRole("uscente") {
+			return finishOnly(ctx, in, Result{Rejected: true, Reason: fmt.Sprintf(
+				"%s is an uscente input, but the company does not hold the uscente role (company.roles = %v): refused",
+				in.File.Kind, in.Config.Company.Roles)})
+		}
+		return h(ctx, in)
+	})
+}
+
+// finishOnly records a result with no other effect.
+func finishOnly(ctx context.Context, in *Input, res Result) (Result, error) {
+	err := in.Store.Write(ctx, func(tx *sql.Tx) error { return in.Finish(ctx, tx, res) })
+	return res, err
+}
+
+// cmorParams turns the [cmor] configuration into the computation's parameters.
+func cmorParams(c config.CMOR) flows.CMORParams {
+	p := flows.DefaultCMORParams()
+	p.CreditWindowMonths, p.SpendWindowMonths, p.EstimateMonths = c.CreditWindowMonths, c.SpendWindowMonths, c.EstimateMonths
+	p.EstimateMethod, p.MinIndemnity, p.PreviousInsideCap = c.EstimateMethod, c.MinIndemnity, c.PreviousInsideCap
+	p.PartialInvoice, p.ExcludeRAI, p.RequireActualReadings = c.PartialInvoice, c.ExcludeRAI, c.RequireActualReadings
+	p.WindowOpenMonths, p.WindowRule = c.WindowOpenMonths, c.WindowRule
+	if p.Validate() != nil {
+		return flows.DefaultCMORParams()
+	}
+	return p
+}
+
+// findingSink keeps the findings of one file, bounded.
+type findingSink struct {
+	file    string
+	kept    []flows.Finding
+	errors  int
+	dropped int
+}
+
+func (s *findingSink) add(fs ...flows.Finding) {
+	for _, f := range fs {
+		if f.File == "" {
+			f.File = s.file
+		}
+		if !f.IsWarning() {
+			s.errors++
+		}
+		if len(s.kept) >= maxKeptFindings {
+			s.dropped++
+			continue
+		}
+		s.kept = append(s.kept, f)
+	}
+}
+
+func (s *findingSink) result() []flows.Finding {
+	if s.dropped == 0 {
+		return s.kept
+	}
+	return append(s.kept, flows.Finding{File: s.file, Rule: "MORE", Message: fmt.Sprintf("%d more findings not listed; run `cmord validate` on the file for all of them", s.dropped)})
+}
+
+// openInput opens an input file for a reader, honouring the folder's encoding.
+func openInput(in *Input) (io.ReadCloser, error) {
+	rc, err := in.Open()
+	if err != nil {
+		return nil, err
+	}
+	if in.Folder != nil && strings.EqualFold(in.Folder.Encoding, "windows-1252") {
+		return struct {
+			io.Reader
+			io.Closer
+		}{charmap.Windows1252.NewDecoder().Reader(rc), rc}, nil
+	}
+	return rc, nil
+}
+
+// readOptions returns the reader options of a folder input.
+func readOptions(in *Input) (flows.ReadOptions, error) {
+	opt := flows.ReadOptions{FileName: in.File.Name}
+	if in.Folder != nil {
+		m, err := in.Folder.ColumnMapping()
+		if err != nil {
+			return opt, err
+		}
+		opt.Mapping, opt.DecimalComma = m, in.Folder.DecimalComma
+	}
+	return opt, nil
+}
+
+func rejectFile(in *Input) bool { return in.Folder != nil && in.Folder.OnBadRows == "reject_file" }
+
+// ---- uscente.morosi ----
+
+// morosiJob is the processing of one uscente.morosi file inside its transaction.
+type morosiJob struct {
+	u      *uscente
+	in     *Input
+	st     *archive.PracticeStmts
+	tmpl   *flows.CodeTemplate
+	params flows.CMORParams
+	today  flows.Date
+	now    time.Time
+	sink   *findingSink
+	reject bool // reject_file: the first error refuses the whole file
+
+	created, updated, ready, waiting, refused int
+}
+
+func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
+	flow := in.Catalog.Input(config.KindUscenteMorosi)
+	if flow == nil {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the flow catalog has no input kind uscente.morosi"})
+	}
+	tmpl, err := flows.ParseCodeTemplate(in.Config.PracticeCode.Template)
+	if err != nil {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: err.Error()})
+	}
+	opt, err := readOptions(in)
+	if err != nil {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: "column mapping: " + err.Error()})
+	}
+	rc, err := openInput(in)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rc.Close()
+	rd := flows.NewCSVReader(rc, flow, opt)
+	sink := &findingSink{file: in.File.Name}
+	hdr, err := rd.ReadHeader()
+	if err != nil {
+		return Result{}, err
+	}
+	sink.add(hdr...)
+	if flows.HasErrors(hdr) {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the header row does not fit uscente.morosi (see the findings); no row was read", Findings: sink.result()})
+	}
+	job := &morosiJob{u: u, in: in, tmpl: tmpl, params: cmorParams(in.Config.CMOR), today: flows.Today(in.Now), now: in.Now,
+		sink: sink, reject: rejectFile(in)}
+	var res Result
+	err = in.Store.Write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT morosi`); err != nil {
+			return err
+		}
+		st, err := in.Store.PreparePractices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		st.SetClock(func() time.Time { return in.Now })
+		job.st = st
+		var g flows.Grouper
+		rows := 0
+		for {
+			if rows%4096 == 0 && ctx.Err() != nil {
+				st.Close(ctx)
+				return ctx.Err()
+			}
+			rec, fs, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				st.Close(ctx)
+				return err
+			}
+			rows++
+			sink.add(fs...)
+			bad := flows.HasErrors(fs)
+			if bad && flows.MorosiKey(rec) == "" {
+				continue // no case to attach it to; its findings say why
+			}
+			if done := g.Add(rec, bad); done != nil {
+				if err := job.process(ctx, done); err != nil {
+					st.Close(ctx)
+					return err
+				}
+			}
+		}
+		if last := g.Flush(); last != nil {
+			if err := job.process(ctx, last); err != nil {
+				st.Close(ctx)
+				return err
+			}
+		}
+		if err := st.Close(ctx); err != nil {
+			return err
+		}
+		res = Result{Findings: sink.result(), Meta: map[string]string{"rows": fmt.Sprint(rows),
+			"practices_created": fmt.Sprint(job.created), "practices_updated": fmt.Sprint(job.updated),
+			"ready": fmt.Sprint(job.ready), "waiting_window": fmt.Sprint(job.waiting), "cases_refused": fmt.Sprint(job.refused)}}
+		if sink.dropped > 0 {
+			res.Meta["findings_not_listed"] = fmt.Sprint(sink.dropped)
+		}
+		if job.reject && sink.errors > 0 {
+			// Nothing of the file stands: undo every practice, keep only the refusal.
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO morosi`); err != nil {
+				return err
+			}
+			res.Rejected = true
+			res.Reason = fmt.Sprintf("%d refused rows and on_bad_rows = \"reject_file\": the whole file is refused, no practice was created", sink.errors)
+			res.Meta = map[string]string{"rows": fmt.Sprint(rows)}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE morosi`); err != nil {
+			return err
+		}
+		return in.Finish(ctx, tx, res)
+	})
+	return res, err
+}
+
+// process decides what one case does: a new practice, an update of one not yet filed,
+// a duplicate of one filed (SI-D01), or a refusal.
+func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase) error {
+	line := mc.FirstLine()
+	if mc.Bad {
+		j.refused++
+		j.sink.add(flows.Finding{Line: line, Field: flows.MorSwitch, Rule: "CASE-ROWS", Value: mc.Key,
+			Message: fmt.Sprintf("case not filed: some of its rows (lines %s) were refused; correct them and drop the case again", linesText(mc.Lines))})
+		return nil
+	}
+	if j.reject && j.sink.errors > 0 {
+		return nil // the file will be refused: spare the work
+	}
+	existing, err := j.st.ByKey(ctx, mc.Key)
+	found := err == nil
+	if err != nil && !errors.Is(err, archive.ErrNotFound) {
+		return err
+	}
+	var data flows.UscenteData
+	if found {
+		if data, err = flows.ParseUscenteData(existing.Data); err != nil {
+			return fmt.Errorf("practice %d data: %w", existing.ID, err)
+		}
+		switch {
+		case existing.State == flows.StateDraft || existing.State == flows.StateReady || existing.State == flows.StateWaitingWindow:
+			mc.MergeCase(data.Case) // the same case again: this extract corrects and completes it
+		default:
+			j.refused++
+			j.sink.add(flows.Finding{Line: line, Field: "CP_UTENTE", Rule: "SI-D01", Value: existing.CPUtente,
+				Message: fmt.Sprintf("case %s was already filed as CP_UTENTE %s (state %s): not filed again", mc.Key, existing.CPUtente, existing.State)})
+			return nil
+		}
+	}
+	result, fs := flows.CheckEligibility(mc.Case, j.today, j.params)
+	var errs, warns []flows.Finding
+	waitUntil := flows.Date{}
+	for _, f := range fs {
+		f.File, f.Line = j.in.File.Name, line
+		switch {
+		case f.Rule == flows.RuleWindowWait:
+			waitUntil, _ = flows.ParseDate(f.Value)
+			warns = append(warns, f)
+		case f.IsWarning():
+			warns = append(warns, f)
+		default:
+			errs = append(errs, f)
+		}
+	}
+	open, closeDay := flows.RequestWindow(mc.Case.SwitchDate, j.params)
+	data.Case, data.Audit, data.Warnings, data.Refusals = mc.Case, flows.AuditOf(result, j.today), warns, nil
+	data.Inputs = appendInput(data.Inputs, j.in.File.ID, mc.Lines)
+	state := flows.StateReady
+	switch {
+	case len(errs) > 0:
+		state = flows.StateDraft
+		data.Refusals = errs
+		j.sink.add(errs...)
+		j.refused++
+	case !waitUntil.IsZero():
+		state = flows.StateWaitingWindow
+		j.waiting++
+	default:
+		j.ready++
+	}
+	hist := archive.HistoryEntry{Flow: config.KindUscenteMorosi, FileID: j.in.File.ID, Line: line, At: j.now}
+	if !found {
+		if state == flows.StateDraft {
+			return nil // refused before it existed: no practice, no code consumed; the findings say why
+		}
+		p := &archive.Practice{CaseKey: mc.Key, Role: "uscente", Sector: mc.Case.Sector, CompanyPIVA: j.in.Config.Company.PIVA,
+			Point: flows.CasePoint(&mc.Case), CustomerID: flows.CaseCustomer(&mc.Case), CustomerName: mc.Case.CustomerName,
+			SwitchDate: mc.Case.SwitchDate, State: state, WindowOpen: open, WindowClose: closeDay}
+		setAmounts(p, result)
+		p.CPUtente, err = j.newCode(ctx, mc.Case.Sector)
+		if err != nil {
+			return err
+		}
+		p.Data = data.Marshal()
+		hist.Note = fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, linesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
+		if state == flows.StateWaitingWindow {
+			hist.Note += fmt.Sprintf("; request window opens %s", open)
+		}
+		if err := j.st.Create(ctx, p, hist); err != nil {
+			return err
+		}
+		j.created++
+		if state == flows.StateReady {
+			return j.st.CreateRequest(ctx, &archive.Request{PracticeID: p.ID, Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result)})
+		}
+		return nil
+	}
+	// An update of a practice not yet filed.
+	j.updated++
+	p := &existing
+	setAmounts(p, result)
+	p.WindowOpen, p.WindowClose, p.CustomerName = open, closeDay, mc.Case.CustomerName
+	p.Data = data.Marshal()
+	if err := j.st.Save(ctx, p); err != nil {
+		return err
+	}
+	if err := j.st.Link(ctx, p.ID, j.in.File.ID, "input", line); err != nil {
+		return err
+	}
+	return j.u.settleReady(ctx, j.st, p, state, result, hist)
+}
+
+// settleReady moves a practice not yet filed to state (READY, WAITING_WINDOW or DRAFT)
+// and keeps its one ready REQ request in step: created when READY, cancelled otherwise.
+func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p *archive.Practice, state string, r flows.CMORResult, h archive.HistoryEntry) error {
+	reqs, err := u.d.Store.Requests(ctx, st.Tx(), p.ID, flowREQ, "ready", 0)
+	if err != nil {
+		return err
+	}
+	if state != p.State {
+		if h.Note == "" {
+			h.Note = fmt.Sprintf("CMOR %s", r.CMOR)
+		}
+		if err := st.Transition(ctx, p, state, "", h); err != nil {
+			return err
+		}
+	} else {
+		h.From, h.To, h.PracticeID = p.State, p.State, p.ID
+		h.Note = fmt.Sprintf("case updated: CMOR %s (credit %s, estimate %s)", r.CMOR, r.Credit, r.Estimate)
+		if err := st.History(ctx, h); err != nil {
+			return err
+		}
+	}
+	switch {
+	case state == flows.StateReady && len(reqs) == 0:
+		return st.CreateRequest(ctx, &archive.Request{PracticeID: p.ID, Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(r)})
+	case state == flows.StateReady:
+		return st.SetRequest(ctx, reqs[0].ID, "ready", reqSnapshot(r))
+	default:
+		for _, rq := range reqs {
+			if err := st.SetRequest(ctx, rq.ID, "cancelled", rq.Data); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func setAmounts(p *archive.Practice, r flows.CMORResult) {
+	p.Credit, p.Estimate, p.Previous, p.CMOR = r.Credit, r.Estimate, r.Previous, r.CMOR
+}
+
+func reqSnapshot(r flows.CMORResult) map[string]string {
+	return map[string]string{"IMPORTO_CREDITO": r.Credit.String(), "IMPORTO_INDENNIZZO": r.CMOR.String(), "STIMA_SPESA_4_MESI": r.Estimate.String()}
+}
+
+func appendInput(refs []flows.InputRef, fileID int64, lines []int) []flows.InputRef {
+	for i := range refs {
+		if refs[i].FileID == fileID {
+			refs[i].Lines = append(refs[i].Lines, lines...)
+			return refs
+		}
+	}
+	return append(refs, flows.InputRef{FileID: fileID, Lines: append([]int(nil), lines...)})
+}
+
+func linesText(lines []int) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	if len(lines) == 1 {
+		return fmt.Sprint(lines[0])
+	}
+	contiguous := true
+	for i := 1; i < len(lines); i++ {
+		if lines[i] != lines[i-1]+1 {
+			contiguous = false
+		}
+	}
+	if contiguous {
+		return fmt.Sprintf("%d-%d", lines[0], lines[len(lines)-1])
+	}
+	parts := make([]string, len(lines))
+	for i, l := range lines {
+		parts[i] = fmt.Sprint(l)
+	}
+	return strings.Join(parts, ",")
+}
+
+// newCode allocates a CP_UTENTE inside the job's transaction.
+func (j *morosiJob) newCode(ctx context.Context, sector string) (string, error) {
+	return newCode(ctx, j.st, j.tmpl, j.in.Config.Company.PIVA, sector, j.today.Y)
+}
+
+func newCode(ctx context.Context, st *archive.PracticeStmts, tmpl *flows.CodeTemplate, company, sector string, year int) (string, error) {
+	return st.NewCode(ctx, tmpl.SequenceName(company, sector, year), func(seq int64) (string, error) {
+		return tmpl.Render(sector, year, seq)
+	})
+}
+
+// ---- small inputs: payments, operator annulments, refunds ----
+
+// rowJob reads a whole small input file in one transaction, calling fn per good row.
+func (u *uscente) rowJob(ctx context.Context, in *Input, fn func(ctx context.Context, st *archive.PracticeStmts, rec flows.Record) ([]flows.Finding, error)) (Result, error) {
+	flow := in.Catalog.Input(in.File.Kind)
+	if flow == nil {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the flow catalog has no input kind " + in.File.Kind})
+	}
+	opt, err := readOptions(in)
+	if err != nil {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: "column mapping: " + err.Error()})
+	}
+	rc, err := openInput(in)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rc.Close()
+	rd := flows.NewCSVReader(rc, flow, opt)
+	sink := &findingSink{file: in.File.Name}
+	hdr, err := rd.ReadHeader()
+	if err != nil {
+		return Result{}, err
+	}
+	sink.add(hdr...)
+	if flows.HasErrors(hdr) {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the header row does not fit " + in.File.Kind + " (see the findings); no row was read", Findings: sink.result()})
+	}
+	var res Result
+	err = in.Store.Write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT rows`); err != nil {
+			return err
+		}
+		st, err := in.Store.PreparePractices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		st.SetClock(func() time.Time { return in.Now })
+		rows := 0
+		for {
+			rec, fs, err := rd.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				st.Close(ctx)
+				return err
+			}
+			rows++
+			sink.add(fs...)
+			if flows.HasErrors(fs) {
+				continue
+			}
+			more, err := fn(ctx, st, rec)
+			if err != nil {
+				st.Close(ctx)
+				return err
+			}
+			for i := range more {
+				if more[i].Line == 0 {
+					more[i].Line = rec.Line
+				}
+			}
+			sink.add(more...)
+		}
+		if err := st.Close(ctx); err != nil {
+			return err
+		}
+		res = Result{Findings: sink.result(), Meta: map[string]string{"rows": fmt.Sprint(rows)}}
+		if rejectFile(in) && sink.errors > 0 {
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO rows`); err != nil {
+				return err
+			}
+			res.Rejected = true
+			res.Reason = fmt.Sprintf("%d refused rows and on_bad_rows = \"reject_file\": the whole file is refused, nothing was done", sink.errors)
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE rows`); err != nil {
+			return err
+		}
+		return in.Finish(ctx, tx, res)
+	})
+	return res, err
+}
+
+// practiceFor finds the uscente practice a row names: by CP_UTENTE or CP_GESTORE, else
+// (payments) by point and customer, the most recent one.
+func (u *uscente) practiceFor(ctx context.Context, tx *sql.Tx, rec flows.Record) (archive.Practice, error) {
+	for _, code := range []string{rec.Get("CP_UTENTE"), rec.Get("CP_GESTORE")} {
+		if code != "" {
+			return u.d.Store.PracticeByCode(ctx, tx, code)
+		}
+	}
+	point := firstNonEmptyStr(rec.Get("COD_POD"), rec.Get("COD_PDR"))
+	cust := firstNonEmptyStr(rec.Get("CF_CLIENTE"), rec.Get("PIVA_CLIENTE"))
+	return u.d.Store.UscentePracticeByPoint(ctx, tx, point, cust)
+}
+
+func firstNonEmptyStr(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// handleIncassi applies payments. A payment that clears the practice's counted debt
+// withdraws a practice not yet filed (ANNULLED locally, no flow) or files an annulment
+// (ANN_REQ, cause AN-02) for one the SII already has.
+func (u *uscente) handleIncassi(ctx context.Context, in *Input) (Result, error) {
+	return u.rowJob(ctx, in, func(ctx context.Context, st *archive.PracticeStmts, rec flows.Record) ([]flows.Finding, error) {
+		p, err := u.practiceFor(ctx, st.Tx(), rec)
+		if errors.Is(err, archive.ErrNotFound) {
+			if rec.Get("CP_UTENTE") != "" {
+				return []flows.Finding{{Field: "CP_UTENTE", Rule: "NO-PRACTICE", Value: rec.Get("CP_UTENTE"), Message: "no practice has this code"}}, nil
+			}
+			return nil, nil // a payment of a customer with no CMOR practice: nothing to do
+		}
+		if err != nil {
+			return nil, err
+		}
+		data, err := flows.ParseUscenteData(p.Data)
+		if err != nil {
+			return nil, err
+		}
+		paid, on := rec.Amount("IMPORTO_INCASSATO"), rec.Date("DATA_INCASSO")
+		num := rec.Get("NUM_FATTURA")
+		found := false
+		for i := range data.Case.Invoices {
+			inv := &data.Case.Invoices[i]
+			if inv.Number != num {
+				continue
+			}
+			found = true
+			if rec.Get("RESIDUO_INSOLUTO") != "" {
+				inv.Unpaid = rec.Amount("RESIDUO_INSOLUTO")
+			} else if inv.Unpaid -= paid; inv.Unpaid < 0 {
+				inv.Unpaid = 0
+			}
+		}
+		if !found {
+			return []flows.Finding{{Field: "NUM_FATTURA", Rule: "NO-INVOICE", Value: num, Severity: "warning",
+				Message: fmt.Sprintf("practice %s has no invoice %s: payment noted only", p.CPUtente, num)}}, nil
+		}
+		remaining := countedUnpaid(data)
+		p.Data = data.Marshal()
+		if err := st.Save(ctx, &p); err != nil {
+			return nil, err
+		}
+		h := archive.HistoryEntry{Flow: in.File.Kind, FileID: in.File.ID, Line: rec.Line, At: in.Now}
+		if remaining > 0 {
+			h.PracticeID, h.From, h.To = p.ID, p.State, p.State
+			h.Note = fmt.Sprintf("payment of %s on %s for invoice %s; still unpaid %s", paid, on, num, remaining)
+			if err := st.History(ctx, h); err != nil {
+				return nil, err
+			}
+			return nil, st.Link(ctx, p.ID, in.File.ID, "input", rec.Line)
+		}
+		return u.annul(ctx, st, in, &p, "AN-02", fmt.Sprintf("debt paid on %s (invoice %s, %s)", on, num, paid), on, h)
+	})
+}
+
+// countedUnpaid sums what is still unpaid on the invoices the request counted.
+func countedUnpaid(d flows.UscenteData) flows.Amount {
+	counted := map[string]bool{}
+	if d.Audit != nil {
+		for _, n := range d.Audit.Counted {
+			counted[n] = true
+		}
+	}
+	var sum flows.Amount
+	for _, inv := range d.Case.Invoices {
+		if d.Audit == nil || counted[inv.Number] {
+			sum += inv.Unpaid
+		}
+	}
+	return sum
+}
+
+// annul withdraws a practice not yet filed, or records an ANN_REQ for one the SII has.
+func (u *uscente) annul(ctx context.Context, st *archive.PracticeStmts, in *Input, p *archive.Practice, cause, why string, event flows.Date, h archive.HistoryEntry) ([]flows.Finding, error) {
+	switch {
+	case !flows.StateSentOrLater(p.State):
+		reqs, err := u.d.Store.Requests(ctx, st.Tx(), p.ID, flowREQ, "ready", 0)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range reqs {
+			if err := st.SetRequest(ctx, r.ID, "cancelled", r.Data); err != nil {
+				return nil, err
+			}
+		}
+		h.CauseCode = cause
+		h.Note = "withdrawn before filing (no flow sent to the SII): " + why
+		return nil, st.Transition(ctx, p, flows.StateAnnulled, "input", h)
+	case !flows.StateOpen(p.State) && p.State != "AMOUNT_UPDATED":
+		return []flows.Finding{{Field: "CP_UTENTE", Rule: "STATE", Value: p.CPUtente, Severity: "warning",
+			Message: fmt.Sprintf("practice %s is %s: no annulment to request", p.CPUtente, p.State)}}, nil
+	}
+	for _, state := range []string{"ready", "sent"} {
+		if rs, err := u.d.Store.Requests(ctx, st.Tx(), p.ID, flowANNREQ, state, 0); err != nil {
+			return nil, err
+		} else if len(rs) > 0 {
+			return []flows.Finding{{Field: "CP_UTENTE", Rule: "ANN-DUP", Value: p.CPUtente, Severity: "warning",
+				Message: fmt.Sprintf("an annulment of %s is already %s (%s)", p.CPUtente, state, rs[0].CPUtente)}}, nil
+		}
+	}
+	tmpl, err := flows.ParseCodeTemplate(in.Config.PracticeCode.Template)
+	if err != nil {
+		return nil, err
+	}
+	code, err := newCode(ctx, st, tmpl, in.Config.Company.PIVA, p.Sector, flows.Today(in.Now).Y)
+	if err != nil {
+		return nil, err
+	}
+	motiv := why
+	if len(motiv) > 255 {
+		motiv = motiv[:255]
+	}
+	r := &archive.Request{PracticeID: p.ID, Flow: flowANNREQ, CPUtente: code,
+		Data: map[string]string{"COD_CAUSALE_ANNULLAMENTO": cause, "MOTIVAZIONE": motiv, "DATA_EVENTO": event.String()}}
+	if err := st.CreateRequest(ctx, r); err != nil {
+		return nil, err
+	}
+	h.PracticeID, h.From, h.To, h.CauseCode = p.ID, p.State, p.State, cause
+	h.Note = fmt.Sprintf("annulment requested (ANN_REQ %s, cause %s): %s", code, cause, why)
+	if err := st.History(ctx, h); err != nil {
+		return nil, err
+	}
+	return nil, st.Link(ctx, p.ID, in.File.ID, "input", h.Line)
+}
+
+// handleAnnullamenti files the annulments an operator decided.
+func (u *uscente) handleAnnullamenti(ctx context.Context, in *Input) (Result, error) {
+	return u.rowJob(ctx, in, func(ctx context.Context, st *archive.PracticeStmts, rec flows.Record) ([]flows.Finding, error) {
+		p, err := u.practiceFor(ctx, st.Tx(), rec)
+		if errors.Is(err, archive.ErrNotFound) {
+			return []flows.Finding{{Field: "CP_UTENTE", Rule: "NO-PRACTICE", Value: firstNonEmptyStr(rec.Get("CP_UTENTE"), rec.Get("CP_GESTORE")),
+				Message: "no practice has this code"}}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if p.State == flows.StateAnnulled {
+			return []flows.Finding{{Field: "CP_UTENTE", Rule: "STATE", Value: p.CPUtente, Severity: "warning", Message: "already annulled"}}, nil
+		}
+		why := firstNonEmptyStr(rec.Get("MOTIVAZIONE"), "operator annulment")
+		if by := rec.Get("RICHIESTO_DA"); by != "" {
+			why += " (requested by " + by + ")"
+		}
+		h := archive.HistoryEntry{Flow: in.File.Kind, FileID: in.File.ID, Line: rec.Line, At: in.Now}
+		return u.annul(ctx, st, in, &p, rec.Get("COD_CAUSALE_ANNULLAMENTO"), why, rec.Date("DATA_EVENTO"), h)
+	})
+}
+
+// handleRimborsi records refunds to customers after an annulment of a paid indemnity
+// and files REFUND_ACK; the refund exception is resolved, the acknowledgement one raised
+// until the REFUND_ACK is built.
+func (u *uscente) handleRimborsi(ctx context.Context, in *Input) (Result, error) {
+	cal := u.d.Calendar()
+	return u.rowJob(ctx, in, func(ctx context.Context, st *archive.PracticeStmts, rec flows.Record) ([]flows.Finding, error) {
+		p, err := u.practiceFor(ctx, st.Tx(), rec)
+		if errors.Is(err, archive.ErrNotFound) {
+			return []flows.Finding{{Field: "CP_GESTORE", Rule: "NO-PRACTICE", Value: rec.Get("CP_GESTORE"), Message: "no practice has this code"}}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if p.State != flows.StateAnnulled {
+			return []flows.Finding{{Field: "CP_GESTORE", Rule: "STATE", Value: p.CPGestore,
+				Message: fmt.Sprintf("practice %s is %s, not ANNULLED: no refund is due", p.CPUtente, p.State)}}, nil
+		}
+		data, err := flows.ParseUscenteData(p.Data)
+		if err != nil {
+			return nil, err
+		}
+		if data.Refund == nil {
+			data.Refund = &flows.Refund{}
+		}
+		on := rec.Date("DATA_RESTITUZIONE")
+		data.Refund.RefundedOn, data.Refund.Refunded, data.Refund.Mode = on, rec.Amount("IMPORTO_RESTITUITO"), rec.Get("MODALITA")
+		data.Refund.AckDueBy = cal.AddWorkingDays(on, in.Config.Deadlines.AckDays)
+		p.Data = data.Marshal()
+		if err := st.Save(ctx, &p); err != nil {
+			return nil, err
+		}
+		tmpl, err := flows.ParseCodeTemplate(in.Config.PracticeCode.Template)
+		if err != nil {
+			return nil, err
+		}
+		code, err := newCode(ctx, st, tmpl, in.Config.Company.PIVA, p.Sector, flows.Today(in.Now).Y)
+		if err != nil {
+			return nil, err
+		}
+		r := &archive.Request{PracticeID: p.ID, Flow: flowREFUNDACK, CPUtente: code, Data: map[string]string{
+			"DATA_RESTITUZIONE": on.String(), "IMPORTO_RESTITUITO": data.Refund.Refunded.String(), "MODALITA": data.Refund.Mode}}
+		if err := st.CreateRequest(ctx, r); err != nil {
+			return nil, err
+		}
+		h := archive.HistoryEntry{PracticeID: p.ID, From: p.State, To: p.State, Flow: in.File.Kind, FileID: in.File.ID, Line: rec.Line, At: in.Now,
+			Note: fmt.Sprintf("refund of %s to the customer on %s (%s); REFUND_ACK %s due by %s", data.Refund.Refunded, on, data.Refund.Mode, code, data.Refund.AckDueBy)}
+		if err := st.History(ctx, h); err != nil {
+			return nil, err
+		}
+		if err := st.Link(ctx, p.ID, in.File.ID, "input", rec.Line); err != nil {
+			return nil, err
+		}
+		if _, err := in.Store.ResolveByFingerprint(ctx, st.Tx(), fmt.Sprintf("refund_overdue|%d", p.ID), "refund recorded from "+in.File.Name); err != nil {
+			return nil, err
+		}
+		_, _, err = in.Store.RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("ack_overdue|%d", p.ID), Kind: "ack_overdue",
+			Severity: archive.SevNormal, Owner: "compliance", PracticeID: p.ID, Subject: p.CPUtente, DueOn: data.Refund.AckDueBy.ISO(),
+			Message: fmt.Sprintf("practice %s: the refund of %s must be acknowledged to the SII (REFUND_ACK) by %s", p.CPUtente, data.Refund.Refunded, data.Refund.AckDueBy),
+			Action:  "cmord builds and publishes REFUND_ACK at the next build; check that it goes out.", LastSeen: in.Now})
+		return nil, err
+	})
+}
+
+// ---- builders: REQ, ANN_REQ, REFUND_ACK ----
+
+// requestBuilder writes the ready requests of one flow into flow files, batched by
+// [build] max_rows_per_file and max_file_bytes, each file in one transaction with its
+// archiving, the requests marked sent, the practices moved and the delivery queued.
+type requestBuilder struct {
+	u    *uscente
+	flow string
+}
+
+func (b *requestBuilder) Name() string { return "uscente." + b.flow }
+
+// pendingRequest is one request with what it becomes in the file.
+type pendingRequest struct {
+	req   archive.Request
+	p     archive.Practice
+	data  flows.UscenteData
+	rows  []map[string]string
+	bytes int
+}
+
+func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) {
+	d := b.u.d
+	cfg := d.Config()
+	if !cfg.Company.HasRole("uscente") {
+		return 0, nil
+	}
+	f := d.Catalog().Flow(b.flow)
+	if f == nil {
+		return 0, fmt.Errorf("the flow catalog has no flow %s", b.flow)
+	}
+	format := f.Format
+	if v := cfg.Build.Format[b.flow]; v != "" {
+		format = v
+	}
+	today := flows.Today(now)
+	if b.flow == flowREQ {
+		if err := b.openWindows(ctx, now); err != nil {
+			return 0, err
+		}
+	}
+	envelope, err := encodeRows(f, format, nil)
+	if err != nil {
+		return 0, err
+	}
+	maxRows, maxBytes := cfg.Build.MaxRowsPerFile, cfg.Build.MaxFileBytes
+	if maxRows <= 0 {
+		maxRows = 10000
+	}
+	if maxBytes <= 0 {
+		maxBytes = 10 << 20
+	}
+	built := 0
+	var after int64
+	for {
+		more := false
+		err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+			st, err := d.Store.PreparePractices(ctx, tx)
+			if err != nil {
+				return err
+			}
+			st.SetClock(d.now)
+			defer st.Close(ctx)
+			reqs, err := d.Store.ReadyRequestsAfter(ctx, tx, b.flow, after, maxRows)
+			if err != nil {
+				return err
+			}
+			if len(reqs) == 0 {
+				return nil
+			}
+			more = true
+			var batch []*pendingRequest
+			rows, size := 0, len(envelope)
+			for _, r := range reqs {
+				pr, err := b.prepare(ctx, st, f, format, r, now, len(envelope))
+				if err != nil {
+					return err
+				}
+				if pr == nil {
+					after = r.ID // skipped (waits, or refused): look past it
+					continue
+				}
+				if len(batch) > 0 && (rows+len(pr.rows) > maxRows || int64(size+pr.bytes) > maxBytes) {
+					break
+				}
+				batch = append(batch, pr)
+				rows, size = rows+len(pr.rows), size+pr.bytes
+				after = r.ID
+			}
+			if len(batch) == 0 {
+				return st.Close(ctx)
+			}
+			if err := b.writeFile(ctx, tx, st, f, format, batch, now, today); err != nil {
+				return err
+			}
+			built++
+			return st.Close(ctx)
+		})
+		if err != nil {
+			return built, err
+		}
+		if !more {
+			break
+		}
+	}
+	if b.flow == flowREQ {
+		if err := b.flagClosing(ctx, now); err != nil {
+			return built, err
+		}
+	}
+	return built, nil
+}
+
+// prepare loads a request's practice and encodes its rows alone (to size the batch and
+// refuse a request the flow does not accept). nil means "not in this file".
+func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, format string, r archive.Request, now time.Time, envelope int) (*pendingRequest, error) {
+	d := b.u.d
+	cfg := d.Config()
+	p, err := st.ByID(ctx, r.PracticeID)
+	if err != nil {
+		return nil, err
+	}
+	data, err := flows.ParseUscenteData(p.Data)
+	if err != nil {
+		return nil, err
+	}
+	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
+	pr := &pendingRequest{req: r, p: p, data: data}
+	switch b.flow {
+	case flowREQ:
+		if p.State != flows.StateReady {
+			return nil, st.SetRequest(ctx, r.ID, "cancelled", r.Data)
+		}
+		if today := flows.Today(now); !p.WindowClose.IsZero() && today.After(p.WindowClose) {
+			return nil, b.refuse(ctx, st, pr, "E3", fmt.Sprintf("request window closed on %s before the request could be sent", p.WindowClose))
+		}
+		cc := ""
+		if cfg.Company.ActingAs == "CC" {
+			cc = cfg.Company.PIVA
+			hdr["PIVA_UTENTE"] = cfg.Company.UDDPIVA
+		}
+		pr.rows = flows.ReqRows(flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}, data.Case, data.Audit)
+	default:
+		if p.CPGestore == "" {
+			return nil, nil // the SII has not admitted the practice yet: the request waits
+		}
+		row := map[string]string{"CP_GESTORE": p.CPGestore}
+		for k, v := range hdr {
+			row[k] = v
+		}
+		for k, v := range r.Data {
+			row[k] = v
+		}
+		pr.rows = []map[string]string{row}
+	}
+	content, err := encodeRows(f, format, pr.rows)
+	if err != nil {
+		var re *flows.RecordError
+		if errors.As(err, &re) {
+			msgs := make([]string, 0, len(re.Findings))
+			for _, fd := range re.Findings {
+				msgs = append(msgs, fd.String())
+			}
+			return nil, b.refuse(ctx, st, pr, "BUILD", "the flow refuses the request: "+strings.Join(msgs, "; "))
+		}
+		return nil, err
+	}
+	pr.bytes = len(content) - envelope
+	return pr, nil
+}
+
+// refuse takes a request out of the build: the request is cancelled, a REQ practice goes
+// back to DRAFT, and a person is told.
+func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, pr *pendingRequest, rule, msg string) error {
+	if err := st.SetRequest(ctx, pr.req.ID, "invalid", pr.req.Data); err != nil {
+		return err
+	}
+	h := archive.HistoryEntry{Flow: b.flow, CauseCode: rule, Note: "not sent: " + msg, At: b.u.d.now()}
+	if b.flow == flowREQ && b.u.d.Catalog().CanTransition(pr.p.State, flows.StateDraft) {
+		if err := st.Transition(ctx, &pr.p, flows.StateDraft, "", h); err != nil {
+			return err
+		}
+	} else {
+		h.PracticeID, h.From, h.To = pr.p.ID, pr.p.State, pr.p.State
+		if err := st.History(ctx, h); err != nil {
+			return err
+		}
+	}
+	_, _, err := b.u.d.Store.RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_refused|%s|%d", b.flow, pr.req.ID),
+		Kind: "build_refused", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: rule, Subject: pr.req.CPUtente,
+		Message: fmt.Sprintf("%s %s for practice %s was not sent: %s", b.flow, pr.req.CPUtente, pr.p.CPUtente, msg),
+		Action:  "Correct the data in billing and drop the case again; a new request gets a NEW CP_UTENTE.", LastSeen: b.u.d.now()})
+	return err
+}
+
+// encodeRows writes rows as a whole flow file.
+func encodeRows(f *flows.Flow, format string, rows []map[string]string) ([]byte, error) {
+	var buf strings.Builder
+	w, err := flows.NewWriter(&buf, f, format)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if err := w.Write(r); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return []byte(buf.String()), nil
+}
+
+// writeFile encodes a batch, archives it with provenance, marks its requests sent,
+// moves the practices and queues the delivery, all in tx.
+func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.PracticeStmts, f *flows.Flow, format string, batch []*pendingRequest, now time.Time, today flows.Date) error {
+	d := b.u.d
+	var all []map[string]string
+	inputs := map[int64]bool{}
+	var inputIDs []int64
+	for _, pr := range batch {
+		all = append(all, pr.rows...)
+		for _, in := range pr.data.Inputs {
+			if !inputs[in.FileID] {
+				inputs[in.FileID] = true
+				inputIDs = append(inputIDs, in.FileID)
+			}
+		}
+	}
+	content, err := encodeRows(f, format, all)
+	if err != nil {
+		return err
+	}
+	seq, err := st.NextSequence(ctx, "file|"+b.flow+"|"+today.ISO())
+	if err != nil {
+		return err
+	}
+	name, err := f.BuildFileName(all[0], now, int(seq), format)
+	if err != nil {
+		return err
+	}
+	file, err := d.ArchiveBuilt(ctx, tx, Built{Name: name, Kind: b.flow, Content: content, Inputs: inputIDs,
+		Meta: map[string]string{"requests": fmt.Sprint(len(batch)), "rows": fmt.Sprint(len(all))}}, "built")
+	if err != nil {
+		return err
+	}
+	t := flows.TransitionOf(f)
+	for _, pr := range batch {
+		if err := st.MarkSent(ctx, pr.req.ID, file.ID, now); err != nil {
+			return err
+		}
+		h := archive.HistoryEntry{Flow: b.flow, FileID: file.ID, At: now,
+			Note: fmt.Sprintf("%s %s written into %s", b.flow, pr.req.CPUtente, name)}
+		to := ""
+		if t != nil && t.To != "" && (len(t.From) == 0 || containsState(t.From, pr.p.State)) {
+			to = t.To
+		}
+		if to != "" && to != pr.p.State {
+			if err := st.Transition(ctx, &pr.p, to, "built", h); err != nil {
+				return err
+			}
+		} else {
+			h.PracticeID, h.From, h.To = pr.p.ID, pr.p.State, pr.p.State
+			if err := st.History(ctx, h); err != nil {
+				return err
+			}
+			if err := st.Link(ctx, pr.p.ID, file.ID, "built", 0); err != nil {
+				return err
+			}
+		}
+		switch b.flow {
+		case flowREQ:
+			pr.p.RequestDate = today
+			if err := st.Save(ctx, &pr.p); err != nil {
+				return err
+			}
+			if _, err := d.Store.ResolveByFingerprint(ctx, tx, fmt.Sprintf("window_closing|%d", pr.p.ID), "request sent in "+name); err != nil {
+				return err
+			}
+		case flowREFUNDACK:
+			if pr.data.Refund != nil {
+				pr.data.Refund.AckSent = true
+				pr.p.Data = pr.data.Marshal()
+				if err := st.Save(ctx, &pr.p); err != nil {
+					return err
+				}
+			}
+			if _, err := d.Store.ResolveByFingerprint(ctx, tx, fmt.Sprintf("ack_overdue|%d", pr.p.ID), "REFUND_ACK sent in "+name); err != nil {
+				return err
+			}
+		}
+	}
+	return d.QueueToSII(ctx, tx, file)
+}
+
+func containsState(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// openWindows moves WAITING_WINDOW practices whose window opened to READY (with their
+// REQ request) after checking them again as of today, or to DRAFT if they no longer
+// pass.
+func (b *requestBuilder) openWindows(ctx context.Context, now time.Time) error {
+	d := b.u.d
+	cfg := d.Config()
+	params := cmorParams(cfg.CMOR)
+	today := flows.Today(now)
+	for {
+		changed := 0
+		err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+			due, err := d.Store.UscentePracticesDue(ctx, tx, flows.StateWaitingWindow, "window_open", today, 500)
+			if err != nil || len(due) == 0 {
+				return err
+			}
+			st, err := d.Store.PreparePractices(ctx, tx)
+			if err != nil {
+				return err
+			}
+			st.SetClock(d.now)
+			for i := range due {
+				p := &due[i]
+				data, err := flows.ParseUscenteData(p.Data)
+				if err != nil {
+					st.Close(ctx)
+					return err
+				}
+				res, fs := flows.CheckEligibility(data.Case, today, params)
+				state, refusals := flows.StateReady, []flows.Finding(nil)
+				for _, f := range fs {
+					switch {
+					case f.Rule == flows.RuleWindowWait:
+						state = flows.StateWaitingWindow
+					case !f.IsWarning():
+						refusals = append(refusals, f)
+					}
+				}
+				if len(refusals) > 0 {
+					state = flows.StateDraft
+				}
+				if state == flows.StateWaitingWindow {
+					continue
+				}
+				changed++
+				data.Audit, data.Refusals = flows.AuditOf(res, today), refusals
+				setAmounts(p, res)
+				p.Data = data.Marshal()
+				if err := st.Save(ctx, p); err != nil {
+					st.Close(ctx)
+					return err
+				}
+				h := archive.HistoryEntry{Flow: "window", At: now, Note: fmt.Sprintf("request window opened on %s; CMOR %s", p.WindowOpen, res.CMOR)}
+				if state == flows.StateDraft {
+					h.Note = fmt.Sprintf("request window opened on %s, but the case no longer passes: %s", p.WindowOpen, refusals[0].String())
+					h.CauseCode = refusals[0].Rule
+					if _, _, err := d.Store.RaiseException(ctx, tx, archive.Exception{Fingerprint: fmt.Sprintf("case_refused|%d", p.ID),
+						Kind: "case_refused", Severity: archive.SevNormal, Owner: "compliance", PracticeID: p.ID, Rule: refusals[0].Rule,
+						Field: refusals[0].Field, Subject: p.CPUtente, Message: h.Note, LastSeen: now,
+						Action: "Correct the case in billing and drop it again."}); err != nil {
+						st.Close(ctx)
+						return err
+					}
+				}
+				if err := b.u.settleReady(ctx, st, p, state, res, h); err != nil {
+					st.Close(ctx)
+					return err
+				}
+			}
+			return st.Close(ctx)
+		})
+		if err != nil || changed == 0 {
+			return err
+		}
+	}
+}
+
+// flagClosing raises window_closing for practices not yet filed whose request window
+// closes within [cmor] window_warn_days.
+func (b *requestBuilder) flagClosing(ctx context.Context, now time.Time) error {
+	d := b.u.d
+	cfg := d.Config()
+	today := flows.Today(now)
+	limit := today.AddDays(cfg.CMOR.WindowWarnDays)
+	return d.Store.Write(ctx, func(tx *sql.Tx) error {
+		for _, state := range []string{flows.StateReady, flows.StateWaitingWindow, flows.StateDraft} {
+			ps, err := d.Store.UscentePracticesDue(ctx, tx, state, "window_close", limit, 0)
+			if err != nil {
+				return err
+			}
+			for _, p := range ps {
+				days := today.DaysUntil(p.WindowClose)
+				sev := archive.SevHigh
+				if days <= 2 {
+					sev = archive.SevUrgent
+				}
+				msg := fmt.Sprintf("practice %s (%s) is %s and its request window closes on %s (%d days)", p.CPUtente, p.Point, p.State, p.WindowClose, days)
+				if days < 0 {
+					msg = fmt.Sprintf("practice %s (%s) is %s and its request window closed on %s: the indemnity can no longer be requested", p.CPUtente, p.Point, p.State, p.WindowClose)
+				}
+				if _, _, err := d.Store.RaiseException(ctx, tx, archive.Exception{Fingerprint: fmt.Sprintf("window_closing|%d", p.ID),
+					Kind: "window_closing", Severity: sev, Owner: "compliance", PracticeID: p.ID, Subject: p.CPUtente,
+					DueOn: p.WindowClose.ISO(), Message: msg, LastSeen: now,
+					Action: "Make sure the request goes out before the window closes: fix what holds the practice, or accept the loss."}); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	})
+}
