@@ -436,3 +436,25 @@ func (s *Store) AnswerRequest(ctx context.Context, tx *sql.Tx, id int64, state, 
 		state, cause, motivation, TS(at), id)
 	return err
 }
+
+// CountByState returns "STATE n, STATE n, ..." over all practices, per role.
+func (s *Store) CountByState(ctx context.Context) (string, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT role, state, count(*) FROM practices GROUP BY role, state ORDER BY role DESC, state`)
+	if err != nil {
+		return "", err
+	}
+	defer rows.Close()
+	var parts []string
+	for rows.Next() {
+		var role, state string
+		var n int
+		if err := rows.Scan(&role, &state, &n); err != nil {
+			return "", err
+		}
+		parts = append(parts, fmt.Sprintf("%s %s %d", role, state, n))
+	}
+	if len(parts) == 0 {
+		return "none", rows.Err()
+	}
+	return strings.Join(parts, ", "), rows.Err()
+}

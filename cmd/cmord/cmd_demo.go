@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon"
+	"github.com/cmord/cmord/daemon/demo"
+)
+
+func init() {
+	register(&command{name: "demo", summary: "a self-contained demo: in-process SII (SFTP) and mail server, sample extracts, the daemon running",
+		usage: "[--dir D] [--once]", run: runDemo})
+}
+
+func runDemo(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	dir := fs.String("dir", "cmord-demo", "working folder of the demo (created, or reused with its state)")
+	once := fs.Bool("once", false, "run the scripted cycles, print the tour and exit (default: keep the daemon running)")
+	if code, ok := env.parse(fs, args); !ok {
+		return code
+	}
+	dm, err := demo.Setup(*dir)
+	if err != nil {
+		return env.fail(err)
+	}
+	defer dm.Close()
+	env.ConfigPath = dm.ConfigPath
+	log := env.Logger()
+	d, err := daemon.New(dm.Config, log)
+	if err != nil {
+		return env.fail(err)
+	}
+	defer d.Close()
+	sii, err := demo.NewFakeSII(dm, d.Catalog())
+	if err != nil {
+		return env.fail(err)
+	}
+	w := env.Stdout
+	say := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	say("cmord demo in %s", dm.Dir)
+	say("  SII (SFTP) on %s, mail (SMTP) on %s", dm.SFTP.Addr, dm.SMTP.Addr())
+	if dm.Fresh {
+		name, err := dm.DropMorosi(time.Now())
+		if err != nil {
+			return env.fail(err)
+		}
+		say("\n1. Billing drops %s into in/morosi (8 switched-out customers: 3 claimable, 1 not yet, 4 to refuse)", name)
+		if err := cycle(ctx, d, sii, say); err != nil {
+			return env.fail(err)
+		}
+		say("\n2. The SII answers: admissibility of each request, and two CMOR notices for customers who came to us")
+		if err := cycle(ctx, d, sii, say); err != nil {
+			return env.fail(err)
+		}
+		name, err = dm.DropIncassi(time.Now())
+		if err != nil {
+			return env.fail(err)
+		}
+		say("\n3. The SII confirms the outcomes; billing drops %s: Mario Rossi paid, so his claim must be annulled", name)
+		if err := cycle(ctx, d, sii, say); err != nil {
+			return env.fail(err)
+		}
+		say("\n4. The SII acknowledges the annulment")
+		if err := cycle(ctx, d, sii, say); err != nil {
+			return env.fail(err)
+		}
+		if err := d.SendDigestNow(ctx); err != nil {
+			say("   (digest not sent: %v)", err)
+		}
+	} else {
+		say("\nReusing the demo state in %s (delete the folder for a fresh start).", dm.Dir)
+		if err := cycle(ctx, d, sii, say); err != nil {
+			return env.fail(err)
+		}
+	}
+	tour(w, dm, d)
+	if *once {
+		return exitOK
+	}
+	say("\nThe daemon is running (Ctrl-C to stop). Drop files into %s; the demo SII answers every few seconds.", dm.Path("in"))
+	go func() {
+		t := time.NewTicker(5 * time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if _, err := sii.Round(time.Now()); err != nil {
+					log.Warn("demo SII", "err", err)
+				}
+			}
+		}
+	}()
+	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return env.fail(err)
+	}
+	return exitOK
+}
+
+// cycle runs one daemon cycle and lets the scripted SII answer what was published.
+func cycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, say func(string, ...any)) error {
+	if err := d.RunOnce(ctx); err != nil {
+		say("   cycle finished with errors: %v", err)
+	}
+	answers, err := sii.Round(time.Now())
+	if err != nil {
+		return err
+	}
+	counts, err := d.Store.CountByState(ctx)
+	if err != nil {
+		return err
+	}
+	say("   practices now: %s", counts)
+	if len(answers) > 0 {
+		say("   the SII wrote %s", strings.Join(answers, ", "))
+	}
+	return nil
+}
+
+func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon) {
+	ctx := context.Background()
+	rel := func(p string) string {
+		if r, err := filepath.Rel(mustWd(), p); err == nil && !strings.HasPrefix(r, "..") {
+			return r
+		}
+		return p
+	}
+	fmt.Fprintf(w, "\nWhere things are:\n")
+	fmt.Fprintf(w, "  drop folders         %s/{morosi,incassi,annullamenti,rimborsi,fatturato,sospensioni}\n", rel(dm.Path("in")))
+	fmt.Fprintf(w, "  processed / refused  each folder's done/ and rejected/ (with NAME.reason.txt)\n")
+	fmt.Fprintf(w, "  published to the SII %s\n", rel(dm.Path(demo.SIIInbox)))
+	fmt.Fprintf(w, "  answers from the SII %s\n", rel(dm.Path(demo.SIIOutbox)))
+	fmt.Fprintf(w, "  exports for billing  %s\n", rel(dm.Path(demo.BillingOut)))
+	fmt.Fprintf(w, "  mail sent            %s (one .eml per message)\n", rel(dm.Path(demo.MailDir)))
+	fmt.Fprintf(w, "  archive and index    %s\n", rel(dm.Path("state")))
+	if files, err := d.Store.ListFiles(ctx, archive.FileFilter{}); err == nil {
+		in, out := 0, 0
+		for _, f := range files {
+			if f.Direction == "in" {
+				in++
+			} else {
+				out++
+			}
+		}
+		fmt.Fprintf(w, "  archived so far      %d files in, %d files out\n", in, out)
+	}
+	open := true
+	if exc, err := d.Store.Exceptions(ctx, archive.ExceptionFilter{Open: &open}); err == nil {
+		fmt.Fprintf(w, "  open exceptions      %d (what the digest tells compliance)\n", len(exc))
+	}
+	fmt.Fprintf(w, "\nNext, in another terminal:\n")
+	fmt.Fprintf(w, "  export CMORD_CONFIG=%s\n", dm.ConfigPath)
+	fmt.Fprintf(w, "  cmord practices                      # every practice and its state\n")
+	fmt.Fprintf(w, "  cmord practice show <CODE>           # one practice: history and the files behind it\n")
+	fmt.Fprintf(w, "  cmord exceptions                     # what needs a person\n")
+	fmt.Fprintf(w, "  cmord digest --preview               # the compliance digest (Italian; --lang en)\n")
+	fmt.Fprintf(w, "  cmord export --format xlsx -o pratiche.xlsx\n")
+	fmt.Fprintf(w, "  cmord archive ls && cmord archive verify\n")
+	fmt.Fprintf(w, "  (with `go run ./cmd/cmord` in place of `cmord` if it is not installed)\n")
+}
+
+func mustWd() string {
+	wd, _ := os.Getwd()
+	return wd
+}

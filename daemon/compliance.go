@@ -1,0 +1,37 @@
+package daemon
+
+import (
+	"context"
+	"time"
+
+	"github.com/cmord/cmord/daemon/digest"
+)
+
+// The compliance jobs: deadlines computed per practice and raised ahead, the daily
+// digest, and urgent alerts (digest package); the daemon only schedules them.
+func init() {
+	extraJobs[JobDeadlines] = func(d *Daemon, ctx context.Context, _ time.Time) error {
+		cfg := d.Config()
+		_, _, err := digest.RunDeadlines(ctx, d.Store, d.Calendar(), digest.DeadlineConfigFromConfig(cfg), d.now())
+		return err
+	}
+	extraJobs[JobDigest] = func(d *Daemon, ctx context.Context, _ time.Time) error {
+		return d.SendDigestNow(ctx)
+	}
+}
+
+// SendDigestNow queues the digest for today (once per day: a second call the same day
+// queues nothing) and flushes the mail outbox.
+func (d *Daemon) SendDigestNow(ctx context.Context) error {
+	cfg := d.Config()
+	d.mu.RLock()
+	sender := d.sender
+	d.mu.RUnlock()
+	opts := digest.OptionsFromConfig(cfg)
+	opts.Log = d.Log.With("component", "digest")
+	if _, err := digest.Send(ctx, d.Store, sender, opts, d.now()); err != nil {
+		return err
+	}
+	_, err := d.FlushMail(ctx)
+	return err
+}
