@@ -108,7 +108,7 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 			return env.fail(err)
 		}
 		if *dossier == "" {
-			fmt.Fprintf(env.Stderr, "%d practices exported\n", n)
+			fmt.Fprintf(env.Stderr, "%s exported\n", practicesN(n))
 		}
 		return exitOK
 	}
@@ -135,7 +135,7 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	if err := os.Rename(tmp.Name(), *out); err != nil {
 		return env.fail(err)
 	}
-	what := fmt.Sprintf("%d practices exported to %s", n, *out)
+	what := fmt.Sprintf("%s exported to %s", practicesN(n), *out)
 	kind := "export." + *format
 	if *dossier != "" {
 		what, kind = fmt.Sprintf("dossier of practice %s written to %s", *dossier, *out), "export.dossier"
@@ -185,4 +185,11 @@ func (b *progressBar) finish() {
 	if b != nil && b.drawn {
 		fmt.Fprintln(b.w)
 	}
+}
+
+func practicesN(n int) string {
+	if n == 1 {
+		return "1 practice"
+	}
+	return strconv.Itoa(n) + " practices"
 }

@@ -126,7 +126,7 @@ func TestExportToStdout(t *testing.T) {
 	if code != exitOK || !strings.HasPrefix(stdout, "\uFEFF") || !strings.Contains(stdout, "G77") {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, errOut)
 	}
-	if errOut != "1 practices exported\n" {
+	if errOut != "1 practice exported\n" {
 		t.Errorf("stderr %q", errOut)
 	}
 	// A bytes.Buffer is not a terminal: XLSX to a pipe is allowed.

@@ -245,9 +245,9 @@ func (c *csvWriter) write(r row) error {
 		case kindText:
 			c.record[i] = Neutralise(col.text(r))
 		case kindDate:
-			c.record[i] = col.date(r).String()
+			c.record[i] = dateIT(col.date(r))
 		case kindAmount:
-			c.record[i] = col.amount(r).Format(c.dec)
+			c.record[i] = amountText(col.amount(r), c.dec)
 		case kindInt:
 			c.record[i] = strconv.Itoa(col.num(r))
 		}
@@ -364,4 +364,49 @@ func columnLetter(i int) string {
 		return string(rune('A' + i))
 	}
 	return string(rune('A'+i/26-1)) + string(rune('A'+i%26))
+}
+
+// dateIT is flows.Date.String (GG/MM/AAAA, "" for no date) without fmt: a million-row
+// export formats six dates per row.
+func dateIT(d flows.Date) string {
+	if d.IsZero() {
+		return ""
+	}
+	b := [10]byte{'0' + byte(d.D/10), '0' + byte(d.D%10), '/', '0' + byte(d.M/10), '0' + byte(d.M%10), '/'}
+	y := d.Y
+	for i := 9; i >= 6; i-- {
+		b[i] = '0' + byte(y%10)
+		y /= 10
+	}
+	return string(b[:])
+}
+
+// amountText is flows.Amount.Format without fmt (same output: sign, units, the
+// decimal separator, two decimals, no grouping).
+func amountText(a flows.Amount, dec byte) string {
+	v := a.Cents()
+	var b [24]byte
+	i := len(b)
+	neg := v < 0
+	u := uint64(v)
+	if neg {
+		u = uint64(-v)
+	}
+	cents := u % 100
+	u /= 100
+	i -= 3
+	b[i], b[i+1], b[i+2] = dec, '0'+byte(cents/10), '0'+byte(cents%10)
+	for {
+		i--
+		b[i] = '0' + byte(u%10)
+		u /= 10
+		if u == 0 {
+			break
+		}
+	}
+	if neg {
+		i--
+		b[i] = '-'
+	}
+	return string(b[i:])
 }
