@@ -53,13 +53,14 @@ func newBenchEnv(b *testing.B) *benchEnv {
 }
 
 // openssh runs sftp(1) in batch mode with the given commands.
-func (e *benchEnv) openssh(b *testing.B, cmds string) {
+func (e *benchEnv) openssh(b *testing.B, cmds string, extra ...string) {
 	batch := filepath.Join(b.TempDir(), "batch")
 	os.WriteFile(batch, []byte(cmds), 0o600)
 	s := e.b.sshd
-	out, err := exec.Command("sftp", "-q", "-b", batch, "-F", "/dev/null", "-i", s.ClientKeyFile,
-		"-o", "UserKnownHostsFile="+s.KnownHostsFile, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
-		"-P", strconv.Itoa(s.Port), s.User+"@127.0.0.1").CombinedOutput()
+	args := append([]string{"-q", "-b", batch, "-F", "/dev/null", "-i", s.ClientKeyFile,
+		"-o", "UserKnownHostsFile=" + s.KnownHostsFile, "-o", "StrictHostKeyChecking=yes", "-o", "BatchMode=yes",
+		"-P", strconv.Itoa(s.Port)}, extra...)
+	out, err := exec.Command("sftp", append(args, s.User+"@127.0.0.1")...).CombinedOutput()
 	if err != nil {
 		b.Fatalf("sftp: %v\n%s", err, out)
 	}
@@ -79,8 +80,11 @@ func freshDir(b *testing.B, parent, prefix string, i int) (string, string) {
 func (e *benchEnv) endpoint(variant string) Endpoint {
 	ep := e.b.ep
 	ep.ConcurrentWrites, ep.ConcurrentReads = true, true
-	if variant == "ours_nofsync" {
+	switch variant {
+	case "ours_nofsync":
 		ep.SkipFsync = true
+	case "ours_256k":
+		ep.MaxPacket = 255 << 10 // OpenSSH accepts up to 256 KiB packets
 	}
 	return ep
 }
@@ -88,15 +92,19 @@ func (e *benchEnv) endpoint(variant string) Endpoint {
 func BenchmarkUploadBig(b *testing.B) {
 	e := newBenchEnv(b)
 	src := filepath.Join(e.local, "big.bin")
-	for _, variant := range []string{"ours", "ours_nofsync", "openssh"} {
+	for _, variant := range []string{"ours", "ours_nofsync", "ours_256k", "openssh", "openssh_aes128gcm"} {
 		b.Run(variant, func(b *testing.B) {
 			b.SetBytes(bigSize)
 			for i := 0; b.Loop(); i++ {
 				b.StopTimer()
 				dir, _ := freshDir(b, e.b.root, "upbig_"+variant, i)
 				b.StartTimer()
-				if variant == "openssh" {
+				switch variant {
+				case "openssh":
 					e.openssh(b, fmt.Sprintf("put %s %s/big.bin\n", src, dir))
+					continue
+				case "openssh_aes128gcm": // the cipher our client negotiates (sftp(1) prefers chacha20-poly1305)
+					e.openssh(b, fmt.Sprintf("put %s %s/big.bin\n", src, dir), "-c", "aes128-gcm@openssh.com")
 					continue
 				}
 				c := NewClient(e.endpoint(variant), nil)
@@ -111,15 +119,19 @@ func BenchmarkUploadBig(b *testing.B) {
 
 func BenchmarkDownloadBig(b *testing.B) {
 	e := newBenchEnv(b)
-	for _, variant := range []string{"ours", "openssh"} {
+	for _, variant := range []string{"ours", "ours_256k", "openssh", "openssh_aes128gcm"} {
 		b.Run(variant, func(b *testing.B) {
 			b.SetBytes(bigSize)
 			for i := 0; b.Loop(); i++ {
 				b.StopTimer()
 				_, dir := freshDir(b, e.local, "downbig_"+variant, i)
 				b.StartTimer()
-				if variant == "openssh" {
+				switch variant {
+				case "openssh":
 					e.openssh(b, fmt.Sprintf("get big.bin %s/big.bin\n", dir))
+					continue
+				case "openssh_aes128gcm":
+					e.openssh(b, fmt.Sprintf("get big.bin %s/big.bin\n", dir), "-c", "aes128-gcm@openssh.com")
 					continue
 				}
 				c := NewClient(e.endpoint(variant), nil)

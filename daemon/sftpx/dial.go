@@ -45,9 +45,11 @@ func (c *Conn) Broken() bool {
 // Close tears the connection down.
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
-		c.SFTP.Close()
+		// The transport first: closing the SFTP session first would send a message
+		// that can block for IOTimeout on a stalled connection.
 		c.ssh.Close()
 		c.raw.Close()
+		c.SFTP.Close()
 	})
 	<-c.dead
 	return nil

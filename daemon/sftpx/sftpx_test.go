@@ -672,7 +672,9 @@ func TestStalledServer(t *testing.T) {
 			if d := time.Since(pausedAt); d > ep.IOTimeout+5*time.Second {
 				t.Errorf("failed %s after the stall", d)
 			}
-			if !conn.Broken() {
+			select {
+			case <-conn.Done():
+			case <-time.After(5 * time.Second):
 				t.Error("connection not marked broken")
 			}
 		case <-time.After(20 * time.Second):
