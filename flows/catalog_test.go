@@ -373,5 +373,3 @@ func TestParseMapping(t *testing.T) {
 		t.Errorf("CheckMapping: %v", fs)
 	}
 }
-
-

@@ -154,7 +154,7 @@ func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, 
 		if v := vals[f.cause]; v != "" && f.causes.Lookup(v) == nil {
 			fnd := Finding{File: file, Line: line, Field: f.Fields[f.cause].Name, Rule: RuleCause, Value: v,
 				Message: "code not in cause table " + f.Causes}
-			if f.Direction == "in" {
+			if f.Direction == "in" && !f.input {
 				// The SII may use codes we have not heard of: keep the row and its
 				// MOTIVAZIONE, and let a person look.
 				fnd.Severity = "warning"

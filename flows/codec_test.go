@@ -563,7 +563,7 @@ func TestInputSamples(t *testing.T) {
 		"uscente.annullamenti": {"4 COD_CAUSALE_ANNULLAMENTO CAUSE", "5 MOTIVAZIONE REQUIRED"},
 		"uscente.rimborsi":     {"3 CP_GESTORE ID-CP-GESTORE"},
 		"entrante.fatturato":   {"4 DATA_INCASSO REQUIRED", "5 STATO_INCASSO ENUM"},
-		"entrante.sospensioni": {"4 MOTIVO_SOSPENSIONE CAUSE", "5 COD_POD REQUIRED"},
+		"entrante.sospensioni": {"4 MOTIVO_SOSPENSIONE CAUSE", "5 COD_POD REQUIRED", "5 COD_PDR REQUIRED"},
 	}
 	c := DefaultCatalog()
 	for kind, exp := range want {
