@@ -26,12 +26,16 @@ type failpointReader struct {
 }
 
 func (f *failpointReader) Read(p []byte) (int, error) {
-	n, err := f.r.Read(p)
-	f.read += int64(n)
 	if !f.triggered && f.read >= f.at {
+		// the first half has been handed to the uploader (and written): die now
 		f.triggered = true
 		failpoint("mid_upload")
 	}
+	if rest := f.at - f.read; !f.triggered && rest > 0 && int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := f.r.Read(p)
+	f.read += int64(n)
 	return n, err
 }
 
