@@ -1,0 +1,430 @@
+package digest
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/mail"
+	"github.com/cmord/cmord/flows"
+)
+
+// Options configures the digest and the alerts.
+type Options struct {
+	Lang                string // "it" (default) or "en"
+	Company             string // shown in the heading
+	To                  []string
+	From                string // default: the sender's [mail] from
+	IncludePersonalData bool   // customer CF/P.IVA and name in the body and CSV (the recipients' role needs them)
+	AttachCSV           bool   // attach the full list as CSV
+	SkipEmpty           bool   // when nothing happened and nothing is open, send nothing (default: a short "nothing needs you")
+	DeadlineDays        int    // deadlines due in the next N days are listed (default 30)
+	MaxItems            int    // per section in the body (default 50); the CSV always has all
+	DedupKey            string // outbox key; default "digest:<Rome date of now>"
+	Calendar            *flows.Calendar
+
+	// Alerts.
+	AlertTo                 []string      // default To
+	GroupWait               time.Duration // default 1m
+	RepeatInterval          time.Duration // default 4h
+	UrgentWithinWorkingDays int           // default 2
+
+	Log *slog.Logger
+}
+
+func (o Options) withDefaults() Options {
+	if o.Lang != "en" {
+		o.Lang = "it"
+	}
+	if o.DeadlineDays <= 0 {
+		o.DeadlineDays = 30
+	}
+	if o.MaxItems <= 0 {
+		o.MaxItems = 50
+	}
+	if o.Calendar == nil {
+		o.Calendar = flows.NewCalendar(0, 0)
+	}
+	if len(o.AlertTo) == 0 {
+		o.AlertTo = o.To
+	}
+	if o.GroupWait <= 0 {
+		o.GroupWait = time.Minute
+	}
+	if o.RepeatInterval <= 0 {
+		o.RepeatInterval = 4 * time.Hour
+	}
+	if o.UrgentWithinWorkingDays <= 0 {
+		o.UrgentWithinWorkingDays = 2
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	return o
+}
+
+// OptionsFromConfig maps [digest], [alerts], [deadlines], [company] and lang.
+func OptionsFromConfig(cfg *config.Config) Options {
+	lang := cfg.Digest.Lang
+	if lang == "" {
+		lang = cfg.Lang
+	}
+	o := Options{Lang: lang, Company: cfg.Company.Name, To: cfg.Digest.To, From: cfg.Mail.From,
+		IncludePersonalData: cfg.Digest.IncludePersonalData, AttachCSV: cfg.Digest.AttachCSV,
+		AlertTo: cfg.Alerts.To, GroupWait: cfg.Alerts.GroupWait, RepeatInterval: cfg.Alerts.RepeatInterval,
+		UrgentWithinWorkingDays: cfg.Alerts.UrgentWithinWorkingDays, Calendar: CalendarFromConfig(cfg)}
+	for _, w := range cfg.Digest.WarnDays {
+		o.DeadlineDays = max(o.DeadlineDays, w)
+	}
+	return o
+}
+
+// DeadlineConfigFromConfig maps [deadlines], [digest] warn_days and [alerts].
+func DeadlineConfigFromConfig(cfg *config.Config) DeadlineConfig {
+	return DeadlineConfig{NoAnswerDays: cfg.Deadlines.NoAnswerDays, RefundDays: cfg.Deadlines.RefundDays,
+		AckDays: cfg.Deadlines.AckDays, WarnDays: cfg.Digest.WarnDays, UrgentWithinWorkingDays: cfg.Alerts.UrgentWithinWorkingDays}
+}
+
+// CalendarFromConfig returns the working-day calendar with the configured patron day.
+func CalendarFromConfig(cfg *config.Config) *flows.Calendar {
+	if m, d, ok := cfg.Deadlines.PatronMonthDay(); ok {
+		return flows.NewCalendar(m, d)
+	}
+	return flows.NewCalendar(0, 0)
+}
+
+// Item is one exception as the digest shows it, with what a person needs to find it.
+type Item struct {
+	archive.Exception
+	PracticeCode string
+	PointLabel   string // POD or PDR
+	Point        string
+	CustomerID   string
+	CustomerName string
+	FileName     string
+	Age          time.Duration // since first seen, at the digest's end
+	Muted        bool          // inhibited by an open sii_unreachable
+	MutedBy      int64
+}
+
+// DeadlineItem is one deadline due soon.
+type DeadlineItem struct {
+	Kind            string
+	Due             flows.Date
+	DaysLeft        int
+	WorkingDaysLeft int
+	PracticeID      int64
+	PracticeCode    string
+	PointLabel      string
+	Point           string
+	State           string
+	CustomerID      string
+	CustomerName    string
+}
+
+// SevCount is the number of open exceptions of one severity.
+type SevCount struct {
+	Severity string
+	Count    int
+}
+
+// KindCount is the number of open exceptions of one kind.
+type KindCount struct {
+	Kind     string
+	Severity string // the most severe among them
+	Count    int
+	New      int
+}
+
+// Digest is what happened since the last digest and what is still open.
+type Digest struct {
+	Company     string
+	PeriodStart time.Time
+	PeriodEnd   time.Time
+	FirstDigest bool // no previous digest: the period is the last 24 hours
+	Flows       []archive.FlowCount
+	Open        []SevCount  // open, not muted, by severity (every severity, zeros included)
+	ByKind      []KindCount // open, not muted, by kind, most severe first
+	Muted       int
+	New         []Item // first seen in the period, still open
+	StillOpen   []Item // open from before the period, oldest first
+	Resolved    []Item // resolved in the period
+	Deadlines   []DeadlineItem
+	MaxItems    int
+	AttachCSV   bool // the mail carries the CSV (the body says so)
+}
+
+// Empty reports whether there is nothing to tell: no activity, nothing open, resolved
+// or due.
+func (d *Digest) Empty() bool {
+	return len(d.Flows) == 0 && len(d.New) == 0 && len(d.StillOpen) == 0 && len(d.Resolved) == 0 && len(d.Deadlines) == 0
+}
+
+// OpenTotal is the number of open, not muted exceptions.
+func (d *Digest) OpenTotal() int {
+	n := 0
+	for _, c := range d.Open {
+		n += c.Count
+	}
+	return n
+}
+
+// Build gathers the digest for the period from the last digest's end (or the last 24
+// hours) to now.
+func Build(ctx context.Context, store *archive.Store, opts Options, now time.Time) (*Digest, error) {
+	opts = opts.withDefaults()
+	d := &Digest{Company: opts.Company, PeriodEnd: now, MaxItems: opts.MaxItems, AttachCSV: opts.AttachCSV}
+	last, ok, err := store.LastDigest(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if ok && last.PeriodEnd.Before(now) {
+		d.PeriodStart = last.PeriodEnd
+	} else {
+		d.PeriodStart, d.FirstDigest = now.Add(-24*time.Hour), !ok
+	}
+	if d.Flows, err = store.FlowCounts(ctx, d.PeriodStart, now); err != nil {
+		return nil, err
+	}
+	yes := true
+	open, err := store.Exceptions(ctx, archive.ExceptionFilter{Open: &yes})
+	if err != nil {
+		return nil, fmt.Errorf("digest: open exceptions: %w", err)
+	}
+	resolved, err := store.ExceptionsResolvedBetween(ctx, d.PeriodStart, now)
+	if err != nil {
+		return nil, err
+	}
+	look := newLookup(store)
+	sev := map[string]int{}
+	kinds := map[string]*KindCount{}
+	for _, e := range open {
+		it, err := look.item(ctx, e, now)
+		if err != nil {
+			return nil, err
+		}
+		if by, muted := InhibitedBy(e, open); muted {
+			it.Muted, it.MutedBy = true, by.ID
+			d.Muted++
+		} else {
+			sev[e.Severity]++
+			k := kinds[e.Kind]
+			if k == nil {
+				k = &KindCount{Kind: e.Kind, Severity: e.Severity}
+				kinds[e.Kind] = k
+			}
+			k.Count++
+			if SevRank(e.Severity) < SevRank(k.Severity) {
+				k.Severity = e.Severity
+			}
+			if !e.FirstSeen.Before(d.PeriodStart) {
+				k.New++
+			}
+		}
+		if e.FirstSeen.Before(d.PeriodStart) {
+			d.StillOpen = append(d.StillOpen, it)
+		} else {
+			d.New = append(d.New, it)
+		}
+	}
+	for _, e := range resolved {
+		it, err := look.item(ctx, e, now)
+		if err != nil {
+			return nil, err
+		}
+		d.Resolved = append(d.Resolved, it)
+	}
+	for _, s := range Severities {
+		d.Open = append(d.Open, SevCount{s, sev[s]})
+	}
+	for _, k := range kinds {
+		d.ByKind = append(d.ByKind, *k)
+	}
+	sort.Slice(d.ByKind, func(i, j int) bool {
+		a, b := d.ByKind[i], d.ByKind[j]
+		if SevRank(a.Severity) != SevRank(b.Severity) {
+			return SevRank(a.Severity) < SevRank(b.Severity)
+		}
+		return a.Kind < b.Kind
+	})
+	sortItems(d.New, false)
+	sortItems(d.StillOpen, true)
+	sortItems(d.Resolved, false)
+
+	today := flows.Today(now)
+	rows, err := store.DeadlinesBetween(ctx, today, today.AddDays(opts.DeadlineDays))
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		p, err := look.practice(ctx, r.PracticeID)
+		if err != nil {
+			return nil, err
+		}
+		d.Deadlines = append(d.Deadlines, DeadlineItem{Kind: r.Kind, Due: r.DueOn, DaysLeft: today.DaysUntil(r.DueOn),
+			WorkingDaysLeft: opts.Calendar.WorkingDaysBetween(today, r.DueOn), PracticeID: p.ID, PracticeCode: PracticeCode(p),
+			PointLabel: pointLabel(p.Sector), Point: p.Point, State: p.State, CustomerID: p.CustomerID, CustomerName: p.CustomerName})
+	}
+	return d, nil
+}
+
+// sortItems orders most severe first, then newest first (or oldest first for the
+// still-open list, where age matters), then by id.
+func sortItems(items []Item, oldestFirst bool) {
+	sort.SliceStable(items, func(i, j int) bool {
+		a, b := items[i], items[j]
+		if SevRank(a.Severity) != SevRank(b.Severity) {
+			return SevRank(a.Severity) < SevRank(b.Severity)
+		}
+		if a.Muted != b.Muted {
+			return !a.Muted
+		}
+		if !a.FirstSeen.Equal(b.FirstSeen) {
+			if oldestFirst {
+				return a.FirstSeen.Before(b.FirstSeen)
+			}
+			return a.FirstSeen.After(b.FirstSeen)
+		}
+		return a.ID < b.ID
+	})
+}
+
+// lookup caches the practices and files the items name.
+type lookup struct {
+	store     *archive.Store
+	practices map[int64]archive.Practice
+	files     map[int64]string
+}
+
+func newLookup(store *archive.Store) *lookup {
+	return &lookup{store: store, practices: map[int64]archive.Practice{}, files: map[int64]string{}}
+}
+
+func (l *lookup) practice(ctx context.Context, id int64) (archive.Practice, error) {
+	if p, ok := l.practices[id]; ok {
+		return p, nil
+	}
+	p, err := l.store.PracticeByID(ctx, nil, id)
+	if err != nil && !errors.Is(err, archive.ErrNotFound) {
+		return p, fmt.Errorf("digest: practice %d: %w", id, err)
+	}
+	if err != nil {
+		p = archive.Practice{ID: id}
+	}
+	l.practices[id] = p
+	return p, nil
+}
+
+func (l *lookup) file(ctx context.Context, id int64) (string, error) {
+	if n, ok := l.files[id]; ok {
+		return n, nil
+	}
+	f, err := l.store.GetFile(ctx, id)
+	if err != nil && !errors.Is(err, archive.ErrNotFound) {
+		return "", fmt.Errorf("digest: file %d: %w", id, err)
+	}
+	name := f.Name
+	if err != nil {
+		name = fmt.Sprintf("#%d", id)
+	}
+	l.files[id] = name
+	return name, nil
+}
+
+func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (Item, error) {
+	it := Item{Exception: e, Age: now.Sub(e.FirstSeen)}
+	if e.PracticeID != 0 {
+		p, err := l.practice(ctx, e.PracticeID)
+		if err != nil {
+			return it, err
+		}
+		it.PracticeCode, it.PointLabel, it.Point = PracticeCode(p), pointLabel(p.Sector), p.Point
+		it.CustomerID, it.CustomerName = p.CustomerID, p.CustomerName
+	}
+	if e.FileID != 0 {
+		n, err := l.file(ctx, e.FileID)
+		if err != nil {
+			return it, err
+		}
+		it.FileName = n
+	}
+	return it, nil
+}
+
+// DedupKey is the outbox key of the digest whose period ends at now: one per Rome day,
+// so a restart (or a second run the same day) never mails it twice.
+func DedupKey(now time.Time) string { return "digest:" + flows.Today(now).ISO() }
+
+// Send builds and renders the digest, queues it in the mail outbox under its dedup key
+// and records it in the ledger. Run again with the same key (after a crash between the
+// two steps, or a restart the same day) it queues nothing new and completes the ledger.
+func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts Options, now time.Time) error {
+	opts = opts.withDefaults()
+	key := opts.DedupKey
+	if key == "" {
+		key = DedupKey(now)
+	}
+	if _, done, err := store.DigestByKey(ctx, key); err != nil || done {
+		if done {
+			opts.Log.Info("digest already sent, not sent again", "key", key)
+		}
+		return err
+	}
+	if len(opts.To) == 0 {
+		return errors.New("digest: no recipients ([digest] to)")
+	}
+	d, err := Build(ctx, store, opts, now)
+	if err != nil {
+		return err
+	}
+	summary, _ := json.Marshal(map[string]any{"open": d.Open, "muted": d.Muted, "new": len(d.New), "still_open": len(d.StillOpen),
+		"resolved": len(d.Resolved), "deadlines": len(d.Deadlines)})
+	rec := archive.DigestRecord{DedupKey: key, PeriodStart: d.PeriodStart, PeriodEnd: d.PeriodEnd, Lang: opts.Lang,
+		Summary: summary, CreatedAt: now}
+	if d.Empty() && opts.SkipEmpty {
+		opts.Log.Info("digest: nothing to tell, not sent (skip_empty)", "key", key)
+		return store.Write(ctx, func(tx *sql.Tx) error { _, err := store.RecordDigest(ctx, tx, rec); return err })
+	}
+	subject, text, html, csvData, err := d.Render(opts.Lang, opts.IncludePersonalData)
+	if err != nil {
+		return err
+	}
+	msg := mail.Message{From: opts.From, To: opts.To, Subject: subject, Text: text, HTML: html, Date: now,
+		Headers: map[string]string{"X-Cmord-Digest": key, "X-Cmord-Period": archive.TS(d.PeriodStart) + "/" + archive.TS(d.PeriodEnd)}}
+	if opts.AttachCSV {
+		msg.Attachments = append(msg.Attachments, mail.Attachment{Name: CSVName(opts.Lang, now),
+			ContentType: "text/csv; charset=utf-8", Data: csvData})
+	}
+	if err := sender.Queue(ctx, key, "digest", msg); err != nil {
+		return err
+	}
+	// The digest sent is part of the archive (SPEC "Archive": digests sent).
+	if _, err := store.Ingest(ctx, archive.IngestRequest{Source: "digest", Name: strings.TrimPrefix(key, "digest:") + ".txt",
+		Direction: "out", Kind: "digest", State: archive.StatePublished, Reader: strings.NewReader(text), At: now,
+		Meta: map[string]string{"dedup_key": key, "subject": subject}}); err != nil {
+		opts.Log.Warn("digest: archive copy failed", "key", key, "err", err)
+	}
+	rec.Subject = subject
+	if err := store.Write(ctx, func(tx *sql.Tx) error { _, err := store.RecordDigest(ctx, tx, rec); return err }); err != nil {
+		return err
+	}
+	opts.Log.Info("digest queued", "key", key, "new", len(d.New), "still_open", len(d.StillOpen), "resolved", len(d.Resolved),
+		"deadlines", len(d.Deadlines))
+	return nil
+}
+
+// CSVName is the attachment's file name.
+func CSVName(lang string, now time.Time) string {
+	if lang == "en" {
+		return "cmord-exceptions-" + flows.Today(now).ISO() + ".csv"
+	}
+	return "cmord-eccezioni-" + flows.Today(now).ISO() + ".csv"
+}
