@@ -2,6 +2,8 @@ package flows
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -428,4 +430,59 @@ func chosenMora(ns []MoraNotice, a *CMORAudit) (MoraNotice, bool) {
 		}
 	}
 	return ns[0], true
+}
+
+// ValidateFile reads a file of flow or input kind f offline, with the same reader the
+// daemon uses, and emits every finding; for uscente.morosi it also groups the rows
+// into cases and checks each case's eligibility as of requestDate (no state: a case
+// already filed is not known here). It returns the number of data rows.
+func ValidateFile(f *Flow, r io.Reader, format string, opt ReadOptions, requestDate Date, p CMORParams, emit func(Finding)) (int, error) {
+	rd, err := NewReader(r, f, format, opt)
+	if err != nil {
+		return 0, err
+	}
+	morosi := f.IsInput() && f.Key == "uscente.morosi"
+	var g Grouper
+	check := func(mc *MorosiCase) {
+		if mc == nil || mc.Bad {
+			return
+		}
+		_, fs := CheckEligibility(mc.Case, requestDate, p)
+		for _, fd := range fs {
+			if fd.IsWarning() && fd.Rule != RuleWindowWait {
+				continue
+			}
+			fd.File, fd.Line = opt.FileName, mc.FirstLine()
+			emit(fd)
+		}
+	}
+	rows := 0
+	for {
+		rec, fs, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var fd Finding
+			if errors.As(err, &fd) {
+				emit(fd)
+				return rows, nil
+			}
+			return rows, err
+		}
+		for _, fd := range fs {
+			emit(fd)
+		}
+		if rec.Values == nil {
+			continue
+		}
+		rows++
+		if morosi {
+			check(g.Add(rec, HasErrors(fs)))
+		}
+	}
+	if morosi {
+		check(g.Flush())
+	}
+	return rows, nil
 }

@@ -1,0 +1,426 @@
+package daemon
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/ssh"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/sftpx/sftpserver"
+	"github.com/cmord/cmord/flows"
+)
+
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// Test identifiers with valid check characters.
+func testCF(first15 string) string { return first15 + string(flows.CFCheckChar(first15)) }
+func testPIVA(first10 string) string {
+	return first10 + string(flows.PIVACheckDigit(first10))
+}
+
+const (
+	ourPIVA     = "00488410010"
+	gestorePIVA = "01234567897"
+)
+
+// morosiHeader is the uscente.morosi header (our canonical field names).
+var morosiHeader = []string{"SETTORE", "COD_POD", "COD_PDR", "CF_CLIENTE", "PIVA_CLIENTE", "DENOMINAZIONE", "DATA_SWITCH", "TENSIONE",
+	"USO_GAS", "CONSUMO_ANNUO_SMC", "NUM_FATTURA", "DATA_EMISSIONE", "DATA_SCADENZA", "PERIODO_DA", "PERIODO_A", "IMPORTO_FATTURA",
+	"IMPORTO_INSOLUTO", "IMPORTO_RAI", "TIPO_LETTURA", "CONGUAGLIO", "RICOSTRUZIONE", "DATA_MORA", "MEZZO_MORA", "DATA_RICEVIMENTO_MORA",
+	"TERMINE_MORA", "INFO_CMOR", "RIF_MORA", "SPESA_12M", "CMOR_PRECEDENTE", "CP_GESTORE_PRECEDENTE", "FATTURA_CHIUSURA",
+	"INDENNIZZI_TIF_PAGATI", "RECLAMI_EVASI", "PUNTO_ATTIVO", "VOLTURA", "TUTTI_PUNTI_PERSI", "NOTE"}
+
+// spend12 is a 12-month spend list ending with the month before switch (80.00 a month).
+func spend12(switchDate flows.Date) string {
+	var ms []flows.MonthSpend
+	for i := 12; i >= 1; i-- {
+		ms = append(ms, flows.MonthSpend{Month: switchDate.AddMonths(-i).FirstOfMonth(), Amount: flows.Euros(80, 0)})
+	}
+	return flows.FormatMonthAmounts(ms)
+}
+
+// morosiRow builds one electricity row; over overrides fields.
+func morosiRow(pod, cf, name string, sw flows.Date, inv string, unpaid string, over map[string]string) string {
+	v := map[string]string{
+		"SETTORE": "E", "COD_POD": pod, "CF_CLIENTE": cf, "DENOMINAZIONE": name, "DATA_SWITCH": sw.String(), "TENSIONE": "BT",
+		"NUM_FATTURA": inv, "DATA_EMISSIONE": sw.AddMonths(-2).String(), "DATA_SCADENZA": sw.AddMonths(-1).String(),
+		"PERIODO_DA": sw.AddMonths(-4).String(), "PERIODO_A": sw.AddMonths(-2).AddDays(-1).String(), "IMPORTO_FATTURA": unpaid,
+		"IMPORTO_INSOLUTO": unpaid, "TIPO_LETTURA": "E", "DATA_MORA": sw.AddMonths(1).AddDays(9).String(), "MEZZO_MORA": "RA",
+		"TERMINE_MORA": sw.AddMonths(1).AddDays(29).String(), "INFO_CMOR": "S", "RIF_MORA": "RA-" + inv, "SPESA_12M": spend12(sw),
+		"FATTURA_CHIUSURA": "S", "INDENNIZZI_TIF_PAGATI": "S", "RECLAMI_EVASI": "S", "PUNTO_ATTIVO": "S", "VOLTURA": "N",
+	}
+	for k, x := range over {
+		v[k] = x
+	}
+	cols := make([]string, len(morosiHeader))
+	for i, h := range morosiHeader {
+		cols[i] = v[h]
+		if strings.ContainsAny(cols[i], ";\"") {
+			cols[i] = `"` + strings.ReplaceAll(cols[i], `"`, `""`) + `"`
+		}
+	}
+	return strings.Join(cols, ";")
+}
+
+// testWorld is a daemon with drop folders and the in-process SFTP server as the SII.
+type testWorld struct {
+	t       *testing.T
+	d       *Daemon
+	srv     *sftpserver.Server
+	dir     string
+	now     time.Time
+	folders map[string]string
+}
+
+func newTestWorld(t *testing.T, now time.Time, extra string) *testWorld {
+	t.Helper()
+	dir := t.TempDir()
+	sftpRoot := filepath.Join(dir, "sii")
+	for _, p := range []string{"sii/in", "sii/out", "drop/morosi", "drop/incassi", "drop/annullamenti", "drop/rimborsi", "drop/sii"} {
+		if err := os.MkdirAll(filepath.Join(dir, p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyFile := filepath.Join(dir, "id_ed25519")
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := sftpserver.Start(sftpRoot, sshPub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	known := filepath.Join(dir, "known_hosts")
+	if err := srv.WriteKnownHosts(known); err != nil {
+		t.Fatal(err)
+	}
+	folders := map[string]string{}
+	var fb strings.Builder
+	for _, f := range []struct{ name, kind string }{{"morosi", "uscente.morosi"}, {"incassi", "uscente.incassi"},
+		{"annullamenti", "uscente.annullamenti"}, {"rimborsi", "uscente.rimborsi"}} {
+		p := filepath.Join(dir, "drop", f.name)
+		folders[f.name] = p
+		fmt.Fprintf(&fb, "[[folder]]\nname = %q\npath = %q\nkind = %q\nsettle = \"1s\"\nwatch = \"poll\"\n\n", f.name, p, f.kind)
+	}
+	toml := fmt.Sprintf(`state_dir = %q
+listen = ""
+[company]
+piva = %q
+name = "Energia Test"
+roles = ["uscente"]
+sectors = ["E", "G"]
+piva_gestore = %q
+[practice_code]
+template = "{SECTOR}{YY}{SEQ:7}"
+%s
+%s
+[[sftp]]
+name = "sii"
+host = "127.0.0.1"
+port = %d
+user = "cmord"
+key_file = %q
+known_hosts = %q
+inbound_dir = "/out"
+outbound_dir = "/in"
+stable_listings = 1
+[mail]
+host = ""
+`, filepath.Join(dir, "state"), ourPIVA, gestorePIVA, fb.String(), extra, srv.Port, keyFile, known)
+	cfg, err := config.Parse(filepath.Join(dir, "cmord.toml"), []byte(toml))
+	if err != nil {
+		t.Fatalf("config: %v\n%s", err, toml)
+	}
+	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	w := &testWorld{t: t, d: d, srv: srv, dir: dir, now: now, folders: folders}
+	d.SetClock(func() time.Time { return w.now })
+	return w
+}
+
+// drop writes a file into a drop folder, already settled.
+func (w *testWorld) drop(folder, name, content string) {
+	w.t.Helper()
+	p := filepath.Join(w.folders[folder], name)
+	if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(p, old, old)
+}
+
+// answer writes an SII answer into the server's outbound directory (our inbound).
+func (w *testWorld) answer(name, content string) {
+	w.t.Helper()
+	if err := os.WriteFile(filepath.Join(w.srv.Root, "out", name), []byte(content), 0o644); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+func (w *testWorld) runOnce() {
+	w.t.Helper()
+	if err := w.d.RunOnce(context.Background()); err != nil {
+		w.t.Fatalf("RunOnce: %v", err)
+	}
+}
+
+// published returns the files on the SII's inbound directory, by name.
+func (w *testWorld) published() map[string]string {
+	out := map[string]string{}
+	ents, _ := os.ReadDir(filepath.Join(w.srv.Root, "in"))
+	for _, e := range ents {
+		b, _ := os.ReadFile(filepath.Join(w.srv.Root, "in", e.Name()))
+		out[e.Name()] = string(b)
+	}
+	return out
+}
+
+func (w *testWorld) practice(code string) archive.Practice {
+	w.t.Helper()
+	p, err := w.d.Store.PracticeByCode(context.Background(), nil, code)
+	if err != nil {
+		w.t.Fatalf("practice %s: %v", code, err)
+	}
+	return p
+}
+
+func (w *testWorld) exceptions(kind string) []archive.Exception {
+	open := true
+	es, err := w.d.Store.Exceptions(context.Background(), archive.ExceptionFilter{Open: &open, Kind: kind})
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	return es
+}
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", "uscente", name)
+	if *update {
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatalf("%v (run with -update)", err)
+	}
+	if string(want) != got {
+		t.Errorf("%s differs from golden:\n--- got\n%s\n--- want\n%s", name, got, want)
+	}
+}
+
+// The test clock: 15 October 2025, 10:00 in Rome.
+var e2eNow = time.Date(2025, 10, 15, 10, 0, 0, 0, flows.Rome)
+
+func e2eExtract() string {
+	sw := flows.D(2025, 3, 1)     // window 01/09/2025 - 28/02/2026: open
+	swLate := flows.D(2025, 6, 1) // window opens 01/12/2025: waits
+	cfA, cfB, cfC := testCF("RSSMRA85T10A562"), testCF("VRDGPP70A01H501"), testCF("BNCLRA80A41F205")
+	lines := []string{strings.Join(morosiHeader, ";"),
+		// case A: two invoices, filed now
+		morosiRow("IT023E00121943", cfA, "Mario Rossi", sw, "F2025-0001", "150.00", nil),
+		morosiRow("IT023E00121943", cfA, "Mario Rossi", sw, "F2025-0002", "120.00", map[string]string{"PERIODO_DA": "01/12/2024", "PERIODO_A": "31/01/2025"}),
+		// case B: one invoice, filed now
+		morosiRow("IT001E00000042", cfB, "Giuseppe Verdi", sw, "F2025-0100", "95.50", nil),
+		// case C: window not open yet
+		morosiRow("IT001E00000043", cfC, "Laura Bianchi", swLate, "F2025-0200", "80.00", nil),
+		// bad row: codice fiscale with a wrong check character
+		morosiRow("IT001E00000044", "RSSMRA85T10A562T", "Errato", sw, "F2025-0300", "60.00", nil),
+		// refused case: the mora notice did not mention the CMOR (E5)
+		morosiRow("IT001E00000045", testCF("NRELCU75C15L219"), "Luca Neri", sw, "F2025-0400", "70.00", map[string]string{"INFO_CMOR": "N"}),
+	}
+	return strings.Join(lines, "\r\n") + "\r\n"
+}
+
+func TestUscenteEndToEnd(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	w.drop("morosi", "morosi_20251015.csv", e2eExtract())
+	w.runOnce()
+
+	// Practices: A and B sent, C waiting, the bad ones nowhere.
+	a, b, c := w.practice("E250000001"), w.practice("E250000002"), w.practice("E250000003")
+	if a.State != flows.StateSent || b.State != flows.StateSent {
+		t.Fatalf("A %s, B %s: want SENT", a.State, b.State)
+	}
+	if c.State != flows.StateWaitingWindow || c.WindowOpen != flows.D(2025, 12, 1) {
+		t.Fatalf("C %s opens %s: want WAITING_WINDOW from 01/12/2025", c.State, c.WindowOpen)
+	}
+	if a.CMOR != flows.MustAmount("270.00") || a.Credit != flows.MustAmount("270.00") || a.Estimate != flows.MustAmount("320.00") {
+		t.Errorf("A amounts: credit %s estimate %s cmor %s", a.Credit, a.Estimate, a.CMOR)
+	}
+	if _, err := w.d.Store.PracticeByCode(context.Background(), nil, "E250000004"); err == nil {
+		t.Errorf("a refused case got a practice code")
+	}
+	refused := w.exceptions("row_refused")
+	rules := map[string]bool{}
+	for _, e := range refused {
+		rules[e.Rule] = true
+		if e.FileID == 0 || e.Line == 0 {
+			t.Errorf("finding without file or line: %+v", e)
+		}
+	}
+	for _, r := range []string{flows.RuleIDCF, "E5"} {
+		if !rules[r] {
+			t.Errorf("no row_refused exception with rule %s; got %v", r, rules)
+		}
+	}
+	pub := w.published()
+	if len(pub) != 1 {
+		t.Fatalf("published %d files, want 1 REQ: %v", len(pub), keys(pub))
+	}
+	for name, content := range pub {
+		if name != ourPIVA+"_SI10050_20251015_0001.csv" {
+			t.Errorf("REQ file name %s", name)
+		}
+		golden(t, "REQ_e2e.csv", content)
+	}
+
+	// The SII answers: admissibility for A and B (B refused), outcome for A, an orphan.
+	w.answer("SI10100_20251016_0001.csv", "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;VERIFICA_AMM;COD_CAUSALE;MOTIVAZIONE\r\n"+
+		"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E250000001;SII2025A0000001;1;;\r\n"+
+		"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E250000002;;0;4;campo DATA_SWITCH non valorizzato correttamente\r\n"+
+		"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E259999999;SII2025A0000099;1;;\r\n")
+	w.now = w.now.Add(24 * time.Hour)
+	w.runOnce()
+	a, b = w.practice("E250000001"), w.practice("E250000002")
+	if a.State != flows.StateAdmitted || a.CPGestore != "SII2025A0000001" {
+		t.Fatalf("A after REQ_AMM: %s %q", a.State, a.CPGestore)
+	}
+	if b.State != flows.StateInadmissible || b.CauseCode != "4" || b.Motivation != "campo DATA_SWITCH non valorizzato correttamente" {
+		t.Fatalf("B after REQ_AMM: %s cause %q %q", b.State, b.CauseCode, b.Motivation)
+	}
+	if es := w.exceptions("sii_refusal"); len(es) != 1 || es[0].PracticeID != b.ID {
+		t.Errorf("sii_refusal exceptions: %+v", es)
+	}
+	if es := w.exceptions("orphan_answer"); len(es) != 1 || !strings.Contains(es[0].Message, "E259999999") {
+		t.Errorf("orphan_answer exceptions: %+v", es)
+	}
+
+	w.answer("SI10150_20251017_0001.csv", "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;ESITO;COD_CAUSALE;MOTIVAZIONE;IMPORTO_CMOR_VALIDATO;DATA_ESITO\r\n"+
+		"SI1;0150;"+ourPIVA+";"+gestorePIVA+";E250000001;SII2025A0000001;1;;;260.00;17/10/2025\r\n"+
+		// an outcome for a practice never admitted: the state machine forbids it
+		"SI1;0150;"+ourPIVA+";"+gestorePIVA+";E250000002;SII2025A0000002;1;;;95.50;17/10/2025\r\n")
+	w.now = w.now.Add(24 * time.Hour)
+	w.runOnce()
+	a = w.practice("E250000001")
+	if a.State != flows.StateAccepted || a.CMOR != flows.MustAmount("260.00") {
+		t.Fatalf("A after REQ_ESITO: %s %s", a.State, a.CMOR)
+	}
+	if es := w.exceptions("state_conflict"); len(es) != 1 {
+		t.Errorf("state_conflict exceptions: %+v", es)
+	}
+	hist, err := w.d.Store.PracticeHistory(context.Background(), a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var path []string
+	for _, h := range hist {
+		path = append(path, h.To)
+		if h.FileID == 0 {
+			t.Errorf("history entry without a file: %+v", h)
+		}
+	}
+	if got := strings.Join(path, ">"); got != "READY>SENT>ADMITTED>ACCEPTED" {
+		t.Errorf("A history %s", got)
+	}
+
+	// The customer pays: ANN_REQ (AN-02) is built and published.
+	cfA := testCF("RSSMRA85T10A562")
+	w.drop("incassi", "incassi_20251018.csv", "COD_POD;CF_CLIENTE;NUM_FATTURA;DATA_INCASSO;IMPORTO_INCASSATO;RESIDUO_INSOLUTO\r\n"+
+		"IT023E00121943;"+cfA+";F2025-0001;17/10/2025;150.00;0.00\r\n"+
+		"IT023E00121943;"+cfA+";F2025-0002;17/10/2025;120.00;0.00\r\n")
+	w.now = w.now.Add(24 * time.Hour)
+	w.runOnce()
+	pub = w.published()
+	var ann string
+	for name, content := range pub {
+		if strings.Contains(name, "_AI10050_") {
+			ann = content
+		}
+	}
+	if ann == "" {
+		t.Fatalf("no ANN_REQ published: %v", keys(pub))
+	}
+	golden(t, "ANN_REQ_e2e.csv", ann)
+
+	// The annulment notice with the indemnity already paid, then the refund.
+	w.answer("AI20200_20251020_0001.csv", "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;COD_CAUSALE_ANNULLAMENTO;MOTIVAZIONE;DATA_ANNULLAMENTO;FLAG_INDENNIZZO_GIA_EROGATO\r\n"+
+		"AI2;0200;"+ourPIVA+";"+gestorePIVA+";;SII2025A0000001;AN-02;debito saldato;20/10/2025;S\r\n")
+	w.now = w.now.Add(48 * time.Hour)
+	w.runOnce()
+	if a = w.practice("E250000001"); a.State != flows.StateAnnulled {
+		t.Fatalf("A after ANN_NOTIF: %s", a.State)
+	}
+	if es := w.exceptions("refund_overdue"); len(es) != 1 || es[0].DueOn != "2025-10-30" {
+		t.Fatalf("refund_overdue: %+v", es)
+	}
+	w.drop("rimborsi", "rimborsi_20251022.csv", "CP_GESTORE;DATA_RESTITUZIONE;IMPORTO_RESTITUITO;MODALITA\r\nSII2025A0000001;22/10/2025;260.00;BO\r\n")
+	w.runOnce()
+	if es := w.exceptions("refund_overdue"); len(es) != 0 {
+		t.Errorf("refund_overdue still open: %+v", es)
+	}
+	var ack string
+	for name, content := range w.published() {
+		if strings.Contains(name, "_AI10060_") {
+			ack = content
+		}
+	}
+	if ack == "" {
+		t.Fatalf("no REFUND_ACK published")
+	}
+	golden(t, "REFUND_ACK_e2e.csv", ack)
+	if a = w.practice("E250000001"); a.State != "REFUNDED" {
+		t.Errorf("A after REFUND_ACK: %s", a.State)
+	}
+	if es := w.exceptions("ack_overdue"); len(es) != 0 {
+		t.Errorf("ack_overdue still open: %+v", es)
+	}
+
+	// The window of C opens: it is built without a new extract.
+	w.now = time.Date(2025, 12, 1, 9, 0, 0, 0, flows.Rome)
+	w.runOnce()
+	if c = w.practice("E250000003"); c.State != flows.StateSent {
+		t.Errorf("C after its window opened: %s", c.State)
+	}
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
