@@ -28,7 +28,7 @@ func TestGrouperGroupsConsecutiveRows(t *testing.T) {
 		row(3, "IT023E00121943", "RSSMRA85T10A562S", "01/03/2025", "F2"),
 		row(4, "IT001E00000042", "RSSMRA85T10A562S", "01/03/2025", "F3"),
 		row(5, "IT023E00121943", "RSSMRA85T10A562S", "01/03/2025", "F4"), // the first key again, later
-		morosiRecord(t, 6, map[string]string{MorSector: "E"}),               // no key: ignored
+		morosiRecord(t, 6, map[string]string{MorSector: "E"}),            // no key: ignored
 	}
 	var g Grouper
 	var cases []*MorosiCase
@@ -68,7 +68,7 @@ func TestReqRowsOnePerCountedInvoice(t *testing.T) {
 			Amount: MustAmount("20.00"), Unpaid: MustAmount(unpaid), Reading: "E"}
 	}
 	c := Case{Sector: "E", POD: "IT023E00121943", CustomerCF: "RSSMRA85T10A562S", CustomerName: "Mario Rossi", SwitchDate: D(2025, 3, 1),
-		Mora: []MoraNotice{{Date: D(2025, 4, 10), Channel: "ra", Term: D(2025, 4, 30), MentionsCMOR: true, Ref: "R1"}},
+		Mora:     []MoraNotice{{Date: D(2025, 4, 10), Channel: "ra", Term: D(2025, 4, 30), MentionsCMOR: true, Ref: "R1"}},
 		Invoices: []Invoice{inv("F1", "10.00"), inv("F2", "0.00"), inv("F3", "5.00")}}
 	a := &CMORAudit{RequestDate: D(2025, 10, 15), Credit: MustAmount("15.00"), CMOR: MustAmount("15.00"), Counted: []string{"F1", "F3"}}
 	rows := ReqRows(ReqHeader{PIVAUtente: "00488410010", PIVAGestore: "01234567897", CPUtente: "E250000001"}, c, a)

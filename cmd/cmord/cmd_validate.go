@@ -204,4 +204,3 @@ func validateParams(c config.CMOR) flows.CMORParams {
 	}
 	return p
 }
-
