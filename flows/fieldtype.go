@@ -102,17 +102,22 @@ func (fd *Field) normalize(v string, o valueOpts) (string, *fieldProblem) {
 			return bad(RuleInt, "not a whole number of digits")
 		}
 	case TypeAmount:
-		a, err := ParseAmount(v, o.decimalComma)
-		if err != nil {
-			return bad(RuleAmount, "%v", err)
+		if !isCanonicalAmount(v) { // the fast path keeps "123.45" as it is
+			a, err := ParseAmount(v, o.decimalComma)
+			if err != nil {
+				return bad(RuleAmount, "%v", err)
+			}
+			var buf [24]byte
+			v = string(appendAmount(buf[:0], a))
 		}
-		v = a.String()
 	case TypeDate:
-		d, err := ParseDate(v)
-		if err != nil {
-			return bad(RuleDate, "%v", err)
+		if !isCanonicalDate(v) { // the fast path keeps a valid GG/MM/AAAA as it is
+			d, err := ParseDate(v)
+			if err != nil {
+				return bad(RuleDate, "%v", err)
+			}
+			v = d.String()
 		}
-		v = d.String()
 	case TypeTimestamp:
 		t, ok := parseTimestamp(v)
 		if !ok {
@@ -136,12 +141,12 @@ func (fd *Field) normalize(v string, o valueOpts) (string, *fieldProblem) {
 		if err := ValidateCF(v); err != nil {
 			return bad(RuleIDCF, "%v", err)
 		}
-		v = NormalizeCF(v)
+		v = canonicalIdent(v, NormalizeCF)
 	case TypePIVA:
 		if err := ValidatePIVA(v); err != nil {
 			return bad(RuleIDPIVA, "%v", err)
 		}
-		v = NormalizePIVA(v)
+		v = canonicalIdent(v, NormalizePIVA)
 	case TypeCFOrPIVA:
 		if errCF := ValidateCF(v); errCF == nil {
 			v = NormalizeCF(v)
@@ -155,7 +160,7 @@ func (fd *Field) normalize(v string, o valueOpts) (string, *fieldProblem) {
 		if err != nil {
 			return bad(RuleIDPOD, "%v", err)
 		}
-		v = NormalizePOD(v)
+		v = canonicalIdent(v, NormalizePOD)
 		if w != "" {
 			warn = &fieldProblem{rule: RuleIDPOD, msg: w, warning: true}
 		}
@@ -223,6 +228,44 @@ func (fd *Field) normalize(v string, o valueOpts) (string, *fieldProblem) {
 	return v, warn
 }
 
+// isCanonicalAmount reports whether v is already "digits.dd" (optionally negative),
+// the form Amount.String writes, so that the hot path needs no parse and no allocation.
+func isCanonicalAmount(v string) bool {
+	n := len(v)
+	if n < 4 || v[n-3] != '.' || !allDigits(v[n-2:]) {
+		return false
+	}
+	ip := v[:n-3]
+	if ip[0] == '-' {
+		ip = ip[1:]
+	}
+	return ip != "" && len(ip) <= 15 && allDigits(ip) && (len(ip) == 1 || ip[0] != '0') && v != "-0.00"
+}
+
+// isCanonicalDate reports whether v is a valid GG/MM/AAAA date, without fmt.
+func isCanonicalDate(v string) bool {
+	if len(v) != 10 || v[2] != '/' || v[5] != '/' || !allDigits(v[0:2]) || !allDigits(v[3:5]) || !allDigits(v[6:10]) {
+		return false
+	}
+	d := int(v[0]-'0')*10 + int(v[1]-'0')
+	m := int(v[3]-'0')*10 + int(v[4]-'0')
+	y := int(v[6]-'0')*1000 + int(v[7]-'0')*100 + int(v[8]-'0')*10 + int(v[9]-'0')
+	return m >= 1 && m <= 12 && y >= 1900 && y <= 2999 && d >= 1 && d <= DaysIn(y, time.Month(m))
+}
+
+// canonicalIdent returns v itself when normalising would not change it (no allocation).
+func canonicalIdent(v string, norm func(string) string) string {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c <= ' ' || c >= 'a' && c <= 'z' || c >= 0x80 {
+			return norm(v)
+		}
+	}
+	if len(v) > 2 && v[0] == 'I' && v[1] == 'T' {
+		return norm(v) // a P.IVA may lose its "IT" prefix
+	}
+	return v
+}
+
 // parseTimestamp reads GG/MM/AAAA_HH:MM:SS (SII CSV) or AAAA-MM-GGTHH:MM:SS (XML) and
 // returns the SII CSV form.
 func parseTimestamp(s string) (string, bool) {
@@ -258,7 +301,7 @@ func ParseMonthAmounts(s string, decimalComma bool) ([]MonthSpend, error) {
 	if s == "" {
 		return nil, nil
 	}
-	var starts []int
+	starts := make([]int, 0, 12)
 	for i := 0; i+8 <= len(s); i++ {
 		if (i == 0 || s[i-1] == ',') && isMonthTag(s[i:i+8]) {
 			starts = append(starts, i)
@@ -271,15 +314,14 @@ func ParseMonthAmounts(s string, decimalComma bool) ([]MonthSpend, error) {
 		return nil, fmt.Errorf("spend list has %d months, at most 24", len(starts))
 	}
 	out := make([]MonthSpend, 0, len(starts))
-	seen := map[Date]bool{}
 	for k, st := range starts {
 		end := len(s)
 		if k+1 < len(starts) {
 			end = starts[k+1] - 1 // the ',' before the next item
 		}
 		item := strings.TrimSpace(s[st:end])
-		y, _ := strconv.Atoi(item[0:4])
-		m, _ := strconv.Atoi(item[5:7])
+		y := int(item[0]-'0')*1000 + int(item[1]-'0')*100 + int(item[2]-'0')*10 + int(item[3]-'0')
+		m := int(item[5]-'0')*10 + int(item[6]-'0')
 		if m < 1 || m > 12 || y < 1900 || y > 2999 {
 			return nil, fmt.Errorf("month %q does not exist", item[:7])
 		}
@@ -288,13 +330,25 @@ func ParseMonthAmounts(s string, decimalComma bool) ([]MonthSpend, error) {
 			return nil, fmt.Errorf("month %s: %w", item[:7], err)
 		}
 		month := Date{y, time.Month(m), 1}
-		if seen[month] {
-			return nil, fmt.Errorf("month %s appears twice", item[:7])
+		for _, prev := range out {
+			if prev.Month == month {
+				return nil, fmt.Errorf("month %s appears twice", item[:7])
+			}
 		}
-		seen[month] = true
 		out = append(out, MonthSpend{Month: month, Amount: a})
 	}
 	return out, nil
+}
+
+// appendAmount appends Amount.String() without fmt.
+func appendAmount(b []byte, a Amount) []byte {
+	v := int64(a)
+	if v < 0 {
+		b = append(b, '-')
+		v = -v
+	}
+	b = strconv.AppendInt(b, v/100, 10)
+	return append(b, '.', byte('0'+v%100/10), byte('0'+v%10))
 }
 
 func isMonthTag(s string) bool {
@@ -303,14 +357,16 @@ func isMonthTag(s string) bool {
 
 // FormatMonthAmounts writes the canonical spend list ("2024-03:85.20,2024-04:91.00").
 func FormatMonthAmounts(ms []MonthSpend) string {
-	var b strings.Builder
+	b := make([]byte, 0, len(ms)*16)
 	for i, m := range ms {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		fmt.Fprintf(&b, "%04d-%02d:%s", m.Month.Y, int(m.Month.M), m.Amount)
+		b = strconv.AppendInt(b, int64(m.Month.Y), 10)
+		b = append(b, '-', byte('0'+int(m.Month.M)/10), byte('0'+int(m.Month.M)%10), ':')
+		b = appendAmount(b, m.Amount)
 	}
-	return b.String()
+	return string(b)
 }
 
 // ---- conditions ("When") ----
