@@ -100,11 +100,11 @@ func ComputeDeadlinesWithHistory(p archive.Practice, hist []archive.HistoryEntry
 	case "uscente":
 		switch p.State {
 		case flows.StateWaitingWindow:
-			add(DeadlineWindowOpening, p.WindowOpen, "request window opens")
+			add(DeadlineWindowOpening, p.WindowOpen, fmt.Sprintf("window %s – %s", p.WindowOpen, p.WindowClose))
 		}
 		switch p.State {
 		case flows.StateDraft, flows.StateWaitingWindow, flows.StateReady:
-			add(DeadlineWindowClosing, p.WindowClose, "request window closes")
+			add(DeadlineWindowClosing, p.WindowClose, fmt.Sprintf("window %s – %s, not yet filed", p.WindowOpen, p.WindowClose))
 		case flows.StateSent:
 			if !p.RequestDate.IsZero() && !p.RequestDate.After(today) {
 				add(DeadlineNoAnswer, cal.AddWorkingDays(p.RequestDate, cfg.NoAnswerDays),
@@ -270,11 +270,11 @@ func deadlineMessage(d Deadline, p archive.Practice, today flows.Date, cal *flow
 	var when string
 	switch {
 	case days > 0:
-		when = fmt.Sprintf("in %d days, %d working days", days, cal.WorkingDaysBetween(today, d.Due))
+		when = fmt.Sprintf("in %s, %s", plural(days, "day"), plural(cal.WorkingDaysBetween(today, d.Due), "working day"))
 	case days == 0:
 		when = "today"
 	default:
-		when = fmt.Sprintf("%d days ago", -days)
+		when = plural(-days, "day") + " ago"
 	}
 	return fmt.Sprintf("practice %s (%s %s, %s): %s on %s (%s; %s)", PracticeCode(p), pointLabel(p.Sector), p.Point, p.State,
 		what, d.Due, when, d.Basis)
@@ -360,4 +360,11 @@ func RunDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calendar
 		return 0, 0, fmt.Errorf("deadlines: %w", err)
 	}
 	return raised, resolved, nil
+}
+
+func plural(n int, unit string) string {
+	if n == 1 {
+		return "1 " + unit
+	}
+	return fmt.Sprintf("%d %ss", n, unit)
 }

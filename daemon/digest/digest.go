@@ -26,7 +26,8 @@ type Options struct {
 	IncludePersonalData bool   // customer CF/P.IVA and name in the body and CSV (the recipients' role needs them)
 	AttachCSV           bool   // attach the full list as CSV
 	SkipEmpty           bool   // when nothing happened and nothing is open, send nothing (default: a short "nothing needs you")
-	DeadlineDays        int    // deadlines due in the next N days are listed (default 30)
+	DeadlineDays        int    // deadlines due in the next N days are listed (default 30), overdue ones always
+	WarnDays            []int  // [digest] warn_days (default 30, 7, 2): how a deadline row is coloured
 	MaxItems            int    // per section in the body (default 50); the CSV always has all
 	DedupKey            string // outbox key; default "digest:<Rome date of now>"
 	Calendar            *flows.Calendar
@@ -71,6 +72,11 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
+// deadlineConfig is the part of the deadline terms the digest needs to colour rows.
+func (o Options) deadlineConfig() DeadlineConfig {
+	return DeadlineConfig{WarnDays: o.WarnDays, UrgentWithinWorkingDays: o.UrgentWithinWorkingDays}.withDefaults()
+}
+
 // OptionsFromConfig maps [digest], [alerts], [deadlines], [company] and lang.
 func OptionsFromConfig(cfg *config.Config) Options {
 	lang := cfg.Digest.Lang
@@ -80,7 +86,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 	o := Options{Lang: lang, Company: cfg.Company.Name, To: cfg.Digest.To, From: cfg.Mail.From,
 		IncludePersonalData: cfg.Digest.IncludePersonalData, AttachCSV: cfg.Digest.AttachCSV,
 		AlertTo: cfg.Alerts.To, GroupWait: cfg.Alerts.GroupWait, RepeatInterval: cfg.Alerts.RepeatInterval,
-		UrgentWithinWorkingDays: cfg.Alerts.UrgentWithinWorkingDays, Calendar: CalendarFromConfig(cfg)}
+		UrgentWithinWorkingDays: cfg.Alerts.UrgentWithinWorkingDays, Calendar: CalendarFromConfig(cfg), WarnDays: cfg.Digest.WarnDays}
 	for _, w := range cfg.Digest.WarnDays {
 		o.DeadlineDays = max(o.DeadlineDays, w)
 	}
@@ -118,6 +124,7 @@ type Item struct {
 // DeadlineItem is one deadline due soon.
 type DeadlineItem struct {
 	Kind            string
+	Severity        string // as the deadline job raises it (urgent within 2 working days); low/normal when not raised yet
 	Due             flows.Date
 	DaysLeft        int
 	WorkingDaysLeft int
@@ -260,7 +267,8 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 	sortItems(d.Resolved, false)
 
 	today := flows.Today(now)
-	rows, err := store.DeadlinesBetween(ctx, today, today.AddDays(opts.DeadlineDays))
+	// Overdue ones too: a deadline stays in the table while its condition holds.
+	rows, err := store.DeadlinesBetween(ctx, flows.Date{}, today.AddDays(opts.DeadlineDays))
 	if err != nil {
 		return nil, err
 	}
@@ -269,7 +277,11 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		if err != nil {
 			return nil, err
 		}
-		d.Deadlines = append(d.Deadlines, DeadlineItem{Kind: r.Kind, Due: r.DueOn, DaysLeft: today.DaysUntil(r.DueOn),
+		sev, raised := deadlineSeverity(r.Kind, r.DueOn, today, opts.Calendar, opts.deadlineConfig())
+		if !raised && sev == "" {
+			sev = archive.SevNormal
+		}
+		d.Deadlines = append(d.Deadlines, DeadlineItem{Kind: r.Kind, Severity: sev, Due: r.DueOn, DaysLeft: today.DaysUntil(r.DueOn),
 			WorkingDaysLeft: opts.Calendar.WorkingDaysBetween(today, r.DueOn), PracticeID: p.ID, PracticeCode: PracticeCode(p),
 			PointLabel: pointLabel(p.Sector), Point: p.Point, State: p.State, CustomerID: p.CustomerID, CustomerName: p.CustomerName})
 	}

@@ -39,7 +39,7 @@ var labels = map[string]map[string]string{
 		"none_resolved": "Nessuna eccezione risolta nel periodo.", "none_deadlines": "Nessuna scadenza nei prossimi giorni.",
 		"practice": "Pratica", "customer": "Cliente", "file": "File", "line": "riga", "field": "campo", "rule": "regola", "value": "valore",
 		"subject": "Oggetto", "first_seen": "Prima rilevazione", "last_seen": "Ultima", "age": "aperta da", "times": "occorrenze",
-		"action": "Cosa fare", "due": "Scadenza", "resolved_at": "Risolta il", "resolution": "Esito", "by": "da",
+		"action": "Cosa fare", "due": "Scadenza", "auto": "automatica: condizione rientrata", "resolved_at": "Risolta il", "resolution": "Esito", "by": "da",
 		"muted_by": "silenziata: SII non raggiungibile (eccezione #%d)", "more": "… e altre %d: elenco completo nell'allegato CSV.",
 		"days_left": "tra %d giorni (%d lavorativi)", "today": "oggi", "overdue": "scaduta da %d giorni", "tomorrow": "domani",
 		"state": "stato", "attached": "In allegato l'elenco completo in CSV.", "personal_masked": "Dati personali mascherati (include_personal_data = false).",
@@ -61,7 +61,7 @@ var labels = map[string]map[string]string{
 		"none_resolved": "No exception resolved in the period.", "none_deadlines": "No deadline in the next days.",
 		"practice": "Practice", "customer": "Customer", "file": "File", "line": "line", "field": "field", "rule": "rule", "value": "value",
 		"subject": "Subject", "first_seen": "First seen", "last_seen": "Last", "age": "open for", "times": "times",
-		"action": "Action", "due": "Due", "resolved_at": "Resolved", "resolution": "Resolution", "by": "by",
+		"action": "Action", "due": "Due", "auto": "automatic: the condition cleared", "resolved_at": "Resolved", "resolution": "Resolution", "by": "by",
 		"muted_by": "muted: SII unreachable (exception #%d)", "more": "… and %d more: the full list is in the CSV attachment.",
 		"days_left": "in %d days (%d working days)", "today": "today", "overdue": "overdue by %d days", "tomorrow": "tomorrow",
 		"state": "state", "attached": "The full list is attached as CSV.", "personal_masked": "Personal data masked (include_personal_data = false).",
@@ -317,7 +317,11 @@ func (d *Digest) itemView(it Item, lang string, m masker, L map[string]string) i
 	if !it.ResolvedAt.IsZero() {
 		v.Resolved = FormatTime(it.ResolvedAt)
 		v.Resolution = it.Resolution
-		if it.ResolvedBy != "" {
+		switch it.ResolvedBy {
+		case "":
+		case "auto":
+			v.Resolution = strings.TrimSpace(v.Resolution + " (" + L["auto"] + ")")
+		default:
 			v.Resolution = strings.TrimSpace(v.Resolution + " (" + L["by"] + " " + it.ResolvedBy + ")")
 		}
 	}
@@ -379,7 +383,7 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 			v.DeadMore = len(d.Deadlines) - limit
 			break
 		}
-		sev := deadlineSev(dl)
+		sev := dl.Severity
 		when := fmt.Sprintf(L["days_left"], dl.DaysLeft, dl.WorkingDaysLeft)
 		switch {
 		case dl.DaysLeft == 0:
@@ -398,18 +402,6 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 		v.Deadlines = append(v.Deadlines, dv)
 	}
 	return v
-}
-
-// deadlineSev colours a deadline row: urgent within 2 working days, high
-// within a week, normal beyond.
-func deadlineSev(dl DeadlineItem) string {
-	switch {
-	case dl.WorkingDaysLeft <= 2:
-		return "urgent"
-	case dl.DaysLeft <= 7:
-		return "high"
-	}
-	return "normal"
 }
 
 // Render returns the subject, the text and HTML bodies and the CSV attachment in lang

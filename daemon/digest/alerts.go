@@ -1,0 +1,169 @@
+package digest
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/mail"
+)
+
+// AlertGroup is one urgent mail: the open urgent exceptions of one owner role.
+type AlertGroup struct {
+	Key      string // owner role
+	DedupKey string // outbox key: alert:<group>:new:<first seen> or alert:<group>:repeat:<last alerted>
+	Repeat   bool   // nothing new: a reminder after repeat_interval
+	Items    []Item
+	New      map[int64]bool
+}
+
+// PendingAlerts decides which alert mails are due at now (Alertmanager semantics):
+// urgent open exceptions, minus those muted by inhibition, grouped by owner role; a
+// group with never-alerted members is sent once group_wait has passed since the
+// earliest of them was first seen (so related ones raised meanwhile join the same
+// mail); a group with nothing new is sent again once repeat_interval has passed since
+// its members were last alerted. A sent group lists every urgent open member.
+func PendingAlerts(ctx context.Context, store *archive.Store, opts Options, now time.Time) ([]AlertGroup, error) {
+	opts = opts.withDefaults()
+	yes := true
+	open, err := store.Exceptions(ctx, archive.ExceptionFilter{Open: &yes})
+	if err != nil {
+		return nil, fmt.Errorf("alerts: open exceptions: %w", err)
+	}
+	look := newLookup(store)
+	groups := map[string][]Item{}
+	for _, e := range open {
+		if e.Severity != archive.SevUrgent {
+			continue
+		}
+		if _, muted := InhibitedBy(e, open); muted {
+			continue
+		}
+		it, err := look.item(ctx, e, now)
+		if err != nil {
+			return nil, err
+		}
+		owner := e.Owner
+		if owner == "" {
+			owner = Info(e.Kind).Owner
+		}
+		groups[owner] = append(groups[owner], it)
+	}
+	var out []AlertGroup
+	for key, items := range groups {
+		var firstNew, lastAlerted time.Time
+		newIDs := map[int64]bool{}
+		for _, it := range items {
+			if it.AlertedAt.IsZero() {
+				newIDs[it.ID] = true
+				if firstNew.IsZero() || it.FirstSeen.Before(firstNew) {
+					firstNew = it.FirstSeen
+				}
+			} else if it.AlertedAt.After(lastAlerted) {
+				lastAlerted = it.AlertedAt
+			}
+		}
+		g := AlertGroup{Key: key, Items: items, New: newIDs}
+		switch {
+		case len(newIDs) > 0:
+			if now.Before(firstNew.Add(opts.GroupWait)) {
+				continue // wait for related ones to join
+			}
+			g.DedupKey = "alert:" + key + ":new:" + archive.TS(firstNew)
+		case !now.Before(lastAlerted.Add(opts.RepeatInterval)):
+			g.Repeat = true
+			g.DedupKey = "alert:" + key + ":repeat:" + archive.TS(lastAlerted)
+		default:
+			continue
+		}
+		sortItems(g.Items, true)
+		out = append(out, g)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Key < out[j].Key })
+	return out, nil
+}
+
+// RunAlerts mails the alert groups due at now (called every minute by the daemon).
+// Each group is queued under its dedup key, then its members are marked alerted in the
+// same step as the group is recorded; a crash in between re-derives the same key and
+// the outbox refuses the duplicate, so a restart never mails a group twice.
+func RunAlerts(ctx context.Context, store *archive.Store, sender *mail.Sender, opts Options, now time.Time) error {
+	opts = opts.withDefaults()
+	groups, err := PendingAlerts(ctx, store, opts, now)
+	if err != nil || len(groups) == 0 {
+		return err
+	}
+	if len(opts.AlertTo) == 0 {
+		opts.Log.Warn("urgent exceptions open but no alert recipients ([alerts] to / [digest] to)", "groups", len(groups))
+		return nil
+	}
+	for _, g := range groups {
+		subject, text, html, err := g.Render(opts.Lang, opts.IncludePersonalData, opts.Company, now)
+		if err != nil {
+			return err
+		}
+		msg := mail.Message{From: opts.From, To: opts.AlertTo, Subject: subject, Text: text, HTML: html, Date: now,
+			Headers: map[string]string{"X-Cmord-Alert": g.DedupKey, "X-Priority": "1"}}
+		if err := sender.Queue(ctx, g.DedupKey, "alert", msg); err != nil {
+			return err
+		}
+		ids := make([]int64, len(g.Items))
+		for i, it := range g.Items {
+			ids[i] = it.ID
+		}
+		if err := store.Write(ctx, func(tx *sql.Tx) error {
+			return store.RecordAlertGroup(ctx, tx, g.DedupKey, g.Key, ids, now)
+		}); err != nil {
+			return err
+		}
+		opts.Log.Info("urgent alert queued", "key", g.DedupKey, "exceptions", len(ids), "repeat", g.Repeat)
+	}
+	return nil
+}
+
+// Render returns the alert's subject and bodies.
+func (g AlertGroup) Render(lang string, includePersonal bool, company string, now time.Time) (subject, text, html string, err error) {
+	if lang != "en" {
+		lang = "it"
+	}
+	L := labels[lang]
+	d := &Digest{Company: company, PeriodEnd: now}
+	m := masker{on: !includePersonal}
+	v := view{L: L, Lang: lang, Title: L["alert_title"], Company: company, PeriodEnd: FormatTime(now), Masked: !includePersonal,
+		Repeat: g.Repeat, Footer: fmt.Sprintf(L["footer"], FormatTime(now))}
+	sec := sectionView{Key: "alert", Title: L["alert_title"]}
+	var titles []string
+	seen := map[string]bool{}
+	for _, it := range g.Items {
+		sec.Items = append(sec.Items, d.itemView(it, lang, m, L))
+		if t := Info(it.Kind).Title(lang); !seen[t] {
+			seen[t] = true
+			titles = append(titles, t)
+		}
+	}
+	v.Sections = []sectionView{sec}
+	tag := "[CMOR URGENTE]"
+	if lang == "en" {
+		tag = "[CMOR URGENT]"
+	}
+	if g.Repeat {
+		tag += " " + L["alert_repeat"]
+	}
+	subject = fmt.Sprintf("%s %d × %s", tag, len(g.Items), strings.Join(titles, ", "))
+	if r := []rune(subject); len(r) > 160 {
+		subject = string(r[:157]) + "..."
+	}
+	var tb, hb bytes.Buffer
+	if err := textTemplates.ExecuteTemplate(&tb, "alert.txt.tmpl", v); err != nil {
+		return "", "", "", fmt.Errorf("alerts: render text: %w", err)
+	}
+	if err := htmlTemplates.ExecuteTemplate(&hb, "alert.html.tmpl", v); err != nil {
+		return "", "", "", fmt.Errorf("alerts: render html: %w", err)
+	}
+	return subject, tb.String(), hb.String(), nil
+}
