@@ -151,7 +151,12 @@ inbound_dir = "/out"
 outbound_dir = "/in"
 stable_listings = 1
 [mail]
-host = ""
+host = "127.0.0.1"
+port = 1
+tls = "none"
+from = "cmord@example.it"
+[digest]
+to = ["compliance@example.it"]
 `, filepath.Join(dir, "state"), ourPIVA, gestorePIVA, fb.String(), extra, srv.Port, keyFile, known)
 	cfg, err := config.Parse(filepath.Join(dir, "cmord.toml"), []byte(toml))
 	if err != nil {
@@ -190,6 +195,14 @@ func (w *testWorld) runOnce() {
 	w.t.Helper()
 	if err := w.d.RunOnce(context.Background()); err != nil {
 		w.t.Fatalf("RunOnce: %v", err)
+	}
+	// archive.QueueDelivery stamps deliveries with the wall clock, not the daemon's:
+	// deliver once more on the wall clock so the test clock's past does not hold them.
+	w.d.SetClock(time.Now)
+	_, err := w.d.DeliverDue(context.Background())
+	w.d.SetClock(func() time.Time { return w.now })
+	if err != nil {
+		w.t.Fatalf("DeliverDue: %v", err)
 	}
 }
 
@@ -423,4 +436,82 @@ func keys(m map[string]string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+func TestUscenteREQAsXML(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "[build.format]\nREQ = \"xml\"\n")
+	w.drop("morosi", "morosi.csv", e2eExtract())
+	w.runOnce()
+	pub := w.published()
+	name := ourPIVA + "_SI10050_20251015_0001.xml"
+	if _, ok := pub[name]; !ok {
+		t.Fatalf("published %v, want %s", keys(pub), name)
+	}
+	golden(t, "REQ_e2e.xml", pub[name])
+	// Round trip: the XML reader gives back the rows the CSV golden holds.
+	f := w.d.Catalog().Flow("REQ")
+	rd := flows.NewXMLReader(strings.NewReader(pub[name]), f, flows.ReadOptions{FileName: name})
+	n := 0
+	for {
+		_, fs, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil || flows.HasErrors(fs) {
+			t.Fatalf("reading our own XML: %v %v", err, fs)
+		}
+		n++
+	}
+	if n != 3 {
+		t.Errorf("XML REQ has %d rows, want 3", n)
+	}
+}
+
+func TestUscenteRejectFileCreatesNothing(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	cfg := *w.d.Config()
+	cfg.Folders = append([]config.Folder(nil), cfg.Folders...)
+	for i := range cfg.Folders {
+		cfg.Folders[i].OnBadRows = "reject_file"
+	}
+	if err := w.d.apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	w.drop("morosi", "morosi.csv", e2eExtract())
+	w.runOnce()
+	if _, err := w.d.Store.PracticeByCode(context.Background(), nil, "E250000001"); err == nil {
+		t.Fatal("reject_file: a practice was created from a refused file")
+	}
+	if _, err := os.Stat(filepath.Join(w.folders["morosi"], "rejected", "morosi.csv.reason.txt")); err != nil {
+		t.Errorf("no reason file: %v", err)
+	}
+	if len(w.published()) != 0 {
+		t.Errorf("something was published")
+	}
+	// The sequence was not consumed: the next good file starts from 1.
+	w.drop("morosi", "morosi2.csv", strings.Join(strings.Split(e2eExtract(), "\r\n")[:4], "\r\n")+"\r\n")
+	w.runOnce()
+	w.practice("E250000001")
+}
+
+func TestUscenteRoleRefused(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	cfg := *w.d.Config()
+	cfg.Company.Roles = []string{"entrante"}
+	if err := w.d.apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	w.drop("morosi", "morosi.csv", e2eExtract())
+	w.d.ScanFoldersOnce(context.Background())
+	reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", "morosi.csv.reason.txt"))
+	if err != nil || !strings.Contains(string(reason), "does not hold the uscente role") {
+		t.Fatalf("reason %q, %v", reason, err)
+	}
+	// An SII file that is no known flow is refused too.
+	w.answer("XX9.0001_whatever.csv", "A;B\r\n1;2\r\n")
+	w.d.PollSII(context.Background())
+	fs, _ := w.d.Store.ListFiles(context.Background(), archive.FileFilter{Name: "XX9.0001_whatever.csv"})
+	if len(fs) != 1 || fs[0].State != archive.StateRejected || !strings.Contains(fs[0].Reason, "not a known SII flow") {
+		t.Errorf("unknown SII file: %+v", fs)
+	}
 }
