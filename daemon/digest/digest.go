@@ -353,6 +353,9 @@ func (l *lookup) file(ctx context.Context, id int64) (string, error) {
 
 func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (Item, error) {
 	it := Item{Exception: e, Age: now.Sub(e.FirstSeen)}
+	if !e.ResolvedAt.IsZero() {
+		it.Age = e.ResolvedAt.Sub(e.FirstSeen) // how long it was open
+	}
 	if e.PracticeID != 0 {
 		p, err := l.practice(ctx, e.PracticeID)
 		if err != nil {

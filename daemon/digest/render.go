@@ -118,6 +118,7 @@ type view struct {
 }
 
 type flowView struct {
+	KindHTML                                                   htmltemplate.HTML // breaks allowed after dots (phone widths)
 	Kind                                                       string
 	Received, Rejected, Duplicates, RowsRefused, Built, Publ   int
 	ReceivedS, RejectedS, DuplicatesS, RowsRefusedS, BuiltS, P string
@@ -352,7 +353,7 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 		return strconv.Itoa(n)
 	}
 	for _, f := range d.Flows {
-		v.Flows = append(v.Flows, flowView{Kind: f.Kind, Received: f.Received, Rejected: f.Rejected, Duplicates: f.Duplicates,
+		v.Flows = append(v.Flows, flowView{KindHTML: breakAfterDots(f.Kind), Kind: f.Kind, Received: f.Received, Rejected: f.Rejected, Duplicates: f.Duplicates,
 			RowsRefused: f.RowsRefused, Built: f.Built, Publ: f.Published, ReceivedS: dash(f.Received), RejectedS: dash(f.Rejected),
 			DuplicatesS: dash(f.Duplicates), RowsRefusedS: dash(f.RowsRefused), BuiltS: dash(f.Built), P: dash(f.Published)})
 	}
@@ -498,4 +499,13 @@ func (d *Digest) CSV(lang string, includePersonal bool) ([]byte, error) {
 	}
 	w.Flush()
 	return buf.Bytes(), w.Error()
+}
+
+// breakAfterDots escapes s and lets a narrow screen wrap it after each dot.
+func breakAfterDots(s string) htmltemplate.HTML {
+	parts := strings.Split(s, ".")
+	for i := range parts {
+		parts[i] = htmltemplate.HTMLEscapeString(parts[i])
+	}
+	return htmltemplate.HTML(strings.Join(parts, ".<wbr>")) //nolint:gosec // every part is escaped above
 }
