@@ -3,9 +3,12 @@ package digest
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -16,7 +19,7 @@ import (
 // AlertGroup is one urgent mail: the open urgent exceptions of one owner role.
 type AlertGroup struct {
 	Key      string // owner role
-	DedupKey string // outbox key: alert:<group>:new:<first seen> or alert:<group>:repeat:<last alerted>
+	DedupKey string // outbox key: alert:<group>:new:<first seen>:<new ids> or alert:<group>:repeat:<last alerted>
 	Repeat   bool   // nothing new: a reminder after repeat_interval
 	Items    []Item
 	New      map[int64]bool
@@ -74,7 +77,7 @@ func PendingAlerts(ctx context.Context, store *archive.Store, opts Options, now 
 			if now.Before(firstNew.Add(opts.GroupWait)) {
 				continue // wait for related ones to join
 			}
-			g.DedupKey = "alert:" + key + ":new:" + archive.TS(firstNew)
+			g.DedupKey = "alert:" + key + ":new:" + archive.TS(firstNew) + ":" + idsKey(newIDs)
 		case !now.Before(lastAlerted.Add(opts.RepeatInterval)):
 			g.Repeat = true
 			g.DedupKey = "alert:" + key + ":repeat:" + archive.TS(lastAlerted)
@@ -166,4 +169,23 @@ func (g AlertGroup) Render(lang string, includePersonal bool, company string, no
 		return "", "", "", fmt.Errorf("alerts: render html: %w", err)
 	}
 	return subject, tb.String(), hb.String(), nil
+}
+
+// idsKey names a set of exception ids compactly (sorted, hashed when long).
+func idsKey(ids map[int64]bool) string {
+	list := make([]int64, 0, len(ids))
+	for id := range ids {
+		list = append(list, id)
+	}
+	sort.Slice(list, func(i, j int) bool { return list[i] < list[j] })
+	parts := make([]string, len(list))
+	for i, id := range list {
+		parts[i] = strconv.FormatInt(id, 10)
+	}
+	s := strings.Join(parts, "-")
+	if len(s) > 64 {
+		sum := sha256.Sum256([]byte(s))
+		s = hex.EncodeToString(sum[:12])
+	}
+	return s
 }
