@@ -224,13 +224,13 @@ func TestDigestSendExactlyOnce(t *testing.T) {
 	if err := r.sink.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if err := Send(ctx, r.st, r.sender, r.opts, fixtureNow); err != nil {
+	if _, err := Send(ctx, r.st, r.sender, r.opts, fixtureNow); err != nil {
 		t.Fatal(err)
 	}
 	r.flush()
 	// Restart (reopen the store): the same day's digest is not queued again.
 	r.restart()
-	if err := Send(ctx, r.st, r.sender, r.opts, fixtureNow.Add(3*time.Minute)); err != nil {
+	if _, err := Send(ctx, r.st, r.sender, r.opts, fixtureNow.Add(3*time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := r.sink.Resume(); err != nil {
@@ -279,7 +279,7 @@ func TestDigestCrashBetweenQueueAndLedger(t *testing.T) {
 		t.Fatal(err)
 	}
 	r.restart()
-	if err := Send(ctx, r.st, r.sender, r.opts, fixtureNow.Add(time.Minute)); err != nil {
+	if _, err := Send(ctx, r.st, r.sender, r.opts, fixtureNow.Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	r.flush()
@@ -295,7 +295,7 @@ func TestEmptyDigestSentUnlessSkipped(t *testing.T) {
 	for _, skip := range []bool{false, true} {
 		r := newRig(t, fixtureNow)
 		r.opts.SkipEmpty = skip
-		if err := Send(context.Background(), r.st, r.sender, r.opts, fixtureNow); err != nil {
+		if _, err := Send(context.Background(), r.st, r.sender, r.opts, fixtureNow); err != nil {
 			t.Fatal(err)
 		}
 		r.flush()

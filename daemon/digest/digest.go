@@ -381,7 +381,8 @@ func DedupKey(now time.Time) string { return "digest:" + flows.Today(now).ISO() 
 // Send builds and renders the digest, queues it in the mail outbox under its dedup key
 // and records it in the ledger. Run again with the same key (after a crash between the
 // two steps, or a restart the same day) it queues nothing new and completes the ledger.
-func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts Options, now time.Time) error {
+// It returns whether a digest was queued now.
+func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts Options, now time.Time) (bool, error) {
 	opts = opts.withDefaults()
 	key := opts.DedupKey
 	if key == "" {
@@ -391,14 +392,14 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 		if done {
 			opts.Log.Info("digest already sent, not sent again", "key", key)
 		}
-		return err
+		return false, err
 	}
 	if len(opts.To) == 0 {
-		return errors.New("digest: no recipients ([digest] to)")
+		return false, errors.New("digest: no recipients ([digest] to)")
 	}
 	d, err := Build(ctx, store, opts, now)
 	if err != nil {
-		return err
+		return false, err
 	}
 	summary, _ := json.Marshal(map[string]any{"open": d.Open, "muted": d.Muted, "new": len(d.New), "still_open": len(d.StillOpen),
 		"resolved": len(d.Resolved), "deadlines": len(d.Deadlines)})
@@ -406,11 +407,11 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 		Summary: summary, CreatedAt: now}
 	if d.Empty() && opts.SkipEmpty {
 		opts.Log.Info("digest: nothing to tell, not sent (skip_empty)", "key", key)
-		return store.Write(ctx, func(tx *sql.Tx) error { _, err := store.RecordDigest(ctx, tx, rec); return err })
+		return false, store.Write(ctx, func(tx *sql.Tx) error { _, err := store.RecordDigest(ctx, tx, rec); return err })
 	}
 	subject, text, html, csvData, err := d.Render(opts.Lang, opts.IncludePersonalData)
 	if err != nil {
-		return err
+		return false, err
 	}
 	msg := mail.Message{From: opts.From, To: opts.To, Subject: subject, Text: text, HTML: html, Date: now,
 		Headers: map[string]string{"X-Cmord-Digest": key, "X-Cmord-Period": archive.TS(d.PeriodStart) + "/" + archive.TS(d.PeriodEnd)}}
@@ -419,7 +420,7 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 			ContentType: "text/csv; charset=utf-8", Data: csvData})
 	}
 	if err := sender.Queue(ctx, key, "digest", msg); err != nil {
-		return err
+		return false, err
 	}
 	// The digest sent is part of the archive (SPEC "Archive": digests sent).
 	if _, err := store.Ingest(ctx, archive.IngestRequest{Source: "digest", Name: strings.TrimPrefix(key, "digest:") + ".txt",
@@ -429,11 +430,11 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 	}
 	rec.Subject = subject
 	if err := store.Write(ctx, func(tx *sql.Tx) error { _, err := store.RecordDigest(ctx, tx, rec); return err }); err != nil {
-		return err
+		return false, err
 	}
 	opts.Log.Info("digest queued", "key", key, "new", len(d.New), "still_open", len(d.StillOpen), "resolved", len(d.Resolved),
 		"deadlines", len(d.Deadlines))
-	return nil
+	return true, nil
 }
 
 // CSVName is the attachment's file name.
