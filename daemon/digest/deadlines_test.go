@@ -100,7 +100,7 @@ func TestDeadlineSeverity(t *testing.T) {
 		{DeadlineWindowClosing, d(2026, 11, 30), d(2026, 11, 23), "high"},   // 7 days
 		{DeadlineWindowClosing, d(2026, 11, 25), d(2026, 11, 23), "urgent"}, // 2 working days
 		{DeadlineWindowClosing, d(2026, 11, 20), d(2026, 11, 23), "urgent"}, // past
-		{DeadlineSuspensionTerm, d(2026, 12, 9), d(2026, 12, 4), "urgent"},    // Fri → Wed over 8 Dec: 7 and 9 = 2 working days
+		{DeadlineSuspensionTerm, d(2026, 12, 9), d(2026, 12, 4), "urgent"},  // Fri → Wed over 8 Dec: 7 and 9 = 2 working days
 		{DeadlineRefund, d(2026, 4, 7), d(2026, 4, 3), "urgent"},            // Easter Monday 6 April 2026: 1 working day
 		{DeadlineAck, d(2026, 8, 18), d(2026, 8, 13), "high"},               // 14, 17, 18 = 3 working days (15 Aug Sat)
 		{DeadlineNoAnswer, d(2026, 11, 23), d(2026, 11, 23), ""},            // due today: not yet late

@@ -166,7 +166,7 @@ func fixture(t testing.TB, st *archive.Store) {
 		LastSeen: rome(2026, time.November, 23, 5, 10)})
 	raise(t, st, archive.Exception{Fingerprint: "upload_failed|sftp:sii|IT00488410010_SI1.0050_20261123_001.csv", Kind: "upload_failed",
 		Severity: archive.SevHigh, Owner: OwnerSysadmin, FileID: built.ID, Subject: "sii",
-		Message: "publishing IT00488410010_SI1.0050_20261123_001.csv to sftp:sii failed (attempt 3): dial tcp: i/o timeout",
+		Message:  "publishing IT00488410010_SI1.0050_20261123_001.csv to sftp:sii failed (attempt 3): dial tcp: i/o timeout",
 		LastSeen: rome(2026, time.November, 23, 5, 20)})
 	// Resolved in the period: one automatically, one by hand.
 	raise(t, st, archive.Exception{Fingerprint: "hostkey_mismatch|sii", Kind: "hostkey_mismatch", Severity: archive.SevUrgent, Owner: OwnerSysadmin,
@@ -219,4 +219,3 @@ func firstDiff(want, got string) string {
 	}
 	return ""
 }
-
