@@ -21,6 +21,7 @@ type PracticeStmts struct {
 	byKey, byID, insPractice, savePractice    *sql.Stmt
 	insHistory, insLink, insRequest, codeUsed *sql.Stmt
 	setState, markSent, setRequest, readSeq   *sql.Stmt
+	setRequestDate                            *sql.Stmt
 	seqs                                      map[string]int64 // sequence name → next value, written back by Close
 	seqDirty                                  map[string]bool
 	now                                       func() time.Time
@@ -59,6 +60,7 @@ func (s *Store) PreparePractices(ctx context.Context, tx *sql.Tx) (*PracticeStmt
 	p.markSent = prep(`UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id = ?`)
 	p.setRequest = prep(`UPDATE requests SET state = ?, data = ? WHERE id = ?`)
 	p.readSeq = prep(`SELECT next FROM sequences WHERE name = ?`)
+	p.setRequestDate = prep(`UPDATE practices SET request_date = ?, updated_at = ? WHERE id = ?`)
 	if err != nil {
 		p.Close(ctx)
 		return nil, fmt.Errorf("archive: prepare practice statements: %w", err)
@@ -84,7 +86,7 @@ func (p *PracticeStmts) Close(ctx context.Context) error {
 	}
 	p.seqDirty = map[string]bool{}
 	for _, st := range []*sql.Stmt{p.byKey, p.byID, p.insPractice, p.savePractice, p.insHistory, p.insLink, p.insRequest,
-		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq} {
+		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate} {
 		if st != nil {
 			st.Close()
 		}
@@ -262,6 +264,13 @@ func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
 func (p *PracticeStmts) SetRequest(ctx context.Context, id int64, state string, data map[string]string) error {
 	b, _ := json.Marshal(nonNil(data))
 	_, err := p.setRequest.ExecContext(ctx, state, string(b), id)
+	return err
+}
+
+// SetRequestDate records the day a practice's request was sent.
+func (p *PracticeStmts) SetRequestDate(ctx context.Context, pr *Practice, day flows.Date) error {
+	pr.RequestDate, pr.UpdatedAt = day, p.now()
+	_, err := p.setRequestDate.ExecContext(ctx, dateText(day), TS(pr.UpdatedAt), pr.ID)
 	return err
 }
 

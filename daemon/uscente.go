@@ -1042,12 +1042,14 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 		}
 		switch b.flow {
 		case flowREQ:
-			pr.p.RequestDate = today
-			if err := st.Save(ctx, &pr.p); err != nil {
+			if err := st.SetRequestDate(ctx, &pr.p, today); err != nil {
 				return err
 			}
-			if _, err := d.Store.ResolveByFingerprint(ctx, tx, fmt.Sprintf("window_closing|%d", pr.p.ID), "request sent in "+name); err != nil {
-				return err
+			// Only a practice close to its window's end can have been flagged.
+			if !pr.p.WindowClose.IsZero() && today.DaysUntil(pr.p.WindowClose) <= d.Config().CMOR.WindowWarnDays {
+				if _, err := d.Store.ResolveByFingerprint(ctx, tx, fmt.Sprintf("window_closing|%d", pr.p.ID), "request sent in "+name); err != nil {
+					return err
+				}
 			}
 		case flowREFUNDACK:
 			if pr.data.Refund != nil {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -10,7 +11,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -515,3 +518,133 @@ func TestUscenteRoleRefused(t *testing.T) {
 		t.Errorf("unknown SII file: %+v", fs)
 	}
 }
+
+// morosiBenchFile generates (once, cached in os.TempDir) an uscente.morosi extract of
+// rows rows: three invoices per case, every case eligible and in its window on e2eNow.
+func morosiBenchFile(b *testing.B, rows int) string {
+	b.Helper()
+	p := filepath.Join(os.TempDir(), fmt.Sprintf("cmord-bench-morosi-%d.csv", rows))
+	if st, err := os.Stat(p); err == nil && st.Size() > 0 {
+		return p
+	}
+	tmp := p + ".tmp"
+	fh, err := os.Create(tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := bufioWriter(fh)
+	sw := flows.D(2025, 3, 1)
+	fmt.Fprintf(bw, "%s\r\n", strings.Join(morosiHeader, ";"))
+	cfs := make([]string, 1000)
+	for i := range cfs {
+		cfs[i] = testCF(fmt.Sprintf("RSSMRA%02dT%02dA%03d", 50+i%40, 10+i%18, i%1000))
+	}
+	for i := 0; i < rows; i++ {
+		c := i / 3
+		fmt.Fprintf(bw, "%s\r\n", morosiRow(fmt.Sprintf("IT%03dE%08d", c%1000, c), cfs[c%len(cfs)], "Cliente Benchmark", sw,
+			fmt.Sprintf("F%d-%d", c, i%3), "40.00", nil))
+	}
+	if err := bw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	fh.Close()
+	if err := os.Rename(tmp, p); err != nil {
+		b.Fatal(err)
+	}
+	return p
+}
+
+// peakHeap samples the live heap until stop is closed and returns the maximum.
+func peakHeap(stop <-chan struct{}) <-chan uint64 {
+	out := make(chan uint64, 1)
+	go func() {
+		var peak uint64
+		var ms runtime.MemStats
+		t := time.NewTicker(20 * time.Millisecond)
+		defer t.Stop()
+		for {
+			runtime.ReadMemStats(&ms)
+			if ms.HeapInuse > peak {
+				peak = ms.HeapInuse
+			}
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+// BenchmarkMorosi1M runs a 1,000,000-row uscente.morosi extract through validation,
+// grouping, eligibility, practices with their CP_UTENTE and REQ requests (one
+// transaction), then builds every SI1.0050 file, and compares the handler with
+// sqlite3's own CSV import of the same file. Run: go test ./daemon -run '^$'
+// -bench Morosi1M -benchtime 1x (MORSOSI_ROWS=N for another size).
+func BenchmarkMorosi1M(b *testing.B) {
+	rows := 1_000_000
+	if v := os.Getenv("MOROSI_ROWS"); v != "" {
+		fmt.Sscan(v, &rows)
+	}
+	file := morosiBenchFile(b, rows)
+	var importSecs float64
+	if _, err := os.Stat("/usr/bin/sqlite3"); err == nil {
+		start := time.Now()
+		out, err := exec.Command("/usr/bin/sqlite3", ":memory:", ".mode csv", ".separator ;", ".import "+file+" t").CombinedOutput()
+		if err != nil {
+			b.Fatalf("sqlite3 import: %v %s", err, out)
+		}
+		importSecs = time.Since(start).Seconds()
+	}
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		w := newTestWorld(&testing.T{}, e2eNow, "")
+		ctx := context.Background()
+		res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: filepath.Base(file), Direction: "in", Kind: "uscente.morosi", Path: file})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		stop := make(chan struct{})
+		peak := peakHeap(stop)
+		b.StartTimer()
+		start := time.Now()
+		out, err := w.d.process(ctx, res.File, w.d.folderByName("morosi"))
+		if err != nil || out.Rejected {
+			b.Fatalf("process: %v %s", err, out.Reason)
+		}
+		handler := time.Since(start)
+		startBuild := time.Now()
+		n, err := w.d.BuildAll(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		build := time.Since(startBuild)
+		b.StopTimer()
+		close(stop)
+		heap := <-peak
+		b.ReportMetric(float64(rows)/handler.Seconds(), "rows/s")
+		b.ReportMetric(handler.Seconds(), "handler-s")
+		b.ReportMetric(build.Seconds(), "build-s")
+		b.ReportMetric(float64(n), "files")
+		b.ReportMetric(float64(heap)/(1<<20), "peak-heap-MiB")
+		if importSecs > 0 {
+			b.ReportMetric(importSecs, "sqlite3-import-s")
+			b.ReportMetric(handler.Seconds()/importSecs, "ratio")
+		}
+		if st, err := os.ReadFile("/proc/self/status"); err == nil {
+			for _, ln := range strings.Split(string(st), "\n") {
+				if strings.HasPrefix(ln, "VmHWM:") {
+					b.Logf("%s (whole test process)", strings.TrimSpace(ln))
+				}
+			}
+		}
+		b.Logf("%d rows: handler %s (%.0f rows/s), build %s (%d files), sqlite3 .import %.2fs, peak heap %.1f MiB, meta %v",
+			rows, handler.Round(time.Millisecond), float64(rows)/handler.Seconds(), build.Round(time.Millisecond), n, importSecs, float64(heap)/(1<<20), out.Meta)
+		w.d.Close()
+	}
+}
+
+func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 1<<20) }
