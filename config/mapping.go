@@ -32,6 +32,11 @@ func parseMapping(name string, data []byte) (map[string]string, error) {
 		return nil, &Error{Problems: []Problem{{File: name, Line: line, Rule: "syntax", Message: "TOML syntax: " + err.Error()}}}
 	}
 	d := &decoder{file: name, lines: scanKeyLines(data)}
+	// The documented shape is a [mapping] table (as in testdata/inputs/*.mapping.toml);
+	// flat top-level pairs are accepted too.
+	if t, ok := raw["mapping"].(map[string]any); ok && len(raw) == 1 {
+		raw = t
+	}
 	out := map[string]string{}
 	seen := map[string]string{}
 	for _, h := range sortedKeys(raw) {

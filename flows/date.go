@@ -124,23 +124,15 @@ func (d Date) ISO() string {
 }
 
 // ParseDate reads GG/MM/AAAA, and also AAAA-MM-GG (XML, ISO exports). The date must
-// exist (no 31/02).
+// exist (no 31/02). It is on the hot path of every billing row, so it parses by hand.
 func ParseDate(s string) (Date, error) {
 	var d, m, y int
-	var sep1, sep2 byte
 	switch {
-	case len(s) == 10 && s[2] == '/' && s[5] == '/':
-		if _, err := fmt.Sscanf(s, "%2d%c%2d%c%4d", &d, &sep1, &m, &sep2, &y); err != nil {
-			return Date{}, fmt.Errorf("date %q is not GG/MM/AAAA", s)
-		}
-	case len(s) == 10 && s[4] == '-' && s[7] == '-':
-		if _, err := fmt.Sscanf(s, "%4d%c%2d%c%2d", &y, &sep1, &m, &sep2, &d); err != nil {
-			return Date{}, fmt.Errorf("date %q is not AAAA-MM-GG", s)
-		}
+	case len(s) == 10 && s[2] == '/' && s[5] == '/' && allDigits(s[0:2]) && allDigits(s[3:5]) && allDigits(s[6:10]):
+		d, m, y = atoi2(s[0:2]), atoi2(s[3:5]), atoi2(s[6:8])*100+atoi2(s[8:10])
+	case len(s) == 10 && s[4] == '-' && s[7] == '-' && allDigits(s[0:4]) && allDigits(s[5:7]) && allDigits(s[8:10]):
+		y, m, d = atoi2(s[0:2])*100+atoi2(s[2:4]), atoi2(s[5:7]), atoi2(s[8:10])
 	default:
-		return Date{}, fmt.Errorf("date %q is not GG/MM/AAAA", s)
-	}
-	if !allDigits(s[0:2]) || !allDigits(s[8:10]) {
 		return Date{}, fmt.Errorf("date %q is not GG/MM/AAAA", s)
 	}
 	if m < 1 || m > 12 || d < 1 || d > DaysIn(y, time.Month(m)) || y < 1900 || y > 2999 {
@@ -148,3 +140,5 @@ func ParseDate(s string) (Date, error) {
 	}
 	return Date{y, time.Month(m), d}, nil
 }
+
+func atoi2(s string) int { return int(s[0]-'0')*10 + int(s[1]-'0') }
