@@ -282,6 +282,7 @@ func e2eExtract() string {
 
 func TestUscenteEndToEnd(t *testing.T) {
 	w := newTestWorld(t, e2eNow, "")
+	golden(t, "morosi_e2e.csv", e2eExtract()) // the input, kept as a sample for `cmord validate`
 	w.drop("morosi", "morosi_20251015.csv", e2eExtract())
 	w.runOnce()
 

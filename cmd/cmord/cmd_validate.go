@@ -17,7 +17,7 @@ import (
 
 func init() {
 	register(&command{name: "validate", summary: "check billing inputs or SII flow files offline (exit 1 on findings)",
-		usage: "[--kind K] [--mapping FILE] [--folder NAME] FILE...", run: runValidate})
+		usage: "[--kind K] [--mapping FILE] [--folder NAME] [--on DATE] FILE...", run: runValidate})
 }
 
 // runValidate checks files with the daemon's own readers and rules, touching no state:
@@ -29,6 +29,7 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 	kind := fs.String("kind", "", "billing input kind (uscente.morosi, uscente.incassi, ...); default: recognised from the header")
 	mappingFile := fs.String("mapping", "", "TOML file with the column mapping (billing header = our field)")
 	folderName := fs.String("folder", "", "use this configured folder's kind, mapping and decimal comma")
+	on := fs.String("on", "", "check eligibility as of this request date (GG/MM/AAAA or AAAA-MM-GG; default today in Europe/Rome)")
 	if code, ok := env.parse(fs, args); !ok {
 		return code
 	}
@@ -88,6 +89,13 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		opt.Mapping = wrap.Mapping
 	}
 	today := flows.Today(time.Now())
+	if *on != "" {
+		d, err := flows.ParseDate(*on)
+		if err != nil {
+			return env.fail(usageError{"--on: " + err.Error()})
+		}
+		today = d
+	}
 	total := 0
 	for _, path := range fs.Args() {
 		data, err := os.ReadFile(path)
