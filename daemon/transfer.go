@@ -238,7 +238,23 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 	if err != nil {
 		return err
 	}
-	stable := d.stability(ep).Observe(list)
+	tracker := d.stability(ep)
+	stable := tracker.Observe(list)
+	if len(stable) < countFetchable(list) {
+		// Files seen for the first time need a second listing to prove they stopped
+		// growing; take it after a short pause instead of waiting for the next poll.
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(stabilityPause):
+		}
+		for i := 1; i < max(ep.StableListings, 2); i++ {
+			if list, err = c.List(ctx, ep.InboundDir); err != nil {
+				return err
+			}
+			stable = tracker.Observe(list)
+		}
+	}
 	tmpDir := filepath.Join(d.Store.Dir(), "tmp", "sftp-"+ep.Name)
 	if err := os.MkdirAll(tmpDir, 0o750); err != nil {
 		return err
@@ -284,6 +300,11 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 	}
 	return d.retryReceived(ctx, "sftp:"+ep.Name)
 }
+
+// stabilityPause separates the listings that prove a remote file complete.
+var stabilityPause = 2 * time.Second
+
+func countFetchable(list []sftpx.RemoteFile) int { return len(list) }
 
 // retryReceived re-runs the handler of files archived but not yet processed (a crash
 // or a transient error between ingest and processing).

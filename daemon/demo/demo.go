@@ -223,7 +223,7 @@ billing_dir = "to-billing"
 poll_sii = "* * * * *"
 build = "* * * * *"
 deliver = "* * * * *"
-digest = "30 7 * * *"
+digest = "off"   # the demo sends it at the end of its script; cmord digest --send any time
 deadlines = "0 6 * * *"
 
 [mail]
