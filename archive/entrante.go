@@ -189,3 +189,29 @@ func (s *Store) practiceList(ctx context.Context, tx *sql.Tx, q string, args ...
 	}
 	return out, rows.Err()
 }
+
+// ReadyEntranteRequests lists ready requests of a flow filed for entrante practices,
+// with id > after, oldest first.
+func (s *Store) ReadyEntranteRequests(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, error) {
+	rows, err := s.q(tx).QueryContext(ctx, requestSelect+` WHERE flow = ? AND state = 'ready' AND id > ?
+		AND practice_id IN (SELECT id FROM practices WHERE role = 'entrante') ORDER BY id LIMIT ?`, flow, after, limit)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Request
+	for rows.Next() {
+		r, err := scanRequest(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, r)
+	}
+	return out, rows.Err()
+}
+
+// SetRequestState changes a request's state (e.g. cancelled, invalid) without an answer.
+func (s *Store) SetRequestState(ctx context.Context, tx *sql.Tx, id int64, state string) error {
+	_, err := tx.ExecContext(ctx, `UPDATE requests SET state = ? WHERE id = ?`, state, id)
+	return err
+}
