@@ -18,6 +18,23 @@ func init() {
 	extraJobs[JobDigest] = func(d *Daemon, ctx context.Context, _ time.Time) error {
 		return d.SendDigestNow(ctx)
 	}
+	// Every minute: urgent exceptions grouped (group_wait), repeated no more often
+	// than repeat_interval, muted by inhibition; then the outbox is flushed.
+	extraJobs[JobAlerts] = func(d *Daemon, ctx context.Context, _ time.Time) error {
+		d.mu.RLock()
+		sender := d.sender
+		d.mu.RUnlock()
+		opts := digest.OptionsFromConfig(d.Config())
+		opts.Log = d.Log.With("component", "alerts")
+		if len(opts.AlertTo) == 0 {
+			return nil
+		}
+		if err := digest.RunAlerts(ctx, d.Store, sender, opts, d.now()); err != nil {
+			return err
+		}
+		_, err := d.FlushMail(ctx)
+		return err
+	}
 }
 
 // SendDigestNow queues the digest for today (once per day: a second call the same day
