@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 
 	"github.com/cmord/cmord/daemon/sftpx/sshdtest"
@@ -67,7 +68,11 @@ func (e *benchEnv) openssh(b *testing.B, cmds string, extra ...string) {
 }
 
 // freshDir makes an empty remote (and returns its relative name) or local directory.
+//
+// It also flushes the page cache's dirty data (sync(2)), so that the writeback of
+// one iteration's or variant's files is not billed to the next.
 func freshDir(b *testing.B, parent, prefix string, i int) (string, string) {
+	defer syscall.Sync()
 	name := fmt.Sprintf("%s%d", prefix, i)
 	p := filepath.Join(parent, name)
 	os.RemoveAll(p)

@@ -582,7 +582,11 @@ func TestKillAndRestart(t *testing.T) {
 		var kill func()
 		if name == "f06.xml" {
 			// the server dies once a third of the big file has been read
-			kill = func() { b.sshd.Kill(); close(killed); go func() { time.Sleep(200 * time.Millisecond); b.sshd.Restart() }() }
+			kill = func() {
+				b.sshd.Kill()
+				close(killed)
+				go func() { time.Sleep(200 * time.Millisecond); b.sshd.Restart() }()
+			}
 		}
 		for {
 			attempts++
