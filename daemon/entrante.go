@@ -152,6 +152,7 @@ func setupEntrante(d *Daemon) error {
 	}
 	d.Handle(config.KindEntranteSospensioni, e.guard(e.handleSospensioni))
 	d.Handle(config.KindEntranteFatturato, e.guard(e.handleFatturato))
+	d.Handle(kindEntranteAnnullamenti, e.guard(e.handleAnnullamenti))
 	for _, key := range []string{flowSUSPREQ, flowSUSPREVOKE, flowANNREQ} {
 		d.AddBuilder(&entranteBuilder{e: e, flow: key})
 	}
@@ -1140,6 +1141,48 @@ func (d *Daemon) RequestEntranteAnnulment(ctx context.Context, tx *sql.Tx, p *ar
 		return nil, d.Store.LinkPracticeFile(ctx, tx, p.ID, fileID, "input", line)
 	}
 	return nil, nil
+}
+
+// kindEntranteAnnullamenti is the operator's list of entrante annulments (CP_GESTORE,
+// cause, motivation, event date). config has no such folder kind yet: the handler is
+// ready for when it does, and reads the catalog's input of that name or, failing it,
+// the layout of uscente.annullamenti.
+const kindEntranteAnnullamenti = "entrante.annullamenti"
+
+// handleAnnullamenti files an ANN_REQ for each listed entrante practice.
+func (e *entrante) handleAnnullamenti(ctx context.Context, in *Input) (Result, error) {
+	f := in.Catalog.Input(kindEntranteAnnullamenti)
+	if f == nil {
+		f = in.Catalog.Input(config.KindUscenteAnnullamenti)
+	}
+	if f == nil {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the flow catalog has no input kind " + kindEntranteAnnullamenti})
+	}
+	opt, err := readOptions(in)
+	if err != nil {
+		return finishOnly(ctx, in, Result{Rejected: true, Reason: err.Error()})
+	}
+	return e.run(ctx, in, f, opt, "csv", func(ctx context.Context, j *entranteJob, rec flows.Record) ([]flows.Finding, error) {
+		var p archive.Practice
+		var err error
+		if code := rec.Get(flows.EntCPGestore); code != "" {
+			p, err = in.Store.PracticeByKey(ctx, j.tx, flows.EntranteCaseKey(code))
+		} else {
+			p, err = in.Store.PracticeByCode(ctx, j.tx, rec.Get(flows.EntCPUtente))
+		}
+		if errors.Is(err, archive.ErrNotFound) || (err == nil && p.Role != roleEntrante) {
+			return []flows.Finding{{Field: flows.EntCPGestore, Rule: flows.RuleEntNoPractice, Value: firstNonEmptyStr(rec.Get(flows.EntCPGestore), rec.Get(flows.EntCPUtente)),
+				Message: "no entrante practice has this code"}}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		why := rec.Get(flows.EntMotivation)
+		if by := rec.Get("RICHIESTO_DA"); by != "" {
+			why = strings.TrimSpace(why + " (requested by " + by + ")")
+		}
+		return e.d.RequestEntranteAnnulment(ctx, j.tx, &p, rec.Get(flows.EntAnnCause), why, rec.Date(flows.EntEventDate), in.File.ID, rec.Line)
+	})
 }
 
 // ---- linking (brief §5.3) ----

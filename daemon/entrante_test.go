@@ -659,6 +659,34 @@ func TestEntranteAnnulmentRequest(t *testing.T) {
 	}
 }
 
+func TestEntranteAnnulmentList(t *testing.T) {
+	w := noticed(t, `["entrante"]`)
+	ctx := context.Background()
+	content := "CP_GESTORE;COD_CAUSALE_ANNULLAMENTO;MOTIVAZIONE;DATA_EVENTO\r\n" +
+		cpgB + ";AN-07;cliente diverso dal debitore;17/01/2025\r\n" +
+		cpgC + ";AN-03;;17/01/2025\r\n" +
+		"SII2025A0000099;AN-07;;17/01/2025\r\n"
+	res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "cli", Name: "annullamenti.csv", Direction: "in",
+		Kind: kindEntranteAnnullamenti, Reader: strings.NewReader(content)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.d.process(ctx, res.File, nil)
+	if err != nil || out.Rejected {
+		t.Fatalf("process: %+v %v", out, err)
+	}
+	rules := map[int]string{}
+	for _, f := range out.Findings {
+		rules[f.Line] = f.Rule
+	}
+	if rules[3] != "ANN-CAUSE" || rules[4] != flows.RuleEntNoPractice || rules[2] != "" {
+		t.Errorf("findings: %v", out.Findings)
+	}
+	if rs, _ := w.d.Store.Requests(ctx, nil, w.practice(cpgB).ID, flowANNREQ, "ready", 0); len(rs) != 1 {
+		t.Errorf("ANN_REQ for B: %+v", rs)
+	}
+}
+
 func TestEntranteRoles(t *testing.T) {
 	// An uscente-only company refuses an entrante flow from the SII.
 	w := newEntWorld(t, entStart, `["uscente"]`, "")
