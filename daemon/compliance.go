@@ -46,6 +46,11 @@ func (d *Daemon) SendDigestNow(ctx context.Context) error {
 	d.mu.RUnlock()
 	opts := digest.OptionsFromConfig(cfg)
 	opts.Log = d.Log.With("component", "digest")
+	if len(opts.To) == 0 {
+		// `cmord check` warns about this; the digest stays available with --preview.
+		d.Log.Info("digest not sent: no recipients in [digest] to")
+		return nil
+	}
 	if _, err := digest.Send(ctx, d.Store, sender, opts, d.now()); err != nil {
 		return err
 	}
