@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestMain lets the test binary run as the cmord command itself (for signal tests).
+func TestMain(m *testing.M) {
+	if os.Getenv("CMORD_TEST_MAIN") == "1" {
+		os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
+	}
+	os.Exit(m.Run())
+}
+
+// syncBuffer collects a child's output while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
+func (s *syncBuffer) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+
+func waitFor(t *testing.T, out *syncBuffer, what string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if strings.Contains(out.String(), what) {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("never saw %q in the output:\n%s", what, out.String())
+}
+
+const runTestConfig = `state_dir = "state"
+[log]
+format = "text"
+[company]
+piva = "00488410010"
+name = "Test S.p.A."
+roles = ["uscente"]
+sectors = ["E"]
+piva_gestore = "01234567897"
+[[folder]]
+name = "%s"
+path = "in"
+kind = "uscente.morosi"
+settle = "50ms"
+`
+
+// TestRunReloadAndStop drives `cmord run` as users do: SIGHUP with a broken file
+// keeps the old configuration (and says why), SIGHUP with a good one reloads, a file
+// dropped afterwards is processed, and SIGTERM stops the daemon cleanly (exit 0).
+func TestRunReloadAndStop(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "in"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "cmord.toml")
+	write := func(s string) {
+		if err := os.WriteFile(cfgPath, []byte(s), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(fmt.Sprintf(runTestConfig, "morosi"))
+	cmd := exec.Command(os.Args[0], "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "CMORD_TEST_MAIN=1", "NOTIFY_SOCKET=")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, &out, "cmord running")
+
+	write("state_dir = \"state\"\nthis is not toml\n")
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, &out, "new configuration refused, keeping the old one")
+
+	write(fmt.Sprintf(runTestConfig, "morosi-renamed"))
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, &out, "configuration reloaded")
+
+	if err := os.WriteFile(filepath.Join(dir, "in", "x.csv"), []byte("not;a;morosi;file\r\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &out, "file finished")
+	if !strings.Contains(out.String(), "folder=morosi-renamed") {
+		t.Errorf("the file was not taken by the reloaded folder configuration:\n%s", out.String())
+	}
+	cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("cmord run after SIGTERM: %v\n%s", err, out.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("cmord run did not stop on SIGTERM:\n%s", out.String())
+	}
+	waitFor(t, &out, "stopped")
+	// every log line is one record a machine can read
+	sc := bufio.NewScanner(strings.NewReader(out.String()))
+	for sc.Scan() {
+		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "time=") {
+			t.Errorf("unstructured output line: %q", line)
+		}
+	}
+}
