@@ -92,19 +92,20 @@ type CMOR struct {
 
 // Folder kinds: which billing input (or SII files dropped by hand) a folder receives.
 const (
-	KindUscenteMorosi       = "uscente.morosi"
-	KindUscenteIncassi      = "uscente.incassi"
-	KindUscenteAnnullamenti = "uscente.annullamenti"
-	KindUscenteRimborsi     = "uscente.rimborsi"
-	KindEntranteFatturato   = "entrante.fatturato"
-	KindEntranteSospensioni = "entrante.sospensioni"
-	KindSII                 = "sii"
+	KindUscenteMorosi        = "uscente.morosi"
+	KindUscenteIncassi       = "uscente.incassi"
+	KindUscenteAnnullamenti  = "uscente.annullamenti"
+	KindUscenteRimborsi      = "uscente.rimborsi"
+	KindEntranteFatturato    = "entrante.fatturato"
+	KindEntranteSospensioni  = "entrante.sospensioni"
+	KindEntranteAnnullamenti = "entrante.annullamenti" // operator annulment lists for entrante practices (layout of uscente.annullamenti)
+	KindSII                  = "sii"
 )
 
 // FolderKinds lists every folder kind in documentation order.
 var FolderKinds = []string{
 	KindUscenteMorosi, KindUscenteIncassi, KindUscenteAnnullamenti, KindUscenteRimborsi,
-	KindEntranteFatturato, KindEntranteSospensioni, KindSII,
+	KindEntranteFatturato, KindEntranteSospensioni, KindEntranteAnnullamenti, KindSII,
 }
 
 // DefaultIgnore are the globs a folder always ignores (files still being written).

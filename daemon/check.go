@@ -37,7 +37,11 @@ func CheckConfig(cfg *config.Config) error {
 		if err := writableDir(f.Path); err != nil {
 			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, err))
 		}
-		if f.Kind != config.KindSII && cat.Input(f.Kind) == nil {
+		layout := f.Kind
+		if f.Kind == config.KindEntranteAnnullamenti {
+			layout = config.KindUscenteAnnullamenti // same list layout, other side
+		}
+		if f.Kind != config.KindSII && cat.Input(layout) == nil {
 			errs = append(errs, fmt.Errorf("folder %s: the catalog has no input kind %q", f.Name, f.Kind))
 		}
 	}
