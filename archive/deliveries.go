@@ -26,7 +26,10 @@ type Delivery struct {
 // QueueDelivery records, inside the transaction that built the file, that it must be
 // published. Publishing happens later, so a crash between build and upload loses nothing.
 func (s *Store) QueueDelivery(ctx context.Context, tx *sql.Tx, d Delivery) (int64, error) {
-	now := time.Now()
+	now := d.CreatedAt // the daemon's clock when the caller sets it
+	if now.IsZero() {
+		now = time.Now()
+	}
 	r, err := tx.ExecContext(ctx, `INSERT INTO deliveries (file_id, target, remote_dir, remote_name, state, next_attempt_at, created_at)
 		VALUES (?, ?, ?, ?, 'pending', ?, ?)`, d.FileID, d.Target, d.RemoteDir, d.RemoteName, TS(now), TS(now))
 	if err != nil {

@@ -44,7 +44,7 @@ func (d *Daemon) QueueToSII(ctx context.Context, tx *sql.Tx, f archive.File) err
 			continue
 		}
 		if _, err := d.Store.QueueDelivery(ctx, tx, archive.Delivery{FileID: f.ID, Target: "sftp:" + ep.Name,
-			RemoteDir: ep.OutboundDir, RemoteName: f.Name}); err != nil {
+			RemoteDir: ep.OutboundDir, RemoteName: f.Name, CreatedAt: d.now()}); err != nil {
 			return err
 		}
 		n++
@@ -62,6 +62,6 @@ func (d *Daemon) QueueToBilling(ctx context.Context, tx *sql.Tx, f archive.File)
 	if dir == "" {
 		return fmt.Errorf("outbound.billing_dir is not configured: %s cannot be published", f.Name)
 	}
-	_, err := d.Store.QueueDelivery(ctx, tx, archive.Delivery{FileID: f.ID, Target: "dir:" + dir, RemoteDir: dir, RemoteName: f.Name})
+	_, err := d.Store.QueueDelivery(ctx, tx, archive.Delivery{FileID: f.ID, Target: "dir:" + dir, RemoteDir: dir, RemoteName: f.Name, CreatedAt: d.now()})
 	return err
 }

@@ -345,6 +345,9 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase) error {
 			return err
 		}
 		j.created++
+		if err := j.linkPrevious(ctx, p, mc); err != nil {
+			return err
+		}
 		if state == flows.StateReady {
 			return j.st.CreateRequest(ctx, &archive.Request{PracticeID: p.ID, Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result)})
 		}
@@ -362,7 +365,19 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase) error {
 	if err := j.st.Link(ctx, p.ID, j.in.File.ID, "input", line); err != nil {
 		return err
 	}
+	if err := j.linkPrevious(ctx, p, mc); err != nil {
+		return err
+	}
 	return j.u.settleReady(ctx, j.st, p, state, result, hist)
+}
+
+// linkPrevious links a request that carries a previous uncollected CMOR to our
+// earlier entrante practice for that customer, both ways (brief §5.3).
+func (j *morosiJob) linkPrevious(ctx context.Context, p *archive.Practice, mc *flows.MorosiCase) error {
+	if p.Previous <= 0 && mc.Case.PreviousCPGestore == "" || p.LinkedID != 0 {
+		return nil
+	}
+	return j.u.d.LinkPreviousCMOR(ctx, j.st.Tx(), p)
 }
 
 // settleReady moves a practice not yet filed to state (READY, WAITING_WINDOW or DRAFT)
@@ -701,6 +716,9 @@ func (u *uscente) handleAnnullamenti(ctx context.Context, in *Input) (Result, er
 		why := firstNonEmptyStr(rec.Get("MOTIVAZIONE"), "operator annulment")
 		if by := rec.Get("RICHIESTO_DA"); by != "" {
 			why += " (requested by " + by + ")"
+		}
+		if p.Role == "entrante" { // one list may name practices of both sides
+			return u.d.RequestEntranteAnnulment(ctx, st.Tx(), &p, rec.Get("COD_CAUSALE_ANNULLAMENTO"), why, rec.Date("DATA_EVENTO"), in.File.ID, rec.Line)
 		}
 		h := archive.HistoryEntry{Flow: in.File.Kind, FileID: in.File.ID, Line: rec.Line, At: in.Now}
 		return u.annul(ctx, st, in, &p, rec.Get("COD_CAUSALE_ANNULLAMENTO"), why, rec.Date("DATA_EVENTO"), h)

@@ -40,6 +40,7 @@ type fakeState struct {
 	NotifiedEntr   bool
 	RefusedOneReq  bool
 	EntrantePoints []string
+	EntranteCodes  []string // CP_GESTORE of the notices sent to us as entrante
 }
 
 // NewFakeSII loads (or starts) the scripted SII's state.
@@ -219,6 +220,7 @@ func (f *FakeSII) notifyEntrante(now time.Time) (string, error) {
 			"DATA_NOTIFICA": today.String(), "TERMINE_SOSPENSIONE": today.AddDays(10).String()},
 	}
 	f.state.EntrantePoints = []string{rows[0]["COD_POD"], rows[1]["COD_PDR"]}
+	f.state.EntranteCodes = []string{rows[0]["CP_GESTORE"], rows[1]["CP_GESTORE"]}
 	return f.write("NOTIF_ENTR", rows, now)
 }
 
@@ -245,3 +247,7 @@ func (f *FakeSII) write(key string, rows []map[string]string, now time.Time) (st
 	name := fmt.Sprintf("%s%s_%s_%s_%03d.csv", flow.Service, flow.Code, f.piva, now.In(flows.Rome).Format("20060102T150405"), f.state.Files)
 	return name, drop(f.d.Path(SIIOutbox), name, buf.Bytes())
 }
+
+// EntranteCodes returns the CP_GESTORE of the two entrante practices the scripted SII
+// notified (empty before the first round).
+func (f *FakeSII) EntranteCodes() []string { return f.state.EntranteCodes }

@@ -138,3 +138,36 @@ func (d *Demo) DropIncassi(now time.Time) (string, error) {
 	name := fmt.Sprintf("incassi_%s.csv", now.In(flows.Rome).Format("20060102"))
 	return name, drop(d.Path("in/incassi"), name, IncassiCSV(now))
 }
+
+// FatturatoCSV renders billing's report of the CMOR charged to the two customers
+// that came to us: the first has not paid it, the second has.
+func FatturatoCSV(now time.Time, codes []string) []byte {
+	today := flows.Today(now)
+	var b bytes.Buffer
+	b.WriteString("CP_GESTORE;COD_POD;COD_PDR;CF_CLIENTE;PIVA_CLIENTE;NUM_FATTURA_CMOR;DATA_FATTURA;IMPORTO_FATTURATO;DATA_SCADENZA;STATO_INCASSO;IMPORTO_INCASSATO;DATA_INCASSO\r\n")
+	fmt.Fprintf(&b, "%s;IT001E24681357;;;;FC%04d0001;%s;187.60;%s;N;;\r\n", codes[0], today.Y, today.AddDays(-1).String(), today.AddDays(20).String())
+	fmt.Fprintf(&b, "%s;;00991122334455;;;FC%04d0002;%s;96.25;%s;I;96.25;%s\r\n", codes[1], today.Y, today.AddDays(-1).String(), today.AddDays(20).String(), today.String())
+	return b.Bytes()
+}
+
+// SospensioniCSV renders billing's suspension list: the first customer, who did not
+// pay the CMOR, had its supply suspended for non-payment.
+func SospensioniCSV(now time.Time, codes []string) []byte {
+	today := flows.Today(now)
+	var b bytes.Buffer
+	b.WriteString("CP_GESTORE;COD_POD;COD_PDR;MOTIVO_SOSPENSIONE;DATA_RICHIESTA_SOSPENSIONE_FORNITURA;DATA_SOSPENSIONE;COD_PRATICA_SOSPENSIONE_DISTRIBUTORE;CMOR_INCASSATO;DATA_RIATTIVAZIONE;NOTE\r\n")
+	fmt.Fprintf(&b, "%s;IT001E24681357;;SO-01;%s;%s;DSO%04d000123;N;;supply suspended for non-payment\r\n", codes[0], today.AddDays(-2).String(), today.String(), today.Y)
+	return b.Bytes()
+}
+
+// DropFatturato drops billing's CMOR report into the fatturato folder.
+func (d *Demo) DropFatturato(now time.Time, codes []string) (string, error) {
+	name := fmt.Sprintf("fatturato_%s.csv", now.In(flows.Rome).Format("20060102"))
+	return name, drop(d.Path("in/fatturato"), name, FatturatoCSV(now, codes))
+}
+
+// DropSospensioni drops billing's suspension list into the sospensioni folder.
+func (d *Demo) DropSospensioni(now time.Time, codes []string) (string, error) {
+	name := fmt.Sprintf("sospensioni_%s.csv", now.In(flows.Rome).Format("20060102"))
+	return name, drop(d.Path("in/sospensioni"), name, SospensioniCSV(now, codes))
+}
