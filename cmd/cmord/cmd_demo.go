@@ -13,6 +13,7 @@ import (
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon"
 	"github.com/cmord/cmord/daemon/demo"
+	"github.com/cmord/cmord/flows"
 )
 
 func init() {
@@ -48,7 +49,8 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	say("cmord demo in %s", dm.Dir)
 	say("  SII (SFTP) on %s, mail (SMTP) on %s", dm.SFTP.Addr, dm.SMTP.Addr())
 	if dm.Fresh {
-		name, err := dm.DropMorosi(time.Now())
+		now := time.Now()
+		name, err := dm.DropMorosi(now)
 		if err != nil {
 			return env.fail(err)
 		}
@@ -60,20 +62,47 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		if err := cycle(ctx, d, sii, say); err != nil {
 			return env.fail(err)
 		}
-		name, err = dm.DropIncassi(time.Now())
+		inc, err := dm.DropIncassi(now)
 		if err != nil {
 			return env.fail(err)
 		}
-		say("\n3. The SII confirms the outcomes; billing drops %s: Mario Rossi paid, so his claim must be annulled", name)
+		fat, err := dm.DropFatturato(now, sii.EntranteCodes())
+		if err != nil {
+			return env.fail(err)
+		}
+		say("\n3. The SII confirms the outcomes. Billing drops %s (Mario Rossi paid: his claim must be annulled)", inc)
+		say("   and %s (the CMOR charged to the two new customers: one paid, one did not)", fat)
 		if err := cycle(ctx, d, sii, say); err != nil {
 			return env.fail(err)
 		}
-		say("\n4. The SII acknowledges the annulment")
+		sosp, err := dm.DropSospensioni(now, sii.EntranteCodes())
+		if err != nil {
+			return env.fail(err)
+		}
+		say("\n4. The SII acknowledges the annulment; billing drops %s: the customer who did not pay the CMOR", sosp)
+		say("   was suspended for non-payment, within the suspension term, so cmord files a suspension request")
 		if err := cycle(ctx, d, sii, say); err != nil {
 			return env.fail(err)
 		}
+		say("\n5. The SII admits and accepts the suspension")
+		if err := cycle(ctx, d, sii, say); err != nil {
+			return env.fail(err)
+		}
+		// Reports cover whole months: let the month end, as a real installation would.
+		next := flows.Today(now).FirstOfMonth().AddMonths(1).Time().Add(9 * time.Hour)
+		d.SetClock(func() time.Time { return next.Add(time.Since(now)) })
+		say("\n6. The demo moves its clock to %s: the month is over, so cmord builds the report (REND) of the CMOR billed and collected", next.Format("02/01/2006"))
+		if err := cycle(ctx, d, sii, say); err != nil {
+			return env.fail(err)
+		}
+		if err := cycle(ctx, d, sii, say); err != nil {
+			return env.fail(err)
+		}
+		d.SetClock(time.Now)
 		if err := d.SendDigestNow(ctx); err != nil {
 			say("   (digest not sent: %v)", err)
+		} else {
+			say("\n7. The compliance digest goes out by mail (see the mail folder)")
 		}
 	} else {
 		say("\nReusing the demo state in %s (delete the folder for a fresh start).", dm.Dir)
