@@ -59,7 +59,11 @@ func (d *Daemon) jobBody(name string) func(ctx context.Context, slot time.Time) 
 	case JobVerify:
 		return func(ctx context.Context, _ time.Time) error { return d.VerifyArchive(ctx) }
 	case JobMail:
-		return func(ctx context.Context, _ time.Time) error { _, err := d.FlushMail(ctx); return err }
+		return func(ctx context.Context, _ time.Time) error {
+			d.refreshGauges(ctx)
+			_, err := d.FlushMail(ctx)
+			return err
+		}
 	}
 	if f, ok := extraJobs[name]; ok {
 		return func(ctx context.Context, slot time.Time) error { return f(d, ctx, slot) }
@@ -165,4 +169,24 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 	}
 	step(JobMail, func() error { _, err := d.FlushMail(ctx); return err })
 	return errors.Join(errs...)
+}
+
+// refreshGauges updates the queue and exception gauges of /metrics (every minute).
+func (d *Daemon) refreshGauges(ctx context.Context) {
+	if n, err := d.Store.PendingDeliveries(ctx); err == nil {
+		d.Metrics.QueueDepth.WithLabelValues("deliveries").Set(float64(n))
+	}
+	if n, err := d.Store.Outbox().Pending(ctx); err == nil {
+		d.Metrics.QueueDepth.WithLabelValues("mail").Set(float64(n))
+	}
+	open := true
+	if exc, err := d.Store.Exceptions(ctx, archive.ExceptionFilter{Open: &open}); err == nil {
+		counts := map[string]int{archive.SevUrgent: 0, archive.SevHigh: 0, archive.SevNormal: 0, archive.SevLow: 0}
+		for _, e := range exc {
+			counts[e.Severity]++
+		}
+		for sev, n := range counts {
+			d.Metrics.ExceptionsOpen.WithLabelValues(sev).Set(float64(n))
+		}
+	}
 }
