@@ -383,11 +383,19 @@ func TestColumnMapping(t *testing.T) {
 	if err != nil || !reflect.DeepEqual(m, map[string]string{"Codice POD": "pod", "Cod. Fiscale": "cf"}) {
 		t.Errorf("good: %v %v", m, err)
 	}
-	_, err = Folder{MappingFile: bad}.ColumnMapping()
-	want := bad + `:2: B: expected a string (our field name), found the integer 3 (rule type)` + "\n" +
-		bad + `:3: C: headers "A" and "C" both map to field "pod" (rule mapping)`
-	if err == nil || err.Error() != want {
-		t.Errorf("bad:\n%v\nwant:\n%s", err, want)
+	_, err = Folder{Name: "x", MappingFile: bad}.ColumnMapping()
+	for _, want := range []string{bad + `:2: "B": expected a field name`, bad + `:3: headers "A" and "C" both map to field pod`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("bad: %v\nwant it to contain %s", err, want)
+		}
+	}
+	table := filepath.Join(dir, "table.toml")
+	os.WriteFile(table, []byte("kind = \"uscente.morosi\"\ndecimal_comma = true\n[mapping]\n\"Codice POD\" = \"COD_POD\"\n"), 0o644)
+	if _, err := (Folder{Name: "m", Kind: "uscente.morosi", MappingFile: table}).ColumnMapping(); err == nil || !strings.Contains(err.Error(), "set decimal_comma = true") {
+		t.Errorf("decimal comma in the mapping file but not the folder: %v", err)
+	}
+	if m, err := (Folder{Name: "m", Kind: "uscente.morosi", DecimalComma: true, MappingFile: table}).ColumnMapping(); err != nil || m["Codice POD"] != "COD_POD" {
+		t.Errorf("table mapping: %v %v", m, err)
 	}
 	inline := map[string]string{"X": "pod"}
 	if m, _ := (Folder{Mapping: inline}).ColumnMapping(); !reflect.DeepEqual(m, inline) {

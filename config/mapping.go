@@ -2,9 +2,8 @@ package config
 
 import (
 	"fmt"
-	"os"
 
-	"github.com/BurntSushi/toml"
+	"github.com/cmord/cmord/flows"
 )
 
 // ColumnMapping returns the folder's column mapping (billing header → our field name):
@@ -15,47 +14,15 @@ func (f Folder) ColumnMapping() (map[string]string, error) {
 	if f.MappingFile == "" {
 		return f.Mapping, nil
 	}
-	data, err := os.ReadFile(f.MappingFile)
+	m, err := flows.LoadMapping(f.MappingFile)
 	if err != nil {
 		return nil, fmt.Errorf("folder %q mapping_file: %w", f.Name, err)
 	}
-	return parseMapping(f.MappingFile, data)
-}
-
-func parseMapping(name string, data []byte) (map[string]string, error) {
-	var raw map[string]any
-	if _, err := toml.Decode(string(data), &raw); err != nil {
-		line := 0
-		if pe, ok := err.(toml.ParseError); ok {
-			line = pe.Position.Line
-		}
-		return nil, &Error{Problems: []Problem{{File: name, Line: line, Rule: "syntax", Message: "TOML syntax: " + err.Error()}}}
+	if m.Kind != "" && m.Kind != f.Kind {
+		return nil, fmt.Errorf("folder %q mapping_file %s is for kind %q, the folder receives %q", f.Name, f.MappingFile, m.Kind, f.Kind)
 	}
-	d := &decoder{file: name, lines: scanKeyLines(data)}
-	// The documented shape is a [mapping] table (as in testdata/inputs/*.mapping.toml);
-	// flat top-level pairs are accepted too.
-	if t, ok := raw["mapping"].(map[string]any); ok && len(raw) == 1 {
-		raw = t
+	if m.DecimalComma && !f.DecimalComma {
+		return nil, fmt.Errorf("folder %q mapping_file %s says decimal_comma = true: set decimal_comma = true in the [[folder]] too", f.Name, f.MappingFile)
 	}
-	out := map[string]string{}
-	seen := map[string]string{}
-	for _, h := range sortedKeys(raw) {
-		s, ok := raw[h].(string)
-		switch {
-		case !ok:
-			d.add([]string{h}, "type", "expected a string (our field name), found %s", tomlType(raw[h]))
-		case s == "":
-			d.add([]string{h}, "mapping", "header %q maps to an empty field name", h)
-		case seen[s] != "":
-			d.add([]string{h}, "mapping", "headers %q and %q both map to field %q", seen[s], h, s)
-		default:
-			seen[s] = h
-			out[h] = s
-		}
-	}
-	if len(d.probs) > 0 {
-		sortProblems(d.probs)
-		return nil, &Error{Problems: d.probs}
-	}
-	return out, nil
+	return m.Columns, nil
 }

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/BurntSushi/toml"
 
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/flows"
@@ -72,21 +71,15 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		}
 	}
 	if *mappingFile != "" {
-		data, err := os.ReadFile(*mappingFile)
+		m, err := flows.LoadMapping(*mappingFile)
 		if err != nil {
 			return env.fail(usageError{err.Error()})
 		}
-		var wrap struct {
-			Mapping map[string]string `toml:"mapping"`
+		opt.Mapping = m.Columns
+		opt.DecimalComma = opt.DecimalComma || m.DecimalComma
+		if *kind == "" {
+			*kind = m.Kind
 		}
-		if _, err := toml.Decode(string(data), &wrap); err != nil || wrap.Mapping == nil {
-			var flat map[string]string
-			if _, err2 := toml.Decode(string(data), &flat); err2 != nil {
-				return env.fail(usageError{fmt.Sprintf("%s: not a TOML [mapping] table: %v", *mappingFile, err2)})
-			}
-			wrap.Mapping = flat
-		}
-		opt.Mapping = wrap.Mapping
 	}
 	today := flows.Today(time.Now())
 	if *on != "" {
