@@ -16,9 +16,17 @@ import (
 
 // CheckConfig checks what config.Load cannot see alone: the catalog loads and is
 // consistent, folders exist and are writable (files are claimed by rename), secrets
-// and known_hosts files are readable.
-func CheckConfig(cfg *config.Config) error {
+// and known_hosts files are readable. Paths that do not exist yet are warnings (a
+// fresh installation creates them before starting); everything else is an error.
+func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 	var errs []error
+	missing := func(what string, e error) bool {
+		if errors.Is(e, os.ErrNotExist) {
+			warnings = append(warnings, fmt.Sprintf("%s: %v (create it before `cmord run`)", what, e))
+			return true
+		}
+		return false
+	}
 	cat := flows.DefaultCatalog()
 	if cfg.Catalog.Path != "" {
 		c, err := flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode)
@@ -34,7 +42,7 @@ func CheckConfig(cfg *config.Config) error {
 		}
 	}
 	for _, f := range cfg.Folders {
-		if err := writableDir(f.Path); err != nil {
+		if err := writableDir(f.Path); err != nil && !missing("folder "+f.Name, err) {
 			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, err))
 		}
 		layout := f.Kind
@@ -46,7 +54,7 @@ func CheckConfig(cfg *config.Config) error {
 		}
 	}
 	if cfg.Outbound.BillingDir != "" {
-		if err := writableDir(cfg.Outbound.BillingDir); err != nil {
+		if err := writableDir(cfg.Outbound.BillingDir); err != nil && !missing("outbound.billing_dir", err) {
 			errs = append(errs, fmt.Errorf("outbound.billing_dir: %w", err))
 		}
 	}
@@ -56,18 +64,20 @@ func CheckConfig(cfg *config.Config) error {
 				continue
 			}
 			if f, err := os.Open(p); err != nil {
-				errs = append(errs, fmt.Errorf("sftp %s: %w", ep.Name, err))
+				if !missing("sftp "+ep.Name, err) {
+					errs = append(errs, fmt.Errorf("sftp %s: %w", ep.Name, err))
+				}
 			} else {
 				f.Close()
 			}
 		}
 	}
 	if cfg.Mail.PasswordFile != "" {
-		if _, err := os.ReadFile(cfg.Mail.PasswordFile); err != nil {
+		if _, err := os.ReadFile(cfg.Mail.PasswordFile); err != nil && !missing("mail.password_file", err) {
 			errs = append(errs, fmt.Errorf("mail.password_file: %w", err))
 		}
 	}
-	return errors.Join(errs...)
+	return warnings, errors.Join(errs...)
 }
 
 func writableDir(p string) error {

@@ -122,7 +122,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	cal := flows.NewCalendar(pm, pd)
 	clients := map[string]*sftpx.Client{}
 	for _, ep := range cfg.SFTP {
-		clients[ep.Name] = sftpx.NewClient(endpoint(ep), d.Log.With("endpoint", ep.Name))
+		clients[ep.Name] = sftpx.NewClient(endpoint(ep), d.Log.With("component", "sftp"))
 	}
 	sender := mail.NewSender(smtpConfig(cfg.Mail), d.Store.Outbox(), d.Log.With("component", "mail"))
 	sender.DeadLetterDir = filepath.Join(cfg.StateDir, "dead-letter")

@@ -93,9 +93,28 @@ func (in *Input) Finish(ctx context.Context, tx *sql.Tx, res Result) error {
 	if err := in.Store.SetFileState(ctx, tx, in.File.ID, state, res.Reason, meta); err != nil {
 		return err
 	}
+	// Problems of the header (line 1) or of the whole file are one exception, not one
+	// per missing column: the reason file lists them all.
+	var fileLevel []flows.Finding
+	for _, f := range res.Findings {
+		if !f.IsWarning() && f.Line <= 1 {
+			fileLevel = append(fileLevel, f)
+		}
+	}
+	if len(fileLevel) > 0 && !res.Rejected {
+		msg := fileLevel[0].String()
+		if len(fileLevel) > 1 {
+			msg = fmt.Sprintf("%d problems in the header of %s; first: %s", len(fileLevel), in.File.Name, msg)
+		}
+		if _, _, err := in.Store.RaiseException(ctx, tx, archive.Exception{Kind: "row_refused", Severity: archive.SevNormal, Owner: "operator",
+			FileID: in.File.ID, Line: 1, Rule: "HEADER", Subject: in.File.Name, Message: msg,
+			Action: "Check the extract's columns against the folder's mapping (docs/inputs.md)."}); err != nil {
+			return err
+		}
+	}
 	raised := 0
 	for _, f := range res.Findings {
-		if f.IsWarning() {
+		if f.IsWarning() || f.Line <= 1 {
 			continue
 		}
 		if raised == maxRowExceptions {

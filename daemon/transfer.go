@@ -15,6 +15,7 @@ import (
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/sftpx"
+	"github.com/cmord/cmord/flows"
 )
 
 // deliveryBackoff is the wait before the n-th retry of a delivery: 1m doubling to 1h,
@@ -167,6 +168,7 @@ func (d *Daemon) noteContact(ctx context.Context, endpoint string, err error) {
 	fp := "sii_unreachable|" + endpoint
 	if err == nil {
 		d.Metrics.SFTPContact(endpoint, d.now())
+		_, _ = d.Store.NoteContact(ctx, endpoint, true, d.now())
 		d.resolve(ctx, fp, "reachable again")
 		d.resolve(ctx, "hostkey_mismatch|"+endpoint, "host key verified")
 		return
@@ -181,24 +183,22 @@ func (d *Daemon) noteContact(ctx context.Context, endpoint string, err error) {
 	if !isConnectError(err) {
 		return
 	}
-	d.mu.RLock()
-	c := d.clients[endpoint]
+	// Failing since the first failure after the last success, across restarts.
+	since, serr := d.Store.NoteContact(ctx, endpoint, false, d.now())
+	if serr != nil || since.IsZero() {
+		return
+	}
 	var threshold time.Duration
-	for _, ep := range d.cfg.SFTP {
+	for _, ep := range d.Config().SFTP {
 		if ep.Name == endpoint {
 			threshold = ep.UnreachableAlertAfter
 		}
 	}
-	d.mu.RUnlock()
-	last := d.started
-	if c != nil && !c.LastContact().IsZero() {
-		last = c.LastContact()
-	}
-	if d.now().Sub(last) < threshold {
+	if d.now().Sub(since) < threshold {
 		return
 	}
 	d.raise(ctx, archive.Exception{Fingerprint: fp, Kind: "sii_unreachable", Severity: archive.SevUrgent, Owner: "sysadmin",
-		Subject: endpoint, Message: fmt.Sprintf("SII endpoint %s unreachable since %s: %v", endpoint, last.Format(time.RFC3339), err),
+		Subject: endpoint, Message: fmt.Sprintf("SII endpoint %s unreachable since %s: %v", endpoint, since.In(flows.Rome).Format("02/01/2006 15:04"), err),
 		Action: "Check the network path and the SII's status; flows wait in the queue and go out when it is back."})
 }
 
@@ -268,7 +268,7 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 		}
 		local, size, err := c.Download(ctx, remote, tmpDir)
 		if err != nil {
-			d.Log.Warn("download failed; will retry at the next poll", "endpoint", ep.Name, "file", rf.Name, "err", err)
+			d.Log.Warn("download failed; will retry at the next poll", "file", rf.Name, "err", err)
 			continue
 		}
 		kind := "sii"

@@ -25,10 +25,15 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintf(env.Stdout, "warning: %s\n", w.String())
 	}
-	if err := daemon.CheckConfig(cfg); err != nil {
+	warnings, err := daemon.CheckConfig(cfg)
+	for _, w := range warnings {
+		fmt.Fprintf(env.Stdout, "warning: %s\n", w)
+	}
+	if err != nil {
 		return env.fail(err)
 	}
-	fmt.Fprintf(env.Stdout, "%s: configuration OK (%d folders, %d SFTP endpoints, state in %s)\n", cfg.File, len(cfg.Folders), len(cfg.SFTP), cfg.StateDir)
+	fmt.Fprintf(env.Stdout, "%s: configuration OK (%s, %s, state in %s)\n", cfg.File,
+		plural(len(cfg.Folders), "folder", "folders"), plural(len(cfg.SFTP), "SFTP endpoint", "SFTP endpoints"), cfg.StateDir)
 	if !*connect {
 		return exitOK
 	}
@@ -46,4 +51,11 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 		return exitFindings
 	}
 	return exitOK
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return fmt.Sprintf("%d %s", n, one)
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

@@ -56,3 +56,15 @@ func TestCheckAndHostkeyAgainstDemoServers(t *testing.T) {
 		t.Errorf("no failure shown:\n%s", out.String())
 	}
 }
+
+// TestCheckAcceptsExample: the documented example configuration passes `cmord check`;
+// paths that do not exist on this machine are warnings, not errors.
+func TestCheckAcceptsExample(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "--config", "../../config/example.toml"}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("check example.toml = %d\n%s%s", code, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "configuration OK") {
+		t.Errorf("no OK line:\n%s", out.String())
+	}
+}
