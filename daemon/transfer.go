@@ -153,6 +153,12 @@ func publishLocal(blobPath, dir, name string) (string, error) {
 		tmp.Close()
 		return "", err
 	}
+	// Billing reads these as the cmord group (the unit's UMask is 0027); CreateTemp
+	// makes 0600.
+	if err := tmp.Chmod(0o640); err != nil {
+		tmp.Close()
+		return "", err
+	}
 	if err := tmp.Close(); err != nil {
 		return "", err
 	}

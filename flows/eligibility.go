@@ -169,7 +169,15 @@ func CheckEligibility(c Case, requestDate Date, p CMORParams) (CMORResult, []Fin
 
 	// E5: at least one notice that is in writing, mentions the CMOR, predates the
 	// request and whose payment term has expired.
-	fs = append(fs, checkMora(c.Mora, requestDate)...)
+	// A case held for its window is filed when the window opens: judge the notice
+	// as of the day the request will go out, not today.
+	moraDay := requestDate
+	if !c.SwitchDate.IsZero() {
+		if open, _ := RequestWindow(c.SwitchDate, p); open.After(moraDay) {
+			moraDay = open
+		}
+	}
+	fs = append(fs, checkMora(c.Mora, moraDay)...)
 
 	// E6, E9: the computation itself.
 	// Without a switch date there is no window to compute in (E11 above says so).

@@ -227,3 +227,24 @@ func BenchmarkCheckEligibility(b *testing.B) {
 		_, _ = CheckEligibility(c, eligRequestDate, p)
 	}
 }
+
+// A case held for its window is judged on the mora notice as of the opening day: a
+// payment term that expires after today but before the window opens is fine.
+func TestCheckEligibilityMoraJudgedAtWindowOpening(t *testing.T) {
+	c := withCase(eligibleCase(), func(c *Case) {
+		c.Mora[0].Term = D(2025, time.July, 15) // after the request date below, before 01/09/2025
+	})
+	_, fs := CheckEligibility(c, D(2025, time.June, 1), DefaultCMORParams())
+	if len(fs) != 1 || fs[0].Rule != RuleWindowWait {
+		t.Fatalf("findings = %v, want only E3-WAIT", fs)
+	}
+	c.Mora[0].Term = D(2025, time.September, 20) // still running when the window opens
+	_, fs = CheckEligibility(c, D(2025, time.June, 1), DefaultCMORParams())
+	found := false
+	for _, f := range fs {
+		found = found || f.Rule == "E5"
+	}
+	if !found {
+		t.Fatalf("findings = %v, want E5 for a term expiring after the window opens", fs)
+	}
+}
