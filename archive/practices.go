@@ -458,3 +458,55 @@ func (s *Store) CountByState(ctx context.Context) (string, error) {
 	}
 	return strings.Join(parts, ", "), rows.Err()
 }
+
+// readyWithPracticeSelect reads a ready request and its practice in one row, the
+// request's columns first (as requestSelect), then the practice's (as practiceSelect).
+const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente, r.state, r.data, coalesce(r.file_id, 0), r.created_at,
+	r.sent_at, r.answered_at, r.cause_code, r.motivation,
+	p.id, p.case_key, p.role, p.sector, p.company_piva, coalesce(p.cp_utente, ''), coalesce(p.cp_gestore, ''), p.point, p.customer_id,
+	p.customer_name, p.switch_date, p.state, p.state_since, p.credit_cents, p.estimate_cents, p.previous_cents, p.cmor_cents,
+	p.charged_cents, p.collected_cents, p.cause_code, p.motivation, p.window_open, p.window_close, p.suspension_term, p.request_date,
+	p.answer_date, coalesce(p.linked_id, 0), p.data, p.created_at, p.updated_at
+	FROM requests r JOIN practices p ON p.id = r.practice_id`
+
+// ReadyRequestsWithPractices lists the ready requests of a flow with id > after, oldest
+// first, at most limit, each with its practice: one query where a build of thousands
+// of requests would otherwise look each practice up on its own.
+func (s *Store) ReadyRequestsWithPractices(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, []Practice, error) {
+	rows, err := s.q(tx).QueryContext(ctx, readyWithPracticeSelect+` WHERE r.flow = ? AND r.state = 'ready' AND r.id > ? ORDER BY r.id LIMIT ?`, flow, after, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer rows.Close()
+	var reqs []Request
+	var ps []Practice
+	for rows.Next() {
+		var r Request
+		var p Practice
+		var rdata, rcreated string
+		var sent, answered sql.NullString
+		var sw, since, wo, wc, st, rd, ad, created, updated string
+		var data []byte
+		var credit, estimate, previous, cmor, charged, collected int64
+		err := rows.Scan(&r.ID, &r.PracticeID, &r.Flow, &r.CPUtente, &r.State, &rdata, &r.FileID, &rcreated, &sent, &answered, &r.CauseCode, &r.Motivation,
+			&p.ID, &p.CaseKey, &p.Role, &p.Sector, &p.CompanyPIVA, &p.CPUtente, &p.CPGestore, &p.Point, &p.CustomerID,
+			&p.CustomerName, &sw, &p.State, &since, &credit, &estimate, &previous, &cmor, &charged, &collected, &p.CauseCode,
+			&p.Motivation, &wo, &wc, &st, &rd, &ad, &p.LinkedID, &data, &created, &updated)
+		if err != nil {
+			return nil, nil, err
+		}
+		_ = json.Unmarshal([]byte(rdata), &r.Data)
+		r.CreatedAt, _ = ParseTS(rcreated)
+		r.SentAt, r.AnsweredAt = nullTS(sent), nullTS(answered)
+		p.SwitchDate, p.WindowOpen, p.WindowClose = parseDateText(sw), parseDateText(wo), parseDateText(wc)
+		p.SuspensionTerm, p.RequestDate, p.AnswerDate = parseDateText(st), parseDateText(rd), parseDateText(ad)
+		p.StateSince, _ = ParseTS(since)
+		p.CreatedAt, _ = ParseTS(created)
+		p.UpdatedAt, _ = ParseTS(updated)
+		p.Credit, p.Estimate, p.Previous, p.CMOR = flows.Amount(credit), flows.Amount(estimate), flows.Amount(previous), flows.Amount(cmor)
+		p.Charged, p.Collected = flows.Amount(charged), flows.Amount(collected)
+		p.Data = json.RawMessage(data)
+		reqs, ps = append(reqs, r), append(ps, p)
+	}
+	return reqs, ps, rows.Err()
+}

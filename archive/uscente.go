@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cmord/cmord/flows"
@@ -25,6 +27,7 @@ type PracticeStmts struct {
 	seqs                                      map[string]int64 // sequence name → next value, written back by Close
 	seqDirty                                  map[string]bool
 	now                                       func() time.Time
+	bulk                                      map[string]*sql.Stmt // multi-row statements by text, prepared on first use
 }
 
 // PreparePractices prepares the statements on tx. Close it before the transaction
@@ -85,6 +88,10 @@ func (p *PracticeStmts) Close(ctx context.Context) error {
 		}
 	}
 	p.seqDirty = map[string]bool{}
+	for _, st := range p.bulk {
+		st.Close()
+	}
+	p.bulk = nil
 	for _, st := range []*sql.Stmt{p.byKey, p.byID, p.insPractice, p.savePractice, p.insHistory, p.insLink, p.insRequest,
 		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate} {
 		if st != nil {
@@ -332,4 +339,130 @@ func (s *Store) UscentePracticeByPoint(ctx context.Context, tx *sql.Tx, point, c
 		return p, fmt.Errorf("practice of %s/%s: %w", point, customer, ErrNotFound)
 	}
 	return p, err
+}
+
+// ---- set-based forms: one statement for many rows ----
+
+// bulkRows is how many rows one multi-row INSERT carries: SQLite's cost is per
+// statement as much as per row, and 64 rows of 9 columns stay far below its limit of
+// bound parameters.
+const bulkRows = 64
+
+// bulkStmt returns the statement for text, prepared once per job.
+func (p *PracticeStmts) bulkStmt(ctx context.Context, text string) (*sql.Stmt, error) {
+	if st, ok := p.bulk[text]; ok {
+		return st, nil
+	}
+	st, err := p.tx.PrepareContext(ctx, text)
+	if err != nil {
+		return nil, err
+	}
+	if p.bulk == nil {
+		p.bulk = map[string]*sql.Stmt{}
+	}
+	p.bulk[text] = st
+	return st, nil
+}
+
+// insertRows runs head + " VALUES (?, ...), ..." over args, cols values per row, in
+// statements of at most bulkRows rows, in order.
+func (p *PracticeStmts) insertRows(ctx context.Context, head string, cols int, args []any) error {
+	one := "(" + strings.TrimSuffix(strings.Repeat("?, ", cols), ", ") + ")"
+	for len(args) > 0 {
+		n := len(args) / cols
+		if n > bulkRows {
+			n = bulkRows
+		}
+		text := head + " VALUES " + strings.TrimSuffix(strings.Repeat(one+", ", n), ", ")
+		st, err := p.bulkStmt(ctx, text)
+		if err != nil {
+			return err
+		}
+		if _, err := st.ExecContext(ctx, args[:n*cols]...); err != nil {
+			return err
+		}
+		args = args[n*cols:]
+	}
+	return nil
+}
+
+// idList is ids as a JSON array, for "IN (SELECT value FROM json_each(?))".
+func idList(ids []int64) string {
+	b := make([]byte, 0, 2+len(ids)*8)
+	b = append(b, '[')
+	for i, id := range ids {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, id, 10)
+	}
+	return string(append(b, ']'))
+}
+
+// HistoryAll appends history entries as given, in order (as History for each).
+func (p *PracticeStmts) HistoryAll(ctx context.Context, hs []HistoryEntry) error {
+	args := make([]any, 0, len(hs)*9)
+	for _, h := range hs {
+		if h.At.IsZero() {
+			h.At = p.now()
+		}
+		args = append(args, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note)
+	}
+	if err := p.insertRows(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)`, 9, args); err != nil {
+		return fmt.Errorf("archive: practice history: %w", err)
+	}
+	return nil
+}
+
+// LinkAll records that a file touched each of the practices (as Link for each).
+func (p *PracticeStmts) LinkAll(ctx context.Context, practiceIDs []int64, fileID int64, relation string, line int) error {
+	args := make([]any, 0, len(practiceIDs)*4)
+	for _, id := range practiceIDs {
+		args = append(args, id, fileID, relation, line)
+	}
+	if err := p.insertRows(ctx, `INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line)`, 4, args); err != nil {
+		return fmt.Errorf("archive: practice files: %w", err)
+	}
+	return nil
+}
+
+// SetStateAll moves the practices to state to as of at, without history (the caller
+// records it with HistoryAll, knowing each one's previous state).
+func (p *PracticeStmts) SetStateAll(ctx context.Context, ids []int64, to string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := p.tx.ExecContext(ctx, `UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
+		to, TS(at), TS(at), idList(ids))
+	if err != nil {
+		return fmt.Errorf("archive: practices to %s: %w", to, err)
+	}
+	return nil
+}
+
+// SetRequestDateAll records the day the practices' requests were sent (as
+// SetRequestDate for each).
+func (p *PracticeStmts) SetRequestDateAll(ctx context.Context, prs []*Practice, day flows.Date) error {
+	if len(prs) == 0 {
+		return nil
+	}
+	now := p.now()
+	ids := make([]int64, len(prs))
+	for i, pr := range prs {
+		pr.RequestDate, pr.UpdatedAt = day, now
+		ids[i] = pr.ID
+	}
+	_, err := p.tx.ExecContext(ctx, `UPDATE practices SET request_date = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
+		dateText(day), TS(now), idList(ids))
+	return err
+}
+
+// MarkSentAll records that the requests went into a built file (as MarkSent for each).
+func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int64, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	_, err := p.tx.ExecContext(ctx, `UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
+		fileID, TS(at), idList(ids))
+	return err
 }

@@ -851,7 +851,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 			}
 			st.SetClock(d.now)
 			defer st.Close(ctx)
-			reqs, err := d.Store.ReadyRequestsAfter(ctx, tx, b.flow, after, maxRows)
+			reqs, practices, err := d.Store.ReadyRequestsWithPractices(ctx, tx, b.flow, after, maxRows)
 			if err != nil {
 				return err
 			}
@@ -861,8 +861,8 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 			more = true
 			var batch []*pendingRequest
 			rows, size := 0, len(envelope)
-			for _, r := range reqs {
-				pr, err := b.prepare(ctx, st, f, format, r, now, len(envelope))
+			for i, r := range reqs {
+				pr, err := b.prepare(ctx, st, f, format, r, practices[i], now, len(envelope))
 				if err != nil {
 					return err
 				}
@@ -903,13 +903,9 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 
 // prepare loads a request's practice and encodes its rows alone (to size the batch and
 // refuse a request the flow does not accept). nil means "not in this file".
-func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, format string, r archive.Request, now time.Time, envelope int) (*pendingRequest, error) {
+func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, format string, r archive.Request, p archive.Practice, now time.Time, envelope int) (*pendingRequest, error) {
 	d := b.u.d
 	cfg := d.Config()
-	p, err := st.ByID(ctx, r.PracticeID)
-	if err != nil {
-		return nil, err
-	}
 	data, err := flows.ParseUscenteData(p.Data)
 	if err != nil {
 		return nil, err
@@ -1034,35 +1030,51 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	if err != nil {
 		return err
 	}
+	// The bookkeeping of the batch is set-based: one statement for all its requests,
+	// one for the practices it moves, multi-row inserts for history and links, in the
+	// order the requests are in the file.
 	t := flows.TransitionOf(f)
+	reqIDs := make([]int64, 0, len(batch))
+	practiceIDs := make([]int64, 0, len(batch))
+	practices := make([]*archive.Practice, 0, len(batch))
+	var moved []int64
+	hs := make([]archive.HistoryEntry, 0, len(batch))
+	to := ""
+	if t != nil {
+		to = t.To
+	}
 	for _, pr := range batch {
-		if err := st.MarkSent(ctx, pr.req.ID, file.ID, now); err != nil {
+		reqIDs, practiceIDs, practices = append(reqIDs, pr.req.ID), append(practiceIDs, pr.p.ID), append(practices, &pr.p)
+		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, FileID: file.ID, At: now,
+			Note: fmt.Sprintf("%s %s written into %s", b.flow, pr.req.CPUtente, name)}
+		if to != "" && to != pr.p.State && (len(t.From) == 0 || containsState(t.From, pr.p.State)) {
+			moved = append(moved, pr.p.ID)
+			h.To = to
+			pr.p.State, pr.p.StateSince = to, now
+		}
+		hs = append(hs, h)
+	}
+	if err := st.MarkSentAll(ctx, reqIDs, file.ID, now); err != nil {
+		return err
+	}
+	if err := st.SetStateAll(ctx, moved, to, now); err != nil {
+		return err
+	}
+	if err := st.HistoryAll(ctx, hs); err != nil {
+		return err
+	}
+	if err := st.LinkAll(ctx, practiceIDs, file.ID, "built", 0); err != nil {
+		return err
+	}
+	switch b.flow {
+	case flowREQ:
+		if err := st.SetRequestDateAll(ctx, practices, today); err != nil {
 			return err
 		}
-		h := archive.HistoryEntry{Flow: b.flow, FileID: file.ID, At: now,
-			Note: fmt.Sprintf("%s %s written into %s", b.flow, pr.req.CPUtente, name)}
-		to := ""
-		if t != nil && t.To != "" && (len(t.From) == 0 || containsState(t.From, pr.p.State)) {
-			to = t.To
-		}
-		if to != "" && to != pr.p.State {
-			if err := st.Transition(ctx, &pr.p, to, "built", h); err != nil {
-				return err
-			}
-		} else {
-			h.PracticeID, h.From, h.To = pr.p.ID, pr.p.State, pr.p.State
-			if err := st.History(ctx, h); err != nil {
-				return err
-			}
-			if err := st.Link(ctx, pr.p.ID, file.ID, "built", 0); err != nil {
-				return err
-			}
-		}
+	}
+	for _, pr := range batch {
 		switch b.flow {
 		case flowREQ:
-			if err := st.SetRequestDate(ctx, &pr.p, today); err != nil {
-				return err
-			}
 			// Only a practice close to its window's end can have been flagged.
 			if !pr.p.WindowClose.IsZero() && today.DaysUntil(pr.p.WindowClose) <= d.Config().CMOR.WindowWarnDays {
 				if _, err := d.Store.ResolveByFingerprint(ctx, tx, fmt.Sprintf("window_closing|%d", pr.p.ID), "request sent in "+name); err != nil {
