@@ -855,7 +855,16 @@ func (j *entranteJob) applyAnswer(ctx context.Context, p *archive.Practice, req 
 	if dec.Changes() {
 		h := j.history(p, rec.Line, note)
 		h.CauseCode = dec.CauseCode
-		if err := in.Store.Transition(ctx, j.tx, p, dec.To, h); err != nil {
+		to := dec.To
+		// A refused suspension returns the practice where it was (it may not have
+		// been billed yet), not to the catalog's generic CHARGED.
+		if dec.Refusal && p.State == flows.EntranteSuspRequested {
+			if data, err := flows.ParseEntranteData(p.Data); err == nil && data.StateBeforeSusp != "" &&
+				in.Catalog.CanTransition(p.State, data.StateBeforeSusp) {
+				to = data.StateBeforeSusp
+			}
+		}
+		if err := in.Store.Transition(ctx, j.tx, p, to, h); err != nil {
 			return nil, err
 		}
 		j.moved++
@@ -1454,7 +1463,15 @@ func (b *entranteBuilder) write(ctx context.Context, tx *sql.Tx, f *flows.Flow, 
 				return err
 			}
 		}
-		if to, ok := flowAllows(d.Catalog(), b.flow, p.State); ok && to != p.State {
+		to, ok := flowAllows(d.Catalog(), b.flow, p.State)
+		if b.flow == flowSUSPREVOKE && ok {
+			// a revoked suspension returns the practice where it was before it
+			if data, err := flows.ParseEntranteData(p.Data); err == nil && data.StateBeforeSusp != "" &&
+				d.Catalog().CanTransition(p.State, data.StateBeforeSusp) {
+				to = data.StateBeforeSusp
+			}
+		}
+		if ok && to != p.State {
 			if err := d.Store.Transition(ctx, tx, &p, to, h); err != nil {
 				return err
 			}
