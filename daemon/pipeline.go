@@ -150,17 +150,23 @@ func (in *Input) Finish(ctx context.Context, tx *sql.Tx, res Result) error {
 	return nil
 }
 
-// ReasonText renders the reason file written next to a refused file: the reason, then
-// every finding with file, line, field and rule.
-func ReasonText(name string, res Result, at time.Time) string {
+// ReasonText renders the body of the reason file written next to a refused file: the
+// reason, then every finding with file, line, field and rule. The header (when, folder,
+// file, size) is intake's, written once above this body; at is kept for callers.
+func ReasonText(name string, res Result, _ time.Time) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n", name)
-	fmt.Fprintf(&b, "refused at %s (Europe/Rome)\n\n", at.In(flows.Rome).Format("02/01/2006 15:04:05"))
 	if res.Reason != "" {
 		fmt.Fprintf(&b, "%s\n", res.Reason)
 	}
-	if len(res.Findings) > 0 {
-		fmt.Fprintf(&b, "\n%d findings:\n", len(res.Findings))
+	if n := len(res.Findings); n > 0 {
+		if b.Len() > 0 {
+			b.WriteString("\n")
+		}
+		if n == 1 {
+			b.WriteString("1 finding:\n")
+		} else {
+			fmt.Fprintf(&b, "%d findings:\n", n)
+		}
 		for _, f := range res.Findings {
 			if f.File == "" {
 				f.File = name

@@ -64,8 +64,17 @@ func reasonText(c Claimed, final, reason string, now time.Time) []byte {
 	if reason[len(reason)-1] != '\n' {
 		reason += "\n"
 	}
-	return fmt.Appendf(nil, "rejected: %s (Europe/Rome)\nfolder: %s\nfile: %s\nsize: %d bytes\n\n%s",
-		now.In(flows.Rome).Format("2006-01-02 15:04:05 MST"), c.Folder, final, c.Size, reason)
+	// The one header of the file: the daemon's reason text is only the body.
+	file := final
+	if c.Name != "" && c.Name != final {
+		file += " (dropped as " + c.Name + ")"
+	}
+	size := fmt.Sprintf("%d bytes", c.Size)
+	if c.Size == 1 {
+		size = "1 byte"
+	}
+	return fmt.Appendf(nil, "rejected: %s (Europe/Rome)\nfolder: %s\nfile: %s\nsize: %s\n\n%s",
+		now.In(flows.Rome).Format("2006-01-02 15:04:05 MST"), c.Folder, file, size, reason)
 }
 
 // writeFileAtomic writes path through a hidden temp file in the same directory:
