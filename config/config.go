@@ -243,6 +243,10 @@ type Alerts struct {
 	GroupWait               time.Duration // default 1m: alerts raised together go in one mail
 	RepeatInterval          time.Duration // default 4h: an open alert is mailed again after this
 	UrgentWithinWorkingDays int           // default 2: a deadline this close is urgent
+	// IncludePersonalData puts customer CF/P.IVA and names in alert mails. Default
+	// false, independent of [digest]: alerts go to a wider on-call audience (sysadmins,
+	// a shared mailbox) whose role does not need personal data.
+	IncludePersonalData bool
 }
 
 // Deadlines configures the terms the deadline job watches.

@@ -62,6 +62,9 @@ func TestExampleParses(t *testing.T) {
 	if !reflect.DeepEqual(c.Alerts.To, c.Digest.To) {
 		t.Errorf("alerts.to = %v", c.Alerts.To)
 	}
+	if c.Alerts.IncludePersonalData {
+		t.Error("alerts.include_personal_data = true in example.toml, want the default false")
+	}
 	// The header names the absolute path of the checkout: keep the golden file portable.
 	golden(t, "example.effective.toml", strings.Replace(c.Redacted(), c.File, "example.toml", 1))
 }
@@ -75,7 +78,8 @@ func TestExampleMatchesDefaults(t *testing.T) {
 	d := Defaults()
 	if !reflect.DeepEqual(ex.CMOR, d.CMOR) || !reflect.DeepEqual(ex.Schedule, d.Schedule) ||
 		!reflect.DeepEqual(ex.Log, d.Log) || !reflect.DeepEqual(ex.Build.MaxFileBytes, d.Build.MaxFileBytes) ||
-		!reflect.DeepEqual(ex.Deadlines, d.Deadlines) || ex.PracticeCode != d.PracticeCode || ex.StateDir != d.StateDir {
+		!reflect.DeepEqual(ex.Deadlines, d.Deadlines) || ex.PracticeCode != d.PracticeCode || ex.StateDir != d.StateDir ||
+		ex.Alerts.IncludePersonalData != d.Alerts.IncludePersonalData || ex.Digest.IncludePersonalData != d.Digest.IncludePersonalData {
 		t.Errorf("example.toml and Defaults() disagree")
 	}
 	f := ex.Folders[0]
@@ -158,6 +162,8 @@ func TestProblems(t *testing.T) {
 		{"duration", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nsettle=\"10\"",
 			[]string{`c.toml:5: folder[0].settle: "10" is not a duration; expected a value like "10s", "5m" or "1h30m" (rule duration)`}},
 		{"duration type", "[alerts]\ngroup_wait = 60", []string{`c.toml:2: alerts.group_wait: expected a duration string`}},
+		{"alerts personal data type", "[alerts]\ninclude_personal_data = \"yes\"", []string{`c.toml:2: alerts.include_personal_data: expected true or false, found the string "yes" (rule type)`}},
+		{"alerts personal data typo", "[alerts]\ninclude_personal_dat = true", []string{`c.toml:2: unknown key "alerts.include_personal_dat" (did you mean "include_personal_data"?)`}},
 		{"duration range", "[[sftp]]\nname=\"s\"\nhost=\"h\"\nuser=\"u\"\nkey_file=\"/k\"\nknown_hosts=\"/kh\"\ninbound_dir=\"/in\"\ndial_timeout=\"1ms\"",
 			[]string{`c.toml:8: sftp[0].dial_timeout: 1ms is out of range; expected 1s to 10m (rule range)`}},
 		{"cron 6 fields", "[schedule]\nbuild = \"0 0 * * * *\"", []string{`c.toml:2: schedule.build: "0 0 * * * *" is not a cron spec`}},
@@ -234,6 +240,34 @@ func TestProblems(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not contain\n  %s\ngot:\n%v", w, err)
 				}
+			}
+		})
+	}
+}
+
+// [alerts] include_personal_data is its own switch: personal data in the digest does
+// not leak into alerts, which reach a wider on-call audience.
+func TestAlertsPersonalDataIndependentOfDigest(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		extra        string
+		digest, alrt bool
+	}{
+		{"defaults", "", false, false},
+		{"digest only", "[digest]\ninclude_personal_data = true\n", true, false},
+		{"alerts only", "[alerts]\ninclude_personal_data = true\n", false, true},
+		{"both", "[digest]\ninclude_personal_data = true\n[alerts]\ninclude_personal_data = true\n", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("c.toml", []byte(minimal+tc.extra))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Digest.IncludePersonalData != tc.digest || c.Alerts.IncludePersonalData != tc.alrt {
+				t.Errorf("digest %v alerts %v, want %v %v", c.Digest.IncludePersonalData, c.Alerts.IncludePersonalData, tc.digest, tc.alrt)
+			}
+			if want := "include_personal_data = " + map[bool]string{true: "true", false: "false"}[tc.alrt]; !strings.Contains(c.Redacted()[strings.Index(c.Redacted(), "[alerts]"):], want) {
+				t.Errorf("effective [alerts] lacks %q", want)
 			}
 		})
 	}

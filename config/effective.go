@@ -232,6 +232,7 @@ func (c *Config) Redacted() string {
 	w.kv("group_wait", c.Alerts.GroupWait)
 	w.kv("repeat_interval", c.Alerts.RepeatInterval)
 	w.kv("urgent_within_working_days", c.Alerts.UrgentWithinWorkingDays)
+	w.kv("include_personal_data", c.Alerts.IncludePersonalData)
 
 	w.table("deadlines")
 	w.kv("no_answer_days", c.Deadlines.NoAnswerDays)

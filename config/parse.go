@@ -378,6 +378,7 @@ func readAlerts(t *table, a *Alerts) bool {
 	t.duration("group_wait", &a.GroupWait, 0, time.Hour)
 	t.duration("repeat_interval", &a.RepeatInterval, time.Minute, 30*24*time.Hour)
 	t.integer("urgent_within_working_days", &a.UrgentWithinWorkingDays, 0, 60)
+	t.boolean("include_personal_data", &a.IncludePersonalData)
 	t.finish()
 	return set
 }
