@@ -30,6 +30,7 @@ type dossierText struct {
 	at, from, to, flow, file, line, cause, note                        string
 	id, name, direction, kind, relation, received, sha, severity, what string
 	state, open, resolved                                              string
+	comma                                                              rune // CSV field separator: ';' for an Italian Excel, ',' in English
 }
 
 var dossierLabels = map[string]dossierText{
@@ -37,12 +38,12 @@ var dossierLabels = map[string]dossierText{
 		none: "nessuna", at: "quando (Europe/Rome)", from: "da", to: "a", flow: "flusso", file: "file", line: "riga",
 		cause: "causale", note: "nota", id: "id", name: "nome", direction: "direzione", kind: "tipo", relation: "relazione",
 		received: "ricevuto (Europe/Rome)", sha: "sha256", severity: "gravità", what: "descrizione", state: "stato",
-		open: "aperta", resolved: "risolta"},
+		open: "aperta", resolved: "risolta", comma: ';'},
 	"en": {title: "Practice dossier", practice: "Practice", history: "History", files: "Files", exceptions: "Exceptions",
 		none: "none", at: "at (Europe/Rome)", from: "from", to: "to", flow: "flow", file: "file", line: "line",
 		cause: "cause", note: "note", id: "id", name: "name", direction: "direction", kind: "kind", relation: "relation",
 		received: "received (Europe/Rome)", sha: "sha256", severity: "severity", what: "message", state: "state",
-		open: "open", resolved: "resolved"},
+		open: "open", resolved: "resolved", comma: ','},
 }
 
 // Dossier writes to w a zip with everything about one practice (code: CP_UTENTE of the
@@ -201,7 +202,7 @@ func historyCSV(L dossierText, history []archive.HistoryEntry, files map[int64]a
 	var buf bytes.Buffer
 	buf.WriteString("\uFEFF")
 	cw := csv.NewWriter(&buf)
-	cw.Comma, cw.UseCRLF = ';', true
+	cw.Comma, cw.UseCRLF = L.comma, true
 	_ = cw.Write([]string{L.at, L.from, L.to, L.flow, L.file + " " + L.id, L.file, L.line, L.cause, L.note})
 	for _, h := range history {
 		fid, fname, line := "", "", ""
@@ -222,7 +223,7 @@ func exceptionsCSV(L dossierText, exceptions []archive.Exception) []byte {
 	var buf bytes.Buffer
 	buf.WriteString("\uFEFF")
 	cw := csv.NewWriter(&buf)
-	cw.Comma, cw.UseCRLF = ';', true
+	cw.Comma, cw.UseCRLF = L.comma, true
 	_ = cw.Write([]string{L.id, L.kind, L.severity, L.state, L.at, L.file + " " + L.id, L.line, L.what, L.note})
 	for _, e := range exceptions {
 		state := L.open

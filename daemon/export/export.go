@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -24,9 +25,15 @@ import (
 
 // Options says how to write an export.
 type Options struct {
-	Format       string // "csv" (default) | "xlsx" | "json"
-	Lang         string // "it" (default) | "en": headers and sheet name
-	DecimalComma bool   // CSV only: amounts as 1234,50 (Italian Excel) instead of 1234.50
+	Format string // "csv" (default) | "xlsx" | "json"
+	Lang   string // "it" (default) | "en": headers and sheet name, and the CSV separators below
+	// CSV separators follow the language unless set: Italian (the default) writes
+	// amounts as 1234,50 and separates fields with ';', which an Italian Excel opens
+	// as numbers in columns; English writes 1234.50 and ','. DecimalComma or
+	// DecimalPoint (not both) and Comma override the language's choice.
+	DecimalComma bool // CSV only: amounts as 1234,50 whatever the language
+	DecimalPoint bool // CSV only: amounts as 1234.50 whatever the language
+	Comma        rune // CSV only: the field separator; 0 = by language (';' it, ',' en)
 	// Progress, if set, is called now and then with the rows written so far and the
 	// total expected (the total is counted first, which costs one more query).
 	Progress func(done, total int)
@@ -125,6 +132,26 @@ func Neutralise(s string) string {
 	return s
 }
 
+// CSVSeparators returns the CSV field separator and decimal separator these options
+// give: the explicit ones, else the language's (';' and ',' in Italian, ',' and '.'
+// in English).
+func (o Options) CSVSeparators() (field rune, decimal byte) {
+	field, decimal = ';', ','
+	if o.Lang == "en" {
+		field, decimal = ',', '.'
+	}
+	if o.Comma != 0 {
+		field = o.Comma
+	}
+	switch {
+	case o.DecimalComma:
+		decimal = ','
+	case o.DecimalPoint:
+		decimal = '.'
+	}
+	return field, decimal
+}
+
 func (o Options) validate() error {
 	switch o.Format {
 	case "", "csv", "xlsx", "json":
@@ -135,6 +162,14 @@ func (o Options) validate() error {
 	case "", "it", "en":
 	default:
 		return fmt.Errorf("export: unknown language %q (it or en)", o.Lang)
+	}
+	if o.DecimalComma && o.DecimalPoint {
+		return errors.New("export: decimal comma and decimal point both asked for")
+	}
+	switch o.Comma {
+	case 0, ';', ',', '\t', '|':
+	default:
+		return fmt.Errorf("export: CSV separator %q not supported (';', ',', tab or '|')", o.Comma)
 	}
 	return nil
 }
@@ -210,9 +245,10 @@ func Practices(ctx context.Context, store *archive.Store, f archive.PracticeFilt
 	return n, nil
 }
 
-// csvWriter writes CSV for an Italian Excel: UTF-8 with a BOM (else Excel reads it as
-// Windows-1252), ';' separators (',' is the decimal separator there), CRLF, dates
-// GG/MM/AAAA, formula-like text neutralised.
+// csvWriter writes CSV a spreadsheet opens right: UTF-8 with a BOM (else Excel reads it
+// as Windows-1252), the language's separators (Italian: ';' between fields because ','
+// is the decimal separator there), CRLF, dates GG/MM/AAAA, formula-like text
+// neutralised.
 type csvWriter struct {
 	bw     *bufio.Writer
 	cw     *csv.Writer
@@ -224,11 +260,8 @@ type csvWriter struct {
 func newCSVWriter(w io.Writer, opt Options) *csvWriter {
 	bw := bufio.NewWriterSize(w, 64<<10)
 	cw := csv.NewWriter(bw)
-	cw.Comma, cw.UseCRLF = ';', true
-	dec := byte('.')
-	if opt.DecimalComma {
-		dec = ','
-	}
+	field, dec := opt.CSVSeparators()
+	cw.Comma, cw.UseCRLF = field, true
 	return &csvWriter{bw: bw, cw: cw, lang: opt.Lang, dec: dec, record: make([]string, len(columns))}
 }
 

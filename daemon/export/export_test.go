@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -176,9 +177,11 @@ func TestPracticesCSVGolden(t *testing.T) {
 		golden string
 		opt    Options
 	}{
-		{"practices_it.csv", Options{}},
+		{"practices_it.csv", Options{}}, // Italian by default: ';' and decimal comma
 		{"practices_it_comma.csv", Options{Lang: "it", DecimalComma: true}},
-		{"practices_en.csv", Options{Format: "csv", Lang: "en"}},
+		{"practices_it_point.csv", Options{Lang: "it", DecimalPoint: true}},
+		{"practices_en.csv", Options{Format: "csv", Lang: "en"}}, // ',' and decimal point
+		{"practices_en_excel_it.csv", Options{Lang: "en", DecimalComma: true, Comma: ';'}},
 		{"practices.json", Options{Format: "json"}},
 	} {
 		t.Run(tt.golden, func(t *testing.T) {
@@ -189,6 +192,59 @@ func TestPracticesCSVGolden(t *testing.T) {
 			}
 			golden(t, tt.golden, buf.Bytes())
 		})
+	}
+}
+
+// The CSV separators follow the language unless asked for explicitly; the file read
+// back with a CSV parser has the amounts in the expected notation.
+func TestPracticesCSVSeparatorsByLanguage(t *testing.T) {
+	fx := newFixture(t)
+	for _, tt := range []struct {
+		name       string
+		opt        Options
+		field      rune
+		cmor, cred string
+	}{
+		{"default is Italian", Options{}, ';', "-12,30", "1234567,89"},
+		{"it", Options{Lang: "it"}, ';', "-12,30", "1234567,89"},
+		{"it with decimal point", Options{Lang: "it", DecimalPoint: true}, ';', "-12.30", "1234567.89"},
+		{"it with ','", Options{Lang: "it", Comma: ','}, ',', "-12,30", "1234567,89"}, // quoted by the writer
+		{"en", Options{Lang: "en"}, ',', "-12.30", "1234567.89"},
+		{"en with decimal comma", Options{Lang: "en", DecimalComma: true}, ',', "-12,30", "1234567,89"},
+		{"en for an Italian Excel", Options{Lang: "en", DecimalComma: true, Comma: ';'}, ';', "-12,30", "1234567,89"},
+		{"tab", Options{Lang: "en", Comma: '\t'}, '\t', "-12.30", "1234567.89"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if _, err := Practices(context.Background(), fx.store, archive.PracticeFilter{}, &buf, tt.opt); err != nil {
+				t.Fatal(err)
+			}
+			r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(buf.Bytes(), []byte("\xEF\xBB\xBF"))))
+			r.Comma = tt.field
+			recs, err := r.ReadAll()
+			if err != nil || len(recs) != 4 || len(recs[0]) != len(columns) {
+				t.Fatalf("read back with %q: %d rows, %v", tt.field, len(recs), err)
+			}
+			cmor, cred := slices.Index(recs[0], Headers(tt.opt.Lang)[13]), slices.Index(recs[0], Headers(tt.opt.Lang)[10])
+			if got := recs[2][cmor]; got != tt.cmor {
+				t.Errorf("CMOR = %q, want %q", got, tt.cmor)
+			}
+			if got := recs[2][cred]; got != tt.cred {
+				t.Errorf("credit = %q, want %q", got, tt.cred)
+			}
+		})
+	}
+	for _, bad := range []struct {
+		opt Options
+		msg string
+	}{
+		{Options{DecimalComma: true, DecimalPoint: true}, "both"},
+		{Options{Comma: '"'}, "separator"},
+		{Options{Comma: '.'}, "separator"},
+	} {
+		if _, err := Practices(context.Background(), fx.store, archive.PracticeFilter{}, io.Discard, bad.opt); err == nil || !strings.Contains(err.Error(), bad.msg) {
+			t.Errorf("%+v: err %v, want one naming %q", bad.opt, err, bad.msg)
+		}
 	}
 }
 
@@ -530,6 +586,16 @@ func TestDossier(t *testing.T) {
 				golden(t, "dossier_E250000001_history.csv", entries["history.csv"])
 				golden(t, "dossier_E250000001_exceptions.csv", entries["exceptions.csv"])
 				sha256sumCheck(t, entries)
+			}
+			// The dossier's CSVs use the language's field separator too.
+			sep := map[string]rune{"it": ';', "en": ','}[tt.lang]
+			for _, name := range []string{"history.csv", "exceptions.csv"} {
+				r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(entries[name], []byte("\xEF\xBB\xBF"))))
+				r.Comma = sep
+				recs, err := r.ReadAll()
+				if err != nil || len(recs) < 2 || len(recs[0]) != 9 {
+					t.Errorf("%s (%s) read with %q: %d rows, %v", name, tt.lang, sep, len(recs), err)
+				}
 			}
 		})
 	}
