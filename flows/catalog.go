@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/BurntSushi/toml"
 )
@@ -75,9 +76,13 @@ type Flow struct {
 	cause   int // index of CauseField, -1 if absent
 }
 
-// Field is one column (CSV) or element (XML) of a flow.
+// Field is one column (CSV) or element (XML) of a flow. Name is the logical name the
+// code reads and sets (IMPORTO_CMOR); Column, when set, is the name the file uses for
+// it (header cell, XML element), so a counterpart that spells a column differently
+// needs only a column = "..." and never a rename the code would not know about.
 type Field struct {
 	Name        string   `toml:"name"`
+	Column      string   `toml:"column,omitempty"` // name in the file; "" = Name
 	Type        string   `toml:"type"`
 	Length      int      `toml:"length,omitempty"` // maximum characters, 0 = no limit
 	Required    string   `toml:"required"`         // "M" mandatory, "C" conditional (When), "O" optional
@@ -88,6 +93,23 @@ type Field struct {
 	Description string   `toml:"description,omitempty"`
 
 	line int
+}
+
+// WireName returns the name of the field in files: Column if set, else Name.
+func (fd *Field) WireName() string {
+	if fd.Column != "" {
+		return fd.Column
+	}
+	return fd.Name
+}
+
+// label names the field as a person reading the file sees it: the wire name, followed
+// by the logical name in parentheses when they differ ("IMP_CMOR (IMPORTO_CMOR)").
+func (fd *Field) label() string {
+	if fd.Column == "" || fd.Column == fd.Name {
+		return fd.Name
+	}
+	return fd.Column + " (" + fd.Name + ")"
 }
 
 // RowGroup says that several rows make one logical record (REQ, brief §3.4 "CSV shape
@@ -584,10 +606,24 @@ func (c *Catalog) Identify(fileName string, head []byte) *Flow {
 	}
 	head = bytes.TrimPrefix(head, utf8BOM)
 	trim := bytes.TrimLeft(head, " \t\r\n")
+	svcNames, codeNames := c.codeColumns()
 	if bytes.HasPrefix(trim, []byte("<")) {
 		s, fl := xmlServiceRe.FindSubmatch(head), xmlFlowRe.FindSubmatch(head)
 		if s != nil && fl != nil {
 			return c.FlowByCode(string(s[1]), string(fl[1]))
+		}
+		// A catalog that renames the root attributes (column of COD_SERVIZIO/COD_FLUSSO).
+		for i := range svcNames {
+			if svcNames[i] == "COD_SERVIZIO" && codeNames[i] == "COD_FLUSSO" {
+				continue
+			}
+			s := attrRe(svcNames[i], 3).FindSubmatch(head)
+			fl := attrRe(codeNames[i], 4).FindSubmatch(head)
+			if s != nil && fl != nil {
+				if f := c.FlowByCode(string(s[1]), string(fl[1])); f != nil {
+					return f
+				}
+			}
 		}
 		return nil
 	}
@@ -599,11 +635,14 @@ func (c *Catalog) Identify(fileName string, head []byte) *Flow {
 	header := splitSimple(string(dec.decode(sc.Bytes())))
 	si, fi := 0, 1
 	for i, h := range header {
-		switch strings.ToUpper(strings.Trim(strings.TrimSpace(h), `"`)) {
-		case "COD_SERVIZIO":
-			si = i
-		case "COD_FLUSSO":
-			fi = i
+		h = strings.ToUpper(strings.Trim(strings.TrimSpace(h), `"`))
+		for k := range svcNames {
+			switch h {
+			case strings.ToUpper(svcNames[k]):
+				si = i
+			case strings.ToUpper(codeNames[k]):
+				fi = i
+			}
 		}
 	}
 	for sc.Scan() {
@@ -614,6 +653,26 @@ func (c *Catalog) Identify(fileName string, head []byte) *Flow {
 		return c.FlowByCode(strings.Trim(row[si], `" `), strings.Trim(row[fi], `" `))
 	}
 	return nil
+}
+
+// codeColumns returns the wire names of the COD_SERVIZIO and COD_FLUSSO fields of the
+// catalog's SII flows, pairwise, the standard pair first.
+func (c *Catalog) codeColumns() (svc, code []string) {
+	svc, code = []string{"COD_SERVIZIO"}, []string{"COD_FLUSSO"}
+	seen := map[string]bool{"COD_SERVIZIO|COD_FLUSSO": true}
+	for _, f := range c.Flows {
+		s, k := f.rootAttrs()
+		if !seen[s+"|"+k] {
+			seen[s+"|"+k] = true
+			svc, code = append(svc, s), append(code, k)
+		}
+	}
+	return svc, code
+}
+
+// attrRe matches an XML attribute named name with a value of up to n letters/digits.
+func attrRe(name string, n int) *regexp.Regexp {
+	return regexp.MustCompile(fmt.Sprintf(`(?i)\b%s\s*=\s*["']([A-Z0-9]{1,%d})["']`, regexp.QuoteMeta(name), n))
 }
 
 func splitSimple(line string) []string {
@@ -722,7 +781,9 @@ func (c *Catalog) finding(f *Flow, fd *Field, rule, value, msg string) Finding {
 // unknown types, enums without values, conditional fields without a condition,
 // conditions or patterns that do not parse, file-name patterns with unknown
 // placeholders or that their own Match would not recognise, unknown cause tables, and
-// transitions or states naming unknown states. Findings with Severity "warning" do not
+// transitions or states naming unknown states, columns that are not usable names or
+// that two fields share, and (CATALOG-CODE-FIELD) fields the code reads or writes by
+// name that a custom catalog dropped or renamed (see CodeFields). Findings with Severity "warning" do not
 // make the catalog unusable.
 func (c *Catalog) Check() []Finding {
 	var fs []Finding
@@ -810,13 +871,21 @@ func (c *Catalog) Check() []Finding {
 		if len(f.Fields) == 0 {
 			add(c.finding(f, nil, "CATALOG-FIELDS", "", "flow without fields"))
 		}
-		seen := map[string]bool{}
+		seen, wire := map[string]bool{}, map[string]bool{}
 		for i := range f.Fields {
 			fd := &f.Fields[i]
 			if fd.Name == "" || seen[strings.ToUpper(fd.Name)] {
 				add(c.finding(f, fd, "CATALOG-DUP", fd.Name, "field name empty or declared twice"))
+			} else if wire[strings.ToUpper(fd.WireName())] {
+				add(c.finding(f, fd, "CATALOG-DUP", fd.WireName(), "column name already used by another field of the flow"))
 			}
 			seen[strings.ToUpper(fd.Name)] = true
+			wire[strings.ToUpper(fd.WireName())] = true
+			if fd.Column != "" {
+				if msg := columnProblem(fd.Column); msg != "" {
+					add(c.finding(f, fd, "CATALOG-COLUMN", fd.Column, msg))
+				}
+			}
 			if !knownTypes[fd.Type] {
 				add(c.finding(f, fd, "CATALOG-TYPE", fd.Type, "unknown field type"))
 			}
@@ -914,7 +983,25 @@ func (c *Catalog) Check() []Finding {
 	for _, f := range c.Inputs {
 		check(f)
 	}
+	c.checkCodeFields(add)
 	return fs
+}
+
+// columnProblem says why a column name cannot be used, or "". The same name is a CSV
+// header cell and, since configuration may switch a flow to XML, an element name.
+func columnProblem(s string) string {
+	if strings.TrimSpace(s) != s {
+		return "column with leading or trailing spaces"
+	}
+	for i, r := range s {
+		switch {
+		case unicode.IsLetter(r) || r == '_':
+		case i > 0 && (unicode.IsDigit(r) || r == '-' || r == '.'):
+		default:
+			return fmt.Sprintf("character %q not allowed in a column: it is also an XML element name (letters, digits, _ - . ; not first a digit, - or .)", r)
+		}
+	}
+	return ""
 }
 
 func (c *Catalog) checkFileName(f *Flow, add func(Finding)) {

@@ -254,7 +254,8 @@ func TestCatalogDrivesTheCodecs(t *testing.T) {
 	}
 
 	t.Run("rename a column", func(t *testing.T) {
-		c := edit(t, `name = "MOTIVAZIONE"`, `name = "MOTIVO"`) // the first MOTIVAZIONE is REQ_AMM's
+		// the first MOTIVAZIONE is REQ_AMM's; the code keeps reading MOTIVAZIONE
+		c := edit(t, `name = "MOTIVAZIONE"`, "name = \"MOTIVAZIONE\"\ncolumn = \"MOTIVO\"")
 		if h := header(c, "REQ_AMM"); !strings.HasSuffix(h, ";COD_CAUSALE;MOTIVO") {
 			t.Errorf("header %s", h)
 		}
@@ -262,6 +263,11 @@ func TestCatalogDrivesTheCodecs(t *testing.T) {
 		old := writeFlow(t, DefaultCatalog().Flow("REQ_AMM"), "csv", []map[string]string{amm})
 		if _, fs := readAll(t, c.Flow("REQ_AMM"), "csv", old, ReadOptions{}); !hasFinding(fs, 1, "MOTIVAZIONE", RuleCSVHeader) {
 			t.Errorf("old header accepted: %v", fs)
+		}
+		data := writeFlow(t, c.Flow("REQ_AMM"), "csv", []map[string]string{amm})
+		recs, fs := readAll(t, c.Flow("REQ_AMM"), "csv", data, ReadOptions{})
+		if len(fs) != 0 || len(recs) != 1 || recs[0].Get("MOTIVAZIONE") != "campo mancante" {
+			t.Errorf("new header: %v %v", recs, fs)
 		}
 	})
 	t.Run("reorder columns", func(t *testing.T) {

@@ -122,7 +122,7 @@ func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, 
 		fd := &f.Fields[i]
 		norm, p := fd.normalize(v, o)
 		if p != nil {
-			fnd := Finding{File: file, Line: line, Field: fd.Name, Rule: p.rule, Value: v, Message: p.msg}
+			fnd := Finding{File: file, Line: line, Field: fd.label(), Rule: p.rule, Value: v, Message: p.msg}
 			if p.warning {
 				fnd.Severity = "warning"
 			}
@@ -138,7 +138,7 @@ func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, 
 		switch fd.Required {
 		case "M":
 			if absent == nil || !absent[i] {
-				fs = append(fs, Finding{File: file, Line: line, Field: fd.Name, Rule: RuleRequired, Message: "mandatory value missing"})
+				fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleRequired, Message: "mandatory value missing"})
 			}
 		case "C":
 			if c := f.conds[i]; c != nil && c.holds(vals) {
@@ -146,13 +146,13 @@ func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, 
 				if absent != nil && absent[i] {
 					msg += " (the file has no such column)"
 				}
-				fs = append(fs, Finding{File: file, Line: line, Field: fd.Name, Rule: RuleRequired, Message: msg})
+				fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleRequired, Message: msg})
 			}
 		}
 	}
 	if f.cause >= 0 && f.causes != nil {
 		if v := vals[f.cause]; v != "" && f.causes.Lookup(v) == nil {
-			fnd := Finding{File: file, Line: line, Field: f.Fields[f.cause].Name, Rule: RuleCause, Value: v,
+			fnd := Finding{File: file, Line: line, Field: f.Fields[f.cause].label(), Rule: RuleCause, Value: v,
 				Message: "code not in cause table " + f.Causes}
 			if f.Direction == "in" && !f.input {
 				// The SII may use codes we have not heard of: keep the row and its
@@ -192,7 +192,7 @@ func (f *Flow) prepare(vals []string, line int) []Finding {
 			v = fd.Const
 		}
 		if strings.ContainsAny(v, "\r\n") {
-			fs = append(fs, Finding{Line: line, Field: fd.Name, Rule: RuleString, Value: v, Message: "line breaks are not allowed in a value"})
+			fs = append(fs, Finding{Line: line, Field: fd.label(), Rule: RuleString, Value: v, Message: "line breaks are not allowed in a value"})
 			v = ""
 		}
 		vals[i] = v
@@ -318,9 +318,10 @@ func (r *CSVReader) readHeader() {
 	for k, v := range r.opt.Mapping {
 		mapping[normHeader(k)] = strings.TrimSpace(v)
 	}
+	// Columns are matched by the name the file uses (Field.Column, else Name).
 	byName := make(map[string]int, len(f.Fields))
-	for i, fd := range f.Fields {
-		byName[normHeader(fd.Name)] = i
+	for i := range f.Fields {
+		byName[normHeader(f.Fields[i].WireName())] = i
 	}
 	r.ncols = len(cols)
 	r.colField = make([]int, len(cols))
@@ -355,30 +356,31 @@ func (r *CSVReader) readHeader() {
 			continue
 		}
 		if prev := seenField[fi]; prev >= 0 {
-			r.headerFinding(f.Fields[fi].Name, RuleCSVHeader, name, fmt.Sprintf("columns %d and %d both give field %s", prev+1, i+1, f.Fields[fi].Name), false)
+			r.headerFinding(f.Fields[fi].label(), RuleCSVHeader, name, fmt.Sprintf("columns %d and %d both give field %s", prev+1, i+1, f.Fields[fi].label()), false)
 			continue
 		}
 		seenField[fi] = i
 		r.colField[i] = fi
 	}
 	r.absent = make([]bool, len(f.Fields))
-	for i, fd := range f.Fields {
+	for i := range f.Fields {
 		if seenField[i] >= 0 {
 			continue
 		}
+		fd := &f.Fields[i]
 		r.absent[i] = true
 		switch {
 		case !f.input:
-			r.headerFinding(fd.Name, RuleCSVHeader, "", "column missing from the layout of "+f.ID(), false)
+			r.headerFinding(fd.label(), RuleCSVHeader, "", "column missing from the layout of "+f.ID(), false)
 		case fd.Required == "M":
-			r.headerFinding(fd.Name, RuleCSVHeader, "", "mandatory column missing", false)
+			r.headerFinding(fd.label(), RuleCSVHeader, "", "mandatory column missing", false)
 		}
 	}
 	if !f.input && !HasErrors(r.headerFindings) {
 		for i, fi := range r.colField {
 			if fi >= 0 && fi != i {
-				r.headerFinding(f.Fields[fi].Name, RuleCSVHeader, cols[i],
-					fmt.Sprintf("column %d is %s, the layout of %s has it at %d", i+1, f.Fields[fi].Name, f.ID(), fi+1), false)
+				r.headerFinding(f.Fields[fi].label(), RuleCSVHeader, cols[i],
+					fmt.Sprintf("column %d is %s, the layout of %s has it at %d", i+1, f.Fields[fi].WireName(), f.ID(), fi+1), false)
 				break
 			}
 		}
@@ -593,7 +595,7 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 
 // ---- CSV writer ----
 
-// CSVWriter writes a flow file: header row from the catalog, ';', CR+LF, UTF-8 without
+// CSVWriter writes a flow file: header row from the catalog (wire names), ';', CR+LF, UTF-8 without
 // BOM. Every row is validated first; a refused row is an error and nothing of it is
 // written.
 type CSVWriter struct {
@@ -614,11 +616,11 @@ func (w *CSVWriter) writeHeader() {
 		return
 	}
 	w.header = true
-	for i, fd := range w.f.Fields {
+	for i := range w.f.Fields {
 		if i > 0 {
 			w.w.WriteByte(';')
 		}
-		w.w.WriteString(fd.Name)
+		w.w.WriteString(w.f.Fields[i].WireName())
 	}
 	w.w.WriteString("\r\n")
 }

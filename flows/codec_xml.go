@@ -12,7 +12,9 @@ import (
 // XML flows (brief §3.1): UTF-8; the root element carries COD_SERVIZIO and COD_FLUSSO
 // as attributes; each record is one element (Flow.XMLRecord) whose header identifiers
 // (fields marked header = true) sit in an IdentificativiRichiesta section, followed by
-// the other fields as elements named like the field. For a flow with a row group the
+// the other fields as elements named like the field in files (Field.Column, else its
+// name; the root attributes likewise take the wire names of the COD_SERVIZIO and
+// COD_FLUSSO fields). For a flow with a row group the
 // repeating fields of each row form a child element (RowGroup.Element), so one record
 // element holds a whole practice with all its invoices. Element names are matched
 // ignoring case (the distribution XMLs use lower case, the TO specs upper case).
@@ -139,17 +141,18 @@ func (r *XMLReader) checkRoot(t xml.StartElement) {
 		r.fileFindings = append(r.fileFindings, r.finding(line, "", RuleXMLRoot, t.Name.Local, "root element should be "+r.f.xmlRoot()))
 	}
 	var svc, code string
+	svcAttr, codeAttr := r.f.rootAttrs()
 	for _, a := range t.Attr {
-		switch strings.ToUpper(a.Name.Local) {
-		case "COD_SERVIZIO":
+		switch {
+		case strings.EqualFold(a.Name.Local, svcAttr):
 			svc = strings.TrimSpace(a.Value)
-		case "COD_FLUSSO":
+		case strings.EqualFold(a.Name.Local, codeAttr):
 			code = strings.TrimSpace(a.Value)
 		}
 	}
 	if !strings.EqualFold(svc, r.f.Service) || strings.TrimLeft(code, "0") != strings.TrimLeft(r.f.Code, "0") {
-		r.fileFindings = append(r.fileFindings, r.finding(line, "COD_SERVIZIO", RuleXMLRoot, svc+"."+code,
-			"root attributes COD_SERVIZIO/COD_FLUSSO should be "+r.f.ID()))
+		r.fileFindings = append(r.fileFindings, r.finding(line, svcAttr, RuleXMLRoot, svc+"."+code,
+			"root attributes "+svcAttr+"/"+codeAttr+" should be "+r.f.ID()))
 	} else {
 		// Some producers drop the left padding of the flow code ("100"): same flow.
 		svc, code = r.f.Service, r.f.Code
@@ -172,8 +175,8 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 	if f.RowGroup != nil {
 		groupEl = f.RowGroup.Element
 	}
-	// leaf reads the text of a field element.
-	leaf := func(name string, into []string) error {
+	// leaf reads the text of the element of field i.
+	leaf := func(i int, into []string) error {
 		line := r.line()
 		var text strings.Builder
 		for {
@@ -185,28 +188,28 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 			case xml.CharData:
 				text.Write(t)
 			case xml.StartElement:
-				fs = append(fs, r.finding(r.line(), name, RuleXMLElement, t.Name.Local, "a field element cannot contain elements"))
+				fs = append(fs, r.finding(r.line(), f.Fields[i].label(), RuleXMLElement, t.Name.Local, "a field element cannot contain elements"))
 				if err := r.d.Skip(); err != nil {
 					return r.fatal(err)
 				}
 			case xml.EndElement:
-				i := f.layout.Index(name)
 				v := strings.TrimSpace(text.String())
 				if into[i] != "" {
-					fs = append(fs, r.finding(line, name, RuleXMLElement, v, "field given twice"))
+					fs = append(fs, r.finding(line, f.Fields[i].label(), RuleXMLElement, v, "field given twice"))
 				}
 				into[i] = v
 				return nil
 			}
 		}
 	}
-	fieldName := func(local string) (string, bool) {
-		for _, fd := range f.Fields {
-			if strings.EqualFold(fd.Name, local) {
-				return fd.Name, true
+	// fieldIndex finds the field an element stands for, by the name files use.
+	fieldIndex := func(local string) int {
+		for i := range f.Fields {
+			if strings.EqualFold(f.Fields[i].WireName(), local) {
+				return i
 			}
 		}
-		return "", false
+		return -1
 	}
 	// section reads the elements of a container until its end.
 	var section func(into []string, allowGroup, allowIdent bool) error
@@ -231,8 +234,8 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 					}
 					children = append(children, c)
 				default:
-					if name, ok := fieldName(local); ok {
-						if err := leaf(name, into); err != nil {
+					if i := fieldIndex(local); i >= 0 {
+						if err := leaf(i, into); err != nil {
 							return err
 						}
 						continue
@@ -386,8 +389,9 @@ func (x *XMLWriter) start() {
 	if code == "" {
 		code = x.f.Code
 	}
-	fmt.Fprintf(x.w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%s COD_SERVIZIO=\"%s\" COD_FLUSSO=\"%s\">\n",
-		x.f.xmlRoot(), xmlEscape(svc), xmlEscape(code))
+	svcAttr, codeAttr := x.f.rootAttrs()
+	fmt.Fprintf(x.w, "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<%s %s=\"%s\" %s=\"%s\">\n",
+		x.f.xmlRoot(), svcAttr, xmlEscape(svc), codeAttr, xmlEscape(code))
 }
 
 func (x *XMLWriter) writeGroup(rows [][]string) {
@@ -442,7 +446,21 @@ func (x *XMLWriter) element(indent int, fd *Field, v string) {
 	case TypeTimestamp:
 		v = timestampISO(v)
 	}
-	fmt.Fprintf(x.w, "%*s<%s>%s</%s>\n", indent, "", fd.Name, xmlEscape(v), fd.Name)
+	name := fd.WireName()
+	fmt.Fprintf(x.w, "%*s<%s>%s</%s>\n", indent, "", name, xmlEscape(v), name)
+}
+
+// rootAttrs returns the names of the root attributes that carry the service and flow
+// codes: the wire names of the COD_SERVIZIO and COD_FLUSSO fields.
+func (f *Flow) rootAttrs() (svc, code string) {
+	svc, code = "COD_SERVIZIO", "COD_FLUSSO"
+	if fd := f.Field("COD_SERVIZIO"); fd != nil {
+		svc = fd.WireName()
+	}
+	if fd := f.Field("COD_FLUSSO"); fd != nil {
+		code = fd.WireName()
+	}
+	return svc, code
 }
 
 func xmlEscape(s string) string {
