@@ -34,13 +34,21 @@ func runArchiveLs(ctx context.Context, env *Env, args []string) int {
 	fs.StringVar(&f.Source, "source", "", "source, e.g. folder:morosi or sftp:sii")
 	fs.StringVar(&f.Kind, "kind", "", "input kind or flow key")
 	fs.StringVar(&f.Direction, "direction", "", "in or out")
-	fs.StringVar(&f.State, "state", "", "received, processed, rejected, duplicate, built, published")
+	fs.StringVar(&f.State, "state", "", strings.Join(fileStates, ", "))
 	fs.IntVar(&f.Limit, "limit", 50, "at most this many rows (0 = all)")
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
 	}
-	if fs.NArg() > 0 {
-		return env.fail(usageError{"unexpected argument " + fs.Arg(0)})
+	f.Direction = strings.ToLower(strings.TrimSpace(f.Direction))
+	if f.Direction != "" && f.Direction != "in" && f.Direction != "out" {
+		return env.fail(usageError{fmt.Sprintf("--direction %q: want in or out", f.Direction)})
+	}
+	f.State = strings.ToLower(strings.TrimSpace(f.State))
+	if f.State != "" && !containsStr(fileStates, f.State) {
+		return env.fail(usageError{fmt.Sprintf("--state %q: want one of %s", f.State, strings.Join(fileStates, ", "))})
+	}
+	if f.Limit < 0 {
+		return env.fail(usageError{fmt.Sprintf("--limit %d: want 0 (all) or more", f.Limit)})
 	}
 	st, err := env.Store()
 	if err != nil {
@@ -64,7 +72,11 @@ func runArchiveLs(ctx context.Context, env *Env, args []string) int {
 	return exitOK
 }
 
-func fileID(env *Env, fsArgs []string) (int64, error) {
+// fileStates are the states of an archived file, for --state.
+var fileStates = []string{archive.StateReceived, archive.StateProcessed, archive.StateRejected, archive.StateDuplicate,
+	archive.StateBuilt, archive.StatePublished}
+
+func fileID(fsArgs []string) (int64, error) {
 	if len(fsArgs) != 1 {
 		return 0, usageError{"expects one file ID (see cmord archive ls)"}
 	}
@@ -77,10 +89,11 @@ func fileID(env *Env, fsArgs []string) (int64, error) {
 
 func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
-	if code, ok := env.parse(fs, args); !ok {
+	pos, code, ok := parseInterspersed(env, fs, args)
+	if !ok {
 		return code
 	}
-	id, err := fileID(env, fs.Args())
+	id, err := fileID(pos)
 	if err != nil {
 		return env.fail(err)
 	}
@@ -102,7 +115,7 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(w, " — %s", f.Reason)
 	}
 	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  size       %d bytes\n", f.Size)
+	fmt.Fprintf(w, "  size       %s\n", plural(f.Size, "byte", "bytes"))
 	fmt.Fprintf(w, "  sha256     %s\n", f.Hash)
 	fmt.Fprintf(w, "  received   %s (Europe/Rome)\n", rome(f.ReceivedAt))
 	if !f.ProcessedAt.IsZero() {
@@ -147,22 +160,24 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 func runArchiveHistory(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	source := fs.String("source", "", "only this source")
-	if code, ok := env.parse(fs, args); !ok {
+	pos, code, ok := parseInterspersed(env, fs, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
-		return env.fail(usageError{"expects one file name"})
+	if len(pos) != 1 {
+		return env.fail(usageError{"expects one file name (see cmord archive ls)"})
 	}
+	name := pos[0]
 	st, err := env.Store()
 	if err != nil {
 		return env.fail(err)
 	}
-	hist, err := st.History(ctx, *source, fs.Arg(0))
+	hist, err := st.History(ctx, *source, name)
 	if err != nil {
 		return env.fail(err)
 	}
 	if len(hist) == 0 {
-		fmt.Fprintf(env.Stdout, "no archived file is named %q\n", fs.Arg(0))
+		fmt.Fprintf(env.Stdout, "no archived file is named %q\n", name)
 		return exitFindings
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
@@ -176,10 +191,11 @@ func runArchiveHistory(ctx context.Context, env *Env, args []string) int {
 
 func runArchiveCat(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
-	if code, ok := env.parse(fs, args); !ok {
+	pos, code, ok := parseInterspersed(env, fs, args)
+	if !ok {
 		return code
 	}
-	id, err := fileID(env, fs.Args())
+	id, err := fileID(pos)
 	if err != nil {
 		return env.fail(err)
 	}
@@ -200,7 +216,7 @@ func runArchiveCat(ctx context.Context, env *Env, args []string) int {
 
 func runArchiveVerify(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
 	}
 	st, err := env.Store()
@@ -225,9 +241,12 @@ func runArchiveVerify(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return env.fail(err)
 	}
-	fmt.Fprintf(env.Stdout, "checked %d blobs (%d bytes) and %d events\n", rep.Blobs, rep.Bytes, rep.Events)
-	if len(rep.Orphans) > 0 {
-		fmt.Fprintf(env.Stdout, "%d blobs on disk are not indexed (left by an interrupted ingest; harmless)\n", len(rep.Orphans))
+	fmt.Fprintf(env.Stdout, "checked %s (%s) and %s\n", plural(rep.Blobs, "blob", "blobs"), plural(rep.Bytes, "byte", "bytes"),
+		plural(rep.Events, "event", "events"))
+	if n := len(rep.Orphans); n == 1 {
+		fmt.Fprintln(env.Stdout, "1 blob on disk is not indexed (left by an interrupted ingest; harmless)")
+	} else if n > 1 {
+		fmt.Fprintf(env.Stdout, "%d blobs on disk are not indexed (left by an interrupted ingest; harmless)\n", n)
 	}
 	if rep.OK() {
 		fmt.Fprintln(env.Stdout, "archive OK")
@@ -236,6 +255,6 @@ func runArchiveVerify(ctx context.Context, env *Env, args []string) int {
 	for _, p := range rep.Problems {
 		fmt.Fprintln(env.Stdout, "PROBLEM: "+p)
 	}
-	fmt.Fprintf(env.Stdout, "%d problems found\n", len(rep.Problems))
+	fmt.Fprintf(env.Stdout, "%s found\n", plural(len(rep.Problems), "problem", "problems"))
 	return exitFindings
 }

@@ -17,7 +17,7 @@ func init() {
 // by the configured file when a configuration is given.
 func runCatalogShow(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
 	}
 	cat := flows.DefaultCatalog()
@@ -43,13 +43,18 @@ func runCatalogShow(ctx context.Context, env *Env, args []string) int {
 func runCatalogCheck(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	mode := fs.String("mode", "extend", "how the file combines with the embedded catalog: extend or replace")
-	if code, ok := env.parse(fs, args); !ok {
+	pos, code, ok := parseInterspersed(env, fs, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return env.fail(usageError{"name one catalog FILE"})
 	}
-	cat, err := flows.LoadCatalog(fs.Arg(0), *mode)
+	if *mode != "extend" && *mode != "replace" {
+		return env.fail(usageError{fmt.Sprintf("--mode %q: want extend or replace", *mode)})
+	}
+	file := pos[0]
+	cat, err := flows.LoadCatalog(file, *mode)
 	if err != nil {
 		fmt.Fprintln(env.Stdout, err)
 		return exitFindings
@@ -65,6 +70,7 @@ func runCatalogCheck(ctx context.Context, env *Env, args []string) int {
 	if flows.HasErrors(findings) {
 		return exitFindings
 	}
-	fmt.Fprintf(env.Stdout, "%s: catalog OK (%d flows, %d input kinds, %d states)\n", fs.Arg(0), len(cat.Flows), len(cat.Inputs), len(cat.States))
+	fmt.Fprintf(env.Stdout, "%s: catalog OK (%s, %s, %s)\n", file, plural(len(cat.Flows), "flow", "flows"),
+		plural(len(cat.Inputs), "input kind", "input kinds"), plural(len(cat.States), "state", "states"))
 	return exitOK
 }

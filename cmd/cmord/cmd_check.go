@@ -15,7 +15,7 @@ func init() {
 func runCheck(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	connect := fs.Bool("connect", false, "also connect to every SFTP endpoint and the SMTP server")
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
 	}
 	cfg, err := env.Config()
@@ -53,7 +53,8 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 	return exitOK
 }
 
-func plural(n int, one, many string) string {
+// plural is "1 file" or "N files": every count the CLI prints agrees with its noun.
+func plural[N int | int64](n N, one, many string) string {
 	if n == 1 {
 		return fmt.Sprintf("%d %s", n, one)
 	}

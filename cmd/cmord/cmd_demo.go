@@ -25,7 +25,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	dir := fs.String("dir", "cmord-demo", "working folder of the demo (created, or reused with its state)")
 	once := fs.Bool("once", false, "run the scripted cycles, print the tour and exit (default: keep the daemon running)")
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
 	}
 	dm, err := demo.Setup(*dir)
@@ -180,7 +180,7 @@ func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon) {
 				out++
 			}
 		}
-		fmt.Fprintf(w, "  archived so far      %d files in, %d files out\n", in, out)
+		fmt.Fprintf(w, "  archived so far      %s in, %s out\n", plural(in, "file", "files"), plural(out, "file", "files"))
 	}
 	open := true
 	if exc, err := d.Store.Exceptions(ctx, archive.ExceptionFilter{Open: &open}); err == nil {

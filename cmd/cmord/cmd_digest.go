@@ -22,11 +22,8 @@ func runDigest(ctx context.Context, env *Env, args []string) int {
 	htmlFile := fs.String("html", "", "with --preview: also write the HTML digest to FILE")
 	csvFile := fs.String("csv", "", "with --preview: also write the CSV attachment to FILE")
 	lang := fs.String("lang", "", "it or en (default: [digest] lang, then lang)")
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return env.fail(usageError{"unexpected argument " + fs.Arg(0)})
 	}
 	if *preview == *send {
 		return env.fail(usageError{"give exactly one of --preview and --send"})
@@ -91,6 +88,6 @@ func runDigest(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "cmord digest: queued; not sent yet (%v): the daemon retries it\n", err)
 		return exitFindings
 	}
-	fmt.Fprintf(env.Stdout, "digest queued and %d message(s) sent\n", n)
+	fmt.Fprintf(env.Stdout, "digest queued and %s sent\n", plural(n, "message", "messages"))
 	return exitOK
 }

@@ -86,7 +86,7 @@ func TestDigestVerb(t *testing.T) {
 		t.Fatal("--preview sent mail")
 	}
 	code, out, errOut = runCLI(t, "digest", "--send")
-	if code != exitOK || !strings.Contains(out, "1 message(s) sent") {
+	if code != exitOK || !strings.Contains(out, "digest queued and 1 message sent") {
 		t.Fatalf("--send: exit %d: %s %s", code, out, errOut)
 	}
 	if n := len(sink.Messages()); n != 1 {

@@ -38,11 +38,8 @@ func runExceptions(ctx context.Context, env *Env, args []string) int {
 	practice := fs.String("practice", "", "practice code (CP_UTENTE, CP_GESTORE or #id)")
 	format := fs.String("format", "table", "table, csv or json")
 	fs.IntVar(&f.Limit, "limit", 0, "at most this many (0 = all)")
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return env.fail(usageError{"unexpected argument " + fs.Arg(0)})
 	}
 	if *openOnly && *all {
 		return env.fail(usageError{"--open and --all exclude each other"})

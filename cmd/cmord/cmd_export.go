@@ -31,11 +31,8 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	limit := fs.Int("limit", 0, "at most this many practices (0 = all)")
 	dossier := fs.String("dossier", "", "practice code (CP_UTENTE, CP_GESTORE or #id): write its dossier zip instead")
 	noArchive := fs.Bool("no-archive", false, "do not keep a copy of the export in the archive")
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, " (filters are flags, e.g. --pod IT001E...)"); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return env.fail(usageError{"unexpected argument " + fs.Arg(0)})
 	}
 	if *out == "" {
 		return env.fail(usageError{"-o FILE is required"})

@@ -17,13 +17,14 @@ func init() {
 func runHostkeyFetch(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	timeout := fs.Duration("timeout", 15*time.Second, "connection timeout")
-	if code, ok := env.parse(fs, args); !ok {
+	pos, code, ok := parseInterspersed(env, fs, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() != 1 {
+	if len(pos) != 1 {
 		return env.fail(usageError{"expects HOST[:PORT]"})
 	}
-	hostport := fs.Arg(0)
+	hostport := pos[0]
 	if _, _, err := net.SplitHostPort(hostport); err != nil {
 		hostport = net.JoinHostPort(hostport, "22")
 	}

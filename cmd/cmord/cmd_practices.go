@@ -146,23 +146,6 @@ func (pf *practiceFlags) filter() (archive.PracticeFilter, error) {
 	return f, nil
 }
 
-// parseInterspersed parses flags that may come after positional arguments
-// ("practice show CODE --config F"), returning the positional ones.
-func parseInterspersed(env *Env, fs *flag.FlagSet, args []string) ([]string, int, bool) {
-	var pos []string
-	for {
-		if code, ok := env.parse(fs, args); !ok {
-			return nil, code, false
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, exitOK, true
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
-
 func runPractices(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	pf := addPracticeFilterFlags(fs)
@@ -170,11 +153,8 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 	limit := fs.Int("limit", -1, "at most this many practices (default 100 for table, all for csv and json; 0 = all)")
 	lang := fs.String("lang", "it", "CSV headers: it or en")
 	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts with a decimal comma (Italian Excel)")
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, " (filters are flags, e.g. --pod IT001E...)"); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return env.fail(usageError{"unexpected argument " + fs.Arg(0) + " (filters are flags, e.g. --pod IT001E...)"})
 	}
 	f, err := pf.filter()
 	if err != nil {

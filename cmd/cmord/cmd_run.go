@@ -18,11 +18,8 @@ func init() {
 func runRun(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	once := fs.Bool("once", false, "do one full cycle (ingest, SII poll, build, deliver, digest if due) and exit")
-	if code, ok := env.parse(fs, args); !ok {
+	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
-	}
-	if fs.NArg() > 0 {
-		return env.fail(usageError{"unexpected argument " + fs.Arg(0)})
 	}
 	cfg, err := env.Config()
 	if err != nil {

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/flows"
 )
@@ -29,10 +28,11 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 	mappingFile := fs.String("mapping", "", "TOML file with the column mapping (billing header = our field)")
 	folderName := fs.String("folder", "", "use this configured folder's kind, mapping and decimal comma")
 	on := fs.String("on", "", "check eligibility as of this request date (GG/MM/AAAA or AAAA-MM-GG; default today in Europe/Rome)")
-	if code, ok := env.parse(fs, args); !ok {
+	paths, code, ok := parseInterspersed(env, fs, args)
+	if !ok {
 		return code
 	}
-	if fs.NArg() == 0 {
+	if len(paths) == 0 {
 		return env.fail(usageError{"name at least one FILE"})
 	}
 	cat := flows.DefaultCatalog()
@@ -90,7 +90,7 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		today = d
 	}
 	total := 0
-	for _, path := range fs.Args() {
+	for _, path := range paths {
 		data, err := os.ReadFile(path)
 		if err != nil {
 			fmt.Fprintf(env.Stderr, "%s: %v\n", path, err)
@@ -135,7 +135,8 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(env.Stdout, "%s: %v\n", path, err)
 			errs++
 		}
-		fmt.Fprintf(env.Stdout, "%s: %s, %d rows, %d errors, %d warnings\n", path, f.ID(), rows, errs, warns)
+		fmt.Fprintf(env.Stdout, "%s: %s, %s, %s, %s\n", path, f.ID(), plural(rows, "row", "rows"), plural(errs, "error", "errors"),
+			plural(warns, "warning", "warnings"))
 		total += errs
 	}
 	if total > 0 {

@@ -12,6 +12,9 @@ var version = "dev"
 
 func init() {
 	register(&command{name: "version", summary: "print the version", run: func(ctx context.Context, env *Env, args []string) int {
+		if code, ok := noArgs(env, env.newFlags(), args, ""); !ok {
+			return code
+		}
 		v := version
 		if bi, ok := debug.ReadBuildInfo(); ok && v == "dev" && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
 			v = bi.Main.Version

@@ -2,13 +2,16 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/logx"
+	"github.com/cmord/cmord/flows"
 )
 
 // Env is what a verb needs, opened lazily and closed once at exit.
@@ -37,10 +40,40 @@ func (e *Env) ResolvedConfigPath() string {
 	return DefaultConfigPath
 }
 
+// configNotFound says which configuration files were looked for and how to give one.
+type configNotFound struct{ tried []string }
+
+func (e configNotFound) Error() string {
+	return "no configuration file found; tried:\n  " + strings.Join(e.tried, "\n  ") +
+		"\nuse --config FILE, set CMORD_CONFIG, or try `cmord demo`"
+}
+
+// checkConfigExists explains a missing configuration file before config.Load reports
+// a bare "no such file": where cmord looked, in order, and what to do.
+func (e *Env) checkConfigExists() error {
+	path := e.ResolvedConfigPath()
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	var tried []string
+	switch {
+	case e.ConfigPath != "":
+		tried = append(tried, fmt.Sprintf("--config %s: does not exist", e.ConfigPath))
+	case os.Getenv("CMORD_CONFIG") != "":
+		tried = append(tried, "--config: not given", fmt.Sprintf("$CMORD_CONFIG=%s: does not exist", os.Getenv("CMORD_CONFIG")))
+	default:
+		tried = append(tried, "--config: not given", "$CMORD_CONFIG: not set", DefaultConfigPath+": does not exist")
+	}
+	return configNotFound{tried}
+}
+
 // Config loads and validates the configuration (once).
 func (e *Env) Config() (*config.Config, error) {
 	if e.cfg != nil {
 		return e.cfg, nil
+	}
+	if err := e.checkConfigExists(); err != nil {
+		return nil, err
 	}
 	cfg, err := config.Load(e.ResolvedConfigPath())
 	if err != nil {
@@ -89,10 +122,24 @@ func (e *Env) Close() {
 	}
 }
 
+// Catalog is the flow catalog in force: the embedded one, extended or replaced by the
+// configured file when a configuration is given.
+func (e *Env) Catalog() (*flows.Catalog, error) {
+	cfg, err := e.Config()
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Catalog.Path == "" {
+		return flows.DefaultCatalog(), nil
+	}
+	return flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode)
+}
+
 // isConfigError reports whether err comes from loading the configuration.
 func isConfigError(err error) bool {
 	var ce *config.Error
-	return errors.As(err, &ce) || errors.Is(err, os.ErrNotExist)
+	var nf configNotFound
+	return errors.As(err, &ce) || errors.As(err, &nf) || errors.Is(err, os.ErrNotExist)
 }
 
 // isTerminal reports whether w is a terminal (progress bars only there).
