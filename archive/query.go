@@ -66,7 +66,10 @@ func (f PracticeFilter) where() (string, []any) {
 	eq("point", f.Point)
 	eq("customer_id", f.Customer)
 	eq("cp_gestore", f.CPGestore)
-	eq("cause_code", f.CauseCode)
+	if f.CauseCode != "" {
+		// The literal (<> '') lets SQLite use the partial index practices_cause.
+		conds, args = append(conds, "cause_code = ? AND cause_code <> ''"), append(args, f.CauseCode)
+	}
 	if f.CPUtente != "" {
 		// A follow-up request (annulment, suspension...) has its own CP_UTENTE: a person
 		// quoting it means the practice it belongs to.
@@ -86,16 +89,17 @@ func (f PracticeFilter) where() (string, []any) {
 		}
 	}
 	// Dates are stored as ISO text, so text comparison is date comparison; an empty
-	// (unknown) date never falls inside a range.
+	// (unknown) date never falls inside a range. The literal (<> '') also lets SQLite
+	// use the partial indexes on request_date and answer_date (migration 0013).
 	dateRange := func(col string, from, to flows.Date) {
 		if !from.IsZero() {
 			conds, args = append(conds, col+" >= ?"), append(args, from.ISO())
 		}
 		if !to.IsZero() {
 			conds, args = append(conds, col+" <= ?"), append(args, to.ISO())
-			if from.IsZero() {
-				conds = append(conds, col+" <> ''")
-			}
+		}
+		if !from.IsZero() || !to.IsZero() {
+			conds = append(conds, col+" <> ''")
 		}
 	}
 	dateRange("switch_date", f.SwitchFrom, f.SwitchTo)

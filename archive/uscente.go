@@ -28,6 +28,20 @@ type PracticeStmts struct {
 	seqDirty                                  map[string]bool
 	now                                       func() time.Time
 	bulk                                      map[string]*sql.Stmt // multi-row statements by text, prepared on first use
+
+	// Practices created by QueueCreate and not yet inserted: Flush inserts them, their
+	// history, links and requests with a few multi-row statements. Their IDs are drawn
+	// here, after the largest in the table, which holds because the job's transaction is
+	// the only writer and every other statement of these runs Flush first.
+	queue                     []queuedPractice
+	queuedKeys, queuedCodes   map[string]struct{}
+	nextPracticeID, nextReqID int64
+}
+
+type queuedPractice struct {
+	pr  *Practice
+	h   HistoryEntry
+	req *Request
 }
 
 // PreparePractices prepares the statements on tx. Close it before the transaction
@@ -80,10 +94,13 @@ func (p *PracticeStmts) SetClock(now func() time.Time) { p.now = now }
 // Close writes back the sequences and closes the statements. It returns the first
 // error of writing the sequences (the caller must then roll back).
 func (p *PracticeStmts) Close(ctx context.Context) error {
-	var err error
+	err := p.Flush(ctx)
 	for name := range p.seqDirty {
+		if err != nil {
+			break
+		}
 		if _, e := p.tx.ExecContext(ctx, `INSERT INTO sequences (name, next) VALUES (?, ?)
-			ON CONFLICT (name) DO UPDATE SET next = excluded.next`, name, p.seqs[name]); e != nil && err == nil {
+			ON CONFLICT (name) DO UPDATE SET next = excluded.next`, name, p.seqs[name]); e != nil {
 			err = fmt.Errorf("archive: sequence %s: %w", name, e)
 		}
 	}
@@ -120,6 +137,9 @@ func (p *PracticeStmts) NextSequence(ctx context.Context, name string) (int64, e
 
 // CodeUsed reports whether a practice or request code was ever issued.
 func (p *PracticeStmts) CodeUsed(ctx context.Context, code string) (bool, error) {
+	if _, ok := p.queuedCodes[code]; ok {
+		return true, nil
+	}
 	var used bool
 	err := p.codeUsed.QueryRowContext(ctx, code).Scan(&used)
 	return used, err
@@ -150,6 +170,11 @@ func (p *PracticeStmts) NewCode(ctx context.Context, seqName string, render func
 
 // ByKey returns the practice with that case key (ErrNotFound wrapped if none).
 func (p *PracticeStmts) ByKey(ctx context.Context, key string) (Practice, error) {
+	if _, ok := p.queuedKeys[key]; ok {
+		if err := p.Flush(ctx); err != nil {
+			return Practice{}, err
+		}
+	}
 	pr, err := scanPractice(p.byKey.QueryRowContext(ctx, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return pr, fmt.Errorf("practice %s: %w", key, ErrNotFound)
@@ -159,6 +184,9 @@ func (p *PracticeStmts) ByKey(ctx context.Context, key string) (Practice, error)
 
 // ByID returns one practice.
 func (p *PracticeStmts) ByID(ctx context.Context, id int64) (Practice, error) {
+	if err := p.Flush(ctx); err != nil {
+		return Practice{}, err
+	}
 	pr, err := scanPractice(p.byID.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return pr, fmt.Errorf("practice #%d: %w", id, ErrNotFound)
@@ -168,6 +196,9 @@ func (p *PracticeStmts) ByID(ctx context.Context, id int64) (Practice, error) {
 
 // Create inserts a practice with its creation history and input link (as CreatePractice).
 func (p *PracticeStmts) Create(ctx context.Context, pr *Practice, h HistoryEntry) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	now := h.At
 	if now.IsZero() {
 		now = p.now()
@@ -197,6 +228,9 @@ func (p *PracticeStmts) Create(ctx context.Context, pr *Practice, h HistoryEntry
 
 // Save writes the mutable columns of a practice (as SavePractice).
 func (p *PracticeStmts) Save(ctx context.Context, pr *Practice) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	pr.UpdatedAt = p.now()
 	if len(pr.Data) == 0 {
 		pr.Data = json.RawMessage("{}")
@@ -214,6 +248,9 @@ func (p *PracticeStmts) Save(ctx context.Context, pr *Practice) error {
 // Transition moves a practice to state to with a history entry and a file link (as
 // Store.Transition).
 func (p *PracticeStmts) Transition(ctx context.Context, pr *Practice, to, relation string, h HistoryEntry) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	now := h.At
 	if now.IsZero() {
 		now = p.now()
@@ -234,6 +271,9 @@ func (p *PracticeStmts) Transition(ctx context.Context, pr *Practice, to, relati
 
 // History appends a history entry as given (From/To included).
 func (p *PracticeStmts) History(ctx context.Context, h HistoryEntry) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	if h.At.IsZero() {
 		h.At = p.now()
 	}
@@ -246,12 +286,18 @@ func (p *PracticeStmts) History(ctx context.Context, h HistoryEntry) error {
 
 // Link records that a file touched a practice.
 func (p *PracticeStmts) Link(ctx context.Context, practiceID, fileID int64, relation string, line int) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	_, err := p.insLink.ExecContext(ctx, practiceID, fileID, relation, line)
 	return err
 }
 
 // CreateRequest records a request (as Store.CreateRequest).
 func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	if r.State == "" {
 		r.State = "ready"
 	}
@@ -269,6 +315,9 @@ func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
 // SetRequest changes a request's state and data (a ready request refreshed by a new
 // extract, or cancelled).
 func (p *PracticeStmts) SetRequest(ctx context.Context, id int64, state string, data map[string]string) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	b, _ := json.Marshal(nonNil(data))
 	_, err := p.setRequest.ExecContext(ctx, state, string(b), id)
 	return err
@@ -276,6 +325,9 @@ func (p *PracticeStmts) SetRequest(ctx context.Context, id int64, state string, 
 
 // SetRequestDate records the day a practice's request was sent.
 func (p *PracticeStmts) SetRequestDate(ctx context.Context, pr *Practice, day flows.Date) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	pr.RequestDate, pr.UpdatedAt = day, p.now()
 	_, err := p.setRequestDate.ExecContext(ctx, dateText(day), TS(pr.UpdatedAt), pr.ID)
 	return err
@@ -283,6 +335,9 @@ func (p *PracticeStmts) SetRequestDate(ctx context.Context, pr *Practice, day fl
 
 // MarkSent records that a request went into a built file.
 func (p *PracticeStmts) MarkSent(ctx context.Context, id, fileID int64, at time.Time) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
 	_, err := p.markSent.ExecContext(ctx, fileID, TS(at), id)
 	return err
 }
@@ -465,4 +520,154 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 	_, err := p.tx.ExecContext(ctx, `UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
 		fileID, TS(at), idList(ids))
 	return err
+}
+
+// ---- queued creation: a bulk job's new practices, inserted in batches ----
+
+// QueueCreate creates a practice with its creation history, its input link and, when
+// req is not nil, its request (as Create then CreateRequest), inserted at the next
+// Flush: at the latest when bulkRows of them wait, before any other statement of p, or
+// by Close. pr.ID (and req.ID, req.PracticeID) are set at once. A lookup of its case
+// key (ByKey) or its code (CodeUsed) sees it; statements run on the transaction
+// directly do not: Flush before them.
+func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h HistoryEntry, req *Request) error {
+	if len(p.queue) == 0 {
+		if err := p.tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM practices`).Scan(&p.nextPracticeID); err != nil {
+			return fmt.Errorf("archive: practice ids: %w", err)
+		}
+		if err := p.tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM requests`).Scan(&p.nextReqID); err != nil {
+			return fmt.Errorf("archive: request ids: %w", err)
+		}
+		if p.queuedKeys == nil {
+			p.queuedKeys, p.queuedCodes = map[string]struct{}{}, map[string]struct{}{}
+		}
+	}
+	now := h.At
+	if now.IsZero() {
+		now = p.now()
+	}
+	if len(pr.Data) == 0 {
+		pr.Data = json.RawMessage("{}")
+	}
+	pr.ID, p.nextPracticeID = p.nextPracticeID, p.nextPracticeID+1
+	pr.StateSince, pr.CreatedAt, pr.UpdatedAt = now, now, now
+	h.PracticeID, h.From, h.To, h.At = pr.ID, "", pr.State, now
+	p.queuedKeys[pr.CaseKey] = struct{}{}
+	if pr.CPUtente != "" {
+		p.queuedCodes[pr.CPUtente] = struct{}{}
+	}
+	if req != nil {
+		if req.State == "" {
+			req.State = "ready"
+		}
+		req.ID, p.nextReqID = p.nextReqID, p.nextReqID+1
+		req.PracticeID, req.CreatedAt = pr.ID, p.now()
+		p.queuedCodes[req.CPUtente] = struct{}{}
+	}
+	p.queue = append(p.queue, queuedPractice{pr: pr, h: h, req: req})
+	if len(p.queue) >= bulkRows {
+		return p.Flush(ctx)
+	}
+	return nil
+}
+
+// Flush inserts the queued practices, in the order they were queued.
+func (p *PracticeStmts) Flush(ctx context.Context) error {
+	if len(p.queue) == 0 {
+		return nil
+	}
+	q := p.queue
+	p.queue = p.queue[:0]
+	clear(p.queuedKeys)
+	clear(p.queuedCodes)
+	args := make([]any, 0, len(q)*30)
+	for _, e := range q {
+		pr := e.pr
+		args = append(args, pr.ID, pr.CaseKey, pr.Role, pr.Sector, pr.CompanyPIVA, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore),
+			pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, TS(pr.CreatedAt), int64(pr.Credit), int64(pr.Estimate),
+			int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
+			dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), nullIfZero(pr.LinkedID),
+			string(pr.Data), TS(pr.CreatedAt), TS(pr.CreatedAt))
+	}
+	if err := p.insertRows(ctx, `INSERT INTO practices (id, case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
+		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
+		collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date, linked_id,
+		data, created_at, updated_at)`, 30, args); err != nil {
+		return fmt.Errorf("archive: create practices %s ...: %w", q[0].pr.CaseKey, err)
+	}
+	hs := make([]HistoryEntry, len(q))
+	var linkArgs, reqArgs []any
+	for i, e := range q {
+		hs[i] = e.h
+		if e.h.FileID != 0 {
+			linkArgs = append(linkArgs, e.pr.ID, e.h.FileID, "input", e.h.Line)
+		}
+		if r := e.req; r != nil {
+			data, _ := json.Marshal(nonNil(r.Data))
+			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(r.CreatedAt))
+		}
+	}
+	if err := p.HistoryAll(ctx, hs); err != nil {
+		return err
+	}
+	if err := p.insertRows(ctx, `INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line)`, 4, linkArgs); err != nil {
+		return fmt.Errorf("archive: practice files: %w", err)
+	}
+	if err := p.insertRows(ctx, `INSERT INTO requests (id, practice_id, flow, cp_utente, state, data, created_at)`, 7, reqArgs); err != nil {
+		return fmt.Errorf("archive: requests: %w", err)
+	}
+	return nil
+}
+
+func nullIfZero(id int64) any {
+	if id == 0 {
+		return nil
+	}
+	return id
+}
+
+// Queued reports whether a practice with that case key waits in the creation queue.
+func (p *PracticeStmts) Queued(key string) bool {
+	_, ok := p.queuedKeys[key]
+	return ok
+}
+
+// ExistingKeys returns which of keys are case keys of practices already in the table
+// (queued ones excluded: ask Queued). One query per bulkRows keys instead of one per
+// key: a billing extract is mostly new cases, and each lookup that finds nothing
+// still costs a statement.
+func (p *PracticeStmts) ExistingKeys(ctx context.Context, keys []string) (map[string]bool, error) {
+	found := map[string]bool{}
+	for len(keys) > 0 {
+		n := min(len(keys), 4*bulkRows)
+		text := `SELECT case_key FROM practices WHERE case_key IN (` + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
+		st, err := p.bulkStmt(ctx, text)
+		if err != nil {
+			return nil, err
+		}
+		args := make([]any, n)
+		for i, k := range keys[:n] {
+			args[i] = k
+		}
+		rows, err := st.QueryContext(ctx, args...)
+		if err != nil {
+			return nil, fmt.Errorf("archive: case keys: %w", err)
+		}
+		for rows.Next() {
+			var k string
+			if err := rows.Scan(&k); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			found[k] = true
+		}
+		if err := rows.Close(); err != nil {
+			return nil, err
+		}
+		if err := rows.Err(); err != nil {
+			return nil, err
+		}
+		keys = keys[n:]
+	}
+	return found, nil
 }

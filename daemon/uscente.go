@@ -155,6 +155,8 @@ type morosiJob struct {
 	sink   *findingSink
 	reject bool // reject_file: the first error refuses the whole file
 
+	pending []*flows.MorosiCase // cases read, waiting for drain
+
 	created, updated, ready, waiting, refused int
 }
 
@@ -221,17 +223,21 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 				continue // no case to attach it to; its findings say why
 			}
 			if done := g.Add(rec, bad); done != nil {
-				if err := job.process(ctx, done); err != nil {
+				if err := job.add(ctx, done); err != nil {
 					st.Close(ctx)
 					return err
 				}
 			}
 		}
 		if last := g.Flush(); last != nil {
-			if err := job.process(ctx, last); err != nil {
+			if err := job.add(ctx, last); err != nil {
 				st.Close(ctx)
 				return err
 			}
+		}
+		if err := job.drain(ctx); err != nil {
+			st.Close(ctx)
+			return err
 		}
 		if err := st.Close(ctx); err != nil {
 			return err
@@ -259,9 +265,49 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 	return res, err
 }
 
+// morosiBatch is how many cases wait before their case keys are looked up together.
+const morosiBatch = 256
+
+// add queues a case; drain processes the queue in order.
+func (j *morosiJob) add(ctx context.Context, mc *flows.MorosiCase) error {
+	j.pending = append(j.pending, mc)
+	if len(j.pending) < morosiBatch {
+		return nil
+	}
+	return j.drain(ctx)
+}
+
+// drain looks up the queued cases' keys in one query, then processes each case in
+// file order. A key that is neither in the table nor queued for creation is new: its
+// case needs no lookup of its own.
+func (j *morosiJob) drain(ctx context.Context) error {
+	if len(j.pending) == 0 {
+		return nil
+	}
+	keys := make([]string, 0, len(j.pending))
+	for _, mc := range j.pending {
+		if !mc.Bad {
+			keys = append(keys, mc.Key)
+		}
+	}
+	existing, err := j.st.ExistingKeys(ctx, keys)
+	if err != nil {
+		return err
+	}
+	for _, mc := range j.pending {
+		if err := j.process(ctx, mc, existing[mc.Key] || j.st.Queued(mc.Key)); err != nil {
+			return err
+		}
+	}
+	clear(j.pending)
+	j.pending = j.pending[:0]
+	return nil
+}
+
 // process decides what one case does: a new practice, an update of one not yet filed,
-// a duplicate of one filed (SI-D01), or a refusal.
-func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase) error {
+// a duplicate of one filed (SI-D01), or a refusal. mayExist false means the case key
+// is known to be new.
+func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist bool) error {
 	line := mc.FirstLine()
 	if mc.Bad {
 		j.refused++
@@ -272,11 +318,17 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase) error {
 	if j.reject && j.sink.errors > 0 {
 		return nil // the file will be refused: spare the work
 	}
-	existing, err := j.st.ByKey(ctx, mc.Key)
-	found := err == nil
-	if err != nil && !errors.Is(err, archive.ErrNotFound) {
-		return err
+	var existing archive.Practice
+	found := false
+	if mayExist {
+		var err error
+		existing, err = j.st.ByKey(ctx, mc.Key)
+		found = err == nil
+		if err != nil && !errors.Is(err, archive.ErrNotFound) {
+			return err
+		}
 	}
+	var err error
 	var data flows.UscenteData
 	if found {
 		if data, err = flows.ParseUscenteData(existing.Data); err != nil {
@@ -341,17 +393,16 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase) error {
 		if state == flows.StateWaitingWindow {
 			hist.Note += fmt.Sprintf("; request window opens %s", open)
 		}
-		if err := j.st.Create(ctx, p, hist); err != nil {
+		var req *archive.Request
+		if state == flows.StateReady {
+			req = &archive.Request{Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result)}
+		}
+		// Queued: inserted with other new practices in multi-row statements.
+		if err := j.st.QueueCreate(ctx, p, hist, req); err != nil {
 			return err
 		}
 		j.created++
-		if err := j.linkPrevious(ctx, p, mc); err != nil {
-			return err
-		}
-		if state == flows.StateReady {
-			return j.st.CreateRequest(ctx, &archive.Request{PracticeID: p.ID, Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result)})
-		}
-		return nil
+		return j.linkPrevious(ctx, p, mc)
 	}
 	// An update of a practice not yet filed.
 	j.updated++
@@ -376,6 +427,9 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase) error {
 func (j *morosiJob) linkPrevious(ctx context.Context, p *archive.Practice, mc *flows.MorosiCase) error {
 	if p.Previous <= 0 && mc.Case.PreviousCPGestore == "" || p.LinkedID != 0 {
 		return nil
+	}
+	if err := j.st.Flush(ctx); err != nil { // LinkPreviousCMOR runs on the transaction itself
+		return err
 	}
 	return j.u.d.LinkPreviousCMOR(ctx, j.st.Tx(), p)
 }
@@ -802,12 +856,16 @@ func (b *requestBuilder) Name() string { return "uscente." + b.flow }
 
 // pendingRequest is one request with what it becomes in the file.
 type pendingRequest struct {
-	req   archive.Request
-	p     archive.Practice
-	data  flows.UscenteData
-	rows  []map[string]string
-	bytes int
+	req    archive.Request
+	p      archive.Practice   // without its Data (the batch holds thousands)
+	inputs []int64            // the input files behind the practice (provenance)
+	data   *flows.UscenteData // REFUND_ACK only: saved back with the refund acknowledged
+	rows   []map[string]string
+	bytes  int
 }
+
+// buildPage is how many ready requests one read brings into a build.
+const buildPage = 256
 
 func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) {
 	d := b.u.d
@@ -851,31 +909,36 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 			}
 			st.SetClock(d.now)
 			defer st.Close(ctx)
-			reqs, practices, err := d.Store.ReadyRequestsWithPractices(ctx, tx, b.flow, after, maxRows)
-			if err != nil {
-				return err
-			}
-			if len(reqs) == 0 {
-				return nil
-			}
-			more = true
+			// Pages of a few hundred requests until the file is full: a page as big as
+			// the file's row limit would decode three times what one file takes.
 			var batch []*pendingRequest
 			rows, size := 0, len(envelope)
-			for i, r := range reqs {
-				pr, err := b.prepare(ctx, st, f, format, r, practices[i], now, len(envelope))
+		pages:
+			for {
+				reqs, practices, err := d.Store.ReadyRequestsWithPractices(ctx, tx, b.flow, after, buildPage)
 				if err != nil {
 					return err
 				}
-				if pr == nil {
-					after = r.ID // skipped (waits, or refused): look past it
-					continue
-				}
-				if len(batch) > 0 && (rows+len(pr.rows) > maxRows || int64(size+pr.bytes) > maxBytes) {
+				if len(reqs) == 0 {
 					break
 				}
-				batch = append(batch, pr)
-				rows, size = rows+len(pr.rows), size+pr.bytes
-				after = r.ID
+				more = true
+				for i, r := range reqs {
+					pr, err := b.prepare(ctx, st, f, format, r, practices[i], now, len(envelope))
+					if err != nil {
+						return err
+					}
+					if pr == nil {
+						after = r.ID // skipped (waits, or refused): look past it
+						continue
+					}
+					if len(batch) > 0 && (rows+len(pr.rows) > maxRows || int64(size+pr.bytes) > maxBytes) {
+						break pages // the next file starts with this request
+					}
+					batch = append(batch, pr)
+					rows, size = rows+len(pr.rows), size+pr.bytes
+					after = r.ID
+				}
 			}
 			if len(batch) == 0 {
 				return st.Close(ctx)
@@ -911,7 +974,14 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		return nil, err
 	}
 	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
-	pr := &pendingRequest{req: r, p: p, data: data}
+	pr := &pendingRequest{req: r, p: p}
+	pr.p.Data = nil
+	for _, in := range data.Inputs {
+		pr.inputs = append(pr.inputs, in.FileID)
+	}
+	if data.Refund != nil {
+		pr.data = &data
+	}
 	switch b.flow {
 	case flowREQ:
 		if p.State != flows.StateReady {
@@ -1006,10 +1076,10 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	var inputIDs []int64
 	for _, pr := range batch {
 		all = append(all, pr.rows...)
-		for _, in := range pr.data.Inputs {
-			if !inputs[in.FileID] {
-				inputs[in.FileID] = true
-				inputIDs = append(inputIDs, in.FileID)
+		for _, id := range pr.inputs {
+			if !inputs[id] {
+				inputs[id] = true
+				inputIDs = append(inputIDs, id)
 			}
 		}
 	}
@@ -1082,7 +1152,7 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 				}
 			}
 		case flowREFUNDACK:
-			if pr.data.Refund != nil {
+			if pr.data != nil && pr.data.Refund != nil {
 				pr.data.Refund.AckSent = true
 				pr.p.Data = pr.data.Marshal()
 				if err := st.Save(ctx, &pr.p); err != nil {
