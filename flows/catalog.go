@@ -882,7 +882,7 @@ func (c *Catalog) Check() []Finding {
 			seen[strings.ToUpper(fd.Name)] = true
 			wire[strings.ToUpper(fd.WireName())] = true
 			if fd.Column != "" {
-				if msg := columnProblem(fd.Column); msg != "" {
+				if msg := columnProblem(fd.Column, f.input); msg != "" {
 					add(c.finding(f, fd, "CATALOG-COLUMN", fd.Column, msg))
 				}
 			}
@@ -987,11 +987,19 @@ func (c *Catalog) Check() []Finding {
 	return fs
 }
 
-// columnProblem says why a column name cannot be used, or "". The same name is a CSV
-// header cell and, since configuration may switch a flow to XML, an element name.
-func columnProblem(s string) string {
+// columnProblem says why a column name cannot be used, or "". For an SII flow the same
+// name is a CSV header cell and, since configuration may switch a flow to XML, an
+// element name. A billing input kind is only ever CSV: any header cell will do
+// ("Importo pagato"), as long as it survives the split at ';'.
+func columnProblem(s string, csvOnly bool) string {
 	if strings.TrimSpace(s) != s {
 		return "column with leading or trailing spaces"
+	}
+	if csvOnly {
+		if strings.ContainsAny(s, ";\"\r\n") {
+			return "a column cannot contain ';', '\"' or a line break"
+		}
+		return ""
 	}
 	for i, r := range s {
 		switch {
