@@ -61,7 +61,7 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 			return env.fail(usageError{fmt.Sprintf("-o %s: directory %s does not exist", *out, filepath.Dir(*out))})
 		}
 	}
-	f, err := pf.filter()
+	f, err := practiceFilter(env, pf)
 	if err != nil {
 		return env.fail(err)
 	}

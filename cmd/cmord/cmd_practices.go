@@ -22,9 +22,14 @@ import (
 
 func init() {
 	register(&command{name: "practices", summary: "list practices matching filters (table, CSV or JSON)",
-		usage: "[filters] [--format table|csv|json] [--limit N]", run: runPractices})
-	register(&command{name: "practice show", summary: "one practice: amounts, deadlines, requests, whole history, files, exceptions",
-		usage: "CODE (CP_UTENTE, CP_GESTORE or #id)", run: runPracticeShow})
+		usage: "[filters] [--format table|csv|json] [--limit N]", details: practicesJSONHelp, run: runPractices})
+	show := &command{name: "practice show", summary: "one practice: amounts, deadlines, requests, whole history, files, exceptions",
+		usage: "CODE (CP_UTENTE, CP_GESTORE or #id)", details: practiceShowJSONHelp, run: runPracticeShow}
+	register(show)
+	// People type the plural they just used for the list.
+	alias := *show
+	alias.name, alias.hidden = "practices show", true
+	register(&alias)
 }
 
 // practiceFlags are the filters shared by `cmord practices` and `cmord export`.
@@ -39,7 +44,7 @@ func addPracticeFilterFlags(fs *flag.FlagSet) *practiceFlags {
 	pf := &practiceFlags{}
 	fs.StringVar(&pf.role, "role", "", "uscente or entrante")
 	fs.StringVar(&pf.sector, "sector", "", "E (electricity) or G (gas)")
-	fs.StringVar(&pf.state, "state", "", "practice states, comma-separated")
+	fs.StringVar(&pf.state, "state", "", "practice states, comma-separated (see cmord catalog show)")
 	fs.StringVar(&pf.pod, "pod", "", "POD (electricity point)")
 	fs.StringVar(&pf.pdr, "pdr", "", "PDR (gas point); same filter as --pod")
 	fs.StringVar(&pf.customer, "customer", "", "customer codice fiscale or partita IVA")
@@ -65,7 +70,10 @@ func addPracticeFilterFlags(fs *flag.FlagSet) *practiceFlags {
 
 // filter turns the flags into an archive filter, refusing bad values with a message
 // that names the flag.
-func (pf *practiceFlags) filter() (archive.PracticeFilter, error) {
+//
+// states are the practice states of the flow catalog in force: --state takes them
+// in any case and refuses any other.
+func (pf *practiceFlags) filter(states []flows.State) (archive.PracticeFilter, error) {
 	var f archive.PracticeFilter
 	f.Role = strings.ToLower(strings.TrimSpace(pf.role))
 	if f.Role != "" && f.Role != "uscente" && f.Role != "entrante" {
@@ -78,6 +86,18 @@ func (pf *practiceFlags) filter() (archive.PracticeFilter, error) {
 	for _, s := range strings.Split(pf.state, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			f.State = append(f.State, s)
+		}
+	}
+	if len(f.State) > 0 {
+		if len(states) == 0 {
+			return f, usageError{"--state: the flow catalog declares no practice states"}
+		}
+		for i, s := range f.State {
+			st := stateNamed(states, s)
+			if st == nil || (f.Role != "" && st.Role != f.Role && st.Role != "both") {
+				return f, usageError{unknownStateMessage(states, s, f.Role, st != nil)}
+			}
+			f.State[i] = st.Name
 		}
 	}
 	pod, pdr := strings.ToUpper(strings.TrimSpace(pf.pod)), strings.TrimSpace(pf.pdr)
@@ -146,17 +166,64 @@ func (pf *practiceFlags) filter() (archive.PracticeFilter, error) {
 	return f, nil
 }
 
+// stateNamed finds a catalog state by name, in any case.
+func stateNamed(states []flows.State, name string) *flows.State {
+	for i := range states {
+		if strings.EqualFold(states[i].Name, name) {
+			return &states[i]
+		}
+	}
+	return nil
+}
+
+// unknownStateMessage says why --state NAME is refused and lists the valid states,
+// per role (of the --role given, if any).
+func unknownStateMessage(states []flows.State, name, role string, otherRole bool) string {
+	var b strings.Builder
+	if otherRole {
+		fmt.Fprintf(&b, "--state %q: not a state of %s practices;", name, role)
+	} else {
+		fmt.Fprintf(&b, "--state %q: unknown practice state;", name)
+	}
+	for _, r := range []string{"uscente", "entrante"} {
+		if role != "" && role != r {
+			continue
+		}
+		var names []string
+		for _, s := range states {
+			if s.Role == r || s.Role == "both" || s.Role == "" {
+				names = append(names, s.Name)
+			}
+		}
+		fmt.Fprintf(&b, " %s: %s;", r, strings.Join(names, ", "))
+	}
+	return strings.TrimSuffix(b.String(), ";")
+}
+
+// practiceFilter checks the filter flags, the states against the catalog in force.
+func practiceFilter(env *Env, pf *practiceFlags) (archive.PracticeFilter, error) {
+	var states []flows.State
+	if strings.TrimSpace(pf.state) != "" {
+		cat, err := env.Catalog()
+		if err != nil {
+			return archive.PracticeFilter{}, err
+		}
+		states = cat.States
+	}
+	return pf.filter(states)
+}
+
 func runPractices(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	pf := addPracticeFilterFlags(fs)
-	format := fs.String("format", "table", "table, csv or json")
+	format := fs.String("format", "table", "table, csv or json (fields below)")
 	limit := fs.Int("limit", -1, "at most this many practices (default 100 for table, all for csv and json; 0 = all)")
 	lang := fs.String("lang", "it", "CSV headers: it or en")
 	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts with a decimal comma (Italian Excel)")
 	if code, ok := noArgs(env, fs, args, " (filters are flags, e.g. --pod IT001E...)"); !ok {
 		return code
 	}
-	f, err := pf.filter()
+	f, err := practiceFilter(env, pf)
 	if err != nil {
 		return env.fail(err)
 	}
@@ -178,6 +245,12 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 	st, err := env.Store()
 	if err != nil {
 		return env.fail(err)
+	}
+	if *format == "json" {
+		if _, err := writePracticesJSON(ctx, st, f, env.Stdout); err != nil {
+			return env.fail(err)
+		}
+		return exitOK
 	}
 	if *format != "table" {
 		if _, err := export.Practices(ctx, st, f, env.Stdout, export.Options{Format: *format, Lang: *lang, DecimalComma: *decimalComma}); err != nil {
@@ -348,6 +421,7 @@ func terminalWidth(w io.Writer) int {
 
 func runPracticeShow(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
+	format := fs.String("format", "text", "text or json (fields below)")
 	pos, code, ok := parseInterspersed(env, fs, args)
 	if !ok {
 		return code
@@ -355,13 +429,16 @@ func runPracticeShow(ctx context.Context, env *Env, args []string) int {
 	if len(pos) != 1 {
 		return env.fail(usageError{"expects one practice code: CP_UTENTE, CP_GESTORE or #id"})
 	}
+	if *format != "text" && *format != "json" {
+		return env.fail(usageError{fmt.Sprintf("--format %q: want text or json", *format)})
+	}
 	st, err := env.Store()
 	if err != nil {
 		return env.fail(err)
 	}
 	p, err := st.PracticeByCode(ctx, nil, pos[0])
 	if errors.Is(err, archive.ErrNotFound) {
-		fmt.Fprintf(env.Stderr, "cmord practice show: no practice %s (try cmord practices --code/--cp-gestore/--pod)\n", pos[0])
+		fmt.Fprintf(env.Stderr, "cmord %s: no practice %s (try cmord practices --code/--cp-gestore/--pod)\n", env.command.name, pos[0])
 		return exitFindings
 	}
 	if err != nil {
@@ -394,6 +471,9 @@ func runPracticeShow(ctx context.Context, env *Env, args []string) int {
 				files[f.ID] = f
 			}
 		}
+	}
+	if *format == "json" {
+		return env.done(writePracticeShowJSON(env.Stdout, p, history, links, files, requests, exceptions))
 	}
 	var buf bytes.Buffer
 	printPractice(&buf, p, history, links, files, requests, exceptions)
@@ -504,14 +584,10 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 		fmt.Fprintln(w, "  none")
 	} else {
 		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ID\tDIR\tRELATION\tLINE\tKIND\tRECEIVED (Rome)\tSHA256\tNAME")
-		for _, l := range links {
-			line := ""
-			if l.Line != 0 {
-				line = strconv.Itoa(l.Line)
-			}
-			fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", l.File.ID, l.File.Direction, l.Relation, line, l.File.Kind,
-				rome(l.File.ReceivedAt), l.File.Hash[:12], l.File.Name)
+		fmt.Fprintln(tw, "  ID\tDIR\tRELATION\tLINES\tKIND\tRECEIVED (Rome)\tSHA256\tNAME")
+		for _, r := range practiceFileRows(links) {
+			fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.File.ID, r.File.Direction, strings.Join(r.Relations, ", "),
+				joinLines(r.Lines), r.File.Kind, rome(r.File.ReceivedAt), r.File.Hash[:12], r.File.Name)
 		}
 		tw.Flush()
 	}

@@ -64,15 +64,15 @@ piva_gestore = "01234567897"
 	amt := flows.MustAmount
 	ps := []archive.Practice{
 		{CaseKey: "U|1", Role: "uscente", Sector: "E", Point: "IT001E00000001", CustomerID: "RSSMRA80A01H501U",
-			CustomerName: "Rossi Mario", CPUtente: "E250000001", State: "ready", SwitchDate: flows.D(2025, 1, 1),
+			CustomerName: "Rossi Mario", CPUtente: "E250000001", State: "READY", SwitchDate: flows.D(2025, 1, 1),
 			Credit: amt("250.00"), Estimate: amt("180.40"), CMOR: amt("120.50"), WindowOpen: flows.D(2025, 3, 1),
 			WindowClose: flows.D(2025, 6, 30), RequestDate: flows.D(2025, 3, 10), AnswerDate: flows.D(2025, 3, 15), CauseCode: "5",
 			Motivation: "codice già utilizzato"},
 		{CaseKey: "U|2", Role: "uscente", Sector: "G", Point: "00881234567890", CustomerID: "01234567897",
-			CustomerName: "=Gas Bianchi S.r.l. con un nome molto lungo davvero", CPUtente: "G250000001", State: "sent",
+			CustomerName: "=Gas Bianchi S.r.l. con un nome molto lungo davvero", CPUtente: "G250000001", State: "SENT",
 			SwitchDate: flows.D(2025, 2, 1), CMOR: amt("999.99"), RequestDate: flows.D(2025, 4, 1)},
 		{CaseKey: "E|G77", Role: "entrante", Sector: "E", Point: "IT001E00000009", CustomerID: "VRDLGU70B02F205X",
-			CustomerName: "Verdi Luigi", CPGestore: "G77", State: "charged", SwitchDate: flows.D(2025, 4, 1),
+			CustomerName: "Verdi Luigi", CPGestore: "G77", State: "CHARGED", SwitchDate: flows.D(2025, 4, 1),
 			CMOR: amt("45.67"), Charged: amt("45.67"), Collected: amt("20"), SuspensionTerm: flows.D(2025, 7, 1)},
 	}
 	err = s.Write(ctx, func(tx *sql.Tx) error {
@@ -90,12 +90,22 @@ piva_gestore = "01234567897"
 		if err := s.CreateRequest(ctx, tx, &archive.Request{PracticeID: p.ID, Flow: "REQ", CPUtente: "E250000001"}); err != nil {
 			return err
 		}
-		if err := s.Transition(ctx, tx, p, "sent", archive.HistoryEntry{Flow: "REQ", FileID: files[1].ID, Line: 2, At: cliFixtureAt.Add(2 * time.Hour)}); err != nil {
+		if err := s.Transition(ctx, tx, p, "SENT", archive.HistoryEntry{Flow: "REQ", FileID: files[1].ID, Line: 2, At: cliFixtureAt.Add(2 * time.Hour)}); err != nil {
 			return err
 		}
-		if err := s.Transition(ctx, tx, p, "rejected", archive.HistoryEntry{Flow: "REQ_ESITO", FileID: files[2].ID, Line: 2,
+		if err := s.Transition(ctx, tx, p, "REJECTED", archive.HistoryEntry{Flow: "REQ_ESITO", FileID: files[2].ID, Line: 2,
 			CauseCode: "5", Note: "codice già utilizzato", At: cliFixtureAt.Add(3 * time.Hour)}); err != nil {
 			return err
+		}
+		// One file touching a practice several times (lines, relations) is listed once.
+		for _, l := range []struct {
+			file int
+			rel  string
+			line int
+		}{{0, "input", 3}, {0, "input", 4}, {2, "input", 2}} {
+			if err := s.LinkPracticeFile(ctx, tx, p.ID, files[l.file].ID, l.rel, l.line); err != nil {
+				return err
+			}
 		}
 		for _, e := range []archive.Exception{
 			{Kind: "sii_refusal", Severity: archive.SevHigh, Owner: "compliance", PracticeID: ps[0].ID, FileID: files[2].ID, Line: 2,
