@@ -54,7 +54,7 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 		}
 		known[b.hash] = true
 		if err := s.Blobs.Check(b.hash, b.size); err != nil {
-			rep.Problems = append(rep.Problems, err.Error())
+			rep.Problems = append(rep.Problems, err.Error()+s.filesUsing(ctx, b.hash))
 		} else {
 			rep.Bytes += b.size
 		}
@@ -138,4 +138,29 @@ func (s *Store) verifyChain(ctx context.Context, rep *VerifyReport) error {
 		rep.Problems = append(other, chain...)
 	}
 	return nil
+}
+
+// filesUsing names the archived files whose content is hash (", used by file #3
+// in morosi.csv, ..."): a person restoring from backup needs to know what was lost.
+func (s *Store) filesUsing(ctx context.Context, hash string) string {
+	rows, err := s.r.QueryContext(ctx, `SELECT id, direction, name FROM files WHERE hash = ? ORDER BY id LIMIT 4`, hash)
+	if err != nil {
+		return ""
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var id int64
+		var dir, name string
+		if rows.Scan(&id, &dir, &name) == nil {
+			names = append(names, fmt.Sprintf("file #%d %s %s", id, dir, name))
+		}
+	}
+	switch {
+	case len(names) == 0:
+		return ""
+	case len(names) > 3:
+		names = append(names[:3], "...")
+	}
+	return "; used by " + strings.Join(names, ", ")
 }

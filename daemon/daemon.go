@@ -370,11 +370,25 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 			Action: "Nothing is lost. If it repeats, raise fs.inotify.max_queued_events (see systemd/90-cmord-inotify.conf)."})
 		d.Metrics.Failures.WithLabelValues("watch_" + ev.Kind).Inc()
 	case "unstable":
+		// One exception per file: a folder-wide one would keep only the latest file's
+		// message and hide the others behind a counter.
 		d.raise(ctx, archive.Exception{Kind: "file_unstable", Severity: archive.SevNormal, Owner: "operator",
-			Subject: ev.Folder, Message: ev.Detail, Action: "Check that whoever writes the file finishes it, or use a done-marker."})
+			Subject: ev.Folder + "/" + ev.File, Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
+			Action: "Check that whoever writes the file finishes it, or use a done-marker."})
 	case "claim_failed":
+		// The cause (permissions, another filesystem) is the folder's: one exception per
+		// folder, the message names the latest file that could not be taken.
 		d.raise(ctx, archive.Exception{Kind: "claim_failed", Severity: archive.SevHigh, Owner: "sysadmin",
-			Subject: ev.Folder, Message: ev.Detail, Action: "Check the folder's permissions: cmord must be able to rename files in it."})
+			Subject: ev.Folder, Message: fmt.Sprintf("folder %s: cannot move a ready file into %s: %s", ev.Folder, intake.InProgressDir, ev.Detail),
+			Action: "Check the folder's permissions: cmord must be able to rename files in it (and .inprogress must be on the same filesystem)."})
+	case "panic":
+		// intake turned the panic into a refusal: the file is in rejected/ and a person
+		// must know, as for any refused file.
+		d.raise(ctx, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh, Owner: "operator",
+			Fingerprint: "file_rejected|panic|" + ev.Folder + "|" + ev.File, Subject: ev.File,
+			Message: fmt.Sprintf("folder %s: %s refused after an internal error while processing: %s", ev.Folder, ev.File, ev.Detail),
+			Action:  "Report it with the file (in rejected/); drop it again once fixed."})
+		d.Metrics.Failures.WithLabelValues("panic").Inc()
 	}
 	d.Log.Info("intake event", "folder", ev.Folder, "kind", ev.Kind, "detail", ev.Detail)
 }
@@ -435,6 +449,14 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	}
 	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
 	failpoint("after_archive")
+	if res.Existing && !c.Recovered && c.Attempt == 1 &&
+		(res.File.State == archive.StateProcessed || res.File.State == archive.StateRejected) {
+		// The same bytes under the same name, dropped again after they were finished:
+		// not a crash recovery (that comes back Recovered) but a re-delivery, which a
+		// person should hear about like an identical file under another name.
+		reason := d.raiseDuplicate(ctx, res.File, res.File)
+		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, Result{Rejected: true, Reason: reason}, d.now())}, nil
+	}
 	out, err := d.process(ctx, res.File, folder)
 	if err != nil {
 		return intake.Outcome{}, err
@@ -455,11 +477,7 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 		return Result{Rejected: true, Reason: f.Reason}, nil
 	case archive.StateDuplicate:
 		orig, _ := d.Store.GetFile(ctx, f.DuplicateOf)
-		reason := fmt.Sprintf("identical content was already received as %s (file #%d, %s): not processed again",
-			orig.Name, orig.ID, orig.ReceivedAt.In(flows.Rome).Format("02/01/2006 15:04"))
-		d.raise(ctx, archive.Exception{Kind: "duplicate_file", Severity: archive.SevLow, Owner: "operator", FileID: f.ID,
-			Subject: f.Name, Message: fmt.Sprintf("%s: %s", f.Name, reason), Action: "None if the re-delivery was a mistake."})
-		return Result{Rejected: true, Reason: reason}, nil
+		return Result{Rejected: true, Reason: d.raiseDuplicate(ctx, f, orig)}, nil
 	}
 	d.mu.RLock()
 	h := d.handlers[f.Kind]
@@ -480,7 +498,22 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 	return out, nil
 }
 
+// raiseDuplicate records that dup carries the content already received as orig (the
+// same row when the same name came again) and returns the refusal reason.
+func (d *Daemon) raiseDuplicate(ctx context.Context, dup, orig archive.File) string {
+	reason := fmt.Sprintf("identical content was already received as %s (file #%d, %s): not processed again",
+		orig.Name, orig.ID, orig.ReceivedAt.In(flows.Rome).Format("02/01/2006 15:04"))
+	d.raise(ctx, archive.Exception{Kind: "duplicate_file", Severity: archive.SevLow, Owner: "operator", FileID: dup.ID,
+		Subject: dup.Name, Message: fmt.Sprintf("%s: %s", dup.Name, reason), Action: "None if the re-delivery was a mistake."})
+	return reason
+}
+
+// unstableAfter is how long a file may keep changing before file_unstable is raised;
+// 0 means intake's default (1h). The configuration has no knob for it yet; tests
+// shorten it.
+var unstableAfter time.Duration
+
 func intakeFolder(f config.Folder) intake.Folder {
 	return intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
-		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval}
+		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: unstableAfter}
 }

@@ -409,7 +409,7 @@ func (f *folder) checkUnstable(name string, c *candidate, now time.Time) {
 	c.unstableReported = true
 	msg := fmt.Sprintf("file %s is still changing %s after it appeared; it will be taken once it stops", name, now.Sub(c.firstSeen).Round(time.Millisecond))
 	f.w.log.Warn(msg, "folder", f.cfg.Name, "file", name)
-	f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnstable, Detail: msg})
+	f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnstable, Detail: msg, File: name})
 }
 
 // claimAndHandle moves a ready file into .inprogress and processes it.
@@ -433,7 +433,7 @@ func (f *folder) claimAndHandle(ctx context.Context, name string, c *candidate) 
 		c.due = now.Add(f.backoff(c.claimFailures))
 		f.w.log.Error("cannot claim file", "folder", f.cfg.Name, "file", name, "err", err, "retry_in", c.due.Sub(now))
 		if c.claimFailures == 1 {
-			f.w.events(Event{Folder: f.cfg.Name, Kind: EventClaimFailed, Detail: fmt.Sprintf("%s: %v", name, err)})
+			f.w.events(Event{Folder: f.cfg.Name, Kind: EventClaimFailed, Detail: fmt.Sprintf("%s: %v", name, err), File: name})
 		}
 		return
 	}
@@ -506,7 +506,7 @@ func (f *folder) call(ctx context.Context, c Claimed) (out Outcome, err error) {
 		if r := recover(); r != nil {
 			msg := fmt.Sprintf("internal error while processing (panic): %v", r)
 			f.w.log.Error("panic while processing; file rejected", "folder", f.cfg.Name, "file", c.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
-			f.w.events(Event{Folder: f.cfg.Name, Kind: EventPanic, Detail: fmt.Sprintf("%s: %v", c.Name, r)})
+			f.w.events(Event{Folder: f.cfg.Name, Kind: EventPanic, Detail: fmt.Sprintf("%s: %v", c.Name, r), File: c.Name})
 			out, err = Outcome{Rejected: true, Reason: msg}, nil
 		}
 	}()
@@ -527,7 +527,7 @@ func (f *folder) finish(c Claimed, out Outcome) {
 		delay := f.backoff(c.Attempt)
 		msg := fmt.Sprintf("%s: processed but not moved out of %s: %v", c.Name, InProgressDir, err)
 		f.w.log.Error(msg, "folder", f.cfg.Name, "retry_in", delay)
-		f.w.events(Event{Folder: f.cfg.Name, Kind: EventFinishFailed, Detail: msg})
+		f.w.events(Event{Folder: f.cfg.Name, Kind: EventFinishFailed, Detail: msg, File: c.Name})
 		c.Attempt++
 		f.inflight[c.Name] = &inflight{c: c, due: f.w.now().Add(delay), outcome: &out}
 		f.updatePending()

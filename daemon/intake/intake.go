@@ -144,8 +144,9 @@ type Outcome struct {
 // .inprogress and is retried later with backoff. A refusal is an Outcome.
 type ProcessFunc func(ctx context.Context, c Claimed) (Outcome, error)
 
-// Event is something the daemon should record as an exception or a metric.
-type Event struct{ Folder, Kind, Detail string }
+// Event is something the daemon should record as an exception or a metric. File is
+// the file it concerns, if any (unstable, claim_failed, panic, finish_failed).
+type Event struct{ Folder, Kind, Detail, File string }
 
 // FolderStats are counters for metrics and queue depth.
 type FolderStats struct {
