@@ -459,7 +459,9 @@ func excCases() []excCase {
 		{
 			name: "missed_schedule/down across a slot, policy skip", kind: "missed_schedule", severity: archive.SevNormal, owner: "sysadmin",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {
-				w.tune(func(c *config.Config) { c.Schedule.Verify = config.Job{Name: JobVerify, Spec: "0 3 * * *", Missed: "skip"} })
+				w.tune(func(c *config.Config) {
+					c.Schedule.Verify = config.Job{Name: JobVerify, Spec: "0 3 * * *", Missed: "skip"}
+				})
 				// The last run the ledger knows is three days ago: the daemon was down since.
 				y, m, d := time.Now().In(flows.Rome).AddDate(0, 0, -3).Date()
 				last := time.Date(y, m, d, 3, 0, 0, 0, flows.Rome)
