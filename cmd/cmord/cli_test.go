@@ -212,6 +212,10 @@ func TestUnknownFilterValues(t *testing.T) {
 		{[]string{"archive", "ls", "--state", "Published", "--direction", "OUT"}, exitOK, []string{"no files match"}, nil},
 		{[]string{"practice", "show", "G77", "--format", "xml"}, exitUsage, []string{`--format "xml": want text or json`}, nil},
 		{[]string{"catalog", "check", "x.toml", "--mode", "merge"}, exitUsage, []string{`--mode "merge": want extend or replace`}, nil},
+		{[]string{"practices", "--limit", "-5"}, exitUsage, []string{"--limit -5: want 0 (all) or more"}, nil},
+		{[]string{"exceptions", "--limit", "-1"}, exitUsage, []string{"--limit -1: want 0 (all) or more"}, nil},
+		{[]string{"archive", "ls", "--limit", "-1"}, exitUsage, []string{"--limit -1: want 0 (all) or more"}, nil},
+		{[]string{"export", "--limit", "-2", "-o", "-"}, exitUsage, []string{"--limit -2: want 0 (all) or more"}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -403,6 +407,8 @@ func TestHelpGoesToStdout(t *testing.T) {
 		{[]string{"practices", "-h"}, exitOK, []string{"  --limit int", "(default 100 for table"}, nil},
 		{[]string{"validate", "--help"}, exitOK, []string{"Usage: cmord validate [flags] [--kind K]", "  --config FILE"}, nil},
 		{[]string{"version", "--help"}, exitOK, []string{"print the version"}, nil},
+		{[]string{"export", "--help"}, exitOK, []string{"  -o FILE\n", "  --switch-from DATE\n", "  --amount-min AMOUNT\n"}, nil},
+		{[]string{"exceptions", "resolve", "--help"}, exitOK, []string{"  --note TEXT\n"}, nil},
 		{[]string{"archive", "ls", "--limit", "x"}, exitUsage, nil, []string{"cmord archive ls: invalid value", "Run 'cmord archive ls --help'"}},
 	}
 	for _, tt := range tests {

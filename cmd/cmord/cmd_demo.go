@@ -23,7 +23,7 @@ func init() {
 
 func runDemo(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
-	dir := fs.String("dir", "cmord-demo", "working folder of the demo (created, or reused with its state)")
+	dir := fs.String("dir", "cmord-demo", "working `DIR` of the demo (created, or reused with its state)")
 	once := fs.Bool("once", false, "run the scripted cycles, print the tour and exit (default: keep the daemon running)")
 	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code

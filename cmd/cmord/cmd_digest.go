@@ -17,10 +17,10 @@ func init() {
 
 func runDigest(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
-	preview := fs.Bool("preview", false, "print the text digest to stdout (nothing is recorded or sent)")
+	preview := fs.Bool("preview", false, "print the text digest to stdout (no mail is queued or sent; deadline exceptions due now are raised, as the daemon would)")
 	send := fs.Bool("send", false, "queue the digest now and flush the mail outbox")
-	htmlFile := fs.String("html", "", "with --preview: also write the HTML digest to FILE")
-	csvFile := fs.String("csv", "", "with --preview: also write the CSV attachment to FILE")
+	htmlFile := fs.String("html", "", "with --preview: also write the HTML digest to `FILE`")
+	csvFile := fs.String("csv", "", "with --preview: also write the CSV attachment to `FILE`")
 	lang := fs.String("lang", "", "it or en (default: [digest] lang, then lang)")
 	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code

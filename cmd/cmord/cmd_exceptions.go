@@ -41,6 +41,9 @@ func runExceptions(ctx context.Context, env *Env, args []string) int {
 	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
 	}
+	if f.Limit < 0 {
+		return env.fail(usageError{fmt.Sprintf("--limit %d: want 0 (all) or more", f.Limit)})
+	}
 	if *openOnly && *all {
 		return env.fail(usageError{"--open and --all exclude each other"})
 	}
@@ -113,7 +116,11 @@ func runExceptions(ctx context.Context, env *Env, args []string) int {
 		if !e.Open() {
 			state = "resolved by " + e.ResolvedBy
 		}
-		t.add(strconv.FormatInt(e.ID, 10), e.Severity, e.Kind, e.Owner, codes[e.PracticeID], fileLine(e, names),
+		where := fileLine(e, names)
+		if e.FileID == 0 && e.PracticeID != 0 && where == codes[e.PracticeID] {
+			where = "" // the subject is the practice, already in its column
+		}
+		t.add(strconv.FormatInt(e.ID, 10), e.Severity, e.Kind, e.Owner, codes[e.PracticeID], where,
 			rome(e.FirstSeen), strconv.Itoa(e.Count), state, e.Message)
 	}
 	t.render(env.Stdout, terminalWidth(env.Stdout))
@@ -249,7 +256,7 @@ func cliUser() string {
 
 func runExceptionsResolve(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
-	note := fs.String("note", "", "why it is resolved (required; kept in the audit log)")
+	note := fs.String("note", "", "`TEXT` saying why it is resolved (required; kept in the audit log)")
 	pos, code, ok := parseInterspersed(env, fs, args)
 	if !ok {
 		return code

@@ -25,7 +25,7 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	pf := addPracticeFilterFlags(fs)
 	format := fs.String("format", "", "csv or xlsx (default: from the -o extension, else csv)")
-	out := fs.String("o", "", "output file (required); - writes to stdout (CSV only, or when stdout is not a terminal)")
+	out := fs.String("o", "", "output `FILE` (required); - writes to stdout (CSV only, or when stdout is not a terminal)")
 	lang := fs.String("lang", "it", "headers: it or en")
 	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts with a decimal comma (Italian Excel)")
 	limit := fs.Int("limit", 0, "at most this many practices (0 = all)")
@@ -64,6 +64,9 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	f, err := practiceFilter(env, pf)
 	if err != nil {
 		return env.fail(err)
+	}
+	if *limit < 0 {
+		return env.fail(usageError{fmt.Sprintf("--limit %d: want 0 (all) or more", *limit)})
 	}
 	f.Limit = *limit
 	st, err := env.Store()

@@ -59,10 +59,10 @@ func addPracticeFilterFlags(fs *flag.FlagSet) *practiceFlags {
 		{&pf.requestFrom, "request-from", "request date from"}, {&pf.requestTo, "request-to", "request date to"},
 		{&pf.answerFrom, "answer-from", "SII answer date from"}, {&pf.answerTo, "answer-to", "SII answer date to"},
 	} {
-		fs.StringVar(d.p, d.name, "", d.what+" (inclusive), GG/MM/AAAA or AAAA-MM-GG")
+		fs.StringVar(d.p, d.name, "", d.what+" (inclusive), `DATE` as GG/MM/AAAA or AAAA-MM-GG")
 	}
-	fs.StringVar(&pf.amountMin, "amount-min", "", "CMOR amount at least, e.g. 100,50 or 100.50")
-	fs.StringVar(&pf.amountMax, "amount-max", "", "CMOR amount at most")
+	fs.StringVar(&pf.amountMin, "amount-min", "", "CMOR `AMOUNT` at least, e.g. 100,50 or 100.50")
+	fs.StringVar(&pf.amountMax, "amount-max", "", "CMOR `AMOUNT` at most")
 	fs.BoolVar(&pf.openExceptions, "open-exceptions", false, "only practices with at least one open exception")
 	fs.StringVar(&pf.order, "order", "id", "sort by id, switch, request, answer, amount, state or updated; -KEY reverses")
 	return pf
@@ -234,6 +234,9 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 	}
 	if *lang != "it" && *lang != "en" {
 		return env.fail(usageError{fmt.Sprintf("--lang %q: want it or en", *lang)})
+	}
+	if *limit < -1 {
+		return env.fail(usageError{fmt.Sprintf("--limit %d: want 0 (all) or more", *limit)})
 	}
 	f.Limit = *limit
 	if f.Limit < 0 {

@@ -25,9 +25,9 @@ func init() {
 func runValidate(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	kind := fs.String("kind", "", "billing input kind (uscente.morosi, uscente.incassi, ...); default: recognised from the header")
-	mappingFile := fs.String("mapping", "", "TOML file with the column mapping (billing header = our field)")
-	folderName := fs.String("folder", "", "use this configured folder's kind, mapping and decimal comma")
-	on := fs.String("on", "", "check eligibility as of this request date (GG/MM/AAAA or AAAA-MM-GG; default today in Europe/Rome)")
+	mappingFile := fs.String("mapping", "", "TOML `FILE` with the column mapping (billing header = our field)")
+	folderName := fs.String("folder", "", "use this configured folder `NAME`'s kind, mapping and decimal comma")
+	on := fs.String("on", "", "check eligibility as of this request `DATE` (GG/MM/AAAA or AAAA-MM-GG; default today in Europe/Rome)")
 	paths, code, ok := parseInterspersed(env, fs, args)
 	if !ok {
 		return code
