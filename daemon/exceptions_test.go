@@ -575,6 +575,7 @@ func TestExceptionKinds(t *testing.T) {
 				t.Fatalf("want one %s exception about %q, have %+v", tc.kind, subject, w.all(tc.kind))
 			}
 			e := es[0]
+			t.Logf("%s %s/%s subject %q file #%d: %s", e.Kind, e.Severity, e.Owner, e.Subject, e.FileID, e.Message)
 			if !e.Open() || e.Severity != tc.severity || e.Owner != tc.owner || e.Count != 1 || e.FileID != fileID {
 				t.Errorf("exception: open %v severity %q owner %q count %d file %d; want open, %q, %q, 1, file %d",
 					e.Open(), e.Severity, e.Owner, e.Count, e.FileID, tc.severity, tc.owner, fileID)
@@ -611,5 +612,34 @@ func TestExceptionKinds(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestExceptionExportUnpublished: an entrante export built while outbound.billing_dir
+// is unset is archived but reaches nobody; the export file is named.
+func TestExceptionExportUnpublished(t *testing.T) {
+	w := newEntWorld(t, entStart, `["entrante"]`, "")
+	cfg := *w.d.Config()
+	cfg.Outbound.BillingDir = ""
+	if err := w.d.apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	w.sii("NOTIF_ENTR", noticeRows()...)
+	w.runOnce()
+	es := w.exceptions("export_unpublished")
+	if len(es) != 1 {
+		t.Fatalf("export_unpublished: %+v", es)
+	}
+	e := es[0]
+	f, err := w.d.Store.GetFile(context.Background(), e.FileID)
+	if err != nil || !strings.HasPrefix(f.Name, "CMOR_DA_ADDEBITARE_") {
+		t.Fatalf("exception names file #%d: %+v %v", e.FileID, f, err)
+	}
+	if e.Severity != archive.SevHigh || e.Owner != "sysadmin" || e.Subject == "" || e.Count != 1 ||
+		!strings.Contains(e.Message, f.Name) || !strings.Contains(e.Message, "outbound.billing_dir is not configured") {
+		t.Errorf("exception: %+v", e)
+	}
+	if ents, _ := os.ReadDir(w.billing); len(ents) != 0 {
+		t.Errorf("something reached billing: %v", ents)
 	}
 }
