@@ -1,11 +1,13 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -434,5 +436,34 @@ func TestHelpGoesToStdout(t *testing.T) {
 				t.Errorf("a sentinel default is shown:\n%s", out)
 			}
 		})
+	}
+}
+
+// TestArchiveShowMetaSorted: a file's metadata prints in key order, the same on
+// every run (it is a map underneath).
+func TestArchiveShowMetaSorted(t *testing.T) {
+	_, stateDir := cliFixture(t)
+	s, err := archive.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Ingest(context.Background(), archive.IngestRequest{Source: "export", Name: "x.csv", Direction: "out", Kind: "export.csv",
+		Reader: strings.NewReader("a;b\r\n"), At: cliFixtureAt, Meta: map[string]string{"rows": "1", "by": "tester", "args": "-o x.csv", "zone": "z"}})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt(res.File.ID, 10)
+	for range 3 {
+		_, out, errOut := runCLI(t, "archive", "show", id)
+		var keys []string
+		for _, l := range strings.Split(out, "\n") {
+			if f := strings.Fields(l); len(f) > 1 && containsStr([]string{"args", "by", "rows", "zone"}, f[0]) {
+				keys = append(keys, f[0])
+			}
+		}
+		if want := []string{"args", "by", "rows", "zone"}; !reflect.DeepEqual(keys, want) {
+			t.Fatalf("meta keys %v, want %v\n%s%s", keys, want, out, errOut)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -121,8 +122,13 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 	if !f.ProcessedAt.IsZero() {
 		fmt.Fprintf(w, "  processed  %s\n", rome(f.ProcessedAt))
 	}
-	for k, v := range f.Meta {
-		fmt.Fprintf(w, "  %-10s %s\n", k, v)
+	keys := make([]string, 0, len(f.Meta))
+	for k := range f.Meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys) // map order would change the output from one run to the next
+	for _, k := range keys {
+		fmt.Fprintf(w, "  %-10s %s\n", k, f.Meta[k])
 	}
 	inputs, outputs, err := st.Provenance(ctx, id)
 	if err != nil {
