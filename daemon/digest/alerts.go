@@ -106,7 +106,8 @@ func RunAlerts(ctx context.Context, store *archive.Store, sender *mail.Sender, o
 		return nil
 	}
 	for _, g := range groups {
-		subject, text, html, err := g.Render(opts.Lang, opts.IncludePersonalData, opts.Company, now)
+		// [alerts] include_personal_data, not the digest's: the on-call audience is wider.
+		subject, text, html, err := g.Render(opts.Lang, opts.AlertIncludePersonalData, opts.Company, now)
 		if err != nil {
 			return err
 		}

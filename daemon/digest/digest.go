@@ -23,7 +23,7 @@ type Options struct {
 	Company             string // shown in the heading
 	To                  []string
 	From                string // default: the sender's [mail] from
-	IncludePersonalData bool   // customer CF/P.IVA and name in the body and CSV (the recipients' role needs them)
+	IncludePersonalData bool   // digest: customer CF/P.IVA and name in the body and CSV (the recipients' role needs them)
 	AttachCSV           bool   // attach the full list as CSV
 	SkipEmpty           bool   // when nothing happened and nothing is open, send nothing (default: a short "nothing needs you")
 	DeadlineDays        int    // deadlines due in the next N days are listed (default 30), overdue ones always
@@ -31,12 +31,24 @@ type Options struct {
 	MaxItems            int    // per section in the body (default 50); the CSV always has all
 	DedupKey            string // outbox key; default "digest:<Rome date of now>"
 	Calendar            *flows.Calendar
+	// Deadlines are the [deadlines] terms: Build refreshes every practice's deadlines
+	// with them (RunDeadlines, the deadline job's code) before reading, so a digest or
+	// a preview never shows the terms of the job's last run. WarnDays and
+	// UrgentWithinWorkingDays above fill theirs when unset.
+	Deadlines DeadlineConfig
+	// Catalog is the flow catalog in force: it describes the SII cause codes of
+	// refusals. Default: the embedded catalog.
+	Catalog *flows.Catalog
 
 	// Alerts.
-	AlertTo                 []string      // default To
-	GroupWait               time.Duration // default 1m
-	RepeatInterval          time.Duration // default 4h
-	UrgentWithinWorkingDays int           // default 2
+	AlertTo []string // default To
+	// AlertIncludePersonalData puts customer CF/P.IVA and names in alert mails
+	// ([alerts] include_personal_data, default false). It is not IncludePersonalData:
+	// alerts go to a wider on-call audience than the digest.
+	AlertIncludePersonalData bool
+	GroupWait                time.Duration // default 1m
+	RepeatInterval           time.Duration // default 4h
+	UrgentWithinWorkingDays  int           // default 2
 
 	Log *slog.Logger
 }
@@ -53,6 +65,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Calendar == nil {
 		o.Calendar = flows.NewCalendar(0, 0)
+	}
+	if o.Catalog == nil {
+		o.Catalog = defaultCatalog()
 	}
 	if len(o.AlertTo) == 0 {
 		o.AlertTo = o.To
@@ -72,12 +87,22 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// deadlineConfig is the part of the deadline terms the digest needs to colour rows.
+// deadlineConfig is the deadline terms: o.Deadlines, with WarnDays and
+// UrgentWithinWorkingDays from o when it leaves them unset.
 func (o Options) deadlineConfig() DeadlineConfig {
-	return DeadlineConfig{WarnDays: o.WarnDays, UrgentWithinWorkingDays: o.UrgentWithinWorkingDays}.withDefaults()
+	c := o.Deadlines
+	if len(c.WarnDays) == 0 {
+		c.WarnDays = o.WarnDays
+	}
+	if c.UrgentWithinWorkingDays <= 0 {
+		c.UrgentWithinWorkingDays = o.UrgentWithinWorkingDays
+	}
+	return c.withDefaults()
 }
 
-// OptionsFromConfig maps [digest], [alerts], [deadlines], [company] and lang.
+// OptionsFromConfig maps [digest], [alerts], [deadlines], [company], [catalog] and
+// lang. A catalog file that does not load leaves the embedded catalog (`cmord check`
+// reports the file's problems); the daemon sets Catalog to the one it runs with.
 func OptionsFromConfig(cfg *config.Config) Options {
 	lang := cfg.Digest.Lang
 	if lang == "" {
@@ -86,9 +111,15 @@ func OptionsFromConfig(cfg *config.Config) Options {
 	o := Options{Lang: lang, Company: cfg.Company.Name, To: cfg.Digest.To, From: cfg.Mail.From,
 		IncludePersonalData: cfg.Digest.IncludePersonalData, AttachCSV: cfg.Digest.AttachCSV,
 		AlertTo: cfg.Alerts.To, GroupWait: cfg.Alerts.GroupWait, RepeatInterval: cfg.Alerts.RepeatInterval,
-		UrgentWithinWorkingDays: cfg.Alerts.UrgentWithinWorkingDays, Calendar: CalendarFromConfig(cfg), WarnDays: cfg.Digest.WarnDays}
+		UrgentWithinWorkingDays: cfg.Alerts.UrgentWithinWorkingDays, Calendar: CalendarFromConfig(cfg), WarnDays: cfg.Digest.WarnDays,
+		Deadlines: DeadlineConfigFromConfig(cfg), AlertIncludePersonalData: cfg.Alerts.IncludePersonalData}
 	for _, w := range cfg.Digest.WarnDays {
 		o.DeadlineDays = max(o.DeadlineDays, w)
+	}
+	if cfg.Catalog.Path != "" {
+		if cat, err := flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode); err == nil {
+			o.Catalog = cat
+		}
 	}
 	return o
 }
@@ -167,6 +198,9 @@ type Digest struct {
 	Deadlines   []DeadlineItem
 	MaxItems    int
 	AttachCSV   bool // the mail carries the CSV (the body says so)
+
+	cal *flows.Calendar // working days of the "when" of deadline items
+	cat *flows.Catalog  // SII cause descriptions
 }
 
 // Empty reports whether there is nothing to tell: no activity, nothing open, resolved
@@ -185,10 +219,16 @@ func (d *Digest) OpenTotal() int {
 }
 
 // Build gathers the digest for the period from the last digest's end (or the last 24
-// hours) to now.
+// hours) to now. It first refreshes the deadlines (RunDeadlines, as the deadline job
+// does), so a practice created or moved since the job's last run is in the deadline
+// table and its exceptions are raised or resolved before the digest reads them.
 func Build(ctx context.Context, store *archive.Store, opts Options, now time.Time) (*Digest, error) {
 	opts = opts.withDefaults()
-	d := &Digest{Company: opts.Company, PeriodEnd: now, MaxItems: opts.MaxItems, AttachCSV: opts.AttachCSV}
+	if _, _, err := RunDeadlines(ctx, store, opts.Calendar, opts.deadlineConfig(), now); err != nil {
+		return nil, fmt.Errorf("digest: refresh deadlines: %w", err)
+	}
+	d := &Digest{Company: opts.Company, PeriodEnd: now, MaxItems: opts.MaxItems, AttachCSV: opts.AttachCSV,
+		cal: opts.Calendar, cat: opts.Catalog}
 	last, ok, err := store.LastDigest(ctx)
 	if err != nil {
 		return nil, err
@@ -363,6 +403,21 @@ func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (
 		}
 		it.PracticeCode, it.PointLabel, it.Point = PracticeCode(p), pointLabel(p.Sector), p.Point
 		it.CustomerID, it.CustomerName = p.CustomerID, p.CustomerName
+	} else if key := caseKeyRE.FindString(e.Value + " " + e.Message); key != "" {
+		// A finding about a case (CASE-ROWS, SI-D01) names it by its internal key: show
+		// the practice it became, else the point and customer the key is made of.
+		p, err := l.store.PracticeByKey(ctx, nil, key)
+		switch {
+		case err == nil:
+			it.PracticeCode, it.PointLabel, it.Point = PracticeCode(p), pointLabel(p.Sector), p.Point
+			it.CustomerID, it.CustomerName = p.CustomerID, p.CustomerName
+		case !errors.Is(err, archive.ErrNotFound):
+			return it, fmt.Errorf("digest: case of exception %d: %w", e.ID, err)
+		default:
+			if point, cust, _, ok := caseKeyParts(key); ok {
+				it.PointLabel, it.Point, it.CustomerID = pointLabelOf(point), point, cust
+			}
+		}
 	}
 	if e.FileID != 0 {
 		n, err := l.file(ctx, e.FileID)

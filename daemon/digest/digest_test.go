@@ -37,7 +37,7 @@ func TestBuildSections(t *testing.T) {
 	if got := strings.Join(kinds(d.StillOpen), ","); got != "window_closing,ack_overdue,state_conflict,no_answer,refund_overdue,suspension_term_closing,window_opening" {
 		t.Errorf("still open = %s", got)
 	}
-	if got := strings.Join(kinds(d.New), ","); got != "sii_unreachable,sii_refusal,file_rejected,upload_failed,row_refused,row_refused,duplicate_file" {
+	if got := strings.Join(kinds(d.New), ","); got != "sii_unreachable,sii_refusal,file_rejected,upload_failed,row_refused,row_refused,row_refused,row_refused,duplicate_file" {
 		t.Errorf("new = %s", got)
 	}
 	if got := strings.Join(kinds(d.Resolved), ","); got != "hostkey_mismatch,orphan_answer" {
@@ -64,7 +64,7 @@ func TestBuildSections(t *testing.T) {
 	var flowsSeen []string
 	for _, f := range d.Flows {
 		flowsSeen = append(flowsSeen, f.Kind)
-		if f.Kind == "uscente.morosi" && (f.Received != 2 || f.Rejected != 1 || f.Duplicates != 1 || f.RowsRefused != 2) {
+		if f.Kind == "uscente.morosi" && (f.Received != 2 || f.Rejected != 1 || f.Duplicates != 1 || f.RowsRefused != 4) {
 			t.Errorf("uscente.morosi counts = %+v", f)
 		}
 		if f.Kind == "REQ" && (f.Built != 1 || f.Published != 1) {

@@ -96,7 +96,7 @@ func fixture(t testing.TB, st *archive.Store) {
 		"garbage\n", rome(2026, time.November, 22, 18, 40))
 	dup := ingest(t, st, "folder:morosi", "morosi_copia.csv", "in", "uscente.morosi", "",
 		"POD;CF\nIT001E12345678;RSSMRA85T10A562S\n", rome(2026, time.November, 22, 19, 0))
-	ingest(t, st, "sftp:sii", "SI1.0051_00488410010_20261122.csv", "in", "REQ_AMM", archive.StateProcessed,
+	amm := ingest(t, st, "sftp:sii", "SI1.0051_00488410010_20261122.csv", "in", "REQ_AMM", archive.StateProcessed,
 		"CP_UTENTE;VERIFICA_AMM\nE260000007;1\n", rome(2026, time.November, 23, 6, 0))
 	built := ingest(t, st, "built", "IT00488410010_SI1.0050_20261122_001.csv", "out", "REQ", "",
 		"req\n", rome(2026, time.November, 22, 21, 0))
@@ -149,17 +149,28 @@ func fixture(t testing.TB, st *archive.Store) {
 	raise(t, st, archive.Exception{Kind: "state_conflict", Severity: archive.SevHigh, Owner: OwnerCompliance, PracticeID: p2.ID,
 		Subject: "G260000031", Message: "REQ_ESITO cannot move a practice from SENT to ACCEPTED: the flow applies only to practices in ADMITTED",
 		Action: "Check the practice on the SII portal.", LastSeen: rome(2026, time.November, 16, 9, 12)})
-	raise(t, st, archive.Exception{Kind: "row_refused", FileID: morosi.ID, Line: 3, Field: "CF", Rule: "CF-CHECK",
+	raise(t, st, archive.Exception{Kind: "row_refused", FileID: morosi.ID, Line: 3, Field: "CF", Rule: flows.RuleIDCF,
 		Value: "RSSMRA85T10A562X", Message: "codice fiscale RSSMRA85T10A562X: check character is X, expected S (Mario Rossi)",
 		PracticeID: p1.ID, LastSeen: rome(2026, time.November, 22, 18, 5)})
-	raise(t, st, archive.Exception{Kind: "row_refused", FileID: morosi.ID, Line: 7, Field: "DATA_SWITCH", Rule: "E4",
+	raise(t, st, archive.Exception{Kind: "row_refused", FileID: morosi.ID, Line: 7, Field: "DATA_SWITCH", Rule: flows.RuleDate,
 		Value: "31/11/2026", Message: "date \"31/11/2026\" does not exist", LastSeen: rome(2026, time.November, 22, 18, 5)})
+	// Findings about cases name them by their internal key (daemon/uscente.go): one
+	// that never became a practice, one that is practice p1.
+	raise(t, st, archive.Exception{Kind: "row_refused", FileID: morosi.ID, Line: 5, Field: "DATA_SWITCH", Rule: "CASE-ROWS",
+		Value:    "U|IT001E55556666|BNCLRA90C50F205Y|2026-04-01",
+		Message:  "morosi_20261122.csv:5: DATA_SWITCH: case not filed: some of its rows (lines 5-6) were refused; correct them and drop the case again (rule CASE-ROWS, value \"U|IT001E55556666|BNCLRA90C50F205Y|2026-04-01\")",
+		LastSeen: rome(2026, time.November, 22, 18, 5)})
+	raise(t, st, archive.Exception{Kind: "row_refused", FileID: morosi.ID, Line: 9, Field: "CP_UTENTE", Rule: "SI-D01", Value: "E260000012",
+		Message:  "case U|IT001E12345678|RSSMRA85T10A562S|2026-03-01 was already filed as CP_UTENTE E260000012 (state READY): not filed again",
+		LastSeen: rome(2026, time.November, 22, 18, 5)})
 	raise(t, st, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh, FileID: bad.ID,
 		Message: "morosi_20261122_bis.csv: line 1: header missing column POD", LastSeen: rome(2026, time.November, 22, 18, 40)})
 	raise(t, st, archive.Exception{Kind: "duplicate_file", Severity: archive.SevLow, FileID: dup.ID, Subject: dup.Name,
 		Message: "morosi_copia.csv: identical content was already received as morosi_20261122.csv", LastSeen: rome(2026, time.November, 22, 19, 0)})
+	// As daemon/sii.go raises it: the rule is the SII's cause code, the value its MOTIVAZIONE.
 	raise(t, st, archive.Exception{Kind: "sii_refusal", Severity: archive.SevHigh, Owner: OwnerCompliance, PracticeID: p1.ID,
-		Rule: "COD_CAUSALE 3", Message: "SII: request E260000012 inadmissible, cause 3: «Richiesta presentata oltre i termini»",
+		FileID: amm.ID, Line: 2, Rule: "SI-W02", Value: "Richiesta presentata oltre i termini", Subject: "E260000012",
+		Message:  "the SII refused the request E260000012 (SI1.0100, cause SI-W02): Richiesta presentata oltre i termini",
 		LastSeen: rome(2026, time.November, 23, 6, 1)})
 	raise(t, st, archive.Exception{Fingerprint: "sii_unreachable|sii", Kind: "sii_unreachable", Severity: archive.SevUrgent, Owner: OwnerSysadmin,
 		Subject: "sii", Message: "SII endpoint sii unreachable since 2026-11-23T04:40:00Z: dial tcp: i/o timeout",

@@ -38,7 +38,9 @@ var labels = map[string]map[string]string{
 		"deadlines_next": "Scadenze nei prossimi giorni", "none_new": "Nessuna nuova eccezione.", "none_open": "Nessuna eccezione aperta da prima.",
 		"none_resolved": "Nessuna eccezione risolta nel periodo.", "none_deadlines": "Nessuna scadenza nei prossimi giorni.",
 		"practice": "Pratica", "customer": "Cliente", "file": "File", "line": "riga", "field": "campo", "rule": "regola", "value": "valore",
-		"subject": "Oggetto", "first_seen": "Prima rilevazione", "last_seen": "Ultima", "age": "aperta da", "times": "occorrenze",
+		"sii_cause": "causale SII", "motivation": "motivazione", "cause_unknown": "causale non presente nel catalogo", "detail": "Dettaglio tecnico",
+		"dup_short": "dupl.",
+		"subject":   "Oggetto", "first_seen": "Prima rilevazione", "last_seen": "Ultima", "age": "aperta da", "times": "occorrenze",
 		"action": "Cosa fare", "due": "Scadenza", "auto": "automatica: condizione rientrata", "resolved_at": "Risolta il", "resolution": "Esito", "by": "da",
 		"muted_by": "silenziata: SII non raggiungibile (eccezione #%d)", "more": "… e altre %d: elenco completo nell'allegato CSV.",
 		"days_left": "tra %d giorni (%d lavorativi)", "today": "oggi", "overdue": "scaduta da %d giorni", "tomorrow": "domani",
@@ -60,7 +62,9 @@ var labels = map[string]map[string]string{
 		"deadlines_next": "Deadlines in the next days", "none_new": "No new exception.", "none_open": "No exception open from before.",
 		"none_resolved": "No exception resolved in the period.", "none_deadlines": "No deadline in the next days.",
 		"practice": "Practice", "customer": "Customer", "file": "File", "line": "line", "field": "field", "rule": "rule", "value": "value",
-		"subject": "Subject", "first_seen": "First seen", "last_seen": "Last", "age": "open for", "times": "times",
+		"sii_cause": "SII cause", "motivation": "motivation", "cause_unknown": "cause not in the catalog", "detail": "Technical detail",
+		"dup_short": "dup.",
+		"subject":   "Subject", "first_seen": "First seen", "last_seen": "Last", "age": "open for", "times": "times",
 		"action": "Action", "due": "Due", "auto": "automatic: the condition cleared", "resolved_at": "Resolved", "resolution": "Resolution", "by": "by",
 		"muted_by": "muted: SII unreachable (exception #%d)", "more": "… and %d more: the full list is in the CSV attachment.",
 		"days_left": "in %d days (%d working days)", "today": "today", "overdue": "overdue by %d days", "tomorrow": "tomorrow",
@@ -147,7 +151,9 @@ type itemView struct {
 	L                    map[string]string
 	ID                   int64
 	Sev, SevLabel, Kind  string
-	Title, Message       string
+	Title                string
+	Message              string // the main line: Italian explanation (it) or the exception's message (en)
+	Detail               string // Italian only: the code's English message, as a technical detail
 	Action               string
 	Practice, Point      string
 	Customer             string
@@ -273,13 +279,87 @@ func customer(m masker, id, name string) string {
 	return name
 }
 
+// whenText says how far a due date is: "tra 3 giorni (2 lavorativi)", "domani",
+// "oggi", "scaduta da 4 giorni".
+func whenText(L map[string]string, days, workingDays int) string {
+	switch {
+	case days == 0:
+		return L["today"]
+	case days == 1:
+		return L["tomorrow"]
+	case days < 0:
+		return fmt.Sprintf(L["overdue"], -days)
+	}
+	return fmt.Sprintf(L["days_left"], days, workingDays)
+}
+
+func (d *Digest) calendar() *flows.Calendar {
+	if d.cal == nil {
+		return flows.NewCalendar(0, 0)
+	}
+	return d.cal
+}
+
+func (d *Digest) catalog() *flows.Catalog {
+	if d.cat == nil {
+		return defaultCatalog()
+	}
+	return d.cat
+}
+
+// ruleText names the rule of an item: "causale SII SI-W02: <description>" for an SII
+// refusal (the rule is the SII's cause code), "regola E5" otherwise.
+func (d *Digest) ruleText(it Item, lang string, L map[string]string) string {
+	if it.Rule == "" {
+		return ""
+	}
+	if it.Kind != "sii_refusal" {
+		return L["rule"] + " " + it.Rule
+	}
+	if desc := CauseDescription(d.catalog(), it.Rule, lang); desc != "" {
+		return L["sii_cause"] + " " + it.Rule + ": " + desc
+	}
+	return L["sii_cause"] + " " + it.Rule + " (" + L["cause_unknown"] + ")"
+}
+
+// explanation is the main line of an item in Italian (and the CSV's explanation in
+// both languages): the finding rule's text, the deadline with how far it is, or what
+// the kind means. "" for a kind and rule the tables do not know.
+func (d *Digest) explanation(it Item, lang string, L map[string]string) string {
+	if it.Rule != "" && it.Kind != "sii_refusal" {
+		if t := textOf(RuleTexts, it.Rule, lang); t != "" {
+			return t
+		}
+	}
+	if title := deadlineTitles[lang][it.Kind]; title != "" && it.DueOn != "" {
+		if due, err := flows.ParseDate(it.DueOn); err == nil {
+			today := flows.Today(d.PeriodEnd)
+			when := whenText(L, today.DaysUntil(due), d.calendar().WorkingDaysBetween(today, due))
+			return strings.ToUpper(title[:1]) + title[1:] + ": " + due.String() + " — " + when + "."
+		}
+	}
+	return textOf(KindExplanations, it.Kind, lang)
+}
+
 func (d *Digest) itemView(it Item, lang string, m masker, L map[string]string) itemView {
 	info := Info(it.Kind)
+	// Case keys first (they carry the customer, masked here), then every CF left.
+	raw := m.text(humanizeCaseKeys(it.Message, m, lang), it.CustomerID, it.CustomerName)
 	v := itemView{L: L, ID: it.ID, Sev: it.Severity, SevLabel: L[it.Severity], Kind: it.Kind, Title: info.Title(lang),
-		Message: m.text(it.Message, it.CustomerID, it.CustomerName), Practice: it.PracticeCode,
-		Subject: it.Subject, FirstSeen: FormatTime(it.FirstSeen), LastSeen: FormatTime(it.LastSeen),
+		Message: raw, Practice: it.PracticeCode,
+		Subject: humanizeCaseKeys(it.Subject, m, lang), FirstSeen: FormatTime(it.FirstSeen), LastSeen: FormatTime(it.LastSeen),
 		Age: formatAge(it.Age, lang), Count: it.Count, Style: htmltemplate.CSS(sevStyle[it.Severity]),
 		Border: htmltemplate.CSS("border-left:4px solid " + sevBorder[it.Severity])}
+	// In Italian the main line is ours, from the tables; the code's English message
+	// follows as a technical detail. In English the message is specific and readable.
+	if lang != "en" {
+		if ex := d.explanation(it, lang, L); ex != "" {
+			v.Message = ex
+			if raw != "" && raw != ex {
+				v.Detail = raw
+			}
+		}
+	}
 	// The Italian digest gives the catalogue's action; the exception's own (English,
 	// specific) action is used in English.
 	v.Action = info.Action(lang)
@@ -300,14 +380,18 @@ func (d *Digest) itemView(it Item, lang string, m masker, L map[string]string) i
 	if it.Field != "" {
 		where = append(where, L["field"]+" "+it.Field)
 	}
-	if it.Rule != "" {
-		where = append(where, L["rule"]+" "+it.Rule)
+	if r := d.ruleText(it, lang, L); r != "" {
+		where = append(where, r)
 	}
 	if it.Value != "" {
-		where = append(where, L["value"]+" «"+m.text(it.Value, it.CustomerID, it.CustomerName)+"»")
+		label := L["value"]
+		if it.Kind == "sii_refusal" {
+			label = L["motivation"] // the SII's MOTIVAZIONE, verbatim
+		}
+		where = append(where, label+" «"+m.text(humanizeCaseKeys(it.Value, m, lang), it.CustomerID, it.CustomerName)+"»")
 	}
 	v.Where = strings.Join(where, ", ")
-	if v.Subject == v.Practice {
+	if v.Subject == v.Practice || v.Subject == it.FileName {
 		v.Subject = ""
 	}
 	if it.DueOn != "" {
@@ -321,7 +405,12 @@ func (d *Digest) itemView(it Item, lang string, m masker, L map[string]string) i
 		switch it.ResolvedBy {
 		case "":
 		case "auto":
-			v.Resolution = strings.TrimSpace(v.Resolution + " (" + L["auto"] + ")")
+			// The note of an automatic resolution is the code's English; the CSV keeps it.
+			if lang != "en" {
+				v.Resolution = L["auto"]
+			} else {
+				v.Resolution = strings.TrimSpace(v.Resolution + " (" + L["auto"] + ")")
+			}
 		default:
 			v.Resolution = strings.TrimSpace(v.Resolution + " (" + L["by"] + " " + it.ResolvedBy + ")")
 		}
@@ -385,17 +474,9 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 			break
 		}
 		sev := dl.Severity
-		when := fmt.Sprintf(L["days_left"], dl.DaysLeft, dl.WorkingDaysLeft)
-		switch {
-		case dl.DaysLeft == 0:
-			when = L["today"]
-		case dl.DaysLeft == 1:
-			when = L["tomorrow"]
-		case dl.DaysLeft < 0:
-			when = fmt.Sprintf(L["overdue"], -dl.DaysLeft)
-		}
+		when := whenText(L, dl.DaysLeft, dl.WorkingDaysLeft)
 		dv := deadlineView{Due: dl.Due.String(), When: when, Title: deadlineTitles[lang][dl.Kind], Kind: dl.Kind,
-			Practice: dl.PracticeCode, State: dl.State, Customer: customer(m, dl.CustomerID, dl.CustomerName),
+			Practice: dl.PracticeCode, State: stateLabel(dl.State, lang), Customer: customer(m, dl.CustomerID, dl.CustomerName),
 			Sev: sev, SevLabel: L[sev], Style: htmltemplate.CSS(sevStyle[sev])}
 		if dl.Point != "" {
 			dv.Point = dl.PointLabel + " " + dl.Point
@@ -425,12 +506,12 @@ func (d *Digest) Render(lang string, includePersonal bool) (subject, text, html 
 }
 
 var csvHeaders = map[string][]string{
-	"it": {"ID", "Sezione", "Gravità", "Tipo", "Descrizione", "Responsabile", "Pratica", "POD/PDR", "CF/P.IVA cliente", "Cliente",
-		"File", "Riga", "Campo", "Regola", "Valore", "Oggetto", "Messaggio", "Cosa fare", "Scadenza", "Prima rilevazione (Roma)",
-		"Ultima rilevazione (Roma)", "Occorrenze", "Risolta il (Roma)", "Esito", "Silenziata"},
-	"en": {"ID", "Section", "Severity", "Kind", "Description", "Owner", "Practice", "POD/PDR", "Customer CF/VAT", "Customer",
-		"File", "Line", "Field", "Rule", "Value", "Subject", "Message", "Action", "Due", "First seen (Rome)",
-		"Last seen (Rome)", "Count", "Resolved (Rome)", "Resolution", "Muted"},
+	"it": {"ID", "Sezione", "Gravità", "Tipo", "Descrizione", "Spiegazione", "Responsabile", "Pratica", "POD/PDR", "CF/P.IVA cliente", "Cliente",
+		"File", "Riga", "Campo", "Regola / causale SII", "Valore / motivazione", "Oggetto", "Dettaglio tecnico", "Cosa fare", "Scadenza",
+		"Prima rilevazione (Roma)", "Ultima rilevazione (Roma)", "Occorrenze", "Risolta il (Roma)", "Esito", "Silenziata"},
+	"en": {"ID", "Section", "Severity", "Kind", "Description", "Explanation", "Owner", "Practice", "POD/PDR", "Customer CF/VAT", "Customer",
+		"File", "Line", "Field", "Rule / SII cause", "Value / motivation", "Subject", "Message", "Action", "Due",
+		"First seen (Rome)", "Last seen (Rome)", "Count", "Resolved (Rome)", "Resolution", "Muted"},
 }
 
 // csvSafe neutralises a cell a spreadsheet would read as a formula.
@@ -485,9 +566,14 @@ func (d *Digest) CSV(lang string, includePersonal bool) ([]byte, error) {
 			if lang == "en" && it.Action != "" {
 				action = it.Action
 			}
-			row := []string{strconv.FormatInt(it.ID, 10), L[s.key], L[it.Severity], it.Kind, info.Title(lang), it.Owner,
-				it.PracticeCode, point, m.id(it.CustomerID), m.name(it.CustomerName), it.FileName, line, it.Field, it.Rule,
-				m.text(it.Value, it.CustomerID, it.CustomerName), it.Subject, m.text(it.Message, it.CustomerID, it.CustomerName),
+			rule := it.Rule
+			if it.Kind == "sii_refusal" && it.Rule != "" {
+				rule = strings.TrimPrefix(d.ruleText(it, lang, L), L["sii_cause"]+" ")
+			}
+			clean := func(s string) string { return m.text(humanizeCaseKeys(s, m, lang), it.CustomerID, it.CustomerName) }
+			row := []string{strconv.FormatInt(it.ID, 10), L[s.key], L[it.Severity], it.Kind, info.Title(lang), d.explanation(it, lang, L),
+				ownerLabel(it.Owner, lang), it.PracticeCode, point, m.id(it.CustomerID), m.name(it.CustomerName), it.FileName, line, it.Field,
+				rule, clean(it.Value), clean(it.Subject), clean(it.Message),
 				action, due, rome(it.FirstSeen), rome(it.LastSeen), strconv.Itoa(it.Count), rome(it.ResolvedAt), it.Resolution, muted}
 			for i := range row {
 				row[i] = csvSafe(row[i])
