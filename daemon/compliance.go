@@ -24,7 +24,7 @@ func init() {
 		d.mu.RLock()
 		sender := d.sender
 		d.mu.RUnlock()
-		opts := digest.OptionsFromConfig(d.Config())
+		opts := d.digestOptions()
 		opts.Log = d.Log.With("component", "alerts")
 		if len(opts.AlertTo) == 0 {
 			return nil
@@ -37,14 +37,23 @@ func init() {
 	}
 }
 
+// digestOptions are the digest's and alerts' options with what the daemon runs with:
+// its calendar (patron day) and the flow catalog it loaded (SII cause descriptions).
+func (d *Daemon) digestOptions() digest.Options {
+	opts := digest.OptionsFromConfig(d.Config())
+	opts.Calendar, opts.Catalog = d.Calendar(), d.Catalog()
+	return opts
+}
+
 // SendDigestNow queues the digest for today (once per day: a second call the same day
-// queues nothing) and flushes the mail outbox.
+// queues nothing) and flushes the mail outbox. The digest's build refreshes the
+// deadlines first (the deadline job's code), so it never reports those of the job's
+// last run.
 func (d *Daemon) SendDigestNow(ctx context.Context) error {
-	cfg := d.Config()
 	d.mu.RLock()
 	sender := d.sender
 	d.mu.RUnlock()
-	opts := digest.OptionsFromConfig(cfg)
+	opts := d.digestOptions()
 	opts.Log = d.Log.With("component", "digest")
 	if len(opts.To) == 0 {
 		// `cmord check` warns about this; the digest stays available with --preview.
