@@ -342,6 +342,104 @@ type Request struct {
 	AnsweredAt time.Time
 	CauseCode  string
 	Motivation string
+	// Payload is what the request becomes in its file when that was computed as the
+	// request was made ready (nil otherwise: the build derives it from the practice).
+	// Read only by ReadyRequestsWithPractices.
+	Payload *RequestPayload
+}
+
+// RequestPayload is a request's rows without the flow header fields, and the input
+// files behind them, stored in requests.payload in a compact text form (payloadText):
+// a build reads one per request, and JSON maps cost more to decode than the whole
+// rest of the build.
+type RequestPayload struct {
+	Rows   []map[string]string
+	Inputs []int64
+}
+
+// The payload's text: "1", then the input ids (comma-separated), the field names,
+// and one record per row, separated by RS; the values within a record by US.
+const (
+	payloadRS = "\x1e"
+	payloadUS = "\x1f"
+)
+
+// payloadText is p's stored form; "" (no payload: the build falls back to the
+// practice's data) for nil or when a value holds a separator.
+func payloadText(p *RequestPayload) string {
+	if p == nil {
+		return ""
+	}
+	var fields []string
+	index := map[string]int{}
+	for _, row := range p.Rows {
+		for k, v := range row {
+			if hasPayloadSeparator(k) || hasPayloadSeparator(v) {
+				return ""
+			}
+			if _, ok := index[k]; !ok {
+				index[k] = len(fields)
+				fields = append(fields, k)
+			}
+		}
+	}
+	var b strings.Builder
+	b.WriteString("1" + payloadRS)
+	for i, id := range p.Inputs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatInt(id, 10))
+	}
+	b.WriteString(payloadRS)
+	b.WriteString(strings.Join(fields, payloadUS))
+	vals := make([]string, len(fields))
+	for _, row := range p.Rows {
+		clear(vals)
+		for k, v := range row {
+			vals[index[k]] = v
+		}
+		b.WriteString(payloadRS)
+		b.WriteString(strings.Join(vals, payloadUS))
+	}
+	return b.String()
+}
+
+func hasPayloadSeparator(s string) bool {
+	return strings.IndexByte(s, payloadRS[0]) >= 0 || strings.IndexByte(s, payloadUS[0]) >= 0
+}
+
+// parsePayload reads what payloadText writes.
+func parsePayload(s string) (*RequestPayload, error) {
+	parts := strings.Split(s, payloadRS)
+	if len(parts) < 3 || parts[0] != "1" {
+		return nil, fmt.Errorf("unknown payload form")
+	}
+	p := &RequestPayload{}
+	if parts[1] != "" {
+		for _, f := range strings.Split(parts[1], ",") {
+			id, err := strconv.ParseInt(f, 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("payload input %q: %w", f, err)
+			}
+			p.Inputs = append(p.Inputs, id)
+		}
+	}
+	fields := strings.Split(parts[2], payloadUS)
+	for _, rec := range parts[3:] {
+		vals := strings.Split(rec, payloadUS)
+		if len(vals) != len(fields) {
+			return nil, fmt.Errorf("payload row with %d values for %d fields", len(vals), len(fields))
+		}
+		row := make(map[string]string, len(fields))
+		for i, v := range vals {
+			if v != "" {
+				row[fields[i]] = v
+			}
+		}
+		p.Rows = append(p.Rows, row)
+	}
+	return p, nil
 }
 
 // CreateRequest records a request ready to be written into a flow file.
@@ -351,8 +449,8 @@ func (s *Store) CreateRequest(ctx context.Context, tx *sql.Tx, r *Request) error
 	}
 	data, _ := json.Marshal(nonNil(r.Data))
 	now := time.Now()
-	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
+	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), payloadText(r.Payload), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
@@ -461,12 +559,14 @@ func (s *Store) CountByState(ctx context.Context) (string, error) {
 
 // readyWithPracticeSelect reads a ready request and its practice in one row, the
 // request's columns first (as requestSelect), then the practice's (as practiceSelect).
+// readyWithPracticeSelect reads the practice's data only for a request without a
+// payload: the build needs nothing else of it, and it is the biggest column.
 const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente, r.state, r.data, coalesce(r.file_id, 0), r.created_at,
-	r.sent_at, r.answered_at, r.cause_code, r.motivation,
+	r.sent_at, r.answered_at, r.cause_code, r.motivation, r.payload,
 	p.id, p.case_key, p.role, p.sector, p.company_piva, coalesce(p.cp_utente, ''), coalesce(p.cp_gestore, ''), p.point, p.customer_id,
 	p.customer_name, p.switch_date, p.state, p.state_since, p.credit_cents, p.estimate_cents, p.previous_cents, p.cmor_cents,
 	p.charged_cents, p.collected_cents, p.cause_code, p.motivation, p.window_open, p.window_close, p.suspension_term, p.request_date,
-	p.answer_date, coalesce(p.linked_id, 0), p.data, p.created_at, p.updated_at
+	p.answer_date, coalesce(p.linked_id, 0), CASE WHEN r.payload = '' THEN p.data ELSE '{}' END, p.created_at, p.updated_at
 	FROM requests r JOIN practices p ON p.id = r.practice_id`
 
 // ReadyRequestsWithPractices lists the ready requests of a flow with id > after, oldest
@@ -483,12 +583,12 @@ func (s *Store) ReadyRequestsWithPractices(ctx context.Context, tx *sql.Tx, flow
 	for rows.Next() {
 		var r Request
 		var p Practice
-		var rdata, rcreated string
+		var rdata, rcreated, payload string
 		var sent, answered sql.NullString
 		var sw, since, wo, wc, st, rd, ad, created, updated string
 		var data []byte
 		var credit, estimate, previous, cmor, charged, collected int64
-		err := rows.Scan(&r.ID, &r.PracticeID, &r.Flow, &r.CPUtente, &r.State, &rdata, &r.FileID, &rcreated, &sent, &answered, &r.CauseCode, &r.Motivation,
+		err := rows.Scan(&r.ID, &r.PracticeID, &r.Flow, &r.CPUtente, &r.State, &rdata, &r.FileID, &rcreated, &sent, &answered, &r.CauseCode, &r.Motivation, &payload,
 			&p.ID, &p.CaseKey, &p.Role, &p.Sector, &p.CompanyPIVA, &p.CPUtente, &p.CPGestore, &p.Point, &p.CustomerID,
 			&p.CustomerName, &sw, &p.State, &since, &credit, &estimate, &previous, &cmor, &charged, &collected, &p.CauseCode,
 			&p.Motivation, &wo, &wc, &st, &rd, &ad, &p.LinkedID, &data, &created, &updated)
@@ -496,6 +596,11 @@ func (s *Store) ReadyRequestsWithPractices(ctx context.Context, tx *sql.Tx, flow
 			return nil, nil, err
 		}
 		_ = json.Unmarshal([]byte(rdata), &r.Data)
+		if payload != "" {
+			if r.Payload, err = parsePayload(payload); err != nil {
+				return nil, nil, fmt.Errorf("archive: request %d payload: %w", r.ID, err)
+			}
+		}
 		r.CreatedAt, _ = ParseTS(rcreated)
 		r.SentAt, r.AnsweredAt = nullTS(sent), nullTS(answered)
 		p.SwitchDate, p.WindowOpen, p.WindowClose = parseDateText(sw), parseDateText(wo), parseDateText(wc)

@@ -23,6 +23,7 @@ type PracticeStmts struct {
 	byKey, byID, insPractice, savePractice    *sql.Stmt
 	insHistory, insLink, insRequest, codeUsed *sql.Stmt
 	setState, markSent, setRequest, readSeq   *sql.Stmt
+	setPayload                                *sql.Stmt
 	setRequestDate                            *sql.Stmt
 	seqs                                      map[string]int64 // sequence name → next value, written back by Close
 	seqDirty                                  map[string]bool
@@ -71,11 +72,12 @@ func (s *Store) PreparePractices(ctx context.Context, tx *sql.Tx) (*PracticeStmt
 	p.insHistory = prep(`INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	p.insLink = prep(`INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line) VALUES (?, ?, ?, ?)`)
-	p.insRequest = prep(`INSERT INTO requests (practice_id, flow, cp_utente, state, data, created_at) VALUES (?, ?, ?, ?, ?, ?)`)
+	p.insRequest = prep(`INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
 	p.codeUsed = prep(`SELECT EXISTS (SELECT 1 FROM practices WHERE cp_utente = ?1) OR EXISTS (SELECT 1 FROM requests WHERE cp_utente = ?1)`)
 	p.setState = prep(`UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`)
 	p.markSent = prep(`UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id = ?`)
 	p.setRequest = prep(`UPDATE requests SET state = ?, data = ? WHERE id = ?`)
+	p.setPayload = prep(`UPDATE requests SET payload = ? WHERE id = ?`)
 	p.readSeq = prep(`SELECT next FROM sequences WHERE name = ?`)
 	p.setRequestDate = prep(`UPDATE practices SET request_date = ?, updated_at = ? WHERE id = ?`)
 	if err != nil {
@@ -110,7 +112,7 @@ func (p *PracticeStmts) Close(ctx context.Context) error {
 	}
 	p.bulk = nil
 	for _, st := range []*sql.Stmt{p.byKey, p.byID, p.insPractice, p.savePractice, p.insHistory, p.insLink, p.insRequest,
-		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate} {
+		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate, p.setPayload} {
 		if st != nil {
 			st.Close()
 		}
@@ -303,7 +305,7 @@ func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
 	}
 	data, _ := json.Marshal(nonNil(r.Data))
 	now := p.now()
-	res, err := p.insRequest.ExecContext(ctx, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
+	res, err := p.insRequest.ExecContext(ctx, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), payloadText(r.Payload), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
@@ -330,6 +332,15 @@ func (p *PracticeStmts) SetRequestDate(ctx context.Context, pr *Practice, day fl
 	}
 	pr.RequestDate, pr.UpdatedAt = day, p.now()
 	_, err := p.setRequestDate.ExecContext(ctx, dateText(day), TS(pr.UpdatedAt), pr.ID)
+	return err
+}
+
+// SetRequestPayload replaces what a ready request becomes in its file.
+func (p *PracticeStmts) SetRequestPayload(ctx context.Context, id int64, payload *RequestPayload) error {
+	if err := p.Flush(ctx); err != nil {
+		return err
+	}
+	_, err := p.setPayload.ExecContext(ctx, payloadText(payload), id)
 	return err
 }
 
@@ -604,7 +615,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		}
 		if r := e.req; r != nil {
 			data, _ := json.Marshal(nonNil(r.Data))
-			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(r.CreatedAt))
+			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), payloadText(r.Payload), TS(r.CreatedAt))
 		}
 	}
 	if err := p.HistoryAll(ctx, hs); err != nil {
@@ -613,7 +624,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	if err := p.insertRows(ctx, `INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line)`, 4, linkArgs); err != nil {
 		return fmt.Errorf("archive: practice files: %w", err)
 	}
-	if err := p.insertRows(ctx, `INSERT INTO requests (id, practice_id, flow, cp_utente, state, data, created_at)`, 7, reqArgs); err != nil {
+	if err := p.insertRows(ctx, `INSERT INTO requests (id, practice_id, flow, cp_utente, state, data, payload, created_at)`, 8, reqArgs); err != nil {
 		return fmt.Errorf("archive: requests: %w", err)
 	}
 	return nil

@@ -395,7 +395,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		}
 		var req *archive.Request
 		if state == flows.StateReady {
-			req = &archive.Request{Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result)}
+			req = &archive.Request{Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result), Payload: reqPayload(&data)}
 		}
 		// Queued: inserted with other new practices in multi-row statements.
 		if err := j.st.QueueCreate(ctx, p, hist, req); err != nil {
@@ -419,7 +419,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 	if err := j.linkPrevious(ctx, p, mc); err != nil {
 		return err
 	}
-	return j.u.settleReady(ctx, j.st, p, state, result, hist)
+	return j.u.settleReady(ctx, j.st, p, state, result, reqPayload(&data), hist)
 }
 
 // linkPrevious links a request that carries a previous uncollected CMOR to our
@@ -436,7 +436,7 @@ func (j *morosiJob) linkPrevious(ctx context.Context, p *archive.Practice, mc *f
 
 // settleReady moves a practice not yet filed to state (READY, WAITING_WINDOW or DRAFT)
 // and keeps its one ready REQ request in step: created when READY, cancelled otherwise.
-func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p *archive.Practice, state string, r flows.CMORResult, h archive.HistoryEntry) error {
+func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p *archive.Practice, state string, r flows.CMORResult, payload *archive.RequestPayload, h archive.HistoryEntry) error {
 	reqs, err := u.d.Store.Requests(ctx, st.Tx(), p.ID, flowREQ, "ready", 0)
 	if err != nil {
 		return err
@@ -457,9 +457,12 @@ func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p 
 	}
 	switch {
 	case state == flows.StateReady && len(reqs) == 0:
-		return st.CreateRequest(ctx, &archive.Request{PracticeID: p.ID, Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(r)})
+		return st.CreateRequest(ctx, &archive.Request{PracticeID: p.ID, Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(r), Payload: payload})
 	case state == flows.StateReady:
-		return st.SetRequest(ctx, reqs[0].ID, "ready", reqSnapshot(r))
+		if err := st.SetRequest(ctx, reqs[0].ID, "ready", reqSnapshot(r)); err != nil {
+			return err
+		}
+		return st.SetRequestPayload(ctx, reqs[0].ID, payload)
 	default:
 		for _, rq := range reqs {
 			if err := st.SetRequest(ctx, rq.ID, "cancelled", rq.Data); err != nil {
@@ -468,6 +471,17 @@ func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p 
 		}
 	}
 	return nil
+}
+
+// reqPayload is what the practice's REQ request becomes in SI1.0050, without the
+// header fields: computed once here, where the case is at hand, instead of decoding
+// the case again for every request the build writes.
+func reqPayload(data *flows.UscenteData) *archive.RequestPayload {
+	pl := &archive.RequestPayload{Rows: flows.ReqRows(flows.ReqHeader{}, data.Case, data.Audit)}
+	for _, in := range data.Inputs {
+		pl.Inputs = append(pl.Inputs, in.FileID)
+	}
+	return pl
 }
 
 func setAmounts(p *archive.Practice, r flows.CMORResult) {
@@ -969,19 +983,24 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, format string, r archive.Request, p archive.Practice, now time.Time, envelope int) (*pendingRequest, error) {
 	d := b.u.d
 	cfg := d.Config()
-	data, err := flows.ParseUscenteData(p.Data)
-	if err != nil {
-		return nil, err
-	}
-	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
+	var data flows.UscenteData
 	pr := &pendingRequest{req: r, p: p}
 	pr.p.Data = nil
-	for _, in := range data.Inputs {
-		pr.inputs = append(pr.inputs, in.FileID)
+	if r.Payload != nil && b.flow == flowREQ {
+		pr.inputs = r.Payload.Inputs
+	} else {
+		var err error
+		if data, err = flows.ParseUscenteData(p.Data); err != nil {
+			return nil, err
+		}
+		for _, in := range data.Inputs {
+			pr.inputs = append(pr.inputs, in.FileID)
+		}
+		if data.Refund != nil {
+			pr.data = &data
+		}
 	}
-	if data.Refund != nil {
-		pr.data = &data
-	}
+	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
 	switch b.flow {
 	case flowREQ:
 		if p.State != flows.StateReady {
@@ -995,7 +1014,19 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 			cc = cfg.Company.PIVA
 			hdr["PIVA_UTENTE"] = cfg.Company.UDDPIVA
 		}
-		pr.rows = flows.ReqRows(flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}, data.Case, data.Audit)
+		if r.Payload != nil {
+			// The header fields as flows.ReqRows sets them: from today's configuration.
+			for _, row := range r.Payload.Rows {
+				for k, v := range map[string]string{"PIVA_UTENTE": hdr["PIVA_UTENTE"], "PIVA_GESTORE": hdr["PIVA_GESTORE"], "CP_UTENTE": r.CPUtente, "PIVA_CC_USCENTE": cc} {
+					if v != "" {
+						row[k] = v
+					}
+				}
+			}
+			pr.rows = r.Payload.Rows
+		} else {
+			pr.rows = flows.ReqRows(flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}, data.Case, data.Audit)
+		}
 	default:
 		if p.CPGestore == "" {
 			return nil, nil // the SII has not admitted the practice yet: the request waits
@@ -1239,7 +1270,7 @@ func (b *requestBuilder) openWindows(ctx context.Context, now time.Time) error {
 						return err
 					}
 				}
-				if err := b.u.settleReady(ctx, st, p, state, res, h); err != nil {
+				if err := b.u.settleReady(ctx, st, p, state, res, reqPayload(&data), h); err != nil {
 					st.Close(ctx)
 					return err
 				}

@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"encoding/json"
 	"fmt"
 	"time"
 	_ "time/tzdata" // Europe/Rome must resolve on a bare machine too
@@ -142,3 +143,46 @@ func ParseDate(s string) (Date, error) {
 }
 
 func atoi2(s string) int { return int(s[0]-'0')*10 + int(s[1]-'0') }
+
+// MarshalText writes d as AAAA-MM-GG ("" for the zero Date): JSON stores dates as
+// strings, which reads better and decodes several times faster than {"Y":..,"M":..,"D":..}.
+func (d Date) MarshalText() ([]byte, error) {
+	if d.IsZero() {
+		return []byte{}, nil
+	}
+	if d.Y < 0 || d.Y > 9999 {
+		return nil, fmt.Errorf("date %d-%d-%d: year out of range", d.Y, d.M, d.D)
+	}
+	b := make([]byte, 10)
+	b[0], b[1], b[2], b[3] = byte('0'+d.Y/1000), byte('0'+d.Y/100%10), byte('0'+d.Y/10%10), byte('0'+d.Y%10)
+	b[4], b[5], b[6] = '-', byte('0'+int(d.M)/10), byte('0'+int(d.M)%10)
+	b[7], b[8], b[9] = '-', byte('0'+d.D/10), byte('0'+d.D%10)
+	return b, nil
+}
+
+// UnmarshalJSON reads what MarshalText writes, null, and the object form
+// {"Y":..,"M":..,"D":..} that practices stored before dates were strings.
+func (d *Date) UnmarshalJSON(b []byte) error {
+	switch {
+	case string(b) == "null" || string(b) == `""`:
+		*d = Date{}
+		return nil
+	case len(b) >= 2 && b[0] == '"' && b[len(b)-1] == '"':
+		v, err := ParseDate(string(b[1 : len(b)-1]))
+		if err != nil {
+			return err
+		}
+		*d = v
+		return nil
+	}
+	var legacy struct {
+		Y int
+		M time.Month
+		D int
+	}
+	if err := json.Unmarshal(b, &legacy); err != nil {
+		return fmt.Errorf("date: %w", err)
+	}
+	*d = Date(legacy)
+	return nil
+}
