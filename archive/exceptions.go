@@ -128,6 +128,17 @@ func (s *Store) ResolveByFingerprint(ctx context.Context, tx *sql.Tx, fingerprin
 	return n > 0, nil
 }
 
+// ResolvePracticeKind closes the open exceptions of one kind about one practice (the
+// action they asked for was taken). It returns how many were closed.
+func (s *Store) ResolvePracticeKind(ctx context.Context, tx *sql.Tx, kind string, practiceID int64, note string) (int64, error) {
+	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = 'auto'
+		WHERE practice_id = ? AND practice_id <> 0 AND kind = ? AND resolved_at IS NULL`, TS(time.Now()), note, practiceID, kind)
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
+}
+
 // ExceptionFilter selects exceptions.
 type ExceptionFilter struct {
 	Open       *bool // nil: all

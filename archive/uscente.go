@@ -21,6 +21,7 @@ type PracticeStmts struct {
 	s                                         *Store
 	tx                                        *sql.Tx
 	byKey, byID, insPractice, savePractice    *sql.Stmt
+	latestByKey                               *sql.Stmt
 	insHistory, insLink, insRequest, codeUsed *sql.Stmt
 	setState, markSent, setRequest, readSeq   *sql.Stmt
 	setPayload                                *sql.Stmt
@@ -59,6 +60,9 @@ func (s *Store) PreparePractices(ctx context.Context, tx *sql.Tx) (*PracticeStmt
 		return st
 	}
 	p.byKey = prep(practiceSelect + ` WHERE case_key = ?`)
+	// The case key itself or a refiling of it (key#2, key#3...), newest first; the
+	// range keeps the lookup on the case_key index.
+	p.latestByKey = prep(practiceSelect + ` WHERE case_key = ?1 OR (case_key > ?1 || '#' AND case_key < ?1 || '$') ORDER BY id DESC LIMIT 1`)
 	p.byID = prep(practiceSelect + ` WHERE id = ?`)
 	p.insPractice = prep(`INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
 		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
@@ -111,7 +115,7 @@ func (p *PracticeStmts) Close(ctx context.Context) error {
 		st.Close()
 	}
 	p.bulk = nil
-	for _, st := range []*sql.Stmt{p.byKey, p.byID, p.insPractice, p.savePractice, p.insHistory, p.insLink, p.insRequest,
+	for _, st := range []*sql.Stmt{p.byKey, p.latestByKey, p.byID, p.insPractice, p.savePractice, p.insHistory, p.insLink, p.insRequest,
 		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate, p.setPayload} {
 		if st != nil {
 			st.Close()
@@ -182,6 +186,32 @@ func (p *PracticeStmts) ByKey(ctx context.Context, key string) (Practice, error)
 		return pr, fmt.Errorf("practice %s: %w", key, ErrNotFound)
 	}
 	return pr, err
+}
+
+// LatestByKey returns the newest practice of a case: the one with that case key or,
+// when the case was filed again after the SII refused it, its latest refiling
+// (RefileKey). ErrNotFound wrapped if none.
+func (p *PracticeStmts) LatestByKey(ctx context.Context, key string) (Practice, error) {
+	if err := p.Flush(ctx); err != nil {
+		return Practice{}, err
+	}
+	pr, err := scanPractice(p.latestByKey.QueryRowContext(ctx, key))
+	if errors.Is(err, sql.ErrNoRows) {
+		return pr, fmt.Errorf("practice %s: %w", key, ErrNotFound)
+	}
+	return pr, err
+}
+
+// RefileKey is the case key of the next filing of a case whose practice has key:
+// the case key, "#", and the filing's number (2 for the first refiling).
+func RefileKey(key string) string {
+	base, n := key, 1
+	if i := strings.LastIndexByte(key, '#'); i >= 0 {
+		if v, err := strconv.Atoi(key[i+1:]); err == nil && v > 1 {
+			base, n = key[:i], v
+		}
+	}
+	return base + "#" + strconv.Itoa(n+1)
 }
 
 // ByID returns one practice.

@@ -157,7 +157,7 @@ type morosiJob struct {
 
 	pending []*flows.MorosiCase // cases read, waiting for drain
 
-	created, updated, ready, waiting, refused int
+	created, updated, ready, waiting, refused, refiled int
 }
 
 func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
@@ -245,6 +245,9 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 		res = Result{Findings: sink.result(), Meta: map[string]string{"rows": fmt.Sprint(rows),
 			"practices_created": fmt.Sprint(job.created), "practices_updated": fmt.Sprint(job.updated),
 			"ready": fmt.Sprint(job.ready), "waiting_window": fmt.Sprint(job.waiting), "cases_refused": fmt.Sprint(job.refused)}}
+		if job.refiled > 0 {
+			res.Meta["practices_refiled"] = fmt.Sprint(job.refiled)
+		}
 		if sink.dropped > 0 {
 			res.Meta["findings_not_listed"] = fmt.Sprint(sink.dropped)
 		}
@@ -322,7 +325,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 	found := false
 	if mayExist {
 		var err error
-		existing, err = j.st.ByKey(ctx, mc.Key)
+		existing, err = j.st.LatestByKey(ctx, mc.Key)
 		found = err == nil
 		if err != nil && !errors.Is(err, archive.ErrNotFound) {
 			return err
@@ -330,6 +333,13 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 	}
 	var err error
 	var data flows.UscenteData
+	// The SII refused the filed request (inadmissible, or rejected on verification):
+	// the corrected case is filed again as a new practice with a NEW CP_UTENTE (the
+	// SII refuses a code twice, brief §7.3), linked to the refused one both ways.
+	var refiled *archive.Practice
+	if found && (existing.State == flows.StateInadmissible || existing.State == flows.StateRejected) {
+		refiled, found = &existing, false
+	}
 	if found {
 		if data, err = flows.ParseUscenteData(existing.Data); err != nil {
 			return fmt.Errorf("practice %d data: %w", existing.ID, err)
@@ -380,7 +390,11 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		if state == flows.StateDraft {
 			return nil // refused before it existed: no practice, no code consumed; the findings say why
 		}
-		p := &archive.Practice{CaseKey: mc.Key, Role: "uscente", Sector: mc.Case.Sector, CompanyPIVA: j.in.Config.Company.PIVA,
+		key := mc.Key
+		if refiled != nil {
+			key, data.RefileOf = archive.RefileKey(refiled.CaseKey), refiled.ID
+		}
+		p := &archive.Practice{CaseKey: key, Role: "uscente", Sector: mc.Case.Sector, CompanyPIVA: j.in.Config.Company.PIVA,
 			Point: flows.CasePoint(&mc.Case), CustomerID: flows.CaseCustomer(&mc.Case), CustomerName: mc.Case.CustomerName,
 			SwitchDate: mc.Case.SwitchDate, State: state, WindowOpen: open, WindowClose: closeDay}
 		setAmounts(p, result)
@@ -393,6 +407,9 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		if state == flows.StateWaitingWindow {
 			hist.Note += fmt.Sprintf("; request window opens %s", open)
 		}
+		if refiled != nil {
+			hist.Note += fmt.Sprintf("; files again the case of CP_UTENTE %s (%s)", refiled.CPUtente, refiled.State)
+		}
 		var req *archive.Request
 		if state == flows.StateReady {
 			req = &archive.Request{Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result), Payload: reqPayload(&data)}
@@ -402,6 +419,24 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 			return err
 		}
 		j.created++
+		if refiled != nil {
+			j.refiled++
+			if err := j.st.Flush(ctx); err != nil {
+				return err
+			}
+			if err := j.st.History(ctx, archive.HistoryEntry{PracticeID: refiled.ID, From: refiled.State, To: refiled.State,
+				Flow: config.KindUscenteMorosi, FileID: j.in.File.ID, Line: line, At: j.now,
+				Note: fmt.Sprintf("case filed again as CP_UTENTE %s (practice #%d) from %s", p.CPUtente, p.ID, j.in.File.Name)}); err != nil {
+				return err
+			}
+			if err := j.st.Link(ctx, refiled.ID, j.in.File.ID, "input", line); err != nil {
+				return err
+			}
+			if _, err := j.in.Store.ResolvePracticeKind(ctx, j.st.Tx(), "sii_refusal", refiled.ID,
+				fmt.Sprintf("case filed again as CP_UTENTE %s from %s", p.CPUtente, j.in.File.Name)); err != nil {
+				return err
+			}
+		}
 		return j.linkPrevious(ctx, p, mc)
 	}
 	// An update of a practice not yet filed.

@@ -286,6 +286,7 @@ type UscenteData struct {
 	Warnings []Finding  `json:"warnings,omitempty"`
 	Refusals []Finding  `json:"refusals,omitempty"` // DRAFT: why it is not filed
 	Refund   *Refund    `json:"refund,omitempty"`
+	RefileOf int64      `json:"refile_of,omitempty"` // the practice (id) the SII refused, that this one files again
 }
 
 // InputRef is one input file (archive id) and the lines of it that made the case.
