@@ -485,7 +485,9 @@ func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p 
 		}
 	} else {
 		h.From, h.To, h.PracticeID = p.State, p.State, p.ID
-		h.Note = fmt.Sprintf("case updated: CMOR %s (credit %s, estimate %s)", r.CMOR, r.Credit, r.Estimate)
+		if h.Note == "" {
+			h.Note = fmt.Sprintf("case updated: CMOR %s (credit %s, estimate %s)", r.CMOR, r.Credit, r.Estimate)
+		}
 		if err := st.History(ctx, h); err != nil {
 			return err
 		}
@@ -715,11 +717,16 @@ func (u *uscente) handleIncassi(ctx context.Context, in *Input) (Result, error) 
 				Message: fmt.Sprintf("practice %s has no invoice %s: payment noted only", p.CPUtente, num)}}, nil
 		}
 		remaining := countedUnpaid(data)
+		h := archive.HistoryEntry{Flow: in.File.Kind, FileID: in.File.ID, Line: rec.Line, At: in.Now}
+		if remaining > 0 && (p.State == flows.StateReady || p.State == flows.StateWaitingWindow || p.State == flows.StateDraft) {
+			// Not filed yet: the credit, so the CMOR and perhaps the case's eligibility,
+			// changed. Checked again as of today, like a new extract of the case.
+			return u.recheckUnfiled(ctx, st, in, &p, &data, h, fmt.Sprintf("payment of %s on %s for invoice %s; still unpaid %s", paid, on, num, remaining))
+		}
 		p.Data = data.Marshal()
 		if err := st.Save(ctx, &p); err != nil {
 			return nil, err
 		}
-		h := archive.HistoryEntry{Flow: in.File.Kind, FileID: in.File.ID, Line: rec.Line, At: in.Now}
 		if remaining > 0 {
 			h.PracticeID, h.From, h.To = p.ID, p.State, p.State
 			h.Note = fmt.Sprintf("payment of %s on %s for invoice %s; still unpaid %s", paid, on, num, remaining)
@@ -730,6 +737,58 @@ func (u *uscente) handleIncassi(ctx context.Context, in *Input) (Result, error) 
 		}
 		return u.annul(ctx, st, in, &p, "AN-02", fmt.Sprintf("debt paid on %s (invoice %s, %s)", on, num, paid), on, h)
 	})
+}
+
+// recheckUnfiled recomputes a practice not yet filed after its case changed (a partial
+// payment): amounts, audit, state (READY / WAITING_WINDOW / DRAFT) and its ready
+// request, with the refusals as findings of the input line.
+func (u *uscente) recheckUnfiled(ctx context.Context, st *archive.PracticeStmts, in *Input, p *archive.Practice, data *flows.UscenteData, h archive.HistoryEntry, why string) ([]flows.Finding, error) {
+	today := flows.Today(in.Now)
+	result, fs := flows.CheckEligibility(data.Case, today, cmorParams(in.Config.CMOR))
+	state, refusals, warns := flows.StateReady, []flows.Finding(nil), []flows.Finding(nil)
+	for _, f := range fs {
+		switch {
+		case f.Rule == flows.RuleWindowWait:
+			if state == flows.StateReady {
+				state = flows.StateWaitingWindow
+			}
+			warns = append(warns, f)
+		case f.IsWarning():
+			warns = append(warns, f)
+		default:
+			refusals = append(refusals, f)
+		}
+	}
+	if len(refusals) > 0 {
+		state = flows.StateDraft
+	}
+	data.Audit, data.Warnings, data.Refusals = flows.AuditOf(result, today), warns, refusals
+	data.Inputs = appendInput(data.Inputs, in.File.ID, []int{h.Line})
+	setAmounts(p, result)
+	p.Data = data.Marshal()
+	if err := st.Save(ctx, p); err != nil {
+		return nil, err
+	}
+	if err := st.Link(ctx, p.ID, in.File.ID, "input", h.Line); err != nil {
+		return nil, err
+	}
+	h.Note = fmt.Sprintf("%s; CMOR now %s (credit %s, estimate %s)", why, result.CMOR, result.Credit, result.Estimate)
+	if state == flows.StateDraft {
+		h.Note += "; no longer eligible: " + refusals[0].String()
+		h.CauseCode = refusals[0].Rule
+	}
+	if err := u.settleReady(ctx, st, p, state, result, reqPayload(data), h); err != nil {
+		return nil, err
+	}
+	if state != flows.StateDraft {
+		return nil, nil
+	}
+	// The payment row itself is fine: what needs a person is the practice.
+	_, _, err := in.Store.RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("case_refused|%d", p.ID),
+		Kind: "case_refused", Severity: archive.SevNormal, Owner: "compliance", PracticeID: p.ID, FileID: in.File.ID, Line: h.Line,
+		Rule: refusals[0].Rule, Field: refusals[0].Field, Subject: p.CPUtente, Message: h.Note, LastSeen: in.Now,
+		Action: "Check the case: after the payment it no longer qualifies for a CMOR request; nothing is filed."})
+	return nil, err
 }
 
 // countedUnpaid sums what is still unpaid on the invoices the request counted.

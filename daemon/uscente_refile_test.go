@@ -115,3 +115,31 @@ func TestUscenteRefileAfterRefusal(t *testing.T) {
 		})
 	}
 }
+
+// A partial payment of a case not yet filed changes its credit: the practice is
+// computed again (amounts, audit), stays in its state, and its history says why.
+func TestUscentePartialPaymentRecomputesUnfiled(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	w.drop("morosi", "morosi_20251015.csv", e2eExtract())
+	w.runOnce()
+	c := w.practice("E250000003")
+	if c.State != flows.StateWaitingWindow || c.Credit != flows.MustAmount("80.00") {
+		t.Fatalf("C before: %s credit %s", c.State, c.Credit)
+	}
+	cfC := testCF("BNCLRA80A41F205")
+	w.drop("incassi", "incassi_20251016.csv", "COD_POD;CF_CLIENTE;NUM_FATTURA;DATA_INCASSO;IMPORTO_INCASSATO;RESIDUO_INSOLUTO\r\n"+
+		"IT001E00000043;"+cfC+";F2025-0200;16/10/2025;30.00;50.00\r\n")
+	w.now = w.now.Add(24 * time.Hour)
+	w.runOnce()
+	c = w.practice("E250000003")
+	if c.State != flows.StateWaitingWindow || c.Credit != flows.MustAmount("50.00") || c.CMOR > flows.MustAmount("50.00") || c.CMOR == 0 {
+		t.Fatalf("C after a partial payment: %s credit %s CMOR %s; want WAITING_WINDOW, credit 50.00, CMOR ≤ 50.00", c.State, c.Credit, c.CMOR)
+	}
+	hist, err := w.d.Store.PracticeHistory(context.Background(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if last := hist[len(hist)-1]; !strings.Contains(last.Note, "payment of 30,00") && !strings.Contains(last.Note, "payment of 30.00") || !strings.Contains(last.Note, "CMOR now") {
+		t.Errorf("last history note %q", last.Note)
+	}
+}
