@@ -144,9 +144,10 @@ func ComputeDeadlinesWithHistory(p archive.Practice, hist []archive.HistoryEntry
 			}
 		}
 	case "entrante":
+		// The term matters only while the CMOR may still need suspending: not once it
+		// is requested, suspended, collected or the practice is over.
 		switch p.State {
-		case flows.StateSuspended, flows.StateAnnulled, flows.StateRejected, flows.StateInadmissible:
-		default:
+		case flows.EntranteNotified, flows.EntranteToCharge, flows.EntranteCharged:
 			if !data.truthy(DataSuspensionRequested) {
 				add(DeadlineSuspensionTerm, p.SuspensionTerm, "suspension term (TISIND 8.4)")
 			}

@@ -125,7 +125,7 @@ func fixture(t testing.TB, st *archive.Store) {
 	createPractice(t, st, p2, rome(2026, time.November, 9, 10, 0))
 	p3 := &archive.Practice{CaseKey: "E|CMOR26000000451", Role: "entrante", Sector: "E", CompanyPIVA: "00488410010",
 		CPGestore: "CMOR26000000451", Point: "IT001E87654321", CustomerID: "04444440157", CustomerName: "Bar Sport Srl",
-		State: flows.StateNotifiedDSO, SuspensionTerm: flows.D(2026, time.December, 4), CMOR: 8870}
+		State: flows.EntranteNotified, SuspensionTerm: flows.D(2026, time.December, 4), CMOR: 8870}
 	createPractice(t, st, p3, rome(2026, time.November, 15, 10, 0))
 	p4 := &archive.Practice{CaseKey: "U|IT001E11112222|BNCNNA80A41H501W|2025-06-01", Role: "uscente", Sector: "E", CompanyPIVA: "00488410010",
 		CPUtente: "E250000099", Point: "IT001E11112222", CustomerID: "BNCNNA80A41H501W", CustomerName: "Anna Bianchi",
