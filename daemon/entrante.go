@@ -1327,6 +1327,14 @@ func (b *entranteBuilder) Build(ctx context.Context, now time.Time) (int, error)
 		return 0, fmt.Errorf("the flow catalog has no flow %s", b.flow)
 	}
 	format, maxRows, today := flowFormat(cfg, f), buildLimits(cfg), flows.Today(now)
+	maxBytes := cfg.Build.MaxFileBytes
+	if maxBytes <= 0 {
+		maxBytes = 10 << 20
+	}
+	envelope, err := encodeRows(f, format, nil)
+	if err != nil {
+		return 0, err
+	}
 	built := 0
 	var after int64
 	for {
@@ -1338,15 +1346,28 @@ func (b *entranteBuilder) Build(ctx context.Context, now time.Time) (int, error)
 			}
 			more = true
 			var batch []builtRow
+			size := len(envelope)
 			for _, r := range reqs {
-				after = r.ID
 				br, err := b.prepare(ctx, tx, f, r, now, today)
 				if err != nil {
 					return err
 				}
-				if br != nil {
-					batch = append(batch, *br)
+				if br == nil {
+					after = r.ID
+					continue
 				}
+				// [build] max_file_bytes: the row's size alone, without the envelope.
+				content, err := encodeRows(f, format, []map[string]string{br.row})
+				if err != nil {
+					return err
+				}
+				rowBytes := len(content) - len(envelope)
+				if len(batch) > 0 && int64(size+rowBytes) > maxBytes {
+					break // the next file starts with this request
+				}
+				batch = append(batch, *br)
+				size += rowBytes
+				after = r.ID
 			}
 			if len(batch) == 0 {
 				return nil
