@@ -139,8 +139,10 @@ func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, has
 	}
 	var dupOf int64
 	reason := ""
+	// A refused file does not count as received: the same bytes dropped again (after
+	// the configuration was corrected) are processed.
 	if req.Direction == "in" {
-		err := tx.QueryRowContext(ctx, `SELECT id FROM files WHERE hash = ? AND direction = 'in' AND state <> 'duplicate' ORDER BY id LIMIT 1`, hash).Scan(&dupOf)
+		err := tx.QueryRowContext(ctx, `SELECT id FROM files WHERE hash = ? AND direction = 'in' AND state NOT IN ('duplicate', 'rejected') ORDER BY id LIMIT 1`, hash).Scan(&dupOf)
 		if err == nil {
 			state = StateDuplicate
 			reason = fmt.Sprintf("identical content already received as file #%d", dupOf)

@@ -449,8 +449,19 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	}
 	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
 	failpoint("after_archive")
-	if res.Existing && !c.Recovered && c.Attempt == 1 &&
-		(res.File.State == archive.StateProcessed || res.File.State == archive.StateRejected) {
+	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateRejected {
+		// Refused, then dropped again unchanged (typically after the folder's mapping or
+		// configuration was corrected): a new attempt, not a duplicate. Recorded in the
+		// event log and processed again.
+		err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+			return d.Store.SetFileState(ctx, tx, res.File.ID, archive.StateReceived, "dropped again after its refusal: processed again", nil)
+		})
+		if err != nil {
+			return intake.Outcome{}, err
+		}
+		res.File.State, res.File.Reason = archive.StateReceived, ""
+	}
+	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateProcessed {
 		// The same bytes under the same name, dropped again after they were finished:
 		// not a crash recovery (that comes back Recovered) but a re-delivery, which a
 		// person should hear about like an identical file under another name.

@@ -205,6 +205,10 @@ type excCase struct {
 
 const refusedCSV = "not;a;billing;header\r\n1;2;3;4\r\n"
 
+// acceptedCSV is an extract that is processed (a header, no case): duplicates of
+// processed content are refused; a refused file dropped again is processed again.
+var acceptedCSV = strings.Join(morosiHeader, ";") + "\r\n"
+
 func excCases() []excCase {
 	return []excCase{
 		{
@@ -218,9 +222,10 @@ func excCases() []excCase {
 				return "morosi-bad.csv", w.fileID("folder:morosi", "morosi-bad.csv")
 			},
 			message: []string{"morosi-bad.csv refused"},
-			// The same bytes again are a duplicate, not a second refusal.
+			// A refused file dropped again unchanged is a new attempt (the operator may
+			// have corrected the folder's mapping), refused again: a second occurrence.
 			repeat: func(t *testing.T, w *excWorld) { w.drop("morosi", "morosi-bad.csv", refusedCSV); w.scan() },
-			count:  1,
+			count:  2,
 		},
 		{
 			name: "file_rejected/handler panics", kind: "file_rejected", severity: archive.SevHigh, owner: "operator",
@@ -241,34 +246,37 @@ func excCases() []excCase {
 		{
 			name: "duplicate_file/other name", kind: "duplicate_file", severity: archive.SevLow, owner: "operator",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {
-				w.drop("morosi", "a.csv", refusedCSV)
+				w.drop("morosi", "a.csv", acceptedCSV)
 				w.scan()
-				w.drop("morosi", "b.csv", refusedCSV)
+				w.drop("morosi", "b.csv", acceptedCSV)
 				w.scan()
-				if len(w.all("file_rejected")) != 1 {
-					t.Errorf("the duplicate was processed again: %+v", w.all("file_rejected"))
+				if _, err := os.Stat(filepath.Join(w.folders["morosi"], "done", "a.csv")); err != nil {
+					t.Errorf("the original was not processed: %v", err)
+				}
+				if _, err := os.Stat(filepath.Join(w.folders["morosi"], "rejected", "b.csv.reason.txt")); err != nil {
+					t.Errorf("the duplicate was not refused: %v", err)
 				}
 				return "b.csv", w.fileID("folder:morosi", "b.csv")
 			},
 			message: []string{"b.csv: identical content was already received as a.csv", "not processed again"},
-			repeat:  func(t *testing.T, w *excWorld) { w.drop("morosi", "b.csv", refusedCSV); w.scan() },
+			repeat:  func(t *testing.T, w *excWorld) { w.drop("morosi", "b.csv", acceptedCSV); w.scan() },
 			count:   2,
 		},
 		{
 			name: "duplicate_file/same name again", kind: "duplicate_file", severity: archive.SevLow, owner: "operator",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {
-				w.drop("morosi", "same.csv", refusedCSV)
+				w.drop("morosi", "same.csv", acceptedCSV)
 				w.scan()
-				w.drop("morosi", "same.csv", refusedCSV)
+				w.drop("morosi", "same.csv", acceptedCSV)
 				w.scan()
 				ents, _ := os.ReadDir(filepath.Join(w.folders["morosi"], "rejected"))
-				if len(ents) != 4 { // two files, two reason files
-					t.Errorf("rejected/ holds %d entries, want 4", len(ents))
+				if len(ents) != 2 { // the second drop and its reason file; the first is in done/
+					t.Errorf("rejected/ holds %d entries, want 2", len(ents))
 				}
 				return "same.csv", w.fileID("folder:morosi", "same.csv")
 			},
 			message: []string{"same.csv: identical content was already received as same.csv"},
-			repeat:  func(t *testing.T, w *excWorld) { w.drop("morosi", "same.csv", refusedCSV); w.scan() },
+			repeat:  func(t *testing.T, w *excWorld) { w.drop("morosi", "same.csv", acceptedCSV); w.scan() },
 			count:   2,
 		},
 		{
