@@ -355,32 +355,19 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		}
 	}
 	result, fs := flows.CheckEligibility(mc.Case, j.today, j.params)
-	var errs, warns []flows.Finding
-	waitUntil := flows.Date{}
-	for _, f := range fs {
-		f.File, f.Line = j.in.File.Name, line
-		switch {
-		case f.Rule == flows.RuleWindowWait:
-			waitUntil, _ = flows.ParseDate(f.Value)
-			warns = append(warns, f)
-		case f.IsWarning():
-			warns = append(warns, f)
-		default:
-			errs = append(errs, f)
-		}
+	for i := range fs {
+		fs[i].File, fs[i].Line = j.in.File.Name, line
 	}
+	state, errs, warns := eligibilityOutcome(fs)
 	open, closeDay := flows.RequestWindow(mc.Case.SwitchDate, j.params)
 	data.Case, data.Audit, data.Warnings, data.Refusals = mc.Case, flows.AuditOf(result, j.today), warns, nil
 	data.Inputs = appendInput(data.Inputs, j.in.File.ID, mc.Lines)
-	state := flows.StateReady
-	switch {
-	case len(errs) > 0:
-		state = flows.StateDraft
+	switch state {
+	case flows.StateDraft:
 		data.Refusals = errs
 		j.sink.add(errs...)
 		j.refused++
-	case !waitUntil.IsZero():
-		state = flows.StateWaitingWindow
+	case flows.StateWaitingWindow:
 		j.waiting++
 	default:
 		j.ready++
@@ -739,19 +726,16 @@ func (u *uscente) handleIncassi(ctx context.Context, in *Input) (Result, error) 
 	})
 }
 
-// recheckUnfiled recomputes a practice not yet filed after its case changed (a partial
-// payment): amounts, audit, state (READY / WAITING_WINDOW / DRAFT) and its ready
-// request, with the refusals as findings of the input line.
-func (u *uscente) recheckUnfiled(ctx context.Context, st *archive.PracticeStmts, in *Input, p *archive.Practice, data *flows.UscenteData, h archive.HistoryEntry, why string) ([]flows.Finding, error) {
-	today := flows.Today(in.Now)
-	result, fs := flows.CheckEligibility(data.Case, today, cmorParams(in.Config.CMOR))
-	state, refusals, warns := flows.StateReady, []flows.Finding(nil), []flows.Finding(nil)
+// eligibilityOutcome sorts flows.CheckEligibility's findings into refusals and
+// warnings (the request-window wait among them) and the state they lead a practice not
+// yet filed to: DRAFT when anything is refused, WAITING_WINDOW while the window is not
+// open, READY otherwise.
+func eligibilityOutcome(fs []flows.Finding) (state string, refusals, warns []flows.Finding) {
+	state = flows.StateReady
 	for _, f := range fs {
 		switch {
 		case f.Rule == flows.RuleWindowWait:
-			if state == flows.StateReady {
-				state = flows.StateWaitingWindow
-			}
+			state = flows.StateWaitingWindow
 			warns = append(warns, f)
 		case f.IsWarning():
 			warns = append(warns, f)
@@ -762,6 +746,16 @@ func (u *uscente) recheckUnfiled(ctx context.Context, st *archive.PracticeStmts,
 	if len(refusals) > 0 {
 		state = flows.StateDraft
 	}
+	return state, refusals, warns
+}
+
+// recheckUnfiled recomputes a practice not yet filed after its case changed (a partial
+// payment): amounts, audit, state (READY / WAITING_WINDOW / DRAFT) and its ready
+// request, with the refusals as findings of the input line.
+func (u *uscente) recheckUnfiled(ctx context.Context, st *archive.PracticeStmts, in *Input, p *archive.Practice, data *flows.UscenteData, h archive.HistoryEntry, why string) ([]flows.Finding, error) {
+	today := flows.Today(in.Now)
+	result, fs := flows.CheckEligibility(data.Case, today, cmorParams(in.Config.CMOR))
+	state, refusals, warns := eligibilityOutcome(fs)
 	data.Audit, data.Warnings, data.Refusals = flows.AuditOf(result, today), warns, refusals
 	data.Inputs = appendInput(data.Inputs, in.File.ID, []int{h.Line})
 	setAmounts(p, result)
@@ -1110,8 +1104,9 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		}
 		if r.Payload != nil {
 			// The header fields as flows.ReqRows sets them: from today's configuration.
+			header := map[string]string{"PIVA_UTENTE": hdr["PIVA_UTENTE"], "PIVA_GESTORE": hdr["PIVA_GESTORE"], "CP_UTENTE": r.CPUtente, "PIVA_CC_USCENTE": cc}
 			for _, row := range r.Payload.Rows {
-				for k, v := range map[string]string{"PIVA_UTENTE": hdr["PIVA_UTENTE"], "PIVA_GESTORE": hdr["PIVA_GESTORE"], "CP_UTENTE": r.CPUtente, "PIVA_CC_USCENTE": cc} {
+				for k, v := range header {
 					if v != "" {
 						row[k] = v
 					}
@@ -1329,18 +1324,7 @@ func (b *requestBuilder) openWindows(ctx context.Context, now time.Time) error {
 					return err
 				}
 				res, fs := flows.CheckEligibility(data.Case, today, params)
-				state, refusals := flows.StateReady, []flows.Finding(nil)
-				for _, f := range fs {
-					switch {
-					case f.Rule == flows.RuleWindowWait:
-						state = flows.StateWaitingWindow
-					case !f.IsWarning():
-						refusals = append(refusals, f)
-					}
-				}
-				if len(refusals) > 0 {
-					state = flows.StateDraft
-				}
+				state, refusals, _ := eligibilityOutcome(fs)
 				if state == flows.StateWaitingWindow {
 					continue
 				}
