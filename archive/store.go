@@ -54,7 +54,7 @@ func Open(dir string) (*Store, error) {
 	// drops is read back from the OS. It is SQLite's own memory, bounded, outside
 	// the Go heap.
 	w, err := sql.Open("sqlite", "file:"+dbPath+"?"+common+
-		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-32768)&_txlock=immediate")
+		"&_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)&_pragma=cache_size(-32768)&_pragma=temp_store(MEMORY)&_txlock=immediate")
 	if err != nil {
 		return nil, fmt.Errorf("archive: open %s: %w", dbPath, err)
 	}

@@ -1312,8 +1312,9 @@ func (b *entranteBuilder) Name() string { return "entrante." + b.flow }
 type builtRow struct {
 	req archive.Request
 	p   archive.Practice
-	row map[string]string
-	src int64
+	row  map[string]string
+	src  int64
+	body []byte // the row in the file, encoded once
 }
 
 func (b *entranteBuilder) Build(ctx context.Context, now time.Time) (int, error) {
@@ -1331,10 +1332,11 @@ func (b *entranteBuilder) Build(ctx context.Context, now time.Time) (int, error)
 	if maxBytes <= 0 {
 		maxBytes = 10 << 20
 	}
-	envelope, err := encodeRows(f, format, nil)
+	enc, err := flows.NewBodyEncoder(f, format)
 	if err != nil {
 		return 0, err
 	}
+	prefix, suffix := enc.Envelope()
 	built := 0
 	var after int64
 	for {
@@ -1346,7 +1348,7 @@ func (b *entranteBuilder) Build(ctx context.Context, now time.Time) (int, error)
 			}
 			more = true
 			var batch []builtRow
-			size := len(envelope)
+			size := len(prefix) + len(suffix)
 			for _, r := range reqs {
 				br, err := b.prepare(ctx, tx, f, r, now, today)
 				if err != nil {
@@ -1357,11 +1359,10 @@ func (b *entranteBuilder) Build(ctx context.Context, now time.Time) (int, error)
 					continue
 				}
 				// [build] max_file_bytes: the row's size alone, without the envelope.
-				content, err := encodeRows(f, format, []map[string]string{br.row})
-				if err != nil {
+				if br.body, err = enc.Encode([]map[string]string{br.row}); err != nil {
 					return err
 				}
-				rowBytes := len(content) - len(envelope)
+				rowBytes := len(br.body)
 				if len(batch) > 0 && int64(size+rowBytes) > maxBytes {
 					break // the next file starts with this request
 				}
@@ -1373,7 +1374,7 @@ func (b *entranteBuilder) Build(ctx context.Context, now time.Time) (int, error)
 				return nil
 			}
 			built++
-			return b.write(ctx, tx, f, format, batch, now, today)
+			return b.write(ctx, tx, f, format, enc, batch, now, today)
 		})
 		if err != nil {
 			return built, err
@@ -1445,19 +1446,22 @@ func (b *entranteBuilder) prepare(ctx context.Context, tx *sql.Tx, f *flows.Flow
 
 // write encodes a batch, archives it with provenance, marks its requests sent, moves
 // the practices and queues the delivery, all in tx.
-func (b *entranteBuilder) write(ctx context.Context, tx *sql.Tx, f *flows.Flow, format string, batch []builtRow, now time.Time, today flows.Date) error {
+func (b *entranteBuilder) write(ctx context.Context, tx *sql.Tx, f *flows.Flow, format string, enc *flows.BodyEncoder, batch []builtRow, now time.Time, today flows.Date) error {
 	d := b.e.d
 	rows := make([]map[string]string, len(batch))
+	bodies := make([][]byte, len(batch))
 	var inputs []int64
 	seen := map[int64]bool{}
 	for i, br := range batch {
-		rows[i] = br.row
+		rows[i], bodies[i] = br.row, br.body
 		if br.src != 0 && !seen[br.src] {
 			seen[br.src] = true
 			inputs = append(inputs, br.src)
 		}
 	}
-	name, content, err := encodeFlowFile(ctx, d, tx, f, format, rows, now, today)
+	prefix, suffix := enc.Envelope()
+	content := flows.Assemble(prefix, suffix, bodies)
+	name, err := flowFileName(ctx, d, tx, f, format, rows[0], now, today)
 	if err != nil {
 		return err
 	}
@@ -1515,12 +1519,17 @@ func encodeFlowFile(ctx context.Context, d *Daemon, tx *sql.Tx, f *flows.Flow, f
 	if err != nil {
 		return "", nil, err
 	}
+	name, err := flowFileName(ctx, d, tx, f, format, rows[0], now, today)
+	return name, content, err
+}
+
+// flowFileName names a new file of flow f, drawing the flow's daily file sequence.
+func flowFileName(ctx context.Context, d *Daemon, tx *sql.Tx, f *flows.Flow, format string, first map[string]string, now time.Time, today flows.Date) (string, error) {
 	seq, err := d.Store.NextSequence(ctx, tx, "file|"+f.Key+"|"+today.ISO())
 	if err != nil {
-		return "", nil, err
+		return "", err
 	}
-	name, err := f.BuildFileName(rows[0], now, int(seq), format)
-	return name, content, err
+	return f.BuildFileName(first, now, int(seq), format)
 }
 
 // rendBuilder reports, for every closed month, the billing data that arrived in it:

@@ -141,131 +141,301 @@ func readOptions(in *Input) (flows.ReadOptions, error) {
 
 func rejectFile(in *Input) bool { return in.Folder != nil && in.Folder.OnBadRows == "reject_file" }
 
+// rowSource is an input file opened for reading row by row: the catalog's flow for its
+// kind, the folder's column mapping and encoding, the header read and checked.
+type rowSource struct {
+	rd   *flows.CSVReader
+	rc   io.Closer
+	sink *findingSink
+}
+
+// openRows opens in for reading. done is set when the file cannot be read at all
+// (no such input kind, a bad mapping, a header that does not fit): the file has been
+// finished as refused and done is the handler's result.
+func openRows(ctx context.Context, in *Input) (src *rowSource, done *Result, err error) {
+	refuse := func(res Result) (*rowSource, *Result, error) {
+		r, err := finishOnly(ctx, in, res)
+		return nil, &r, err
+	}
+	flow := in.Catalog.Input(in.File.Kind)
+	if flow == nil {
+		return refuse(Result{Rejected: true, Reason: "the flow catalog has no input kind " + in.File.Kind})
+	}
+	opt, err := readOptions(in)
+	if err != nil {
+		return refuse(Result{Rejected: true, Reason: "column mapping: " + err.Error()})
+	}
+	rc, err := openInput(in)
+	if err != nil {
+		return nil, nil, err
+	}
+	rd := flows.NewCSVReader(rc, flow, opt)
+	sink := &findingSink{file: in.File.Name}
+	hdr, err := rd.ReadHeader()
+	if err != nil {
+		rc.Close()
+		return nil, nil, err
+	}
+	sink.add(hdr...)
+	if flows.HasErrors(hdr) {
+		rc.Close()
+		return refuse(Result{Rejected: true, Reason: "the header row does not fit " + in.File.Kind + " (see the findings); no row was read", Findings: sink.result()})
+	}
+	return &rowSource{rd: rd, rc: rc, sink: sink}, nil, nil
+}
+
+// validateWhole reads the whole file once and writes nothing, for folders with
+// on_bad_rows = "reject_file": a big file is committed chunk by chunk, so a file that
+// will be refused must be known before the first chunk. refused reports that the file
+// was finished as refused (res is the handler's result).
+func validateWhole(ctx context.Context, in *Input) (res Result, refused bool, err error) {
+	src, done, err := openRows(ctx, in)
+	if err != nil || done != nil {
+		if done != nil {
+			res = *done
+		}
+		return res, done != nil, err
+	}
+	defer src.rc.Close()
+	rows := 0
+	for {
+		if rows%4096 == 0 && ctx.Err() != nil {
+			return Result{}, false, ctx.Err()
+		}
+		_, fs, err := src.rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return Result{}, false, err
+		}
+		rows++
+		src.sink.add(fs...)
+	}
+	if src.sink.errors == 0 {
+		return Result{}, false, nil
+	}
+	res = Result{Rejected: true, Findings: src.sink.result(), Meta: map[string]string{"rows": fmt.Sprint(rows)},
+		Reason: fmt.Sprintf("%d refused %s and on_bad_rows = \"reject_file\": the whole file is refused, nothing was done",
+			src.sink.errors, plural(src.sink.errors, "row", "rows"))}
+	res, err = finishOnly(ctx, in, res)
+	return res, true, err
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
 // ---- uscente.morosi ----
 
-// morosiJob is the processing of one uscente.morosi file inside its transaction.
+// morosiChunkCases is how many cases one transaction commits. A million-row extract
+// in one transaction spilled SQLite's page cache (every dirty page written to the WAL
+// and read back) and held the writer for minutes; in chunks, each commit is bounded,
+// the intake and the scheduler get the writer between chunks, and file_progress (in
+// the same transaction) lets a restart continue after the last committed chunk. A
+// file smaller than a chunk is still one transaction, finish included.
+var morosiChunkCases = 2048
+
+// morosiJob is the processing of one uscente.morosi file, chunk after chunk.
 type morosiJob struct {
 	u      *uscente
 	in     *Input
-	st     *archive.PracticeStmts
+	st     *archive.PracticeStmts // of the chunk's transaction
 	tmpl   *flows.CodeTemplate
 	params flows.CMORParams
 	today  flows.Date
 	now    time.Time
 	sink   *findingSink
-	reject bool // reject_file: the first error refuses the whole file
+	saved  int // sink.kept[:saved] are recorded in file_progress_findings
 
 	pending []*flows.MorosiCase // cases read, waiting for drain
 
-	created, updated, ready, waiting, refused, refiled int
+	rows, created, updated, ready, waiting, refused, refiled int
+}
+
+// morosiChunk is a run of whole cases read from the file, with the findings of the
+// rows read meanwhile. Every line <= through is accounted for by this chunk and the
+// ones before it.
+type morosiChunk struct {
+	cases    []*flows.MorosiCase
+	findings []flows.Finding
+	rows     int
+	through  int
+	last     bool
+	err      error
 }
 
 func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
-	flow := in.Catalog.Input(config.KindUscenteMorosi)
-	if flow == nil {
-		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the flow catalog has no input kind uscente.morosi"})
-	}
 	tmpl, err := flows.ParseCodeTemplate(in.Config.PracticeCode.Template)
 	if err != nil {
 		return finishOnly(ctx, in, Result{Rejected: true, Reason: err.Error()})
 	}
-	opt, err := readOptions(in)
-	if err != nil {
-		return finishOnly(ctx, in, Result{Rejected: true, Reason: "column mapping: " + err.Error()})
-	}
-	rc, err := openInput(in)
+	prog, resumed, err := in.Store.LoadProgress(ctx, nil, in.File.ID)
 	if err != nil {
 		return Result{}, err
 	}
-	defer rc.Close()
-	rd := flows.NewCSVReader(rc, flow, opt)
-	sink := &findingSink{file: in.File.Name}
-	hdr, err := rd.ReadHeader()
-	if err != nil {
-		return Result{}, err
-	}
-	sink.add(hdr...)
-	if flows.HasErrors(hdr) {
-		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the header row does not fit uscente.morosi (see the findings); no row was read", Findings: sink.result()})
-	}
-	job := &morosiJob{u: u, in: in, tmpl: tmpl, params: cmorParams(in.Config.CMOR), today: flows.Today(in.Now), now: in.Now,
-		sink: sink, reject: rejectFile(in)}
-	var res Result
-	err = in.Store.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT morosi`); err != nil {
-			return err
+	if rejectFile(in) && !resumed {
+		if res, refused, err := validateWhole(ctx, in); err != nil || refused {
+			return res, err
 		}
-		st, err := in.Store.PreparePractices(ctx, tx)
+	}
+	src, done, err := openRows(ctx, in)
+	if err != nil || done != nil {
+		if done != nil {
+			return *done, err
+		}
+		return Result{}, err
+	}
+	defer src.rc.Close()
+	job := &morosiJob{u: u, in: in, tmpl: tmpl, params: cmorParams(in.Config.CMOR), today: flows.Today(in.Now), now: in.Now, sink: src.sink}
+	if resumed {
+		job.restore(prog)
+		in.Log.Info("resuming a file after its last committed chunk", "after_line", prog.Line, "practices_created", job.created)
+	}
+	// The reader decodes and checks the next chunk on one core while this goroutine
+	// writes the current one on the other.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	chunks := make(chan morosiChunk, 1)
+	go readMorosiChunks(ctx, src.rd, prog.Line, morosiChunkCases, chunks)
+	for ch := range chunks {
+		if ch.err != nil {
+			return Result{}, ch.err
+		}
+		res, err := job.commit(ctx, ch)
+		if err != nil || ch.last {
+			return res, err
+		}
+	}
+	return Result{}, ctx.Err()
+}
+
+// readMorosiChunks reads the file, groups its rows into cases and sends them in chunks
+// of size cases (the last chunk marked), skipping the lines a previous run committed.
+// It stops when ctx is cancelled.
+func readMorosiChunks(ctx context.Context, rd *flows.CSVReader, skipThrough, size int, out chan<- morosiChunk) {
+	defer close(out)
+	send := func(c morosiChunk) bool {
+		select {
+		case out <- c:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	var g flows.Grouper
+	var cur morosiChunk
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			send(morosiChunk{err: ctx.Err()})
+			return
+		}
+		rec, fs, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
 		if err != nil {
-			return err
+			send(morosiChunk{err: err})
+			return
 		}
-		st.SetClock(func() time.Time { return in.Now })
-		job.st = st
-		var g flows.Grouper
-		rows := 0
-		for {
-			if rows%4096 == 0 && ctx.Err() != nil {
-				st.Close(ctx)
-				return ctx.Err()
-			}
-			rec, fs, err := rd.Next()
-			if err == io.EOF {
-				break
-			}
-			if err != nil {
-				st.Close(ctx)
-				return err
-			}
-			rows++
-			sink.add(fs...)
-			bad := flows.HasErrors(fs)
-			if bad && flows.MorosiKey(rec) == "" {
-				continue // no case to attach it to; its findings say why
-			}
+		if rec.Line <= skipThrough && rec.Line > 0 {
+			continue
+		}
+		bad := flows.HasErrors(fs)
+		if !bad || flows.MorosiKey(rec) != "" { // a bad row without a key has no case; its findings say why
 			if done := g.Add(rec, bad); done != nil {
-				if err := job.add(ctx, done); err != nil {
-					st.Close(ctx)
-					return err
+				cur.cases = append(cur.cases, done)
+				if len(cur.cases) >= size {
+					cur.through = rec.Line - 1 // this row starts the next case
+					if !send(cur) {
+						return
+					}
+					cur = morosiChunk{}
 				}
 			}
 		}
-		if last := g.Flush(); last != nil {
-			if err := job.add(ctx, last); err != nil {
+		cur.rows++
+		cur.findings = append(cur.findings, fs...)
+	}
+	if last := g.Flush(); last != nil {
+		cur.cases = append(cur.cases, last)
+	}
+	cur.last = true
+	send(cur)
+}
+
+// commit processes one chunk in one transaction, with the file's progress (or, for
+// the last chunk, the file's finish) in the same transaction.
+func (j *morosiJob) commit(ctx context.Context, ch morosiChunk) (Result, error) {
+	var res Result
+	err := j.in.Store.Write(ctx, func(tx *sql.Tx) error {
+		st, err := j.in.Store.PreparePractices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		st.SetClock(func() time.Time { return j.in.Now })
+		j.st = st
+		j.rows += ch.rows
+		j.sink.add(ch.findings...)
+		for _, mc := range ch.cases {
+			if err := j.add(ctx, mc); err != nil {
 				st.Close(ctx)
 				return err
 			}
 		}
-		if err := job.drain(ctx); err != nil {
+		if err := j.drain(ctx); err != nil {
 			st.Close(ctx)
 			return err
 		}
 		if err := st.Close(ctx); err != nil {
 			return err
 		}
-		res = Result{Findings: sink.result(), Meta: map[string]string{"rows": fmt.Sprint(rows),
-			"practices_created": fmt.Sprint(job.created), "practices_updated": fmt.Sprint(job.updated),
-			"ready": fmt.Sprint(job.ready), "waiting_window": fmt.Sprint(job.waiting), "cases_refused": fmt.Sprint(job.refused)}}
-		if job.refiled > 0 {
-			res.Meta["practices_refiled"] = fmt.Sprint(job.refiled)
+		if !ch.last {
+			return j.in.Store.SaveProgress(ctx, tx, j.in.File.ID, ch.through, j.counters(), j.sink.kept[j.saved:])
 		}
-		if sink.dropped > 0 {
-			res.Meta["findings_not_listed"] = fmt.Sprint(sink.dropped)
-		}
-		if job.reject && sink.errors > 0 {
-			// Nothing of the file stands: undo every practice, keep only the refusal.
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO morosi`); err != nil {
-				return err
-			}
-			res.Rejected = true
-			res.Reason = fmt.Sprintf("%d refused rows and on_bad_rows = \"reject_file\": the whole file is refused, no practice was created", sink.errors)
-			res.Meta = map[string]string{"rows": fmt.Sprint(rows)}
-		}
-		if _, err := tx.ExecContext(ctx, `RELEASE morosi`); err != nil {
+		res = j.result()
+		if err := j.in.Store.ClearProgress(ctx, tx, j.in.File.ID); err != nil {
 			return err
 		}
-		return in.Finish(ctx, tx, res)
+		return j.in.Finish(ctx, tx, res)
 	})
-	return res, err
+	if err != nil {
+		return Result{}, err // the in-memory counters are ahead of the database: the caller stops
+	}
+	j.saved = len(j.sink.kept)
+	return res, nil
+}
+
+// counters are the job's counts, kept in file_progress between chunks.
+func (j *morosiJob) counters() map[string]int {
+	return map[string]int{"rows": j.rows, "created": j.created, "updated": j.updated, "ready": j.ready, "waiting": j.waiting,
+		"refused": j.refused, "refiled": j.refiled, "errors": j.sink.errors, "dropped": j.sink.dropped}
+}
+
+// restore continues from a previous run's committed chunks.
+func (j *morosiJob) restore(p archive.FileProgress) {
+	c := p.Counters
+	j.rows, j.created, j.updated, j.ready, j.waiting = c["rows"], c["created"], c["updated"], c["ready"], c["waiting"]
+	j.refused, j.refiled = c["refused"], c["refiled"]
+	j.sink.kept, j.sink.errors, j.sink.dropped = p.Findings, c["errors"], c["dropped"]
+	j.saved = len(j.sink.kept)
+}
+
+// result is the handler's result once the last chunk is in.
+func (j *morosiJob) result() Result {
+	res := Result{Findings: j.sink.result(), Meta: map[string]string{"rows": fmt.Sprint(j.rows),
+		"practices_created": fmt.Sprint(j.created), "practices_updated": fmt.Sprint(j.updated),
+		"ready": fmt.Sprint(j.ready), "waiting_window": fmt.Sprint(j.waiting), "cases_refused": fmt.Sprint(j.refused)}}
+	if j.refiled > 0 {
+		res.Meta["practices_refiled"] = fmt.Sprint(j.refiled)
+	}
+	if j.sink.dropped > 0 {
+		res.Meta["findings_not_listed"] = fmt.Sprint(j.sink.dropped)
+	}
+	return res
 }
 
 // morosiBatch is how many cases wait before their case keys are looked up together.
@@ -317,9 +487,6 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		j.sink.add(flows.Finding{Line: line, Field: flows.MorSwitch, Rule: "CASE-ROWS", Value: mc.Key,
 			Message: fmt.Sprintf("case not filed: some of its rows (lines %s) were refused; correct them and drop the case again", linesText(mc.Lines))})
 		return nil
-	}
-	if j.reject && j.sink.errors > 0 {
-		return nil // the file will be refused: spare the work
 	}
 	var existing archive.Practice
 	found := false
@@ -563,41 +730,27 @@ func newCode(ctx context.Context, st *archive.PracticeStmts, tmpl *flows.CodeTem
 // ---- small inputs: payments, operator annulments, refunds ----
 
 // rowJob reads a whole small input file in one transaction, calling fn per good row.
+// With on_bad_rows = "reject_file" a bad row rolls the whole transaction back and the
+// file is finished as refused in a transaction of its own.
 func (u *uscente) rowJob(ctx context.Context, in *Input, fn func(ctx context.Context, st *archive.PracticeStmts, rec flows.Record) ([]flows.Finding, error)) (Result, error) {
-	flow := in.Catalog.Input(in.File.Kind)
-	if flow == nil {
-		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the flow catalog has no input kind " + in.File.Kind})
-	}
-	opt, err := readOptions(in)
-	if err != nil {
-		return finishOnly(ctx, in, Result{Rejected: true, Reason: "column mapping: " + err.Error()})
-	}
-	rc, err := openInput(in)
-	if err != nil {
-		return Result{}, err
-	}
-	defer rc.Close()
-	rd := flows.NewCSVReader(rc, flow, opt)
-	sink := &findingSink{file: in.File.Name}
-	hdr, err := rd.ReadHeader()
-	if err != nil {
-		return Result{}, err
-	}
-	sink.add(hdr...)
-	if flows.HasErrors(hdr) {
-		return finishOnly(ctx, in, Result{Rejected: true, Reason: "the header row does not fit " + in.File.Kind + " (see the findings); no row was read", Findings: sink.result()})
-	}
-	var res Result
-	err = in.Store.Write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT rows`); err != nil {
-			return err
+	src, done, err := openRows(ctx, in)
+	if err != nil || done != nil {
+		if done != nil {
+			return *done, err
 		}
+		return Result{}, err
+	}
+	defer src.rc.Close()
+	rd, sink := src.rd, src.sink
+	var res Result
+	rows := 0
+	errRefused := errors.New("refused file")
+	err = in.Store.Write(ctx, func(tx *sql.Tx) error {
 		st, err := in.Store.PreparePractices(ctx, tx)
 		if err != nil {
 			return err
 		}
 		st.SetClock(func() time.Time { return in.Now })
-		rows := 0
 		for {
 			rec, fs, err := rd.Next()
 			if err == io.EOF {
@@ -629,17 +782,15 @@ func (u *uscente) rowJob(ctx context.Context, in *Input, fn func(ctx context.Con
 		}
 		res = Result{Findings: sink.result(), Meta: map[string]string{"rows": fmt.Sprint(rows)}}
 		if rejectFile(in) && sink.errors > 0 {
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO rows`); err != nil {
-				return err
-			}
-			res.Rejected = true
-			res.Reason = fmt.Sprintf("%d refused rows and on_bad_rows = \"reject_file\": the whole file is refused, nothing was done", sink.errors)
-		}
-		if _, err := tx.ExecContext(ctx, `RELEASE rows`); err != nil {
-			return err
+			return errRefused // nothing of the file stands
 		}
 		return in.Finish(ctx, tx, res)
 	})
+	if errors.Is(err, errRefused) {
+		res.Rejected = true
+		res.Reason = fmt.Sprintf("%d refused %s and on_bad_rows = \"reject_file\": the whole file is refused, nothing was done", sink.errors, plural(sink.errors, "row", "rows"))
+		return finishOnly(ctx, in, res)
+	}
 	return res, err
 }
 
@@ -962,8 +1113,10 @@ type pendingRequest struct {
 	p      archive.Practice   // without its Data (the batch holds thousands)
 	inputs []int64            // the input files behind the practice (provenance)
 	data   *flows.UscenteData // REFUND_ACK only: saved back with the refund acknowledged
-	rows   []map[string]string
-	bytes  int
+	rows   []map[string]string // until encoded
+	first  map[string]string   // its first row (the file name may use its values)
+	nrows  int
+	body   []byte // its records in the file, encoded once
 }
 
 // buildPage is how many ready requests one read brings into a build.
@@ -989,10 +1142,11 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 			return 0, err
 		}
 	}
-	envelope, err := encodeRows(f, format, nil)
+	enc, err := flows.NewBodyEncoder(f, format)
 	if err != nil {
 		return 0, err
 	}
+	prefix, suffix := enc.Envelope()
 	maxRows, maxBytes := cfg.Build.MaxRowsPerFile, cfg.Build.MaxFileBytes
 	if maxRows <= 0 {
 		maxRows = 10000
@@ -1014,7 +1168,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 			// Pages of a few hundred requests until the file is full: a page as big as
 			// the file's row limit would decode three times what one file takes.
 			var batch []*pendingRequest
-			rows, size := 0, len(envelope)
+			rows, size := 0, len(prefix)+len(suffix)
 		pages:
 			for {
 				reqs, practices, err := d.Store.ReadyRequestsWithPractices(ctx, tx, b.flow, after, buildPage)
@@ -1026,7 +1180,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 				}
 				more = true
 				for i, r := range reqs {
-					pr, err := b.prepare(ctx, st, f, format, r, practices[i], now, len(envelope))
+					pr, err := b.prepare(ctx, st, enc, r, practices[i], now)
 					if err != nil {
 						return err
 					}
@@ -1034,18 +1188,18 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 						after = r.ID // skipped (waits, or refused): look past it
 						continue
 					}
-					if len(batch) > 0 && (rows+len(pr.rows) > maxRows || int64(size+pr.bytes) > maxBytes) {
+					if len(batch) > 0 && (rows+pr.nrows > maxRows || int64(size+len(pr.body)) > maxBytes) {
 						break pages // the next file starts with this request
 					}
 					batch = append(batch, pr)
-					rows, size = rows+len(pr.rows), size+pr.bytes
+					rows, size = rows+pr.nrows, size+len(pr.body)
 					after = r.ID
 				}
 			}
 			if len(batch) == 0 {
 				return st.Close(ctx)
 			}
-			if err := b.writeFile(ctx, tx, st, f, format, batch, now, today); err != nil {
+			if err := b.writeFile(ctx, tx, st, f, format, enc, batch, now, today); err != nil {
 				return err
 			}
 			built++
@@ -1066,9 +1220,10 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 	return built, nil
 }
 
-// prepare loads a request's practice and encodes its rows alone (to size the batch and
-// refuse a request the flow does not accept). nil means "not in this file".
-func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, format string, r archive.Request, p archive.Practice, now time.Time, envelope int) (*pendingRequest, error) {
+// prepare loads a request's practice and encodes its rows, once: the bytes size the
+// batch, go into the file as they are, and a request the flow does not accept is
+// refused here. nil means "not in this file".
+func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, enc *flows.BodyEncoder, r archive.Request, p archive.Practice, now time.Time) (*pendingRequest, error) {
 	d := b.u.d
 	cfg := d.Config()
 	var data flows.UscenteData
@@ -1129,7 +1284,7 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		}
 		pr.rows = []map[string]string{row}
 	}
-	content, err := encodeRows(f, format, pr.rows)
+	body, err := enc.Encode(pr.rows)
 	if err != nil {
 		var re *flows.RecordError
 		if errors.As(err, &re) {
@@ -1141,7 +1296,11 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		}
 		return nil, err
 	}
-	pr.bytes = len(content) - envelope
+	pr.body, pr.nrows = body, len(pr.rows)
+	if len(pr.rows) > 0 {
+		pr.first = pr.rows[0]
+	}
+	pr.rows = nil
 	return pr, nil
 }
 
@@ -1189,13 +1348,18 @@ func encodeRows(f *flows.Flow, format string, rows []map[string]string) ([]byte,
 
 // writeFile encodes a batch, archives it with provenance, marks its requests sent,
 // moves the practices and queues the delivery, all in tx.
-func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.PracticeStmts, f *flows.Flow, format string, batch []*pendingRequest, now time.Time, today flows.Date) error {
+func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.PracticeStmts, f *flows.Flow, format string, enc *flows.BodyEncoder, batch []*pendingRequest, now time.Time, today flows.Date) error {
 	d := b.u.d
-	var all []map[string]string
 	inputs := map[int64]bool{}
 	var inputIDs []int64
+	bodies := make([][]byte, 0, len(batch))
+	var first map[string]string
+	nrows := 0
 	for _, pr := range batch {
-		all = append(all, pr.rows...)
+		bodies, nrows = append(bodies, pr.body), nrows+pr.nrows
+		if first == nil {
+			first = pr.first
+		}
 		for _, id := range pr.inputs {
 			if !inputs[id] {
 				inputs[id] = true
@@ -1203,20 +1367,18 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 			}
 		}
 	}
-	content, err := encodeRows(f, format, all)
-	if err != nil {
-		return err
-	}
+	prefix, suffix := enc.Envelope()
+	content := flows.Assemble(prefix, suffix, bodies)
 	seq, err := st.NextSequence(ctx, "file|"+b.flow+"|"+today.ISO())
 	if err != nil {
 		return err
 	}
-	name, err := f.BuildFileName(all[0], now, int(seq), format)
+	name, err := f.BuildFileName(first, now, int(seq), format)
 	if err != nil {
 		return err
 	}
 	file, err := d.ArchiveBuilt(ctx, tx, Built{Name: name, Kind: b.flow, Content: content, Inputs: inputIDs,
-		Meta: map[string]string{"requests": fmt.Sprint(len(batch)), "rows": fmt.Sprint(len(all))}}, "built")
+		Meta: map[string]string{"requests": fmt.Sprint(len(batch)), "rows": fmt.Sprint(nrows)}}, "built")
 	if err != nil {
 		return err
 	}
