@@ -38,7 +38,20 @@ type PracticeStmts struct {
 	queue                     []queuedPractice
 	queuedKeys, queuedCodes   map[string]struct{}
 	nextPracticeID, nextReqID int64
+
+	// codesChecked: per sequence, the values whose codes were looked up together (a
+	// query per code was 4 % of a million-row extract) and the ones found issued.
+	codesChecked map[string]*codeWindow
 }
+
+// codeWindow is a run of sequence values [from, to) whose codes were checked at once.
+type codeWindow struct {
+	from, to int64
+	used     map[int64]bool
+}
+
+// codeWindowSize is how many codes NewCode looks up in one query.
+const codeWindowSize = 256
 
 type queuedPractice struct {
 	pr  *Practice
@@ -163,7 +176,7 @@ func (p *PracticeStmts) NewCode(ctx context.Context, seqName string, render func
 		if err != nil {
 			return "", err
 		}
-		used, err := p.CodeUsed(ctx, code)
+		used, err := p.codeUsedAhead(ctx, seqName, seq, code, render)
 		if err != nil {
 			return "", err
 		}
@@ -172,6 +185,59 @@ func (p *PracticeStmts) NewCode(ctx context.Context, seqName string, render func
 		}
 	}
 	return "", fmt.Errorf("archive: sequence %s: 1000 codes in a row were already issued; check the practice code template", seqName)
+}
+
+// codeUsedAhead is CodeUsed for the code of sequence value seq, looking up the codes
+// of the next codeWindowSize values in the same query. The answers hold for the rest
+// of the transaction: only this job issues codes in it, and the codes it issues are
+// in queuedCodes or inserted at once.
+func (p *PracticeStmts) codeUsedAhead(ctx context.Context, seqName string, seq int64, code string, render func(seq int64) (string, error)) (bool, error) {
+	if _, ok := p.queuedCodes[code]; ok {
+		return true, nil
+	}
+	w := p.codesChecked[seqName]
+	if w == nil || seq < w.from || seq >= w.to {
+		codes := make([]string, 0, codeWindowSize)
+		bySeq := make(map[string]int64, codeWindowSize)
+		for v := seq; v < seq+codeWindowSize; v++ {
+			c, err := render(v)
+			if err != nil {
+				break // a value the template cannot spell: checked alone when reached
+			}
+			codes, bySeq[c] = append(codes, c), v
+		}
+		if len(codes) == 0 {
+			return p.CodeUsed(ctx, code)
+		}
+		w = &codeWindow{from: seq, to: seq + int64(len(codes)), used: map[int64]bool{}}
+		list := "?" + strings.Repeat(",?", len(codes)-1)
+		args := make([]any, len(codes))
+		for i, c := range codes {
+			args[i] = c
+		}
+		rows, err := p.tx.QueryContext(ctx, `SELECT cp_utente FROM practices WHERE cp_utente IN (`+list+`)
+			UNION SELECT cp_utente FROM requests WHERE cp_utente IN (`+list+`)`, append(args, args...)...)
+		if err != nil {
+			return false, fmt.Errorf("archive: codes in use: %w", err)
+		}
+		for rows.Next() {
+			var c string
+			if err := rows.Scan(&c); err != nil {
+				rows.Close()
+				return false, err
+			}
+			w.used[bySeq[c]] = true
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return false, err
+		}
+		if p.codesChecked == nil {
+			p.codesChecked = map[string]*codeWindow{}
+		}
+		p.codesChecked[seqName] = w
+	}
+	return w.used[seq], nil
 }
 
 // ByKey returns the practice with that case key (ErrNotFound wrapped if none).
