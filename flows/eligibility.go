@@ -11,41 +11,41 @@ import (
 
 // MoraNotice is one written notice putting the customer in mora (costituzione in mora).
 type MoraNotice struct {
-	Date         Date   // date of the notice
-	Channel      string // "RA" raccomandata A/R, "PE" PEC
-	Received     Date   // date the customer received it (zero if unknown)
-	Term         Date   // payment term given in the notice
-	MentionsCMOR bool   // the notice informed the customer about a possible CMOR
-	Ref          string // our reference of the notice
+	Date         Date   `json:",omitzero"` // date of the notice
+	Channel      string `json:",omitzero"` // "RA" raccomandata A/R, "PE" PEC
+	Received     Date   `json:",omitzero"` // date the customer received it (zero if unknown)
+	Term         Date   `json:",omitzero"` // payment term given in the notice
+	MentionsCMOR bool   `json:",omitzero"` // the notice informed the customer about a possible CMOR
+	Ref          string `json:",omitzero"` // our reference of the notice
 }
 
 // Case is what an indemnity request needs: the point, the customer, the switch, the
 // preconditions billing attests and the invoices behind the credit.
 type Case struct {
-	Sector        string // "E" electricity, "G" gas
-	POD           string // electricity point (Sector E)
-	PDR           string // gas point (Sector G)
-	CustomerCF    string // 16-char CF of a person, or 11-digit CF of an entity
-	CustomerPIVA  string // VAT number of a business customer
-	CustomerName  string
-	SwitchDate    Date   // T_sw: first day without supply by us
-	Voltage       string // electricity: "BT", "MT" (or "AT", not eligible)
-	GasUse        string // gas: "domestico", "condominio", "altri"
-	AnnualSmc     int64  // gas: annual consumption in standard cubic metres
-	AllPointsLost bool   // we lost every point of this customer (E4)
+	Sector        string `json:",omitzero"` // "E" electricity, "G" gas
+	POD           string `json:",omitzero"` // electricity point (Sector E)
+	PDR           string `json:",omitzero"` // gas point (Sector G)
+	CustomerCF    string `json:",omitzero"` // 16-char CF of a person, or 11-digit CF of an entity
+	CustomerPIVA  string `json:",omitzero"` // VAT number of a business customer
+	CustomerName  string `json:",omitzero"`
+	SwitchDate    Date   `json:",omitzero"` // T_sw: first day without supply by us
+	Voltage       string `json:",omitzero"` // electricity: "BT", "MT" (or "AT", not eligible)
+	GasUse        string `json:",omitzero"` // gas: "domestico", "condominio", "altri"
+	AnnualSmc     int64  `json:",omitzero"` // gas: annual consumption in standard cubic metres
+	AllPointsLost bool   `json:",omitzero"` // we lost every point of this customer (E4)
 
-	Mora []MoraNotice
+	Mora []MoraNotice `json:",omitzero"`
 
-	ClosingInvoiceIssued bool // fattura di chiusura issued per TIF (E7)
-	TIFIndemnitiesPaid   bool // TIF art. 18 automatic indemnities paid (E7)
-	ComplaintsAnswered   bool // complaints, rectification requests answered, TIQV paid (E8)
-	PointActive          bool // the point is still active (E10)
-	Voltura              bool // the point changed holder (E10)
+	ClosingInvoiceIssued bool `json:",omitzero"` // fattura di chiusura issued per TIF (E7)
+	TIFIndemnitiesPaid   bool `json:",omitzero"` // TIF art. 18 automatic indemnities paid (E7)
+	ComplaintsAnswered   bool `json:",omitzero"` // complaints, rectification requests answered, TIQV paid (E8)
+	PointActive          bool `json:",omitzero"` // the point is still active (E10)
+	Voltura              bool `json:",omitzero"` // the point changed holder (E10)
 
-	Invoices          []Invoice
-	Spend             []MonthSpend
-	PreviousCMOR      Amount // uncollected CMOR previously charged to the customer
-	PreviousCPGestore string // CP_GESTORE of that earlier practice
+	Invoices          []Invoice    `json:",omitzero"`
+	Spend             []MonthSpend `json:",omitzero"`
+	PreviousCMOR      Amount       `json:",omitzero"` // uncollected CMOR previously charged to the customer
+	PreviousCPGestore string       `json:",omitzero"` // CP_GESTORE of that earlier practice
 }
 
 // Gas consumption limits of E2, in Smc per year.
