@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 }
 
 func childOnce(cfgPath string) int {
+	if v := os.Getenv("CMORD_TEST_CHUNK_CASES"); v != "" {
+		fmt.Sscan(v, &morosiChunkCases) // small chunks, so that a kill can fall between two
+	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -108,7 +111,7 @@ io_timeout = "10s"
 func (e *killEnv) run(t *testing.T, failpoint string) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "CMORD_TEST_CHILD="+e.cfgPath, "CMORD_FAILPOINT="+failpoint)
+	cmd.Env = append(os.Environ(), "CMORD_TEST_CHILD="+e.cfgPath, "CMORD_FAILPOINT="+failpoint, "CMORD_TEST_CHUNK_CASES=2")
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	err := cmd.Run()
@@ -211,7 +214,7 @@ func (e *killEnv) outcome(t *testing.T) outcome {
 }
 
 // TestKillAndRestart kills the daemon at chosen points of the data path — after the
-// claim, after archiving, after processing, in the middle of the upload to a real
+// claim, after archiving, between two committed chunks of the extract, after processing, in the middle of the upload to a real
 // OpenSSH sshd, after the upload before it was recorded — restarts it, and checks
 // that the end state is the same as an uninterrupted run: every input archived once,
 // processed once, every request delivered once, no partial file on the SII server.
@@ -240,7 +243,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatalf("reference run published nothing: %+v", want)
 	}
 	// Codes are allocated per scenario (own state dir): compare counts and keys.
-	for _, fp := range []string{"after_claim", "after_archive", "after_process", "mid_upload", "after_upload"} {
+	for _, fp := range []string{"after_claim", "after_archive", "after_chunk", "after_process", "mid_upload", "after_upload"} {
 		t.Run(fp, func(t *testing.T) {
 			e := newKillEnv(t, sshd)
 			drop(e)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -105,6 +106,9 @@ func (s *findingSink) add(fs ...flows.Finding) {
 }
 
 func (s *findingSink) result() []flows.Finding {
+	// In line order: a case's findings are known only when its chunk is written,
+	// after the findings of the rows read with that chunk.
+	sort.SliceStable(s.kept, func(a, b int) bool { return s.kept[a].Line < s.kept[b].Line })
 	if s.dropped == 0 {
 		return s.kept
 	}
@@ -406,8 +410,16 @@ func (j *morosiJob) commit(ctx context.Context, ch morosiChunk) (Result, error) 
 		return Result{}, err // the in-memory counters are ahead of the database: the caller stops
 	}
 	j.saved = len(j.sink.kept)
+	if !ch.last {
+		failpoint("after_chunk")
+		afterMorosiChunk(ch.through)
+	}
 	return res, nil
 }
+
+// afterMorosiChunk is called after each committed chunk but the last (tests stop a
+// file there).
+var afterMorosiChunk = func(through int) {}
 
 // counters are the job's counts, kept in file_progress between chunks.
 func (j *morosiJob) counters() map[string]int {
