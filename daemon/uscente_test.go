@@ -583,13 +583,18 @@ func peakHeap(stop <-chan struct{}) <-chan uint64 {
 // grouping, eligibility, practices with their CP_UTENTE and REQ requests (one
 // transaction), then builds every SI1.0050 file, and compares the handler with
 // sqlite3's own CSV import of the same file. Run: go test ./daemon -run '^$'
-// -bench Morosi1M -benchtime 1x (MORSOSI_ROWS=N for another size).
+// -bench Morosi1M -benchtime 1x (MOROSI_ROWS=N for another size).
 func BenchmarkMorosi1M(b *testing.B) {
 	rows := 1_000_000
 	if v := os.Getenv("MOROSI_ROWS"); v != "" {
 		fmt.Sscan(v, &rows)
 	}
 	file := morosiBenchFile(b, rows)
+	if v := os.Getenv("MOROSI_CHUNK"); v != "" { // experiments with the commit size
+		old := morosiChunkCases
+		fmt.Sscan(v, &morosiChunkCases)
+		defer func() { morosiChunkCases = old }()
+	}
 	var importSecs, importFileSecs float64
 	if _, err := os.Stat("/usr/bin/sqlite3"); err == nil {
 		start := time.Now()
