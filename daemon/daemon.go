@@ -35,6 +35,8 @@ type Daemon struct {
 	Store   *archive.Store
 	Metrics *metrics.Metrics
 
+	lock *StateLock // held from New to Close: one daemon per state directory
+
 	mu       sync.RWMutex // guards cfg, catalog, handlers, builders, clients, sender across reloads
 	cfg      *config.Config
 	catalog  *flows.Catalog
@@ -57,13 +59,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	store, err := archive.Open(cfg.StateDir)
+	lock, err := LockStateDir(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{Log: log, Store: store, Metrics: metrics.New(), now: time.Now, reloads: make(chan *config.Config, 1)}
+	store, err := archive.Open(cfg.StateDir)
+	if err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	d := &Daemon{Log: log, Store: store, Metrics: metrics.New(), now: time.Now, reloads: make(chan *config.Config, 1), lock: lock}
 	if err := d.apply(cfg); err != nil {
 		store.Close()
+		lock.Unlock()
 		return nil, err
 	}
 	return d, nil
@@ -180,7 +188,9 @@ func (d *Daemon) Close() error {
 		c.Close()
 	}
 	d.mu.Unlock()
-	return d.Store.Close()
+	err := d.Store.Close()
+	// Only after the archive is closed (WAL checkpointed): the next daemon may start.
+	return errors.Join(err, d.lock.Unlock())
 }
 
 // Run runs the daemon until ctx is cancelled: drop folders, schedule, metrics,

@@ -88,6 +88,23 @@ func TestRunReloadAndStop(t *testing.T) {
 	defer cmd.Process.Kill()
 	waitFor(t, &out, "cmord running")
 
+	// A second daemon on the same state directory is refused (exit 1, naming the
+	// directory and the running daemon's PID); read commands do not need the lock.
+	var so, se bytes.Buffer
+	if code := run([]string{"run", "--once", "--config", cfgPath}, nil, &so, &se); code != exitFindings {
+		t.Errorf("second `cmord run`: exit %d, want %d\n%s%s", code, exitFindings, so.String(), se.String())
+	}
+	for _, want := range []string{filepath.Join(dir, "state"), fmt.Sprintf("PID %d", cmd.Process.Pid)} {
+		if !strings.Contains(se.String(), want) {
+			t.Errorf("second `cmord run` says %q; want it to name %q", se.String(), want)
+		}
+	}
+	so.Reset()
+	se.Reset()
+	if code := run([]string{"archive", "ls", "--config", cfgPath}, nil, &so, &se); code != exitOK {
+		t.Errorf("`cmord archive ls` beside the daemon: exit %d\n%s", code, se.String())
+	}
+
 	write("state_dir = \"state\"\nthis is not toml\n")
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, &out, "new configuration refused, keeping the old one")
