@@ -122,6 +122,9 @@ type Folder struct {
 	Rescan       time.Duration     // default 5m: full listing even when notifications work
 	Watch        string            // "auto" (default), "poll" or "notify"
 	PollInterval time.Duration     // default 10s: when polling
+	// UnstableAfter: a file still changing this long after it appeared raises
+	// file_unstable (default 1h, intake's own default; longer than Settle).
+	UnstableAfter time.Duration
 	OnBadRows    string            // "skip_rows" (default) or "reject_file"
 	Encoding     string            // "auto" (default), "utf-8" or "windows-1252"
 	DecimalComma bool              // default false: amounts like "12,34"
@@ -220,6 +223,9 @@ type Mail struct {
 	From         string
 	HELO         string
 	Timeout      time.Duration // default 30s
+	// DeadLetterAfter: a message refused this many times (default 10) is copied to
+	// STATE/dead-letter and raises mail_failed; it stays queued and is retried.
+	DeadLetterAfter int
 }
 
 // Enabled reports whether a mail relay is configured.

@@ -134,6 +134,9 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	sender := mail.NewSender(smtpConfig(cfg.Mail), d.Store.Outbox(), d.Log.With("component", "mail"))
 	sender.DeadLetterDir = filepath.Join(cfg.StateDir, "dead-letter")
+	if cfg.Mail.DeadLetterAfter > 0 { // 0: a Config built by hand; the sender's default (10) stands
+		sender.DeadLetterAfter = cfg.Mail.DeadLetterAfter
+	}
 	sender.OnEvent = d.mailEvent
 	d.mu.Lock()
 	old := d.clients
@@ -529,12 +532,9 @@ func (d *Daemon) raiseDuplicate(ctx context.Context, dup, orig archive.File) str
 	return reason
 }
 
-// unstableAfter is how long a file may keep changing before file_unstable is raised;
-// 0 means intake's default (1h). The configuration has no knob for it yet; tests
-// shorten it.
-var unstableAfter time.Duration
-
+// intakeFolder is the intake's view of a configured folder. UnstableAfter 0 (a
+// Config built by hand) is intake's default, 1h, as config's.
 func intakeFolder(f config.Folder) intake.Folder {
 	return intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
-		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: unstableAfter}
+		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: f.UnstableAfter}
 }
