@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cmord/cmord/archive"
@@ -52,6 +53,8 @@ type Daemon struct {
 	reloads  chan *config.Config
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
+
+	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
