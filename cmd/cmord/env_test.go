@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -43,6 +45,8 @@ func runAsGroupMember(t *testing.T, args ...string) (int, string, string) {
 	code := 0
 	if ee, ok := err.(*exec.ExitError); ok {
 		code = ee.ExitCode()
+	} else if errors.Is(err, fs.ErrPermission) {
+		t.Skipf("cannot run the test binary as another user from %s (noexec?): %v", os.TempDir(), err)
 	} else if err != nil {
 		t.Fatal(err)
 	}
