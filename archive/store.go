@@ -101,6 +101,9 @@ func (s *Store) Read() *sql.DB { return s.r }
 // Write runs fn in one write transaction (BEGIN IMMEDIATE) on the single writer
 // connection; it commits if fn returns nil and rolls back otherwise.
 func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	if s.w == nil {
+		return ErrReadOnly
+	}
 	tx, err := s.w.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("archive: begin: %w", err)

@@ -113,20 +113,21 @@ var DefaultIgnore = []string{"*.part", "*.partial", "*.filepart", "*.tmp", "*~",
 
 // Folder is a local drop folder.
 type Folder struct {
-	Name         string
-	Path         string
-	Kind         string
-	Settle       time.Duration     // default 10s: unchanged this long = ready
-	DoneMarker   string            // "" or a pattern like "{name}.done": ready when it exists
-	Ignore       []string          // DefaultIgnore followed by the configured extra globs
-	Rescan       time.Duration     // default 5m: full listing even when notifications work
-	Watch        string            // "auto" (default), "poll" or "notify"
-	PollInterval time.Duration     // default 10s: when polling
-	OnBadRows    string            // "skip_rows" (default) or "reject_file"
-	Encoding     string            // "auto" (default), "utf-8" or "windows-1252"
-	DecimalComma bool              // default false: amounts like "12,34"
-	Mapping      map[string]string // billing header → our field name
-	MappingFile  string            // or a TOML file with the same table
+	Name          string
+	Path          string
+	Kind          string
+	Settle        time.Duration     // default 10s: unchanged this long = ready
+	DoneMarker    string            // "" or a pattern like "{name}.done": ready when it exists
+	Ignore        []string          // DefaultIgnore followed by the configured extra globs
+	Rescan        time.Duration     // default 5m: full listing even when notifications work
+	Watch         string            // "auto" (default), "poll" or "notify"
+	PollInterval  time.Duration     // default 10s: when polling
+	UnstableAfter time.Duration     // default 1h: still changing this long after it appeared = file_unstable
+	OnBadRows     string            // "skip_rows" (default) or "reject_file"
+	Encoding      string            // "auto" (default), "utf-8" or "windows-1252"
+	DecimalComma  bool              // default false: amounts like "12,34"
+	Mapping       map[string]string // billing header → our field name
+	MappingFile   string            // or a TOML file with the same table
 }
 
 // Role returns "uscente", "entrante" or "" (for kind "sii").
@@ -220,6 +221,9 @@ type Mail struct {
 	From         string
 	HELO         string
 	Timeout      time.Duration // default 30s
+	// DeadLetterAfter: a message refused this many times (default 10) is copied to
+	// STATE/dead-letter and raises mail_failed; it stays queued and is retried.
+	DeadLetterAfter int
 }
 
 // Enabled reports whether a mail relay is configured.

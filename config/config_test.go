@@ -219,6 +219,22 @@ func TestProblems(t *testing.T) {
 		{"wrong table type", "log = \"debug\"", []string{`c.toml:1: log: expected a table ([log]), found the string "debug" (rule type)`}},
 		{"multi-line string does not confuse lines", "[digest]\nto = [\n  \"a@b.it\",  # x = 1\n  '''\nfoo = 1\n''',\n]\nlangg = \"it\"", []string{`c.toml:8: unknown key "digest.langg"`}},
 		{"tilde path", "state_dir = \"~/cmord\"", []string{`c.toml:1: state_dir: "~/cmord": "~" is not expanded`}},
+		{"unstable_after ok", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nunstable_after=\"10m\"", nil},
+		{"unstable_after not a duration", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nunstable_after=\"1 hour\"",
+			[]string{`c.toml:5: folder[0].unstable_after: "1 hour" is not a duration; expected a value like "10s", "5m" or "1h30m" (rule duration)`}},
+		{"unstable_after range", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nunstable_after=\"30d\"",
+			[]string{`c.toml:5: folder[0].unstable_after: "30d" is not a duration`}},
+		{"unstable_after too long", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nunstable_after=\"200h\"",
+			[]string{`c.toml:5: folder[0].unstable_after: 200h is out of range; expected 100ms to 168h (rule range)`}},
+		{"unstable_after within settle", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nsettle=\"2m\"\nunstable_after=\"1m\"",
+			[]string{`c.toml:6: folder[0].unstable_after: 1m is not longer than settle (2m)`, `expected more than 2m (rule unstable_after)`}},
+		{"unstable_after typo", "[[folder]]\nname=\"a\"\npath=\"/a\"\nkind=\"uscente.morosi\"\nunstable_afer=\"1m\"",
+			[]string{`c.toml:5: unknown key "folder[0].unstable_afer" (did you mean "unstable_after"?)`}},
+		{"dead_letter_after ok", "[mail]\nhost=\"localhost\"\nfrom=\"a@b.it\"\ndead_letter_after=3", nil},
+		{"dead_letter_after zero", "[mail]\nhost=\"localhost\"\nfrom=\"a@b.it\"\ndead_letter_after=0",
+			[]string{`c.toml:4: mail.dead_letter_after: 0 is out of range; expected 1 to 1000 (rule range)`}},
+		{"dead_letter_after type", "[mail]\nhost=\"localhost\"\nfrom=\"a@b.it\"\ndead_letter_after=\"10\"",
+			[]string{`c.toml:4: mail.dead_letter_after: expected an integer, found the string "10" (rule type)`}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

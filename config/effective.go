@@ -135,6 +135,7 @@ func (c *Config) Redacted() string {
 		w.kv("rescan", f.Rescan)
 		w.kv("watch", f.Watch)
 		w.kv("poll_interval", f.PollInterval)
+		w.kv("unstable_after", f.UnstableAfter)
 		w.kv("on_bad_rows", f.OnBadRows)
 		w.kv("encoding", f.Encoding)
 		w.kv("decimal_comma", f.DecimalComma)
@@ -219,6 +220,7 @@ func (c *Config) Redacted() string {
 	w.kv("from", ml.From)
 	w.kv("helo", ml.HELO)
 	w.kv("timeout", ml.Timeout)
+	w.kv("dead_letter_after", ml.DeadLetterAfter)
 
 	w.table("digest")
 	w.kv("to", c.Digest.To)

@@ -1,7 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"regexp"
+	"strconv"
+	"strings"
 
 	"github.com/cmord/cmord/flows"
 )
@@ -18,11 +24,119 @@ func (f Folder) ColumnMapping() (map[string]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("folder %q mapping_file: %w", f.Name, err)
 	}
-	if m.Kind != "" && m.Kind != f.Kind {
-		return nil, fmt.Errorf("folder %q mapping_file %s is for kind %q, the folder receives %q", f.Name, f.MappingFile, m.Kind, f.Kind)
-	}
-	if m.DecimalComma && !f.DecimalComma {
-		return nil, fmt.Errorf("folder %q mapping_file %s says decimal_comma = true: set decimal_comma = true in the [[folder]] too", f.Name, f.MappingFile)
+	if msg := mappingAgreement(f, m); msg != "" {
+		return nil, fmt.Errorf("folder %q %s", f.Name, msg)
 	}
 	return m.Columns, nil
+}
+
+// RuleFileMissing is the rule of a file the configuration names that does not exist.
+const RuleFileMissing = "file_missing"
+
+// mappingAgreement says what in the mapping file contradicts its folder, or "".
+func mappingAgreement(f Folder, m *flows.Mapping) string {
+	if m.Kind != "" && m.Kind != f.Kind {
+		return fmt.Sprintf("mapping_file %s is for kind %q, the folder receives %q", f.MappingFile, m.Kind, f.Kind)
+	}
+	if m.DecimalComma && !f.DecimalComma {
+		return fmt.Sprintf("mapping_file %s says decimal_comma = true: set decimal_comma = true in the [[folder]] too", f.MappingFile)
+	}
+	return ""
+}
+
+// CheckMappings loads every folder's column mapping the way the daemon does when the
+// first file arrives, so that `cmord check` finds a typo before then: problems of a
+// mapping file (at its file:line), mapping targets that are not fields of the
+// folder's input kind (at the line of the mapping file, or of [folder.mapping] in
+// the configuration), and a mapping file that disagrees with its folder on kind or
+// decimal_comma. A mapping file that does not exist is a Problem of rule
+// RuleFileMissing (the caller may take it as a warning). input returns the catalog's layout of a folder's input (nil: the
+// targets are not checked).
+func (c *Config) CheckMappings(input func(Folder) *flows.Flow) []Problem {
+	var probs []Problem
+	var cfgLines keyLines
+	configLine := func(parts ...string) int {
+		if cfgLines == nil {
+			data, _ := os.ReadFile(c.File)
+			cfgLines = scanKeyLines(data)
+		}
+		return cfgLines.line(parts)
+	}
+	for i, f := range c.Folders {
+		el := fmt.Sprintf("folder[%d]", i)
+		var layout *flows.Flow
+		if input != nil {
+			layout = input(f)
+		}
+		if f.MappingFile == "" {
+			if layout == nil {
+				continue
+			}
+			for _, fd := range layout.CheckMapping(f.Mapping) {
+				probs = append(probs, Problem{File: c.File, Line: configLine(el, "mapping", fd.Field),
+					Key: displayKey([]string{el, "mapping", fd.Field}), Rule: "mapping_target", Message: targetMessage(fd, f.Kind)})
+			}
+			continue
+		}
+		m, err := flows.LoadMapping(f.MappingFile)
+		if errors.Is(err, fs.ErrNotExist) {
+			probs = append(probs, Problem{File: c.File, Line: configLine(el, "mapping_file"), Key: displayKey([]string{el, "mapping_file"}),
+				Rule: RuleFileMissing, Message: fmt.Sprintf("%s does not exist", f.MappingFile)})
+			continue
+		}
+		if err != nil {
+			probs = append(probs, mappingFileProblems(f.MappingFile, err, f.Name)...)
+			continue
+		}
+		if msg := mappingAgreement(f, m); msg != "" {
+			probs = append(probs, Problem{File: c.File, Line: configLine(el, "mapping_file"), Key: displayKey([]string{el, "mapping_file"}),
+				Rule: "mapping_file", Message: msg})
+		}
+		if layout == nil {
+			continue
+		}
+		var lines keyLines
+		for _, fd := range layout.CheckMapping(m.Columns) {
+			if lines == nil {
+				data, _ := os.ReadFile(f.MappingFile)
+				lines = scanKeyLines(data)
+			}
+			line := lines[joinPath([]string{"mapping", fd.Field})]
+			if line == 0 {
+				line = lines[joinPath([]string{fd.Field})] // the flat form
+			}
+			probs = append(probs, Problem{File: f.MappingFile, Line: line, Key: strconv.Quote(fd.Field), Rule: "mapping_target",
+				Message: targetMessage(fd, f.Kind) + fmt.Sprintf(" (mapping_file of folder %q)", f.Name)})
+		}
+	}
+	return probs
+}
+
+func targetMessage(fd flows.Finding, kind string) string {
+	return fmt.Sprintf("maps to %q, which is not a field of %s (field names: docs/inputs.md, `cmord catalog show`)", fd.Value, kind)
+}
+
+// mappingFileLoc matches the "FILE:LINE: " that flows.ParseMapping puts before each
+// problem it finds.
+var mappingFileLoc = regexp.MustCompile(`^(.*?):(\d+): (.*)$`)
+
+// mappingFileProblems splits flows.LoadMapping's error ("file:line: message; …") into
+// one Problem per message, each at its own line of the mapping file.
+func mappingFileProblems(path string, err error, folder string) []Problem {
+	msg := err.Error()
+	msg = strings.TrimPrefix(msg, "mapping: ") // LoadMapping's prefix for a file it cannot read
+	of := fmt.Sprintf(" (mapping_file of folder %q)", folder)
+	var probs []Problem
+	for _, part := range strings.Split(msg, "; "+path+":") {
+		if len(probs) > 0 {
+			part = path + ":" + part
+		}
+		if m := mappingFileLoc.FindStringSubmatch(part); m != nil && m[1] == path {
+			n, _ := strconv.Atoi(m[2])
+			probs = append(probs, Problem{File: path, Line: n, Rule: "mapping_file", Message: m[3] + of})
+			continue
+		}
+		probs = append(probs, Problem{File: path, Rule: "mapping_file", Message: part + of})
+	}
+	return probs
 }

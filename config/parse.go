@@ -121,7 +121,7 @@ func Defaults() *Config {
 			Deadlines: Job{Name: "deadlines", Spec: "0 6 * * *", Missed: "skip"},
 			Verify:    Job{Name: "verify", Spec: "0 3 * * 0", Missed: "skip"},
 		},
-		Mail:      Mail{TLS: "starttls", Timeout: 30 * time.Second},
+		Mail:      Mail{TLS: "starttls", Timeout: 30 * time.Second, DeadLetterAfter: 10},
 		Digest:    Digest{AttachCSV: true, WarnDays: []int{30, 7, 2}},
 		Alerts:    Alerts{GroupWait: time.Minute, RepeatInterval: 4 * time.Hour, UrgentWithinWorkingDays: 2},
 		Deadlines: Deadlines{NoAnswerDays: 5, RefundDays: 10, AckDays: 2},
@@ -133,6 +133,7 @@ func DefaultFolder() Folder {
 	return Folder{
 		Settle: 10 * time.Second, Ignore: append([]string{}, DefaultIgnore...), Rescan: 5 * time.Minute,
 		Watch: "auto", PollInterval: 10 * time.Second, OnBadRows: "skip_rows", Encoding: "auto",
+		UnstableAfter: time.Hour,
 	}
 }
 
@@ -230,6 +231,7 @@ func readFolder(t *table) Folder {
 	t.duration("rescan", &f.Rescan, time.Second, 24*time.Hour)
 	t.enum("watch", &f.Watch, "auto", "poll", "notify")
 	t.duration("poll_interval", &f.PollInterval, 100*time.Millisecond, time.Hour)
+	t.duration("unstable_after", &f.UnstableAfter, 100*time.Millisecond, 7*24*time.Hour)
 	t.enum("on_bad_rows", &f.OnBadRows, "skip_rows", "reject_file")
 	t.enum("encoding", &f.Encoding, "auto", "utf-8", "windows-1252")
 	t.boolean("decimal_comma", &f.DecimalComma)
@@ -359,6 +361,7 @@ func readMail(t *table, m *Mail) {
 	t.str("from", &m.From)
 	t.str("helo", &m.HELO)
 	t.duration("timeout", &m.Timeout, time.Second, 10*time.Minute)
+	t.integer("dead_letter_after", &m.DeadLetterAfter, 1, 1000)
 	refuseLiteralSecret(t, "password", "put the password alone in a file readable only by the cmord user and set password_file")
 	t.finish()
 }

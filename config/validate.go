@@ -95,6 +95,10 @@ func validate(d *decoder, c *Config) {
 		if f.Settle == 0 && f.DoneMarker == "" {
 			d.add(at(el, "settle"), "settle", "settle = \"0s\" with no done_marker would take files while they are written")
 		}
+		if f.UnstableAfter <= f.Settle {
+			d.add(at(el, "unstable_after"), "unstable_after", "%s is not longer than settle (%s): every file still being written would be reported unstable before it could settle; expected more than %s",
+				fmtDur(f.UnstableAfter), fmtDur(f.Settle), fmtDur(f.Settle))
+		}
 		if strings.ContainsAny(f.DoneMarker, `/\`) {
 			d.add(at(el, "done_marker"), "done_marker", "%q: a marker is a file name in the same folder, e.g. \"{name}.done\"", f.DoneMarker)
 		}

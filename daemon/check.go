@@ -41,17 +41,31 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 			errs = append(errs, fmt.Errorf("catalog: %s", f.String()))
 		}
 	}
-	for _, f := range cfg.Folders {
-		if err := writableDir(f.Path); err != nil && !missing("folder "+f.Name, err) {
-			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, err))
+	inputLayout := func(f config.Folder) *flows.Flow {
+		if f.Kind == config.KindSII {
+			return nil
 		}
 		layout := f.Kind
 		if f.Kind == config.KindEntranteAnnullamenti {
 			layout = config.KindUscenteAnnullamenti // same list layout, other side
 		}
-		if f.Kind != config.KindSII && cat.Input(layout) == nil {
+		return cat.Input(layout)
+	}
+	for _, f := range cfg.Folders {
+		if err := writableDir(f.Path); err != nil && !missing("folder "+f.Name, err) {
+			errs = append(errs, fmt.Errorf("folder %s: %w", f.Name, err))
+		}
+		if f.Kind != config.KindSII && inputLayout(f) == nil {
 			errs = append(errs, fmt.Errorf("folder %s: the catalog has no input kind %q", f.Name, f.Kind))
 		}
+	}
+	// Column mappings, as the daemon loads them when the first file arrives.
+	for _, p := range cfg.CheckMappings(inputLayout) {
+		if p.Rule == config.RuleFileMissing {
+			warnings = append(warnings, p.String()+" (create it before `cmord run`)")
+			continue
+		}
+		errs = append(errs, errors.New(p.String()))
 	}
 	if cfg.Outbound.BillingDir != "" {
 		if err := writableDir(cfg.Outbound.BillingDir); err != nil && !missing("outbound.billing_dir", err) {
@@ -59,6 +73,9 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 		}
 	}
 	for _, ep := range cfg.SFTP {
+		if w := keyModeWarning(ep); w != "" {
+			warnings = append(warnings, w)
+		}
 		for _, p := range []string{ep.KeyFile, ep.KnownHosts} {
 			if p == "" {
 				continue
@@ -78,6 +95,22 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 		}
 	}
 	return warnings, errors.Join(errs...)
+}
+
+// keyModeWarning warns about a private key that the group or others may read. cmord
+// (x/crypto) uses it anyway, but OpenSSH's own ssh and sftp refuse such a key
+// ("UNPROTECTED PRIVATE KEY FILE"), so trying the endpoint by hand with the same key
+// would fail, and the key is a secret.
+func keyModeWarning(ep config.SFTP) string {
+	if ep.KeyFile == "" {
+		return ""
+	}
+	st, err := os.Stat(ep.KeyFile)
+	if err != nil || st.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	return fmt.Sprintf("sftp %s: key_file %s has mode %04o: the group or others may read the private key, and OpenSSH's ssh refuses such a key; chown cmord %s && chmod 0600 %s",
+		ep.Name, ep.KeyFile, st.Mode().Perm(), ep.KeyFile, ep.KeyFile)
 }
 
 func writableDir(p string) error {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cmord/cmord/archive"
@@ -35,6 +36,8 @@ type Daemon struct {
 	Store   *archive.Store
 	Metrics *metrics.Metrics
 
+	lock *StateLock // held from New to Close: one daemon per state directory
+
 	mu       sync.RWMutex // guards cfg, catalog, handlers, builders, clients, sender across reloads
 	cfg      *config.Config
 	catalog  *flows.Catalog
@@ -50,6 +53,8 @@ type Daemon struct {
 	reloads  chan *config.Config
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
+
+	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -57,13 +62,19 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
-	store, err := archive.Open(cfg.StateDir)
+	lock, err := LockStateDir(cfg.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{Log: log, Store: store, Metrics: metrics.New(), now: time.Now, reloads: make(chan *config.Config, 1)}
+	store, err := archive.Open(cfg.StateDir)
+	if err != nil {
+		lock.Unlock()
+		return nil, err
+	}
+	d := &Daemon{Log: log, Store: store, Metrics: metrics.New(), now: time.Now, reloads: make(chan *config.Config, 1), lock: lock}
 	if err := d.apply(cfg); err != nil {
 		store.Close()
+		lock.Unlock()
 		return nil, err
 	}
 	return d, nil
@@ -126,6 +137,9 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	sender := mail.NewSender(smtpConfig(cfg.Mail), d.Store.Outbox(), d.Log.With("component", "mail"))
 	sender.DeadLetterDir = filepath.Join(cfg.StateDir, "dead-letter")
+	if cfg.Mail.DeadLetterAfter > 0 { // 0: a Config built by hand; the sender's default (10) stands
+		sender.DeadLetterAfter = cfg.Mail.DeadLetterAfter
+	}
 	sender.OnEvent = d.mailEvent
 	d.mu.Lock()
 	old := d.clients
@@ -180,7 +194,9 @@ func (d *Daemon) Close() error {
 		c.Close()
 	}
 	d.mu.Unlock()
-	return d.Store.Close()
+	err := d.Store.Close()
+	// Only after the archive is closed (WAL checkpointed): the next daemon may start.
+	return errors.Join(err, d.lock.Unlock())
 }
 
 // Run runs the daemon until ctx is cancelled: drop folders, schedule, metrics,
@@ -519,12 +535,9 @@ func (d *Daemon) raiseDuplicate(ctx context.Context, dup, orig archive.File) str
 	return reason
 }
 
-// unstableAfter is how long a file may keep changing before file_unstable is raised;
-// 0 means intake's default (1h). The configuration has no knob for it yet; tests
-// shorten it.
-var unstableAfter time.Duration
-
+// intakeFolder is the intake's view of a configured folder. UnstableAfter 0 (a
+// Config built by hand) is intake's default, 1h, as config's.
 func intakeFolder(f config.Folder) intake.Folder {
 	return intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
-		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: unstableAfter}
+		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: f.UnstableAfter}
 }

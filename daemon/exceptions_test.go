@@ -36,6 +36,7 @@ func newExcWorld(t *testing.T) *excWorld {
 		for i := range c.Folders {
 			c.Folders[i].Settle = 50 * time.Millisecond
 			c.Folders[i].PollInterval = 50 * time.Millisecond
+			c.Folders[i].UnstableAfter = 300 * time.Millisecond
 		}
 		c.SFTP[0].BackoffMin, c.SFTP[0].BackoffMax = 10*time.Millisecond, 20*time.Millisecond
 	})
@@ -527,10 +528,11 @@ func excCases() []excCase {
 				}
 				t.Cleanup(func() { sink.Close() })
 				sink.FailNext(1000)
-				w.tune(func(c *config.Config) { c.Mail.Host, c.Mail.Port, c.Mail.TLS = sink.Host(), sink.Port(), "none" })
+				// Two refusals make a dead letter instead of ten.
+				w.tune(func(c *config.Config) {
+					c.Mail.Host, c.Mail.Port, c.Mail.TLS, c.Mail.DeadLetterAfter = sink.Host(), sink.Port(), "none", 1
+				})
 				sender := w.d.Sender().(*mail.Sender)
-				// Not configurable yet: two refusals make a dead letter instead of ten.
-				sender.DeadLetterAfter = 1
 				sender.Now = func() time.Time { return w.now }
 				if err := w.d.SendDigestNow(context.Background()); err != nil {
 					t.Fatal(err)
@@ -565,9 +567,6 @@ func last3am(days int) string {
 // message, open; the same row bumped on a repeat; closed automatically where the
 // condition clearing is detected.
 func TestExceptionKinds(t *testing.T) {
-	old := unstableAfter
-	unstableAfter = 300 * time.Millisecond
-	t.Cleanup(func() { unstableAfter = old })
 	for _, tc := range excCases() {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -142,7 +142,7 @@ func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, 
 			}
 		case "C":
 			if c := f.conds[i]; c != nil && c.holds(vals) {
-				msg := "value required when " + fd.When
+				msg := "value required when " + c.words()
 				if absent != nil && absent[i] {
 					msg += " (the file has no such column)"
 				}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -17,7 +18,7 @@ import (
 func init() {
 	register(&command{name: "archive ls", summary: "list archived files (newest first)", usage: "[--source S] [--kind K] [--direction in|out] [--state S] [--limit N]", run: runArchiveLs})
 	register(&command{name: "archive show", summary: "one archived file: metadata, provenance, deliveries, events", usage: "ID", run: runArchiveShow})
-	register(&command{name: "archive history", summary: "every version of a logical file", usage: "NAME [--source S]", run: runArchiveHistory})
+	register(&command{name: "archive history", summary: "every version of a logical file, named or given by the ID of one version", usage: "NAME|ID [--source S]", run: runArchiveHistory})
 	register(&command{name: "archive cat", summary: "write an archived file's content to stdout", usage: "ID", run: runArchiveCat})
 	register(&command{name: "archive verify", summary: "recompute every hash and the event chain; exit 1 on any mismatch", usage: "", run: runArchiveVerify})
 }
@@ -171,12 +172,30 @@ func runArchiveHistory(ctx context.Context, env *Env, args []string) int {
 		return code
 	}
 	if len(pos) != 1 {
-		return env.fail(usageError{"expects one file name (see cmord archive ls)"})
+		return env.fail(usageError{"expects one file name or file ID (see cmord archive ls)"})
 	}
 	name := pos[0]
 	st, err := env.Store()
 	if err != nil {
 		return env.fail(err)
+	}
+	// A file ID, as show and cat take it ("12" or "#12"), stands for its logical file
+	// (its source and name). A bare number that is no file's ID is taken as a name.
+	byID := int64(0)
+	if id, err := strconv.ParseInt(strings.TrimPrefix(name, "#"), 10, 64); err == nil && id > 0 {
+		f, err := st.GetFile(ctx, id)
+		switch {
+		case err == nil:
+			if *source != "" && *source != f.Source {
+				return env.fail(usageError{fmt.Sprintf("file #%d comes from %s, not %s", id, f.Source, *source)})
+			}
+			byID, name, *source = id, f.Name, f.Source
+		case !errors.Is(err, archive.ErrNotFound):
+			return env.fail(err)
+		case strings.HasPrefix(name, "#"):
+			fmt.Fprintf(env.Stderr, "cmord archive history: no archived file #%d\n", id)
+			return exitFindings
+		}
 	}
 	hist, err := st.History(ctx, *source, name)
 	if err != nil {
@@ -185,6 +204,9 @@ func runArchiveHistory(ctx context.Context, env *Env, args []string) int {
 	if len(hist) == 0 {
 		fmt.Fprintf(env.Stdout, "no archived file is named %q\n", name)
 		return exitFindings
+	}
+	if byID != 0 {
+		fmt.Fprintf(env.Stdout, "file #%d is %s from %s; all its versions:\n", byID, name, *source)
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tVERSION\tID\tRECEIVED (Rome)\tSTATE\tSIZE\tSHA256")

@@ -30,7 +30,10 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stdout, "warning: %s\n", w)
 	}
 	if err != nil {
-		return env.fail(err)
+		// What the file names (catalog, mapping files, folders, secrets) is part of the
+		// configuration: refused like the file itself, exit 2.
+		fmt.Fprintf(env.Stderr, "cmord check: %v\n", err)
+		return exitUsage
 	}
 	fmt.Fprintf(env.Stdout, "%s: configuration OK (%s, %s, state in %s)\n", cfg.File,
 		plural(len(cfg.Folders), "folder", "folders"), plural(len(cfg.SFTP), "SFTP endpoint", "SFTP endpoints"), cfg.StateDir)

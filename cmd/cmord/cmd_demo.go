@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon"
 	"github.com/cmord/cmord/daemon/demo"
 	"github.com/cmord/cmord/flows"
@@ -46,6 +47,8 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	}
 	w := env.Stdout
 	say := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
+	var last string // practice counts after the previous cycle
+	cycle := func() error { return demoCycle(ctx, d, sii, say, &last) }
 	say("cmord demo in %s", dm.Dir)
 	say("  SII (SFTP) on %s, mail (SMTP) on %s", dm.SFTP.Addr, dm.SMTP.Addr())
 	if dm.Fresh {
@@ -55,11 +58,11 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 			return env.fail(err)
 		}
 		say("\n1. Billing drops %s into in/morosi (8 switched-out customers: 3 claimable, 1 not yet, 4 to refuse)", name)
-		if err := cycle(ctx, d, sii, say); err != nil {
+		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
 		say("\n2. The SII answers: admissibility of each request, and two CMOR notices for customers who came to us")
-		if err := cycle(ctx, d, sii, say); err != nil {
+		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
 		inc, err := dm.DropIncassi(now)
@@ -72,7 +75,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		}
 		say("\n3. The SII confirms the outcomes. Billing drops %s (Mario Rossi paid: his claim must be annulled)", inc)
 		say("   and %s (the CMOR charged to the two new customers: one paid, one did not)", fat)
-		if err := cycle(ctx, d, sii, say); err != nil {
+		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
 		sosp, err := dm.DropSospensioni(now, sii.EntranteCodes())
@@ -81,21 +84,27 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		}
 		say("\n4. The SII acknowledges the annulment; billing drops %s: the customer who did not pay the CMOR", sosp)
 		say("   was suspended for non-payment, within the suspension term, so cmord files a suspension request")
-		if err := cycle(ctx, d, sii, say); err != nil {
+		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
-		say("\n5. The SII admits and accepts the suspension")
-		if err := cycle(ctx, d, sii, say); err != nil {
+		// The SII answers a suspension request in two files, a round apart: the
+		// admissibility answer (SUSP_AMM), read here, leaves the practice in
+		// SUSP_REQUESTED; the outcome (SUSP_ESITO) it writes now is read in step 6.
+		say("\n5. cmord reads the SII's first answer to the suspension request: admissible, so the practice stays")
+		say("   SUSP_REQUESTED; the SII then sends the outcome (suspension carried out), which cmord reads in step 6")
+		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
 		// Reports cover whole months: let the month end, as a real installation would.
 		next := flows.Today(now).FirstOfMonth().AddMonths(1).Time().Add(9 * time.Hour)
 		d.SetClock(func() time.Time { return next.Add(time.Since(now)) })
-		say("\n6. The demo moves its clock to %s: the month is over, so cmord builds the report (REND) of the CMOR billed and collected", next.Format("02/01/2006"))
-		if err := cycle(ctx, d, sii, say); err != nil {
+		say("\n6. The demo moves its clock to %s. cmord reads the suspension outcome (the practice is SUSPENDED) and,", next.Format("02/01/2006"))
+		say("   the month being over, builds the report (REND) of the CMOR billed and collected: the collected practice is CLOSED")
+		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
-		if err := cycle(ctx, d, sii, say); err != nil {
+		say("   cmord reads the SII's admission of the report")
+		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
 		d.SetClock(time.Now)
@@ -106,7 +115,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		}
 	} else {
 		say("\nReusing the demo state in %s (delete the folder for a fresh start).", dm.Dir)
-		if err := cycle(ctx, d, sii, say); err != nil {
+		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
 	}
@@ -135,8 +144,10 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	return exitOK
 }
 
-// cycle runs one daemon cycle and lets the scripted SII answer what was published.
-func cycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, say func(string, ...any)) error {
+// demoCycle runs one daemon cycle and lets the scripted SII answer what was
+// published. It prints the practices per state, or that they did not change since the
+// cycle whose counts are in *last (a repeated line reads as a mistake).
+func demoCycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, say func(string, ...any), last *string) error {
 	if err := d.RunOnce(ctx); err != nil {
 		say("   cycle finished with errors: %v", err)
 	}
@@ -148,7 +159,12 @@ func cycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, say func(st
 	if err != nil {
 		return err
 	}
-	say("   practices now: %s", counts)
+	if counts == *last {
+		say("   practices unchanged")
+	} else {
+		say("   practices now: %s", counts)
+	}
+	*last = counts
 	if len(answers) > 0 {
 		say("   the SII wrote %s", strings.Join(answers, ", "))
 	}
@@ -164,7 +180,19 @@ func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon) {
 		return p
 	}
 	fmt.Fprintf(w, "\nWhere things are:\n")
-	fmt.Fprintf(w, "  drop folders         %s/{morosi,incassi,annullamenti,rimborsi,fatturato,sospensioni}\n", rel(dm.Path("in")))
+	// From the configuration, so a folder added to the demo is not left out of the tour.
+	var billing, sii []string
+	for _, f := range dm.Config.Folders {
+		if f.Kind == config.KindSII {
+			sii = append(sii, rel(f.Path))
+		} else {
+			billing = append(billing, filepath.Base(f.Path))
+		}
+	}
+	fmt.Fprintf(w, "  drop folders         %s/{%s}\n", rel(dm.Path("in")), strings.Join(billing, ","))
+	for _, p := range sii {
+		fmt.Fprintf(w, "  SII files by hand    %s (e.g. downloaded from the SII portal: read like answers fetched by SFTP)\n", p)
+	}
 	fmt.Fprintf(w, "  processed / refused  each folder's done/ and rejected/ (with NAME.reason.txt)\n")
 	fmt.Fprintf(w, "  published to the SII %s\n", rel(dm.Path(demo.SIIInbox)))
 	fmt.Fprintf(w, "  answers from the SII %s\n", rel(dm.Path(demo.SIIOutbox)))

@@ -17,7 +17,7 @@ func init() {
 
 func runDigest(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
-	preview := fs.Bool("preview", false, "print the text digest to stdout (no mail is queued or sent; deadline exceptions due now are raised, as the daemon would)")
+	preview := fs.Bool("preview", false, "print the text digest to stdout (read-only: nothing is queued, sent or recorded; the deadlines are computed as the daemon would, in memory)")
 	send := fs.Bool("send", false, "queue the digest now and flush the mail outbox")
 	htmlFile := fs.String("html", "", "with --preview: also write the HTML digest to `FILE`")
 	csvFile := fs.String("csv", "", "with --preview: also write the CSV attachment to `FILE`")
@@ -49,10 +49,14 @@ func runDigest(ctx context.Context, env *Env, args []string) int {
 	}
 	now := time.Now()
 	if *preview {
+		// A preview writes nothing to the archive and attaches nothing: the body says
+		// where the CSV went (--csv FILE), if anywhere.
+		opts.ReadOnly = true
 		d, err := digest.Build(ctx, st, opts, now)
 		if err != nil {
 			return env.fail(err)
 		}
+		d.AttachCSV, d.CSVFile = false, *csvFile
 		_, text, html, csvData, err := d.Render(opts.Lang, opts.IncludePersonalData)
 		if err != nil {
 			return env.fail(err)

@@ -12,11 +12,13 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/mail/smtpsink"
+	"github.com/cmord/cmord/flows"
 )
 
 // digestConfig writes a configuration whose mail goes to an in-process go-smtp sink and
-// whose state holds one open exception.
-func digestConfig(t *testing.T) *smtpsink.Sink {
+// whose state holds one open exception and a practice whose request window closes in
+// two days (the deadline job has not run: a digest raises its exception).
+func digestConfig(t *testing.T) (*smtpsink.Sink, string) {
 	t.Helper()
 	sink, err := smtpsink.Start(t.TempDir(), smtpsink.Options{})
 	if err != nil {
@@ -47,24 +49,99 @@ to = ["compliance@example.it"]
 		t.Fatal(err)
 	}
 	t.Setenv("CMORD_CONFIG", path)
-	st, err := archive.Open(filepath.Join(dir, "state"))
+	stateDir := filepath.Join(dir, "state")
+	st, err := archive.Open(stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer st.Close()
+	today := flows.Today(time.Now())
 	err = st.Write(context.Background(), func(tx *sql.Tx) error {
 		_, _, err := st.RaiseException(context.Background(), tx, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh,
 			Message: "morosi.csv: line 1: header missing column POD", LastSeen: time.Now().Add(-time.Hour)})
-		return err
+		if err != nil {
+			return err
+		}
+		return st.CreatePractice(context.Background(), tx, &archive.Practice{CaseKey: "U|IT001E12345678|RSSMRA85T10A562S|2025-11-01",
+			Role: "uscente", Sector: "E", CompanyPIVA: "00488410010", CPUtente: "E260000012", Point: "IT001E12345678",
+			CustomerID: "RSSMRA85T10A562S", State: flows.StateReady, WindowOpen: today.AddDays(-100), WindowClose: today.AddDays(2)},
+			archive.HistoryEntry{At: time.Now().Add(-time.Hour), Flow: "uscente.morosi"})
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return sink
+	return sink, stateDir
+}
+
+// archiveCounts counts the exceptions, deadline rows and digests recorded in the state.
+func archiveCounts(t *testing.T, stateDir string) string {
+	t.Helper()
+	st, err := archive.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var exc, open, deadlines, digests int
+	if err := st.Read().QueryRow(`SELECT (SELECT count(*) FROM exceptions), (SELECT count(*) FROM exceptions WHERE resolved_at IS NULL),
+		(SELECT count(*) FROM deadlines), (SELECT count(*) FROM digests)`).Scan(&exc, &open, &deadlines, &digests); err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("exceptions %d (open %d), deadlines %d, digests %d", exc, open, deadlines, digests)
+}
+
+// A preview is read-only: it shows the deadline exception the daemon would raise but
+// records nothing, and never claims an attachment.
+func TestDigestPreviewReadOnly(t *testing.T) {
+	_, stateDir := digestConfig(t)
+	before := archiveCounts(t, stateDir)
+	csvPath := filepath.Join(t.TempDir(), "digest.csv")
+	for _, c := range []struct {
+		name    string
+		args    []string
+		want    []string
+		notWant []string
+	}{
+		{"text only", []string{"digest", "--preview"},
+			[]string{"Finestra di richiesta in chiusura", "(nuova) [urgente]", "chiusura finestra di richiesta"}, []string{"allegato"}},
+		{"with --csv", []string{"digest", "--preview", "--csv", csvPath},
+			[]string{"Elenco completo in CSV nel file " + csvPath}, []string{"allegato"}},
+		{"english", []string{"digest", "--preview", "--lang", "en"},
+			[]string{"Request window closing", "(new) [urgent]"}, []string{"attach"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, c.args...)
+			if code != exitOK {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(out, w) {
+					t.Errorf("preview lacks %q:\n%s", w, out)
+				}
+			}
+			for _, w := range c.notWant {
+				if strings.Contains(out, w) {
+					t.Errorf("preview says %q:\n%s", w, out)
+				}
+			}
+			if after := archiveCounts(t, stateDir); after != before {
+				t.Errorf("the preview wrote to the archive: before %s, after %s", before, after)
+			}
+		})
+	}
+	if b, err := os.ReadFile(csvPath); err != nil || !strings.Contains(string(b), "Finestra di richiesta in chiusura") {
+		t.Errorf("--csv: %v %q", err, b)
+	}
+	// The real digest raises it.
+	if code, _, errOut := runCLI(t, "digest", "--send"); code != exitOK {
+		t.Fatalf("--send: exit %d: %s", code, errOut)
+	}
+	if after := archiveCounts(t, stateDir); after == before {
+		t.Errorf("--send recorded nothing: %s", after)
+	}
 }
 
 func TestDigestVerb(t *testing.T) {
-	sink := digestConfig(t)
+	sink, _ := digestConfig(t)
 	htmlPath := filepath.Join(t.TempDir(), "digest.html")
 	code, out, errOut := runCLI(t, "digest", "--preview", "--html", htmlPath)
 	if code != exitOK {

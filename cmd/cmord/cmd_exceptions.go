@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strconv"
 	"strings"
 	"time"
@@ -246,10 +247,29 @@ func writeExceptionsJSON(w io.Writer, list []archive.Exception, codes, names map
 	return enc.Encode(out)
 }
 
-// cliUser is who resolves an exception by hand: $USER, or "cli".
+// cliUser is who resolves an exception by hand, for the audit log: the operator
+// behind sudo ($SUDO_USER: `sudo -u cmord cmord exceptions resolve` would otherwise
+// record "cmord" for everyone), else $USER, else $LOGNAME, else the name of our uid,
+// else "cli".
 func cliUser() string {
-	if u := strings.TrimSpace(os.Getenv("USER")); u != "" {
-		return u
+	return resolverName(os.Getenv, func() (string, error) {
+		u, err := user.Current()
+		if err != nil {
+			return "", err
+		}
+		return u.Username, nil
+	})
+}
+
+// resolverName is cliUser with the environment and the uid lookup passed in (tests).
+func resolverName(getenv func(string) string, uidName func() (string, error)) string {
+	for _, k := range []string{"SUDO_USER", "USER", "LOGNAME"} {
+		if u := strings.TrimSpace(getenv(k)); u != "" {
+			return u
+		}
+	}
+	if name, err := uidName(); err == nil && strings.TrimSpace(name) != "" {
+		return strings.TrimSpace(name)
 	}
 	return "cli"
 }
@@ -294,6 +314,9 @@ func runExceptionsResolve(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		// Already resolved (by a person or automatically) is a finding, not a usage error.
 		fmt.Fprintf(env.Stderr, "cmord exceptions resolve: %v\n", err)
+		if hint := env.needsWriteHint(err); hint != "" {
+			fmt.Fprintln(env.Stderr, hint)
+		}
 		return exitFindings
 	}
 	fmt.Fprintf(env.Stdout, "exception %d (%s) resolved by %s\n", id, e.Kind, by)

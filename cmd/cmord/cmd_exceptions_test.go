@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"strings"
 	"testing"
@@ -68,6 +69,7 @@ func TestExceptionsVerb(t *testing.T) {
 
 func TestExceptionsResolve(t *testing.T) {
 	_, stateDir := cliFixture(t)
+	t.Setenv("SUDO_USER", "") // the tests may themselves run under sudo
 	code, out, errOut := runCLI(t, "exceptions", "resolve", "2", "--note", "extract corrected and re-sent")
 	if code != exitOK || out != "exception 2 (row_refused) resolved by tester\n" {
 		t.Fatalf("resolve: exit %d, %q, %q", code, out, errOut)
@@ -131,9 +133,36 @@ func TestExceptionsResolve(t *testing.T) {
 			t.Errorf("resolve %v: exit %d, %q; want %d and %q", bad.args, code, errOut, bad.code, bad.msg)
 		}
 	}
-	// Without $USER the resolver is "cli".
-	t.Setenv("USER", "")
-	if code, out, _ := runCLI(t, "exceptions", "resolve", "#3", "--note", "answer arrived by PEC"); code != exitOK || !strings.HasSuffix(out, "resolved by cli\n") {
-		t.Errorf("resolve without USER: %d %q", code, out)
+	// Behind sudo, the operator who ran sudo is recorded, not the cmord user.
+	t.Setenv("SUDO_USER", "mrossi")
+	if code, out, _ := runCLI(t, "exceptions", "resolve", "#3", "--note", "answer arrived by PEC"); code != exitOK || !strings.HasSuffix(out, "resolved by mrossi\n") {
+		t.Errorf("resolve under sudo: %d %q", code, out)
+	}
+}
+
+func TestResolverName(t *testing.T) {
+	uidName := func(name string, err error) func() (string, error) {
+		return func() (string, error) { return name, err }
+	}
+	tests := []struct {
+		name string
+		env  map[string]string
+		uid  func() (string, error)
+		want string
+	}{
+		{"sudo operator first", map[string]string{"SUDO_USER": "mrossi", "USER": "cmord", "LOGNAME": "cmord"}, uidName("cmord", nil), "mrossi"},
+		{"USER", map[string]string{"USER": "alice", "LOGNAME": "bob"}, uidName("carol", nil), "alice"},
+		{"LOGNAME without USER (cron, runuser -u)", map[string]string{"LOGNAME": "bob"}, uidName("carol", nil), "bob"},
+		{"blank variables are unset", map[string]string{"SUDO_USER": " ", "USER": ""}, uidName("carol", nil), "carol"},
+		{"the uid's name", nil, uidName("cmord", nil), "cmord"},
+		{"nothing known", nil, uidName("", errors.New("unknown userid 4242")), "cli"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := resolverName(func(k string) string { return tt.env[k] }, tt.uid)
+			if got != tt.want {
+				t.Errorf("resolverName = %q, want %q", got, tt.want)
+			}
+		})
 	}
 }

@@ -22,7 +22,7 @@ import (
 
 func init() {
 	register(&command{name: "practices", summary: "list practices matching filters (table, CSV or JSON)",
-		usage: "[filters] [--format table|csv|json] [--limit N]", details: practicesJSONHelp, run: runPractices})
+		usage: "[filters] [--format table|csv|json] [--limit N] [--lang it|en] [--decimal-comma|--decimal-point]", details: practicesJSONHelp, run: runPractices})
 	show := &command{name: "practice show", summary: "one practice: amounts, deadlines, requests, whole history, files, exceptions",
 		usage: "CODE (CP_UTENTE, CP_GESTORE or #id)", details: practiceShowJSONHelp, run: runPracticeShow}
 	register(show)
@@ -218,8 +218,11 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 	pf := addPracticeFilterFlags(fs)
 	format := fs.String("format", "table", "table, csv or json (fields below)")
 	limit := fs.Int("limit", -1, "at most this many practices (default 100 for table, all for csv and json; 0 = all)")
-	lang := fs.String("lang", "it", "CSV headers: it or en")
-	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts with a decimal comma (Italian Excel)")
+	lang := fs.String("lang", "it", "CSV headers and separators: it (';', amounts as 1234,50) or en (',', amounts as 1234.50)")
+	// The decimal separator follows --lang (export.Options.CSVSeparators): the help
+	// says so, or an Italian user adds --decimal-comma believing the default is a point.
+	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts as 1234,50 whatever --lang (already so with --lang it, the default)")
+	decimalPoint := fs.Bool("decimal-point", false, "CSV amounts as 1234.50 whatever --lang (already so with --lang en)")
 	if code, ok := noArgs(env, fs, args, " (filters are flags, e.g. --pod IT001E...)"); !ok {
 		return code
 	}
@@ -234,6 +237,12 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 	}
 	if *lang != "it" && *lang != "en" {
 		return env.fail(usageError{fmt.Sprintf("--lang %q: want it or en", *lang)})
+	}
+	if *decimalComma && *decimalPoint {
+		return env.fail(usageError{"--decimal-comma and --decimal-point: choose one"})
+	}
+	if (*decimalComma || *decimalPoint) && *format != "csv" {
+		return env.fail(usageError{fmt.Sprintf("--decimal-comma and --decimal-point apply to --format csv, not %s", *format)})
 	}
 	if *limit < -1 {
 		return env.fail(usageError{fmt.Sprintf("--limit %d: want 0 (all) or more", *limit)})
@@ -256,7 +265,8 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 		return exitOK
 	}
 	if *format != "table" {
-		if _, err := export.Practices(ctx, st, f, env.Stdout, export.Options{Format: *format, Lang: *lang, DecimalComma: *decimalComma}); err != nil {
+		if _, err := export.Practices(ctx, st, f, env.Stdout, export.Options{Format: *format, Lang: *lang,
+			DecimalComma: *decimalComma, DecimalPoint: *decimalPoint}); err != nil {
 			return env.fail(err)
 		}
 		return exitOK

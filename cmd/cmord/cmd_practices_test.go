@@ -174,7 +174,10 @@ func TestPracticesVerb(t *testing.T) {
 		{"by_customer_sector.txt", []string{"--customer", "vrdlgu70b02f205x", "--sector", "e", "--cp-gestore", "G77"}},
 		{"limit.txt", []string{"--limit", "1"}},
 		{"none.txt", []string{"--pod", "IT001E99999999"}},
-		{"all.csv", []string{"--format", "csv", "--decimal-comma"}},
+		{"all.csv", []string{"--format", "csv"}},
+		{"all_decimal_point.csv", []string{"--format", "csv", "--decimal-point"}},
+		{"all_en.csv", []string{"--format", "csv", "--lang", "en"}},
+		{"all_en_decimal_comma.csv", []string{"--format", "csv", "--lang", "en", "--decimal-comma"}},
 		{"all.json", []string{"--format", "json"}},
 	}
 	for _, tt := range tests {
@@ -194,6 +197,30 @@ func TestPracticesVerb(t *testing.T) {
 	}
 }
 
+// TestPracticesDecimalFlagHelp: a decimal flag that changes nothing under a --lang
+// (the language already gives that separator) must say so in its help, so nobody adds
+// --decimal-comma to an Italian export believing the default is a point.
+func TestPracticesDecimalFlagHelp(t *testing.T) {
+	cliFixture(t)
+	_, helpOut, helpErr := runCLI(t, "practices", "--help")
+	help := helpOut + helpErr
+	for _, lang := range []string{"it", "en"} {
+		_, plain, _ := runCLI(t, "practices", "--format", "csv", "--lang", lang)
+		for _, flag := range []string{"--decimal-comma", "--decimal-point"} {
+			code, out, errOut := runCLI(t, "practices", "--format", "csv", "--lang", lang, flag)
+			if code != exitOK {
+				t.Fatalf("%s --lang %s: exit %d, %s", flag, lang, code, errOut)
+			}
+			_, text, _ := strings.Cut(help, "  "+flag+"\n")
+			text, _, _ = strings.Cut(text, "\n")
+			says := strings.Contains(text, "already so with --lang "+lang)
+			if same := out == plain; same != says {
+				t.Errorf("%s with --lang %s changes the CSV: %v; its help %q says it is the default: %v", flag, lang, !same, text, says)
+			}
+		}
+	}
+}
+
 func TestPracticesVerbBadFlags(t *testing.T) {
 	cliFixture(t)
 	tests := []struct {
@@ -210,6 +237,8 @@ func TestPracticesVerbBadFlags(t *testing.T) {
 		{[]string{"--pod", "IT001E00000001", "--pdr", "00881234567890"}, "--pod and --pdr are the same filter"},
 		{[]string{"--format", "xml"}, `--format "xml": want table, csv or json`},
 		{[]string{"--order", "name"}, `--order "name"`},
+		{[]string{"--format", "csv", "--decimal-comma", "--decimal-point"}, "--decimal-comma and --decimal-point: choose one"},
+		{[]string{"--decimal-point"}, "--decimal-comma and --decimal-point apply to --format csv, not table"},
 		{[]string{"IT001E00000001"}, "unexpected argument IT001E00000001"},
 		{[]string{"--no-such-flag"}, "flag provided but not defined"},
 	}

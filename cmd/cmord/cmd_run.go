@@ -35,10 +35,12 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 	}
 	defer d.Close()
 	if *once {
-		if err := d.RunOnce(ctx); err != nil {
+		sum, err := d.RunOnceSummary(ctx)
+		if err != nil {
 			log.Error("cycle finished with errors", "err", err)
 			return exitFindings
 		}
+		fmt.Fprintln(env.Stdout, sum.String())
 		return exitOK
 	}
 	// SIGHUP: reload; a bad new configuration is refused and the old one kept.

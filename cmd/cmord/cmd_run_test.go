@@ -7,11 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cmord/cmord/daemon/demo"
 )
 
 // TestMain lets the test binary run as the cmord command itself (for signal tests).
@@ -88,6 +91,23 @@ func TestRunReloadAndStop(t *testing.T) {
 	defer cmd.Process.Kill()
 	waitFor(t, &out, "cmord running")
 
+	// A second daemon on the same state directory is refused (exit 1, naming the
+	// directory and the running daemon's PID); read commands do not need the lock.
+	var so, se bytes.Buffer
+	if code := run([]string{"run", "--once", "--config", cfgPath}, nil, &so, &se); code != exitFindings {
+		t.Errorf("second `cmord run`: exit %d, want %d\n%s%s", code, exitFindings, so.String(), se.String())
+	}
+	for _, want := range []string{filepath.Join(dir, "state"), fmt.Sprintf("PID %d", cmd.Process.Pid)} {
+		if !strings.Contains(se.String(), want) {
+			t.Errorf("second `cmord run` says %q; want it to name %q", se.String(), want)
+		}
+	}
+	so.Reset()
+	se.Reset()
+	if code := run([]string{"archive", "ls", "--config", cfgPath}, nil, &so, &se); code != exitOK {
+		t.Errorf("`cmord archive ls` beside the daemon: exit %d\n%s", code, se.String())
+	}
+
 	write("state_dir = \"state\"\nthis is not toml\n")
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, &out, "new configuration refused, keeping the old one")
@@ -120,6 +140,51 @@ func TestRunReloadAndStop(t *testing.T) {
 	for sc.Scan() {
 		if line := sc.Text(); line != "" && !strings.HasPrefix(line, "time=") {
 			t.Errorf("unstructured output line: %q", line)
+		}
+	}
+}
+
+// TestRunOnceSummary: `cmord run --once` ends with one paragraph saying what the cycle
+// did, counted from the real cycle against the demo's SFTP and SMTP servers: a good
+// extract and a broken one dropped, the practices' requests built and uploaded; a
+// second cycle with nothing new says so.
+func TestRunOnceSummary(t *testing.T) {
+	dm, err := demo.Setup(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dm.Close()
+	if _, err := dm.DropMorosi(demo.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dm.Path("in/morosi/broken.csv"), []byte("not;a;morosi;file\r\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		want []string
+	}{
+		{"first cycle", []string{"Cycle done: 2 files taken in from the drop folders (1 done, 1 rejected), 0 files fetched from the SII; ",
+			" new this cycle).", "See `cmord exceptions` and the .reason.txt files in rejected/."}},
+		{"nothing new", []string{"Cycle done: 0 files taken in from the drop folders (0 done, 0 rejected), 0 files fetched from the SII; 0 flow files built, 0 files delivered; 0 mails sent; ",
+			"(0 new this cycle)."}},
+	}
+	for _, tt := range tests {
+		var out, errb bytes.Buffer
+		if code := run([]string{"run", "--once", "--config", dm.ConfigPath}, nil, &out, &errb); code != exitOK {
+			t.Fatalf("%s: exit %d\n%s%s", tt.name, code, out.String(), errb.String())
+		}
+		t.Logf("%s: %s", tt.name, out.String())
+		if n := strings.Count(out.String(), "\n"); n != 1 {
+			t.Errorf("%s: want one paragraph on stdout, got %d lines:\n%s", tt.name, n, out.String())
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: summary lacks %q:\n%s", tt.name, w, out.String())
+			}
+		}
+		if tt.name == "first cycle" && !regexp.MustCompile(`; [1-9]\d* flow files? built, [1-9]\d* files? delivered; \d+ mails? sent; [1-9]\d* exceptions? open \([1-9]\d* new`).MatchString(out.String()) {
+			t.Errorf("the first cycle built, delivered and raised nothing?\n%s", out.String())
 		}
 	}
 }

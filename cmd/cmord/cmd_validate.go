@@ -3,9 +3,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -99,6 +102,10 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		}
 		name := filepath.Base(path)
 		f := cat.Identify(name, head(data))
+		// recognisedBy says how validate chose the kind when the operator did not
+		// (--kind, --folder, a mapping's kind): only then can a wrong guess explain
+		// the findings, and only then is --kind worth suggesting.
+		recognisedBy := "its name or COD_SERVIZIO/COD_FLUSSO"
 		if f == nil || *kind != "" {
 			switch {
 			case *kind != "":
@@ -106,12 +113,15 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 				if f == nil {
 					return env.fail(usageError{fmt.Sprintf("unknown input kind %q", *kind)})
 				}
+				recognisedBy = ""
 			default:
 				f = guessInput(cat, data, opt.Mapping)
+				recognisedBy = "its header"
 			}
 		}
 		if f == nil {
-			fmt.Fprintf(env.Stdout, "%s: rule KIND: neither a known SII flow nor a billing input kind (use --kind)\n", path)
+			fmt.Fprintf(env.Stdout, "%s: rule KIND: not an SII flow by name or COD_SERVIZIO/COD_FLUSSO, and its header has "+
+				"under half the mandatory columns of every billing input kind; name the kind with --kind or --folder\n", path)
 			total++
 			continue
 		}
@@ -121,28 +131,122 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		}
 		o := opt
 		o.FileName = path
-		errs, warns := 0, 0
+		// Findings arrive in reading order, but a case's eligibility findings only
+		// when the case ends (at a later row): collect, then print in line order.
+		var found []flows.Finding
 		rows, err := flows.ValidateFile(f, bytes.NewReader(data), format, o, today, params, func(fd flows.Finding) {
+			found = append(found, fd)
+		})
+		sortFindings(found)
+		errs, warns := 0, 0
+		for _, fd := range found {
 			if fd.IsWarning() {
 				warns++
 				fmt.Fprintf(env.Stdout, "%s (warning)\n", fd.String())
-				return
+				continue
 			}
 			errs++
 			fmt.Fprintln(env.Stdout, fd.String())
-		})
+		}
 		if err != nil {
 			fmt.Fprintf(env.Stdout, "%s: %v\n", path, err)
 			errs++
 		}
 		fmt.Fprintf(env.Stdout, "%s: %s, %s, %s, %s\n", path, f.ID(), plural(rows, "row", "rows"), plural(errs, "error", "errors"),
 			plural(warns, "warning", "warnings"))
+		if errs > 0 && recognisedBy != "" {
+			if better := kindsReadingBetter(cat, f, data, format, o); len(better) > 0 {
+				fmt.Fprintf(env.Stdout, "%s: read as %s, recognised by %s; as %s it reads with fewer errors: if that is its kind, "+
+					"name it with --kind %s\n", path, f.ID(), recognisedBy, strings.Join(better, " or "), better[0])
+			}
+		}
 		total += errs
 	}
 	if total > 0 {
 		return exitFindings
 	}
 	return exitOK
+}
+
+// sortFindings orders findings by file, line, then field; findings of one field keep
+// the order the reader gave them.
+func sortFindings(fs []flows.Finding) {
+	sort.SliceStable(fs, func(i, j int) bool {
+		a, b := fs[i], fs[j]
+		if a.File != b.File {
+			return a.File < b.File
+		}
+		if a.Line != b.Line {
+			return a.Line < b.Line
+		}
+		return a.Field < b.Field
+	})
+}
+
+// kindsReadingBetter returns the billing input kinds, other than guessed, that read
+// the start of the file with every mandatory column present and fewer errors than
+// guessed does: the kinds that would explain the findings of a wrong guess. Only the
+// reader's own checks count (not eligibility), on the first sampleBytes of the file.
+func kindsReadingBetter(cat *flows.Catalog, guessed *flows.Flow, data []byte, format string, opt flows.ReadOptions) []string {
+	sample := data
+	if len(sample) > sampleBytes {
+		sample = sample[:sampleBytes]
+		if i := bytes.LastIndexByte(sample, '\n'); i > 0 && format == "csv" {
+			sample = sample[:i+1]
+		}
+	}
+	base, _ := readErrors(guessed, sample, format, opt)
+	var better []string
+	for _, k := range cat.Inputs {
+		if k == guessed {
+			continue
+		}
+		if n, headerOK := readErrors(k, sample, format, opt); headerOK && n < base {
+			better = append(better, k.Key)
+		}
+	}
+	return better
+}
+
+// sampleBytes bounds the re-reading kindsReadingBetter does per candidate kind.
+const sampleBytes = 64 << 10
+
+// readErrors counts the errors (not warnings) the reader of kind f finds in data, and
+// whether none of them is about the header or root element.
+func readErrors(f *flows.Flow, data []byte, format string, opt flows.ReadOptions) (errs int, headerOK bool) {
+	rd, err := flows.NewReader(bytes.NewReader(data), f, format, opt)
+	if err != nil {
+		return 1, false
+	}
+	headerOK = true
+	count := func(fd flows.Finding) {
+		if fd.IsWarning() {
+			return
+		}
+		errs++
+		switch fd.Rule {
+		case flows.RuleCSVHeader, flows.RuleXMLRoot:
+			headerOK = false
+		}
+	}
+	for {
+		_, fs, err := rd.Next()
+		for _, fd := range fs {
+			count(fd)
+		}
+		if err == io.EOF {
+			return errs, headerOK
+		}
+		if err != nil {
+			var fd flows.Finding
+			if errors.As(err, &fd) {
+				count(fd)
+			} else {
+				errs++
+			}
+			return errs, headerOK
+		}
+	}
 }
 
 func head(data []byte) []byte {

@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/cmord/cmord/flows"
 )
 
 // TestValidate checks billing extracts and SII flows offline, as an operator would
@@ -43,5 +47,80 @@ func TestValidate(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestValidateGolden compares validate's whole output with testdata/validate/*.golden
+// (rewritten under -update): findings in line order even when a case's eligibility
+// finding is only known rows later, and the --kind hint only where a guessed kind is
+// wrong and another kind explains the findings.
+func TestValidateGolden(t *testing.T) {
+	const (
+		morosiMapping  = "../../testdata/inputs/uscente.morosi.mapping.toml" // names its kind
+		columnsMapping = "testdata/validate/morosi_columns_only.mapping.toml"
+	)
+	cases := []struct {
+		golden   string
+		args     []string
+		wantCode int
+	}{
+		// Line 2's case fails E8, known only when line 4 starts the next case.
+		{"out_of_order.golden", []string{"--on", "01/12/2025", "--mapping", morosiMapping, "testdata/validate/out_of_order.csv"}, exitFindings},
+		// The header covers uscente.incassi's mandatory columns as well as
+		// entrante.fatturato's; incassi comes first, fatturato reads it clean.
+		{"guessed_wrong_kind.golden", []string{"testdata/validate/fatturato_canonical.csv"}, exitFindings},
+		// The same findings under --kind: the operator chose, no hint.
+		{"given_kind.golden", []string{"--kind", "uscente.incassi", "testdata/validate/fatturato_canonical.csv"}, exitFindings},
+		{"given_kind_clean.golden", []string{"--kind", "entrante.fatturato", "testdata/validate/fatturato_canonical.csv"}, exitOK},
+		// Kind from the mapping file: no hint.
+		{"mapping_kind.golden", []string{"--on", "01/12/2025", "--mapping", morosiMapping, "testdata/validate/one_bad_row.csv"}, exitFindings},
+		// Kind guessed from the header, right, with a bad row no other kind explains: no hint.
+		{"guessed_right_kind.golden", []string{"--on", "01/12/2025", "--mapping", columnsMapping, "testdata/validate/one_bad_row.csv"}, exitFindings},
+		{"unknown_kind.golden", []string{"testdata/validate/unknown.csv"}, exitFindings},
+	}
+	for _, tc := range cases {
+		t.Run(tc.golden, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(append([]string{"validate"}, tc.args...), nil, &out, &errb)
+			if code != tc.wantCode {
+				t.Errorf("exit %d, want %d\n%s%s", code, tc.wantCode, out.String(), errb.String())
+			}
+			if errb.Len() > 0 {
+				t.Errorf("stderr: %s", errb.String())
+			}
+			path := filepath.Join("testdata", "validate", tc.golden)
+			if updating() {
+				if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("%v (run with -update)", err)
+			}
+			if !bytes.Equal(out.Bytes(), want) {
+				t.Errorf("%s differs (run with -update to accept):\n--- got\n%s--- want\n%s", path, out.Bytes(), want)
+			}
+		})
+	}
+}
+
+// TestSortFindings: file, then line, then field; one field's findings keep their order.
+func TestSortFindings(t *testing.T) {
+	fs := []flows.Finding{
+		{File: "b.csv", Line: 1, Field: "A", Rule: "1"},
+		{File: "a.csv", Line: 9, Field: "A", Rule: "2"},
+		{File: "a.csv", Line: 2, Field: "Z", Rule: "3"},
+		{File: "a.csv", Line: 2, Field: "B", Rule: "4"},
+		{File: "a.csv", Line: 2, Field: "B", Rule: "5"},
+	}
+	sortFindings(fs)
+	var got []string
+	for _, f := range fs {
+		got = append(got, f.Rule)
+	}
+	if strings.Join(got, "") != "45321" {
+		t.Errorf("order %v, want [4 5 3 2 1]", got)
 	}
 }

@@ -6,7 +6,9 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
@@ -83,7 +85,17 @@ func (e *Env) Config() (*config.Config, error) {
 	return cfg, nil
 }
 
-// Store opens the archive of the configured state directory (once).
+// readOnlyCommands only read the archive: they open it read-only (archive.OpenReadOnly),
+// so members of the cmord group can run them on a state directory they may read but
+// not write, and they never migrate it. Every other command that opens the archive
+// (exceptions resolve, digest, export: they record events) opens it read-write.
+var readOnlyCommands = map[string]bool{
+	"practices": true, "practice show": true, "exceptions": true,
+	"archive ls": true, "archive show": true, "archive history": true, "archive cat": true, "archive verify": true,
+}
+
+// Store opens the archive of the configured state directory (once): read-only for
+// the commands of readOnlyCommands, read-write (migrating it) for the others.
 func (e *Env) Store() (*archive.Store, error) {
 	if e.store != nil {
 		return e.store, nil
@@ -92,12 +104,58 @@ func (e *Env) Store() (*archive.Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := archive.Open(cfg.StateDir)
+	var s *archive.Store
+	if e.command != nil && readOnlyCommands[e.command.name] {
+		s, err = archive.OpenReadOnly(cfg.StateDir)
+	} else {
+		s, err = archive.Open(cfg.StateDir)
+		if err != nil && (archive.IsPermission(err) || !writable(cfg.StateDir)) {
+			err = needsWriteError{dir: cfg.StateDir, err: err}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	e.store = s
 	return s, nil
+}
+
+// needsWriteError is a failure to open or write the archive for lack of write access
+// to the state directory (see Env.fail).
+type needsWriteError struct {
+	dir string
+	err error
+}
+
+func (e needsWriteError) Error() string { return e.err.Error() }
+func (e needsWriteError) Unwrap() error { return e.err }
+
+// writable reports whether this process may write in dir and its index.
+func writable(dir string) bool {
+	if syscall.Access(dir, unixWOK) != nil {
+		return false
+	}
+	idx := filepath.Join(dir, "index.db")
+	if _, err := os.Stat(idx); err == nil && syscall.Access(idx, unixWOK) != nil {
+		return false
+	}
+	return true
+}
+
+const unixWOK = 2 // W_OK of access(2)
+
+// needsWriteHint explains a permission error of a command that writes the archive.
+func (e *Env) needsWriteHint(err error) string {
+	var nw needsWriteError
+	if !errors.As(err, &nw) && !archive.IsPermission(err) {
+		return ""
+	}
+	dir := nw.dir
+	if dir == "" && e.cfg != nil {
+		dir = e.cfg.StateDir
+	}
+	return fmt.Sprintf("cmord %s needs write access to the state directory %s: run it as the cmord user, e.g. `sudo -u cmord cmord %s …` (or `runuser -u cmord -- cmord %s …`)",
+		e.command.name, dir, e.command.name, e.command.name)
 }
 
 // Logger returns a logger writing to stderr per the configuration (text on a

@@ -274,6 +274,9 @@ func (e *Env) fail(err error) int {
 		return exitUsage
 	default:
 		fmt.Fprintf(e.Stderr, "cmord %s: %v\n", e.command.name, err)
+		if hint := e.needsWriteHint(err); hint != "" {
+			fmt.Fprintln(e.Stderr, hint)
+		}
 		return exitFindings
 	}
 }

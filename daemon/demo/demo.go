@@ -196,6 +196,8 @@ kind = "entrante.sospensioni"
 settle = "1s"
 rescan = "1m"
 
+# SII files dropped by hand (an answer downloaded from the SII portal, say): recognised
+# by name or COD_SERVIZIO/COD_FLUSSO and handled like answers fetched over SFTP.
 [[folder]]
 name = "sii-manuale"
 path = "in/sii-manuale"

@@ -255,8 +255,11 @@ func deadlineSeverity(kind string, due, today flows.Date, cal *flows.Calendar, c
 // DeadlineFingerprint identifies the exception of one deadline: a new due date is a new
 // exception (the old one resolves).
 func DeadlineFingerprint(d Deadline) string {
-	return fmt.Sprintf("deadline|%s|%d|%s", d.Kind, d.PracticeID, d.Due.ISO())
+	return fmt.Sprintf("%s%s|%d|%s", deadlineFingerprintPrefix, d.Kind, d.PracticeID, d.Due.ISO())
 }
+
+// deadlineFingerprintPrefix starts the fingerprint of every deadline exception.
+const deadlineFingerprintPrefix = "deadline|"
 
 func deadlineMessage(d Deadline, p archive.Practice, today flows.Date, cal *flows.Calendar) string {
 	what := map[string]string{
@@ -288,17 +291,20 @@ func pointLabel(sector string) string {
 	return "POD"
 }
 
-// RunDeadlines recomputes every practice's deadlines, stores them, raises the
-// exceptions that are due (reminders warn_days ahead, urgent within
-// urgent_within_working_days) and resolves those whose condition cleared (the practice
-// moved on, the date changed). It returns how many exceptions were newly raised (or
-// reopened) and how many were resolved.
-func RunDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calendar, cfg DeadlineConfig, now time.Time) (raised, resolved int, err error) {
+// deadlinePlan is what the deadline job computes from the practices at one instant:
+// the deadline rows to store and the exceptions due now.
+type deadlinePlan struct {
+	rows  []archive.DeadlineRow
+	raise []archive.Exception
+}
+
+// planDeadlines computes every practice's deadlines and the exceptions due at now,
+// reading only: RunDeadlines stores the plan, a preview overlays it in memory.
+func planDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calendar, cfg DeadlineConfig, now time.Time) (deadlinePlan, error) {
 	cfg = cfg.withDefaults()
 	today := flows.Today(now)
-	var rows []archive.DeadlineRow
-	var raise []archive.Exception
-	err = store.EachPractice(ctx, archive.PracticeFilter{}, func(p archive.Practice) error {
+	var plan deadlinePlan
+	err := store.EachPractice(ctx, archive.PracticeFilter{}, func(p archive.Practice) error {
 		var hist []archive.HistoryEntry
 		if p.State == flows.StateAnnulled {
 			h, err := store.PracticeHistory(ctx, p.ID)
@@ -308,21 +314,39 @@ func RunDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calendar
 			hist = h
 		}
 		for _, d := range ComputeDeadlinesWithHistory(p, hist, cal, cfg, today) {
-			rows = append(rows, archive.DeadlineRow{PracticeID: p.ID, Kind: d.Kind, DueOn: d.Due})
+			plan.rows = append(plan.rows, archive.DeadlineRow{PracticeID: p.ID, Kind: d.Kind, DueOn: d.Due})
 			sev, ok := deadlineSeverity(d.Kind, d.Due, today, cal, cfg)
 			if !ok {
 				continue
 			}
 			info := Info(d.Kind)
-			raise = append(raise, archive.Exception{Fingerprint: DeadlineFingerprint(d), Kind: d.Kind, Severity: sev,
+			plan.raise = append(plan.raise, archive.Exception{Fingerprint: DeadlineFingerprint(d), Kind: d.Kind, Severity: sev,
 				Owner: info.Owner, PracticeID: p.ID, Subject: PracticeCode(p), DueOn: d.Due.ISO(), LastSeen: now,
 				Message: deadlineMessage(d, p, today, cal), Action: info.ActionEN})
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, 0, fmt.Errorf("deadlines: read practices: %w", err)
+		return deadlinePlan{}, fmt.Errorf("deadlines: read practices: %w", err)
 	}
+	return plan, nil
+}
+
+// deadlineClearedNote is the resolution note of a deadline exception whose condition
+// cleared.
+const deadlineClearedNote = "condition cleared: the practice moved on or the term changed"
+
+// RunDeadlines recomputes every practice's deadlines, stores them, raises the
+// exceptions that are due (reminders warn_days ahead, urgent within
+// urgent_within_working_days) and resolves those whose condition cleared (the practice
+// moved on, the date changed). It returns how many exceptions were newly raised (or
+// reopened) and how many were resolved.
+func RunDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calendar, cfg DeadlineConfig, now time.Time) (raised, resolved int, err error) {
+	plan, err := planDeadlines(ctx, store, cal, cfg, now)
+	if err != nil {
+		return 0, 0, err
+	}
+	rows, raise := plan.rows, plan.raise
 	err = store.Write(ctx, func(tx *sql.Tx) error {
 		raised, resolved = 0, 0
 		if err := store.SyncDeadlines(ctx, tx, rows, now); err != nil {
@@ -339,7 +363,7 @@ func RunDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calendar
 				raised++
 			}
 		}
-		open, err := store.OpenExceptionsWithPrefix(ctx, tx, "deadline|")
+		open, err := store.OpenExceptionsWithPrefix(ctx, tx, deadlineFingerprintPrefix)
 		if err != nil {
 			return err
 		}
@@ -347,7 +371,7 @@ func RunDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calendar
 			if want[e.Fingerprint] {
 				continue
 			}
-			ok, err := store.ResolveByFingerprintAt(ctx, tx, e.Fingerprint, "condition cleared: the practice moved on or the term changed", now)
+			ok, err := store.ResolveByFingerprintAt(ctx, tx, e.Fingerprint, deadlineClearedNote, now)
 			if err != nil {
 				return err
 			}

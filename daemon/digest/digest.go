@@ -30,7 +30,12 @@ type Options struct {
 	WarnDays            []int  // [digest] warn_days (default 30, 7, 2): how a deadline row is coloured
 	MaxItems            int    // per section in the body (default 50); the CSV always has all
 	DedupKey            string // outbox key; default "digest:<Rome date of now>"
-	Calendar            *flows.Calendar
+	// ReadOnly builds the digest without writing to the archive (`cmord digest
+	// --preview`): the deadlines are computed as the deadline job would, and the
+	// exceptions it would raise, escalate or resolve are applied in memory only. An
+	// exception it would newly raise has no id yet.
+	ReadOnly bool
+	Calendar *flows.Calendar
 	// Deadlines are the [deadlines] terms: Build refreshes every practice's deadlines
 	// with them (RunDeadlines, the deadline job's code) before reading, so a digest or
 	// a preview never shows the terms of the job's last run. WarnDays and
@@ -197,7 +202,8 @@ type Digest struct {
 	Resolved    []Item // resolved in the period
 	Deadlines   []DeadlineItem
 	MaxItems    int
-	AttachCSV   bool // the mail carries the CSV (the body says so)
+	AttachCSV   bool   // the mail carries the CSV (the body says so)
+	CSVFile     string // a preview writes the CSV to this file (the body says so); "" when none
 
 	cal *flows.Calendar // working days of the "when" of deadline items
 	cat *flows.Catalog  // SII cause descriptions
@@ -224,7 +230,14 @@ func (d *Digest) OpenTotal() int {
 // table and its exceptions are raised or resolved before the digest reads them.
 func Build(ctx context.Context, store *archive.Store, opts Options, now time.Time) (*Digest, error) {
 	opts = opts.withDefaults()
-	if _, _, err := RunDeadlines(ctx, store, opts.Calendar, opts.deadlineConfig(), now); err != nil {
+	var plan *deadlinePlan
+	if opts.ReadOnly {
+		p, err := planDeadlines(ctx, store, opts.Calendar, opts.deadlineConfig(), now)
+		if err != nil {
+			return nil, fmt.Errorf("digest: deadlines: %w", err)
+		}
+		plan = &p
+	} else if _, _, err := RunDeadlines(ctx, store, opts.Calendar, opts.deadlineConfig(), now); err != nil {
 		return nil, fmt.Errorf("digest: refresh deadlines: %w", err)
 	}
 	d := &Digest{Company: opts.Company, PeriodEnd: now, MaxItems: opts.MaxItems, AttachCSV: opts.AttachCSV,
@@ -249,6 +262,11 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 	resolved, err := store.ExceptionsResolvedBetween(ctx, d.PeriodStart, now)
 	if err != nil {
 		return nil, err
+	}
+	if plan != nil {
+		if open, resolved, err = overlayDeadlines(ctx, store, *plan, open, resolved, now); err != nil {
+			return nil, err
+		}
 	}
 	look := newLookup(store)
 	sev := map[string]int{}
@@ -308,8 +326,10 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 
 	today := flows.Today(now)
 	// Overdue ones too: a deadline stays in the table while its condition holds.
-	rows, err := store.DeadlinesBetween(ctx, flows.Date{}, today.AddDays(opts.DeadlineDays))
-	if err != nil {
+	var rows []archive.DeadlineRow
+	if plan != nil {
+		rows = plannedDeadlinesUntil(*plan, today.AddDays(opts.DeadlineDays))
+	} else if rows, err = store.DeadlinesBetween(ctx, flows.Date{}, today.AddDays(opts.DeadlineDays)); err != nil {
 		return nil, err
 	}
 	for _, r := range rows {
@@ -326,6 +346,93 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 			PointLabel: pointLabel(p.Sector), Point: p.Point, State: p.State, CustomerID: p.CustomerID, CustomerName: p.CustomerName})
 	}
 	return d, nil
+}
+
+// overlayDeadlines applies in memory what RunDeadlines would do to the exceptions at
+// now: a planned deadline exception already open takes its new severity and message;
+// one that exists resolved automatically reopens; one that does not exist appears
+// without an id; an open deadline exception no longer planned is resolved at now, which
+// puts it out of this period (it belongs to the next digest's, as after a real run).
+func overlayDeadlines(ctx context.Context, store *archive.Store, plan deadlinePlan, open, resolved []archive.Exception,
+	now time.Time) ([]archive.Exception, []archive.Exception, error) {
+	planned := make(map[string]archive.Exception, len(plan.raise))
+	for _, e := range plan.raise {
+		planned[e.Fingerprint] = e
+	}
+	refresh := func(e, p archive.Exception) archive.Exception {
+		e.Severity, e.Message, e.DueOn, e.Action, e.LastSeen = p.Severity, p.Message, p.DueOn, p.Action, now
+		e.Count++
+		return e
+	}
+	seen := map[string]bool{}
+	out := make([]archive.Exception, 0, len(open)+len(plan.raise))
+	for _, e := range open {
+		if !strings.HasPrefix(e.Fingerprint, deadlineFingerprintPrefix) {
+			out = append(out, e)
+			continue
+		}
+		if p, ok := planned[e.Fingerprint]; ok {
+			seen[e.Fingerprint] = true
+			out = append(out, refresh(e, p))
+		}
+	}
+	reopened := map[string]bool{}
+	for _, p := range plan.raise {
+		if seen[p.Fingerprint] {
+			continue
+		}
+		// The fingerprint names kind and practice: those two select the candidates.
+		same, err := store.Exceptions(ctx, archive.ExceptionFilter{Kind: p.Kind, PracticeID: p.PracticeID})
+		if err != nil {
+			return nil, nil, fmt.Errorf("digest: deadline exceptions: %w", err)
+		}
+		var old *archive.Exception
+		for i := range same {
+			if same[i].Fingerprint == p.Fingerprint {
+				old = &same[i]
+			}
+		}
+		switch {
+		case old == nil:
+			p.FirstSeen, p.Count = now, 1
+			out = append(out, p)
+		case old.ResolvedBy == "auto":
+			e := refresh(*old, p)
+			e.ResolvedAt, e.Resolution, e.ResolvedBy = time.Time{}, "", ""
+			out = append(out, e)
+			reopened[p.Fingerprint] = true
+		}
+		// Resolved by a person: the resolution stands (RaiseException only counts).
+	}
+	keep := resolved[:0:0]
+	for _, e := range resolved {
+		if !reopened[e.Fingerprint] {
+			keep = append(keep, e)
+		}
+	}
+	return out, keep, nil
+}
+
+// plannedDeadlinesUntil is the planned deadline rows due up to last (overdue ones
+// included), in DeadlinesBetween's order.
+func plannedDeadlinesUntil(plan deadlinePlan, last flows.Date) []archive.DeadlineRow {
+	var rows []archive.DeadlineRow
+	for _, r := range plan.rows {
+		if !r.DueOn.After(last) {
+			rows = append(rows, r)
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.DueOn != b.DueOn {
+			return a.DueOn.Before(b.DueOn)
+		}
+		if a.PracticeID != b.PracticeID {
+			return a.PracticeID < b.PracticeID
+		}
+		return a.Kind < b.Kind
+	})
+	return rows
 }
 
 // sortItems orders most severe first, then newest first (or oldest first for the

@@ -127,7 +127,7 @@ var Kinds = map[string]KindInfo{
 		"cmord riprova da solo; se persiste verificare l'endpoint SFTP del SII.",
 		"cmord retries automatically; check the SII SFTP endpoint if it persists.",
 		"delivery: publishing a built flow file to an SFTP endpoint fails",
-		"by hand, or muted while sii_unreachable is open for the same endpoint (inhibition)"},
+		"automatically when a later attempt delivers the file; muted meanwhile while sii_unreachable is open for the same endpoint (inhibition)"},
 	"sii_unreachable": {archive.SevUrgent, OwnerSysadmin,
 		"SII non raggiungibile", "SII unreachable",
 		"Verificare rete e stato del SII; i flussi restano in coda e partono al ritorno.",

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -29,7 +30,7 @@ type dossierText struct {
 	title, practice, history, files, exceptions, none                  string
 	at, from, to, flow, file, line, cause, note                        string
 	id, name, direction, kind, relation, received, sha, severity, what string
-	state, open, resolved                                              string
+	state, open, resolved, explanation, auto, in, out                  string
 	comma                                                              rune // CSV field separator: ';' for an Italian Excel, ',' in English
 }
 
@@ -37,13 +38,15 @@ var dossierLabels = map[string]dossierText{
 	"it": {title: "Fascicolo della pratica", practice: "Pratica", history: "Storia", files: "File", exceptions: "Eccezioni",
 		none: "nessuna", at: "quando (Europe/Rome)", from: "da", to: "a", flow: "flusso", file: "file", line: "riga",
 		cause: "causale", note: "nota", id: "id", name: "nome", direction: "direzione", kind: "tipo", relation: "relazione",
-		received: "ricevuto (Europe/Rome)", sha: "sha256", severity: "gravità", what: "descrizione", state: "stato",
-		open: "aperta", resolved: "risolta", comma: ';'},
+		received: "ricevuto (Europe/Rome)", sha: "sha256", severity: "gravità", what: "dettaglio tecnico", state: "stato",
+		open: "aperta", resolved: "risolta", explanation: "spiegazione", auto: "automatica: condizione rientrata",
+		in: "ricevuto", out: "inviato", comma: ';'},
 	"en": {title: "Practice dossier", practice: "Practice", history: "History", files: "Files", exceptions: "Exceptions",
 		none: "none", at: "at (Europe/Rome)", from: "from", to: "to", flow: "flow", file: "file", line: "line",
 		cause: "cause", note: "note", id: "id", name: "name", direction: "direction", kind: "kind", relation: "relation",
 		received: "received (Europe/Rome)", sha: "sha256", severity: "severity", what: "message", state: "state",
-		open: "open", resolved: "resolved", comma: ','},
+		open: "open", resolved: "resolved", explanation: "explanation", auto: "automatic: the condition cleared",
+		in: "in", out: "out", comma: ','},
 }
 
 // Dossier writes to w a zip with everything about one practice (code: CP_UTENTE of the
@@ -56,7 +59,7 @@ func Dossier(ctx context.Context, store *archive.Store, code string, w io.Writer
 	if lang == "" {
 		lang = "it"
 	}
-	L, ok := dossierLabels[lang]
+	_, ok := dossierLabels[lang]
 	if !ok {
 		return fmt.Errorf("export: unknown language %q (it or en)", lang)
 	}
@@ -132,13 +135,13 @@ func Dossier(ctx context.Context, store *archive.Store, code string, w io.Writer
 	if _, err := add("practice.json", stamp, bytes.NewReader(append(rec, '\n'))); err != nil {
 		return fmt.Errorf("export: dossier: %w", err)
 	}
-	if _, err := add("history.csv", stamp, bytes.NewReader(historyCSV(L, history, files))); err != nil {
+	if _, err := add("history.csv", stamp, bytes.NewReader(historyCSV(lang, history, files))); err != nil {
 		return fmt.Errorf("export: dossier: %w", err)
 	}
 	if _, err := add("history.txt", stamp, bytes.NewReader(historyText(lang, p, history, files, ids, exceptions))); err != nil {
 		return fmt.Errorf("export: dossier: %w", err)
 	}
-	if _, err := add("exceptions.csv", stamp, bytes.NewReader(exceptionsCSV(L, exceptions))); err != nil {
+	if _, err := add("exceptions.csv", stamp, bytes.NewReader(exceptionsCSV(lang, exceptions))); err != nil {
 		return fmt.Errorf("export: dossier: %w", err)
 	}
 	for _, id := range ids {
@@ -198,7 +201,10 @@ func romeTime(t time.Time) string {
 	return t.In(flows.Rome).Format("02/01/2006 15:04:05")
 }
 
-func historyCSV(L dossierText, history []archive.HistoryEntry, files map[int64]archive.File) []byte {
+// historyCSV lists the practice's history: states in words (with their code), flows
+// by name, notes translated for Italian (noteText).
+func historyCSV(lang string, history []archive.HistoryEntry, files map[int64]archive.File) []byte {
+	L := dossierLabels[lang]
 	var buf bytes.Buffer
 	buf.WriteString("\uFEFF")
 	cw := csv.NewWriter(&buf)
@@ -212,19 +218,27 @@ func historyCSV(L dossierText, history []archive.HistoryEntry, files map[int64]a
 		if h.Line != 0 {
 			line = strconv.Itoa(h.Line)
 		}
-		_ = cw.Write([]string{romeTime(h.At), h.From, h.To, Neutralise(h.Flow), fid, Neutralise(fname), line,
-			Neutralise(h.CauseCode), Neutralise(h.Note)})
+		from := ""
+		if h.From != "" {
+			from = digest.StateName(h.From, lang)
+		}
+		_ = cw.Write([]string{romeTime(h.At), from, digest.StateName(h.To, lang), Neutralise(flowName(h.Flow, lang)), fid,
+			Neutralise(fname), line, Neutralise(h.CauseCode), Neutralise(noteText(h.Note, lang))})
 	}
 	cw.Flush()
 	return buf.Bytes()
 }
 
-func exceptionsCSV(L dossierText, exceptions []archive.Exception) []byte {
+// exceptionsCSV lists the practice's exceptions as the digest names them: the kind's
+// title, the severity in words, the explanation, the code's message as technical
+// detail.
+func exceptionsCSV(lang string, exceptions []archive.Exception) []byte {
+	L := dossierLabels[lang]
 	var buf bytes.Buffer
 	buf.WriteString("\uFEFF")
 	cw := csv.NewWriter(&buf)
 	cw.Comma, cw.UseCRLF = L.comma, true
-	_ = cw.Write([]string{L.id, L.kind, L.severity, L.state, L.at, L.file + " " + L.id, L.line, L.what, L.note})
+	_ = cw.Write([]string{L.id, L.kind, L.severity, L.state, L.at, L.file + " " + L.id, L.line, L.explanation, L.what, L.note})
 	for _, e := range exceptions {
 		state := L.open
 		if !e.Open() {
@@ -238,11 +252,41 @@ func exceptionsCSV(L dossierText, exceptions []archive.Exception) []byte {
 		if e.FileID != 0 {
 			fid = strconv.FormatInt(e.FileID, 10)
 		}
-		_ = cw.Write([]string{strconv.FormatInt(e.ID, 10), e.Kind, e.Severity, state, romeTime(e.FirstSeen), fid, line,
-			Neutralise(e.Message), Neutralise(e.Resolution)})
+		_ = cw.Write([]string{strconv.FormatInt(e.ID, 10), digest.KindTitle(e.Kind, lang), digest.SeverityName(e.Severity, lang), state,
+			romeTime(e.FirstSeen), fid, line, kindExplanation(e.Kind, lang), Neutralise(e.Message), Neutralise(resolutionText(e, L, lang))})
 	}
 	cw.Flush()
 	return buf.Bytes()
+}
+
+// flowName names a history entry's flow: the digest's name of a catalog flow or input
+// kind, else the key (e.g. "window", the request window opening).
+func flowName(key, lang string) string {
+	if key == "" {
+		return ""
+	}
+	return digest.FlowName(nil, key, lang)
+}
+
+func kindExplanation(kind, lang string) string {
+	if t, ok := digest.KindExplanations[kind]; ok {
+		return t.In(lang)
+	}
+	return ""
+}
+
+// resolutionText is how an exception was resolved: an automatic resolution's note is
+// the code's English, so the Italian dossier says it in words, as the digest does.
+func resolutionText(e archive.Exception, L dossierText, lang string) string {
+	switch {
+	case e.Open():
+		return ""
+	case e.ResolvedBy == "auto" && lang != "en":
+		return L.auto
+	case e.ResolvedBy == "auto" || e.ResolvedBy == "":
+		return e.Resolution
+	}
+	return strings.TrimSpace(e.Resolution + " (" + e.ResolvedBy + ")")
 }
 
 func historyText(lang string, p archive.Practice, history []archive.HistoryEntry, files map[int64]archive.File,
@@ -259,14 +303,14 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 	for i, h := range Headers(lang) {
 		c := columns[i]
 		var v string
-		r := row{p: &p}
+		r := row{p: &p, lang: lang}
 		switch c.kind {
 		case kindText:
 			v = c.text(r)
 		case kindDate:
 			v = c.date(r).String()
 		case kindAmount:
-			v = c.amount(r).String()
+			v = amountHuman(c.amount(r), lang)
 		case kindInt:
 			continue
 		}
@@ -281,9 +325,9 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 	tw = tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "  %s\t%s → %s\t%s\t%s\t%s\n", L.at, L.from, L.to, L.flow, L.file, L.note)
 	for _, h := range history {
-		from := h.From
-		if from == "" {
-			from = "·"
+		from := "·"
+		if h.From != "" {
+			from = digest.StateName(h.From, lang)
 		}
 		file := ""
 		if h.FileID != 0 {
@@ -292,11 +336,11 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 				file += fmt.Sprintf(":%d", h.Line)
 			}
 		}
-		note := h.Note
+		note := noteText(h.Note, lang)
 		if h.CauseCode != "" {
 			note = strings.TrimSpace(L.cause + " " + h.CauseCode + " " + note)
 		}
-		fmt.Fprintf(tw, "  %s\t%s → %s\t%s\t%s\t%s\n", romeTime(h.At), from, h.To, h.Flow, file, note)
+		fmt.Fprintf(tw, "  %s\t%s → %s\t%s\t%s\t%s\n", romeTime(h.At), from, digest.StateName(h.To, lang), flowName(h.Flow, lang), file, note)
 	}
 	tw.Flush()
 
@@ -307,7 +351,11 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 	tw = tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	for _, id := range ids {
 		f := files[id]
-		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\n", f.ID, f.Direction, f.Kind, romeTime(f.ReceivedAt), f.Hash[:16], f.Name)
+		dir := map[string]string{"in": L.in, "out": L.out}[f.Direction]
+		if dir == "" {
+			dir = f.Direction
+		}
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\n", f.ID, dir, flowName(f.Kind, lang), romeTime(f.ReceivedAt), f.Hash[:16], f.Name)
 	}
 	tw.Flush()
 
@@ -321,7 +369,11 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 		if !e.Open() {
 			state = L.resolved + " " + romeTime(e.ResolvedAt)
 		}
-		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", e.ID, e.Severity, e.Kind, state, e.Message)
+		what := e.Message
+		if x := kindExplanation(e.Kind, lang); x != "" && lang != "en" {
+			what = x + " (" + L.what + ": " + e.Message + ")"
+		}
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", e.ID, digest.SeverityName(e.Severity, lang), digest.KindTitle(e.Kind, lang), state, what)
 	}
 	tw.Flush()
 	// tabwriter pads a short last cell: drop the trailing blanks.

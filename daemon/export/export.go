@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -39,6 +40,14 @@ type Options struct {
 	Progress func(done, total int)
 }
 
+// langOf is "en" or "it" (the default).
+func langOf(lang string) string {
+	if lang == "en" {
+		return "en"
+	}
+	return "it"
+}
+
 // Formats are the accepted values of Options.Format.
 var Formats = []string{"csv", "xlsx", "json"}
 
@@ -52,10 +61,29 @@ const (
 	kindInt
 )
 
-// row is one practice ready to be written: the practice and what is joined to it.
+// row is one practice ready to be written: the practice, what is joined to it, and
+// the language of the words in its cells.
 type row struct {
 	p          *archive.Practice
 	openExcept int
+	lang       string
+	states     stateNames
+}
+
+// stateNames caches the words of each state in one language: a million-row export
+// names the same twenty states over and over.
+type stateNames map[string]string
+
+func (c stateNames) of(state, lang string) string {
+	if c == nil {
+		return digest.StateName(state, lang)
+	}
+	n, ok := c[state]
+	if !ok {
+		n = digest.StateName(state, lang)
+		c[state] = n
+	}
+	return n
 }
 
 // column is one column of a practice export.
@@ -86,7 +114,9 @@ var columns = []column{
 	{it: "CF/P.IVA cliente", en: "customer CF/VAT no.", width: 18, text: func(r row) string { return r.p.CustomerID }},
 	{it: "denominazione", en: "customer name", width: 30, text: func(r row) string { return r.p.CustomerName }},
 	{it: "data switch", en: "switch date", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.SwitchDate }},
-	{it: "stato", en: "state", width: 12, text: func(r row) string { return r.p.State }},
+	// The state in words, with the code `cmord practices --state` takes: the digest's
+	// table (digest.StateName), so the mail and the spreadsheet say the same.
+	{it: "stato", en: "state", width: 34, text: func(r row) string { return r.states.of(r.p.State, r.lang) }},
 	{it: "dal", en: "since", kind: kindDate, width: 11, date: func(r row) flows.Date { return sinceDate(r.p.StateSince) }},
 	{it: "credito", en: "credit", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Credit }},
 	{it: "stima 4 mesi", en: "4-month estimate", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Estimate }},
@@ -220,8 +250,9 @@ func Practices(ctx context.Context, store *archive.Store, f archive.PracticeFilt
 	if err := rw.header(); err != nil {
 		return 0, err
 	}
+	lang, states := langOf(opt.Lang), stateNames{}
 	err = store.EachPractice(ctx, f, func(p archive.Practice) error {
-		if err := rw.write(row{p: &p, openExcept: open[p.ID]}); err != nil {
+		if err := rw.write(row{p: &p, openExcept: open[p.ID], lang: lang, states: states}); err != nil {
 			return err
 		}
 		n++

@@ -64,22 +64,25 @@ func newFixture(t testing.TB) fixture {
 	amt := flows.MustAmount
 	ps := []archive.Practice{
 		{CaseKey: "U|IT001E00000001", Role: "uscente", Sector: "E", Point: "IT001E00000001", CustomerID: "RSSMRA80A01H501U",
-			CustomerName: "Rossi Mario; \"Bar Èlite\"", CPUtente: "E250000001", CPGestore: "=cmd|' /C calc'!A0", State: "ready",
-			SwitchDate: flows.D(2025, 1, 1), Credit: amt("250.00"), Estimate: amt("180.40"), CMOR: amt("120.50"),
+			CustomerName: "Rossi Mario; \"Bar Èlite\"", CPUtente: "E250000001", CPGestore: "=cmd|' /C calc'!A0", State: flows.StateReady,
+			SwitchDate: flows.D(2025, 1, 1), Credit: amt("2500.00"), Estimate: amt("180.40"), CMOR: amt("120.50"),
 			WindowOpen: flows.D(2025, 3, 1), WindowClose: flows.D(2025, 6, 30), RequestDate: flows.D(2025, 3, 10),
 			AnswerDate: flows.D(2025, 3, 15)},
 		{CaseKey: "U|00881234567890", Role: "uscente", Sector: "G", Point: "00881234567890", CustomerID: "01234567897",
-			CustomerName: "+39 Gas S.r.l.", CPUtente: "G250000001", State: "rejected", CauseCode: "5",
+			CustomerName: "+39 Gas S.r.l.", CPUtente: "G250000001", State: flows.StateRejected, CauseCode: "5",
 			Motivation: "@SUM(1+1) codice già usato", SwitchDate: flows.D(2025, 2, 1), Credit: amt("1234567.89"),
 			Estimate: amt("0.01"), CMOR: amt("-12.30"), RequestDate: flows.D(2025, 4, 1), AnswerDate: flows.D(2025, 4, 3)},
 		{CaseKey: "E|G77", Role: "entrante", Sector: "E", Point: "IT001E00000009", CustomerID: "VRDLGU70B02F205X",
-			CustomerName: "-Verdi Luigi\tsecondo", CPGestore: "G77", State: "charged", SwitchDate: flows.D(2025, 4, 1),
+			CustomerName: "-Verdi Luigi\tsecondo", CPGestore: "G77", State: flows.EntranteCharged, SwitchDate: flows.D(2025, 4, 1),
 			Previous: amt("30.00"), CMOR: amt("45.67"), Charged: amt("45.67"), Collected: amt("20"), SuspensionTerm: flows.D(2025, 7, 1)},
 	}
 	err = s.Write(ctx, func(tx *sql.Tx) error {
 		for i := range ps {
 			ps[i].CompanyPIVA = "00488410010"
 			h := archive.HistoryEntry{Flow: "uscente.morosi", At: fixtureAt, FileID: fx.files[0].ID, Line: 2 + i}
+			if i == 0 { // as daemon/uscente.go writes it
+				h.Note = "case read from morosi_20250301.csv lines 2; CMOR 120.50 (credit 2500.00, estimate 180.40); request window opens 01/03/2025"
+			}
 			if ps[i].Role == "entrante" {
 				h = archive.HistoryEntry{Flow: "NOTIFICA", At: fixtureAt, FileID: fx.files[3].ID, Line: 1}
 			}
@@ -89,13 +92,15 @@ func newFixture(t testing.TB) fixture {
 			fx.ids[ps[i].CaseKey] = ps[i].ID
 		}
 		p := &ps[0]
-		if err := s.Transition(ctx, tx, p, "sent", archive.HistoryEntry{Flow: "REQ", FileID: fx.files[1].ID, Line: 2, At: fixtureAt.Add(2 * time.Hour)}); err != nil {
+		if err := s.Transition(ctx, tx, p, flows.StateSent, archive.HistoryEntry{Flow: "REQ", FileID: fx.files[1].ID, Line: 2, At: fixtureAt.Add(2 * time.Hour),
+			Note: "REQ E250000001 written into CMOR_REQ_00488410010_20250310.csv"}); err != nil {
 			return err
 		}
 		if err := s.LinkPracticeFile(ctx, tx, p.ID, fx.files[1].ID, "built", 2); err != nil {
 			return err
 		}
-		if err := s.Transition(ctx, tx, p, "accepted", archive.HistoryEntry{Flow: "REQ_ESITO", FileID: fx.files[2].ID, Line: 2, At: fixtureAt.Add(3 * time.Hour)}); err != nil {
+		if err := s.Transition(ctx, tx, p, flows.StateAccepted, archive.HistoryEntry{Flow: "REQ_ESITO", FileID: fx.files[2].ID, Line: 2, At: fixtureAt.Add(3 * time.Hour),
+			Note: "a note nobody translated; CMOR 1234.50"}); err != nil {
 			return err
 		}
 		if _, _, err := s.RaiseException(ctx, tx, archive.Exception{Kind: "sii_refusal", Severity: archive.SevHigh, PracticeID: ps[1].ID,
@@ -410,6 +415,7 @@ func TestPracticesXLSXReadBack(t *testing.T) {
 		{"A2", str, "E250000001", "E250000001", ""},
 		{"B2", str, "=cmd|' /C calc'!A0", "=cmd|' /C calc'!A0", ""}, // a string cell: shown as text, never evaluated
 		{"H2", num, "45658", "01/01/2025", xlsxDateFormat},          // switch date, a real date
+		{"I2", str, "accolta (ACCEPTED)", "accolta (ACCEPTED)", ""}, // state in words, with its code
 		{"J2", num, "45810", "02/06/2025", xlsxDateFormat},          // state since, Rome date
 		{"N2", num, "120.5", "120.50", xlsxAmountFormat},            // CMOR
 		{"X2", num, "1", "1", ""},                                   // open exceptions
@@ -593,7 +599,7 @@ func TestDossier(t *testing.T) {
 				r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(entries[name], []byte("\xEF\xBB\xBF"))))
 				r.Comma = sep
 				recs, err := r.ReadAll()
-				if err != nil || len(recs) < 2 || len(recs[0]) != 9 {
+				if err != nil || len(recs) < 2 || len(recs[0]) != map[string]int{"history.csv": 9, "exceptions.csv": 10}[name] {
 					t.Errorf("%s (%s) read with %q: %d rows, %v", name, tt.lang, sep, len(recs), err)
 				}
 			}

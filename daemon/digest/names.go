@@ -1,0 +1,82 @@
+package digest
+
+import (
+	"strings"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// The names below are what a compliance officer reads in the digest and in the exports
+// (daemon/export): one table per thing, here, so the two never disagree.
+
+// FlowTitles name the flows and billing input kinds of the embedded catalog for
+// people. The catalog's own descriptions are English notes for whoever maintains it;
+// the SII's service and code come from the catalog in force (FlowName).
+var FlowTitles = map[string]Text{
+	"REQ":         {"Richiesta indennizzo", "Indemnity request"},
+	"REQ_AMM":     {"Ammissibilità richiesta", "Request admissibility"},
+	"REQ_ESITO":   {"Esito richiesta", "Request outcome"},
+	"NOTIF_ENTR":  {"Notifica CMOR all'entrante", "CMOR notice to the entrante"},
+	"SUSP_REQ":    {"Richiesta sospensione", "Suspension request"},
+	"SUSP_AMM":    {"Ammissibilità sospensione", "Suspension admissibility"},
+	"SUSP_ESITO":  {"Esito sospensione", "Suspension outcome"},
+	"SUSP_REVOKE": {"Revoca sospensione", "Suspension revocation"},
+	"SUSP_NOTIF":  {"Notifica sospensione o ripresa", "Suspension or resumption notice"},
+	"ANN_REQ":     {"Richiesta annullamento", "Annulment request"},
+	"ANN_AMM":     {"Ammissibilità annullamento", "Annulment admissibility"},
+	"ANN_NOTIF":   {"Notifica annullamento", "Annulment notice"},
+	"REFUND_ACK":  {"Comunicazione rimborso", "Refund acknowledgement"},
+	"UPD_NOTIF":   {"Aggiornamento CMOR", "CMOR update"},
+	"REND":        {"Rendicontazione CMOR", "CMOR report"},
+	"REND_AMM":    {"Ammissibilità rendicontazione", "Report admissibility"},
+	// Billing inputs (the catalog's [[inputs]]).
+	"uscente.morosi":       {"Crediti insoluti", "Unpaid invoices"},
+	"uscente.incassi":      {"Incassi dai clienti", "Customer payments"},
+	"uscente.annullamenti": {"Annullamenti dell'operatore", "Operator annulments"},
+	"uscente.rimborsi":     {"Rimborsi ai clienti", "Customer refunds"},
+	"entrante.fatturato":   {"CMOR fatturati e incassati", "CMOR billed and collected"},
+	"entrante.sospensioni": {"Sospensioni per morosità", "Suspensions for non-payment"},
+}
+
+// billingPrefix names where an input kind comes from, as the SII code names a flow.
+var billingPrefix = Text{"Fatturazione", "Billing"}
+
+// FlowName names a flow or input kind for people in lang: "SI1.0050 — Richiesta
+// indennizzo" for an SII flow (service and code from cat, the catalog in force; nil:
+// the embedded one), "Fatturazione — Crediti insoluti" for a billing input. A key
+// neither the catalog nor FlowTitles knows is returned as it is.
+func FlowName(cat *flows.Catalog, key, lang string) string {
+	if cat == nil {
+		cat = defaultCatalog()
+	}
+	title := textOf(FlowTitles, key, lang)
+	if f := cat.Flow(key); f != nil && f.Service != "" && f.Code != "" {
+		if title == "" {
+			return f.Service + "." + f.Code + " (" + key + ")"
+		}
+		return f.Service + "." + f.Code + " — " + title
+	}
+	if title == "" {
+		return key
+	}
+	if cat.Input(key) != nil || strings.Contains(key, ".") {
+		return billingPrefix.In(lang) + " — " + title
+	}
+	return title
+}
+
+// StateName names a practice state for people: "inviata al SII (SENT)", the words
+// from StateTexts and the code that `cmord practices --state` takes. An unknown state
+// is returned as it is.
+func StateName(state, lang string) string { return stateLabel(state, lang) }
+
+// SeverityName names a severity in lang ("urgente", "alta", "normale", "bassa").
+func SeverityName(sev, lang string) string {
+	if s := labels[langOf(lang)][sev]; s != "" && sev != "" {
+		return s
+	}
+	return sev
+}
+
+// KindTitle is the title of an exception kind in lang, as the digest shows it.
+func KindTitle(kind, lang string) string { return Info(kind).Title(lang) }
