@@ -1,0 +1,146 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"testing"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/flows"
+)
+
+// chunkRun is what processing an extract left, compared across chunk sizes and
+// interruptions.
+type chunkRun struct {
+	practices []string // case key, CP_UTENTE, state, CMOR
+	requests  []string
+	result    Result
+	progress  bool // a file_progress row is left
+}
+
+func processExtract(t *testing.T, chunk int, stopAfter int) chunkRun {
+	t.Helper()
+	old, oldHook := morosiChunkCases, afterMorosiChunk
+	t.Cleanup(func() { morosiChunkCases, afterMorosiChunk = old, oldHook })
+	morosiChunkCases = chunk
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "morosi.csv")
+	writeFile(t, path, e2eExtract()+extraCases(9))
+	res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: "morosi.csv", Direction: "in", Kind: "uscente.morosi", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := w.d.folderByName("morosi")
+	if stopAfter > 0 {
+		// The first run stops after stopAfter committed chunks, as a crash or a
+		// SIGTERM would stop it; the second continues from file_progress.
+		stopCtx, cancel := context.WithCancel(ctx)
+		n := 0
+		afterMorosiChunk = func(int) {
+			if n++; n == stopAfter {
+				cancel()
+			}
+		}
+		if _, err := w.d.process(stopCtx, res.File, folder); !errors.Is(err, context.Canceled) {
+			t.Fatalf("interrupted run: err %v, want context.Canceled", err)
+		}
+		cancel()
+		afterMorosiChunk = func(int) {}
+		if _, ok, err := w.d.Store.LoadProgress(ctx, nil, res.File.ID); err != nil || !ok {
+			t.Fatalf("no progress recorded after %d chunks (%v)", stopAfter, err)
+		}
+		f, err := w.d.Store.GetFile(ctx, res.File.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.File = f
+	}
+	out, err := w.d.process(ctx, res.File, folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var run chunkRun
+	run.result = out
+	ps, err := w.d.Store.QueryPractices(ctx, archive.PracticeFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		run.practices = append(run.practices, fmt.Sprintf("%s %s %s %s", p.CaseKey, p.CPUtente, p.State, p.CMOR))
+		reqs, err := w.d.Store.Requests(ctx, nil, p.ID, "", "", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, r := range reqs {
+			run.requests = append(run.requests, fmt.Sprintf("%s %s %s", r.Flow, r.CPUtente, r.State))
+		}
+	}
+	_, run.progress, err = w.d.Store.LoadProgress(ctx, nil, res.File.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return run
+}
+
+// extraCases returns n more good one-invoice cases, so that small chunks make many.
+func extraCases(n int) string {
+	out := ""
+	for i := 0; i < n; i++ {
+		out += morosiRow(fmt.Sprintf("IT001E0000%04d", 100+i), testCF(fmt.Sprintf("RSSMRA85T10A%03d", 100+i)), "Cliente", flows.D(2025, 3, 1),
+			fmt.Sprintf("F2025-9%03d", i), "55.00", nil) + "\r\n"
+	}
+	return out
+}
+
+// A file committed in chunks ends exactly as if it were one transaction — the same
+// practices with the same codes, the same requests, the same counts and findings in
+// the same order — also when the run is stopped after some chunks and the file is
+// processed again: nothing is done twice and nothing is lost.
+func TestMorosiChunksEqualOneTransaction(t *testing.T) {
+	want := processExtract(t, 1<<30, 0)
+	if len(want.practices) < 10 || len(want.result.Findings) == 0 {
+		t.Fatalf("reference run too small to prove anything: %d practices, %d findings", len(want.practices), len(want.result.Findings))
+	}
+	tests := []struct {
+		name             string
+		chunk, stopAfter int
+	}{
+		{"chunks of 1", 1, 0},
+		{"chunks of 3", 3, 0},
+		{"stopped after the first chunk", 2, 1},
+		{"stopped after the fourth chunk", 2, 4},
+		{"chunks of 1 stopped after the last but one", 1, 12},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := processExtract(t, tt.chunk, tt.stopAfter)
+			if !reflect.DeepEqual(got.practices, want.practices) {
+				t.Errorf("practices:\n got %v\nwant %v", got.practices, want.practices)
+			}
+			if !reflect.DeepEqual(got.requests, want.requests) {
+				t.Errorf("requests:\n got %v\nwant %v", got.requests, want.requests)
+			}
+			if !reflect.DeepEqual(got.result.Meta, want.result.Meta) {
+				t.Errorf("meta %v, want %v", got.result.Meta, want.result.Meta)
+			}
+			if !reflect.DeepEqual(got.result.Findings, want.result.Findings) {
+				t.Errorf("findings:\n got %v\nwant %v", got.result.Findings, want.result.Findings)
+			}
+			if got.progress {
+				t.Error("file_progress left behind after the file finished")
+			}
+		})
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
