@@ -29,13 +29,23 @@ func NewBlobStore(dir string) (*BlobStore, error) {
 			return nil, fmt.Errorf("archive: blob store: %w", err)
 		}
 	}
-	// Temp files left by a crash are garbage: their content was never indexed.
-	if ents, err := os.ReadDir(b.tmp); err == nil {
-		for _, e := range ents {
-			_ = os.Remove(filepath.Join(b.tmp, e.Name()))
+	return b, nil
+}
+
+// RemoveTemp deletes the temp files a crash left (their content was never indexed).
+// Only the daemon calls it, holding the state directory's lock: a CLI command that
+// opens the archive beside a running daemon must not delete a blob being written.
+func (b *BlobStore) RemoveTemp() error {
+	ents, err := os.ReadDir(b.tmp)
+	if err != nil {
+		return fmt.Errorf("archive: blob store: %w", err)
+	}
+	for _, e := range ents {
+		if err := os.Remove(filepath.Join(b.tmp, e.Name())); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("archive: blob store: %w", err)
 		}
 	}
-	return b, nil
+	return nil
 }
 
 // Path returns where the blob with this hash lives.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"reflect"
 	"testing"
 
@@ -122,5 +124,35 @@ func TestFileProgressRoundTrip(t *testing.T) {
 	}
 	if _, ok, _ := s.LoadProgress(ctx, nil, id); ok {
 		t.Error("progress still there after ClearProgress")
+	}
+}
+
+// Opening the archive leaves temp files alone (a CLI command beside a running daemon
+// must not delete the blob it is writing); RemoveTemp, which the daemon calls holding
+// the state lock, deletes them.
+func TestTempBlobsRemovedOnlyOnRequest(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	tmp := filepath.Join(dir, "objects", "tmp", "put-123")
+	if err := os.WriteFile(tmp, []byte("half a blob"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := os.Stat(tmp); err != nil {
+		t.Fatalf("Open removed an in-flight temp file: %v", err)
+	}
+	if err := s.Blobs.RemoveTemp(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Fatalf("RemoveTemp left %s (%v)", tmp, err)
 	}
 }

@@ -71,6 +71,11 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		lock.Unlock()
 		return nil, err
 	}
+	if err := store.Blobs.RemoveTemp(); err != nil { // safe: the lock says no other daemon writes here
+		store.Close()
+		lock.Unlock()
+		return nil, err
+	}
 	d := &Daemon{Log: log, Store: store, Metrics: metrics.New(), now: time.Now, reloads: make(chan *config.Config, 1), lock: lock}
 	if err := d.apply(cfg); err != nil {
 		store.Close()
