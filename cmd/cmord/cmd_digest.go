@@ -38,6 +38,9 @@ func runDigest(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return env.fail(err)
 	}
+	if *preview {
+		env.ReadOnly() // cmord group members can preview; nothing is written
+	}
 	st, err := env.Store()
 	if err != nil {
 		return env.fail(err)

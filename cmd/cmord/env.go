@@ -26,7 +26,12 @@ type Env struct {
 	cfg     *config.Config
 	store   *archive.Store
 	log     *slog.Logger
+	// readOnly: this run of a command that may write only reads (digest --preview).
+	readOnly bool
 }
+
+// ReadOnly makes Store open the archive read-only for this run.
+func (e *Env) ReadOnly() { e.readOnly = true }
 
 // DefaultConfigPath is used when neither --config nor $CMORD_CONFIG is given.
 const DefaultConfigPath = "/etc/cmord/cmord.toml"
@@ -105,7 +110,7 @@ func (e *Env) Store() (*archive.Store, error) {
 		return nil, err
 	}
 	var s *archive.Store
-	if e.command != nil && readOnlyCommands[e.command.name] {
+	if e.readOnly || e.command != nil && readOnlyCommands[e.command.name] {
 		s, err = archive.OpenReadOnly(cfg.StateDir)
 	} else {
 		s, err = archive.Open(cfg.StateDir)

@@ -103,6 +103,7 @@ func TestReadCommandsOnReadOnlyState(t *testing.T) {
 		{args: []string{"archive", "cat", "1"}, code: exitOK, stdout: "IT001E00000001", noStderr: true},
 		{args: []string{"archive", "history", "morosi_20250301.csv"}, code: exitOK, stdout: "folder:morosi", noStderr: true},
 		{args: []string{"exceptions"}, code: exitOK, stdout: "row_refused", noStderr: true},
+		{args: []string{"digest", "--preview"}, code: exitOK, stdout: "cmord", noStderr: true},
 		{args: []string{"exceptions", "resolve", "2", "--note", "x"}, code: exitFindings,
 			stderr: []string{"needs write access to the state directory " + stateDir, "sudo -u cmord cmord exceptions resolve"}},
 	}
