@@ -241,7 +241,16 @@ func plural(n int, one, many string) string {
 // the intake and the scheduler get the writer between chunks, and file_progress (in
 // the same transaction) lets a restart continue after the last committed chunk. A
 // file smaller than a chunk is still one transaction, finish included.
-var morosiChunkCases = 2048
+//
+// The size is a trade: every commit writes again the pages of the case-key, point and
+// customer indexes that its cases touched (their keys come in no order), so small
+// chunks multiply the bytes written (2,048 cases: 10 GB for a million rows), while a
+// chunk whose dirty pages outgrow the 32 MiB page cache spills them mid-transaction.
+var morosiChunkCases = 8192
+
+// morosiBatchCases is how many cases the reader hands over at a time: a transaction
+// takes several batches, and only a few batches are in memory whatever the chunk size.
+var morosiBatchCases = 1024
 
 // morosiJob is the processing of one uscente.morosi file, chunk after chunk.
 type morosiJob struct {
@@ -304,17 +313,13 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan morosiChunk, 1)
-	go readMorosiChunks(ctx, src.rd, prog.Line, morosiChunkCases, chunks)
-	for ch := range chunks {
-		if ch.err != nil {
-			return Result{}, ch.err
-		}
-		res, err := job.commit(ctx, ch)
-		if err != nil || ch.last {
+	go readMorosiChunks(ctx, src.rd, prog.Line, min(morosiBatchCases, morosiChunkCases), chunks)
+	for {
+		res, last, err := job.commit(ctx, chunks)
+		if err != nil || last {
 			return res, err
 		}
 	}
-	return Result{}, ctx.Err()
 }
 
 // readMorosiChunks reads the file, groups its rows into cases and sends them in chunks
@@ -371,23 +376,41 @@ func readMorosiChunks(ctx context.Context, rd *flows.CSVReader, skipThrough, siz
 	send(cur)
 }
 
-// commit processes one chunk in one transaction, with the file's progress (or, for
-// the last chunk, the file's finish) in the same transaction.
-func (j *morosiJob) commit(ctx context.Context, ch morosiChunk) (Result, error) {
-	var res Result
-	err := j.in.Store.Write(ctx, func(tx *sql.Tx) error {
+// commit processes the reader's batches in one transaction until it holds
+// morosiChunkCases cases or the file ends, with the file's progress (or, at the end,
+// the file's finish) in the same transaction.
+func (j *morosiJob) commit(ctx context.Context, batches <-chan morosiChunk) (res Result, last bool, err error) {
+	var ch morosiChunk
+	err = j.in.Store.Write(ctx, func(tx *sql.Tx) error {
 		st, err := j.in.Store.PreparePractices(ctx, tx)
 		if err != nil {
 			return err
 		}
 		st.SetClock(func() time.Time { return j.in.Now })
 		j.st = st
-		j.rows += ch.rows
-		j.sink.add(ch.findings...)
-		for _, mc := range ch.cases {
-			if err := j.add(ctx, mc); err != nil {
+		for cases := 0; !ch.last && cases < morosiChunkCases; cases += len(ch.cases) {
+			var ok bool
+			select {
+			case ch, ok = <-batches:
+			case <-ctx.Done():
 				st.Close(ctx)
-				return err
+				return ctx.Err()
+			}
+			if !ok {
+				st.Close(ctx)
+				return ctx.Err() // the reader stopped: cancelled
+			}
+			if ch.err != nil {
+				st.Close(ctx)
+				return ch.err
+			}
+			j.rows += ch.rows
+			j.sink.add(ch.findings...)
+			for _, mc := range ch.cases {
+				if err := j.add(ctx, mc); err != nil {
+					st.Close(ctx)
+					return err
+				}
 			}
 		}
 		if err := j.drain(ctx); err != nil {
@@ -407,14 +430,14 @@ func (j *morosiJob) commit(ctx context.Context, ch morosiChunk) (Result, error) 
 		return j.in.Finish(ctx, tx, res)
 	})
 	if err != nil {
-		return Result{}, err // the in-memory counters are ahead of the database: the caller stops
+		return Result{}, false, err // the in-memory counters are ahead of the database: the caller stops
 	}
 	j.saved = len(j.sink.kept)
 	if !ch.last {
 		failpoint("after_chunk")
 		afterMorosiChunk(ch.through)
 	}
-	return res, nil
+	return res, ch.last, nil
 }
 
 // afterMorosiChunk is called after each committed chunk but the last (tests stop a

@@ -22,11 +22,14 @@ type chunkRun struct {
 	progress  bool // a file_progress row is left
 }
 
-func processExtract(t *testing.T, chunk int, stopAfter int) chunkRun {
+func processExtract(t *testing.T, chunk, batch, stopAfter int) chunkRun {
 	t.Helper()
-	old, oldHook := morosiChunkCases, afterMorosiChunk
-	t.Cleanup(func() { morosiChunkCases, afterMorosiChunk = old, oldHook })
+	old, oldBatch, oldHook := morosiChunkCases, morosiBatchCases, afterMorosiChunk
+	t.Cleanup(func() { morosiChunkCases, morosiBatchCases, afterMorosiChunk = old, oldBatch, oldHook })
 	morosiChunkCases = chunk
+	if batch > 0 {
+		morosiBatchCases = batch
+	}
 	w := newTestWorld(t, e2eNow, "")
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "morosi.csv")
@@ -102,23 +105,25 @@ func extraCases(n int) string {
 // the same order — also when the run is stopped after some chunks and the file is
 // processed again: nothing is done twice and nothing is lost.
 func TestMorosiChunksEqualOneTransaction(t *testing.T) {
-	want := processExtract(t, 1<<30, 0)
+	want := processExtract(t, 1<<30, 0, 0)
 	if len(want.practices) < 10 || len(want.result.Findings) == 0 {
 		t.Fatalf("reference run too small to prove anything: %d practices, %d findings", len(want.practices), len(want.result.Findings))
 	}
 	tests := []struct {
-		name             string
-		chunk, stopAfter int
+		name                    string
+		chunk, batch, stopAfter int
 	}{
-		{"chunks of 1", 1, 0},
-		{"chunks of 3", 3, 0},
-		{"stopped after the first chunk", 2, 1},
-		{"stopped after the fourth chunk", 2, 4},
-		{"chunks of 1 stopped after the last but one", 1, 12},
+		{"chunks of 1", 1, 0, 0},
+		{"chunks of 3", 3, 0, 0},
+		{"chunks of 5 read in batches of 2", 5, 2, 0},
+		{"stopped after the first chunk", 2, 0, 1},
+		{"stopped after the fourth chunk", 2, 0, 4},
+		{"chunks of 4 in batches of 3, stopped after the second", 4, 3, 2},
+		{"chunks of 1 stopped after the last but one", 1, 0, 12},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := processExtract(t, tt.chunk, tt.stopAfter)
+			got := processExtract(t, tt.chunk, tt.batch, tt.stopAfter)
 			if !reflect.DeepEqual(got.practices, want.practices) {
 				t.Errorf("practices:\n got %v\nwant %v", got.practices, want.practices)
 			}
