@@ -17,7 +17,7 @@ import (
 
 func init() {
 	register(&command{name: "export", summary: "export filtered practices as CSV or XLSX, or one practice's dossier as a zip",
-		usage: "[filters as for practices] --format csv|xlsx -o FILE [--lang it|en] [--decimal-comma] | --dossier CODE -o FILE.zip",
+		usage: "[filters as for practices] --format csv|xlsx -o FILE [--lang it|en] [--decimal-comma|--decimal-point] | --dossier CODE -o FILE.zip",
 		run:   runExport})
 }
 
@@ -27,7 +27,9 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	format := fs.String("format", "", "csv or xlsx (default: from the -o extension, else csv)")
 	out := fs.String("o", "", "output `FILE` (required); - writes to stdout (CSV only, or when stdout is not a terminal)")
 	lang := fs.String("lang", "it", "headers: it or en")
-	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts with a decimal comma (Italian Excel)")
+	// As for `practices`: the separator follows --lang, and the help says so.
+	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts as 1234,50 whatever --lang (already so with --lang it, the default)")
+	decimalPoint := fs.Bool("decimal-point", false, "CSV amounts as 1234.50 whatever --lang (already so with --lang en)")
 	limit := fs.Int("limit", 0, "at most this many practices (0 = all)")
 	dossier := fs.String("dossier", "", "practice code (CP_UTENTE, CP_GESTORE or #id): write its dossier zip instead")
 	noArchive := fs.Bool("no-archive", false, "do not keep a copy of the export in the archive")
@@ -39,6 +41,9 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	}
 	if *lang != "it" && *lang != "en" {
 		return env.fail(usageError{fmt.Sprintf("--lang %q: want it or en", *lang)})
+	}
+	if *decimalComma && *decimalPoint {
+		return env.fail(usageError{"--decimal-comma and --decimal-point: choose one"})
 	}
 	if *dossier == "" && *format == "" {
 		*format = "csv"
@@ -94,7 +99,7 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 		if *dossier != "" {
 			return 1, export.Dossier(ctx, st, fmt.Sprintf("#%d", practiceID), w, *lang)
 		}
-		opt := export.Options{Format: *format, Lang: *lang, DecimalComma: *decimalComma}
+		opt := export.Options{Format: *format, Lang: *lang, DecimalComma: *decimalComma, DecimalPoint: *decimalPoint}
 		if bar != nil {
 			opt.Progress = bar.update
 		}

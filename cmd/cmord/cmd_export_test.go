@@ -177,3 +177,43 @@ func TestProgressBar(t *testing.T) {
 	nilBar.update(1, 2) // a nil bar (not a terminal) draws nothing and does not panic
 	nilBar.finish()
 }
+
+// The CSV's decimal separator follows --lang unless --decimal-comma or --decimal-point
+// says otherwise; both together are a usage error.
+func TestExportDecimalSeparator(t *testing.T) {
+	cliFixture(t)
+	tests := []struct {
+		name  string
+		flags []string
+		code  int
+		comma bool // amounts like 1234,50
+	}{
+		{"italian default", nil, exitOK, true},
+		{"english default", []string{"--lang", "en"}, exitOK, false},
+		{"italian with point", []string{"--decimal-point"}, exitOK, false},
+		{"english with comma", []string{"--lang", "en", "--decimal-comma"}, exitOK, true},
+		{"both", []string{"--decimal-comma", "--decimal-point"}, exitUsage, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "p.csv")
+			args := append([]string{"export", "--role", "uscente", "--no-archive", "-o", out}, tt.flags...)
+			code, _, errOut := runCLI(t, args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d: %s", code, tt.code, errOut)
+			}
+			if code != exitOK {
+				return
+			}
+			data, err := os.ReadFile(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// E250000001's CMOR is 120.50 in the fixture.
+			comma, point := strings.Contains(string(data), "120,50"), strings.Contains(string(data), "120.50")
+			if comma != tt.comma || point == tt.comma {
+				t.Errorf("comma amounts %v, point amounts %v, want comma %v:\n%s", comma, point, tt.comma, data)
+			}
+		})
+	}
+}
