@@ -1310,8 +1310,8 @@ type entranteBuilder struct {
 func (b *entranteBuilder) Name() string { return "entrante." + b.flow }
 
 type builtRow struct {
-	req archive.Request
-	p   archive.Practice
+	req  archive.Request
+	p    archive.Practice
 	row  map[string]string
 	src  int64
 	body []byte // the row in the file, encoded once

@@ -1145,9 +1145,9 @@ func (b *requestBuilder) Name() string { return "uscente." + b.flow }
 // pendingRequest is one request with what it becomes in the file.
 type pendingRequest struct {
 	req    archive.Request
-	p      archive.Practice   // without its Data (the batch holds thousands)
-	inputs []int64            // the input files behind the practice (provenance)
-	data   *flows.UscenteData // REFUND_ACK only: saved back with the refund acknowledged
+	p      archive.Practice    // without its Data (the batch holds thousands)
+	inputs []int64             // the input files behind the practice (provenance)
+	data   *flows.UscenteData  // REFUND_ACK only: saved back with the refund acknowledged
 	rows   []map[string]string // until encoded
 	first  map[string]string   // its first row (the file name may use its values)
 	nrows  int
