@@ -44,10 +44,11 @@ type PracticeStmts struct {
 	codesChecked map[string]*codeWindow
 }
 
-// codeWindow is a run of sequence values [from, to) whose codes were checked at once.
+// codeWindow is a run of sequence values [from, to) whose codes were checked at once,
+// and those of its codes found issued.
 type codeWindow struct {
 	from, to int64
-	used     map[int64]bool
+	used     map[string]bool
 }
 
 // codeWindowSize is how many codes NewCode looks up in one query.
@@ -198,18 +199,17 @@ func (p *PracticeStmts) codeUsedAhead(ctx context.Context, seqName string, seq i
 	w := p.codesChecked[seqName]
 	if w == nil || seq < w.from || seq >= w.to {
 		codes := make([]string, 0, codeWindowSize)
-		bySeq := make(map[string]int64, codeWindowSize)
 		for v := seq; v < seq+codeWindowSize; v++ {
 			c, err := render(v)
 			if err != nil {
 				break // a value the template cannot spell: checked alone when reached
 			}
-			codes, bySeq[c] = append(codes, c), v
+			codes = append(codes, c)
 		}
 		if len(codes) == 0 {
 			return p.CodeUsed(ctx, code)
 		}
-		w = &codeWindow{from: seq, to: seq + int64(len(codes)), used: map[int64]bool{}}
+		w = &codeWindow{from: seq, to: seq + int64(len(codes)), used: map[string]bool{}}
 		list := "?" + strings.Repeat(",?", len(codes)-1)
 		args := make([]any, len(codes))
 		for i, c := range codes {
@@ -226,7 +226,7 @@ func (p *PracticeStmts) codeUsedAhead(ctx context.Context, seqName string, seq i
 				rows.Close()
 				return false, err
 			}
-			w.used[bySeq[c]] = true
+			w.used[c] = true
 		}
 		rows.Close()
 		if err := rows.Err(); err != nil {
@@ -237,7 +237,7 @@ func (p *PracticeStmts) codeUsedAhead(ctx context.Context, seqName string, seq i
 		}
 		p.codesChecked[seqName] = w
 	}
-	return w.used[seq], nil
+	return w.used[code], nil
 }
 
 // ByKey returns the practice with that case key (ErrNotFound wrapped if none).

@@ -7,7 +7,7 @@ import (
 
 // A flow file is an envelope (the CSV header row; the XML prolog and root element)
 // around a body of records. A builder that sizes its files request by request encodes
-// each request's body once with EncodeBody and assembles the file with Assemble,
+// each request's body once with a BodyEncoder and assembles the file with Assemble,
 // instead of encoding every request alone to measure it and then the whole file again.
 
 // Envelope returns what a file of flow f in format holds before and after its records.
@@ -73,15 +73,6 @@ func (e *BodyEncoder) Encode(rows []map[string]string) ([]byte, error) {
 		return nil, fmt.Errorf("flow %s: unexpected %s envelope", e.f.Key, e.format)
 	}
 	return bytes.Clone(all[len(e.prefix) : len(all)-len(e.suffix)]), nil
-}
-
-// EncodeBody is NewBodyEncoder(f, format).Encode(rows).
-func EncodeBody(f *Flow, format string, rows []map[string]string) ([]byte, error) {
-	e, err := NewBodyEncoder(f, format)
-	if err != nil {
-		return nil, err
-	}
-	return e.Encode(rows)
 }
 
 // Assemble writes a whole file from its envelope and bodies.

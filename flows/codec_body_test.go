@@ -18,11 +18,15 @@ func TestAssembleEqualsWholeEncoding(t *testing.T) {
 				t.Fatalf("no flow %s", tc.flow)
 			}
 			requests := sampleRequests(t, f)
+			enc, err := NewBodyEncoder(f, tc.format)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var all []map[string]string
 			var bodies [][]byte
 			for _, rows := range requests {
 				all = append(all, rows...)
-				b, err := EncodeBody(f, tc.format, rows)
+				b, err := enc.Encode(rows)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -60,10 +64,13 @@ func TestAssembleEqualsWholeEncoding(t *testing.T) {
 	}
 }
 
-// A refused row is refused by EncodeBody as by a Writer.
+// A refused row is refused by a BodyEncoder as by a Writer.
 func TestEncodeBodyRefusesBadRow(t *testing.T) {
-	f := DefaultCatalog().Flow("ANN_REQ")
-	if _, err := EncodeBody(f, "csv", []map[string]string{{"CP_UTENTE": "x"}}); err == nil {
+	enc, err := NewBodyEncoder(DefaultCatalog().Flow("ANN_REQ"), "csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := enc.Encode([]map[string]string{{"CP_UTENTE": "x"}}); err == nil {
 		t.Fatal("a row without its required fields was encoded")
 	}
 }
