@@ -194,11 +194,11 @@ func openRows(ctx context.Context, in *Input) (src *rowSource, done *Result, err
 // was finished as refused (res is the handler's result).
 func validateWhole(ctx context.Context, in *Input) (res Result, refused bool, err error) {
 	src, done, err := openRows(ctx, in)
-	if err != nil || done != nil {
-		if done != nil {
-			res = *done
-		}
-		return res, done != nil, err
+	if done != nil {
+		return *done, true, err
+	}
+	if err != nil {
+		return Result{}, false, err
 	}
 	defer src.rc.Close()
 	rows := 0
@@ -269,10 +269,10 @@ type morosiJob struct {
 	rows, created, updated, ready, waiting, refused, refiled int
 }
 
-// morosiChunk is a run of whole cases read from the file, with the findings of the
-// rows read meanwhile. Every line <= through is accounted for by this chunk and the
+// caseBatch is a run of whole cases the reader hands over, with the findings of the
+// rows read meanwhile. Every line <= through is accounted for by this batch and the
 // ones before it.
-type morosiChunk struct {
+type caseBatch struct {
 	cases    []*flows.MorosiCase
 	findings []flows.Finding
 	rows     int
@@ -296,10 +296,10 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 		}
 	}
 	src, done, err := openRows(ctx, in)
-	if err != nil || done != nil {
-		if done != nil {
-			return *done, err
-		}
+	if done != nil {
+		return *done, err
+	}
+	if err != nil {
 		return Result{}, err
 	}
 	defer src.rc.Close()
@@ -308,26 +308,26 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 		job.restore(prog)
 		in.Log.Info("resuming a file after its last committed chunk", "after_line", prog.Line, "practices_created", job.created)
 	}
-	// The reader decodes and checks the next chunk on one core while this goroutine
+	// The reader decodes and checks the next batch on one core while this goroutine
 	// writes the current one on the other.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	chunks := make(chan morosiChunk, 1)
-	go readMorosiChunks(ctx, src.rd, prog.Line, min(morosiBatchCases, morosiChunkCases), chunks)
+	batches := make(chan caseBatch, 1)
+	go readCaseBatches(ctx, src.rd, prog.Line, min(morosiBatchCases, morosiChunkCases), batches)
 	for {
-		res, last, err := job.commit(ctx, chunks)
+		res, last, err := job.commit(ctx, batches)
 		if err != nil || last {
 			return res, err
 		}
 	}
 }
 
-// readMorosiChunks reads the file, groups its rows into cases and sends them in chunks
-// of size cases (the last chunk marked), skipping the lines a previous run committed.
+// readCaseBatches reads the file, groups its rows into cases and sends them in batches
+// of size cases (the last batch marked), skipping the lines a previous run committed.
 // It stops when ctx is cancelled.
-func readMorosiChunks(ctx context.Context, rd *flows.CSVReader, skipThrough, size int, out chan<- morosiChunk) {
+func readCaseBatches(ctx context.Context, rd *flows.CSVReader, skipThrough, size int, out chan<- caseBatch) {
 	defer close(out)
-	send := func(c morosiChunk) bool {
+	send := func(c caseBatch) bool {
 		select {
 		case out <- c:
 			return true
@@ -336,10 +336,10 @@ func readMorosiChunks(ctx context.Context, rd *flows.CSVReader, skipThrough, siz
 		}
 	}
 	var g flows.Grouper
-	var cur morosiChunk
+	var cur caseBatch
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
-			send(morosiChunk{err: ctx.Err()})
+			send(caseBatch{err: ctx.Err()})
 			return
 		}
 		rec, fs, err := rd.Next()
@@ -347,7 +347,7 @@ func readMorosiChunks(ctx context.Context, rd *flows.CSVReader, skipThrough, siz
 			break
 		}
 		if err != nil {
-			send(morosiChunk{err: err})
+			send(caseBatch{err: err})
 			return
 		}
 		if rec.Line <= skipThrough && rec.Line > 0 {
@@ -362,7 +362,7 @@ func readMorosiChunks(ctx context.Context, rd *flows.CSVReader, skipThrough, siz
 					if !send(cur) {
 						return
 					}
-					cur = morosiChunk{}
+					cur = caseBatch{}
 				}
 			}
 		}
@@ -379,8 +379,8 @@ func readMorosiChunks(ctx context.Context, rd *flows.CSVReader, skipThrough, siz
 // commit processes the reader's batches in one transaction until it holds
 // morosiChunkCases cases or the file ends, with the file's progress (or, at the end,
 // the file's finish) in the same transaction.
-func (j *morosiJob) commit(ctx context.Context, batches <-chan morosiChunk) (res Result, last bool, err error) {
-	var ch morosiChunk
+func (j *morosiJob) commit(ctx context.Context, batches <-chan caseBatch) (res Result, last bool, err error) {
+	var ch caseBatch
 	err = j.in.Store.Write(ctx, func(tx *sql.Tx) error {
 		st, err := j.in.Store.PreparePractices(ctx, tx)
 		if err != nil {
@@ -769,10 +769,10 @@ func newCode(ctx context.Context, st *archive.PracticeStmts, tmpl *flows.CodeTem
 // file is finished as refused in a transaction of its own.
 func (u *uscente) rowJob(ctx context.Context, in *Input, fn func(ctx context.Context, st *archive.PracticeStmts, rec flows.Record) ([]flows.Finding, error)) (Result, error) {
 	src, done, err := openRows(ctx, in)
-	if err != nil || done != nil {
-		if done != nil {
-			return *done, err
-		}
+	if done != nil {
+		return *done, err
+	}
+	if err != nil {
 		return Result{}, err
 	}
 	defer src.rc.Close()
