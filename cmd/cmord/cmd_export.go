@@ -27,9 +27,7 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	format := fs.String("format", "", "csv or xlsx (default: from the -o extension, else csv)")
 	out := fs.String("o", "", "output `FILE` (required); - writes to stdout (CSV only, or when stdout is not a terminal)")
 	lang := fs.String("lang", "it", "headers: it or en")
-	// As for `practices`: the separator follows --lang, and the help says so.
-	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts as 1234,50 whatever --lang (already so with --lang it, the default)")
-	decimalPoint := fs.Bool("decimal-point", false, "CSV amounts as 1234.50 whatever --lang (already so with --lang en)")
+	decimal := addDecimalFlags(fs)
 	limit := fs.Int("limit", 0, "at most this many practices (0 = all)")
 	dossier := fs.String("dossier", "", "practice code (CP_UTENTE, CP_GESTORE or #id): write its dossier zip instead")
 	noArchive := fs.Bool("no-archive", false, "do not keep a copy of the export in the archive")
@@ -42,8 +40,8 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	if *lang != "it" && *lang != "en" {
 		return env.fail(usageError{fmt.Sprintf("--lang %q: want it or en", *lang)})
 	}
-	if *decimalComma && *decimalPoint {
-		return env.fail(usageError{"--decimal-comma and --decimal-point: choose one"})
+	if err := decimal.check(); err != nil {
+		return env.fail(err)
 	}
 	if *dossier == "" && *format == "" {
 		*format = "csv"
@@ -99,7 +97,7 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 		if *dossier != "" {
 			return 1, export.Dossier(ctx, st, fmt.Sprintf("#%d", practiceID), w, *lang)
 		}
-		opt := export.Options{Format: *format, Lang: *lang, DecimalComma: *decimalComma, DecimalPoint: *decimalPoint}
+		opt := export.Options{Format: *format, Lang: *lang, DecimalComma: *decimal.comma, DecimalPoint: *decimal.point}
 		if bar != nil {
 			opt.Progress = bar.update
 		}

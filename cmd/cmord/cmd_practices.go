@@ -219,10 +219,7 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 	format := fs.String("format", "table", "table, csv or json (fields below)")
 	limit := fs.Int("limit", -1, "at most this many practices (default 100 for table, all for csv and json; 0 = all)")
 	lang := fs.String("lang", "it", "CSV headers and separators: it (';', amounts as 1234,50) or en (',', amounts as 1234.50)")
-	// The decimal separator follows --lang (export.Options.CSVSeparators): the help
-	// says so, or an Italian user adds --decimal-comma believing the default is a point.
-	decimalComma := fs.Bool("decimal-comma", false, "CSV amounts as 1234,50 whatever --lang (already so with --lang it, the default)")
-	decimalPoint := fs.Bool("decimal-point", false, "CSV amounts as 1234.50 whatever --lang (already so with --lang en)")
+	decimal := addDecimalFlags(fs)
 	if code, ok := noArgs(env, fs, args, " (filters are flags, e.g. --pod IT001E...)"); !ok {
 		return code
 	}
@@ -238,10 +235,10 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 	if *lang != "it" && *lang != "en" {
 		return env.fail(usageError{fmt.Sprintf("--lang %q: want it or en", *lang)})
 	}
-	if *decimalComma && *decimalPoint {
-		return env.fail(usageError{"--decimal-comma and --decimal-point: choose one"})
+	if err := decimal.check(); err != nil {
+		return env.fail(err)
 	}
-	if (*decimalComma || *decimalPoint) && *format != "csv" {
+	if (*decimal.comma || *decimal.point) && *format != "csv" {
 		return env.fail(usageError{fmt.Sprintf("--decimal-comma and --decimal-point apply to --format csv, not %s", *format)})
 	}
 	if *limit < -1 {
@@ -266,7 +263,7 @@ func runPractices(ctx context.Context, env *Env, args []string) int {
 	}
 	if *format != "table" {
 		if _, err := export.Practices(ctx, st, f, env.Stdout, export.Options{Format: *format, Lang: *lang,
-			DecimalComma: *decimalComma, DecimalPoint: *decimalPoint}); err != nil {
+			DecimalComma: *decimal.comma, DecimalPoint: *decimal.point}); err != nil {
 			return env.fail(err)
 		}
 		return exitOK
@@ -634,4 +631,24 @@ func ttyColumns(f *os.File) int {
 		return 0
 	}
 	return int(ws.cols)
+}
+
+// decimalFlags are --decimal-comma and --decimal-point of the CSV outputs (practices,
+// export). The separator follows --lang (export.Options.CSVSeparators): the help says
+// so, or an Italian user adds --decimal-comma believing the default is a point.
+type decimalFlags struct{ comma, point *bool }
+
+func addDecimalFlags(fs *flag.FlagSet) decimalFlags {
+	return decimalFlags{
+		comma: fs.Bool("decimal-comma", false, "CSV amounts as 1234,50 whatever --lang (already so with --lang it, the default)"),
+		point: fs.Bool("decimal-point", false, "CSV amounts as 1234.50 whatever --lang (already so with --lang en)"),
+	}
+}
+
+// check refuses the two flags together.
+func (d decimalFlags) check() error {
+	if *d.comma && *d.point {
+		return usageError{"--decimal-comma and --decimal-point: choose one"}
+	}
+	return nil
 }
