@@ -1404,11 +1404,7 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	}
 	prefix, suffix := enc.Envelope()
 	content := flows.Assemble(prefix, suffix, bodies)
-	seq, err := st.NextSequence(ctx, "file|"+b.flow+"|"+today.ISO())
-	if err != nil {
-		return err
-	}
-	name, err := f.BuildFileName(first, now, int(seq), format)
+	name, err := flowFileName(ctx, d, tx, f, format, first, now, today)
 	if err != nil {
 		return err
 	}
