@@ -12,14 +12,16 @@ func TestRequestPayloadRoundTrip(t *testing.T) {
 		stored bool // false: not storable, the build falls back to the practice
 	}{
 		{"nil", nil, false},
-		{"rows and inputs", &RequestPayload{Rows: []map[string]string{
-			{"NUM_FATTURA": "F1", "IMPORTO_FATTURA": "10,00", "COD_POD": "IT001E00000001"},
-			{"NUM_FATTURA": "F2", "DATA_SCADENZA": "01/02/2026", "COD_POD": "IT001E00000001"},
+		{"rows and inputs", &RequestPayload{Layout: "k3x9", Values: [][]string{
+			{"", "F1", "10.00", "IT001E00000001"},
+			{"", "F2", "", "IT001E00000001"},
 		}, Inputs: []int64{3, 17}}, true},
-		{"no inputs", &RequestPayload{Rows: []map[string]string{{"A": "1"}}}, true},
-		{"no rows", &RequestPayload{Inputs: []int64{1}}, true},
-		{"value with a separator", &RequestPayload{Rows: []map[string]string{{"DENOMINAZIONE": "a\x1fb"}}}, false},
-		{"unicode and quotes", &RequestPayload{Rows: []map[string]string{{"DENOMINAZIONE": `Società "Alfa"; è`}}}, true},
+		{"no inputs", &RequestPayload{Layout: "k3x9", Values: [][]string{{"1"}}}, true},
+		{"no rows", &RequestPayload{Layout: "k3x9", Values: [][]string{}, Inputs: []int64{1}}, true},
+		{"no layout", &RequestPayload{Values: [][]string{{"1"}}}, false},
+		{"map rows only (form 1 is not written any more)", &RequestPayload{Rows: []map[string]string{{"A": "1"}}}, false},
+		{"value with a separator", &RequestPayload{Layout: "k", Values: [][]string{{"a\x1fb"}}}, false},
+		{"unicode and quotes", &RequestPayload{Layout: "k", Values: [][]string{{`Società "Alfa"; è`, ""}}}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -39,7 +41,13 @@ func TestRequestPayloadRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range []string{"", "2\x1e\x1eA", "1\x1ex\x1eA", "1\x1e\x1eA\x1fB\x1e1"} {
+	// Form 1, written by earlier versions, is still read.
+	got, err := parsePayload("1\x1e3,17\x1eNUM_FATTURA\x1fCOD_POD\x1eF1\x1fIT001E00000001\x1eF2\x1f")
+	want := &RequestPayload{Rows: []map[string]string{{"NUM_FATTURA": "F1", "COD_POD": "IT001E00000001"}, {"NUM_FATTURA": "F2"}}, Inputs: []int64{3, 17}}
+	if err != nil || !reflect.DeepEqual(got, want) {
+		t.Errorf("form 1: got %+v, %v; want %+v", got, err, want)
+	}
+	for _, bad := range []string{"", "3\x1e\x1eA", "1\x1ex\x1eA", "1\x1e\x1eA\x1fB\x1e1"} {
 		if _, err := parsePayload(bad); err == nil {
 			t.Errorf("parsePayload(%q) accepted", bad)
 		}

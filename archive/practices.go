@@ -353,12 +353,17 @@ type Request struct {
 // a build reads one per request, and JSON maps cost more to decode than the whole
 // rest of the build.
 type RequestPayload struct {
-	Rows   []map[string]string
+	Rows   []map[string]string // form 1 (read only: older requests)
+	Layout string              // form 2: the signature of the flow layout of Values
+	Values [][]string          // form 2: one per row, positional in that layout
 	Inputs []int64
 }
 
-// The payload's text: "1", then the input ids (comma-separated), the field names,
-// and one record per row, separated by RS; the values within a record by US.
+// The payload's text, form 2: "2", then the input ids (comma-separated), the layout
+// signature, and one record per row, separated by RS; the values within a record by
+// US, in the layout's order. Form 1 (still read) had the field names in place of the
+// signature and each row's values in their order: twice the bytes, and a map per row
+// to write and to read.
 const (
 	payloadRS = "\x1e"
 	payloadUS = "\x1f"
@@ -367,42 +372,38 @@ const (
 // payloadText is p's stored form; "" (no payload: the build falls back to the
 // practice's data) for nil or when a value holds a separator.
 func payloadText(p *RequestPayload) string {
-	if p == nil {
+	if p == nil || p.Values == nil || p.Layout == "" || hasPayloadSeparator(p.Layout) {
 		return ""
 	}
-	var fields []string
-	index := map[string]int{}
-	for _, row := range p.Rows {
-		for k, v := range row {
-			if hasPayloadSeparator(k) || hasPayloadSeparator(v) {
+	n := 0
+	for _, vals := range p.Values {
+		for _, v := range vals {
+			if hasPayloadSeparator(v) {
 				return ""
 			}
-			if _, ok := index[k]; !ok {
-				index[k] = len(fields)
-				fields = append(fields, k)
-			}
+			n += len(v) + 1
 		}
 	}
-	var b strings.Builder
-	b.WriteString("1" + payloadRS)
+	b := make([]byte, 0, n+len(p.Layout)+8*len(p.Inputs)+8)
+	b = append(b, "2"+payloadRS...)
 	for i, id := range p.Inputs {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(strconv.FormatInt(id, 10))
+		b = strconv.AppendInt(b, id, 10)
 	}
-	b.WriteString(payloadRS)
-	b.WriteString(strings.Join(fields, payloadUS))
-	vals := make([]string, len(fields))
-	for _, row := range p.Rows {
-		clear(vals)
-		for k, v := range row {
-			vals[index[k]] = v
+	b = append(b, payloadRS...)
+	b = append(b, p.Layout...)
+	for _, vals := range p.Values {
+		b = append(b, payloadRS...)
+		for i, v := range vals {
+			if i > 0 {
+				b = append(b, payloadUS...)
+			}
+			b = append(b, v...)
 		}
-		b.WriteString(payloadRS)
-		b.WriteString(strings.Join(vals, payloadUS))
 	}
-	return b.String()
+	return string(b)
 }
 
 func hasPayloadSeparator(s string) bool {
@@ -412,7 +413,7 @@ func hasPayloadSeparator(s string) bool {
 // parsePayload reads what payloadText writes.
 func parsePayload(s string) (*RequestPayload, error) {
 	parts := strings.Split(s, payloadRS)
-	if len(parts) < 3 || parts[0] != "1" {
+	if len(parts) < 3 || parts[0] != "1" && parts[0] != "2" {
 		return nil, fmt.Errorf("unknown payload form")
 	}
 	p := &RequestPayload{}
@@ -424,6 +425,13 @@ func parsePayload(s string) (*RequestPayload, error) {
 			}
 			p.Inputs = append(p.Inputs, id)
 		}
+	}
+	if parts[0] == "2" {
+		p.Layout, p.Values = parts[2], make([][]string, 0, len(parts)-3)
+		for _, rec := range parts[3:] {
+			p.Values = append(p.Values, strings.Split(rec, payloadUS))
+		}
+		return p, nil
 	}
 	fields := strings.Split(parts[2], payloadUS)
 	for _, rec := range parts[3:] {

@@ -619,6 +619,25 @@ func (p *PracticeStmts) SetRequestDateAll(ctx context.Context, prs []*Practice, 
 	return err
 }
 
+// SendAll is SetStateAll then SetRequestDateAll in one statement, for practices whose
+// request went out and that all move: each practice row is rewritten once, not twice.
+func (p *PracticeStmts) SendAll(ctx context.Context, prs []*Practice, to string, at time.Time, day flows.Date) error {
+	if len(prs) == 0 {
+		return nil
+	}
+	ids := make([]int64, len(prs))
+	for i, pr := range prs {
+		pr.State, pr.StateSince, pr.RequestDate, pr.UpdatedAt = to, at, day, at
+		ids[i] = pr.ID
+	}
+	_, err := p.tx.ExecContext(ctx, `UPDATE practices SET state = ?, state_since = ?, request_date = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
+		to, TS(at), dateText(day), TS(at), idList(ids))
+	if err != nil {
+		return fmt.Errorf("archive: practices to %s: %w", to, err)
+	}
+	return nil
+}
+
 // MarkSentAll records that the requests went into a built file (as MarkSent for each).
 func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int64, at time.Time) error {
 	if len(ids) == 0 {

@@ -601,7 +601,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		}
 		var req *archive.Request
 		if state == flows.StateReady {
-			req = &archive.Request{Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result), Payload: reqPayload(&data)}
+			req = &archive.Request{Flow: flowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result), Payload: j.u.reqPayload(&data)}
 		}
 		// Queued: inserted with other new practices in multi-row statements.
 		if err := j.st.QueueCreate(ctx, p, hist, req); err != nil {
@@ -643,7 +643,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 	if err := j.linkPrevious(ctx, p, mc); err != nil {
 		return err
 	}
-	return j.u.settleReady(ctx, j.st, p, state, result, reqPayload(&data), hist)
+	return j.u.settleReady(ctx, j.st, p, state, result, j.u.reqPayload(&data), hist)
 }
 
 // linkPrevious links a request that carries a previous uncollected CMOR to our
@@ -701,9 +701,22 @@ func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p 
 
 // reqPayload is what the practice's REQ request becomes in SI1.0050, without the
 // header fields: computed once here, where the case is at hand, instead of decoding
-// the case again for every request the build writes.
-func reqPayload(data *flows.UscenteData) *archive.RequestPayload {
-	pl := &archive.RequestPayload{Rows: flows.ReqRows(flows.ReqHeader{}, data.Case, data.Audit)}
+// the case again for every request the build writes. Its values are positional in
+// today's REQ layout; nil when the REQ flow refuses them (the build then refuses the
+// request from the case, naming the field).
+func (u *uscente) reqPayload(data *flows.UscenteData) *archive.RequestPayload {
+	f := u.d.Catalog().Flow(flowREQ)
+	if f == nil {
+		return nil
+	}
+	recs, err := flows.ReqRecords(f, flows.ReqHeader{}, data.Case, data.Audit)
+	if err != nil {
+		return nil
+	}
+	pl := &archive.RequestPayload{Layout: f.Layout().Signature(), Values: make([][]string, len(recs))}
+	for i, r := range recs {
+		pl.Values[i] = r.Values
+	}
 	for _, in := range data.Inputs {
 		pl.Inputs = append(pl.Inputs, in.FileID)
 	}
@@ -957,7 +970,7 @@ func (u *uscente) recheckUnfiled(ctx context.Context, st *archive.PracticeStmts,
 		h.Note += "; no longer eligible: " + refusals[0].String()
 		h.CauseCode = refusals[0].Rule
 	}
-	if err := u.settleReady(ctx, st, p, state, result, reqPayload(data), h); err != nil {
+	if err := u.settleReady(ctx, st, p, state, result, u.reqPayload(data), h); err != nil {
 		return nil, err
 	}
 	if state != flows.StateDraft {
@@ -1148,8 +1161,9 @@ type pendingRequest struct {
 	p      archive.Practice    // without its Data (the batch holds thousands)
 	inputs []int64             // the input files behind the practice (provenance)
 	data   *flows.UscenteData  // REFUND_ACK only: saved back with the refund acknowledged
-	rows   []map[string]string // until encoded
-	first  map[string]string   // its first row (the file name may use its values)
+	rows   []map[string]string // until encoded (flows other than REQ)
+	first  map[string]string   // its first row (the file name may use its values), or
+	firstR flows.Record        // the same as a record
 	nrows  int
 	body   []byte // its records in the file, encoded once
 }
@@ -1215,7 +1229,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 				}
 				more = true
 				for i, r := range reqs {
-					pr, err := b.prepare(ctx, st, enc, r, practices[i], now)
+					pr, err := b.prepare(ctx, st, f, enc, r, practices[i], now)
 					if err != nil {
 						return err
 					}
@@ -1258,7 +1272,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 // prepare loads a request's practice and encodes its rows, once: the bytes size the
 // batch, go into the file as they are, and a request the flow does not accept is
 // refused here. nil means "not in this file".
-func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, enc *flows.BodyEncoder, r archive.Request, p archive.Practice, now time.Time) (*pendingRequest, error) {
+func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, enc *flows.BodyEncoder, r archive.Request, p archive.Practice, now time.Time) (*pendingRequest, error) {
 	d := b.u.d
 	cfg := d.Config()
 	var data flows.UscenteData
@@ -1279,6 +1293,8 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		}
 	}
 	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
+	var err error
+	encoded := false // REQ from records; the other flows (and REQ form 1) from rows
 	switch b.flow {
 	case flowREQ:
 		if p.State != flows.StateReady {
@@ -1292,19 +1308,51 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 			cc = cfg.Company.PIVA
 			hdr["PIVA_UTENTE"] = cfg.Company.UDDPIVA
 		}
-		if r.Payload != nil {
-			// The header fields as flows.ReqRows sets them: from today's configuration.
-			header := map[string]string{"PIVA_UTENTE": hdr["PIVA_UTENTE"], "PIVA_GESTORE": hdr["PIVA_GESTORE"], "CP_UTENTE": r.CPUtente, "PIVA_CC_USCENTE": cc}
-			for _, row := range r.Payload.Rows {
+		h := flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}
+		var recs []flows.Record
+		switch pl := r.Payload; {
+		case pl != nil && pl.Values != nil && pl.Layout == f.Layout().Signature():
+			recs = make([]flows.Record, 0, len(pl.Values))
+			for _, vals := range pl.Values {
+				rec, ok := flows.RecordOf(f, vals)
+				if !ok {
+					return nil, fmt.Errorf("request %d: a payload row of %d values for %d fields", r.ID, len(vals), len(f.Fields))
+				}
+				recs = append(recs, rec)
+			}
+			err = flows.FillReqHeader(recs, h)
+		case pl != nil && pl.Values == nil:
+			// Form 1 (requests made ready by an earlier version): rows by field name,
+			// the header fields as flows.ReqRows sets them, from today's configuration.
+			header := map[string]string{"PIVA_UTENTE": h.PIVAUtente, "PIVA_GESTORE": h.PIVAGestore, "CP_UTENTE": h.CPUtente, "PIVA_CC_USCENTE": h.PIVACCUscita}
+			for _, row := range pl.Rows {
 				for k, v := range header {
 					if v != "" {
 						row[k] = v
 					}
 				}
 			}
-			pr.rows = r.Payload.Rows
-		} else {
-			pr.rows = flows.ReqRows(flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}, data.Case, data.Audit)
+			pr.rows = pl.Rows
+		default:
+			// No payload, or one stored under another REQ layout (the catalog changed
+			// since the request was made ready): from the case, in today's layout.
+			if pl != nil {
+				full, err := st.ByID(ctx, p.ID)
+				if err != nil {
+					return nil, err
+				}
+				if data, err = flows.ParseUscenteData(full.Data); err != nil {
+					return nil, fmt.Errorf("practice %d data: %w", p.ID, err)
+				}
+			}
+			recs, err = flows.ReqRecords(f, h, data.Case, data.Audit)
+		}
+		if err == nil && pr.rows == nil {
+			pr.body, err = enc.EncodeRecords(recs)
+			pr.nrows, encoded = len(recs), true
+			if len(recs) > 0 {
+				pr.firstR = recs[0]
+			}
 		}
 	default:
 		if p.CPGestore == "" {
@@ -1319,7 +1367,13 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		}
 		pr.rows = []map[string]string{row}
 	}
-	body, err := enc.Encode(pr.rows)
+	if !encoded && err == nil {
+		pr.body, err = enc.Encode(pr.rows)
+		pr.nrows = len(pr.rows)
+		if len(pr.rows) > 0 {
+			pr.first = pr.rows[0]
+		}
+	}
 	if err != nil {
 		var re *flows.RecordError
 		if errors.As(err, &re) {
@@ -1331,12 +1385,16 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		}
 		return nil, err
 	}
-	pr.body, pr.nrows = body, len(pr.rows)
-	if len(pr.rows) > 0 {
-		pr.first = pr.rows[0]
-	}
 	pr.rows = nil
 	return pr, nil
+}
+
+// firstRow is the values of the request's first row, by field name.
+func (pr *pendingRequest) firstRow() map[string]string {
+	if pr.first == nil && pr.firstR.Values != nil {
+		pr.first = pr.firstR.Map()
+	}
+	return pr.first
 }
 
 // refuse takes a request out of the build: the request is cancelled, a REQ practice goes
@@ -1393,7 +1451,7 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	for _, pr := range batch {
 		bodies, nrows = append(bodies, pr.body), nrows+pr.nrows
 		if first == nil {
-			first = pr.first
+			first = pr.firstRow()
 		}
 		for _, id := range pr.inputs {
 			if !inputs[id] {
@@ -1440,20 +1498,28 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	if err := st.MarkSentAll(ctx, reqIDs, file.ID, now); err != nil {
 		return err
 	}
-	if err := st.SetStateAll(ctx, moved, to, now); err != nil {
-		return err
+	switch {
+	case b.flow == flowREQ && len(moved) == len(practices):
+		if err := st.SendAll(ctx, practices, to, now, today); err != nil { // the usual case: each row rewritten once
+			return err
+		}
+	case b.flow == flowREQ:
+		if err := st.SetStateAll(ctx, moved, to, now); err != nil {
+			return err
+		}
+		if err := st.SetRequestDateAll(ctx, practices, today); err != nil {
+			return err
+		}
+	default:
+		if err := st.SetStateAll(ctx, moved, to, now); err != nil {
+			return err
+		}
 	}
 	if err := st.HistoryAll(ctx, hs); err != nil {
 		return err
 	}
 	if err := st.LinkAll(ctx, practiceIDs, file.ID, "built", 0); err != nil {
 		return err
-	}
-	switch b.flow {
-	case flowREQ:
-		if err := st.SetRequestDateAll(ctx, practices, today); err != nil {
-			return err
-		}
 	}
 	for _, pr := range batch {
 		switch b.flow {
@@ -1541,7 +1607,7 @@ func (b *requestBuilder) openWindows(ctx context.Context, now time.Time) error {
 						return err
 					}
 				}
-				if err := b.u.settleReady(ctx, st, p, state, res, reqPayload(&data), h); err != nil {
+				if err := b.u.settleReady(ctx, st, p, state, res, b.u.reqPayload(&data), h); err != nil {
 					st.Close(ctx)
 					return err
 				}

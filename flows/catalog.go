@@ -6,6 +6,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"regexp"
@@ -166,6 +167,7 @@ type State struct {
 type Layout struct {
 	names []string
 	index map[string]int
+	sig   string
 }
 
 // NewLayout builds a layout from field names.
@@ -176,8 +178,18 @@ func NewLayout(names []string) *Layout {
 			l.index[n] = i
 		}
 	}
+	h := fnv.New64a()
+	for _, n := range names {
+		h.Write([]byte(n))
+		h.Write([]byte{0})
+	}
+	l.sig = strconv.FormatUint(h.Sum64(), 36)
 	return l
 }
+
+// Signature identifies the field names and their order: values stored by position
+// (a ready request's payload) are read back only under the same signature.
+func (l *Layout) Signature() string { return l.sig }
 
 // Names returns the field names in order; do not modify.
 func (l *Layout) Names() []string { return l.names }

@@ -55,15 +55,36 @@ func (e *BodyEncoder) Envelope() (prefix, suffix []byte) { return e.prefix, e.su
 // must be whole records: in a flow with row groups, a group does not continue into the
 // next call.
 func (e *BodyEncoder) Encode(rows []map[string]string) ([]byte, error) {
+	return e.encode(func(w FlowWriter) error {
+		for _, r := range rows {
+			if err := w.Write(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// EncodeRecords is Encode for records of the flow (positional values: no map per row).
+func (e *BodyEncoder) EncodeRecords(recs []Record) ([]byte, error) {
+	return e.encode(func(w FlowWriter) error {
+		for _, r := range recs {
+			if err := w.WriteRecord(r); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func (e *BodyEncoder) encode(write func(FlowWriter) error) ([]byte, error) {
 	e.buf.Reset()
 	w, err := NewWriter(&e.buf, e.f, e.format)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range rows {
-		if err := w.Write(r); err != nil {
-			return nil, err
-		}
+	if err := write(w); err != nil {
+		return nil, err
 	}
 	if err := w.Close(); err != nil {
 		return nil, err
@@ -73,6 +94,15 @@ func (e *BodyEncoder) Encode(rows []map[string]string) ([]byte, error) {
 		return nil, fmt.Errorf("flow %s: unexpected %s envelope", e.f.Key, e.format)
 	}
 	return bytes.Clone(all[len(e.prefix) : len(all)-len(e.suffix)]), nil
+}
+
+// RecordOf returns a record of f holding values (positional, in f's layout order; not
+// copied), or false when their number is not f's.
+func RecordOf(f *Flow, values []string) (Record, bool) {
+	if len(values) != len(f.Fields) {
+		return Record{}, false
+	}
+	return Record{Values: values, layout: f.layout}, true
 }
 
 // Assemble writes a whole file from its envelope and bodies.

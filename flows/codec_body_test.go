@@ -2,6 +2,7 @@ package flows
 
 import (
 	"bytes"
+	"errors"
 	"testing"
 )
 
@@ -98,5 +99,91 @@ func sampleRequests(t *testing.T, f *Flow) [][]map[string]string {
 				"CP_GESTORE": "SII2025A000000" + string(rune('1'+i)), "COD_CAUSALE_ANNULLAMENTO": "AN-01", "MOTIVAZIONE": "paid; \"in full\"", "DATA_EVENTO": "01/06/2025"}})
 		}
 		return out
+	}
+}
+
+// The positional form of a REQ request (ReqRecords, header filled later by
+// FillReqHeader, as the handler stores it and the build encodes it) writes exactly the
+// bytes of its map form (ReqRows), in CSV and XML.
+func TestReqRecordsEncodeAsReqRows(t *testing.T) {
+	f := DefaultCatalog().Flow("REQ")
+	c := Case{Sector: "E", POD: "IT001E12345678", CustomerCF: "RSSMRA80A01H501U", CustomerName: "Mario; \"Rossi\"", SwitchDate: D(2025, 3, 1),
+		Mora: []MoraNotice{{Date: D(2025, 4, 10), Channel: "ra", Term: D(2025, 4, 30), Ref: "R1"}},
+		Invoices: []Invoice{
+			{Number: "F1", Issued: D(2025, 1, 1), Due: D(2025, 2, 1), PeriodFrom: D(2024, 11, 1), PeriodTo: D(2024, 12, 31), Amount: 4000, Unpaid: 4000, Reading: "e"},
+			{Number: "F9", Issued: D(2025, 1, 1), Due: D(2025, 2, 1), PeriodFrom: D(2024, 12, 1), PeriodTo: D(2024, 12, 31), Amount: 100, Unpaid: 100, Reading: "R"},
+			{Number: "F2", Issued: D(2025, 2, 1), Due: D(2025, 3, 1), PeriodFrom: D(2025, 1, 1), PeriodTo: D(2025, 1, 31), Amount: 2500, Unpaid: 2500, Reading: "E"},
+		}, PreviousCPGestore: "SII2024A0000001"}
+	hdr := ReqHeader{PIVAUtente: "01234567897", PIVAGestore: "12345678903", CPUtente: "E250000001", PIVACCUscita: "00488410010"}
+	audits := map[string]*CMORAudit{
+		"counted two of three": {Credit: 6500, CMOR: 6500, Estimate: 9000, Counted: []string{"F1", "F2"}},
+		"with previous CMOR":   {Credit: 6500, CMOR: 6500, Estimate: 9000, Previous: 1200, Counted: []string{"F1"}},
+	}
+	for name, a := range audits {
+		for _, format := range []string{"csv", "xml"} {
+			t.Run(name+"/"+format, func(t *testing.T) {
+				enc, err := NewBodyEncoder(f, format)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := enc.Encode(ReqRows(hdr, c, a))
+				if err != nil {
+					t.Fatal(err)
+				}
+				recs, err := ReqRecords(f, ReqHeader{}, c, a)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := FillReqHeader(recs, hdr); err != nil {
+					t.Fatal(err)
+				}
+				got, err := enc.EncodeRecords(recs)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.Equal(got, want) {
+					t.Errorf("records encode as\n%s\nmaps as\n%s", got, want)
+				}
+				if len(recs) == 0 {
+					t.Fatal("no rows")
+				}
+				back, ok := RecordOf(f, recs[0].Values)
+				if !ok || back.Get("CP_UTENTE") != hdr.CPUtente {
+					t.Errorf("RecordOf: %v %q", ok, back.Get("CP_UTENTE"))
+				}
+			})
+		}
+	}
+}
+
+// A catalog whose REQ lacks a field the request has refuses the request by name, in
+// both forms; values stored under another layout are not read back.
+func TestReqRecordsUnderAnotherLayout(t *testing.T) {
+	cat := DefaultCatalog()
+	f := cat.Flow("REQ")
+	var names []string
+	for _, fd := range f.Fields {
+		names = append(names, fd.Name)
+	}
+	renamed := NewLayout(append([]string{"X"}, names[1:]...))
+	reordered := NewLayout(append(append([]string(nil), names[1:]...), names[0]))
+	if f.Layout().Signature() == renamed.Signature() || f.Layout().Signature() == reordered.Signature() || NewLayout(names).Signature() != f.Layout().Signature() {
+		t.Fatalf("signatures: %s %s %s", f.Layout().Signature(), renamed.Signature(), reordered.Signature())
+	}
+	if _, ok := RecordOf(f, make([]string, len(f.Fields)-1)); ok {
+		t.Error("RecordOf took values of another length")
+	}
+	c := Case{Sector: "E", POD: "IT001E12345678", CustomerCF: "RSSMRA80A01H501U", SwitchDate: D(2025, 3, 1),
+		Invoices: []Invoice{{Number: "F1", Issued: D(2025, 1, 1), Due: D(2025, 2, 1), Amount: 4000, Unpaid: 4000}}}
+	small := &Flow{Key: "REQ", Fields: []Field{{Name: "CP_UTENTE"}, {Name: "NUM_FATTURA"}}}
+	small.layout = NewLayout([]string{"CP_UTENTE", "NUM_FATTURA"})
+	_, err := ReqRecords(small, ReqHeader{}, c, nil)
+	var re *RecordError
+	if !errors.As(err, &re) || len(re.Findings) == 0 || re.Findings[0].Rule != RuleCSVColumn {
+		t.Fatalf("ReqRecords on a flow without SETTORE: %v", err)
+	}
+	recs := []Record{NewRecord(small)}
+	if err := FillReqHeader(recs, ReqHeader{PIVAUtente: "01234567897"}); !errors.As(err, &re) {
+		t.Fatalf("FillReqHeader on a flow without PIVA_UTENTE: %v", err)
 	}
 }

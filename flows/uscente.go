@@ -357,66 +357,147 @@ type ReqHeader struct {
 // Only invoices counted in the credit are sent (the others are in the audit trail).
 // The mora notice given is the first that satisfies E5 (or the first one).
 func ReqRows(h ReqHeader, c Case, a *CMORAudit) []map[string]string {
-	base := map[string]string{
-		"PIVA_UTENTE": h.PIVAUtente, "PIVA_GESTORE": h.PIVAGestore, "CP_UTENTE": h.CPUtente,
-		"PIVA_CC_USCENTE": h.PIVACCUscita, "SETTORE": c.Sector, "COD_POD": c.POD, "COD_PDR": c.PDR,
-		"CF_CLIENTE": c.CustomerCF, "PIVA_CLIENTE": c.CustomerPIVA, "DENOMINAZIONE": c.CustomerName,
-		"DATA_SWITCH": c.SwitchDate.String(),
+	base := map[string]string{}
+	var rows []map[string]string
+	reqFields(h, c, a, func(row int, name, value string) {
+		if row < 0 {
+			base[name] = value
+			return
+		}
+		if row == len(rows) {
+			m := make(map[string]string, len(base)+8)
+			for k, v := range base {
+				m[k] = v
+			}
+			rows = append(rows, m)
+		}
+		if value != "" {
+			rows[row][name] = value
+		}
+	})
+	return rows
+}
+
+// ReqRecords returns ReqRows as records of f, the REQ flow of the catalog in use: the
+// form the handler stores with a ready request and the build encodes, without a map
+// per row. A value for a field f does not have is refused as the flow's writer refuses
+// it (a *RecordError naming the field), so a catalog without it refuses the request.
+func ReqRecords(f *Flow, h ReqHeader, c Case, a *CMORAudit) ([]Record, error) {
+	tmpl := NewRecord(f)
+	var recs []Record
+	var fs []Finding
+	reqFields(h, c, a, func(row int, name, value string) {
+		i := f.layout.Index(name)
+		if i < 0 {
+			fs = append(fs, Finding{Field: name, Rule: RuleCSVColumn, Value: value, Message: "flow " + f.Key + " has no such field"})
+			return
+		}
+		if row < 0 {
+			tmpl.Values[i] = value
+			return
+		}
+		if row == len(recs) {
+			r := NewRecord(f)
+			copy(r.Values, tmpl.Values)
+			recs = append(recs, r)
+		}
+		recs[row].Values[i] = value
+	})
+	if len(fs) > 0 {
+		return nil, &RecordError{Findings: fs}
 	}
+	return recs, nil
+}
+
+// FillReqHeader sets the header fields of REQ records (as ReqRows sets them from h):
+// the handler stores records without them, the build fills them from the
+// configuration of the day it writes the file.
+func FillReqHeader(recs []Record, h ReqHeader) error {
+	var fs []Finding
+	for _, kv := range [...][2]string{{"PIVA_UTENTE", h.PIVAUtente}, {"PIVA_GESTORE", h.PIVAGestore}, {"CP_UTENTE", h.CPUtente}, {"PIVA_CC_USCENTE", h.PIVACCUscita}} {
+		if kv[1] == "" {
+			continue
+		}
+		for _, r := range recs {
+			if err := r.Set(kv[0], kv[1]); err != nil {
+				fs = append(fs, Finding{Field: kv[0], Rule: RuleCSVColumn, Value: kv[1], Message: "flow has no such field"})
+				break
+			}
+		}
+	}
+	if len(fs) > 0 {
+		return &RecordError{Findings: fs}
+	}
+	return nil
+}
+
+// reqFields calls set with every non-empty value of the REQ rows of one request: first
+// the values every row repeats (row -1), then each counted invoice's own (rows 0, 1,
+// ... in order; a row's first value starts it).
+func reqFields(h ReqHeader, c Case, a *CMORAudit, set func(row int, name, value string)) {
+	put := func(row int, name, value string) {
+		if value != "" {
+			set(row, name, value)
+		}
+	}
+	put(-1, "PIVA_UTENTE", h.PIVAUtente)
+	put(-1, "PIVA_GESTORE", h.PIVAGestore)
+	put(-1, "CP_UTENTE", h.CPUtente)
+	put(-1, "PIVA_CC_USCENTE", h.PIVACCUscita)
+	put(-1, "SETTORE", c.Sector)
+	put(-1, "COD_POD", c.POD)
+	put(-1, "COD_PDR", c.PDR)
+	put(-1, "CF_CLIENTE", c.CustomerCF)
+	put(-1, "PIVA_CLIENTE", c.CustomerPIVA)
+	put(-1, "DENOMINAZIONE", c.CustomerName)
+	put(-1, "DATA_SWITCH", c.SwitchDate.String())
 	if a != nil {
-		base["IMPORTO_CREDITO"] = a.Credit.String()
-		base["IMPORTO_INDENNIZZO"] = a.CMOR.String()
-		base["STIMA_SPESA_4_MESI"] = a.Estimate.String()
+		put(-1, "IMPORTO_CREDITO", a.Credit.String())
+		put(-1, "IMPORTO_INDENNIZZO", a.CMOR.String())
+		put(-1, "STIMA_SPESA_4_MESI", a.Estimate.String())
 		if a.Previous > 0 {
-			base["IMPORTO_CMOR_PRECEDENTE"] = a.Previous.String()
-			base["CP_GESTORE_CMOR_PRECEDENTE"] = c.PreviousCPGestore
+			put(-1, "IMPORTO_CMOR_PRECEDENTE", a.Previous.String())
+			put(-1, "CP_GESTORE_CMOR_PRECEDENTE", c.PreviousCPGestore)
 		}
 	}
 	if n, ok := chosenMora(c.Mora, a); ok {
-		base["DATA_COSTITUZIONE_MORA"] = n.Date.String()
-		base["MEZZO"] = strings.ToUpper(n.Channel)
-		base["DATA_RICEVIMENTO"] = n.Received.String()
-		base["TERMINE_PAGAMENTO"] = n.Term.String()
-		base["RIF_COMUNICAZIONE"] = n.Ref
+		put(-1, "DATA_COSTITUZIONE_MORA", n.Date.String())
+		put(-1, "MEZZO", strings.ToUpper(n.Channel))
+		put(-1, "DATA_RICEVIMENTO", n.Received.String())
+		put(-1, "TERMINE_PAGAMENTO", n.Term.String())
+		put(-1, "RIF_COMUNICAZIONE", n.Ref)
 		if n.MentionsCMOR {
-			base["INFO_CMOR"] = "S"
+			put(-1, "INFO_CMOR", "S")
 		} else {
-			base["INFO_CMOR"] = "N"
+			put(-1, "INFO_CMOR", "N")
 		}
 	}
-	counted := map[string]bool{}
-	if a != nil {
-		for _, n := range a.Counted {
-			counted[n] = true
-		}
-	}
-	var rows []map[string]string
-	for _, inv := range c.Invoices {
-		if a != nil && !counted[inv.Number] {
+	row := 0
+	for i := range c.Invoices {
+		inv := &c.Invoices[i]
+		if a != nil && !counted(a.Counted, inv.Number) {
 			continue
 		}
-		row := make(map[string]string, len(base)+8)
-		for k, v := range base {
-			if v != "" {
-				row[k] = v
-			}
-		}
-		row["NUM_FATTURA"] = inv.Number
-		row["DATA_EMISSIONE"] = inv.Issued.String()
-		row["DATA_SCADENZA"] = inv.Due.String()
-		row["PERIODO_DA"] = inv.PeriodFrom.String()
-		row["PERIODO_A"] = inv.PeriodTo.String()
-		row["IMPORTO_FATTURA"] = inv.Amount.String()
-		row["IMPORTO_INSOLUTO"] = inv.Unpaid.String()
-		row["TIPO_LETTURA"] = strings.ToUpper(inv.Reading)
-		for k, v := range row {
-			if v == "" {
-				delete(row, k)
-			}
-		}
-		rows = append(rows, row)
+		// NUM_FATTURA first, even when empty, so that every counted invoice is a row.
+		set(row, "NUM_FATTURA", inv.Number)
+		put(row, "DATA_EMISSIONE", inv.Issued.String())
+		put(row, "DATA_SCADENZA", inv.Due.String())
+		put(row, "PERIODO_DA", inv.PeriodFrom.String())
+		put(row, "PERIODO_A", inv.PeriodTo.String())
+		put(row, "IMPORTO_FATTURA", inv.Amount.String())
+		put(row, "IMPORTO_INSOLUTO", inv.Unpaid.String())
+		put(row, "TIPO_LETTURA", strings.ToUpper(inv.Reading))
+		row++
 	}
-	return rows
+}
+
+func counted(numbers []string, n string) bool {
+	for _, x := range numbers {
+		if x == n {
+			return true
+		}
+	}
+	return false
 }
 
 func chosenMora(ns []MoraNotice, a *CMORAudit) (MoraNotice, bool) {
