@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"database/sql"
 	"encoding/pem"
 	"flag"
 	"fmt"
@@ -612,6 +613,10 @@ func BenchmarkMorosi1M(b *testing.B) {
 		}
 		importFileSecs = time.Since(start).Seconds()
 	}
+	// The third peer: the same load through modernc.org/sqlite, the driver cmord must
+	// use (no cgo), in the settings cmord uses (WAL, synchronous FULL): what the
+	// driver alone costs against the sqlite3 shell on the same rows.
+	moderncSecs := moderncImport(b, file)
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		w := newTestWorld(&testing.T{}, e2eNow, "")
@@ -623,6 +628,7 @@ func BenchmarkMorosi1M(b *testing.B) {
 		runtime.GC()
 		stop := make(chan struct{})
 		peak := peakHeap(stop)
+		resetPeakRSS(b)
 		b.StartTimer()
 		start := time.Now()
 		out, err := w.d.process(ctx, res.File, w.d.folderByName("morosi"))
@@ -630,6 +636,10 @@ func BenchmarkMorosi1M(b *testing.B) {
 			b.Fatalf("process: %v %s", err, out.Reason)
 		}
 		handler := time.Since(start)
+		b.StopTimer()
+		rssHandler := peakRSS(b)
+		resetPeakRSS(b)
+		b.StartTimer()
 		startBuild := time.Now()
 		n, err := w.d.BuildAll(ctx)
 		if err != nil {
@@ -637,6 +647,10 @@ func BenchmarkMorosi1M(b *testing.B) {
 		}
 		build := time.Since(startBuild)
 		b.StopTimer()
+		rssBuild := peakRSS(b)
+		b.ReportMetric(rssHandler, "peak-rss-handler-MiB")
+		b.ReportMetric(rssBuild, "peak-rss-build-MiB")
+		b.Logf("peak resident memory of the process: handler %.1f MiB, build %.1f MiB (VmHWM, reset before each)", rssHandler, rssBuild)
 		close(stop)
 		heap := <-peak
 		b.ReportMetric(float64(rows)/handler.Seconds(), "rows/s")
@@ -649,6 +663,9 @@ func BenchmarkMorosi1M(b *testing.B) {
 			b.ReportMetric(handler.Seconds()/importSecs, "ratio")
 			b.ReportMetric(importFileSecs, "sqlite3-import-file-s")
 			b.ReportMetric((handler+build).Seconds()/importFileSecs, "ratio-with-build-vs-file")
+			b.ReportMetric(moderncSecs, "modernc-import-s")
+			b.Logf("the same rows loaded through modernc.org/sqlite (one INSERT per row, one transaction, WAL): %.2fs = %.1f× sqlite3 .import to a file",
+				moderncSecs, moderncSecs/importFileSecs)
 		}
 		if st, err := os.ReadFile("/proc/self/status"); err == nil {
 			for _, ln := range strings.Split(string(st), "\n") {
@@ -661,6 +678,83 @@ func BenchmarkMorosi1M(b *testing.B) {
 			rows, handler.Round(time.Millisecond), float64(rows)/handler.Seconds(), build.Round(time.Millisecond), n, importSecs, importFileSecs, float64(heap)/(1<<20), out.Meta)
 		w.d.Close()
 	}
+}
+
+// moderncImport loads the CSV file into one table of 37 text columns as sqlite3's
+// .import does (header row skipped, one INSERT per row, one transaction), through
+// modernc.org/sqlite with cmord's pragmas, and returns the seconds it took.
+func moderncImport(b *testing.B, file string) float64 {
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(b.TempDir(), "modernc.db")+"?_pragma=journal_mode(WAL)&_pragma=synchronous(FULL)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	f, err := os.Open(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	if !sc.Scan() {
+		b.Fatal("empty file")
+	}
+	n := len(strings.Split(sc.Text(), ";"))
+	cols := make([]string, n)
+	for i := range cols {
+		cols[i] = fmt.Sprintf("c%d TEXT", i)
+	}
+	start := time.Now()
+	tx, err := db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := tx.Exec("CREATE TABLE t (" + strings.Join(cols, ", ") + ")"); err != nil {
+		b.Fatal(err)
+	}
+	st, err := tx.Prepare("INSERT INTO t VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")")
+	if err != nil {
+		b.Fatal(err)
+	}
+	args := make([]any, n)
+	for sc.Scan() {
+		for i, v := range strings.SplitN(sc.Text(), ";", n) {
+			args[i] = v
+		}
+		if _, err := st.Exec(args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start).Seconds()
+}
+
+// resetPeakRSS resets the process's peak resident set size (VmHWM), so that the next
+// peakRSS measures only what runs in between (Linux: clear_refs 5).
+func resetPeakRSS(b *testing.B) {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Logf("cannot reset VmHWM: %v", err)
+	}
+}
+
+// peakRSS is the process's VmHWM in MiB: the Go heap, the runtime's unreturned
+// memory and SQLite's page cache and allocations together.
+func peakRSS(b *testing.B) float64 {
+	st, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, ln := range strings.Split(string(st), "\n") {
+		if v, ok := strings.CutPrefix(ln, "VmHWM:"); ok {
+			var kb float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return kb / 1024
+		}
+	}
+	return 0
 }
 
 func bufioWriter(w io.Writer) *bufio.Writer { return bufio.NewWriterSize(w, 1<<20) }
