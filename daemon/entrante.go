@@ -1557,7 +1557,15 @@ func (b *rendBuilder) Build(ctx context.Context, now time.Time) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	format, maxRows, today := flowFormat(cfg, f), buildLimits(cfg), flows.Today(now)
+	format, today := flowFormat(cfg, f), flows.Today(now)
+	limits := rendLimits{rows: buildLimits(cfg), bytes: cfg.Build.MaxFileBytes}
+	if limits.bytes <= 0 {
+		limits.bytes = 10 << 20
+	}
+	enc, err := flows.NewBodyEncoder(f, format)
+	if err != nil {
+		return 0, err
+	}
 	built := 0
 	for _, ps := range periods {
 		period, err := flows.ParseReportPeriod(ps)
@@ -1567,8 +1575,9 @@ func (b *rendBuilder) Build(ctx context.Context, now time.Time) (int, error) {
 		if !period.Closed(now) {
 			continue
 		}
+		var carry *rendRow
 		for {
-			n, err := b.buildOne(ctx, f, tmpl, format, ps, maxRows, now, today)
+			n, next, err := b.buildOne(ctx, f, enc, tmpl, format, ps, limits, carry, now, today)
 			if err != nil {
 				return built, err
 			}
@@ -1576,22 +1585,45 @@ func (b *rendBuilder) Build(ctx context.Context, now time.Time) (int, error) {
 				break
 			}
 			built++
+			carry = next
 		}
 	}
 	return built, nil
 }
 
-func (b *rendBuilder) buildOne(ctx context.Context, f *flows.Flow, tmpl *flows.CodeTemplate, format, period string, maxRows int, now time.Time, today flows.Date) (int, error) {
+// rendLimits are [build] max_rows_per_file and max_file_bytes.
+type rendLimits struct {
+	rows  int
+	bytes int64
+}
+
+// rendRow is a report line made into its REND row: the CP_UTENTE drawn for it and the
+// row's records, encoded once.
+type rendRow struct {
+	line archive.ReportLine
+	code string
+	row  map[string]string
+	body []byte
+}
+
+// buildOne writes the next REND file of period in one transaction: the pending lines in
+// order, up to max_rows_per_file rows and max_file_bytes bytes (a line bigger than the
+// limit alone still goes, alone). It returns the rows written and the line that did not
+// fit, already measured: the next file of the same run starts with it, with the code
+// drawn for it (the sequence is past it, so nothing else takes it) and the same bytes.
+func (b *rendBuilder) buildOne(ctx context.Context, f *flows.Flow, enc *flows.BodyEncoder, tmpl *flows.CodeTemplate, format, period string, limits rendLimits, carry *rendRow, now time.Time, today flows.Date) (int, *rendRow, error) {
 	d := b.e.d
 	cfg := d.Config()
 	n := 0
+	var next *rendRow
 	err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+		next = nil // a retried transaction measures again
 		lines, err := d.Store.PendingReportLines(ctx, tx, period)
 		if err != nil || len(lines) == 0 {
 			return err
 		}
-		if len(lines) > maxRows {
-			lines = lines[:maxRows]
+		if len(lines) > limits.rows {
+			lines = lines[:limits.rows]
 		}
 		st, err := d.Store.PreparePractices(ctx, tx)
 		if err != nil {
@@ -1599,50 +1631,70 @@ func (b *rendBuilder) buildOne(ctx context.Context, f *flows.Flow, tmpl *flows.C
 		}
 		defer st.Close(ctx)
 		type item struct {
-			line archive.ReportLine
-			p    archive.Practice
-			req  archive.Request
-			row  map[string]string
+			rendRow
+			p   archive.Practice
+			req archive.Request
 		}
 		var items []item
 		var inputs []int64
 		seen := map[int64]bool{}
+		prefix, suffix := enc.Envelope()
+		size := int64(len(prefix) + len(suffix))
 		for _, l := range lines {
 			p, err := d.Store.PracticeByID(ctx, tx, l.PracticeID)
 			if err != nil {
 				return err
 			}
-			code, err := newCode(ctx, st, tmpl, cfg.Company.PIVA, p.Sector, today.Y)
-			if err != nil {
-				return err
-			}
-			row := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": code}
-			for k, v := range l.Data {
-				if f.Field(k) != nil {
-					row[k] = v
+			var rr rendRow
+			if carry != nil && carry.line.ID == l.ID {
+				rr = *carry
+			} else {
+				code, err := newCode(ctx, st, tmpl, cfg.Company.PIVA, p.Sector, today.Y)
+				if err != nil {
+					return err
 				}
+				row := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": code}
+				for k, v := range l.Data {
+					if f.Field(k) != nil {
+						row[k] = v
+					}
+				}
+				body, err := enc.Encode([]map[string]string{row})
+				if err != nil {
+					return fmt.Errorf("REND %s: line %d of file %d (practice %s, invoice %s): %w", period, l.Line, l.FileID, p.CPGestore, l.Invoice, err)
+				}
+				rr = rendRow{line: l, code: code, row: row, body: body}
 			}
-			req := archive.Request{PracticeID: p.ID, Flow: flowREND, CPUtente: code, Data: l.Data}
-			if err := d.Store.CreateRequest(ctx, tx, &req); err != nil {
-				return err
+			// [build] max_file_bytes, as the other builders count it: envelope + records.
+			if len(items) > 0 && size+int64(len(rr.body)) > limits.bytes {
+				next = &rr
+				break // the next file starts with this line
 			}
-			if err := d.Store.MarkReportLine(ctx, tx, l.ID, req.ID); err != nil {
-				return err
-			}
-			items = append(items, item{line: l, p: p, req: req, row: row})
-			if !seen[l.FileID] {
-				seen[l.FileID] = true
-				inputs = append(inputs, l.FileID)
-			}
+			size += int64(len(rr.body))
+			items = append(items, item{rendRow: rr, p: p})
 		}
 		if err := st.Close(ctx); err != nil {
 			return err
 		}
 		rows := make([]map[string]string, len(items))
-		for i, it := range items {
-			rows[i] = it.row
+		bodies := make([][]byte, len(items))
+		for i := range items {
+			it := &items[i]
+			it.req = archive.Request{PracticeID: it.p.ID, Flow: flowREND, CPUtente: it.code, Data: it.line.Data}
+			if err := d.Store.CreateRequest(ctx, tx, &it.req); err != nil {
+				return err
+			}
+			if err := d.Store.MarkReportLine(ctx, tx, it.line.ID, it.req.ID); err != nil {
+				return err
+			}
+			if !seen[it.line.FileID] {
+				seen[it.line.FileID] = true
+				inputs = append(inputs, it.line.FileID)
+			}
+			rows[i], bodies[i] = it.row, it.body
 		}
-		name, content, err := encodeFlowFile(ctx, d, tx, f, format, rows, now, today)
+		content := flows.Assemble(prefix, suffix, bodies)
+		name, err := flowFileName(ctx, d, tx, f, format, rows[0], now, today)
 		if err != nil {
 			return err
 		}
@@ -1694,7 +1746,10 @@ func (b *rendBuilder) buildOne(ctx context.Context, f *flows.Flow, tmpl *flows.C
 		n = len(items)
 		return d.QueueToSII(ctx, tx, file)
 	})
-	return n, err
+	if err != nil {
+		return n, nil, err
+	}
+	return n, next, nil
 }
 
 // notesBuilder exports the queued credit/debit note lines to billing in one file.
