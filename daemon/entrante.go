@@ -1512,17 +1512,6 @@ func (b *entranteBuilder) write(ctx context.Context, tx *sql.Tx, f *flows.Flow, 
 	return d.QueueToSII(ctx, tx, file)
 }
 
-// encodeFlowFile writes rows as a flow file and names it (the daily file sequence of
-// the flow is shared with the uscente builders).
-func encodeFlowFile(ctx context.Context, d *Daemon, tx *sql.Tx, f *flows.Flow, format string, rows []map[string]string, now time.Time, today flows.Date) (string, []byte, error) {
-	content, err := encodeRows(f, format, rows)
-	if err != nil {
-		return "", nil, err
-	}
-	name, err := flowFileName(ctx, d, tx, f, format, rows[0], now, today)
-	return name, content, err
-}
-
 // flowFileName names a new file of flow f, drawing the flow's daily file sequence.
 func flowFileName(ctx context.Context, d *Daemon, tx *sql.Tx, f *flows.Flow, format string, first map[string]string, now time.Time, today flows.Date) (string, error) {
 	seq, err := d.Store.NextSequence(ctx, tx, "file|"+f.Key+"|"+today.ISO())

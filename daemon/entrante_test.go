@@ -814,3 +814,21 @@ func TestEntranteFlowsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// encodeRows writes rows as a whole flow file.
+func encodeRows(f *flows.Flow, format string, rows []map[string]string) ([]byte, error) {
+	var buf strings.Builder
+	w, err := flows.NewWriter(&buf, f, format)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range rows {
+		if err := w.Write(r); err != nil {
+			return nil, err
+		}
+	}
+	if err := w.Close(); err != nil {
+		return nil, err
+	}
+	return []byte(buf.String()), nil
+}

@@ -1421,24 +1421,6 @@ func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, 
 	return err
 }
 
-// encodeRows writes rows as a whole flow file.
-func encodeRows(f *flows.Flow, format string, rows []map[string]string) ([]byte, error) {
-	var buf strings.Builder
-	w, err := flows.NewWriter(&buf, f, format)
-	if err != nil {
-		return nil, err
-	}
-	for _, r := range rows {
-		if err := w.Write(r); err != nil {
-			return nil, err
-		}
-	}
-	if err := w.Close(); err != nil {
-		return nil, err
-	}
-	return []byte(buf.String()), nil
-}
-
 // writeFile encodes a batch, archives it with provenance, marks its requests sent,
 // moves the practices and queues the delivery, all in tx.
 func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.PracticeStmts, f *flows.Flow, format string, enc *flows.BodyEncoder, batch []*pendingRequest, now time.Time, today flows.Date) error {
