@@ -1324,11 +1324,10 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		case pl != nil && pl.Values == nil:
 			// Form 1 (requests made ready by an earlier version): rows by field name,
 			// the header fields as flows.ReqRows sets them, from today's configuration.
-			header := map[string]string{"PIVA_UTENTE": h.PIVAUtente, "PIVA_GESTORE": h.PIVAGestore, "CP_UTENTE": h.CPUtente, "PIVA_CC_USCENTE": h.PIVACCUscita}
 			for _, row := range pl.Rows {
-				for k, v := range header {
-					if v != "" {
-						row[k] = v
+				for _, kv := range h.Fields() {
+					if kv[1] != "" {
+						row[kv[0]] = kv[1]
 					}
 				}
 			}

@@ -3,14 +3,11 @@ package daemon
 import (
 	"context"
 	"database/sql"
-	"os"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -43,18 +40,8 @@ func TestREQPayloadForms(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newTestWorld(t, e2eNow, "")
 			ctx := context.Background()
-			path := filepath.Join(t.TempDir(), "morosi_20251015.csv")
-			if err := os.WriteFile(path, []byte(e2eExtract()), 0o644); err != nil {
-				t.Fatal(err)
-			}
-			res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: filepath.Base(path), Direction: "in", Kind: "uscente.morosi", Path: path})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if out, err := w.d.process(ctx, res.File, w.d.folderByName("morosi")); err != nil || out.Rejected {
-				t.Fatalf("process: %v %s", err, out.Reason)
-			}
-			err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+			takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
+			err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
 				rows, err := tx.QueryContext(ctx, `SELECT r.id, r.payload, p.data FROM requests r JOIN practices p ON p.id = r.practice_id WHERE r.state = 'ready'`)
 				if err != nil {
 					return err

@@ -667,13 +667,6 @@ func BenchmarkMorosi1M(b *testing.B) {
 			b.Logf("the same rows loaded through modernc.org/sqlite (one INSERT per row, one transaction, WAL): %.2fs = %.1f× sqlite3 .import to a file",
 				moderncSecs, moderncSecs/importFileSecs)
 		}
-		if st, err := os.ReadFile("/proc/self/status"); err == nil {
-			for _, ln := range strings.Split(string(st), "\n") {
-				if strings.HasPrefix(ln, "VmHWM:") {
-					b.Logf("%s (whole test process)", strings.TrimSpace(ln))
-				}
-			}
-		}
 		b.Logf("%d rows: handler %s (%.0f rows/s), build %s (%d files), sqlite3 .import %.2fs (:memory:) %.2fs (file), peak heap %.1f MiB, meta %v",
 			rows, handler.Round(time.Millisecond), float64(rows)/handler.Seconds(), build.Round(time.Millisecond), n, importSecs, importFileSecs, float64(heap)/(1<<20), out.Meta)
 		w.d.Close()

@@ -352,6 +352,12 @@ type ReqHeader struct {
 	CPUtente     string
 }
 
+// Fields is the header as REQ field names and values (empty values included), in the
+// order the fields are set: the one list ReqRows, FillReqHeader and the build share.
+func (h ReqHeader) Fields() [4][2]string {
+	return [4][2]string{{"PIVA_UTENTE", h.PIVAUtente}, {"PIVA_GESTORE", h.PIVAGestore}, {"CP_UTENTE", h.CPUtente}, {"PIVA_CC_USCENTE", h.PIVACCUscita}}
+}
+
 // ReqRows returns the values of the REQ rows of one request, brief §3.4 CSV shape (a):
 // one row per invoice, with the header, customer, amounts and mora columns repeated.
 // Only invoices counted in the credit are sent (the others are in the audit trail).
@@ -414,7 +420,7 @@ func ReqRecords(f *Flow, h ReqHeader, c Case, a *CMORAudit) ([]Record, error) {
 // configuration of the day it writes the file.
 func FillReqHeader(recs []Record, h ReqHeader) error {
 	var fs []Finding
-	for _, kv := range [...][2]string{{"PIVA_UTENTE", h.PIVAUtente}, {"PIVA_GESTORE", h.PIVAGestore}, {"CP_UTENTE", h.CPUtente}, {"PIVA_CC_USCENTE", h.PIVACCUscita}} {
+	for _, kv := range h.Fields() {
 		if kv[1] == "" {
 			continue
 		}
@@ -440,10 +446,9 @@ func reqFields(h ReqHeader, c Case, a *CMORAudit, set func(row int, name, value 
 			set(row, name, value)
 		}
 	}
-	put(-1, "PIVA_UTENTE", h.PIVAUtente)
-	put(-1, "PIVA_GESTORE", h.PIVAGestore)
-	put(-1, "CP_UTENTE", h.CPUtente)
-	put(-1, "PIVA_CC_USCENTE", h.PIVACCUscita)
+	for _, kv := range h.Fields() {
+		put(-1, kv[0], kv[1])
+	}
 	put(-1, "SETTORE", c.Sector)
 	put(-1, "COD_POD", c.POD)
 	put(-1, "COD_PDR", c.PDR)
