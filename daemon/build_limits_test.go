@@ -270,20 +270,14 @@ func takeIn(t *testing.T, d *Daemon, folder, name, content string) {
 	}
 }
 
-// buildAndDeliver runs the build job and delivers what it built to the SII, on the wall
-// clock (deliveries are stamped with it), then puts the test clock back.
+// buildAndDeliver runs the build job and delivers what it built to the SII (as
+// runOnce, without taking in folders or fetching answers).
 func buildAndDeliver(t *testing.T, d *Daemon, testClock func() time.Time) {
 	t.Helper()
-	ctx := context.Background()
-	if _, err := d.BuildAll(ctx); err != nil {
+	if _, err := d.BuildAll(context.Background()); err != nil {
 		t.Fatalf("BuildAll: %v", err)
 	}
-	d.SetClock(time.Now)
-	_, err := d.DeliverDue(ctx)
-	d.SetClock(testClock)
-	if err != nil {
-		t.Fatalf("DeliverDue: %v", err)
-	}
+	deliverOnWallClock(t, d, testClock)
 }
 
 // limitsExtract is e2eExtract (case A with two invoices, B, C waiting for its window,

@@ -178,13 +178,7 @@ func (w *entWorld) runOnce() {
 	if err := w.d.RunOnce(context.Background()); err != nil {
 		w.t.Fatalf("RunOnce: %v", err)
 	}
-	// Deliveries are stamped with the wall clock: deliver once more on it.
-	w.d.SetClock(time.Now)
-	_, err := w.d.DeliverDue(context.Background())
-	w.d.SetClock(func() time.Time { return w.now })
-	if err != nil {
-		w.t.Fatalf("DeliverDue: %v", err)
-	}
+	deliverOnWallClock(w.t, w.d, func() time.Time { return w.now })
 }
 
 // files returns the files of a directory whose name starts with prefix, by name.

@@ -200,13 +200,19 @@ func (w *testWorld) runOnce() {
 	if err := w.d.RunOnce(context.Background()); err != nil {
 		w.t.Fatalf("RunOnce: %v", err)
 	}
-	// archive.QueueDelivery stamps deliveries with the wall clock, not the daemon's:
-	// deliver once more on the wall clock so the test clock's past does not hold them.
-	w.d.SetClock(time.Now)
-	_, err := w.d.DeliverDue(context.Background())
-	w.d.SetClock(func() time.Time { return w.now })
+	deliverOnWallClock(w.t, w.d, func() time.Time { return w.now })
+}
+
+// deliverOnWallClock delivers what is due, then puts the test clock back:
+// archive.QueueDelivery stamps deliveries with the wall clock, not the daemon's, so the
+// test clock's past would hold them.
+func deliverOnWallClock(t *testing.T, d *Daemon, testClock func() time.Time) {
+	t.Helper()
+	d.SetClock(time.Now)
+	_, err := d.DeliverDue(context.Background())
+	d.SetClock(testClock)
 	if err != nil {
-		w.t.Fatalf("DeliverDue: %v", err)
+		t.Fatalf("DeliverDue: %v", err)
 	}
 }
 
