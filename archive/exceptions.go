@@ -40,7 +40,10 @@ type Exception struct {
 	ResolvedAt  time.Time
 	Resolution  string
 	ResolvedBy  string
-	AlertedAt   time.Time
+	AlertedAt   time.Time // last urgent mail about the current occurrence
+	// OpenedAt is when the current occurrence began: FirstSeen, or the moment an
+	// automatically resolved exception was raised again (reopened).
+	OpenedAt time.Time
 }
 
 // Open reports whether the exception is unresolved.
@@ -85,13 +88,17 @@ func (s *Store) RaiseException(ctx context.Context, tx *sql.Tx, e Exception) (in
 		return 0, false, err
 	}
 	// A person's resolution stands: a repeat only bumps the counter. An automatic
-	// resolution (the condition cleared) is undone when the condition comes back.
+	// resolution (the condition cleared) is undone when the condition comes back, as a
+	// new occurrence: it starts now and has not been alerted yet, so an urgent one is
+	// mailed again (the alert of the previous occurrence says nothing about this one).
 	reopen := resolved.Valid && resolvedBy == "auto"
 	q := `UPDATE exceptions SET count = count + 1, last_seen = ?, message = ?, severity = ?, due_on = ?, action = ?`
+	args := []any{TS(now), e.Message, e.Severity, e.DueOn, e.Action}
 	if reopen {
-		q += `, resolved_at = NULL, resolution = '', resolved_by = ''`
+		q += `, resolved_at = NULL, resolution = '', resolved_by = '', alerted_at = NULL, opened_at = ?`
+		args = append(args, TS(now))
 	}
-	if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, TS(now), e.Message, e.Severity, e.DueOn, e.Action, id); err != nil {
+	if _, err := tx.ExecContext(ctx, q+` WHERE id = ?`, append(args, id)...); err != nil {
 		return 0, false, err
 	}
 	return id, reopen, nil
@@ -152,7 +159,7 @@ type ExceptionFilter struct {
 }
 
 const exceptionSelect = `SELECT id, fingerprint, kind, severity, owner, file_id, line, field, rule, value, practice_id,
-	subject, message, action, due_on, first_seen, last_seen, count, resolved_at, resolution, resolved_by, alerted_at FROM exceptions`
+	subject, message, action, due_on, first_seen, last_seen, count, resolved_at, resolution, resolved_by, alerted_at, opened_at FROM exceptions`
 
 // Exceptions lists exceptions, most severe and newest first.
 func (s *Store) Exceptions(ctx context.Context, f ExceptionFilter) ([]Exception, error) {
@@ -214,9 +221,9 @@ func (s *Store) GetException(ctx context.Context, id int64) (Exception, error) {
 func scanException(row rowScanner) (Exception, error) {
 	var e Exception
 	var first, last string
-	var resolved, alerted sql.NullString
+	var resolved, alerted, opened sql.NullString
 	err := row.Scan(&e.ID, &e.Fingerprint, &e.Kind, &e.Severity, &e.Owner, &e.FileID, &e.Line, &e.Field, &e.Rule, &e.Value,
-		&e.PracticeID, &e.Subject, &e.Message, &e.Action, &e.DueOn, &first, &last, &e.Count, &resolved, &e.Resolution, &e.ResolvedBy, &alerted)
+		&e.PracticeID, &e.Subject, &e.Message, &e.Action, &e.DueOn, &first, &last, &e.Count, &resolved, &e.Resolution, &e.ResolvedBy, &alerted, &opened)
 	if err != nil {
 		return e, err
 	}
@@ -224,6 +231,9 @@ func scanException(row rowScanner) (Exception, error) {
 	e.LastSeen, _ = ParseTS(last)
 	e.ResolvedAt = nullTS(resolved)
 	e.AlertedAt = nullTS(alerted)
+	if e.OpenedAt = nullTS(opened); e.OpenedAt.IsZero() {
+		e.OpenedAt = e.FirstSeen
+	}
 	return e, nil
 }
 

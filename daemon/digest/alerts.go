@@ -31,6 +31,11 @@ type AlertGroup struct {
 // earliest of them was first seen (so related ones raised meanwhile join the same
 // mail); a group with nothing new is sent again once repeat_interval has passed since
 // its members were last alerted. A sent group lists every urgent open member.
+//
+// Alerts follow occurrences: an exception resolved automatically and raised again is
+// reopened with AlertedAt cleared and OpenedAt set (archive.RaiseException), so it is
+// new again here and is mailed at once, whatever was mailed about the earlier
+// occurrence; its repeats are then counted from its own alert.
 func PendingAlerts(ctx context.Context, store *archive.Store, opts Options, now time.Time) ([]AlertGroup, error) {
 	opts = opts.withDefaults()
 	yes := true
@@ -64,8 +69,10 @@ func PendingAlerts(ctx context.Context, store *archive.Store, opts Options, now 
 		for _, it := range items {
 			if it.AlertedAt.IsZero() {
 				newIDs[it.ID] = true
-				if firstNew.IsZero() || it.FirstSeen.Before(firstNew) {
-					firstNew = it.FirstSeen
+				// The occurrence's start, not FirstSeen: a reopened exception is a new
+				// occurrence, and its key must differ from the earlier alert's.
+				if firstNew.IsZero() || it.OpenedAt.Before(firstNew) {
+					firstNew = it.OpenedAt
 				}
 			} else if it.AlertedAt.After(lastAlerted) {
 				lastAlerted = it.AlertedAt
