@@ -145,12 +145,22 @@ func (s *Store) MarkDeliveryFailed(ctx context.Context, id int64, cause error, n
 	})
 }
 
-// RetryDelivery puts a failed delivery back in the queue (by hand).
-func (s *Store) RetryDelivery(ctx context.Context, id int64) error {
-	return s.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', next_attempt_at = ? WHERE id = ? AND state = 'failed'`, TS(time.Now()), id)
+// ReleaseBackoff makes every pending delivery to target due at now: the target was
+// just reached, so the files that waited out an outage go at once instead of each
+// waiting out its own backoff (which doubles up to an hour per file). It returns how
+// many deliveries were brought forward.
+func (s *Store) ReleaseBackoff(ctx context.Context, target string, now time.Time) (int64, error) {
+	var n int64
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		r, err := tx.ExecContext(ctx, `UPDATE deliveries SET next_attempt_at = ? WHERE state = 'pending' AND target = ? AND next_attempt_at > ?`,
+			TS(now), target, TS(now))
+		if err != nil {
+			return err
+		}
+		n, err = r.RowsAffected()
 		return err
 	})
+	return n, err
 }
 
 // Fetched is one file fetched from an SFTP endpoint.

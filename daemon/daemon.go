@@ -55,6 +55,7 @@ type Daemon struct {
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
 	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
+	released   atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.

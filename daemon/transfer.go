@@ -18,8 +18,10 @@ import (
 	"github.com/cmord/cmord/flows"
 )
 
-// deliveryBackoff is the wait before the n-th retry of a delivery: 1m doubling to 1h,
-// with jitter so that a recovered endpoint is not hit by every file at once.
+// deliveryBackoff is the wait before the n-th retry of a delivery while its endpoint
+// fails: 1m doubling to 1h, with jitter. It does not outlast the outage: the first
+// successful contact with the endpoint (a listing, another file's upload) makes every
+// file queued for it due at once (noteContact, archive.ReleaseBackoff).
 func deliveryBackoff(attempts int) time.Duration {
 	d := time.Minute << min(attempts, 6)
 	if d > time.Hour {
@@ -32,13 +34,44 @@ func deliveryBackoff(attempts int) time.Duration {
 // recorded and retried with backoff, and an unreachable SII is one exception that
 // mutes the per-file failures behind it.
 func (d *Daemon) DeliverDue(ctx context.Context) (int, error) {
+	delivered := 0
+	unreachable := map[string]bool{}
+	done := map[int64]bool{}
+	// A contact made during the pass (the first file through after an outage) brings
+	// the endpoint's other queued files forward: a second pass sends them now.
+	var err error
+	for pass := 0; pass < 2; pass++ {
+		d.released.Store(false)
+		var n int
+		n, err = d.deliverPass(ctx, unreachable, done)
+		delivered += n
+		if err != nil || !d.released.Load() {
+			break
+		}
+	}
+	d.updateDeliveryGauge(ctx)
+	return delivered, err
+}
+
+func (d *Daemon) updateDeliveryGauge(ctx context.Context) {
+	if n, err := d.Store.PendingDeliveries(ctx); err == nil {
+		d.Metrics.QueueDepth.WithLabelValues("deliveries").Set(float64(n))
+	}
+}
+
+// deliverPass publishes the deliveries due now, skipping those in done (tried in an
+// earlier pass of the same cycle) and the endpoints found unreachable.
+func (d *Daemon) deliverPass(ctx context.Context, unreachable map[string]bool, done map[int64]bool) (int, error) {
 	due, err := d.Store.DueDeliveries(ctx, d.now(), "")
 	if err != nil {
 		return 0, err
 	}
 	delivered := 0
-	unreachable := map[string]bool{}
 	for _, dl := range due {
+		if done[dl.ID] {
+			continue
+		}
+		done[dl.ID] = true
 		if ctx.Err() != nil {
 			return delivered, ctx.Err()
 		}
@@ -76,9 +109,6 @@ func (d *Daemon) DeliverDue(ctx context.Context) (int, error) {
 			Severity: sev, Owner: "sysadmin", FileID: dl.FileID, Subject: strings.TrimPrefix(dl.Target, "sftp:"),
 			Message: fmt.Sprintf("publishing %s to %s failed (attempt %d): %v", dl.RemoteName, dl.Target, dl.Attempts+1, err), Action: action})
 		d.Log.Warn("publish failed; will retry", "target", dl.Target, "file", dl.RemoteName, "next", next, "err", err)
-	}
-	if n, err := d.Store.PendingDeliveries(ctx); err == nil {
-		d.Metrics.QueueDepth.WithLabelValues("deliveries").Set(float64(n))
 	}
 	return delivered, nil
 }
@@ -175,6 +205,12 @@ func (d *Daemon) noteContact(ctx context.Context, endpoint string, err error) {
 	if err == nil {
 		d.Metrics.SFTPContact(endpoint, d.now())
 		_, _ = d.Store.NoteContact(ctx, endpoint, true, d.now())
+		// The endpoint answers: what waited for it goes at the next delivery pass, not
+		// after each file's own backoff.
+		if n, err := d.Store.ReleaseBackoff(ctx, "sftp:"+endpoint, d.now()); err == nil && n > 0 {
+			d.Log.Info("endpoint reachable: queued files released from their backoff", "endpoint", endpoint, "files", n)
+			d.released.Store(true)
+		}
 		d.resolve(ctx, fp, "reachable again")
 		d.resolve(ctx, "hostkey_mismatch|"+endpoint, "host key verified")
 		return

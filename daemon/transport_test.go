@@ -110,3 +110,53 @@ func TestAlertFollowsOccurrence(t *testing.T) {
 		t.Errorf("past repeat_interval of the second occurrence: %d alert mails, want 3 (a reminder)", n)
 	}
 }
+
+// TestBackoffReleasedOnContact: during an outage the queued files back off (doubling
+// per file, up to an hour); the first successful contact with the endpoint makes them
+// all due, so they go in the next delivery cycle instead of each waiting out its own
+// backoff. Both kinds of contact count: an SII poll, and a new file's upload.
+func TestBackoffReleasedOnContact(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		contact func(w *excWorld)
+	}{
+		{"poll", func(w *excWorld) { w.pollUntilReachable() }},
+		{"new file", func(w *excWorld) { w.queueFlow("REQ_NEW.csv") }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newExcWorld(t)
+			w.pollUntilReachable()
+			w.srv.Close()
+			names := []string{"REQ_A.csv", "REQ_B.csv", "REQ_C.csv"}
+			for _, n := range names {
+				w.queueFlow(n)
+			}
+			// Failed cycles a minute apart, until every file waits out a backoff of its own.
+			for i := 0; ; i++ {
+				time.Sleep(25 * time.Millisecond) // past the client's own dial backoff (20ms)
+				w.deliver()
+				due, err := w.d.Store.DueDeliveries(context.Background(), w.now.Add(time.Minute), "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(due) == 0 {
+					break
+				}
+				if i > 30 {
+					t.Fatalf("files still due every minute after %d failed cycles: %+v", i, due)
+				}
+				w.later(time.Minute)
+			}
+			w.restartSFTP(true)
+			time.Sleep(25 * time.Millisecond)
+			tc.contact(w)
+			w.deliver() // the same instant: no file's own backoff has passed
+			pub := w.published()
+			for _, n := range names {
+				if _, ok := pub[n]; !ok {
+					t.Errorf("%s not published in the first delivery cycle after the contact: have %v", n, keys(pub))
+				}
+			}
+		})
+	}
+}
