@@ -152,6 +152,7 @@ type SFTP struct {
 	HostKeyAlgorithms       []string
 	DialTimeout             time.Duration // default 15s
 	IOTimeout               time.Duration // default 60s
+	OpTimeout               time.Duration // default 60s: an SFTP operation with no answer from the SFTP server this long closes the connection
 	Keepalive               time.Duration // default 15s
 	KeepaliveMaxMissed      int           // default 3
 	BackoffMin              time.Duration // default 1s
@@ -170,6 +171,7 @@ type SFTP struct {
 	ConcurrentReads         bool          // default true
 	StableListings          int           // default 2: same size+mtime in N listings = stable
 	UnreachableAlertAfter   time.Duration // default 30m
+	StalledAlertAfter       time.Duration // default 10m: urgent alert when connected but no SFTP operation completes this long
 }
 
 // Addr returns "host:port".

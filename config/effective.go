@@ -160,6 +160,7 @@ func (c *Config) Redacted() string {
 		w.kv("host_key_algorithms", s.HostKeyAlgorithms)
 		w.kv("dial_timeout", s.DialTimeout)
 		w.kv("io_timeout", s.IOTimeout)
+		w.kv("op_timeout", s.OpTimeout)
 		w.kv("keepalive", s.Keepalive)
 		w.kv("keepalive_max_missed", s.KeepaliveMaxMissed)
 		w.kv("backoff_min", s.BackoffMin)
@@ -178,6 +179,7 @@ func (c *Config) Redacted() string {
 		w.kv("concurrent_reads", s.ConcurrentReads)
 		w.kv("stable_listings", s.StableListings)
 		w.kv("unreachable_alert_after", s.UnreachableAlertAfter)
+		w.kv("stalled_alert_after", s.StalledAlertAfter)
 	}
 
 	w.table("outbound")

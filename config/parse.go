@@ -140,10 +140,11 @@ func DefaultFolder() Folder {
 // DefaultSFTP returns an endpoint with every default applied.
 func DefaultSFTP() SFTP {
 	return SFTP{
-		Port: 22, DialTimeout: 15 * time.Second, IOTimeout: 60 * time.Second, Keepalive: 15 * time.Second,
+		Port: 22, DialTimeout: 15 * time.Second, IOTimeout: 60 * time.Second, OpTimeout: 60 * time.Second, Keepalive: 15 * time.Second,
 		KeepaliveMaxMissed: 3, BackoffMin: time.Second, BackoffMax: 5 * time.Minute, Role: "sii",
 		TempPrefix: ".", TempSuffix: ".part", Completion: "none", Rename: "auto", MaxPacket: 32768,
 		ConcurrentReads: true, StableListings: 2, UnreachableAlertAfter: 30 * time.Minute,
+		StalledAlertAfter: 10 * time.Minute,
 	}
 }
 
@@ -253,6 +254,7 @@ func readSFTP(t *table) SFTP {
 	t.stringList("host_key_algorithms", &s.HostKeyAlgorithms)
 	t.duration("dial_timeout", &s.DialTimeout, time.Second, 10*time.Minute)
 	t.duration("io_timeout", &s.IOTimeout, time.Second, time.Hour)
+	t.duration("op_timeout", &s.OpTimeout, time.Second, time.Hour)
 	t.duration("keepalive", &s.Keepalive, 0, time.Hour)
 	t.integer("keepalive_max_missed", &s.KeepaliveMaxMissed, 1, 100)
 	t.duration("backoff_min", &s.BackoffMin, 10*time.Millisecond, time.Hour)
@@ -271,6 +273,7 @@ func readSFTP(t *table) SFTP {
 	t.boolean("concurrent_reads", &s.ConcurrentReads)
 	t.integer("stable_listings", &s.StableListings, 1, 10)
 	t.duration("unreachable_alert_after", &s.UnreachableAlertAfter, time.Minute, 30*24*time.Hour)
+	t.duration("stalled_alert_after", &s.StalledAlertAfter, time.Second, 30*24*time.Hour)
 	refuseLiteralSecret(t, "password", "SFTP authentication is by key only: set key_file")
 	refuseLiteralSecret(t, "passphrase", "keep the private key unencrypted in a file readable only by the cmord user, and set key_file")
 	t.finish()

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -27,6 +28,14 @@ type Client struct {
 	lastErr     error
 	lastContact time.Time
 	closed      bool
+	ops         map[*opWatch]struct{} // operations in flight, for Stuck
+}
+
+// opWatch is one operation in flight under the watchdog.
+type opWatch struct {
+	op    string
+	conn  *Conn
+	start time.Time
 }
 
 // NewClient returns a client for ep; it does not connect yet. log may be nil.
@@ -54,6 +63,21 @@ func (c *Client) Healthy() error {
 	defer c.mu.Unlock()
 	if c.failures > 0 {
 		return c.lastErr
+	}
+	return nil
+}
+
+// Stuck is nil unless an operation in flight has had no answer from the SFTP server
+// for longer than twice OpTimeout: the watchdog closed its connection at OpTimeout and
+// the operation should have ended, so the caller is wedged (the daemon stops petting
+// the systemd watchdog, and systemd restarts it).
+func (c *Client) Stuck() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for w := range c.ops {
+		if idle := w.conn.sinceRecv(w.start); idle > 2*c.ep.OpTimeout {
+			return fmt.Errorf("sftp %s: %s stuck: no progress for %s, still running after its connection was closed", c.ep.Name, w.op, idle.Round(time.Second))
+		}
 	}
 	return nil
 }
@@ -162,10 +186,58 @@ func (c *Client) drop(conn *Conn) {
 	conn.Close()
 }
 
+// watch runs op on conn under the progress watchdog: when the SFTP server sends
+// nothing for OpTimeout while op runs, the connection is closed (pkg/sftp has no
+// per-request timeout, and closing fails every request in flight) and op's error
+// becomes a *StallError. Time spent by op on our side (reading the local file) counts
+// too: a request is always in flight then or about to be.
+func (c *Client) watch(name string, conn *Conn, op func(*Conn) error) error {
+	w := &opWatch{op: name, conn: conn, start: time.Now()}
+	c.mu.Lock()
+	if c.ops == nil {
+		c.ops = map[*opWatch]struct{}{}
+	}
+	c.ops[w] = struct{}{}
+	c.mu.Unlock()
+	defer func() {
+		c.mu.Lock()
+		delete(c.ops, w)
+		c.mu.Unlock()
+	}()
+	ended := make(chan struct{})
+	var stalled atomic.Int64 // the idle time when the watchdog fired
+	go func() {
+		t := time.NewTicker(max(c.ep.OpTimeout/20, 5*time.Millisecond))
+		defer t.Stop()
+		for {
+			select {
+			case <-ended:
+				return
+			case <-conn.Done():
+				return
+			case <-t.C:
+			}
+			if idle := conn.sinceRecv(w.start); idle >= c.ep.OpTimeout {
+				stalled.Store(int64(idle))
+				c.log.Warn("sftp operation made no progress; closing the connection", "endpoint", c.ep.Name, "op", name, "idle", idle.Round(time.Millisecond))
+				c.drop(conn)
+				return
+			}
+		}
+	}()
+	err := op(conn)
+	close(ended)
+	if idle := stalled.Load(); idle > 0 && err != nil {
+		return &StallError{Endpoint: c.ep.Name, Op: name, Idle: time.Duration(idle), Err: err}
+	}
+	return err
+}
+
 // do runs op on a live connection; if the connection breaks under it, op runs once
 // more on a new connection (op must be safe to repeat). Cancelling ctx while op runs
-// closes the connection: pkg/sftp has no other way to abandon a request.
-func (c *Client) do(ctx context.Context, op func(*Conn) error) error {
+// closes the connection: pkg/sftp has no other way to abandon a request. Every run of
+// op is under the progress watchdog (watch).
+func (c *Client) do(ctx context.Context, name string, op func(*Conn) error) error {
 	var err error
 	for attempt := 0; attempt < 2; attempt++ {
 		var conn *Conn
@@ -174,7 +246,7 @@ func (c *Client) do(ctx context.Context, op func(*Conn) error) error {
 			return err
 		}
 		stop := context.AfterFunc(ctx, func() { c.drop(conn) })
-		err = op(conn)
+		err = c.watch(name, conn, op)
 		stop()
 		if ctx.Err() != nil {
 			return errors.Join(ctx.Err(), err)

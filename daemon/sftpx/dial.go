@@ -27,6 +27,35 @@ type Conn struct {
 
 	dead      chan struct{}
 	closeOnce sync.Once
+
+	// lastRecv is when the SFTP server last sent anything on the SFTP channel (unix
+	// nanos): the progress the operation watchdog looks at (Client.do). Keepalive
+	// replies come from sshd, not from the SFTP server, and do not count.
+	lastRecv *atomic.Int64
+}
+
+// sinceRecv is how long the SFTP server has been silent, counted from start at the
+// latest (the start of the operation that asks).
+func (c *Conn) sinceRecv(start time.Time) time.Duration {
+	last := time.Unix(0, c.lastRecv.Load())
+	if last.Before(start) {
+		last = start
+	}
+	return time.Since(last)
+}
+
+// recvMeter stamps lastRecv at every read from the SFTP channel that returns data.
+type recvMeter struct {
+	r    io.Reader
+	last *atomic.Int64
+}
+
+func (m recvMeter) Read(p []byte) (int, error) {
+	n, err := m.r.Read(p)
+	if n > 0 {
+		m.last.Store(time.Now().UnixNano())
+	}
+	return n, err
 }
 
 // Done is closed when the connection is gone.
@@ -149,7 +178,8 @@ func Dial(ctx context.Context, ep Endpoint, log *slog.Logger) (*Conn, error) {
 	} else {
 		opts = append(opts, sftp.MaxPacketChecked(ep.MaxPacket))
 	}
-	sc2, err := sftp.NewClient(client, opts...)
+	lastRecv := new(atomic.Int64)
+	sc2, err := startSFTP(client, lastRecv, opts)
 	stopped := stop()
 	if err != nil || !stopped {
 		client.Close()
@@ -157,10 +187,15 @@ func Dial(ctx context.Context, ep Endpoint, log *slog.Logger) (*Conn, error) {
 		if err == nil {
 			err = dialCtx.Err()
 		}
+		if dialCtx.Err() != nil {
+			// SSH answered, the SFTP server did not: the stall of a frozen sftp-server
+			// seen from a new connection.
+			err = &StallError{Endpoint: ep.Name, Op: "starting the SFTP session", Idle: ep.DialTimeout, Err: err}
+		}
 		return fail(fmt.Errorf("starting the sftp subsystem: %w", err))
 	}
 	pc.hardStop.Store(0)
-	c := &Conn{SFTP: sc2, ep: ep, ssh: client, raw: raw, log: log, dead: make(chan struct{})}
+	c := &Conn{SFTP: sc2, ep: ep, ssh: client, raw: raw, log: log, dead: make(chan struct{}), lastRecv: lastRecv}
 	go func() {
 		_ = client.Wait()
 		close(c.dead)
@@ -170,6 +205,27 @@ func Dial(ctx context.Context, ep Endpoint, log *slog.Logger) (*Conn, error) {
 	}
 	log.Debug("sftp connected", "endpoint", ep.Name, "addr", ep.Addr(), "server", string(sc.ServerVersion()))
 	return c, nil
+}
+
+// startSFTP starts the SFTP subsystem as sftp.NewClient does, with the server's
+// output read through a recvMeter so that the operation watchdog sees its progress.
+func startSFTP(client *ssh.Client, lastRecv *atomic.Int64, opts []sftp.ClientOption) (*sftp.Client, error) {
+	s, err := client.NewSession()
+	if err != nil {
+		return nil, err
+	}
+	pw, err := s.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	pr, err := s.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.RequestSubsystem("sftp"); err != nil {
+		return nil, err
+	}
+	return sftp.NewClientPipe(recvMeter{r: pr, last: lastRecv}, pw, opts...)
 }
 
 // keepalive sends keepalive@openssh.com every ep.Keepalive; after KeepaliveMaxMissed

@@ -26,6 +26,11 @@ type Endpoint struct {
 	HostKeyAlgorithms  []string // explicit list; empty = taken from the known_hosts entries
 	DialTimeout        time.Duration
 	IOTimeout          time.Duration // no progress on the TCP connection for this long kills it
+	// OpTimeout: an operation during which the SFTP server sends nothing for this long
+	// is abandoned and its connection closed. It fires where IOTimeout cannot: the SSH
+	// transport alive (keepalives answered by sshd) while the sftp-server process is
+	// frozen (a stuck disk).
+	OpTimeout time.Duration
 	Keepalive          time.Duration // keepalive@openssh.com interval; negative disables
 	KeepaliveMaxMissed int
 	BackoffMin         time.Duration
@@ -58,6 +63,7 @@ func (ep Endpoint) withDefaults() Endpoint {
 	}
 	def(&ep.DialTimeout, 15*time.Second)
 	def(&ep.IOTimeout, 60*time.Second)
+	def(&ep.OpTimeout, 60*time.Second)
 	def(&ep.Keepalive, 15*time.Second)
 	def(&ep.BackoffMin, time.Second)
 	def(&ep.BackoffMax, 5*time.Minute)
@@ -124,6 +130,25 @@ func (e *ExistsError) Error() string {
 	}
 	return fmt.Sprintf("remote %s already exists with other content (%d bytes, ours %d); not overwritten", e.Path, e.RemoteSize, e.LocalSize)
 }
+
+// StallError is an SFTP operation (or the start of the SFTP session) during which the
+// SFTP server sent nothing for Idle, while the SSH connection itself may well be alive:
+// the operation was abandoned and the connection closed, so the next attempt redials.
+type StallError struct {
+	Endpoint string
+	Op       string
+	Idle     time.Duration
+	Err      error // what the abandoned operation returned
+}
+
+func (e *StallError) Error() string {
+	s := fmt.Sprintf("sftp %s: %s: no answer from the SFTP server for %s (connection closed)", e.Endpoint, e.Op, e.Idle.Round(time.Millisecond))
+	if e.Err != nil {
+		s += ": " + e.Err.Error()
+	}
+	return s
+}
+func (e *StallError) Unwrap() error { return e.Err }
 
 // ErrCircuitOpen is wrapped in a ConnectError when the endpoint failed recently and
 // the backoff has not elapsed: the call fails at once instead of waiting a dial timeout.

@@ -46,7 +46,7 @@ func IsTempName(name string) bool {
 // out temporary names (IsTempName and the endpoint's own TempPrefix/TempSuffix).
 func (c *Client) List(ctx context.Context, dir string) ([]RemoteFile, error) {
 	var out []RemoteFile
-	err := c.do(ctx, func(conn *Conn) error {
+	err := c.do(ctx, "listing "+dir, func(conn *Conn) error {
 		infos, err := conn.SFTP.ReadDirContext(ctx, dir)
 		if err != nil {
 			return fmt.Errorf("listing %s: %w", dir, err)
@@ -126,7 +126,7 @@ const smallFile = 1 << 20
 func (c *Client) Download(ctx context.Context, remotePath, localDir string) (string, int64, error) {
 	var local string
 	var size int64
-	err := c.do(ctx, func(conn *Conn) error {
+	err := c.do(ctx, "downloading "+remotePath, func(conn *Conn) error {
 		var err error
 		local, size, err = download(conn, remotePath, localDir)
 		return err
@@ -205,7 +205,7 @@ func (c *Client) Complete(ctx context.Context, remotePath, policy, moveTo string
 	case "", "none":
 		return nil
 	case "delete":
-		return c.do(ctx, func(conn *Conn) error {
+		return c.do(ctx, "deleting "+remotePath, func(conn *Conn) error {
 			if err := conn.SFTP.Remove(remotePath); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return fmt.Errorf("deleting %s: %w", remotePath, err)
 			}
@@ -219,7 +219,7 @@ func (c *Client) Complete(ctx context.Context, remotePath, policy, moveTo string
 			moveTo = path.Join(path.Dir(remotePath), moveTo)
 		}
 		dest := path.Join(moveTo, path.Base(remotePath))
-		return c.do(ctx, func(conn *Conn) error {
+		return c.do(ctx, "moving "+remotePath, func(conn *Conn) error {
 			if _, err := conn.SFTP.Lstat(moveTo); errors.Is(err, fs.ErrNotExist) {
 				if err := conn.SFTP.MkdirAll(moveTo); err != nil {
 					return fmt.Errorf("creating %s: %w", moveTo, err)
@@ -299,7 +299,7 @@ func (c *Client) Upload(ctx context.Context, r io.Reader, size int64, remoteDir,
 	}
 	attempts := 0
 	var res UploadResult
-	err := c.do(ctx, func(conn *Conn) error {
+	err := c.do(ctx, "uploading "+path.Join(remoteDir, name), func(conn *Conn) error {
 		attempts++
 		if attempts > 1 {
 			if start < 0 {

@@ -66,6 +66,8 @@ type Server struct {
 	cmd        *exec.Cmd
 	exited     chan struct{}
 	log        *lockedBuffer
+	freezer    chan struct{} // closed to end FreezeSFTPServers' loop
+	frozen     map[int]bool
 }
 
 type lockedBuffer struct {
@@ -355,6 +357,7 @@ func (s *Server) Kill() {
 
 // Stop terminates sshd and its sessions (SIGTERM, then SIGKILL after 5 s).
 func (s *Server) Stop() {
+	s.ThawSFTPServers()
 	s.mu.Lock()
 	if s.cmd == nil {
 		s.mu.Unlock()
@@ -394,6 +397,84 @@ func (s *Server) Pause() { s.signalSessions(syscall.SIGSTOP) }
 
 // Resume undoes Pause.
 func (s *Server) Resume() { s.signalSessions(syscall.SIGCONT) }
+
+// SFTPServerPIDs lists the running sftp-server processes of the sessions (with
+// Options.SFTPServer = "/usr/lib/openssh/sftp-server": internal-sftp runs inside
+// sshd's own session process and has none).
+func (s *Server) SFTPServerPIDs() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sftpServerPIDs()
+}
+
+func (s *Server) sftpServerPIDs() []int {
+	if s.cmd == nil {
+		return nil
+	}
+	var out []int
+	for _, p := range descendants(s.cmd.Process.Pid) {
+		if comm, err := os.ReadFile("/proc/" + strconv.Itoa(p) + "/comm"); err == nil && strings.TrimSpace(string(comm)) == "sftp-server" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// FreezeSFTPServers SIGSTOPs every sftp-server process, and keeps stopping each new
+// one as it appears until ThawSFTPServers: the SFTP side of the host hangs (a stuck
+// disk) while sshd, and so the SSH transport and its keepalive replies, still answer.
+// A session's sftp-server may answer a request or two before it is caught.
+func (s *Server) FreezeSFTPServers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.freezer != nil {
+		return
+	}
+	stop := make(chan struct{})
+	s.freezer = stop
+	if s.frozen == nil {
+		s.frozen = map[int]bool{}
+	}
+	freeze := func() {
+		for _, p := range s.sftpServerPIDs() {
+			if !s.frozen[p] {
+				_ = syscall.Kill(p, syscall.SIGSTOP)
+				s.frozen[p] = true
+			}
+		}
+	}
+	freeze()
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			s.mu.Lock()
+			if s.freezer == stop {
+				freeze()
+			}
+			s.mu.Unlock()
+		}
+	}()
+}
+
+// ThawSFTPServers ends FreezeSFTPServers: every stopped sftp-server gets SIGCONT.
+func (s *Server) ThawSFTPServers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.freezer != nil {
+		close(s.freezer)
+		s.freezer = nil
+	}
+	for p := range s.frozen {
+		_ = syscall.Kill(p, syscall.SIGCONT)
+	}
+	s.frozen = nil
+}
 
 // Log is what sshd wrote to stderr so far.
 func (s *Server) Log() string { return s.log.String() }
