@@ -167,7 +167,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 func endpoint(ep config.SFTP) sftpx.Endpoint {
 	return sftpx.Endpoint{Name: ep.Name, Host: ep.Host, Port: ep.Port, User: ep.User, KeyFile: ep.KeyFile,
 		KnownHosts: ep.KnownHosts, HostKeyAlgorithms: ep.HostKeyAlgorithms, DialTimeout: ep.DialTimeout,
-		IOTimeout: ep.IOTimeout, Keepalive: ep.Keepalive, KeepaliveMaxMissed: ep.KeepaliveMaxMissed,
+		IOTimeout: ep.IOTimeout, OpTimeout: ep.OpTimeout, Keepalive: ep.Keepalive, KeepaliveMaxMissed: ep.KeepaliveMaxMissed,
 		BackoffMin: ep.BackoffMin, BackoffMax: ep.BackoffMax, MaxPacket: ep.MaxPacket,
 		ConcurrentWrites: ep.ConcurrentWrites, ConcurrentReads: ep.ConcurrentReads, TempPrefix: ep.TempPrefix,
 		TempSuffix: ep.TempSuffix, Overwrite: ep.Overwrite, Rename: ep.Rename, InsecureTOFU: ep.InsecureTrustOnFirstUse}
@@ -337,8 +337,23 @@ func (d *Daemon) health() error {
 	return nil
 }
 
+// stuck is nil unless an SFTP operation is wedged: its connection was closed by the
+// operation watchdog (op_timeout) and it still has not returned, so the job running
+// it, and whatever waits for that job, is stuck.
+func (d *Daemon) stuck() error {
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	for _, c := range d.clients {
+		if err := c.Stuck(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // watchdog pings systemd at half the WatchdogSec interval while the process is
-// responsive (the archive answers).
+// responsive: the archive answers and no SFTP operation is wedged past twice its
+// op_timeout. A stuck daemon is not petted, and systemd restarts it (kill -9 safe).
 func (d *Daemon) watchdog(ctx context.Context) func() {
 	interval, ok := notify.WatchdogInterval()
 	if !ok {
@@ -354,8 +369,14 @@ func (d *Daemon) watchdog(ctx context.Context) func() {
 				return
 			case <-t.C:
 				var one int
-				if err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one); err == nil {
+				err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one)
+				if err == nil {
+					err = d.stuck()
+				}
+				if err == nil {
 					notify.Watchdog()
+				} else if ctx.Err() == nil {
+					d.Log.Error("not petting the systemd watchdog: the daemon is stuck", "err", err)
 				}
 			}
 		}

@@ -113,10 +113,13 @@ func (d *Daemon) deliverPass(ctx context.Context, unreachable map[string]bool, d
 	return delivered, nil
 }
 
+// isConnectError tells whether err is the endpoint's fault rather than the file's:
+// it cannot be reached or logged in to, or its SFTP server does not answer (stall).
 func isConnectError(err error) bool {
 	var hk *sftpx.HostKeyError
 	var ce *sftpx.ConnectError
-	return errors.As(err, &hk) || errors.As(err, &ce)
+	var st *sftpx.StallError
+	return errors.As(err, &hk) || errors.As(err, &ce) || errors.As(err, &st)
 }
 
 // deliver publishes one file to its target.
@@ -212,6 +215,7 @@ func (d *Daemon) noteContact(ctx context.Context, endpoint string, err error) {
 			d.released.Store(true)
 		}
 		d.resolve(ctx, fp, "reachable again")
+		d.resolve(ctx, "sftp_stalled|"+endpoint, "the SFTP server answers again")
 		d.resolve(ctx, "hostkey_mismatch|"+endpoint, "host key verified")
 		return
 	}
@@ -230,11 +234,24 @@ func (d *Daemon) noteContact(ctx context.Context, endpoint string, err error) {
 	if serr != nil || since.IsZero() {
 		return
 	}
-	var threshold time.Duration
+	var threshold, stallThreshold time.Duration
 	for _, ep := range d.Config().SFTP {
 		if ep.Name == endpoint {
-			threshold = ep.UnreachableAlertAfter
+			threshold, stallThreshold = ep.UnreachableAlertAfter, ep.StalledAlertAfter
 		}
+	}
+	var stall *sftpx.StallError
+	if errors.As(err, &stall) {
+		// Connected, but the SFTP server sends nothing: each operation is abandoned after
+		// op_timeout and the next one redials; this says so once it has lasted.
+		if d.now().Sub(since) < stallThreshold {
+			return
+		}
+		d.raise(ctx, archive.Exception{Fingerprint: "sftp_stalled|" + endpoint, Kind: "sftp_stalled", Severity: archive.SevUrgent, Owner: "sysadmin",
+			Subject: endpoint, Message: fmt.Sprintf("SII endpoint %s: the SSH connection works but its SFTP server has answered no operation since %s: %v",
+				endpoint, since.In(flows.Rome).Format("02/01/2006 15:04"), err),
+			Action: "The SII's SFTP server is hung (a stuck disk, a frozen process): tell the SII. cmord abandons each stalled operation after op_timeout and tries again; flows wait in the queue and this closes by itself once an operation succeeds."})
+		return
 	}
 	if d.now().Sub(since) < threshold {
 		return
@@ -311,6 +328,10 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 		local, size, err := c.Download(ctx, remote, tmpDir)
 		if err != nil {
 			d.Log.Warn("download failed; will retry at the next poll", "file", rf.Name, "err", err)
+			if isConnectError(err) {
+				d.noteContact(ctx, ep.Name, err)
+				return err // the endpoint, not the file: the next poll tries again
+			}
 			continue
 		}
 		kind := "sii"

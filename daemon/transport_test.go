@@ -2,13 +2,20 @@ package daemon
 
 import (
 	"context"
+	"net"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/mail"
 	"github.com/cmord/cmord/daemon/mail/smtpsink"
+	"github.com/cmord/cmord/daemon/sftpx/sshdtest"
 )
 
 // withSink points the world's mail at a real SMTP sink (go-smtp) and returns it.
@@ -159,4 +166,225 @@ func TestBackoffReleasedOnContact(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sshdWorld is an excWorld whose SII is a real OpenSSH sshd running the external
+// sftp-server (so that it can be frozen while sshd answers), on the wall clock.
+func sshdWorld(t *testing.T, opTimeout, stalledAfter time.Duration) (*excWorld, *sshdtest.Server) {
+	t.Helper()
+	sshd := sshdtest.Start(t, sshdtest.Options{SFTPServer: "/usr/lib/openssh/sftp-server"})
+	if _, err := os.Stat("/usr/lib/openssh/sftp-server"); err != nil {
+		t.Skip("no /usr/lib/openssh/sftp-server:", err)
+	}
+	for _, d := range []string{"in", "out"} {
+		if err := os.MkdirAll(filepath.Join(sshd.Root, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w := newExcWorld(t)
+	w.d.SetClock(time.Now)
+	w.tune(func(c *config.Config) {
+		s := &c.SFTP[0]
+		s.Host, s.Port, s.User, s.KeyFile, s.KnownHosts = sshd.Host, sshd.Port, sshd.User, sshd.ClientKeyFile, sshd.KnownHostsFile
+		s.InboundDir, s.OutboundDir = filepath.Join(sshd.Root, "out"), filepath.Join(sshd.Root, "in")
+		s.OpTimeout, s.StalledAlertAfter = opTimeout, stalledAfter
+		s.DialTimeout, s.IOTimeout, s.Keepalive = time.Second, time.Minute, 100*time.Millisecond
+		c.Alerts.GroupWait = 500 * time.Millisecond
+	})
+	return w, sshd
+}
+
+// TestSFTPStallAlertAndRecovery: the SII's SFTP server hangs (every sftp-server
+// process SIGSTOPped, each new session's too) while sshd keeps the SSH connection and
+// its keepalives alive. The daemon's cycles (poll, deliver, alerts) keep ending; an
+// urgent sftp_stalled exception is raised and mailed within op_timeout +
+// stalled_alert_after (+ the cycles' own bounded time); the queued flow is not
+// published and its upload failure is muted behind the stall. SIGCONT: the same daemon,
+// not restarted, publishes the flow and the exception resolves by itself.
+func TestSFTPStallAlertAndRecovery(t *testing.T) {
+	const opTimeout, stalledAfter = 500 * time.Millisecond, 2 * time.Second
+	w, sshd := sshdWorld(t, opTimeout, stalledAfter)
+	sink, err := smtpsink.Start(t.TempDir(), smtpsink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	w.tune(func(c *config.Config) { c.Mail.Host, c.Mail.Port, c.Mail.TLS = sink.Host(), sink.Port(), "none" })
+	ctx := context.Background()
+	if err := w.d.PollSII(ctx); err != nil {
+		t.Fatalf("first poll: %v", err)
+	}
+	w.queueFlow("REQ_STALL.csv")
+
+	// One daemon cycle: each step must end by itself (bounded by the configured times).
+	cycle := func() time.Duration {
+		start := time.Now()
+		_ = w.d.PollSII(ctx)
+		if _, err := w.d.DeliverDue(ctx); err != nil {
+			t.Fatalf("DeliverDue: %v", err)
+		}
+		if err := extraJobs[JobAlerts](w.d, ctx, time.Now()); err != nil {
+			t.Fatalf("alerts: %v", err)
+		}
+		return time.Since(start)
+	}
+	// A cycle against a frozen server: a poll (the operation abandoned at op_timeout,
+	// the redial's SFTP start at dial_timeout) and a delivery (the breaker, or the same).
+	cycleBound := 2*(opTimeout+time.Second) + 2*time.Second
+	bound := stalledAfter + 3*cycleBound
+
+	sshd.FreezeSFTPServers()
+	defer sshd.ThawSFTPServers()
+	frozenAt := time.Now()
+	var stalled archive.Exception
+	for {
+		if took := cycle(); took > cycleBound {
+			t.Errorf("a cycle against the frozen server took %s, want at most %s", took, cycleBound)
+		}
+		es := w.all("sftp_stalled")
+		if len(es) == 1 && !es[0].AlertedAt.IsZero() {
+			stalled = es[0]
+			break
+		}
+		if time.Since(frozenAt) > bound {
+			t.Fatalf("no alerted sftp_stalled exception %s after the freeze (bound %s): %+v", time.Since(frozenAt), bound, es)
+		}
+	}
+	t.Logf("raised and alerted %s after the freeze: %s", time.Since(frozenAt).Round(time.Millisecond), stalled.Message)
+	if stalled.Severity != archive.SevUrgent || stalled.Owner != "sysadmin" || stalled.Subject != "sii" ||
+		!strings.Contains(stalled.Message, "its SFTP server has answered no operation since") || !strings.Contains(stalled.Action, "op_timeout") {
+		t.Errorf("exception: %+v", stalled)
+	}
+	if len(w.all("sii_unreachable")) != 0 {
+		t.Errorf("a hung SFTP server reported as unreachable too: %+v", w.all("sii_unreachable"))
+	}
+	if n := len(alertMails(sink, "X-Cmord-Alert")); n != 1 {
+		t.Errorf("%d alert mails, want 1", n)
+	}
+	if _, ok := readDirNames(t, filepath.Join(sshd.Root, "in"))["REQ_STALL.csv"]; ok {
+		t.Fatal("published while the server was frozen")
+	}
+
+	sshd.ThawSFTPServers()
+	thawedAt := time.Now()
+	for {
+		cycle()
+		es := w.all("sftp_stalled")
+		_, published := readDirNames(t, filepath.Join(sshd.Root, "in"))["REQ_STALL.csv"]
+		if len(es) == 1 && !es[0].Open() && published {
+			t.Logf("recovered %s after the thaw: %s", time.Since(thawedAt).Round(time.Millisecond), es[0].Resolution)
+			break
+		}
+		if time.Since(thawedAt) > 3*cycleBound {
+			t.Fatalf("not recovered %s after the thaw: exceptions %+v, published %v", time.Since(thawedAt), es, published)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func readDirNames(t *testing.T, dir string) map[string]bool {
+	t.Helper()
+	out := map[string]bool{}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ents {
+		out[e.Name()] = true
+	}
+	return out
+}
+
+// TestWatchdogNotPettedWhileStuck: under systemd's watchdog (NOTIFY_SOCKET,
+// WATCHDOG_USEC) the daemon pings while healthy; when a delivery wedges inside an
+// upload on something the SFTP watchdog cannot end (here the local source, a FIFO
+// that stops giving bytes), it stops pinging once the operation is past twice
+// op_timeout, so systemd would restart it; pings resume when the operation ends.
+func TestWatchdogNotPettedWhileStuck(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "notify.sock")
+	ln, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: sock, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	t.Setenv("NOTIFY_SOCKET", sock)
+	t.Setenv("WATCHDOG_USEC", "100000") // pings every 50 ms
+	t.Setenv("WATCHDOG_PID", "")
+	var pings atomic.Int64
+	go func() {
+		buf := make([]byte, 256)
+		for {
+			n, _, err := ln.ReadFromUnix(buf)
+			if err != nil {
+				return
+			}
+			if strings.Contains(string(buf[:n]), "WATCHDOG=1") {
+				pings.Add(1)
+			}
+		}
+	}()
+	waitPings := func(what string, more int64) {
+		t.Helper()
+		from := pings.Load()
+		deadline := time.Now().Add(5 * time.Second)
+		for pings.Load() < from+more {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: %d pings in 5s, want %d", what, pings.Load()-from, more)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+
+	const opTimeout = 300 * time.Millisecond
+	w := newExcWorld(t)
+	w.tune(func(c *config.Config) { c.SFTP[0].OpTimeout = opTimeout })
+	w.pollUntilReachable()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	stop := w.d.watchdog(ctx)
+	defer stop()
+	waitPings("healthy", 3)
+
+	// The flow's blob becomes a FIFO that gives 5 of its 10 bytes, then nothing.
+	f := w.queueFlow("REQ_WEDGE.csv")
+	blob := w.d.Store.Blobs.Path(f.Hash)
+	if err := os.Remove(blob); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mkfifo(blob, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	go func() {
+		fw, err := os.OpenFile(blob, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		fw.Write([]byte("A;B\r\n"))
+		<-release
+		fw.Close()
+	}()
+	delivered := make(chan struct{})
+	go func() {
+		defer close(delivered)
+		w.d.DeliverDue(context.Background())
+	}()
+	deadline := time.Now().Add(2*opTimeout + 5*time.Second)
+	for w.d.stuck() == nil {
+		if time.Now().After(deadline) {
+			close(release)
+			t.Fatal("the wedged upload never counted as stuck")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("stuck: %v", w.d.stuck())
+	time.Sleep(100 * time.Millisecond) // a ping in flight when it became stuck
+	before := pings.Load()
+	time.Sleep(500 * time.Millisecond) // ten ping intervals
+	if n := pings.Load() - before; n != 0 {
+		t.Errorf("%d watchdog pings while stuck, want none", n)
+	}
+	close(release)
+	<-delivered
+	waitPings("after the operation ended", 2)
 }

@@ -134,6 +134,12 @@ var Kinds = map[string]KindInfo{
 		"Check the network path and the SII's status; flows wait in the queue and go out when it is back.",
 		"transfer: no successful contact with an SII endpoint for longer than unreachable_alert_after",
 		"automatically at the next successful contact"},
+	"sftp_stalled": {archive.SevUrgent, OwnerSysadmin,
+		"SFTP del SII bloccato", "SII SFTP server stalled",
+		"Il server SFTP del SII è bloccato (disco, processo fermo): avvisare il SII. cmord abbandona ogni operazione ferma dopo op_timeout e riprova; i flussi restano in coda.",
+		"The SII's SFTP server is hung (a stuck disk, a frozen process): tell the SII. cmord abandons each stalled operation after op_timeout and tries again; flows wait in the queue.",
+		"transfer: connected, but no SFTP operation on an endpoint has made progress (each abandoned after op_timeout) for longer than stalled_alert_after",
+		"automatically at the next SFTP operation that succeeds"},
 	"hostkey_mismatch": {archive.SevUrgent, OwnerSysadmin,
 		"Chiave host SFTP cambiata", "SFTP host key changed",
 		"Confermare la nuova chiave con il SII per altra via (`cmord hostkey fetch`), poi aggiornare known_hosts. Mai accettarla alla cieca.",
@@ -255,14 +261,15 @@ func SevRank(sev string) int {
 // Severities lists severities most severe first.
 var Severities = []string{archive.SevUrgent, archive.SevHigh, archive.SevNormal, archive.SevLow}
 
-// InhibitedBy says which open exceptions mute e: an open sii_unreachable for endpoint X
-// mutes every upload_failed whose subject is X (the failures behind it are not news).
+// InhibitedBy says which open exceptions mute e: an open sii_unreachable or
+// sftp_stalled for endpoint X mutes every upload_failed whose subject is X (the
+// failures behind it are not news).
 func InhibitedBy(e archive.Exception, open []archive.Exception) (archive.Exception, bool) {
 	if e.Kind != "upload_failed" || e.Subject == "" {
 		return archive.Exception{}, false
 	}
 	for _, o := range open {
-		if o.Kind == "sii_unreachable" && o.Subject == e.Subject && o.Open() {
+		if (o.Kind == "sii_unreachable" || o.Kind == "sftp_stalled") && o.Subject == e.Subject && o.Open() {
 			return o, true
 		}
 	}

@@ -43,6 +43,7 @@ var KindExplanations = map[string]Text{
 	"duplicate_file":          {"È arrivato un file identico a uno già ricevuto: non è stato elaborato di nuovo.", "A file identical to one already received arrived: it was not processed again."},
 	"upload_failed":           {"La pubblicazione di un flusso sull'SFTP del SII non è riuscita; cmord riprova da solo.", "Publishing a flow to the SII's SFTP failed; cmord retries by itself."},
 	"sii_unreachable":         {"Nessun contatto riuscito con l'SFTP del SII oltre la soglia configurata.", "No successful contact with the SII's SFTP for longer than the configured threshold."},
+	"sftp_stalled":            {"La connessione SSH con il SII funziona ma il suo server SFTP non risponde alle operazioni oltre la soglia configurata.", "The SSH connection to the SII works but its SFTP server answers no operation for longer than the configured threshold."},
 	"hostkey_mismatch":        {"La chiave host del server SFTP non corrisponde a quella attesa: cmord non si collega.", "The SFTP server's host key does not match the expected one: cmord does not connect."},
 	"watch_overflow":          {"Alcune notifiche di cartella sono andate perse; cmord ha riletto l'intera cartella.", "Some folder notifications were lost; cmord rescanned the whole folder."},
 	"missed_schedule":         {"Alcune esecuzioni pianificate sono state saltate (demone fermo o job fallito).", "Some scheduled runs were missed (daemon down or job failed)."},

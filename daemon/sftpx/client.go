@@ -76,7 +76,7 @@ func (c *Client) Stuck() error {
 	defer c.mu.Unlock()
 	for w := range c.ops {
 		if idle := w.conn.sinceRecv(w.start); idle > 2*c.ep.OpTimeout {
-			return fmt.Errorf("sftp %s: %s stuck: no progress for %s, still running after its connection was closed", c.ep.Name, w.op, idle.Round(time.Second))
+			return fmt.Errorf("sftp %s: %s stuck: no progress for %s, still running after its connection was closed", c.ep.Name, w.op, idle.Round(time.Millisecond))
 		}
 	}
 	return nil

@@ -26,11 +26,7 @@ type Endpoint struct {
 	HostKeyAlgorithms  []string // explicit list; empty = taken from the known_hosts entries
 	DialTimeout        time.Duration
 	IOTimeout          time.Duration // no progress on the TCP connection for this long kills it
-	// OpTimeout: an operation during which the SFTP server sends nothing for this long
-	// is abandoned and its connection closed. It fires where IOTimeout cannot: the SSH
-	// transport alive (keepalives answered by sshd) while the sftp-server process is
-	// frozen (a stuck disk).
-	OpTimeout time.Duration
+	OpTimeout          time.Duration // no answer from the SFTP server during an operation for this long closes the connection (Client.watch)
 	Keepalive          time.Duration // keepalive@openssh.com interval; negative disables
 	KeepaliveMaxMissed int
 	BackoffMin         time.Duration

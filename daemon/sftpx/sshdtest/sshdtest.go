@@ -41,9 +41,12 @@ const SSHDPath = "/usr/sbin/sshd"
 // Options tune the server.
 type Options struct {
 	HostKeyTypes []string // "ed25519", "ecdsa", "rsa"; default ["ed25519"]
-	SFTPServer   string   // "" = internal-sftp; or a path such as /usr/lib/openssh/sftp-server
-	LogLevel     string   // sshd LogLevel; default ERROR
-	ExtraConfig  string   // appended to sshd_config
+	// SFTPServer "" = internal-sftp; or a path such as /usr/lib/openssh/sftp-server, run
+	// through a wrapper script named sftp-server that stops itself before exec'ing it
+	// while FreezeSFTPServers is in force.
+	SFTPServer  string
+	LogLevel    string // sshd LogLevel; default ERROR
+	ExtraConfig string // appended to sshd_config
 }
 
 // Server is a running (or stopped) sshd.
@@ -177,7 +180,12 @@ func newServer(tb testing.TB, opts Options) (*Server, error) {
 
 	subsystem := "internal-sftp"
 	if opts.SFTPServer != "" {
-		subsystem = opts.SFTPServer
+		// The wrapper's process is named sftp-server too (its comm is the script's name).
+		subsystem = filepath.Join(dir, "sftp-server")
+		script := fmt.Sprintf("#!/bin/sh\nif [ -e %s ]; then kill -STOP $$; fi\nexec %s \"$@\"\n", s.freezeFlag(), opts.SFTPServer)
+		if err := os.WriteFile(subsystem, []byte(script), 0o755); err != nil {
+			return nil, err
+		}
 	}
 	logLevel := opts.LogLevel
 	if logLevel == "" {
@@ -407,6 +415,8 @@ func (s *Server) SFTPServerPIDs() []int {
 	return s.sftpServerPIDs()
 }
 
+func (s *Server) freezeFlag() string { return filepath.Join(s.Dir, "sftp-frozen") }
+
 func (s *Server) sftpServerPIDs() []int {
 	if s.cmd == nil {
 		return nil
@@ -420,15 +430,18 @@ func (s *Server) sftpServerPIDs() []int {
 	return out
 }
 
-// FreezeSFTPServers SIGSTOPs every sftp-server process, and keeps stopping each new
-// one as it appears until ThawSFTPServers: the SFTP side of the host hangs (a stuck
-// disk) while sshd, and so the SSH transport and its keepalive replies, still answer.
-// A session's sftp-server may answer a request or two before it is caught.
+// FreezeSFTPServers SIGSTOPs every sftp-server process, and every new session's
+// stops itself before it answers anything, until ThawSFTPServers: the SFTP side of the
+// host hangs (a stuck disk) while sshd, and so the SSH transport and its keepalive
+// replies, still answer. It needs Options.SFTPServer.
 func (s *Server) FreezeSFTPServers() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.freezer != nil {
 		return
+	}
+	if err := os.WriteFile(s.freezeFlag(), nil, 0o644); err != nil {
+		s.tb.Fatalf("sshdtest: %v", err)
 	}
 	stop := make(chan struct{})
 	s.freezer = stop
@@ -470,7 +483,11 @@ func (s *Server) ThawSFTPServers() {
 		close(s.freezer)
 		s.freezer = nil
 	}
+	_ = os.Remove(s.freezeFlag())
 	for p := range s.frozen {
+		_ = syscall.Kill(p, syscall.SIGCONT)
+	}
+	for _, p := range s.sftpServerPIDs() { // those that stopped themselves
 		_ = syscall.Kill(p, syscall.SIGCONT)
 	}
 	s.frozen = nil
