@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -15,12 +16,35 @@ type Delivery struct {
 	Target        string // sftp:<endpoint> | dir:<path>
 	RemoteDir     string
 	RemoteName    string
-	State         string // pending | delivered | failed
+	State         string // pending | delivered | failed | abandoned (failed, then closed by a person)
 	Attempts      int
 	LastError     string
 	NextAttemptAt time.Time
 	CreatedAt     time.Time
 	DeliveredAt   time.Time
+	// The remote name conflict that made it fail for good: what the server holds under
+	// our name (ConflictSize -1: not known). Zero when there is none.
+	Conflict      bool
+	ConflictSize  int64
+	ConflictMTime time.Time
+	ClosedAt      time.Time // abandoned by a person
+	ClosedBy      string
+	CloseNote     string
+}
+
+// Delivery states.
+const (
+	DeliveryPending   = "pending"
+	DeliveryDelivered = "delivered"
+	DeliveryFailed    = "failed"    // for good: a person must act (cmord deliveries retry|abandon)
+	DeliveryAbandoned = "abandoned" // failed, then closed by a person with a note
+)
+
+// RemoteConflict is what the server holds under a delivery's remote name when that
+// name is taken by other content.
+type RemoteConflict struct {
+	Size  int64 // -1: not known
+	MTime time.Time
 }
 
 // QueueDelivery records, inside the transaction that built the file, that it must be
@@ -38,16 +62,23 @@ func (s *Store) QueueDelivery(ctx context.Context, tx *sql.Tx, d Delivery) (int6
 	return r.LastInsertId()
 }
 
-const deliverySelect = `SELECT id, file_id, target, remote_dir, remote_name, state, attempts, last_error, next_attempt_at, created_at, delivered_at FROM deliveries`
+const deliverySelect = `SELECT id, file_id, target, remote_dir, remote_name, state, attempts, last_error, next_attempt_at, created_at, delivered_at,
+	conflict_size, conflict_mtime, closed_at, closed_by, close_note FROM deliveries`
 
 func scanDelivery(row rowScanner) (Delivery, error) {
 	var d Delivery
 	var next, created string
-	var delivered sql.NullString
-	err := row.Scan(&d.ID, &d.FileID, &d.Target, &d.RemoteDir, &d.RemoteName, &d.State, &d.Attempts, &d.LastError, &next, &created, &delivered)
+	var delivered, conflictMTime, closed sql.NullString
+	var conflictSize sql.NullInt64
+	err := row.Scan(&d.ID, &d.FileID, &d.Target, &d.RemoteDir, &d.RemoteName, &d.State, &d.Attempts, &d.LastError, &next, &created, &delivered,
+		&conflictSize, &conflictMTime, &closed, &d.ClosedBy, &d.CloseNote)
 	d.NextAttemptAt, _ = ParseTS(next)
 	d.CreatedAt, _ = ParseTS(created)
 	d.DeliveredAt = nullTS(delivered)
+	d.Conflict, d.ConflictSize, d.ConflictMTime = conflictSize.Valid, conflictSize.Int64, nullTS(conflictMTime)
+	if d.ClosedAt = nullTS(closed); !d.ClosedAt.IsZero() {
+		d.State = DeliveryAbandoned
+	}
 	return d, err
 }
 
@@ -131,19 +162,139 @@ func (s *Store) MarkDelivered(ctx context.Context, id int64, remotePath string, 
 	})
 }
 
-// MarkDeliveryFailed records a failed attempt and when to try again. permanent marks
-// the delivery failed for good (a person must act).
-func (s *Store) MarkDeliveryFailed(ctx context.Context, id int64, cause error, next time.Time, permanent bool) error {
-	state := "pending"
-	if permanent {
-		state = "failed"
-	}
+// MarkDeliveryFailed records a failed attempt and when to try again. A conflict (the
+// remote name holds other content) marks the delivery failed for good: a person must
+// act (cmord deliveries retry|abandon), and what the server holds is recorded.
+func (s *Store) MarkDeliveryFailed(ctx context.Context, id int64, cause error, next time.Time, conflict *RemoteConflict) error {
 	return s.Write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = ?, attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?`,
-			state, cause.Error(), TS(next), id)
+		if conflict == nil {
+			_, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ?`,
+				cause.Error(), TS(next), id)
+			return err
+		}
+		var mtime any
+		if !conflict.MTime.IsZero() {
+			mtime = TS(conflict.MTime)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'failed', attempts = attempts + 1, last_error = ?, next_attempt_at = ?,
+			conflict_size = ?, conflict_mtime = ? WHERE id = ?`, cause.Error(), TS(next), conflict.Size, mtime, id)
 		return err
 	})
 }
+
+// GetDelivery returns one delivery.
+func (s *Store) GetDelivery(ctx context.Context, id int64) (Delivery, error) {
+	d, err := scanDelivery(s.r.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return d, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+	}
+	return d, err
+}
+
+// DeliveryFilter selects deliveries for ListDeliveries.
+type DeliveryFilter struct {
+	States []string // empty: all; "abandoned" and "failed" are told apart
+	Target string
+}
+
+// ListDeliveries lists deliveries, newest first.
+func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Delivery, error) {
+	q := deliverySelect
+	var args []any
+	if f.Target != "" {
+		q += ` WHERE target = ?`
+		args = append(args, f.Target)
+	}
+	rows, err := s.r.QueryContext(ctx, q+` ORDER BY id DESC`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []Delivery
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		if len(f.States) > 0 && !slices.Contains(f.States, d.State) {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+// RetryDelivery puts a delivery that failed for good back in the queue, due at now,
+// by hand: by is who (kept in the event log), newName (optional) a new remote name
+// when the old one is taken on the server. It refuses a delivery that is not failed
+// (pending ones are retried by the daemon, delivered and abandoned ones are closed) and
+// a new name already used by another delivery to the same place.
+func (s *Store) RetryDelivery(ctx context.Context, id int64, by, newName string, now time.Time) (Delivery, error) {
+	var d Delivery
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = scanDelivery(tx.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		if d.State != DeliveryFailed {
+			return fmt.Errorf("delivery %d is %s, not failed: %w", id, d.State, ErrDeliveryState)
+		}
+		detail := fmt.Sprintf("delivery %d of %s to %s re-queued by hand", id, d.RemoteName, d.Target)
+		if newName != "" && newName != d.RemoteName {
+			var other int64
+			err := tx.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE target = ? AND remote_dir = ? AND remote_name = ?`,
+				d.Target, d.RemoteDir, newName).Scan(&other)
+			if err == nil {
+				return fmt.Errorf("delivery %d already publishes a file as %s to %s: %w", other, newName, d.Target, ErrDeliveryState)
+			} else if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+			detail = fmt.Sprintf("delivery %d of %s to %s re-queued by hand as %s (the name %s is taken on the server)", id, d.RemoteName, d.Target, newName, d.RemoteName)
+			d.RemoteName = newName
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'pending', remote_name = ?, next_attempt_at = ?,
+			conflict_size = NULL, conflict_mtime = NULL WHERE id = ?`, d.RemoteName, TS(now), id); err != nil {
+			return err
+		}
+		d.State, d.NextAttemptAt, d.Conflict = DeliveryPending, now, false
+		return s.AppendEvent(tx, Event{Type: "DELIVERY_RETRY", FileID: d.FileID, Actor: "cli:" + by, Detail: detail})
+	})
+	return d, err
+}
+
+// AbandonDelivery closes a delivery by hand, with a note: it is never attempted again
+// and shows as abandoned; the file stays unpublished there.
+func (s *Store) AbandonDelivery(ctx context.Context, id int64, by, note string, now time.Time) (Delivery, error) {
+	var d Delivery
+	err := s.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		d, err = scanDelivery(tx.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("delivery %d: %w", id, ErrNotFound)
+		} else if err != nil {
+			return err
+		}
+		switch d.State {
+		case DeliveryFailed, DeliveryPending:
+		default:
+			return fmt.Errorf("delivery %d is %s: nothing to abandon: %w", id, d.State, ErrDeliveryState)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'failed', closed_at = ?, closed_by = ?, close_note = ? WHERE id = ?`,
+			TS(now), by, note, id); err != nil {
+			return err
+		}
+		d.State, d.ClosedAt, d.ClosedBy, d.CloseNote = DeliveryAbandoned, now, by, note
+		return s.AppendEvent(tx, Event{Type: "DELIVERY_ABANDONED", FileID: d.FileID, Actor: "cli:" + by,
+			Detail: fmt.Sprintf("delivery %d of %s to %s abandoned: %s", id, d.RemoteName, d.Target, note)})
+	})
+	return d, err
+}
+
+// ErrDeliveryState is a retry or abandon refused because of the delivery's state.
+var ErrDeliveryState = errors.New("not possible in this state")
 
 // ReleaseBackoff makes every pending delivery to target due at now: the target was
 // just reached, so the files that waited out an outage go at once instead of each

@@ -91,24 +91,35 @@ func (d *Daemon) deliverPass(ctx context.Context, unreachable map[string]bool, d
 			continue
 		}
 		d.Metrics.Failures.WithLabelValues("deliver").Inc()
+		var conflict *archive.RemoteConflict
 		var exists *sftpx.ExistsError
-		permanent := errors.As(err, &exists)
+		if errors.As(err, &exists) {
+			conflict = &archive.RemoteConflict{Size: exists.RemoteSize, MTime: exists.RemoteModTime}
+		} else if local := (*localExistsError)(nil); errors.As(err, &local) {
+			conflict = &archive.RemoteConflict{Size: local.size, MTime: local.mtime}
+		}
 		if isConnectError(err) {
 			unreachable[dl.Target] = true
 		}
 		next := d.now().Add(deliveryBackoff(dl.Attempts))
-		if err := d.Store.MarkDeliveryFailed(ctx, dl.ID, err, next, permanent); err != nil {
+		if err := d.Store.MarkDeliveryFailed(ctx, dl.ID, err, next, conflict); err != nil {
 			return delivered, err
 		}
-		sev := archive.SevHigh
 		action := "cmord retries automatically; check the SII endpoint if it persists."
-		if permanent {
-			action = "A file with that name is already on the SII server with other content: check it, then run `cmord deliveries retry` or rename."
+		msg := fmt.Sprintf("publishing %s to %s failed (attempt %d): %v", dl.RemoteName, dl.Target, dl.Attempts+1, err)
+		if conflict != nil {
+			msg = fmt.Sprintf("publishing %s to %s abandoned: the name is taken on the server by other content (attempt %d): %v", dl.RemoteName, dl.Target, dl.Attempts+1, err)
+			action = fmt.Sprintf("Not retried automatically. `cmord deliveries ls` shows what the server holds against our file. If that file is wrong or stale, have it removed, then `cmord deliveries retry %d`; to publish ours under another name, `cmord deliveries retry %d --as NEW_NAME`; if it is in fact right (sent by other means), `cmord deliveries abandon %d --note TEXT`.", dl.ID, dl.ID, dl.ID)
 		}
 		d.raise(ctx, archive.Exception{Fingerprint: "upload_failed|" + dl.Target + "|" + dl.RemoteName, Kind: "upload_failed",
-			Severity: sev, Owner: "sysadmin", FileID: dl.FileID, Subject: strings.TrimPrefix(dl.Target, "sftp:"),
-			Message: fmt.Sprintf("publishing %s to %s failed (attempt %d): %v", dl.RemoteName, dl.Target, dl.Attempts+1, err), Action: action})
-		d.Log.Warn("publish failed; will retry", "target", dl.Target, "file", dl.RemoteName, "next", next, "err", err)
+			Severity: archive.SevHigh, Owner: "sysadmin", FileID: dl.FileID, Subject: strings.TrimPrefix(dl.Target, "sftp:"),
+			Message: msg, Action: action})
+		if conflict != nil {
+			d.Log.Error("publish failed for good: the remote name is taken by other content; not retried until a person runs cmord deliveries retry or abandon",
+				"delivery", dl.ID, "target", dl.Target, "file", dl.RemoteName, "err", err)
+		} else {
+			d.Log.Warn("publish failed; will retry", "delivery", dl.ID, "target", dl.Target, "file", dl.RemoteName, "next", next, "err", err)
+		}
 	}
 	return delivered, nil
 }
@@ -156,6 +167,18 @@ func (d *Daemon) deliver(ctx context.Context, dl archive.Delivery) (string, int6
 	return "", 0, fmt.Errorf("unknown delivery target %q", dl.Target)
 }
 
+// localExistsError is publishLocal's refusal to overwrite a file of the same name and
+// other content: like sftpx.ExistsError, a conflict a person must resolve.
+type localExistsError struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+func (e *localExistsError) Error() string {
+	return fmt.Sprintf("%s already exists with other content (%d bytes); not overwritten", e.path, e.size)
+}
+
 // publishLocal copies a blob into a local folder atomically: a temp name, fsync,
 // rename, directory fsync. An existing file with the same name is never overwritten.
 func publishLocal(blobPath, dir, name string) (string, error) {
@@ -171,7 +194,11 @@ func publishLocal(blobPath, dir, name string) (string, error) {
 		if string(cur) == string(src) {
 			return final, nil // a crash after the rename: already there
 		}
-		return "", fmt.Errorf("%s already exists with other content; not overwritten", final)
+		le := &localExistsError{path: final, size: int64(len(cur))}
+		if fi, err := os.Stat(final); err == nil {
+			le.mtime = fi.ModTime()
+		}
+		return "", le
 	}
 	tmp, err := os.CreateTemp(dir, "."+name+".*.part")
 	if err != nil {

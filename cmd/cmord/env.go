@@ -95,7 +95,7 @@ func (e *Env) Config() (*config.Config, error) {
 // not write, and they never migrate it. Every other command that opens the archive
 // (exceptions resolve, digest, export: they record events) opens it read-write.
 var readOnlyCommands = map[string]bool{
-	"practices": true, "practice show": true, "exceptions": true,
+	"practices": true, "practice show": true, "exceptions": true, "deliveries ls": true,
 	"archive ls": true, "archive show": true, "archive history": true, "archive cat": true, "archive verify": true,
 }
 

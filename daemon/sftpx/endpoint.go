@@ -115,9 +115,10 @@ func (e *ConnectError) Unwrap() error { return e.Err }
 // ExistsError refuses an upload whose final name already exists remotely with other
 // content (Overwrite is false).
 type ExistsError struct {
-	Path       string
-	RemoteSize int64
-	LocalSize  int64
+	Path          string
+	RemoteSize    int64
+	RemoteModTime time.Time
+	LocalSize     int64
 }
 
 func (e *ExistsError) Error() string {

@@ -229,7 +229,7 @@ func (c *Client) Complete(ctx context.Context, remotePath, policy, moveTo string
 				if _, serr := conn.SFTP.Lstat(remotePath); errors.Is(serr, fs.ErrNotExist) {
 					return nil // moved by an earlier attempt
 				}
-				return &ExistsError{Path: dest, RemoteSize: dfi.Size(), LocalSize: -1}
+				return &ExistsError{Path: dest, RemoteSize: dfi.Size(), RemoteModTime: dfi.ModTime(), LocalSize: -1}
 			}
 			// SSH_FXP_RENAME refuses an existing target (SFTP v3): no overwrite even in a race.
 			if err := conn.SFTP.Rename(remotePath, dest); err != nil {
@@ -467,7 +467,7 @@ func (c *Client) rename(conn *Conn, res UploadResult, tmp string, sum []byte) (U
 // SHA-256) → AlreadyThere and the temp file removed; otherwise *ExistsError.
 func (c *Client) resolveExisting(conn *Conn, res UploadResult, tmp string, fi os.FileInfo, sum []byte) (UploadResult, error) {
 	final := res.RemotePath
-	exists := &ExistsError{Path: final, RemoteSize: fi.Size(), LocalSize: res.Size}
+	exists := &ExistsError{Path: final, RemoteSize: fi.Size(), RemoteModTime: fi.ModTime(), LocalSize: res.Size}
 	if !fi.Mode().IsRegular() || fi.Size() != res.Size {
 		conn.SFTP.Remove(tmp)
 		return res, exists
