@@ -132,7 +132,8 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int, error) {
 }
 
 // MarkDelivered records a successful publication; when every delivery of the file is
-// done, the file becomes "published".
+// done, the file becomes "published" and the state changes its builder deferred
+// (DeferTransition) are applied, all in one transaction.
 func (s *Store) MarkDelivered(ctx context.Context, id int64, remotePath string, size int64) error {
 	return s.Write(ctx, func(tx *sql.Tx) error {
 		d, err := scanDelivery(tx.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
@@ -154,6 +155,10 @@ func (s *Store) MarkDelivered(ctx context.Context, id int64, remotePath string, 
 		}
 		if left == 0 {
 			if _, err := tx.ExecContext(ctx, `UPDATE files SET state = 'published', processed_at = ? WHERE id = ?`, TS(time.Now()), d.FileID); err != nil {
+				return err
+			}
+			// Only now, in the same transaction: the practices the file moves.
+			if _, err := s.applyPublished(ctx, tx, d.FileID, fmt.Sprintf("%s confirmed on %s (size %d checked, renamed)", remotePath, d.Target, size), time.Now()); err != nil {
 				return err
 			}
 		}
@@ -266,7 +271,9 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64, by, newName string,
 }
 
 // AbandonDelivery closes a delivery by hand, with a note: it is never attempted again
-// and shows as abandoned; the file stays unpublished there.
+// and shows as abandoned; the file stays unpublished there, so the state changes it
+// would have made (archive.DeferTransition) do not happen, and the history of its
+// practices says so.
 func (s *Store) AbandonDelivery(ctx context.Context, id int64, by, note string, now time.Time) (Delivery, error) {
 	var d Delivery
 	err := s.Write(ctx, func(tx *sql.Tx) error {
@@ -287,6 +294,14 @@ func (s *Store) AbandonDelivery(ctx context.Context, id int64, by, note string, 
 			return err
 		}
 		d.State, d.ClosedAt, d.ClosedBy, d.CloseNote = DeliveryAbandoned, now, by, note
+		// The practices the file carries keep their state (the SII did not get it from
+		// us); their history says why it will not change.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)
+			SELECT p.id, ?, p.state, p.state, '', ?, 0, '', ? FROM practices p JOIN practice_files pf ON pf.practice_id = p.id
+			WHERE pf.file_id = ? AND pf.relation = 'built'`, TS(now), d.FileID,
+			fmt.Sprintf("delivery of %s to %s abandoned by %s: %s", d.RemoteName, d.Target, by, note), d.FileID); err != nil {
+			return err
+		}
 		return s.AppendEvent(tx, Event{Type: "DELIVERY_ABANDONED", FileID: d.FileID, Actor: "cli:" + by,
 			Detail: fmt.Sprintf("delivery %d of %s to %s abandoned: %s", id, d.RemoteName, d.Target, note)})
 	})

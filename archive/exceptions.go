@@ -177,10 +177,17 @@ func (s *Store) Exceptions(ctx context.Context, f ExceptionFilter) ([]Exception,
 		v   any
 		set bool
 	}{{"kind", f.Kind, f.Kind != ""}, {"severity", f.Severity, f.Severity != ""}, {"owner", f.Owner, f.Owner != ""},
-		{"practice_id", f.PracticeID, f.PracticeID != 0}, {"file_id", f.FileID, f.FileID != 0}} {
+		{"file_id", f.FileID, f.FileID != 0}} {
 		if c.set {
 			where, args = append(where, c.col+" = ?"), append(args, c.v)
 		}
+	}
+	if f.PracticeID != 0 {
+		// A practice also carries the exceptions of the flow files it waits on: built
+		// with it, not yet published (a failed delivery holds its state change).
+		where = append(where, `(practice_id = ? OR (file_id <> 0 AND file_id IN (SELECT pf.file_id FROM practice_files pf
+			JOIN files fl ON fl.id = pf.file_id WHERE pf.practice_id = ? AND pf.relation = 'built' AND fl.state <> 'published')))`)
+		args = append(args, f.PracticeID, f.PracticeID)
 	}
 	if !f.Since.IsZero() {
 		where, args = append(where, "first_seen >= ?"), append(args, TS(f.Since))

@@ -1497,10 +1497,12 @@ func (b *entranteBuilder) write(ctx context.Context, tx *sql.Tx, f *flows.Flow, 
 			}
 		}
 		if ok && to != p.State {
-			if err := d.Store.Transition(ctx, tx, &p, to, h); err != nil {
+			// The state changes once the file is confirmed on the SII side, not now.
+			h.Note += fmt.Sprintf("; %s once %s is delivered", to, name)
+			if err := d.Store.DeferTransition(ctx, tx, archive.PendingTransition{FileID: file.ID, PracticeID: p.ID, From: p.State, To: to,
+				Flow: b.flow, Note: fmt.Sprintf("%s %s published in %s", b.flow, br.req.CPUtente, name), At: now}); err != nil {
 				return err
 			}
-			continue
 		}
 		if err := d.Store.Note(ctx, tx, &p, h); err != nil {
 			return err
@@ -1720,10 +1722,12 @@ func (b *rendBuilder) buildOne(ctx context.Context, f *flows.Flow, enc *flows.Bo
 				}
 			}
 			if to != "" && to != cur.State && d.Catalog().CanTransition(cur.State, to) {
-				if err := d.Store.Transition(ctx, tx, &cur, to, h); err != nil {
+				// The state changes once the file is confirmed on the SII side, not now.
+				h.Note += fmt.Sprintf("; %s once %s is delivered", to, name)
+				if err := d.Store.DeferTransition(ctx, tx, archive.PendingTransition{FileID: file.ID, PracticeID: cur.ID, From: cur.State, To: to,
+					Flow: flowREND, Note: fmt.Sprintf("reported for %s in %s", period, name), At: now}); err != nil {
 					return err
 				}
-				continue
 			}
 			if err := d.Store.Note(ctx, tx, &cur, h); err != nil {
 				return err

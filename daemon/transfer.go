@@ -111,6 +111,10 @@ func (d *Daemon) deliverPass(ctx context.Context, unreachable map[string]bool, d
 			msg = fmt.Sprintf("publishing %s to %s abandoned: the name is taken on the server by other content (attempt %d): %v", dl.RemoteName, dl.Target, dl.Attempts+1, err)
 			action = fmt.Sprintf("Not retried automatically. `cmord deliveries ls` shows what the server holds against our file. If that file is wrong or stale, have it removed, then `cmord deliveries retry %d`; to publish ours under another name, `cmord deliveries retry %d --as NEW_NAME`; if it is in fact right (sent by other means), `cmord deliveries abandon %d --note TEXT`.", dl.ID, dl.ID, dl.ID)
 		}
+		if n, cerr := d.Store.AwaitingPublication(ctx, dl.FileID); cerr == nil && n > 0 {
+			// The practices in the file are not sent until it is delivered: say so.
+			msg += fmt.Sprintf(" — %d practice(s) wait on this file: their state changes only once it is delivered", n)
+		}
 		d.raise(ctx, archive.Exception{Fingerprint: "upload_failed|" + dl.Target + "|" + dl.RemoteName, Kind: "upload_failed",
 			Severity: archive.SevHigh, Owner: "sysadmin", FileID: dl.FileID, Subject: strings.TrimPrefix(dl.Target, "sftp:"),
 			Message: msg, Action: action})

@@ -13,9 +13,11 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/mail"
 	"github.com/cmord/cmord/daemon/mail/smtpsink"
 	"github.com/cmord/cmord/daemon/sftpx/sshdtest"
+	"github.com/cmord/cmord/flows"
 )
 
 // withSink points the world's mail at a real SMTP sink (go-smtp) and returns it.
@@ -387,4 +389,120 @@ func TestWatchdogNotPettedWhileStuck(t *testing.T) {
 	close(release)
 	<-delivered
 	waitPings("after the operation ended", 2)
+}
+
+// TestPracticeSentOnlyOnConfirmedDelivery: while the SII is down, a practice whose REQ
+// file is built is BUILT, not SENT; its history says the file waits for delivery and it
+// carries the delivery's exception. Once the file is uploaded, size-checked and renamed
+// it is SENT, with the publication in its history, and the exception closes.
+func TestPracticeSentOnlyOnConfirmedDelivery(t *testing.T) {
+	w := &excWorld{newTestWorld(t, e2eNow, "")}
+	w.tune(func(c *config.Config) {
+		c.SFTP[0].BackoffMin, c.SFTP[0].BackoffMax = 10*time.Millisecond, 20*time.Millisecond
+	})
+	w.srv.Close() // the SII is down
+	w.drop("morosi", "morosi_20251015.csv", e2eExtract())
+	_ = w.d.RunOnce(context.Background()) // the poll fails; build and intake go on
+	deliverOnWallClock(t, w.d, func() time.Time { return w.now })
+
+	ctx := context.Background()
+	a := w.practice("E250000001")
+	if a.State != flows.StateBuilt {
+		t.Fatalf("A is %s while its REQ file is undelivered, want BUILT", a.State)
+	}
+	if got := digest.StateName(a.State, "it"); got != "flusso generato, in attesa di invio al SII (BUILT)" {
+		t.Errorf("Italian label: %q", got)
+	}
+	hist, err := w.d.Store.PracticeHistory(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := hist[len(hist)-1]
+	if last.To != flows.StateBuilt || !strings.Contains(last.Note, "SENT once") || !strings.Contains(last.Note, "is delivered") {
+		t.Errorf("history while undelivered: %+v", last)
+	}
+	open := true
+	es, err := w.d.Store.Exceptions(ctx, archive.ExceptionFilter{PracticeID: a.ID, Open: &open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waiting *archive.Exception
+	for i := range es {
+		if es[i].Kind == "upload_failed" {
+			waiting = &es[i]
+		}
+	}
+	if waiting == nil || !strings.Contains(waiting.Message, "2 practice(s) wait on this file") {
+		t.Fatalf("the practice does not carry its file's delivery failure: %+v", es)
+	}
+
+	w.restartSFTP(true)
+	w.pollUntilReachable() // the contact releases the file's backoff
+	deliverOnWallClock(t, w.d, func() time.Time { return w.now })
+	a = w.practice("E250000001")
+	if a.State != flows.StateSent {
+		dls, _ := w.d.Store.ListDeliveries(ctx, archive.DeliveryFilter{})
+		t.Fatalf("A is %s after its file was delivered, want SENT; deliveries %+v", a.State, dls)
+	}
+	hist, _ = w.d.Store.PracticeHistory(ctx, a.ID)
+	last = hist[len(hist)-1]
+	if last.From != flows.StateBuilt || last.To != flows.StateSent || !strings.Contains(last.Note, "confirmed on sftp:sii") ||
+		!strings.Contains(last.Note, "checked, renamed") {
+		t.Errorf("history after delivery: %+v", last)
+	}
+	if e, err := w.d.Store.GetException(ctx, waiting.ID); err != nil || e.Open() {
+		t.Errorf("the delivery's exception after delivery: %+v %v", e, err)
+	}
+	if len(w.published()) == 0 {
+		t.Error("nothing on the SII")
+	}
+}
+
+// TestEntranteSuspensionRequestedOnlyOnDelivery: a suspension request built while the
+// SII refuses our upload leaves the practice where it is (TO_CHARGE: the SII has not
+// been asked), with the history saying so and the delivery's exception on the
+// practice; once the file is delivered the practice is SUSP_REQUESTED.
+func TestEntranteSuspensionRequestedOnlyOnDelivery(t *testing.T) {
+	w := noticed(t, `["entrante"]`)
+	in := filepath.Join(w.srv.Root, "in")
+	// The SII's inbound directory is not a directory: every upload is refused.
+	if err := os.Rename(in, in+".away"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.now = time.Date(2025, 1, 30, 9, 0, 0, 0, flows.Rome)
+	w.drop("sospensioni", sospensioniHeader,
+		map[string]string{"CP_GESTORE": cpgA, "COD_POD": podA, "MOTIVO_SOSPENSIONE": "SO-02", "DATA_RICHIESTA_SOSPENSIONE_FORNITURA": "27/01/2025",
+			"CMOR_INCASSATO": "N"})
+	if err := w.d.RunOnce(context.Background()); err != nil {
+		t.Fatalf("RunOnce: %v", err)
+	}
+	a := w.practice(cpgA)
+	if a.State != flows.EntranteToCharge {
+		t.Fatalf("A is %s while its SUSP_REQ is undelivered, want still TO_CHARGE\n%s", a.State, w.history(a))
+	}
+	if h := w.history(a); !strings.Contains(h, "SUSP_REQUESTED once") {
+		t.Errorf("history does not say the request waits for delivery:\n%s", h)
+	}
+	open := true
+	es, _ := w.d.Store.Exceptions(context.Background(), archive.ExceptionFilter{PracticeID: a.ID, Open: &open, Kind: "upload_failed"})
+	if len(es) != 1 {
+		t.Errorf("the practice carries %d upload_failed exceptions, want its file's one", len(es))
+	}
+
+	if err := os.Remove(in); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(in+".away", in); err != nil {
+		t.Fatal(err)
+	}
+	deliverOnWallClock(t, w.d, func() time.Time { return w.now })
+	if a = w.practice(cpgA); a.State != flows.EntranteSuspRequested {
+		t.Fatalf("A is %s after its SUSP_REQ was delivered, want SUSP_REQUESTED\n%s", a.State, w.history(a))
+	}
+	if h := w.history(a); !strings.Contains(h, "confirmed on sftp:sii") {
+		t.Errorf("history does not record the publication:\n%s", h)
+	}
 }

@@ -1465,16 +1465,42 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	if t != nil {
 		to = t.To
 	}
+	// The flow's state (SENT for a REQ) is reached only once the file is confirmed on
+	// the SII side: archive.MarkDelivered applies it. Meanwhile a REQ practice is
+	// BUILT (when the catalog has that state), the others stay where they are.
+	built := ""
+	if b.flow == flowREQ && d.Catalog().State(flows.StateBuilt) != nil {
+		built = flows.StateBuilt
+	}
+	deferFrom := map[string]bool{}
 	for _, pr := range batch {
 		reqIDs, practiceIDs, practices = append(reqIDs, pr.req.ID), append(practiceIDs, pr.p.ID), append(practices, &pr.p)
 		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, FileID: file.ID, At: now,
 			Note: fmt.Sprintf("%s %s written into %s", b.flow, pr.req.CPUtente, name)}
 		if to != "" && to != pr.p.State && (len(t.From) == 0 || containsState(t.From, pr.p.State)) {
-			moved = append(moved, pr.p.ID)
-			h.To = to
-			pr.p.State, pr.p.StateSince = to, now
+			h.Note += fmt.Sprintf("; %s once %s is delivered", to, name)
+			if built != "" && d.Catalog().CanTransition(pr.p.State, built) {
+				moved = append(moved, pr.p.ID)
+				h.To = built
+				pr.p.State, pr.p.StateSince = built, now
+			}
+			deferFrom[pr.p.State] = true
 		}
 		hs = append(hs, h)
+	}
+	froms := make([]string, 0, len(deferFrom))
+	for from := range deferFrom {
+		froms = append(froms, from)
+	}
+	sort.Strings(froms)
+	for _, from := range froms {
+		if err := d.Store.DeferTransition(ctx, tx, archive.PendingTransition{FileID: file.ID, From: from, To: to, Flow: b.flow,
+			Note: fmt.Sprintf("%s published in %s", b.flow, name), At: now}); err != nil {
+			return err
+		}
+	}
+	if built != "" {
+		to = built // what the practices move to now
 	}
 	if err := st.MarkSentAll(ctx, reqIDs, file.ID, now); err != nil {
 		return err

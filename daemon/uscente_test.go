@@ -376,7 +376,8 @@ func TestUscenteEndToEnd(t *testing.T) {
 			t.Errorf("history entry without a file: %+v", h)
 		}
 	}
-	if got := strings.Join(path, ">"); got != "READY>SENT>ADMITTED>ACCEPTED" {
+	// BUILT when its REQ file was written, SENT once that file was confirmed on the SII side.
+	if got := strings.Join(path, ">"); got != "READY>BUILT>SENT>ADMITTED>ACCEPTED" {
 		t.Errorf("A history %s", got)
 	}
 

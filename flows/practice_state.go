@@ -13,7 +13,8 @@ const (
 	StateDraft         = "DRAFT"          // refused by our own checks; kept with the reasons
 	StateWaitingWindow = "WAITING_WINDOW" // eligible, the request window is not open yet
 	StateReady         = "READY"          // eligible and inside the window: goes into the next REQ file
-	StateSent          = "SENT"           // written into a published SI1.0050
+	StateBuilt         = "BUILT"          // written into an SI1.0050 file not yet confirmed on the SII side (upload, size check, rename)
+	StateSent          = "SENT"           // its SI1.0050 file confirmed on the SII side (uploaded, size checked, renamed)
 	StateInadmissible  = "INADMISSIBLE"   // SII admissibility KO (terminal; refile with a NEW CP_UTENTE)
 	StateAdmitted      = "ADMITTED"       // SII admissibility OK, CP_GESTORE known
 	StateRejected      = "REJECTED"       // SII verification KO (terminal)
@@ -40,7 +41,7 @@ func StateSentOrLater(s string) bool {
 // can be requested for it).
 func StateOpen(s string) bool {
 	switch s {
-	case StateSent, StateAdmitted, StateAccepted, StateSuspended, StateNotifiedDSO, StateBilledUDDE, StatePaidCSEA, StateIndemnityPaid:
+	case StateBuilt, StateSent, StateAdmitted, StateAccepted, StateSuspended, StateNotifiedDSO, StateBilledUDDE, StatePaidCSEA, StateIndemnityPaid:
 		return true
 	}
 	return false

@@ -103,7 +103,7 @@ func ComputeDeadlinesWithHistory(p archive.Practice, hist []archive.HistoryEntry
 			add(DeadlineWindowOpening, p.WindowOpen, fmt.Sprintf("window %s – %s", p.WindowOpen, p.WindowClose))
 		}
 		switch p.State {
-		case flows.StateDraft, flows.StateWaitingWindow, flows.StateReady:
+		case flows.StateDraft, flows.StateWaitingWindow, flows.StateReady, flows.StateBuilt: // BUILT: the SII does not have it yet
 			add(DeadlineWindowClosing, p.WindowClose, fmt.Sprintf("window %s – %s, not yet filed", p.WindowOpen, p.WindowClose))
 		case flows.StateSent:
 			if !p.RequestDate.IsZero() && !p.RequestDate.After(today) {

@@ -187,6 +187,7 @@ var StateTexts = map[string]Text{
 	"DRAFT":           {"bozza, non valida", "draft, not valid"},
 	"WAITING_WINDOW":  {"in attesa dell'apertura della finestra", "waiting for the window"},
 	"READY":           {"pronta per l'invio", "ready to send"},
+	"BUILT":           {"flusso generato, in attesa di invio al SII", "file built, waiting to be delivered to the SII"},
 	"SENT":            {"inviata al SII", "sent to the SII"},
 	"INADMISSIBLE":    {"inammissibile", "inadmissible"},
 	"ADMITTED":        {"ammessa", "admitted"},
