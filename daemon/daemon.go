@@ -314,14 +314,17 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 	return srv, nil
 }
 
-// health is /healthz: the archive answers, and every SFTP endpoint was reached
-// recently enough.
+// health is /healthz: the archive answers, no SFTP operation is wedged, and every
+// SFTP endpoint was reached recently enough.
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var one int
 	if err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return fmt.Errorf("archive: %w", err)
+	}
+	if err := d.stuck(); err != nil {
+		return err
 	}
 	d.mu.RLock()
 	defer d.mu.RUnlock()

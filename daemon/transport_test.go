@@ -170,6 +170,9 @@ func TestBackoffReleasedOnContact(t *testing.T) {
 	}
 }
 
+// sshdDialTimeout leaves a loaded machine time to fork the SFTP server of a session.
+const sshdDialTimeout = 3 * time.Second
+
 // sshdWorld is an excWorld whose SII is a real OpenSSH sshd running the external
 // sftp-server (so that it can be frozen while sshd answers), on the wall clock.
 func sshdWorld(t *testing.T, opTimeout, stalledAfter time.Duration) (*excWorld, *sshdtest.Server) {
@@ -190,7 +193,7 @@ func sshdWorld(t *testing.T, opTimeout, stalledAfter time.Duration) (*excWorld, 
 		s.Host, s.Port, s.User, s.KeyFile, s.KnownHosts = sshd.Host, sshd.Port, sshd.User, sshd.ClientKeyFile, sshd.KnownHostsFile
 		s.InboundDir, s.OutboundDir = filepath.Join(sshd.Root, "out"), filepath.Join(sshd.Root, "in")
 		s.OpTimeout, s.StalledAlertAfter = opTimeout, stalledAfter
-		s.DialTimeout, s.IOTimeout, s.Keepalive = time.Second, time.Minute, 100*time.Millisecond
+		s.DialTimeout, s.IOTimeout, s.Keepalive = sshdDialTimeout, time.Minute, 100*time.Millisecond
 		c.Alerts.GroupWait = 500 * time.Millisecond
 	})
 	return w, sshd
@@ -213,9 +216,7 @@ func TestSFTPStallAlertAndRecovery(t *testing.T) {
 	t.Cleanup(func() { sink.Close() })
 	w.tune(func(c *config.Config) { c.Mail.Host, c.Mail.Port, c.Mail.TLS = sink.Host(), sink.Port(), "none" })
 	ctx := context.Background()
-	if err := w.d.PollSII(ctx); err != nil {
-		t.Fatalf("first poll: %v", err)
-	}
+	w.pollUntilReachable()
 	w.queueFlow("REQ_STALL.csv")
 
 	// One daemon cycle: each step must end by itself (bounded by the configured times).
@@ -232,7 +233,7 @@ func TestSFTPStallAlertAndRecovery(t *testing.T) {
 	}
 	// A cycle against a frozen server: a poll (the operation abandoned at op_timeout,
 	// the redial's SFTP start at dial_timeout) and a delivery (the breaker, or the same).
-	cycleBound := 2*(opTimeout+time.Second) + 2*time.Second
+	cycleBound := 2*(opTimeout+sshdDialTimeout) + 2*time.Second
 	bound := stalledAfter + 3*cycleBound
 
 	sshd.FreezeSFTPServers()

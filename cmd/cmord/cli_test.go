@@ -202,7 +202,7 @@ func TestUnknownFilterValues(t *testing.T) {
 		not  []string
 	}{
 		{[]string{"practices", "--state", "FOO"}, exitUsage,
-			[]string{`--state "FOO": unknown practice state`, "uscente: DRAFT, WAITING_WINDOW, READY, SENT", "entrante: ", "SUSP_REQUESTED"}, nil},
+			[]string{`--state "FOO": unknown practice state`, "uscente: DRAFT, WAITING_WINDOW, READY, BUILT, SENT", "entrante: ", "SUSP_REQUESTED"}, nil},
 		{[]string{"practices", "--role", "entrante", "--state", "sent"}, exitUsage,
 			[]string{`--state "sent": not a state of entrante practices`, "entrante: ", "CHARGED"}, []string{"uscente:"}},
 		{[]string{"export", "--state", "READY,NOPE", "-o", filepath.Join(t.TempDir(), "x.csv")}, exitUsage, []string{`--state "NOPE"`}, nil},

@@ -85,6 +85,15 @@ var notePatterns = []notePattern{
 		"collegata alla pratica uscente ${code} (#${id}), che aggiunge questo CMOR non incassato (${amt}) come CMOR precedente"),
 	pattern(`reported for (?P<period>\S+) in (?P<file>\S+) \(REND (?P<code>\S+), invoice (?P<inv>.+), (?P<text>[^,)]*)\)`,
 		"rendicontata per ${period} nel file ${file} (REND ${code}, fattura ${inv}, ${text})"),
+	// A flow's state change waits for its file's delivery (archive.DeferTransition,
+	// applied by archive.MarkDelivered with what was confirmed; daemon/uscente.go,
+	// daemon/entrante.go), or the delivery is abandoned (cmord deliveries abandon).
+	pattern(`(?P<state>\S+) once (?P<file>.+) is delivered`, "${state} quando ${file} sarà consegnato al SII"),
+	pattern(`(?P<what>.+) published in (?P<file>[^:]+)(?:: (?P<path>\S+) confirmed on (?P<target>\S+) \(size (?P<size>\d+) checked, renamed\))?`,
+		"${what} pubblicata in ${file}: ${path} confermato su ${target} (dimensione ${size} verificata, rinominato)"),
+	pattern(`reported for (?P<period>\S+) in (?P<file>[^:]+)(?:: (?P<path>\S+) confirmed on (?P<target>\S+) \(size (?P<size>\d+) checked, renamed\))?`,
+		"riportata per ${period} in ${file}: ${path} confermato su ${target} (dimensione ${size} verificata, rinominato)"),
+	pattern(`delivery of (?P<file>\S+) to (?P<target>\S+) abandoned by (?P<who>\S+): (?P<text>.*)`, "consegna di ${file} a ${target} abbandonata da ${who}: ${text}"),
 }
 
 // sii outcomes as entrante.go words them ("… admitted by the SII").

@@ -187,9 +187,10 @@ func Dial(ctx context.Context, ep Endpoint, log *slog.Logger) (*Conn, error) {
 		if err == nil {
 			err = dialCtx.Err()
 		}
-		if dialCtx.Err() != nil {
-			// SSH answered, the SFTP server did not: the stall of a frozen sftp-server
-			// seen from a new connection.
+		if dialCtx.Err() != nil || !time.Now().Before(dl) {
+			// SSH answered, the SFTP server did not before the dial deadline (which may
+			// fire on the connection's read deadline just before dialCtx's timer): the
+			// stall of a frozen sftp-server seen from a new connection.
 			err = &StallError{Endpoint: ep.Name, Op: "starting the SFTP session", Idle: ep.DialTimeout, Err: err}
 		}
 		return fail(fmt.Errorf("starting the sftp subsystem: %w", err))

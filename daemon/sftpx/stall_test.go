@@ -29,7 +29,7 @@ func frozenBackend(t *testing.T) (backend, Endpoint) {
 	ep.IOTimeout = time.Minute // keepalives would keep it from firing anyway
 	ep.Keepalive = 100 * time.Millisecond
 	ep.OpTimeout = 400 * time.Millisecond
-	ep.DialTimeout = 2 * time.Second
+	ep.DialTimeout = 3 * time.Second // a loaded machine forks the session's SFTP server slowly
 	return b, ep
 }
 
