@@ -153,6 +153,23 @@ func (e *killEnv) outcome(t *testing.T) outcome {
 	}
 	for _, p := range ps {
 		o.practices = append(o.practices, p.CaseKey+" "+p.State)
+		if p.State != flows.StateSent {
+			continue
+		}
+		// Sent once: one move to SENT, from BUILT, whatever was killed on the way.
+		hist, err := st.PracticeHistory(ctx, p.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var moves []string
+		for _, h := range hist {
+			if h.To == flows.StateSent && h.From != flows.StateSent {
+				moves = append(moves, h.From+">"+h.To)
+			}
+		}
+		if len(moves) != 1 || moves[0] != flows.StateBuilt+">"+flows.StateSent {
+			t.Errorf("%s: moves to SENT %v, want one from BUILT", p.CaseKey, moves)
+		}
 	}
 	sort.Strings(o.practices)
 	files, _ := st.ListFiles(ctx, archive.FileFilter{Source: "folder:morosi"})
@@ -248,6 +265,23 @@ func TestKillAndRestart(t *testing.T) {
 			e := newKillEnv(t, sshd)
 			drop(e)
 			e.run(t, fp)
+			if fp == "mid_upload" || fp == "after_upload" {
+				// Killed before the upload was recorded: no practice may say SENT yet.
+				st, err := archive.Open(filepath.Join(e.dir, "state"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				ps, err := st.QueryPractices(context.Background(), archive.PracticeFilter{})
+				st.Close()
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, p := range ps {
+					if p.State == flows.StateSent {
+						t.Errorf("%s is SENT while its file's upload was never recorded", p.CaseKey)
+					}
+				}
+			}
 			e.run(t, "")
 			got := e.outcome(t)
 			if strings.Join(got.practices, "\n") != strings.Join(want.practices, "\n") {
