@@ -1,5 +1,7 @@
 // Package sftpx is cmord's SFTP client: host keys verified against known_hosts and
-// failing closed, every network read and write under a deadline, keepalives,
+// failing closed, every network read and write under a deadline, every SFTP operation
+// under a progress watchdog (OpTimeout: no answer from the SFTP server for that long
+// closes the connection, even while sshd answers the keepalives), keepalives,
 // reconnection with capped backoff and a circuit breaker, inbound listing with a
 // stability check, downloads verified by size, and atomic uploads (temporary name,
 // size check, rename, never overwriting by default).
