@@ -507,3 +507,47 @@ func TestEntranteSuspensionRequestedOnlyOnDelivery(t *testing.T) {
 		t.Errorf("history does not record the publication:\n%s", h)
 	}
 }
+
+// TestAnswerToBuiltPractice: the daemon is killed after the upload, before it records
+// it; the SII answers before the restart records the publication. The answer proves
+// the SII has the file: it moves the BUILT practice (no state_conflict), and the
+// publication recorded afterwards leaves the practice where the answer put it.
+func TestAnswerToBuiltPractice(t *testing.T) {
+	w := &excWorld{newTestWorld(t, e2eNow, "")}
+	in := filepath.Join(w.srv.Root, "in")
+	if err := os.Rename(in, in+".away"); err != nil { // uploads refused: the file stays unrecorded
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(in, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	w.drop("morosi", "morosi_20251015.csv", e2eExtract())
+	if err := w.d.RunOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if s := w.practice("E250000001").State; s != flows.StateBuilt {
+		t.Fatalf("A is %s, want BUILT", s)
+	}
+	w.answer("SI10100_20251016_0001.csv", "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;VERIFICA_AMM;COD_CAUSALE;MOTIVAZIONE\r\n"+
+		"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E250000001;SII2025A0000001;1;;\r\n")
+	if err := w.d.PollSII(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if a := w.practice("E250000001"); a.State != flows.StateAdmitted || a.CPGestore != "SII2025A0000001" {
+		t.Fatalf("A after REQ_AMM while BUILT: %s %q", a.State, a.CPGestore)
+	}
+	if es := w.exceptions("state_conflict"); len(es) != 0 {
+		t.Errorf("state_conflict: %+v", es)
+	}
+	os.Remove(in)
+	if err := os.Rename(in+".away", in); err != nil {
+		t.Fatal(err)
+	}
+	deliverOnWallClock(t, w.d, func() time.Time { return w.now })
+	if a := w.practice("E250000001"); a.State != flows.StateAdmitted {
+		t.Errorf("A after the publication was recorded: %s, want still ADMITTED", a.State)
+	}
+	if b := w.practice("E250000002"); b.State != flows.StateSent {
+		t.Errorf("B after the publication: %s, want SENT", b.State)
+	}
+}

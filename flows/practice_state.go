@@ -50,9 +50,9 @@ func StateOpen(s string) bool {
 // fallbackTransitions are the moves of the uscente's inbound flows when the catalog
 // does not give one.
 var fallbackTransitions = map[string]*Transition{
-	"REQ_AMM":   {From: []string{StateSent}, Field: "VERIFICA_AMM", On: map[string]string{"1": StateAdmitted, "0": StateInadmissible}},
+	"REQ_AMM":   {From: []string{StateSent, StateBuilt}, Field: "VERIFICA_AMM", On: map[string]string{"1": StateAdmitted, "0": StateInadmissible}},
 	"REQ_ESITO": {From: []string{StateAdmitted}, Field: "ESITO", On: map[string]string{"1": StateAccepted, "0": StateRejected}},
-	"ANN_NOTIF": {From: []string{StateSent, StateAdmitted, StateAccepted, StateSuspended, StateNotifiedDSO, StateBilledUDDE, StatePaidCSEA, StateIndemnityPaid}, To: StateAnnulled},
+	"ANN_NOTIF": {From: []string{StateBuilt, StateSent, StateAdmitted, StateAccepted, StateSuspended, StateNotifiedDSO, StateBilledUDDE, StatePaidCSEA, StateIndemnityPaid}, To: StateAnnulled},
 }
 
 // AnswerDecision is what one SII answer record does to a practice.
