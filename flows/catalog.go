@@ -72,6 +72,7 @@ type Flow struct {
 	compErr []Finding
 	layout  *Layout
 	conds   []*condition // per field, nil when no When
+	bounds  []fieldBound // NotAbove / NotBefore, resolved
 	match   *regexp.Regexp
 	causes  *CauseTable
 	cause   int // index of CauseField, -1 if absent
@@ -82,16 +83,24 @@ type Flow struct {
 // it (header cell, XML element), so a counterpart that spells a column differently
 // needs only a column = "..." and never a rename the code would not know about.
 type Field struct {
-	Name        string   `toml:"name"`
-	Column      string   `toml:"column,omitempty"` // name in the file; "" = Name
-	Type        string   `toml:"type"`
-	Length      int      `toml:"length,omitempty"` // maximum characters, 0 = no limit
-	Required    string   `toml:"required"`         // "M" mandatory, "C" conditional (When), "O" optional
-	When        string   `toml:"when,omitempty"`   // for C: "VERIFICA_AMM=0", "SETTORE=E", "!PIVA_CLIENTE", "A=1&B"
-	Values      []string `toml:"values,omitempty"` // for enum
-	Const       string   `toml:"const,omitempty"`  // fixed value, filled in by writers
-	Header      bool     `toml:"header,omitempty"` // XML: goes in IdentificativiRichiesta
-	Description string   `toml:"description,omitempty"`
+	Name     string   `toml:"name"`
+	Column   string   `toml:"column,omitempty"` // name in the file; "" = Name
+	Type     string   `toml:"type"`
+	Length   int      `toml:"length,omitempty"` // maximum characters, 0 = no limit
+	Required string   `toml:"required"`         // "M" mandatory, "C" conditional (When), "O" optional
+	When     string   `toml:"when,omitempty"`   // for C: "VERIFICA_AMM=0", "SETTORE=E", "!PIVA_CLIENTE", "A=1&B"
+	Values   []string `toml:"values,omitempty"` // for enum
+	Const    string   `toml:"const,omitempty"`  // fixed value, filled in by writers
+	Header   bool     `toml:"header,omitempty"` // XML: goes in IdentificativiRichiesta
+	// NotAbove names an amount field of the row this amount may not exceed (the unpaid
+	// amount of an invoice is at most its total); NotBefore a date field this date may
+	// not precede (the end of a billed period). Checked on billing inputs.
+	NotAbove  string `toml:"not_above,omitempty"`
+	NotBefore string `toml:"not_before,omitempty"`
+	// Signed lets an amount of a billing input be negative (refused by default: an
+	// unpaid amount, a payment, a spend below zero is a data error).
+	Signed      bool   `toml:"signed,omitempty"`
+	Description string `toml:"description,omitempty"`
 
 	line int
 }
@@ -444,6 +453,25 @@ func (f *Flow) compile(c *Catalog) {
 			continue
 		}
 		f.conds[i] = cond
+	}
+	f.bounds = nil
+	for i, fd := range f.Fields {
+		for _, b := range []struct{ name, kind string }{{fd.NotAbove, "not_above"}, {fd.NotBefore, "not_before"}} {
+			if b.name == "" {
+				continue
+			}
+			j := f.layout.Index(b.name)
+			want := TypeAmount
+			if b.kind == "not_before" {
+				want = TypeDate
+			}
+			if j < 0 || fd.Type != want || f.Fields[j].Type != want {
+				f.compErr = append(f.compErr, c.finding(f, &f.Fields[i], "CATALOG-BOUND", b.name,
+					fmt.Sprintf("%s needs a %s field naming another %s field of the flow", b.kind, want, want)))
+				continue
+			}
+			f.bounds = append(f.bounds, fieldBound{field: i, other: j, date: want == TypeDate})
+		}
 	}
 	f.match = nil
 	if f.Match != "" {

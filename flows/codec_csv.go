@@ -158,6 +158,9 @@ func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, 
 			}
 		}
 	}
+	if f.input {
+		fs = f.checkBounds(vals, file, line, fs)
+	}
 	if f.cause >= 0 && f.causes != nil {
 		if v := vals[f.cause]; v != "" && f.causes.Lookup(v) == nil {
 			fnd := Finding{File: file, Line: line, Field: f.Fields[f.cause].label(), Rule: RuleCause, Value: v,
@@ -977,3 +980,51 @@ func (w *CSVWriter) Flush() error {
 
 // Close is Flush; it does not close the underlying writer.
 func (w *CSVWriter) Close() error { return w.Flush() }
+
+// fieldBound is a check between two fields of a row (Field.NotAbove, NotBefore).
+type fieldBound struct {
+	field, other int
+	date         bool // other is a date the field may not precede; else an amount it may not exceed
+}
+
+// Rules of the checks of billing input amounts and dates against each other.
+const (
+	RuleAmountNegative = "AMOUNT-NEGATIVE" // a negative amount where none can be
+	RuleAmountAbove    = "AMOUNT-ABOVE"    // an amount above the one that bounds it (unpaid > invoice total)
+	RuleDateOrder      = "DATE-ORDER"      // a date before the one it follows (end of a period before its start)
+)
+
+// checkBounds reports negative amounts and the NotAbove / NotBefore checks of a billing
+// input row (values already canonical; a value that failed its type is skipped).
+func (f *Flow) checkBounds(vals []string, file string, line int, fs []Finding) []Finding {
+	for i := range f.Fields {
+		fd := &f.Fields[i]
+		if fd.Type == TypeAmount && !fd.Signed && len(vals[i]) > 1 && vals[i][0] == '-' && isCanonicalAmount(vals[i]) {
+			fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleAmountNegative, Value: vals[i],
+				Message: "negative amount: correct the row in billing (a credit note is not an unpaid invoice)"})
+		}
+	}
+	for _, b := range f.bounds {
+		v, w := vals[b.field], vals[b.other]
+		if v == "" || w == "" {
+			continue
+		}
+		fd, od := &f.Fields[b.field], &f.Fields[b.other]
+		if b.date {
+			d, err1 := ParseDate(v)
+			e, err2 := ParseDate(w)
+			if err1 == nil && err2 == nil && d.Before(e) {
+				fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleDateOrder, Value: v,
+					Message: fmt.Sprintf("%s %s is before %s %s", fd.Name, v, od.Name, w)})
+			}
+			continue
+		}
+		a, err1 := ParseAmount(v, false)
+		c, err2 := ParseAmount(w, false)
+		if err1 == nil && err2 == nil && a > c {
+			fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleAmountAbove, Value: v,
+				Message: fmt.Sprintf("%s %s is above %s %s", fd.Name, v, od.Name, w)})
+		}
+	}
+	return fs
+}
