@@ -1,0 +1,298 @@
+package flows
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+)
+
+// readAll reads every row of data as input kind kind with opt, and renders rows and
+// findings one per line, as the golden files keep them.
+func readRows(t *testing.T, kind string, data []byte, opt ReadOptions) (string, []Record, []Finding) {
+	t.Helper()
+	f := DefaultCatalog().Input(kind)
+	if f == nil {
+		t.Fatalf("no input kind %s", kind)
+	}
+	rd := NewCSVReader(bytes.NewReader(data), f, opt)
+	defer rd.Close()
+	var b strings.Builder
+	var recs []Record
+	var all []Finding
+	for {
+		rec, fs, err := rd.Next()
+		for _, fd := range fs {
+			fmt.Fprintf(&b, "  finding %s\n", fd)
+		}
+		all = append(all, fs...)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatalf("Next: %v", err)
+		}
+		recs = append(recs, rec)
+		m := rec.Map()
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(&b, "line %d\n", rec.Line)
+		for _, k := range keys {
+			fmt.Fprintf(&b, "  %s = %s\n", k, m[k])
+		}
+	}
+	return b.String(), recs, all
+}
+
+// The "Gamma" export (testdata/inputs/foreign) has its own headers, its own codes, rows
+// sorted by invoice date, one point column for POD and PDR, the spend as a total and
+// the months it covers, and no attestation columns: the mapping file alone reads it.
+func TestForeignExportGolden(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "inputs", "foreign")
+	m, err := LoadMapping(filepath.Join(dir, "morosi-gamma.mapping.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := DefaultCatalog().Input(m.Kind)
+	if fs := f.CheckMappingFile(m); len(fs) > 0 {
+		t.Fatalf("the sample mapping does not fit %s: %v", m.Kind, fs)
+	}
+	data, err := os.ReadFile(filepath.Join(dir, "morosi-gamma.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, recs, fs := readRows(t, m.Kind, data, ReadOptions{FileName: "morosi-gamma.csv", MappingFile: m, DecimalComma: m.DecimalComma})
+	golden(t, "foreign_morosi_gamma.txt", []byte(out))
+
+	// What the golden file shows, said as assertions a reader can check.
+	if len(recs) != 7 {
+		t.Fatalf("%d rows, want 7", len(recs))
+	}
+	condo := recs[1]
+	for field, want := range map[string]string{
+		"SETTORE": "G", "COD_PDR": "00881234567890", "COD_POD": "", "CF_CLIENTE": "07654321095",
+		"USO_GAS": "condominio", "TIPO_LETTURA": "S", "MEZZO_MORA": "PE", "INFO_CMOR": "S",
+		"FATTURA_CHIUSURA": "S", "DATA_MORA": "03/03/2025",
+	} {
+		if got := condo.Get(field); got != want {
+			t.Errorf("condominium row: %s = %q, want %q", field, got, want)
+		}
+	}
+	// 9,870.00 over 11 months ending February 2025 (switch 1 April): the months add up
+	// to the total, so the average-based estimate is exactly 9,870.00 × 4 / 11.
+	ms, err := ParseMonthAmounts(condo.Get("SPESA_12M"), false)
+	if err != nil || len(ms) != 11 {
+		t.Fatalf("spend %q: %v", condo.Get("SPESA_12M"), err)
+	}
+	var sum Amount
+	for _, s := range ms {
+		sum += s.Amount
+	}
+	if sum != MustAmount("9870.00") || ms[0].Month != D(2024, 5, 1) || ms[10].Month != D(2025, 3, 1) {
+		t.Errorf("spend months %v (sum %s), want 11 months May 2024-March 2025 summing 9870.00", ms, sum)
+	}
+	if got := recs[0].Get("COD_POD"); got != "IT001E00004567" || recs[0].Get("COD_PDR") != "" {
+		t.Errorf("electricity row: POD %q PDR %q", got, recs[0].Get("COD_PDR"))
+	}
+	// Line 7 (reading type X, not in the value table) is the only refused row; line 6's
+	// unpaid 1100,00 of 1530,15 is fine.
+	var lines []int
+	for _, fd := range fs {
+		if !fd.IsWarning() {
+			lines = append(lines, fd.Line)
+		}
+	}
+	if fmt.Sprint(lines) != "[8]" {
+		t.Errorf("error findings on lines %v, want [8]: %v", lines, fs)
+	}
+}
+
+const dirtyHeader = "SETTORE;COD_POD;COD_PDR;CF_CLIENTE;PIVA_CLIENTE;DENOMINAZIONE;DATA_SWITCH;TENSIONE;NUM_FATTURA;DATA_EMISSIONE;DATA_SCADENZA;PERIODO_DA;PERIODO_A;IMPORTO_FATTURA;IMPORTO_INSOLUTO;IMPORTO_RAI;TIPO_LETTURA;DATA_MORA;MEZZO_MORA;TERMINE_MORA;INFO_CMOR;SPESA_12M;FATTURA_CHIUSURA;INDENNIZZI_TIF_PAGATI;RECLAMI_EVASI;PUNTO_ATTIVO;VOLTURA\n"
+
+// morosiRow is a clean row; edit replaces fields by position name.
+func dirtyRow(edit map[string]string) string {
+	vals := map[string]string{
+		"SETTORE": "E", "COD_POD": "IT001E00004567", "CF_CLIENTE": "BNCLRA80A41F205G", "DENOMINAZIONE": "Laura Bianchi",
+		"DATA_SWITCH": "01/03/2025", "TENSIONE": "BT", "NUM_FATTURA": "F1", "DATA_EMISSIONE": "15/11/2024",
+		"DATA_SCADENZA": "05/12/2024", "PERIODO_DA": "01/10/2024", "PERIODO_A": "31/10/2024",
+		"IMPORTO_FATTURA": "424.39", "IMPORTO_INSOLUTO": "424.39", "TIPO_LETTURA": "E", "DATA_MORA": "10/01/2025",
+		"MEZZO_MORA": "RA", "TERMINE_MORA": "30/01/2025", "INFO_CMOR": "S", "SPESA_12M": "2024-12:100.00",
+		"FATTURA_CHIUSURA": "S", "INDENNIZZI_TIF_PAGATI": "S", "RECLAMI_EVASI": "S", "PUNTO_ATTIVO": "S", "VOLTURA": "N",
+	}
+	for k, v := range edit {
+		vals[k] = v
+	}
+	var out []string
+	for _, h := range strings.Split(strings.TrimSpace(dirtyHeader), ";") {
+		out = append(out, vals[h])
+	}
+	return strings.Join(out, ";") + "\n"
+}
+
+// Each silent change of a claim seen on real extracts is now a located error finding
+// (file, line, field, rule, value): the grouping side holds the practice.
+func TestRowFindings(t *testing.T) {
+	clean := dirtyRow(nil)
+	for _, tc := range []struct {
+		name        string
+		data        string
+		line        int
+		field, rule string
+		value       string
+	}{
+		{"unpaid above invoice total", dirtyRow(map[string]string{"IMPORTO_INSOLUTO": "424.40"}), 2, "IMPORTO_INSOLUTO", RuleAmountAbove, "424.40"},
+		{"RAI above invoice total", dirtyRow(map[string]string{"IMPORTO_RAI": "500.00"}), 2, "IMPORTO_RAI", RuleAmountAbove, "500.00"},
+		{"inverted billed period", dirtyRow(map[string]string{"PERIODO_A": "30/09/2024"}), 2, "PERIODO_A", RuleDateOrder, "30/09/2024"},
+		{"negative unpaid amount", dirtyRow(map[string]string{"IMPORTO_INSOLUTO": "-10.00"}), 2, "IMPORTO_INSOLUTO", RuleAmountNegative, "-10.00"},
+		{"negative invoice total", dirtyRow(map[string]string{"IMPORTO_FATTURA": "-424.39", "IMPORTO_INSOLUTO": "0.00"}), 2, "IMPORTO_FATTURA", RuleAmountNegative, "-424.39"},
+		{"NUL byte in a name", clean + dirtyRow(map[string]string{"DENOMINAZIONE": "Laura\x00Bianchi"}), 3, "DENOMINAZIONE", RuleTextControl, "Laura\x00Bianchi"},
+		{"escape in an invoice number", dirtyRow(map[string]string{"NUM_FATTURA": "F\x1b1"}), 2, "NUM_FATTURA", RuleTextControl, "F\x1b1"},
+		{"C1 control in a name", dirtyRow(map[string]string{"DENOMINAZIONE": "Laura\u0085Bianchi"}), 2, "DENOMINAZIONE", RuleTextControl, "Laura\u0085Bianchi"},
+		{"line break in a quoted name", dirtyRow(map[string]string{"DENOMINAZIONE": "\"Laura\nBianchi\""}), 2, "DENOMINAZIONE", RuleTextControl, "Laura\nBianchi"},
+		{"undecodable byte beside UTF-8 letters", clean + dirtyRow(map[string]string{"DENOMINAZIONE": "Societ\u00e0 \xff Coop"}), 3, "DENOMINAZIONE", RuleCharset, "0xFF"},
+		{"byte undefined in Windows-1252", dirtyRow(map[string]string{"DENOMINAZIONE": "Societ\xe0 \x81"}), 2, "DENOMINAZIONE", RuleCharset, "0x81"},
+		{"unquoted ; in a name shifts the columns", clean + dirtyRow(map[string]string{"DENOMINAZIONE": "Rossi; Bianchi Snc"}) + clean, 3, "", RuleCSVColumns, "28"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, fs := readRows(t, "uscente.morosi", []byte(dirtyHeader+tc.data), ReadOptions{FileName: "x.csv"})
+			var hit *Finding
+			for i := range fs {
+				if fs[i].Rule == tc.rule {
+					hit = &fs[i]
+				}
+			}
+			if hit == nil {
+				t.Fatalf("no %s finding; got %v", tc.rule, fs)
+			}
+			if hit.File != "x.csv" || hit.Line != tc.line || hit.Field != tc.field || hit.Value != tc.value || hit.IsWarning() {
+				t.Errorf("finding %+v, want x.csv line %d field %q value %q, severity error", *hit, tc.line, tc.field, tc.value)
+			}
+			for _, fd := range fs {
+				if fd.Line != tc.line && !fd.IsWarning() {
+					t.Errorf("a clean row got a finding: %v", fd)
+				}
+			}
+		})
+	}
+}
+
+// Clean rows, and the freedoms a clean row keeps: unpaid equal to the total, a one-day
+// period, a line break in an optional free-text field (NOTE), a P.IVA with its IT
+// prefix in the customer column.
+func TestRowFindingsCleanCases(t *testing.T) {
+	hdr := strings.TrimSuffix(dirtyHeader, "\n") + ";NOTE\n"
+	data := hdr +
+		strings.TrimSuffix(dirtyRow(nil), "\n") + ";\"riga uno\nriga due\"\n" +
+		strings.TrimSuffix(dirtyRow(map[string]string{"PERIODO_A": "01/10/2024", "CF_CLIENTE": "IT01234567897"}), "\n") + ";\n"
+	_, recs, fs := readRows(t, "uscente.morosi", []byte(data), ReadOptions{FileName: "x.csv"})
+	if HasErrors(fs) || len(recs) != 2 {
+		t.Fatalf("%d rows, findings %v", len(recs), fs)
+	}
+	if got := recs[1].Get("CF_CLIENTE"); got != "01234567897" {
+		t.Errorf("CF_CLIENTE %q, want the P.IVA without its IT prefix", got)
+	}
+	if got := recs[0].Get("NOTE"); got != "riga uno\nriga due" {
+		t.Errorf("NOTE %q", got)
+	}
+}
+
+// An unclosed quote is reported at the line where it opened, and the lines it would
+// have swallowed are read as rows (their own findings included), not lost.
+func TestUnclosedQuote(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		data string
+		rows []int // lines of the rows read
+	}{
+		{"never closed", dirtyRow(nil) + dirtyRow(map[string]string{"DENOMINAZIONE": "\"Laura Bianchi"}) + dirtyRow(nil) + dirtyRow(nil), []int{2, 3, 4, 5}},
+		{"closed by a later stray quote", dirtyRow(map[string]string{"DENOMINAZIONE": "\"Laura"}) + dirtyRow(nil) + dirtyRow(map[string]string{"NUM_FATTURA": "F\"2"}) + dirtyRow(nil), []int{2, 3, 4, 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, recs, fs := readRows(t, "uscente.morosi", []byte(dirtyHeader+tc.data), ReadOptions{FileName: "x.csv"})
+			var lines []int
+			for _, r := range recs {
+				lines = append(lines, r.Line)
+			}
+			if fmt.Sprint(lines) != fmt.Sprint(tc.rows) {
+				t.Errorf("rows at lines %v, want %v", lines, tc.rows)
+			}
+			var quote []Finding
+			for _, fd := range fs {
+				if fd.Rule == RuleCSVQuote {
+					quote = append(quote, fd)
+				}
+			}
+			if len(quote) == 0 || quote[0].Line != 2 && tc.name == "closed by a later stray quote" || quote[0].Line != 3 && tc.name == "never closed" {
+				t.Errorf("quote findings %v", quote)
+			}
+			if !strings.Contains(quote[0].Message, "quote opened on line") {
+				t.Errorf("message %q does not say where the quote opened", quote[0].Message)
+			}
+		})
+	}
+}
+
+// Files that are not text CSV are refused by their first bytes, with one finding that
+// names what they are and what to do, and nothing of their bytes.
+func TestNotTextFiles(t *testing.T) {
+	utf16 := func(s string, le bool) []byte {
+		var b []byte
+		for _, c := range []byte(s) {
+			if le {
+				b = append(b, c, 0)
+			} else {
+				b = append(b, 0, c)
+			}
+		}
+		return b
+	}
+	text := dirtyHeader + dirtyRow(nil)
+	for _, tc := range []struct {
+		name, format, says string
+		data               []byte
+	}{
+		{"gzip", FormatGzip, "gzip", append([]byte{0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3}, []byte("\x01\x02\xff\xfe garbage")...)},
+		{"zip", FormatZip, "zip archive", []byte("PK\x03\x04\x14\x00\x00\x00\x08\x00report.csv\x00\xff\x01")},
+		{"xlsx without a workbook reader", FormatXLSX, "Excel workbook (.xlsx)", []byte("PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml\xff\x00")},
+		{"xls", FormatXLS, "Excel 97-2003", []byte{0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1, 0, 0, 0xff}},
+		{"utf-16 LE with BOM", FormatUTF16LE, "UTF-16", append([]byte{0xFF, 0xFE}, utf16(text, true)...)},
+		{"utf-16 BE with BOM", FormatUTF16BE, "UTF-16", append([]byte{0xFE, 0xFF}, utf16(text, false)...)},
+		{"utf-16 LE without BOM", FormatUTF16LE, "UTF-16", utf16(text, true)},
+		{"utf-16 BE without BOM", FormatUTF16BE, "UTF-16", utf16(text, false)},
+		{"pdf", FormatPDF, "PDF", []byte("%PDF-1.7\n\x00\x01\x02")},
+		{"binary", FormatBinary, "binary", bytes.Repeat([]byte{0x00, 0x13, 0x88, 0x02, 0xfe, 0x7f, 0x10, 0x41}, 64)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := SniffFormat(tc.data); got != tc.format {
+				t.Errorf("SniffFormat = %q, want %q", got, tc.format)
+			}
+			_, recs, fs := readRows(t, "uscente.morosi", tc.data, ReadOptions{FileName: "x.csv"})
+			if len(recs) != 0 || len(fs) != 1 {
+				t.Fatalf("%d rows, findings %v; want no row and one finding", len(recs), fs)
+			}
+			fd := fs[0]
+			if fd.Rule != RuleFileFormat || fd.IsWarning() || !strings.Contains(fd.Message, tc.says) || !strings.Contains(fd.Message, "drop") && !strings.Contains(fd.Message, "save") {
+				t.Errorf("finding %v: want rule %s naming %q and what to do", fd, RuleFileFormat, tc.says)
+			}
+			for _, r := range fd.String() {
+				if r == 0xFFFD || r < 0x20 {
+					t.Errorf("the finding carries bytes of the file: %q", fd.String())
+					break
+				}
+			}
+		})
+	}
+	// Text files stay text: a CSV with one NUL in a name is a row's problem.
+	for _, data := range []string{text, "\xef\xbb\xbf" + text, dirtyHeader + dirtyRow(map[string]string{"DENOMINAZIONE": "A\x00B"})} {
+		if got := SniffFormat([]byte(data)); got != FormatText {
+			t.Errorf("SniffFormat(%.30q) = %q, want text", data, got)
+		}
+	}
+}
