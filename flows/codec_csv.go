@@ -867,13 +867,16 @@ func (r *CSVReader) sniff() bool {
 	if format == FormatXLSX && r.opt.Workbook != nil {
 		cells, err := r.opt.Workbook(r.br)
 		if err != nil {
-			r.headerFinding("", RuleFileFormat, "xlsx", "an Excel workbook (.xlsx) that cannot be read: "+err.Error()+"; open it in Excel and save it again, or save it as CSV UTF-8", false)
+			r.headerFindings = append(r.headerFindings, Finding{File: r.opt.FileName, Rule: RuleFileFormat, Value: FormatXLSX,
+				Message: "an Excel workbook (.xlsx) that cannot be read (" + err.Error() + "): open it in Excel and save it again, or save it as CSV UTF-8"})
 			return false
 		}
 		r.cells = cells
 		return true
 	}
-	r.headerFinding("", RuleFileFormat, format, "not a text CSV file: "+formatAdvice(format), false)
+	// Line 0: the whole file, not its first line.
+	r.headerFindings = append(r.headerFindings, Finding{File: r.opt.FileName, Rule: RuleFileFormat, Value: format,
+		Message: "not a text CSV file: " + formatAdvice(format)})
 	return false
 }
 
