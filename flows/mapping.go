@@ -181,7 +181,11 @@ func ParseMapping(name string, data []byte) (*Mapping, error) {
 					}
 					key := valueKey(from)
 					if prev, dup := seen[key]; dup {
-						bad([]string{k, field, from}, "values.%s: %q and %q are the same billing value (compared ignoring case and spaces)", field, prev, from)
+						at := []string{k, field, from}
+						if m.Line(k, field, prev) > m.Line(at...) {
+							at = []string{k, field, prev}
+						}
+						bad(at, "values.%s: %q and %q are the same billing value (compared ignoring case and spaces)", field, prev, from)
 						continue
 					}
 					seen[key] = from
@@ -561,8 +565,10 @@ func scanTOMLLines(data []byte) map[string]int {
 				inner = inner[:i]
 			}
 			table = splitTOMLKey(inner)
-			if _, ok := lines[strings.Join(table, "\x00")]; !ok {
-				lines[strings.Join(table, "\x00")] = n + 1
+			for k := 1; k <= len(table); k++ { // [values.X] also opens "values"
+				if _, ok := lines[strings.Join(table[:k], "\x00")]; !ok {
+					lines[strings.Join(table[:k], "\x00")] = n + 1
+				}
 			}
 			continue
 		}
@@ -621,14 +627,14 @@ func splitTOMLKey(s string) []string {
 		case c == '"' || c == '\'':
 			q = c
 		case c == '.':
-			out = append(out, strings.TrimSpace(cur.String()))
+			out = append(out, cur.String())
 			cur.Reset()
 		case c == ' ' || c == '\t':
 		default:
 			cur.WriteByte(c)
 		}
 	}
-	return append(out, strings.TrimSpace(cur.String()))
+	return append(out, cur.String())
 }
 
 // monthsCount parses the number of months with supply of the spend's total shape.

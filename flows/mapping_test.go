@@ -296,3 +296,152 @@ func TestNotTextFiles(t *testing.T) {
 		}
 	}
 }
+
+// A mapping file is strict: every problem is refused at its file:line, before any
+// billing file is read (ParseMapping for the format, CheckMappingFile for the kind).
+func TestMappingFileProblems(t *testing.T) {
+	morosi := DefaultCatalog().Input("uscente.morosi")
+	for _, tc := range []struct {
+		name, toml string
+		line       int
+		says       string
+	}{
+		{"unknown table", "kind = \"uscente.morosi\"\n[value.TIPO_LETTURA]\nR = \"E\"\n", 2, "unknown table [value]"},
+		{"unknown spend key", "[spend]\ntotal = \"T\"\nmonths = \"M\"\nmonth = \"x\"\n", 4, `unknown key "month"`},
+		{"spend both shapes", "[spend]\ntotal = \"T\"\nmonths = \"M\"\ncolumns = [\"A\", \"B\"]\n", 1, "not both"},
+		{"spend total without months", "[spend]\ntotal = \"T\"\n", 1, "go together"},
+		{"spend calendar with 11 columns", "[spend]\norder = \"calendar\"\ncolumns = [\"1\",\"2\",\"3\",\"4\",\"5\",\"6\",\"7\",\"8\",\"9\",\"10\",\"11\"]\n", 3, "needs 12 columns"},
+		{"bad order", "[spend]\norder = \"random\"\ncolumns = [\"A\"]\n", 2, "must be oldest_first"},
+		{"route to one field", "[route.\"Punto\"]\nCOD_POD = \"SETTORE=E\"\n", 1, "at least two fields"},
+		{"value table value not a string", "[values.TIPO_LETTURA]\nR = 1\n", 2, "found a number"},
+		{"same billing value twice", "[values.MEZZO_MORA]\n\"pec\" = \"PE\"\n\"PEC \" = \"PE\"\n", 3, "same billing value"},
+		{"value table for a field that does not exist", "[values.TIPO_LETURA]\nR = \"E\"\n", 1, "TIPO_LETURA, which is not a field"},
+		{"value table value fails the type", "[values.TIPO_LETTURA]\nR = \"E\"\nC = \"conguaglio\"\n", 3, "must be one of E, S"},
+		{"constant fails the type", "[constants]\nFATTURA_CHIUSURA = \"si certo\"\n", 2, "fails the field's type"},
+		{"constant for a missing field", "[constants]\nATTESTATO = \"S\"\n", 2, "not a field"},
+		{"constant and a column give one field", "[mapping]\n\"Chiusura\" = \"FATTURA_CHIUSURA\"\n[constants]\nFATTURA_CHIUSURA = \"S\"\n", 4, "given twice"},
+		{"routing condition on a missing field", "[route.\"Punto\"]\nCOD_POD = \"COMMODITY=E\"\nCOD_PDR = \"SETTORE=G\"\n", 2, `unknown field "COMMODITY"`},
+		{"route to a missing field", "[route.\"Punto\"]\nCOD_POD = \"SETTORE=E\"\nCOD_PDRR = \"SETTORE=G\"\n", 3, "COD_PDRR, which is not a field"},
+		{"routed column also mapped", "[mapping]\n\"Punto\" = \"COD_POD\"\n[route.\"Punto\"]\nCOD_POD = \"SETTORE=E\"\nCOD_PDR = \"SETTORE=G\"\n", 3, "both in [mapping] and routed"},
+		{"spend field not a spend list", "[spend]\nfield = \"NOTE\"\ncolumns = [\"A\"]\n", 2, "not a month spend list"},
+		{"spend with SPESA_12M also mapped", "[mapping]\n\"Spesa\" = \"SPESA_12M\"\n[spend]\ncolumns = [\"A\"]\n", 3, "given twice"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseMapping("m.toml", []byte(tc.toml))
+			var msg string
+			if err != nil {
+				msg = err.Error()
+			} else {
+				fs := morosi.CheckMappingFile(m)
+				if len(fs) == 0 {
+					t.Fatal("accepted")
+				}
+				msg = fs[0].String()
+			}
+			if want := fmt.Sprintf("m.toml:%d: ", tc.line); !strings.HasPrefix(msg, want) || !strings.Contains(msg, tc.says) {
+				t.Errorf("got %q, want it to start with %q and say %q", msg, want, tc.says)
+			}
+		})
+	}
+}
+
+// The other shapes of the 12-month spend give the list our one column would: 12
+// monthly columns in each order, and a total over its months.
+func TestSpendShapes(t *testing.T) {
+	months := []string{"M1", "M2", "M3", "M4", "M5", "M6", "M7", "M8", "M9", "M10", "M11", "M12"}
+	cols := `columns = ["M1","M2","M3","M4","M5","M6","M7","M8","M9","M10","M11","M12"]`
+	hdr := strings.TrimSuffix(dirtyHeader, "\n")
+	hdr = strings.Replace(hdr, ";SPESA_12M", "", 1)
+	row := func(spend []string) string {
+		r := strings.TrimSuffix(dirtyRow(nil), "\n")
+		r = strings.Replace(r, ";2024-12:100.00", "", 1)
+		return r + ";" + strings.Join(spend, ";") + "\n"
+	}
+	// Switch 01/03/2025: the last month of supply is February 2025.
+	twelve := []string{"1,00", "2,00", "3,00", "4,00", "5,00", "6,00", "7,00", "8,00", "9,00", "10,00", "11,00", ""}
+	for _, tc := range []struct {
+		name, spend string
+		header      []string
+		cells       []string
+		want        string
+	}{
+		{"oldest first", "[spend]\n" + cols + "\n", months, twelve,
+			"2024-03:1.00,2024-04:2.00,2024-05:3.00,2024-06:4.00,2024-07:5.00,2024-08:6.00,2024-09:7.00,2024-10:8.00,2024-11:9.00,2024-12:10.00,2025-01:11.00"},
+		{"newest first", "[spend]\norder = \"newest_first\"\n" + cols + "\n", months, twelve,
+			"2024-04:11.00,2024-05:10.00,2024-06:9.00,2024-07:8.00,2024-08:7.00,2024-09:6.00,2024-10:5.00,2024-11:4.00,2024-12:3.00,2025-01:2.00,2025-02:1.00"},
+		{"calendar", "[spend]\norder = \"calendar\"\n" + cols + "\n", months, twelve,
+			"2024-03:3.00,2024-04:4.00,2024-05:5.00,2024-06:6.00,2024-07:7.00,2024-08:8.00,2024-09:9.00,2024-10:10.00,2024-11:11.00,2025-01:1.00,2025-02:2.00"},
+		{"total over 3 months", "[spend]\ntotal = \"Totale\"\nmonths = \"Mesi\"\n", []string{"Totale", "Mesi"}, []string{"100,00", "3"},
+			"2024-12:33.33,2025-01:33.33,2025-02:33.34"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := ParseMapping("m.toml", []byte("decimal_comma = true\n"+tc.spend))
+			if err != nil {
+				t.Fatal(err)
+			}
+			data := hdr + ";" + strings.Join(tc.header, ";") + "\n" + row(tc.cells)
+			_, recs, fs := readRows(t, "uscente.morosi", []byte(data), ReadOptions{FileName: "x.csv", MappingFile: m, DecimalComma: true})
+			if HasErrors(fs) || len(recs) != 1 {
+				t.Fatalf("findings %v", fs)
+			}
+			if got := recs[0].Get("SPESA_12M"); got != tc.want {
+				t.Errorf("SPESA_12M\n got %s\nwant %s", got, tc.want)
+			}
+		})
+	}
+	// A bad cell is located at its own column; a bad switch date does not add a
+	// "spend missing" finding to its own.
+	m, _ := ParseMapping("m.toml", []byte("decimal_comma = true\n[spend]\ntotal = \"Totale\"\nmonths = \"Mesi\"\n"))
+	for _, tc := range []struct {
+		cells       []string
+		edit        map[string]string
+		field, rule string
+	}{
+		{[]string{"100,00", "tredici"}, nil, "Mesi", RuleSpend},
+		{[]string{"-5,00", "3"}, nil, "Totale", RuleSpend},
+		{[]string{"100,00", "3"}, map[string]string{"DATA_SWITCH": "31/02/2025"}, "DATA_SWITCH", RuleDate},
+	} {
+		r := strings.TrimSuffix(dirtyRow(tc.edit), "\n")
+		r = strings.Replace(r, ";2024-12:100.00", "", 1)
+		data := hdr + ";Totale;Mesi\n" + r + ";" + strings.Join(tc.cells, ";") + "\n"
+		_, _, fs := readRows(t, "uscente.morosi", []byte(data), ReadOptions{FileName: "x.csv", MappingFile: m, DecimalComma: true})
+		if len(fs) != 1 || fs[0].Field != tc.field || fs[0].Rule != tc.rule || fs[0].Line != 2 {
+			t.Errorf("cells %v: findings %v, want one %s on %s", tc.cells, fs, tc.rule, tc.field)
+		}
+	}
+}
+
+// A routed column goes to the field whose condition holds; when none holds, the row
+// says so at the column, and a file without the column a condition needs is refused
+// at its header.
+func TestRouteFindings(t *testing.T) {
+	m, err := ParseMapping("m.toml", []byte("[values.SETTORE]\nEE = \"E\"\nGAS = \"G\"\n[route.\"Punto\"]\nCOD_POD = \"SETTORE=E\"\nCOD_PDR = \"SETTORE=G\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr := strings.Replace(dirtyHeader, "COD_POD;COD_PDR", "Punto;Altro", 1)
+	_, recs, fs := readRows(t, "uscente.morosi", []byte(hdr+dirtyRow(map[string]string{"SETTORE": "EE"})+dirtyRow(map[string]string{"SETTORE": "ACQUA"})), ReadOptions{FileName: "x.csv", MappingFile: m})
+	if len(recs) != 2 || recs[0].Get("COD_POD") != "IT001E00004567" {
+		t.Fatalf("rows %v", recs)
+	}
+	var route *Finding
+	for i := range fs {
+		if fs[i].Rule == RuleRoute {
+			route = &fs[i]
+		}
+	}
+	if route == nil || route.Line != 3 || route.Field != "Punto" || !strings.Contains(route.Message, `SETTORE is "ACQUA"`) {
+		t.Errorf("route finding %v (all: %v)", route, fs)
+	}
+	noSector := strings.Replace(hdr, "SETTORE;", "SECTOR;", 1)
+	_, recs, fs = readRows(t, "uscente.morosi", []byte(noSector+dirtyRow(nil)), ReadOptions{FileName: "x.csv", MappingFile: m})
+	found := false
+	for _, fd := range fs {
+		if fd.Line == 1 && fd.Rule == RuleCSVHeader && strings.Contains(fd.Message, "depends on SETTORE") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no header finding for the missing SETTORE column: %v", fs)
+	}
+}
