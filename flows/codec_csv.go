@@ -815,11 +815,29 @@ func (r *CSVReader) controlFindings(vals []string, line int, fs []Finding) []Fin
 	return fs
 }
 
+// dateShaped reports whether a value normalised as a date has the canonical shape
+// GG/MM/AAAA (it passed its type; a value that failed keeps its own shape).
+func dateShaped(v string) bool { return len(v) == 10 && v[2] == '/' && v[5] == '/' }
+
+// canonicalDateBefore compares two canonical GG/MM/AAAA dates without parsing them.
+func canonicalDateBefore(v, w string) bool {
+	if v[6:10] != w[6:10] {
+		return v[6:10] < w[6:10]
+	}
+	if v[3:5] != w[3:5] {
+		return v[3:5] < w[3:5]
+	}
+	return v[0:2] < w[0:2]
+}
+
 // controlChar finds the first control character of v (C0, DEL, C1); line breaks and
 // tabs are allowed in free text when freeText is set. at is -1 when there is none.
 func controlChar(v string, freeText bool) (rune, int) {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
+		if c >= 0x20 && c != 0x7F && c != 0xC2 {
+			continue
+		}
 		switch {
 		case c < 0x20:
 			if freeText && (c == '\n' || c == '\r' || c == '\t') {
@@ -1001,8 +1019,11 @@ const (
 // input row (values already canonical; a value that failed its type is skipped).
 func (f *Flow) checkBounds(vals []string, file string, line int, fs []Finding) []Finding {
 	for i := range f.Fields {
+		if len(vals[i]) < 2 || vals[i][0] != '-' {
+			continue
+		}
 		fd := &f.Fields[i]
-		if fd.Type == TypeAmount && !fd.Signed && len(vals[i]) > 1 && vals[i][0] == '-' && isCanonicalAmount(vals[i]) {
+		if fd.Type == TypeAmount && !fd.Signed && isCanonicalAmount(vals[i]) {
 			fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleAmountNegative, Value: vals[i],
 				Message: "negative amount: correct the row in billing (a credit note is not an unpaid invoice)"})
 		}
@@ -1014,12 +1035,15 @@ func (f *Flow) checkBounds(vals []string, file string, line int, fs []Finding) [
 		}
 		fd, od := &f.Fields[b.field], &f.Fields[b.other]
 		if b.date {
-			d, err1 := ParseDate(v)
-			e, err2 := ParseDate(w)
-			if err1 == nil && err2 == nil && d.Before(e) {
+			// Canonical dates (GG/MM/AAAA) compare as AAAAMMGG without parsing; a value
+			// that failed its type is not canonical and is skipped.
+			if dateShaped(v) && dateShaped(w) && canonicalDateBefore(v, w) {
 				fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleDateOrder, Value: v,
 					Message: fmt.Sprintf("%s %s is before %s %s", fd.Name, v, od.Name, w)})
 			}
+			continue
+		}
+		if v == w {
 			continue
 		}
 		a, err1 := ParseAmount(v, false)
