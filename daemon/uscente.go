@@ -209,7 +209,13 @@ func openRows(ctx context.Context, in *Input) (src *rowSource, done *Result, err
 	sink.add(hdr...)
 	if flows.HasErrors(hdr) {
 		readerCloser{rd, rc}.Close()
-		return refuse(Result{Rejected: true, Reason: "the header row does not fit " + in.File.Kind + " (see the findings); no row was read", Findings: sink.result()})
+		reason := "the header row does not fit " + in.File.Kind + " (see the findings); no row was read"
+		for _, fd := range hdr {
+			if fd.Rule == flows.RuleFileFormat { // not a text CSV: say what it is, not "the header"
+				reason = fd.Message
+			}
+		}
+		return refuse(Result{Rejected: true, Reason: reason, Findings: sink.result()})
 	}
 	return &rowSource{rd: rd, rc: readerCloser{rd, rc}, sink: sink}, nil, nil
 }

@@ -1,0 +1,50 @@
+package daemon
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+)
+
+// A billing person saves the extract from Excel and drops the .xlsx: it is read as it
+// is, with the same checks as the CSV. A gzip dropped by mistake is refused with a
+// reason that says what it is and what to do, not binary garbage.
+func TestMorosiDropFormats(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	// The e2e extract as a workbook: every cell text, as the billing person typed it.
+	x := excelize.NewFile()
+	sh := x.GetSheetName(0)
+	for r, line := range strings.Split(strings.TrimRight(e2eExtract(), "\r\n"), "\r\n") {
+		for c, v := range strings.Split(line, ";") {
+			cell, _ := excelize.CoordinatesToCellName(c+1, r+1)
+			x.SetCellStr(sh, cell, v)
+		}
+	}
+	var book bytes.Buffer
+	if err := x.Write(&book); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	w.drop("morosi", "morosi.xlsx", book.String())
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte(e2eExtract()))
+	zw.Close()
+	w.drop("morosi", "morosi2.csv.gz", gz.String())
+	w.d.ScanFoldersOnce(context.Background())
+
+	w.practice("E250000001") // case A of the workbook became a practice
+	reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", "morosi2.csv.gz.reason.txt"))
+	if err != nil {
+		t.Fatalf("no reason file for the gzip: %v", err)
+	}
+	if !strings.Contains(string(reason), "gzip") || strings.ContainsRune(string(reason), '\uFFFD') || strings.ContainsRune(string(reason), 0) {
+		t.Errorf("reason for the gzip:\n%s", reason)
+	}
+}
