@@ -1,0 +1,70 @@
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// `cmord validate --mapping` reads a foreign export with its mapping file alone,
+// refuses a mapping file that does not fit its kind before reading (exit 2, each
+// problem at its file:line), and says what a file that is not text is.
+func TestValidateMappingFile(t *testing.T) {
+	dir := t.TempDir()
+	gamma := "../../testdata/inputs/foreign/morosi-gamma.mapping.toml"
+	data, err := os.ReadFile(gamma)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := strings.Replace(string(data), `COD_PDR = "SETTORE=G"`, `COD_PDR = "COMMODITY=G"`, 1)
+	broken = strings.Replace(broken, `[values.USO_GAS]`, `[values.USO]`, 1)
+	brokenPath := filepath.Join(dir, "broken.toml")
+	os.WriteFile(brokenPath, []byte(broken), 0o600)
+	csv, _ := os.ReadFile("../../testdata/inputs/foreign/morosi-gamma.csv")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(csv)
+	zw.Close()
+	gzPath := filepath.Join(dir, "morosi-gamma.csv.gz")
+	os.WriteFile(gzPath, gz.Bytes(), 0o600)
+
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		code    int
+		want    []string
+		notWant []string
+	}{
+		{"foreign export", []string{"validate", "--mapping", gamma, "--on", "15/10/2025", "../../testdata/inputs/foreign/morosi-gamma.csv"}, exitFindings,
+			[]string{"morosi-gamma.csv:8: field TIPO_LETTURA: rule ENUM", "translates only: C, R, S", "7 rows"},
+			[]string{"rule MAPPING", "rule CSV-", "rule REQUIRED", "morosi-gamma.csv:3: field COD_PDR"}},
+		{"mapping that does not fit", []string{"validate", "--mapping", brokenPath, "../../testdata/inputs/foreign/morosi-gamma.csv"}, exitUsage,
+			[]string{"broken.toml:45: field USO: rule MAPPING: value table for USO, which is not a field of uscente.morosi",
+				`broken.toml:72: field COD_PDR: rule MAPPING: route of column "Punto": condition "COMMODITY=G" names unknown field "COMMODITY"`, "does not fit uscente.morosi (2 problems)"},
+			[]string{"7 rows"}},
+		{"gzip", []string{"validate", "--mapping", gamma, gzPath}, exitFindings,
+			[]string{"morosi-gamma.csv.gz: rule FILE-FORMAT: not a text CSV file: a gzip-compressed file", "0 rows, 1 error"}, []string{"\uFFFD"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(tc.args, nil, &out, &errb)
+			all := out.String() + errb.String()
+			if code != tc.code {
+				t.Errorf("exit %d, want %d\n%s", code, tc.code, all)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("output lacks %q\n%s", w, all)
+				}
+			}
+			for _, w := range tc.notWant {
+				if strings.Contains(all, w) {
+					t.Errorf("output has %q\n%s", w, all)
+				}
+			}
+		})
+	}
+}
