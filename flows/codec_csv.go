@@ -808,11 +808,29 @@ func (r *CSVReader) controlFindings(vals []string, line int, fs []Finding) []Fin
 			continue
 		}
 		if c, at := controlChar(v, r.textOnly[i]); at >= 0 {
+			if c == utf8RuneError {
+				if !rowHasRule(fs, line, RuleCharset) {
+					// Decoded before it reached us (a folder read as windows-1252, a
+					// workbook): the bytes are lost all the same, so a person is told.
+					fs = append(fs, Finding{File: r.opt.FileName, Line: line, Field: r.f.Fields[i].label(), Rule: RuleCharset, Value: v,
+						Message: "the value holds the replacement character \uFFFD: bytes of the extract could not be read as characters; save the extract as UTF-8"})
+				}
+				continue
+			}
 			fs = append(fs, Finding{File: r.opt.FileName, Line: line, Field: r.f.Fields[i].label(), Rule: RuleTextControl, Value: v,
 				Message: fmt.Sprintf("control character %s at position %d: values go into SII files, which must not contain it", controlName(c), utf8.RuneCountInString(v[:at])+1)})
 		}
 	}
 	return fs
+}
+
+func rowHasRule(fs []Finding, line int, rule string) bool {
+	for _, f := range fs {
+		if f.Line == line && f.Rule == rule {
+			return true
+		}
+	}
+	return false
 }
 
 // dateShaped reports whether a value normalised as a date has the canonical shape
@@ -835,10 +853,12 @@ func canonicalDateBefore(v, w string) bool {
 func controlChar(v string, freeText bool) (rune, int) {
 	for i := 0; i < len(v); i++ {
 		c := v[i]
-		if c >= 0x20 && c != 0x7F && c != 0xC2 {
+		if c >= 0x20 && c != 0x7F && c != 0xC2 && c != 0xEF {
 			continue
 		}
 		switch {
+		case c == 0xEF && i+2 < len(v) && v[i+1] == 0xBF && v[i+2] == 0xBD:
+			return utf8RuneError, i
 		case c < 0x20:
 			if freeText && (c == '\n' || c == '\r' || c == '\t') {
 				continue

@@ -157,6 +157,7 @@ func TestRowFindings(t *testing.T) {
 		{"C1 control in a name", dirtyRow(map[string]string{"DENOMINAZIONE": "Laura\u0085Bianchi"}), 2, "DENOMINAZIONE", RuleTextControl, "Laura\u0085Bianchi"},
 		{"line break in a quoted name", dirtyRow(map[string]string{"DENOMINAZIONE": "\"Laura\nBianchi\""}), 2, "DENOMINAZIONE", RuleTextControl, "Laura\nBianchi"},
 		{"undecodable byte beside UTF-8 letters", clean + dirtyRow(map[string]string{"DENOMINAZIONE": "Societ\u00e0 \xff Coop"}), 3, "DENOMINAZIONE", RuleCharset, "0xFF"},
+		{"replacement character from an earlier decoding", dirtyRow(map[string]string{"DENOMINAZIONE": "Societ\uFFFD Coop"}), 2, "DENOMINAZIONE", RuleCharset, "Societ\uFFFD Coop"},
 		{"byte undefined in Windows-1252", dirtyRow(map[string]string{"DENOMINAZIONE": "Societ\xe0 \x81"}), 2, "DENOMINAZIONE", RuleCharset, "0x81"},
 		{"unquoted ; in a name shifts the columns", clean + dirtyRow(map[string]string{"DENOMINAZIONE": "Rossi; Bianchi Snc"}) + clean, 3, "", RuleCSVColumns, "28"},
 	} {
