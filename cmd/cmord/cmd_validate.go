@@ -119,12 +119,9 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		// the findings, and only then is --kind worth suggesting.
 		recognisedBy := "its name or COD_SERVIZIO/COD_FLUSSO"
 		if sniffed := flows.SniffFormat(head(data)); sniffed != flows.FormatText && f == nil && *kind == "" {
-			if sniffed == flows.FormatXLSX {
-				fmt.Fprintf(env.Stdout, "%s: rule KIND: an Excel workbook: name its kind with --kind, --mapping or --folder\n", path)
-				total++
-				continue
+			if sniffed != flows.FormatXLSX {
+				f = cat.Inputs[0] // the reader refuses it, saying what it is
 			}
-			f = cat.Inputs[0] // the reader refuses it, saying what it is
 		}
 		if f == nil || *kind != "" {
 			switch {
@@ -139,7 +136,11 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 				if opt.MappingFile != nil {
 					columns = opt.MappingFile.Columns
 				}
-				f = guessInput(cat, data, columns)
+				header := data
+				if flows.SniffFormat(head(data)) == flows.FormatXLSX {
+					header = workbookHeader(data) // the first sheet's header row, as a CSV line
+				}
+				f = guessInput(cat, header, columns)
 				recognisedBy = "its header"
 			}
 		}
@@ -333,4 +334,24 @@ func validateParams(c config.CMOR) flows.CMORParams {
 		return flows.DefaultCMORParams()
 	}
 	return p
+}
+
+// workbookHeader returns the first non-empty row of a workbook's first sheet as a CSV
+// header line, for recognising its kind (nil when it cannot be read: the reader then
+// says why).
+func workbookHeader(data []byte) []byte {
+	rows, err := xlsxrows.Open(bytes.NewReader(data))
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	for {
+		cells, _, err := rows.Next()
+		if err != nil {
+			return nil
+		}
+		if strings.TrimSpace(strings.Join(cells, "")) != "" {
+			return []byte(strings.Join(cells, ";") + "\n")
+		}
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xuri/excelize/v2"
 )
 
 // `cmord validate --mapping` reads a foreign export with its mapping file alone,
@@ -66,5 +68,35 @@ func TestValidateMappingFile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// A workbook saved from Excel is validated like its CSV: the same findings, line for
+// line (a sheet's row numbers are the CSV's line numbers).
+func TestValidateWorkbook(t *testing.T) {
+	csv, err := os.ReadFile("../../testdata/inputs/uscente.incassi.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := excelize.NewFile()
+	sh := x.GetSheetName(0)
+	for r, line := range strings.Split(strings.TrimRight(strings.ReplaceAll(string(csv), "\r", ""), "\n"), "\n") {
+		for c, v := range strings.Split(line, ";") {
+			cell, _ := excelize.CoordinatesToCellName(c+1, r+1)
+			x.SetCellStr(sh, cell, v)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "incassi.xlsx")
+	if err := x.SaveAs(path); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	run([]string{"validate", "--mapping", "../../testdata/inputs/uscente.incassi.mapping.toml", path}, nil, &out, &errb)
+	viaCSV, errc := bytes.Buffer{}, bytes.Buffer{}
+	run([]string{"validate", "--mapping", "../../testdata/inputs/uscente.incassi.mapping.toml", "../../testdata/inputs/uscente.incassi.csv"}, nil, &viaCSV, &errc)
+	// Same findings, line for line, whichever file they came from.
+	norm := func(s, name string) string { return strings.ReplaceAll(s, name, "FILE") }
+	if got, want := norm(out.String(), path), norm(viaCSV.String(), "../../testdata/inputs/uscente.incassi.csv"); got != want {
+		t.Errorf("workbook:\n%s\nCSV:\n%s", got, want)
 	}
 }
