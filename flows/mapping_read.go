@@ -45,7 +45,13 @@ type spendRun struct {
 	totalName    string
 	monthsName   string
 	label        string // of the spend field
+	// cache maps the cells and switch date of a row to the list they give: billing
+	// repeats the spend on every row of a customer. Bounded: emptied when full.
+	cache map[string]string
+	key   []byte
 }
+
+const spendCacheMax = 4096
 
 // Rules of the findings of a mapping applied to a row.
 const (
@@ -288,6 +294,27 @@ func (sr *spendRun) build(cols []string, vals []string, f *Flow, o valueOpts, fi
 	if !anyGiven {
 		return fs, false // REQUIRED says it
 	}
+	sr.key = append(sr.key[:0], vals[sr.switchFi]...)
+	if sr.shape == SpendShapeTotal {
+		sr.key = append(append(append(append(sr.key, 0), cell(sr.total)...), 0), cell(sr.months)...)
+	} else {
+		for _, c := range sr.cols {
+			sr.key = append(append(sr.key, 0), cell(c)...)
+		}
+	}
+	if v, ok := sr.cache[string(sr.key)]; ok {
+		vals[sr.fi] = v
+		return fs, false
+	}
+	n0 := len(fs)
+	defer func() {
+		if len(fs) == n0 && vals[sr.fi] != "" {
+			if sr.cache == nil || len(sr.cache) >= spendCacheMax {
+				sr.cache = make(map[string]string)
+			}
+			sr.cache[string(sr.key)] = vals[sr.fi]
+		}
+	}()
 	sw, err := ParseDate(vals[sr.switchFi])
 	if err != nil {
 		// The switch date's own finding says what is wrong; without it the months

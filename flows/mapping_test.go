@@ -446,3 +446,50 @@ func TestRouteFindings(t *testing.T) {
 		t.Errorf("no header finding for the missing SETTORE column: %v", fs)
 	}
 }
+
+// BenchmarkReadMappingFile reads the Gamma export's rows, repeated, through its mapping
+// file (value tables, constants, a routed column, the spend as a total): the cost of
+// the mapping features beside BenchmarkReadCSV.
+func BenchmarkReadMappingFile(b *testing.B) {
+	dir := filepath.Join("..", "testdata", "inputs", "foreign")
+	m, err := LoadMapping(filepath.Join(dir, "morosi-gamma.mapping.toml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sample, err := os.ReadFile(filepath.Join(dir, "morosi-gamma.csv"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimRight(string(sample), "\r\n"), "\r\n")
+	body := lines[1 : len(lines)-1] // the clean rows
+	var buf bytes.Buffer
+	buf.WriteString(lines[0] + "\r\n")
+	const rows = 100_000
+	for i := 0; i < rows; i++ {
+		buf.WriteString(body[i%len(body)] + "\r\n")
+	}
+	data := buf.Bytes()
+	f := DefaultCatalog().Input("uscente.morosi")
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := NewCSVReader(bytes.NewReader(data), f, ReadOptions{MappingFile: m, DecimalComma: true})
+		n := 0
+		for {
+			_, fs, err := r.Next()
+			if err == io.EOF {
+				break
+			}
+			if err != nil || HasErrors(fs) {
+				b.Fatal(err, fs)
+			}
+			n++
+		}
+		if n != rows {
+			b.Fatalf("%d rows", n)
+		}
+	}
+	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
+	b.ReportMetric(0, "ns/op")
+}
