@@ -10,6 +10,9 @@ import (
 	"testing"
 
 	"github.com/xuri/excelize/v2"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
 )
 
 // A billing person saves the extract from Excel and drops the .xlsx: it is read as it
@@ -46,5 +49,42 @@ func TestMorosiDropFormats(t *testing.T) {
 	}
 	if !strings.Contains(string(reason), "gzip") || strings.ContainsRune(string(reason), '\uFFFD') || strings.ContainsRune(string(reason), 0) {
 		t.Errorf("reason for the gzip:\n%s", reason)
+	}
+}
+
+// A folder whose mapping_file is the Gamma mapping (value tables, constants, a routed
+// point column, the spend as a total) reads Gamma's export as it is: the daemon uses
+// the whole mapping file, not only its column pairs.
+func TestMorosiForeignMappingFile(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	cfg := *w.d.Config()
+	cfg.Folders = append([]config.Folder(nil), cfg.Folders...)
+	for i := range cfg.Folders {
+		if cfg.Folders[i].Name == "morosi" {
+			cfg.Folders[i].MappingFile = "../testdata/inputs/foreign/morosi-gamma.mapping.toml"
+			cfg.Folders[i].DecimalComma = true
+		}
+	}
+	if err := w.d.apply(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile("../testdata/inputs/foreign/morosi-gamma.csv")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.drop("morosi", "gamma.csv", string(data))
+	w.d.ScanFoldersOnce(context.Background())
+
+	for _, tc := range []struct{ point, customer, sector string }{
+		{"00881234567890", "07654321095", "G"}, // PDR routed from Punto; IT prefix removed
+		{"IT001E00004567", "BNCLRA80A41F205G", "E"},
+	} {
+		ps, err := w.d.Store.QueryPractices(context.Background(), archive.PracticeFilter{Point: tc.point})
+		if err != nil || len(ps) == 0 {
+			t.Fatalf("no practice for point %s: %v", tc.point, err)
+		}
+		if ps[0].CustomerID != tc.customer || ps[0].Sector != tc.sector {
+			t.Errorf("practice for %s: customer %q sector %q, want %q %q", tc.point, ps[0].CustomerID, ps[0].Sector, tc.customer, tc.sector)
+		}
 	}
 }
