@@ -83,15 +83,17 @@ type Flow struct {
 // it (header cell, XML element), so a counterpart that spells a column differently
 // needs only a column = "..." and never a rename the code would not know about.
 type Field struct {
-	Name     string   `toml:"name"`
-	Column   string   `toml:"column,omitempty"` // name in the file; "" = Name
-	Type     string   `toml:"type"`
-	Length   int      `toml:"length,omitempty"` // maximum characters, 0 = no limit
-	Required string   `toml:"required"`         // "M" mandatory, "C" conditional (When), "O" optional
-	When     string   `toml:"when,omitempty"`   // for C: "VERIFICA_AMM=0", "SETTORE=E", "!PIVA_CLIENTE", "A=1&B"
-	Values   []string `toml:"values,omitempty"` // for enum
-	Const    string   `toml:"const,omitempty"`  // fixed value, filled in by writers
-	Header   bool     `toml:"header,omitempty"` // XML: goes in IdentificativiRichiesta
+	Name        string   `toml:"name"`
+	Column      string   `toml:"column,omitempty"` // name in the file; "" = Name
+	Type        string   `toml:"type"`
+	Length      int      `toml:"length,omitempty"` // maximum characters, 0 = no limit
+	Required    string   `toml:"required"`         // "M" mandatory, "C" conditional (When), "O" optional
+	When        string   `toml:"when,omitempty"`   // for C: "VERIFICA_AMM=0", "SETTORE=E", "!PIVA_CLIENTE", "A=1&B"
+	Values      []string `toml:"values,omitempty"` // for enum
+	Const       string   `toml:"const,omitempty"`  // fixed value, filled in by writers
+	Header      bool     `toml:"header,omitempty"` // XML: goes in IdentificativiRichiesta
+	Description string   `toml:"description,omitempty"`
+
 	// NotAbove names an amount field of the row this amount may not exceed (the unpaid
 	// amount of an invoice is at most its total); NotBefore a date field this date may
 	// not precede (the end of a billed period). Checked on billing inputs.
@@ -99,8 +101,7 @@ type Field struct {
 	NotBefore string `toml:"not_before,omitempty"`
 	// Signed lets an amount of a billing input be negative (refused by default: an
 	// unpaid amount, a payment, a spend below zero is a data error).
-	Signed      bool   `toml:"signed,omitempty"`
-	Description string `toml:"description,omitempty"`
+	Signed bool `toml:"signed,omitempty"`
 
 	line int
 }
