@@ -27,9 +27,14 @@ import (
 	"github.com/cmord/cmord/flows"
 )
 
+// MaxUnzipped bounds the uncompressed size of a workbook's parts: a sheet of Excel's
+// 1,048,576 rows of an extract stays well below it, and a zip bomb is refused instead
+// of filling the disk or the memory.
+const MaxUnzipped = 1 << 30
+
 // Open reads a workbook from r and returns its first sheet's rows.
 func Open(r io.Reader) (flows.CellRows, error) {
-	f, err := excelize.OpenReader(r)
+	f, err := excelize.OpenReader(r, excelize.Options{UnzipSizeLimit: MaxUnzipped})
 	if err != nil {
 		return nil, fmt.Errorf("not a readable workbook: %w", err)
 	}
