@@ -88,3 +88,22 @@ func TestMorosiForeignMappingFile(t *testing.T) {
 		}
 	}
 }
+
+// An SII answer that arrives compressed is refused with what it is, not taken as an
+// empty file with no answers in it.
+func TestSIIAnswerNotText(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write([]byte("COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;VERIFICA_AMM;COD_CAUSALE;MOTIVAZIONE\r\n"))
+	zw.Close()
+	w.answer("SI10100_20251016_0001.csv", gz.String())
+	w.d.PollSII(context.Background())
+	fs, err := w.d.Store.ListFiles(context.Background(), archive.FileFilter{Name: "SI10100_20251016_0001.csv"})
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("files %v, %v", fs, err)
+	}
+	if fs[0].State != archive.StateRejected || !strings.Contains(fs[0].Reason, "does not have the layout") {
+		t.Errorf("state %s, reason %q", fs[0].State, fs[0].Reason)
+	}
+}
