@@ -493,3 +493,27 @@ func BenchmarkReadMappingFile(b *testing.B) {
 	b.ReportMetric(float64(rows*b.N)/b.Elapsed().Seconds(), "rows/s")
 	b.ReportMetric(0, "ns/op")
 }
+
+// FuzzParseMapping: any mapping file is either refused with file:line problems or
+// accepted and checkable against a kind, never a panic.
+func FuzzParseMapping(f *testing.F) {
+	seed, _ := os.ReadFile(filepath.Join("..", "testdata", "inputs", "foreign", "morosi-gamma.mapping.toml"))
+	f.Add(seed)
+	f.Add([]byte("[route.\"a.b\"]\nX = \"Y=1&!Z\"\n[spend]\ncolumns = [\n\"a\",\n]\n"))
+	f.Add([]byte("[\n\"=\n[values.]\n"))
+	morosi := DefaultCatalog().Input("uscente.morosi")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := ParseMapping("m.toml", data)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "m.toml") {
+				t.Fatalf("problem without its file: %v", err)
+			}
+			return
+		}
+		for _, fd := range morosi.CheckMappingFile(m) {
+			if fd.File != "m.toml" || fd.Rule != RuleMapping {
+				t.Fatalf("finding %+v", fd)
+			}
+		}
+	})
+}
