@@ -517,3 +517,39 @@ func FuzzParseMapping(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadWithMappingFile reads anything through the Gamma mapping (value tables,
+// constants, a route, the spend as a total): findings are located, records complete,
+// values valid text, and the reader ends.
+func FuzzReadWithMappingFile(f *testing.F) {
+	dir := filepath.Join("..", "testdata", "inputs", "foreign")
+	m, err := LoadMapping(filepath.Join(dir, "morosi-gamma.mapping.toml"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	seed, _ := os.ReadFile(filepath.Join(dir, "morosi-gamma.csv"))
+	f.Add(seed)
+	f.Add(bytes.Replace(seed, []byte(";GAS;"), []byte(";ACQUA;"), 1))
+	f.Add(bytes.Replace(seed, []byte(";12;"), []byte(";\"12\n;"), 1))
+	morosi := DefaultCatalog().Input("uscente.morosi")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := NewCSVReader(bytes.NewReader(data), morosi, ReadOptions{FileName: "f.csv", MappingFile: m, DecimalComma: true})
+		for i := 0; ; i++ {
+			if i > len(data)+2 {
+				t.Fatal("reader does not end")
+			}
+			rec, fs, err := r.Next()
+			for _, x := range fs {
+				if x.Rule == "" || x.File != "f.csv" && x.File != m.File() {
+					t.Fatalf("finding without rule or file: %#v", x)
+				}
+			}
+			if err != nil {
+				return
+			}
+			if rec.Line < 2 || len(rec.Values) != len(morosi.Fields) {
+				t.Fatalf("record line %d, %d values", rec.Line, len(rec.Values))
+			}
+		}
+	})
+}
