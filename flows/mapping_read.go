@@ -165,11 +165,14 @@ func (r *CSVReader) resolveMapping(cols []string, seenField []int) {
 			r.headerFinding(c, RuleCSVHeader, "", fmt.Sprintf("the mapping file reads the 12-month spend from column %q (line %d), which the file does not have", c, m.Line("spend")), false)
 		}
 		if sr.shape == SpendShapeTotal {
-			var ok bool
-			if sr.total, ok = colIndex[normHeader(s.Total)]; !ok {
+			if ci, ok := colIndex[normHeader(s.Total)]; ok {
+				sr.total = ci
+			} else {
 				missing(s.Total)
 			}
-			if sr.months, ok = colIndex[normHeader(s.Months)]; !ok {
+			if ci, ok := colIndex[normHeader(s.Months)]; ok {
+				sr.months = ci
+			} else {
 				missing(s.Months)
 			}
 		} else {
