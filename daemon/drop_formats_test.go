@@ -103,7 +103,7 @@ func TestSIIAnswerNotText(t *testing.T) {
 	if err != nil || len(fs) != 1 {
 		t.Fatalf("files %v, %v", fs, err)
 	}
-	if fs[0].State != archive.StateRejected || !strings.Contains(fs[0].Reason, "does not have the layout") {
+	if fs[0].State != archive.StateRejected || !strings.Contains(fs[0].Reason, "gzip-compressed") {
 		t.Errorf("state %s, reason %q", fs[0].State, fs[0].Reason)
 	}
 }

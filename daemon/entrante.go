@@ -332,6 +332,9 @@ func (e *entrante) run(ctx context.Context, in *Input, f *flows.Flow, opt flows.
 		if headerBad {
 			res.Rejected = true
 			res.Reason = fmt.Sprintf("the file does not have the layout of %s: see the findings; it is kept in the archive", f.ID())
+			if why := flows.NotTextReason(res.Findings); why != "" {
+				res.Reason = why
+			}
 			return errRejectFile
 		}
 		if reject && j.sink.errors > 0 {

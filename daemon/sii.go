@@ -191,6 +191,9 @@ func (u *uscente) handleAnswer(ctx context.Context, in *Input, key string) (Resu
 		if headerBad {
 			res.Rejected = true
 			res.Reason = fmt.Sprintf("the file does not have the layout of %s (%s): see the findings; it is kept in the archive", f.ID(), key)
+			if why := flows.NotTextReason(res.Findings); why != "" {
+				res.Reason = why
+			}
 		}
 		return in.Finish(ctx, tx, res)
 	})

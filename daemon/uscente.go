@@ -210,10 +210,8 @@ func openRows(ctx context.Context, in *Input) (src *rowSource, done *Result, err
 	if flows.HasErrors(hdr) {
 		readerCloser{rd, rc}.Close()
 		reason := "the header row does not fit " + in.File.Kind + " (see the findings); no row was read"
-		for _, fd := range hdr {
-			if fd.Rule == flows.RuleFileFormat { // not a text CSV: say what it is, not "the header"
-				reason = fd.Message
-			}
+		if why := flows.NotTextReason(hdr); why != "" { // not a text CSV: say what it is
+			reason = why
 		}
 		return refuse(Result{Rejected: true, Reason: reason, Findings: sink.result()})
 	}

@@ -143,3 +143,15 @@ type CellRows interface {
 // no file I/O, and a workbook library may need temporary files or random access: the
 // caller provides the opener (daemon/xlsxrows.Open).
 type OpenWorkbook func(r io.Reader) (CellRows, error)
+
+// NotTextReason returns the message of a FILE-FORMAT finding among fs ("" when there is
+// none): the reason to give for a refused file is then what the file is, not that its
+// header does not fit.
+func NotTextReason(fs []Finding) string {
+	for _, f := range fs {
+		if f.Rule == RuleFileFormat {
+			return f.Message
+		}
+	}
+	return ""
+}
