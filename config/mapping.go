@@ -17,8 +17,19 @@ import (
 // holding the same flat table ("Codice POD" = "pod"), or nil when neither is set
 // (headers are then our field names). Problems in the file are a *Error with lines.
 func (f Folder) ColumnMapping() (map[string]string, error) {
+	m, err := f.FolderMapping()
+	if m == nil {
+		return nil, err
+	}
+	return m.Columns, err
+}
+
+// FolderMapping returns the folder's whole mapping: the mapping file with its value
+// tables, constants, routes and spend shape, or the inline [folder.mapping] pairs, or
+// nil when neither is set.
+func (f Folder) FolderMapping() (*flows.Mapping, error) {
 	if f.MappingFile == "" {
-		return f.Mapping, nil
+		return flows.ColumnsOnly(f.Mapping), nil
 	}
 	m, err := flows.LoadMapping(f.MappingFile)
 	if err != nil {
@@ -27,7 +38,7 @@ func (f Folder) ColumnMapping() (map[string]string, error) {
 	if msg := mappingAgreement(f, m); msg != "" {
 		return nil, fmt.Errorf("folder %q %s", f.Name, msg)
 	}
-	return m.Columns, nil
+	return m, nil
 }
 
 // RuleFileMissing is the rule of a file the configuration names that does not exist.
@@ -95,18 +106,18 @@ func (c *Config) CheckMappings(input func(Folder) *flows.Flow) []Problem {
 		if layout == nil {
 			continue
 		}
-		var lines keyLines
-		for _, fd := range layout.CheckMapping(m.Columns) {
-			if lines == nil {
-				data, _ := os.ReadFile(f.MappingFile)
-				lines = scanKeyLines(data)
+		for _, fd := range layout.CheckMappingFile(m) {
+			rule, msg := "mapping_file", fd.Message
+			if strings.HasPrefix(msg, "column ") && strings.Contains(msg, "which is not a field of") {
+				rule, msg = "mapping_target", targetMessage(flows.Finding{Value: fd.Value}, f.Kind)
 			}
-			line := lines[joinPath([]string{"mapping", fd.Field})]
-			if line == 0 {
-				line = lines[joinPath([]string{fd.Field})] // the flat form
-			}
-			probs = append(probs, Problem{File: f.MappingFile, Line: line, Key: strconv.Quote(fd.Field), Rule: "mapping_target",
-				Message: targetMessage(fd, f.Kind) + fmt.Sprintf(" (mapping_file of folder %q)", f.Name)})
+			probs = append(probs, Problem{File: f.MappingFile, Line: fd.Line, Key: strconv.Quote(fd.Field), Rule: rule,
+				Message: msg + fmt.Sprintf(" (mapping_file of folder %q)", f.Name)})
+		}
+		if m.Spend != nil && m.Spend.Shape() == flows.SpendShapeTotal && c.CMOR.EstimateMethod == flows.CMOREstimateTop {
+			// A total says nothing of the single months: the 4 highest cannot be told.
+			probs = append(probs, Problem{File: f.MappingFile, Line: m.Line("spend"), Key: "spend", Rule: "mapping_file",
+				Message: fmt.Sprintf("the spend is given as a total, and [cmor] estimate_method = %q needs the single months: give them as columns, or use the average (mapping_file of folder %q)", flows.CMOREstimateTop, f.Name)})
 		}
 	}
 	return probs

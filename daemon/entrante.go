@@ -271,6 +271,9 @@ func (e *entrante) run(ctx context.Context, in *Input, f *flows.Flow, opt flows.
 	if err != nil {
 		return finishOnly(ctx, in, Result{Rejected: true, Reason: err.Error()})
 	}
+	if c, ok := rd.(io.Closer); ok {
+		defer c.Close() // a workbook's temporary files
+	}
 	j := &entranteJob{e: e, in: in, f: f, tmpl: tmpl, sink: &findingSink{file: in.File.Name}, today: flows.Today(in.Now)}
 	reject := rejectFile(in)
 	var res Result
@@ -286,6 +289,10 @@ func (e *entrante) run(ctx context.Context, in *Input, f *flows.Flow, opt flows.
 		for {
 			rec, fs, err := rd.Next()
 			if err == io.EOF {
+				// A file without rows still has its header's findings (not text, no
+				// header row): they refuse it, never an empty success.
+				j.sink.add(fs...)
+				headerBad = headerBad || flows.HasErrors(fs)
 				break
 			}
 			if err != nil {
@@ -325,6 +332,9 @@ func (e *entrante) run(ctx context.Context, in *Input, f *flows.Flow, opt flows.
 		if headerBad {
 			res.Rejected = true
 			res.Reason = fmt.Sprintf("the file does not have the layout of %s: see the findings; it is kept in the archive", f.ID())
+			if why := flows.NotTextReason(res.Findings); why != "" {
+				res.Reason = why
+			}
 			return errRejectFile
 		}
 		if reject && j.sink.errors > 0 {

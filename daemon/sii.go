@@ -143,6 +143,10 @@ func (u *uscente) handleAnswer(ctx context.Context, in *Input, key string) (Resu
 		for {
 			rec, fs, err := rd.Next()
 			if err == io.EOF {
+				// A file without rows still has its header's findings (not text, no
+				// header row): they refuse it, never an empty success.
+				job.sink.add(fs...)
+				headerBad = headerBad || flows.HasErrors(fs)
 				break
 			}
 			if err != nil {
@@ -187,6 +191,9 @@ func (u *uscente) handleAnswer(ctx context.Context, in *Input, key string) (Resu
 		if headerBad {
 			res.Rejected = true
 			res.Reason = fmt.Sprintf("the file does not have the layout of %s (%s): see the findings; it is kept in the archive", f.ID(), key)
+			if why := flows.NotTextReason(res.Findings); why != "" {
+				res.Reason = why
+			}
 		}
 		return in.Finish(ctx, tx, res)
 	})

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bufio"
 	"context"
 	"database/sql"
 	"errors"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/xlsxrows"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -122,23 +124,47 @@ func openInput(in *Input) (io.ReadCloser, error) {
 		return nil, err
 	}
 	if in.Folder != nil && strings.EqualFold(in.Folder.Encoding, "windows-1252") {
+		// A workbook or a binary file is not text: the reader must see its own bytes
+		// to say what it is.
+		br := bufio.NewReader(rc)
+		if head, _ := br.Peek(1024); flows.SniffFormat(head) != flows.FormatText {
+			return struct {
+				io.Reader
+				io.Closer
+			}{br, rc}, nil
+		}
 		return struct {
 			io.Reader
 			io.Closer
-		}{charmap.Windows1252.NewDecoder().Reader(rc), rc}, nil
+		}{charmap.Windows1252.NewDecoder().Reader(br), rc}, nil
 	}
 	return rc, nil
+}
+
+// readerCloser closes a reader (a workbook's temporary files) and then its file.
+type readerCloser struct {
+	rd *flows.CSVReader
+	rc io.Closer
+}
+
+func (c readerCloser) Close() error {
+	err := c.rd.Close()
+	if err2 := c.rc.Close(); err == nil {
+		err = err2
+	}
+	return err
 }
 
 // readOptions returns the reader options of a folder input.
 func readOptions(in *Input) (flows.ReadOptions, error) {
 	opt := flows.ReadOptions{FileName: in.File.Name}
 	if in.Folder != nil {
-		m, err := in.Folder.ColumnMapping()
+		m, err := in.Folder.FolderMapping()
 		if err != nil {
 			return opt, err
 		}
-		opt.Mapping, opt.DecimalComma = m, in.Folder.DecimalComma
+		opt.MappingFile, opt.DecimalComma = m, in.Folder.DecimalComma
+		opt.Workbook = xlsxrows.Open // billing saves from Excel: .xlsx drops are read as they are
 	}
 	return opt, nil
 }
@@ -177,15 +203,19 @@ func openRows(ctx context.Context, in *Input) (src *rowSource, done *Result, err
 	sink := &findingSink{file: in.File.Name}
 	hdr, err := rd.ReadHeader()
 	if err != nil {
-		rc.Close()
+		readerCloser{rd, rc}.Close()
 		return nil, nil, err
 	}
 	sink.add(hdr...)
 	if flows.HasErrors(hdr) {
-		rc.Close()
-		return refuse(Result{Rejected: true, Reason: "the header row does not fit " + in.File.Kind + " (see the findings); no row was read", Findings: sink.result()})
+		readerCloser{rd, rc}.Close()
+		reason := "the header row does not fit " + in.File.Kind + " (see the findings); no row was read"
+		if why := flows.NotTextReason(hdr); why != "" { // not a text CSV: say what it is
+			reason = why
+		}
+		return refuse(Result{Rejected: true, Reason: reason, Findings: sink.result()})
 	}
-	return &rowSource{rd: rd, rc: rc, sink: sink}, nil, nil
+	return &rowSource{rd: rd, rc: readerCloser{rd, rc}, sink: sink}, nil, nil
 }
 
 // validateWhole reads the whole file once and writes nothing, for folders with

@@ -72,6 +72,7 @@ type Flow struct {
 	compErr []Finding
 	layout  *Layout
 	conds   []*condition // per field, nil when no When
+	bounds  []fieldBound // NotAbove / NotBefore, resolved
 	match   *regexp.Regexp
 	causes  *CauseTable
 	cause   int // index of CauseField, -1 if absent
@@ -92,6 +93,15 @@ type Field struct {
 	Const       string   `toml:"const,omitempty"`  // fixed value, filled in by writers
 	Header      bool     `toml:"header,omitempty"` // XML: goes in IdentificativiRichiesta
 	Description string   `toml:"description,omitempty"`
+
+	// NotAbove names an amount field of the row this amount may not exceed (the unpaid
+	// amount of an invoice is at most its total); NotBefore a date field this date may
+	// not precede (the end of a billed period). Checked on billing inputs.
+	NotAbove  string `toml:"not_above,omitempty"`
+	NotBefore string `toml:"not_before,omitempty"`
+	// Signed lets an amount of a billing input be negative (refused by default: an
+	// unpaid amount, a payment, a spend below zero is a data error).
+	Signed bool `toml:"signed,omitempty"`
 
 	line int
 }
@@ -444,6 +454,25 @@ func (f *Flow) compile(c *Catalog) {
 			continue
 		}
 		f.conds[i] = cond
+	}
+	f.bounds = nil
+	for i, fd := range f.Fields {
+		for _, b := range []struct{ name, kind string }{{fd.NotAbove, "not_above"}, {fd.NotBefore, "not_before"}} {
+			if b.name == "" {
+				continue
+			}
+			j := f.layout.Index(b.name)
+			want := TypeAmount
+			if b.kind == "not_before" {
+				want = TypeDate
+			}
+			if j < 0 || fd.Type != want || f.Fields[j].Type != want {
+				f.compErr = append(f.compErr, c.finding(f, &f.Fields[i], "CATALOG-BOUND", b.name,
+					fmt.Sprintf("%s needs a %s field naming another %s field of the flow", b.kind, want, want)))
+				continue
+			}
+			f.bounds = append(f.bounds, fieldBound{field: i, other: j, date: want == TypeDate})
+		}
 	}
 	f.match = nil
 	if f.Match != "" {
@@ -1099,115 +1128,6 @@ func (c *Catalog) WriteTOML(w io.Writer) error {
 		return fmt.Errorf("catalog: %w", err)
 	}
 	return nil
-}
-
-// ---- column mappings of billing inputs ----
-
-// Mapping is a billing drop folder's column mapping: billing header → our field name.
-type Mapping struct {
-	Kind         string            // optional: the input kind the mapping is for
-	DecimalComma bool              // amounts use ',' as decimal separator
-	Columns      map[string]string // billing header → our field name ("" or "-" = ignore)
-}
-
-// ParseMapping reads a mapping file: a [mapping] table of "billing header" = "FIELD",
-// with optional top-level kind = "uscente.morosi" and decimal_comma = true. The flat
-// form (the same pairs at top level, as config's mapping_file takes them) is accepted
-// too. Two headers mapping to one field are refused.
-func ParseMapping(name string, data []byte) (*Mapping, error) {
-	var raw map[string]any
-	if _, err := toml.Decode(string(data), &raw); err != nil {
-		var pe toml.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s:%d: %s", name, pe.Position.Line, pe.Message)
-		}
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	m := &Mapping{Columns: map[string]string{}}
-	var problems []string
-	bad := func(key, format string, args ...any) {
-		problems = append(problems, fmt.Sprintf("%s:%d: %s", name, keyLine(data, toml.Key{key}), fmt.Sprintf(format, args...)))
-	}
-	byField := map[string]string{}
-	put := func(h string, v any) {
-		s, ok := v.(string)
-		if !ok {
-			bad(h, "%q: expected a field name (string), found %T", h, v)
-			return
-		}
-		s = strings.TrimSpace(s)
-		if s != "" && s != "-" {
-			if prev, dup := byField[strings.ToUpper(s)]; dup {
-				bad(h, "headers %q and %q both map to field %s", prev, h, s)
-				return
-			}
-			byField[strings.ToUpper(s)] = h
-		}
-		m.Columns[h] = s
-	}
-	keys := make([]string, 0, len(raw))
-	for k := range raw {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		v := raw[k]
-		switch k {
-		case "mapping":
-			t, ok := v.(map[string]any)
-			if !ok {
-				bad(k, "mapping must be a table")
-				continue
-			}
-			hs := make([]string, 0, len(t))
-			for h := range t {
-				hs = append(hs, h)
-			}
-			sort.Strings(hs)
-			for _, h := range hs {
-				put(h, t[h])
-			}
-		case "decimal_comma":
-			b, ok := v.(bool)
-			if !ok {
-				bad(k, "decimal_comma must be true or false")
-			}
-			m.DecimalComma = b
-		case "kind":
-			s, _ := v.(string)
-			m.Kind = s
-		default:
-			put(k, v)
-		}
-	}
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
-	}
-	return m, nil
-}
-
-// LoadMapping reads a mapping file from disk.
-func LoadMapping(path string) (*Mapping, error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("mapping: %w", err)
-	}
-	return ParseMapping(path, data)
-}
-
-// CheckMapping reports mapping targets that are not fields of the input kind.
-func (f *Flow) CheckMapping(m map[string]string) []Finding {
-	var fs []Finding
-	for h, target := range m {
-		if target == "" || target == "-" {
-			continue
-		}
-		if f.fieldIndexFold(target) < 0 {
-			fs = append(fs, Finding{Field: h, Rule: "MAPPING", Value: target, Message: "not a field of " + f.Key})
-		}
-	}
-	sort.Slice(fs, func(i, j int) bool { return fs[i].Field < fs[j].Field })
-	return fs
 }
 
 // fieldIndexFold finds a field by name ignoring case.

@@ -24,27 +24,77 @@ var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
 type lineDecoder struct {
 	buf     []byte
 	charset string // "" until a non-ASCII line decides it
+	// bad lists the bytes of the last line that are text in neither character set
+	// (offsets in the raw line): a line mixing UTF-8 letters with stray bytes, or one
+	// of the five bytes Windows-1252 leaves undefined. They become U+FFFD, and the
+	// reader reports them: a byte is never dropped without a person being told.
+	bad []badByte
+}
+
+// badByte is one undecodable byte: its 0-based offset in the raw line and its value.
+type badByte struct {
+	off int
+	b   byte
 }
 
 // decode returns line as UTF-8. The result may alias line or the decoder's buffer; it
 // is valid until the next call.
 func (d *lineDecoder) decode(line []byte) []byte {
+	d.bad = d.bad[:0]
 	if isASCII(line) || utf8.Valid(line) {
 		if d.charset == "" && !isASCII(line) {
 			d.charset = CharsetUTF8
 		}
 		return line
 	}
-	d.charset = CharsetWindows1252
 	d.buf = d.buf[:0]
-	for _, c := range line {
+	if hasUTF8Sequence(line) {
+		// UTF-8 letters and stray bytes in one line: reading it as 1252 would turn
+		// every "è" into "Ã¨". Keep the UTF-8 and report the rest.
+		for i := 0; i < len(line); {
+			r, n := utf8.DecodeRune(line[i:])
+			if r == utf8.RuneError && n <= 1 {
+				d.bad = append(d.bad, badByte{i, line[i]})
+				d.buf = utf8.AppendRune(d.buf, utf8.RuneError)
+				i++
+				continue
+			}
+			d.buf = append(d.buf, line[i:i+n]...)
+			i += n
+		}
+		return d.buf
+	}
+	d.charset = CharsetWindows1252
+	for i, c := range line {
 		if c < utf8.RuneSelf {
 			d.buf = append(d.buf, c)
 			continue
 		}
-		d.buf = utf8.AppendRune(d.buf, charmap.Windows1252.DecodeByte(c))
+		r := charmap.Windows1252.DecodeByte(c)
+		if r == utf8.RuneError {
+			d.bad = append(d.bad, badByte{i, c})
+		}
+		d.buf = utf8.AppendRune(d.buf, r)
 	}
 	return d.buf
+}
+
+// hasUTF8Sequence reports whether b holds at least one valid multi-byte UTF-8
+// sequence. Two or three Windows-1252 letters in a row rarely make one ("Ã¨" does,
+// but a name is not written that way).
+func hasUTF8Sequence(b []byte) bool {
+	for i := 0; i < len(b); {
+		if b[i] < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRune(b[i:])
+		if r != utf8.RuneError && n > 1 {
+			return true
+		}
+		i++
+	}
+	return false
 }
 
 func isASCII(b []byte) bool {

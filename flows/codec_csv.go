@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"unicode/utf8"
 )
 
 // Record is one row of a flow or input file: Values[i] is the canonical value of the
@@ -91,6 +92,13 @@ type ReadOptions struct {
 	Mapping      map[string]string
 	DecimalComma bool // accept ',' as decimal separator (Italian billing extracts)
 	LenientPOD   bool // accept a 15-character POD with a warning (default strict)
+	// MappingFile is a whole mapping file: its column pairs (added to Mapping), value
+	// tables, constants, routes and spend shape (docs/inputs.md, "Mapping file").
+	MappingFile *Mapping
+	// Workbook, when set, reads a file whose first bytes say it is an .xlsx workbook
+	// (its first sheet, cells as text); without it such a file is refused like any
+	// other file that is not text.
+	Workbook OpenWorkbook
 }
 
 func (o ReadOptions) values() valueOpts {
@@ -149,6 +157,9 @@ func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, 
 				fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleRequired, Message: msg})
 			}
 		}
+	}
+	if f.input {
+		fs = f.checkBounds(vals, file, line, fs)
 	}
 	if f.cause >= 0 && f.causes != nil {
 		if v := vals[f.cause]; v != "" && f.causes.Lookup(v) == nil {
@@ -257,6 +268,21 @@ type CSVReader struct {
 	absent   []bool // field has no column
 	ncols    int
 	cols     []string // scratch for split
+
+	cells      CellRows    // a workbook's rows, instead of CSV text
+	rm         *rowMapping // the mapping file's rules, nil when it has none
+	lineStarts []int       // offsets in rec of each physical line of the record
+	openQuote  bool        // the record ended with a quote still open
+	pending    [][]byte    // lines to read again after an unclosed quote (decoded)
+	noJoin     int         // lines up to this one are read one per record
+	bad        []badLoc    // undecodable bytes of the lines read and not yet reported
+	textOnly   []bool      // per field: line breaks and tabs are allowed (optional free text)
+}
+
+// badLoc is an undecodable byte at its physical line.
+type badLoc struct {
+	line int
+	badByte
 }
 
 // NewCSVReader reads r as a CSV file of flow f (a flow of the catalog or an input kind).
@@ -293,9 +319,28 @@ func normHeader(s string) string {
 
 func (r *CSVReader) readHeader() {
 	r.headerRead, r.headerPending = true, true
+	if !r.sniff() {
+		return
+	}
 	var cols []string
 	for {
-		_, err := r.readLogical()
+		var err error
+		if r.cells != nil {
+			cols, _, err = r.cells.Next()
+			if err == io.EOF {
+				r.headerFinding("", RuleCSVHeader, "", "empty workbook: the first sheet has no header row", false)
+				return
+			}
+			if err != nil {
+				r.headerErr = err
+				return
+			}
+			if !allEmpty(cols) {
+				break
+			}
+			continue
+		}
+		_, err = r.readLogical()
 		if err == io.EOF {
 			r.headerFinding("", RuleCSVHeader, "", "empty file: no header row", false)
 			return
@@ -305,7 +350,7 @@ func (r *CSVReader) readHeader() {
 			return
 		}
 		var bad bool
-		cols, bad = splitCSV(string(r.rec), r.cols[:0])
+		cols, bad = splitCSV(string(r.rec), nil)
 		if bad {
 			r.headerFinding("", RuleCSVQuote, "", "badly quoted header", false)
 		}
@@ -315,9 +360,15 @@ func (r *CSVReader) readHeader() {
 	}
 	f := r.f
 	mapping := make(map[string]string, len(r.opt.Mapping))
+	if mf := r.opt.MappingFile; mf != nil {
+		for k, v := range mf.Columns {
+			mapping[normHeader(k)] = strings.TrimSpace(v)
+		}
+	}
 	for k, v := range r.opt.Mapping {
 		mapping[normHeader(k)] = strings.TrimSpace(v)
 	}
+	special := r.opt.MappingFile.specialColumns()
 	// Columns are matched by the name the file uses (Field.Column, else Name).
 	byName := make(map[string]int, len(f.Fields))
 	for i := range f.Fields {
@@ -336,7 +387,7 @@ func (r *CSVReader) readHeader() {
 			continue // trailing ";" of spreadsheet exports
 		}
 		target, mapped := mapping[normHeader(name)]
-		if mapped && (target == "" || target == "-") {
+		if mapped && (target == "" || target == "-") || !mapped && special[normHeader(name)] {
 			continue
 		}
 		var fi int
@@ -364,11 +415,16 @@ func (r *CSVReader) readHeader() {
 	}
 	r.absent = make([]bool, len(f.Fields))
 	for i := range f.Fields {
-		if seenField[i] >= 0 {
+		r.absent[i] = seenField[i] < 0
+	}
+	r.resolveMapping(cols, seenField)
+	r.textOnly = make([]bool, len(f.Fields))
+	for i := range f.Fields {
+		fd := &f.Fields[i]
+		r.textOnly[i] = (fd.Type == TypeString || fd.Type == "") && fd.Required == "O"
+		if !r.absent[i] {
 			continue
 		}
-		fd := &f.Fields[i]
-		r.absent[i] = true
 		switch {
 		case !f.input:
 			r.headerFinding(fd.label(), RuleCSVHeader, "", "column missing from the layout of "+f.ID(), false)
@@ -399,6 +455,13 @@ func allEmpty(cols []string) bool {
 // readPhysical appends the next physical line (without its line ending, as UTF-8) to
 // r.rec.
 func (r *CSVReader) readPhysical() error {
+	r.lineStarts = append(r.lineStarts, len(r.rec))
+	if len(r.pending) > 0 {
+		r.line++
+		r.rec = append(r.rec, r.pending[0]...)
+		r.pending = r.pending[1:]
+		return nil
+	}
 	r.raw = r.raw[:0]
 	var line []byte
 	for {
@@ -436,6 +499,9 @@ func (r *CSVReader) readPhysical() error {
 		n--
 	}
 	r.rec = append(r.rec, r.dec.decode(line[:n])...)
+	for _, b := range r.dec.bad {
+		r.bad = append(r.bad, badLoc{r.line, b})
+	}
 	return nil
 }
 
@@ -443,22 +509,51 @@ func (r *CSVReader) readPhysical() error {
 // field is open, and returns its first line number.
 func (r *CSVReader) readLogical() (int, error) {
 	r.rec = r.rec[:0]
+	r.lineStarts = r.lineStarts[:0]
+	r.openQuote = false
 	if err := r.readPhysical(); err != nil {
 		return 0, err
 	}
 	start := r.line
+	if start <= r.noJoin {
+		return start, nil // read again after an unclosed quote: one line, one record
+	}
 	for countQuotes(r.rec)%2 == 1 {
 		if len(r.rec) > maxLogicalLine {
-			return 0, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVQuote, Message: fmt.Sprintf("quoted field still open after %d bytes", maxLogicalLine)}
+			r.openQuote = true // Next reads the lines after the first again
+			break
 		}
 		r.rec = append(r.rec, '\n')
 		if err := r.readPhysical(); err == io.EOF {
-			break // unterminated quote at end of file: splitCSV reports it
+			r.lineStarts = r.lineStarts[:len(r.lineStarts)-1]
+			r.rec = r.rec[:len(r.rec)-1]
+			r.openQuote = true
+			break
 		} else if err != nil {
 			return 0, err
 		}
 	}
 	return start, nil
+}
+
+// unjoin cuts the record being read back to its first line and queues the lines after
+// it to be read again, one record each: a quote opened on the first line that does not
+// close where a value could end must not swallow the rows that follow.
+func (r *CSVReader) unjoin(start int) {
+	var pend [][]byte
+	for k := 1; k < len(r.lineStarts); k++ {
+		from := r.lineStarts[k]
+		to := len(r.rec)
+		if k+1 < len(r.lineStarts) {
+			to = r.lineStarts[k+1] - 1 // without the '\n' joined in
+		}
+		pend = append(pend, append([]byte(nil), r.rec[from:to]...))
+	}
+	r.noJoin = r.line
+	r.pending = append(pend, r.pending...)
+	r.line = start
+	r.rec = r.rec[:r.lineStarts[1]-1]
+	r.lineStarts = r.lineStarts[:1]
 }
 
 func countQuotes(b []byte) int {
@@ -564,21 +659,62 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 		return Record{}, fs, io.EOF
 	}
 	for {
-		start, err := r.readLogical()
-		if err != nil {
-			return Record{}, fs, err
-		}
-		cols, bad := splitCSV(string(r.rec), r.cols[:0])
-		r.cols = cols[:0]
-		if allEmpty(cols) {
-			continue
-		}
-		if bad {
-			fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVQuote, Message: "badly quoted value (text after a closing quote, or a quote never closed)"})
-		}
-		if len(cols) != r.ncols && !(len(cols) > r.ncols && allEmpty(cols[r.ncols:])) {
-			fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVColumns, Value: fmt.Sprint(len(cols)),
-				Message: fmt.Sprintf("%d values, the header has %d columns", len(cols), r.ncols)})
+		var cols []string
+		var start int
+		if r.cells != nil {
+			var err error
+			cols, start, err = r.cells.Next()
+			if err != nil {
+				return Record{}, fs, err
+			}
+			if allEmpty(cols) {
+				continue
+			}
+			// A workbook leaves out the empty cells at the end of a row.
+			if len(cols) > r.ncols && !allEmpty(cols[r.ncols:]) {
+				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVColumns, Value: fmt.Sprint(len(cols)),
+					Message: fmt.Sprintf("row %d has values in %d columns, the header has %d", start, len(cols), r.ncols)})
+			}
+		} else {
+			var err error
+			start, err = r.readLogical()
+			if err != nil {
+				return Record{}, fs, err
+			}
+			var bad bool
+			cols, bad = splitCSV(string(r.rec), r.cols[:0])
+			r.cols = cols[:0]
+			if len(r.lineStarts) > 1 && (r.openQuote || bad || !r.fits(cols)) {
+				// A quote opened on this line and closed lines later (or never): the
+				// lines in between are rows, not a value. This row is refused; the
+				// others are read again.
+				end := r.line
+				how := fmt.Sprintf("closes only on line %d", end)
+				if r.openQuote {
+					how = "is never closed"
+				}
+				r.unjoin(start)
+				cols, _ = splitCSV(string(r.rec), r.cols[:0])
+				r.cols = cols[:0]
+				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVQuote,
+					Message: fmt.Sprintf("a quote opened on line %d %s: the row is refused and lines %d-%d are read as rows of their own (a quote inside a value is written \"\")", start, how, start+1, end)})
+				bad = false
+			} else if r.openQuote {
+				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVQuote,
+					Message: fmt.Sprintf("a quote opened on line %d is never closed", start)})
+				bad = false
+			}
+			if allEmpty(cols) {
+				r.dropBad(r.line)
+				continue
+			}
+			if bad {
+				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVQuote, Message: "badly quoted value (text after a closing quote, or a quote never closed)"})
+			}
+			if !r.fits(cols) {
+				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVColumns, Value: fmt.Sprint(len(cols)),
+					Message: fmt.Sprintf("line %d has %d values, the header has %d columns (a ; inside a value must be in quotes)", start, len(cols), r.ncols)})
+			}
 		}
 		vals := make([]string, len(r.f.Fields))
 		for i, c := range cols {
@@ -588,9 +724,206 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 				}
 			}
 		}
+		fs = r.charsetFindings(cols, start, fs)
+		spendFailed := false
+		if r.rm != nil {
+			fs, spendFailed = r.rm.apply(cols, vals, r.f, r.vo, r.opt.FileName, start, fs)
+		}
+		if r.f.input {
+			fs = r.controlFindings(vals, start, fs)
+		}
+		n := len(fs)
 		fs = r.f.checkRow(vals, r.absent, r.vo, r.opt.FileName, start, fs)
+		if r.rm != nil && len(fs) > n {
+			fs = r.rm.explain(fs, n, spendFailed)
+		}
 		return Record{Line: start, Values: vals, layout: r.f.layout}, fs, nil
 	}
+}
+
+// fits reports whether a row has the header's number of columns (empty cells after the
+// last column are spreadsheet leftovers).
+func (r *CSVReader) fits(cols []string) bool {
+	return len(cols) == r.ncols || len(cols) > r.ncols && allEmpty(cols[r.ncols:])
+}
+
+// dropBad forgets the undecodable bytes of lines up to last.
+func (r *CSVReader) dropBad(last int) {
+	k := 0
+	for _, b := range r.bad {
+		if b.line > last {
+			r.bad[k] = b
+			k++
+		}
+	}
+	r.bad = r.bad[:k]
+}
+
+// RuleCharset is the rule of bytes that are text in neither UTF-8 nor Windows-1252.
+const RuleCharset = "CHARSET"
+
+// charsetFindings reports the undecodable bytes of the record's lines (one finding a
+// row, at the column whose value holds them).
+func (r *CSVReader) charsetFindings(cols []string, start int, fs []Finding) []Finding {
+	if len(r.bad) == 0 {
+		return fs
+	}
+	var mine []badLoc
+	for _, b := range r.bad {
+		if b.line >= start && b.line <= r.line {
+			mine = append(mine, b)
+		}
+	}
+	r.dropBad(r.line)
+	if len(mine) == 0 {
+		return fs
+	}
+	field := ""
+	for i, c := range cols {
+		if strings.ContainsRune(c, utf8RuneError) {
+			if i < len(r.colField) && r.colField[i] >= 0 {
+				field = r.f.Fields[r.colField[i]].label()
+			}
+			break
+		}
+	}
+	b := mine[0]
+	more := ""
+	if len(mine) > 1 {
+		more = fmt.Sprintf(" (and %d more)", len(mine)-1)
+	}
+	return append(fs, Finding{File: r.opt.FileName, Line: b.line, Field: field, Rule: RuleCharset, Value: fmt.Sprintf("0x%02X", b.b),
+		Message: fmt.Sprintf("byte 0x%02X at position %d of line %d%s is a character in neither UTF-8 nor Windows-1252: the value cannot be read as billing wrote it; save the extract as UTF-8", b.b, b.off+1, b.line, more)})
+}
+
+const utf8RuneError = '\uFFFD'
+
+// RuleTextControl is the rule of a value holding control characters (NUL, escape,
+// line breaks in a field that is not free text…): the SII would receive them.
+const RuleTextControl = "TEXT-CONTROL"
+
+func (r *CSVReader) controlFindings(vals []string, line int, fs []Finding) []Finding {
+	for i, v := range vals {
+		if v == "" {
+			continue
+		}
+		if c, at := controlChar(v, r.textOnly[i]); at >= 0 {
+			if c == utf8RuneError {
+				if !rowHasRule(fs, line, RuleCharset) {
+					// Decoded before it reached us (a folder read as windows-1252, a
+					// workbook): the bytes are lost all the same, so a person is told.
+					fs = append(fs, Finding{File: r.opt.FileName, Line: line, Field: r.f.Fields[i].label(), Rule: RuleCharset, Value: v,
+						Message: "the value holds the replacement character \uFFFD: bytes of the extract could not be read as characters; save the extract as UTF-8"})
+				}
+				continue
+			}
+			fs = append(fs, Finding{File: r.opt.FileName, Line: line, Field: r.f.Fields[i].label(), Rule: RuleTextControl, Value: v,
+				Message: fmt.Sprintf("control character %s at position %d: values go into SII files, which must not contain it", controlName(c), utf8.RuneCountInString(v[:at])+1)})
+		}
+	}
+	return fs
+}
+
+func rowHasRule(fs []Finding, line int, rule string) bool {
+	for _, f := range fs {
+		if f.Line == line && f.Rule == rule {
+			return true
+		}
+	}
+	return false
+}
+
+// dateShaped reports whether a value normalised as a date has the canonical shape
+// GG/MM/AAAA (it passed its type; a value that failed keeps its own shape).
+func dateShaped(v string) bool { return len(v) == 10 && v[2] == '/' && v[5] == '/' }
+
+// canonicalDateBefore compares two canonical GG/MM/AAAA dates without parsing them.
+func canonicalDateBefore(v, w string) bool {
+	if v[6:10] != w[6:10] {
+		return v[6:10] < w[6:10]
+	}
+	if v[3:5] != w[3:5] {
+		return v[3:5] < w[3:5]
+	}
+	return v[0:2] < w[0:2]
+}
+
+// controlChar finds the first control character of v (C0, DEL, C1); line breaks and
+// tabs are allowed in free text when freeText is set. at is -1 when there is none.
+func controlChar(v string, freeText bool) (rune, int) {
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if c >= 0x20 && c != 0x7F && c != 0xC2 && c != 0xEF {
+			continue
+		}
+		switch {
+		case c == 0xEF && i+2 < len(v) && v[i+1] == 0xBF && v[i+2] == 0xBD:
+			return utf8RuneError, i
+		case c < 0x20:
+			if freeText && (c == '\n' || c == '\r' || c == '\t') {
+				continue
+			}
+			return rune(c), i
+		case c == 0x7F:
+			return rune(c), i
+		case c == 0xC2 && i+1 < len(v) && v[i+1] >= 0x80 && v[i+1] <= 0x9F:
+			return rune(v[i+1]), i
+		}
+	}
+	return 0, -1
+}
+
+func controlName(c rune) string {
+	switch c {
+	case 0:
+		return "NUL (0x00)"
+	case '\n':
+		return "line feed"
+	case '\r':
+		return "carriage return"
+	case '\t':
+		return "tab"
+	}
+	return fmt.Sprintf("U+%04X", c)
+}
+
+// sniff looks at the first bytes: text goes on; a workbook is read through
+// opt.Workbook when set; anything else is refused with what it is. It reports whether
+// the header can be read.
+func (r *CSVReader) sniff() bool {
+	head, err := r.br.Peek(sniffLen)
+	if err != nil && err != io.EOF && err != bufio.ErrBufferFull && len(head) == 0 {
+		if err != io.EOF {
+			r.headerErr = err
+		}
+		return true
+	}
+	format := SniffFormat(head)
+	if format == FormatText {
+		return true
+	}
+	if format == FormatXLSX && r.opt.Workbook != nil {
+		cells, err := r.opt.Workbook(r.br)
+		if err != nil {
+			r.headerFindings = append(r.headerFindings, Finding{File: r.opt.FileName, Rule: RuleFileFormat, Value: FormatXLSX,
+				Message: "an Excel workbook (.xlsx) that cannot be read (" + err.Error() + "): open it in Excel and save it again, or save it as CSV UTF-8"})
+			return false
+		}
+		r.cells = cells
+		return true
+	}
+	// Line 0: the whole file, not its first line.
+	r.headerFindings = append(r.headerFindings, Finding{File: r.opt.FileName, Rule: RuleFileFormat, Value: format,
+		Message: "not a text CSV file: " + formatAdvice(format)})
+	return false
+}
+
+// Close releases a workbook's resources (nothing for CSV text).
+func (r *CSVReader) Close() error {
+	if r.cells != nil {
+		return r.cells.Close()
+	}
+	return nil
 }
 
 // ---- CSV writer ----
@@ -688,3 +1021,57 @@ func (w *CSVWriter) Flush() error {
 
 // Close is Flush; it does not close the underlying writer.
 func (w *CSVWriter) Close() error { return w.Flush() }
+
+// fieldBound is a check between two fields of a row (Field.NotAbove, NotBefore).
+type fieldBound struct {
+	field, other int
+	date         bool // other is a date the field may not precede; else an amount it may not exceed
+}
+
+// Rules of the checks of billing input amounts and dates against each other.
+const (
+	RuleAmountNegative = "AMOUNT-NEGATIVE" // a negative amount where none can be
+	RuleAmountAbove    = "AMOUNT-ABOVE"    // an amount above the one that bounds it (unpaid > invoice total)
+	RuleDateOrder      = "DATE-ORDER"      // a date before the one it follows (end of a period before its start)
+)
+
+// checkBounds reports negative amounts and the NotAbove / NotBefore checks of a billing
+// input row (values already canonical; a value that failed its type is skipped).
+func (f *Flow) checkBounds(vals []string, file string, line int, fs []Finding) []Finding {
+	for i := range f.Fields {
+		if len(vals[i]) < 2 || vals[i][0] != '-' {
+			continue
+		}
+		fd := &f.Fields[i]
+		if fd.Type == TypeAmount && !fd.Signed && isCanonicalAmount(vals[i]) {
+			fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleAmountNegative, Value: vals[i],
+				Message: "negative amount: correct the row in billing (a credit note is not an unpaid invoice)"})
+		}
+	}
+	for _, b := range f.bounds {
+		v, w := vals[b.field], vals[b.other]
+		if v == "" || w == "" {
+			continue
+		}
+		fd, od := &f.Fields[b.field], &f.Fields[b.other]
+		if b.date {
+			// Canonical dates (GG/MM/AAAA) compare as AAAAMMGG without parsing; a value
+			// that failed its type is not canonical and is skipped.
+			if dateShaped(v) && dateShaped(w) && canonicalDateBefore(v, w) {
+				fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleDateOrder, Value: v,
+					Message: fmt.Sprintf("%s %s is before %s %s", fd.Name, v, od.Name, w)})
+			}
+			continue
+		}
+		if v == w {
+			continue
+		}
+		a, err1 := ParseAmount(v, false)
+		c, err2 := ParseAmount(w, false)
+		if err1 == nil && err2 == nil && a > c {
+			fs = append(fs, Finding{File: file, Line: line, Field: fd.label(), Rule: RuleAmountAbove, Value: v,
+				Message: fmt.Sprintf("%s %s is above %s %s", fd.Name, v, od.Name, w)})
+		}
+	}
+	return fs
+}

@@ -18,6 +18,7 @@ func FuzzReadCSV(f *testing.F) {
 	f.Add([]byte(morosiHead+"\r\n"+morosiRow+"\r\n"), uint8(0))
 	f.Add([]byte("\xEF\xBB\xBFCOD_SERVIZIO;COD_FLUSSO\n\"a;\"\"b\";c\n\"open\n"), uint8(1))
 	f.Add([]byte("COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE\r\nSI1;0100;IT00488410010\r\n;;\r\n\xe0\xf2;x"), uint8(2))
+	f.Add([]byte(morosiHead+"\r\n\"open;"+morosiRow+"\r\n"+morosiRow+"\r\nx\"y;\r\n\x00\x1f\xc2\x85;\xe8\xff\r\n"), uint8(0))
 	inputs := c.Inputs
 	f.Fuzz(func(t *testing.T, data []byte, which uint8) {
 		var fl *Flow

@@ -76,6 +76,18 @@ func (d Date) EndOfMonth() Date { return Date{d.Y, d.M, DaysIn(d.Y, d.M)} }
 
 // DaysIn returns the number of days of month m of year y.
 func DaysIn(y int, m time.Month) int {
+	switch m {
+	case time.April, time.June, time.September, time.November:
+		return 30
+	case time.February:
+		if y%4 == 0 && (y%100 != 0 || y%400 == 0) {
+			return 29
+		}
+		return 28
+	case time.January, time.March, time.May, time.July, time.August, time.October, time.December:
+		return 31
+	}
+	// Out of range: time.Date normalises it (month 13 is January of the next year).
 	return time.Date(y, m+1, 0, 12, 0, 0, 0, time.UTC).Day()
 }
 

@@ -139,6 +139,12 @@ func (fd *Field) normalize(v string, o valueOpts) (string, *fieldProblem) {
 		}
 	case TypeCF:
 		if err := ValidateCF(v); err != nil {
+			// The codice fiscale of a company is its partita IVA: billing often
+			// writes it with the "IT" prefix of the VAT number (docs/inputs.md).
+			if p := NormalizePIVA(v); len(p) == 11 && p != normalizeIdent(v) && ValidatePIVA(p) == nil {
+				v = p
+				break
+			}
 			return bad(RuleIDCF, "%v", err)
 		}
 		v = canonicalIdent(v, NormalizeCF)

@@ -547,6 +547,9 @@ func ValidateFile(f *Flow, r io.Reader, format string, opt ReadOptions, requestD
 	for {
 		rec, fs, err := rd.Next()
 		if err == io.EOF {
+			for _, fd := range fs { // the header's, when the file has no row
+				emit(fd)
+			}
 			break
 		}
 		if err != nil {

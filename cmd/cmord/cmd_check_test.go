@@ -119,6 +119,10 @@ inbound_dir = "/out"
 			files: map[string]string{"m.toml": "decimal_comma = true\n" + goodMapping[len("kind = \"uscente.morosi\"\n"):]}, code: exitUsage},
 		{name: "wrong_kind", folder: `mapping_file = "m.toml"`,
 			files: map[string]string{"m.toml": "kind = \"uscente.incassi\"\n[mapping]\n\"Codice POD\" = \"COD_POD\"\n"}, code: exitUsage},
+		{name: "mapping_rules", folder: `mapping_file = "m.toml"`,
+			files: map[string]string{"m.toml": "kind = \"uscente.morosi\"\n[mapping]\n\"Codice Fiscale\" = \"CF_CLIENTE\"\n" +
+				"[values.TIPO_LETURA]\nR = \"E\"\n[values.MEZZO_MORA]\nPEC = \"PEC\"\n[constants]\nFATTURA_CHIUSURA = \"forse\"\n" +
+				"[route.\"Punto\"]\nCOD_POD = \"COMMODITY=E\"\nCOD_PDR = \"SETTORE=G\"\n"}, code: exitUsage},
 		{name: "mapping_missing", folder: `mapping_file = "missing.toml"`, code: exitOK},
 		{name: "key_group_readable", keyMode: 0o640, code: exitOK},
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/xlsxrows"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -40,7 +41,7 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 	}
 	cat := flows.DefaultCatalog()
 	params := flows.DefaultCMORParams()
-	opt := flows.ReadOptions{}
+	opt := flows.ReadOptions{Workbook: xlsxrows.Open}
 	var cfg *config.Config
 	if env.ConfigPath != "" || os.Getenv("CMORD_CONFIG") != "" || *folderName != "" {
 		var err error
@@ -64,11 +65,11 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		if folder == nil {
 			return env.fail(usageError{fmt.Sprintf("no folder %q in %s", *folderName, cfg.File)})
 		}
-		m, err := folder.ColumnMapping()
+		m, err := folder.FolderMapping()
 		if err != nil {
 			return env.fail(err)
 		}
-		opt.Mapping, opt.DecimalComma = m, folder.DecimalComma
+		opt.MappingFile, opt.DecimalComma = m, folder.DecimalComma
 		if *kind == "" {
 			*kind = folder.Kind
 		}
@@ -78,10 +79,21 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		if err != nil {
 			return env.fail(usageError{err.Error()})
 		}
-		opt.Mapping = m.Columns
+		opt.MappingFile = m
 		opt.DecimalComma = opt.DecimalComma || m.DecimalComma
 		if *kind == "" {
 			*kind = m.Kind
+		}
+		// The whole mapping file is checked against its kind before any file is read:
+		// a value table, constant or route that does not fit is the mapping's error,
+		// at its line, not a finding on every row.
+		if in := cat.Input(*kind); in != nil {
+			if fs := in.CheckMappingFile(m); len(fs) > 0 {
+				for _, fd := range fs {
+					fmt.Fprintln(env.Stderr, fd.String())
+				}
+				return env.fail(usageError{fmt.Sprintf("%s does not fit %s (%s)", *mappingFile, *kind, plural(len(fs), "problem", "problems"))})
+			}
 		}
 	}
 	today := flows.Today(time.Now())
@@ -106,6 +118,11 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		// (--kind, --folder, a mapping's kind): only then can a wrong guess explain
 		// the findings, and only then is --kind worth suggesting.
 		recognisedBy := "its name or COD_SERVIZIO/COD_FLUSSO"
+		if sniffed := flows.SniffFormat(head(data)); sniffed != flows.FormatText && f == nil && *kind == "" {
+			if sniffed != flows.FormatXLSX {
+				f = cat.Inputs[0] // the reader refuses it, saying what it is
+			}
+		}
 		if f == nil || *kind != "" {
 			switch {
 			case *kind != "":
@@ -115,7 +132,15 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 				}
 				recognisedBy = ""
 			default:
-				f = guessInput(cat, data, opt.Mapping)
+				var columns map[string]string
+				if opt.MappingFile != nil {
+					columns = opt.MappingFile.Columns
+				}
+				header := data
+				if flows.SniffFormat(head(data)) == flows.FormatXLSX {
+					header = workbookHeader(data) // the first sheet's header row, as a CSV line
+				}
+				f = guessInput(cat, header, columns)
 				recognisedBy = "its header"
 			}
 		}
@@ -309,4 +334,24 @@ func validateParams(c config.CMOR) flows.CMORParams {
 		return flows.DefaultCMORParams()
 	}
 	return p
+}
+
+// workbookHeader returns the first non-empty row of a workbook's first sheet as a CSV
+// header line, for recognising its kind (nil when it cannot be read: the reader then
+// says why).
+func workbookHeader(data []byte) []byte {
+	rows, err := xlsxrows.Open(bytes.NewReader(data))
+	if err != nil {
+		return nil
+	}
+	defer rows.Close()
+	for {
+		cells, _, err := rows.Next()
+		if err != nil {
+			return nil
+		}
+		if strings.TrimSpace(strings.Join(cells, "")) != "" {
+			return []byte(strings.Join(cells, ";") + "\n")
+		}
+	}
 }

@@ -86,6 +86,15 @@ var RuleTexts = map[string]Text{
 	flows.RuleXMLSyntax:  {"File XML non ben formato.", "Malformed XML file."},
 	flows.RuleXMLRoot:    {"Elemento radice XML errato.", "Wrong XML root element."},
 	flows.RuleXMLElement: {"Elemento XML non previsto o ripetuto.", "Unexpected or repeated XML element."},
+	// Rows and files of billing inputs (flows/codec_csv.go, sniff.go, mapping_read.go).
+	flows.RuleFileFormat:     {"Il file non è un CSV di testo (compresso, Excel .xls, UTF-16, binario…): salvarlo come CSV UTF-8 o .xlsx.", "The file is not a text CSV (compressed, Excel .xls, UTF-16, binary…): save it as CSV UTF-8 or .xlsx."},
+	flows.RuleCharset:        {"Caratteri illeggibili nel valore: salvare l'estrazione in UTF-8.", "Unreadable characters in the value: save the extract as UTF-8."},
+	flows.RuleTextControl:    {"Caratteri di controllo nel valore (NUL, a capo…): correggere il dato in fatturazione.", "Control characters in the value (NUL, line break…): correct it in billing."},
+	flows.RuleAmountNegative: {"Importo negativo: correggere la riga in fatturazione.", "Negative amount: correct the row in billing."},
+	flows.RuleAmountAbove:    {"Importo superiore a quello che lo limita (es. insoluto oltre il totale fattura).", "Amount above the one that bounds it (e.g. unpaid above the invoice total)."},
+	flows.RuleDateOrder:      {"Date in ordine inverso (es. periodo fatturato che finisce prima di iniziare).", "Dates in reverse order (e.g. billed period ending before it starts)."},
+	flows.RuleRoute:          {"La colonna instradata dal file di mappatura non va a nessun campo (o a più di uno).", "The column routed by the mapping file goes to no field (or to several)."},
+	flows.RuleSpend:          {"Spesa dei 12 mesi illeggibile (totale, numero di mesi o colonne mensili).", "12-month spend unreadable (total, number of months or monthly columns)."},
 	// Eligibility (brief §5.4) and identifiers (flows/eligibility.go).
 	"E1":                    {"Punto elettrico non in bassa o media tensione (condizione E1).", "Electricity point not low or medium voltage (condition E1)."},
 	"E2":                    {"Cliente gas fuori dai limiti di uso o di consumo (condizione E2).", "Gas customer outside the use or consumption limits (condition E2)."},

@@ -1,0 +1,160 @@
+// Package xlsxrows reads the first sheet of an .xlsx workbook dropped by billing as rows
+// of text cells, for the same reader and checks as a CSV extract (flows.CellRows).
+//
+// It lives outside flows because flows is pure (no I/O but io.Reader/Writer) and
+// excelize is not: it keeps the whole workbook in memory and unzips a sheet or a
+// shared-string table larger than 16 MiB into temporary files. Callers hand Open to
+// flows.ReadOptions.Workbook; flows recognises a workbook by its first bytes and calls
+// it.
+//
+// Cells are given as billing typed them, not as Excel displays them: text cells
+// exactly (leading zeros of a PDR or P.IVA stored as text survive), numbers as the
+// number Excel shows in General format (15 significant digits, no thousands
+// separators, whatever the cell's number format), and date cells — numbers with a date
+// format — as GG/MM/AAAA from their serial (so a locale's short-date format such as
+// m/d/yy cannot be misread).
+package xlsxrows
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// MaxUnzipped bounds the uncompressed size of a workbook's parts: a sheet of Excel's
+// 1,048,576 rows of an extract stays well below it, and a zip bomb is refused instead
+// of filling the disk or the memory.
+const MaxUnzipped = 1 << 30
+
+// Open reads a workbook from r and returns its first sheet's rows.
+func Open(r io.Reader) (flows.CellRows, error) {
+	f, err := excelize.OpenReader(r, excelize.Options{UnzipSizeLimit: MaxUnzipped})
+	if err != nil {
+		return nil, fmt.Errorf("not a readable workbook: %w", err)
+	}
+	sheets := f.GetSheetList()
+	if len(sheets) == 0 {
+		f.Close()
+		return nil, fmt.Errorf("the workbook has no sheet")
+	}
+	raw, err := f.Rows(sheets[0])
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	shown, err := f.Rows(sheets[0])
+	if err != nil {
+		raw.Close()
+		f.Close()
+		return nil, err
+	}
+	w := &workbook{f: f, raw: raw, shown: shown}
+	if p, err := f.GetWorkbookProps(); err == nil && p.Date1904 != nil {
+		w.date1904 = *p.Date1904
+	}
+	return w, nil
+}
+
+// workbook walks the sheet twice in step: the raw values (what the cell holds) and the
+// displayed ones (which tell a date cell from a number).
+type workbook struct {
+	f          *excelize.File
+	raw, shown *excelize.Rows
+	line       int
+	date1904   bool
+}
+
+func (w *workbook) Next() ([]string, int, error) {
+	if !w.raw.Next() {
+		if err := w.raw.Error(); err != nil {
+			return nil, 0, err
+		}
+		return nil, 0, io.EOF
+	}
+	w.shown.Next()
+	w.line++
+	raw, err := w.raw.Columns(excelize.Options{RawCellValue: true})
+	if err != nil {
+		return nil, 0, fmt.Errorf("row %d: %w", w.line, err)
+	}
+	shown, _ := w.shown.Columns()
+	cells := make([]string, len(raw))
+	for i, v := range raw {
+		s := ""
+		if i < len(shown) {
+			s = shown[i]
+		}
+		cells[i] = w.cell(v, s)
+	}
+	return cells, w.line, nil
+}
+
+// cell turns a cell's raw value into the text billing typed, using its displayed form
+// only to tell whether a number is a date.
+func (w *workbook) cell(raw, shown string) string {
+	if raw == shown || raw == "" {
+		return tidyNumber(raw)
+	}
+	n, err := strconv.ParseFloat(raw, 64)
+	if err != nil {
+		return raw
+	}
+	if looksLikeDate(shown) {
+		t, err := excelize.ExcelDateToTime(n, w.date1904)
+		if err == nil && t.Year() >= 1900 && t.Year() <= 2200 {
+			return t.Format("02/01/2006")
+		}
+	}
+	return tidyNumber(raw)
+}
+
+// tidyNumber writes a number stored with binary noise (424.39000000000004, the result
+// of a formula) as Excel shows it: 15 significant digits. Anything that is not such a
+// number — text, a number without a decimal point or exponent, leading zeros — is kept
+// as it is.
+func tidyNumber(s string) string {
+	if !strings.ContainsAny(s, ".eE") || strings.ContainsAny(s, " ,/:") {
+		return s
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || math.IsInf(n, 0) || math.IsNaN(n) {
+		return s
+	}
+	n, _ = strconv.ParseFloat(strconv.FormatFloat(n, 'g', 15, 64), 64)
+	return strconv.FormatFloat(n, 'f', -1, 64)
+}
+
+// looksLikeDate reports whether a displayed value is a date: it starts with a digit and
+// has two of one date separator (15/10/2025, 10-15-25, 15.10.2025), or has a month
+// name (15-Oct-25). A negative number (-1.50) or a number with thousands separators
+// (1,234.50) is not.
+func looksLikeDate(s string) bool {
+	s = strings.TrimSpace(s)
+	if s == "" || s[0] < '0' || s[0] > '9' {
+		return false
+	}
+	letters := 0
+	for _, c := range s {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' {
+			letters++
+		}
+	}
+	for _, sep := range []string{"/", "-", "."} {
+		if strings.Count(s, sep) == 2 && letters == 0 && !strings.Contains(s, ",") {
+			return true
+		}
+	}
+	return letters >= 3 && strings.ContainsAny(s, "-/ ")
+}
+
+func (w *workbook) Close() error {
+	w.raw.Close()
+	w.shown.Close()
+	return w.f.Close()
+}

@@ -1,0 +1,129 @@
+package xlsxrows
+
+import (
+	"bytes"
+	"io"
+	"testing"
+
+	"github.com/xuri/excelize/v2"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// makeWorkbook writes an .xlsx as Excel users make them: text cells for codes (leading
+// zeros kept), dates as serial numbers with a date format (an Italian one and the
+// built-in short date, which excelize would display m-d-yy), amounts with a
+// thousands-separator format and a formula's binary noise.
+func makeWorkbook(t *testing.T) []byte {
+	t.Helper()
+	x := excelize.NewFile()
+	defer x.Close()
+	sh := x.GetSheetName(0)
+	header := []string{"SETTORE", "COD_PDR", "PIVA_CLIENTE", "DENOMINAZIONE", "DATA_SWITCH", "USO_GAS", "NUM_FATTURA",
+		"DATA_EMISSIONE", "DATA_SCADENZA", "PERIODO_DA", "PERIODO_A", "IMPORTO_FATTURA", "IMPORTO_INSOLUTO", "TIPO_LETTURA",
+		"DATA_MORA", "MEZZO_MORA", "TERMINE_MORA", "INFO_CMOR", "SPESA_12M", "FATTURA_CHIUSURA", "INDENNIZZI_TIF_PAGATI",
+		"RECLAMI_EVASI", "PUNTO_ATTIVO", "VOLTURA"}
+	for i, h := range header {
+		cell, _ := excelize.CoordinatesToCellName(i+1, 1)
+		x.SetCellStr(sh, cell, h)
+	}
+	italian, err := x.NewStyle(&excelize.Style{CustomNumFmt: ptr("dd/mm/yyyy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	shortDate, _ := x.NewStyle(&excelize.Style{NumFmt: 14})
+	thousands, _ := x.NewStyle(&excelize.Style{NumFmt: 4}) // #,##0.00
+	set := func(col, row int, v any, style int) {
+		cell, _ := excelize.CoordinatesToCellName(col, row)
+		switch v := v.(type) {
+		case string:
+			x.SetCellStr(sh, cell, v)
+		case float64:
+			x.SetCellFloat(sh, cell, v, -1, 64)
+		}
+		if style != 0 {
+			x.SetCellStyle(sh, cell, cell, style)
+		}
+	}
+	// 1 April 2025 is serial 45748; 31/01/2025 is 45688.
+	row := []any{"G", "00881234567890", "01234567897", "Acme Società Cooperativa", 45748.0, "domestico", "FG-2025/0077",
+		45688.0, 45708.0, 45627.0, 45688.0, 1204.8, 424.39000000000004, "E",
+		45719.0, "PE", 45734.0, "S", "2024-03:140.00,2025-02:118.90", "S", "S", "S", "S", "N"}
+	styles := map[int]int{5: italian, 8: shortDate, 9: italian, 10: italian, 11: shortDate, 12: thousands, 15: italian, 17: shortDate}
+	for i, v := range row {
+		set(i+1, 2, v, styles[i+1])
+	}
+	var buf bytes.Buffer
+	if err := x.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func TestOpenCellsAsTyped(t *testing.T) {
+	rows, err := Open(bytes.NewReader(makeWorkbook(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	if _, line, err := rows.Next(); err != nil || line != 1 {
+		t.Fatalf("header: line %d, %v", line, err)
+	}
+	cells, line, err := rows.Next()
+	if err != nil || line != 2 {
+		t.Fatalf("row: line %d, %v", line, err)
+	}
+	for i, want := range map[int]string{
+		1: "00881234567890", 2: "01234567897", 3: "Acme Società Cooperativa",
+		4: "01/04/2025", 7: "31/01/2025", 10: "31/01/2025", // dd/mm/yyyy and the built-in short date
+		11: "1204.8", 12: "424.39", // #,##0.00 shows "1,204.80"; the formula's noise is dropped
+	} {
+		if cells[i] != want {
+			t.Errorf("cell %d = %q, want %q", i+1, cells[i], want)
+		}
+	}
+	if _, _, err := rows.Next(); err != io.EOF {
+		t.Errorf("after the last row: %v, want io.EOF", err)
+	}
+}
+
+// A workbook dropped where uscente.morosi is read goes through the same checks as a
+// CSV file: one clean row, codes with leading zeros intact.
+func TestWorkbookThroughTheReader(t *testing.T) {
+	f := flows.DefaultCatalog().Input("uscente.morosi")
+	rd := flows.NewCSVReader(bytes.NewReader(makeWorkbook(t)), f, flows.ReadOptions{FileName: "morosi.xlsx", Workbook: Open})
+	defer rd.Close()
+	rec, fs, err := rd.Next()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if flows.HasErrors(fs) {
+		t.Fatalf("findings: %v", fs)
+	}
+	if rec.Line != 2 || rec.Get("COD_PDR") != "00881234567890" || rec.Get("PIVA_CLIENTE") != "01234567897" ||
+		rec.Get("DATA_SWITCH") != "01/04/2025" || rec.Get("IMPORTO_INSOLUTO") != "424.39" || rec.Get("IMPORTO_FATTURA") != "1204.80" {
+		t.Errorf("record %v", rec.Map())
+	}
+	if _, _, err := rd.Next(); err != io.EOF {
+		t.Errorf("second Next: %v, want io.EOF", err)
+	}
+	// Without a workbook reader the same bytes are refused, with what they are.
+	rd = flows.NewCSVReader(bytes.NewReader(makeWorkbook(t)), f, flows.ReadOptions{FileName: "morosi.xlsx"})
+	_, fs, err = rd.Next()
+	if err != io.EOF || len(fs) != 1 || fs[0].Rule != flows.RuleFileFormat {
+		t.Errorf("without Workbook: %v %v", fs, err)
+	}
+}
+
+func TestLooksLikeDate(t *testing.T) {
+	for s, want := range map[string]bool{
+		"15/10/2025": true, "10-15-25": true, "2025-10-15": true, "15.10.2025": true, "15-Oct-25": true,
+		"-1.50": false, "1,234.50": false, "424.39": false, "12%": false, "": false, "€ 12.00": false,
+	} {
+		if got := looksLikeDate(s); got != want {
+			t.Errorf("looksLikeDate(%q) = %v", s, got)
+		}
+	}
+}
