@@ -3,6 +3,7 @@ package flows
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"strconv"
 	"strings"
@@ -77,7 +78,26 @@ func MorosiKey(r Record) string {
 	return UscenteCaseKey(point, cust, sw)
 }
 
-// MorosiCase is one case gathered from consecutive rows with the same key.
+// Rules of the findings about a case as a whole (one practice gathered from several
+// rows): each holds the practice, so that nothing is filed with content different
+// from what billing gave without a person being told.
+const (
+	// RuleCaseRows: some rows of the case were refused; the rest is not filed alone.
+	RuleCaseRows = "CASE-ROWS"
+	// RuleCaseConflict: a practice-level value (voltage, spend, mora attestation, ...)
+	// differs between two rows of one case.
+	RuleCaseConflict = "CASE-CONFLICT"
+	// RuleCaseDupInvoice: the same invoice is listed twice in the case's rows.
+	RuleCaseDupInvoice = "CASE-DUP-INVOICE"
+)
+
+// morosiCaseFields are the columns that describe the practice rather than one invoice:
+// every row repeats them, and two rows of one case that give two different values are
+// a conflict (the first row no longer silently wins).
+var morosiCaseFields = [...]string{MorSector, MorPOD, MorPDR, MorCF, MorPIVA, MorName, MorVoltage, MorGasUse, MorAnnualSmc,
+	MorAllLost, MorClosing, MorTIF, MorComplaints, MorActive, MorVoltura, MorSpend, MorPrevious, MorPrevCP}
+
+// MorosiCase is one case gathered from the rows with the same key.
 type MorosiCase struct {
 	Key   string
 	Case  Case
@@ -85,7 +105,18 @@ type MorosiCase struct {
 	// Bad is true when one of its rows had an error finding: the case is refused as a
 	// whole, because a missing invoice would change the credit.
 	Bad bool
+	// Conflicts are the findings about the rows together (RuleCaseConflict,
+	// RuleCaseDupInvoice), each at the line that disagrees: they hold the case too.
+	Conflicts []Finding
+
+	seen     [len(morosiCaseFields)]string // first non-empty value of each case field
+	seenLine [len(morosiCaseFields)]int
+	invLines []int // line of each invoice of Case.Invoices, parallel
 }
+
+// Held reports whether the case must not be filed from this file: a row was refused,
+// or its rows disagree.
+func (m *MorosiCase) Held() bool { return m.Bad || len(m.Conflicts) > 0 }
 
 // FirstLine returns the line of its first row.
 func (m *MorosiCase) FirstLine() int {
@@ -95,11 +126,46 @@ func (m *MorosiCase) FirstLine() int {
 	return m.Lines[0]
 }
 
+// caseFieldValue is the value of a practice-level field as it counts: flags as S/N
+// (an empty TUTTI_PUNTI_PERSI means every point was lost), others as read.
+func caseFieldValue(r Record, field string) string {
+	v := r.Get(field)
+	switch field {
+	case MorAllLost:
+		if v == "N" {
+			return "N"
+		}
+		return "S"
+	case MorClosing, MorTIF, MorComplaints, MorActive, MorVoltura:
+		if v == "" {
+			return ""
+		}
+		if r.Flag(field) {
+			return "S"
+		}
+		return "N"
+	}
+	return v
+}
+
 // AddRow merges one row into the case: case-level columns fill what is still empty,
-// the invoice replaces one with the same number (a re-extract corrects it), the mora
-// notice and the spend months are added unless already there.
+// the mora notice and the spend months are added unless already there. A case-level
+// value that differs from an earlier row's, or an invoice already listed, is a
+// conflict (Conflicts): rows of one extract must agree.
 func (m *MorosiCase) AddRow(r Record) {
 	m.Lines = append(m.Lines, r.Line)
+	for i, field := range morosiCaseFields {
+		v := caseFieldValue(r, field)
+		switch {
+		case v == "":
+		case m.seen[i] == "":
+			m.seen[i], m.seenLine[i] = v, r.Line
+		case m.seen[i] != v:
+			m.Conflicts = append(m.Conflicts, Finding{Line: r.Line, Field: field, Rule: RuleCaseConflict, Value: v,
+				Message: fmt.Sprintf("%s differs between rows of one practice: %q on line %d, %q here; billing must give one value, the practice is held",
+					field, m.seen[i], m.seenLine[i], v)})
+		}
+	}
 	c := &m.Case
 	set := func(dst *string, field string) {
 		if *dst == "" {
@@ -122,7 +188,8 @@ func (m *MorosiCase) AddRow(r Record) {
 		c.AnnualSmc, _ = strconv.ParseInt(v, 10, 64)
 	}
 	if len(m.Lines) == 1 {
-		// Yes/no attestations come from the first row of the case; billing repeats them.
+		// Yes/no attestations come from the first row of the case; billing repeats them
+		// (a row that says otherwise is a conflict, above).
 		// TUTTI_PUNTI_PERSI is optional: billing flags only the customers it still
 		// supplies elsewhere, so an empty value means every point was lost.
 		c.AllPointsLost = r.Get(MorAllLost) != "N"
@@ -140,7 +207,14 @@ func (m *MorosiCase) AddRow(r Record) {
 			PeriodFrom: r.Date(MorInvFrom), PeriodTo: r.Date(MorInvTo), Amount: r.Amount(MorInvAmount),
 			Unpaid: r.Amount(MorInvUnpaid), RAI: r.Amount(MorInvRAI), Reading: r.Get(MorInvReading),
 			Conguagliata: r.Flag(MorInvCong), Reconstruction: r.Flag(MorInvRecon)}
-		c.Invoices = mergeInvoice(c.Invoices, inv)
+		if i := invoiceIndex(c.Invoices, num); i >= 0 {
+			// Listed twice: which one is the claim? Neither is filed until billing says.
+			m.Conflicts = append(m.Conflicts, Finding{Line: r.Line, Field: MorInvNumber, Rule: RuleCaseDupInvoice, Value: num,
+				Message: fmt.Sprintf("invoice %s is listed twice (lines %d and %d); list each invoice once, the practice is held", num, m.invLines[i], r.Line)})
+		} else {
+			c.Invoices = append(c.Invoices, inv)
+			m.invLines = append(m.invLines, r.Line)
+		}
 	}
 	if d := r.Date(MorMoraDate); !d.IsZero() || r.Get(MorMoraRef) != "" {
 		n := MoraNotice{Date: d, Channel: r.Get(MorMoraChannel), Received: r.Date(MorMoraReceived),
@@ -154,14 +228,13 @@ func (m *MorosiCase) AddRow(r Record) {
 	}
 }
 
-func mergeInvoice(list []Invoice, inv Invoice) []Invoice {
+func invoiceIndex(list []Invoice, number string) int {
 	for i := range list {
-		if list[i].Number == inv.Number {
-			list[i] = inv
-			return list
+		if list[i].Number == number {
+			return i
 		}
 	}
-	return append(list, inv)
+	return -1
 }
 
 func mergeMora(list []MoraNotice, n MoraNotice) []MoraNotice {
@@ -236,11 +309,12 @@ func mergeMoraKeep(list []MoraNotice, n MoraNotice) []MoraNotice {
 	return append(list, n)
 }
 
-// Grouper turns a stream of uscente.morosi rows, sorted by case as billing extracts
-// are, into cases: consecutive rows with the same key make one case. It holds one case
-// at a time, so memory does not grow with the file. A key that comes back later makes
-// a second case with the same key: the caller merges it into the practice the first
-// one created.
+// Grouper turns a stream of uscente.morosi rows in which the rows of one case are
+// adjacent into cases: consecutive rows with the same key make one case. It holds one
+// case at a time, so memory does not grow with the file. Billing extracts need not be
+// in that order: the daemon (and `cmord validate`, through the same code) first checks
+// whether a file's keys are adjacent and otherwise feeds the Grouper the rows sorted
+// by key (docs/uscente.md, "Row order").
 type Grouper struct {
 	cur *MorosiCase
 }
@@ -274,6 +348,107 @@ func (g *Grouper) Flush() *MorosiCase {
 	c := g.cur
 	g.cur = nil
 	return c
+}
+
+// MorosiOutcome is what one case of a billing extract becomes, decided by DecideMorosi
+// for the daemon and for `cmord validate` alike.
+type MorosiOutcome struct {
+	// Held: rows of the case were refused or disagree; it is not evaluated, not filed,
+	// and Refusals say which rows and why.
+	Held bool
+	// State is READY, WAITING_WINDOW or DRAFT (refused: Refusals say why); DRAFT when Held.
+	State    string
+	Result   CMORResult
+	Refusals []Finding
+	Warnings []Finding
+	// The request window of the case's switch date.
+	WindowOpen, WindowClose Date
+}
+
+// Eligible reports whether every refusal is an eligibility refusal (nothing to correct
+// in billing); false when there are none.
+func (o MorosiOutcome) Eligible() bool {
+	for _, f := range o.Refusals {
+		if !f.Eligibility() {
+			return false
+		}
+	}
+	return len(o.Refusals) > 0
+}
+
+// DecideMorosi decides one case read from file (the name, for the findings) as of
+// requestDate: held when its rows were refused or disagree, else its eligibility and
+// CMOR. Findings of the eligibility checks are located at the case's first line.
+func DecideMorosi(mc *MorosiCase, file string, requestDate Date, p CMORParams) MorosiOutcome {
+	var o MorosiOutcome
+	if !mc.Case.SwitchDate.IsZero() {
+		o.WindowOpen, o.WindowClose = RequestWindow(mc.Case.SwitchDate, p)
+	}
+	if mc.Held() {
+		o.Held, o.State = true, StateDraft
+		if mc.Bad {
+			o.Refusals = append(o.Refusals, Finding{File: file, Line: mc.FirstLine(), Field: MorSwitch, Rule: RuleCaseRows, Value: mc.Key,
+				Message: fmt.Sprintf("practice held, not filed: some of its rows (lines %s) were refused; correct them and drop the whole practice again", LinesText(mc.Lines))})
+		}
+		for _, f := range mc.Conflicts {
+			f.File = file
+			o.Refusals = append(o.Refusals, f)
+		}
+		return o
+	}
+	result, fs := CheckEligibility(mc.Case, requestDate, p)
+	for i := range fs {
+		fs[i].File, fs[i].Line = file, mc.FirstLine()
+	}
+	o.Result = result
+	o.State, o.Refusals, o.Warnings = SplitEligibility(fs)
+	return o
+}
+
+// SplitEligibility turns CheckEligibility's findings into a state (READY,
+// WAITING_WINDOW when the window is not open yet, DRAFT when anything is refused), the
+// refusals and the warnings.
+func SplitEligibility(fs []Finding) (state string, refusals, warns []Finding) {
+	state = StateReady
+	for _, f := range fs {
+		switch {
+		case f.Rule == RuleWindowWait:
+			state = StateWaitingWindow
+			warns = append(warns, f)
+		case f.IsWarning():
+			warns = append(warns, f)
+		default:
+			refusals = append(refusals, f)
+		}
+	}
+	if len(refusals) > 0 {
+		state = StateDraft
+	}
+	return state, refusals, warns
+}
+
+// LinesText renders input lines compactly: "7", "7-9", or "7,12,30".
+func LinesText(lines []int) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	if len(lines) == 1 {
+		return strconv.Itoa(lines[0])
+	}
+	contiguous := true
+	for i := 1; i < len(lines); i++ {
+		if lines[i] != lines[i-1]+1 {
+			contiguous = false
+		}
+	}
+	if contiguous {
+		return fmt.Sprintf("%d-%d", lines[0], lines[len(lines)-1])
+	}
+	parts := make([]string, len(lines))
+	for i, l := range lines {
+		parts[i] = strconv.Itoa(l)
+	}
+	return strings.Join(parts, ",")
 }
 
 // UscenteData is what a uscente practice keeps in its Data column: the case as read
@@ -520,28 +695,13 @@ func chosenMora(ns []MoraNotice, a *CMORAudit) (MoraNotice, bool) {
 }
 
 // ValidateFile reads a file of flow or input kind f offline, with the same reader the
-// daemon uses, and emits every finding; for uscente.morosi it also groups the rows
-// into cases and checks each case's eligibility as of requestDate (no state: a case
-// already filed is not known here). It returns the number of data rows.
-func ValidateFile(f *Flow, r io.Reader, format string, opt ReadOptions, requestDate Date, p CMORParams, emit func(Finding)) (int, error) {
+// daemon uses, and emits every finding of its rows. It returns the number of data rows.
+// The cases of uscente.morosi (rows grouped by key, their eligibility and CMOR) are the
+// daemon's to decide: `cmord validate` asks the daemon's code for them.
+func ValidateFile(f *Flow, r io.Reader, format string, opt ReadOptions, emit func(Finding)) (int, error) {
 	rd, err := NewReader(r, f, format, opt)
 	if err != nil {
 		return 0, err
-	}
-	morosi := f.IsInput() && f.Key == "uscente.morosi"
-	var g Grouper
-	check := func(mc *MorosiCase) {
-		if mc == nil || mc.Bad {
-			return
-		}
-		_, fs := CheckEligibility(mc.Case, requestDate, p)
-		for _, fd := range fs {
-			if fd.IsWarning() && fd.Rule != RuleWindowWait {
-				continue
-			}
-			fd.File, fd.Line = opt.FileName, mc.FirstLine()
-			emit(fd)
-		}
 	}
 	rows := 0
 	for {
@@ -564,12 +724,6 @@ func ValidateFile(f *Flow, r io.Reader, format string, opt ReadOptions, requestD
 			continue
 		}
 		rows++
-		if morosi {
-			check(g.Add(rec, HasErrors(fs)))
-		}
-	}
-	if morosi {
-		check(g.Flush())
 	}
 	return rows, nil
 }
