@@ -464,3 +464,89 @@ func (m *sortedRows) Close() error {
 	m.fs = nil
 	return os.RemoveAll(m.dir)
 }
+
+// MorosiCaseReport is one practice of a billing extract as `cmord validate` shows it:
+// what the daemon would do with it, decided by the same code.
+type MorosiCaseReport struct {
+	Key     string
+	Lines   []int
+	Case    flows.Case
+	Outcome flows.MorosiOutcome
+}
+
+// ValidateMorosi reads a uscente.morosi file offline exactly as the handler does —
+// the same reader, the same grouping whatever the row order (sorting under tmpDir when
+// the rows of a practice are not adjacent), the same decision per practice
+// (flows.DecideMorosi) — touching no state: a practice already filed is not known
+// here. emit gets every finding (rows, then per practice its refusals and the
+// window-wait warning); report gets every practice in the order the daemon takes them.
+// It returns the number of data rows.
+func ValidateMorosi(ctx context.Context, open func() (io.ReadCloser, error), flow *flows.Flow, opt flows.ReadOptions, requestDate flows.Date,
+	p flows.CMORParams, tmpDir string, emit func(flows.Finding), report func(MorosiCaseReport)) (int, error) {
+	rc, err := open()
+	if err != nil {
+		return 0, err
+	}
+	adjacent, err := morosiKeysAdjacent(ctx, flows.NewCSVReader(rc, flow, opt))
+	rc.Close()
+	if err != nil {
+		return 0, err
+	}
+	if rc, err = open(); err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	rd := flows.NewCSVReader(rc, flow, opt)
+	hdr, err := rd.ReadHeader()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range hdr {
+		emit(f)
+	}
+	if flows.HasErrors(hdr) {
+		return 0, nil
+	}
+	rows := 0
+	stop := func(err error) (int, error) {
+		var fd flows.Finding
+		if errors.As(err, &fd) { // the file cannot be read on: the reader says where
+			emit(fd)
+			return rows, nil
+		}
+		return rows, err
+	}
+	cases, err := newMorosiCases(ctx, rd, flow, !adjacent, 0, tmpDir, func(fs []flows.Finding) {
+		rows++
+		for _, f := range fs {
+			emit(f)
+		}
+	})
+	if err != nil {
+		return stop(err)
+	}
+	defer cases.Close()
+	for {
+		st, err := cases.next(ctx)
+		if err != nil {
+			return stop(err)
+		}
+		rows += st.rows
+		for _, f := range st.findings {
+			emit(f)
+		}
+		if st.mc == nil {
+			return rows, nil
+		}
+		out := flows.DecideMorosi(st.mc, opt.FileName, requestDate, p)
+		for _, f := range out.Refusals {
+			emit(f)
+		}
+		for _, f := range out.Warnings {
+			if f.Rule == flows.RuleWindowWait {
+				emit(f)
+			}
+		}
+		report(MorosiCaseReport{Key: st.mc.Key, Lines: st.mc.Lines, Case: st.mc.Case, Outcome: out})
+	}
+}

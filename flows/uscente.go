@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -105,18 +106,61 @@ type MorosiCase struct {
 	// Bad is true when one of its rows had an error finding: the case is refused as a
 	// whole, because a missing invoice would change the credit.
 	Bad bool
-	// Conflicts are the findings about the rows together (RuleCaseConflict,
-	// RuleCaseDupInvoice), each at the line that disagrees: they hold the case too.
-	Conflicts []Finding
 
-	seen     [len(morosiCaseFields)]string // first non-empty value of each case field
-	seenLine [len(morosiCaseFields)]int
-	invLines []int // line of each invoice of Case.Invoices, parallel
+	values   [len(morosiCaseFields)][]caseValue // distinct values of each case field
+	invLines [][]int                            // lines of each invoice of Case.Invoices, parallel
+}
+
+// caseValue is one value a case field takes, and the lines that give it.
+type caseValue struct {
+	v     string
+	lines []int
 }
 
 // Held reports whether the case must not be filed from this file: a row was refused,
 // or its rows disagree.
-func (m *MorosiCase) Held() bool { return m.Bad || len(m.Conflicts) > 0 }
+func (m *MorosiCase) Held() bool { return m.Bad || len(m.Conflicts()) > 0 }
+
+// Conflicts are the findings about the rows of the case together: a practice-level
+// value that differs between rows (RuleCaseConflict), an invoice listed twice
+// (RuleCaseDupInvoice). Each holds the case. They do not depend on the order of the
+// rows: values are listed sorted, and each finding is located at the last line of
+// the rows involved.
+func (m *MorosiCase) Conflicts() []Finding {
+	var fs []Finding
+	for i, vals := range m.values {
+		if len(vals) < 2 {
+			continue
+		}
+		sorted := slices.Clone(vals)
+		slices.SortFunc(sorted, func(a, b caseValue) int { return strings.Compare(a.v, b.v) })
+		parts, values, last := make([]string, len(sorted)), make([]string, len(sorted)), 0
+		for k, cv := range sorted {
+			parts[k] = fmt.Sprintf("%q on %s %s", cv.v, plural(len(cv.lines), "line", "lines"), LinesText(cv.lines))
+			values[k] = cv.v
+			last = max(last, slices.Max(cv.lines))
+		}
+		field := morosiCaseFields[i]
+		fs = append(fs, Finding{Line: last, Field: field, Rule: RuleCaseConflict, Value: strings.Join(values, " / "),
+			Message: fmt.Sprintf("%s differs between the rows of one practice: %s; billing must give one value, the practice is held", field, strings.Join(parts, ", "))})
+	}
+	for k, lines := range m.invLines {
+		if len(lines) < 2 {
+			continue
+		}
+		num := m.Case.Invoices[k].Number
+		fs = append(fs, Finding{Line: slices.Max(lines), Field: MorInvNumber, Rule: RuleCaseDupInvoice, Value: num,
+			Message: fmt.Sprintf("invoice %s is listed %d times (lines %s); list each invoice once, the practice is held", num, len(lines), LinesText(lines))})
+	}
+	return fs
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
 
 // FirstLine returns the line of its first row.
 func (m *MorosiCase) FirstLine() int {
@@ -124,6 +168,50 @@ func (m *MorosiCase) FirstLine() int {
 		return 0
 	}
 	return m.Lines[0]
+}
+
+// normalize puts what the rows gave in an order that does not depend on the order of
+// the rows: invoices by number, mora notices by date and reference, spend by month.
+// The practice, its request and its findings are then the same for a shuffled file.
+func (m *MorosiCase) normalize() {
+	c := &m.Case
+	if !slices.IsSortedFunc(c.Invoices, func(a, b Invoice) int { return strings.Compare(a.Number, b.Number) }) {
+		idx := make([]int, len(c.Invoices))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(c.Invoices[a].Number, c.Invoices[b].Number) })
+		invs, lines := make([]Invoice, len(idx)), make([][]int, len(idx))
+		for i, k := range idx {
+			invs[i] = c.Invoices[k]
+			if k < len(m.invLines) {
+				lines[i] = m.invLines[k]
+			}
+		}
+		c.Invoices, m.invLines = invs, lines
+	}
+	slices.SortStableFunc(c.Mora, func(a, b MoraNotice) int {
+		if a.Date != b.Date {
+			if a.Date.Before(b.Date) {
+				return -1
+			}
+			return 1
+		}
+		if x := strings.Compare(a.Ref, b.Ref); x != 0 {
+			return x
+		}
+		return strings.Compare(strings.ToUpper(a.Channel), strings.ToUpper(b.Channel))
+	})
+	slices.SortStableFunc(c.Spend, func(a, b MonthSpend) int {
+		if a.Month == b.Month {
+			return 0
+		}
+		if a.Month.Before(b.Month) {
+			return -1
+		}
+		return 1
+	})
+	slices.Sort(m.Lines)
 }
 
 // caseFieldValue is the value of a practice-level field as it counts: flags as S/N
@@ -156,15 +244,15 @@ func (m *MorosiCase) AddRow(r Record) {
 	m.Lines = append(m.Lines, r.Line)
 	for i, field := range morosiCaseFields {
 		v := caseFieldValue(r, field)
-		switch {
-		case v == "":
-		case m.seen[i] == "":
-			m.seen[i], m.seenLine[i] = v, r.Line
-		case m.seen[i] != v:
-			m.Conflicts = append(m.Conflicts, Finding{Line: r.Line, Field: field, Rule: RuleCaseConflict, Value: v,
-				Message: fmt.Sprintf("%s differs between rows of one practice: %q on line %d, %q here; billing must give one value, the practice is held",
-					field, m.seen[i], m.seenLine[i], v)})
+		if v == "" {
+			continue
 		}
+		k := slices.IndexFunc(m.values[i], func(cv caseValue) bool { return cv.v == v })
+		if k < 0 {
+			m.values[i] = append(m.values[i], caseValue{v: v})
+			k = len(m.values[i]) - 1
+		}
+		m.values[i][k].lines = append(m.values[i][k].lines, r.Line)
 	}
 	c := &m.Case
 	set := func(dst *string, field string) {
@@ -208,12 +296,12 @@ func (m *MorosiCase) AddRow(r Record) {
 			Unpaid: r.Amount(MorInvUnpaid), RAI: r.Amount(MorInvRAI), Reading: r.Get(MorInvReading),
 			Conguagliata: r.Flag(MorInvCong), Reconstruction: r.Flag(MorInvRecon)}
 		if i := invoiceIndex(c.Invoices, num); i >= 0 {
-			// Listed twice: which one is the claim? Neither is filed until billing says.
-			m.Conflicts = append(m.Conflicts, Finding{Line: r.Line, Field: MorInvNumber, Rule: RuleCaseDupInvoice, Value: num,
-				Message: fmt.Sprintf("invoice %s is listed twice (lines %d and %d); list each invoice once, the practice is held", num, m.invLines[i], r.Line)})
+			// Listed twice: which one is the claim? Neither is filed until billing says
+			// (Conflicts); the first listing is kept meanwhile.
+			m.invLines[i] = append(m.invLines[i], r.Line)
 		} else {
 			c.Invoices = append(c.Invoices, inv)
-			m.invLines = append(m.invLines, r.Line)
+			m.invLines = append(m.invLines, []int{r.Line})
 		}
 	}
 	if d := r.Date(MorMoraDate); !d.IsZero() || r.Get(MorMoraRef) != "" {
@@ -331,6 +419,7 @@ func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
 	var done *MorosiCase
 	if g.cur != nil && g.cur.Key != key {
 		done = g.cur
+		done.normalize()
 		g.cur = nil
 	}
 	if g.cur == nil {
@@ -347,6 +436,9 @@ func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
 func (g *Grouper) Flush() *MorosiCase {
 	c := g.cur
 	g.cur = nil
+	if c != nil {
+		c.normalize()
+	}
 	return c
 }
 
@@ -388,9 +480,10 @@ func DecideMorosi(mc *MorosiCase, file string, requestDate Date, p CMORParams) M
 		o.Held, o.State = true, StateDraft
 		if mc.Bad {
 			o.Refusals = append(o.Refusals, Finding{File: file, Line: mc.FirstLine(), Field: MorSwitch, Rule: RuleCaseRows, Value: mc.Key,
-				Message: fmt.Sprintf("practice held, not filed: some of its rows (lines %s) were refused; correct them and drop the whole practice again", LinesText(mc.Lines))})
+				Message: fmt.Sprintf("practice held, not filed: some of its rows (%s %s) were refused; correct them and drop the whole practice again",
+					plural(len(mc.Lines), "line", "lines"), LinesText(mc.Lines))})
 		}
-		for _, f := range mc.Conflicts {
+		for _, f := range mc.Conflicts() {
 			f.File = file
 			o.Refusals = append(o.Refusals, f)
 		}
