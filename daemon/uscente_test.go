@@ -315,10 +315,13 @@ func TestUscenteEndToEnd(t *testing.T) {
 			t.Errorf("finding without file or line: %+v", e)
 		}
 	}
-	for _, r := range []string{flows.RuleIDCF, "E5"} {
-		if !rules[r] {
-			t.Errorf("no row_refused exception with rule %s; got %v", r, rules)
-		}
+	if !rules[flows.RuleIDCF] || rules["E5"] {
+		t.Errorf("row_refused exceptions with rules %v: want ID-CF (a data error), not E5 (an eligibility refusal)", rules)
+	}
+	// E5 is an eligibility refusal: its own kind, low severity, nothing to correct.
+	if ne := w.exceptions("case_not_eligible"); len(ne) != 1 || ne[0].Rule != "E5" || ne[0].Severity != archive.SevLow ||
+		!strings.Contains(ne[0].Action, flows.EligibilityNoteEN) {
+		t.Errorf("case_not_eligible exceptions %+v, want one E5, low, %q", ne, flows.EligibilityNoteEN)
 	}
 	pub := w.published()
 	if len(pub) != 1 {
