@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"path/filepath"
 	"reflect"
@@ -265,6 +266,84 @@ func TestMorosiRowOrderIsFree(t *testing.T) {
 						t.Errorf("%d ready requests, want %d", got.requests, want.requests)
 					}
 				})
+			}
+		})
+	}
+}
+
+// `cmord validate` shows what the daemon does: on the same file, grouped and
+// shuffled, ValidateMorosi's outcome for every practice (filed now, waiting, or not
+// filed, with the same amounts) and its findings are the daemon's.
+func TestValidateMorosiEqualsDaemon(t *testing.T) {
+	rows := genMorosi(11, 30)
+	shuffled := slices.Clone(rows)
+	rand.New(rand.NewPCG(11, 3)).Shuffle(len(shuffled), func(i, j int) { shuffled[i], shuffled[j] = shuffled[j], shuffled[i] })
+	cat := flows.DefaultCatalog()
+	for _, tt := range []struct {
+		name string
+		rows []genRow
+	}{{"grouped", rows}, {"shuffled", shuffled}} {
+		t.Run(tt.name, func(t *testing.T) {
+			content, lk := orderFile(tt.rows)
+			var vFindings []string
+			vPractices := map[string]string{}
+			n, err := ValidateMorosi(context.Background(), func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(content)), nil },
+				cat.Input("uscente.morosi"), flows.ReadOptions{FileName: "morosi.csv"}, flows.Today(e2eNow), flows.DefaultCMORParams(), t.TempDir(),
+				func(f flows.Finding) {
+					if !f.IsWarning() {
+						vFindings = append(vFindings, normFinding(f, lk))
+					}
+				},
+				func(r MorosiCaseReport) {
+					o := r.Outcome
+					if o.Held || o.State == flows.StateDraft {
+						vPractices[r.Key] = "not filed"
+						return
+					}
+					vPractices[r.Key] = fmt.Sprintf("%s credit %s estimate %s CMOR %s window %s-%s", o.State, o.Result.Credit, o.Result.Estimate, o.Result.CMOR, o.WindowOpen, o.WindowClose)
+				})
+			if err != nil || n != len(tt.rows) {
+				t.Fatalf("validate: %d rows, %v", n, err)
+			}
+			sort.Strings(vFindings)
+
+			w := newTestWorld(t, e2eNow, "")
+			res := ingestAndProcess(t, w, "morosi.csv", content)
+			var dFindings []string
+			for _, f := range res.Findings {
+				if !f.IsWarning() {
+					dFindings = append(dFindings, normFinding(f, lk))
+				}
+			}
+			sort.Strings(dFindings)
+			dPractices := map[string]string{}
+			for k := range vPractices {
+				dPractices[k] = "not filed"
+			}
+			ps, err := w.d.Store.QueryPractices(context.Background(), archive.PracticeFilter{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, p := range ps {
+				dPractices[p.CaseKey] = fmt.Sprintf("%s credit %s estimate %s CMOR %s window %s-%s", p.State, p.Credit, p.Estimate, p.CMOR, p.WindowOpen, p.WindowClose)
+			}
+			if len(ps) == 0 || len(ps) == len(vPractices) {
+				t.Fatalf("%d practices filed of %d: the file proves little", len(ps), len(vPractices))
+			}
+			if !reflect.DeepEqual(vPractices, dPractices) {
+				for k, v := range vPractices {
+					if dPractices[k] != v {
+						t.Errorf("practice %s: validate %q, daemon %q", k, v, dPractices[k])
+					}
+				}
+				for k := range dPractices {
+					if _, ok := vPractices[k]; !ok {
+						t.Errorf("practice %s: only the daemon made it", k)
+					}
+				}
+			}
+			if !reflect.DeepEqual(vFindings, dFindings) {
+				t.Errorf("findings:\nvalidate %q\n  daemon %q", vFindings, dFindings)
 			}
 		})
 	}
