@@ -27,13 +27,13 @@ type genRow struct {
 
 // Shapes of generated practices: what billing gives, and what cmord must make of it.
 const (
-	genGood      = iota // 1-4 invoices, filed now
-	genWaiting          // window not open yet
-	genBadRow           // one of its rows refused (a date that does not exist): held
-	genConflict         // one row says MT, the others BT: held
-	genDupInv           // one invoice listed twice: held
-	genNoCMORNote       // the mora notice did not mention the CMOR: E5, not eligible
-	genNoMora           // never put in mora (mora columns empty): E5, not eligible
+	genGood       = iota // 1-4 invoices, filed now
+	genWaiting           // window not open yet
+	genBadRow            // one of its rows refused (a date that does not exist): held
+	genConflict          // one row says MT, the others BT: held
+	genDupInv            // one invoice listed twice: held
+	genNoCMORNote        // the mora notice did not mention the CMOR: E5, not eligible
+	genNoMora            // never put in mora (mora columns empty): E5, not eligible
 	genShapes
 )
 
@@ -118,7 +118,9 @@ func normFinding(f flows.Finding, lineKey map[int]string) string {
 func processOrdered(t *testing.T, content string, lineKey map[int]string, chunk, batch, stopAfter int) orderRun {
 	t.Helper()
 	old, oldBatch, oldHook, oldRun := morosiChunkCases, morosiBatchCases, afterMorosiChunk, sortRunBytes
-	t.Cleanup(func() { morosiChunkCases, morosiBatchCases, afterMorosiChunk, sortRunBytes = old, oldBatch, oldHook, oldRun })
+	t.Cleanup(func() {
+		morosiChunkCases, morosiBatchCases, afterMorosiChunk, sortRunBytes = old, oldBatch, oldHook, oldRun
+	})
 	morosiChunkCases = chunk
 	if batch > 0 {
 		morosiBatchCases = batch
