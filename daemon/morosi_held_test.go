@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -169,4 +170,48 @@ func mapValues(m map[string]string) []string {
 		out = append(out, v)
 	}
 	return out
+}
+
+// Eligibility refusals and data errors read differently wherever a person reads them:
+// the digest (its own kind, wording and severity) and the reason file ("non
+// ammissibile, nessuna correzione necessaria" beside the finding, never beside a
+// data error, which says to correct the row).
+func TestEligibilityToldApartFromDataErrors(t *testing.T) {
+	sw := flows.D(2025, 3, 1)
+	noMora := map[string]string{"DATA_MORA": "", "MEZZO_MORA": "", "TERMINE_MORA": "", "INFO_CMOR": "", "RIF_MORA": ""}
+	w := newTestWorld(t, e2eNow, "")
+	res := ingestAndProcess(t, w, "morosi.csv", extract(
+		morosiRow("IT023E00121943", testCF("RSSMRA85T10A562"), "Mario Rossi", sw, "F1", "150.00", noMora),
+		morosiRow("IT001E00000042", testCF("VRDGPP70A01H501"), "Giuseppe Verdi", sw, "F2", "95.50", map[string]string{"DATA_SCADENZA": "31/02/2025"})))
+	var elig, data []flows.Finding
+	for _, f := range res.Findings {
+		if f.Eligibility() {
+			elig = append(elig, f)
+		} else {
+			data = append(data, f)
+		}
+	}
+	if len(elig) != 1 || elig[0].Rule != "E5" || len(data) != 2 {
+		t.Fatalf("eligibility %v, data %v: want one E5, and the bad date with its CASE-ROWS", elig, data)
+	}
+	reason := ReasonText("morosi.csv", res, e2eNow)
+	for _, line := range strings.Split(reason, "\n") {
+		marked := strings.Contains(line, flows.EligibilityNoteIT)
+		if strings.Contains(line, "rule E5") != marked {
+			t.Errorf("reason line %q: marked %v", line, marked)
+		}
+	}
+	d, err := digest.Build(context.Background(), w.d.Store, w.d.digestOptions(), w.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, text, _, _, err := d.Render("it", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Pratiche non ammissibili", "nessuna correzione necessaria", "Righe scartate", "Correggere la riga nel gestionale"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("digest lacks %q:\n%s", want, text)
+		}
+	}
 }

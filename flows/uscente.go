@@ -136,6 +136,7 @@ func (m *MorosiCase) Conflicts() []Finding {
 		slices.SortFunc(sorted, func(a, b caseValue) int { return strings.Compare(a.v, b.v) })
 		parts, values, last := make([]string, len(sorted)), make([]string, len(sorted)), 0
 		for k, cv := range sorted {
+			cv.lines = slices.Sorted(slices.Values(cv.lines))
 			parts[k] = fmt.Sprintf("%q on %s %s", cv.v, plural(len(cv.lines), "line", "lines"), LinesText(cv.lines))
 			values[k] = cv.v
 			last = max(last, slices.Max(cv.lines))
@@ -149,6 +150,7 @@ func (m *MorosiCase) Conflicts() []Finding {
 			continue
 		}
 		num := m.Case.Invoices[k].Number
+		lines = slices.Sorted(slices.Values(lines))
 		fs = append(fs, Finding{Line: slices.Max(lines), Field: MorInvNumber, Rule: RuleCaseDupInvoice, Value: num,
 			Message: fmt.Sprintf("invoice %s is listed %d times (lines %s); list each invoice once, the practice is held", num, len(lines), LinesText(lines))})
 	}
