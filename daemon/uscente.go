@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -322,7 +323,15 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 	if sorted && !resumed {
 		in.Log.Info("rows of one practice are not adjacent: sorting the file by practice first", "file", in.File.Name)
 	}
-	cases, err := newMorosiCases(ctx, src.rd, in.Catalog.Input(in.File.Kind), sorted, prog.Line, morosiSortDir(in), func(fs []flows.Finding) {
+	sortDir := morosiSortDir(in)
+	if sorted {
+		// Runs left by a run of this file that was killed are of no use: sorted again.
+		if err := os.RemoveAll(sortDir); err != nil {
+			return Result{}, err
+		}
+		defer os.Remove(sortDir)
+	}
+	cases, err := newMorosiCases(ctx, src.rd, in.Catalog.Input(in.File.Kind), sorted, prog.Line, sortDir, func(fs []flows.Finding) {
 		if !resumed { // a restart has them from file_progress
 			job.rows++
 			job.sink.add(fs...)
@@ -347,8 +356,11 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 }
 
 // morosiSortDir is where a file's rows are sorted when they need to be: under the
-// state directory (the same filesystem, the daemon's own space), one folder per run.
-func morosiSortDir(in *Input) string { return filepath.Join(in.Store.Dir(), "tmp", "sort") }
+// state directory (the daemon's own space), one folder per input file, so that a
+// restart of the same file clears what a killed run left.
+func morosiSortDir(in *Input) string {
+	return filepath.Join(in.Store.Dir(), "tmp", "sort", fmt.Sprintf("file-%d", in.File.ID))
+}
 
 // inputKeysAdjacent reads the input once and reports whether the rows of each
 // practice are adjacent (morosiKeysAdjacent). A file that cannot be read at all is
