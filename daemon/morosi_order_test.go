@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -186,6 +187,9 @@ func processOrdered(t *testing.T, content string, lineKey map[int]string, chunk,
 	}
 	if _, left, _ := w.d.Store.LoadProgress(ctx, nil, res.File.ID); left {
 		t.Error("file_progress left behind after the file finished")
+	}
+	if ents, _ := os.ReadDir(filepath.Join(w.d.Store.Dir(), "tmp", "sort")); len(ents) != 0 {
+		t.Errorf("sorted runs left behind: %v", ents)
 	}
 	return run
 }
