@@ -163,6 +163,8 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(env.Stdout, "%s: %v\n", path, err)
 			errs++
 		}
+		// In the order of their first line, whichever order the daemon takes them in.
+		sort.SliceStable(practices, func(i, j int) bool { return practices[i].Lines[0] < practices[j].Lines[0] })
 		for _, pr := range practices {
 			fmt.Fprintln(env.Stdout, practiceLine(path, pr))
 		}

@@ -70,6 +70,9 @@ func TestValidateGolden(t *testing.T) {
 	}{
 		// Line 2's case fails E8, known only when line 4 starts the next case.
 		{"out_of_order.golden", []string{"--on", "01/12/2025", "--mapping", morosiMapping, "testdata/validate/out_of_order.csv"}, exitFindings},
+		// Rows of one practice not adjacent (A1 B A2 C): each practice with all of its
+		// rows, as the daemon files them; nothing to correct.
+		{"interleaved.golden", []string{"--on", "15/10/2025", "--kind", "uscente.morosi", "testdata/validate/interleaved.csv"}, exitOK},
 		// The header covers uscente.incassi's mandatory columns as well as
 		// entrante.fatturato's; incassi comes first, fatturato reads it clean.
 		{"guessed_wrong_kind.golden", []string{"testdata/validate/fatturato_canonical.csv"}, exitFindings},
