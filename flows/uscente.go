@@ -105,7 +105,8 @@ type MorosiCase struct {
 	Lines []int // input lines of its rows
 	// Bad is true when one of its rows had an error finding: the case is refused as a
 	// whole, because a missing invoice would change the credit.
-	Bad bool
+	Bad      bool
+	BadLines []int // the lines of those rows
 
 	values   [len(morosiCaseFields)][]caseValue // distinct values of each case field
 	invLines [][]int                            // lines of each invoice of Case.Invoices, parallel
@@ -430,6 +431,7 @@ func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
 	g.cur.AddRow(r)
 	if bad {
 		g.cur.Bad = true
+		g.cur.BadLines = append(g.cur.BadLines, r.Line)
 	}
 	return done
 }
@@ -480,10 +482,14 @@ func DecideMorosi(mc *MorosiCase, file string, requestDate Date, p CMORParams) M
 	}
 	if mc.Held() {
 		o.Held, o.State = true, StateDraft
-		if mc.Bad {
+		if good := goodLines(mc); mc.Bad && len(good) > 0 {
+			// Only when rows of it would otherwise have gone out: a practice whose
+			// every row was refused is told by the rows' own findings.
+			bad := slices.Sorted(slices.Values(mc.BadLines))
 			o.Refusals = append(o.Refusals, Finding{File: file, Line: mc.FirstLine(), Field: MorSwitch, Rule: RuleCaseRows, Value: mc.Key,
-				Message: fmt.Sprintf("practice held, not filed: some of its rows (%s %s) were refused; correct them and drop the whole practice again",
-					plural(len(mc.Lines), "line", "lines"), LinesText(mc.Lines))})
+				Message: fmt.Sprintf("practice held, not filed: its %s %s %s refused, and %s %s %s not filed alone; correct the refused rows and drop the whole practice again",
+					plural(len(bad), "row on line", "rows on lines"), LinesText(bad), plural(len(bad), "was", "were"),
+					plural(len(good), "the row on line", "the rows on lines"), LinesText(good), plural(len(good), "is", "are"))})
 		}
 		for _, f := range mc.Conflicts() {
 			f.File = file
@@ -498,6 +504,17 @@ func DecideMorosi(mc *MorosiCase, file string, requestDate Date, p CMORParams) M
 	o.Result = result
 	o.State, o.Refusals, o.Warnings = SplitEligibility(fs)
 	return o
+}
+
+// goodLines are the lines of mc's rows that were not refused.
+func goodLines(mc *MorosiCase) []int {
+	var good []int
+	for _, l := range mc.Lines {
+		if !slices.Contains(mc.BadLines, l) {
+			good = append(good, l)
+		}
+	}
+	return good
 }
 
 // SplitEligibility turns CheckEligibility's findings into a state (READY,

@@ -220,8 +220,11 @@ func practiceLine(path string, pr daemon.MorosiCaseReport) string {
 			rules = append(rules, f.Rule)
 		}
 	}
-	if len(rules) > 0 {
+	switch {
+	case len(rules) > 0:
 		s += " (" + strings.Join(rules, ", ") + ")"
+	case o.Held:
+		s += " (its rows were refused, see above)"
 	}
 	switch {
 	case o.Held:
