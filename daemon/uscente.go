@@ -727,7 +727,7 @@ func (j *morosiJob) hold(ctx context.Context, mc *flows.MorosiCase, existing arc
 		return err
 	}
 	h := archive.HistoryEntry{Flow: config.KindUscenteMorosi, FileID: j.in.File.ID, Line: mc.FirstLine(), At: j.now,
-		Note: fmt.Sprintf("held: %s lines %s have refused or conflicting rows for this practice; not filed until billing sends it again", j.in.File.Name, linesText(mc.Lines))}
+		Note: fmt.Sprintf("held: rows of %s (lines %s) refused or in conflict, not filed until billing sends the practice again", j.in.File.Name, linesText(mc.Lines))}
 	return j.u.settleReady(ctx, j.st, p, flows.StateDraft, flows.CMORResult{Credit: p.Credit, Estimate: p.Estimate, Previous: p.Previous, CMOR: p.CMOR}, nil, h)
 }
 
