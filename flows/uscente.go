@@ -109,7 +109,46 @@ type MorosiCase struct {
 	BadLines []int // the lines of those rows
 
 	values   [len(morosiCaseFields)][]caseValue // distinct values of each case field
+	mora     []moraSeen                         // the details each mora notice is given with
 	invLines [][]int                            // lines of each invoice of Case.Invoices, parallel
+}
+
+// moraSeen is one mora notice (date, reference, channel) and the distinct values its
+// details take on the rows that name it: rows that name one notice must describe it
+// alike, or which term, which receipt date, whether it mentioned the CMOR is unknown.
+type moraSeen struct {
+	key     string
+	details [len(moraDetailFields)][]caseValue
+}
+
+var moraDetailFields = [...]string{MorMoraTerm, MorMoraReceived, MorMoraCMOR}
+
+func (m *MorosiCase) addMoraDetails(r Record, n MoraNotice) {
+	key := n.Date.ISO() + "|" + n.Ref + "|" + strings.ToUpper(n.Channel)
+	k := slices.IndexFunc(m.mora, func(s moraSeen) bool { return s.key == key })
+	if k < 0 {
+		m.mora = append(m.mora, moraSeen{key: key})
+		k = len(m.mora) - 1
+	}
+	for i, field := range moraDetailFields {
+		v := r.Get(field)
+		if field == MorMoraCMOR && v != "" {
+			v = "N"
+			if r.Flag(field) {
+				v = "S"
+			}
+		}
+		if v == "" {
+			continue
+		}
+		d := &m.mora[k].details[i]
+		j := slices.IndexFunc(*d, func(cv caseValue) bool { return cv.v == v })
+		if j < 0 {
+			*d = append(*d, caseValue{v: v})
+			j = len(*d) - 1
+		}
+		(*d)[j].lines = append((*d)[j].lines, r.Line)
+	}
 }
 
 // caseValue is one value a case field takes, and the lines that give it.
@@ -130,21 +169,18 @@ func (m *MorosiCase) Held() bool { return m.Bad || len(m.Conflicts()) > 0 }
 func (m *MorosiCase) Conflicts() []Finding {
 	var fs []Finding
 	for i, vals := range m.values {
-		if len(vals) < 2 {
-			continue
+		if f, ok := conflictFinding(morosiCaseFields[i], vals); ok {
+			fs = append(fs, f)
 		}
-		sorted := slices.Clone(vals)
-		slices.SortFunc(sorted, func(a, b caseValue) int { return strings.Compare(a.v, b.v) })
-		parts, values, last := make([]string, len(sorted)), make([]string, len(sorted)), 0
-		for k, cv := range sorted {
-			cv.lines = slices.Sorted(slices.Values(cv.lines))
-			parts[k] = fmt.Sprintf("%q on %s %s", cv.v, plural(len(cv.lines), "line", "lines"), LinesText(cv.lines))
-			values[k] = cv.v
-			last = max(last, slices.Max(cv.lines))
+	}
+	slices.SortFunc(m.mora, func(a, b moraSeen) int { return strings.Compare(a.key, b.key) })
+	for _, ms := range m.mora {
+		for i, vals := range ms.details {
+			if f, ok := conflictFinding(moraDetailFields[i], vals); ok {
+				f.Message = "for one mora notice (" + strings.ReplaceAll(ms.key, "|", " ") + "), " + f.Message
+				fs = append(fs, f)
+			}
 		}
-		field := morosiCaseFields[i]
-		fs = append(fs, Finding{Line: last, Field: field, Rule: RuleCaseConflict, Value: strings.Join(values, " / "),
-			Message: fmt.Sprintf("%s differs between the rows of one practice: %s; billing must give one value, the practice is held", field, strings.Join(parts, ", "))})
 	}
 	for k, lines := range m.invLines {
 		if len(lines) < 2 {
@@ -156,6 +192,25 @@ func (m *MorosiCase) Conflicts() []Finding {
 			Message: fmt.Sprintf("invoice %s is listed %d times (lines %s); list each invoice once, the practice is held", num, len(lines), LinesText(lines))})
 	}
 	return fs
+}
+
+// conflictFinding is the RuleCaseConflict finding of a field that takes several
+// values, independent of the order they came in; ok is false for one value or none.
+func conflictFinding(field string, vals []caseValue) (Finding, bool) {
+	if len(vals) < 2 {
+		return Finding{}, false
+	}
+	sorted := slices.Clone(vals)
+	slices.SortFunc(sorted, func(a, b caseValue) int { return strings.Compare(a.v, b.v) })
+	parts, values, last := make([]string, len(sorted)), make([]string, len(sorted)), 0
+	for k, cv := range sorted {
+		lines := slices.Sorted(slices.Values(cv.lines))
+		parts[k] = fmt.Sprintf("%q on %s %s", cv.v, plural(len(lines), "line", "lines"), LinesText(lines))
+		values[k] = cv.v
+		last = max(last, slices.Max(lines))
+	}
+	return Finding{Line: last, Field: field, Rule: RuleCaseConflict, Value: strings.Join(values, " / "),
+		Message: fmt.Sprintf("%s differs between the rows of one practice: %s; billing must give one value, the practice is held", field, strings.Join(parts, ", "))}, true
 }
 
 func plural(n int, one, many string) string {
@@ -311,6 +366,7 @@ func (m *MorosiCase) AddRow(r Record) {
 		n := MoraNotice{Date: d, Channel: r.Get(MorMoraChannel), Received: r.Date(MorMoraReceived),
 			Term: r.Date(MorMoraTerm), MentionsCMOR: r.Flag(MorMoraCMOR), Ref: r.Get(MorMoraRef)}
 		c.Mora = mergeMora(c.Mora, n)
+		m.addMoraDetails(r, n)
 	}
 	if s := r.Get(MorSpend); s != "" {
 		if ms, err := ParseMonthAmounts(s, false); err == nil {
@@ -328,10 +384,19 @@ func invoiceIndex(list []Invoice, number string) int {
 	return -1
 }
 
+// mergeMora adds a row's notice, or completes the same notice named by an earlier row
+// (what one row leaves empty another may give; two different values are a conflict,
+// reported by Conflicts, so which one is kept does not matter).
 func mergeMora(list []MoraNotice, n MoraNotice) []MoraNotice {
 	for i := range list {
-		if list[i].Date == n.Date && list[i].Ref == n.Ref && strings.EqualFold(list[i].Channel, n.Channel) {
-			list[i] = n
+		if o := &list[i]; o.Date == n.Date && o.Ref == n.Ref && strings.EqualFold(o.Channel, n.Channel) {
+			if o.Received.IsZero() {
+				o.Received = n.Received
+			}
+			if o.Term.IsZero() {
+				o.Term = n.Term
+			}
+			o.MentionsCMOR = o.MentionsCMOR || n.MentionsCMOR
 			return list
 		}
 	}
