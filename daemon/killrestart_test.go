@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -241,6 +242,16 @@ func TestKillAndRestart(t *testing.T) {
 	}
 	sshd := sshdtest.Start(t, sshdtest.Options{})
 	extract := demo.MorosiCSV(time.Now())
+	// The same extract with its rows shuffled: the rows of a practice are no longer
+	// adjacent, so the daemon sorts them by key and commits in chunks of practices.
+	grouped := extract
+	lines := strings.Split(strings.TrimRight(string(extract), "\r\n"), "\r\n")
+	rand.New(rand.NewPCG(1, 2)).Shuffle(len(lines)-1, func(i, j int) { lines[i+1], lines[j+1] = lines[j+1], lines[i+1] })
+	shuffled := []byte(strings.Join(lines, "\r\n") + "\r\n")
+	if adjacent, _ := morosiKeysAdjacent(context.Background(), flows.NewCSVReader(bytes.NewReader(shuffled),
+		flows.DefaultCatalog().Input("uscente.morosi"), flows.ReadOptions{})); adjacent {
+		t.Fatal("the shuffled extract still has the rows of each practice adjacent: it proves nothing")
+	}
 	drop := func(e *killEnv) {
 		p := filepath.Join(e.dir, "in/morosi/morosi.csv")
 		if err := os.WriteFile(p+".part", extract, 0o640); err != nil {
@@ -260,9 +271,13 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatalf("reference run published nothing: %+v", want)
 	}
 	// Codes are allocated per scenario (own state dir): compare counts and keys.
-	for _, fp := range []string{"after_claim", "after_archive", "after_chunk", "after_process", "mid_upload", "after_upload"} {
+	for _, fp := range []string{"after_claim", "after_archive", "after_chunk", "after_process", "mid_upload", "after_upload", "shuffled/after_chunk", "shuffled/after_process"} {
 		t.Run(fp, func(t *testing.T) {
 			e := newKillEnv(t, sshd)
+			if rest, ok := strings.CutPrefix(fp, "shuffled/"); ok {
+				extract, fp = shuffled, rest
+				defer func() { extract = grouped }()
+			}
 			drop(e)
 			e.run(t, fp)
 			if fp == "mid_upload" || fp == "after_upload" {

@@ -129,11 +129,17 @@ func (in *Input) Finish(ctx context.Context, tx *sql.Tx, res Result) error {
 			}
 			break
 		}
-		_, _, err := in.Store.RaiseException(ctx, tx, archive.Exception{
+		e := archive.Exception{
 			Kind: "row_refused", Severity: archive.SevNormal, Owner: "operator", FileID: in.File.ID,
 			Line: f.Line, Field: f.Field, Rule: f.Rule, Value: f.Value, Subject: in.File.Name,
 			Message: f.String(), Action: "Correct the row in billing and drop a corrected extract.",
-		})
+		}
+		if f.Eligibility() {
+			// The data are right and the case is not entitled: nothing to correct.
+			e.Kind, e.Severity, e.Owner = "case_not_eligible", archive.SevLow, "compliance"
+			e.Action = "Nothing to do in billing (" + flows.EligibilityNoteEN + "): the case is not entitled to a CMOR under the rule given."
+		}
+		_, _, err := in.Store.RaiseException(ctx, tx, e)
 		if err != nil {
 			return err
 		}
@@ -170,6 +176,11 @@ func ReasonText(name string, res Result, _ time.Time) string {
 		for _, f := range res.Findings {
 			if f.File == "" {
 				f.File = name
+			}
+			if f.Eligibility() {
+				// Told apart from data errors: nothing to correct in billing.
+				fmt.Fprintf(&b, "  %s — %s\n", f.String(), flows.EligibilityNoteIT)
+				continue
 			}
 			fmt.Fprintf(&b, "  %s\n", f.String())
 		}

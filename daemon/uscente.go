@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -295,13 +297,13 @@ type morosiJob struct {
 	saved  int // sink.kept[:saved] are recorded in file_progress_findings
 
 	pending []*flows.MorosiCase // cases read, waiting for drain
+	sorted  bool                // the rows are read sorted by key (progress counts cases, not lines)
 
-	rows, created, updated, ready, waiting, refused, refiled int
+	rows, created, updated, ready, waiting, refused, refiled, held int
 }
 
 // caseBatch is a run of whole cases the reader hands over, with the findings of the
-// rows read meanwhile. Every line <= through is accounted for by this batch and the
-// ones before it.
+// rows read meanwhile. through is the position after its last case (caseStep).
 type caseBatch struct {
 	cases    []*flows.MorosiCase
 	findings []flows.Finding
@@ -325,6 +327,16 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 			return res, err
 		}
 	}
+	// Row order: read as it is when the rows of each practice are adjacent, sorted by
+	// key otherwise (morosi_cases.go). A restart goes on the way the first run went.
+	sorted := resumed && prog.Counters["sorted"] == 1
+	if !resumed {
+		adjacent, err := inputKeysAdjacent(ctx, in)
+		if err != nil {
+			return Result{}, err
+		}
+		sorted = !adjacent
+	}
 	src, done, err := openRows(ctx, in)
 	if done != nil {
 		return *done, err
@@ -333,17 +345,38 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 		return Result{}, err
 	}
 	defer src.rc.Close()
-	job := &morosiJob{u: u, in: in, tmpl: tmpl, params: cmorParams(in.Config.CMOR), today: flows.Today(in.Now), now: in.Now, sink: src.sink}
+	job := &morosiJob{u: u, in: in, tmpl: tmpl, params: cmorParams(in.Config.CMOR), today: flows.Today(in.Now), now: in.Now, sink: src.sink, sorted: sorted}
 	if resumed {
 		job.restore(prog)
-		in.Log.Info("resuming a file after its last committed chunk", "after_line", prog.Line, "practices_created", job.created)
+		in.Log.Info("resuming a file after its last committed chunk", "after", prog.Line, "sorted", sorted, "practices_created", job.created)
 	}
+	if sorted && !resumed {
+		in.Log.Info("rows of one practice are not adjacent: sorting the file by practice first", "file", in.File.Name)
+	}
+	sortDir := morosiSortDir(in)
+	if sorted {
+		// Runs left by a run of this file that was killed are of no use: sorted again.
+		if err := os.RemoveAll(sortDir); err != nil {
+			return Result{}, err
+		}
+		defer os.Remove(sortDir)
+	}
+	cases, err := newMorosiCases(ctx, src.rd, in.Catalog.Input(in.File.Kind), sorted, prog.Line, sortDir, func(fs []flows.Finding) {
+		if !resumed { // a restart has them from file_progress
+			job.rows++
+			job.sink.add(fs...)
+		}
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	defer cases.Close()
 	// The reader decodes and checks the next batch on one core while this goroutine
 	// writes the current one on the other.
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan caseBatch, 1)
-	go readCaseBatches(ctx, src.rd, prog.Line, min(morosiBatchCases, morosiChunkCases), batches)
+	go readCaseBatches(ctx, cases, min(morosiBatchCases, morosiChunkCases), batches)
 	for {
 		res, last, err := job.commit(ctx, batches)
 		if err != nil || last {
@@ -352,10 +385,34 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 	}
 }
 
-// readCaseBatches reads the file, groups its rows into cases and sends them in batches
-// of size cases (the last batch marked), skipping the lines a previous run committed.
-// It stops when ctx is cancelled.
-func readCaseBatches(ctx context.Context, rd *flows.CSVReader, skipThrough, size int, out chan<- caseBatch) {
+// morosiSortDir is where a file's rows are sorted when they need to be: under the
+// state directory (the daemon's own space), one folder per input file, so that a
+// restart of the same file clears what a killed run left.
+func morosiSortDir(in *Input) string {
+	return filepath.Join(in.Store.Dir(), "tmp", "sort", fmt.Sprintf("file-%d", in.File.ID))
+}
+
+// inputKeysAdjacent reads the input once and reports whether the rows of each
+// practice are adjacent (morosiKeysAdjacent). A file that cannot be read at all is
+// "adjacent": the reading proper refuses it.
+func inputKeysAdjacent(ctx context.Context, in *Input) (bool, error) {
+	flow := in.Catalog.Input(in.File.Kind)
+	opt, err := readOptions(in)
+	if flow == nil || err != nil {
+		return true, nil
+	}
+	rc, err := openInput(in)
+	if err != nil {
+		return false, err
+	}
+	defer rc.Close()
+	return morosiKeysAdjacent(ctx, flows.NewCSVReader(rc, flow, opt))
+}
+
+// readCaseBatches hands over the cases of the file in batches of size cases (the last
+// batch marked), after the ones a previous run committed. It stops when ctx is
+// cancelled.
+func readCaseBatches(ctx context.Context, cases *morosiCases, size int, out chan<- caseBatch) {
 	defer close(out)
 	send := func(c caseBatch) bool {
 		select {
@@ -365,42 +422,26 @@ func readCaseBatches(ctx context.Context, rd *flows.CSVReader, skipThrough, size
 			return false
 		}
 	}
-	var g flows.Grouper
 	var cur caseBatch
-	for n := 0; ; n++ {
-		if n%4096 == 0 && ctx.Err() != nil {
-			send(caseBatch{err: ctx.Err()})
-			return
-		}
-		rec, fs, err := rd.Next()
-		if err == io.EOF {
-			break
-		}
+	for {
+		st, err := cases.next(ctx)
 		if err != nil {
 			send(caseBatch{err: err})
 			return
 		}
-		if rec.Line <= skipThrough && rec.Line > 0 {
-			continue
+		cur.rows += st.rows
+		cur.findings = append(cur.findings, st.findings...)
+		if st.mc == nil {
+			break
 		}
-		bad := flows.HasErrors(fs)
-		if !bad || flows.MorosiKey(rec) != "" { // a bad row without a key has no case; its findings say why
-			if done := g.Add(rec, bad); done != nil {
-				cur.cases = append(cur.cases, done)
-				if len(cur.cases) >= size {
-					cur.through = rec.Line - 1 // this row starts the next case
-					if !send(cur) {
-						return
-					}
-					cur = caseBatch{}
-				}
+		cur.cases = append(cur.cases, st.mc)
+		cur.through = st.through
+		if len(cur.cases) >= size {
+			if !send(cur) {
+				return
 			}
+			cur = caseBatch{}
 		}
-		cur.rows++
-		cur.findings = append(cur.findings, fs...)
-	}
-	if last := g.Flush(); last != nil {
-		cur.cases = append(cur.cases, last)
 	}
 	cur.last = true
 	send(cur)
@@ -476,15 +517,19 @@ var afterMorosiChunk = func(through int) {}
 
 // counters are the job's counts, kept in file_progress between chunks.
 func (j *morosiJob) counters() map[string]int {
-	return map[string]int{"rows": j.rows, "created": j.created, "updated": j.updated, "ready": j.ready, "waiting": j.waiting,
-		"refused": j.refused, "refiled": j.refiled, "errors": j.sink.errors, "dropped": j.sink.dropped}
+	c := map[string]int{"rows": j.rows, "created": j.created, "updated": j.updated, "ready": j.ready, "waiting": j.waiting,
+		"refused": j.refused, "refiled": j.refiled, "held": j.held, "errors": j.sink.errors, "dropped": j.sink.dropped}
+	if j.sorted {
+		c["sorted"] = 1
+	}
+	return c
 }
 
 // restore continues from a previous run's committed chunks.
 func (j *morosiJob) restore(p archive.FileProgress) {
 	c := p.Counters
 	j.rows, j.created, j.updated, j.ready, j.waiting = c["rows"], c["created"], c["updated"], c["ready"], c["waiting"]
-	j.refused, j.refiled = c["refused"], c["refiled"]
+	j.refused, j.refiled, j.held = c["refused"], c["refiled"], c["held"]
 	j.sink.kept, j.sink.errors, j.sink.dropped = p.Findings, c["errors"], c["dropped"]
 	j.saved = len(j.sink.kept)
 }
@@ -496,6 +541,9 @@ func (j *morosiJob) result() Result {
 		"ready": fmt.Sprint(j.ready), "waiting_window": fmt.Sprint(j.waiting), "cases_refused": fmt.Sprint(j.refused)}}
 	if j.refiled > 0 {
 		res.Meta["practices_refiled"] = fmt.Sprint(j.refiled)
+	}
+	if j.held > 0 {
+		res.Meta["cases_held"] = fmt.Sprint(j.held)
 	}
 	if j.sink.dropped > 0 {
 		res.Meta["findings_not_listed"] = fmt.Sprint(j.sink.dropped)
@@ -524,9 +572,7 @@ func (j *morosiJob) drain(ctx context.Context) error {
 	}
 	keys := make([]string, 0, len(j.pending))
 	for _, mc := range j.pending {
-		if !mc.Bad {
-			keys = append(keys, mc.Key)
-		}
+		keys = append(keys, mc.Key)
 	}
 	existing, err := j.st.ExistingKeys(ctx, keys)
 	if err != nil {
@@ -547,12 +593,6 @@ func (j *morosiJob) drain(ctx context.Context) error {
 // is known to be new.
 func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist bool) error {
 	line := mc.FirstLine()
-	if mc.Bad {
-		j.refused++
-		j.sink.add(flows.Finding{Line: line, Field: flows.MorSwitch, Rule: "CASE-ROWS", Value: mc.Key,
-			Message: fmt.Sprintf("case not filed: some of its rows (lines %s) were refused; correct them and drop the case again", linesText(mc.Lines))})
-		return nil
-	}
 	var existing archive.Practice
 	found := false
 	if mayExist {
@@ -572,6 +612,9 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 	if found && (existing.State == flows.StateInadmissible || existing.State == flows.StateRejected) {
 		refiled, found = &existing, false
 	}
+	if mc.Held() {
+		return j.hold(ctx, mc, existing, found && refiled == nil)
+	}
 	if found {
 		if data, err = flows.ParseUscenteData(existing.Data); err != nil {
 			return fmt.Errorf("practice %d data: %w", existing.ID, err)
@@ -586,12 +629,9 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 			return nil
 		}
 	}
-	result, fs := flows.CheckEligibility(mc.Case, j.today, j.params)
-	for i := range fs {
-		fs[i].File, fs[i].Line = j.in.File.Name, line
-	}
-	state, errs, warns := eligibilityOutcome(fs)
-	open, closeDay := flows.RequestWindow(mc.Case.SwitchDate, j.params)
+	// The same decision `cmord validate` shows for the case.
+	out := flows.DecideMorosi(mc, j.in.File.Name, j.today, j.params)
+	result, state, errs, warns, open, closeDay := out.Result, out.State, out.Refusals, out.Warnings, out.WindowOpen, out.WindowClose
 	data.Case, data.Audit, data.Warnings, data.Refusals = mc.Case, flows.AuditOf(result, j.today), warns, nil
 	data.Inputs = appendInput(data.Inputs, j.in.File.ID, mc.Lines)
 	switch state {
@@ -674,6 +714,51 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		return err
 	}
 	return j.u.settleReady(ctx, j.st, p, state, result, j.u.reqPayload(&data), hist)
+}
+
+// hold keeps a case whose rows were refused or disagree from being filed with content
+// different from what billing gave: no practice is created, and a practice of the same
+// case not yet filed goes back to DRAFT with the reasons (its ready request cancelled).
+// The findings (each row, each conflict, and the case) reach a person as exceptions.
+func (j *morosiJob) hold(ctx context.Context, mc *flows.MorosiCase, existing archive.Practice, found bool) error {
+	out := flows.DecideMorosi(mc, j.in.File.Name, j.today, j.params)
+	j.held++
+	j.refused++
+	j.sink.add(out.Refusals...)
+	if !found {
+		return nil
+	}
+	switch existing.State {
+	case flows.StateDraft, flows.StateReady, flows.StateWaitingWindow:
+	default:
+		return nil // filed already: this extract changes nothing of it, its findings say why
+	}
+	data, err := flows.ParseUscenteData(existing.Data)
+	if err != nil {
+		return fmt.Errorf("practice %d data: %w", existing.ID, err)
+	}
+	data.Refusals = out.Refusals
+	if len(data.Refusals) == 0 {
+		// Every row of it was refused (their findings are the file's): the practice
+		// still says why it left READY.
+		f := flows.Finding{File: j.in.File.Name, Line: mc.FirstLine(), Field: flows.MorSwitch, Rule: flows.RuleCaseRows, Value: mc.Key,
+			Message: fmt.Sprintf("practice held, not filed: its rows in %s (%s %s) were refused; correct them and drop the whole practice again",
+				j.in.File.Name, plural(len(mc.Lines), "line", "lines"), linesText(mc.Lines))}
+		data.Refusals = []flows.Finding{f}
+		j.sink.add(f)
+	}
+	data.Inputs = appendInput(data.Inputs, j.in.File.ID, mc.Lines)
+	p := &existing
+	p.Data = data.Marshal()
+	if err := j.st.Save(ctx, p); err != nil {
+		return err
+	}
+	if err := j.st.Link(ctx, p.ID, j.in.File.ID, "input", mc.FirstLine()); err != nil {
+		return err
+	}
+	h := archive.HistoryEntry{Flow: config.KindUscenteMorosi, FileID: j.in.File.ID, Line: mc.FirstLine(), At: j.now,
+		Note: fmt.Sprintf("held: rows of %s (lines %s) refused or in conflict, not filed until billing sends the practice again", j.in.File.Name, linesText(mc.Lines))}
+	return j.u.settleReady(ctx, j.st, p, flows.StateDraft, flows.CMORResult{Credit: p.Credit, Estimate: p.Estimate, Previous: p.Previous, CMOR: p.CMOR}, nil, h)
 }
 
 // linkPrevious links a request that carries a previous uncollected CMOR to our
@@ -771,28 +856,7 @@ func appendInput(refs []flows.InputRef, fileID int64, lines []int) []flows.Input
 	return append(refs, flows.InputRef{FileID: fileID, Lines: append([]int(nil), lines...)})
 }
 
-func linesText(lines []int) string {
-	if len(lines) == 0 {
-		return ""
-	}
-	if len(lines) == 1 {
-		return fmt.Sprint(lines[0])
-	}
-	contiguous := true
-	for i := 1; i < len(lines); i++ {
-		if lines[i] != lines[i-1]+1 {
-			contiguous = false
-		}
-	}
-	if contiguous {
-		return fmt.Sprintf("%d-%d", lines[0], lines[len(lines)-1])
-	}
-	parts := make([]string, len(lines))
-	for i, l := range lines {
-		parts[i] = fmt.Sprint(l)
-	}
-	return strings.Join(parts, ",")
-}
+func linesText(lines []int) string { return flows.LinesText(lines) }
 
 // newCode allocates a CP_UTENTE inside the job's transaction.
 func (j *morosiJob) newCode(ctx context.Context, sector string) (string, error) {
@@ -960,22 +1024,7 @@ func (u *uscente) handleIncassi(ctx context.Context, in *Input) (Result, error) 
 // yet filed to: DRAFT when anything is refused, WAITING_WINDOW while the window is not
 // open, READY otherwise.
 func eligibilityOutcome(fs []flows.Finding) (state string, refusals, warns []flows.Finding) {
-	state = flows.StateReady
-	for _, f := range fs {
-		switch {
-		case f.Rule == flows.RuleWindowWait:
-			state = flows.StateWaitingWindow
-			warns = append(warns, f)
-		case f.IsWarning():
-			warns = append(warns, f)
-		default:
-			refusals = append(refusals, f)
-		}
-	}
-	if len(refusals) > 0 {
-		state = flows.StateDraft
-	}
-	return state, refusals, warns
+	return flows.SplitEligibility(fs)
 }
 
 // recheckUnfiled recomputes a practice not yet filed after its case changed (a partial

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/cmord/cmord/archive"
@@ -24,6 +26,11 @@ type chunkRun struct {
 
 func processExtract(t *testing.T, chunk, batch, stopAfter int) chunkRun {
 	t.Helper()
+	return processExtractOf(t, e2eExtract()+extraCases(9), chunk, batch, stopAfter)
+}
+
+func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int) chunkRun {
+	t.Helper()
 	old, oldBatch, oldHook := morosiChunkCases, morosiBatchCases, afterMorosiChunk
 	t.Cleanup(func() { morosiChunkCases, morosiBatchCases, afterMorosiChunk = old, oldBatch, oldHook })
 	morosiChunkCases = chunk
@@ -33,7 +40,7 @@ func processExtract(t *testing.T, chunk, batch, stopAfter int) chunkRun {
 	w := newTestWorld(t, e2eNow, "")
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "morosi.csv")
-	writeFile(t, path, e2eExtract()+extraCases(9))
+	writeFile(t, path, content)
 	res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: "morosi.csv", Direction: "in", Kind: "uscente.morosi", Path: path})
 	if err != nil {
 		t.Fatal(err)
@@ -138,6 +145,40 @@ func TestMorosiChunksEqualOneTransaction(t *testing.T) {
 			}
 			if got.progress {
 				t.Error("file_progress left behind after the file finished")
+			}
+		})
+	}
+}
+
+// The same for an extract whose rows of one practice are not adjacent: the daemon
+// reads it sorted by practice, and a run stopped between chunks continues after the
+// last committed practice and ends exactly as the uninterrupted run (same codes, same
+// findings in the same order).
+func TestMorosiShuffledChunksEqualOneTransaction(t *testing.T) {
+	lines := strings.Split(strings.TrimRight(e2eExtract()+extraCases(9), "\r\n"), "\r\n")
+	rand.New(rand.NewPCG(4, 2)).Shuffle(len(lines)-1, func(i, j int) { lines[i+1], lines[j+1] = lines[j+1], lines[i+1] })
+	content := strings.Join(lines, "\r\n") + "\r\n"
+	if adjacent, _ := morosiKeysAdjacent(context.Background(), flows.NewCSVReader(strings.NewReader(content),
+		flows.DefaultCatalog().Input("uscente.morosi"), flows.ReadOptions{})); adjacent {
+		t.Fatal("the shuffled extract still has the rows of each practice adjacent: it proves nothing")
+	}
+	want := processExtractOf(t, content, 1<<30, 0, 0)
+	if len(want.practices) < 10 || len(want.result.Findings) == 0 {
+		t.Fatalf("reference run too small to prove anything: %d practices, %d findings", len(want.practices), len(want.result.Findings))
+	}
+	for _, tt := range []struct {
+		name                    string
+		chunk, batch, stopAfter int
+	}{
+		{"chunks of 1", 1, 0, 0},
+		{"chunks of 3 in batches of 2", 3, 2, 0},
+		{"stopped after the first chunk", 2, 0, 1},
+		{"chunks of 1 stopped after the last but one", 1, 0, 11},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			got := processExtractOf(t, content, tt.chunk, tt.batch, tt.stopAfter)
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("got  %+v\nwant %+v", got, want)
 			}
 		})
 	}

@@ -315,10 +315,13 @@ func TestUscenteEndToEnd(t *testing.T) {
 			t.Errorf("finding without file or line: %+v", e)
 		}
 	}
-	for _, r := range []string{flows.RuleIDCF, "E5"} {
-		if !rules[r] {
-			t.Errorf("no row_refused exception with rule %s; got %v", r, rules)
-		}
+	if !rules[flows.RuleIDCF] || rules["E5"] {
+		t.Errorf("row_refused exceptions with rules %v: want ID-CF (a data error), not E5 (an eligibility refusal)", rules)
+	}
+	// E5 is an eligibility refusal: its own kind, low severity, nothing to correct.
+	if ne := w.exceptions("case_not_eligible"); len(ne) != 1 || ne[0].Rule != "E5" || ne[0].Severity != archive.SevLow ||
+		!strings.Contains(ne[0].Action, flows.EligibilityNoteEN) {
+		t.Errorf("case_not_eligible exceptions %+v, want one E5, low, %q", ne, flows.EligibilityNoteEN)
 	}
 	pub := w.published()
 	if len(pub) != 1 {
@@ -542,16 +545,10 @@ func morosiBenchFile(b *testing.B, rows int) string {
 		b.Fatal(err)
 	}
 	bw := bufioWriter(fh)
-	sw := flows.D(2025, 3, 1)
 	fmt.Fprintf(bw, "%s\r\n", strings.Join(morosiHeader, ";"))
-	cfs := make([]string, 1000)
-	for i := range cfs {
-		cfs[i] = testCF(fmt.Sprintf("RSSMRA%02dT%02dA%03d", 50+i%40, 10+i%18, i%1000))
-	}
+	row := morosiBenchRow()
 	for i := 0; i < rows; i++ {
-		c := i / 3
-		fmt.Fprintf(bw, "%s\r\n", morosiRow(fmt.Sprintf("IT%03dE%08d", c%1000, c), cfs[c%len(cfs)], "Cliente Benchmark", sw,
-			fmt.Sprintf("F%d-%d", c, i%3), "40.00", nil))
+		fmt.Fprintf(bw, "%s\r\n", row(i))
 	}
 	if err := bw.Flush(); err != nil {
 		b.Fatal(err)
@@ -585,6 +582,54 @@ func peakHeap(stop <-chan struct{}) <-chan uint64 {
 		}
 	}()
 	return out
+}
+
+// morosiBenchRow returns the benchmark extract's row i: 3 invoices per case.
+func morosiBenchRow() func(i int) string {
+	sw := flows.D(2025, 3, 1)
+	cfs := make([]string, 1000)
+	for i := range cfs {
+		cfs[i] = testCF(fmt.Sprintf("RSSMRA%02dT%02dA%03d", 50+i%40, 10+i%18, i%1000))
+	}
+	return func(i int) string {
+		c := i / 3
+		return morosiRow(fmt.Sprintf("IT%03dE%08d", c%1000, c), cfs[c%len(cfs)], "Cliente Benchmark", sw,
+			fmt.Sprintf("F%d-%d", c, i%3), "40.00", nil)
+	}
+}
+
+// morosiBenchShuffledFile writes the same rows as morosiBenchFile in a scattered order
+// (row (i*p) mod rows at position i, p a prime not dividing rows), without holding
+// them in memory: the three rows of a case end up far apart.
+func morosiBenchShuffledFile(b *testing.B, rows int) string {
+	b.Helper()
+	p := filepath.Join(os.TempDir(), fmt.Sprintf("cmord-bench-morosi-shuffled-%d.csv", rows))
+	if st, err := os.Stat(p); err == nil && st.Size() > 0 {
+		return p
+	}
+	step := 1_000_003
+	for rows%step == 0 {
+		step += 2
+	}
+	tmp := p + ".tmp"
+	fh, err := os.Create(tmp)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bw := bufioWriter(fh)
+	fmt.Fprintf(bw, "%s\r\n", strings.Join(morosiHeader, ";"))
+	row := morosiBenchRow()
+	for i := 0; i < rows; i++ {
+		fmt.Fprintf(bw, "%s\r\n", row(int(int64(i)*int64(step)%int64(rows))))
+	}
+	if err := bw.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	fh.Close()
+	if err := os.Rename(tmp, p); err != nil {
+		b.Fatal(err)
+	}
+	return p
 }
 
 // BenchmarkMorosi1M runs a 1,000,000-row uscente.morosi extract through validation,
@@ -677,6 +722,51 @@ func BenchmarkMorosi1M(b *testing.B) {
 		b.Logf("%d rows: handler %s (%.0f rows/s), build %s (%d files), sqlite3 .import %.2fs (:memory:) %.2fs (file), peak heap %.1f MiB, meta %v",
 			rows, handler.Round(time.Millisecond), float64(rows)/handler.Seconds(), build.Round(time.Millisecond), n, importSecs, importFileSecs, float64(heap)/(1<<20), out.Meta)
 		w.d.Close()
+
+		// The same rows shuffled: the rows of one practice are far apart, so the
+		// handler sorts them by key under the state directory first (morosi_cases.go).
+		// MOROSI_SHUFFLED=0 skips it.
+		if os.Getenv("MOROSI_SHUFFLED") == "0" {
+			continue
+		}
+		b.StopTimer()
+		shuffledFile := morosiBenchShuffledFile(b, rows)
+		ws := newTestWorld(&testing.T{}, e2eNow, "")
+		rs, err := ws.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: filepath.Base(shuffledFile), Direction: "in", Kind: "uscente.morosi", Path: shuffledFile})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		resetPeakRSS(b)
+		b.StartTimer()
+		start = time.Now()
+		outS, err := ws.d.process(ctx, rs.File, ws.d.folderByName("morosi"))
+		if err != nil || outS.Rejected {
+			b.Fatalf("process shuffled: %v %s", err, outS.Reason)
+		}
+		handlerS := time.Since(start)
+		b.StopTimer()
+		rssHandlerS := peakRSS(b)
+		resetPeakRSS(b)
+		b.StartTimer()
+		startBuild = time.Now()
+		nS, err := ws.d.BuildAll(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		buildS := time.Since(startBuild)
+		b.StopTimer()
+		rssBuildS := peakRSS(b)
+		if outS.Meta["practices_created"] != out.Meta["practices_created"] || outS.Meta["ready"] != out.Meta["ready"] {
+			b.Errorf("shuffled file: meta %v, sorted file %v", outS.Meta, out.Meta)
+		}
+		b.ReportMetric(handlerS.Seconds(), "shuffled-handler-s")
+		b.ReportMetric(buildS.Seconds(), "shuffled-build-s")
+		b.ReportMetric(rssHandlerS, "shuffled-peak-rss-handler-MiB")
+		b.ReportMetric(rssBuildS, "shuffled-peak-rss-build-MiB")
+		b.Logf("%d rows shuffled: handler %s (sorted file %s), build %s (%d files), peak resident memory handler %.1f MiB (sorted file %.1f), build %.1f MiB, meta %v",
+			rows, handlerS.Round(time.Millisecond), handler.Round(time.Millisecond), buildS.Round(time.Millisecond), nS, rssHandlerS, rssHandler, rssBuildS, outS.Meta)
+		ws.d.Close()
 	}
 }
 

@@ -38,3 +38,26 @@ func (f Finding) String() string {
 
 // IsWarning reports whether the finding is only a warning (the row still goes on).
 func (f Finding) IsWarning() bool { return f.Severity == "warning" }
+
+// Eligibility reports whether the finding is an eligibility refusal: the data are
+// right and the case is simply not entitled to a CMOR (a customer never put in mora,
+// a closed request window, an AT voltage, an indemnity under 10 euro, ...). Nothing is
+// to be corrected in billing, unlike a data error (a malformed or missing value, rows
+// that disagree), which says what to correct. A condition whose value is missing
+// (no voltage, no gas use) is a data error: billing must give it.
+func (f Finding) Eligibility() bool {
+	switch f.Rule {
+	case "E3", "E4", "E5", "E6", "E7", "E8", "E9", "E10":
+		return !f.IsWarning()
+	case "E1", "E2":
+		return !f.IsWarning() && f.Value != ""
+	}
+	return false
+}
+
+// EligibilityNote is how an eligibility refusal is told apart wherever a person reads
+// it (reason files, exceptions, the digest): not eligible, nothing to correct.
+const (
+	EligibilityNoteIT = "non ammissibile, nessuna correzione necessaria"
+	EligibilityNoteEN = "not eligible, no correction needed"
+)

@@ -3,7 +3,9 @@ package flows
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -77,14 +79,145 @@ func MorosiKey(r Record) string {
 	return UscenteCaseKey(point, cust, sw)
 }
 
-// MorosiCase is one case gathered from consecutive rows with the same key.
+// Rules of the findings about a case as a whole (one practice gathered from several
+// rows): each holds the practice, so that nothing is filed with content different
+// from what billing gave without a person being told.
+const (
+	// RuleCaseRows: some rows of the case were refused; the rest is not filed alone.
+	RuleCaseRows = "CASE-ROWS"
+	// RuleCaseConflict: a practice-level value (voltage, spend, mora attestation, ...)
+	// differs between two rows of one case.
+	RuleCaseConflict = "CASE-CONFLICT"
+	// RuleCaseDupInvoice: the same invoice is listed twice in the case's rows.
+	RuleCaseDupInvoice = "CASE-DUP-INVOICE"
+)
+
+// morosiCaseFields are the columns that describe the practice rather than one invoice:
+// every row repeats them, and two rows of one case that give two different values are
+// a conflict (the first row no longer silently wins).
+var morosiCaseFields = [...]string{MorSector, MorPOD, MorPDR, MorCF, MorPIVA, MorName, MorVoltage, MorGasUse, MorAnnualSmc,
+	MorAllLost, MorClosing, MorTIF, MorComplaints, MorActive, MorVoltura, MorSpend, MorPrevious, MorPrevCP}
+
+// MorosiCase is one case gathered from the rows with the same key.
 type MorosiCase struct {
 	Key   string
 	Case  Case
 	Lines []int // input lines of its rows
 	// Bad is true when one of its rows had an error finding: the case is refused as a
 	// whole, because a missing invoice would change the credit.
-	Bad bool
+	Bad      bool
+	BadLines []int // the lines of those rows
+
+	values   [len(morosiCaseFields)][]caseValue // distinct values of each case field
+	mora     []moraSeen                         // the details each mora notice is given with
+	invLines [][]int                            // lines of each invoice of Case.Invoices, parallel
+}
+
+// moraSeen is one mora notice (date, reference, channel) and the distinct values its
+// details take on the rows that name it: rows that name one notice must describe it
+// alike, or which term, which receipt date, whether it mentioned the CMOR is unknown.
+type moraSeen struct {
+	key     string
+	details [len(moraDetailFields)][]caseValue
+}
+
+var moraDetailFields = [...]string{MorMoraTerm, MorMoraReceived, MorMoraCMOR}
+
+func (m *MorosiCase) addMoraDetails(r Record, n MoraNotice) {
+	key := n.Date.ISO() + "|" + n.Ref + "|" + strings.ToUpper(n.Channel)
+	k := slices.IndexFunc(m.mora, func(s moraSeen) bool { return s.key == key })
+	if k < 0 {
+		m.mora = append(m.mora, moraSeen{key: key})
+		k = len(m.mora) - 1
+	}
+	for i, field := range moraDetailFields {
+		v := r.Get(field)
+		if field == MorMoraCMOR && v != "" {
+			v = "N"
+			if r.Flag(field) {
+				v = "S"
+			}
+		}
+		if v == "" {
+			continue
+		}
+		d := &m.mora[k].details[i]
+		j := slices.IndexFunc(*d, func(cv caseValue) bool { return cv.v == v })
+		if j < 0 {
+			*d = append(*d, caseValue{v: v})
+			j = len(*d) - 1
+		}
+		(*d)[j].lines = append((*d)[j].lines, r.Line)
+	}
+}
+
+// caseValue is one value a case field takes, and the lines that give it.
+type caseValue struct {
+	v     string
+	lines []int
+}
+
+// Held reports whether the case must not be filed from this file: a row was refused,
+// or its rows disagree.
+func (m *MorosiCase) Held() bool { return m.Bad || len(m.Conflicts()) > 0 }
+
+// Conflicts are the findings about the rows of the case together: a practice-level
+// value that differs between rows (RuleCaseConflict), an invoice listed twice
+// (RuleCaseDupInvoice). Each holds the case. They do not depend on the order of the
+// rows: values are listed sorted, and each finding is located at the last line of
+// the rows involved.
+func (m *MorosiCase) Conflicts() []Finding {
+	var fs []Finding
+	for i, vals := range m.values {
+		if f, ok := conflictFinding(morosiCaseFields[i], vals); ok {
+			fs = append(fs, f)
+		}
+	}
+	slices.SortFunc(m.mora, func(a, b moraSeen) int { return strings.Compare(a.key, b.key) })
+	for _, ms := range m.mora {
+		for i, vals := range ms.details {
+			if f, ok := conflictFinding(moraDetailFields[i], vals); ok {
+				f.Message = "for one mora notice (" + strings.ReplaceAll(ms.key, "|", " ") + "), " + f.Message
+				fs = append(fs, f)
+			}
+		}
+	}
+	for k, lines := range m.invLines {
+		if len(lines) < 2 {
+			continue
+		}
+		num := m.Case.Invoices[k].Number
+		lines = slices.Sorted(slices.Values(lines))
+		fs = append(fs, Finding{Line: slices.Max(lines), Field: MorInvNumber, Rule: RuleCaseDupInvoice, Value: num,
+			Message: fmt.Sprintf("invoice %s is listed %d times (lines %s); list each invoice once, the practice is held", num, len(lines), LinesText(lines))})
+	}
+	return fs
+}
+
+// conflictFinding is the RuleCaseConflict finding of a field that takes several
+// values, independent of the order they came in; ok is false for one value or none.
+func conflictFinding(field string, vals []caseValue) (Finding, bool) {
+	if len(vals) < 2 {
+		return Finding{}, false
+	}
+	sorted := slices.Clone(vals)
+	slices.SortFunc(sorted, func(a, b caseValue) int { return strings.Compare(a.v, b.v) })
+	parts, values, last := make([]string, len(sorted)), make([]string, len(sorted)), 0
+	for k, cv := range sorted {
+		lines := slices.Sorted(slices.Values(cv.lines))
+		parts[k] = fmt.Sprintf("%q on %s %s", cv.v, plural(len(lines), "line", "lines"), LinesText(lines))
+		values[k] = cv.v
+		last = max(last, slices.Max(lines))
+	}
+	return Finding{Line: last, Field: field, Rule: RuleCaseConflict, Value: strings.Join(values, " / "),
+		Message: fmt.Sprintf("%s differs between the rows of one practice: %s; billing must give one value, the practice is held", field, strings.Join(parts, ", "))}, true
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
 }
 
 // FirstLine returns the line of its first row.
@@ -95,11 +228,90 @@ func (m *MorosiCase) FirstLine() int {
 	return m.Lines[0]
 }
 
+// normalize puts what the rows gave in an order that does not depend on the order of
+// the rows: invoices by number, mora notices by date and reference, spend by month.
+// The practice, its request and its findings are then the same for a shuffled file.
+func (m *MorosiCase) normalize() {
+	c := &m.Case
+	if !slices.IsSortedFunc(c.Invoices, func(a, b Invoice) int { return strings.Compare(a.Number, b.Number) }) {
+		idx := make([]int, len(c.Invoices))
+		for i := range idx {
+			idx[i] = i
+		}
+		slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(c.Invoices[a].Number, c.Invoices[b].Number) })
+		invs, lines := make([]Invoice, len(idx)), make([][]int, len(idx))
+		for i, k := range idx {
+			invs[i] = c.Invoices[k]
+			if k < len(m.invLines) {
+				lines[i] = m.invLines[k]
+			}
+		}
+		c.Invoices, m.invLines = invs, lines
+	}
+	slices.SortStableFunc(c.Mora, func(a, b MoraNotice) int {
+		if a.Date != b.Date {
+			if a.Date.Before(b.Date) {
+				return -1
+			}
+			return 1
+		}
+		if x := strings.Compare(a.Ref, b.Ref); x != 0 {
+			return x
+		}
+		return strings.Compare(strings.ToUpper(a.Channel), strings.ToUpper(b.Channel))
+	})
+	slices.SortStableFunc(c.Spend, func(a, b MonthSpend) int {
+		if a.Month == b.Month {
+			return 0
+		}
+		if a.Month.Before(b.Month) {
+			return -1
+		}
+		return 1
+	})
+	slices.Sort(m.Lines)
+}
+
+// caseFieldValue is the value of a practice-level field as it counts: flags as S/N
+// (an empty TUTTI_PUNTI_PERSI means every point was lost), others as read.
+func caseFieldValue(r Record, field string) string {
+	v := r.Get(field)
+	switch field {
+	case MorAllLost:
+		if v == "N" {
+			return "N"
+		}
+		return "S"
+	case MorClosing, MorTIF, MorComplaints, MorActive, MorVoltura:
+		if v == "" {
+			return ""
+		}
+		if r.Flag(field) {
+			return "S"
+		}
+		return "N"
+	}
+	return v
+}
+
 // AddRow merges one row into the case: case-level columns fill what is still empty,
-// the invoice replaces one with the same number (a re-extract corrects it), the mora
-// notice and the spend months are added unless already there.
+// the mora notice and the spend months are added unless already there. A case-level
+// value that differs from an earlier row's, or an invoice already listed, is a
+// conflict (Conflicts): rows of one extract must agree.
 func (m *MorosiCase) AddRow(r Record) {
 	m.Lines = append(m.Lines, r.Line)
+	for i, field := range morosiCaseFields {
+		v := caseFieldValue(r, field)
+		if v == "" {
+			continue
+		}
+		k := slices.IndexFunc(m.values[i], func(cv caseValue) bool { return cv.v == v })
+		if k < 0 {
+			m.values[i] = append(m.values[i], caseValue{v: v})
+			k = len(m.values[i]) - 1
+		}
+		m.values[i][k].lines = append(m.values[i][k].lines, r.Line)
+	}
 	c := &m.Case
 	set := func(dst *string, field string) {
 		if *dst == "" {
@@ -122,7 +334,8 @@ func (m *MorosiCase) AddRow(r Record) {
 		c.AnnualSmc, _ = strconv.ParseInt(v, 10, 64)
 	}
 	if len(m.Lines) == 1 {
-		// Yes/no attestations come from the first row of the case; billing repeats them.
+		// Yes/no attestations come from the first row of the case; billing repeats them
+		// (a row that says otherwise is a conflict, above).
 		// TUTTI_PUNTI_PERSI is optional: billing flags only the customers it still
 		// supplies elsewhere, so an empty value means every point was lost.
 		c.AllPointsLost = r.Get(MorAllLost) != "N"
@@ -140,12 +353,20 @@ func (m *MorosiCase) AddRow(r Record) {
 			PeriodFrom: r.Date(MorInvFrom), PeriodTo: r.Date(MorInvTo), Amount: r.Amount(MorInvAmount),
 			Unpaid: r.Amount(MorInvUnpaid), RAI: r.Amount(MorInvRAI), Reading: r.Get(MorInvReading),
 			Conguagliata: r.Flag(MorInvCong), Reconstruction: r.Flag(MorInvRecon)}
-		c.Invoices = mergeInvoice(c.Invoices, inv)
+		if i := invoiceIndex(c.Invoices, num); i >= 0 {
+			// Listed twice: which one is the claim? Neither is filed until billing says
+			// (Conflicts); the first listing is kept meanwhile.
+			m.invLines[i] = append(m.invLines[i], r.Line)
+		} else {
+			c.Invoices = append(c.Invoices, inv)
+			m.invLines = append(m.invLines, []int{r.Line})
+		}
 	}
 	if d := r.Date(MorMoraDate); !d.IsZero() || r.Get(MorMoraRef) != "" {
 		n := MoraNotice{Date: d, Channel: r.Get(MorMoraChannel), Received: r.Date(MorMoraReceived),
 			Term: r.Date(MorMoraTerm), MentionsCMOR: r.Flag(MorMoraCMOR), Ref: r.Get(MorMoraRef)}
 		c.Mora = mergeMora(c.Mora, n)
+		m.addMoraDetails(r, n)
 	}
 	if s := r.Get(MorSpend); s != "" {
 		if ms, err := ParseMonthAmounts(s, false); err == nil {
@@ -154,20 +375,28 @@ func (m *MorosiCase) AddRow(r Record) {
 	}
 }
 
-func mergeInvoice(list []Invoice, inv Invoice) []Invoice {
+func invoiceIndex(list []Invoice, number string) int {
 	for i := range list {
-		if list[i].Number == inv.Number {
-			list[i] = inv
-			return list
+		if list[i].Number == number {
+			return i
 		}
 	}
-	return append(list, inv)
+	return -1
 }
 
+// mergeMora adds a row's notice, or completes the same notice named by an earlier row
+// (what one row leaves empty another may give; two different values are a conflict,
+// reported by Conflicts, so which one is kept does not matter).
 func mergeMora(list []MoraNotice, n MoraNotice) []MoraNotice {
 	for i := range list {
-		if list[i].Date == n.Date && list[i].Ref == n.Ref && strings.EqualFold(list[i].Channel, n.Channel) {
-			list[i] = n
+		if o := &list[i]; o.Date == n.Date && o.Ref == n.Ref && strings.EqualFold(o.Channel, n.Channel) {
+			if o.Received.IsZero() {
+				o.Received = n.Received
+			}
+			if o.Term.IsZero() {
+				o.Term = n.Term
+			}
+			o.MentionsCMOR = o.MentionsCMOR || n.MentionsCMOR
 			return list
 		}
 	}
@@ -236,11 +465,12 @@ func mergeMoraKeep(list []MoraNotice, n MoraNotice) []MoraNotice {
 	return append(list, n)
 }
 
-// Grouper turns a stream of uscente.morosi rows, sorted by case as billing extracts
-// are, into cases: consecutive rows with the same key make one case. It holds one case
-// at a time, so memory does not grow with the file. A key that comes back later makes
-// a second case with the same key: the caller merges it into the practice the first
-// one created.
+// Grouper turns a stream of uscente.morosi rows in which the rows of one case are
+// adjacent into cases: consecutive rows with the same key make one case. It holds one
+// case at a time, so memory does not grow with the file. Billing extracts need not be
+// in that order: the daemon (and `cmord validate`, through the same code) first checks
+// whether a file's keys are adjacent and otherwise feeds the Grouper the rows sorted
+// by key (docs/uscente.md, "Row order").
 type Grouper struct {
 	cur *MorosiCase
 }
@@ -257,6 +487,7 @@ func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
 	var done *MorosiCase
 	if g.cur != nil && g.cur.Key != key {
 		done = g.cur
+		done.normalize()
 		g.cur = nil
 	}
 	if g.cur == nil {
@@ -265,6 +496,7 @@ func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
 	g.cur.AddRow(r)
 	if bad {
 		g.cur.Bad = true
+		g.cur.BadLines = append(g.cur.BadLines, r.Line)
 	}
 	return done
 }
@@ -273,7 +505,127 @@ func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
 func (g *Grouper) Flush() *MorosiCase {
 	c := g.cur
 	g.cur = nil
+	if c != nil {
+		c.normalize()
+	}
 	return c
+}
+
+// MorosiOutcome is what one case of a billing extract becomes, decided by DecideMorosi
+// for the daemon and for `cmord validate` alike.
+type MorosiOutcome struct {
+	// Held: rows of the case were refused or disagree; it is not evaluated, not filed,
+	// and Refusals say which rows and why.
+	Held bool
+	// State is READY, WAITING_WINDOW or DRAFT (refused: Refusals say why); DRAFT when Held.
+	State    string
+	Result   CMORResult
+	Refusals []Finding
+	Warnings []Finding
+	// The request window of the case's switch date.
+	WindowOpen, WindowClose Date
+}
+
+// Eligible reports whether every refusal is an eligibility refusal (nothing to correct
+// in billing); false when there are none.
+func (o MorosiOutcome) Eligible() bool {
+	for _, f := range o.Refusals {
+		if !f.Eligibility() {
+			return false
+		}
+	}
+	return len(o.Refusals) > 0
+}
+
+// DecideMorosi decides one case read from file (the name, for the findings) as of
+// requestDate: held when its rows were refused or disagree, else its eligibility and
+// CMOR. Findings of the eligibility checks are located at the case's first line.
+func DecideMorosi(mc *MorosiCase, file string, requestDate Date, p CMORParams) MorosiOutcome {
+	var o MorosiOutcome
+	if !mc.Case.SwitchDate.IsZero() {
+		o.WindowOpen, o.WindowClose = RequestWindow(mc.Case.SwitchDate, p)
+	}
+	if mc.Held() {
+		o.Held, o.State = true, StateDraft
+		if good := goodLines(mc); mc.Bad && len(good) > 0 {
+			// Only when rows of it would otherwise have gone out: a practice whose
+			// every row was refused is told by the rows' own findings.
+			bad := slices.Sorted(slices.Values(mc.BadLines))
+			o.Refusals = append(o.Refusals, Finding{File: file, Line: mc.FirstLine(), Field: MorSwitch, Rule: RuleCaseRows, Value: mc.Key,
+				Message: fmt.Sprintf("practice held, not filed: its %s %s %s refused, and %s %s %s not filed alone; correct the refused rows and drop the whole practice again",
+					plural(len(bad), "row on line", "rows on lines"), LinesText(bad), plural(len(bad), "was", "were"),
+					plural(len(good), "the row on line", "the rows on lines"), LinesText(good), plural(len(good), "is", "are"))})
+		}
+		for _, f := range mc.Conflicts() {
+			f.File = file
+			o.Refusals = append(o.Refusals, f)
+		}
+		return o
+	}
+	result, fs := CheckEligibility(mc.Case, requestDate, p)
+	for i := range fs {
+		fs[i].File, fs[i].Line = file, mc.FirstLine()
+	}
+	o.Result = result
+	o.State, o.Refusals, o.Warnings = SplitEligibility(fs)
+	return o
+}
+
+// goodLines are the lines of mc's rows that were not refused.
+func goodLines(mc *MorosiCase) []int {
+	var good []int
+	for _, l := range mc.Lines {
+		if !slices.Contains(mc.BadLines, l) {
+			good = append(good, l)
+		}
+	}
+	return good
+}
+
+// SplitEligibility turns CheckEligibility's findings into a state (READY,
+// WAITING_WINDOW when the window is not open yet, DRAFT when anything is refused), the
+// refusals and the warnings.
+func SplitEligibility(fs []Finding) (state string, refusals, warns []Finding) {
+	state = StateReady
+	for _, f := range fs {
+		switch {
+		case f.Rule == RuleWindowWait:
+			state = StateWaitingWindow
+			warns = append(warns, f)
+		case f.IsWarning():
+			warns = append(warns, f)
+		default:
+			refusals = append(refusals, f)
+		}
+	}
+	if len(refusals) > 0 {
+		state = StateDraft
+	}
+	return state, refusals, warns
+}
+
+// LinesText renders input lines compactly: "7", "7-9", or "7,12,30".
+func LinesText(lines []int) string {
+	if len(lines) == 0 {
+		return ""
+	}
+	if len(lines) == 1 {
+		return strconv.Itoa(lines[0])
+	}
+	contiguous := true
+	for i := 1; i < len(lines); i++ {
+		if lines[i] != lines[i-1]+1 {
+			contiguous = false
+		}
+	}
+	if contiguous {
+		return fmt.Sprintf("%d-%d", lines[0], lines[len(lines)-1])
+	}
+	parts := make([]string, len(lines))
+	for i, l := range lines {
+		parts[i] = strconv.Itoa(l)
+	}
+	return strings.Join(parts, ",")
 }
 
 // UscenteData is what a uscente practice keeps in its Data column: the case as read
@@ -520,28 +872,13 @@ func chosenMora(ns []MoraNotice, a *CMORAudit) (MoraNotice, bool) {
 }
 
 // ValidateFile reads a file of flow or input kind f offline, with the same reader the
-// daemon uses, and emits every finding; for uscente.morosi it also groups the rows
-// into cases and checks each case's eligibility as of requestDate (no state: a case
-// already filed is not known here). It returns the number of data rows.
-func ValidateFile(f *Flow, r io.Reader, format string, opt ReadOptions, requestDate Date, p CMORParams, emit func(Finding)) (int, error) {
+// daemon uses, and emits every finding of its rows. It returns the number of data rows.
+// The cases of uscente.morosi (rows grouped by key, their eligibility and CMOR) are the
+// daemon's to decide: `cmord validate` asks the daemon's code for them.
+func ValidateFile(f *Flow, r io.Reader, format string, opt ReadOptions, emit func(Finding)) (int, error) {
 	rd, err := NewReader(r, f, format, opt)
 	if err != nil {
 		return 0, err
-	}
-	morosi := f.IsInput() && f.Key == "uscente.morosi"
-	var g Grouper
-	check := func(mc *MorosiCase) {
-		if mc == nil || mc.Bad {
-			return
-		}
-		_, fs := CheckEligibility(mc.Case, requestDate, p)
-		for _, fd := range fs {
-			if fd.IsWarning() && fd.Rule != RuleWindowWait {
-				continue
-			}
-			fd.File, fd.Line = opt.FileName, mc.FirstLine()
-			emit(fd)
-		}
 	}
 	rows := 0
 	for {
@@ -567,12 +904,6 @@ func ValidateFile(f *Flow, r io.Reader, format string, opt ReadOptions, requestD
 			continue
 		}
 		rows++
-		if morosi {
-			check(g.Add(rec, HasErrors(fs)))
-		}
-	}
-	if morosi {
-		check(g.Flush())
 	}
 	return rows, nil
 }

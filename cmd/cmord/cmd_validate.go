@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon"
 	"github.com/cmord/cmord/daemon/xlsxrows"
 	"github.com/cmord/cmord/flows"
 )
@@ -159,9 +160,19 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		// Findings arrive in reading order, but a case's eligibility findings only
 		// when the case ends (at a later row): collect, then print in line order.
 		var found []flows.Finding
-		rows, err := flows.ValidateFile(f, bytes.NewReader(data), format, o, today, params, func(fd flows.Finding) {
-			found = append(found, fd)
-		})
+		collect := func(fd flows.Finding) { found = append(found, fd) }
+		var rows int
+		var practices []daemon.MorosiCaseReport
+		if f.IsInput() && f.Key == config.KindUscenteMorosi && format == "csv" {
+			// The daemon's own code: rows grouped by practice whatever their order,
+			// each practice decided as the daemon decides it.
+			open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+			rows, err = daemon.ValidateMorosi(ctx, open, f, o, today, params, os.TempDir(), collect, func(r daemon.MorosiCaseReport) {
+				practices = append(practices, r)
+			})
+		} else {
+			rows, err = flows.ValidateFile(f, bytes.NewReader(data), format, o, collect)
+		}
 		sortFindings(found)
 		errs, warns := 0, 0
 		for _, fd := range found {
@@ -177,8 +188,16 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 			fmt.Fprintf(env.Stdout, "%s: %v\n", path, err)
 			errs++
 		}
+		// In the order of their first line, whichever order the daemon takes them in.
+		sort.SliceStable(practices, func(i, j int) bool { return practices[i].Lines[0] < practices[j].Lines[0] })
+		for _, pr := range practices {
+			fmt.Fprintln(env.Stdout, practiceLine(path, pr))
+		}
 		fmt.Fprintf(env.Stdout, "%s: %s, %s, %s, %s\n", path, f.ID(), plural(rows, "row", "rows"), plural(errs, "error", "errors"),
 			plural(warns, "warning", "warnings"))
+		if len(practices) > 0 {
+			fmt.Fprintf(env.Stdout, "%s: %s\n", path, practiceSummary(practices))
+		}
 		if errs > 0 && recognisedBy != "" {
 			if better := kindsReadingBetter(cat, f, data, format, o); len(better) > 0 {
 				fmt.Fprintf(env.Stdout, "%s: read as %s, recognised by %s; as %s it reads with fewer errors: if that is its kind, "+
@@ -191,6 +210,90 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		return exitFindings
 	}
 	return exitOK
+}
+
+// practiceOutcome names what the daemon would do with a practice: ready (filed with
+// the next SI1.0050), waiting (its request window is not open yet), not eligible
+// (nothing to correct), refused (data to correct in billing) or held (rows refused or
+// in conflict: correct them in billing and send the practice again).
+func practiceOutcome(o flows.MorosiOutcome) string {
+	switch {
+	case o.Held:
+		return "held"
+	case o.State == flows.StateReady:
+		return "ready"
+	case o.State == flows.StateWaitingWindow:
+		return "waiting"
+	case o.Eligible():
+		return "not eligible"
+	}
+	return "refused"
+}
+
+// practiceLine is one practice of a validated extract: the outcome, the rules behind
+// it, the amounts and the request window.
+func practiceLine(path string, pr daemon.MorosiCaseReport) string {
+	o := pr.Outcome
+	lines := "line"
+	if len(pr.Lines) > 1 {
+		lines = "lines"
+	}
+	s := fmt.Sprintf("%s: practice %s (%s %s): %s", path, pr.Key, lines, flows.LinesText(pr.Lines), practiceOutcome(o))
+	var rules []string
+	for _, f := range o.Refusals {
+		if !slicesContains(rules, f.Rule) {
+			rules = append(rules, f.Rule)
+		}
+	}
+	switch {
+	case len(rules) > 0:
+		s += " (" + strings.Join(rules, ", ") + ")"
+	case o.Held:
+		s += " (its rows were refused, see above)"
+	}
+	switch {
+	case o.Held:
+		s += "; correct the rows in billing and send the whole practice again"
+		return s
+	case o.Eligible():
+		s += ": no correction needed"
+	case len(o.Refusals) > 0:
+		s += ": correct the data in billing"
+	}
+	s += fmt.Sprintf("; credit %s, estimate %s", o.Result.Credit, o.Result.Estimate)
+	if o.Result.Previous > 0 {
+		s += fmt.Sprintf(", previous CMOR %s", o.Result.Previous)
+	}
+	s += fmt.Sprintf(", CMOR %s", o.Result.CMOR)
+	if !o.WindowOpen.IsZero() {
+		s += fmt.Sprintf("; request window %s-%s", o.WindowOpen, o.WindowClose)
+	}
+	return s
+}
+
+func slicesContains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// practiceSummary counts the practices by outcome.
+func practiceSummary(prs []daemon.MorosiCaseReport) string {
+	order := []string{"ready", "waiting", "not eligible", "refused", "held"}
+	n := map[string]int{}
+	for _, pr := range prs {
+		n[practiceOutcome(pr.Outcome)]++
+	}
+	parts := []string{plural(len(prs), "practice", "practices")}
+	for _, k := range order {
+		if n[k] > 0 {
+			parts = append(parts, fmt.Sprintf("%d %s", n[k], k))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // sortFindings orders findings by file, line, then field; findings of one field keep

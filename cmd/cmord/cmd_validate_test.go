@@ -27,7 +27,11 @@ func TestValidate(t *testing.T) {
 				"uscente.morosi.csv:8: field IMPORTO_INSOLUTO: rule TYPE-AMOUNT",
 				"uscente.morosi.csv:9: field COD_PDR: rule ID-PDR",
 				"uscente.morosi.csv:10: field CONGUAGLIO: rule REQUIRED",
+				// what the daemon would do, practice by practice
+				"practice U|IT001E12345678|RSSMRA85T10A562S|2025-03-01 (lines 2-3): ready; credit 246.75, estimate 387.80, CMOR 246.75; request window 01/09/2025-28/02/2026",
+				"practice U|IT001E87654321|VRDGPP75M12H501U|2025-03-01 (lines 7-8): held (its rows were refused, see above)",
 				"9 rows, 6 errors",
+				"7 practices, 2 ready, 5 held",
 			}},
 		{"an SII flow we built is clean", []string{"validate", "../../daemon/testdata/uscente/REQ_e2e.csv"}, exitOK, []string{"0 errors"}},
 		{"missing file", []string{"validate", "no-such-file.csv"}, exitFindings, []string{"no-such-file.csv"}},
@@ -66,6 +70,9 @@ func TestValidateGolden(t *testing.T) {
 	}{
 		// Line 2's case fails E8, known only when line 4 starts the next case.
 		{"out_of_order.golden", []string{"--on", "01/12/2025", "--mapping", morosiMapping, "testdata/validate/out_of_order.csv"}, exitFindings},
+		// Rows of one practice not adjacent (A1 B A2 C): each practice with all of its
+		// rows, as the daemon files them; nothing to correct.
+		{"interleaved.golden", []string{"--on", "15/10/2025", "--kind", "uscente.morosi", "testdata/validate/interleaved.csv"}, exitOK},
 		// The header covers uscente.incassi's mandatory columns as well as
 		// entrante.fatturato's; incassi comes first, fatturato reads it clean.
 		{"guessed_wrong_kind.golden", []string{"testdata/validate/fatturato_canonical.csv"}, exitFindings},

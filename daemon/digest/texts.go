@@ -31,6 +31,7 @@ func (t Text) In(lang string) string {
 var KindExplanations = map[string]Text{
 	"row_refused":             {"Una riga del file non ha superato i controlli e non è stata acquisita.", "A row of the file failed a check and was not taken in."},
 	"file_rejected":           {"Il file è stato rifiutato per intero e non è stato elaborato.", "The whole file was refused and not processed."},
+	"case_not_eligible":       {"Il caso non è ammissibile al CMOR: non ammissibile, nessuna correzione necessaria.", "The case is not eligible for a CMOR: not eligible, no correction needed."},
 	"sii_refusal":             {"Il SII ha respinto la richiesta (inammissibile o con esito negativo).", "The SII refused the request (inadmissible or negative outcome)."},
 	"no_answer":               {"Il SII non ha ancora risposto alla richiesta inviata.", "The SII has not answered the request yet."},
 	"window_closing":          {"La finestra di richiesta sta per chiudersi e la richiesta non è ancora stata inviata.", "The request window is about to close and the request has not been sent."},
@@ -129,6 +130,12 @@ var RuleTexts = map[string]Text{
 	flows.RuleRevokeCause:   {"Causale di revoca della sospensione sconosciuta.", "Unknown suspension revocation cause."},
 	flows.RuleRendAmount:    {"Importi incoerenti: incassato più del fatturato, o fatturato più del CMOR.", "Inconsistent amounts: collected more than billed, or billed more than the CMOR."},
 	flows.RuleRendState:     {"Dati di fatturazione per una pratica annullata.", "Billing data for an annulled practice."},
+
+	// A practice held because its rows disagree (flows/uscente.go).
+	flows.RuleCaseConflict: {"Pratica sospesa: un dato della pratica (tensione, spesa, messa in mora, ...) è diverso tra le sue righe; correggerlo nel gestionale.", "Practice held: a practice-level value (voltage, spend, mora, ...) differs between its rows; correct it in billing."},
+
+	flows.RuleCaseDupInvoice: {"Pratica sospesa: la stessa fattura compare due volte; elencare ogni fattura una sola volta.", "Practice held: the same invoice is listed twice; list each invoice once."},
+
 	// The daemon's handlers (daemon/*.go).
 	"CASE-ROWS":      {"Caso non presentato: alcune sue righe sono state scartate; correggerle e reinviare il caso.", "Case not filed: some of its rows were refused; correct them and send the case again."},
 	"SI-D01":         {"Caso già presentato al SII: non viene presentato una seconda volta.", "Case already filed with the SII: not filed a second time."},

@@ -35,6 +35,8 @@ var notePatterns = []notePattern{
 	pattern(`case updated: CMOR (?P<amt>\S+) \(credit (?P<amt2>\S+), estimate (?P<amt3>\S+)\)`, "caso aggiornato: CMOR ${amt} (credito ${amt2}, stima 4 mesi ${amt3})"),
 	pattern(`CMOR (?P<amt>\S+)`, "CMOR ${amt}"),
 	pattern(`request window opens (?P<date>\S+)`, "la finestra di richiesta apre il ${date}"),
+	pattern(`held: rows of (?P<file>.+) \(lines (?P<lines>\S+)\) refused or in conflict, not filed until billing sends the practice again`,
+		"sospesa: righe ${lines} di ${file} scartate o in conflitto, non presentata finché la fatturazione non reinvia la pratica"),
 	pattern(`files again the case of CP_UTENTE (?P<code>\S+) \((?P<state>\S+)\)`, "ripresenta il caso del CP_UTENTE ${code}, stato ${state}"),
 	pattern(`case filed again as CP_UTENTE (?P<code>\S+) \(practice #(?P<id>\d+)\) from (?P<file>.+)`, "caso ripresentato come CP_UTENTE ${code} (pratica #${id}) da ${file}"),
 	pattern(`payment of (?P<amt>\S+) on (?P<date>\S+) for invoice (?P<inv>.+)`, "pagamento di ${amt} il ${date} per la fattura ${inv}"),

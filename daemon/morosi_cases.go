@@ -1,0 +1,552 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"container/heap"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// Row order of uscente.morosi (docs/uscente.md, "Row order"). The rows of one practice
+// may be anywhere in a billing extract (sorted by invoice date, by customer, by
+// nothing), and a practice must be decided with all of its rows. Two cases:
+//
+//   - the rows of each practice are adjacent (how most extracts come): the file is read
+//     as it is, one practice at a time, in file order;
+//   - they are not: the rows are sorted by case key into runs under the state
+//     directory, then merged, so that the Grouper sees each practice's rows together.
+//
+// A first pass over the file tells the two apart, keeping 8 bytes per practice (a hash
+// of the key of each run of adjacent rows): a key that starts two runs means the rows
+// are not adjacent. Memory stays flat at a million rows either way: the sort holds one
+// run (sortRunBytes of encoded rows) at a time and the merge one row per run.
+
+// sortRunBytes is how many bytes of encoded rows one sorted run holds in memory.
+var sortRunBytes = 16 << 20
+
+// morosiKeysAdjacent reads the rows of rd (header already read or not) and reports
+// whether the rows of every key are adjacent. Rows without a key are ignored, as the
+// Grouper ignores them. A hash collision can only report "not adjacent" for a file
+// that is: the sorted path then gives the same cases, a little slower.
+func morosiKeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
+	seed := maphash.MakeSeed()
+	var starts []uint64
+	prev := ""
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return false, ctx.Err()
+		}
+		rec, _, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return true, nil // the reading pass proper reports it
+		}
+		key := flows.MorosiKey(rec)
+		if key == "" || key == prev {
+			continue
+		}
+		prev = key
+		starts = append(starts, maphash.String(seed, key))
+	}
+	slices.Sort(starts)
+	for i := 1; i < len(starts); i++ {
+		if starts[i] == starts[i-1] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// morosiCases yields the cases of one uscente.morosi file in the order the handler
+// processes them, each with all of its rows, together with the position a restart
+// continues from.
+type morosiCases struct {
+	sorted bool
+	g      flows.Grouper
+	skip   int // cases (sorted) or lines (in file order) a previous run committed
+
+	// In file order.
+	rd      *flows.CSVReader
+	carryFs []flows.Finding // findings of the row that started the current case
+	carryN  int
+	eof     bool
+
+	// Sorted by key.
+	merge *sortedRows
+	cases int // cases handed out, counting skipped ones
+}
+
+// caseStep is one case and what was read to reach it.
+type caseStep struct {
+	mc *flows.MorosiCase // nil at the end of the file
+	// through is the position after this case: in file order the last line accounted
+	// for, sorted the number of cases done.
+	through  int
+	findings []flows.Finding // of the rows read meanwhile (in file order only)
+	rows     int
+}
+
+// newMorosiCases prepares the cases of rd. sorted says how they are read (from
+// morosiKeysAdjacent, or from a previous run's progress); skip is that run's position.
+// Sorted, the whole file is read and sorted here, and every row's findings are given
+// to rowFindings (in file order they come with each caseStep instead).
+func newMorosiCases(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, sorted bool, skip int, tmpDir string, rowFindings func(fs []flows.Finding)) (*morosiCases, error) {
+	mc := &morosiCases{sorted: sorted, skip: skip, rd: rd}
+	if !sorted {
+		return mc, nil
+	}
+	m, err := sortRowsByKey(ctx, rd, flow, tmpDir, rowFindings)
+	if err != nil {
+		return nil, err
+	}
+	mc.merge = m
+	return mc, nil
+}
+
+// Close removes the sorted runs.
+func (c *morosiCases) Close() error {
+	if c.merge != nil {
+		return c.merge.Close()
+	}
+	return nil
+}
+
+// next returns the next case (mc nil at the end of the file).
+func (c *morosiCases) next(ctx context.Context) (caseStep, error) {
+	if c.sorted {
+		return c.nextSorted(ctx)
+	}
+	return c.nextInOrder(ctx)
+}
+
+func (c *morosiCases) nextInOrder(ctx context.Context) (caseStep, error) {
+	st := caseStep{findings: c.carryFs, rows: c.carryN}
+	c.carryFs, c.carryN = nil, 0
+	if c.eof {
+		return st, nil
+	}
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return st, ctx.Err()
+		}
+		rec, fs, err := c.rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return st, err
+		}
+		if rec.Line <= c.skip && rec.Line > 0 {
+			continue
+		}
+		bad := flows.HasErrors(fs)
+		if !bad || flows.MorosiKey(rec) != "" { // a bad row without a key has no case; its findings say why
+			if done := c.g.Add(rec, bad); done != nil {
+				// This row starts the next case: its findings go with that one, and a
+				// restart after this case reads it again.
+				c.carryFs, c.carryN = fs, 1
+				st.mc, st.through = done, rec.Line-1
+				return st, nil
+			}
+		}
+		st.rows++
+		st.findings = append(st.findings, fs...)
+	}
+	c.eof = true
+	st.mc = c.g.Flush()
+	return st, nil
+}
+
+func (c *morosiCases) nextSorted(ctx context.Context) (caseStep, error) {
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return caseStep{}, ctx.Err()
+		}
+		rec, bad, ok, err := c.merge.next()
+		if err != nil {
+			return caseStep{}, err
+		}
+		var done *flows.MorosiCase
+		if ok {
+			done = c.g.Add(rec, bad)
+		} else {
+			done = c.g.Flush()
+			if done == nil {
+				return caseStep{}, nil
+			}
+		}
+		if done == nil {
+			continue
+		}
+		c.cases++
+		if c.cases <= c.skip {
+			continue // committed by a previous run
+		}
+		return caseStep{mc: done, through: c.cases}, nil
+	}
+}
+
+// ---- external sort of rows by case key ----
+
+// sortRowsByKey reads every row of rd into sorted runs under dir and returns their
+// merge. Rows without a key (refused: their findings say why) are left out.
+func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, dir string, rowFindings func(fs []flows.Finding)) (*sortedRows, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	tmp, err := os.MkdirTemp(dir, "morosi-sort-")
+	if err != nil {
+		return nil, err
+	}
+	s := &runWriter{dir: tmp, flow: flow}
+	fail := func(err error) (*sortedRows, error) {
+		os.RemoveAll(tmp)
+		return nil, err
+	}
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return fail(ctx.Err())
+		}
+		rec, fs, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fail(err)
+		}
+		rowFindings(fs)
+		key := flows.MorosiKey(rec)
+		if key == "" {
+			continue
+		}
+		if err := s.add(key, rec.Line, flows.HasErrors(fs), rec.Values); err != nil {
+			return fail(err)
+		}
+	}
+	if err := s.flush(); err != nil {
+		return fail(err)
+	}
+	m, err := openMerge(tmp, s.runs, s.flow)
+	if err != nil {
+		return fail(err)
+	}
+	return m, nil
+}
+
+// runWriter collects encoded rows up to sortRunBytes, sorts them by (key, line) and
+// writes them as one run file.
+type runWriter struct {
+	dir   string
+	flow  *flows.Flow
+	buf   []byte
+	index []runEntry
+	runs  []string
+}
+
+type runEntry struct {
+	key       []byte // into buf, set by flush
+	line      int
+	off, size int
+}
+
+// Row encoding: uvarint key length, key, uvarint line, bad byte, uvarint number of
+// values, then each value as uvarint length and bytes.
+func (s *runWriter) add(key string, line int, bad bool, values []string) error {
+	if s.buf == nil {
+		s.buf = make([]byte, 0, sortRunBytes)
+	}
+	size := 2*binary.MaxVarintLen64 + len(key) + 1 + binary.MaxVarintLen64
+	for _, v := range values {
+		size += binary.MaxVarintLen64 + len(v)
+	}
+	if len(s.buf)+size > cap(s.buf) && len(s.index) > 0 {
+		if err := s.flush(); err != nil {
+			return err
+		}
+	}
+	off := len(s.buf)
+	s.buf = binary.AppendUvarint(s.buf, uint64(len(key)))
+	s.buf = append(s.buf, key...)
+	s.buf = binary.AppendUvarint(s.buf, uint64(line))
+	if bad {
+		s.buf = append(s.buf, 1)
+	} else {
+		s.buf = append(s.buf, 0)
+	}
+	s.buf = binary.AppendUvarint(s.buf, uint64(len(values)))
+	for _, v := range values {
+		s.buf = binary.AppendUvarint(s.buf, uint64(len(v)))
+		s.buf = append(s.buf, v...)
+	}
+	s.index = append(s.index, runEntry{line: line, off: off, size: len(s.buf) - off})
+	return nil
+}
+
+// flush writes the rows held as one sorted run.
+func (s *runWriter) flush() error {
+	if len(s.index) == 0 {
+		return nil
+	}
+	// The keys are sliced here, once the buffer no longer moves (a row larger than
+	// the buffer makes append reallocate it).
+	for i := range s.index {
+		e := &s.index[i]
+		kl, n := binary.Uvarint(s.buf[e.off:])
+		e.key = s.buf[e.off+n : e.off+n+int(kl)]
+	}
+	slices.SortFunc(s.index, func(a, b runEntry) int {
+		if c := bytes.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return a.line - b.line
+	})
+	f, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("run-%04d", len(s.runs))))
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(f, 256<<10)
+	for _, e := range s.index {
+		if _, err := w.Write(s.buf[e.off : e.off+e.size]); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	s.runs = append(s.runs, f.Name())
+	s.buf, s.index = s.buf[:0], s.index[:0]
+	return nil
+}
+
+// sortedRows merges the runs: rows in (key, line) order.
+type sortedRows struct {
+	dir  string
+	flow *flows.Flow
+	h    runHeap
+	fs   []*os.File
+}
+
+type runCursor struct {
+	r    *bufio.Reader
+	key  string
+	line int
+	bad  bool
+	vals []string
+}
+
+func (c *runCursor) read() (bool, error) {
+	kl, err := binary.ReadUvarint(c.r)
+	if err == io.EOF {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	str := func(n uint64) (string, error) {
+		b := make([]byte, n)
+		_, err := io.ReadFull(c.r, b)
+		return string(b), err
+	}
+	if c.key, err = str(kl); err != nil {
+		return false, err
+	}
+	line, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return false, err
+	}
+	bad, err := c.r.ReadByte()
+	if err != nil {
+		return false, err
+	}
+	nv, err := binary.ReadUvarint(c.r)
+	if err != nil {
+		return false, err
+	}
+	c.line, c.bad, c.vals = int(line), bad == 1, make([]string, nv)
+	for i := range c.vals {
+		l, err := binary.ReadUvarint(c.r)
+		if err != nil {
+			return false, err
+		}
+		if c.vals[i], err = str(l); err != nil {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+type runHeap []*runCursor
+
+func (h runHeap) Len() int { return len(h) }
+func (h runHeap) Less(i, j int) bool {
+	if h[i].key != h[j].key {
+		return h[i].key < h[j].key
+	}
+	return h[i].line < h[j].line
+}
+func (h runHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *runHeap) Push(x any)   { *h = append(*h, x.(*runCursor)) }
+func (h *runHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+func openMerge(dir string, runs []string, flow *flows.Flow) (*sortedRows, error) {
+	m := &sortedRows{dir: dir, flow: flow}
+	for _, p := range runs {
+		f, err := os.Open(p)
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		m.fs = append(m.fs, f)
+		c := &runCursor{r: bufio.NewReaderSize(f, 64<<10)}
+		ok, err := c.read()
+		if err != nil {
+			m.Close()
+			return nil, err
+		}
+		if ok {
+			m.h = append(m.h, c)
+		}
+	}
+	heap.Init(&m.h)
+	return m, nil
+}
+
+// next returns the next row in key order; ok false after the last.
+func (m *sortedRows) next() (rec flows.Record, bad, ok bool, err error) {
+	if len(m.h) == 0 {
+		return rec, false, false, nil
+	}
+	c := m.h[0]
+	rec, ok = flows.RecordOf(m.flow, c.vals)
+	if !ok {
+		return rec, false, false, errors.New("sorted rows: a row of another layout")
+	}
+	rec.Line, bad = c.line, c.bad
+	more, err := c.read()
+	if err != nil {
+		return rec, false, false, err
+	}
+	if more {
+		heap.Fix(&m.h, 0)
+	} else {
+		heap.Pop(&m.h)
+	}
+	return rec, bad, true, nil
+}
+
+// Close closes and removes the runs.
+func (m *sortedRows) Close() error {
+	for _, f := range m.fs {
+		f.Close()
+	}
+	m.fs = nil
+	return os.RemoveAll(m.dir)
+}
+
+// MorosiCaseReport is one practice of a billing extract as `cmord validate` shows it:
+// what the daemon would do with it, decided by the same code.
+type MorosiCaseReport struct {
+	Key     string
+	Lines   []int
+	Case    flows.Case
+	Outcome flows.MorosiOutcome
+}
+
+// ValidateMorosi reads a uscente.morosi file offline exactly as the handler does —
+// the same reader, the same grouping whatever the row order (sorting under tmpDir when
+// the rows of a practice are not adjacent), the same decision per practice
+// (flows.DecideMorosi) — touching no state: a practice already filed is not known
+// here. emit gets every finding (rows, then per practice its refusals and the
+// window-wait warning); report gets every practice in the order the daemon takes them.
+// It returns the number of data rows.
+func ValidateMorosi(ctx context.Context, open func() (io.ReadCloser, error), flow *flows.Flow, opt flows.ReadOptions, requestDate flows.Date,
+	p flows.CMORParams, tmpDir string, emit func(flows.Finding), report func(MorosiCaseReport)) (int, error) {
+	rc, err := open()
+	if err != nil {
+		return 0, err
+	}
+	adjacent, err := morosiKeysAdjacent(ctx, flows.NewCSVReader(rc, flow, opt))
+	rc.Close()
+	if err != nil {
+		return 0, err
+	}
+	if rc, err = open(); err != nil {
+		return 0, err
+	}
+	defer rc.Close()
+	rd := flows.NewCSVReader(rc, flow, opt)
+	hdr, err := rd.ReadHeader()
+	if err != nil {
+		return 0, err
+	}
+	for _, f := range hdr {
+		emit(f)
+	}
+	if flows.HasErrors(hdr) {
+		return 0, nil
+	}
+	rows := 0
+	stop := func(err error) (int, error) {
+		var fd flows.Finding
+		if errors.As(err, &fd) { // the file cannot be read on: the reader says where
+			emit(fd)
+			return rows, nil
+		}
+		return rows, err
+	}
+	cases, err := newMorosiCases(ctx, rd, flow, !adjacent, 0, tmpDir, func(fs []flows.Finding) {
+		rows++
+		for _, f := range fs {
+			emit(f)
+		}
+	})
+	if err != nil {
+		return stop(err)
+	}
+	defer cases.Close()
+	for {
+		st, err := cases.next(ctx)
+		if err != nil {
+			return stop(err)
+		}
+		rows += st.rows
+		for _, f := range st.findings {
+			emit(f)
+		}
+		if st.mc == nil {
+			return rows, nil
+		}
+		out := flows.DecideMorosi(st.mc, opt.FileName, requestDate, p)
+		for _, f := range out.Refusals {
+			emit(f)
+		}
+		for _, f := range out.Warnings {
+			if f.Rule == flows.RuleWindowWait {
+				emit(f)
+			}
+		}
+		report(MorosiCaseReport{Key: st.mc.Key, Lines: st.mc.Lines, Case: st.mc.Case, Outcome: out})
+	}
+}

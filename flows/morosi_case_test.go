@@ -1,0 +1,86 @@
+package flows
+
+import (
+	"reflect"
+	"slices"
+	"testing"
+)
+
+func TestFindingEligibility(t *testing.T) {
+	tests := []struct {
+		f    Finding
+		want bool
+	}{
+		{Finding{Rule: "E5", Field: "DATA_COSTITUZIONE_MORA"}, true}, // never put in mora
+		{Finding{Rule: "E3", Value: "01/03/2024"}, true},             // window closed
+		{Finding{Rule: "E9"}, true},                                  // under 10 euro
+		{Finding{Rule: "E1", Value: "AT"}, true},                     // an AT point
+		{Finding{Rule: "E1", Value: ""}, false},                      // voltage missing: billing must give it
+		{Finding{Rule: "E2", Field: "USO_GAS", Value: ""}, false},
+		{Finding{Rule: "E11", Field: "NUM_FATTURA"}, false},
+		{Finding{Rule: RuleIDCF, Value: "X"}, false},
+		{Finding{Rule: RuleRequired}, false},
+		{Finding{Rule: RuleCaseConflict}, false},
+		{Finding{Rule: RuleWindowWait, Severity: "warning"}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.f.Eligibility(); got != tt.want {
+			t.Errorf("%+v: Eligibility %v, want %v", tt.f, got, tt.want)
+		}
+	}
+}
+
+// The conflicts of a case, its invoices and what DecideMorosi makes of it do not
+// depend on the order of its rows.
+func TestMorosiCaseOrderFree(t *testing.T) {
+	row := func(line int, inv, voltage, closing string) Record {
+		return morosiRecord(t, line, map[string]string{MorSector: "E", MorPOD: "IT023E00121943", MorCF: "RSSMRA85T10A562S", MorSwitch: "01/03/2025",
+			MorInvNumber: inv, MorInvUnpaid: "10.00", MorVoltage: voltage, MorClosing: closing, MorMoraDate: "10/04/2025", MorMoraRef: "R1", MorMoraChannel: "RA"})
+	}
+	rows := []Record{row(2, "F2", "BT", "S"), row(3, "F1", "MT", "S"), row(4, "F3", "BT", ""), row(5, "F1", "BT", "N")}
+	var want *MorosiCase
+	for _, perm := range [][]int{{0, 1, 2, 3}, {3, 2, 1, 0}, {1, 3, 0, 2}} {
+		var g Grouper
+		for _, i := range perm {
+			if g.Add(rows[i], false) != nil {
+				t.Fatal("one key, one case")
+			}
+		}
+		mc := g.Flush()
+		if !mc.Held() {
+			t.Fatal("conflicting rows must hold the case")
+		}
+		if want == nil {
+			want = mc
+			var rules []string
+			for _, f := range mc.Conflicts() {
+				rules = append(rules, f.Rule+" "+f.Field+" "+f.Value)
+			}
+			wantRules := []string{"CASE-CONFLICT TENSIONE BT / MT", "CASE-CONFLICT FATTURA_CHIUSURA N / S", "CASE-DUP-INVOICE NUM_FATTURA F1"}
+			if !reflect.DeepEqual(rules, wantRules) {
+				t.Errorf("conflicts %q, want %q", rules, wantRules)
+			}
+			if !slices.IsSortedFunc(mc.Case.Invoices, func(a, b Invoice) int { return cmpString(a.Number, b.Number) }) || len(mc.Case.Invoices) != 3 {
+				t.Errorf("invoices %v: want F1, F2, F3", mc.Case.Invoices)
+			}
+			continue
+		}
+		if !reflect.DeepEqual(mc.Conflicts(), want.Conflicts()) || !reflect.DeepEqual(mc.Lines, want.Lines) {
+			t.Errorf("order %v: conflicts %v lines %v, want %v %v", perm, mc.Conflicts(), mc.Lines, want.Conflicts(), want.Lines)
+		}
+		o, wo := DecideMorosi(mc, "f.csv", D(2025, 10, 15), DefaultCMORParams()), DecideMorosi(want, "f.csv", D(2025, 10, 15), DefaultCMORParams())
+		if !o.Held || !reflect.DeepEqual(o, wo) {
+			t.Errorf("order %v: outcome %+v, want %+v", perm, o, wo)
+		}
+	}
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
