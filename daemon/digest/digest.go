@@ -540,6 +540,25 @@ func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (
 // so a restart (or a second run the same day) never mails it twice.
 func DedupKey(now time.Time) string { return "digest:" + flows.Today(now).ISO() }
 
+// logAlreadyQueued says what became of the digest of key, which is not queued again:
+// queuing is not sending, so the log tells the outbox's truth (sent, or still waiting
+// with its attempts and last error), never "sent" for a message still in the queue.
+func logAlreadyQueued(ctx context.Context, store *archive.Store, log *slog.Logger, key string) {
+	m, found, err := store.Outbox().ByKey(ctx, key)
+	switch {
+	case err != nil:
+		log.Warn("digest already queued, not queued again; its mail state is unknown", "key", key, "err", err)
+	case !found:
+		// Recorded without a message: skip_empty found nothing to tell.
+		log.Info("digest already done (nothing to tell, no mail), not queued again", "key", key)
+	case m.State == archive.OutboxSent:
+		log.Info("digest already sent, not sent again", "key", key, "sent_at", m.SentAt)
+	default:
+		log.Info("digest already queued, not queued again; not sent yet (the mail outbox retries it)", "key", key,
+			"mail_state", m.State, "attempts", m.Attempts, "last_error", m.LastError)
+	}
+}
+
 // Send builds and renders the digest, queues it in the mail outbox under its dedup key
 // and records it in the ledger. Run again with the same key (after a crash between the
 // two steps, or a restart the same day) it queues nothing new and completes the ledger.
@@ -552,7 +571,7 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 	}
 	if _, done, err := store.DigestByKey(ctx, key); err != nil || done {
 		if done {
-			opts.Log.Info("digest already sent, not sent again", "key", key)
+			logAlreadyQueued(ctx, store, opts.Log, key)
 		}
 		return false, err
 	}
