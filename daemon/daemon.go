@@ -466,7 +466,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		Kind: folder.Kind, Path: c.Path, Meta: map[string]string{"path": filepath.Join(folder.Path, c.Name)}})
 	if err != nil {
 		d.Metrics.Failures.WithLabelValues("archive").Inc()
-		return intake.Outcome{}, err
+		return d.notArchived(ctx, c, folder, err)
 	}
 	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
 	failpoint("after_archive")
@@ -475,12 +475,16 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		// configuration was corrected): a new attempt, not a duplicate. Recorded in the
 		// event log and processed again.
 		err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+			if err := d.Store.ResetAttempts(ctx, tx, res.File.ID); err != nil {
+				return err
+			}
 			return d.Store.SetFileState(ctx, tx, res.File.ID, archive.StateReceived, "dropped again after its refusal: processed again", nil)
 		})
 		if err != nil {
 			return intake.Outcome{}, err
 		}
 		res.File.State, res.File.Reason = archive.StateReceived, ""
+		delete(res.File.Meta, archive.MetaAttempts)
 	}
 	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateProcessed {
 		// The same bytes under the same name, dropped again after they were finished:
@@ -489,10 +493,11 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		reason := d.raiseDuplicate(ctx, res.File, res.File)
 		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, Result{Rejected: true, Reason: reason}, d.now())}, nil
 	}
-	out, err := d.process(ctx, res.File, folder)
+	out, err := d.processOrRefuse(ctx, res.File, folder, "folder "+folder.Name, folder.MaxAttempts)
 	if err != nil {
 		return intake.Outcome{}, err
 	}
+	d.checkGrowth(ctx, c, folder, res.File)
 	failpoint("after_process")
 	if out.Rejected {
 		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, out, d.now())}, nil
@@ -544,5 +549,6 @@ func (d *Daemon) raiseDuplicate(ctx context.Context, dup, orig archive.File) str
 // Config built by hand) is intake's default, 1h, as config's.
 func intakeFolder(f config.Folder) intake.Folder {
 	return intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
-		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: f.UnstableAfter}
+		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: f.UnstableAfter,
+		Retry: f.Retry}
 }
