@@ -469,6 +469,9 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		return d.notArchived(ctx, c, folder, err)
 	}
 	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
+	if c.Attempt > 1 {
+		d.resolve(ctx, "file_retrying|folder:"+folder.Name+"|"+c.Name, "archived")
+	}
 	failpoint("after_archive")
 	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateRejected {
 		// Refused, then dropped again unchanged (typically after the folder's mapping or

@@ -1,0 +1,279 @@
+package daemon
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/intake"
+	"github.com/cmord/cmord/flows"
+)
+
+// realSQLiteErrors provokes SQLite's busy and constraint errors on a real database
+// file: a second writer while the first holds the lock (busy_timeout 0, so at once),
+// and a UNIQUE violation.
+func realSQLiteErrors(t *testing.T) (busy, constraint error) {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "x.db")
+	open := func() *sql.DB {
+		db, err := sql.Open("sqlite", "file:"+p+"?_pragma=busy_timeout(0)&_pragma=journal_mode(WAL)&_txlock=immediate")
+		if err != nil {
+			t.Fatal(err)
+		}
+		db.SetMaxOpenConns(1)
+		t.Cleanup(func() { db.Close() })
+		return db
+	}
+	a, b := open(), open()
+	if _, err := a.Exec(`CREATE TABLE t (x INTEGER UNIQUE)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(`INSERT INTO t VALUES (1)`); err != nil {
+		t.Fatal(err)
+	}
+	_, constraint = a.Exec(`INSERT INTO t VALUES (1)`)
+	tx, err := a.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	_, busy = b.Exec(`INSERT INTO t VALUES (2)`)
+	if busy == nil || constraint == nil {
+		t.Fatalf("no SQLite errors provoked: busy %v, constraint %v", busy, constraint)
+	}
+	return busy, constraint
+}
+
+// TestClassifyFailure sorts real errors as the poison-file policy must: what would
+// fail the same way again is permanent, the machine's troubles are transient.
+func TestClassifyFailure(t *testing.T) {
+	busy, constraint := realSQLiteErrors(t)
+	dir := t.TempDir()
+	_, readDir := os.ReadFile(dir) // reading a directory: EISDIR on the source path
+	tooLong := flows.Finding{File: "m.csv", Line: 7, Rule: flows.RuleCSVLine, Message: "line longer than 1048576 bytes"}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	tests := []struct {
+		name   string
+		err    error
+		source string
+		want   failureClass
+	}{
+		{"line too long (a finding returned as error)", fmt.Errorf("read m.csv: %w", tooLong), "", failPermanent},
+		{"UNIQUE constraint in the handler", fmt.Errorf("save practice: %w", constraint), "", failPermanent},
+		{"source cannot be read", readDir, dir, failPermanent},
+		{"database locked by another process", fmt.Errorf("archive: begin: %w", busy), "", failTransient},
+		{"disk full writing the blob", &fs.PathError{Op: "write", Path: "/var/lib/cmord/objects/tmp-1", Err: syscall.ENOSPC}, "/srv/in/m.csv", failTransient},
+		{"state directory not writable", &fs.PathError{Op: "open", Path: "/var/lib/cmord/objects/tmp-1", Err: syscall.EACCES}, "/srv/in/m.csv", failTransient},
+		{"shutdown", ctx.Err(), "", failTransient},
+		{"a bug of unknown kind", errors.New("index out of step"), "", failUnknown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := classifyFailure(tt.err, tt.source); got != tt.want {
+				t.Errorf("classifyFailure(%v) = %s, want %s", tt.err, got, tt.want)
+			}
+		})
+	}
+}
+
+// failedAttempts counts the PROCESSING_FAILED events of the archive.
+func failedAttempts(t *testing.T, st *archive.Store) int {
+	t.Helper()
+	var n int
+	if err := st.Read().QueryRow(`SELECT count(*) FROM events WHERE type = 'PROCESSING_FAILED'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestPoisonFileRejected: a drop whose processing fails ends in rejected/ with its
+// reason and an open file_rejected exception saying what failed: at once for an error
+// that would repeat (a real UNIQUE constraint of the archive broken by the handler),
+// after max_attempts for an error of unknown kind; nothing stays in .inprogress.
+func TestPoisonFileRejected(t *testing.T) {
+	// A handler that breaks a real constraint of the archive: the blob of its own file
+	// inserted a second time (PRIMARY KEY), as a handler inserting the same key twice.
+	constraint := func(ctx context.Context, in *Input) (Result, error) {
+		return Result{}, in.Store.Write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, size, created_at) VALUES (?, 0, '')`, in.File.Hash)
+			return err
+		})
+	}
+	unknown := func(context.Context, *Input) (Result, error) { return Result{}, errors.New("simulated handler failure") }
+	tests := []struct {
+		name        string
+		maxAttempts int
+		handler     func(context.Context, *Input) (Result, error)
+		calls       int // handler calls wanted
+		reason      []string
+	}{
+		{name: "constraint failure: at once", maxAttempts: 3, handler: constraint, calls: 1,
+			reason: []string{"would repeat at every attempt", "UNIQUE constraint failed: blobs.hash"}},
+		{name: "unknown error: after 3 attempts", maxAttempts: 3, handler: unknown, calls: 3,
+			reason: []string{"processing failed 3 times (max_attempts = 3)", "simulated handler failure"}},
+		{name: "unknown error, max_attempts 1", maxAttempts: 1, handler: unknown, calls: 1,
+			reason: []string{"processing failed 1 times (max_attempts = 1)"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newExcWorld(t)
+			w.tune(func(c *config.Config) {
+				c.Folders[0].Retry, c.Folders[0].MaxAttempts = 20*time.Millisecond, tt.maxAttempts
+			})
+			var calls atomic.Int32
+			w.d.Handle(config.KindUscenteMorosi, HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
+				calls.Add(1)
+				return tt.handler(ctx, in)
+			}))
+			w.drop("morosi", "poison.csv", acceptedCSV)
+			w.scan()
+			if int(calls.Load()) != tt.calls {
+				t.Errorf("handler called %d times, want %d", calls.Load(), tt.calls)
+			}
+			if n := failedAttempts(t, w.d.Store); n != tt.calls {
+				t.Errorf("%d failed attempts recorded, want %d", n, tt.calls)
+			}
+			reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], intake.RejectedDir, "poison.csv"+intake.ReasonSuffix))
+			if err != nil {
+				t.Fatalf("no reason file: %v", err)
+			}
+			if left, _ := os.ReadDir(filepath.Join(w.folders["morosi"], intake.InProgressDir)); len(left) != 0 {
+				t.Errorf(".inprogress still holds %d files", len(left))
+			}
+			es := w.all("file_rejected")
+			if len(es) != 1 || !es[0].Open() || es[0].FileID == 0 {
+				t.Fatalf("want one open file_rejected exception on the file, have %+v", es)
+			}
+			for _, want := range tt.reason {
+				if !strings.Contains(string(reason), want) {
+					t.Errorf("reason file does not say %q:\n%.300s", want, reason)
+				}
+				if !strings.Contains(es[0].Message, want) {
+					t.Errorf("exception does not say %q: %.300s", want, es[0].Message)
+				}
+			}
+			f, err := w.d.Store.GetFile(context.Background(), es[0].FileID)
+			if err != nil || f.State != archive.StateRejected {
+				t.Errorf("archived file: %+v %v, want rejected", f.State, err)
+			}
+		})
+	}
+}
+
+// TestTransientBusyRetried: another process holds the archive's database (a real
+// second SQLite connection in BEGIN IMMEDIATE) for longer than the busy timeout while
+// a file is taken in. That is the machine's problem, not the file's: even with
+// max_attempts = 1 the file is not refused; it is retried, an exception says it
+// waits, and once the lock is released it is processed and the exception resolves.
+func TestTransientBusyRetried(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out SQLite's 10 s busy timeout")
+	}
+	w := newExcWorld(t)
+	w.tune(func(c *config.Config) {
+		c.Folders[0].Retry, c.Folders[0].MaxAttempts = 50*time.Millisecond, 1
+	})
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(w.d.Store.Dir(), "index.db")+"?_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetMaxOpenConns(1)
+	tx, err := db.Begin() // BEGIN IMMEDIATE: the write lock
+	if err != nil {
+		t.Fatal(err)
+	}
+	failures := func() float64 {
+		var m dto.Metric
+		if err := w.d.Metrics.Failures.WithLabelValues("archive").Write(&m); err != nil {
+			t.Fatal(err)
+		}
+		return m.GetCounter().GetValue()
+	}
+	w.drop("morosi", "busy.csv", acceptedCSV)
+	done := make(chan error, 1)
+	go func() { done <- w.d.ScanFoldersOnce(context.Background()) }()
+	// Hold the lock until the first attempt has failed (busy timeout), then let go.
+	deadline := time.Now().Add(30 * time.Second)
+	for failures() < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the first attempt never failed on the locked database")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	tx.Rollback()
+	if err := <-done; err != nil {
+		t.Fatalf("ScanFoldersOnce: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(w.folders["morosi"], intake.DoneDir, "busy.csv")); err != nil {
+		t.Fatalf("the file was not processed after the lock was released: %v", err)
+	}
+	if es := w.all("file_rejected"); len(es) != 0 {
+		t.Errorf("a transient failure refused the file: %+v", es)
+	}
+	es := w.all("file_retrying")
+	if len(es) != 1 || es[0].Open() || es[0].ResolvedBy != "auto" || !strings.Contains(es[0].Message, "database is locked") {
+		t.Errorf("want one file_retrying exception naming the lock, resolved automatically; have %+v", es)
+	}
+}
+
+// TestFileGrewAfterClaim: a slow writer (settle shorter than its pauses) goes on
+// appending to the file after cmord took it. The archived part is processed, and an
+// exception names the file and both sizes, so the rest is never ignored in silence.
+func TestFileGrewAfterClaim(t *testing.T) {
+	w := newExcWorld(t)
+	real := w.d.handlers[config.KindUscenteMorosi]
+	p := filepath.Join(w.folders["morosi"], "slow.csv")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(acceptedCSV); err != nil {
+		t.Fatal(err)
+	}
+	// The writer's next chunk lands while the file is being processed (the handler
+	// waits for it, so the test does not depend on timing).
+	w.d.Handle(config.KindUscenteMorosi, HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
+		if _, err := f.WriteString(strings.Repeat("more;", 20) + "\r\n"); err != nil {
+			return Result{}, err
+		}
+		return real.Handle(ctx, in)
+	}))
+	w.scan()
+	es := w.all("file_grew")
+	if len(es) != 1 {
+		t.Fatalf("want one file_grew exception, have %+v", es)
+	}
+	want := []string{"folder morosi", "slow.csv changed after it was taken", fmt.Sprintf("%d bytes were archived", len(acceptedCSV)),
+		fmt.Sprintf("now has %d bytes", len(acceptedCSV)+102), "the rest was not read"}
+	for _, s := range want {
+		if !strings.Contains(es[0].Message, s) {
+			t.Errorf("message %q does not say %q", es[0].Message, s)
+		}
+	}
+	if es[0].FileID == 0 || es[0].Owner != "operator" || !strings.Contains(es[0].Action, "settle") {
+		t.Errorf("exception %+v: want the file, owner operator, the settle advice", es[0])
+	}
+	// A file written once and left alone raises nothing.
+	w.drop("morosi", "quiet.csv", acceptedCSV+"\r\n")
+	w.d.Handle(config.KindUscenteMorosi, real)
+	w.scan()
+	if es := w.all("file_grew"); len(es) != 1 {
+		t.Errorf("a file that did not change raised file_grew: %+v", es)
+	}
+}
