@@ -113,7 +113,9 @@ func TestPoisonFileRejected(t *testing.T) {
 			return err
 		})
 	}
-	unknown := func(context.Context, *Input) (Result, error) { return Result{}, errors.New("simulated handler failure") }
+	unknown := func(context.Context, *Input) (Result, error) {
+		return Result{}, errors.New("simulated handler failure")
+	}
 	tests := []struct {
 		name        string
 		maxAttempts int
