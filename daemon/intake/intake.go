@@ -14,9 +14,11 @@
 //     existing name: a re-delivery waits until the previous F is finished). Both
 //     directories are fsynced. From here no other scan can take it.
 //  3. Process. ProcessFunc runs with a context that shutdown does not cancel: SIGTERM
-//     lets the file in hand finish. An error means "transient": F stays in .inprogress
-//     and is retried with exponential backoff. A panic is recovered and F is rejected
-//     with the panic message.
+//     lets the file in hand finish. An error means "try again": F stays in .inprogress
+//     and is retried with exponential backoff. Deciding when a failure is permanent
+//     (refuse at once) or has repeated too often (refuse after max_attempts) is the
+//     ProcessFunc's: the daemon's poison-file policy returns a refusal Outcome then.
+//     A panic is recovered and F is rejected with the panic message.
 //  4. Finish. F moves to D/done/F or D/rejected/F (+ D/rejected/F.reason.txt); an
 //     existing name is never overwritten (F.1, F.2, … instead). Directories are fsynced,
 //     so a kill -9 or power loss leaves F in exactly one place.
