@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +54,7 @@ type Daemon struct {
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
 	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
+	missedOpen sync.Map                      // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -424,22 +424,17 @@ func (d *Daemon) mailEvent(ev mail.Event) {
 }
 
 func (d *Daemon) schedEvent(ev sched.Event) {
+	if ev.Kind == sched.EventDone {
+		d.scheduleDone(ev)
+		return
+	}
 	var slots []string
 	for _, t := range ev.Slots {
 		slots = append(slots, t.In(flows.Rome).Format("02/01/2006 15:04"))
 	}
 	d.Log.Warn("schedule event", "job", ev.Job, "kind", ev.Kind, "slots", slots, "err", ev.Err)
 	d.Metrics.ScheduleRuns.WithLabelValues(ev.Job, ev.Kind).Inc()
-	if ev.Kind != sched.EventMissed && ev.Kind != sched.EventInterrupted && ev.Kind != sched.EventPanic {
-		return
-	}
-	msg := fmt.Sprintf("job %s: %d slot(s) %s: %s", ev.Job, len(ev.Slots), ev.Kind, strings.Join(slots, ", "))
-	if ev.Err != nil {
-		msg += ": " + ev.Err.Error()
-	}
-	d.raise(context.Background(), archive.Exception{Kind: "missed_schedule", Severity: archive.SevNormal, Owner: "sysadmin",
-		Fingerprint: "missed_schedule|" + ev.Job + "|" + ev.Kind, Subject: ev.Job, Message: msg,
-		Action: "The daemon was down or the job failed at those times; check whether anything due then needs doing by hand."})
+	d.missedSchedule(ev)
 }
 
 // folderByName returns the configuration of a drop folder.
