@@ -54,7 +54,7 @@ type Daemon struct {
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
 	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
-	missedOpen sync.Map                      // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	missedOpen sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
