@@ -264,7 +264,9 @@ password_file = "%s"
 		{"known_hosts_other_host", func(_ *setup, dir string) {
 			write(t, filepath.Join(dir, "known_hosts"), "sftp.sii.example.it ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl\n")
 		}, exitFindings},
-		{"known_hosts_garbage", func(_ *setup, dir string) { write(t, filepath.Join(dir, "known_hosts"), "127.0.0.1 ssh-ed25519 not-base64!\n") }, exitFindings},
+		{"known_hosts_garbage", func(_ *setup, dir string) {
+			write(t, filepath.Join(dir, "known_hosts"), "127.0.0.1 ssh-ed25519 not-base64!\n")
+		}, exitFindings},
 		{"key_missing", func(s *setup, _ string) { s.key = "no_key" }, exitFindings},
 		{"key_not_a_key", func(_ *setup, dir string) { write(t, filepath.Join(dir, "sii_key"), "not a real key\n") }, exitFindings},
 		{"key_passphrase", func(_ *setup, dir string) {
