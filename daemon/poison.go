@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/cmord/cmord/archive"
@@ -57,7 +58,7 @@ func classifyFailure(err error, source string) failureClass {
 	case source != "" && errors.As(err, &pe) && pe.Path == source:
 		return failPermanent // the dropped file itself cannot be opened or read
 	case errors.As(err, &fd), errors.As(err, &csvErr), errors.Is(err, bufio.ErrTooLong),
-		archive.IsDataRefused(err):
+		archive.IsDataRefused(err), errors.As(err, new(*handlerPanic)):
 		return failPermanent
 	case archive.IsPermission(err), errors.Is(err, syscall.EROFS), errors.Is(err, syscall.EIO):
 		return failTransient // the state directory: a sysadmin fixes it, the file waits
@@ -116,6 +117,28 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 	d.Metrics.Failures.WithLabelValues("poison").Inc()
 	d.Log.Error("file refused after failed processing", "where", where, "file", f.Name, "class", class, "attempts", n, "err", cause)
 	return res, nil
+}
+
+// handlerPanic is a handler's panic turned into an error: the same input panics the
+// same way again, so it is permanent.
+type handlerPanic struct{ value any }
+
+func (p *handlerPanic) Error() string {
+	return fmt.Sprintf("internal error while processing (panic): %v", p.value)
+}
+
+// processInbound is processOrRefuse for files that no intake goroutine guards (SII
+// files fetched over SFTP): a handler's panic refuses the file instead of killing the
+// poll at every attempt, for ever.
+func (d *Daemon) processInbound(ctx context.Context, f archive.File, where string, maxAttempts int) (res Result, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			d.Log.Error("panic while processing", "where", where, "file", f.Name, "panic", fmt.Sprint(r), "stack", string(debug.Stack()))
+			d.Metrics.Failures.WithLabelValues("panic").Inc()
+			res, err = d.failed(ctx, f, where, maxAttempts, &handlerPanic{r})
+		}
+	}()
+	return d.processOrRefuse(ctx, f, nil, where, maxAttempts)
 }
 
 // processOrRefuse runs the handler of an archived file and applies the poison-file

@@ -281,46 +281,66 @@ func TestFileGrewAfterClaim(t *testing.T) {
 }
 
 // TestSIIPoisonFile: an SII file fetched over SFTP whose processing keeps failing is
-// refused after the endpoint's max_attempts (state rejected in the archive, an open
-// file_rejected exception naming it) instead of being retried at every poll forever,
-// and it never holds up the file fetched after it.
+// refused (state rejected in the archive, an open file_rejected exception naming it
+// and what failed) instead of being retried at every poll for ever: after the
+// endpoint's max_attempts for an error of unknown kind, at once for a handler that
+// panics. It never holds up the file fetched after it.
 func TestSIIPoisonFile(t *testing.T) {
-	w := newExcWorld(t)
-	w.tune(func(c *config.Config) { c.SFTP[0].MaxAttempts = 2 })
-	const poison, good = "SI10100_20251016_0001.csv", "SI10100_20251016_0002.csv"
-	real := w.d.handlers["REQ_AMM"]
-	var calls atomic.Int32
-	w.d.Handle("REQ_AMM", HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
-		if in.File.Name == poison {
-			calls.Add(1)
-			return Result{}, errors.New("simulated handler failure")
-		}
-		return real.Handle(ctx, in)
-	}))
-	header := "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;VERIFICA_AMM;COD_CAUSALE;MOTIVAZIONE\r\n"
-	w.answer(poison, header+"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E250000001;SII2025A0000001;1;;\r\n")
-	w.answer(good, header+"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E259999999;SII2025A0000099;1;;\r\n")
-	ctx := context.Background()
-	for poll := 1; poll <= 3; poll++ {
-		_ = w.d.PollSII(ctx) // the poison file's failure is reported, the poll goes on
+	tests := []struct {
+		name    string
+		fail    func() (Result, error)
+		calls   int32
+		message []string
+	}{
+		{"unknown error", func() (Result, error) { return Result{}, errors.New("simulated handler failure") }, 2,
+			[]string{"failed 2 times", "simulated handler failure"}},
+		{"handler panics", func() (Result, error) { panic("handler bug") }, 1,
+			[]string{"would repeat at every attempt", "internal error while processing (panic): handler bug"}},
 	}
-	if n := calls.Load(); n != 2 {
-		t.Errorf("poison file processed %d times over 3 polls, want 2 (max_attempts)", n)
-	}
-	files, err := w.d.Store.ListFiles(ctx, archive.FileFilter{Source: "sftp:sii"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	states := map[string]string{}
-	for _, f := range files {
-		states[f.Name] = f.State
-	}
-	if states[poison] != archive.StateRejected || states[good] != archive.StateProcessed {
-		t.Errorf("states %v: want %s rejected and %s processed", states, poison, good)
-	}
-	es := w.all("file_rejected")
-	if len(es) != 1 || !es[0].Open() || es[0].Subject != poison || !strings.Contains(es[0].Message, "failed 2 times") ||
-		!strings.Contains(es[0].Message, "simulated handler failure") {
-		t.Errorf("want one open file_rejected exception on %s saying what failed; have %+v", poison, es)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newExcWorld(t)
+			w.tune(func(c *config.Config) { c.SFTP[0].MaxAttempts = 2 })
+			const poison, good = "SI10100_20251016_0001.csv", "SI10100_20251016_0002.csv"
+			real := w.d.handlers["REQ_AMM"]
+			var calls atomic.Int32
+			w.d.Handle("REQ_AMM", HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
+				if in.File.Name == poison {
+					calls.Add(1)
+					return tt.fail()
+				}
+				return real.Handle(ctx, in)
+			}))
+			header := "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;VERIFICA_AMM;COD_CAUSALE;MOTIVAZIONE\r\n"
+			w.answer(poison, header+"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E250000001;SII2025A0000001;1;;\r\n")
+			w.answer(good, header+"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E259999999;SII2025A0000099;1;;\r\n")
+			ctx := context.Background()
+			for poll := 1; poll <= 3; poll++ {
+				_ = w.d.PollSII(ctx) // the poison file's failure is reported, the poll goes on
+			}
+			if n := calls.Load(); n != tt.calls {
+				t.Errorf("poison file processed %d times over 3 polls, want %d", n, tt.calls)
+			}
+			files, err := w.d.Store.ListFiles(ctx, archive.FileFilter{Source: "sftp:sii"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			states := map[string]string{}
+			for _, f := range files {
+				states[f.Name] = f.State
+			}
+			if states[poison] != archive.StateRejected || states[good] != archive.StateProcessed {
+				t.Errorf("states %v: want %s rejected and %s processed", states, poison, good)
+			}
+			es := w.all("file_rejected")
+			if len(es) != 1 || !es[0].Open() || es[0].Subject != poison {
+				t.Fatalf("want one open file_rejected exception on %s; have %+v", poison, es)
+			}
+			for _, m := range tt.message {
+				if !strings.Contains(es[0].Message, m) {
+					t.Errorf("message %q does not say %q", es[0].Message, m)
+				}
+			}
+		})
 	}
 }

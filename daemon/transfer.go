@@ -295,7 +295,7 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 		}
 		d.Metrics.FilesIn.WithLabelValues("sftp:" + ep.Name).Inc()
 		tried[res.File.ID] = true
-		if _, err := d.processOrRefuse(ctx, res.File, nil, "SFTP "+ep.Name, ep.MaxAttempts); err != nil {
+		if _, err := d.processInbound(ctx, res.File, "SFTP "+ep.Name, ep.MaxAttempts); err != nil {
 			continue // stays "received"; retried by the sweep below, refused after max_attempts
 		}
 		if ep.Completion != "none" && ep.Completion != "" {
@@ -330,7 +330,7 @@ func (d *Daemon) retryReceived(ctx context.Context, source string, maxAttempts i
 		if tried[files[i].ID] {
 			continue
 		}
-		if _, err := d.processOrRefuse(ctx, files[i], nil, strings.Replace(source, "sftp:", "SFTP ", 1), maxAttempts); err != nil {
+		if _, err := d.processInbound(ctx, files[i], strings.Replace(source, "sftp:", "SFTP ", 1), maxAttempts); err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", files[i].Name, err))
 		}
 	}
