@@ -402,6 +402,15 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		d.raise(ctx, archive.Exception{Kind: "claim_failed", Severity: archive.SevHigh, Owner: "sysadmin",
 			Subject: ev.Folder, Message: fmt.Sprintf("folder %s: cannot move a ready file into %s: %s", ev.Folder, intake.InProgressDir, ev.Detail),
 			Action: "Check the folder's permissions: cmord must be able to rename files in it (and .inprogress must be on the same filesystem)."})
+	case intake.EventFinishFailed:
+		// Processed, but stuck in .inprogress: a person must know why it does not
+		// reach done/ or rejected/ (intake retries the move with backoff).
+		d.raise(ctx, archive.Exception{Kind: "file_retrying", Severity: archive.SevHigh, Owner: "sysadmin",
+			Fingerprint: "file_retrying|folder:" + ev.Folder + "|" + ev.File, Subject: ev.File,
+			Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
+			Action:  "Check the folder's done/ and rejected/ (they must be directories cmord can write); the move is retried by itself."})
+	case intake.EventFinished:
+		d.resolve(ctx, "file_retrying|folder:"+ev.Folder+"|"+ev.File, "moved out of "+intake.InProgressDir)
 	case "panic":
 		// intake turned the panic into a refusal: the file is in rejected/ and a person
 		// must know, as for any refused file.

@@ -344,3 +344,51 @@ func TestSIIPoisonFile(t *testing.T) {
 		})
 	}
 }
+
+// TestFinishFailedRaisesAndResolves: a file processed but that cannot leave
+// .inprogress (done/ is no longer a directory) has an open exception saying so while
+// it waits there, resolved by itself once the move succeeds.
+func TestFinishFailedRaisesAndResolves(t *testing.T) {
+	w := newExcWorld(t)
+	w.tune(func(c *config.Config) { c.Folders[0].Retry = 20 * time.Millisecond })
+	done := filepath.Join(w.folders["morosi"], intake.DoneDir)
+	real := w.d.handlers[config.KindUscenteMorosi]
+	w.d.Handle(config.KindUscenteMorosi, HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
+		// Someone replaces done/ with a file while the extract is processed.
+		if err := os.Remove(done); err != nil {
+			return Result{}, err
+		}
+		if err := os.WriteFile(done, nil, 0o644); err != nil {
+			return Result{}, err
+		}
+		return real.Handle(ctx, in)
+	}))
+	w.drop("morosi", "stuck.csv", acceptedCSV)
+	restored := make(chan struct{})
+	go func() {
+		defer close(restored)
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			for _, e := range w.all("file_retrying") {
+				if e.Open() {
+					os.Remove(done)
+					os.Mkdir(done, 0o755)
+					return
+				}
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}()
+	w.scan()
+	<-restored
+	es := w.all("file_retrying")
+	if len(es) != 1 || !strings.Contains(es[0].Message, "stuck.csv: processed but not moved out of .inprogress") || es[0].Owner != "sysadmin" {
+		t.Fatalf("want one file_retrying exception naming the file; have %+v", es)
+	}
+	if es[0].Open() || es[0].ResolvedBy != "auto" {
+		t.Errorf("not resolved once the file left .inprogress: %+v", es[0])
+	}
+	if _, err := os.Stat(filepath.Join(done, "stuck.csv")); err != nil {
+		t.Errorf("the file did not reach done/: %v", err)
+	}
+}

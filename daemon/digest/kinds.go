@@ -168,7 +168,7 @@ var Kinds = map[string]KindInfo{
 		"File in attesa per un problema della macchina", "Files waiting on a machine problem",
 		"Risolvere la causa sulla macchina (spazio su disco nella cartella di stato, processo che blocca il database): il file riparte da solo.",
 		"Fix the cause on the machine (disk space in the state directory, a process holding the database): the file goes on by itself.",
-		"intake / SII inbound: a file still not processed after max_attempts because of a transient error (disk full, database locked)",
+		"intake / SII inbound: a file still not processed after max_attempts because of a transient error (disk full, database locked), or processed but that cannot be moved out of .inprogress/",
 		"automatically when the file is processed (or refused)"},
 	"file_grew": {archive.SevHigh, OwnerOperator,
 		"File cambiati dopo il prelievo", "Files changed after they were taken",

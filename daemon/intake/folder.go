@@ -335,7 +335,10 @@ func (f *folder) step(ctx context.Context) {
 		}
 		delete(f.inflight, in.c.Name)
 		if in.outcome != nil {
-			f.finish(in.c, *in.outcome)
+			if f.finish(in.c, *in.outcome) {
+				f.w.events(Event{Folder: f.cfg.Name, Kind: EventFinished, File: in.c.Name,
+					Detail: fmt.Sprintf("%s moved out of %s at last", in.c.Name, InProgressDir)})
+			}
 			continue
 		}
 		in.c.Attempt++
@@ -514,8 +517,8 @@ func (f *folder) call(ctx context.Context, c Claimed) (out Outcome, err error) {
 	return f.w.process(context.WithoutCancel(ctx), c)
 }
 
-// finish moves a processed file to done/ or rejected/.
-func (f *folder) finish(c Claimed, out Outcome) {
+// finish moves a processed file to done/ or rejected/, and reports whether it did.
+func (f *folder) finish(c Claimed, out Outcome) bool {
 	var final string
 	var err error
 	if out.Rejected {
@@ -531,7 +534,7 @@ func (f *folder) finish(c Claimed, out Outcome) {
 		c.Attempt++
 		f.inflight[c.Name] = &inflight{c: c, due: f.w.now().Add(delay), outcome: &out}
 		f.updatePending()
-		return
+		return false
 	}
 	f.mu.Lock()
 	if out.Rejected {
@@ -546,6 +549,7 @@ func (f *folder) finish(c Claimed, out Outcome) {
 		dir = RejectedDir
 	}
 	f.w.log.Info("file finished", "folder", f.cfg.Name, "file", c.Name, "to", filepath.Join(dir, final), "recovered", c.Recovered)
+	return true
 }
 
 // recoverInProgress processes what a previous run left in .inprogress, first.

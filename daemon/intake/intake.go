@@ -93,6 +93,7 @@ const (
 	EventClaimFailed  = "claim_failed"  // a ready file could not be moved into .inprogress
 	EventPanic        = "panic"         // ProcessFunc panicked; the file was rejected
 	EventFinishFailed = "finish_failed" // a processed file could not be moved to done/rejected
+	EventFinished     = "finished"      // such a file was moved at a later attempt
 )
 
 // Folder is one drop folder.
