@@ -62,9 +62,13 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 	if msg := stateDirProblem(cfg.StateDir); msg != "" {
 		bad("state_dir", msg, "state_dir")
 	}
-	outbound := false
+	outbound, inbound := false, false
 	for _, ep := range cfg.SFTP {
 		outbound = outbound || ep.OutboundDir != ""
+		inbound = inbound || ep.InboundDir != ""
+	}
+	for _, f := range cfg.Folders {
+		inbound = inbound || f.Kind == config.KindSII // SII files downloaded by hand
 	}
 	for i, f := range cfg.Folders {
 		el := fmt.Sprintf("folder[%d]", i)
@@ -76,6 +80,9 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 		}
 		if toSII[f.Kind] && !outbound {
 			bad("no_outbound", fmt.Sprintf("folder %s (%s) leads to flows for the SII, but no [[sftp]] endpoint has an outbound_dir: they would be built and never sent", f.Name, f.Kind), el, "kind")
+		}
+		if f.Role() != "" && !inbound {
+			bad("no_inbound", fmt.Sprintf("folder %s (%s) needs the SII's flows (answers, notices), but no [[sftp]] endpoint has an inbound_dir and no folder has kind \"sii\": they would never be read", f.Name, f.Kind), el, "kind")
 		}
 	}
 	// Column mappings, as the daemon loads them when the first file arrives: a missing

@@ -237,7 +237,7 @@ host = "127.0.0.1"
 user = "cmord"
 key_file = "%s"
 known_hosts = "%s"
-inbound_dir = "/out"
+%s
 %s
 [outbound]
 billing_dir = "%s"
@@ -249,9 +249,9 @@ username = "cmord"
 password_file = "%s"
 `
 	type setup struct {
-		state, folder, key, known, outbound, billing, password string
+		state, folder, key, known, inbound, outbound, billing, password string
 	}
-	good := setup{state: "state", folder: "in", key: "sii_key", known: "known_hosts", outbound: `outbound_dir = "/in"`,
+	good := setup{state: "state", folder: "in", key: "sii_key", known: "known_hosts", inbound: `inbound_dir = "/out"`, outbound: `outbound_dir = "/in"`,
 		billing: "to-billing", password: "smtp_password"}
 	tests := []struct {
 		name   string
@@ -278,6 +278,7 @@ password_file = "%s"
 			write(t, filepath.Join(dir, "sii_key"), string(pem.EncodeToMemory(block)))
 		}, exitFindings},
 		{"no_outbound_endpoint", func(s *setup, _ string) { s.outbound = "" }, exitFindings},
+		{"no_inbound_endpoint", func(s *setup, _ string) { s.inbound = "" }, exitFindings},
 		{"password_file_missing", func(s *setup, _ string) { s.password = "no_password" }, exitFindings},
 		{"password_file_empty", func(_ *setup, dir string) { write(t, filepath.Join(dir, "smtp_password"), "\n") }, exitFindings},
 		{"folder_missing", func(s *setup, _ string) { s.folder = "no_such_folder" }, exitFindings},
@@ -299,7 +300,7 @@ password_file = "%s"
 			write(t, filepath.Join(dir, "smtp_password"), "s3cret\n")
 			s := good
 			tt.change(&s, dir)
-			write(t, filepath.Join(dir, "cmord.toml"), fmt.Sprintf(base, s.state, s.folder, s.key, s.known, s.outbound, s.billing, s.password))
+			write(t, filepath.Join(dir, "cmord.toml"), fmt.Sprintf(base, s.state, s.folder, s.key, s.known, s.inbound, s.outbound, s.billing, s.password))
 			var out, errb bytes.Buffer
 			code := run([]string{"check", "--config", filepath.Join(dir, "cmord.toml")}, nil, &out, &errb)
 			got := strings.ReplaceAll(out.String()+errb.String(), dir, "DIR")
