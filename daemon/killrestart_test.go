@@ -48,13 +48,21 @@ func childOnce(cfgPath string) int {
 	}
 	defer d.Close()
 	if calls := os.Getenv("CMORD_TEST_POISON_CALLS"); calls != "" {
-		// A handler failing with an error of unknown kind; each call appends a line to
-		// the file named, so the test counts the calls across processes.
-		d.Handle(config.KindUscenteMorosi, HandlerFunc(func(context.Context, *Input) (Result, error) {
+		// A failing handler: with an error of unknown kind, or (CMORD_TEST_POISON_KIND
+		// = constraint) breaking a real UNIQUE constraint of the archive. Each call
+		// appends a line to the file named, so the test counts calls across processes.
+		permanent := os.Getenv("CMORD_TEST_POISON_KIND") == "constraint"
+		d.Handle(config.KindUscenteMorosi, HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
 			f, err := os.OpenFile(calls, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 			if err == nil {
 				fmt.Fprintln(f, "call")
 				f.Close()
+			}
+			if permanent {
+				return Result{}, in.Store.Write(ctx, func(tx *sql.Tx) error {
+					_, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, size, created_at) VALUES (?, 0, '')`, in.File.Hash)
+					return err
+				})
 			}
 			return Result{}, errors.New("simulated handler failure")
 		}))
@@ -329,6 +337,40 @@ func TestPoisonFileAcrossKills(t *testing.T) {
 	}
 	if n := failedAttempts(t, st); n != 3 {
 		t.Errorf("%d PROCESSING_FAILED events, want 3", n)
+	}
+}
+
+// TestPermanentFailureAcrossKill: a permanent error (a real UNIQUE constraint broken
+// by the handler) refuses the file at its first attempt; killed right after that
+// attempt was recorded, the restarted daemon refuses it at once (one more call), it
+// does not start a new series of attempts.
+func TestPermanentFailureAcrossKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sshd and child processes")
+	}
+	sshd := sshdtest.Start(t, sshdtest.Options{})
+	e := newKillEnv(t, sshd)
+	calls := filepath.Join(e.dir, "calls")
+	t.Setenv("CMORD_TEST_POISON_CALLS", calls)
+	t.Setenv("CMORD_TEST_POISON_KIND", "constraint")
+	p := filepath.Join(e.dir, "in/morosi/poison.csv")
+	if err := os.WriteFile(p, []byte(strings.Join(morosiHeader, ";")+"\r\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(p, old, old)
+	e.run(t, "after_failed_attempt") // first attempt recorded, then kill -9
+	e.run(t, "")
+	b, _ := os.ReadFile(calls)
+	if n := strings.Count(string(b), "call"); n != 2 {
+		t.Errorf("handler called %d times, want 2 (one per process: a permanent error is not retried)", n)
+	}
+	reason, err := os.ReadFile(filepath.Join(e.dir, "in/morosi/rejected/poison.csv.reason.txt"))
+	if err != nil {
+		t.Fatalf("not in rejected/: %v", err)
+	}
+	if !strings.Contains(string(reason), "would repeat at every attempt") || !strings.Contains(string(reason), "UNIQUE constraint failed") {
+		t.Errorf("reason file:\n%s", reason)
 	}
 }
 
