@@ -81,7 +81,11 @@ func maxAttemptsOr(n int) int {
 func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAttempts int, cause error) (Result, error) {
 	maxAttempts = maxAttemptsOr(maxAttempts)
 	class := classifyFailure(cause, "")
-	n, nerr := d.Store.NoteFailedAttempt(context.WithoutCancel(ctx), f.ID, cause)
+	if ctx.Err() != nil && (errors.Is(cause, context.Canceled) || errors.Is(cause, context.DeadlineExceeded)) {
+		return Result{}, cause // shutdown interrupted the work: not a failure of the file
+	}
+	ctx = context.WithoutCancel(ctx) // the outcome is recorded even during shutdown
+	n, nerr := d.Store.NoteFailedAttempt(ctx, f.ID, cause)
 	failpoint("after_failed_attempt")
 	if nerr != nil {
 		// The count cannot be kept (the database itself fails): the machine's problem.
@@ -97,7 +101,7 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 	default:
 		if n >= maxAttempts {
 			// Transient, and for long: the file waits, and a person knows why.
-			d.raise(context.WithoutCancel(ctx), archive.Exception{Fingerprint: fmt.Sprintf("file_retrying|%d", f.ID), Kind: "file_retrying",
+			d.raise(ctx, archive.Exception{Fingerprint: fmt.Sprintf("file_retrying|%d", f.ID), Kind: "file_retrying",
 				Severity: archive.SevHigh, Owner: "sysadmin", FileID: f.ID, Subject: f.Name,
 				Message: fmt.Sprintf("%s: %s has not been processed after %d attempts: %v; it is kept and retried", where, f.Name, n, cause),
 				Action:  "Fix the cause on the machine (free disk space in the state directory, stop whatever holds the database); the file goes on by itself."})
@@ -110,7 +114,7 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 	}
 	res := Result{Rejected: true, Reason: reason}
 	in := &Input{File: f, Store: d.Store}
-	if err := d.Store.Write(context.WithoutCancel(ctx), func(tx *sql.Tx) error { return in.Finish(ctx, tx, res) }); err != nil {
+	if err := d.Store.Write(ctx, func(tx *sql.Tx) error { return in.Finish(ctx, tx, res) }); err != nil {
 		return Result{}, errors.Join(cause, err)
 	}
 	d.resolve(ctx, fmt.Sprintf("file_retrying|%d", f.ID), "the file was refused")
