@@ -392,3 +392,25 @@ func TestFinishFailedRaisesAndResolves(t *testing.T) {
 		t.Errorf("the file did not reach done/: %v", err)
 	}
 }
+
+// TestUnreadableDropRefusedAtOnce: a claimed file that cannot be read (here a
+// directory where the file should be: the read fails with EISDIR on its own path) is
+// refused at its first attempt, with the read error as the reason and an exception;
+func TestUnreadableDropRefusedAtOnce(t *testing.T) {
+	w := newExcWorld(t)
+	claimed := filepath.Join(w.folders["morosi"], intake.InProgressDir, "odd.csv")
+	if err := os.MkdirAll(claimed, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	out, err := w.d.processClaimed(context.Background(), intake.Claimed{Folder: "morosi", Name: "odd.csv", Path: claimed, Attempt: 1})
+	if err != nil {
+		t.Fatalf("an unreadable file was left for a retry: %v", err)
+	}
+	if !out.Rejected || !strings.Contains(out.Reason, "cannot be read") || !strings.Contains(out.Reason, "is a directory") {
+		t.Errorf("outcome %+v: want refused, saying the file cannot be read and why", out)
+	}
+	es := w.all("file_rejected")
+	if len(es) != 1 || !es[0].Open() || es[0].Subject != "odd.csv" || !strings.Contains(es[0].Message, "folder morosi: odd.csv refused") {
+		t.Errorf("want one open file_rejected exception on odd.csv; have %+v", es)
+	}
+}
