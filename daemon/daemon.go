@@ -409,6 +409,8 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 			Fingerprint: "file_retrying|folder:" + ev.Folder + "|" + ev.File, Subject: ev.File,
 			Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
 			Action:  "Check the folder's done/ and rejected/ (they must be directories cmord can write); the move is retried by itself."})
+	case intake.EventGrew:
+		d.intakeGrew(ev)
 	case intake.EventFinished:
 		d.resolve(ctx, "file_retrying|folder:"+ev.Folder+"|"+ev.File, "moved out of "+intake.InProgressDir)
 	case "panic":

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
@@ -202,7 +203,29 @@ func (d *Daemon) checkGrowth(ctx context.Context, c intake.Claimed, folder *conf
 		return
 	}
 	d.Log.Warn("file changed after it was taken", "folder", folder.Name, "file", c.Name, "detail", what)
-	d.raise(context.WithoutCancel(ctx), archive.Exception{Fingerprint: fmt.Sprintf("file_grew|%d", f.ID), Kind: "file_grew", Severity: archive.SevHigh,
-		Owner: "operator", FileID: f.ID, Subject: folder.Name + "/" + c.Name, Message: fmt.Sprintf("folder %s: %s", folder.Name, what),
-		Action: fmt.Sprintf("Drop the complete file again (processed as a new version), and make the writer finish before cmord takes it: write under a temporary name (.part) and rename, use done_marker, or raise settle (now %s) above the writer's longest pause.", folder.Settle)})
+	d.raise(context.WithoutCancel(ctx), grewException(folder, c.Name, c.ModTime, f.ID, what))
+}
+
+// grewException is the file_grew exception of a file taken from folder; the
+// fingerprint is the drop (name and mtime when taken), so that the check after
+// processing and the later watch of done/ make one exception, and a later drop of
+// the same name another.
+func grewException(folder *config.Folder, name string, taken time.Time, fileID int64, what string) archive.Exception {
+	return archive.Exception{Fingerprint: fmt.Sprintf("file_grew|folder:%s|%s|%d", folder.Name, name, taken.UnixNano()), Kind: "file_grew",
+		Severity: archive.SevHigh, Owner: "operator", FileID: fileID, Subject: folder.Name + "/" + name, Message: fmt.Sprintf("folder %s: %s", folder.Name, what),
+		Action: fmt.Sprintf("Drop the complete file again (processed as a new version), and make the writer finish before cmord takes it: write under a temporary name (.part) and rename, use done_marker, or raise settle (now %s) above the writer's longest pause.", folder.Settle)}
+}
+
+// intakeGrew records a finished file that kept growing (intake's later look at
+// done/ or rejected/), on the archived version it was taken as.
+func (d *Daemon) intakeGrew(ev intake.Event) {
+	folder := d.folderByName(ev.Folder)
+	if folder == nil {
+		return
+	}
+	var fileID int64
+	if fs, err := d.Store.ListFiles(context.Background(), archive.FileFilter{Source: "folder:" + folder.Name, Name: ev.File}); err == nil && len(fs) > 0 {
+		fileID = fs[0].ID // the latest version
+	}
+	d.raise(context.Background(), grewException(folder, ev.File, ev.ModTime, fileID, ev.Detail))
 }

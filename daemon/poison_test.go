@@ -414,3 +414,49 @@ func TestUnreadableDropRefusedAtOnce(t *testing.T) {
 		t.Errorf("want one open file_rejected exception on odd.csv; have %+v", es)
 	}
 }
+
+// TestFileGrewAfterFinish: the slow writer pauses longer than settle and than the
+// processing, and appends again once the file is already in done/ (the same inode
+// under its new name). The daemon's later look at done/ raises file_grew on the
+// archived file, with the size taken and the size now.
+func TestFileGrewAfterFinish(t *testing.T) {
+	w := newExcWorld(t)
+	p := filepath.Join(w.folders["morosi"], "slow.csv")
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteString(acceptedCSV); err != nil {
+		t.Fatal(err)
+	}
+	w.run()
+	done := filepath.Join(w.folders["morosi"], intake.DoneDir, "slow.csv")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(done); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the file never reached done/")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(w.all("file_grew")) != 0 {
+		t.Fatal("file_grew raised before the file grew")
+	}
+	if _, err := f.WriteString(strings.Repeat("more;", 20) + "\r\n"); err != nil {
+		t.Fatal(err)
+	}
+	w.waitFor("file_grew", "raised for the file grown in done/", func(es []archive.Exception) bool { return len(es) == 1 })
+	e := w.all("file_grew")[0]
+	for _, s := range []string{"folder morosi: slow.csv changed after it was taken and finished", fmt.Sprintf("%d bytes when it was taken", len(acceptedCSV)),
+		fmt.Sprintf("done/slow.csv now has %d bytes", len(acceptedCSV)+102)} {
+		if !strings.Contains(e.Message, s) {
+			t.Errorf("message %q does not say %q", e.Message, s)
+		}
+	}
+	if e.FileID != w.fileID("folder:morosi", "slow.csv") || e.Subject != "morosi/slow.csv" {
+		t.Errorf("exception on file #%d subject %q, want the archived slow.csv", e.FileID, e.Subject)
+	}
+}

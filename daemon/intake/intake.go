@@ -94,6 +94,7 @@ const (
 	EventPanic        = "panic"         // ProcessFunc panicked; the file was rejected
 	EventFinishFailed = "finish_failed" // a processed file could not be moved to done/rejected
 	EventFinished     = "finished"      // such a file was moved at a later attempt
+	EventGrew         = "grew"          // a finished file kept growing in done/ or rejected/ (its writer was not done)
 )
 
 // Folder is one drop folder.
@@ -122,7 +123,9 @@ type Folder struct {
 	// attempt up to 10m. Default 5s.
 	Retry time.Duration
 	// UnstableAfter: a file still changing this long after it appeared is reported
-	// once (EventUnstable); it is still taken when it settles. Default 1h.
+	// once (EventUnstable); it is still taken when it settles. Default 1h. It is also
+	// how long a finished file is watched for growth (EventGrew), at widening
+	// intervals from Settle.
 	UnstableAfter time.Duration
 }
 
@@ -148,8 +151,13 @@ type Outcome struct {
 type ProcessFunc func(ctx context.Context, c Claimed) (Outcome, error)
 
 // Event is something the daemon should record as an exception or a metric. File is
-// the file it concerns, if any (unstable, claim_failed, panic, finish_failed).
-type Event struct{ Folder, Kind, Detail, File string }
+// the file it concerns, if any (unstable, claim_failed, panic, finish_failed, grew);
+// ModTime is that file's modification time when it was claimed (grew), which tells
+// one drop of a name from the next.
+type Event struct {
+	Folder, Kind, Detail, File string
+	ModTime                    time.Time
+}
 
 // FolderStats are counters for metrics and queue depth.
 type FolderStats struct {
@@ -294,6 +302,7 @@ func newFolder(w *Watcher, cfg Folder) (*folder, error) {
 	f.hinted = map[string]struct{}{}
 	f.cands = map[string]*candidate{}
 	f.inflight = map[string]*inflight{}
+	f.recent = map[string]*finished{}
 	f.irregular = map[string]bool{}
 	return f, nil
 }
