@@ -174,7 +174,7 @@ var Kinds = map[string]KindInfo{
 		"File cambiati dopo il prelievo", "Files changed after they were taken",
 		"Reinviare il file completo; far scrivere il file con un nome temporaneo (.part) poi rinominarlo, usare done_marker o aumentare settle.",
 		"Drop the complete file again; have the writer use a temporary name (.part) then rename, use done_marker, or raise settle.",
-		"intake: after archiving, the taken file is longer or newer than what was read (a slow writer, settle too short), or a new file of the same name appeared meanwhile",
+		"intake: after archiving, or later in done/ or rejected/ (watched up to unstable_after), the taken file is longer or newer than what was read (a slow writer, settle too short), or a new file of the same name appeared meanwhile",
 		"by hand once the complete file has been processed"},
 	"file_unstable": {archive.SevNormal, OwnerOperator,
 		"File ancora in scrittura", "Files still being written",
