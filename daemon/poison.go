@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"syscall"
 	"time"
 
@@ -114,8 +115,19 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 		reason += fmt.Sprintf(" (the rows up to line %d had been applied before the failure)", p.Line)
 	}
 	res := Result{Rejected: true, Reason: reason}
-	in := &Input{File: f, Store: d.Store}
-	if err := d.Store.Write(ctx, func(tx *sql.Tx) error { return in.Finish(ctx, tx, res) }); err != nil {
+	action := "Read the reason file next to it in rejected/; once the cause is fixed (the file, or cmord: report it with the file), drop it again."
+	if !strings.HasPrefix(f.Source, "folder:") {
+		action = fmt.Sprintf("The file is kept in the archive (`cmord archive show %d`, `cmord archive cat %d`); once the cause is fixed, drop it into a folder of kind \"sii\" to process it again.", f.ID, f.ID)
+	}
+	err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+		if err := d.Store.SetFileState(ctx, tx, f.ID, archive.StateRejected, reason, nil); err != nil {
+			return err
+		}
+		_, _, err := d.Store.RaiseException(ctx, tx, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh, Owner: "operator",
+			FileID: f.ID, Subject: f.Name, Message: fmt.Sprintf("%s: %s refused: %s", where, f.Name, reason), Action: action})
+		return err
+	})
+	if err != nil {
 		return Result{}, errors.Join(cause, err)
 	}
 	d.resolve(ctx, fmt.Sprintf("file_retrying|%d", f.ID), "the file was refused")

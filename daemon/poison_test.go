@@ -160,6 +160,9 @@ func TestPoisonFileRejected(t *testing.T) {
 			if len(es) != 1 || !es[0].Open() || es[0].FileID == 0 {
 				t.Fatalf("want one open file_rejected exception on the file, have %+v", es)
 			}
+			if !strings.Contains(es[0].Message, "folder morosi: poison.csv refused") || !strings.Contains(es[0].Action, "rejected/") {
+				t.Errorf("exception %q / %q: want the folder and file, and the reason file in rejected/", es[0].Message, es[0].Action)
+			}
 			for _, want := range tt.reason {
 				if !strings.Contains(string(reason), want) {
 					t.Errorf("reason file does not say %q:\n%.300s", want, reason)
@@ -336,10 +339,14 @@ func TestSIIPoisonFile(t *testing.T) {
 			if len(es) != 1 || !es[0].Open() || es[0].Subject != poison {
 				t.Fatalf("want one open file_rejected exception on %s; have %+v", poison, es)
 			}
-			for _, m := range tt.message {
+			for _, m := range append(tt.message, "SFTP sii: "+poison+" refused") {
 				if !strings.Contains(es[0].Message, m) {
 					t.Errorf("message %q does not say %q", es[0].Message, m)
 				}
+			}
+			// No rejected/ folder for an SII file: the action says where it is.
+			if !strings.Contains(es[0].Action, "cmord archive cat") || strings.Contains(es[0].Action, "rejected/") {
+				t.Errorf("action %q: want the archive commands", es[0].Action)
 			}
 		})
 	}
