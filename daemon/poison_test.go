@@ -428,6 +428,8 @@ func TestUnreadableDropRefusedAtOnce(t *testing.T) {
 // archived file, with the size taken and the size now.
 func TestFileGrewAfterFinish(t *testing.T) {
 	w := newExcWorld(t)
+	// Watched for a minute: the test's write lands in it however slow the machine.
+	w.tune(func(c *config.Config) { c.Folders[0].UnstableAfter = time.Minute })
 	p := filepath.Join(w.folders["morosi"], "slow.csv")
 	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
