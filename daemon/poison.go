@@ -21,8 +21,8 @@ import (
 	"github.com/cmord/cmord/flows"
 )
 
-// The poison-file policy (docs/inputs.md "When processing fails"): what becomes of a
-// file whose processing returned an error instead of a Result.
+// The poison-file policy (docs/architecture.md, "When processing fails"): what
+// becomes of a file whose processing returned an error instead of a Result.
 //
 //   - permanent: the same input fails the same way every time (a line too long, a
 //     parse error, a source that cannot be read, a constraint the handler's data
