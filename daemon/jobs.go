@@ -301,9 +301,9 @@ func (d *Daemon) scheduleDone(ev sched.Event) {
 		return
 	}
 	ctx := context.Background()
-	note := "the job ran again"
+	resolution := "the job ran again" // an exception's resolution, not a practice note
 	if len(ev.Slots) > 0 {
-		note = "the run of " + slotList(ev.Slots) + " completed"
+		resolution = "the run of " + slotList(ev.Slots) + " completed"
 	}
 	fps := []string{"missed_schedule|" + ev.Job}
 	if !seen {
@@ -312,7 +312,7 @@ func (d *Daemon) scheduleDone(ev sched.Event) {
 		}
 	}
 	for _, fp := range fps {
-		d.resolve(ctx, fp, note)
+		d.resolve(ctx, fp, resolution)
 	}
 }
 
