@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/sched"
 	"github.com/cmord/cmord/flows"
 )
@@ -123,6 +124,10 @@ func TestMissedScheduleCoalescedAndResolved(t *testing.T) {
 	if len(all) != 2 {
 		t.Errorf("%d missed_schedule exceptions, want 2 (mail, alerts): %+v", len(all), all)
 	}
+	// Compliance's digest does not list them: they healed by themselves.
+	if kinds := digestKinds(t, r); kinds["missed_schedule"] != 0 {
+		t.Errorf("the digest lists %d missed_schedule items after they closed by themselves", kinds["missed_schedule"])
+	}
 	if s := strings.Join(seen, "\n"); !strings.Contains(s, "mail: job mail: 39 slot(s) missed: 24/11/2026 09:21, 24/11/2026 09:22 … 24/11/2026 09:59") {
 		t.Errorf("messages do not say what was missed:\n%s", s)
 	}
@@ -165,8 +170,29 @@ func TestMissedDayForCompliance(t *testing.T) {
 		t.Fatalf("want one compliance exception (Monday's digest), have %+v", compliance)
 	}
 	e := compliance[0]
+	if kinds := digestKinds(t, r); kinds["missed_schedule"] != 1 {
+		t.Errorf("the digest lists %d missed_schedule items, want the day without digest", kinds["missed_schedule"])
+	}
 	if e.Subject != JobDigest || e.Severity != archive.SevHigh || !strings.Contains(e.Message, "compliance digest of 23/11/2026 did not happen") ||
 		!strings.Contains(e.Message, "23/11/2026 07:30") || !strings.Contains(e.Action, "cmord digest --send") {
 		t.Errorf("exception %+v", e)
 	}
+}
+
+// digestKinds counts the items of each kind in the digest compliance would receive
+// (new, still open and resolved). Exceptions are resolved on the wall clock, so the
+// digest is built just after it, covering the day before.
+func digestKinds(t *testing.T, r *schedRig) map[string]int {
+	t.Helper()
+	d, err := digest.Build(context.Background(), r.w.d.Store, r.w.d.digestOptions(), time.Now().Add(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for _, list := range [][]digest.Item{d.New, d.StillOpen, d.Resolved} {
+		for _, it := range list {
+			out[it.Kind]++
+		}
+	}
+	return out
 }

@@ -301,6 +301,9 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		}
 	}
 	for _, e := range resolved {
+		if selfHealedMiss(e) {
+			continue
+		}
 		it, err := look.item(ctx, e, now)
 		if err != nil {
 			return nil, err
@@ -534,6 +537,14 @@ func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (
 		it.FileName = n
 	}
 	return it, nil
+}
+
+// selfHealedMiss reports a missed_schedule that its job's next run closed by itself
+// (slots missed during a restart): the sysadmin's, and over. Compliance reads only
+// the misses that matter (a day without digest or build, owner compliance), and
+// those a job still failing leaves open.
+func selfHealedMiss(e archive.Exception) bool {
+	return e.Kind == "missed_schedule" && e.Owner != OwnerCompliance && e.ResolvedBy == "auto"
 }
 
 // DedupKey is the outbox key of the digest whose period ends at now: one per Rome day,
