@@ -494,6 +494,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		}
 		res.File.State, res.File.Reason = archive.StateReceived, ""
 		delete(res.File.Meta, archive.MetaAttempts)
+		delete(res.File.Meta, archive.MetaTransientAttempts)
 	}
 	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateProcessed {
 		// The same bytes under the same name, dropped again after they were finished:

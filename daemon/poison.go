@@ -87,7 +87,7 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 		return Result{}, cause // shutdown interrupted the work: not a failure of the file
 	}
 	ctx = context.WithoutCancel(ctx) // the outcome is recorded even during shutdown
-	n, nerr := d.Store.NoteFailedAttempt(ctx, f.ID, cause)
+	n, nerr := d.Store.NoteFailedAttempt(ctx, f.ID, cause, class == failTransient)
 	failpoint("after_failed_attempt")
 	if nerr != nil {
 		// The count cannot be kept (the database itself fails): the machine's problem.

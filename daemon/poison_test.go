@@ -469,3 +469,32 @@ func TestFileGrewAfterFinish(t *testing.T) {
 		t.Errorf("exception on file #%d subject %q, want the archived slow.csv", e.FileID, e.Subject)
 	}
 }
+
+// TestTransientFailuresDoNotCount: failures of the machine (a real SQLite "database
+// is locked") between failures of the file do not bring its refusal closer: with
+// max_attempts = 3, two transient failures and then errors of unknown kind refuse
+// the file at the third unknown failure, the fifth call.
+func TestTransientFailuresDoNotCount(t *testing.T) {
+	busy, _ := realSQLiteErrors(t)
+	w := newExcWorld(t)
+	w.tune(func(c *config.Config) { c.Folders[0].Retry, c.Folders[0].MaxAttempts = 20*time.Millisecond, 3 })
+	var calls atomic.Int32
+	w.d.Handle(config.KindUscenteMorosi, HandlerFunc(func(context.Context, *Input) (Result, error) {
+		if calls.Add(1) <= 2 {
+			return Result{}, fmt.Errorf("save: %w", busy)
+		}
+		return Result{}, errors.New("simulated handler failure")
+	}))
+	w.drop("morosi", "mixed.csv", acceptedCSV)
+	w.scan()
+	if n := calls.Load(); n != 5 {
+		t.Errorf("handler called %d times, want 5 (2 transient + 3 counted)", n)
+	}
+	es := w.all("file_rejected")
+	if len(es) != 1 || !strings.Contains(es[0].Message, "failed 3 times") {
+		t.Errorf("want one file_rejected saying 3 failed attempts; have %+v", es)
+	}
+	if es := w.all("file_retrying"); len(es) != 0 {
+		t.Errorf("2 transient failures (< max_attempts) raised file_retrying: %+v", es)
+	}
+}
