@@ -39,7 +39,7 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 	if cfg.Catalog.Path != "" {
 		c, err := flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("catalog: %w", err))
+			bad("catalog", err.Error(), "catalog", "path")
 		} else {
 			cat = c
 		}
