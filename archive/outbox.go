@@ -144,6 +144,15 @@ func (o *Outbox) Get(ctx context.Context, id int64) (OutboxMessage, error) {
 	return ms[0], nil
 }
 
+// ByKey returns the message queued under dedupKey; found is false when there is none.
+func (o *Outbox) ByKey(ctx context.Context, dedupKey string) (m OutboxMessage, found bool, err error) {
+	ms, err := o.query(ctx, `WHERE dedup_key = ?`, dedupKey)
+	if err != nil || len(ms) == 0 {
+		return OutboxMessage{}, false, err
+	}
+	return ms[0], true, nil
+}
+
 func (o *Outbox) query(ctx context.Context, where string, args ...any) ([]OutboxMessage, error) {
 	rows, err := o.s.Read().QueryContext(ctx, `SELECT `+outboxColumns+` FROM mail_outbox `+where, args...)
 	if err != nil {

@@ -179,3 +179,15 @@ func (l *ScheduleLedger) ScheduleRuns(ctx context.Context, job string, limit int
 	}
 	return out, rows.Err()
 }
+
+// RanBetween reports whether job completed a run (state ok, scheduled or manual) for
+// a slot in [from, to): "did the digest go out that day?".
+func (l *ScheduleLedger) RanBetween(ctx context.Context, job string, from, to time.Time) (bool, error) {
+	var n int
+	err := l.s.Read().QueryRowContext(ctx, `SELECT count(*) FROM schedule_runs WHERE job = ? AND state = 'ok' AND slot_utc >= ? AND slot_utc < ?`,
+		job, TS(from), TS(to)).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("archive: runs of %s: %w", job, err)
+	}
+	return n > 0, nil
+}

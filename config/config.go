@@ -123,6 +123,8 @@ type Folder struct {
 	Watch         string            // "auto" (default), "poll" or "notify"
 	PollInterval  time.Duration     // default 10s: when polling
 	UnstableAfter time.Duration     // default 1h: still changing this long after it appeared = file_unstable
+	Retry         time.Duration     // default 5s: first wait after a failed processing, doubled up to 10m
+	MaxAttempts   int               // default 3: a file failing this many times is refused (poison-file policy)
 	OnBadRows     string            // "skip_rows" (default) or "reject_file"
 	Encoding      string            // "auto" (default), "utf-8" or "windows-1252"
 	DecimalComma  bool              // default false: amounts like "12,34"
@@ -172,7 +174,12 @@ type SFTP struct {
 	StableListings          int           // default 2: same size+mtime in N listings = stable
 	UnreachableAlertAfter   time.Duration // default 30m
 	StalledAlertAfter       time.Duration // default 10m: urgent alert when connected but no SFTP operation completes this long
+	MaxAttempts             int           // default 3: a fetched SII file failing this many times is refused
 }
+
+// DefaultMaxAttempts is how many failed processing attempts refuse a file (the
+// poison-file policy, docs/inputs.md).
+const DefaultMaxAttempts = 3
 
 // Addr returns "host:port".
 func (s SFTP) Addr() string { return joinHostPort(s.Host, s.Port) }

@@ -136,6 +136,8 @@ func (c *Config) Redacted() string {
 		w.kv("watch", f.Watch)
 		w.kv("poll_interval", f.PollInterval)
 		w.kv("unstable_after", f.UnstableAfter)
+		w.kv("retry", f.Retry)
+		w.kv("max_attempts", f.MaxAttempts)
 		w.kv("on_bad_rows", f.OnBadRows)
 		w.kv("encoding", f.Encoding)
 		w.kv("decimal_comma", f.DecimalComma)
@@ -178,6 +180,7 @@ func (c *Config) Redacted() string {
 		w.kv("concurrent_writes", s.ConcurrentWrites)
 		w.kv("concurrent_reads", s.ConcurrentReads)
 		w.kv("stable_listings", s.StableListings)
+		w.kv("max_attempts", s.MaxAttempts)
 		w.kv("unreachable_alert_after", s.UnreachableAlertAfter)
 		w.kv("stalled_alert_after", s.StalledAlertAfter)
 	}

@@ -133,7 +133,7 @@ func DefaultFolder() Folder {
 	return Folder{
 		Settle: 10 * time.Second, Ignore: append([]string{}, DefaultIgnore...), Rescan: 5 * time.Minute,
 		Watch: "auto", PollInterval: 10 * time.Second, OnBadRows: "skip_rows", Encoding: "auto",
-		UnstableAfter: time.Hour,
+		UnstableAfter: time.Hour, Retry: 5 * time.Second, MaxAttempts: DefaultMaxAttempts,
 	}
 }
 
@@ -145,6 +145,7 @@ func DefaultSFTP() SFTP {
 		TempPrefix: ".", TempSuffix: ".part", Completion: "none", Rename: "auto", MaxPacket: 32768,
 		ConcurrentReads: true, StableListings: 2, UnreachableAlertAfter: 30 * time.Minute,
 		StalledAlertAfter: 10 * time.Minute,
+		MaxAttempts:       DefaultMaxAttempts,
 	}
 }
 
@@ -233,6 +234,8 @@ func readFolder(t *table) Folder {
 	t.enum("watch", &f.Watch, "auto", "poll", "notify")
 	t.duration("poll_interval", &f.PollInterval, 100*time.Millisecond, time.Hour)
 	t.duration("unstable_after", &f.UnstableAfter, 100*time.Millisecond, 7*24*time.Hour)
+	t.duration("retry", &f.Retry, 10*time.Millisecond, time.Hour)
+	t.integer("max_attempts", &f.MaxAttempts, 1, 100)
 	t.enum("on_bad_rows", &f.OnBadRows, "skip_rows", "reject_file")
 	t.enum("encoding", &f.Encoding, "auto", "utf-8", "windows-1252")
 	t.boolean("decimal_comma", &f.DecimalComma)
@@ -272,6 +275,7 @@ func readSFTP(t *table) SFTP {
 	t.boolean("concurrent_writes", &s.ConcurrentWrites)
 	t.boolean("concurrent_reads", &s.ConcurrentReads)
 	t.integer("stable_listings", &s.StableListings, 1, 10)
+	t.integer("max_attempts", &s.MaxAttempts, 1, 100)
 	t.duration("unreachable_alert_after", &s.UnreachableAlertAfter, time.Minute, 30*24*time.Hour)
 	t.duration("stalled_alert_after", &s.StalledAlertAfter, time.Second, 30*24*time.Hour)
 	refuseLiteralSecret(t, "password", "SFTP authentication is by key only: set key_file")

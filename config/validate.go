@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"os"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -345,4 +346,15 @@ func sortProblems(ps []Problem) {
 		}
 		return li < lj
 	})
+}
+
+// ProblemAt is a problem found outside Parse (by `cmord check`, looking at the
+// machine) about the key at path ("folder[0]", "path"): it carries the key's line in
+// the configuration file, so it reads file:line like the parser's own.
+func (c *Config) ProblemAt(rule, message string, path ...string) Problem {
+	line := 0
+	if data, err := os.ReadFile(c.File); err == nil {
+		line = scanKeyLines(data).line(path)
+	}
+	return Problem{File: c.File, Line: line, Key: displayKey(path), Rule: rule, Message: message}
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -56,6 +55,7 @@ type Daemon struct {
 
 	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
 	released   atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
+	missedOpen sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -427,6 +427,17 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		d.raise(ctx, archive.Exception{Kind: "claim_failed", Severity: archive.SevHigh, Owner: "sysadmin",
 			Subject: ev.Folder, Message: fmt.Sprintf("folder %s: cannot move a ready file into %s: %s", ev.Folder, intake.InProgressDir, ev.Detail),
 			Action: "Check the folder's permissions: cmord must be able to rename files in it (and .inprogress must be on the same filesystem)."})
+	case intake.EventFinishFailed:
+		// Processed, but stuck in .inprogress: a person must know why it does not
+		// reach done/ or rejected/ (intake retries the move with backoff).
+		d.raise(ctx, archive.Exception{Kind: "file_retrying", Severity: archive.SevHigh, Owner: "sysadmin",
+			Fingerprint: "file_retrying|folder:" + ev.Folder + "|" + ev.File, Subject: ev.File,
+			Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
+			Action:  "Check the folder's done/ and rejected/ (they must be directories cmord can write); the move is retried by itself."})
+	case intake.EventGrew:
+		d.intakeGrew(ev)
+	case intake.EventFinished:
+		d.resolve(ctx, "file_retrying|folder:"+ev.Folder+"|"+ev.File, "moved out of "+intake.InProgressDir)
 	case "panic":
 		// intake turned the panic into a refusal: the file is in rejected/ and a person
 		// must know, as for any refused file.
@@ -449,22 +460,17 @@ func (d *Daemon) mailEvent(ev mail.Event) {
 }
 
 func (d *Daemon) schedEvent(ev sched.Event) {
+	if ev.Kind == sched.EventDone {
+		d.scheduleDone(ev)
+		return
+	}
 	var slots []string
 	for _, t := range ev.Slots {
 		slots = append(slots, t.In(flows.Rome).Format("02/01/2006 15:04"))
 	}
 	d.Log.Warn("schedule event", "job", ev.Job, "kind", ev.Kind, "slots", slots, "err", ev.Err)
 	d.Metrics.ScheduleRuns.WithLabelValues(ev.Job, ev.Kind).Inc()
-	if ev.Kind != sched.EventMissed && ev.Kind != sched.EventInterrupted && ev.Kind != sched.EventPanic {
-		return
-	}
-	msg := fmt.Sprintf("job %s: %d slot(s) %s: %s", ev.Job, len(ev.Slots), ev.Kind, strings.Join(slots, ", "))
-	if ev.Err != nil {
-		msg += ": " + ev.Err.Error()
-	}
-	d.raise(context.Background(), archive.Exception{Kind: "missed_schedule", Severity: archive.SevNormal, Owner: "sysadmin",
-		Fingerprint: "missed_schedule|" + ev.Job + "|" + ev.Kind, Subject: ev.Job, Message: msg,
-		Action: "The daemon was down or the job failed at those times; check whether anything due then needs doing by hand."})
+	d.missedSchedule(ev)
 }
 
 // folderByName returns the configuration of a drop folder.
@@ -491,21 +497,29 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		Kind: folder.Kind, Path: c.Path, Meta: map[string]string{"path": filepath.Join(folder.Path, c.Name)}})
 	if err != nil {
 		d.Metrics.Failures.WithLabelValues("archive").Inc()
-		return intake.Outcome{}, err
+		return d.notArchived(ctx, c, folder, err)
 	}
 	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
+	if c.Attempt > 1 {
+		d.resolve(ctx, "file_retrying|folder:"+folder.Name+"|"+c.Name, "archived")
+	}
 	failpoint("after_archive")
 	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateRejected {
 		// Refused, then dropped again unchanged (typically after the folder's mapping or
 		// configuration was corrected): a new attempt, not a duplicate. Recorded in the
 		// event log and processed again.
 		err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+			if err := d.Store.ResetAttempts(ctx, tx, res.File.ID); err != nil {
+				return err
+			}
 			return d.Store.SetFileState(ctx, tx, res.File.ID, archive.StateReceived, "dropped again after its refusal: processed again", nil)
 		})
 		if err != nil {
 			return intake.Outcome{}, err
 		}
 		res.File.State, res.File.Reason = archive.StateReceived, ""
+		delete(res.File.Meta, archive.MetaAttempts)
+		delete(res.File.Meta, archive.MetaTransientAttempts)
 	}
 	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateProcessed {
 		// The same bytes under the same name, dropped again after they were finished:
@@ -514,10 +528,11 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		reason := d.raiseDuplicate(ctx, res.File, res.File)
 		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, Result{Rejected: true, Reason: reason}, d.now())}, nil
 	}
-	out, err := d.process(ctx, res.File, folder)
+	out, err := d.processOrRefuse(ctx, res.File, folder, "folder "+folder.Name, folder.MaxAttempts)
 	if err != nil {
 		return intake.Outcome{}, err
 	}
+	d.checkGrowth(ctx, c, folder, res.File)
 	failpoint("after_process")
 	if out.Rejected {
 		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, out, d.now())}, nil
@@ -569,5 +584,6 @@ func (d *Daemon) raiseDuplicate(ctx context.Context, dup, orig archive.File) str
 // Config built by hand) is intake's default, 1h, as config's.
 func intakeFolder(f config.Folder) intake.Folder {
 	return intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
-		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: f.UnstableAfter}
+		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: f.UnstableAfter,
+		Retry: f.Retry}
 }

@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/sched"
+	"github.com/cmord/cmord/flows"
 )
 
 // Job names, as in the [schedule] section of the configuration.
@@ -189,4 +192,164 @@ func (d *Daemon) refreshGauges(ctx context.Context) {
 			d.Metrics.ExceptionsOpen.WithLabelValues(sev).Set(float64(n))
 		}
 	}
+}
+
+// dayJobs are the jobs whose miss matters to compliance: a whole day without a
+// digest, or without a build of the flow files. Any other miss (an every-minute poll,
+// the mail outbox, alerts, a weekly verify) is the sysadmin's, and only until the job
+// runs again.
+var dayJobs = map[string]string{
+	JobDigest: "the compliance digest",
+	JobBuild:  "the build of the flow files",
+}
+
+// missedSchedule records slots a job missed, lost to a crash, or ended in a panic.
+// One exception per job, whatever the kind and however many restarts (a crash loop
+// bumps its count), low severity for jobs that run at least hourly; the next
+// successful run of the job resolves it (scheduleDone). For the jobs of dayJobs, a
+// day that ends without a run raises a separate exception for compliance, kept until
+// a person resolves it.
+func (d *Daemon) missedSchedule(ev sched.Event) {
+	ctx := context.Background()
+	spec, policy := d.jobSpec(ev.Job)
+	if ev.Kind == sched.EventMissed || ev.Kind == sched.EventInterrupted || ev.Kind == sched.EventPanic {
+		sev := archive.SevNormal
+		if p := jobPeriod(spec, d.Config().Location); p > 0 && p <= time.Hour {
+			sev = archive.SevLow
+		}
+		msg := fmt.Sprintf("job %s: %d slot(s) %s: %s", ev.Job, len(ev.Slots), ev.Kind, slotList(ev.Slots))
+		if ev.Err != nil {
+			msg += ": " + ev.Err.Error()
+		}
+		d.raise(ctx, archive.Exception{Kind: "missed_schedule", Severity: sev, Owner: "sysadmin",
+			Fingerprint: "missed_schedule|" + ev.Job, Subject: ev.Job, Message: msg,
+			Action: "Nothing to do if the job runs again: its next successful run resolves this. If it keeps coming back, read the daemon's log (restarts, crashes)."})
+		d.missedOpen.Store(ev.Job, true)
+	}
+	if _, ok := dayJobs[ev.Job]; ok && ev.Kind != sched.EventOverlap {
+		d.checkLostDays(ctx, ev, spec, policy)
+	}
+}
+
+// checkLostDays raises, for each day of ev's slots that has ended (or will end)
+// without a completed run of the job, one exception for compliance.
+func (d *Daemon) checkLostDays(ctx context.Context, ev sched.Event, spec, policy string) {
+	loc := d.Config().Location
+	if loc == nil {
+		loc = flows.Rome
+	}
+	sc, err := sched.Parse(spec, loc)
+	if err != nil {
+		return
+	}
+	now := d.now()
+	y, m, dd := now.In(loc).Date()
+	today := time.Date(y, m, dd, 0, 0, 0, 0, loc)
+	byDay := map[time.Time][]time.Time{}
+	var days []time.Time
+	for _, s := range ev.Slots {
+		y, m, dd := s.In(loc).Date()
+		day := time.Date(y, m, dd, 0, 0, 0, 0, loc)
+		if byDay[day] == nil {
+			days = append(days, day)
+		}
+		byDay[day] = append(byDay[day], s)
+	}
+	for _, day := range days {
+		end := day.AddDate(0, 0, 1)
+		if !day.Before(today) {
+			// Today can still have its run: with run_once the latest due slot runs now
+			// (it is today, as the skipped ones are); otherwise a later slot today may.
+			if ev.Kind == sched.EventMissed && policy == sched.MissedRunOnce {
+				continue
+			}
+			if next := sc.Next(now); !next.IsZero() && next.Before(end) {
+				continue
+			}
+		}
+		if ran, err := d.Store.ScheduleLedger().RanBetween(ctx, ev.Job, day, end); err != nil || ran {
+			continue
+		}
+		if ev.Job == JobDigest {
+			// A run killed after it queued the digest still sent it.
+			if _, queued, err := d.Store.DigestByKey(ctx, digest.DedupKey(day.Add(12*time.Hour))); err != nil || queued {
+				continue
+			}
+		}
+		what := map[string]string{sched.EventMissed: "missed while the daemon was down", sched.EventInterrupted: "interrupted by a restart",
+			sched.EventPanic: "ended in an internal error", sched.EventFailed: "failed"}[ev.Kind]
+		msg := fmt.Sprintf("%s of %s did not happen: its slot %s was %s, and no other run that day completed",
+			dayJobs[ev.Job], day.Format("02/01/2006"), slotList(byDay[day]), what)
+		if ev.Err != nil {
+			msg += ": " + ev.Err.Error()
+		}
+		action := "Run `cmord digest --send` if the day's digest is still useful; the next digest covers the period since the last one sent."
+		if ev.Job == JobBuild {
+			action = "Nothing is lost (the requests wait and go out with the next build), but check that no deadline fell on that day; `cmord run --once` builds now."
+		}
+		d.raise(ctx, archive.Exception{Kind: "missed_schedule", Severity: archive.SevHigh, Owner: "compliance",
+			Fingerprint: "missed_schedule|" + ev.Job + "|day|" + day.Format("2006-01-02"), Subject: ev.Job, Message: msg, Action: action})
+	}
+}
+
+// scheduleDone resolves the job's missed_schedule once a run has completed. The first
+// completion of each job in this process also resolves what earlier versions left
+// (one exception per job and kind).
+func (d *Daemon) scheduleDone(ev sched.Event) {
+	open, seen := d.missedOpen.Swap(ev.Job, false)
+	if seen && !open.(bool) {
+		return
+	}
+	ctx := context.Background()
+	resolution := "the job ran again" // an exception's resolution, not a practice note
+	if len(ev.Slots) > 0 {
+		resolution = "the run of " + slotList(ev.Slots) + " completed"
+	}
+	fps := []string{"missed_schedule|" + ev.Job}
+	if !seen {
+		for _, k := range []string{sched.EventMissed, sched.EventInterrupted, sched.EventPanic} {
+			fps = append(fps, "missed_schedule|"+ev.Job+"|"+k)
+		}
+	}
+	for _, fp := range fps {
+		d.resolve(ctx, fp, resolution)
+	}
+}
+
+// jobSpec returns the cron spec and missed policy of a scheduled job.
+func (d *Daemon) jobSpec(name string) (spec, policy string) {
+	for _, j := range d.jobs() {
+		if j.Name == name {
+			return j.Spec, j.Missed
+		}
+	}
+	return "", ""
+}
+
+// jobPeriod is the time between two consecutive slots of spec (0 if unknown).
+func jobPeriod(spec string, loc *time.Location) time.Duration {
+	sc, err := sched.Parse(spec, loc)
+	if err != nil {
+		return 0
+	}
+	a := sc.Next(time.Date(2026, 1, 5, 12, 0, 0, 0, time.UTC)) // a Monday: weekday specs too
+	b := sc.Next(a)
+	if a.IsZero() || b.IsZero() {
+		return 0
+	}
+	return b.Sub(a)
+}
+
+// slotList renders slots as people read them (Rome time), the first and last of a
+// long list only.
+func slotList(slots []time.Time) string {
+	f := func(t time.Time) string { return t.In(flows.Rome).Format("02/01/2006 15:04") }
+	if len(slots) > 6 {
+		return fmt.Sprintf("%s, %s … %s", f(slots[0]), f(slots[1]), f(slots[len(slots)-1]))
+	}
+	out := make([]string, len(slots))
+	for i, s := range slots {
+		out[i] = f(s)
+	}
+	return strings.Join(out, ", ")
 }

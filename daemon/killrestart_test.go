@@ -48,6 +48,26 @@ func childOnce(cfgPath string) int {
 		return 2
 	}
 	defer d.Close()
+	if calls := os.Getenv("CMORD_TEST_POISON_CALLS"); calls != "" {
+		// A failing handler: with an error of unknown kind, or (CMORD_TEST_POISON_KIND
+		// = constraint) breaking a real UNIQUE constraint of the archive. Each call
+		// appends a line to the file named, so the test counts calls across processes.
+		permanent := os.Getenv("CMORD_TEST_POISON_KIND") == "constraint"
+		d.Handle(config.KindUscenteMorosi, HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
+			f, err := os.OpenFile(calls, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
+			if err == nil {
+				fmt.Fprintln(f, "call")
+				f.Close()
+			}
+			if permanent {
+				return Result{}, in.Store.Write(ctx, func(tx *sql.Tx) error {
+					_, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, size, created_at) VALUES (?, 0, '')`, in.File.Hash)
+					return err
+				})
+			}
+			return Result{}, errors.New("simulated handler failure")
+		}))
+	}
 	if err := d.RunOnce(context.Background()); err != nil {
 		fmt.Fprintln(os.Stderr, "cycle:", err)
 		return 1
@@ -307,6 +327,99 @@ func TestKillAndRestart(t *testing.T) {
 					len(got.sentCodes), got.remoteFiles, got.inputRows, len(want.sentCodes), want.remoteFiles, want.inputRows)
 			}
 		})
+	}
+}
+
+// TestPoisonFileAcrossKills: the attempts of a file whose processing keeps failing
+// are counted in the archive, so killing the daemon (kill -9) after each failed
+// attempt and restarting it neither resets the count nor loops forever: with
+// max_attempts = 3 the handler runs exactly three times over three processes and the
+// file ends in rejected/ with its reason and an open exception.
+func TestPoisonFileAcrossKills(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sshd and child processes")
+	}
+	sshd := sshdtest.Start(t, sshdtest.Options{})
+	e := newKillEnv(t, sshd)
+	cfg, err := os.ReadFile(e.cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte("settle = \"100ms\"\n"), []byte("settle = \"100ms\"\nretry = \"50ms\"\nmax_attempts = 3\n"), 1)
+	if err := os.WriteFile(e.cfgPath, cfg, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	calls := filepath.Join(e.dir, "calls")
+	t.Setenv("CMORD_TEST_POISON_CALLS", calls)
+	p := filepath.Join(e.dir, "in/morosi/poison.csv")
+	if err := os.WriteFile(p, []byte(strings.Join(morosiHeader, ";")+"\r\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(p, old, old)
+	e.run(t, "after_failed_attempt") // attempt 1, then kill -9
+	e.run(t, "after_failed_attempt") // attempt 2 (recovered from .inprogress), kill -9
+	e.run(t, "")                     // attempt 3: refused
+	b, _ := os.ReadFile(calls)
+	if n := strings.Count(string(b), "call"); n != 3 {
+		t.Errorf("handler called %d times over three processes, want 3 (the count must survive kill -9)", n)
+	}
+	reason, err := os.ReadFile(filepath.Join(e.dir, "in/morosi/rejected/poison.csv.reason.txt"))
+	if err != nil {
+		t.Fatalf("not in rejected/: %v", err)
+	}
+	if !strings.Contains(string(reason), "processing failed 3 times") || !strings.Contains(string(reason), "simulated handler failure") {
+		t.Errorf("reason file:\n%s", reason)
+	}
+	if left, _ := os.ReadDir(filepath.Join(e.dir, "in/morosi/.inprogress")); len(left) != 0 {
+		t.Errorf(".inprogress still holds %d files", len(left))
+	}
+	st, err := archive.Open(filepath.Join(e.dir, "state"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	open := true
+	es, err := st.Exceptions(context.Background(), archive.ExceptionFilter{Kind: "file_rejected", Open: &open})
+	if err != nil || len(es) != 1 || !strings.Contains(es[0].Message, "failed 3 times") {
+		t.Errorf("want one open file_rejected exception saying what failed; have %+v %v", es, err)
+	}
+	if n := failedAttempts(t, st); n != 3 {
+		t.Errorf("%d PROCESSING_FAILED events, want 3", n)
+	}
+}
+
+// TestPermanentFailureAcrossKill: a permanent error (a real UNIQUE constraint broken
+// by the handler) refuses the file at its first attempt; killed right after that
+// attempt was recorded, the restarted daemon refuses it at once (one more call), it
+// does not start a new series of attempts.
+func TestPermanentFailureAcrossKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts sshd and child processes")
+	}
+	sshd := sshdtest.Start(t, sshdtest.Options{})
+	e := newKillEnv(t, sshd)
+	calls := filepath.Join(e.dir, "calls")
+	t.Setenv("CMORD_TEST_POISON_CALLS", calls)
+	t.Setenv("CMORD_TEST_POISON_KIND", "constraint")
+	p := filepath.Join(e.dir, "in/morosi/poison.csv")
+	if err := os.WriteFile(p, []byte(strings.Join(morosiHeader, ";")+"\r\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-time.Minute)
+	os.Chtimes(p, old, old)
+	e.run(t, "after_failed_attempt") // first attempt recorded, then kill -9
+	e.run(t, "")
+	b, _ := os.ReadFile(calls)
+	if n := strings.Count(string(b), "call"); n != 2 {
+		t.Errorf("handler called %d times, want 2 (one per process: a permanent error is not retried)", n)
+	}
+	reason, err := os.ReadFile(filepath.Join(e.dir, "in/morosi/rejected/poison.csv.reason.txt"))
+	if err != nil {
+		t.Fatalf("not in rejected/: %v", err)
+	}
+	if !strings.Contains(string(reason), "would repeat at every attempt") || !strings.Contains(string(reason), "UNIQUE constraint failed") {
+		t.Errorf("reason file:\n%s", reason)
 	}
 }
 

@@ -148,11 +148,12 @@ func (d *Daemon) ScanFoldersOnce(ctx context.Context) error {
 	deadline := time.Now().Add(3*longest + 30*time.Second)
 	idleSince := time.Time{}
 	for {
-		busy := false
+		busy, retrying := false, 0
 		for _, st := range w.Stats() {
 			if st.Pending > 0 || st.InProgress > 0 {
 				busy = true
 			}
+			retrying += st.InProgress
 		}
 		switch {
 		case !busy && idleSince.IsZero():
@@ -168,6 +169,10 @@ func (d *Daemon) ScanFoldersOnce(ctx context.Context) error {
 		if time.Now().After(deadline) {
 			cancel()
 			<-done
+			if retrying > 0 {
+				return fmt.Errorf("drop folders: %d file(s) still failing with a transient error after %s; they stay in %s for the next run (see `cmord exceptions`)",
+					retrying, (3*longest + 30*time.Second), intake.InProgressDir)
+			}
 			return fmt.Errorf("drop folders: files still changing after %s; they are left for the next run", (3*longest + 30*time.Second))
 		}
 		select {

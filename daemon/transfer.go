@@ -349,6 +349,7 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 	if err := os.MkdirAll(tmpDir, 0o750); err != nil {
 		return err
 	}
+	tried := map[int64]bool{} // processed in this poll: one attempt per poll
 	for _, rf := range stable {
 		remote := path.Join(ep.InboundDir, rf.Name)
 		if _, seen, err := d.Store.WasFetched(ctx, ep.Name, remote, rf.Size, rf.ModTime); err != nil {
@@ -381,8 +382,9 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 			return err
 		}
 		d.Metrics.FilesIn.WithLabelValues("sftp:" + ep.Name).Inc()
-		if _, err := d.process(ctx, res.File, nil); err != nil {
-			continue // stays "received"; reprocessed by the retry sweep
+		tried[res.File.ID] = true
+		if _, err := d.processInbound(ctx, res.File, "SFTP "+ep.Name, ep.MaxAttempts); err != nil {
+			continue // stays "received"; retried by the sweep below, refused after max_attempts
 		}
 		if ep.Completion != "none" && ep.Completion != "" {
 			if err := c.Complete(ctx, remote, ep.Completion, ep.MoveTo); err != nil {
@@ -392,7 +394,7 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 			_ = d.Store.MarkFetchCompleted(ctx, ep.Name, remote, rf.Size, rf.ModTime)
 		}
 	}
-	return d.retryReceived(ctx, "sftp:"+ep.Name)
+	return d.retryReceived(ctx, "sftp:"+ep.Name, ep.MaxAttempts, tried)
 }
 
 // stabilityPause separates the listings that prove a remote file complete.
@@ -401,18 +403,26 @@ var stabilityPause = 2 * time.Second
 func countFetchable(list []sftpx.RemoteFile) int { return len(list) }
 
 // retryReceived re-runs the handler of files archived but not yet processed (a crash
-// or a transient error between ingest and processing).
-func (d *Daemon) retryReceived(ctx context.Context, source string) error {
+// or a failure between ingest and processing). A file that keeps failing is refused
+// after maxAttempts (the poison-file policy) and never holds up the files after it.
+func (d *Daemon) retryReceived(ctx context.Context, source string, maxAttempts int, tried map[int64]bool) error {
 	files, err := d.Store.ListFiles(ctx, archive.FileFilter{Source: source, State: archive.StateReceived, Direction: "in"})
 	if err != nil {
 		return err
 	}
+	var errs []error
 	for i := len(files) - 1; i >= 0; i-- { // oldest first
-		if _, err := d.process(ctx, files[i], nil); err != nil {
-			return err
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if tried[files[i].ID] {
+			continue
+		}
+		if _, err := d.processInbound(ctx, files[i], strings.Replace(source, "sftp:", "SFTP ", 1), maxAttempts); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", files[i].Name, err))
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }
 
 // stability returns the listing tracker of an endpoint (kept across polls).

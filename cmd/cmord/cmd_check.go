@@ -30,10 +30,12 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stdout, "warning: %s\n", w)
 	}
 	if err != nil {
-		// What the file names (catalog, mapping files, folders, secrets) is part of the
-		// configuration: refused like the file itself, exit 2.
+		// The file parses, but what it names (catalog, mapping files, folders, keys,
+		// known_hosts, secrets, the SFTP endpoint flows need) would make `cmord run`
+		// fail: findings, exit 1, each at the file and line of its key. A file that
+		// does not parse is exit 2 (env.Config above).
 		fmt.Fprintf(env.Stderr, "cmord check: %v\n", err)
-		return exitUsage
+		return exitFindings
 	}
 	fmt.Fprintf(env.Stdout, "%s: configuration OK (%s, %s, state in %s)\n", cfg.File,
 		plural(len(cfg.Folders), "folder", "folders"), plural(len(cfg.SFTP), "SFTP endpoint", "SFTP endpoints"), cfg.StateDir)

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"log/slog"
 	"mime"
 	"net/mail"
 	"strings"
@@ -309,5 +310,45 @@ func TestEmptyDigestSentUnlessSkipped(t *testing.T) {
 		if _, ok, _ := r.st.DigestByKey(context.Background(), DedupKey(fixtureNow)); !ok {
 			t.Errorf("skip_empty=%v: period not recorded", skip)
 		}
+	}
+}
+
+// TestDigestLogSaysQueuedNotSent: a second Send the same day, while the first digest
+// still waits in the outbox (SMTP down), must not log "already sent"; it says the
+// digest is queued and not sent yet. Once the relay took it, the log says sent.
+func TestDigestLogSaysQueuedNotSent(t *testing.T) {
+	r := newRig(t, fixtureNow)
+	fixture(t, r.st)
+	ctx := context.Background()
+	var logs bytes.Buffer
+	r.opts.Log = slog.New(slog.NewTextHandler(&logs, nil))
+	if err := r.sink.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Send(ctx, r.st, r.sender, r.opts, fixtureNow); err != nil {
+		t.Fatal(err)
+	}
+	r.flush() // fails: the relay is down
+	logs.Reset()
+	if _, err := Send(ctx, r.st, r.sender, r.opts, fixtureNow.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs.String(); strings.Contains(got, "already sent") || !strings.Contains(got, "not sent yet") || !strings.Contains(got, "mail_state=queued") {
+		t.Errorf("log while the digest waits in the outbox:\n%s", got)
+	}
+	if err := r.sink.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	r.clock.Advance(10 * time.Minute)
+	r.flush()
+	if n := len(r.sink.Messages()); n != 1 {
+		t.Fatalf("%d mails delivered, want 1", n)
+	}
+	logs.Reset()
+	if _, err := Send(ctx, r.st, r.sender, r.opts, fixtureNow.Add(20*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if got := logs.String(); !strings.Contains(got, "already sent") || strings.Contains(got, "not sent yet") {
+		t.Errorf("log once the digest went out:\n%s", got)
 	}
 }

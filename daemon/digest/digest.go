@@ -301,6 +301,9 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		}
 	}
 	for _, e := range resolved {
+		if selfHealedMiss(e) {
+			continue
+		}
 		it, err := look.item(ctx, e, now)
 		if err != nil {
 			return nil, err
@@ -536,9 +539,36 @@ func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (
 	return it, nil
 }
 
+// selfHealedMiss reports a missed_schedule that its job's next run closed by itself
+// (slots missed during a restart): the sysadmin's, and over. Compliance reads only
+// the misses that matter (a day without digest or build, owner compliance), and
+// those a job still failing leaves open.
+func selfHealedMiss(e archive.Exception) bool {
+	return e.Kind == "missed_schedule" && e.Owner != OwnerCompliance && e.ResolvedBy == "auto"
+}
+
 // DedupKey is the outbox key of the digest whose period ends at now: one per Rome day,
 // so a restart (or a second run the same day) never mails it twice.
 func DedupKey(now time.Time) string { return "digest:" + flows.Today(now).ISO() }
+
+// logAlreadyQueued says what became of the digest of key, which is not queued again:
+// queuing is not sending, so the log tells the outbox's truth (sent, or still waiting
+// with its attempts and last error), never "sent" for a message still in the queue.
+func logAlreadyQueued(ctx context.Context, store *archive.Store, log *slog.Logger, key string) {
+	m, found, err := store.Outbox().ByKey(ctx, key)
+	switch {
+	case err != nil:
+		log.Warn("digest already queued, not queued again; its mail state is unknown", "key", key, "err", err)
+	case !found:
+		// Recorded without a message: skip_empty found nothing to tell.
+		log.Info("digest already done (nothing to tell, no mail), not queued again", "key", key)
+	case m.State == archive.OutboxSent:
+		log.Info("digest already sent, not sent again", "key", key, "sent_at", m.SentAt)
+	default:
+		log.Info("digest already queued, not queued again; not sent yet (the mail outbox retries it)", "key", key,
+			"mail_state", m.State, "attempts", m.Attempts, "last_error", m.LastError)
+	}
+}
 
 // Send builds and renders the digest, queues it in the mail outbox under its dedup key
 // and records it in the ledger. Run again with the same key (after a crash between the
@@ -552,7 +582,7 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 	}
 	if _, done, err := store.DigestByKey(ctx, key); err != nil || done {
 		if done {
-			opts.Log.Info("digest already sent, not sent again", "key", key)
+			logAlreadyQueued(ctx, store, opts.Log, key)
 		}
 		return false, err
 	}

@@ -50,6 +50,8 @@ var KindExplanations = map[string]Text{
 	"missed_schedule":         {"Alcune esecuzioni pianificate sono state saltate (demone fermo o job fallito).", "Some scheduled runs were missed (daemon down or job failed)."},
 	"verify_failed":           {"La verifica dell'archivio ha trovato contenuti mancanti o alterati.", "The archive check found missing or altered content."},
 	"mail_failed":             {"Un riepilogo o un avviso non è stato consegnato dopo più tentativi.", "A digest or alert was not delivered after several attempts."},
+	"file_retrying":           {"Un file non può essere elaborato per un problema della macchina (disco pieno, database bloccato) e resta in attesa.", "A file cannot be processed because of a machine problem (disk full, database locked) and waits."},
+	"file_grew":               {"Il file è cambiato dopo essere stato prelevato: la parte scritta dopo non è stata letta.", "The file changed after it was taken: what was written afterwards was not read."},
 	"file_unstable":           {"Un file continua a cambiare oltre il tempo di assestamento e non viene prelevato.", "A file keeps changing past the settle time and is not picked up."},
 	"claim_failed":            {"cmord non riesce a prelevare (rinominare) un file pronto nella cartella.", "cmord cannot claim (rename) a ready file in the folder."},
 	"build_refused":           {"Una richiesta pronta non è stata inviata: al momento di costruire il flusso non supera i controlli.", "A ready request was not sent: it failed the checks when the flow was built."},

@@ -27,6 +27,9 @@ const (
 	scanRequested            // Watcher.Rescan
 )
 
+// maxWatchedFinished bounds the finished files watched for growth at once.
+const maxWatchedFinished = 10000
+
 // maxHints bounds the names remembered between two wakes of a busy folder; past it
 // the folder is simply rescanned.
 const maxHints = 4096
@@ -54,6 +57,18 @@ type inflight struct {
 	outcome *Outcome
 }
 
+// finished is a file moved to done/ or rejected/, watched for a while: a writer
+// that was not done (settle shorter than its pauses) goes on appending to the same
+// inode, now under done/ or rejected/, and that rest must not go unnoticed.
+type finished struct {
+	c     Claimed
+	size  int64
+	mtime time.Time
+	next  time.Time
+	every time.Duration
+	until time.Time
+}
+
 // folder is one drop folder's state; everything except mu-guarded fields and the
 // hint set is owned by its run goroutine.
 type folder struct {
@@ -75,7 +90,8 @@ type folder struct {
 
 	cands     map[string]*candidate
 	inflight  map[string]*inflight
-	irregular map[string]bool // non-regular names already logged
+	irregular map[string]bool      // non-regular names already logged
+	recent    map[string]*finished // finished files watched for growth, by final path
 
 	nextRescan time.Time
 	nextPoll   time.Time
@@ -187,7 +203,39 @@ func (f *folder) nextWake() time.Time {
 			next = in.due
 		}
 	}
+	for _, r := range f.recent {
+		if r.next.Before(next) {
+			next = r.next
+		}
+	}
 	return next
+}
+
+// checkFinished looks again at the files finished lately whose check is due; one
+// that changed is reported once (EventGrew) and no longer watched.
+func (f *folder) checkFinished(now time.Time) {
+	for p, r := range f.recent {
+		if r.next.After(now) {
+			continue
+		}
+		fi, err := os.Lstat(p)
+		switch {
+		case err != nil:
+			delete(f.recent, p) // moved away or deleted by a person
+		case fi.Size() != r.size || !fi.ModTime().Equal(r.mtime):
+			delete(f.recent, p)
+			rel, _ := filepath.Rel(f.root, p)
+			msg := fmt.Sprintf("%s changed after it was taken and finished: %d bytes when it was taken, %s now has %d bytes (modified %s); what was written after was not read",
+				r.c.Name, r.c.Size, rel, fi.Size(), fi.ModTime().Format(time.RFC3339))
+			f.w.log.Warn(msg, "folder", f.cfg.Name, "file", r.c.Name)
+			f.w.events(Event{Folder: f.cfg.Name, Kind: EventGrew, Detail: msg, File: r.c.Name, ModTime: r.c.ModTime})
+		case !now.Before(r.until):
+			delete(f.recent, p)
+		default:
+			r.every *= 2
+			r.next = now.Add(r.every)
+		}
+	}
 }
 
 // drainHints applies the hints (and any scan request) gathered since the last wake.
@@ -321,6 +369,7 @@ func (f *folder) updatePending() {
 // step evaluates what is due and processes ready files, one at a time, oldest first.
 func (f *folder) step(ctx context.Context) {
 	now := f.w.now()
+	f.checkFinished(now)
 	// Claimed files awaiting a retry go first: they are older than anything new.
 	var retry []*inflight
 	for _, in := range f.inflight {
@@ -335,7 +384,10 @@ func (f *folder) step(ctx context.Context) {
 		}
 		delete(f.inflight, in.c.Name)
 		if in.outcome != nil {
-			f.finish(in.c, *in.outcome)
+			if f.finish(in.c, *in.outcome) {
+				f.w.events(Event{Folder: f.cfg.Name, Kind: EventFinished, File: in.c.Name,
+					Detail: fmt.Sprintf("%s moved out of %s at last", in.c.Name, InProgressDir)})
+			}
 			continue
 		}
 		in.c.Attempt++
@@ -514,8 +566,8 @@ func (f *folder) call(ctx context.Context, c Claimed) (out Outcome, err error) {
 	return f.w.process(context.WithoutCancel(ctx), c)
 }
 
-// finish moves a processed file to done/ or rejected/.
-func (f *folder) finish(c Claimed, out Outcome) {
+// finish moves a processed file to done/ or rejected/, and reports whether it did.
+func (f *folder) finish(c Claimed, out Outcome) bool {
 	var final string
 	var err error
 	if out.Rejected {
@@ -531,7 +583,7 @@ func (f *folder) finish(c Claimed, out Outcome) {
 		c.Attempt++
 		f.inflight[c.Name] = &inflight{c: c, due: f.w.now().Add(delay), outcome: &out}
 		f.updatePending()
-		return
+		return false
 	}
 	f.mu.Lock()
 	if out.Rejected {
@@ -546,6 +598,13 @@ func (f *folder) finish(c Claimed, out Outcome) {
 		dir = RejectedDir
 	}
 	f.w.log.Info("file finished", "folder", f.cfg.Name, "file", c.Name, "to", filepath.Join(dir, final), "recovered", c.Recovered)
+	p := filepath.Join(f.root, dir, final)
+	if fi, err := os.Lstat(p); err == nil && len(f.recent) < maxWatchedFinished {
+		now := f.w.now()
+		f.recent[p] = &finished{c: c, size: fi.Size(), mtime: fi.ModTime(),
+			next: now.Add(f.cfg.Settle), every: f.cfg.Settle, until: now.Add(f.cfg.UnstableAfter)}
+	}
+	return true
 }
 
 // recoverInProgress processes what a previous run left in .inprogress, first.

@@ -14,9 +14,11 @@
 //     existing name: a re-delivery waits until the previous F is finished). Both
 //     directories are fsynced. From here no other scan can take it.
 //  3. Process. ProcessFunc runs with a context that shutdown does not cancel: SIGTERM
-//     lets the file in hand finish. An error means "transient": F stays in .inprogress
-//     and is retried with exponential backoff. A panic is recovered and F is rejected
-//     with the panic message.
+//     lets the file in hand finish. An error means "try again": F stays in .inprogress
+//     and is retried with exponential backoff. Deciding when a failure is permanent
+//     (refuse at once) or has repeated too often (refuse after max_attempts) is the
+//     ProcessFunc's: the daemon's poison-file policy returns a refusal Outcome then.
+//     A panic is recovered and F is rejected with the panic message.
 //  4. Finish. F moves to D/done/F or D/rejected/F (+ D/rejected/F.reason.txt); an
 //     existing name is never overwritten (F.1, F.2, … instead). Directories are fsynced,
 //     so a kill -9 or power loss leaves F in exactly one place.
@@ -91,6 +93,8 @@ const (
 	EventClaimFailed  = "claim_failed"  // a ready file could not be moved into .inprogress
 	EventPanic        = "panic"         // ProcessFunc panicked; the file was rejected
 	EventFinishFailed = "finish_failed" // a processed file could not be moved to done/rejected
+	EventFinished     = "finished"      // such a file was moved at a later attempt
+	EventGrew         = "grew"          // a finished file kept growing in done/ or rejected/ (its writer was not done)
 )
 
 // Folder is one drop folder.
@@ -119,7 +123,9 @@ type Folder struct {
 	// attempt up to 10m. Default 5s.
 	Retry time.Duration
 	// UnstableAfter: a file still changing this long after it appeared is reported
-	// once (EventUnstable); it is still taken when it settles. Default 1h.
+	// once (EventUnstable); it is still taken when it settles. Default 1h. It is also
+	// how long a finished file is watched for growth (EventGrew), at widening
+	// intervals from Settle.
 	UnstableAfter time.Duration
 }
 
@@ -145,8 +151,13 @@ type Outcome struct {
 type ProcessFunc func(ctx context.Context, c Claimed) (Outcome, error)
 
 // Event is something the daemon should record as an exception or a metric. File is
-// the file it concerns, if any (unstable, claim_failed, panic, finish_failed).
-type Event struct{ Folder, Kind, Detail, File string }
+// the file it concerns, if any (unstable, claim_failed, panic, finish_failed, grew);
+// ModTime is that file's modification time when it was claimed (grew), which tells
+// one drop of a name from the next.
+type Event struct {
+	Folder, Kind, Detail, File string
+	ModTime                    time.Time
+}
 
 // FolderStats are counters for metrics and queue depth.
 type FolderStats struct {
@@ -291,6 +302,7 @@ func newFolder(w *Watcher, cfg Folder) (*folder, error) {
 	f.hinted = map[string]struct{}{}
 	f.cands = map[string]*candidate{}
 	f.inflight = map[string]*inflight{}
+	f.recent = map[string]*finished{}
 	f.irregular = map[string]bool{}
 	return f, nil
 }

@@ -744,4 +744,36 @@ func TestFinishFailureRetriesOnlyTheMove(t *testing.T) {
 	if got := r.callNames(); len(got) != 1 {
 		t.Errorf("processed %d times: %v", len(got), got)
 	}
+	// The daemon resolves its exception on this: the file left .inprogress at last.
+	r.waitFor("finished event", func() bool { return r.hasEvent(EventFinished) })
+}
+
+// TestGrowthAfterFinishReported: a writer still holding the file appends to it once
+// it is in done/ (the same inode): reported once (EventGrew) with both sizes; a file
+// left alone is not.
+func TestGrowthAfterFinishReported(t *testing.T) {
+	r := startRig(t, Folder{UnstableAfter: time.Minute}, nil)
+	fh, err := os.Create(r.path("slow.csv"))
+	must(t, err)
+	defer fh.Close()
+	_, err = fh.WriteString("part one\n")
+	must(t, err)
+	r.drop("quiet.csv", "all at once\n")
+	r.waitExists(DoneDir, "slow.csv")
+	r.waitExists(DoneDir, "quiet.csv")
+	_, err = fh.WriteString("part two\n")
+	must(t, err)
+	r.waitFor("grew event", func() bool { return r.hasEvent(EventGrew) })
+	r.mu.Lock()
+	var grew []Event
+	for _, e := range r.events {
+		if e.Kind == EventGrew {
+			grew = append(grew, e)
+		}
+	}
+	r.mu.Unlock()
+	if len(grew) != 1 || grew[0].File != "slow.csv" || !strings.Contains(grew[0].Detail, "9 bytes when it was taken, done/slow.csv now has 18 bytes") ||
+		grew[0].ModTime.IsZero() {
+		t.Errorf("grew events %+v: want one for slow.csv with both sizes", grew)
+	}
 }

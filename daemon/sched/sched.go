@@ -24,6 +24,7 @@ const (
 	EventFailed      = "failed"      // the job returned an error
 	EventPanic       = "panic"       // the job panicked (recovered)
 	EventInterrupted = "interrupted" // a run was in progress when the previous process died
+	EventDone        = "done"        // a run completed without error (what resolves earlier misses)
 )
 
 // Skip reasons stored in the ledger.
@@ -362,6 +363,8 @@ func (s *Scheduler) invoke(ctx context.Context, e *entry, slot time.Time) (err e
 	err = e.job.Run(ctx, slot.In(e.sched.loc))
 	if err != nil {
 		s.onEvent(Event{Kind: EventFailed, Job: e.job.Name, Slots: []time.Time{slot}, Err: err})
+	} else {
+		s.onEvent(Event{Kind: EventDone, Job: e.job.Name, Slots: []time.Time{slot}})
 	}
 	return err
 }

@@ -289,6 +289,20 @@ func TestLedgerDedupesConcurrentSchedulers(t *testing.T) {
 	}
 }
 
+// TestDoneEventPerCompletedRun: a run that returns nil is reported (EventDone, with
+// its slot): what resolves the misses of the job before it.
+func TestDoneEventPerCompletedRun(t *testing.T) {
+	h := newHarness(t, "", rome("2025-06-01 06:59"))
+	h.add(Job{Name: "ok", Spec: "0 * * * *", Run: func(context.Context, time.Time) error { return nil }})
+	h.s.Start(context.Background())
+	h.runUntil(rome("2025-06-01 08:30"))
+	h.stop()
+	done := h.eventsOf(EventDone)
+	if len(done) != 2 || done[0].Job != "ok" || !done[0].Slots[0].Equal(rome("2025-06-01 07:00")) || !done[1].Slots[0].Equal(rome("2025-06-01 08:00")) {
+		t.Errorf("done events %+v, want 07:00 and 08:00", done)
+	}
+}
+
 func TestPanicIsRecoveredAndRecorded(t *testing.T) {
 	h := newHarness(t, "", rome("2025-06-01 06:59"))
 	calls := 0
@@ -305,7 +319,7 @@ func TestPanicIsRecoveredAndRecorded(t *testing.T) {
 	if calls != 2 {
 		t.Fatalf("calls = %d, want 2 (scheduler survives the panic)", calls)
 	}
-	if len(h.eventsOf(EventPanic)) != 1 || len(h.eventsOf(EventFailed)) != 1 {
+	if len(h.eventsOf(EventPanic)) != 1 || len(h.eventsOf(EventFailed)) != 1 || len(h.eventsOf(EventDone)) != 0 {
 		t.Errorf("events %+v", h.events)
 	}
 	runs, _ := h.ledger.ScheduleRuns(context.Background(), "p", 0)
