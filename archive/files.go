@@ -53,9 +53,9 @@ type IngestRequest struct {
 	// stored but its hash and size, the row gets state rejected with a reason, and
 	// IngestResult.TooBig is set.
 	MaxSize int64
-	Meta      map[string]string
-	Inputs    []int64 // provenance: the files this one was made from
-	At        time.Time
+	Meta    map[string]string
+	Inputs  []int64 // provenance: the files this one was made from
+	At      time.Time
 }
 
 // IngestResult says what the archive did with an ingested file.
