@@ -126,6 +126,9 @@ func openatWalk(dfd int, rel string, flags int) (int, error) {
 		if cur != dfd {
 			unix.Close(cur)
 		}
+		if i < len(parts)-1 && errors.Is(err, unix.ENOTDIR) {
+			err = unix.ELOOP // O_DIRECTORY|O_NOFOLLOW on a symlink: a link in the path
+		}
 		if err != nil {
 			return -1, err
 		}
