@@ -241,4 +241,3 @@ func lstat(t *testing.T, dir, name string) os.FileInfo {
 	must(t, err)
 	return fi
 }
-
