@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/cmord/cmord/flows"
 )
 
 // File states.
@@ -237,6 +239,7 @@ func nonNil(m map[string]string) map[string]string {
 // SetFileState records the outcome of processing a file, inside the caller's
 // transaction (the same one that commits the processing's effects).
 func (s *Store) SetFileState(ctx context.Context, tx *sql.Tx, id int64, state, reason string, meta map[string]string) error {
+	reason = flows.EscapeText(flows.Truncate(reason, flows.MaxMessageLen)) // may quote outside values
 	q := `UPDATE files SET state = ?, reason = ?, processed_at = ? WHERE id = ?`
 	args := []any{state, reason, TS(time.Now()), id}
 	if meta != nil {

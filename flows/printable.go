@@ -45,8 +45,9 @@ func groupThousands(n int) string {
 // Escape makes an outside string safe to show on one line of a terminal, a log, a
 // text file or a mail: control characters (C0, DEL, C1), Unicode line and paragraph
 // separators and the bidirectional overrides become Go-style escapes (\x1b, \n,
-// \u202e), bytes that are not UTF-8 become \xNN, and a backslash is doubled so that
-// the result is unambiguous. Printable text, accents included, is unchanged.
+// \u202e) and bytes that are not UTF-8 become \xNN. Printable text, accents and
+// backslashes included, is unchanged, so that escaping twice changes nothing (values
+// are escaped when stored and again where shown).
 func Escape(s string) string {
 	if !needsEscape(s, false) {
 		return s
@@ -55,7 +56,7 @@ func Escape(s string) string {
 }
 
 // EscapeText is Escape for a text of several lines (a reason file's body, a message):
-// newlines and tabs stay, everything else Escape escapes is escaped; backslashes stay.
+// newlines and tabs stay, everything else Escape escapes is escaped.
 func EscapeText(s string) string {
 	if !needsEscape(s, true) {
 		return s
@@ -70,7 +71,7 @@ func needsEscape(s string, text bool) bool {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if (c < 0x20 || c == 0x7f || (c == '\\' && !text)) && !(text && (c == '\n' || c == '\t')) {
+			if (c < 0x20 || c == 0x7f) && !(text && (c == '\n' || c == '\t')) {
 				return true
 			}
 			i++
@@ -102,8 +103,6 @@ func escape(s string, text bool) string {
 			switch {
 			case text && (c == '\n' || c == '\t'):
 				b.WriteByte(c)
-			case c == '\\' && !text:
-				b.WriteString(`\\`)
 			case c == '\n':
 				b.WriteString(`\n`)
 			case c == '\r':

@@ -20,7 +20,7 @@ func TestEscape(t *testing.T) {
 		{"bidi override", "invoice\u202egpj.exe", `invoice\u202egpj.exe`, `invoice\u202egpj.exe`},
 		{"bidi isolate", "a\u2066b", `a\u2066b`, `a\u2066b`},
 		{"line separator", "a\u2028b", `a\u2028b`, `a\u2028b`},
-		{"backslash doubled on one line only", `C:\x1b`, `C:\\x1b`, `C:\x1b`},
+		{"backslash kept", `C:\dati\x.csv`, `C:\dati\x.csv`, `C:\dati\x.csv`},
 		{"empty", "", "", ""},
 	}
 	for _, tc := range tests {
@@ -30,6 +30,9 @@ func TestEscape(t *testing.T) {
 			}
 			if got := EscapeText(tc.in); got != tc.wantText {
 				t.Errorf("EscapeText(%q) = %q, want %q", tc.in, got, tc.wantText)
+			}
+			if again := Escape(Escape(tc.in)); again != Escape(tc.in) {
+				t.Errorf("Escape is not idempotent on %q: %q", tc.in, again)
 			}
 			for _, c := range Escape(tc.in) {
 				if c < 0x20 || c == 0x7f || unsafeRune(c) {

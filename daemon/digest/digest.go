@@ -490,7 +490,7 @@ func (l *lookup) file(ctx context.Context, id int64) (string, error) {
 	if err != nil && !errors.Is(err, archive.ErrNotFound) {
 		return "", fmt.Errorf("digest: file %d: %w", id, err)
 	}
-	name := f.Name
+	name := flows.Shown(f.Name, flows.MaxNameLen)
 	if err != nil {
 		name = fmt.Sprintf("#%d", id)
 	}
@@ -499,6 +499,7 @@ func (l *lookup) file(ctx context.Context, id int64) (string, error) {
 }
 
 func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (Item, error) {
+	e.Bound() // rows are bounded when raised; this keeps the digest bounded whatever a row holds
 	it := Item{Exception: e, Age: now.Sub(e.FirstSeen)}
 	if !e.ResolvedAt.IsZero() {
 		it.Age = e.ResolvedAt.Sub(e.FirstSeen) // how long it was open
