@@ -1,0 +1,257 @@
+package daemon
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/intake"
+)
+
+func sha(s string) string {
+	h := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(h[:])
+}
+
+// ammAnswer is an SI1.0100 answer (CSV) padded to exactly size bytes.
+func ammAnswer(size int) string {
+	head := "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;VERIFICA_AMM;COD_CAUSALE;MOTIVAZIONE\r\n"
+	row := "SI1;0100;" + ourPIVA + ";" + gestorePIVA + ";E259999999;;0;4;"
+	pad := size - len(head) - len(row) - 2
+	return head + row + strings.Repeat("m", max(pad, 0)) + "\r\n"
+}
+
+// TestSizeLimits: each limit refuses a file one byte over it while reading, before
+// anything is archived: the archive keeps the file's row (state rejected, its SHA-256
+// and size) but no blob, a file_rejected exception (rule SIZE) names the limit, and a
+// file at the limit goes through.
+func TestSizeLimits(t *testing.T) {
+	const kib = 1024
+	tests := []struct {
+		name    string
+		folder  int64 // max_size of the morosi folder (0: default)
+		limits  config.Limits
+		drop    int // bytes dropped in morosi (0: none)
+		answer  int // bytes of the SI1.0100 answer (0: none)
+		refused bool
+		limit   int64 // the limit named in the refusal
+	}{
+		{name: "folder: one byte over max_size", folder: kib, drop: kib + 1, refused: true, limit: kib},
+		{name: "folder: exactly max_size", folder: kib, drop: kib},
+		{name: "folder: default 512MiB lets a big extract through", drop: 64 * kib},
+		{name: "SII: one byte over sii_file", limits: config.Limits{SIIFile: kib}, answer: kib + 1, refused: true, limit: kib},
+		{name: "SII: exactly sii_file", limits: config.Limits{SIIFile: kib}, answer: kib},
+		{name: "SII: the flow's own limit above sii_file", limits: config.Limits{SIIFile: kib, SIIFlow: map[string]int64{"REQ_AMM": 4 * kib}}, answer: 2 * kib},
+		{name: "SII: the flow's own limit below sii_file", limits: config.Limits{SIIFile: 8 * kib, SIIFlow: map[string]int64{"REQ_AMM": kib}}, answer: 2 * kib, refused: true, limit: kib},
+		{name: "SII: another flow's limit does not apply", limits: config.Limits{SIIFile: kib, SIIFlow: map[string]int64{"REQ_ESITO": 8 * kib}}, answer: 2 * kib, refused: true, limit: kib},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newTestWorld(t, e2eNow, "")
+			cfg := *w.d.Config()
+			cfg.Folders = append([]config.Folder(nil), cfg.Folders...)
+			if tc.folder != 0 {
+				cfg.Folders[0].MaxSize = tc.folder
+			}
+			if tc.limits.SIIFile != 0 {
+				cfg.Limits = tc.limits
+			}
+			if err := w.d.apply(&cfg); err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			var content, name string
+			if tc.drop > 0 {
+				name = "morosi.csv"
+				content = strings.Join(morosiHeader, ";") + "\r\n"
+				content += strings.Repeat("x", tc.drop-len(content))
+				w.drop("morosi", name, content)
+				if err := w.d.ScanFoldersOnce(ctx); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				name, content = "SI10100_20251016_0001.csv", ammAnswer(tc.answer)
+				w.answer(name, content)
+				if err := w.d.PollSII(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			fs, err := w.d.Store.ListFiles(ctx, archive.FileFilter{Name: name})
+			if err != nil || len(fs) != 1 {
+				t.Fatalf("archived %v, %v: want one row", fs, err)
+			}
+			f := fs[0]
+			if f.Hash != sha(content) || f.Size != int64(len(content)) {
+				t.Errorf("row has sha256 %s size %d, want the content's %s size %d", f.Hash, f.Size, sha(content), len(content))
+			}
+			_, blobErr := os.Stat(w.d.Store.Blobs.Path(f.Hash))
+			var sizeExc []archive.Exception
+			for _, e := range w.exceptions("file_rejected") {
+				if e.Rule == "SIZE" {
+					sizeExc = append(sizeExc, e)
+				}
+			}
+			if !tc.refused {
+				if blobErr != nil || len(sizeExc) != 0 || strings.Contains(f.Reason, "limit") {
+					t.Fatalf("refused for its size: blob %v, exceptions %+v, reason %q", blobErr, sizeExc, f.Reason)
+				}
+				return
+			}
+			if want := archive.TooBigReason(int64(len(content)), tc.limit); f.State != archive.StateRejected || f.Reason != want {
+				t.Errorf("row state %s reason %q, want rejected: %q", f.State, f.Reason, want)
+			}
+
+			if !os.IsNotExist(blobErr) {
+				t.Errorf("the refused content is in the blob store (%v)", blobErr)
+			}
+			if len(sizeExc) != 1 || !strings.Contains(sizeExc[0].Message, "refused unread") || sizeExc[0].FileID != f.ID {
+				t.Errorf("SIZE exceptions: %+v", sizeExc)
+			}
+			rep, err := w.d.Store.Verify(ctx, nil)
+			if err != nil || len(rep.Problems) > 0 {
+				t.Errorf("verify after a refusal: %v %v", rep.Problems, err)
+			}
+			if _, _, err := w.d.Store.OpenFile(ctx, f.ID); err == nil || !strings.Contains(err.Error(), "not kept") {
+				t.Errorf("opening the refused file: %v, want 'not kept'", err)
+			}
+			if tc.drop > 0 {
+				reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", name+".reason.txt"))
+				if err != nil || !strings.Contains(string(reason), "over the limit") {
+					t.Errorf("reason file: %q %v", reason, err)
+				}
+				if _, err := os.Stat(filepath.Join(w.folders["morosi"], "rejected", name)); err != nil {
+					t.Errorf("the refused file is not in rejected/: %v", err)
+				}
+			} else {
+				// Left on the SII side for a person, and not fetched again.
+				if _, err := os.Stat(filepath.Join(w.srv.Root, "out", name)); err != nil {
+					t.Errorf("refused SII file gone from the server: %v", err)
+				}
+				if err := w.d.PollSII(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if fs, _ := w.d.Store.ListFiles(ctx, archive.FileFilter{Name: name}); len(fs) != 1 {
+					t.Errorf("fetched again: %d rows", len(fs))
+				}
+			}
+		})
+	}
+}
+
+// TestClaimedSwapNotArchived: the file in .inprogress is replaced by a symlink to the
+// SFTP private key right after the claim (the moment of the hole seen in the field):
+// the daemon archives what was dropped, read from intake's descriptor, and nothing of
+// the key reaches the archive or a reason file. A dropped name that is a symlink at
+// claim time is refused unread with an UNSAFE exception.
+func TestClaimedSwapNotArchived(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	key := filepath.Join(w.dir, "id_ed25519")
+	keyBytes, err := os.ReadFile(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := w.d.folderByName("morosi")
+	dropped := "not an extract\r\n"
+	w.drop("morosi", "a.csv", dropped)
+	process := func(ctx context.Context, c intake.Claimed) (intake.Outcome, error) {
+		// The attacker wins the race: the claimed name now points at the key.
+		os.Remove(c.Path)
+		if err := os.Symlink(key, c.Path); err != nil {
+			t.Error(err)
+		}
+		return w.d.processClaimed(ctx, c)
+	}
+	iw, err := intake.New([]intake.Folder{intakeFolder(*folder)}, process, w.d.intakeEvent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	runIntakeUntil(t, iw, func() bool {
+		ents, _ := os.ReadDir(filepath.Join(folder.Path, "rejected"))
+		done, _ := os.ReadDir(filepath.Join(folder.Path, "done"))
+		return len(ents)+len(done) > 0
+	})
+	ctx := context.Background()
+	all, err := w.d.Store.ListFiles(ctx, archive.FileFilter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range all {
+		if f.Hash == sha(string(keyBytes)) {
+			t.Fatalf("the private key was archived as file #%d", f.ID)
+		}
+	}
+	if len(all) != 1 || all[0].Hash != sha(dropped) {
+		t.Fatalf("archived %+v, want the dropped content only", all)
+	}
+	reasons, _ := filepath.Glob(filepath.Join(folder.Path, "rejected", "*.reason.txt"))
+	for _, r := range reasons {
+		b, _ := os.ReadFile(r)
+		if strings.Contains(string(b), "PRIVATE KEY") {
+			t.Fatalf("%s quotes the key: %q", r, b)
+		}
+	}
+
+	// A symlink dropped in place of a scanned file: refused unread, the link moved.
+	w.drop("morosi", "b.csv", dropped+"b")
+	iw, err = intake.New([]intake.Folder{intakeFolder(*folder)}, func(ctx context.Context, c intake.Claimed) (intake.Outcome, error) {
+		return w.d.processClaimed(ctx, c)
+	}, w.d.intakeEvent, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.MkdirAll(filepath.Join(folder.Path, ".inprogress"), 0o750)
+	// As if a previous run crashed right after claiming a name that was a link.
+	if err := os.Symlink(key, filepath.Join(folder.Path, ".inprogress", "c.csv")); err != nil {
+		t.Fatal(err)
+	}
+	runIntakeUntil(t, iw, func() bool {
+		_, err := os.Lstat(filepath.Join(folder.Path, "rejected", "c.csv"))
+		return err == nil
+	})
+	fi, err := os.Lstat(filepath.Join(folder.Path, "rejected", "c.csv"))
+	if err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("rejected/c.csv: %v %v, want the link itself", fi, err)
+	}
+	reason, _ := os.ReadFile(filepath.Join(folder.Path, "rejected", "c.csv.reason.txt"))
+	if !strings.Contains(string(reason), "symbolic link") || strings.Contains(string(reason), "PRIVATE KEY") {
+		t.Errorf("reason: %q", reason)
+	}
+	var unsafe []archive.Exception
+	for _, e := range w.exceptions("file_rejected") {
+		if e.Rule == "UNSAFE" {
+			unsafe = append(unsafe, e)
+		}
+	}
+	if len(unsafe) != 1 || unsafe[0].Subject != "c.csv" {
+		t.Errorf("UNSAFE exceptions: %+v", unsafe)
+	}
+	all, _ = w.d.Store.ListFiles(ctx, archive.FileFilter{})
+	for _, f := range all {
+		if f.Hash == sha(string(keyBytes)) {
+			t.Fatalf("the private key was archived as file #%d", f.ID)
+		}
+	}
+}
+
+// runIntakeUntil runs a watcher until cond holds (bounded by a generous limit).
+func runIntakeUntil(t *testing.T, iw *intake.Watcher, cond func() bool) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- iw.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("intake did not finish the file")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
