@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -240,4 +241,35 @@ func lstat(t *testing.T, dir, name string) os.FileInfo {
 	fi, err := os.Lstat(filepath.Join(dir, name))
 	must(t, err)
 	return fi
+}
+
+// TestReasonTextEscapes: a reason file never carries a raw control character, from
+// the file's name or from the reason's body (which quotes outside values).
+func TestReasonTextEscapes(t *testing.T) {
+	at := time.Date(2025, 10, 15, 9, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name, final, reason string
+		want                []string
+	}{
+		{"terminal escape in the name", "a\x1b[2J.csv", "refused", []string{`file: a\x1b[2J.csv`}},
+		{"renamed on finish", "b\a.csv.1", "refused", []string{`file: b\x07.csv.1 (dropped as b\x07.csv)`}},
+		{"bidi override and bad byte", "x\u202eexe.\xff", "refused", []string{`x\u202eexe.\xff`}},
+		{"body quoting a value", "c.csv", "line 2: value \"\x1b]0;t\x07\"\nline 3: ok", []string{`value "\x1b]0;t\x07"`, "\nline 3: ok"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			name := strings.TrimSuffix(tc.final, ".1")
+			got := string(reasonText(Claimed{Folder: "billing", Name: name, Size: 1}, tc.final, tc.reason, at))
+			for i, r := range got {
+				if (r < 0x20 && r != '\n') || r == 0x7f || r == 0x202e || (r == 0xfffd && !strings.HasPrefix(got[i:], "\ufffd")) {
+					t.Fatalf("raw %U in %q", r, got)
+				}
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("%q does not contain %q", got, w)
+				}
+			}
+		})
+	}
 }
