@@ -459,11 +459,11 @@ func TestSizeLimitKeys(t *testing.T) {
 		return "[[folder]]\nname=\"a\"\npath=\"/srv/a\"\nkind=\"" + kind + "\"\n" + extra
 	}
 	tests := []struct {
-		name       string
-		toml       string
-		folderMax  int64
-		siiFile    int64
-		siiFlow    map[string]int64
+		name        string
+		toml        string
+		folderMax   int64
+		siiFile     int64
+		siiFlow     map[string]int64
 		wantProblem string
 	}{
 		{name: "defaults", toml: folder("uscente.morosi", ""), folderMax: 512 << 20, siiFile: 32 << 20},
