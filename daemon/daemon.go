@@ -136,6 +136,9 @@ func (d *Daemon) apply(cfg *config.Config) error {
 			}
 		}
 	}
+	if err := checkSIIFlowLimits(cfg, cat); err != nil {
+		return err
+	}
 	pm, pd, _ := cfg.Deadlines.PatronMonthDay()
 	cal := flows.NewCalendar(pm, pd)
 	clients := map[string]*sftpx.Client{}

@@ -255,3 +255,37 @@ func runIntakeUntil(t *testing.T, iw *intake.Watcher, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestSIIFlowLimitKeys: a [limits.sii_flow] key must be an inbound SII flow of the
+// catalog, in `cmord check` and when the daemon applies a configuration.
+func TestSIIFlowLimitKeys(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	tests := []struct {
+		keys []string
+		want string
+	}{
+		{[]string{"REQ_AMM", "REND_AMM"}, ""},
+		{[]string{"REQ_AMX"}, "limits.sii_flow: REQ_AMX: not an inbound SII flow"},
+		{[]string{"REQ"}, "limits.sii_flow: REQ: not an inbound SII flow"}, // one we send
+		{[]string{"uscente.morosi", "ZZ"}, "limits.sii_flow: ZZ, uscente.morosi: not"},
+	}
+	for _, tc := range tests {
+		t.Run(strings.Join(tc.keys, ","), func(t *testing.T) {
+			cfg := *w.d.Config()
+			cfg.Limits = config.Limits{SIIFile: 1 << 20, SIIFlow: map[string]int64{}}
+			for _, k := range tc.keys {
+				cfg.Limits.SIIFlow[k] = 2 << 20
+			}
+			errApply := w.d.apply(&cfg)
+			_, errCheck := CheckConfig(&cfg)
+			for _, err := range []error{errApply, errCheck} {
+				if tc.want == "" && err != nil && strings.Contains(err.Error(), "limits") {
+					t.Errorf("refused: %v", err)
+				}
+				if tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)) {
+					t.Errorf("err = %v, want %q", err, tc.want)
+				}
+			}
+		})
+	}
+}

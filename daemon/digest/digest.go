@@ -509,8 +509,8 @@ func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (
 		if err != nil {
 			return it, err
 		}
-		it.PracticeCode, it.PointLabel, it.Point = PracticeCode(p), pointLabel(p.Sector), p.Point
-		it.CustomerID, it.CustomerName = p.CustomerID, p.CustomerName
+		it.PracticeCode, it.PointLabel, it.Point = PracticeCode(p), pointLabel(p.Sector), flows.Escape(p.Point)
+		it.CustomerID, it.CustomerName = flows.Escape(p.CustomerID), flows.Shown(p.CustomerName, flows.MaxNameLen)
 	} else if key := caseKeyRE.FindString(e.Value + " " + e.Message); key != "" {
 		// A finding about a case (CASE-ROWS, SI-D01) names it by its internal key: show
 		// the practice it became, else the point and customer the key is made of.
