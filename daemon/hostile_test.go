@@ -4,14 +4,17 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/intake"
 )
 
@@ -287,5 +290,51 @@ func TestSIIFlowLimitKeys(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestHostileNameEscapedEverywhere: a file dropped under a name with a terminal escape,
+// a bidi override and a byte that is not UTF-8 is refused as usual; its reason file,
+// its exception and the digest (text, HTML, CSV) show the name escaped, never raw.
+func TestHostileNameEscapedEverywhere(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	name := "morosi\x1b[2J\u202evsc\xff.csv"
+	w.drop("morosi", name, "not;an;extract\r\n1;2;3\r\n")
+	if err := w.d.ScanFoldersOnce(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", name+".reason.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	exc := w.exceptions("")
+	if len(exc) == 0 {
+		t.Fatal("no exception")
+	}
+	dg, err := digest.Build(context.Background(), w.d.Store, digest.OptionsFromConfig(w.d.Config()), w.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject, text, html, csv, err := dg.Render("it", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	shown := map[string]string{"reason file": string(reason), "digest subject": subject, "digest text": text, "digest html": html, "digest csv": string(csv)}
+	for _, e := range exc {
+		shown[fmt.Sprintf("exception %d", e.ID)] = e.Subject + " " + e.Message + " " + e.Value
+	}
+	for where, s := range shown {
+		for i, r := range s {
+			if (r < 0x20 && r != '\n' && r != '\r' && r != '\t') || r == 0x7f || r == 0x202e || (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) {
+				t.Errorf("%s: raw %U at byte %d", where, r, i)
+				break
+			}
+		}
+	}
+	if !strings.Contains(string(reason), `morosi\x1b[2J\u202evsc\xff.csv`) {
+		t.Errorf("reason file does not name the file escaped:\n%s", reason)
+	}
+	if !strings.Contains(text, `\x1b[2J`) {
+		t.Errorf("digest text does not name the file escaped:\n%s", text)
 	}
 }
