@@ -423,7 +423,10 @@ func (f *folder) claimAndHandle(ctx context.Context, name string, c *candidate) 
 		f.waitForPrevious(name, c, now)
 		return
 	}
-	err := renameNoReplace(filepath.Join(f.root, name), dst)
+	err := ownSubdir(f.root, InProgressDir)
+	if err == nil {
+		err = renameNoReplace(filepath.Join(f.root, name), dst)
+	}
 	switch {
 	case errors.Is(err, fs.ErrExist):
 		f.waitForPrevious(name, c, now)
@@ -541,10 +544,17 @@ func (f *folder) call(ctx context.Context, c Claimed) (out Outcome, err error) {
 // finish moves a processed file to done/ or rejected/.
 func (f *folder) finish(c Claimed, out Outcome) {
 	var final string
-	var err error
-	if out.Rejected {
+	err := ownSubdir(f.root, InProgressDir)
+	if err == nil && out.Rejected {
+		err = ownSubdir(f.root, RejectedDir)
+	} else if err == nil {
+		err = ownSubdir(f.root, DoneDir)
+	}
+	switch {
+	case err != nil:
+	case out.Rejected:
 		final, err = moveRejected(c.Path, filepath.Join(f.root, RejectedDir), c, out.Reason, f.w.now())
-	} else {
+	default:
 		final, err = moveNoClobber(c.Path, filepath.Join(f.root, DoneDir), c.Name, false)
 	}
 	if err != nil {

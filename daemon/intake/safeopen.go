@@ -80,3 +80,28 @@ func OpenSpoolFile(path string) (*os.File, error) {
 }
 
 var errSymlink = errors.New("symbolic link")
+
+// ownSubdir checks that root/sub (.inprogress, done, rejected) is a real directory on
+// root's device and not a symbolic link: someone with write access to the drop folder
+// could otherwise replace it by a link and have our renames carry files into, or
+// out of, any directory cmord may write (its own state directory among them). Checked
+// before every claim and every move; a failure stops the move and tells the daemon.
+func ownSubdir(root, sub string) error {
+	ri, err := os.Stat(root)
+	if err != nil {
+		return err
+	}
+	li, err := os.Lstat(filepath.Join(root, sub))
+	if err != nil {
+		return err
+	}
+	switch {
+	case li.Mode()&fs.ModeSymlink != 0:
+		return fmt.Errorf("%s is a symbolic link, not cmord's own directory: no file is moved through it (remove it; cmord recreates it at start)", filepath.Join(root, sub))
+	case !li.IsDir():
+		return fmt.Errorf("%s is not a directory (%s): no file is moved through it", filepath.Join(root, sub), describeMode(li.Mode()))
+	case !sameDevice(li, ri):
+		return fmt.Errorf("%s is on another filesystem than the folder (a mount over it?): no file is moved through it", filepath.Join(root, sub))
+	}
+	return nil
+}

@@ -273,3 +273,51 @@ func TestReasonTextEscapes(t *testing.T) {
 		})
 	}
 }
+
+// TestSubdirReplacedBySymlink: someone with write access to the drop folder replaces
+// one of cmord's subdirectories by a symlink to a directory cmord may write (here a
+// stand-in for its state directory). No file is moved through it: the claim or the
+// move is refused with an event naming the link, and the file waits where it is.
+func TestSubdirReplacedBySymlink(t *testing.T) {
+	tests := []struct {
+		sub       string
+		event     string
+		staysIn   string // where the dropped file is left
+		rejecting bool   // ProcessFunc refuses the file
+	}{
+		{InProgressDir, EventClaimFailed, "", false},
+		{DoneDir, EventFinishFailed, InProgressDir, false},
+		{RejectedDir, EventFinishFailed, InProgressDir, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.sub, func(t *testing.T) {
+			elsewhere := t.TempDir()
+			r := startRig(t, Folder{Watch: WatchPoll, PollInterval: 20 * time.Millisecond}, func(context.Context, Claimed) (Outcome, error) {
+				return Outcome{Rejected: tc.rejecting, Reason: "no"}, nil
+			})
+			must(t, os.Remove(r.path(tc.sub)))
+			must(t, os.Symlink(elsewhere, r.path(tc.sub)))
+			r.write("a.csv", "dropped\n")
+			r.waitFor(tc.event, func() bool { return r.hasEvent(tc.event) })
+			if ents, _ := os.ReadDir(elsewhere); len(ents) > 0 {
+				t.Fatalf("moved through the link: %v", ents)
+			}
+			if _, err := os.Lstat(r.path(tc.staysIn, "a.csv")); err != nil {
+				t.Errorf("a.csv is not in %q: %v", tc.staysIn, err)
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			for _, e := range r.events {
+				if e.Kind == tc.event && !strings.Contains(e.Detail, "symbolic link") {
+					t.Errorf("event %s does not say why: %s", e.Kind, e.Detail)
+				}
+			}
+		})
+	}
+	// At start, a link in place of a subdirectory is refused outright.
+	dir := t.TempDir()
+	must(t, os.Symlink(t.TempDir(), filepath.Join(dir, DoneDir)))
+	if _, err := New([]Folder{{Name: "billing", Path: dir}}, func(context.Context, Claimed) (Outcome, error) { return Outcome{}, nil }, nil, nil); err == nil || !strings.Contains(err.Error(), "symbolic link") {
+		t.Errorf("New with done/ a symlink: %v", err)
+	}
+}
