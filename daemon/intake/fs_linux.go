@@ -145,3 +145,11 @@ func sameDevice(a, b fs.FileInfo) bool {
 	sb, ok2 := b.Sys().(*syscall.Stat_t)
 	return !ok1 || !ok2 || sa.Dev == sb.Dev
 }
+
+// linkCount is the number of hard links of a file (1 for an ordinary file).
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
+}

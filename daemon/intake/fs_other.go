@@ -45,3 +45,5 @@ func openNoFollow(root, rel string) (*os.File, error) {
 func isSymlinkErr(err error) bool { return errors.Is(err, errSymlink) }
 
 func sameDevice(a, b fs.FileInfo) bool { return true }
+
+func linkCount(fi fs.FileInfo) uint64 { return 1 }

@@ -45,6 +45,11 @@ func openClaimed(root, rel string, scanned fs.FileInfo) (*os.File, fs.FileInfo, 
 		why = "a file of another filesystem than the folder's: nothing was read"
 	case scanned != nil && !os.SameFile(fi, scanned):
 		why = "replaced by another file between the scan and the claim: nothing was read"
+	case linkCount(fi) > 1:
+		// Another name shares the content: a hard link to a file elsewhere on the
+		// filesystem (where protected_hardlinks is off, even one we may read and the
+		// dropper may not). Copy the file into the folder instead of linking it.
+		why = fmt.Sprintf("a file with %d hard links (another name elsewhere shares its content): nothing was read; copy the file instead of linking it", linkCount(fi))
 	}
 	if why != "" {
 		fh.Close()

@@ -64,6 +64,10 @@ func TestOpenClaimed(t *testing.T) {
 			must(t, os.Link(filepath.Join(outside, "secret"), filepath.Join(root, "a.csv")))
 			return "a.csv", fi
 		}, "replaced by another file"},
+		{"hard link to a file outside, there at scan time", func(t *testing.T, root, outside string) (string, os.FileInfo) {
+			must(t, os.Link(filepath.Join(outside, "secret"), filepath.Join(root, "a.csv")))
+			return "a.csv", lstat(t, root, "a.csv")
+		}, "2 hard links"},
 		{"named pipe", func(t *testing.T, root, _ string) (string, os.FileInfo) {
 			must(t, syscall.Mkfifo(filepath.Join(root, "a.csv"), 0o600))
 			return "a.csv", nil
