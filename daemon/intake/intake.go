@@ -292,9 +292,6 @@ func newFolder(w *Watcher, cfg Folder) (*folder, error) {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o750); err != nil {
 			return nil, fmt.Errorf("intake: folder %q: %w", cfg.Name, err)
 		}
-		if err := ownSubdir(root, d); err != nil {
-			return nil, fmt.Errorf("intake: folder %q: %w", cfg.Name, err)
-		}
 	}
 	f.fsType, f.unwatchable = fsKind(root)
 	f.poll.Store(cfg.Watch == WatchPoll || (cfg.Watch == WatchAuto && f.unwatchable))
