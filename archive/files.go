@@ -74,7 +74,7 @@ type IngestResult struct {
 
 // TooBigReason is the reason recorded for a file refused for its size.
 func TooBigReason(size, limit int64) string {
-	return fmt.Sprintf("the file is %s bytes, over the limit of %s bytes: refused unread; only its SHA-256 and size are archived, not its content",
+	return fmt.Sprintf("the file is %s bytes, over the limit of %s bytes: not processed; only its SHA-256 and size are archived, not its content",
 		groupDigits(size), groupDigits(limit))
 }
 

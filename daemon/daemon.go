@@ -560,7 +560,7 @@ func (d *Daemon) refuseTooBig(ctx context.Context, f archive.File, where string,
 	d.raise(ctx, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh, Owner: "operator", FileID: f.ID,
 		Rule: "SIZE", Subject: f.Name, Message: fmt.Sprintf("%s (%s) refused: %s", f.Name, where, reason),
 		Action: "Check what was dropped: if the file is genuine, raise the limit (max_size of the folder, [limits] for the SII) and drop it again."})
-	d.Log.Warn("file over its size limit; refused unread", "file", flows.Escape(f.Name), "where", where, "size", f.Size, "limit", limit, "sha256", f.Hash)
+	d.Log.Warn("file over its size limit; not processed, content not kept", "file", flows.Escape(f.Name), "where", where, "size", f.Size, "limit", limit, "sha256", f.Hash)
 	return reason
 }
 

@@ -114,7 +114,7 @@ func TestSizeLimits(t *testing.T) {
 			if !os.IsNotExist(blobErr) {
 				t.Errorf("the refused content is in the blob store (%v)", blobErr)
 			}
-			if len(sizeExc) != 1 || !strings.Contains(sizeExc[0].Message, "refused unread") || sizeExc[0].FileID != f.ID {
+			if len(sizeExc) != 1 || !strings.Contains(sizeExc[0].Message, "not processed") || sizeExc[0].FileID != f.ID {
 				t.Errorf("SIZE exceptions: %+v", sizeExc)
 			}
 			rep, err := w.d.Store.Verify(ctx, nil)
