@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"os"
 	"path/filepath"
@@ -59,6 +60,66 @@ func (b *BlobStore) Path(hash string) string {
 // Put stores the content of r and returns its hash and size. Storing content that is
 // already present costs the hashing only.
 func (b *BlobStore) Put(r io.Reader) (hash string, size int64, err error) {
+	hash, size, _, err = b.PutLimited(r, 0)
+	return hash, size, err
+}
+
+// PutLimited is Put with a size limit (0: none), enforced while reading: once the
+// content passes limit bytes nothing more is written and the partial temp file is
+// dropped, but r is still read to its end through the hash, so that a refused file
+// is known by its SHA-256 and size. Then stored is false and no blob exists.
+func (b *BlobStore) PutLimited(r io.Reader, limit int64) (hash string, size int64, stored bool, err error) {
+	if limit > 0 {
+		lr := &limitedWriterSource{r: r, limit: limit}
+		hash, size, err = b.put(lr)
+		if errors.Is(err, errOverLimit) {
+			// Past the limit: keep hashing what is left, store nothing.
+			h := lr.h
+			buf := make([]byte, 256<<10)
+			n, cerr := io.CopyBuffer(h, r, buf)
+			if cerr != nil {
+				return "", 0, false, fmt.Errorf("archive: blob read: %w", cerr)
+			}
+			return hex.EncodeToString(h.Sum(nil)), lr.n + n, false, nil
+		}
+		return hash, size, err == nil, err
+	}
+	hash, size, err = b.put(r)
+	return hash, size, err == nil, err
+}
+
+// errOverLimit stops put once a limited content passes its limit.
+var errOverLimit = errors.New("over the size limit")
+
+// limitedWriterSource reads r until limit bytes have passed, hashing them into h,
+// then fails with errOverLimit (having consumed one byte past the limit).
+type limitedWriterSource struct {
+	r     io.Reader
+	limit int64
+	n     int64
+	h     hash.Hash
+}
+
+func (l *limitedWriterSource) Read(p []byte) (int, error) {
+	if l.h == nil {
+		l.h = sha256.New()
+	}
+	if l.n > l.limit {
+		return 0, errOverLimit
+	}
+	if rest := l.limit + 1 - l.n; int64(len(p)) > rest {
+		p = p[:rest]
+	}
+	n, err := l.r.Read(p)
+	l.h.Write(p[:n])
+	l.n += int64(n)
+	if l.n > l.limit {
+		return n, errOverLimit
+	}
+	return n, err
+}
+
+func (b *BlobStore) put(r io.Reader) (hash string, size int64, err error) {
 	f, err := os.CreateTemp(b.tmp, "put-*")
 	if err != nil {
 		return "", 0, fmt.Errorf("archive: blob temp: %w", err)
@@ -73,6 +134,9 @@ func (b *BlobStore) Put(r io.Reader) (hash string, size int64, err error) {
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
 	size, err = io.CopyBuffer(io.MultiWriter(f, h), r, buf)
+	if errors.Is(err, errOverLimit) {
+		return "", 0, err
+	}
 	if err != nil {
 		return "", 0, fmt.Errorf("archive: blob write: %w", err)
 	}

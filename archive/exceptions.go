@@ -2,11 +2,15 @@ package archive
 
 import (
 	"context"
+	"crypto/sha256"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/cmord/cmord/flows"
 )
 
 // Exception severities.
@@ -58,6 +62,7 @@ func (s *Store) RaiseException(ctx context.Context, tx *sql.Tx, e Exception) (in
 		e.Fingerprint = strings.Join([]string{e.Kind, e.Subject, fmt.Sprint(e.FileID), fmt.Sprint(e.Line),
 			e.Field, e.Rule, fmt.Sprint(e.PracticeID)}, "|")
 	}
+	e.Bound()
 	if e.Severity == "" {
 		e.Severity = SevNormal
 	}
@@ -102,6 +107,27 @@ func (s *Store) RaiseException(ctx context.Context, tx *sql.Tx, e Exception) (in
 		return 0, false, err
 	}
 	return id, reopen, nil
+}
+
+// maxFingerprint bounds an exception's identity; a longer one (built from an outside
+// value) is kept as its start and the SHA-256 of the whole, still unique.
+const maxFingerprint = 512
+
+// Bound bounds and escapes everything of e that may come from outside (names, values,
+// the SII's texts quoted in messages): an exception costs at most a few KiB in the
+// index, the CLI, the digest and its CSV, whatever the input held. RaiseException
+// applies it; display points apply it again (it changes nothing the second time).
+func (e *Exception) Bound() {
+	if len(e.Fingerprint) > maxFingerprint {
+		sum := sha256.Sum256([]byte(e.Fingerprint))
+		e.Fingerprint = e.Fingerprint[:maxFingerprint-65] + "|" + hex.EncodeToString(sum[:])
+	}
+	e.Subject = flows.Shown(e.Subject, flows.MaxNameLen)
+	e.Field = flows.Shown(e.Field, flows.MaxNameLen)
+	e.Rule = flows.Shown(e.Rule, flows.MaxNameLen)
+	e.Value = flows.Shown(e.Value, flows.MaxValueLen)
+	e.Message = flows.EscapeText(flows.Truncate(e.Message, flows.MaxMessageLen))
+	e.Action = flows.EscapeText(flows.Truncate(e.Action, flows.MaxMessageLen))
 }
 
 // ResolveException closes an exception by id. by is "auto" when the condition cleared,

@@ -7,8 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
+
+	"github.com/cmord/cmord/flows"
 )
 
 // File states.
@@ -48,9 +51,13 @@ type IngestRequest struct {
 	State     string // initial state; default received (in) or built (out)
 	Path      string // read the content from this file...
 	Reader    io.Reader
-	Meta      map[string]string
-	Inputs    []int64 // provenance: the files this one was made from
-	At        time.Time
+	// MaxSize, when > 0, refuses content bigger than this while reading it: nothing is
+	// stored but its hash and size, the row gets state rejected with a reason, and
+	// IngestResult.TooBig is set.
+	MaxSize int64
+	Meta    map[string]string
+	Inputs  []int64 // provenance: the files this one was made from
+	At      time.Time
 }
 
 // IngestResult says what the archive did with an ingested file.
@@ -60,6 +67,27 @@ type IngestResult struct {
 	// latest version: nothing new was stored, and File is that earlier row. A crash
 	// recovery re-ingest lands here, and File.State tells whether it was processed.
 	Existing bool
+	// TooBig: the content passed IngestRequest.MaxSize; only its hash and size are
+	// indexed (no blob), whatever an earlier row of the same content says.
+	TooBig bool
+}
+
+// TooBigReason is the reason recorded for a file refused for its size.
+func TooBigReason(size, limit int64) string {
+	return fmt.Sprintf("the file is %s bytes, over the limit of %s bytes: not processed; only its SHA-256 and size are archived, not its content",
+		groupDigits(size), groupDigits(limit))
+}
+
+func groupDigits(n int64) string {
+	s := fmt.Sprint(n)
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }
 
 // Ingest stores the content in the blob store and indexes it as a new version of
@@ -80,25 +108,37 @@ func (s *Store) Ingest(ctx context.Context, req IngestRequest) (IngestResult, er
 	var hash string
 	var size int64
 	var err error
-	switch {
-	case req.Path != "":
-		hash, size, err = s.Blobs.PutFile(req.Path)
-	case req.Reader != nil:
-		hash, size, err = s.Blobs.Put(req.Reader)
-	default:
+	r := req.Reader
+	if req.Path != "" {
+		f, err := os.Open(req.Path)
+		if err != nil {
+			return res, err
+		}
+		defer f.Close()
+		r = f
+	} else if r == nil {
 		return res, errors.New("archive: ingest needs a path or a reader")
 	}
+	hash, size, stored, err := s.Blobs.PutLimited(r, req.MaxSize)
 	if err != nil {
 		return res, err
+	}
+	if !stored {
+		req.State = StateRejected
 	}
 	at := req.At
 	if at.IsZero() {
 		at = time.Now()
 	}
 	err = s.Write(ctx, func(tx *sql.Tx) error {
-		res, err = s.ingestTx(ctx, tx, req, hash, size, at)
+		res, err = s.ingestTx(ctx, tx, req, hash, size, at, stored)
 		return err
 	})
+	if !stored {
+		res.TooBig = true
+		res.File.State = StateRejected
+		res.File.Reason = TooBigReason(size, req.MaxSize)
+	}
 	return res, err
 }
 
@@ -113,12 +153,15 @@ func (s *Store) IngestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, has
 	if at.IsZero() {
 		at = time.Now()
 	}
-	return s.ingestTx(ctx, tx, req, hash, size, at)
+	return s.ingestTx(ctx, tx, req, hash, size, at, true)
 }
 
-func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, hash string, size int64, at time.Time) (IngestResult, error) {
+func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, hash string, size int64, at time.Time, stored bool) (IngestResult, error) {
 	var res IngestResult
-	if _, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO blobs (hash, size, created_at) VALUES (?, ?, ?)`, hash, size, TS(at)); err != nil {
+	// kept goes from 0 to 1 when content refused for its size is stored later (the
+	// limit was raised), never back.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, size, created_at, kept) VALUES (?, ?, ?, ?)
+		ON CONFLICT (hash) DO UPDATE SET kept = max(kept, excluded.kept)`, hash, size, TS(at), stored); err != nil {
 		return res, err
 	}
 	latest, err := scanFile(tx.QueryRowContext(ctx, fileSelect+` WHERE source = ? AND name = ? ORDER BY version DESC LIMIT 1`, req.Source, req.Name))
@@ -139,9 +182,12 @@ func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, has
 	}
 	var dupOf int64
 	reason := ""
+	if !stored {
+		reason = TooBigReason(size, req.MaxSize)
+	}
 	// A refused file does not count as received: the same bytes dropped again (after
 	// the configuration was corrected) are processed.
-	if req.Direction == "in" {
+	if req.Direction == "in" && stored {
 		err := tx.QueryRowContext(ctx, `SELECT id FROM files WHERE hash = ? AND direction = 'in' AND state NOT IN ('duplicate', 'rejected') ORDER BY id LIMIT 1`, hash).Scan(&dupOf)
 		if err == nil {
 			state = StateDuplicate
@@ -171,6 +217,9 @@ func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, has
 	if dupOf != 0 {
 		detail += fmt.Sprintf(" duplicate of #%d", dupOf)
 	}
+	if !stored {
+		detail += fmt.Sprintf(" over the size limit of %d: content not kept", req.MaxSize)
+	}
 	if err := s.AppendEvent(tx, Event{Type: evType, FileID: id, Detail: detail, At: at}); err != nil {
 		return res, err
 	}
@@ -190,6 +239,7 @@ func nonNil(m map[string]string) map[string]string {
 // SetFileState records the outcome of processing a file, inside the caller's
 // transaction (the same one that commits the processing's effects).
 func (s *Store) SetFileState(ctx context.Context, tx *sql.Tx, id int64, state, reason string, meta map[string]string) error {
+	reason = flows.EscapeText(flows.Truncate(reason, flows.MaxMessageLen)) // may quote outside values
 	q := `UPDATE files SET state = ?, reason = ?, processed_at = ? WHERE id = ?`
 	args := []any{state, reason, TS(time.Now()), id}
 	if meta != nil {
@@ -365,5 +415,11 @@ func (s *Store) OpenFile(ctx context.Context, id int64) (io.ReadCloser, File, er
 		return nil, f, err
 	}
 	rc, err := s.Blobs.Open(f.Hash)
+	if err != nil {
+		var kept bool
+		if s.r.QueryRowContext(ctx, `SELECT kept FROM blobs WHERE hash = ?`, f.Hash).Scan(&kept) == nil && !kept {
+			return nil, f, fmt.Errorf("file #%d %s: its content was not kept (refused for its size: %s); only its SHA-256 %s is archived", f.ID, f.Name, f.Reason, f.Hash)
+		}
+	}
 	return rc, f, err
 }

@@ -26,10 +26,11 @@ func (r VerifyReport) OK() bool { return len(r.Problems) == 0 }
 func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (VerifyReport, error) {
 	var rep VerifyReport
 	var total int
-	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM blobs`).Scan(&total); err != nil {
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE kept = 1`).Scan(&total); err != nil {
 		return rep, err
 	}
-	rows, err := s.r.QueryContext(ctx, `SELECT hash, size FROM blobs ORDER BY hash`)
+	// kept = 0: content refused for its size, only its hash was ever indexed.
+	rows, err := s.r.QueryContext(ctx, `SELECT hash, size FROM blobs WHERE kept = 1 ORDER BY hash`)
 	if err != nil {
 		return rep, err
 	}

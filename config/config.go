@@ -37,6 +37,7 @@ type Config struct {
 	Digest       Digest
 	Alerts       Alerts
 	Deadlines    Deadlines
+	Limits       Limits
 
 	// Warnings are things that are allowed but probably not meant (printed by
 	// `cmord check`, logged at start).
@@ -130,6 +131,32 @@ type Folder struct {
 	DecimalComma  bool              // default false: amounts like "12,34"
 	Mapping       map[string]string // billing header → our field name
 	MappingFile   string            // or a TOML file with the same table
+	// MaxSize: a dropped file bigger than this is refused while it is read, before it
+	// is archived (only its hash and size are kept). Default DefaultFolderMaxSize, or
+	// Limits.SIIFile for a folder of kind "sii".
+	MaxSize int64
+}
+
+// DefaultFolderMaxSize is a billing folder's default max_size: a 1,000,000-row
+// uscente.morosi extract is about 400 MB, and fits with room to spare.
+const DefaultFolderMaxSize = 512 << 20
+
+// DefaultSIIFileMaxSize is the default limits.sii_file: SII answers are much smaller
+// than billing extracts (a few MB for tens of thousands of records).
+const DefaultSIIFileMaxSize = 32 << 20
+
+// Limits bounds what cmord takes in from the SII.
+type Limits struct {
+	SIIFile int64            // default 32 MiB: any SII file fetched over SFTP
+	SIIFlow map[string]int64 // per flow key of the catalog, overriding SIIFile
+}
+
+// SIIMaxSize returns the size limit of an SII file of flow key (or "" / unknown).
+func (l Limits) SIIMaxSize(key string) int64 {
+	if n, ok := l.SIIFlow[key]; ok {
+		return n
+	}
+	return l.SIIFile
 }
 
 // Role returns "uscente", "entrante" or "" (for kind "sii").

@@ -452,3 +452,66 @@ func TestColumnMapping(t *testing.T) {
 		t.Errorf("inline: %v", m)
 	}
 }
+
+// TestSizeLimitKeys: the size keys, their defaults and their refusals, one per limit.
+func TestSizeLimitKeys(t *testing.T) {
+	folder := func(kind, extra string) string {
+		return "[[folder]]\nname=\"a\"\npath=\"/srv/a\"\nkind=\"" + kind + "\"\n" + extra
+	}
+	tests := []struct {
+		name        string
+		toml        string
+		folderMax   int64
+		siiFile     int64
+		siiFlow     map[string]int64
+		wantProblem string
+	}{
+		{name: "defaults", toml: folder("uscente.morosi", ""), folderMax: 512 << 20, siiFile: 32 << 20},
+		{name: "sii folder defaults to sii_file", toml: folder("sii", ""), folderMax: 32 << 20, siiFile: 32 << 20},
+		{name: "sii folder follows a raised sii_file", toml: "[limits]\nsii_file = \"64MiB\"\n" + folder("sii", ""), folderMax: 64 << 20, siiFile: 64 << 20},
+		{name: "folder max_size as a string", toml: folder("uscente.morosi", "max_size = \"1GiB\""), folderMax: 1 << 30, siiFile: 32 << 20},
+		{name: "folder max_size in bytes", toml: folder("uscente.incassi", "max_size = 2048"), folderMax: 2048, siiFile: 32 << 20},
+		{name: "per flow", toml: folder("uscente.morosi", "") + "[limits]\nsii_file = \"16MiB\"\n[limits.sii_flow]\nREQ_AMM = \"128MiB\"\n", folderMax: 512 << 20, siiFile: 16 << 20, siiFlow: map[string]int64{"REQ_AMM": 128 << 20}},
+		{name: "folder max_size too small", toml: folder("uscente.morosi", "max_size = 10"), wantProblem: `folder[0].max_size: 10 bytes is out of range; expected 1KiB to 64GiB (rule range)`},
+		{name: "not a size", toml: folder("uscente.morosi", "max_size = \"lots\""), wantProblem: `folder[0].max_size: "lots" is not a size`},
+		{name: "sii_file a float", toml: "[limits]\nsii_file = 1.5\n", wantProblem: `limits.sii_file: expected a size like 1048576 or "512MiB", found`},
+		{name: "per flow not a size", toml: "[limits.sii_flow]\nREQ_AMM = true\n", wantProblem: `limits.sii_flow.REQ_AMM: expected a size`},
+		{name: "unknown key", toml: "[limits]\nsii_files = \"1MiB\"\n", wantProblem: `unknown key "limits.sii_files"`},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("c.toml", []byte(minimal+tc.toml))
+			if tc.wantProblem != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantProblem) {
+					t.Fatalf("err = %v, want %q", err, tc.wantProblem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.Folders) > 0 && c.Folders[0].MaxSize != tc.folderMax {
+				t.Errorf("folder max_size %d, want %d", c.Folders[0].MaxSize, tc.folderMax)
+			}
+			if c.Limits.SIIFile != tc.siiFile || !reflect.DeepEqual(c.Limits.SIIFlow, tc.siiFlow) {
+				t.Errorf("limits %+v", c.Limits)
+			}
+			for key, want := range tc.siiFlow {
+				if got := c.Limits.SIIMaxSize(key); got != want {
+					t.Errorf("SIIMaxSize(%s) = %d, want %d", key, got, want)
+				}
+			}
+			if got := c.Limits.SIIMaxSize("REND"); got != tc.siiFile {
+				t.Errorf("SIIMaxSize of another flow = %d, want sii_file %d", got, tc.siiFile)
+			}
+			// The effective configuration says it, and reads back the same.
+			back, err := Parse("c.toml", []byte(c.Redacted()))
+			if err != nil {
+				t.Fatalf("effective config does not parse: %v\n%s", err, c.Redacted())
+			}
+			if !reflect.DeepEqual(back.Limits, c.Limits) || (len(c.Folders) > 0 && back.Folders[0].MaxSize != c.Folders[0].MaxSize) {
+				t.Errorf("round trip: %+v / %+v", back.Limits, c.Limits)
+			}
+		})
+	}
+}

@@ -303,6 +303,47 @@ func (t *table) duration(k string, dst *time.Duration, lo, hi time.Duration) {
 	*dst = d
 }
 
+// size reads a size, a number of bytes or a string like "512MiB", in [lo, hi].
+func (t *table) size(k string, dst *int64, lo, hi int64) bool {
+	v, ok := t.get(k)
+	if !ok {
+		return false
+	}
+	var n int64
+	switch v := v.(type) {
+	case int64:
+		n = v
+	case string:
+		var err error
+		if n, err = parseSize(v); err != nil {
+			t.errorf(k, "size", "%v", err)
+			return false
+		}
+	default:
+		t.errorf(k, "size", "expected a size like 1048576 or \"512MiB\", found %s", tomlType(v))
+		return false
+	}
+	if n < lo || n > hi {
+		t.errorf(k, "range", "%d bytes is out of range; expected %s to %s", n, FormatSize(lo), FormatSize(hi))
+		return false
+	}
+	*dst = n
+	return true
+}
+
+// FormatSize writes a size as config accepts it: "512MiB" when exact, else bytes.
+func FormatSize(n int64) string {
+	for _, u := range []struct {
+		s string
+		m int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
+		if n >= u.m && n%u.m == 0 {
+			return fmt.Sprintf("%d%s", n/u.m, u.s)
+		}
+	}
+	return fmt.Sprint(n)
+}
+
 // fmtDur prints a duration without the trailing zero units of time.Duration.String.
 func fmtDur(d time.Duration) string {
 	s := d.String()

@@ -142,6 +142,7 @@ func (c *Config) Redacted() string {
 		w.kv("encoding", f.Encoding)
 		w.kv("decimal_comma", f.DecimalComma)
 		w.kv("mapping_file", f.MappingFile)
+		w.kv("max_size", FormatSize(f.MaxSize))
 		if len(f.Mapping) > 0 {
 			w.table("folder.mapping")
 			for _, k := range sortedKeys(f.Mapping) {
@@ -246,6 +247,15 @@ func (c *Config) Redacted() string {
 	w.kv("patron_day", c.Deadlines.PatronDay)
 	w.kv("refund_days", c.Deadlines.RefundDays)
 	w.kv("ack_days", c.Deadlines.AckDays)
+
+	w.table("limits")
+	w.kv("sii_file", FormatSize(c.Limits.SIIFile))
+	if len(c.Limits.SIIFlow) > 0 {
+		w.table("limits.sii_flow")
+		for _, k := range sortedKeys(c.Limits.SIIFlow) {
+			w.kv(strconv.Quote(k), FormatSize(c.Limits.SIIFlow[k]))
+		}
+	}
 	return w.b.String()
 }
 

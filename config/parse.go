@@ -55,8 +55,9 @@ func Parse(name string, data []byte) (*Config, error) {
 	readCompany(root.table("company"), &c.Company)
 	readPracticeCode(root.table("practice_code"), &c.PracticeCode)
 	readCMOR(root.table("cmor"), &c.CMOR)
+	readLimits(root.table("limits"), &c.Limits)
 	for _, t := range root.array("folder") {
-		c.Folders = append(c.Folders, readFolder(t))
+		c.Folders = append(c.Folders, readFolder(t, c.Limits))
 	}
 	for _, t := range root.array("sftp") {
 		c.SFTP = append(c.SFTP, readSFTP(t))
@@ -125,6 +126,7 @@ func Defaults() *Config {
 		Digest:    Digest{AttachCSV: true, WarnDays: []int{30, 7, 2}},
 		Alerts:    Alerts{GroupWait: time.Minute, RepeatInterval: 4 * time.Hour, UrgentWithinWorkingDays: 2},
 		Deadlines: Deadlines{NoAnswerDays: 5, RefundDays: 10, AckDays: 2},
+		Limits:    Limits{SIIFile: DefaultSIIFileMaxSize},
 	}
 }
 
@@ -133,7 +135,7 @@ func DefaultFolder() Folder {
 	return Folder{
 		Settle: 10 * time.Second, Ignore: append([]string{}, DefaultIgnore...), Rescan: 5 * time.Minute,
 		Watch: "auto", PollInterval: 10 * time.Second, OnBadRows: "skip_rows", Encoding: "auto",
-		UnstableAfter: time.Hour, Retry: 5 * time.Second, MaxAttempts: DefaultMaxAttempts,
+		UnstableAfter: time.Hour, Retry: 5 * time.Second, MaxAttempts: DefaultMaxAttempts, MaxSize: DefaultFolderMaxSize,
 	}
 }
 
@@ -216,7 +218,7 @@ func readCMOR(t *table, c *CMOR) {
 	t.finish()
 }
 
-func readFolder(t *table) Folder {
+func readFolder(t *table, limits Limits) Folder {
 	f := DefaultFolder()
 	t.required("name", &f.Name, "a short name for the folder (used in logs, metrics and the archive)")
 	t.requiredPath("path", &f.Path, "the folder's directory")
@@ -241,8 +243,30 @@ func readFolder(t *table) Folder {
 	t.boolean("decimal_comma", &f.DecimalComma)
 	f.Mapping = t.stringMap("mapping")
 	t.filePath("mapping_file", &f.MappingFile)
+	if f.Kind == KindSII {
+		f.MaxSize = limits.SIIFile // SII files, even dropped by hand, are small
+	}
+	t.size("max_size", &f.MaxSize, 1024, 64<<30)
 	t.finish()
 	return f
+}
+
+// readLimits reads [limits]: sizes of what is taken in from the SII.
+func readLimits(t *table, l *Limits) {
+	t.size("sii_file", &l.SIIFile, 1024, 64<<30)
+	ft := t.table("sii_flow")
+	for _, key := range sortedKeys(ft.m) {
+		ft.known = append(ft.known, key)
+		var n int64
+		if ft.size(key, &n, 1024, 64<<30) {
+			if l.SIIFlow == nil {
+				l.SIIFlow = map[string]int64{}
+			}
+			l.SIIFlow[key] = n
+		}
+	}
+	ft.finish()
+	t.finish()
 }
 
 func readSFTP(t *table) SFTP {

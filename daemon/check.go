@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -48,6 +49,9 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 		if !f.IsWarning() {
 			errs = append(errs, fmt.Errorf("catalog: %s", f.String()))
 		}
+	}
+	if err := checkSIIFlowLimits(cfg, cat); err != nil {
+		errs = append(errs, err)
 	}
 	inputLayout := func(f config.Folder) *flows.Flow {
 		if f.Kind == config.KindSII {
@@ -300,4 +304,20 @@ func CheckConnections(ctx context.Context, cfg *config.Config) []Connection {
 			Err: mail.NewSender(smtpConfig(cfg.Mail), nil, nil).Check(ctx)})
 	}
 	return out
+}
+
+// checkSIIFlowLimits refuses a [limits.sii_flow] key that is no SII flow of the
+// catalog: a typo would leave that flow at sii_file without a word.
+func checkSIIFlowLimits(cfg *config.Config, cat *flows.Catalog) error {
+	var bad []string
+	for key := range cfg.Limits.SIIFlow {
+		if f := cat.Flow(key); f == nil || f.Direction != "in" {
+			bad = append(bad, key)
+		}
+	}
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("limits.sii_flow: %s: not an inbound SII flow of the catalog (see `cmord catalog show`)", strings.Join(bad, ", "))
 }

@@ -5,7 +5,9 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"os"
@@ -134,6 +136,9 @@ func (d *Daemon) apply(cfg *config.Config) error {
 				return fmt.Errorf("catalog %s: %s", cfg.Catalog.Path, f.String())
 			}
 		}
+	}
+	if err := checkSIIFlowLimits(cfg, cat); err != nil {
+		return err
 	}
 	pm, pd, _ := cfg.Deadlines.PatronMonthDay()
 	cal := flows.NewCalendar(pm, pd)
@@ -438,6 +443,14 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		d.intakeGrew(ev)
 	case intake.EventFinished:
 		d.resolve(ctx, "file_retrying|folder:"+ev.Folder+"|"+ev.File, "moved out of "+intake.InProgressDir)
+	case intake.EventUnsafe:
+		// Someone put a symlink (or a FIFO, or another file) where a dropped file was:
+		// possibly an attempt to make cmord archive a file from outside the folder.
+		d.raise(ctx, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh, Owner: "sysadmin",
+			Fingerprint: "file_rejected|unsafe|" + ev.Folder + "|" + ev.File, Subject: ev.File, Rule: "UNSAFE",
+			Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
+			Action:  "Nothing was read. Find out who replaced the file in the drop folder; the link itself is in rejected/."})
+		d.Metrics.Failures.WithLabelValues("unsafe_file").Inc()
 	case "panic":
 		// intake turned the panic into a refusal: the file is in rejected/ and a person
 		// must know, as for any refused file.
@@ -493,8 +506,14 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		return intake.Outcome{}, fmt.Errorf("folder %s is no longer configured", c.Folder)
 	}
 	failpoint("after_claim")
+	// The content comes from the descriptor intake opened and checked (a regular file
+	// of the folder, the one scanned), never from the path, which may point elsewhere.
+	if c.File == nil {
+		return intake.Outcome{}, fmt.Errorf("%s: claimed file not opened by intake", c.Name)
+	}
 	res, err := d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:" + folder.Name, Name: c.Name, Direction: "in",
-		Kind: folder.Kind, Path: c.Path, Meta: map[string]string{"path": filepath.Join(folder.Path, c.Name)}})
+		Kind: folder.Kind, Reader: io.NewSectionReader(c.File, 0, math.MaxInt64), MaxSize: folder.MaxSize,
+		Meta: map[string]string{"path": filepath.Join(folder.Path, c.Name)}})
 	if err != nil {
 		d.Metrics.Failures.WithLabelValues("archive").Inc()
 		return d.notArchived(ctx, c, folder, err)
@@ -504,6 +523,10 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		d.resolve(ctx, "file_retrying|folder:"+folder.Name+"|"+c.Name, "archived")
 	}
 	failpoint("after_archive")
+	if res.TooBig {
+		reason := d.refuseTooBig(ctx, res.File, "folder "+folder.Name, folder.MaxSize)
+		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, Result{Rejected: true, Reason: reason}, d.now())}, nil
+	}
 	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateRejected {
 		// Refused, then dropped again unchanged (typically after the folder's mapping or
 		// configuration was corrected): a new attempt, not a duplicate. Recorded in the
@@ -568,6 +591,17 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 	}
 	d.Log.Info("file processed", "file", f.Name, "kind", f.Kind, "rejected", out.Rejected, "findings", len(out.Findings), "took", time.Since(start).Round(time.Millisecond))
 	return out, nil
+}
+
+// refuseTooBig records the refusal of a file over its size limit (its row is already
+// rejected, with no blob) as a file_rejected exception, and returns the reason.
+func (d *Daemon) refuseTooBig(ctx context.Context, f archive.File, where string, limit int64) string {
+	reason := archive.TooBigReason(f.Size, limit)
+	d.raise(ctx, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh, Owner: "operator", FileID: f.ID,
+		Rule: "SIZE", Subject: f.Name, Message: fmt.Sprintf("%s (%s) refused: %s", f.Name, where, reason),
+		Action: "Check what was dropped: if the file is genuine, raise the limit (max_size of the folder, [limits] for the SII) and drop it again."})
+	d.Log.Warn("file over its size limit; not processed, content not kept", "file", flows.Escape(f.Name), "where", where, "size", f.Size, "limit", limit, "sha256", f.Hash)
+	return reason
 }
 
 // raiseDuplicate records that dup carries the content already received as orig (the

@@ -435,8 +435,9 @@ func excCases() []excCase {
 		{
 			name: "claim_failed/.inprogress on another filesystem", kind: "claim_failed", severity: archive.SevHigh, owner: "sysadmin",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {
-				// As root a read-only directory does not stop a rename; a cross-device
-				// one does (EXDEV), as for a .inprogress symlinked to another disk.
+				// As root a read-only directory does not stop a rename; a .inprogress
+				// that is a symlink (here to another disk) does: no file is moved
+				// through a link someone put in place of cmord's directory.
 				other, err := os.MkdirTemp("/dev/shm", "cmord-exc-")
 				if err != nil {
 					t.Skipf("no /dev/shm: %v", err)
@@ -458,7 +459,7 @@ func excCases() []excCase {
 				}
 				return "morosi", 0
 			},
-			message: []string{"folder morosi: cannot move a ready file into .inprogress: stuck.csv", "cross-device"},
+			message: []string{"folder morosi: cannot move a ready file into .inprogress: stuck.csv", ".inprogress is a symbolic link, not cmord's own directory"},
 			repeat: func(t *testing.T, w *excWorld) {
 				w.drop("morosi", "stuck2.csv", refusedCSV+"2")
 				w.waitFor("claim_failed", "bumped", func(es []archive.Exception) bool { return len(es) == 1 && es[0].Count == 2 })

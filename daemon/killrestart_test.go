@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if cfgPath := os.Getenv("CMORD_TEST_CHILD"); cfgPath != "" {
 		os.Exit(childOnce(cfgPath))
 	}
+	if cfgPath := os.Getenv("CMORD_TEST_HUGE_CHILD"); cfgPath != "" {
+		os.Exit(childHuge(cfgPath)) // TestHugeValueMemory
+	}
 	os.Exit(m.Run())
 }
 

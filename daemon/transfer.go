@@ -5,6 +5,8 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"io"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path"
@@ -14,6 +16,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/intake"
 	"github.com/cmord/cmord/daemon/sftpx"
 	"github.com/cmord/cmord/flows"
 )
@@ -308,6 +311,30 @@ func (d *Daemon) PollSII(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// ingestDownload archives an SII file downloaded to the local spool: opened without
+// following a symlink and checked to be a regular file (intake.OpenSpoolFile), its
+// flow identified from its first bytes, read from that descriptor only, and refused
+// while read when it passes the flow's size limit ([limits]).
+func (d *Daemon) ingestDownload(ctx context.Context, ep config.SFTP, name, local, remote string, mtime time.Time) (archive.IngestResult, error) {
+	fh, err := intake.OpenSpoolFile(local)
+	if err != nil {
+		return archive.IngestResult{}, err
+	}
+	defer fh.Close()
+	head := make([]byte, 8192)
+	n, err := fh.ReadAt(head, 0)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return archive.IngestResult{}, err
+	}
+	kind := "sii"
+	if fl := d.Catalog().Identify(name, head[:n]); fl != nil {
+		kind = fl.Key
+	}
+	return d.Store.Ingest(ctx, archive.IngestRequest{Source: "sftp:" + ep.Name, Name: name, Direction: "in", Kind: kind,
+		Reader: io.NewSectionReader(fh, 0, math.MaxInt64), MaxSize: d.Config().Limits.SIIMaxSize(kind),
+		Meta: map[string]string{"remote_path": remote, "remote_mtime": mtime.UTC().Format(time.RFC3339)}})
+}
+
 func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 	d.mu.RLock()
 	c := d.clients[ep.Name]
@@ -366,12 +393,7 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 			}
 			continue
 		}
-		kind := "sii"
-		if fl := d.Catalog().IdentifyFile(rf.Name, local); fl != nil {
-			kind = fl.Key
-		}
-		res, err := d.Store.Ingest(ctx, archive.IngestRequest{Source: "sftp:" + ep.Name, Name: rf.Name, Direction: "in", Kind: kind,
-			Path: local, Meta: map[string]string{"remote_path": remote, "remote_mtime": rf.ModTime.UTC().Format(time.RFC3339)}})
+		res, err := d.ingestDownload(ctx, ep, rf.Name, local, remote, rf.ModTime)
 		os.Remove(local)
 		if err != nil {
 			return err
@@ -382,6 +404,13 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 			return err
 		}
 		d.Metrics.FilesIn.WithLabelValues("sftp:" + ep.Name).Inc()
+		if res.TooBig {
+			// Refused unread: the file stays on the SII side for a person to look at
+			// (no completion), and is not fetched again.
+			d.refuseTooBig(ctx, res.File, "SII endpoint "+ep.Name, d.Config().Limits.SIIMaxSize(res.File.Kind))
+			_ = d.Store.MarkFetchCompleted(ctx, ep.Name, remote, rf.Size, rf.ModTime)
+			continue
+		}
 		tried[res.File.ID] = true
 		if _, err := d.processInbound(ctx, res.File, "SFTP "+ep.Name, ep.MaxAttempts); err != nil {
 			continue // stays "received"; retried by the sweep below, refused after max_attempts

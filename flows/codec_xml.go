@@ -46,7 +46,8 @@ type readRow struct {
 
 // NewXMLReader reads r as an XML file of flow f.
 func NewXMLReader(r io.Reader, f *Flow, opt ReadOptions) *XMLReader {
-	d := xml.NewDecoder(bufio.NewReaderSize(r, 64<<10))
+	// Bounded before the decoder: encoding/xml keeps a whole text run in memory.
+	d := xml.NewDecoder(bufio.NewReaderSize(newBoundedXML(r), 64<<10))
 	d.Strict = true
 	d.CharsetReader = func(label string, in io.Reader) (io.Reader, error) {
 		// Only UTF-8 is allowed (brief §3.1); say so instead of failing obscurely.

@@ -17,9 +17,11 @@ type Finding struct {
 
 func (f Finding) Error() string { return f.String() }
 
-// String renders "file:line: field FIELD: rule RULE: message (value "V")".
+// String renders "file:line: field FIELD: rule RULE: message (value "V")". Every part
+// that may come from outside is bounded (Truncate) and escaped (Escape): the line goes
+// to terminals, logs, reason files and mails.
 func (f Finding) String() string {
-	s := f.File
+	s := Shown(f.File, MaxNameLen)
 	if f.Line > 0 {
 		s += fmt.Sprintf(":%d", f.Line)
 	}
@@ -27,11 +29,11 @@ func (f Finding) String() string {
 		s += ": "
 	}
 	if f.Field != "" {
-		s += "field " + f.Field + ": "
+		s += "field " + Shown(f.Field, MaxNameLen) + ": "
 	}
-	s += "rule " + f.Rule + ": " + f.Message
+	s += "rule " + Shown(f.Rule, MaxNameLen) + ": " + Shown(f.Message, MaxMessageLen)
 	if f.Value != "" {
-		s += fmt.Sprintf(" (value %q)", f.Value)
+		s += fmt.Sprintf(" (value %q)", Truncate(f.Value, MaxValueLen))
 	}
 	return s
 }

@@ -67,7 +67,7 @@ func runArchiveLs(ctx context.Context, env *Env, args []string) int {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tRECEIVED (Rome)\tDIR\tSOURCE\tNAME\tV\tKIND\tSTATE\tSIZE\tSHA256")
 	for _, fl := range files {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", fl.ID, rome(fl.ReceivedAt), fl.Direction, fl.Source, fl.Name,
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", fl.ID, rome(fl.ReceivedAt), fl.Direction, flows.Escape(fl.Source), flows.Escape(fl.Name),
 			fl.Version, fl.Kind, fl.State, fl.Size, fl.Hash[:12])
 	}
 	tw.Flush()
@@ -108,13 +108,14 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 		return env.fail(err)
 	}
 	w := env.Stdout
-	fmt.Fprintf(w, "File #%d  %s\n", f.ID, f.Name)
-	fmt.Fprintf(w, "  source     %s (%s)\n", f.Source, f.Direction)
+	// Names, reasons and meta come from outside: escaped (terminal escapes, bidi).
+	fmt.Fprintf(w, "File #%d  %s\n", f.ID, flows.Escape(f.Name))
+	fmt.Fprintf(w, "  source     %s (%s)\n", flows.Escape(f.Source), f.Direction)
 	fmt.Fprintf(w, "  kind       %s\n", f.Kind)
 	fmt.Fprintf(w, "  version    %d\n", f.Version)
 	fmt.Fprintf(w, "  state      %s", f.State)
 	if f.Reason != "" {
-		fmt.Fprintf(w, " — %s", f.Reason)
+		fmt.Fprintf(w, " — %s", flows.Escape(f.Reason))
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  size       %s\n", plural(f.Size, "byte", "bytes"))
@@ -129,7 +130,7 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 	}
 	sort.Strings(keys) // map order would change the output from one run to the next
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %-10s %s\n", k, f.Meta[k])
+		fmt.Fprintf(w, "  %-10s %s\n", flows.Escape(k), flows.Shown(f.Meta[k], flows.MaxMessageLen))
 	}
 	inputs, outputs, err := st.Provenance(ctx, id)
 	if err != nil {
@@ -138,7 +139,7 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 	printRefs := func(label string, ids []int64) {
 		for _, ref := range ids {
 			if rf, err := st.GetFile(ctx, ref); err == nil {
-				fmt.Fprintf(w, "  %-10s #%d %s (%s)\n", label, rf.ID, rf.Name, rf.Kind)
+				fmt.Fprintf(w, "  %-10s #%d %s (%s)\n", label, rf.ID, flows.Escape(rf.Name), rf.Kind)
 			}
 		}
 	}
@@ -159,7 +160,7 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 	}
 	fmt.Fprintln(w, "Events:")
 	for _, e := range evs {
-		fmt.Fprintf(w, "  %s  %-10s %s\n", rome(e.At), e.Type, e.Detail)
+		fmt.Fprintf(w, "  %s  %-10s %s\n", rome(e.At), e.Type, flows.Escape(e.Detail))
 	}
 	return exitOK
 }
@@ -206,12 +207,12 @@ func runArchiveHistory(ctx context.Context, env *Env, args []string) int {
 		return exitFindings
 	}
 	if byID != 0 {
-		fmt.Fprintf(env.Stdout, "file #%d is %s from %s; all its versions:\n", byID, name, *source)
+		fmt.Fprintf(env.Stdout, "file #%d is %s from %s; all its versions:\n", byID, flows.Escape(name), flows.Escape(*source))
 	}
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tVERSION\tID\tRECEIVED (Rome)\tSTATE\tSIZE\tSHA256")
 	for _, f := range hist {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\n", f.Source, f.Version, f.ID, rome(f.ReceivedAt), f.State, f.Size, f.Hash[:12])
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\n", flows.Escape(f.Source), f.Version, f.ID, rome(f.ReceivedAt), f.State, f.Size, f.Hash[:12])
 	}
 	tw.Flush()
 	return exitOK

@@ -337,7 +337,14 @@ func (t *table) dropOrder(names ...string) {
 	}
 }
 
-func (t *table) add(cells ...string) { t.rows = append(t.rows, cells) }
+// add appends a row. Every cell is escaped: names, values and the SII's texts come
+// from outside, and a control character would reach the terminal.
+func (t *table) add(cells ...string) {
+	for i, c := range cells {
+		cells[i] = flows.Escape(c)
+	}
+	t.rows = append(t.rows, cells)
+}
 
 // render writes the table; width 0 means no limit (not a terminal).
 func (t *table) render(w io.Writer, width int) {
@@ -500,7 +507,7 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 	fmt.Fprintf(w, "Practice %s (#%d) — %s, sector %s, state %s since %s\n\n", code, p.ID, p.Role, p.Sector, p.State, rome(p.StateSince))
 	kv := func(tw *tabwriter.Writer, k, v string) {
 		if v != "" {
-			fmt.Fprintf(tw, "  %s\t%s\n", k, v)
+			fmt.Fprintf(tw, "  %s\t%s\n", k, flows.Escape(v)) // customer names, SII texts: from outside
 		}
 	}
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -560,8 +567,8 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 			if r.FileID != 0 {
 				file = fmt.Sprintf("#%d", r.FileID)
 			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Flow, r.CPUtente, r.State, rome(r.SentAt), rome(r.AnsweredAt),
-				strings.TrimSpace(r.CauseCode+" "+r.Motivation), file)
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Flow, flows.Escape(r.CPUtente), r.State, rome(r.SentAt), rome(r.AnsweredAt),
+				flows.Escape(strings.TrimSpace(r.CauseCode+" "+r.Motivation)), file)
 		}
 		tw.Flush()
 	}
@@ -576,7 +583,7 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 		}
 		file := ""
 		if h.FileID != 0 {
-			file = fmt.Sprintf("#%d %s", h.FileID, files[h.FileID].Name)
+			file = fmt.Sprintf("#%d %s", h.FileID, flows.Escape(files[h.FileID].Name))
 			if h.Line != 0 {
 				file += ":" + strconv.Itoa(h.Line)
 			}
@@ -585,7 +592,7 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 		if h.CauseCode != "" {
 			note = strings.TrimSpace("cause " + h.CauseCode + " " + note)
 		}
-		fmt.Fprintf(tw, "  %s\t%s → %s\t%s\t%s\t%s\n", rome(h.At), from, h.To, h.Flow, file, note)
+		fmt.Fprintf(tw, "  %s\t%s → %s\t%s\t%s\t%s\n", rome(h.At), from, h.To, h.Flow, file, flows.Escape(note))
 	}
 	tw.Flush()
 
@@ -597,7 +604,7 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 		fmt.Fprintln(tw, "  ID\tDIR\tRELATION\tLINES\tKIND\tRECEIVED (Rome)\tSHA256\tNAME")
 		for _, r := range practiceFileRows(links) {
 			fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.File.ID, r.File.Direction, strings.Join(r.Relations, ", "),
-				joinLines(r.Lines), r.File.Kind, rome(r.File.ReceivedAt), r.File.Hash[:12], r.File.Name)
+				joinLines(r.Lines), r.File.Kind, rome(r.File.ReceivedAt), r.File.Hash[:12], flows.Escape(r.File.Name))
 		}
 		tw.Flush()
 	}
@@ -609,7 +616,7 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 	}
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, e := range exceptions {
-		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", e.ID, e.Severity, e.Kind, e.Message, e.Action)
+		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", e.ID, e.Severity, e.Kind, flows.Escape(e.Message), flows.Escape(e.Action))
 	}
 	tw.Flush()
 }

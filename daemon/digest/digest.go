@@ -493,7 +493,7 @@ func (l *lookup) file(ctx context.Context, id int64) (string, error) {
 	if err != nil && !errors.Is(err, archive.ErrNotFound) {
 		return "", fmt.Errorf("digest: file %d: %w", id, err)
 	}
-	name := f.Name
+	name := flows.Shown(f.Name, flows.MaxNameLen)
 	if err != nil {
 		name = fmt.Sprintf("#%d", id)
 	}
@@ -502,6 +502,7 @@ func (l *lookup) file(ctx context.Context, id int64) (string, error) {
 }
 
 func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (Item, error) {
+	e.Bound() // rows are bounded when raised; this keeps the digest bounded whatever a row holds
 	it := Item{Exception: e, Age: now.Sub(e.FirstSeen)}
 	if !e.ResolvedAt.IsZero() {
 		it.Age = e.ResolvedAt.Sub(e.FirstSeen) // how long it was open
@@ -511,8 +512,8 @@ func (l *lookup) item(ctx context.Context, e archive.Exception, now time.Time) (
 		if err != nil {
 			return it, err
 		}
-		it.PracticeCode, it.PointLabel, it.Point = PracticeCode(p), pointLabel(p.Sector), p.Point
-		it.CustomerID, it.CustomerName = p.CustomerID, p.CustomerName
+		it.PracticeCode, it.PointLabel, it.Point = PracticeCode(p), pointLabel(p.Sector), flows.Escape(p.Point)
+		it.CustomerID, it.CustomerName = flows.Escape(p.CustomerID), flows.Shown(p.CustomerName, flows.MaxNameLen)
 	} else if key := caseKeyRE.FindString(e.Value + " " + e.Message); key != "" {
 		// A finding about a case (CASE-ROWS, SI-D01) names it by its internal key: show
 		// the practice it became, else the point and customer the key is made of.

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cmord/cmord/flows"
 )
 
 // Why a full scan runs; it decides whether files found by it are news worth an Event.
@@ -36,6 +38,7 @@ const maxHints = 4096
 
 // candidate is a file in the drop folder not yet claimed.
 type candidate struct {
+	info      fs.FileInfo // the last Lstat: the file a claim must find (device and inode)
 	size      int64
 	mtime     time.Time
 	changed   time.Time // when we last saw size or mtime differ (or first saw the file)
@@ -283,13 +286,13 @@ func (f *folder) observe(name string, fi fs.FileInfo, now time.Time) bool {
 	}
 	c := f.cands[name]
 	if c == nil {
-		c = &candidate{size: fi.Size(), mtime: fi.ModTime(), changed: now, firstSeen: now}
+		c = &candidate{info: fi, size: fi.Size(), mtime: fi.ModTime(), changed: now, firstSeen: now}
 		f.cands[name] = c
 		f.schedule(c, now)
 		return true
 	}
-	if c.size != fi.Size() || !c.mtime.Equal(fi.ModTime()) {
-		c.size, c.mtime, c.changed = fi.Size(), fi.ModTime(), now
+	if c.size != fi.Size() || !c.mtime.Equal(fi.ModTime()) || !os.SameFile(c.info, fi) {
+		c.info, c.size, c.mtime, c.changed = fi, fi.Size(), fi.ModTime(), now
 		f.schedule(c, now)
 		f.checkUnstable(name, c, now)
 	} else if f.markerPre != "" || f.markerSuf != "" {
@@ -431,9 +434,9 @@ func (f *folder) evaluate(name string, c *candidate, now time.Time) bool {
 		delete(f.cands, name)
 		return false
 	}
-	changed := c.size != fi.Size() || !c.mtime.Equal(fi.ModTime())
+	changed := c.size != fi.Size() || !c.mtime.Equal(fi.ModTime()) || !os.SameFile(c.info, fi)
 	if changed {
-		c.size, c.mtime, c.changed = fi.Size(), fi.ModTime(), now
+		c.info, c.size, c.mtime, c.changed = fi, fi.Size(), fi.ModTime(), now
 	}
 	if f.markerPre != "" || f.markerSuf != "" {
 		if _, err := os.Lstat(filepath.Join(f.root, f.markerFor(name))); err == nil {
@@ -472,7 +475,10 @@ func (f *folder) claimAndHandle(ctx context.Context, name string, c *candidate) 
 		f.waitForPrevious(name, c, now)
 		return
 	}
-	err := renameNoReplace(filepath.Join(f.root, name), dst)
+	err := ownSubdir(f.root, InProgressDir)
+	if err == nil {
+		err = renameNoReplace(filepath.Join(f.root, name), dst)
+	}
 	switch {
 	case errors.Is(err, fs.ErrExist):
 		f.waitForPrevious(name, c, now)
@@ -496,10 +502,7 @@ func (f *folder) claimAndHandle(ctx context.Context, name string, c *candidate) 
 	if f.markerPre != "" || f.markerSuf != "" {
 		f.removeMarker(name)
 	}
-	cl := Claimed{Folder: f.cfg.Name, Name: name, Path: dst, Size: c.size, ModTime: c.mtime, Attempt: 1}
-	if fi, err := os.Lstat(dst); err == nil {
-		cl.Size, cl.ModTime = fi.Size(), fi.ModTime()
-	}
+	cl := Claimed{Folder: f.cfg.Name, Name: name, Path: dst, Size: c.size, ModTime: c.mtime, Attempt: 1, scanned: c.info}
 	f.w.log.Debug("claimed", "folder", f.cfg.Name, "file", name, "size", cl.Size)
 	f.handle(ctx, cl)
 }
@@ -538,7 +541,19 @@ func (f *folder) handle(ctx context.Context, c Claimed) {
 	f.stats.Pending = len(f.cands)
 	f.stats.InProgress = len(f.inflight) + 1
 	f.mu.Unlock()
-	out, err := f.call(ctx, c)
+	fh, fi, err := openClaimed(f.root, filepath.Join(InProgressDir, c.Name), c.scanned)
+	var unsafe *UnsafeFileError
+	if errors.As(err, &unsafe) {
+		f.refuseUnsafe(c, unsafe)
+		return
+	}
+	var out Outcome
+	if err == nil {
+		c.File, c.Size, c.ModTime = fh, fi.Size(), fi.ModTime()
+		out, err = f.call(ctx, c)
+		fh.Close()
+		c.File = nil
+	}
 	if err != nil {
 		delay := f.backoff(c.Attempt)
 		f.w.log.Warn("processing failed; will retry", "folder", f.cfg.Name, "file", c.Name, "attempt", c.Attempt, "retry_in", delay, "err", err)
@@ -550,6 +565,18 @@ func (f *folder) handle(ctx context.Context, c Claimed) {
 		return
 	}
 	f.finish(c, out)
+}
+
+// refuseUnsafe moves a claimed name that is not the scanned regular file (a symlink
+// swapped in, a FIFO, another file) to rejected/ unread, with its reason, and tells the
+// daemon. The rename moves the link itself, never what it points to.
+func (f *folder) refuseUnsafe(c Claimed, e *UnsafeFileError) {
+	shown := flows.Escape(c.Name)
+	msg := fmt.Sprintf("%s was not taken: at claim time it was %s", shown, e.Why)
+	f.w.log.Warn("claimed name is not the regular file scanned; rejected unread", "folder", f.cfg.Name, "file", shown, "why", e.Why)
+	f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnsafe, Detail: msg, File: c.Name})
+	c.Size = 0
+	f.finish(c, Outcome{Rejected: true, Reason: msg})
 }
 
 // call runs ProcessFunc, turning a panic into a rejection: input never crashes us.
@@ -569,10 +596,17 @@ func (f *folder) call(ctx context.Context, c Claimed) (out Outcome, err error) {
 // finish moves a processed file to done/ or rejected/, and reports whether it did.
 func (f *folder) finish(c Claimed, out Outcome) bool {
 	var final string
-	var err error
-	if out.Rejected {
+	err := ownSubdir(f.root, InProgressDir)
+	if err == nil && out.Rejected {
+		err = ownSubdir(f.root, RejectedDir)
+	} else if err == nil {
+		err = ownSubdir(f.root, DoneDir)
+	}
+	switch {
+	case err != nil:
+	case out.Rejected:
 		final, err = moveRejected(c.Path, filepath.Join(f.root, RejectedDir), c, out.Reason, f.w.now())
-	} else {
+	default:
 		final, err = moveNoClobber(c.Path, filepath.Join(f.root, DoneDir), c.Name, false)
 	}
 	if err != nil {
@@ -617,8 +651,8 @@ func (f *folder) recoverInProgress(ctx context.Context) {
 	var claimed []Claimed
 	for _, e := range entries {
 		fi, err := e.Info()
-		if err != nil || !fi.Mode().IsRegular() {
-			continue
+		if err != nil || fi.IsDir() {
+			continue // a symlink or FIFO left here is refused unread by handle
 		}
 		claimed = append(claimed, Claimed{
 			Folder: f.cfg.Name, Name: e.Name(), Path: filepath.Join(f.inprogress(), e.Name()),

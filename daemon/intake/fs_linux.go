@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -65,4 +68,88 @@ func renameNoReplace(oldpath, newpath string) error {
 	default:
 		return &os.LinkError{Op: "rename", Old: oldpath, New: newpath, Err: err}
 	}
+}
+
+// openNoFollow opens root/rel read-only without following any symbolic link and
+// without leaving root: openat2(RESOLVE_BENEATH|RESOLVE_NO_SYMLINKS) where the kernel
+// has it (5.6+), else one openat(O_NOFOLLOW) per component from root's descriptor.
+// O_NONBLOCK keeps a FIFO put in a file's place from blocking the open.
+func openNoFollow(root, rel string) (*os.File, error) {
+	dfd, err := unix.Open(root, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: root, Err: err}
+	}
+	defer unix.Close(dfd)
+	full := filepath.Join(root, rel)
+	const flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK | unix.O_CLOEXEC | unix.O_NOCTTY
+	how := unix.OpenHow{Flags: flags, Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := openat2(dfd, rel, &how)
+	if errors.Is(err, unix.ENOSYS) || errors.Is(err, unix.EPERM) {
+		// No openat2 (old kernel, or a seccomp filter that refuses it): walk.
+		fd, err = openatWalk(dfd, rel, flags)
+	}
+	if err != nil {
+		if errors.Is(err, unix.ELOOP) || errors.Is(err, unix.EXDEV) {
+			err = errSymlink
+		}
+		return nil, &os.PathError{Op: "open", Path: full, Err: err}
+	}
+	return os.NewFile(uintptr(fd), full), nil
+}
+
+// openat2 is unix.Openat2, replaceable by tests that check the fallback.
+var openat2 = func(dfd int, rel string, how *unix.OpenHow) (int, error) {
+	for {
+		fd, err := unix.Openat2(dfd, rel, how)
+		if !errors.Is(err, unix.EINTR) && !errors.Is(err, unix.EAGAIN) {
+			return fd, err
+		}
+	}
+}
+
+// openatWalk opens rel below dfd one component at a time, each with O_NOFOLLOW.
+func openatWalk(dfd int, rel string, flags int) (int, error) {
+	parts := strings.Split(filepath.Clean(rel), "/")
+	cur := dfd
+	for i, p := range parts {
+		if p == ".." || p == "" || filepath.IsAbs(rel) {
+			if cur != dfd {
+				unix.Close(cur)
+			}
+			return -1, unix.EXDEV
+		}
+		fl := flags
+		if i < len(parts)-1 {
+			fl = unix.O_RDONLY | unix.O_DIRECTORY | unix.O_NOFOLLOW | unix.O_CLOEXEC
+		}
+		fd, err := unix.Openat(cur, p, fl, 0)
+		if cur != dfd {
+			unix.Close(cur)
+		}
+		if i < len(parts)-1 && errors.Is(err, unix.ENOTDIR) {
+			err = unix.ELOOP // O_DIRECTORY|O_NOFOLLOW on a symlink: a link in the path
+		}
+		if err != nil {
+			return -1, err
+		}
+		cur = fd
+	}
+	return cur, nil
+}
+
+func isSymlinkErr(err error) bool { return errors.Is(err, errSymlink) }
+
+// sameDevice reports whether two files are on one device.
+func sameDevice(a, b fs.FileInfo) bool {
+	sa, ok1 := a.Sys().(*syscall.Stat_t)
+	sb, ok2 := b.Sys().(*syscall.Stat_t)
+	return !ok1 || !ok2 || sa.Dev == sb.Dev
+}
+
+// linkCount is the number of hard links of a file (1 for an ordinary file).
+func linkCount(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Nlink)
+	}
+	return 1
 }

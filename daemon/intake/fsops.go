@@ -61,13 +61,16 @@ func reasonText(c Claimed, final, reason string, now time.Time) []byte {
 	if reason == "" {
 		reason = "rejected (no reason given)"
 	}
+	// The body quotes outside values (names, fields): no control character may reach
+	// the operator's terminal or editor through it.
+	reason = flows.EscapeText(reason)
 	if reason[len(reason)-1] != '\n' {
 		reason += "\n"
 	}
 	// The one header of the file: the daemon's reason text is only the body.
-	file := final
+	file := flows.Escape(final)
 	if c.Name != "" && c.Name != final {
-		file += " (dropped as " + c.Name + ")"
+		file += " (dropped as " + flows.Escape(c.Name) + ")"
 	}
 	size := fmt.Sprintf("%d bytes", c.Size)
 	if c.Size == 1 {

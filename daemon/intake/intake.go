@@ -95,6 +95,7 @@ const (
 	EventFinishFailed = "finish_failed" // a processed file could not be moved to done/rejected
 	EventFinished     = "finished"      // such a file was moved at a later attempt
 	EventGrew         = "grew"          // a finished file kept growing in done/ or rejected/ (its writer was not done)
+	EventUnsafe       = "unsafe_file"   // a claimed name was not the regular file scanned (symlink, FIFO, swapped): rejected unread
 )
 
 // Folder is one drop folder.
@@ -138,6 +139,13 @@ type Claimed struct {
 	ModTime   time.Time
 	Recovered bool // found in .inprogress at startup: a previous run may have processed it
 	Attempt   int  // 1 for the first call, +1 after each transient error
+	// File is the claimed file, opened for this call without following any symlink,
+	// checked to be a regular file on the folder's device and the one the scan saw.
+	// Read the content from it (from offset 0, e.g. io.NewSectionReader), never from
+	// Path: the name may point elsewhere by now. Intake closes it after the call.
+	File *os.File
+	// scanned is what the scan saw under the name (nil for a recovered file).
+	scanned os.FileInfo
 }
 
 // Outcome is what ProcessFunc decided.

@@ -5,6 +5,8 @@
 package logx
 
 import (
+	"github.com/cmord/cmord/flows"
+
 	"context"
 	"fmt"
 	"io"
@@ -25,7 +27,7 @@ func New(w io.Writer, level, format string, redact bool) *slog.Logger {
 
 // NewLeveled is New with a level that can be changed later (on reload).
 func NewLeveled(w io.Writer, level *slog.LevelVar, format string, redact bool) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+	opts := &slog.HandlerOptions{Level: level, ReplaceAttr: boundAttr}
 	var h slog.Handler
 	if useJSON(format) {
 		h = slog.NewJSONHandler(w, opts)
@@ -36,6 +38,29 @@ func NewLeveled(w io.Writer, level *slog.LevelVar, format string, redact bool) *
 		h = NewRedactHandler(h)
 	}
 	return slog.New(h)
+}
+
+// MaxLogValue bounds one string of a log line (the message, a field, an error): a
+// value from outside (a file name, an SII text) is cut with its size noted, and its
+// control characters are escaped, whatever the handler (JSON leaves U+202E raw).
+const MaxLogValue = 4096
+
+func boundAttr(_ []string, a slog.Attr) slog.Attr {
+	switch a.Value.Kind() {
+	case slog.KindString:
+		if s := a.Value.String(); len(s) > 0 {
+			if b := flows.Shown(s, MaxLogValue); b != s {
+				return slog.String(a.Key, b)
+			}
+		}
+	case slog.KindAny:
+		if err, ok := a.Value.Any().(error); ok && err != nil {
+			if s := err.Error(); flows.Shown(s, MaxLogValue) != s {
+				return slog.String(a.Key, flows.Shown(s, MaxLogValue))
+			}
+		}
+	}
+	return a
 }
 
 // ParseLevel maps debug|info|warn|error to a slog.Level (info when unknown).

@@ -147,3 +147,35 @@ func BenchmarkRedactedInfo(b *testing.B) {
 		log.Info("row refused", "file", "morosi.csv", "line", 3, "cf", "RSSMRA85T10A562S", "detail", "customer RSSMRA85T10A562S has no POD")
 	}
 }
+
+// TestLogValuesBounded: a log line never carries a raw control character or an
+// unbounded value from outside, in text or JSON.
+func TestLogValuesBounded(t *testing.T) {
+	huge := strings.Repeat("v", 1<<20)
+	tests := []struct {
+		name   string
+		log    func(l *slog.Logger)
+		want   string
+		absent string
+	}{
+		{"escape in a field", func(l *slog.Logger) { l.Info("file finished", "file", "a\x1b[2J.csv") }, `a\\x1b[2J.csv`, "\x1b"},
+		{"bidi override in a field", func(l *slog.Logger) { l.Info("x", "file", "a\u202egpj.exe") }, `a\\u202egpj.exe`, "\u202e"},
+		{"huge value", func(l *slog.Logger) { l.Warn("x", "value", huge) }, "…(1,048,576 bytes)", strings.Repeat("v", MaxLogValue+1)},
+		{"huge error", func(l *slog.Logger) { l.Error("x", "err", errors.New(huge)) }, "…(1,048,576 bytes)", strings.Repeat("v", MaxLogValue+1)},
+		{"control in the message", func(l *slog.Logger) { l.Info("got \x07") }, `got \\x07`, "\x07"},
+	}
+	for _, format := range []string{"json", "text"} {
+		for _, tc := range tests {
+			t.Run(format+"/"+tc.name, func(t *testing.T) {
+				var b strings.Builder
+				tc.log(New(&b, "info", format, true))
+				out := b.String()
+				// JSON (and text, when it quotes) doubles the escape's backslash.
+				single := strings.ReplaceAll(tc.want, `\\`, `\`)
+				if !(strings.Contains(out, tc.want) || strings.Contains(out, single)) || strings.Contains(out, tc.absent) {
+					t.Errorf("%.300q: want %q, not %.20q", out, tc.want, tc.absent)
+				}
+			})
+		}
+	}
+}
