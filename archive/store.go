@@ -32,6 +32,9 @@ type Store struct {
 	w     *sql.DB // exactly one connection: SQLite has one writer anyway, and BEGIN IMMEDIATE avoids upgrade deadlocks
 	r     *sql.DB // read-only pool
 	Blobs *BlobStore
+	// chained: the state chain exists (migration 0030 applied); every write
+	// transaction then ends with its chain record (chain.go).
+	chained bool
 }
 
 // Open opens (creating if needed) the state directory and applies pending migrations.
@@ -120,8 +123,18 @@ func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 			_ = tx.Rollback()
 		}
 	}()
+	if s.chained {
+		if err = s.ensureChainTemp(ctx, tx); err != nil {
+			return err
+		}
+	}
 	if err = fn(tx); err != nil {
 		return err
+	}
+	if s.chained {
+		if err = s.sealTx(ctx, tx); err != nil {
+			return err
+		}
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("archive: commit: %w", err)
@@ -139,6 +152,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
+	chainedNow := false
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
 		var n int
@@ -162,9 +176,26 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		chainedNow = chainedNow || base == chainMigration
+	}
+	var hasChain int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'chain'`).Scan(&hasChain); err != nil {
+		return err
+	}
+	s.chained = hasChain > 0
+	if chainedNow {
+		// The rows from before the chain: sealed as they are by its first record.
+		// Only right after the migration: were the chain emptied later, sealing
+		// again would launder whatever was done meanwhile.
+		if err := s.Write(ctx, func(tx *sql.Tx) error { return sealAll(ctx, tx) }); err != nil {
+			return err
+		}
 	}
 	return nil
 }
+
+// chainMigration is the migration that creates the state chain.
+const chainMigration = "0030_chain"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
 // so that text order is time order.
