@@ -102,7 +102,7 @@ func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) error {
 }
 
 // rowHasher hashes rows of one table read with SELECT *: columns in name order, a
-// column whose value is NULL, ” or 0 left out (so that a column a later migration
+// column whose value is NULL, empty text or 0 left out (so that a column a later migration
 // adds with such a default does not change the hash of the rows before it), each
 // value as its text, length-prefixed.
 type rowHasher struct {
