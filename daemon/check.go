@@ -72,10 +72,8 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 			errs = append(errs, fmt.Errorf("outbound.billing_dir: %w", err))
 		}
 	}
+	warnings = append(warnings, HygieneWarnings(cfg)...) // modes of secrets and config, system folders
 	for _, ep := range cfg.SFTP {
-		if w := keyModeWarning(ep); w != "" {
-			warnings = append(warnings, w)
-		}
 		for _, p := range []string{ep.KeyFile, ep.KnownHosts} {
 			if p == "" {
 				continue
@@ -140,7 +138,9 @@ type Connection struct {
 func CheckConnections(ctx context.Context, cfg *config.Config) []Connection {
 	var out []Connection
 	for _, ep := range cfg.SFTP {
-		c := sftpx.NewClient(endpoint(ep), nil)
+		sep := endpoint(ep)
+		sep.TOFUNoRecord = true // a check never writes the server's key: only the daemon does, on first use
+		c := sftpx.NewClient(sep, nil)
 		var err error
 		for _, dir := range []string{ep.InboundDir, ep.OutboundDir} {
 			if dir == "" || err != nil {
