@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"hash"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -100,51 +101,63 @@ func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) error {
 	return nil
 }
 
-// The canonical form of a row is built by SQLite itself, as one text: for each
-// column in name order whose value is not NULL, empty text or 0, "name:LEN:value;"
-// (LEN in bytes). Leaving those out means a column a later migration adds with such
-// a default does not change the form of the rows written before it. Building it in
-// SQL costs one value out of SQLite per row instead of one per column (the driver's
-// per-column cost was most of what sealing a chunk took); sealing and verify use the
-// same expression, so how SQLite renders a value never matters.
-
-// rowFormExpr returns the SQL expression of the canonical form of a row of table
-// (alias t), from its current columns.
-func rowFormExpr(ctx context.Context, q queryer, table string) (string, error) {
-	rows, err := q.QueryContext(ctx, `SELECT name FROM pragma_table_info(?) ORDER BY name`, table)
-	if err != nil {
-		return "", err
-	}
-	defer rows.Close()
-	var parts []string
-	for rows.Next() {
-		var c string
-		if err := rows.Scan(&c); err != nil {
-			return "", err
-		}
-		qc := `t."` + strings.ReplaceAll(c, `"`, `""`) + `"`
-		lit := "'" + strings.ReplaceAll(c, "'", "''") + ":'"
-		parts = append(parts, fmt.Sprintf(`CASE WHEN %[1]s IS NULL OR %[1]s = '' OR %[1]s = 0 THEN '' ELSE %[2]s || length(CAST(%[1]s AS BLOB)) || ':' || %[1]s || ';' END`, qc, lit))
-	}
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	if len(parts) == 0 {
-		return "", fmt.Errorf("table %s has no columns", table)
-	}
-	return strings.Join(parts, " || "), nil
+// rowHasher hashes rows of one table read with SELECT *: columns in name order, a
+// column whose value is NULL, empty text or 0 left out (so that a column a later migration
+// adds with such a default does not change the hash of the rows before it), each
+// value as its text, length-prefixed.
+type rowHasher struct {
+	table string
+	names []string
+	order []int // indexes into the scanned columns, by name
+	idCol int
+	h     hash.Hash
+	buf   []byte
 }
 
-// rowSum is the hash the chain records for a row: SHA-256 over the table's name and
-// the row's canonical form.
-func rowSum(h hash.Hash, table string, form []byte) (out [32]byte) {
-	h.Reset()
-	h.Write([]byte("cmord-row/2\x00"))
-	h.Write([]byte(table))
-	h.Write([]byte{0})
-	h.Write(form)
-	h.Sum(out[:0])
+func newRowHasher(table string, cols []string) (*rowHasher, error) {
+	r := &rowHasher{table: table, names: cols, idCol: -1, h: sha256.New()}
+	for i, c := range cols {
+		r.order = append(r.order, i)
+		if c == "id" {
+			r.idCol = i
+		}
+	}
+	if r.idCol < 0 {
+		return nil, fmt.Errorf("archive: chain: table %s has no id column", table)
+	}
+	sort.Slice(r.order, func(a, b int) bool { return cols[r.order[a]] < cols[r.order[b]] })
+	return r, nil
+}
+
+func (r *rowHasher) sum(vals []sql.RawBytes) (out [32]byte) {
+	b := append(r.buf[:0], "cmord-row/1\x00"...)
+	b = append(b, r.table...)
+	b = append(b, 0)
+	for _, i := range r.order {
+		v := vals[i]
+		if len(v) == 0 || (len(v) == 1 && v[0] == '0') {
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(r.names[i])))
+		b = append(b, r.names[i]...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	r.buf = b
+	r.h.Reset()
+	r.h.Write(b)
+	r.h.Sum(out[:0])
 	return out
+}
+
+// scanDest returns Scan destinations for n columns and the values they fill.
+func scanDest(n int) ([]any, []sql.RawBytes) {
+	vals := make([]sql.RawBytes, n)
+	dest := make([]any, n)
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	return dest, vals
 }
 
 // sealTx ends a write transaction with a chain record of what it wrote, if it wrote
@@ -159,29 +172,34 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx) error {
 	}
 	entries := []byte{} // not nil: a record of events only has no entries, and nil is NULL
 	n := 0
-	h := sha256.New()
 	for _, t := range chainedTables {
 		err := func() error {
-			form, err := rowFormExpr(ctx, tx, t.name)
-			if err != nil {
-				return err
-			}
-			rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT p.id, t.id IS NULL, %s FROM temp.chain_pending p
-				LEFT JOIN main.%s t ON t.id = p.id WHERE p.tbl = %d ORDER BY p.id`, form, t.name, t.tag))
+			rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT p.id, t.* FROM temp.chain_pending p
+				LEFT JOIN main.%s t ON t.id = p.id WHERE p.tbl = %d ORDER BY p.id`, t.name, t.tag))
 			if err != nil {
 				return err
 			}
 			defer rows.Close()
-			var id int64
-			var gone bool
-			var text sql.RawBytes
+			cols, err := rows.Columns()
+			if err != nil {
+				return err
+			}
+			rh, err := newRowHasher(t.name, cols[1:])
+			if err != nil {
+				return err
+			}
+			dest, vals := scanDest(len(cols))
 			for rows.Next() {
-				if err := rows.Scan(&id, &gone, &text); err != nil {
+				if err := rows.Scan(dest...); err != nil {
 					return err
 				}
+				id, err := strconv.ParseInt(string(vals[0]), 10, 64)
+				if err != nil {
+					return fmt.Errorf("%s rowid %q: %w", t.name, vals[0], err)
+				}
 				var sum [32]byte // zeros: deleted
-				if !gone {
-					sum = rowSum(h, t.name, text)
+				if vals[1+rh.idCol] != nil {
+					sum = rh.sum(vals[1:])
 				}
 				entries = append(entries, t.tag)
 				entries = binary.AppendUvarint(entries, uint64(id))
@@ -204,9 +222,9 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("archive: chain head: %w", err)
 	}
 	seq, at := prevSeq+1, TS(time.Now())
-	rec := recordHash(prev, seq, at, eventID, eventHash, n, entries)
+	h := recordHash(prev, seq, at, eventID, eventHash, n, entries)
 	if _, err := tx.ExecContext(ctx, `INSERT INTO chain (seq, at, event_id, event_hash, rows, entries, prev_hash, hash)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, seq, at, eventID, eventHash, n, entries, prev, rec); err != nil {
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, seq, at, eventID, eventHash, n, entries, prev, h); err != nil {
 		return fmt.Errorf("archive: chain record: %w", err)
 	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM temp.chain_pending`); err != nil {

@@ -2,8 +2,6 @@ package archive
 
 import (
 	"context"
-	"crypto/sha256"
-	"database/sql"
 	"encoding/binary"
 	"fmt"
 	"regexp"
@@ -193,35 +191,39 @@ func (s *Store) verifyTable(ctx context.Context, rep *VerifyReport, t chainedTab
 		return fmt.Sprintf("record %d", seq)
 	}
 	err := func() error {
-		form, err := rowFormExpr(ctx, s.r, t.name)
-		if err != nil {
-			return err
-		}
-		label := "''"
-		if t.label != "" {
-			label = "t." + t.label
-		}
-		rows, err := s.r.QueryContext(ctx, fmt.Sprintf(`SELECT t.id, coalesce(%s, ''), %s FROM main.%s t ORDER BY t.id`, label, form, t.name))
+		rows, err := s.r.QueryContext(ctx, `SELECT * FROM main.`+t.name+` ORDER BY id`)
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		h := sha256.New()
-		var id int64
-		var lab string
-		var text sql.RawBytes
+		cols, err := rows.Columns()
+		if err != nil {
+			return err
+		}
+		rh, err := newRowHasher(t.name, cols)
+		if err != nil {
+			return err
+		}
+		labelCol := -1
+		for i, c := range cols {
+			if c == t.label {
+				labelCol = i
+			}
+		}
+		dest, vals := scanDest(len(cols))
 		for rows.Next() {
-			if err := rows.Scan(&id, &lab, &text); err != nil {
+			if err := rows.Scan(dest...); err != nil {
 				return err
 			}
 			rep.Rows++
-			if id < 0 {
-				pl.add("%s row with id %d", t.name, id)
+			id, err := strconv.ParseInt(string(vals[rh.idCol]), 10, 64)
+			if err != nil || id < 0 {
+				pl.add("%s row with id %q", t.name, vals[rh.idCol])
 				continue
 			}
 			name := fmt.Sprintf("%s #%d", t.noun, id)
-			if lab != "" {
-				name += " (" + t.label + " " + escapeLabel(lab) + ")"
+			if labelCol >= 0 && len(vals[labelCol]) > 0 {
+				name += " (" + t.label + " " + escapeLabel(string(vals[labelCol])) + ")"
 			}
 			if id >= int64(len(slots)) || slots[id].seq == 0 {
 				pl.add("%s is not in the state chain: added outside cmord, or the chain records that wrote it were deleted", name)
@@ -232,7 +234,7 @@ func (s *Store) verifyTable(ctx context.Context, rep *VerifyReport, t chainedTab
 			switch {
 			case sl.deleted():
 				pl.add("%s exists, but the state chain recorded its deletion (%s): put back outside cmord", name, when(sl.seq))
-			case rowSum(h, t.name, text) != sl.sum:
+			case rh.sum(vals) != sl.sum:
 				pl.add("%s was changed outside cmord: it differs from what the state chain recorded for it (%s)", name, when(sl.seq))
 			}
 		}
