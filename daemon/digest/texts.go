@@ -47,6 +47,7 @@ var KindExplanations = map[string]Text{
 	"watch_overflow":          {"Alcune notifiche di cartella sono andate perse; cmord ha riletto l'intera cartella.", "Some folder notifications were lost; cmord rescanned the whole folder."},
 	"missed_schedule":         {"Alcune esecuzioni pianificate sono state saltate (demone fermo o job fallito).", "Some scheduled runs were missed (daemon down or job failed)."},
 	"verify_failed":           {"La verifica dell'archivio ha trovato contenuti mancanti o alterati.", "The archive check found missing or altered content."},
+	"disk_low":                {"Il filesystem della directory di stato ha meno spazio libero della soglia configurata.", "The state directory's filesystem has less free space than the configured threshold."},
 	"mail_failed":             {"Un riepilogo o un avviso non è stato consegnato dopo più tentativi.", "A digest or alert was not delivered after several attempts."},
 	"file_unstable":           {"Un file continua a cambiare oltre il tempo di assestamento e non viene prelevato.", "A file keeps changing past the settle time and is not picked up."},
 	"claim_failed":            {"cmord non riesce a prelevare (rinominare) un file pronto nella cartella.", "cmord cannot claim (rename) a ready file in the folder."},
