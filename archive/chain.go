@@ -65,9 +65,11 @@ func chainTempSQL() []string {
 	stmts := []string{`CREATE TEMP TABLE IF NOT EXISTS chain_pending (
 		tbl INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (tbl, id)) WITHOUT ROWID`}
 	for _, t := range chainedTables {
+		// No INSERT trigger: a row inserted by the transaction has an id above the
+		// table's largest id when it began (SQLite's rowids, and the ids cmord
+		// allocates itself, are max+1), so the seal reads new rows by id range —
+		// a trigger per inserted row cost as much as reading it back.
 		stmts = append(stmts,
-			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_ins AFTER INSERT ON main.%[1]s
-				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, NEW.id); END`, t.name, t.tag),
 			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_upd AFTER UPDATE ON main.%[1]s
 				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, NEW.id); END`, t.name, t.tag),
 			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_mov AFTER UPDATE OF id ON main.%[1]s WHEN OLD.id <> NEW.id
@@ -84,21 +86,41 @@ func chainTempSQL() []string {
 var chainTempObjects = len(chainTempSQL())
 
 // ensureChainTemp creates the TEMP objects if this connection lacks them (the first
-// transaction, or a connection database/sql opened again).
-func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) error {
+// transaction, or a connection database/sql opened again), and returns each chained
+// table's largest id as the transaction begins.
+func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) (chainMarks, error) {
 	var n int
 	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_temp_master WHERE name LIKE 'chain\_%' ESCAPE '\'`).Scan(&n); err != nil {
-		return fmt.Errorf("archive: chain: %w", err)
+		return nil, fmt.Errorf("archive: chain: %w", err)
 	}
-	if n == chainTempObjects {
-		return nil
-	}
-	for _, q := range chainTempSQL() {
-		if _, err := tx.ExecContext(ctx, q); err != nil {
-			return fmt.Errorf("archive: chain: %w", err)
+	if n != chainTempObjects {
+		for _, q := range chainTempSQL() {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return nil, fmt.Errorf("archive: chain: %w", err)
+			}
 		}
 	}
-	return nil
+	return maxIDs(ctx, tx)
+}
+
+// chainMarks is the largest id of each chained table (in chainedTables order).
+type chainMarks []int64
+
+// maxIDs reads chainMarks in one query (each max(id) is one b-tree descent).
+func maxIDs(ctx context.Context, tx *sql.Tx) (chainMarks, error) {
+	var parts []string
+	for _, t := range chainedTables {
+		parts = append(parts, "(SELECT coalesce(max(id), 0) FROM main."+t.name+")")
+	}
+	m := make(chainMarks, len(chainedTables))
+	dest := make([]any, len(m))
+	for i := range m {
+		dest[i] = &m[i]
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT "+strings.Join(parts, ", ")).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("archive: chain: %w", err)
+	}
+	return m, nil
 }
 
 // rowHasher hashes rows of one table read with SELECT *: columns in name order, a
@@ -161,55 +183,36 @@ func scanDest(n int) ([]any, []sql.RawBytes) {
 }
 
 // sealTx ends a write transaction with a chain record of what it wrote, if it wrote
-// anything chained.
-func (s *Store) sealTx(ctx context.Context, tx *sql.Tx) error {
+// anything chained: the rows the triggers noted (updated, deleted) among those that
+// existed when it began (start), and every row above start (inserted).
+func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error {
 	var pending int
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM temp.chain_pending)`).Scan(&pending); err != nil {
 		return fmt.Errorf("archive: chain: %w", err)
 	}
-	if pending == 0 {
+	end, err := maxIDs(ctx, tx)
+	if err != nil {
+		return err
+	}
+	grown := false
+	for i := range end {
+		grown = grown || end[i] > start[i]
+	}
+	if pending == 0 && !grown {
 		return nil
 	}
 	entries := []byte{} // not nil: a record of events only has no entries, and nil is NULL
 	n := 0
-	for _, t := range chainedTables {
-		err := func() error {
-			rows, err := tx.QueryContext(ctx, fmt.Sprintf(`SELECT p.id, t.* FROM temp.chain_pending p
-				LEFT JOIN main.%s t ON t.id = p.id WHERE p.tbl = %d ORDER BY p.id`, t.name, t.tag))
-			if err != nil {
-				return err
+	for i, t := range chainedTables {
+		queries := []string{fmt.Sprintf(`SELECT p.id, t.* FROM temp.chain_pending p LEFT JOIN main.%s t ON t.id = p.id
+			WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, t.name, t.tag, start[i])}
+		if end[i] > start[i] { // rows inserted
+			queries = append(queries, fmt.Sprintf(`SELECT t.id, t.* FROM main.%s t WHERE t.id > %d ORDER BY t.id`, t.name, start[i]))
+		}
+		for _, q := range queries {
+			if err := s.sealRows(ctx, tx, t, q, &entries, &n); err != nil {
+				return fmt.Errorf("archive: chain: %s: %w", t.name, err)
 			}
-			defer rows.Close()
-			cols, err := rows.Columns()
-			if err != nil {
-				return err
-			}
-			rh, err := newRowHasher(t.name, cols[1:])
-			if err != nil {
-				return err
-			}
-			dest, vals := scanDest(len(cols))
-			for rows.Next() {
-				if err := rows.Scan(dest...); err != nil {
-					return err
-				}
-				id, err := strconv.ParseInt(string(vals[0]), 10, 64)
-				if err != nil {
-					return fmt.Errorf("%s rowid %q: %w", t.name, vals[0], err)
-				}
-				var sum [32]byte // zeros: deleted
-				if vals[1+rh.idCol] != nil {
-					sum = rh.sum(vals[1:])
-				}
-				entries = append(entries, t.tag)
-				entries = binary.AppendUvarint(entries, uint64(id))
-				entries = append(entries, sum[:]...)
-				n++
-			}
-			return rows.Err()
-		}()
-		if err != nil {
-			return fmt.Errorf("archive: chain: %s: %w", t.name, err)
 		}
 	}
 	eventID, eventHash, err := eventHead(ctx, tx)
@@ -231,6 +234,43 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx) error {
 		return fmt.Errorf("archive: chain: %w", err)
 	}
 	return nil
+}
+
+// sealRows appends an entry for each row q returns (its first column the id, then the
+// row's columns, NULL when the row is gone).
+func (s *Store) sealRows(ctx context.Context, tx *sql.Tx, t chainedTable, q string, entries *[]byte, n *int) error {
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	rh, err := newRowHasher(t.name, cols[1:])
+	if err != nil {
+		return err
+	}
+	dest, vals := scanDest(len(cols))
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		id, err := strconv.ParseInt(string(vals[0]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s rowid %q: %w", t.name, vals[0], err)
+		}
+		var sum [32]byte // zeros: deleted
+		if vals[1+rh.idCol] != nil {
+			sum = rh.sum(vals[1:])
+		}
+		*entries = append(*entries, t.tag)
+		*entries = binary.AppendUvarint(*entries, uint64(id))
+		*entries = append(*entries, sum[:]...)
+		*n++
+	}
+	return rows.Err()
 }
 
 type queryRower interface {

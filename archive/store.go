@@ -123,8 +123,9 @@ func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 			_ = tx.Rollback()
 		}
 	}()
+	var marks chainMarks
 	if s.chained {
-		if err = s.ensureChainTemp(ctx, tx); err != nil {
+		if marks, err = s.ensureChainTemp(ctx, tx); err != nil {
 			return err
 		}
 	}
@@ -132,7 +133,7 @@ func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 		return err
 	}
 	if s.chained {
-		if err = s.sealTx(ctx, tx); err != nil {
+		if err = s.sealTx(ctx, tx, marks); err != nil {
 			return err
 		}
 	}
