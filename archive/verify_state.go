@@ -96,6 +96,14 @@ func (c chainSlot) deleted() bool { return c.sum == [32]byte{} }
 func (s *Store) verifyState(ctx context.Context, rep *VerifyReport, anchor *Anchor) (map[int64]string, error) {
 	heads := map[int64]string{}
 	slots := map[byte][]chainSlot{}
+	// Sized once from each table's largest id: grown by append, the slices of a
+	// million rows would at times hold twice that (verify runs inside the daemon too).
+	for _, t := range chainedTables {
+		var maxID int64
+		if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM main.`+t.name).Scan(&maxID); err == nil && maxID >= 0 && maxID < 1<<32 {
+			slots[t.tag] = make([]chainSlot, maxID+1)
+		}
+	}
 	recAt := []string{""} // by seq
 	pl := problemList{what: "state chain"}
 	rows, err := s.r.QueryContext(ctx, `SELECT seq, at, event_id, event_hash, rows, entries, prev_hash, hash FROM chain ORDER BY seq`)
@@ -146,11 +154,11 @@ func (s *Store) verifyState(ctx context.Context, rep *VerifyReport, anchor *Anch
 			copy(sum[:], b[1+k:1+k+32])
 			b = b[1+k+32:]
 			t := slots[tag]
-			for uint64(len(t)) <= id {
-				t = append(t, chainSlot{})
+			if uint64(len(t)) <= id {
+				t = append(t, make([]chainSlot, id+1-uint64(len(t)))...)
+				slots[tag] = t
 			}
 			t[id] = chainSlot{sum: sum, seq: seq}
-			slots[tag] = t
 		}
 		if got != n {
 			pl.add("state chain record %d (%s): %d entries, the record says %d", seq, at, got, n)
