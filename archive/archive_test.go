@@ -451,3 +451,39 @@ func TestParseAnchor(t *testing.T) {
 		}
 	}
 }
+
+// TestDroppedChainStopsWrites: a chain table dropped behind cmord's back does not let
+// it go on writing unchained: every write fails and names the chain.
+func TestDroppedChainStopsWrites(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, s, "folder:a", "one.csv", "1")
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TABLE chain`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Ingest(context.Background(), IngestRequest{Source: "folder:a", Name: "two.csv", Direction: "in", Kind: "test", Reader: strings.NewReader("2")})
+	if err == nil || !strings.Contains(err.Error(), "chain") {
+		t.Fatalf("write without the chain table: %v, want an error naming the chain", err)
+	}
+	rep, err := s.Verify(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "state chain: cannot be read") {
+		t.Fatalf("verify: %q", rep.Problems)
+	}
+}

@@ -179,11 +179,14 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		chainedNow = chainedNow || base == chainMigration
 	}
-	var hasChain int
-	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'chain'`).Scan(&hasChain); err != nil {
+	// Chained once the migration is applied, whether or not the table is still
+	// there: a chain table dropped behind cmord's back makes every write fail
+	// loudly ("no such table: chain") instead of going on unchained.
+	var applied int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, chainMigration).Scan(&applied); err != nil {
 		return err
 	}
-	s.chained = hasChain > 0
+	s.chained = applied > 0
 	if chainedNow {
 		// The rows from before the chain: sealed as they are by its first record.
 		// Only right after the migration: were the chain emptied later, sealing
