@@ -287,6 +287,8 @@ func runArchiveVerify(ctx context.Context, env *Env, args []string) int {
 	}
 	if rep.Anchored {
 		fmt.Fprintf(env.Stdout, "the chain extends the anchor (record %d)\n", anchor.Seq)
+	} else if anchor == nil {
+		fmt.Fprintln(env.Stdout, "no --anchor: a chain rewritten consistently cannot be told from the real one (docs/tamper.md)")
 	}
 	if n := len(rep.Orphans); n == 1 {
 		fmt.Fprintln(env.Stdout, "1 blob on disk is not indexed (left by an interrupted ingest; harmless)")
