@@ -125,9 +125,11 @@ func TestVerifyTamperTable(t *testing.T) {
 			f.Close()
 		}, want: []string{"SQLite integrity_check: Tree", "(table practices)", "practices: cannot be read"}},
 	}
+	// One run, then each case tampers with its own copy of the state directory.
+	orig := newTamperWorld(t)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			tw := newTamperWorld(t)
+			tw := orig.copy(t)
 			tt.tamper(t, tw)
 			st, err := archive.OpenReadOnly(tw.state)
 			if err != nil {
@@ -202,18 +204,52 @@ func newTamperWorld(t *testing.T) *tamperWorld {
 	if err != nil || !ok {
 		t.Fatalf("chain head: %v %v", ok, err)
 	}
-	tw := &tamperWorld{state: w.d.Store.Dir(), anchor: head, inputHash: files[0].Hash, blobs: w.d.Store.Blobs}
+	tw := &tamperWorld{state: w.d.Store.Dir(), anchor: head, inputHash: files[0].Hash}
 	if err := w.d.Close(); err != nil {
 		t.Fatal(err)
 	}
-	// The attacker's connection: not cmord's writer, so none of its TEMP triggers.
-	tw.db, err = sql.Open("sqlite", "file:"+filepath.Join(tw.state, "index.db"))
+	return tw
+}
+
+// copy copies the (closed) state directory for one case and opens the attacker's
+// connection on the copy: not cmord's writer, so none of its TEMP triggers.
+func (tw *tamperWorld) copy(t *testing.T) *tamperWorld {
+	t.Helper()
+	dst := filepath.Join(t.TempDir(), "state")
+	err := filepath.WalkDir(tw.state, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(tw.state, p)
+		target := filepath.Join(dst, rel)
+		if d.IsDir() {
+			return os.MkdirAll(target, 0o750)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(target, b, info.Mode().Perm())
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	tw.db.SetMaxOpenConns(1)
-	t.Cleanup(func() { tw.db.Close() })
-	return tw
+	blobs, err := archive.NewBlobStore(filepath.Join(dst, "objects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &tamperWorld{state: dst, anchor: tw.anchor, inputHash: tw.inputHash, blobs: blobs}
+	c.db, err = sql.Open("sqlite", "file:"+filepath.Join(dst, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.db.SetMaxOpenConns(1)
+	t.Cleanup(func() { c.db.Close() })
+	return c
 }
 
 func (tw *tamperWorld) sql(t *testing.T, stmts ...string) {
