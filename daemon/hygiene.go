@@ -33,7 +33,7 @@ func HygieneWarnings(cfg *config.Config) []string {
 		if err != nil || st.Mode().Perm()&0o077 == 0 {
 			return
 		}
-		who := "the group"
+		who := "the group (members of the cmord group run the CLI)"
 		if st.Mode().Perm()&0o007 != 0 {
 			who = "every user"
 		}

@@ -34,7 +34,7 @@ func TestHygieneWarnings(t *testing.T) {
 		want       []string
 	}{
 		{name: "careful installation"},
-		{name: "password_file group-readable", passMode: 0o640, want: []string{"mail.password_file", "has mode 0640: the group may read the secret", "chmod 0600"}},
+		{name: "password_file group-readable", passMode: 0o640, want: []string{"mail.password_file", "has mode 0640: the group (members of the cmord group run the CLI) may read the secret", "chmod 0600"}},
 		{name: "password_file world-readable", passMode: 0o644, want: []string{"mail.password_file", "has mode 0644: every user may read the secret"}},
 		{name: "private key world-readable", keyMode: 0o604, want: []string{"sftp sii: key_file", "has mode 0604"}},
 		{name: "config 0666", configMode: 0o666, want: []string{"configuration", "has mode 0666: every user may change it"}},
