@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func openTest(t testing.TB) *Store {
@@ -324,3 +326,164 @@ func BenchmarkIngest64KiBParallel(b *testing.B) {
 }
 
 var _ = bytes.MinRead
+
+// TestChainSealsEveryWrite: every way cmord's own code changes a chained row
+// (insert, update, insert and update in one transaction, delete, a rolled-back
+// transaction, a transaction of events only) leaves an archive that verifies clean,
+// with one chain record per transaction that wrote something. Issue 13.
+func TestChainSealsEveryWrite(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	records := func() int {
+		var n int
+		if err := s.r.QueryRow(`SELECT count(*) FROM chain`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	write := func(fn func(tx *sql.Tx) error) error { return s.Write(ctx, fn) }
+	exec := func(q string, args ...any) func(tx *sql.Tx) error {
+		return func(tx *sql.Tx) error { _, err := tx.Exec(q, args...); return err }
+	}
+	steps := []struct {
+		name       string
+		do         func()
+		newRecords int
+	}{
+		{"ingest (insert file, event)", func() { ingest(t, s, "folder:a", "one.csv", "1") }, 1},
+		{"update a file row", func() {
+			if err := write(exec(`UPDATE files SET state = 'processed', processed_at = ? WHERE id = 1`, TS(time.Now()))); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+		{"insert and update in one transaction", func() {
+			err := write(func(tx *sql.Tx) error {
+				if _, err := tx.Exec(`INSERT INTO files (source, name, direction, kind, hash, size, version, state, received_at)
+					SELECT 'cli', 'two', 'in', 'x', hash, size, 1, 'received', ? FROM blobs LIMIT 1`, TS(time.Now())); err != nil {
+					return err
+				}
+				_, err := tx.Exec(`UPDATE files SET reason = 'changed in the same transaction' WHERE name = 'two'`)
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+		{"delete a row", func() {
+			if err := write(exec(`DELETE FROM files WHERE name = 'two'`)); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+		{"rolled back", func() {
+			err := write(func(tx *sql.Tx) error {
+				if _, err := tx.Exec(`UPDATE files SET reason = 'never committed' WHERE id = 1`); err != nil {
+					return err
+				}
+				return errors.New("abort")
+			})
+			if err == nil {
+				t.Fatal("the write did not fail")
+			}
+		}, 0},
+		{"nothing chained written", func() {
+			if err := write(exec(`INSERT INTO sequences (name, next) VALUES ('x', 1)`)); err != nil {
+				t.Fatal(err)
+			}
+		}, 0},
+		{"an event only", func() {
+			if err := write(func(tx *sql.Tx) error { return s.AppendEvent(tx, Event{Type: "NOTE"}) }); err != nil {
+				t.Fatal(err)
+			}
+		}, 1},
+	}
+	for _, st := range steps {
+		before := records()
+		st.do()
+		if got := records() - before; got != st.newRecords {
+			t.Errorf("%s: %d new chain records, want %d", st.name, got, st.newRecords)
+		}
+		rep, err := s.Verify(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() {
+			t.Fatalf("%s: verify: %q", st.name, rep.Problems)
+		}
+	}
+	var reason string
+	s.r.QueryRow(`SELECT reason FROM files WHERE id = 1`).Scan(&reason)
+	if reason != "" {
+		t.Fatalf("the rolled-back update is there: %q", reason)
+	}
+}
+
+// TestParseAnchor: the line `archive anchor` prints and SEQ:HASH read back; anything
+// else is refused with a reason.
+func TestParseAnchor(t *testing.T) {
+	h := strings.Repeat("ab", 32)
+	a := Anchor{Seq: 42, Hash: h, At: time.Date(2026, 12, 2, 22, 0, 0, 0, time.UTC), EventID: 7}
+	for _, tt := range []struct {
+		in   string
+		want Anchor
+		err  string
+	}{
+		{in: a.String(), want: a},
+		{in: "  " + a.String() + "\n", want: a},
+		{in: "42:" + h, want: Anchor{Seq: 42, Hash: h}},
+		{in: "42:" + strings.ToUpper(h), want: Anchor{Seq: 42, Hash: h}},
+		{in: "seq=42 hash=" + h, want: Anchor{Seq: 42, Hash: h}},
+		{in: "", err: "want the line"},
+		{in: "42:abc", err: "want the line"},
+		{in: "0:" + h, err: "sequence number"},
+		{in: "cmord-anchor/2 seq=1 hash=" + h, err: "unknown version"},
+		{in: "cmord-anchor/1 seq=x hash=" + h, err: "seq"},
+		{in: "cmord-anchor/1 hash=" + h, err: "sequence number"},
+	} {
+		got, err := ParseAnchor(tt.in)
+		if tt.err != "" {
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("ParseAnchor(%q) = %v, %v; want an error with %q", tt.in, got, err, tt.err)
+			}
+			continue
+		}
+		if err != nil || got.Seq != tt.want.Seq || got.Hash != tt.want.Hash || !got.At.Equal(tt.want.At) || got.EventID != tt.want.EventID {
+			t.Errorf("ParseAnchor(%q) = %+v, %v; want %+v", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+// TestDroppedChainStopsWrites: a chain table dropped behind cmord's back does not let
+// it go on writing unchained: every write fails and names the chain.
+func TestDroppedChainStopsWrites(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, s, "folder:a", "one.csv", "1")
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DROP TABLE chain`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	_, err = s.Ingest(context.Background(), IngestRequest{Source: "folder:a", Name: "two.csv", Direction: "in", Kind: "test", Reader: strings.NewReader("2")})
+	if err == nil || !strings.Contains(err.Error(), "chain") {
+		t.Fatalf("write without the chain table: %v, want an error naming the chain", err)
+	}
+	rep, err := s.Verify(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.OK() || !strings.Contains(strings.Join(rep.Problems, "\n"), "state chain: cannot be read") {
+		t.Fatalf("verify: %q", rep.Problems)
+	}
+}

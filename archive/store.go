@@ -32,6 +32,9 @@ type Store struct {
 	w     *sql.DB // exactly one connection: SQLite has one writer anyway, and BEGIN IMMEDIATE avoids upgrade deadlocks
 	r     *sql.DB // read-only pool
 	Blobs *BlobStore
+	// chained: the state chain exists (migration 0030 applied); every write
+	// transaction then ends with its chain record (chain.go).
+	chained bool
 }
 
 // Open opens (creating if needed) the state directory and applies pending migrations.
@@ -120,8 +123,19 @@ func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 			_ = tx.Rollback()
 		}
 	}()
+	var marks chainMarks
+	if s.chained {
+		if marks, err = s.ensureChainTemp(ctx, tx); err != nil {
+			return err
+		}
+	}
 	if err = fn(tx); err != nil {
 		return err
+	}
+	if s.chained {
+		if err = s.sealTx(ctx, tx, marks); err != nil {
+			return err
+		}
 	}
 	if err = tx.Commit(); err != nil {
 		return fmt.Errorf("archive: commit: %w", err)
@@ -139,6 +153,15 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
+	// Chained once the chain's migration is applied, whether or not the table is
+	// still there: a chain table dropped behind cmord's back makes every write fail
+	// loudly ("no such table: chain") instead of going on unchained. Set before the
+	// migrations after it run, so that what they write is chained too.
+	var applied int
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, chainMigration).Scan(&applied); err != nil {
+		return err
+	}
+	s.chained = applied > 0
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
 		var n int
@@ -152,6 +175,12 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		var before string
+		if s.chained {
+			if before, err = s.chainedColumns(ctx); err != nil {
+				return err
+			}
+		}
 		err = s.Write(ctx, func(tx *sql.Tx) error {
 			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
 				return fmt.Errorf("archive: migration %s: %w", base, err)
@@ -162,9 +191,55 @@ func (s *Store) migrate(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		reseal := false
+		switch {
+		case base == chainMigration:
+			// The rows from before the chain: sealed as they are by its first
+			// record. Only right after the migration: were the chain emptied
+			// later, sealing again would launder whatever was done meanwhile.
+			s.chained, reseal = true, true
+		case s.chained:
+			// A migration that changed a chained table's columns (a column with a
+			// non-empty default, a rebuilt table) changes its rows' hashes: cmord's
+			// own upgrade, sealed as such.
+			after, err := s.chainedColumns(ctx)
+			if err != nil {
+				return err
+			}
+			reseal = after != before
+		}
+		if reseal {
+			if err := s.Write(ctx, func(tx *sql.Tx) error { return sealAll(ctx, tx) }); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }
+
+// chainedColumns describes the columns of the chained tables (name, type, default).
+func (s *Store) chainedColumns(ctx context.Context) (string, error) {
+	var b strings.Builder
+	for _, t := range chainedTables {
+		rows, err := s.w.QueryContext(ctx, `SELECT name, type, coalesce(dflt_value, '') FROM pragma_table_info(?) ORDER BY cid`, t.name)
+		if err != nil {
+			return "", err
+		}
+		for rows.Next() {
+			var n, ty, d string
+			if err := rows.Scan(&n, &ty, &d); err != nil {
+				rows.Close()
+				return "", err
+			}
+			fmt.Fprintf(&b, "%s.%s %s %s\n", t.name, n, ty, d)
+		}
+		rows.Close()
+	}
+	return b.String(), nil
+}
+
+// chainMigration is the migration that creates the state chain.
+const chainMigration = "0030_chain"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
 // so that text order is time order.

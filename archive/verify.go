@@ -13,6 +13,10 @@ type VerifyReport struct {
 	Blobs    int      // blobs re-hashed
 	Bytes    int64    // bytes re-hashed
 	Events   int      // events whose chain was recomputed
+	Records  int      // state chain records replayed
+	Rows     int      // chained rows (files, practices, history) compared with the chain
+	Head     Anchor   // the newest chain record (Seq 0: none)
+	Anchored bool     // an anchor was given and the chain extends it
 	Problems []string // one line per mismatch, missing blob, broken link
 	Orphans  []string // blobs on disk that no index row names (harmless, reported)
 }
@@ -20,11 +24,32 @@ type VerifyReport struct {
 // OK reports whether nothing is wrong.
 func (r VerifyReport) OK() bool { return len(r.Problems) == 0 }
 
-// Verify recomputes the hash of every blob the index names, checks every file row
-// points at a known blob, and recomputes the event hash chain. progress, if not nil,
-// is called with (done, total) as blobs are checked.
+// VerifyOptions are the optional checks of VerifyWith.
+type VerifyOptions struct {
+	// Anchor, when set, is a head printed earlier (by `cmord archive anchor`, or
+	// carried by a digest): the chain must still contain that record with that hash.
+	Anchor *Anchor
+	// Progress, if not nil, is called with (done, total) as blobs are checked.
+	Progress func(done, total int)
+}
+
+// Verify is VerifyWith without an anchor.
 func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (VerifyReport, error) {
+	return s.VerifyWith(ctx, VerifyOptions{Progress: progress})
+}
+
+// VerifyWith checks the whole state: SQLite's own integrity check of every page;
+// the hash of every blob the index names and every file row's blob; the event hash
+// chain; the state chain (each record's hash and link, the event head it names, so
+// that deleted newest events show); every file, practice and practice history row
+// against the last hash the chain recorded for it; and, given an anchor, that the
+// chain still extends it. What it proves and what it cannot: docs/tamper.md.
+func (s *Store) VerifyWith(ctx context.Context, opt VerifyOptions) (VerifyReport, error) {
 	var rep VerifyReport
+	progress := opt.Progress
+	if err := s.verifyIntegrity(ctx, &rep); err != nil {
+		return rep, err
+	}
 	var total int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE kept = 1`).Scan(&total); err != nil {
 		return rep, err
@@ -79,7 +104,11 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 		rep.Problems = append(rep.Problems, fmt.Sprintf("file #%d %s names blob %s that is not indexed", id, name, hash))
 	}
 	frows.Close()
-	if err := s.verifyChain(ctx, &rep); err != nil {
+	heads, err := s.verifyState(ctx, &rep, opt.Anchor)
+	if err != nil {
+		return rep, err
+	}
+	if err := s.verifyChain(ctx, &rep, heads); err != nil {
 		return rep, err
 	}
 	_ = filepath.WalkDir(s.Blobs.root, func(path string, d os.DirEntry, err error) error {
@@ -94,7 +123,9 @@ func (s *Store) Verify(ctx context.Context, progress func(done, total int)) (Ver
 	return rep, nil
 }
 
-func (s *Store) verifyChain(ctx context.Context, rep *VerifyReport) error {
+// verifyChain recomputes the event chain, and checks that the events the state
+// chain's records name (heads: event id → hash) are there with that hash.
+func (s *Store) verifyChain(ctx context.Context, rep *VerifyReport, heads map[int64]string) error {
 	rows, err := s.r.QueryContext(ctx, `SELECT id, at, type, file_id, practice_id, actor, detail, prev_hash, hash FROM events ORDER BY id`)
 	if err != nil {
 		return err
@@ -118,10 +149,20 @@ func (s *Store) verifyChain(ctx context.Context, rep *VerifyReport) error {
 		if want := chainHash(e.PrevHash, e.ID, at, e.Type, e.FileID, e.PracticeID, e.Actor, e.Detail); want != e.Hash {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("event chain broken at event %d: content was altered", e.ID))
 		}
+		if want, ok := heads[e.ID]; ok && want != e.Hash {
+			rep.Problems = append(rep.Problems, fmt.Sprintf("event chain: event %d is not the one the state chain recorded (its hash differs): the event log was rewritten", e.ID))
+		}
 		prev, lastID = e.Hash, e.ID
 	}
 	if err := rows.Err(); err != nil {
 		return err
+	}
+	if head := rep.Head; head.Seq > 0 && head.EventID > lastID {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("event chain: truncated: the newest chain record #%d (%s) names event %d, but the log ends at event %d (events %d..%d were deleted)",
+			head.Seq, TS(head.At), head.EventID, lastID, lastID+1, head.EventID))
+	} else if head.Seq > 0 && lastID > head.EventID {
+		rep.Problems = append(rep.Problems, fmt.Sprintf("event chain: events %d..%d are not covered by the state chain (written outside cmord, or the newest chain records were deleted)",
+			head.EventID+1, lastID))
 	}
 	if len(rep.Problems) > 0 {
 		// keep the first few chain problems: one edit breaks every later link otherwise

@@ -287,6 +287,10 @@ type Alerts struct {
 	// false, independent of [digest]: alerts go to a wider on-call audience (sysadmins,
 	// a shared mailbox) whose role does not need personal data.
 	IncludePersonalData bool
+	// StateMinFree: when the state directory's filesystem has less free space than
+	// this (bytes), the daemon raises an urgent disk_low exception (and its alert);
+	// resolved by itself once space is back. Default 2 GiB; 0 turns it off.
+	StateMinFree int64
 }
 
 // Deadlines configures the terms the deadline job watches.

@@ -241,6 +241,7 @@ func (c *Config) Redacted() string {
 	w.kv("repeat_interval", c.Alerts.RepeatInterval)
 	w.kv("urgent_within_working_days", c.Alerts.UrgentWithinWorkingDays)
 	w.kv("include_personal_data", c.Alerts.IncludePersonalData)
+	w.kv("state_min_free", int(c.Alerts.StateMinFree))
 
 	w.table("deadlines")
 	w.kv("no_answer_days", c.Deadlines.NoAnswerDays)

@@ -124,7 +124,7 @@ func Defaults() *Config {
 		},
 		Mail:      Mail{TLS: "starttls", Timeout: 30 * time.Second, DeadLetterAfter: 10},
 		Digest:    Digest{AttachCSV: true, WarnDays: []int{30, 7, 2}},
-		Alerts:    Alerts{GroupWait: time.Minute, RepeatInterval: 4 * time.Hour, UrgentWithinWorkingDays: 2},
+		Alerts:    Alerts{GroupWait: time.Minute, RepeatInterval: 4 * time.Hour, UrgentWithinWorkingDays: 2, StateMinFree: 2 << 30},
 		Deadlines: Deadlines{NoAnswerDays: 5, RefundDays: 10, AckDays: 2},
 		Limits:    Limits{SIIFile: DefaultSIIFileMaxSize},
 	}
@@ -413,6 +413,24 @@ func readAlerts(t *table, a *Alerts) bool {
 	t.duration("repeat_interval", &a.RepeatInterval, time.Minute, 30*24*time.Hour)
 	t.integer("urgent_within_working_days", &a.UrgentWithinWorkingDays, 0, 60)
 	t.boolean("include_personal_data", &a.IncludePersonalData)
+	if v, ok := t.get("state_min_free"); ok {
+		switch v := v.(type) {
+		case int64:
+			a.StateMinFree = v
+		case string:
+			n, err := parseSize(v)
+			if err != nil {
+				t.errorf("state_min_free", "size", "%v", err)
+			} else {
+				a.StateMinFree = n
+			}
+		default:
+			t.errorf("state_min_free", "size", "expected a size like \"2GiB\" (0 = off), found %s", tomlType(v))
+		}
+		if a.StateMinFree < 0 {
+			t.errorf("state_min_free", "range", "%d bytes is negative; expected 0 (off) or a size like \"2GiB\"", a.StateMinFree)
+		}
+	}
 	t.finish()
 	return set
 }

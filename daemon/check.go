@@ -108,11 +108,9 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 			bad("billing_dir", err.Error(), "outbound", "billing_dir")
 		}
 	}
+	warnings = append(warnings, HygieneWarnings(cfg)...) // modes of secrets and config, system folders
 	for i, ep := range cfg.SFTP {
 		el := fmt.Sprintf("sftp[%d]", i)
-		if w := keyModeWarning(ep); w != "" {
-			warnings = append(warnings, w)
-		}
 		if msg := privateKeyProblem(ep.KeyFile); msg != "" {
 			bad("key_file", fmt.Sprintf("sftp %s: %s", ep.Name, msg), el, "key_file")
 		}
@@ -288,7 +286,9 @@ type Connection struct {
 func CheckConnections(ctx context.Context, cfg *config.Config) []Connection {
 	var out []Connection
 	for _, ep := range cfg.SFTP {
-		c := sftpx.NewClient(endpoint(ep), nil)
+		sep := endpoint(ep)
+		sep.TOFUNoRecord = true // a check never writes the server's key: only the daemon does, on first use
+		c := sftpx.NewClient(sep, nil)
 		var err error
 		for _, dir := range []string{ep.InboundDir, ep.OutboundDir} {
 			if dir == "" || err != nil {

@@ -85,6 +85,9 @@ func New(cfg *config.Config, log *slog.Logger) (*Daemon, error) {
 		lock.Unlock()
 		return nil, err
 	}
+	for _, w := range HygieneWarnings(cfg) {
+		log.Warn("configuration hygiene", "warning", w)
+	}
 	return d, nil
 }
 

@@ -64,6 +64,9 @@ func (d *Daemon) jobBody(name string) func(ctx context.Context, slot time.Time) 
 	case JobMail:
 		return func(ctx context.Context, _ time.Time) error {
 			d.refreshGauges(ctx)
+			if err := d.CheckStateDisk(ctx); err != nil {
+				d.Log.Warn("disk check", "err", err)
+			}
 			_, err := d.FlushMail(ctx)
 			return err
 		}
@@ -166,6 +169,7 @@ func (d *Daemon) RunOnce(ctx context.Context) error {
 			}
 		}
 	}
+	step("disk", func() error { return d.CheckStateDisk(ctx) })
 	step("due jobs", func() error { return s.RunDue(ctx) })
 	if f, ok := extraJobs[JobAlerts]; ok {
 		step(JobAlerts, func() error { return f(d, ctx, d.now()) })

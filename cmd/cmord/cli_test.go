@@ -110,7 +110,7 @@ func TestCommandGroups(t *testing.T) {
 		want      []string
 		wantError string
 	}{
-		{[]string{"archive", "--help"}, exitOK, true, []string{"  cat      write an archived file's content", "  verify   recompute every hash"}, ""},
+		{[]string{"archive", "--help"}, exitOK, true, []string{"  cat      write an archived file's content", "  verify   check every page, blob, event and row", "  anchor   print the state chain's head"}, ""},
 		{[]string{"archive", "-h"}, exitOK, true, []string{"  ls       list archived files"}, ""},
 		{[]string{"help", "archive"}, exitOK, true, []string{"  history  every version"}, ""},
 		{[]string{"hostkey", "--help"}, exitOK, true, []string{"Usage: cmord hostkey <sub-command>", "  fetch  print an SSH server's host keys"}, ""},

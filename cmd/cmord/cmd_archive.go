@@ -20,7 +20,8 @@ func init() {
 	register(&command{name: "archive show", summary: "one archived file: metadata, provenance, deliveries, events", usage: "ID", run: runArchiveShow})
 	register(&command{name: "archive history", summary: "every version of a logical file, named or given by the ID of one version", usage: "NAME|ID [--source S]", run: runArchiveHistory})
 	register(&command{name: "archive cat", summary: "write an archived file's content to stdout", usage: "ID", run: runArchiveCat})
-	register(&command{name: "archive verify", summary: "recompute every hash and the event chain; exit 1 on any mismatch", usage: "", run: runArchiveVerify})
+	register(&command{name: "archive verify", summary: "check every page, blob, event and row against the hash chains (and an anchor); exit 1 on any mismatch", usage: "[--anchor ANCHOR]", run: runArchiveVerify})
+	register(&command{name: "archive anchor", summary: "print the state chain's head, to keep outside this machine (notary, log, mail)", usage: "", run: runArchiveAnchor})
 }
 
 func rome(t time.Time) string {
@@ -245,8 +246,17 @@ func runArchiveCat(ctx context.Context, env *Env, args []string) int {
 
 func runArchiveVerify(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
+	anchorText := fs.String("anchor", "", "a head printed earlier by `cmord archive anchor` (or in a digest): the chain must extend it")
 	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
+	}
+	var anchor *archive.Anchor
+	if *anchorText != "" {
+		a, err := archive.ParseAnchor(*anchorText)
+		if err != nil {
+			return env.fail(usageError{"--anchor: " + err.Error()})
+		}
+		anchor = &a
 	}
 	st, err := env.Store()
 	if err != nil {
@@ -266,12 +276,21 @@ func runArchiveVerify(ctx context.Context, env *Env, args []string) int {
 			}
 		}
 	}
-	rep, err := st.Verify(ctx, progress)
+	rep, err := st.VerifyWith(ctx, archive.VerifyOptions{Anchor: anchor, Progress: progress})
 	if err != nil {
 		return env.fail(err)
 	}
 	fmt.Fprintf(env.Stdout, "checked %s (%s) and %s\n", plural(rep.Blobs, "blob", "blobs"), plural(rep.Bytes, "byte", "bytes"),
 		plural(rep.Events, "event", "events"))
+	fmt.Fprintf(env.Stdout, "checked %s against %s of the state chain\n", plural(rep.Rows, "row", "rows"), plural(rep.Records, "record", "records"))
+	if rep.Head.Seq > 0 {
+		fmt.Fprintf(env.Stdout, "head: %s\n", rep.Head)
+	}
+	if rep.Anchored {
+		fmt.Fprintf(env.Stdout, "the chain extends the anchor (record %d)\n", anchor.Seq)
+	} else if anchor == nil {
+		fmt.Fprintln(env.Stdout, "no --anchor: a chain rewritten consistently cannot be told from the real one (docs/tamper.md)")
+	}
 	if n := len(rep.Orphans); n == 1 {
 		fmt.Fprintln(env.Stdout, "1 blob on disk is not indexed (left by an interrupted ingest; harmless)")
 	} else if n > 1 {
@@ -286,4 +305,28 @@ func runArchiveVerify(ctx context.Context, env *Env, args []string) int {
 	}
 	fmt.Fprintf(env.Stdout, "%s found\n", plural(len(rep.Problems), "problem", "problems"))
 	return exitFindings
+}
+
+// runArchiveAnchor prints the state chain's head on one line. Kept anywhere the
+// archive's writer cannot reach (a notary, a transparency log, a mail archive, a
+// ticket), it lets `cmord archive verify --anchor` later prove that the archive still
+// extends that state: nothing recorded up to it was rewritten or cut off.
+func runArchiveAnchor(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	if code, ok := noArgs(env, fs, args, ""); !ok {
+		return code
+	}
+	st, err := env.Store()
+	if err != nil {
+		return env.fail(err)
+	}
+	head, ok, err := st.ChainHead(ctx)
+	if err != nil {
+		return env.fail(err)
+	}
+	if !ok {
+		return env.fail(errors.New("the state chain has no record yet"))
+	}
+	fmt.Fprintln(env.Stdout, head)
+	return exitOK
 }

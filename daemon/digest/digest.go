@@ -204,6 +204,7 @@ type Digest struct {
 	MaxItems    int
 	AttachCSV   bool   // the mail carries the CSV (the body says so)
 	CSVFile     string // a preview writes the CSV to this file (the body says so); "" when none
+	Anchor      string // the archive's state chain head when built (archive.Anchor), for an external notary
 
 	cal *flows.Calendar // working days of the "when" of deadline items
 	cat *flows.Catalog  // SII cause descriptions
@@ -245,6 +246,11 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 	last, ok, err := store.LastDigest(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if head, ok, err := store.ChainHead(ctx); err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	} else if ok {
+		d.Anchor = head.String()
 	}
 	if ok && last.PeriodEnd.Before(now) {
 		d.PeriodStart = last.PeriodEnd

@@ -237,3 +237,35 @@ func TestKindsCatalogue(t *testing.T) {
 		}
 	}
 }
+
+// TestDigestCarriesChainHead: every digest carries the archive's state chain head
+// as it was when the digest was built, in the line `cmord archive verify --anchor`
+// reads, in both languages and in text and HTML (issue 13: the head anchored outside
+// the database, in the compliance mailbox).
+func TestDigestCarriesChainHead(t *testing.T) {
+	st := openStore(t, t.TempDir())
+	fixture(t, st)
+	head, ok, err := st.ChainHead(context.Background())
+	if err != nil || !ok {
+		t.Fatalf("chain head: %v %v", ok, err)
+	}
+	d, err := Build(context.Background(), st, Options{}, fixtureNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Anchor != head.String() {
+		t.Fatalf("digest anchor %q, want the head %q", d.Anchor, head)
+	}
+	if _, err := archive.ParseAnchor(d.Anchor); err != nil {
+		t.Fatalf("the digest's anchor does not parse: %v", err)
+	}
+	for _, lang := range []string{"it", "en"} {
+		_, text, html, _, err := d.Render(lang, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(text, head.String()) || !strings.Contains(html, head.String()) {
+			t.Errorf("%s: the digest does not carry the head %s", lang, head)
+		}
+	}
+}

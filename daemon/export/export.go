@@ -147,16 +147,22 @@ func Headers(lang string) []string {
 }
 
 // Neutralise defuses CSV/formula injection: a text cell that a spreadsheet would read
-// as a formula (it starts with = + - @, or a tab or carriage return that some
-// spreadsheets skip before one) gets a leading apostrophe, which Excel and LibreOffice
-// show as text. Only free text goes through here; amounts and dates we format
-// ourselves are not text cells.
+// as a formula (it starts with = + - @, or a tab, carriage return or line feed that
+// some spreadsheets skip before one; a CR- or LF-led cell also reads, once quoted,
+// as a row of its own to a careless importer) gets a leading apostrophe, which Excel
+// and LibreOffice show as text. Leading spaces are looked through for the same
+// reason: some importers trim them. Only free text goes through here; amounts and
+// dates we format ourselves are not text cells.
 func Neutralise(s string) string {
-	if s == "" {
+	i := 0
+	for i < len(s) && s[i] == ' ' {
+		i++
+	}
+	if i == len(s) {
 		return s
 	}
-	switch s[0] {
-	case '=', '+', '-', '@', '\t', '\r':
+	switch s[i] {
+	case '=', '+', '-', '@', '\t', '\r', '\n':
 		return "'" + s
 	}
 	return s

@@ -153,6 +153,11 @@ func TestNeutralise(t *testing.T) {
 	for _, tt := range []struct{ in, want string }{
 		{"", ""}, {"Rossi", "Rossi"}, {"=1+1", "'=1+1"}, {"+39 06", "'+39 06"}, {"-x", "'-x"}, {"@SUM(A1)", "'@SUM(A1)"},
 		{"\t=1", "'\t=1"}, {"\r=1", "'\r=1"}, {"a=b", "a=b"}, {"'quoted", "'quoted"},
+		// CR and LF lead a cell: neutralised whatever follows (issue 13)
+		{"\r", "'\r"}, {"\n", "'\n"}, {"\n=HYPERLINK(\"x\")", "'\n=HYPERLINK(\"x\")"}, {"\r\n@x", "'\r\n@x"},
+		{"\nRossi", "'\nRossi"}, {"Rossi\n=1", "Rossi\n=1"},
+		// leading spaces are looked through
+		{" =1+1", "' =1+1"}, {"   -5", "'   -5"}, {"  Rossi", "  Rossi"}, {"   ", "   "},
 	} {
 		if got := Neutralise(tt.in); got != tt.want {
 			t.Errorf("Neutralise(%q) = %q, want %q", tt.in, got, tt.want)

@@ -42,6 +42,10 @@ type Endpoint struct {
 	SkipFsync          bool   // don't ask the server to fsync uploads even when it offers fsync@openssh.com
 	Rename             string // auto | posix | plain
 	InsecureTOFU       bool   // accept and record an unknown host key (never a changed one)
+	// TOFUNoRecord: with InsecureTOFU, accept an unknown host key for this
+	// connection but write nothing (no known_hosts created, no line added). `cmord
+	// check --connect` uses it: only the daemon, as the configuration says, records.
+	TOFUNoRecord bool
 }
 
 // Addr is host:port.

@@ -101,6 +101,11 @@ func hostKeyCheck(ep Endpoint, log *slog.Logger) (ssh.HostKeyCallback, []string,
 		if !errors.Is(err, fs.ErrNotExist) || !ep.InsecureTOFU {
 			return nil, nil, nil, fmt.Errorf("known_hosts: %w", err)
 		}
+		if ep.TOFUNoRecord {
+			log.Warn("INSECURE: no known_hosts file yet; accepting any host key for this check, recording nothing (the daemon records it on first use)",
+				"endpoint", ep.Name, "known_hosts", ep.KnownHosts)
+			return ssh.InsecureIgnoreHostKey(), ep.HostKeyAlgorithms, last, nil
+		}
 		if err := os.WriteFile(ep.KnownHosts, nil, 0o600); err != nil {
 			return nil, nil, nil, fmt.Errorf("known_hosts: %w", err)
 		}
@@ -119,6 +124,11 @@ func hostKeyCheck(ep Endpoint, log *slog.Logger) (ssh.HostKeyCallback, []string,
 		var ke *knownhosts.KeyError
 		if !errors.As(err, &ke) {
 			return err // nil (verified) or revoked
+		}
+		if len(ke.Want) == 0 && ep.InsecureTOFU && ep.TOFUNoRecord {
+			log.Warn("INSECURE: unknown host key accepted for this check and not recorded (the daemon records it on first use)", "endpoint", ep.Name,
+				"host", hostname, "type", key.Type(), "fingerprint", ssh.FingerprintSHA256(key))
+			return nil
 		}
 		if len(ke.Want) == 0 && ep.InsecureTOFU {
 			line := knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key)

@@ -1,0 +1,384 @@
+package archive
+
+// The state chain: tamper evidence over the rows that say what happened to a file or
+// a practice (docs/tamper.md).
+//
+// The event log has carried its own hash chain from the start, but the rows a person
+// reads (files, practices, practice_history) are mutable and were outside it. Here
+// every write transaction that touches one of them ends with one chain record: for
+// each row written, its table, rowid and the SHA-256 of the row as it stands at
+// commit (zeros if the transaction deleted it), plus the event log's head and the
+// previous record's hash. Which rows a transaction wrote is collected by TEMP
+// triggers on the single writer connection into a TEMP table, so no write site has
+// to remember, and a row written by anything else (the sqlite3 shell) is not
+// recorded — which is exactly what verify then reports. The cost is per transaction
+// (one query per chained table reading back the rows written, one INSERT), not per
+// row round trip: a chunk of 8,192 practices adds one record.
+//
+// Verify replays the records, and compares each row with the last hash recorded for
+// it: an edited, added or deleted row is named. The newest record names the event
+// log's head, so deleting the newest events is seen. A consistent rewrite (rows,
+// records and events all recomputed) cannot be seen from inside the database: the
+// head printed by `cmord archive anchor` and carried by every digest is what it is
+// checked against (VerifyOptions.Anchor).
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"regexp"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// chainedTable is a table whose rows are in the state chain.
+type chainedTable struct {
+	tag   byte   // in chain entries
+	name  string // SQL table
+	noun  string // how verify names one row
+	label string // column that names the row for a person ("" = none)
+}
+
+// chainedTables are the tables in the chain. A table added here must have an
+// INTEGER PRIMARY KEY named id; a migration adding one must seal its existing rows
+// (see sealAll).
+var chainedTables = []chainedTable{
+	{tag: 1, name: "files", noun: "file", label: "name"},
+	{tag: 2, name: "practices", noun: "practice", label: "cp_utente"},
+	{tag: 3, name: "practice_history", noun: "practice history row", label: "practice_id"},
+}
+
+// eventsTag marks, in chain_pending, that the transaction appended events.
+const eventsTag = 0
+
+// chainTempSQL creates, on the writer connection, the TEMP table and triggers that
+// collect what a transaction wrote. TEMP objects belong to the connection: nothing
+// else writing the file records anything.
+func chainTempSQL() []string {
+	stmts := []string{`CREATE TEMP TABLE IF NOT EXISTS chain_pending (
+		tbl INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (tbl, id)) WITHOUT ROWID`}
+	for _, t := range chainedTables {
+		// No INSERT trigger: a row inserted by the transaction has an id above the
+		// table's largest id when it began (SQLite's rowids, and the ids cmord
+		// allocates itself, are max+1), so the seal reads new rows by id range —
+		// a trigger per inserted row cost as much as reading it back.
+		stmts = append(stmts,
+			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_upd AFTER UPDATE ON main.%[1]s
+				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, NEW.id); END`, t.name, t.tag),
+			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_mov AFTER UPDATE OF id ON main.%[1]s WHEN OLD.id <> NEW.id
+				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, OLD.id); END`, t.name, t.tag),
+			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_del AFTER DELETE ON main.%[1]s
+				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, OLD.id); END`, t.name, t.tag))
+	}
+	stmts = append(stmts, fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_events_ins AFTER INSERT ON main.events
+		BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%d, 0); END`, eventsTag))
+	return stmts
+}
+
+// chainTempObjects is how many TEMP objects chainTempSQL creates.
+var chainTempObjects = len(chainTempSQL())
+
+// ensureChainTemp creates the TEMP objects if this connection lacks them (the first
+// transaction, or a connection database/sql opened again), and returns each chained
+// table's largest id as the transaction begins.
+func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) (chainMarks, error) {
+	var n int
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_temp_master WHERE name LIKE 'chain\_%' ESCAPE '\'`).Scan(&n); err != nil {
+		return nil, fmt.Errorf("archive: chain: %w", err)
+	}
+	if n != chainTempObjects {
+		for _, q := range chainTempSQL() {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return nil, fmt.Errorf("archive: chain: %w", err)
+			}
+		}
+	}
+	return maxIDs(ctx, tx)
+}
+
+// chainMarks is the largest id of each chained table (in chainedTables order).
+type chainMarks []int64
+
+// maxIDs reads chainMarks in one query (each max(id) is one b-tree descent).
+func maxIDs(ctx context.Context, tx *sql.Tx) (chainMarks, error) {
+	var parts []string
+	for _, t := range chainedTables {
+		parts = append(parts, "(SELECT coalesce(max(id), 0) FROM main."+t.name+")")
+	}
+	m := make(chainMarks, len(chainedTables))
+	dest := make([]any, len(m))
+	for i := range m {
+		dest[i] = &m[i]
+	}
+	if err := tx.QueryRowContext(ctx, "SELECT "+strings.Join(parts, ", ")).Scan(dest...); err != nil {
+		return nil, fmt.Errorf("archive: chain: %w", err)
+	}
+	return m, nil
+}
+
+// rowHasher hashes rows of one table read with SELECT *: columns in name order, a
+// column whose value is NULL, empty text or 0 left out (so that a column a later migration
+// adds with such a default does not change the hash of the rows before it), each
+// value as its text, length-prefixed.
+type rowHasher struct {
+	table string
+	names []string
+	order []int // indexes into the scanned columns, by name
+	idCol int
+	h     hash.Hash
+	buf   []byte
+}
+
+func newRowHasher(table string, cols []string) (*rowHasher, error) {
+	r := &rowHasher{table: table, names: cols, idCol: -1, h: sha256.New()}
+	for i, c := range cols {
+		r.order = append(r.order, i)
+		if c == "id" {
+			r.idCol = i
+		}
+	}
+	if r.idCol < 0 {
+		return nil, fmt.Errorf("archive: chain: table %s has no id column", table)
+	}
+	sort.Slice(r.order, func(a, b int) bool { return cols[r.order[a]] < cols[r.order[b]] })
+	return r, nil
+}
+
+func (r *rowHasher) sum(vals []sql.RawBytes) (out [32]byte) {
+	b := append(r.buf[:0], "cmord-row/1\x00"...)
+	b = append(b, r.table...)
+	b = append(b, 0)
+	for _, i := range r.order {
+		v := vals[i]
+		if len(v) == 0 || (len(v) == 1 && v[0] == '0') {
+			continue
+		}
+		b = binary.AppendUvarint(b, uint64(len(r.names[i])))
+		b = append(b, r.names[i]...)
+		b = binary.AppendUvarint(b, uint64(len(v)))
+		b = append(b, v...)
+	}
+	r.buf = b
+	r.h.Reset()
+	r.h.Write(b)
+	r.h.Sum(out[:0])
+	return out
+}
+
+// scanDest returns Scan destinations for n columns and the values they fill.
+func scanDest(n int) ([]any, []sql.RawBytes) {
+	vals := make([]sql.RawBytes, n)
+	dest := make([]any, n)
+	for i := range vals {
+		dest[i] = &vals[i]
+	}
+	return dest, vals
+}
+
+// sealTx ends a write transaction with a chain record of what it wrote, if it wrote
+// anything chained: the rows the triggers noted (updated, deleted) among those that
+// existed when it began (start), and every row above start (inserted).
+func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error {
+	var pending int
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM temp.chain_pending)`).Scan(&pending); err != nil {
+		return fmt.Errorf("archive: chain: %w", err)
+	}
+	end, err := maxIDs(ctx, tx)
+	if err != nil {
+		return err
+	}
+	grown := false
+	for i := range end {
+		grown = grown || end[i] > start[i]
+	}
+	if pending == 0 && !grown {
+		return nil
+	}
+	entries := []byte{} // not nil: a record of events only has no entries, and nil is NULL
+	n := 0
+	for i, t := range chainedTables {
+		queries := []string{fmt.Sprintf(`SELECT p.id, t.* FROM temp.chain_pending p LEFT JOIN main.%s t ON t.id = p.id
+			WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, t.name, t.tag, start[i])}
+		if end[i] > start[i] { // rows inserted
+			queries = append(queries, fmt.Sprintf(`SELECT t.id, t.* FROM main.%s t WHERE t.id > %d ORDER BY t.id`, t.name, start[i]))
+		}
+		for _, q := range queries {
+			if err := s.sealRows(ctx, tx, t, q, &entries, &n); err != nil {
+				return fmt.Errorf("archive: chain: %s: %w", t.name, err)
+			}
+		}
+	}
+	eventID, eventHash, err := eventHead(ctx, tx)
+	if err != nil {
+		return err
+	}
+	var prevSeq int64
+	prev := genesis
+	if err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM chain ORDER BY seq DESC LIMIT 1`).Scan(&prevSeq, &prev); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("archive: chain head: %w", err)
+	}
+	seq, at := prevSeq+1, TS(time.Now())
+	h := recordHash(prev, seq, at, eventID, eventHash, n, entries)
+	if _, err := tx.ExecContext(ctx, `INSERT INTO chain (seq, at, event_id, event_hash, rows, entries, prev_hash, hash)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?)`, seq, at, eventID, eventHash, n, entries, prev, h); err != nil {
+		return fmt.Errorf("archive: chain record: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM temp.chain_pending`); err != nil {
+		return fmt.Errorf("archive: chain: %w", err)
+	}
+	return nil
+}
+
+// sealRows appends an entry for each row q returns (its first column the id, then the
+// row's columns, NULL when the row is gone).
+func (s *Store) sealRows(ctx context.Context, tx *sql.Tx, t chainedTable, q string, entries *[]byte, n *int) error {
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return err
+	}
+	rh, err := newRowHasher(t.name, cols[1:])
+	if err != nil {
+		return err
+	}
+	dest, vals := scanDest(len(cols))
+	for rows.Next() {
+		if err := rows.Scan(dest...); err != nil {
+			return err
+		}
+		id, err := strconv.ParseInt(string(vals[0]), 10, 64)
+		if err != nil {
+			return fmt.Errorf("%s rowid %q: %w", t.name, vals[0], err)
+		}
+		var sum [32]byte // zeros: deleted
+		if vals[1+rh.idCol] != nil {
+			sum = rh.sum(vals[1:])
+		}
+		*entries = append(*entries, t.tag)
+		*entries = binary.AppendUvarint(*entries, uint64(id))
+		*entries = append(*entries, sum[:]...)
+		*n++
+	}
+	return rows.Err()
+}
+
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+func eventHead(ctx context.Context, q queryRower) (int64, string, error) {
+	var id int64
+	h := genesis
+	err := q.QueryRowContext(ctx, `SELECT id, hash FROM events ORDER BY id DESC LIMIT 1`).Scan(&id, &h)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return 0, "", fmt.Errorf("archive: event chain head: %w", err)
+	}
+	return id, h, nil
+}
+
+// recordHash is SHA-256 over a chain record's fields, length-prefixed, the entries
+// by their own SHA-256.
+func recordHash(prev string, seq int64, at string, eventID int64, eventHash string, rows int, entries []byte) string {
+	es := sha256.Sum256(entries)
+	h := sha256.New()
+	for _, part := range []string{"cmord-chain/1", prev, strconv.FormatInt(seq, 10), at, strconv.FormatInt(eventID, 10), eventHash,
+		strconv.Itoa(rows), hex.EncodeToString(es[:])} {
+		fmt.Fprintf(h, "%d:%s\n", len(part), part)
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// sealAll puts every existing chained row and the event head in the transaction's
+// pending set, so that its record seals the state as it is: run once, right after
+// the migration that creates the chain.
+func sealAll(ctx context.Context, tx *sql.Tx) error {
+	for _, t := range chainedTables {
+		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT OR IGNORE INTO temp.chain_pending SELECT %d, id FROM main.%s`, t.tag, t.name)); err != nil {
+			return fmt.Errorf("archive: chain: seal %s: %w", t.name, err)
+		}
+	}
+	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO temp.chain_pending VALUES (?, 0)`, eventsTag)
+	return err
+}
+
+// Anchor is the chain's head as printed for an external notary: a later state of the
+// archive must extend it (record Seq still has hash Hash).
+type Anchor struct {
+	Seq     int64
+	Hash    string
+	At      time.Time // when record Seq was written
+	EventID int64     // the event log's head it covers
+}
+
+// String is the one-line form `cmord archive anchor` prints and digests carry.
+func (a Anchor) String() string {
+	return fmt.Sprintf("cmord-anchor/1 seq=%d hash=%s at=%s events=%d", a.Seq, a.Hash, a.At.UTC().Format(time.RFC3339), a.EventID)
+}
+
+var anchorSeqHash = regexp.MustCompile(`^(?:seq=)?(\d+)[ :](?:hash=)?([0-9a-f]{64})$`)
+
+// ParseAnchor reads an anchor: the line Anchor.String prints (as mailed in a digest
+// or kept by a notary), or just "SEQ:HASH".
+func ParseAnchor(s string) (Anchor, error) {
+	f := strings.Fields(strings.TrimSpace(s))
+	var a Anchor
+	if len(f) > 0 && strings.HasPrefix(f[0], "cmord-anchor/") {
+		if f[0] != "cmord-anchor/1" {
+			return a, fmt.Errorf("anchor %q: unknown version %s", s, f[0])
+		}
+		for _, kv := range f[1:] {
+			k, v, _ := strings.Cut(kv, "=")
+			var err error
+			switch k {
+			case "seq":
+				a.Seq, err = strconv.ParseInt(v, 10, 64)
+			case "hash":
+				a.Hash = strings.ToLower(v)
+			case "at":
+				a.At, err = time.Parse(time.RFC3339, v)
+			case "events":
+				a.EventID, err = strconv.ParseInt(v, 10, 64)
+			}
+			if err != nil {
+				return a, fmt.Errorf("anchor %q: %s: %w", s, k, err)
+			}
+		}
+	} else if m := anchorSeqHash.FindStringSubmatch(strings.ToLower(strings.Join(f, " "))); m != nil {
+		a.Seq, _ = strconv.ParseInt(m[1], 10, 64)
+		a.Hash = m[2]
+	} else {
+		return a, fmt.Errorf("anchor %q: want the line `cmord archive anchor` prints, or SEQ:HASH", s)
+	}
+	if a.Seq <= 0 || len(a.Hash) != 64 {
+		return a, fmt.Errorf("anchor %q: want a sequence number and a 64-digit hash", s)
+	}
+	if _, err := hex.DecodeString(a.Hash); err != nil {
+		return a, fmt.Errorf("anchor %q: hash: %w", s, err)
+	}
+	return a, nil
+}
+
+// ChainHead returns the newest chain record as an anchor (ok false: no record yet).
+func (s *Store) ChainHead(ctx context.Context) (a Anchor, ok bool, err error) {
+	var at string
+	err = s.r.QueryRowContext(ctx, `SELECT seq, hash, at, event_id FROM chain ORDER BY seq DESC LIMIT 1`).Scan(&a.Seq, &a.Hash, &at, &a.EventID)
+	if errors.Is(err, sql.ErrNoRows) {
+		return a, false, nil
+	}
+	if err != nil {
+		return a, false, fmt.Errorf("archive: chain head: %w", err)
+	}
+	a.At, _ = ParseTS(at)
+	return a, true, nil
+}
