@@ -124,6 +124,7 @@ type Folder struct {
 	PollInterval  time.Duration     // default 10s: when polling
 	UnstableAfter time.Duration     // default 1h: still changing this long after it appeared = file_unstable
 	OnBadRows     string            // "skip_rows" (default) or "reject_file"
+	ReceiptHTML   bool              // default false: also write done/NAME.esito.html beside the text receipt
 	Encoding      string            // "auto" (default), "utf-8" or "windows-1252"
 	DecimalComma  bool              // default false: amounts like "12,34"
 	Mapping       map[string]string // billing header → our field name

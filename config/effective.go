@@ -137,6 +137,7 @@ func (c *Config) Redacted() string {
 		w.kv("poll_interval", f.PollInterval)
 		w.kv("unstable_after", f.UnstableAfter)
 		w.kv("on_bad_rows", f.OnBadRows)
+		w.kv("receipt_html", f.ReceiptHTML)
 		w.kv("encoding", f.Encoding)
 		w.kv("decimal_comma", f.DecimalComma)
 		w.kv("mapping_file", f.MappingFile)

@@ -233,6 +233,7 @@ func readFolder(t *table) Folder {
 	t.duration("poll_interval", &f.PollInterval, 100*time.Millisecond, time.Hour)
 	t.duration("unstable_after", &f.UnstableAfter, 100*time.Millisecond, 7*24*time.Hour)
 	t.enum("on_bad_rows", &f.OnBadRows, "skip_rows", "reject_file")
+	t.boolean("receipt_html", &f.ReceiptHTML)
 	t.enum("encoding", &f.Encoding, "auto", "utf-8", "windows-1252")
 	t.boolean("decimal_comma", &f.DecimalComma)
 	f.Mapping = t.stringMap("mapping")

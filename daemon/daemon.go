@@ -487,17 +487,24 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		// not a crash recovery (that comes back Recovered) but a re-delivery, which a
 		// person should hear about like an identical file under another name.
 		reason := d.raiseDuplicate(ctx, res.File, res.File)
-		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, Result{Rejected: true, Reason: reason}, d.now())}, nil
+		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, Result{Rejected: true, Reason: reason}), Lang: d.lang()}, nil
 	}
+	// Already processed by a run that died before finishing the file: its receipt is
+	// rebuilt from the archive (the handler's findings are gone with that run).
+	rebuilt := res.File.State == archive.StateProcessed
 	out, err := d.process(ctx, res.File, folder)
 	if err != nil {
 		return intake.Outcome{}, err
 	}
 	failpoint("after_process")
 	if out.Rejected {
-		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, out, d.now())}, nil
+		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, out), Lang: d.lang()}, nil
 	}
-	return intake.Outcome{}, nil
+	receipts, err := d.receipts(ctx, res.File.ID, folder, out, rebuilt)
+	if err != nil {
+		return intake.Outcome{}, err
+	}
+	return intake.Outcome{Receipts: receipts, Lang: d.lang()}, nil
 }
 
 // process runs the handler of an archived input file unless it was already processed.
