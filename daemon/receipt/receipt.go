@@ -236,7 +236,7 @@ var lexicon = map[string]words{
 			ToCorrect:   "Rifiutate: correggere in fatturazione e inviare di nuovo il caso",
 			Updated:     "Pratiche aggiornate"},
 		held: "la finestra di richiesta apre il %s", line: "riga", field: "campo", value: "valore", rule: "regola",
-		notEligible: "non ammissibile, nessuna correzione necessaria", correct: "da correggere", warning: "avviso", state: "stato",
+		notEligible: "non ammissibile, nessuna correzione necessaria", correct: "da correggere in fatturazione", warning: "avviso", state: "stato",
 	},
 	"en": {
 		title: "Outcome of the file", folder: "Folder", at: "Processed on", rows: "Rows read",
@@ -254,7 +254,7 @@ var lexicon = map[string]words{
 			ToCorrect:   "Refused: correct in billing and send the case again",
 			Updated:     "Practices updated"},
 		held: "the request window opens on %s", line: "line", field: "field", value: "value", rule: "rule",
-		notEligible: "not eligible, no correction needed", correct: "to correct", warning: "warning", state: "state",
+		notEligible: "not eligible, no correction needed", correct: "to correct in billing", warning: "warning", state: "state",
 	},
 }
 
@@ -332,6 +332,10 @@ func (e Entry) detail(lang string) string {
 	switch e.Outcome {
 	case Held:
 		return fmt.Sprintf(w.held, e.WindowOpen)
+	case NotEligible:
+		return w.notEligible
+	case ToCorrect:
+		return w.correct
 	case Updated, Filed:
 		if e.State != "" {
 			return w.state + ": " + digest.StateName(e.State, lang)
@@ -346,7 +350,7 @@ func (r Receipt) Text(lang string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: %s\n", w.title, r.File)
 	fmt.Fprintf(&b, "%s: %s (%s)\n", w.folder, r.Folder, digest.FlowName(nil, r.Kind, lang))
-	fmt.Fprintf(&b, "%s: %s\n", w.at, r.At.In(flows.Rome).Format("02/01/2006 15:04 (Europe/Rome)"))
+	fmt.Fprintf(&b, "%s: %s\n", w.at, r.At.In(flows.Rome).Format("02/01/2006 15:04")+map[bool]string{true: " (Europe/Rome)", false: " (ora di Roma)"}[lang == "en"])
 	if r.Rows > 0 {
 		fmt.Fprintf(&b, "%s: %d\n", w.rows, r.Rows)
 	}
