@@ -237,7 +237,9 @@ func (m Mail) Addr() string { return joinHostPort(m.Host, m.Port) }
 type Digest struct {
 	To                  []string
 	Lang                string // "" = Config.Lang
-	AttachCSV           bool   // default true
+	AttachCSV           bool   // default true: the full list as CSV, for programs
+	AttachXLSX          bool   // default true: the full list as XLSX, for people (identifiers stay text)
+	Contact             string // default "": who compliance calls for what needs the server (digest footer)
 	IncludePersonalData bool   // default false
 	WarnDays            []int  // default [30, 7, 2]: deadline reminders
 }

@@ -227,6 +227,8 @@ func (c *Config) Redacted() string {
 	w.kv("to", c.Digest.To)
 	w.kv("lang", c.Digest.Lang)
 	w.kv("attach_csv", c.Digest.AttachCSV)
+	w.kv("attach_xlsx", c.Digest.AttachXLSX)
+	w.kv("contact", c.Digest.Contact)
 	w.kv("include_personal_data", c.Digest.IncludePersonalData)
 	w.kv("warn_days", c.Digest.WarnDays)
 

@@ -122,7 +122,7 @@ func Defaults() *Config {
 			Verify:    Job{Name: "verify", Spec: "0 3 * * 0", Missed: "skip"},
 		},
 		Mail:      Mail{TLS: "starttls", Timeout: 30 * time.Second, DeadLetterAfter: 10},
-		Digest:    Digest{AttachCSV: true, WarnDays: []int{30, 7, 2}},
+		Digest:    Digest{AttachCSV: true, AttachXLSX: true, WarnDays: []int{30, 7, 2}},
 		Alerts:    Alerts{GroupWait: time.Minute, RepeatInterval: 4 * time.Hour, UrgentWithinWorkingDays: 2},
 		Deadlines: Deadlines{NoAnswerDays: 5, RefundDays: 10, AckDays: 2},
 	}
@@ -371,6 +371,8 @@ func readDigest(t *table, g *Digest) {
 	t.stringList("to", &g.To)
 	t.enum("lang", &g.Lang, "it", "en")
 	t.boolean("attach_csv", &g.AttachCSV)
+	t.boolean("attach_xlsx", &g.AttachXLSX)
+	t.str("contact", &g.Contact)
 	t.boolean("include_personal_data", &g.IncludePersonalData)
 	t.intList("warn_days", &g.WarnDays, 0, 365)
 	t.finish()

@@ -94,7 +94,7 @@ func TestCSVWhereaboutsWording(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := fixtureDigest(t)
-			d.AttachCSV, d.CSVFile, d.MaxItems = c.attach, c.file, 1
+			d.AttachCSV, d.AttachXLSX, d.CSVFile, d.MaxItems = c.attach, c.attach, c.file, 1
 			_, text, html, _, err := d.Render("it", false)
 			if err != nil {
 				t.Fatal(err)
