@@ -33,12 +33,12 @@ var FlowTitles = map[string]Text{
 	"REND":        {"Rendicontazione CMOR", "CMOR report"},
 	"REND_AMM":    {"Ammissibilità rendicontazione", "Report admissibility"},
 	// Billing inputs (the catalog's [[inputs]]).
-	"uscente.morosi":       {"Crediti insoluti", "Unpaid invoices"},
-	"uscente.incassi":      {"Incassi dai clienti", "Customer payments"},
-	"uscente.annullamenti": {"Annullamenti dell'operatore", "Operator annulments"},
-	"uscente.rimborsi":     {"Rimborsi ai clienti", "Customer refunds"},
-	"entrante.fatturato":   {"CMOR fatturati e incassati", "CMOR billed and collected"},
-	"entrante.sospensioni": {"Sospensioni per morosità", "Suspensions for non-payment"},
+	"uscente.morosi":        {"Crediti insoluti", "Unpaid invoices"},
+	"uscente.incassi":       {"Incassi dai clienti", "Customer payments"},
+	"uscente.annullamenti":  {"Annullamenti dell'operatore", "Operator annulments"},
+	"uscente.rimborsi":      {"Rimborsi ai clienti", "Customer refunds"},
+	"entrante.fatturato":    {"CMOR fatturati e incassati", "CMOR billed and collected"},
+	"entrante.sospensioni":  {"Sospensioni per morosità", "Suspensions for non-payment"},
 	"entrante.annullamenti": {"Annullamenti entranti dell'operatore", "Operator entrante annulments"},
 	// Exports for billing (config.ExportNames): files cmord writes for the billing system.
 	"cmor_to_charge": {"CMOR da addebitare ai clienti", "CMOR to charge to customers"},
