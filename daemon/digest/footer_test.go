@@ -2,9 +2,14 @@ package digest
 
 import (
 	"bytes"
+	"context"
 	stdhtml "html"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/xuri/excelize/v2"
@@ -88,6 +93,53 @@ func TestDigestXLSXCellsAreText(t *testing.T) {
 		typ, err := f.GetCellType("Eccezioni", cell)
 		if err != nil || (typ != excelize.CellTypeSharedString && typ != excelize.CellTypeInlineString) {
 			t.Errorf("cell %s is of type %v (%v), want a string", cell, typ, err)
+		}
+	}
+}
+
+// The digest's XLSX attachment, opened by LibreOffice in the Italian locale, shows a
+// PDR and a P.IVA with their leading zeros (daemon/export has the same check for the
+// practices export, and shows the CSV losing them).
+func TestDigestXLSXInItalianLibreOffice(t *testing.T) {
+	var soffice string
+	for _, name := range []string{"soffice", "libreoffice"} {
+		if p, err := exec.LookPath(name); err == nil {
+			soffice = p
+			break
+		}
+	}
+	if soffice == "" {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("LibreOffice is required in CI (apt-get install libreoffice-calc-nogui)")
+		}
+		t.Skip("LibreOffice not installed; skipping the Italian-office read-back")
+	}
+	d := fixtureDigest(t)
+	d.New[0].Point, d.New[0].CustomerID = "00881234567890", "01234567897"
+	data, err := d.XLSX("it", true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	in := filepath.Join(dir, "eccezioni.xlsx")
+	if err := os.WriteFile(in, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, soffice, "--headless", "--norestore", "-env:UserInstallation=file://"+filepath.Join(dir, "lo"),
+		"--convert-to", "csv", "--outdir", filepath.Join(dir, "out"), in)
+	cmd.Env = append(os.Environ(), "LANG=it_IT.UTF-8", "LC_ALL=it_IT.UTF-8")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("soffice: %v\n%s", err, out)
+	}
+	out, err := os.ReadFile(filepath.Join(dir, "out", "eccezioni.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{",00881234567890,", ",01234567897,"} {
+		if !strings.Contains(string(out), id) {
+			t.Errorf("LibreOffice shows the attachment without %s:\n%.1500s", id, out)
 		}
 	}
 }
