@@ -88,7 +88,7 @@ func TestCSVWhereaboutsWording(t *testing.T) {
 		want    []string
 		notWant []string
 	}{
-		{"mail with attachment", true, "", []string{"In allegato l'elenco completo in CSV.", "elenco completo nell'allegato CSV"}, nil},
+		{"mail with attachments", true, "", []string{"In allegato l'elenco completo in Excel (XLSX, per le persone) e in CSV (per i programmi).", "elenco completo nell'allegato CSV"}, nil},
 		{"preview with --csv", false, "/tmp/x.csv", []string{"Elenco completo in CSV nel file /tmp/x.csv.", "nel file CSV /tmp/x.csv"}, []string{"allegato"}},
 		{"preview without --csv", false, "", []string{"non elencate qui"}, []string{"allegato", "Elenco completo in CSV nel file"}},
 	} {
