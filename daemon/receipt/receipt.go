@@ -15,6 +15,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/digest"
@@ -297,8 +298,8 @@ func findingText(f flows.Finding, lang string) string {
 // read from a binary file must not fill a receipt or reason file with garbage.
 func bound(v string, n int) string {
 	v = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f {
-			return '?'
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == utf8.RuneError {
+			return '?' // control characters and undecodable bytes of a binary file
 		}
 		return r
 	}, v)

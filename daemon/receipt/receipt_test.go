@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/flows"
@@ -111,7 +112,7 @@ func TestReasonTextCappedErrorsFirst(t *testing.T) {
 		fs = append(fs, flows.Finding{Line: 2 + i, Field: "NOTE", Rule: flows.RuleString, Severity: "warning", Message: "odd text"})
 	}
 	for i := 0; i < 40; i++ {
-		fs = append(fs, flows.Finding{Line: 40 + i, Field: "COD_POD", Rule: flows.RuleIDPOD, Value: "PK\x03\x04\x00garbage", Message: "bad POD"})
+		fs = append(fs, flows.Finding{Line: 40 + i, Field: "COD_POD", Rule: flows.RuleIDPOD, Value: "PK\x03\x04\x00garb\xff\xfeage", Message: "bad POD"})
 	}
 	got := ReasonText("morosi", "40 refused rows and on_bad_rows = \"reject_file\"", fs, "it")
 	errAt, warnAt := strings.Index(got, "Errori (40):"), strings.Index(got, "Avvisi (31):")
@@ -127,7 +128,7 @@ func TestReasonTextCappedErrorsFirst(t *testing.T) {
 	if !strings.Contains(got, "cmord validate --folder morosi FILE") || !strings.Contains(got, "rifiutato per intero") {
 		t.Errorf("reason lacks the pointer or the headline:\n%s", got)
 	}
-	if strings.ContainsAny(got, "\x00\x03\x04") {
+	if strings.ContainsAny(got, "\x00\x03\x04\ufffd") || !utf8.ValidString(got) {
 		t.Errorf("control characters copied into the reason file")
 	}
 	golden(t, "reason_it.txt", got)
