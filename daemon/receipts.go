@@ -29,7 +29,13 @@ func (d *Daemon) receipts(ctx context.Context, fileID int64, folder *config.Fold
 		}
 		findings = receipt.FindingsFromExceptions(es)
 	}
-	r := receipt.Build(f, folder.Name, practices, findings, f.ProcessedAt)
+	// When: the daemon's clock (a test's or the demo's fake one too); a rebuilt receipt
+	// says when the file was processed, not when the restart rebuilt it.
+	at := d.now()
+	if rebuilt && !f.ProcessedAt.IsZero() {
+		at = f.ProcessedAt
+	}
+	r := receipt.Build(f, folder.Name, practices, findings, at)
 	r.Rebuilt = rebuilt
 	lang := d.lang()
 	files := map[string][]byte{receipt.TextSuffix: []byte(r.Text(lang))}
