@@ -143,6 +143,31 @@ func Build(file archive.File, folder string, practices []archive.PracticeAt, fin
 	return r
 }
 
+// Unnamed lists the lines of the cases refused before they became practices (no
+// practice, no point known from a finding): the caller may read their point and
+// customer back from the archived file (Name).
+func (r Receipt) Unnamed() map[int]bool {
+	out := map[int]bool{}
+	for _, e := range r.Entries {
+		if e.CPUtente == "" && e.Point == "" {
+			out[e.Line] = true
+		}
+	}
+	return out
+}
+
+// Ident is what a person knows a case by.
+type Ident struct{ Point, Customer string }
+
+// Name gives the entries of those lines their point and customer.
+func (r *Receipt) Name(ids map[int]Ident) {
+	for i := range r.Entries {
+		if id, ok := ids[r.Entries[i].Line]; ok && r.Entries[i].Point == "" {
+			r.Entries[i].Point, r.Entries[i].Customer = id.Point, id.Customer
+		}
+	}
+}
+
 func (r *Receipt) add(e Entry) {
 	r.Entries = append(r.Entries, e)
 	r.totals[e.Outcome]++
