@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 // A file taken gets a receipt beside it in done/, in the operators' language, saying
@@ -83,5 +84,35 @@ func TestReceiptsBesideDoneFiles(t *testing.T) {
 				t.Errorf("a refused file got a receipt")
 			}
 		})
+	}
+}
+
+// A spreadsheet dropped by mistake is refused with a reason a person can read: no
+// binary garbage (control characters, undecodable bytes), bounded in size.
+func TestReasonFileOfBinaryDrop(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	var bin strings.Builder
+	bin.WriteString("PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00")
+	for i := 0; i < 4000; i++ {
+		bin.WriteByte(byte(i*131 + 7))
+		if i%97 == 0 {
+			bin.WriteString(";\r\n")
+		}
+	}
+	w.drop("morosi", "estratto.xlsx", bin.String())
+	w.d.ScanFoldersOnce(context.Background())
+	r, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", "estratto.xlsx.reason.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(r)
+	if !utf8.ValidString(text) || strings.ContainsFunc(text, func(c rune) bool { return c < 0x20 && c != '\n' || c == utf8.RuneError || c == 0x7f }) {
+		t.Errorf("reason file carries binary garbage:\n%q", text)
+	}
+	if len(r) > 16<<10 {
+		t.Errorf("reason file is %d bytes", len(r))
+	}
+	if !strings.Contains(text, "rifiutato per intero") {
+		t.Errorf("reason file does not say the file was refused:\n%s", text)
 	}
 }

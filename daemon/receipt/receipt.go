@@ -305,7 +305,7 @@ func findingText(f flows.Finding, lang string) string {
 	}
 	var parts []string
 	if f.Field != "" {
-		parts = append(parts, w.field+" "+f.Field)
+		parts = append(parts, w.field+" "+bound(f.Field, 40))
 	}
 	if f.Value != "" && !strings.Contains(f.Value, "|") {
 		parts = append(parts, fmt.Sprintf("%s %q", w.value, bound(f.Value, 60)))
