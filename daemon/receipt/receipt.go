@@ -345,10 +345,10 @@ func (e Entry) who(lang string) string {
 		if !strings.HasPrefix(e.Point, "IT") {
 			label = "PDR"
 		}
-		parts = append(parts, label+" "+e.Point)
+		parts = append(parts, label+" "+bound(e.Point, 40))
 	}
 	if e.Customer != "" {
-		parts = append(parts, map[bool]string{true: "customer ", false: "cliente "}[lang == "en"]+e.Customer)
+		parts = append(parts, map[bool]string{true: "customer ", false: "cliente "}[lang == "en"]+bound(e.Customer, 40))
 	}
 	return strings.Join(parts, " — ")
 }
@@ -374,7 +374,7 @@ func (e Entry) detail(lang string) string {
 func (r Receipt) Text(lang string) string {
 	w := wordsOf(lang)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s\n", w.title, r.File)
+	fmt.Fprintf(&b, "%s: %s\n", w.title, bound(r.File, 255))
 	fmt.Fprintf(&b, "%s: %s (%s)\n", w.folder, r.Folder, digest.FlowName(nil, r.Kind, lang))
 	fmt.Fprintf(&b, "%s: %s\n", w.at, r.At.In(flows.Rome).Format("02/01/2006 15:04")+map[bool]string{true: " (Europe/Rome)", false: " (ora di Roma)"}[lang == "en"])
 	if r.Rows > 0 {
