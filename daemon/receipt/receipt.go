@@ -389,7 +389,7 @@ func (r Receipt) Text(lang string) string {
 	if r.Warnings > 0 {
 		fmt.Fprintf(&b, "  %-48s %6d\n", strings.ToLower(w.warnings[:strings.Index(w.warnings, " (")])+":", r.Warnings)
 	}
-	if len(r.Entries) == 0 && r.Kind == "uscente.morosi" {
+	if len(r.Entries) == 0 {
 		fmt.Fprintf(&b, "\n%s\n", w.none)
 	}
 	if len(r.FileLevel) > 0 {

@@ -79,6 +79,25 @@ func TestReceiptGolden(t *testing.T) {
 	}
 }
 
+// Other kinds (payments, annulments, refunds, entrante files) report the practices
+// they updated with their state; a file that touched none says so.
+func TestReceiptOtherKinds(t *testing.T) {
+	f := archive.File{Name: "incassi.csv", Kind: "uscente.incassi"}
+	ps := []archive.PracticeAt{{Line: 3, Practice: archive.Practice{CPUtente: "E260000009", Point: "IT001E12345678", State: flows.StateAnnulled}}}
+	r := Build(f, "incassi", ps, nil, time.Date(2026, 11, 23, 6, 30, 0, 0, time.UTC))
+	text := r.Text("it")
+	if r.Total(Updated) != 1 || !strings.Contains(text, "riga 3 — CP_UTENTE E260000009 — POD IT001E12345678: stato: annullata (ANNULLED)") {
+		t.Errorf("incassi receipt:\n%s", text)
+	}
+	if strings.Contains(text, "accettate") || strings.Contains(text, "cmord validate") {
+		t.Errorf("incassi receipt speaks of filing or corrections:\n%s", text)
+	}
+	empty := Build(f, "incassi", nil, nil, time.Time{}).Text("it")
+	if !strings.Contains(empty, "Nessuna pratica in questo file.") {
+		t.Errorf("empty receipt:\n%s", empty)
+	}
+}
+
 // Eligibility refusals are told from data errors: a case is "not eligible" only when
 // every error is one of E1–E11.
 func TestOutcomeOfRefusals(t *testing.T) {
