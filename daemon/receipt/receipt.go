@@ -453,19 +453,121 @@ func (r Receipt) Text(lang string) string {
 var htmlTmpl = template.Must(template.New("receipt").Parse(`<!DOCTYPE html>
 <html lang="{{.Lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{.Title}}</title></head>
-<body style="font-family:Arial,Helvetica,sans-serif;color:#111827;max-width:760px;margin:16px auto;padding:0 12px;">
-<pre style="white-space:pre-wrap;overflow-wrap:break-word;word-break:normal;font-family:Consolas,Menlo,monospace;font-size:13px;line-height:1.45;">{{.Text}}</pre>
+<body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;line-height:1.45;color:#111827;max-width:760px;margin:16px auto;padding:0 12px;">
+<h1 style="font-size:20px;color:#1e3a8a;margin:0 0 4px;word-break:normal;overflow-wrap:anywhere;">{{.Title}}</h1>
+<div style="color:#4b5563;font-size:13px;">{{range .Meta}}<div>{{.}}</div>{{end}}</div>
+<table style="border-collapse:collapse;margin:12px 0;font-size:14px;">
+{{- range .Totals}}<tr><td style="padding:3px 12px 3px 0;"><span style="display:inline-block;width:10px;height:10px;border-radius:5px;background:{{.Colour}};"></span> {{.Label}}</td><td align="right" style="padding:3px 0;font-weight:bold;">{{.N}}</td></tr>{{end}}
+</table>
+{{- range .Groups}}
+<h2 style="font-size:16px;margin:18px 0 6px;border-left:4px solid {{.Colour}};padding-left:8px;">{{.Heading}} ({{.N}})</h2>
+<ul style="margin:0;padding-left:18px;">
+{{- range .Entries}}<li style="margin-bottom:6px;word-break:normal;overflow-wrap:break-word;"><b>{{.Who}}</b>{{if .Detail}}: {{.Detail}}{{end}}
+{{- if .Lines}}<ul style="margin:2px 0 0;padding-left:18px;color:#374151;font-size:13px;">{{range .Lines}}<li>{{.}}</li>{{end}}</ul>{{end}}</li>
+{{- end}}
+</ul>
+{{- end}}
+{{- range .Notes}}<p style="color:#4b5563;font-size:13px;">{{.}}</p>{{end}}
 </body></html>
 `))
 
-// HTML renders the receipt as a page (done/NAME.esito.html): the same text, readable
-// in a browser from a shared folder.
+var outcomeColour = map[Outcome]string{ToCorrect: "#b91c1c", NotEligible: "#6b7280", Held: "#1d4ed8", Filed: "#047857", Updated: "#1d4ed8"}
+
+// HTML renders the receipt as a page (done/NAME.esito.html), for a shared folder
+// opened in a browser: the same content as the text, grouped and coloured.
 func (r Receipt) HTML(lang string) string {
-	var b strings.Builder
 	if lang != "en" {
 		lang = "it"
 	}
-	_ = htmlTmpl.Execute(&b, map[string]string{"Lang": lang, "Title": wordsOf(lang).title + ": " + r.File, "Text": r.Text(lang)})
+	w := wordsOf(lang)
+	type entry struct {
+		Who, Detail string
+		Lines       []string
+	}
+	type group struct {
+		Heading, Colour string
+		N               int
+		Entries         []entry
+	}
+	type total struct {
+		Label, Colour string
+		N             int
+	}
+	data := struct {
+		Lang, Title string
+		Meta, Notes []string
+		Totals      []total
+		Groups      []group
+	}{Lang: lang, Title: w.title + ": " + bound(r.File, 255)}
+	data.Meta = append(data.Meta, w.folder+": "+r.Folder+" ("+digest.FlowName(nil, r.Kind, lang)+")",
+		w.at+": "+r.At.In(flows.Rome).Format("02/01/2006 15:04")+map[bool]string{true: " (Europe/Rome)", false: " (ora di Roma)"}[lang == "en"])
+	if r.Rows > 0 {
+		data.Meta = append(data.Meta, fmt.Sprintf("%s: %d", w.rows, r.Rows))
+	}
+	for _, o := range outcomeOrder {
+		if n := r.totals[o]; n > 0 || o != Updated && r.Kind == "uscente.morosi" {
+			data.Totals = append(data.Totals, total{Label: w.outcome[o], Colour: outcomeColour[o], N: n})
+		}
+	}
+	if r.Warnings > 0 {
+		data.Totals = append(data.Totals, total{Label: strings.ToLower(w.warnings[:strings.Index(w.warnings, " (")]), Colour: "#9ca3af", N: r.Warnings})
+	}
+	if len(r.FileLevel) > 0 {
+		g := group{Heading: w.fileLevel, Colour: outcomeColour[ToCorrect], N: len(r.FileLevel)}
+		for _, f := range r.FileLevel {
+			g.Entries = append(g.Entries, entry{Who: findingText(f, lang)})
+		}
+		data.Groups = append(data.Groups, g)
+	}
+	listed := 0
+	for _, o := range outcomeOrder {
+		if r.totals[o] == 0 {
+			continue
+		}
+		g := group{Heading: w.heading[o], Colour: outcomeColour[o], N: r.totals[o]}
+		for _, e := range r.Entries {
+			if e.Outcome != o || listed == MaxEntries {
+				continue
+			}
+			listed++
+			en := entry{Who: e.who(lang), Detail: e.detail(lang)}
+			for _, f := range e.Errors {
+				en.Lines = append(en.Lines, findingText(f, lang))
+			}
+			for _, f := range e.Warnings {
+				en.Lines = append(en.Lines, w.warning+": "+findingText(f, lang))
+			}
+			g.Entries = append(g.Entries, en)
+		}
+		data.Groups = append(data.Groups, g)
+	}
+	if len(r.warnLoose) > 0 {
+		g := group{Heading: w.warnings, Colour: "#9ca3af", N: len(r.warnLoose)}
+		for i, f := range r.warnLoose {
+			if i == MaxEntries {
+				break
+			}
+			g.Entries = append(g.Entries, entry{Who: fmt.Sprintf("%s %d", w.line, f.Line), Detail: findingText(f, lang)})
+		}
+		data.Groups = append(data.Groups, g)
+	}
+	if len(r.Entries) == 0 {
+		data.Notes = append(data.Notes, w.none)
+	}
+	if n := len(r.Entries) - listed; n > 0 {
+		data.Notes = append(data.Notes, fmt.Sprintf(w.more, n))
+	}
+	if r.NotListed > 0 {
+		data.Notes = append(data.Notes, fmt.Sprintf(w.notListed, r.NotListed))
+	}
+	if r.Rebuilt {
+		data.Notes = append(data.Notes, w.rebuilt)
+	}
+	if r.totals[ToCorrect] > 0 || len(r.FileLevel) > 0 {
+		data.Notes = append(data.Notes, fmt.Sprintf(w.validate, r.Folder))
+	}
+	var b strings.Builder
+	_ = htmlTmpl.Execute(&b, data)
 	return b.String()
 }
 
