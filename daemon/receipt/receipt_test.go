@@ -38,8 +38,8 @@ func fixture() (archive.File, []archive.PracticeAt, []flows.Finding) {
 	f := archive.File{ID: 7, Name: "morosi-nov.csv", Kind: "uscente.morosi", Meta: map[string]string{"rows": "9"}}
 	open, _ := flows.ParseDate("2027-03-01")
 	ps := []archive.PracticeAt{
-		{Line: 2, Practice: archive.Practice{CPUtente: "E260000001", Point: "IT001E12345678", CustomerID: "RSSMRA80A01H501U", State: flows.StateReady}},
-		{Line: 4, Practice: archive.Practice{CPUtente: "E260000002", Point: "00881234567890", CustomerID: "01234567897", State: flows.StateWaitingWindow, WindowOpen: open}},
+		{Line: 2, CPUtente: "E260000001", Point: "IT001E12345678", CustomerID: "RSSMRA80A01H501U", State: flows.StateReady},
+		{Line: 4, CPUtente: "E260000002", Point: "00881234567890", CustomerID: "01234567897", State: flows.StateWaitingWindow, WindowOpen: open},
 	}
 	fs := []flows.Finding{
 		{Line: 2, Field: "DATA_FATTURA", Rule: flows.RuleDate, Severity: "warning", Message: "invoice date is a Sunday"},
@@ -83,7 +83,7 @@ func TestReceiptGolden(t *testing.T) {
 // they updated with their state; a file that touched none says so.
 func TestReceiptOtherKinds(t *testing.T) {
 	f := archive.File{Name: "incassi.csv", Kind: "uscente.incassi"}
-	ps := []archive.PracticeAt{{Line: 3, Practice: archive.Practice{CPUtente: "E260000009", Point: "IT001E12345678", State: flows.StateAnnulled}}}
+	ps := []archive.PracticeAt{{Line: 3, CPUtente: "E260000009", Point: "IT001E12345678", State: flows.StateAnnulled}}
 	r := Build(f, "incassi", ps, nil, time.Date(2026, 11, 23, 6, 30, 0, 0, time.UTC))
 	text := r.Text("it")
 	if r.Total(Updated) != 1 || !strings.Contains(text, "riga 3 — CP_UTENTE E260000009 — POD IT001E12345678: stato: annullata (ANNULLED)") {
