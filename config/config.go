@@ -127,6 +127,7 @@ type Folder struct {
 	Retry         time.Duration     // default 5s: first wait after a failed processing, doubled up to 10m
 	MaxAttempts   int               // default 3: a file failing this many times is refused (poison-file policy)
 	OnBadRows     string            // "skip_rows" (default) or "reject_file"
+	ReceiptHTML   bool              // default false: also write done/NAME.esito.html beside the text receipt
 	Encoding      string            // "auto" (default), "utf-8" or "windows-1252"
 	DecimalComma  bool              // default false: amounts like "12,34"
 	Mapping       map[string]string // billing header → our field name
@@ -272,7 +273,9 @@ func (m Mail) Addr() string { return joinHostPort(m.Host, m.Port) }
 type Digest struct {
 	To                  []string
 	Lang                string // "" = Config.Lang
-	AttachCSV           bool   // default true
+	AttachCSV           bool   // default true: the full list as CSV, for programs
+	AttachXLSX          bool   // default true: the full list as XLSX, for people (identifiers stay text)
+	Contact             string // default "": who compliance calls for what needs the server (digest footer)
 	IncludePersonalData bool   // default false
 	WarnDays            []int  // default [30, 7, 2]: deadline reminders
 }

@@ -139,6 +139,7 @@ func (c *Config) Redacted() string {
 		w.kv("retry", f.Retry)
 		w.kv("max_attempts", f.MaxAttempts)
 		w.kv("on_bad_rows", f.OnBadRows)
+		w.kv("receipt_html", f.ReceiptHTML)
 		w.kv("encoding", f.Encoding)
 		w.kv("decimal_comma", f.DecimalComma)
 		w.kv("mapping_file", f.MappingFile)
@@ -232,6 +233,8 @@ func (c *Config) Redacted() string {
 	w.kv("to", c.Digest.To)
 	w.kv("lang", c.Digest.Lang)
 	w.kv("attach_csv", c.Digest.AttachCSV)
+	w.kv("attach_xlsx", c.Digest.AttachXLSX)
+	w.kv("contact", c.Digest.Contact)
 	w.kv("include_personal_data", c.Digest.IncludePersonalData)
 	w.kv("warn_days", c.Digest.WarnDays)
 

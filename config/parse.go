@@ -123,7 +123,7 @@ func Defaults() *Config {
 			Verify:    Job{Name: "verify", Spec: "0 3 * * 0", Missed: "skip"},
 		},
 		Mail:      Mail{TLS: "starttls", Timeout: 30 * time.Second, DeadLetterAfter: 10},
-		Digest:    Digest{AttachCSV: true, WarnDays: []int{30, 7, 2}},
+		Digest:    Digest{AttachCSV: true, AttachXLSX: true, WarnDays: []int{30, 7, 2}},
 		Alerts:    Alerts{GroupWait: time.Minute, RepeatInterval: 4 * time.Hour, UrgentWithinWorkingDays: 2, StateMinFree: 2 << 30},
 		Deadlines: Deadlines{NoAnswerDays: 5, RefundDays: 10, AckDays: 2},
 		Limits:    Limits{SIIFile: DefaultSIIFileMaxSize},
@@ -239,6 +239,7 @@ func readFolder(t *table, limits Limits) Folder {
 	t.duration("retry", &f.Retry, 10*time.Millisecond, time.Hour)
 	t.integer("max_attempts", &f.MaxAttempts, 1, 100)
 	t.enum("on_bad_rows", &f.OnBadRows, "skip_rows", "reject_file")
+	t.boolean("receipt_html", &f.ReceiptHTML)
 	t.enum("encoding", &f.Encoding, "auto", "utf-8", "windows-1252")
 	t.boolean("decimal_comma", &f.DecimalComma)
 	f.Mapping = t.stringMap("mapping")
@@ -401,6 +402,8 @@ func readDigest(t *table, g *Digest) {
 	t.stringList("to", &g.To)
 	t.enum("lang", &g.Lang, "it", "en")
 	t.boolean("attach_csv", &g.AttachCSV)
+	t.boolean("attach_xlsx", &g.AttachXLSX)
+	t.str("contact", &g.Contact)
 	t.boolean("include_personal_data", &g.IncludePersonalData)
 	t.intList("warn_days", &g.WarnDays, 0, 365)
 	t.finish()

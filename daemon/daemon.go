@@ -528,7 +528,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	failpoint("after_archive")
 	if res.TooBig {
 		reason := d.refuseTooBig(ctx, res.File, "folder "+folder.Name, folder.MaxSize)
-		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, Result{Rejected: true, Reason: reason}, d.now())}, nil
+		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, Result{Rejected: true, Reason: reason}), Lang: d.lang()}, nil
 	}
 	if res.Existing && !c.Recovered && c.Attempt == 1 && res.File.State == archive.StateRejected {
 		// Refused, then dropped again unchanged (typically after the folder's mapping or
@@ -552,8 +552,11 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		// not a crash recovery (that comes back Recovered) but a re-delivery, which a
 		// person should hear about like an identical file under another name.
 		reason := d.raiseDuplicate(ctx, res.File, res.File)
-		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, Result{Rejected: true, Reason: reason}, d.now())}, nil
+		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, Result{Rejected: true, Reason: reason}), Lang: d.lang()}, nil
 	}
+	// Already processed by a run that died before finishing the file: its receipt is
+	// rebuilt from the archive (the handler's findings are gone with that run).
+	rebuilt := res.File.State == archive.StateProcessed
 	out, err := d.processOrRefuse(ctx, res.File, folder, "folder "+folder.Name, folder.MaxAttempts)
 	if err != nil {
 		return intake.Outcome{}, err
@@ -561,9 +564,13 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	d.checkGrowth(ctx, c, folder, res.File)
 	failpoint("after_process")
 	if out.Rejected {
-		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, out, d.now())}, nil
+		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, out), Lang: d.lang()}, nil
 	}
-	return intake.Outcome{}, nil
+	receipts, err := d.receipts(ctx, res.File.ID, folder, out, rebuilt)
+	if err != nil {
+		return intake.Outcome{}, err
+	}
+	return intake.Outcome{Receipts: receipts, Lang: d.lang()}, nil
 }
 
 // process runs the handler of an archived input file unless it was already processed.

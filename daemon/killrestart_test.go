@@ -160,6 +160,7 @@ type outcome struct {
 	sentCodes   []string // every CP_UTENTE published, with the remote file it is in
 	remoteFiles int
 	inputRows   int
+	receipt     string // the summary of done/morosi.csv.esito.txt
 }
 
 func (e *killEnv) outcome(t *testing.T) outcome {
@@ -244,9 +245,24 @@ func (e *killEnv) outcome(t *testing.T) outcome {
 	}
 	sort.Strings(o.sentCodes)
 	// The operator's view: the extract is in done/ exactly once, nothing in progress.
+	// The extract is there with its receipt beside it, whatever the crash.
 	done, _ := os.ReadDir(filepath.Join(e.dir, "in/morosi/done"))
-	if len(done) != 1 {
-		t.Errorf("done/ holds %d files, want 1", len(done))
+	var names []string
+	for _, d := range done {
+		names = append(names, d.Name())
+	}
+	if strings.Join(names, " ") != "morosi.csv morosi.csv.esito.txt" {
+		t.Errorf("done/ holds %v, want the extract and its receipt", names)
+	}
+	rc, err := os.ReadFile(filepath.Join(e.dir, "in/morosi/done/morosi.csv.esito.txt"))
+	if err != nil {
+		t.Errorf("receipt: %v", err)
+	}
+	text := string(rc)
+	if i, j := strings.Index(text, "Riepilogo"), strings.Index(text, "\n\n"+"Accettate"); i >= 0 && j > i {
+		o.receipt = text[i:j]
+	} else {
+		t.Errorf("receipt without a summary and its accepted practices:\n%s", text)
 	}
 	if inprog, _ := os.ReadDir(filepath.Join(e.dir, "in/morosi/.inprogress")); len(inprog) != 0 {
 		t.Errorf(".inprogress still holds %d files", len(inprog))
@@ -294,7 +310,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatalf("reference run published nothing: %+v", want)
 	}
 	// Codes are allocated per scenario (own state dir): compare counts and keys.
-	for _, fp := range []string{"after_claim", "after_archive", "after_chunk", "after_process", "mid_upload", "after_upload", "shuffled/after_chunk", "shuffled/after_process"} {
+	for _, fp := range []string{"after_claim", "after_archive", "after_chunk", "after_process", "after_receipt", "mid_upload", "after_upload", "shuffled/after_chunk", "shuffled/after_process"} {
 		t.Run(fp, func(t *testing.T) {
 			e := newKillEnv(t, sshd)
 			if rest, ok := strings.CutPrefix(fp, "shuffled/"); ok {
@@ -324,6 +340,9 @@ func TestKillAndRestart(t *testing.T) {
 			got := e.outcome(t)
 			if strings.Join(got.practices, "\n") != strings.Join(want.practices, "\n") {
 				t.Errorf("practices differ from the uninterrupted run:\n got %v\nwant %v", got.practices, want.practices)
+			}
+			if got.receipt != want.receipt {
+				t.Errorf("receipt summary differs from the uninterrupted run:\n got %s\nwant %s", got.receipt, want.receipt)
 			}
 			if len(got.sentCodes) != len(want.sentCodes) || got.remoteFiles != want.remoteFiles || got.inputRows != want.inputRows {
 				t.Errorf("got %d requests in %d files from %d inputs, want %d in %d from %d",

@@ -12,11 +12,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/receipt"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -156,36 +156,13 @@ func (in *Input) Finish(ctx context.Context, tx *sql.Tx, res Result) error {
 	return nil
 }
 
-// ReasonText renders the body of the reason file written next to a refused file: the
-// reason, then every finding with file, line, field and rule. The header (when, folder,
-// file, size) is intake's, written once above this body; at is kept for callers.
+// ReasonText renders, in English, the body of the reason file written next to a
+// refused file: what happened, the reason, the errors before the warnings (capped, with
+// the command that lists them all). The header (when, folder, file, size) is intake's,
+// written once above this body; name and at are kept for callers. The daemon writes it
+// in the operator's language (Daemon.reasonText, receipt.ReasonText).
 func ReasonText(name string, res Result, _ time.Time) string {
-	var b strings.Builder
-	if res.Reason != "" {
-		fmt.Fprintf(&b, "%s\n", res.Reason)
-	}
-	if n := len(res.Findings); n > 0 {
-		if b.Len() > 0 {
-			b.WriteString("\n")
-		}
-		if n == 1 {
-			b.WriteString("1 finding:\n")
-		} else {
-			fmt.Fprintf(&b, "%d findings:\n", n)
-		}
-		for _, f := range res.Findings {
-			if f.File == "" {
-				f.File = name
-			}
-			if f.Eligibility() {
-				// Told apart from data errors: nothing to correct in billing.
-				fmt.Fprintf(&b, "  %s — %s\n", f.String(), flows.EligibilityNoteIT)
-				continue
-			}
-			fmt.Fprintf(&b, "  %s\n", f.String())
-		}
-	}
-	return b.String()
+	return receipt.ReasonText("", res.Reason, res.Findings, "en")
 }
 
 // unknownKind is the handler for a kind no flow handles (yet): the file is archived,

@@ -187,7 +187,7 @@ func (d *Daemon) notArchived(ctx context.Context, c intake.Claimed, folder *conf
 		d.resolve(ctx, fp, "the file was refused")
 		d.Metrics.Failures.WithLabelValues("poison").Inc()
 		d.Log.Error("file refused: cannot be read", "folder", folder.Name, "file", c.Name, "err", err)
-		return intake.Outcome{Rejected: true, Reason: ReasonText(c.Name, Result{Rejected: true, Reason: reason}, d.now())}, nil
+		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, Result{Rejected: true, Reason: reason}), Lang: d.lang()}, nil
 	}
 	if max := maxAttemptsOr(folder.MaxAttempts); c.Attempt >= max {
 		d.raise(context.WithoutCancel(ctx), archive.Exception{Fingerprint: fp, Kind: "file_retrying", Severity: archive.SevHigh, Owner: "sysadmin",

@@ -369,19 +369,20 @@ func TestPracticeFileRows(t *testing.T) {
 }
 
 // TestReasonTextIsBodyOnly: the daemon's part of NAME.reason.txt has no header of its
-// own (intake writes the one header), and counts its findings in agreement.
+// own (intake writes the one header), says what happened, and counts its findings.
 func TestReasonTextIsBodyOnly(t *testing.T) {
 	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	f := flows.Finding{Line: 5, Field: "CF_CLIENTE", Rule: "ID-CF", Message: "check character wrong"}
+	const refused = "The whole file was refused and not processed: nothing of it was taken in.\n"
 	tests := []struct {
 		name string
 		res  daemon.Result
 		want string
 	}{
-		{"reason only", daemon.Result{Reason: "header: column POD missing"}, "header: column POD missing\n"},
+		{"reason only", daemon.Result{Reason: "header: column POD missing"}, refused + "Reason (technical detail): header: column POD missing\n"},
 		{"one finding", daemon.Result{Reason: "every row refused", Findings: []flows.Finding{f}},
-			"every row refused\n\n1 finding:\n  " + flows.Finding{File: "m.csv", Line: 5, Field: "CF_CLIENTE", Rule: "ID-CF", Message: "check character wrong"}.String() + "\n"},
-		{"two findings, no reason", daemon.Result{Findings: []flows.Finding{f, f}}, "2 findings:\n"},
+			refused + "Reason (technical detail): every row refused\n\nErrors (1):\n  line 5: check character wrong (field CF_CLIENTE, rule ID-CF)\n"},
+		{"two findings, no reason", daemon.Result{Findings: []flows.Finding{f, f}}, refused + "\nErrors (2):\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -59,7 +59,7 @@ func runDigest(ctx context.Context, env *Env, args []string) int {
 		if err != nil {
 			return env.fail(err)
 		}
-		d.AttachCSV, d.CSVFile = false, *csvFile
+		d.AttachCSV, d.AttachXLSX, d.CSVFile = false, false, *csvFile
 		_, text, html, csvData, err := d.Render(opts.Lang, opts.IncludePersonalData)
 		if err != nil {
 			return env.fail(err)

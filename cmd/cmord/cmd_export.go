@@ -24,7 +24,7 @@ func init() {
 func runExport(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	pf := addPracticeFilterFlags(fs)
-	format := fs.String("format", "", "csv or xlsx (default: from the -o extension, else csv)")
+	format := fs.String("format", "", "xlsx (for people: codes stay text) or csv (for programs) (default: from the -o extension, else csv)")
 	out := fs.String("o", "", "output `FILE` (required); - writes to stdout (CSV only, or when stdout is not a terminal)")
 	lang := fs.String("lang", "it", "headers: it or en")
 	decimal := addDecimalFlags(fs)

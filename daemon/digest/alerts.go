@@ -146,7 +146,7 @@ func (g AlertGroup) Render(lang string, includePersonal bool, company string, no
 	d := &Digest{Company: company, PeriodEnd: now}
 	m := masker{on: !includePersonal}
 	v := view{L: L, Lang: lang, Title: L["alert_title"], Company: company, PeriodEnd: FormatTime(now), Masked: !includePersonal,
-		Repeat: g.Repeat, Footer: fmt.Sprintf(L["footer"], FormatTime(now))}
+		Repeat: g.Repeat, Footer: fmt.Sprintf(L["alert_footer"], FormatTime(now))} // on-call people, who have the server
 	sec := sectionView{Key: "alert", Title: L["alert_title"]}
 	var titles []string
 	seen := map[string]bool{}

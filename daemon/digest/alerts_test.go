@@ -45,7 +45,7 @@ func newRig(t *testing.T, start time.Time) *rig {
 	}
 	t.Cleanup(func() { sink.Close() })
 	r := &rig{t: t, dir: t.TempDir(), sink: sink, clock: &clock{t: start},
-		opts: Options{Company: "Esempio Energia S.p.A.", To: []string{"compliance@example.it"}, AttachCSV: true}}
+		opts: Options{Company: "Esempio Energia S.p.A.", To: []string{"compliance@example.it"}, AttachCSV: true, AttachXLSX: true}}
 	r.open()
 	return r
 }
@@ -251,7 +251,8 @@ func TestDigestSendExactlyOnce(t *testing.T) {
 	if ct := m.Header.Get("Content-Type"); !strings.HasPrefix(ct, "multipart/mixed") {
 		t.Errorf("content type %q, want multipart/mixed (alternative text+HTML, CSV attached)", ct)
 	}
-	for _, want := range []string{"text/plain", "text/html", "cmord-eccezioni-2026-11-23.csv", "X-Cmord-Digest: digest:2026-11-23"} {
+	for _, want := range []string{"text/plain", "text/html", "cmord-eccezioni-2026-11-23.csv", "cmord-eccezioni-2026-11-23.xlsx",
+		"application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", "X-Cmord-Digest: digest:2026-11-23"} {
 		if !bytes.Contains(msgs[0].Data, []byte(want)) {
 			t.Errorf("digest mail lacks %q", want)
 		}

@@ -24,7 +24,9 @@ type Options struct {
 	To                  []string
 	From                string // default: the sender's [mail] from
 	IncludePersonalData bool   // digest: customer CF/P.IVA and name in the body and CSV (the recipients' role needs them)
-	AttachCSV           bool   // attach the full list as CSV
+	AttachCSV           bool   // attach the full list as CSV (for programs)
+	AttachXLSX          bool   // attach the full list as XLSX (for people: identifiers stay text)
+	Contact             string // who compliance calls for what needs the server ([digest] contact)
 	SkipEmpty           bool   // when nothing happened and nothing is open, send nothing (default: a short "nothing needs you")
 	DeadlineDays        int    // deadlines due in the next N days are listed (default 30), overdue ones always
 	WarnDays            []int  // [digest] warn_days (default 30, 7, 2): how a deadline row is coloured
@@ -115,6 +117,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 	}
 	o := Options{Lang: lang, Company: cfg.Company.Name, To: cfg.Digest.To, From: cfg.Mail.From,
 		IncludePersonalData: cfg.Digest.IncludePersonalData, AttachCSV: cfg.Digest.AttachCSV,
+		AttachXLSX: cfg.Digest.AttachXLSX, Contact: cfg.Digest.Contact,
 		AlertTo: cfg.Alerts.To, GroupWait: cfg.Alerts.GroupWait, RepeatInterval: cfg.Alerts.RepeatInterval,
 		UrgentWithinWorkingDays: cfg.Alerts.UrgentWithinWorkingDays, Calendar: CalendarFromConfig(cfg), WarnDays: cfg.Digest.WarnDays,
 		Deadlines: DeadlineConfigFromConfig(cfg), AlertIncludePersonalData: cfg.Alerts.IncludePersonalData}
@@ -202,12 +205,22 @@ type Digest struct {
 	Resolved    []Item // resolved in the period
 	Deadlines   []DeadlineItem
 	MaxItems    int
-	AttachCSV   bool   // the mail carries the CSV (the body says so)
-	CSVFile     string // a preview writes the CSV to this file (the body says so); "" when none
-	Anchor      string // the archive's state chain head when built (archive.Anchor), for an external notary
+	AttachCSV   bool           // the mail carries the CSV (the body says so)
+	AttachXLSX  bool           // the mail carries the XLSX (the footer says so)
+	Contact     string         // who to call for what needs the server (footer)
+	Rejected    []RejectedFile // files refused whole in the period, with their reason
+	CSVFile     string         // a preview writes the CSV to this file (the body says so); "" when none
+	Anchor      string         // the archive's state chain head when built (archive.Anchor), for an external notary
 
 	cal *flows.Calendar // working days of the "when" of deadline items
 	cat *flows.Catalog  // SII cause descriptions
+}
+
+// RejectedFile is a file refused whole in the period: nothing of it was taken in.
+type RejectedFile struct {
+	Name, Kind, Source string
+	At                 time.Time
+	Reason             string // the daemon's reason (English, technical)
 }
 
 // Empty reports whether there is nothing to tell: no activity, nothing open, resolved
@@ -242,7 +255,7 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		return nil, fmt.Errorf("digest: refresh deadlines: %w", err)
 	}
 	d := &Digest{Company: opts.Company, PeriodEnd: now, MaxItems: opts.MaxItems, AttachCSV: opts.AttachCSV,
-		cal: opts.Calendar, cat: opts.Catalog}
+		AttachXLSX: opts.AttachXLSX, Contact: opts.Contact, cal: opts.Calendar, cat: opts.Catalog}
 	last, ok, err := store.LastDigest(ctx)
 	if err != nil {
 		return nil, err
@@ -259,6 +272,14 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 	}
 	if d.Flows, err = store.FlowCounts(ctx, d.PeriodStart, now); err != nil {
 		return nil, err
+	}
+	rejected, err := store.ListFiles(ctx, archive.FileFilter{Direction: "in", State: archive.StateRejected, Since: d.PeriodStart, Until: now})
+	if err != nil {
+		return nil, fmt.Errorf("digest: rejected files: %w", err)
+	}
+	for i := len(rejected) - 1; i >= 0; i-- { // oldest first
+		f := rejected[i]
+		d.Rejected = append(d.Rejected, RejectedFile{Name: f.Name, Kind: f.Kind, Source: f.Source, At: f.ReceivedAt, Reason: f.Reason})
 	}
 	yes := true
 	open, err := store.Exceptions(ctx, archive.ExceptionFilter{Open: &yes})
@@ -614,6 +635,14 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 	}
 	msg := mail.Message{From: opts.From, To: opts.To, Subject: subject, Text: text, HTML: html, Date: now,
 		Headers: map[string]string{"X-Cmord-Digest": key, "X-Cmord-Period": archive.TS(d.PeriodStart) + "/" + archive.TS(d.PeriodEnd)}}
+	if opts.AttachXLSX {
+		xlsx, err := d.XLSX(opts.Lang, opts.IncludePersonalData)
+		if err != nil {
+			return false, err
+		}
+		msg.Attachments = append(msg.Attachments, mail.Attachment{Name: XLSXName(opts.Lang, now),
+			ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", Data: xlsx})
+	}
 	if opts.AttachCSV {
 		msg.Attachments = append(msg.Attachments, mail.Attachment{Name: CSVName(opts.Lang, now),
 			ContentType: "text/csv; charset=utf-8", Data: csvData})

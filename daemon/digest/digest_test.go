@@ -15,7 +15,8 @@ func fixtureDigest(t *testing.T) *Digest {
 	t.Helper()
 	st := openStore(t, t.TempDir())
 	fixture(t, st)
-	d, err := Build(context.Background(), st, Options{Company: "Esempio Energia S.p.A.", AttachCSV: true}, fixtureNow)
+	d, err := Build(context.Background(), st, Options{Company: "Esempio Energia S.p.A.", AttachCSV: true,
+		AttachXLSX: true, Contact: "Ufficio sistemi, 06 1234567"}, fixtureNow)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,6 +95,9 @@ func fixture(t testing.TB, st *archive.Store) {
 		"POD;CF\nIT001E12345678;RSSMRA85T10A562S\n", rome(2026, time.November, 22, 18, 5))
 	bad := ingest(t, st, "folder:morosi", "morosi_20261122_bis.csv", "in", "uscente.morosi", archive.StateRejected,
 		"garbage\n", rome(2026, time.November, 22, 18, 40))
+	write(t, st, func(tx *sql.Tx) error { // refused whole, with the daemon's reason
+		return st.SetFileState(ctx, tx, bad.ID, archive.StateRejected, "the header has no column POD (line 1): nothing of the file was applied", nil)
+	})
 	dup := ingest(t, st, "folder:morosi", "morosi_copia.csv", "in", "uscente.morosi", "",
 		"POD;CF\nIT001E12345678;RSSMRA85T10A562S\n", rome(2026, time.November, 22, 19, 0))
 	amm := ingest(t, st, "sftp:sii", "SI1.0051_00488410010_20261122.csv", "in", "REQ_AMM", archive.StateProcessed,

@@ -1,7 +1,10 @@
 package digest
 
 import (
+	"slices"
 	"strings"
+
+	"github.com/cmord/cmord/config"
 
 	"github.com/cmord/cmord/flows"
 )
@@ -30,13 +33,22 @@ var FlowTitles = map[string]Text{
 	"REND":        {"Rendicontazione CMOR", "CMOR report"},
 	"REND_AMM":    {"Ammissibilità rendicontazione", "Report admissibility"},
 	// Billing inputs (the catalog's [[inputs]]).
-	"uscente.morosi":       {"Crediti insoluti", "Unpaid invoices"},
-	"uscente.incassi":      {"Incassi dai clienti", "Customer payments"},
-	"uscente.annullamenti": {"Annullamenti dell'operatore", "Operator annulments"},
-	"uscente.rimborsi":     {"Rimborsi ai clienti", "Customer refunds"},
-	"entrante.fatturato":   {"CMOR fatturati e incassati", "CMOR billed and collected"},
-	"entrante.sospensioni": {"Sospensioni per morosità", "Suspensions for non-payment"},
+	"uscente.morosi":        {"Crediti insoluti", "Unpaid invoices"},
+	"uscente.incassi":       {"Incassi dai clienti", "Customer payments"},
+	"uscente.annullamenti":  {"Annullamenti dell'operatore", "Operator annulments"},
+	"uscente.rimborsi":      {"Rimborsi ai clienti", "Customer refunds"},
+	"entrante.fatturato":    {"CMOR fatturati e incassati", "CMOR billed and collected"},
+	"entrante.sospensioni":  {"Sospensioni per morosità", "Suspensions for non-payment"},
+	"entrante.annullamenti": {"Annullamenti entranti dell'operatore", "Operator entrante annulments"},
+	// Exports for billing (config.ExportNames): files cmord writes for the billing system.
+	"cmor_to_charge": {"CMOR da addebitare ai clienti", "CMOR to charge to customers"},
+	"credit_notes":   {"Note di credito ai clienti", "Credit notes to customers"},
+	// Files the SII sent that match no flow of the catalog.
+	"unknown": {"File non riconosciuti", "Unrecognised files"},
 }
+
+// exportPrefix names where an export goes, as billingPrefix names where an input comes from.
+var exportPrefix = Text{"Export per la fatturazione", "Export for billing"}
 
 // billingPrefix names where an input kind comes from, as the SII code names a flow.
 var billingPrefix = Text{"Fatturazione", "Billing"}
@@ -61,6 +73,9 @@ func FlowName(cat *flows.Catalog, key, lang string) string {
 	}
 	if cat.Input(key) != nil || strings.Contains(key, ".") {
 		return billingPrefix.In(lang) + " — " + title
+	}
+	if slices.Contains(config.ExportNames, key) {
+		return exportPrefix.In(lang) + " — " + title
 	}
 	return title
 }

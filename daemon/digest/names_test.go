@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -17,6 +18,8 @@ func TestFlowName(t *testing.T) {
 		{"ANN_NOTIF", "", "AI2.0200 — Notifica annullamento"},
 		{"uscente.morosi", "it", "Fatturazione — Crediti insoluti"},
 		{"entrante.sospensioni", "en", "Billing — Suspensions for non-payment"},
+		{"cmor_to_charge", "it", "Export per la fatturazione — CMOR da addebitare ai clienti"},
+		{"credit_notes", "en", "Export for billing — Credit notes to customers"},
 		{"digest", "it", "digest"},
 		{"", "it", ""},
 	} {
@@ -32,9 +35,24 @@ func TestFlowName(t *testing.T) {
 	}
 }
 
-// Every flow and billing input of the embedded catalog has a name in both languages.
+// Every flow and billing input of the embedded catalog, every folder kind and every
+// export for billing has a name in both languages: no raw key (cmor_to_charge) among
+// the Italian names of the digest's per-flow table.
 func TestFlowTitlesCoverCatalog(t *testing.T) {
 	cat := flows.DefaultCatalog()
+	for _, key := range append(append([]string{}, config.ExportNames...), config.FolderKinds...) {
+		if key == config.KindSII {
+			continue // a folder of SII files: each file counts under its own flow
+		}
+		if tt := FlowTitles[key]; tt.IT == "" || tt.EN == "" {
+			t.Errorf("FlowTitles lacks %q", key)
+		}
+		for _, lang := range []string{"it", "en"} {
+			if name := FlowName(cat, key, lang); name == key || strings.Contains(name, "_") || !strings.Contains(name, " — ") {
+				t.Errorf("FlowName(%q, %s) = %q: a raw key, not a name", key, lang, name)
+			}
+		}
+	}
 	for _, list := range [][]*flows.Flow{cat.Flows, cat.Inputs} {
 		for _, f := range list {
 			if tt := FlowTitles[f.Key]; tt.IT == "" || tt.EN == "" {
@@ -70,13 +88,13 @@ func TestCSVWhereaboutsWording(t *testing.T) {
 		want    []string
 		notWant []string
 	}{
-		{"mail with attachment", true, "", []string{"In allegato l'elenco completo in CSV.", "elenco completo nell'allegato CSV"}, nil},
+		{"mail with attachments", true, "", []string{"In allegato l'elenco completo in Excel (XLSX, per le persone) e in CSV (per i programmi).", "elenco completo nell'allegato CSV"}, nil},
 		{"preview with --csv", false, "/tmp/x.csv", []string{"Elenco completo in CSV nel file /tmp/x.csv.", "nel file CSV /tmp/x.csv"}, []string{"allegato"}},
 		{"preview without --csv", false, "", []string{"non elencate qui"}, []string{"allegato", "Elenco completo in CSV nel file"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			d := fixtureDigest(t)
-			d.AttachCSV, d.CSVFile, d.MaxItems = c.attach, c.file, 1
+			d.AttachCSV, d.AttachXLSX, d.CSVFile, d.MaxItems = c.attach, c.attach, c.file, 1
 			_, text, html, _, err := d.Render("it", false)
 			if err != nil {
 				t.Fatal(err)

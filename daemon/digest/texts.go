@@ -372,3 +372,11 @@ func langOf(lang string) string {
 	}
 	return "it"
 }
+
+// HumanizeKeys rewrites the archive's case keys in s as a person knows the case
+// ("POD IT001E…, cliente RSS…, switch 01/03/2026"), unmasked: receipts and reason files
+// sit beside the operator's own extract, which carries the same data.
+func HumanizeKeys(s, lang string) string { return humanizeCaseKeys(s, masker{}, lang) }
+
+// RuleText explains a finding rule in lang ("" when the table lacks it).
+func RuleText(rule, lang string) string { return textOf(RuleTexts, rule, lang) }

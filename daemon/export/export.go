@@ -1,6 +1,9 @@
-// Package export writes practices out for people and other systems: CSV that opens
-// correctly in an Italian Excel, typed XLSX, JSON, and the per-practice dossier (a zip
-// of every file behind a practice, its history and a SHA-256 manifest).
+// Package export writes practices out for people and other systems: typed XLSX for
+// people (identifiers are text cells: a PDR 00881234567890 keeps its zeros), CSV for
+// programs (Italian separators; a spreadsheet opening it by double-click reads such
+// identifiers as numbers, TestIdentifiersInItalianLibreOffice shows it), JSON, and the
+// per-practice dossier (a zip of every file behind a practice, its history and a
+// SHA-256 manifest).
 //
 // Money stays flows.Amount (integer cents) end to end: CSV and JSON write it as
 // decimal text; XLSX converts cents to a float64 only at the cell boundary (cents/100,

@@ -477,7 +477,11 @@ func TestPracticesXLSXReadBack(t *testing.T) {
 	if err := os.WriteFile(in, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(soffice, "--headless", "-env:UserInstallation=file://"+dir+"/lo", "--convert-to", "csv", "--outdir", dir, in)
+	// CSV filter options: ',' separated, '"' quoted, UTF-8 (76), from row 1, cells saved
+	// as shown (the 9th token), so the typed cells come back with their formats.
+	cmd := exec.Command(soffice, "--headless", "-env:UserInstallation=file://"+dir+"/lo", "--convert-to",
+		"csv:Text - txt - csv (StarCalc):44,34,76,1,,0,false,true,true", "--outdir", dir, in)
+	cmd.Env = append(os.Environ(), "LANG=C.UTF-8", "LC_ALL=C.UTF-8")
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("libreoffice: %v\n%s", err, out)
 	}
@@ -485,7 +489,8 @@ func TestPracticesXLSXReadBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(csvOut), "01/01/2025") || !strings.Contains(string(csvOut), "120.50") {
+	if !strings.Contains(string(csvOut), "01/01/2025") || !strings.Contains(string(csvOut), "120.50") ||
+		!strings.Contains(string(csvOut), ",00881234567890,01234567897,") || !strings.Contains(string(csvOut), "Bar Èlite") {
 		t.Errorf("LibreOffice CSV lacks typed values:\n%s", csvOut)
 	}
 }

@@ -605,9 +605,9 @@ func (f *folder) finish(c Claimed, out Outcome) bool {
 	switch {
 	case err != nil:
 	case out.Rejected:
-		final, err = moveRejected(c.Path, filepath.Join(f.root, RejectedDir), c, out.Reason, f.w.now())
+		final, err = moveRejected(c.Path, filepath.Join(f.root, RejectedDir), c, out.Reason, out.Lang, f.w.now())
 	default:
-		final, err = moveNoClobber(c.Path, filepath.Join(f.root, DoneDir), c.Name, false)
+		final, err = moveDone(c.Path, filepath.Join(f.root, DoneDir), c.Name, out.Receipts)
 	}
 	if err != nil {
 		delay := f.backoff(c.Attempt)

@@ -45,21 +45,36 @@ func moveNoClobber(src, dir, name string, reasonFree bool) (string, error) {
 // moveRejected moves a refused file to rejected/ and writes its reason file next to
 // it. The file moves first: after a crash in between, the file is where an operator
 // looks, only its explanation is missing (the archive has it too).
-func moveRejected(src, dir string, c Claimed, reason string, now time.Time) (string, error) {
+func moveRejected(src, dir string, c Claimed, reason, lang string, now time.Time) (string, error) {
 	final, err := moveNoClobber(src, dir, c.Name, true)
 	if err != nil {
 		return "", err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, final+ReasonSuffix), reasonText(c, final, reason, now)); err != nil {
+	if err := writeFileAtomic(filepath.Join(dir, final+ReasonSuffix), reasonTextIn(c, final, reason, lang, now)); err != nil {
 		return final, fmt.Errorf("writing the reason for %s: %w", final, err)
 	}
 	return final, nil
 }
 
-// reasonText is the content of NAME.reason.txt.
+// reasonText is the content of NAME.reason.txt, in English.
 func reasonText(c Claimed, final, reason string, now time.Time) []byte {
+	return reasonTextIn(c, final, reason, "en", now)
+}
+
+// reasonHeaders are the words of the reason file's header: Italian unless lang is "en".
+var reasonHeaders = map[string][6]string{
+	"en": {"rejected (no reason given)", " (dropped as ", "%d bytes", "1 byte", "rejected: %s (Europe/Rome)\nfolder: %s\nfile: %s\nsize: %s\n\n%s", "2006-01-02 15:04:05 MST"},
+	"it": {"rifiutato (nessun motivo indicato)", " (lasciato come ", "%d byte", "1 byte", "rifiutato il: %s (ora di Roma)\ncartella: %s\nfile: %s\ndimensione: %s\n\n%s", "02/01/2006 15:04:05 MST"},
+}
+
+// reasonTextIn is the content of NAME.reason.txt in lang.
+func reasonTextIn(c Claimed, final, reason, lang string, now time.Time) []byte {
+	if lang != "en" {
+		lang = "it"
+	}
+	h := reasonHeaders[lang]
 	if reason == "" {
-		reason = "rejected (no reason given)"
+		reason = h[0]
 	}
 	// The body quotes outside values (names, fields): no control character may reach
 	// the operator's terminal or editor through it.
@@ -70,14 +85,13 @@ func reasonText(c Claimed, final, reason string, now time.Time) []byte {
 	// The one header of the file: the daemon's reason text is only the body.
 	file := flows.Escape(final)
 	if c.Name != "" && c.Name != final {
-		file += " (dropped as " + flows.Escape(c.Name) + ")"
+		file += h[1] + flows.Escape(c.Name) + ")"
 	}
-	size := fmt.Sprintf("%d bytes", c.Size)
+	size := fmt.Sprintf(h[2], c.Size)
 	if c.Size == 1 {
-		size = "1 byte"
+		size = h[3]
 	}
-	return fmt.Appendf(nil, "rejected: %s (Europe/Rome)\nfolder: %s\nfile: %s\nsize: %s\n\n%s",
-		now.In(flows.Rome).Format("2006-01-02 15:04:05 MST"), c.Folder, file, size, reason)
+	return fmt.Appendf(nil, h[4], now.In(flows.Rome).Format(h[5]), c.Folder, file, size, reason)
 }
 
 // writeFileAtomic writes path through a hidden temp file in the same directory:

@@ -152,6 +152,12 @@ type Claimed struct {
 type Outcome struct {
 	Rejected bool
 	Reason   string // written to rejected/NAME.reason.txt
+	// Lang is the language of the reason file's header: "en", else Italian.
+	Lang string
+	// Receipts are written beside a file taken, in done/, BEFORE it moves there
+	// (suffix → content, e.g. ".esito.txt"): a crash in between leaves the file in
+	// .inprogress, and its re-run writes the same receipt again.
+	Receipts map[string][]byte
 }
 
 // ProcessFunc processes one claimed file. An error is transient: the file stays in

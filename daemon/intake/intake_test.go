@@ -322,13 +322,27 @@ func TestDoneMarker(t *testing.T) {
 }
 
 func TestRejectWritesReason(t *testing.T) {
+	for _, c := range []struct {
+		lang string
+		want []string
+	}{
+		{"en", []string{"(Europe/Rome)", "file: billing.csv", "size: 4 bytes", "rule pod-format: bad POD"}},
+		{"it", []string{"(ora di Roma)", "cartella: billing", "file: billing.csv", "dimensione: 4 byte", "rule pod-format: bad POD"}},
+	} {
+		t.Run(c.lang, func(t *testing.T) {
+			testRejectWritesReason(t, c.lang, c.want)
+		})
+	}
+}
+
+func testRejectWritesReason(t *testing.T, lang string, want []string) {
 	r := startRig(t, Folder{}, func(_ context.Context, c Claimed) (Outcome, error) {
-		return Outcome{Rejected: true, Reason: "billing.csv line 3 field POD rule pod-format: bad POD"}, nil
+		return Outcome{Rejected: true, Reason: "billing.csv line 3 field POD rule pod-format: bad POD", Lang: lang}, nil
 	})
 	r.write("billing.csv", "x;y\n")
 	r.waitExists(RejectedDir, "billing.csv"+ReasonSuffix)
 	reason := r.read(RejectedDir, "billing.csv"+ReasonSuffix)
-	for _, want := range []string{"(Europe/Rome)", "file: billing.csv", "rule pod-format: bad POD"} {
+	for _, want := range want {
 		if !strings.Contains(reason, want) {
 			t.Errorf("reason file lacks %q:\n%s", want, reason)
 		}
@@ -775,5 +789,31 @@ func TestGrowthAfterFinishReported(t *testing.T) {
 	if len(grew) != 1 || grew[0].File != "slow.csv" || !strings.Contains(grew[0].Detail, "9 bytes when it was taken, done/slow.csv now has 18 bytes") ||
 		grew[0].ModTime.IsZero() {
 		t.Errorf("grew events %+v: want one for slow.csv with both sizes", grew)
+	}
+}
+
+// A file taken goes to done/ with its receipts beside it, under the same free name;
+// a receipt left without its file (a crash between the two steps) is overwritten by
+// the re-run's, and a name taken by an earlier file gets .1 for both.
+func TestDoneWritesReceipts(t *testing.T) {
+	r := startRig(t, Folder{}, func(_ context.Context, c Claimed) (Outcome, error) {
+		return Outcome{Receipts: map[string][]byte{".esito.txt": []byte("esito di " + c.Name), ".esito.html": []byte("<p>ok</p>")}}, nil
+	})
+	must(t, os.WriteFile(filepath.Join(r.dir, DoneDir, "a.csv"+".esito.txt"), []byte("orphan from a crash"), 0o644))
+	r.write("a.csv", "1\n")
+	r.waitExists(DoneDir, "a.csv")
+	if got := r.read(DoneDir, "a.csv.esito.txt"); got != "esito di a.csv" {
+		t.Errorf("receipt = %q", got)
+	}
+	if got := r.read(DoneDir, "a.csv.esito.html"); got != "<p>ok</p>" {
+		t.Errorf("html receipt = %q", got)
+	}
+	r.write("a.csv", "2\n")
+	r.waitExists(DoneDir, "a.csv.1")
+	if got := r.read(DoneDir, "a.csv.1.esito.txt"); got != "esito di a.csv" {
+		t.Errorf("second receipt = %q", got)
+	}
+	if got := r.read(DoneDir, "a.csv"); got != "1\n" {
+		t.Errorf("first file overwritten: %q", got)
 	}
 }

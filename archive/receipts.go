@@ -1,0 +1,46 @@
+package archive
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// PracticeAt is what a receipt shows of a practice a file touched: who it is, its
+// state now and the first line of the file it came from. It is light on purpose (no
+// data, no amounts): a file of a million rows touches hundreds of thousands of them.
+type PracticeAt struct {
+	ID         int64
+	Line       int
+	CPUtente   string
+	Point      string
+	CustomerID string
+	State      string
+	WindowOpen flows.Date
+}
+
+// PracticesOfFile lists the practices a file touched as their input (practice_files,
+// relation "input"), in their current state, by line: what a receipt for the file
+// reports once its transaction has committed, and what a restart rebuilds the receipt
+// from. One query.
+func (s *Store) PracticesOfFile(ctx context.Context, fileID int64) ([]PracticeAt, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT p.id, min(pf.line), coalesce(p.cp_utente, ''), p.point, p.customer_id, p.state, p.window_open
+		FROM practice_files pf JOIN practices p ON p.id = pf.practice_id
+		WHERE pf.file_id = ? AND pf.relation = 'input' GROUP BY p.id ORDER BY min(pf.line), p.id`, fileID)
+	if err != nil {
+		return nil, fmt.Errorf("archive: practices of file %d: %w", fileID, err)
+	}
+	defer rows.Close()
+	var out []PracticeAt
+	for rows.Next() {
+		var p PracticeAt
+		var wo string
+		if err := rows.Scan(&p.ID, &p.Line, &p.CPUtente, &p.Point, &p.CustomerID, &p.State, &wo); err != nil {
+			return nil, err
+		}
+		p.WindowOpen = parseDateText(wo)
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}

@@ -1,0 +1,619 @@
+// Package receipt writes what an operator reads after dropping a file: the receipt
+// beside a file taken (done/NAME.esito.txt, optionally .esito.html) saying, per
+// practice, what became of it, and the body of the reason file beside a file refused
+// (rejected/NAME.reason.txt). Italian by default ([general] lang), English with "en".
+//
+// A receipt is built from the archive after the file's transaction has committed
+// (the practices the file touched, in their state now) and from the handler's findings;
+// a restart that finds the file already processed rebuilds it from the archive alone
+// (findings from the file's exceptions), so kill -9 at any point still leaves a receipt.
+package receipt
+
+import (
+	"fmt"
+	"html/template"
+	"sort"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/digest"
+	"github.com/cmord/cmord/flows"
+)
+
+// Suffixes of the receipt files written beside a file in done/.
+const (
+	TextSuffix = ".esito.txt"
+	HTMLSuffix = ".esito.html"
+)
+
+// Outcome of one practice (or refused case) of a file.
+type Outcome string
+
+const (
+	Filed       Outcome = "filed"        // eligible, in the window: goes into the next request flow
+	Held        Outcome = "held"         // eligible, waits for its request window to open
+	NotEligible Outcome = "not_eligible" // fails an eligibility rule: nothing to correct
+	ToCorrect   Outcome = "to_correct"   // refused: data to correct in billing
+	Updated     Outcome = "updated"      // an existing practice updated (payments, annulments, …)
+)
+
+// outcomeOrder lists the outcomes as the receipt groups them: what needs a person first.
+var outcomeOrder = []Outcome{ToCorrect, NotEligible, Held, Filed, Updated}
+
+// Entry is one practice, or one refused case (no practice), of the file.
+type Entry struct {
+	Line       int
+	CPUtente   string
+	Point      string
+	Customer   string
+	State      string
+	WindowOpen flows.Date
+	Outcome    Outcome
+	Errors     []flows.Finding
+	Warnings   []flows.Finding
+}
+
+// Receipt is what became of one file taken.
+type Receipt struct {
+	File       string // name in done/
+	Folder     string
+	Kind       string
+	At         time.Time
+	Rows       int // rows read (from the file's meta), 0 if unknown
+	Entries    []Entry
+	FileLevel  []flows.Finding // header or whole-file findings (line <= 1)
+	Warnings   int
+	NotListed  int // findings the handler counted but did not keep (huge files)
+	Rebuilt    bool
+	totals     map[Outcome]int
+	warnLoose  []flows.Finding // warnings on lines without an entry
+	errorLines int
+}
+
+// Build makes the receipt of file from the practices it touched and its findings.
+func Build(file archive.File, folder string, practices []archive.PracticeAt, findings []flows.Finding, at time.Time) Receipt {
+	r := Receipt{File: file.Name, Folder: folder, Kind: file.Kind, At: at, totals: map[Outcome]int{}}
+	fmt.Sscan(file.Meta["rows"], &r.Rows)
+	fmt.Sscan(file.Meta["findings_not_listed"], &r.NotListed)
+	errs, warns := map[int][]flows.Finding{}, map[int][]flows.Finding{}
+	for _, f := range findings {
+		switch {
+		case f.IsWarning():
+			r.Warnings++
+			if f.Rule == flows.RuleWindowWait {
+				continue // the entry says it: held to the window
+			}
+			warns[f.Line] = append(warns[f.Line], f)
+		case f.Line <= 1:
+			r.FileLevel = append(r.FileLevel, f)
+		default:
+			errs[f.Line] = append(errs[f.Line], f)
+		}
+	}
+	byLine := map[int]bool{}
+	for _, p := range practices {
+		e := Entry{Line: p.Line, CPUtente: p.CPUtente, Point: p.Point, Customer: p.CustomerID, State: p.State, WindowOpen: p.WindowOpen}
+		e.Errors, e.Warnings = errs[p.Line], warns[p.Line]
+		byLine[p.Line] = true
+		e.Outcome = practiceOutcome(file.Kind, p.State, e.Errors)
+		r.add(e)
+	}
+	for line, fs := range errs {
+		if byLine[line] {
+			continue
+		}
+		e := Entry{Line: line, Errors: fs, Warnings: warns[line], Outcome: refusalOutcome(fs)}
+		for _, f := range fs { // a case refused whole names its point by its key
+			if point, customer, ok := keyParts(f.Value); ok {
+				e.Point, e.Customer = point, customer
+			}
+		}
+		byLine[line] = true
+		r.add(e)
+	}
+	for line, fs := range warns {
+		if !byLine[line] {
+			r.warnLoose = append(r.warnLoose, fs...)
+		}
+	}
+	sort.Slice(r.warnLoose, func(i, j int) bool { return r.warnLoose[i].Line < r.warnLoose[j].Line })
+	sort.SliceStable(r.Entries, func(i, j int) bool {
+		a, b := r.Entries[i], r.Entries[j]
+		if oa, ob := rank(a.Outcome), rank(b.Outcome); oa != ob {
+			return oa < ob
+		}
+		return a.Line < b.Line
+	})
+	return r
+}
+
+// Unnamed lists the lines of the cases refused before they became practices (no
+// practice, no point known from a finding): the caller may read their point and
+// customer back from the archived file (Name).
+func (r Receipt) Unnamed() map[int]bool {
+	out := map[int]bool{}
+	for _, e := range r.Entries {
+		if e.CPUtente == "" && e.Point == "" {
+			out[e.Line] = true
+		}
+	}
+	return out
+}
+
+// Ident is what a person knows a case by.
+type Ident struct{ Point, Customer string }
+
+// Name gives the entries of those lines their point and customer.
+func (r *Receipt) Name(ids map[int]Ident) {
+	for i := range r.Entries {
+		if id, ok := ids[r.Entries[i].Line]; ok && r.Entries[i].Point == "" {
+			r.Entries[i].Point, r.Entries[i].Customer = id.Point, id.Customer
+		}
+	}
+}
+
+func (r *Receipt) add(e Entry) {
+	r.Entries = append(r.Entries, e)
+	r.totals[e.Outcome]++
+}
+
+// Total is how many entries of the receipt have outcome o.
+func (r Receipt) Total(o Outcome) int { return r.totals[o] }
+
+func rank(o Outcome) int {
+	for i, x := range outcomeOrder {
+		if x == o {
+			return i
+		}
+	}
+	return len(outcomeOrder)
+}
+
+// practiceOutcome reads what a file did to a practice from the state it is in now.
+func practiceOutcome(kind, state string, errs []flows.Finding) Outcome {
+	switch {
+	case len(errs) > 0 || state == flows.StateDraft:
+		return refusalOutcome(errs)
+	case kind != "uscente.morosi":
+		return Updated
+	case state == flows.StateWaitingWindow:
+		return Held
+	}
+	return Filed // READY, or already on its way (sent since)
+}
+
+// refusalOutcome: not eligible when every error is an eligibility rule, else to correct.
+func refusalOutcome(errs []flows.Finding) Outcome {
+	if len(errs) == 0 {
+		return ToCorrect
+	}
+	for _, f := range errs {
+		if !f.Eligibility() {
+			return ToCorrect
+		}
+	}
+	return NotEligible
+}
+
+// keyParts reads an uscente case key "U|POD|CF|switch" (CASE-ROWS, SI-D01 values).
+func keyParts(v string) (point, customer string, ok bool) {
+	parts := strings.Split(v, "|")
+	if len(parts) != 4 || parts[0] != "U" {
+		return "", "", false
+	}
+	return parts[1], parts[2], true
+}
+
+// FindingsFromExceptions turns the row exceptions raised for a file back into findings:
+// what a restart has when the handler's in-memory result is gone.
+func FindingsFromExceptions(es []archive.Exception) []flows.Finding {
+	es = append([]archive.Exception(nil), es...)
+	sort.Slice(es, func(i, j int) bool { return es[i].ID < es[j].ID }) // the order they were raised in
+	var out []flows.Finding
+	for _, e := range es {
+		if e.Kind != "row_refused" || e.Rule == "MORE" {
+			continue
+		}
+		out = append(out, flows.Finding{Line: e.Line, Field: e.Field, Rule: e.Rule, Value: e.Value, Message: e.Message})
+	}
+	return out
+}
+
+// ---- words ----
+
+type words struct {
+	title, folder, at, rows, summary, listed, none, validate, more, fileLevel, warnings, rebuilt, notListed string
+	outcome                                                                                                 map[Outcome]string
+	heading                                                                                                 map[Outcome]string
+	held, line, field, value, rule, notEligible, correct, warning, state                                    string
+}
+
+var lexicon = map[string]words{
+	"it": {
+		title: "Esito del file", folder: "Cartella", at: "Elaborato il", rows: "Righe lette",
+		summary: "Riepilogo", none: "Nessuna pratica in questo file.",
+		validate:  "Per rivedere il file riga per riga prima di inviarlo di nuovo: cmord validate --folder %s FILE",
+		more:      "… e altre %d pratiche, non elencate qui (cmord practices le elenca tutte).",
+		fileLevel: "Problemi dell'intestazione o dell'intero file", warnings: "Avvisi (il file è stato acquisito comunque)",
+		rebuilt:   "Ricevuta ricostruita dall'archivio dopo un riavvio: gli avvisi non sono elencati.",
+		notListed: "Altri %d rilievi non elencati uno per uno: vedere cmord validate.",
+		outcome: map[Outcome]string{Filed: "accettate, da inviare al SII", Held: "in attesa dell'apertura della finestra",
+			NotEligible: "non ammissibili, nessuna correzione necessaria", ToCorrect: "rifiutate, da correggere in fatturazione",
+			Updated: "pratiche aggiornate"},
+		heading: map[Outcome]string{Filed: "Accettate: entrano nel prossimo flusso di richiesta al SII",
+			Held:        "In attesa: partono da sole all'apertura della finestra di richiesta",
+			NotEligible: "Non ammissibili: nessuna correzione necessaria (il caso non ha diritto all'indennizzo)",
+			ToCorrect:   "Rifiutate: correggere in fatturazione e inviare di nuovo il caso",
+			Updated:     "Pratiche aggiornate"},
+		held: "la finestra di richiesta apre il %s", line: "riga", field: "campo", value: "valore", rule: "regola",
+		notEligible: "non ammissibile, nessuna correzione necessaria", correct: "da correggere in fatturazione", warning: "avviso", state: "stato",
+	},
+	"en": {
+		title: "Outcome of the file", folder: "Folder", at: "Processed on", rows: "Rows read",
+		summary: "Summary", none: "No practice in this file.",
+		validate:  "To review the file row by row before sending it again: cmord validate --folder %s FILE",
+		more:      "… and %d more practices, not listed here (cmord practices lists them all).",
+		fileLevel: "Problems of the header or of the whole file", warnings: "Warnings (the file was taken anyway)",
+		rebuilt:   "Receipt rebuilt from the archive after a restart: warnings are not listed.",
+		notListed: "%d more findings not listed one by one: see cmord validate.",
+		outcome: map[Outcome]string{Filed: "accepted, to be sent to the SII", Held: "waiting for the window to open",
+			NotEligible: "not eligible, no correction needed", ToCorrect: "refused, to correct in billing", Updated: "practices updated"},
+		heading: map[Outcome]string{Filed: "Accepted: they go into the next request flow to the SII",
+			Held:        "Waiting: they go out by themselves when the request window opens",
+			NotEligible: "Not eligible: no correction needed (the case has no right to the indemnity)",
+			ToCorrect:   "Refused: correct in billing and send the case again",
+			Updated:     "Practices updated"},
+		held: "the request window opens on %s", line: "line", field: "field", value: "value", rule: "rule",
+		notEligible: "not eligible, no correction needed", correct: "to correct in billing", warning: "warning", state: "state",
+	},
+}
+
+func wordsOf(lang string) words {
+	if lang == "en" {
+		return lexicon["en"]
+	}
+	return lexicon["it"]
+}
+
+// MaxEntries bounds the practices listed one by one (the totals count them all).
+var MaxEntries = 2000
+
+// findingText says one finding in lang: the rule in words, then field, value and rule code.
+func findingText(f flows.Finding, lang string) string {
+	w := wordsOf(lang)
+	// Italian: the rule in words (the code's messages are English); English: the
+	// message itself, which says more than the rule's name.
+	text := digest.RuleText(f.Rule, lang)
+	if text == "" || lang == "en" && f.Message != "" {
+		text = bound(f.Message, 300)
+	}
+	var parts []string
+	if f.Field != "" {
+		parts = append(parts, w.field+" "+bound(f.Field, 40))
+	}
+	if f.Value != "" && !strings.Contains(f.Value, "|") {
+		parts = append(parts, fmt.Sprintf("%s %q", w.value, bound(f.Value, 60)))
+	}
+	if f.Rule != "" {
+		parts = append(parts, w.rule+" "+f.Rule)
+	}
+	if len(parts) > 0 {
+		text += " (" + strings.Join(parts, ", ") + ")"
+	}
+	return digest.HumanizeKeys(text, lang)
+}
+
+// bound keeps a shown value short (n runes) and free of control characters: a value
+// read from a binary file must not fill a receipt or reason file with garbage.
+func bound(v string, n int) string {
+	v = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == utf8.RuneError {
+			return '?' // control characters and undecodable bytes of a binary file
+		}
+		return r
+	}, v)
+	if r := []rune(v); len(r) > n {
+		return string(r[:n]) + "…"
+	}
+	return v
+}
+
+func (e Entry) who(lang string) string {
+	w := wordsOf(lang)
+	parts := []string{fmt.Sprintf("%s %d", w.line, e.Line)}
+	if e.CPUtente != "" {
+		parts = append(parts, "CP_UTENTE "+e.CPUtente)
+	}
+	if e.Point != "" {
+		label := "POD"
+		if !strings.HasPrefix(e.Point, "IT") {
+			label = "PDR"
+		}
+		parts = append(parts, label+" "+bound(e.Point, 40))
+	}
+	if e.Customer != "" {
+		parts = append(parts, map[bool]string{true: "customer ", false: "cliente "}[lang == "en"]+bound(e.Customer, 40))
+	}
+	return strings.Join(parts, " — ")
+}
+
+func (e Entry) detail(lang string) string {
+	w := wordsOf(lang)
+	switch e.Outcome {
+	case Held:
+		return fmt.Sprintf(w.held, e.WindowOpen)
+	case NotEligible:
+		return w.notEligible
+	case ToCorrect:
+		return w.correct
+	case Updated, Filed:
+		if e.State != "" {
+			return w.state + ": " + digest.StateName(e.State, lang)
+		}
+	}
+	return ""
+}
+
+// Text renders the receipt as plain text (done/NAME.esito.txt).
+func (r Receipt) Text(lang string) string {
+	w := wordsOf(lang)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: %s\n", w.title, bound(r.File, 255))
+	fmt.Fprintf(&b, "%s: %s (%s)\n", w.folder, r.Folder, digest.FlowName(nil, r.Kind, lang))
+	fmt.Fprintf(&b, "%s: %s\n", w.at, r.At.In(flows.Rome).Format("02/01/2006 15:04")+map[bool]string{true: " (Europe/Rome)", false: " (ora di Roma)"}[lang == "en"])
+	if r.Rows > 0 {
+		fmt.Fprintf(&b, "%s: %d\n", w.rows, r.Rows)
+	}
+	fmt.Fprintf(&b, "\n%s\n", w.summary)
+	for _, o := range outcomeOrder {
+		if n := r.totals[o]; n > 0 || o != Updated && r.Kind == "uscente.morosi" {
+			fmt.Fprintf(&b, "  %-48s %6d\n", w.outcome[o]+":", n)
+		}
+	}
+	if r.Warnings > 0 {
+		fmt.Fprintf(&b, "  %-48s %6d\n", strings.ToLower(w.warnings[:strings.Index(w.warnings, " (")])+":", r.Warnings)
+	}
+	if len(r.Entries) == 0 {
+		fmt.Fprintf(&b, "\n%s\n", w.none)
+	}
+	if len(r.FileLevel) > 0 {
+		fmt.Fprintf(&b, "\n%s\n", w.fileLevel)
+		for _, f := range r.FileLevel {
+			fmt.Fprintf(&b, "  - %s\n", findingText(f, lang))
+		}
+	}
+	listed := 0
+	for _, o := range outcomeOrder {
+		if r.totals[o] == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s (%d)\n", w.heading[o], r.totals[o])
+		for _, e := range r.Entries {
+			if e.Outcome != o {
+				continue
+			}
+			if listed == MaxEntries {
+				break
+			}
+			listed++
+			fmt.Fprintf(&b, "  %s", e.who(lang))
+			if d := e.detail(lang); d != "" {
+				fmt.Fprintf(&b, ": %s", d)
+			}
+			b.WriteString("\n")
+			for _, f := range e.Errors {
+				fmt.Fprintf(&b, "      %s\n", findingText(f, lang))
+			}
+			for _, f := range e.Warnings {
+				fmt.Fprintf(&b, "      %s: %s\n", w.warning, findingText(f, lang))
+			}
+		}
+	}
+	if n := len(r.Entries) - listed; n > 0 {
+		fmt.Fprintf(&b, "\n"+w.more+"\n", n)
+	}
+	if len(r.warnLoose) > 0 {
+		fmt.Fprintf(&b, "\n%s\n", w.warnings)
+		for i, f := range r.warnLoose {
+			if i == MaxEntries {
+				fmt.Fprintf(&b, "  … %d\n", len(r.warnLoose)-i)
+				break
+			}
+			fmt.Fprintf(&b, "  %s %d: %s\n", w.line, f.Line, findingText(f, lang))
+		}
+	}
+	if r.NotListed > 0 {
+		fmt.Fprintf(&b, "\n"+w.notListed+"\n", r.NotListed)
+	}
+	if r.Rebuilt {
+		fmt.Fprintf(&b, "\n%s\n", w.rebuilt)
+	}
+	if r.totals[ToCorrect] > 0 || len(r.FileLevel) > 0 {
+		fmt.Fprintf(&b, "\n"+w.validate+"\n", r.Folder)
+	}
+	return b.String()
+}
+
+var htmlTmpl = template.Must(template.New("receipt").Parse(`<!DOCTYPE html>
+<html lang="{{.Lang}}"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{.Title}}</title></head>
+<body style="font-family:Arial,Helvetica,sans-serif;font-size:14px;line-height:1.45;color:#111827;max-width:760px;margin:16px auto;padding:0 12px;">
+<h1 style="font-size:20px;color:#1e3a8a;margin:0 0 4px;word-break:normal;overflow-wrap:anywhere;">{{.Title}}</h1>
+<div style="color:#4b5563;font-size:13px;">{{range .Meta}}<div>{{.}}</div>{{end}}</div>
+<table style="border-collapse:collapse;margin:12px 0;font-size:14px;">
+{{- range .Totals}}<tr><td style="padding:3px 12px 3px 0;"><span style="display:inline-block;width:10px;height:10px;border-radius:5px;background:{{.Colour}};"></span> {{.Label}}</td><td align="right" style="padding:3px 0;font-weight:bold;">{{.N}}</td></tr>{{end}}
+</table>
+{{- range .Groups}}
+<h2 style="font-size:16px;margin:18px 0 6px;border-left:4px solid {{.Colour}};padding-left:8px;">{{.Heading}} ({{.N}})</h2>
+<ul style="margin:0;padding-left:18px;">
+{{- range .Entries}}<li style="margin-bottom:6px;word-break:normal;overflow-wrap:break-word;"><b>{{.Who}}</b>{{if .Detail}}: {{.Detail}}{{end}}
+{{- if .Lines}}<ul style="margin:2px 0 0;padding-left:18px;color:#374151;font-size:13px;">{{range .Lines}}<li>{{.}}</li>{{end}}</ul>{{end}}</li>
+{{- end}}
+</ul>
+{{- end}}
+{{- range .Notes}}<p style="color:#4b5563;font-size:13px;">{{.}}</p>{{end}}
+</body></html>
+`))
+
+var outcomeColour = map[Outcome]string{ToCorrect: "#b91c1c", NotEligible: "#6b7280", Held: "#1d4ed8", Filed: "#047857", Updated: "#1d4ed8"}
+
+// HTML renders the receipt as a page (done/NAME.esito.html), for a shared folder
+// opened in a browser: the same content as the text, grouped and coloured.
+func (r Receipt) HTML(lang string) string {
+	if lang != "en" {
+		lang = "it"
+	}
+	w := wordsOf(lang)
+	type entry struct {
+		Who, Detail string
+		Lines       []string
+	}
+	type group struct {
+		Heading, Colour string
+		N               int
+		Entries         []entry
+	}
+	type total struct {
+		Label, Colour string
+		N             int
+	}
+	data := struct {
+		Lang, Title string
+		Meta, Notes []string
+		Totals      []total
+		Groups      []group
+	}{Lang: lang, Title: w.title + ": " + bound(r.File, 255)}
+	data.Meta = append(data.Meta, w.folder+": "+r.Folder+" ("+digest.FlowName(nil, r.Kind, lang)+")",
+		w.at+": "+r.At.In(flows.Rome).Format("02/01/2006 15:04")+map[bool]string{true: " (Europe/Rome)", false: " (ora di Roma)"}[lang == "en"])
+	if r.Rows > 0 {
+		data.Meta = append(data.Meta, fmt.Sprintf("%s: %d", w.rows, r.Rows))
+	}
+	for _, o := range outcomeOrder {
+		if n := r.totals[o]; n > 0 || o != Updated && r.Kind == "uscente.morosi" {
+			data.Totals = append(data.Totals, total{Label: w.outcome[o], Colour: outcomeColour[o], N: n})
+		}
+	}
+	if r.Warnings > 0 {
+		data.Totals = append(data.Totals, total{Label: strings.ToLower(w.warnings[:strings.Index(w.warnings, " (")]), Colour: "#9ca3af", N: r.Warnings})
+	}
+	if len(r.FileLevel) > 0 {
+		g := group{Heading: w.fileLevel, Colour: outcomeColour[ToCorrect], N: len(r.FileLevel)}
+		for _, f := range r.FileLevel {
+			g.Entries = append(g.Entries, entry{Who: findingText(f, lang)})
+		}
+		data.Groups = append(data.Groups, g)
+	}
+	listed := 0
+	for _, o := range outcomeOrder {
+		if r.totals[o] == 0 {
+			continue
+		}
+		g := group{Heading: w.heading[o], Colour: outcomeColour[o], N: r.totals[o]}
+		for _, e := range r.Entries {
+			if e.Outcome != o || listed == MaxEntries {
+				continue
+			}
+			listed++
+			en := entry{Who: e.who(lang), Detail: e.detail(lang)}
+			for _, f := range e.Errors {
+				en.Lines = append(en.Lines, findingText(f, lang))
+			}
+			for _, f := range e.Warnings {
+				en.Lines = append(en.Lines, w.warning+": "+findingText(f, lang))
+			}
+			g.Entries = append(g.Entries, en)
+		}
+		data.Groups = append(data.Groups, g)
+	}
+	if len(r.warnLoose) > 0 {
+		g := group{Heading: w.warnings, Colour: "#9ca3af", N: len(r.warnLoose)}
+		for i, f := range r.warnLoose {
+			if i == MaxEntries {
+				break
+			}
+			g.Entries = append(g.Entries, entry{Who: fmt.Sprintf("%s %d", w.line, f.Line), Detail: findingText(f, lang)})
+		}
+		data.Groups = append(data.Groups, g)
+	}
+	if len(r.Entries) == 0 {
+		data.Notes = append(data.Notes, w.none)
+	}
+	if n := len(r.Entries) - listed; n > 0 {
+		data.Notes = append(data.Notes, fmt.Sprintf(w.more, n))
+	}
+	if r.NotListed > 0 {
+		data.Notes = append(data.Notes, fmt.Sprintf(w.notListed, r.NotListed))
+	}
+	if r.Rebuilt {
+		data.Notes = append(data.Notes, w.rebuilt)
+	}
+	if r.totals[ToCorrect] > 0 || len(r.FileLevel) > 0 {
+		data.Notes = append(data.Notes, fmt.Sprintf(w.validate, r.Folder))
+	}
+	var b strings.Builder
+	_ = htmlTmpl.Execute(&b, data)
+	return b.String()
+}
+
+// MaxReasonLines bounds the findings a reason file lists one by one.
+var MaxReasonLines = 50
+
+var reasonWords = map[string]struct{ refused, detail, errors, warnings, more, validate string }{
+	"it": {"Il file è stato rifiutato per intero e non è stato elaborato: niente del file è stato acquisito.",
+		"Motivo (dettaglio tecnico)", "Errori (%d)", "Avvisi (%d)", "… e altri %d, non elencati qui.",
+		"Per vedere tutti i rilievi riga per riga: cmord validate --folder %s FILE. Corretto il file, lasciarlo di nuovo nella cartella."},
+	"en": {"The whole file was refused and not processed: nothing of it was taken in.",
+		"Reason (technical detail)", "Errors (%d)", "Warnings (%d)", "… and %d more, not listed here.",
+		"To see every finding row by row: cmord validate --folder %s FILE. Once corrected, drop the file in the folder again."},
+}
+
+// ReasonText is the body of rejected/NAME.reason.txt in lang: what happened, the
+// reason, then the errors before the warnings, at most MaxReasonLines of them with
+// "e altri N", and the command that lists them all.
+func ReasonText(folder, reason string, findings []flows.Finding, lang string) string {
+	if lang != "en" {
+		lang = "it"
+	}
+	w := reasonWords[lang]
+	var b strings.Builder
+	b.WriteString(w.refused + "\n")
+	if reason != "" {
+		fmt.Fprintf(&b, "%s: %s\n", w.detail, digest.HumanizeKeys(bound(reason, 500), lang))
+	}
+	var errs, warns []flows.Finding
+	for _, f := range findings {
+		if f.IsWarning() {
+			warns = append(warns, f)
+		} else {
+			errs = append(errs, f)
+		}
+	}
+	budget := MaxReasonLines
+	for _, g := range []struct {
+		head string
+		fs   []flows.Finding
+	}{{w.errors, errs}, {w.warnings, warns}} {
+		if len(g.fs) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n"+g.head+":\n", len(g.fs))
+		for i, f := range g.fs {
+			if budget == 0 {
+				fmt.Fprintf(&b, "  "+w.more+"\n", len(g.fs)-i)
+				break
+			}
+			budget--
+			where := ""
+			if f.Line > 0 {
+				where = fmt.Sprintf("%s %d: ", wordsOf(lang).line, f.Line)
+			}
+			fmt.Fprintf(&b, "  %s%s\n", where, findingText(f, lang))
+		}
+	}
+	if folder != "" {
+		fmt.Fprintf(&b, "\n"+w.validate+"\n", folder)
+	}
+	return b.String()
+}

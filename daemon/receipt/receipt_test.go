@@ -1,0 +1,154 @@
+package receipt
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/flows"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	p := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(p, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got != string(want) {
+		t.Errorf("%s differs (go test ./daemon/receipt -update):\n%s", name, got)
+	}
+}
+
+// fixture: an extract with one case filed, one held, one not eligible (E5), one
+// refused for a data error (ID-CF, then CASE-ROWS) and a warning.
+func fixture() (archive.File, []archive.PracticeAt, []flows.Finding) {
+	f := archive.File{ID: 7, Name: "morosi-nov.csv", Kind: "uscente.morosi", Meta: map[string]string{"rows": "9"}}
+	open, _ := flows.ParseDate("2027-03-01")
+	ps := []archive.PracticeAt{
+		{Line: 2, CPUtente: "E260000001", Point: "IT001E12345678", CustomerID: "RSSMRA80A01H501U", State: flows.StateReady},
+		{Line: 4, CPUtente: "E260000002", Point: "00881234567890", CustomerID: "01234567897", State: flows.StateWaitingWindow, WindowOpen: open},
+	}
+	fs := []flows.Finding{
+		{Line: 2, Field: "DATA_FATTURA", Rule: flows.RuleDate, Severity: "warning", Message: "invoice date is a Sunday"},
+		{Line: 4, Rule: flows.RuleWindowWait, Severity: "warning", Value: "2027-03-01"},
+		{Line: 6, Field: "INFO_CMOR", Rule: "E5", Value: "NO", Message: "no mora notice mentions the CMOR"},
+		{Line: 8, Field: "CF_CLIENTE", Rule: flows.RuleIDCF, Value: "RSSMRA85T10A562T", Message: "check character wrong"},
+		{Line: 8, Field: "DATA_SWITCH", Rule: "CASE-ROWS", Value: "U|IT001E55556666|RSSMRA85T10A562T|2026-03-01", Message: "case not filed"},
+	}
+	return f, ps, fs
+}
+
+func TestReceiptGolden(t *testing.T) {
+	f, ps, fs := fixture()
+	at := time.Date(2026, 11, 23, 6, 30, 0, 0, time.UTC)
+	r := Build(f, "morosi", ps, fs, at)
+	for o, want := range map[Outcome]int{Filed: 1, Held: 1, NotEligible: 1, ToCorrect: 1, Updated: 0} {
+		if got := r.Total(o); got != want {
+			t.Errorf("total %s = %d, want %d", o, got, want)
+		}
+	}
+	it := r.Text("it")
+	golden(t, "receipt_it.txt", it)
+	golden(t, "receipt_en.txt", r.Text("en"))
+	golden(t, "receipt_it.html", r.HTML("it"))
+	for _, want := range []string{
+		"non ammissibile", "nessuna correzione necessaria", "condizione E5", // eligibility in words
+		"la finestra di richiesta apre il 01/03/2027", // held with its opening date
+		"riga 8 — POD IT001E55556666",                 // a refused case named by its point, not its key
+		"cmord validate --folder morosi",
+	} {
+		if !strings.Contains(it, want) {
+			t.Errorf("Italian receipt lacks %q", want)
+		}
+	}
+	if strings.Contains(it, "U|IT001") {
+		t.Errorf("raw case key in the receipt:\n%s", it)
+	}
+}
+
+// Other kinds (payments, annulments, refunds, entrante files) report the practices
+// they updated with their state; a file that touched none says so.
+func TestReceiptOtherKinds(t *testing.T) {
+	f := archive.File{Name: "incassi.csv", Kind: "uscente.incassi"}
+	ps := []archive.PracticeAt{{Line: 3, CPUtente: "E260000009", Point: "IT001E12345678", State: flows.StateAnnulled}}
+	r := Build(f, "incassi", ps, nil, time.Date(2026, 11, 23, 6, 30, 0, 0, time.UTC))
+	text := r.Text("it")
+	if r.Total(Updated) != 1 || !strings.Contains(text, "riga 3 — CP_UTENTE E260000009 — POD IT001E12345678: stato: annullata (ANNULLED)") {
+		t.Errorf("incassi receipt:\n%s", text)
+	}
+	if strings.Contains(text, "accettate") || strings.Contains(text, "cmord validate") {
+		t.Errorf("incassi receipt speaks of filing or corrections:\n%s", text)
+	}
+	empty := Build(f, "incassi", nil, nil, time.Time{}).Text("it")
+	if !strings.Contains(empty, "Nessuna pratica in questo file.") {
+		t.Errorf("empty receipt:\n%s", empty)
+	}
+}
+
+// Eligibility refusals are told from data errors: a case is "not eligible" only when
+// every error is one of E1–E11.
+func TestOutcomeOfRefusals(t *testing.T) {
+	for _, c := range []struct {
+		rules []string
+		want  Outcome
+	}{
+		{[]string{"E5"}, NotEligible},
+		{[]string{"E1", "E10"}, NotEligible},
+		{[]string{"E5", flows.RuleIDCF}, ToCorrect},
+		{[]string{"CASE-ROWS"}, ToCorrect},
+		{[]string{flows.RuleWindowWait}, ToCorrect}, // not an eligibility refusal
+		{[]string{"E12"}, ToCorrect},
+		{nil, ToCorrect},
+	} {
+		var fs []flows.Finding
+		for _, r := range c.rules {
+			fs = append(fs, flows.Finding{Rule: r})
+		}
+		if got := refusalOutcome(fs); got != c.want {
+			t.Errorf("%v: %s, want %s", c.rules, got, c.want)
+		}
+	}
+}
+
+// A reason file lists errors before warnings, at most MaxReasonLines, then "e altri N"
+// and the command that lists them all; binary garbage in values is not copied.
+func TestReasonTextCappedErrorsFirst(t *testing.T) {
+	var fs []flows.Finding
+	for i := 0; i < 31; i++ {
+		fs = append(fs, flows.Finding{Line: 2 + i, Field: "NOTE", Rule: flows.RuleString, Severity: "warning", Message: "odd text"})
+	}
+	for i := 0; i < 40; i++ {
+		fs = append(fs, flows.Finding{Line: 40 + i, Field: "COD_POD", Rule: flows.RuleIDPOD, Value: "PK\x03\x04\x00garb\xff\xfeage", Message: "bad POD"})
+	}
+	got := ReasonText("morosi", "40 refused rows and on_bad_rows = \"reject_file\"", fs, "it")
+	errAt, warnAt := strings.Index(got, "Errori (40):"), strings.Index(got, "Avvisi (31):")
+	if errAt < 0 || warnAt < 0 || errAt > warnAt {
+		t.Fatalf("errors must come before warnings:\n%s", got)
+	}
+	if n := strings.Count(got, "\n  riga "); n != MaxReasonLines {
+		t.Errorf("%d findings listed, want %d", n, MaxReasonLines)
+	}
+	if !strings.Contains(got, "… e altri 21, non elencati qui.") {
+		t.Errorf("no 'e altri 21':\n%s", got)
+	}
+	if !strings.Contains(got, "cmord validate --folder morosi FILE") || !strings.Contains(got, "rifiutato per intero") {
+		t.Errorf("reason lacks the pointer or the headline:\n%s", got)
+	}
+	if strings.ContainsAny(got, "\x00\x03\x04\ufffd") || !utf8.ValidString(got) {
+		t.Errorf("control characters copied into the reason file")
+	}
+	golden(t, "reason_it.txt", got)
+}
