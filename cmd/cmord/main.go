@@ -58,6 +58,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		printUsage(stderr)
 		return exitUsage
 	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		args = append([]string{"version"}, args[1:]...)
+	}
 	if isHelpArg(args[0]) {
 		if len(args) > 1 {
 			// "cmord help archive" is "cmord archive --help".
