@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -29,6 +30,10 @@ type Env struct {
 	logCtl  *logx.Reloadable // the logger's settings, re-applied on SIGHUP
 	// readOnly: this run of a command that may write only reads (digest --preview).
 	readOnly bool
+	// describing: the verb is run only to collect its flag set (commandSpecs): parse
+	// records the set in described and stops the verb before it does anything.
+	describing bool
+	described  *flag.FlagSet
 }
 
 // ReadOnly makes Store open the archive read-only for this run.

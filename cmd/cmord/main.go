@@ -29,9 +29,10 @@ const (
 type command struct {
 	name    string // "archive verify" for sub-verbs
 	summary string
-	usage   string // argument synopsis shown by --help
-	details string // more --help text after the flags (output formats, field lists)
-	hidden  bool   // an alias: runs, but is not listed
+	usage   string   // argument synopsis shown by --help
+	details string   // more --help text after the flags (output formats, field lists)
+	hidden  bool     // an alias: runs, but is not listed
+	args    []string // fixed words its positional argument takes, for shell completion
 	run     func(ctx context.Context, env *Env, args []string) int
 }
 
@@ -219,6 +220,10 @@ func isZeroDefault(v string) bool { return v == "" || v == "0" || v == "false" |
 // parse parses flags; it returns (exit code, false) when the verb must stop
 // (--help gives 0, bad flags give 2).
 func (e *Env) parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if e.describing {
+		e.described = fs
+		return exitOK, false
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			e.printHelp(e.Stdout, fs)
