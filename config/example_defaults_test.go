@@ -23,7 +23,7 @@ var exampleSiteKeys = map[string]bool{
 	"sftp.name": true, "sftp.host": true, "sftp.user": true, "sftp.key_file": true, "sftp.known_hosts": true,
 	"sftp.inbound_dir": true, "sftp.outbound_dir": true,
 	"outbound.billing_dir": true,
-	"mail.host": true, "mail.from": true, "mail.username": true, "mail.password_file": true,
+	"mail.host":            true, "mail.from": true, "mail.username": true, "mail.password_file": true,
 	"digest.to": true, "alerts.to": true,
 }
 
