@@ -435,7 +435,7 @@ func (d *Daemon) schedEvent(ev sched.Event) {
 		slots = append(slots, t.In(flows.Rome).Format("02/01/2006 15:04"))
 	}
 	d.Log.Warn("schedule event", "job", ev.Job, "kind", ev.Kind, "slots", slots, "err", ev.Err)
-	d.Metrics.ScheduleRuns.WithLabelValues(ev.Job, ev.Kind).Inc()
+	d.Metrics.ScheduleRuns.WithLabelValues(ev.Job, ev.Kind).Inc() // failed, panic, missed, overlap, interrupted
 	if ev.Kind != sched.EventMissed && ev.Kind != sched.EventInterrupted && ev.Kind != sched.EventPanic {
 		return
 	}
