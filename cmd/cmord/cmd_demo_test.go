@@ -220,7 +220,9 @@ func demoRunning(t *testing.T, dir string) {
 // an hour before now, whatever day and hour now is (the first of the month itself,
 // New Year's morning, the last day of a month).
 func TestDemoTimeline(t *testing.T) {
-	rome := func(y int, m time.Month, d, h, min int) time.Time { return time.Date(y, m, d, h, min, 0, 0, flows.Rome) }
+	rome := func(y int, m time.Month, d, h, min int) time.Time {
+		return time.Date(y, m, d, h, min, 0, 0, flows.Rome)
+	}
 	tests := []struct {
 		now, wantEnd time.Time
 	}{
