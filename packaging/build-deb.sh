@@ -4,6 +4,7 @@
 # VERSION: $CMORD_VERSION, else 0.1.0~gitYYYYMMDDhhmmss.REV from the checked-out commit
 # (+dirty with uncommitted changes), else 0.1.0~dev. Prints the .deb's path last.
 set -euo pipefail
+umask 022 # directories install -D creates are world-readable in the package
 
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -63,13 +64,14 @@ inst 0644 docs/digest.md "$doc/digest.md"
 inst 0644 config/example.toml "$doc/example.toml"
 inst 0644 README.md "$doc/README.md"
 # The Italian manual for operators and compliance, when this checkout has it
-# (docs/manuale/ or docs/manuale.md: whatever docs/manuale* is).
+# (docs/manuale/ or docs/manuale.md: whatever docs/manuale* is). Of a directory, only
+# the documents: not the Go code that embeds them for `cmord manuale`, nor tests.
 shopt -s nullglob
 for m in docs/manuale*; do
 	if [ -d "$m" ]; then
-		mkdir -p "$pkg$doc"
-		cp -R "$m" "$pkg$doc/"
-		find "$pkg$doc/$(basename "$m")" -type d -exec chmod 0755 {} + -o -type f -exec chmod 0644 {} +
+		(cd "$m" && find . -type f ! -name '*.go' ! -path './testdata/*' | sort) | while read -r f; do
+			inst 0644 "$m/${f#./}" "$doc/$(basename "$m")/${f#./}"
+		done
 	else
 		inst 0644 "$m" "$doc/$(basename "$m")"
 	fi

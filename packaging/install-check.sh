@@ -23,6 +23,11 @@ for f in /usr/bin/cmord /lib/systemd/system/cmord.service /usr/lib/sysusers.d/cm
 	[ -e "$f" ] || fail "$f not installed"
 done
 dpkg-query -W -f='${Conffiles}\n' cmord | grep -q ' /etc/cmord/cmord.toml ' || fail "/etc/cmord/cmord.toml is not a conffile"
+# The operators' manual, when the checkout this runs from has one (docs/manuale*).
+for m in docs/manuale*; do
+	[ -e "$m" ] || continue
+	[ -e "/usr/share/doc/cmord/$(basename "$m")" ] || fail "$m not installed under /usr/share/doc/cmord"
+done
 getent passwd cmord >/dev/null || fail "no cmord user"
 for d in /srv/cmord /srv/cmord/morosi /srv/cmord/incassi /srv/cmord/annullamenti /srv/cmord/rimborsi \
 	/srv/cmord/fatturato /srv/cmord/sospensioni /srv/cmord/to-billing /var/lib/cmord; do
