@@ -151,10 +151,10 @@ _cmord_subs() {
 func zshQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
 
 // zshDesc is a description inside an _arguments or _describe spec: one line, without
-// the characters those specs give a meaning to.
+// the brackets that end an _arguments description (a colon after the name's is text).
 func zshDesc(s string) string {
 	s, _, _ = strings.Cut(s, "\n")
-	return strings.NewReplacer("[", "(", "]", ")", ":", " -", "\\", "/").Replace(s)
+	return strings.NewReplacer("[", "(", "]", ")", "\\", "/").Replace(s)
 }
 
 func writeZshCompletion(w io.Writer, specs []commandSpec) {
@@ -170,7 +170,10 @@ func writeZshCompletion(w io.Writer, specs []commandSpec) {
 		if len(subs[word]) == 0 {
 			continue
 		}
-		fmt.Fprintf(w, "\t\t%s)\n\t\t\tif (( CURRENT == 2 )); then\n\t\t\t\tlocal -a subs\n\t\t\t\tsubs=(", word)
+		// A word that is a command itself and a group (exceptions, exceptions resolve)
+		// completes its own flags after "-" and its sub-commands otherwise.
+		_, plain := commands[word]
+		fmt.Fprintf(w, "\t\t%s)\n\t\t\tlocal -a subs\n\t\t\tsubs=(", word)
 		for _, sub := range subs[word] {
 			desc := ""
 			for _, s := range specs {
@@ -180,8 +183,14 @@ func writeZshCompletion(w io.Writer, specs []commandSpec) {
 			}
 			fmt.Fprintf(w, " %s", zshQuote(sub+":"+zshDesc(desc)))
 		}
-		fmt.Fprint(w, " )\n\t\t\t\t_describe -t commands 'sub-command' subs\n\t\t\t\treturn\n\t\t\tfi\n")
-		fmt.Fprint(w, "\t\t\tcmd=\"$cmd $words[2]\"\n\t\t\tshift words\n\t\t\t(( CURRENT-- ))\n\t\t\t;;\n")
+		fmt.Fprint(w, " )\n")
+		cond := "(( CURRENT == 2 ))"
+		if plain {
+			cond += " && [[ $PREFIX != -* ]]"
+		}
+		fmt.Fprintf(w, "\t\t\tif %s; then\n\t\t\t\t_describe -t commands 'sub-command' subs\n\t\t\t\treturn\n\t\t\tfi\n", cond)
+		fmt.Fprintf(w, "\t\t\tif (( CURRENT > 2 )) && [[ \" %s \" == *\" $words[2] \"* ]]; then\n", strings.Join(subs[word], " "))
+		fmt.Fprint(w, "\t\t\t\tcmd=\"$cmd $words[2]\"\n\t\t\t\tshift words\n\t\t\t\t(( CURRENT-- ))\n\t\t\tfi\n\t\t\t;;\n")
 	}
 	fmt.Fprint(w, "\t\tesac\n\t\tcase $cmd in\n")
 	for _, s := range specs {

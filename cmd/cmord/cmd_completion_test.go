@@ -164,3 +164,74 @@ func TestBashCompletion(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// zshStubs stand in for zsh's completion system (compsys, which needs a terminal):
+// _describe prints the candidates, _arguments the flag specs, or sets $state and
+// shifts $words as `_arguments -C '1: :->cmd' '*:: :->args'` does.
+const zshStubs = `
+_describe() { print -l -- "${(@P)${@[-1]}}" }
+_arguments() {
+	local a
+	for a in "$@"; do
+		if [[ $a == '*:: :->args' ]]; then
+			if (( CURRENT == 2 )); then state=cmd; else state=args; words=("${(@)words[2,-1]}"); (( CURRENT-- )); fi
+			return
+		fi
+	done
+	print -l -- "$@"
+}
+_files() { }
+`
+
+// The zsh completion offers, at each point of a command line, the commands, the
+// sub-commands or the flags of the command typed, run in a real zsh with stubs for
+// the completion system's functions.
+func TestZshCompletion(t *testing.T) {
+	if _, err := exec.LookPath("zsh"); err != nil {
+		t.Skip("zsh not installed")
+	}
+	var script bytes.Buffer
+	writeZshCompletion(&script, commandSpecs())
+	path := filepath.Join(t.TempDir(), "_cmord")
+	if err := os.WriteFile(path, script.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		words []string // the last is being completed
+		want  []string
+		not   []string
+	}{
+		{[]string{"cmord", ""}, []string{"archive:", "run:", "completion:", "man:"}, []string{"--config"}},
+		{[]string{"cmord", "archive", ""}, []string{"ls:", "verify:"}, []string{"run:"}},
+		{[]string{"cmord", "archive", "ls", "--"}, []string{"--kind[", "--config["}, []string{"--once["}},
+		{[]string{"cmord", "exceptions", "-"}, []string{"--all["}, []string{"resolve:"}},
+		{[]string{"cmord", "exceptions", ""}, []string{"resolve:"}, nil},
+		{[]string{"cmord", "exceptions", "resolve", "-"}, []string{"--note["}, []string{"--all["}},
+		{[]string{"cmord", "run", "-"}, []string{"--once["}, []string{"--kind["}},
+		{[]string{"cmord", "completion", ""}, []string{"1:argument:(bash zsh)"}, nil},
+	}
+	for _, tt := range tests {
+		var quoted []string
+		for _, w := range tt.words {
+			quoted = append(quoted, "'"+w+"'")
+		}
+		prog := zshStubs + "source " + path + "\nwords=(" + strings.Join(quoted, " ") + ")\nCURRENT=" +
+			strconv.Itoa(len(tt.words)) + "\nPREFIX=" + quoted[len(quoted)-1] + "\n_cmord\n"
+		out, err := exec.Command("zsh", "-f", "-c", prog).CombinedOutput()
+		line := strings.Join(tt.words, " ")
+		if err != nil {
+			t.Errorf("%q: %v\n%s", line, err, out)
+			continue
+		}
+		for _, w := range tt.want {
+			if !strings.Contains(string(out), w) {
+				t.Errorf("%q: zsh offers no %q:\n%s", line, w, out)
+			}
+		}
+		for _, n := range tt.not {
+			if strings.Contains(string(out), n) {
+				t.Errorf("%q: zsh offers %q:\n%s", line, n, out)
+			}
+		}
+	}
+}

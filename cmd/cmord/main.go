@@ -151,7 +151,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Every command takes --config FILE (default: $CMORD_CONFIG, then %s).\n", DefaultConfigPath)
 	fmt.Fprintln(w, "Exit codes: 0 ok, 1 findings, 2 usage or configuration error.")
-	fmt.Fprintln(w, "Run 'cmord <command> --help' for the command's flags.")
+	fmt.Fprintln(w, "Run 'cmord <command> --help' for the command's flags; 'cmord --version' for the version.")
 }
 
 // newFlags builds the flag set of a verb with the common --config flag; --help prints
