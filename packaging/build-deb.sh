@@ -38,9 +38,10 @@ trap 'rm -rf "$stage"' EXIT
 pkg="$stage/pkg"
 mkdir -p "$pkg/DEBIAN"
 
-# The binary: static (no cgo), reproducible paths, the version in `cmord --version`.
-# -buildvcs=auto also stamps the revision when built in a plain git clone.
-CGO_ENABLED=0 go build -trimpath -buildvcs=auto -ldflags "-s -w -X main.version=$version" \
+# The binary: static (no cgo), reproducible paths, the version (which names the
+# revision) in `cmord --version`. No VCS stamping: git refuses a checkout owned by
+# another user, which would fail the build for nothing the version does not say.
+CGO_ENABLED=0 go build -trimpath -buildvcs=false -ldflags "-s -w -X main.version=$version" \
 	-o "$pkg/usr/bin/cmord" ./cmd/cmord
 cmord="$pkg/usr/bin/cmord"
 
