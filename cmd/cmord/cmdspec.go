@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"sort"
 	"strings"
@@ -52,27 +53,31 @@ func commandSpecs() []commandSpec {
 		env.Close()
 		spec := commandSpec{name: c.name, summary: c.summary, usage: c.usage, details: c.details, args: c.args}
 		if env.described != nil {
-			env.described.VisitAll(func(f *flag.Flag) {
-				arg, usage := flag.UnquoteUsage(f)
-				if _, isBool := f.Value.(interface{ IsBoolFlag() bool }); isBool {
-					arg = ""
-				} else if arg == "int" || arg == "uint" {
-					arg = "N"
-				} else if arg == "duration" {
-					arg = "DURATION"
-				} else if arg == "" || arg == "value" || arg == "string" {
-					arg = "VALUE"
-				}
-				fs := flagSpec{name: f.Name, arg: arg, usage: usage}
-				if !isZeroDefault(f.DefValue) {
-					fs.def = f.DefValue
-				}
-				spec.flags = append(spec.flags, fs)
-			})
+			spec.flags = flagSpecs(env.described)
 		}
 		out = append(out, spec)
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+// flagSpecs lists the flags of a verb's flag set, as --help, completion and the man
+// page show them.
+func flagSpecs(fs *flag.FlagSet) []flagSpec {
+	var out []flagSpec
+	fs.VisitAll(func(f *flag.Flag) {
+		// The value's placeholder as the flag package names it: a `NAME` quoted in
+		// the usage, else its type ("string", "int", "duration"); none for a bool.
+		arg, usage := flag.UnquoteUsage(f)
+		spec := flagSpec{name: f.Name, arg: arg, usage: usage}
+		if !isZeroDefault(f.DefValue) {
+			spec.def = f.DefValue
+			if arg == "string" {
+				spec.def = fmt.Sprintf("%q", f.DefValue)
+			}
+		}
+		out = append(out, spec)
+	})
 	return out
 }
 

@@ -173,25 +173,18 @@ func (e *Env) printHelp(w io.Writer, fs *flag.FlagSet) {
 		synopsis += " " + c.usage
 	}
 	fmt.Fprintf(w, "Usage: cmord %s %s\n\n%s\n\nFlags:\n", c.name, synopsis, c.summary)
-	fs.VisitAll(func(f *flag.Flag) {
-		typ, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if len(f.Name) == 1 {
-			line = "  -" + f.Name
-		}
-		if typ != "" {
-			line += " " + typ
+	for _, f := range flagSpecs(fs) {
+		line := "  " + f.typed()
+		if f.arg != "" {
+			line += " " + f.arg
 		}
 		fmt.Fprintln(w, line)
-		if !isZeroDefault(f.DefValue) && !strings.Contains(usage, "default") {
-			if typ == "string" {
-				usage += fmt.Sprintf(" (default %q)", f.DefValue)
-			} else {
-				usage += fmt.Sprintf(" (default %s)", f.DefValue)
-			}
+		usage := f.usage
+		if f.def != "" && !strings.Contains(usage, "default") {
+			usage += " (default " + f.def + ")"
 		}
 		fmt.Fprintf(w, "    \t%s\n", strings.ReplaceAll(usage, "\n", "\n    \t"))
-	})
+	}
 	if subs := subcommands(c.name); len(subs) > 0 {
 		fmt.Fprintln(w, "\nSub-commands:")
 		printCommandList(w, subs, "")
