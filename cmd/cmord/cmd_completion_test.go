@@ -235,3 +235,24 @@ func TestZshCompletion(t *testing.T) {
 		}
 	}
 }
+
+// `cmord completion` wants one known shell; `cmord man` takes no argument.
+func TestCompletionAndManUsage(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"completion"}, exitUsage, "want one shell: bash or zsh"},
+		{[]string{"completion", "fish"}, exitUsage, `unknown shell "fish"`},
+		{[]string{"completion", "bash", "zsh"}, exitUsage, "want one shell"},
+		{[]string{"man", "cmord"}, exitUsage, "unexpected argument cmord"},
+		{[]string{"completion", "--help"}, exitOK, "bash-completion/completions/cmord"},
+	}
+	for _, tt := range tests {
+		var out bytes.Buffer
+		if code := run(tt.args, nil, &out, &out); code != tt.code || !strings.Contains(out.String(), tt.want) {
+			t.Errorf("cmord %s: exit %d, %q; want exit %d and %q", strings.Join(tt.args, " "), code, out.String(), tt.code, tt.want)
+		}
+	}
+}
