@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -57,3 +58,52 @@ func TestReloadableSet(t *testing.T) {
 		t.Errorf("Settings() = %s %s, want WARN text", lv, f)
 	}
 }
+
+// Records logged while the settings change are each written whole, in one format or
+// the other (run with -race to check the switch).
+func TestReloadableConcurrent(t *testing.T) {
+	var buf syncBuf
+	r := NewReloadable(&buf, "info", "text", true)
+	done := make(chan struct{})
+	for g := 0; g < 4; g++ {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			l := r.Logger().With("g", g)
+			for i := 0; i < 200; i++ {
+				l.Info("record", "i", i)
+			}
+		}()
+	}
+	for i := 0; i < 50; i++ {
+		if i%2 == 0 {
+			r.Set("info", "json", true)
+		} else {
+			r.Set("info", "text", true)
+		}
+	}
+	for g := 0; g < 4; g++ {
+		<-done
+	}
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 800 {
+		t.Fatalf("%d lines, want 800", len(lines))
+	}
+	for _, l := range lines {
+		if !strings.HasPrefix(l, "{") && !strings.HasPrefix(l, "time=") {
+			t.Fatalf("a record cut or mixed: %q", l)
+		}
+	}
+}
+
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
