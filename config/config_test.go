@@ -44,7 +44,7 @@ func TestExampleParses(t *testing.T) {
 	if c.Company.PIVA != "00488410010" || !c.Company.HasRole("entrante") || !c.Company.HasSector("G") {
 		t.Errorf("company = %+v", c.Company)
 	}
-	if len(c.Folders) != 4 || c.Folders[0].Settle != 10*time.Second || c.Folders[0].Role() != "uscente" {
+	if len(c.Folders) != 6 || c.Folders[0].Settle != 10*time.Second || c.Folders[0].Role() != "uscente" {
 		t.Errorf("folders = %+v", c.Folders)
 	}
 	if got := c.Folders[0].Ignore; !reflect.DeepEqual(got, DefaultIgnore) {

@@ -36,6 +36,9 @@ type Daemon struct {
 	Log     *slog.Logger
 	Store   *archive.Store
 	Metrics *metrics.Metrics
+	// OnReload, when set, is called with a new configuration once a reload applied it
+	// (the CLI re-applies [log] level and format there: it owns the logger).
+	OnReload func(cfg *config.Config)
 
 	lock *StateLock // held from New to Close: one daemon per state directory
 
@@ -260,6 +263,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 				d.Log.Error("new configuration refused, keeping the old one", "err", err)
 				_ = d.apply(d.Config())
 			} else {
+				if d.OnReload != nil {
+					d.OnReload(cfg)
+				}
 				d.Log.Info("configuration reloaded")
 			}
 		}

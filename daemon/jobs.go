@@ -48,6 +48,9 @@ func (d *Daemon) jobs() []sched.Job {
 			out = append(out, sched.Job{Name: name, Spec: "* * * * *", Missed: "skip", Run: body})
 		}
 	}
+	for i := range out {
+		out[i].Run = d.countScheduleRun(out[i].Name, out[i].Run)
+	}
 	return out
 }
 

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,26 +9,50 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon"
 	"github.com/cmord/cmord/daemon/demo"
+	"github.com/cmord/cmord/daemon/logx"
 	"github.com/cmord/cmord/flows"
 )
 
 func init() {
 	register(&command{name: "demo", summary: "a self-contained demo: in-process SII (SFTP) and mail server, sample extracts, the daemon running",
-		usage: "[--dir D] [--once]", run: runDemo})
+		usage: "[--dir D] [--once] [--reset]", run: runDemo})
+}
+
+// demoTimeline places the demo's scripted month in the past: the script starts a week
+// before the first of a month (09:00 in Rome) and moves its clock to that first of the
+// month at step 6, when the month's report is due. The first of the month is the
+// latest one at least an hour before now, so every date the script writes into the
+// archive (files received, practices' states) is before the real time the daemon goes
+// on with after the tour: no record from the future.
+func demoTimeline(now time.Time) (start, monthEnd time.Time) {
+	first := flows.Today(now).FirstOfMonth()
+	monthEnd = time.Date(first.Time().Year(), first.Time().Month(), first.Time().Day(), 9, 0, 0, 0, flows.Rome)
+	if now.Sub(monthEnd) < time.Hour {
+		first = first.AddMonths(-1)
+		monthEnd = time.Date(first.Time().Year(), first.Time().Month(), first.Time().Day(), 9, 0, 0, 0, flows.Rome)
+	}
+	return monthEnd.AddDate(0, 0, -7), monthEnd
 }
 
 func runDemo(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	dir := fs.String("dir", "cmord-demo", "working `DIR` of the demo (created, or reused with its state)")
 	once := fs.Bool("once", false, "run the scripted cycles, print the tour and exit (default: keep the daemon running)")
+	reset := fs.Bool("reset", false, "remove the demo's earlier state in DIR and start over")
 	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
+	}
+	if *reset {
+		if err := demo.Reset(*dir); err != nil {
+			return env.fail(err)
+		}
 	}
 	dm, err := demo.Setup(*dir)
 	if err != nil {
@@ -35,12 +60,23 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	}
 	defer dm.Close()
 	env.ConfigPath = dm.ConfigPath
-	log := env.Logger()
+	// The daemon logs to a file: the terminal is the tour's.
+	logFile, err := os.OpenFile(dm.Path(demo.LogFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return env.fail(err)
+	}
+	defer logFile.Close()
+	env.logCtl = logx.NewReloadable(logFile, dm.Config.Log.Level, "text", dm.Config.Log.Redact)
+	env.log = env.logCtl.Logger()
+	log := env.log
 	d, err := daemon.New(dm.Config, log)
 	if err != nil {
 		return env.fail(err)
 	}
 	defer d.Close()
+	// SIGHUP re-reads the demo's configuration, as it does for `cmord run`.
+	stopReload := reloadOnSIGHUP(ctx, env, d)
+	defer stopReload()
 	sii, err := demo.NewFakeSII(dm, d.Catalog())
 	if err != nil {
 		return env.fail(err)
@@ -48,11 +84,23 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	w := env.Stdout
 	say := func(format string, a ...any) { fmt.Fprintf(w, format+"\n", a...) }
 	var last string // practice counts after the previous cycle
-	cycle := func() error { return demoCycle(ctx, d, sii, say, &last) }
+	// The script's clock: the real one shifted into the past (demoTimeline); the
+	// fake SII answers on the same clock.
+	var shift atomic.Int64
+	clock := func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
+	cycle := func() error { return demoCycle(ctx, d, sii, clock, say, &last) }
 	say("cmord demo in %s", dm.Dir)
-	say("  SII (SFTP) on %s, mail (SMTP) on %s", dm.SFTP.Addr, dm.SMTP.Addr())
+	say("  SII (SFTP) on %s, mail (SMTP) on %s; the daemon's log is %s", dm.SFTP.Addr, dm.SMTP.Addr(), dm.Path(demo.LogFile))
 	if dm.Fresh {
-		now := time.Now()
+		// The narration is kept, to be replayed by the next run.
+		var narration bytes.Buffer
+		w = io.MultiWriter(env.Stdout, &narration)
+		start, monthEnd := demoTimeline(time.Now())
+		shift.Store(int64(start.Sub(time.Now())))
+		d.SetClock(clock)
+		now := clock()
+		say("\nThe script runs on a simulated clock, from %s (step 1) to %s (step 6), so that a month", start.Format("02/01/2006"), monthEnd.Format("02/01/2006"))
+		say("ends during the tour: its files and practices carry those dates. After the tour the clock is the real one.")
 		name, err := dm.DropMorosi(now)
 		if err != nil {
 			return env.fail(err)
@@ -95,10 +143,9 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
-		// Reports cover whole months: let the month end, as a real installation would.
-		next := flows.Today(now).FirstOfMonth().AddMonths(1).Time().Add(9 * time.Hour)
-		d.SetClock(func() time.Time { return next.Add(time.Since(now)) })
-		say("\n6. The demo moves its clock to %s. cmord reads the suspension outcome (the practice is SUSPENDED) and,", next.Format("02/01/2006"))
+		// Reports cover whole months: the simulated clock reaches the first of the month.
+		shift.Store(int64(monthEnd.Sub(time.Now())))
+		say("\n6. The simulated clock reaches %s. cmord reads the suspension outcome (the practice is SUSPENDED) and,", monthEnd.Format("02/01/2006"))
 		say("   the month being over, builds the report (REND) of the CMOR billed and collected: the collected practice is CLOSED")
 		if err := cycle(); err != nil {
 			return env.fail(err)
@@ -107,23 +154,35 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
+		shift.Store(0)
 		d.SetClock(time.Now)
 		if err := d.SendDigestNow(ctx); err != nil {
 			say("   (digest not sent: %v)", err)
 		} else {
-			say("\n7. The compliance digest goes out by mail (see the mail folder)")
+			say("\n7. Back on the real clock, the compliance digest goes out by mail (see the mail folder)")
 		}
+		if err := os.WriteFile(dm.Path(demo.TourFile), narration.Bytes(), 0o640); err != nil {
+			return env.fail(err)
+		}
+		w = env.Stdout
 	} else {
-		say("\nReusing the demo state in %s (delete the folder for a fresh start).", dm.Dir)
+		b, err := os.ReadFile(dm.Path(demo.TourFile))
+		if err == nil {
+			say("\nThe tour of the first run in %s (`cmord demo --reset` starts over):", dm.Dir)
+			fmt.Fprint(w, string(b))
+		} else {
+			say("\nReusing the demo state in %s (`cmord demo --reset` starts over).", dm.Dir)
+		}
+		say("\nThis run: one more cycle on the same state")
 		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
 	}
-	tour(w, dm, d)
+	tour(w, dm, d, *once)
 	if *once {
 		return exitOK
 	}
-	say("\nThe daemon is running (Ctrl-C to stop). Drop files into %s; the demo SII answers every few seconds.", dm.Path("in"))
+	say("\nThe daemon is running (Ctrl-C to stop; SIGHUP re-reads %s). Drop files into %s; the demo SII answers every few seconds.", dm.ConfigPath, dm.Path("in"))
 	go func() {
 		t := time.NewTicker(5 * time.Second)
 		defer t.Stop()
@@ -147,11 +206,11 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 // demoCycle runs one daemon cycle and lets the scripted SII answer what was
 // published. It prints the practices per state, or that they did not change since the
 // cycle whose counts are in *last (a repeated line reads as a mistake).
-func demoCycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, say func(string, ...any), last *string) error {
+func demoCycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, clock func() time.Time, say func(string, ...any), last *string) error {
 	if err := d.RunOnce(ctx); err != nil {
 		say("   cycle finished with errors: %v", err)
 	}
-	answers, err := sii.Round(time.Now())
+	answers, err := sii.Round(clock())
 	if err != nil {
 		return err
 	}
@@ -171,7 +230,7 @@ func demoCycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, say fun
 	return nil
 }
 
-func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon) {
+func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon, once bool) {
 	ctx := context.Background()
 	rel := func(p string) string {
 		if r, err := filepath.Rel(mustWd(), p); err == nil && !strings.HasPrefix(r, "..") {
@@ -199,6 +258,12 @@ func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon) {
 	fmt.Fprintf(w, "  exports for billing  %s\n", rel(dm.Path(demo.BillingOut)))
 	fmt.Fprintf(w, "  mail sent            %s (one .eml per message)\n", rel(dm.Path(demo.MailDir)))
 	fmt.Fprintf(w, "  archive and index    %s\n", rel(dm.Path("state")))
+	fmt.Fprintf(w, "  the daemon's log     %s\n", rel(dm.Path(demo.LogFile)))
+	if once {
+		fmt.Fprintf(w, "  metrics              http://%s/metrics and /healthz while `cmord demo` (without --once) runs\n", dm.Metrics)
+	} else {
+		fmt.Fprintf(w, "  metrics              http://%s/metrics and /healthz\n", dm.Metrics)
+	}
 	if files, err := d.Store.ListFiles(ctx, archive.FileFilter{}); err == nil {
 		in, out := 0, 0
 		for _, f := range files {

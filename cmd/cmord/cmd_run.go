@@ -34,6 +34,8 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		return env.fail(err)
 	}
 	defer d.Close()
+	stopReload := reloadOnSIGHUP(ctx, env, d)
+	defer stopReload()
 	if *once {
 		sum, err := d.RunOnceSummary(ctx)
 		if err != nil {
@@ -43,10 +45,23 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stdout, sum.String())
 		return exitOK
 	}
-	// SIGHUP: reload; a bad new configuration is refused and the old one kept.
+	if err := d.Run(ctx); err != nil {
+		fmt.Fprintf(env.Stderr, "cmord run: %v\n", err)
+		return exitFindings
+	}
+	return exitOK
+}
+
+// reloadOnSIGHUP makes SIGHUP re-read the configuration file and hand it to the daemon
+// (a bad new configuration is refused and the old one kept); the daemon applies it,
+// then [log] level and format through Daemon.OnReload. The returned func stops it.
+// Both `cmord run` and `cmord demo` use it, so the demo survives SIGHUP like the daemon.
+func reloadOnSIGHUP(ctx context.Context, env *Env, d *daemon.Daemon) (stop func()) {
+	log := env.Logger()
+	d.OnReload = env.applyLogSettings
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	ctx, cancel := context.WithCancel(ctx)
 	go func() {
 		for {
 			select {
@@ -58,13 +73,10 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 					log.Error("SIGHUP: new configuration refused, keeping the old one", "err", err)
 					continue
 				}
+				log.Info("SIGHUP: reloading the configuration", "file", newCfg.File)
 				d.Reload(newCfg)
 			}
 		}
 	}()
-	if err := d.Run(ctx); err != nil {
-		fmt.Fprintf(env.Stderr, "cmord run: %v\n", err)
-		return exitFindings
-	}
-	return exitOK
+	return func() { signal.Stop(hup); cancel() }
 }

@@ -188,3 +188,65 @@ func TestRunOnceSummary(t *testing.T) {
 		}
 	}
 }
+
+// TestRunReloadLogSettings: SIGHUP applies a changed [log] to the running daemon, as
+// docs/install.md says: text at info, then JSON at debug (the daemon's own records,
+// component loggers included, come out as JSON), then text at warn (info records no
+// longer appear, up to the end of the process).
+func TestRunReloadLogSettings(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "in"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	cfgPath := filepath.Join(dir, "cmord.toml")
+	write := func(level, format string) {
+		s := strings.Replace(fmt.Sprintf(runTestConfig, "morosi"), "[log]\nformat = \"text\"",
+			fmt.Sprintf("[log]\nlevel = %q\nformat = %q", level, format), 1)
+		if err := os.WriteFile(cfgPath, []byte(s), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("info", "text")
+	cmd := exec.Command(os.Args[0], "run", "--config", cfgPath)
+	cmd.Env = append(os.Environ(), "CMORD_TEST_MAIN=1", "NOTIFY_SOCKET=")
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	waitFor(t, &out, "msg=\"cmord running\"")
+
+	write("debug", "json")
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, &out, `"msg":"configuration reloaded"`)
+	if !strings.Contains(out.String(), `msg="applying new log settings" log_level=DEBUG log_format=json`) {
+		t.Errorf("the change of log settings is not announced (in the old format):\n%s", out.String())
+	}
+	// A file dropped now is logged by the intake's component logger, in JSON.
+	if err := os.WriteFile(filepath.Join(dir, "in", "x.csv"), []byte("not;a;morosi;file\r\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, &out, `"msg":"file finished"`)
+	if !strings.Contains(out.String(), `"level":"DEBUG"`) {
+		t.Errorf("no debug record after switching to level debug:\n%s", out.String())
+	}
+
+	write("warn", "text")
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, &out, `"msg":"applying new log settings","log_level":"WARN","log_format":"text"`)
+	// "configuration reloaded" (info) comes right after the switch: wait past it.
+	time.Sleep(200 * time.Millisecond)
+	mark := len(out.String())
+	cmd.Process.Signal(syscall.SIGTERM)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("cmord run after SIGTERM: %v\n%s", err, out.String())
+	}
+	after := out.String()[mark:]
+	if strings.Contains(after, "level=INFO") || strings.Contains(after, `"level":"INFO"`) {
+		t.Errorf("info records after switching to level warn:\n%s", after)
+	}
+	if strings.Contains(after, "stopped") {
+		t.Errorf("the info record \"stopped\" was logged at level warn:\n%s", after)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -26,8 +27,13 @@ type Env struct {
 	cfg     *config.Config
 	store   *archive.Store
 	log     *slog.Logger
+	logCtl  *logx.Reloadable // the logger's settings, re-applied on SIGHUP
 	// readOnly: this run of a command that may write only reads (digest --preview).
 	readOnly bool
+	// describing: the verb is run only to collect its flag set (commandSpecs): parse
+	// records the set in described and stops the verb before it does anything.
+	describing bool
+	described  *flag.FlagSet
 }
 
 // ReadOnly makes Store open the archive read-only for this run.
@@ -173,8 +179,24 @@ func (e *Env) Logger() *slog.Logger {
 	if e.cfg != nil {
 		level, format, redact = e.cfg.Log.Level, e.cfg.Log.Format, e.cfg.Log.Redact
 	}
-	e.log = logx.New(e.Stderr, level, format, redact)
+	e.logCtl = logx.NewReloadable(e.Stderr, level, format, redact)
+	e.log = e.logCtl.Logger()
 	return e.log
+}
+
+// applyLogSettings re-applies [log] level, format and redact of cfg to the logger
+// already handed out (SIGHUP), and says so (in the old settings) when they change.
+func (e *Env) applyLogSettings(cfg *config.Config) {
+	if e.logCtl == nil {
+		return
+	}
+	l := cfg.Log
+	if !e.logCtl.Changes(l.Level, l.Format, l.Redact) {
+		return
+	}
+	// Said in the old settings: at a higher level the new ones would swallow it.
+	e.log.Info("applying new log settings", "log_level", logx.ParseLevel(l.Level).String(), "log_format", l.Format, "redact", l.Redact)
+	e.logCtl.Set(l.Level, l.Format, l.Redact)
 }
 
 // Close releases what the verb opened.

@@ -29,9 +29,10 @@ const (
 type command struct {
 	name    string // "archive verify" for sub-verbs
 	summary string
-	usage   string // argument synopsis shown by --help
-	details string // more --help text after the flags (output formats, field lists)
-	hidden  bool   // an alias: runs, but is not listed
+	usage   string   // argument synopsis shown by --help
+	details string   // more --help text after the flags (output formats, field lists)
+	hidden  bool     // an alias: runs, but is not listed
+	args    []string // fixed words its positional argument takes, for shell completion
 	run     func(ctx context.Context, env *Env, args []string) int
 }
 
@@ -57,6 +58,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		printUsage(stderr)
 		return exitUsage
+	}
+	if args[0] == "--version" || args[0] == "-version" || args[0] == "-V" {
+		args = append([]string{"version"}, args[1:]...)
 	}
 	if isHelpArg(args[0]) {
 		if len(args) > 1 {
@@ -147,7 +151,7 @@ func printUsage(w io.Writer) {
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "Every command takes --config FILE (default: $CMORD_CONFIG, then %s).\n", DefaultConfigPath)
 	fmt.Fprintln(w, "Exit codes: 0 ok, 1 findings, 2 usage or configuration error.")
-	fmt.Fprintln(w, "Run 'cmord <command> --help' for the command's flags.")
+	fmt.Fprintln(w, "Run 'cmord <command> --help' for the command's flags; 'cmord --version' for the version.")
 }
 
 // newFlags builds the flag set of a verb with the common --config flag; --help prints
@@ -169,25 +173,18 @@ func (e *Env) printHelp(w io.Writer, fs *flag.FlagSet) {
 		synopsis += " " + c.usage
 	}
 	fmt.Fprintf(w, "Usage: cmord %s %s\n\n%s\n\nFlags:\n", c.name, synopsis, c.summary)
-	fs.VisitAll(func(f *flag.Flag) {
-		typ, usage := flag.UnquoteUsage(f)
-		line := "  --" + f.Name
-		if len(f.Name) == 1 {
-			line = "  -" + f.Name
-		}
-		if typ != "" {
-			line += " " + typ
+	for _, f := range flagSpecs(fs) {
+		line := "  " + f.typed()
+		if f.arg != "" {
+			line += " " + f.arg
 		}
 		fmt.Fprintln(w, line)
-		if !isZeroDefault(f.DefValue) && !strings.Contains(usage, "default") {
-			if typ == "string" {
-				usage += fmt.Sprintf(" (default %q)", f.DefValue)
-			} else {
-				usage += fmt.Sprintf(" (default %s)", f.DefValue)
-			}
+		usage := f.usage
+		if f.def != "" && !strings.Contains(usage, "default") {
+			usage += " (default " + f.def + ")"
 		}
 		fmt.Fprintf(w, "    \t%s\n", strings.ReplaceAll(usage, "\n", "\n    \t"))
-	})
+	}
 	if subs := subcommands(c.name); len(subs) > 0 {
 		fmt.Fprintln(w, "\nSub-commands:")
 		printCommandList(w, subs, "")
@@ -216,6 +213,10 @@ func isZeroDefault(v string) bool { return v == "" || v == "0" || v == "false" |
 // parse parses flags; it returns (exit code, false) when the verb must stop
 // (--help gives 0, bad flags give 2).
 func (e *Env) parse(fs *flag.FlagSet, args []string) (int, bool) {
+	if e.describing {
+		e.described = fs
+		return exitOK, false
+	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			e.printHelp(e.Stdout, fs)

@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"text/template"
@@ -30,7 +31,41 @@ type Demo struct {
 	Config     *config.Config
 	SFTP       *sftpserver.Server
 	SMTP       *smtpsink.Sink
-	Fresh      bool // created now (samples dropped), not reused
+	Fresh      bool   // created now (samples dropped), not reused
+	Metrics    string // 127.0.0.1:PORT of /metrics and /healthz while the daemon runs
+}
+
+// Files of the demo beside its folders.
+const (
+	LogFile  = "cmord.log" // the daemon's log: the terminal keeps the tour
+	TourFile = "tour.txt"  // the first run's narration, replayed by later runs
+)
+
+// demoEntries are everything Setup and a run create in the demo directory: what Reset
+// removes, and nothing else.
+var demoEntries = []string{"in", SIIRoot, MailDir, BillingOut, "keys", "state", "cmord.toml", "fakesii.json", LogFile, TourFile}
+
+// Reset removes what an earlier demo created in dir, so the next Setup starts fresh.
+// It refuses a directory whose cmord.toml was not written by the demo (a real
+// installation's folder given to --dir by mistake).
+func Reset(dir string) error {
+	cfg := filepath.Join(dir, "cmord.toml")
+	b, err := os.ReadFile(cfg)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil // nothing to reset
+	}
+	if err != nil {
+		return err
+	}
+	if !bytes.HasPrefix(b, []byte(configHeader)) {
+		return fmt.Errorf("%s was not written by `cmord demo`: not resetting %s", cfg, dir)
+	}
+	for _, e := range demoEntries {
+		if err := os.RemoveAll(filepath.Join(dir, e)); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Folders of the demo, relative to its directory.
@@ -76,8 +111,16 @@ func Setup(dir string) (*Demo, error) {
 		d.Close()
 		return nil, fmt.Errorf("demo SMTP server: %w", err)
 	}
+	// A free port for /metrics: taken and released here, bound again by the daemon.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("demo metrics port: %w", err)
+	}
+	d.Metrics = ln.Addr().String()
+	ln.Close()
 	var buf bytes.Buffer
-	if err := configTemplate.Execute(&buf, map[string]any{"SFTPPort": d.SFTP.Port, "SMTPPort": d.SMTP.Port()}); err != nil {
+	if err := configTemplate.Execute(&buf, map[string]any{"SFTPPort": d.SFTP.Port, "SMTPPort": d.SMTP.Port(), "Metrics": d.Metrics}); err != nil {
 		d.Close()
 		return nil, err
 	}
@@ -136,12 +179,17 @@ func clientKey(path string) (ssh.PublicKey, error) {
 // Now is the demo's clock: the real time (samples are dated relative to it).
 func Now() time.Time { return time.Now() }
 
-var configTemplate = template.Must(template.New("cmord.toml").Parse(`# cmord demo configuration, written by ` + "`cmord demo`" + `.
+// configHeader starts every configuration the demo writes (Reset looks for it).
+const configHeader = "# cmord demo configuration, written by `cmord demo`."
+
+var configTemplate = template.Must(template.New("cmord.toml").Parse(configHeader + `
 # The SFTP and SMTP servers live inside the demo process: their ports change at each
 # run, and this file is rewritten. Every other command works on the demo's state with
 #   CMORD_CONFIG=<this file> cmord <command>
 state_dir = "state"
 lang = "it"
+# /metrics and /healthz while the demo's daemon runs (a free port, chosen at each run).
+listen = "{{.Metrics}}"
 
 [company]
 piva = "00488410010"

@@ -24,7 +24,7 @@ type Metrics struct {
 	Failures        *prometheus.CounterVec // {kind}: sftp, smtp, parse, archive, …
 	QueueDepth      *prometheus.GaugeVec   // {queue}: deliveries, outbox, intake…
 	LastSFTPContact *prometheus.GaugeVec   // {endpoint}: Unix time of the last successful exchange
-	ScheduleRuns    *prometheus.CounterVec // {job,status}: status ok|error|skipped|missed
+	ScheduleRuns    *prometheus.CounterVec // {job,status}: ok|failed|panic|missed|overlap|interrupted
 	ExceptionsOpen  *prometheus.GaugeVec   // {severity}
 }
 
@@ -49,7 +49,7 @@ func New() *Metrics {
 			Name: "cmord_last_sftp_contact_timestamp_seconds", Help: "Unix time of the last successful SFTP exchange, by endpoint.",
 		}, []string{"endpoint"}),
 		ScheduleRuns: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "cmord_schedule_runs_total", Help: "Scheduled job runs, by job and status.",
+			Name: "cmord_schedule_runs_total", Help: "Scheduled job runs, by job and status: ok, failed, panic (runs); missed, overlap, interrupted (slots that did not run or did not finish).",
 		}, []string{"job", "status"}),
 		ExceptionsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cmord_exceptions_open", Help: "Open exceptions, by severity.",
