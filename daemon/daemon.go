@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"net"
@@ -518,7 +519,17 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	// The content comes from the descriptor intake opened and checked (a regular file
 	// of the folder, the one scanned), never from the path, which may point elsewhere.
 	if c.File == nil {
-		return intake.Outcome{}, fmt.Errorf("%s: claimed file not opened by intake", c.Name)
+		if c.OpenErr == nil {
+			return intake.Outcome{}, fmt.Errorf("%s: claimed file not opened by intake", c.Name)
+		}
+		// The dropped file itself cannot be opened: named by its path, so that the
+		// poison-file policy refuses it at once rather than retrying it forever.
+		cause := c.OpenErr
+		var pe *fs.PathError
+		if errors.As(cause, &pe) {
+			cause = pe.Err
+		}
+		return d.notArchived(ctx, c, folder, &fs.PathError{Op: "open", Path: c.Path, Err: cause})
 	}
 	res, err := d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:" + folder.Name, Name: c.Name, Direction: "in",
 		Kind: folder.Kind, Reader: io.NewSectionReader(c.File, 0, math.MaxInt64), MaxSize: folder.MaxSize,

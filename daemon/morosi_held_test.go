@@ -197,9 +197,9 @@ func TestEligibilityToldApartFromDataErrors(t *testing.T) {
 	if len(elig) != 1 || elig[0].Rule != "E5" || len(data) != 1 {
 		t.Fatalf("eligibility %v, data %v: want one E5 and the bad date (its one-row practice needs no CASE-ROWS)", elig, data)
 	}
-	reason := ReasonText("morosi.csv", res, e2eNow)
+	reason := ReasonText("morosi.csv", res, e2eNow) // English: the daemon's own is in [general] lang
 	for _, line := range strings.Split(reason, "\n") {
-		marked := strings.Contains(line, flows.EligibilityNoteIT)
+		marked := strings.Contains(line, flows.EligibilityNoteEN)
 		if strings.Contains(line, "rule E5") != marked {
 			t.Errorf("reason line %q: marked %v", line, marked)
 		}

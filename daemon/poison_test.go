@@ -409,7 +409,11 @@ func TestUnreadableDropRefusedAtOnce(t *testing.T) {
 	if err := os.MkdirAll(claimed, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := w.d.processClaimed(context.Background(), intake.Claimed{Folder: "morosi", Name: "odd.csv", Path: claimed, Attempt: 1})
+	// Intake refuses a directory as unsafe before the daemon sees it; an open that fails
+	// otherwise (a mode the cmord user may not read: not reproducible as root) reaches
+	// the daemon as OpenErr, which is what this hands over.
+	_, openErr := os.ReadFile(claimed)
+	out, err := w.d.processClaimed(context.Background(), intake.Claimed{Folder: "morosi", Name: "odd.csv", Path: claimed, Attempt: 1, OpenErr: openErr})
 	if err != nil {
 		t.Fatalf("an unreadable file was left for a retry: %v", err)
 	}

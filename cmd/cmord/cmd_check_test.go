@@ -73,7 +73,7 @@ func TestCheckAcceptsExample(t *testing.T) {
 	dir := t.TempDir()
 	cfg := strings.NewReplacer("/var/lib/cmord", filepath.Join(dir, "state"), "/srv/cmord", filepath.Join(dir, "srv"),
 		"/etc/cmord", filepath.Join(dir, "etc")).Replace(string(example))
-	for _, d := range []string{"srv/morosi", "srv/incassi", "srv/fatturato", "srv/sospensioni", "etc"} {
+	for _, d := range []string{"srv/morosi", "srv/incassi", "srv/annullamenti", "srv/rimborsi", "srv/fatturato", "srv/sospensioni", "etc"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o750); err != nil {
 			t.Fatal(err)
 		}

@@ -553,6 +553,12 @@ func (f *folder) handle(ctx context.Context, c Claimed) {
 		out, err = f.call(ctx, c)
 		fh.Close()
 		c.File = nil
+	} else {
+		// Not opened (permissions, an I/O error): ProcessFunc applies the poison-file
+		// policy, so that such a file is refused with a reason, not retried forever.
+		c.OpenErr = err
+		out, err = f.call(ctx, c)
+		c.OpenErr = nil
 	}
 	if err != nil {
 		delay := f.backoff(c.Attempt)

@@ -144,6 +144,10 @@ type Claimed struct {
 	// Read the content from it (from offset 0, e.g. io.NewSectionReader), never from
 	// Path: the name may point elsewhere by now. Intake closes it after the call.
 	File *os.File
+	// OpenErr is why File is nil: the claimed name could not be opened (other than
+	// for safety, which intake refuses itself). ProcessFunc decides what it means for
+	// the file (the poison-file policy), as for any other failure to read it.
+	OpenErr error
 	// scanned is what the scan saw under the name (nil for a recovered file).
 	scanned os.FileInfo
 }

@@ -213,7 +213,9 @@ func FindingsFromExceptions(es []archive.Exception) []flows.Finding {
 	sort.Slice(es, func(i, j int) bool { return es[i].ID < es[j].ID }) // the order they were raised in
 	var out []flows.Finding
 	for _, e := range es {
-		if e.Kind != "row_refused" || e.Rule == "MORE" {
+		// Rows refused for their data, and cases refused as not eligible (their own kind
+		// since eligibility is told apart from data errors).
+		if (e.Kind != "row_refused" && e.Kind != "case_not_eligible") || e.Rule == "MORE" {
 			continue
 		}
 		out = append(out, flows.Finding{Line: e.Line, Field: e.Field, Rule: e.Rule, Value: e.Value, Message: e.Message})
@@ -609,7 +611,15 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 			if f.Line > 0 {
 				where = fmt.Sprintf("%s %d: ", wordsOf(lang).line, f.Line)
 			}
-			fmt.Fprintf(&b, "  %s%s\n", where, findingText(f, lang))
+			note := ""
+			if f.Eligibility() {
+				// Told apart from data errors: nothing to correct in billing.
+				note = " — " + flows.EligibilityNoteIT
+				if lang == "en" {
+					note = " — " + flows.EligibilityNoteEN
+				}
+			}
+			fmt.Fprintf(&b, "  %s%s%s\n", where, findingText(f, lang), note)
 		}
 	}
 	if folder != "" {

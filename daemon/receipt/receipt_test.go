@@ -115,7 +115,7 @@ func TestOutcomeOfRefusals(t *testing.T) {
 	} {
 		var fs []flows.Finding
 		for _, r := range c.rules {
-			fs = append(fs, flows.Finding{Rule: r})
+			fs = append(fs, flows.Finding{Rule: r, Value: "x"}) // E1/E2 without a value are missing data, not eligibility
 		}
 		if got := refusalOutcome(fs); got != c.want {
 			t.Errorf("%v: %s, want %s", c.rules, got, c.want)
