@@ -76,7 +76,7 @@ fi
 [ -e /etc/cmord/known_hosts ] || echo "sftp.sii.example.it $(cut -d' ' -f1,2 /etc/cmord/sii_ed25519.pub)" >/etc/cmord/known_hosts
 chmod 0644 /etc/cmord/known_hosts
 if [ ! -e /etc/cmord/smtp_password ]; then
-	install -m 0640 -o root -g cmord /dev/null /etc/cmord/smtp_password
+	install -m 0600 -o cmord -g cmord /dev/null /etc/cmord/smtp_password  # as docs/install.md: not the group
 	echo 'not-a-real-password' >/etc/cmord/smtp_password
 fi
 runuser -u cmord -- cmord check --config /etc/cmord/cmord.toml
