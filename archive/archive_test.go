@@ -487,3 +487,28 @@ func TestDroppedChainStopsWrites(t *testing.T) {
 		t.Fatalf("verify: %q", rep.Problems)
 	}
 }
+
+// TestStoreClock: the times the archive records follow Store.Now when it is set (the
+// demo's simulated clock), and the real clock otherwise.
+func TestStoreClock(t *testing.T) {
+	s := openTest(t)
+	past := time.Date(2025, 11, 24, 8, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		name   string
+		now    func() time.Time
+		within func(time.Time) bool
+	}{
+		{"set", func() time.Time { return past }, func(at time.Time) bool { return at.Equal(past) }},
+		{"unset", nil, func(at time.Time) bool { return time.Since(at) < time.Hour && time.Since(at) >= 0 }},
+	} {
+		s.Now = tt.now
+		f := ingest(t, s, "folder:clock", tt.name+".csv", "content of "+tt.name).File
+		got, err := s.GetFile(context.Background(), f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !tt.within(got.ReceivedAt) {
+			t.Errorf("%s: received at %v", tt.name, got.ReceivedAt)
+		}
+	}
+}

@@ -52,7 +52,7 @@ type RemoteConflict struct {
 func (s *Store) QueueDelivery(ctx context.Context, tx *sql.Tx, d Delivery) (int64, error) {
 	now := d.CreatedAt // the daemon's clock when the caller sets it
 	if now.IsZero() {
-		now = time.Now()
+		now = s.now()
 	}
 	r, err := tx.ExecContext(ctx, `INSERT INTO deliveries (file_id, target, remote_dir, remote_name, state, next_attempt_at, created_at)
 		VALUES (?, ?, ?, ?, 'pending', ?, ?)`, d.FileID, d.Target, d.RemoteDir, d.RemoteName, TS(now), TS(now))
@@ -146,7 +146,7 @@ func (s *Store) MarkDelivered(ctx context.Context, id int64, remotePath string, 
 			return nil
 		}
 		if _, err := tx.ExecContext(ctx, `UPDATE deliveries SET state = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = '' WHERE id = ?`,
-			TS(time.Now()), id); err != nil {
+			TS(s.now()), id); err != nil {
 			return err
 		}
 		var left int
@@ -154,11 +154,11 @@ func (s *Store) MarkDelivered(ctx context.Context, id int64, remotePath string, 
 			return err
 		}
 		if left == 0 {
-			if _, err := tx.ExecContext(ctx, `UPDATE files SET state = 'published', processed_at = ? WHERE id = ?`, TS(time.Now()), d.FileID); err != nil {
+			if _, err := tx.ExecContext(ctx, `UPDATE files SET state = 'published', processed_at = ? WHERE id = ?`, TS(s.now()), d.FileID); err != nil {
 				return err
 			}
 			// Only now, in the same transaction: the practices the file moves.
-			if _, err := s.applyPublished(ctx, tx, d.FileID, fmt.Sprintf("%s confirmed on %s (size %d checked, renamed)", remotePath, d.Target, size), time.Now()); err != nil {
+			if _, err := s.applyPublished(ctx, tx, d.FileID, fmt.Sprintf("%s confirmed on %s (size %d checked, renamed)", remotePath, d.Target, size), s.now()); err != nil {
 				return err
 			}
 		}
@@ -361,7 +361,7 @@ func (s *Store) WasFetched(ctx context.Context, endpoint, remotePath string, siz
 // RecordFetched notes a fetched file inside tx (the same transaction that indexes it).
 func (s *Store) RecordFetched(ctx context.Context, tx *sql.Tx, f Fetched) error {
 	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO sftp_fetched (endpoint, remote_path, size, mtime, file_id, fetched_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		f.Endpoint, f.RemotePath, f.Size, TS(f.ModTime), f.FileID, TS(time.Now()))
+		f.Endpoint, f.RemotePath, f.Size, TS(f.ModTime), f.FileID, TS(s.now()))
 	return err
 }
 
@@ -369,7 +369,7 @@ func (s *Store) RecordFetched(ctx context.Context, tx *sql.Tx, f Fetched) error 
 func (s *Store) MarkFetchCompleted(ctx context.Context, endpoint, remotePath string, size int64, mtime time.Time) error {
 	return s.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE sftp_fetched SET completed_at = ? WHERE endpoint = ? AND remote_path = ? AND size = ? AND mtime = ?`,
-			TS(time.Now()), endpoint, remotePath, size, TS(mtime))
+			TS(s.now()), endpoint, remotePath, size, TS(mtime))
 		return err
 	})
 }

@@ -105,7 +105,7 @@ func (s *Store) AddBillingLine(ctx context.Context, tx *sql.Tx, l *BillingLine) 
 	data, _ := json.Marshal(nonNil(l.Data))
 	at := l.CreatedAt
 	if at.IsZero() {
-		at = time.Now()
+		at = s.now()
 	}
 	r, err := tx.ExecContext(ctx, `INSERT INTO entrante_billing_lines (export, practice_id, file_id, line, data, created_at)
 		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (export, practice_id, file_id, line) DO NOTHING`,

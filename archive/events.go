@@ -49,7 +49,7 @@ func (s *Store) AppendEvent(tx *sql.Tx, e Event) error {
 		return fmt.Errorf("archive: event chain head: %w", err)
 	}
 	if e.At.IsZero() {
-		e.At = time.Now()
+		e.At = s.now()
 	}
 	if e.Actor == "" {
 		e.Actor = "daemon"

@@ -71,7 +71,7 @@ func (s *Store) RaiseException(ctx context.Context, tx *sql.Tx, e Exception) (in
 	}
 	now := e.LastSeen
 	if now.IsZero() {
-		now = time.Now()
+		now = s.now()
 	}
 	var id int64
 	var resolved sql.NullString
@@ -134,7 +134,7 @@ func (e *Exception) Bound() {
 // or who resolved it by hand.
 func (s *Store) ResolveException(ctx context.Context, tx *sql.Tx, id int64, by, note string) error {
 	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = ? WHERE id = ? AND resolved_at IS NULL`,
-		TS(time.Now()), note, by, id)
+		TS(s.now()), note, by, id)
 	if err != nil {
 		return err
 	}
@@ -153,7 +153,7 @@ func (s *Store) ResolveException(ctx context.Context, tx *sql.Tx, id int64, by, 
 // (the condition cleared). It returns whether one was closed.
 func (s *Store) ResolveByFingerprint(ctx context.Context, tx *sql.Tx, fingerprint, note string) (bool, error) {
 	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = 'auto' WHERE fingerprint = ? AND resolved_at IS NULL`,
-		TS(time.Now()), note, fingerprint)
+		TS(s.now()), note, fingerprint)
 	if err != nil {
 		return false, err
 	}
@@ -165,7 +165,7 @@ func (s *Store) ResolveByFingerprint(ctx context.Context, tx *sql.Tx, fingerprin
 // action they asked for was taken). It returns how many were closed.
 func (s *Store) ResolvePracticeKind(ctx context.Context, tx *sql.Tx, kind string, practiceID int64, note string) (int64, error) {
 	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = 'auto'
-		WHERE practice_id = ? AND practice_id <> 0 AND kind = ? AND resolved_at IS NULL`, TS(time.Now()), note, practiceID, kind)
+		WHERE practice_id = ? AND practice_id <> 0 AND kind = ? AND resolved_at IS NULL`, TS(s.now()), note, practiceID, kind)
 	if err != nil {
 		return 0, err
 	}

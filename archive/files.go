@@ -128,7 +128,7 @@ func (s *Store) Ingest(ctx context.Context, req IngestRequest) (IngestResult, er
 	}
 	at := req.At
 	if at.IsZero() {
-		at = time.Now()
+		at = s.now()
 	}
 	err = s.Write(ctx, func(tx *sql.Tx) error {
 		res, err = s.ingestTx(ctx, tx, req, hash, size, at, stored)
@@ -151,7 +151,7 @@ func (s *Store) IngestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, has
 	}
 	at := req.At
 	if at.IsZero() {
-		at = time.Now()
+		at = s.now()
 	}
 	return s.ingestTx(ctx, tx, req, hash, size, at, true)
 }
@@ -241,11 +241,11 @@ func nonNil(m map[string]string) map[string]string {
 func (s *Store) SetFileState(ctx context.Context, tx *sql.Tx, id int64, state, reason string, meta map[string]string) error {
 	reason = flows.EscapeText(flows.Truncate(reason, flows.MaxMessageLen)) // may quote outside values
 	q := `UPDATE files SET state = ?, reason = ?, processed_at = ? WHERE id = ?`
-	args := []any{state, reason, TS(time.Now()), id}
+	args := []any{state, reason, TS(s.now()), id}
 	if meta != nil {
 		m, _ := json.Marshal(meta)
 		q = `UPDATE files SET state = ?, reason = ?, processed_at = ?, meta = json_patch(meta, ?) WHERE id = ?`
-		args = []any{state, reason, TS(time.Now()), string(m), id}
+		args = []any{state, reason, TS(s.now()), string(m), id}
 	}
 	r, err := tx.ExecContext(ctx, q, args...)
 	if err != nil {

@@ -82,7 +82,7 @@ func nullIfEmpty(s string) any {
 func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h HistoryEntry) error {
 	now := h.At
 	if now.IsZero() {
-		now = time.Now()
+		now = s.now()
 	}
 	if len(p.Data) == 0 {
 		p.Data = json.RawMessage("{}")
@@ -113,7 +113,7 @@ func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h H
 
 // SavePractice writes every mutable column of p (not its state: use Transition).
 func (s *Store) SavePractice(ctx context.Context, tx *sql.Tx, p *Practice) error {
-	p.UpdatedAt = time.Now()
+	p.UpdatedAt = s.now()
 	if len(p.Data) == 0 {
 		p.Data = json.RawMessage("{}")
 	}
@@ -135,7 +135,7 @@ func (s *Store) SavePractice(ctx context.Context, tx *sql.Tx, p *Practice) error
 func (s *Store) Transition(ctx context.Context, tx *sql.Tx, p *Practice, to string, h HistoryEntry) error {
 	now := h.At
 	if now.IsZero() {
-		now = time.Now()
+		now = s.now()
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`, to, TS(now), TS(now), p.ID); err != nil {
 		return fmt.Errorf("archive: transition practice %d: %w", p.ID, err)
@@ -160,7 +160,7 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, p *Practice, to stri
 func (s *Store) Note(ctx context.Context, tx *sql.Tx, p *Practice, h HistoryEntry) error {
 	h.PracticeID, h.From, h.To = p.ID, p.State, p.State
 	if h.At.IsZero() {
-		h.At = time.Now()
+		h.At = s.now()
 	}
 	return s.addHistory(ctx, tx, h)
 }
@@ -456,7 +456,7 @@ func (s *Store) CreateRequest(ctx context.Context, tx *sql.Tx, r *Request) error
 		r.State = "ready"
 	}
 	data, _ := json.Marshal(nonNil(r.Data))
-	now := time.Now()
+	now := s.now()
 	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), payloadText(r.Payload), TS(now))
 	if err != nil {

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/cmord/cmord/flows"
 )
@@ -62,7 +61,7 @@ func (s *Store) SaveProgress(ctx context.Context, tx *sql.Tx, fileID int64, line
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO file_progress (file_id, line, state, updated_at) VALUES (?, ?, ?, ?)
 		ON CONFLICT (file_id) DO UPDATE SET line = excluded.line, state = excluded.state, updated_at = excluded.updated_at`,
-		fileID, line, string(state), TS(time.Now())); err != nil {
+		fileID, line, string(state), TS(s.now())); err != nil {
 		return fmt.Errorf("archive: save progress of file #%d: %w", fileID, err)
 	}
 	for _, f := range added {

@@ -23,7 +23,7 @@ type PendingTransition struct {
 // that happens when the file is published (MarkDelivered).
 func (s *Store) DeferTransition(ctx context.Context, tx *sql.Tx, t PendingTransition) error {
 	if t.At.IsZero() {
-		t.At = time.Now()
+		t.At = s.now()
 	}
 	_, err := tx.ExecContext(ctx, `INSERT INTO pending_transitions (file_id, practice_id, from_state, to_state, flow, note, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?)`, t.FileID, t.PracticeID, t.From, t.To, t.Flow, t.Note, TS(t.At))

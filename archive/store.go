@@ -35,6 +35,18 @@ type Store struct {
 	// chained: the state chain exists (migration 0030 applied); every write
 	// transaction then ends with its chain record (chain.go).
 	chained bool
+	// Now is the clock of the times the archive records (received, first seen, state
+	// since, published): time.Now when nil. The demo sets its simulated clock, so that
+	// the records of its script agree with the script's dates.
+	Now func() time.Time
+}
+
+// now is the archive's clock (Store.Now, else the real one).
+func (s *Store) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
 }
 
 // Open opens (creating if needed) the state directory and applies pending migrations.

@@ -98,6 +98,10 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		start, monthEnd := demoTimeline(time.Now())
 		shift.Store(int64(start.Sub(time.Now())))
 		d.SetClock(clock)
+		// The archive records on the same clock: files received, exceptions, practice
+		// history and publications all carry the script's dates (back to the real
+		// clock with it, shift 0, after the tour).
+		d.Store.Now = clock
 		now := clock()
 		say("\nThe script runs on a simulated clock, from %s (step 1) to %s (step 6), so that a month", start.Format("02/01/2006"), monthEnd.Format("02/01/2006"))
 		say("ends during the tour: its files and practices carry those dates. After the tour the clock is the real one.")
