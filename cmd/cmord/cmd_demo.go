@@ -113,7 +113,8 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
-		say("\n2. The SII answers: admissibility of each request, and two CMOR notices for customers who came to us")
+		say("\n2. The SII answers: admissibility of each request (the demo's SII refuses one, with its cause, as the")
+		say("   real one may: see `cmord exceptions`), and two CMOR notices for customers who came to us")
 		if err := cycle(); err != nil {
 			return env.fail(err)
 		}
