@@ -741,7 +741,7 @@ func (j *morosiJob) hold(ctx context.Context, mc *flows.MorosiCase, existing arc
 	if len(data.Refusals) == 0 {
 		// Every row of it was refused (their findings are the file's): the practice
 		// still says why it left READY.
-		f := flows.Finding{File: j.in.File.Name, Line: mc.FirstLine(), Field: flows.MorSwitch, Rule: flows.RuleCaseRows, Value: mc.Key,
+		f := flows.Finding{File: j.in.File.Name, Line: mc.FirstLine(), Field: flows.MorSwitch, Rule: flows.RuleCaseRows, Value: flows.CaseLabel(&mc.Case),
 			Message: fmt.Sprintf("practice held, not filed: its rows in %s (%s %s) were refused; correct them and drop the whole practice again",
 				j.in.File.Name, plural(len(mc.Lines), "line", "lines"), linesText(mc.Lines))}
 		data.Refusals = []flows.Finding{f}

@@ -61,6 +61,12 @@ func UscenteCaseKey(point, customer string, switchDate Date) string {
 	return "U|" + point + "|" + customer + "|" + switchDate.ISO()
 }
 
+// CaseLabel names a case for people, as its key does for the archive: point,
+// customer and switch date (the key's U| and ISO date are internal).
+func CaseLabel(c *Case) string {
+	return strings.TrimSpace(CasePoint(c) + " " + CaseCustomer(c) + " " + c.SwitchDate.String())
+}
+
 // CasePoint returns the case's POD, else its PDR.
 func CasePoint(c *Case) string { return firstNonEmpty(c.POD, c.PDR) }
 
@@ -551,7 +557,7 @@ func DecideMorosi(mc *MorosiCase, file string, requestDate Date, p CMORParams) M
 			// Only when rows of it would otherwise have gone out: a practice whose
 			// every row was refused is told by the rows' own findings.
 			bad := slices.Sorted(slices.Values(mc.BadLines))
-			o.Refusals = append(o.Refusals, Finding{File: file, Line: mc.FirstLine(), Field: MorSwitch, Rule: RuleCaseRows, Value: mc.Key,
+			o.Refusals = append(o.Refusals, Finding{File: file, Line: mc.FirstLine(), Field: MorSwitch, Rule: RuleCaseRows, Value: CaseLabel(&mc.Case),
 				Message: fmt.Sprintf("practice held, not filed: its %s %s %s refused, and %s %s %s not filed alone; correct the refused rows and drop the whole practice again",
 					plural(len(bad), "row on line", "rows on lines"), LinesText(bad), plural(len(bad), "was", "were"),
 					plural(len(good), "the row on line", "the rows on lines"), LinesText(good), plural(len(good), "is", "are"))})

@@ -169,3 +169,20 @@ func FuzzGrouper(f *testing.F) {
 		}
 	})
 }
+
+// TestCaseLabel: a case is named for people by point, customer and switch date, not by
+// its internal key.
+func TestCaseLabel(t *testing.T) {
+	for _, tt := range []struct {
+		c    Case
+		want string
+	}{
+		{Case{POD: "IT001E12345678", CustomerCF: "RSSMRA85T10A562S", SwitchDate: Date{Y: 2025, M: 3, D: 1}}, "IT001E12345678 RSSMRA85T10A562S 01/03/2025"},
+		{Case{PDR: "00881234567890", CustomerPIVA: "01234567897", SwitchDate: Date{Y: 2026, M: 12, D: 31}}, "00881234567890 01234567897 31/12/2026"},
+		{Case{POD: "IT001E12345678"}, "IT001E12345678"},
+	} {
+		if got := CaseLabel(&tt.c); got != tt.want {
+			t.Errorf("CaseLabel(%+v) = %q, want %q", tt.c, got, tt.want)
+		}
+	}
+}

@@ -238,7 +238,7 @@ func practiceLine(path string, pr daemon.MorosiCaseReport) string {
 	if len(pr.Lines) > 1 {
 		lines = "lines"
 	}
-	s := fmt.Sprintf("%s: practice %s (%s %s): %s", path, pr.Key, lines, flows.LinesText(pr.Lines), practiceOutcome(o))
+	s := fmt.Sprintf("%s: practice %s (%s %s): %s", path, flows.CaseLabel(&pr.Case), lines, flows.LinesText(pr.Lines), practiceOutcome(o))
 	var rules []string
 	for _, f := range o.Refusals {
 		if !slicesContains(rules, f.Rule) {

@@ -28,8 +28,8 @@ func TestValidate(t *testing.T) {
 				"uscente.morosi.csv:9: field COD_PDR: rule ID-PDR",
 				"uscente.morosi.csv:10: field CONGUAGLIO: rule REQUIRED",
 				// what the daemon would do, practice by practice
-				"practice U|IT001E12345678|RSSMRA85T10A562S|2025-03-01 (lines 2-3): ready; credit 246.75, estimate 387.80, CMOR 246.75; request window 01/09/2025-28/02/2026",
-				"practice U|IT001E87654321|VRDGPP75M12H501U|2025-03-01 (lines 7-8): held (its rows were refused, see above)",
+				"practice IT001E12345678 RSSMRA85T10A562S 01/03/2025 (lines 2-3): ready; credit 246.75, estimate 387.80, CMOR 246.75; request window 01/09/2025-28/02/2026",
+				"practice IT001E87654321 VRDGPP75M12H501U 01/03/2025 (lines 7-8): held (its rows were refused, see above)",
 				"9 rows, 6 errors",
 				"7 practices, 2 ready, 5 held",
 			}},
