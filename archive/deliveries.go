@@ -90,25 +90,19 @@ func (s *Store) DueDeliveries(ctx context.Context, now time.Time, target string)
 		q += ` AND target = ?`
 		args = append(args, target)
 	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY id`, args...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return s.queryDeliveries(ctx, nil, q+` ORDER BY id`, args...)
 }
 
 // Deliveries lists the deliveries of a file.
 func (s *Store) Deliveries(ctx context.Context, fileID int64) ([]Delivery, error) {
-	rows, err := s.r.QueryContext(ctx, deliverySelect+` WHERE file_id = ? ORDER BY id`, fileID)
+	return s.queryDeliveries(ctx, nil, deliverySelect+` WHERE file_id = ? ORDER BY id`, fileID)
+}
+
+// queryDeliveries runs a deliverySelect query and scans its rows, keeping those keep
+// accepts (all when keep is nil: states such as failed and abandoned are told apart
+// only once scanned).
+func (s *Store) queryDeliveries(ctx context.Context, keep func(Delivery) bool, q string, args ...any) ([]Delivery, error) {
+	rows, err := s.r.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +113,9 @@ func (s *Store) Deliveries(ctx context.Context, fileID int64) ([]Delivery, error
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, d)
+		if keep == nil || keep(d) {
+			out = append(out, d)
+		}
 	}
 	return out, rows.Err()
 }
@@ -210,23 +206,11 @@ func (s *Store) ListDeliveries(ctx context.Context, f DeliveryFilter) ([]Deliver
 		q += ` WHERE target = ?`
 		args = append(args, f.Target)
 	}
-	rows, err := s.r.QueryContext(ctx, q+` ORDER BY id DESC`, args...)
-	if err != nil {
-		return nil, err
+	var keep func(Delivery) bool
+	if len(f.States) > 0 {
+		keep = func(d Delivery) bool { return slices.Contains(f.States, d.State) }
 	}
-	defer rows.Close()
-	var out []Delivery
-	for rows.Next() {
-		d, err := scanDelivery(rows)
-		if err != nil {
-			return nil, err
-		}
-		if len(f.States) > 0 && !slices.Contains(f.States, d.State) {
-			continue
-		}
-		out = append(out, d)
-	}
-	return out, rows.Err()
+	return s.queryDeliveries(ctx, keep, q+` ORDER BY id DESC`, args...)
 }
 
 // RetryDelivery puts a delivery that failed for good back in the queue, due at now,
