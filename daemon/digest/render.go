@@ -380,22 +380,11 @@ var notEligibleAction = Text{
 	"Not eligible, nothing to correct: the case has no right to the indemnity (a condition is not met). No action, unless the billing data is wrong.",
 }
 
-// isEligibilityRule tells eligibility refusals (conditions E1–E11: not eligible,
-// nothing to correct) from data errors (correct in billing). Kept local so that it can
-// give way to flows.Finding.Eligibility().
-func isEligibilityRule(rule string) bool {
-	switch rule {
-	case "E1", "E2", "E3", "E4", "E5", "E6", "E7", "E8", "E9", "E10", "E11":
-		return true
-	}
-	return false
-}
-
 // itemAction is the action an item asks for: the catalogue's in Italian (the
 // exception's own, specific, in English), and for a row or case refused for an
 // eligibility rule "not eligible, nothing to correct" rather than "correct the row".
 func itemAction(it Item, lang string) string {
-	if (it.Kind == "row_refused" || it.Kind == "case_refused") && isEligibilityRule(it.Rule) {
+	if (it.Kind == "row_refused" || it.Kind == "case_refused") && (flows.Finding{Rule: it.Rule, Value: it.Value}).Eligibility() {
 		return notEligibleAction.In(lang)
 	}
 	if lang == "en" && it.Action != "" {
