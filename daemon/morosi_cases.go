@@ -487,16 +487,17 @@ func ValidateMorosi(ctx context.Context, open func() (io.ReadCloser, error), flo
 	if err != nil {
 		return 0, err
 	}
-	adjacent, err := morosiKeysAdjacent(ctx, flows.NewCSVReader(rc, flow, opt))
-	rc.Close()
+	first := flows.NewCSVReader(rc, flow, opt)
+	adjacent, err := morosiKeysAdjacent(ctx, first)
+	readerCloser{first, rc}.Close() // a workbook's reader holds it in memory and in temporary files
 	if err != nil {
 		return 0, err
 	}
 	if rc, err = open(); err != nil {
 		return 0, err
 	}
-	defer rc.Close()
 	rd := flows.NewCSVReader(rc, flow, opt)
+	defer readerCloser{rd, rc}.Close()
 	hdr, err := rd.ReadHeader()
 	if err != nil {
 		return 0, err

@@ -75,8 +75,8 @@ func (d *Daemon) identifyLines(ctx context.Context, f archive.File, folder *conf
 	if err != nil {
 		return nil, err
 	}
-	defer rc.Close()
 	rd := flows.NewCSVReader(rc, flow, opt)
+	defer readerCloser{rd, rc}.Close() // a workbook's reader holds it in memory and in temporary files
 	if _, err := rd.ReadHeader(); err != nil {
 		return nil, err
 	}

@@ -405,8 +405,9 @@ func inputKeysAdjacent(ctx context.Context, in *Input) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	defer rc.Close()
-	return morosiKeysAdjacent(ctx, flows.NewCSVReader(rc, flow, opt))
+	rd := flows.NewCSVReader(rc, flow, opt)
+	defer readerCloser{rd, rc}.Close() // a workbook's reader holds it in memory and in temporary files
+	return morosiKeysAdjacent(ctx, rd)
 }
 
 // readCaseBatches hands over the cases of the file in batches of size cases (the last
