@@ -344,8 +344,14 @@ func (s *Store) WasFetched(ctx context.Context, endpoint, remotePath string, siz
 
 // RecordFetched notes a fetched file inside tx (the same transaction that indexes it).
 func (s *Store) RecordFetched(ctx context.Context, tx *sql.Tx, f Fetched) error {
-	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO sftp_fetched (endpoint, remote_path, size, mtime, file_id, fetched_at) VALUES (?, ?, ?, ?, ?, ?)`,
-		f.Endpoint, f.RemotePath, f.Size, TS(f.ModTime), f.FileID, TS(s.now()))
+	// A fetch recorded as completed (CompletedAt set: a file refused unread, left on
+	// the server) is never given to the completion policy.
+	var completed any
+	if !f.CompletedAt.IsZero() {
+		completed = TS(f.CompletedAt)
+	}
+	_, err := tx.ExecContext(ctx, `INSERT OR IGNORE INTO sftp_fetched (endpoint, remote_path, size, mtime, file_id, fetched_at, completed_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+		f.Endpoint, f.RemotePath, f.Size, TS(f.ModTime), f.FileID, TS(s.now()), completed)
 	return err
 }
 

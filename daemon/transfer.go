@@ -398,17 +398,21 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 		if err != nil {
 			return err
 		}
+		fetched := archive.Fetched{Endpoint: ep.Name, RemotePath: remote, Size: size, ModTime: rf.ModTime, FileID: res.File.ID}
+		if res.TooBig {
+			// Refused unread: the file stays on the SII side for a person to look at,
+			// so it is recorded as completed (never moved or deleted) in the same
+			// transaction, and it is not fetched again.
+			fetched.CompletedAt = d.now()
+		}
 		if err := d.Store.Write(ctx, func(tx *sql.Tx) error {
-			return d.Store.RecordFetched(ctx, tx, archive.Fetched{Endpoint: ep.Name, RemotePath: remote, Size: size, ModTime: rf.ModTime, FileID: res.File.ID})
+			return d.Store.RecordFetched(ctx, tx, fetched)
 		}); err != nil {
 			return err
 		}
 		d.Metrics.FilesIn.WithLabelValues("sftp:" + ep.Name).Inc()
 		if res.TooBig {
-			// Refused unread: the file stays on the SII side for a person to look at
-			// (no completion), and is not fetched again.
 			d.refuseTooBig(ctx, res.File, "SII endpoint "+ep.Name, d.Config().Limits.SIIMaxSize(res.File.Kind))
-			_ = d.Store.MarkFetchCompleted(ctx, ep.Name, remote, rf.Size, rf.ModTime)
 			continue
 		}
 		tried[res.File.ID] = true
