@@ -232,6 +232,7 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64, by, newName string,
 			return fmt.Errorf("delivery %d is %s, not failed: %w", id, d.State, ErrDeliveryState)
 		}
 		detail := fmt.Sprintf("delivery %d of %s to %s re-queued by hand", id, d.RemoteName, d.Target)
+		old := d.RemoteName
 		if newName != "" && newName != d.RemoteName {
 			var other int64
 			err := tx.QueryRowContext(ctx, `SELECT id FROM deliveries WHERE target = ? AND remote_dir = ? AND remote_name = ?`,
@@ -249,6 +250,13 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64, by, newName string,
 			return err
 		}
 		d.State, d.NextAttemptAt, d.Conflict = DeliveryPending, now, false
+		if d.RemoteName != old {
+			// The old name's exception is closed: the same file goes out under the new
+			// name, whose failures (if any) raise their own.
+			if _, err := s.ResolveByFingerprint(ctx, tx, UploadFailedFingerprint(d.Target, old), fmt.Sprintf("re-queued as %s by %s", d.RemoteName, by)); err != nil {
+				return err
+			}
+		}
 		return s.AppendEvent(tx, Event{Type: "DELIVERY_RETRY", FileID: d.FileID, Actor: "cli:" + by, Detail: detail})
 	})
 	return d, err
@@ -286,10 +294,20 @@ func (s *Store) AbandonDelivery(ctx context.Context, id int64, by, note string, 
 			fmt.Sprintf("delivery of %s to %s abandoned by %s: %s", d.RemoteName, d.Target, by, note), d.FileID); err != nil {
 			return err
 		}
+		// Its upload_failed exception is closed with it, by the same person.
+		if _, err := s.resolveFingerprint(ctx, tx, UploadFailedFingerprint(d.Target, d.RemoteName), by, "delivery abandoned: "+note); err != nil {
+			return err
+		}
 		return s.AppendEvent(tx, Event{Type: "DELIVERY_ABANDONED", FileID: d.FileID, Actor: "cli:" + by,
 			Detail: fmt.Sprintf("delivery %d of %s to %s abandoned: %s", id, d.RemoteName, d.Target, note)})
 	})
 	return d, err
+}
+
+// UploadFailedFingerprint is the fingerprint of the upload_failed exception of a
+// delivery: one per target and remote name.
+func UploadFailedFingerprint(target, remoteName string) string {
+	return "upload_failed|" + target + "|" + remoteName
 }
 
 // ErrDeliveryState is a retry or abandon refused because of the delivery's state.

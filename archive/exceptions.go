@@ -152,8 +152,14 @@ func (s *Store) ResolveException(ctx context.Context, tx *sql.Tx, id int64, by, 
 // ResolveByFingerprint closes the open exception with that fingerprint, if any
 // (the condition cleared). It returns whether one was closed.
 func (s *Store) ResolveByFingerprint(ctx context.Context, tx *sql.Tx, fingerprint, note string) (bool, error) {
-	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = 'auto' WHERE fingerprint = ? AND resolved_at IS NULL`,
-		TS(s.now()), note, fingerprint)
+	return s.resolveFingerprint(ctx, tx, fingerprint, "auto", note)
+}
+
+// resolveFingerprint closes the open exception with that fingerprint, if any, as
+// resolved by by ("auto", or who acted by hand).
+func (s *Store) resolveFingerprint(ctx context.Context, tx *sql.Tx, fingerprint, by, note string) (bool, error) {
+	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = ? WHERE fingerprint = ? AND resolved_at IS NULL`,
+		TS(s.now()), note, by, fingerprint)
 	if err != nil {
 		return false, err
 	}

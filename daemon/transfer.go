@@ -89,7 +89,7 @@ func (d *Daemon) deliverPass(ctx context.Context, unreachable map[string]bool, d
 			}
 			delivered++
 			d.Metrics.FilesOut.WithLabelValues(dl.Target).Inc()
-			d.resolve(ctx, "upload_failed|"+dl.Target+"|"+dl.RemoteName, "delivered")
+			d.resolve(ctx, archive.UploadFailedFingerprint(dl.Target, dl.RemoteName), "delivered")
 			d.Log.Info("file published", "target", dl.Target, "remote", remote, "size", size)
 			continue
 		}
@@ -118,7 +118,7 @@ func (d *Daemon) deliverPass(ctx context.Context, unreachable map[string]bool, d
 			// The practices in the file are not sent until it is delivered: say so.
 			msg += fmt.Sprintf(" — %d practice(s) wait on this file: their state changes only once it is delivered", n)
 		}
-		d.raise(ctx, archive.Exception{Fingerprint: "upload_failed|" + dl.Target + "|" + dl.RemoteName, Kind: "upload_failed",
+		d.raise(ctx, archive.Exception{Fingerprint: archive.UploadFailedFingerprint(dl.Target, dl.RemoteName), Kind: "upload_failed",
 			Severity: archive.SevHigh, Owner: "sysadmin", FileID: dl.FileID, Subject: strings.TrimPrefix(dl.Target, "sftp:"),
 			Message: msg, Action: action})
 		if conflict != nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -253,12 +252,6 @@ func runDeliveriesRetry(ctx context.Context, env *Env, args []string) int {
 		return deliveryRefused(env, "retry", err)
 	}
 	if d.RemoteName != old {
-		// The old name's exception is closed: the same file goes out under the new name,
-		// whose failures (if any) raise their own.
-		_ = st.Write(ctx, func(tx *sql.Tx) error {
-			_, err := st.ResolveByFingerprint(ctx, tx, "upload_failed|"+d.Target+"|"+old, fmt.Sprintf("re-queued as %s by %s", d.RemoteName, by))
-			return err
-		})
 		fmt.Fprintf(env.Stdout, "delivery %d re-queued by %s as %s (was %s): the daemon publishes it at its next delivery cycle\n", id, by, d.RemoteName, old)
 	} else {
 		fmt.Fprintf(env.Stdout, "delivery %d (%s) re-queued by %s: the daemon publishes it at its next delivery cycle\n", id, d.RemoteName, by)
@@ -290,21 +283,6 @@ func runDeliveriesAbandon(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return deliveryRefused(env, "abandon", err)
 	}
-	open := true
-	excs, err := st.Exceptions(ctx, archive.ExceptionFilter{Kind: "upload_failed", FileID: d.FileID, Open: &open})
-	if err != nil {
-		return env.fail(err)
-	}
-	_ = st.Write(ctx, func(tx *sql.Tx) error {
-		for _, x := range excs {
-			if x.Open() && x.Fingerprint == "upload_failed|"+d.Target+"|"+d.RemoteName {
-				if err := st.ResolveException(ctx, tx, x.ID, by, "delivery abandoned: "+strings.TrimSpace(*note)); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
-	})
 	fmt.Fprintf(env.Stdout, "delivery %d (%s to %s) abandoned by %s; it will not be attempted again\n", id, d.RemoteName, d.Target, by)
 	return exitOK
 }
