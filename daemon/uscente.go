@@ -663,7 +663,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 			return err
 		}
 		p.Data = data.Marshal()
-		hist.Note = fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, linesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
+		hist.Note = fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
 		if state == flows.StateWaitingWindow {
 			hist.Note += fmt.Sprintf("; request window opens %s", open)
 		}
@@ -744,7 +744,7 @@ func (j *morosiJob) hold(ctx context.Context, mc *flows.MorosiCase, existing arc
 		// still says why it left READY.
 		f := flows.Finding{File: j.in.File.Name, Line: mc.FirstLine(), Field: flows.MorSwitch, Rule: flows.RuleCaseRows, Value: flows.CaseLabel(&mc.Case),
 			Message: fmt.Sprintf("practice held, not filed: its rows in %s (%s %s) were refused; correct them and drop the whole practice again",
-				j.in.File.Name, plural(len(mc.Lines), "line", "lines"), linesText(mc.Lines))}
+				j.in.File.Name, plural(len(mc.Lines), "line", "lines"), flows.LinesText(mc.Lines))}
 		data.Refusals = []flows.Finding{f}
 		j.sink.add(f)
 	}
@@ -758,7 +758,7 @@ func (j *morosiJob) hold(ctx context.Context, mc *flows.MorosiCase, existing arc
 		return err
 	}
 	h := archive.HistoryEntry{Flow: config.KindUscenteMorosi, FileID: j.in.File.ID, Line: mc.FirstLine(), At: j.now,
-		Note: fmt.Sprintf("held: rows of %s (lines %s) refused or in conflict, not filed until billing sends the practice again", j.in.File.Name, linesText(mc.Lines))}
+		Note: fmt.Sprintf("held: rows of %s (lines %s) refused or in conflict, not filed until billing sends the practice again", j.in.File.Name, flows.LinesText(mc.Lines))}
 	return j.u.settleReady(ctx, j.st, p, flows.StateDraft, flows.CMORResult{Credit: p.Credit, Estimate: p.Estimate, Previous: p.Previous, CMOR: p.CMOR}, nil, h)
 }
 
@@ -856,8 +856,6 @@ func appendInput(refs []flows.InputRef, fileID int64, lines []int) []flows.Input
 	}
 	return append(refs, flows.InputRef{FileID: fileID, Lines: append([]int(nil), lines...)})
 }
-
-func linesText(lines []int) string { return flows.LinesText(lines) }
 
 // newCode allocates a CP_UTENTE inside the job's transaction.
 func (j *morosiJob) newCode(ctx context.Context, sector string) (string, error) {
@@ -1020,21 +1018,13 @@ func (u *uscente) handleIncassi(ctx context.Context, in *Input) (Result, error) 
 	})
 }
 
-// eligibilityOutcome sorts flows.CheckEligibility's findings into refusals and
-// warnings (the request-window wait among them) and the state they lead a practice not
-// yet filed to: DRAFT when anything is refused, WAITING_WINDOW while the window is not
-// open, READY otherwise.
-func eligibilityOutcome(fs []flows.Finding) (state string, refusals, warns []flows.Finding) {
-	return flows.SplitEligibility(fs)
-}
-
 // recheckUnfiled recomputes a practice not yet filed after its case changed (a partial
 // payment): amounts, audit, state (READY / WAITING_WINDOW / DRAFT) and its ready
 // request, with the refusals as findings of the input line.
 func (u *uscente) recheckUnfiled(ctx context.Context, st *archive.PracticeStmts, in *Input, p *archive.Practice, data *flows.UscenteData, h archive.HistoryEntry, why string) ([]flows.Finding, error) {
 	today := flows.Today(in.Now)
 	result, fs := flows.CheckEligibility(data.Case, today, cmorParams(in.Config.CMOR))
-	state, refusals, warns := eligibilityOutcome(fs)
+	state, refusals, warns := flows.SplitEligibility(fs)
 	data.Audit, data.Warnings, data.Refusals = flows.AuditOf(result, today), warns, refusals
 	data.Inputs = appendInput(data.Inputs, in.File.ID, []int{h.Line})
 	setAmounts(p, result)
@@ -1670,7 +1660,7 @@ func (b *requestBuilder) openWindows(ctx context.Context, now time.Time) error {
 					return err
 				}
 				res, fs := flows.CheckEligibility(data.Case, today, params)
-				state, refusals, _ := eligibilityOutcome(fs)
+				state, refusals, _ := flows.SplitEligibility(fs)
 				if state == flows.StateWaitingWindow {
 					continue
 				}

@@ -780,7 +780,7 @@ func (r *CSVReader) charsetFindings(cols []string, start int, fs []Finding) []Fi
 	}
 	field := ""
 	for i, c := range cols {
-		if strings.ContainsRune(c, utf8RuneError) {
+		if strings.ContainsRune(c, utf8.RuneError) {
 			if i < len(r.colField) && r.colField[i] >= 0 {
 				field = r.f.Fields[r.colField[i]].label()
 			}
@@ -796,8 +796,6 @@ func (r *CSVReader) charsetFindings(cols []string, start int, fs []Finding) []Fi
 		Message: fmt.Sprintf("byte 0x%02X at position %d of line %d%s is a character in neither UTF-8 nor Windows-1252: the value cannot be read as billing wrote it; save the extract as UTF-8", b.b, b.off+1, b.line, more)})
 }
 
-const utf8RuneError = '\uFFFD'
-
 // RuleTextControl is the rule of a value holding control characters (NUL, escape,
 // line breaks in a field that is not free text…): the SII would receive them.
 const RuleTextControl = "TEXT-CONTROL"
@@ -808,7 +806,7 @@ func (r *CSVReader) controlFindings(vals []string, line int, fs []Finding) []Fin
 			continue
 		}
 		if c, at := controlChar(v, r.textOnly[i]); at >= 0 {
-			if c == utf8RuneError {
+			if c == utf8.RuneError {
 				if !rowHasRule(fs, line, RuleCharset) {
 					// Decoded before it reached us (a folder read as windows-1252, a
 					// workbook): the bytes are lost all the same, so a person is told.
@@ -858,7 +856,7 @@ func controlChar(v string, freeText bool) (rune, int) {
 		}
 		switch {
 		case c == 0xEF && i+2 < len(v) && v[i+1] == 0xBF && v[i+2] == 0xBD:
-			return utf8RuneError, i
+			return utf8.RuneError, i
 		case c < 0x20:
 			if freeText && (c == '\n' || c == '\r' || c == '\t') {
 				continue

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -119,7 +120,8 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		// (--kind, --folder, a mapping's kind): only then can a wrong guess explain
 		// the findings, and only then is --kind worth suggesting.
 		recognisedBy := "its name or COD_SERVIZIO/COD_FLUSSO"
-		if sniffed := flows.SniffFormat(head(data)); sniffed != flows.FormatText && f == nil && *kind == "" {
+		sniffed := flows.SniffFormat(head(data))
+		if sniffed != flows.FormatText && f == nil && *kind == "" {
 			if sniffed != flows.FormatXLSX {
 				f = cat.Inputs[0] // the reader refuses it, saying what it is
 			}
@@ -138,7 +140,7 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 					columns = opt.MappingFile.Columns
 				}
 				header := data
-				if flows.SniffFormat(head(data)) == flows.FormatXLSX {
+				if sniffed == flows.FormatXLSX {
 					header = workbookHeader(data) // the first sheet's header row, as a CSV line
 				}
 				f = guessInput(cat, header, columns)
@@ -241,7 +243,7 @@ func practiceLine(path string, pr daemon.MorosiCaseReport) string {
 	s := fmt.Sprintf("%s: practice %s (%s %s): %s", path, flows.CaseLabel(&pr.Case), lines, flows.LinesText(pr.Lines), practiceOutcome(o))
 	var rules []string
 	for _, f := range o.Refusals {
-		if !slicesContains(rules, f.Rule) {
+		if !slices.Contains(rules, f.Rule) {
 			rules = append(rules, f.Rule)
 		}
 	}
@@ -269,15 +271,6 @@ func practiceLine(path string, pr daemon.MorosiCaseReport) string {
 		s += fmt.Sprintf("; request window %s-%s", o.WindowOpen, o.WindowClose)
 	}
 	return s
-}
-
-func slicesContains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // practiceSummary counts the practices by outcome.
