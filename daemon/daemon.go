@@ -613,7 +613,8 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 	out, err := h.Handle(ctx, in)
 	if err != nil {
 		d.Metrics.Failures.WithLabelValues("handler").Inc()
-		d.Log.Error("processing failed; will retry", "file", f.Name, "kind", f.Kind, "err", err)
+		// Whether it is retried or refused is the poison-file policy's to say (failed).
+		d.Log.Error("processing failed", "file", f.Name, "kind", f.Kind, "err", err)
 		return out, err
 	}
 	d.Log.Info("file processed", "file", f.Name, "kind", f.Kind, "rejected", out.Rejected, "findings", len(out.Findings), "took", time.Since(start).Round(time.Millisecond))

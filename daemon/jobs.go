@@ -247,6 +247,8 @@ func (d *Daemon) checkLostDays(ctx context.Context, ev sched.Event, spec, policy
 	}
 	sc, err := sched.Parse(spec, loc)
 	if err != nil {
+		// The configuration was checked at load: say so rather than drop the check.
+		d.Log.Error("cannot check for a day without run: schedule does not parse", "job", ev.Job, "spec", spec, "err", err)
 		return
 	}
 	now := d.now()
@@ -274,14 +276,26 @@ func (d *Daemon) checkLostDays(ctx context.Context, ev sched.Event, spec, policy
 				continue
 			}
 		}
-		if ran, err := d.Store.ScheduleLedger().RanBetween(ctx, ev.Job, day, end); err != nil || ran {
+		// A day whose run cannot be verified (the archive did not answer) is raised
+		// too, saying so: compliance must not lose a missed day to a database error.
+		var unverified error
+		ran, err := d.Store.ScheduleLedger().RanBetween(ctx, ev.Job, day, end)
+		if err != nil {
+			unverified = err
+		} else if ran {
 			continue
 		}
-		if ev.Job == JobDigest {
+		if ev.Job == JobDigest && unverified == nil {
 			// A run killed after it queued the digest still sent it.
-			if _, queued, err := d.Store.DigestByKey(ctx, digest.DedupKey(day.Add(12*time.Hour))); err != nil || queued {
+			_, queued, err := d.Store.DigestByKey(ctx, digest.DedupKey(day.Add(12*time.Hour)))
+			if err != nil {
+				unverified = err
+			} else if queued {
 				continue
 			}
+		}
+		if unverified != nil {
+			d.Log.Warn("cannot tell whether the day's run happened; raising it as missed", "job", ev.Job, "day", day.Format("02/01/2006"), "err", unverified)
 		}
 		what := map[string]string{sched.EventMissed: "missed while the daemon was down", sched.EventInterrupted: "interrupted by a restart",
 			sched.EventPanic: "ended in an internal error", sched.EventFailed: "failed"}[ev.Kind]
@@ -289,6 +303,9 @@ func (d *Daemon) checkLostDays(ctx context.Context, ev sched.Event, spec, policy
 			dayJobs[ev.Job], day.Format("02/01/2006"), slotList(byDay[day]), what)
 		if ev.Err != nil {
 			msg += ": " + ev.Err.Error()
+		}
+		if unverified != nil {
+			msg += fmt.Sprintf(" (not verified: the run ledger could not be read: %v)", unverified)
 		}
 		action := "Run `cmord digest --send` if the day's digest is still useful; the next digest covers the period since the last one sent."
 		if ev.Job == JobBuild {
