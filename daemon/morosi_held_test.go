@@ -10,6 +10,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/digest"
+	"github.com/cmord/cmord/daemon/receipt"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -197,7 +198,7 @@ func TestEligibilityToldApartFromDataErrors(t *testing.T) {
 	if len(elig) != 1 || elig[0].Rule != "E5" || len(data) != 1 {
 		t.Fatalf("eligibility %v, data %v: want one E5 and the bad date (its one-row practice needs no CASE-ROWS)", elig, data)
 	}
-	reason := ReasonText("morosi.csv", res, e2eNow) // English: the daemon's own is in [general] lang
+	reason := receipt.ReasonText("", res.Reason, res.Findings, "en") // English: the daemon's own is in [general] lang
 	for _, line := range strings.Split(reason, "\n") {
 		marked := strings.Contains(line, flows.EligibilityNoteEN)
 		if strings.Contains(line, "rule E5") != marked {

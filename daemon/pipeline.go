@@ -16,7 +16,6 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
-	"github.com/cmord/cmord/daemon/receipt"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -154,15 +153,6 @@ func (in *Input) Finish(ctx context.Context, tx *sql.Tx, res Result) error {
 		return err
 	}
 	return nil
-}
-
-// ReasonText renders, in English, the body of the reason file written next to a
-// refused file: what happened, the reason, the errors before the warnings (capped, with
-// the command that lists them all). The header (when, folder, file, size) is intake's,
-// written once above this body; name and at are kept for callers. The daemon writes it
-// in the operator's language (Daemon.reasonText, receipt.ReasonText).
-func ReasonText(name string, res Result, _ time.Time) string {
-	return receipt.ReasonText("", res.Reason, res.Findings, "en")
 }
 
 // unknownKind is the handler for a kind no flow handles (yet): the file is archived,

@@ -10,10 +10,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon"
+	"github.com/cmord/cmord/daemon/receipt"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -371,7 +371,6 @@ func TestPracticeFileRows(t *testing.T) {
 // TestReasonTextIsBodyOnly: the daemon's part of NAME.reason.txt has no header of its
 // own (intake writes the one header), says what happened, and counts its findings.
 func TestReasonTextIsBodyOnly(t *testing.T) {
-	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 	f := flows.Finding{Line: 5, Field: "CF_CLIENTE", Rule: "ID-CF", Message: "check character wrong"}
 	const refused = "The whole file was refused and not processed: nothing of it was taken in.\n"
 	tests := []struct {
@@ -386,7 +385,7 @@ func TestReasonTextIsBodyOnly(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := daemon.ReasonText("m.csv", tt.res, at)
+			got := receipt.ReasonText("", tt.res.Reason, tt.res.Findings, "en")
 			if !strings.HasPrefix(got, tt.want) {
 				t.Errorf("got:\n%s\nwant prefix:\n%s", got, tt.want)
 			}

@@ -56,11 +56,6 @@ func moveRejected(src, dir string, c Claimed, reason, lang string, now time.Time
 	return final, nil
 }
 
-// reasonText is the content of NAME.reason.txt, in English.
-func reasonText(c Claimed, final, reason string, now time.Time) []byte {
-	return reasonTextIn(c, final, reason, "en", now)
-}
-
 // reasonHeaders are the words of the reason file's header: Italian unless lang is "en".
 var reasonHeaders = map[string][6]string{
 	"en": {"rejected (no reason given)", " (dropped as ", "%d bytes", "1 byte", "rejected: %s (Europe/Rome)\nfolder: %s\nfile: %s\nsize: %s\n\n%s", "2006-01-02 15:04:05 MST"},

@@ -355,7 +355,7 @@ func testRejectWritesReason(t *testing.T, lang string, want []string) {
 
 func TestReasonGolden(t *testing.T) {
 	at := time.Date(2026, 3, 29, 1, 30, 0, 0, time.UTC) // 03:30 CEST, the morning DST begins
-	got := reasonText(Claimed{Folder: "billing", Name: "f.csv", Size: 42}, "f.csv.1", "line 2 field IMPORTO rule amount: not a number", at)
+	got := reasonTextIn(Claimed{Folder: "billing", Name: "f.csv", Size: 42}, "f.csv.1", "line 2 field IMPORTO rule amount: not a number", "en", at)
 	golden := filepath.Join("testdata", "reason.golden")
 	if *update {
 		if err := os.WriteFile(golden, got, 0o644); err != nil {

@@ -263,7 +263,7 @@ func TestReasonTextEscapes(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			name := strings.TrimSuffix(tc.final, ".1")
-			got := string(reasonText(Claimed{Folder: "billing", Name: name, Size: 1}, tc.final, tc.reason, at))
+			got := string(reasonTextIn(Claimed{Folder: "billing", Name: name, Size: 1}, tc.final, tc.reason, "en", at))
 			for i, r := range got {
 				if (r < 0x20 && r != '\n') || r == 0x7f || r == 0x202e || (r == 0xfffd && !strings.HasPrefix(got[i:], "\ufffd")) {
 					t.Fatalf("raw %U in %q", r, got)
