@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"context"
-	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"net"
@@ -13,7 +12,6 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/knownhosts"
 
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/mail"
@@ -226,18 +224,12 @@ func knownHostsProblem(p, addr string) string {
 	if _, err := os.ReadFile(p); err != nil {
 		return fmt.Sprintf("known_hosts: %v: every connection would be refused; get the key with `cmord hostkey fetch %s` and confirm it out of band", err, addr)
 	}
-	cb, err := knownhosts.New(p)
+	// The keys the file records for addr, as the client reads them before it dials.
+	algos, err := sftpx.HostKeyAlgorithmsFor(p, addr)
 	if err != nil {
 		return fmt.Sprintf("known_hosts %s: %v", p, err)
 	}
-	// A key no file records: the callback answers with every key it has for addr.
-	probe, err := ssh.NewPublicKey(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)).Public())
-	if err != nil {
-		return ""
-	}
-	remote := &net.TCPAddr{IP: net.IPv4zero}
-	var ke *knownhosts.KeyError
-	if err := cb(addr, remote, probe); errors.As(err, &ke) && len(ke.Want) == 0 {
+	if len(algos) == 0 {
 		return fmt.Sprintf("known_hosts %s has no key for %s: every connection would be refused; get it with `cmord hostkey fetch %s` and confirm it out of band", p, addr, addr)
 	}
 	return ""
