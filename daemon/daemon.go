@@ -578,16 +578,16 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	if err != nil {
 		return intake.Outcome{}, err
 	}
-	d.checkGrowth(ctx, c, folder, res.File)
+	grew := d.checkGrowth(ctx, c, folder, res.File)
 	failpoint("after_process")
 	if out.Rejected {
-		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, out), Lang: d.lang()}, nil
+		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, out), Lang: d.lang(), GrowthReported: grew}, nil
 	}
 	receipts, err := d.receipts(ctx, res.File.ID, folder, out, rebuilt)
 	if err != nil {
 		return intake.Outcome{}, err
 	}
-	return intake.Outcome{Receipts: receipts, Lang: d.lang()}, nil
+	return intake.Outcome{Receipts: receipts, Lang: d.lang(), GrowthReported: grew}, nil
 }
 
 // process runs the handler of an archived input file unless it was already processed.

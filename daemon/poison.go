@@ -201,8 +201,9 @@ func (d *Daemon) notArchived(ctx context.Context, c intake.Claimed, folder *conf
 // processed: a writer still appending (a settle time shorter than its pauses) has
 // made it longer than what was read, and the rest would otherwise be ignored in
 // silence. A file of the same name that appeared in the folder meanwhile may be the
-// rest written under the name again. Either way a person is told, with both sizes.
-func (d *Daemon) checkGrowth(ctx context.Context, c intake.Claimed, folder *config.Folder, f archive.File) {
+// rest written under the name again. Either way a person is told, with both sizes;
+// it reports whether it told.
+func (d *Daemon) checkGrowth(ctx context.Context, c intake.Claimed, folder *config.Folder, f archive.File) bool {
 	var what string
 	if fi, err := os.Lstat(c.Path); err == nil && (fi.Size() != f.Size || !fi.ModTime().Equal(c.ModTime)) {
 		what = fmt.Sprintf("%s changed after it was taken: %d bytes were archived and processed, the file now has %d bytes (modified %s); the rest was not read",
@@ -212,10 +213,11 @@ func (d *Daemon) checkGrowth(ctx context.Context, c intake.Claimed, folder *conf
 			c.Name, fi.Size(), f.Size)
 	}
 	if what == "" {
-		return
+		return false
 	}
 	d.Log.Warn("file changed after it was taken", "folder", folder.Name, "file", c.Name, "detail", what)
 	d.raise(context.WithoutCancel(ctx), grewException(folder, c.Name, c.ModTime, f.ID, what))
+	return true
 }
 
 // grewException is the file_grew exception of a file taken from folder; the

@@ -549,14 +549,14 @@ func (f *folder) handle(ctx context.Context, c Claimed) {
 	}
 	var out Outcome
 	if err == nil {
-		c.File, c.Size, c.ModTime = fh, fi.Size(), fi.ModTime()
+		c.File, c.Size, c.ModTime, c.opened = fh, fi.Size(), fi.ModTime(), true
 		out, err = f.call(ctx, c)
 		fh.Close()
 		c.File = nil
 	} else {
 		// Not opened (permissions, an I/O error): ProcessFunc applies the poison-file
 		// policy, so that such a file is refused with a reason, not retried forever.
-		c.OpenErr = err
+		c.OpenErr, c.opened = err, false
 		out, err = f.call(ctx, c)
 		c.OpenErr = nil
 	}
@@ -639,9 +639,13 @@ func (f *folder) finish(c Claimed, out Outcome) bool {
 	}
 	f.w.log.Info("file finished", "folder", f.cfg.Name, "file", c.Name, "to", filepath.Join(dir, final), "recovered", c.Recovered)
 	p := filepath.Join(f.root, dir, final)
-	if fi, err := os.Lstat(p); err == nil && len(f.recent) < maxWatchedFinished {
+	if fi, err := os.Lstat(p); err == nil && !out.GrowthReported && len(f.recent) < maxWatchedFinished {
+		size, mtime := fi.Size(), fi.ModTime()
+		if c.opened {
+			size, mtime = c.Size, c.ModTime
+		}
 		now := f.w.now()
-		f.recent[p] = &finished{c: c, size: fi.Size(), mtime: fi.ModTime(),
+		f.recent[p] = &finished{c: c, size: size, mtime: mtime,
 			next: now.Add(f.cfg.Settle), every: f.cfg.Settle, until: now.Add(f.cfg.UnstableAfter)}
 	}
 	return true

@@ -150,6 +150,10 @@ type Claimed struct {
 	OpenErr error
 	// scanned is what the scan saw under the name (nil for a recovered file).
 	scanned os.FileInfo
+	// opened says Size and ModTime are the opened file's own (fstat at the call):
+	// the reference the watch of finished files compares with. A look after the
+	// move would miss a writer that appended between the move and the look.
+	opened bool
 }
 
 // Outcome is what ProcessFunc decided.
@@ -162,6 +166,9 @@ type Outcome struct {
 	// (suffix → content, e.g. ".esito.txt"): a crash in between leaves the file in
 	// .inprogress, and its re-run writes the same receipt again.
 	Receipts map[string][]byte
+	// GrowthReported says ProcessFunc found the file changed while it was processed
+	// and told a person: intake does not watch it for growth after the move as well.
+	GrowthReported bool
 }
 
 // ProcessFunc processes one claimed file. An error is transient: the file stays in

@@ -817,3 +817,54 @@ func TestDoneWritesReceipts(t *testing.T) {
 		t.Errorf("first file overwritten: %q", got)
 	}
 }
+
+// TestGrowthWatchStartsFromWhatWasOpened: the watch of a finished file compares with
+// the size the file had when it was opened for processing, not with a look after
+// the move, which would take in a chunk appended in between and never report it. A
+// chunk appended during processing is reported by the watch unless ProcessFunc says
+// it reported it itself (GrowthReported).
+func TestGrowthWatchStartsFromWhatWasOpened(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		reported bool
+		want     int
+	}{
+		{"not reported by the processing", false, 1},
+		{"reported by the processing", true, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startRig(t, Folder{UnstableAfter: time.Minute}, func(_ context.Context, c Claimed) (Outcome, error) {
+				fh, err := os.OpenFile(c.Path, os.O_WRONLY|os.O_APPEND, 0)
+				if err != nil {
+					return Outcome{}, err
+				}
+				defer fh.Close()
+				_, err = fh.WriteString("part two\n")
+				return Outcome{GrowthReported: tc.reported}, err
+			})
+			r.write("slow.csv", "part one\n")
+			r.waitExists(DoneDir, "slow.csv")
+			r.drop("later.csv", "x\n") // a second file: the watch of the first has had its look once this is done
+			r.waitExists(DoneDir, "later.csv")
+			if tc.want > 0 {
+				r.waitFor("grew event", func() bool { return r.hasEvent(EventGrew) })
+			} else {
+				time.Sleep(300 * time.Millisecond)
+			}
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			var grew []Event
+			for _, e := range r.events {
+				if e.Kind == EventGrew {
+					grew = append(grew, e)
+				}
+			}
+			if len(grew) != tc.want {
+				t.Fatalf("grew events %+v, want %d", grew, tc.want)
+			}
+			if tc.want > 0 && !strings.Contains(grew[0].Detail, "9 bytes when it was taken, done/slow.csv now has 18 bytes") {
+				t.Errorf("detail %q: want both sizes", grew[0].Detail)
+			}
+		})
+	}
+}
