@@ -19,6 +19,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/intake"
 	"github.com/cmord/cmord/daemon/mail"
 	"github.com/cmord/cmord/daemon/metrics"
@@ -43,14 +44,15 @@ type Daemon struct {
 
 	lock *StateLock // held from New to Close: one daemon per state directory
 
-	mu       sync.RWMutex // guards cfg, catalog, handlers, builders, clients, sender across reloads
-	cfg      *config.Config
-	catalog  *flows.Catalog
-	handlers map[string]Handler
-	builders []Builder
-	clients  map[string]*sftpx.Client
-	sender   *mail.Sender
-	cal      *flows.Calendar
+	mu          sync.RWMutex // guards cfg, catalog, handlers, builders, clients, sender across reloads
+	cfg         *config.Config
+	catalog     *flows.Catalog
+	handlers    map[string]Handler
+	siiRowHooks map[string]family.SIIRowHook
+	builders    []Builder
+	clients     map[string]*sftpx.Client
+	sender      *mail.Sender
+	cal         *flows.Calendar
 
 	now func() time.Time // injectable clock for tests
 
@@ -163,6 +165,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	old := d.clients
 	d.cfg, d.catalog, d.cal, d.clients, d.sender = cfg, cat, cal, clients, sender
 	d.handlers = map[string]Handler{}
+	d.siiRowHooks = map[string]family.SIIRowHook{}
 	d.builders = nil
 	d.mu.Unlock()
 	for _, c := range old {

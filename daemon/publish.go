@@ -9,15 +9,6 @@ import (
 	"github.com/cmord/cmord/archive"
 )
 
-// Built is a flow or export file made by a builder, ready to be archived.
-type Built struct {
-	Name    string  // file name as published
-	Kind    string  // catalog flow key (REQ, ANN_REQ, ...) or export name
-	Content []byte  // the whole file
-	Inputs  []int64 // provenance: archived files it was made from
-	Meta    map[string]string
-}
-
 // ArchiveBuilt stores the content and indexes it (direction out) inside tx. The blob
 // is written before the transaction; if the transaction rolls back the blob is an
 // unindexed orphan, which verify reports and nothing uses.

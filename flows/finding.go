@@ -63,3 +63,28 @@ const (
 	EligibilityNoteIT = "non ammissibile, nessuna correzione necessaria"
 	EligibilityNoteEN = "not eligible, no correction needed"
 )
+
+// CountFindings sorts findings into refusals (errors) and warnings and counts each:
+// the counts a processed file records, and what decides a "with errors" receipt.
+func CountFindings(fs []Finding) (errors, warnings int) {
+	for _, f := range fs {
+		if f.IsWarning() {
+			warnings++
+		} else {
+			errors++
+		}
+	}
+	return errors, warnings
+}
+
+// FileLevelErrors are the refusals of the header (line 1) or of the whole file (line
+// 0): one exception tells them, not one per missing column.
+func FileLevelErrors(fs []Finding) []Finding {
+	var out []Finding
+	for _, f := range fs {
+		if !f.IsWarning() && f.Line <= 1 {
+			out = append(out, f)
+		}
+	}
+	return out
+}
