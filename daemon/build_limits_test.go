@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/entrante"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -437,7 +438,7 @@ func TestBuildLimitsRend(t *testing.T) {
 				}
 			}
 			for _, l := range pending {
-				rs, err := w.d.Store.Requests(ctx, nil, l.PracticeID, flowREND, "", 0)
+				rs, err := w.d.Store.Requests(ctx, nil, l.PracticeID, entrante.FlowREND, "", 0)
 				if err != nil {
 					t.Fatal(err)
 				}

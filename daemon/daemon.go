@@ -171,6 +171,11 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	for _, c := range old {
 		c.Close()
 	}
+	for _, setup := range familySetups {
+		if err := setup(d, d); err != nil {
+			return err
+		}
+	}
 	for _, setup := range flowSetups {
 		if err := setup(d); err != nil {
 			return err

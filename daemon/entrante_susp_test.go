@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmord/cmord/daemon/entrante"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -26,7 +27,7 @@ func TestEntranteSuspensionBeforeBilling(t *testing.T) {
 	if a.State != flows.EntranteSuspRequested {
 		t.Fatalf("A: %s, want SUSP_REQUESTED\n%s", a.State, w.history(a))
 	}
-	reqs, _ := w.d.Store.Requests(context.Background(), nil, a.ID, flowSUSPREQ, "", 0)
+	reqs, _ := w.d.Store.Requests(context.Background(), nil, a.ID, entrante.FlowSUSPREQ, "", 0)
 	if len(reqs) != 1 || reqs[0].State != "sent" {
 		t.Fatalf("SUSP_REQ requests %+v", reqs)
 	}

@@ -20,6 +20,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/entrante"
 	"github.com/cmord/cmord/daemon/sftpx/sftpserver"
 	"github.com/cmord/cmord/flows"
 )
@@ -380,7 +381,7 @@ riga_origine = "-"
 	_, err := entConfig(t, dir, 22, "/k", "/kh", `["entrante"]`, "[outbound.exports.cmor_to_charge]\npodd = \"x\"\n")
 	if err == nil {
 		cfg, _ := entConfig(t, dir, 22, "/k", "/kh", `["entrante"]`, "[outbound.exports.cmor_to_charge]\npodd = \"x\"\n")
-		if _, err := exportLayout(cfg, exportCMORToCharge); err == nil || !strings.Contains(err.Error(), `"podd"`) {
+		if _, err := entrante.ExportLayout(cfg, entrante.ExportCMORToCharge); err == nil || !strings.Contains(err.Error(), `"podd"`) {
 			t.Errorf("unknown export field accepted: %v", err)
 		}
 	}
@@ -446,7 +447,7 @@ func TestEntranteSuspensionInTimeAndLate(t *testing.T) {
 	}
 
 	// The SII admits and accepts the suspension.
-	reqs, _ := w.d.Store.Requests(context.Background(), nil, a.ID, flowSUSPREQ, "", 0)
+	reqs, _ := w.d.Store.Requests(context.Background(), nil, a.ID, entrante.FlowSUSPREQ, "", 0)
 	if len(reqs) != 1 || reqs[0].State != "sent" {
 		t.Fatalf("SUSP_REQ requests %+v", reqs)
 	}
@@ -488,7 +489,7 @@ func TestEntranteSuspensionRefusedBySII(t *testing.T) {
 	w.drop("sospensioni", sospensioniHeader, map[string]string{"CP_GESTORE": cpgA, "COD_POD": podA, "MOTIVO_SOSPENSIONE": "SO-03",
 		"DATA_RICHIESTA_SOSPENSIONE_FORNITURA": "17/01/2025", "CMOR_INCASSATO": "N"})
 	w.runOnce()
-	reqs, _ := w.d.Store.Requests(context.Background(), nil, w.practice(cpgA).ID, flowSUSPREQ, "sent", 0)
+	reqs, _ := w.d.Store.Requests(context.Background(), nil, w.practice(cpgA).ID, entrante.FlowSUSPREQ, "sent", 0)
 	if len(reqs) != 1 {
 		t.Fatalf("sent SUSP_REQ: %v", reqs)
 	}
@@ -549,7 +550,7 @@ func TestEntranteReportPeriods(t *testing.T) {
 		t.Errorf("A after February's REND: %s", a.State)
 	}
 	// REND_AMM: the SII admits the row of A.
-	rs, _ := w.d.Store.Requests(context.Background(), nil, w.practice(cpgA).ID, flowREND, "sent", 0)
+	rs, _ := w.d.Store.Requests(context.Background(), nil, w.practice(cpgA).ID, entrante.FlowREND, "sent", 0)
 	if len(rs) != 2 {
 		t.Fatalf("REND requests of A: %+v", rs)
 	}
@@ -624,12 +625,12 @@ func TestEntranteAnnulmentRequest(t *testing.T) {
 	var fs []flows.Finding
 	err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		fs, err = w.d.RequestEntranteAnnulment(ctx, tx, &a, "AN-07", "il cliente sul punto non è il debitore", flows.D(2025, 1, 17), 0, 0)
+		fs, err = entrante.RequestAnnulment(ctx, w.d, tx, &a, "AN-07", "il cliente sul punto non è il debitore", flows.D(2025, 1, 17), 0, 0)
 		if err != nil || len(fs) > 0 {
 			return err
 		}
 		b := w.practice(cpgB)
-		refused, err := w.d.RequestEntranteAnnulment(ctx, tx, &b, "AN-02", "", flows.Date{}, 0, 0)
+		refused, err := entrante.RequestAnnulment(ctx, w.d, tx, &b, "AN-02", "", flows.Date{}, 0, 0)
 		if len(refused) == 0 {
 			t.Errorf("an uscente cause was accepted from the entrante")
 		}
@@ -661,7 +662,7 @@ func TestEntranteAnnulmentList(t *testing.T) {
 		cpgC + ";AN-03;;17/01/2025\r\n" +
 		"SII2025A0000099;AN-07;;17/01/2025\r\n"
 	res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "cli", Name: "annullamenti.csv", Direction: "in",
-		Kind: kindEntranteAnnullamenti, Reader: strings.NewReader(content)})
+		Kind: entrante.KindAnnullamenti, Reader: strings.NewReader(content)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -725,10 +726,10 @@ func TestLinkPreviousCMOR(t *testing.T) {
 		if err := w.d.Store.CreatePractice(ctx, tx, &u, archive.HistoryEntry{Flow: "uscente.morosi", At: w.now}); err != nil {
 			return err
 		}
-		if err := w.d.LinkPreviousCMOR(ctx, tx, &u); err != nil {
+		if err := entrante.LinkPreviousCMOR(ctx, w.d, tx, &u); err != nil {
 			return err
 		}
-		return w.d.LinkPreviousCMOR(ctx, tx, &u) // idempotent
+		return entrante.LinkPreviousCMOR(ctx, w.d, tx, &u) // idempotent
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -752,7 +753,7 @@ func TestLinkPreviousCMOR(t *testing.T) {
 		if err := w.d.Store.CreatePractice(ctx, tx, &v, archive.HistoryEntry{At: w.now}); err != nil {
 			return err
 		}
-		return w.d.LinkPreviousCMOR(ctx, tx, &v)
+		return entrante.LinkPreviousCMOR(ctx, w.d, tx, &v)
 	})
 	if err != nil || len(w.exceptions("previous_cmor_unknown")) != 1 {
 		t.Errorf("unknown previous CMOR: %v %v", err, w.exceptions("previous_cmor_unknown"))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/entrante"
 	"github.com/cmord/cmord/daemon/family"
 )
 
@@ -22,6 +23,10 @@ type (
 	Builder     = family.Builder
 	Built       = family.Built
 )
+
+// familySetups register the flow families, in this order, whenever a configuration
+// is applied (start and reload).
+var familySetups = []family.Setup{entrante.Setup}
 
 var _ family.Host = (*Daemon)(nil)
 var _ family.Registry = (*Daemon)(nil)

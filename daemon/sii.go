@@ -21,13 +21,6 @@ import (
 // forbids, becomes an exception and the rest of the file goes on; the file is archived
 // either way.
 
-// SIIRowHook lets the other side handle the rows of a shared flow (ANN_NOTIF,
-// UPD_NOTIF) that name one of its practices: entrante.go sets siiRowHooks[key]. It runs
-// inside the file's transaction.
-type SIIRowHook func(ctx context.Context, tx *sql.Tx, in *Input, f *flows.Flow, rec flows.Record, p archive.Practice) ([]flows.Finding, error)
-
-var siiRowHooks = map[string]SIIRowHook{}
-
 // uscenteAnswerFlows are the SII flows the uscente consumes.
 var uscenteAnswerFlows = []string{"REQ_AMM", "REQ_ESITO", "SUSP_NOTIF", "ANN_AMM", "ANN_NOTIF", "UPD_NOTIF"}
 
@@ -251,7 +244,7 @@ func (j *answerJob) apply(ctx context.Context, rec flows.Record) ([]flows.Findin
 		return nil, err
 	}
 	if p.Role != "uscente" {
-		if hook := siiRowHooks[j.f.Key]; hook != nil {
+		if hook := j.u.d.SIIRowHook(j.f.Key); hook != nil {
 			return hook(ctx, j.tx, j.in, j.f, rec, p)
 		}
 		return nil, j.raise(ctx, archive.Exception{Kind: "orphan_answer", Severity: archive.SevHigh, Owner: "compliance", PracticeID: p.ID,
