@@ -8,6 +8,7 @@ import (
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/entrante"
 	"github.com/cmord/cmord/daemon/family"
+	"github.com/cmord/cmord/daemon/sii"
 )
 
 // The flow families plug into the daemon through daemon/family: the daemon is their
@@ -26,7 +27,7 @@ type (
 
 // familySetups register the flow families, in this order, whenever a configuration
 // is applied (start and reload).
-var familySetups = []family.Setup{entrante.Setup}
+var familySetups = []family.Setup{entrante.Setup, sii.Setup}
 
 var _ family.Host = (*Daemon)(nil)
 var _ family.Registry = (*Daemon)(nil)

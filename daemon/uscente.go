@@ -48,7 +48,6 @@ func setupUscente(d *Daemon) error {
 	for _, key := range []string{flowREQ, flowANNREQ, flowREFUNDACK} {
 		d.AddBuilder(&requestBuilder{u: u, flow: key})
 	}
-	setupSII(d, u)
 	return nil
 }
 
