@@ -2,13 +2,9 @@ package daemon
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"database/sql"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,116 +12,42 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/entrante"
-	"github.com/cmord/cmord/daemon/sftpx/sftpserver"
 	"github.com/cmord/cmord/flows"
 )
 
 // entWorld is a daemon serving an entrante company: the in-process SFTP server is the
-// SII, two drop folders receive billing's extracts, and billing_dir gets the exports.
+// SII, two drop folders receive billing's extracts, and billing_dir gets the exports
+// (world_test.go).
 type entWorld struct {
-	t       *testing.T
-	d       *Daemon
-	srv     *sftpserver.Server
-	dir     string
+	*world
 	billing string
-	now     time.Time
 	seq     int
 }
 
-// entConfig is the configuration of an entWorld (roles and extra TOML vary).
+// entSpec is the configuration of an entWorld (roles and extra TOML vary): the
+// entrante's drop folders when it holds the role, and billing_dir.
+func entSpec(roles, extra string) worldSpec {
+	spec := worldSpec{roles: roles, dirs: []string{"drop/fatturato", "drop/sospensioni"}, billing: true, extra: extra}
+	if strings.Contains(roles, "entrante") {
+		spec.folders = []worldFolder{{"fatturato", "entrante.fatturato"}, {"sospensioni", "entrante.sospensioni"}}
+	}
+	return spec
+}
+
+// entConfig is the configuration of an entWorld in dir.
 func entConfig(t *testing.T, dir string, port int, keyFile, known string, roles string, extra string) (*config.Config, error) {
 	t.Helper()
-	var fb strings.Builder
-	if strings.Contains(roles, "entrante") {
-		for _, f := range []struct{ name, kind string }{{"fatturato", "entrante.fatturato"}, {"sospensioni", "entrante.sospensioni"}} {
-			fmt.Fprintf(&fb, "[[folder]]\nname = %q\npath = %q\nkind = %q\nsettle = \"1s\"\nwatch = \"poll\"\n\n", f.name, filepath.Join(dir, "drop", f.name), f.kind)
-		}
-	}
-	toml := fmt.Sprintf(`state_dir = %q
-listen = ""
-[company]
-piva = %q
-name = "Energia Test"
-roles = %s
-sectors = ["E", "G"]
-piva_gestore = %q
-[practice_code]
-template = "{SECTOR}{YY}{SEQ:7}"
-%s
-[[sftp]]
-name = "sii"
-host = "127.0.0.1"
-port = %d
-user = "cmord"
-key_file = %q
-known_hosts = %q
-inbound_dir = "/out"
-outbound_dir = "/in"
-stable_listings = 1
-[mail]
-host = "127.0.0.1"
-port = 1
-tls = "none"
-from = "cmord@example.it"
-[digest]
-to = ["compliance@example.it"]
-[outbound]
-billing_dir = %q
-%s
-`, filepath.Join(dir, "state"), ourPIVA, roles, gestorePIVA, fb.String(), port, keyFile, known, filepath.Join(dir, "billing"), extra)
-	return config.Parse(filepath.Join(dir, "cmord.toml"), []byte(toml))
+	cfg, _, err := entSpec(roles, extra).config(dir, port, keyFile, known)
+	return cfg, err
 }
 
 func newEntWorld(t *testing.T, now time.Time, roles, extra string) *entWorld {
 	t.Helper()
-	dir := t.TempDir()
-	for _, p := range []string{"sii/in", "sii/out", "drop/fatturato", "drop/sospensioni", "billing"} {
-		if err := os.MkdirAll(filepath.Join(dir, p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "id_ed25519")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sftpserver.Start(filepath.Join(dir, "sii"), sshPub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	known := filepath.Join(dir, "known_hosts")
-	if err := srv.WriteKnownHosts(known); err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := entConfig(t, dir, srv.Port, keyFile, known, roles, extra)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	w := &entWorld{t: t, d: d, srv: srv, dir: dir, billing: filepath.Join(dir, "billing"), now: now}
-	d.SetClock(func() time.Time { return w.now })
-	return w
+	w := newWorld(t, now, entSpec(roles, extra))
+	return &entWorld{world: w, billing: filepath.Join(w.dir, "billing")}
 }
 
 // sii writes a flow file of the catalog into the SII's outbound directory (our

@@ -3,14 +3,10 @@ package daemon
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"database/sql"
-	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,11 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/ssh"
-
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
-	"github.com/cmord/cmord/daemon/sftpx/sftpserver"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -80,100 +73,25 @@ func morosiRow(pod, cf, name string, sw flows.Date, inv string, unpaid string, o
 	return strings.Join(cols, ";")
 }
 
-// testWorld is a daemon with drop folders and the in-process SFTP server as the SII.
+// testWorld is a daemon with the uscente's drop folders and the in-process SFTP
+// server as the SII (world_test.go).
 type testWorld struct {
-	t       *testing.T
-	d       *Daemon
-	srv     *sftpserver.Server
-	dir     string
-	now     time.Time
+	*world
 	folders map[string]string
 }
 
+// uscenteFolders are the drop folders of a testWorld.
+var uscenteFolders = []worldFolder{{"morosi", "uscente.morosi"}, {"incassi", "uscente.incassi"},
+	{"annullamenti", "uscente.annullamenti"}, {"rimborsi", "uscente.rimborsi"}}
+
 func newTestWorld(t *testing.T, now time.Time, extra string) *testWorld {
 	t.Helper()
-	dir := t.TempDir()
-	sftpRoot := filepath.Join(dir, "sii")
-	for _, p := range []string{"sii/in", "sii/out", "drop/morosi", "drop/incassi", "drop/annullamenti", "drop/rimborsi", "drop/sii"} {
-		if err := os.MkdirAll(filepath.Join(dir, p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyFile := filepath.Join(dir, "id_ed25519")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, err := sftpserver.Start(sftpRoot, sshPub)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Close() })
-	known := filepath.Join(dir, "known_hosts")
-	if err := srv.WriteKnownHosts(known); err != nil {
-		t.Fatal(err)
-	}
+	w := newWorld(t, now, worldSpec{roles: `["uscente"]`, folders: uscenteFolders, dirs: []string{"drop/sii"}, extra: extra})
 	folders := map[string]string{}
-	var fb strings.Builder
-	for _, f := range []struct{ name, kind string }{{"morosi", "uscente.morosi"}, {"incassi", "uscente.incassi"},
-		{"annullamenti", "uscente.annullamenti"}, {"rimborsi", "uscente.rimborsi"}} {
-		p := filepath.Join(dir, "drop", f.name)
-		folders[f.name] = p
-		fmt.Fprintf(&fb, "[[folder]]\nname = %q\npath = %q\nkind = %q\nsettle = \"1s\"\nwatch = \"poll\"\n\n", f.name, p, f.kind)
+	for _, f := range uscenteFolders {
+		folders[f.name] = filepath.Join(w.dir, "drop", f.name)
 	}
-	toml := fmt.Sprintf(`state_dir = %q
-listen = ""
-[company]
-piva = %q
-name = "Energia Test"
-roles = ["uscente"]
-sectors = ["E", "G"]
-piva_gestore = %q
-[practice_code]
-template = "{SECTOR}{YY}{SEQ:7}"
-%s
-%s
-[[sftp]]
-name = "sii"
-host = "127.0.0.1"
-port = %d
-user = "cmord"
-key_file = %q
-known_hosts = %q
-inbound_dir = "/out"
-outbound_dir = "/in"
-stable_listings = 1
-[mail]
-host = "127.0.0.1"
-port = 1
-tls = "none"
-from = "cmord@example.it"
-[digest]
-to = ["compliance@example.it"]
-`, filepath.Join(dir, "state"), ourPIVA, gestorePIVA, fb.String(), extra, srv.Port, keyFile, known)
-	cfg, err := config.Parse(filepath.Join(dir, "cmord.toml"), []byte(toml))
-	if err != nil {
-		t.Fatalf("config: %v\n%s", err, toml)
-	}
-	d, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { d.Close() })
-	w := &testWorld{t: t, d: d, srv: srv, dir: dir, now: now, folders: folders}
-	d.SetClock(func() time.Time { return w.now })
-	return w
+	return &testWorld{world: w, folders: folders}
 }
 
 // drop writes a file into a drop folder, already settled.
