@@ -88,41 +88,9 @@ func (r *CSVReader) readHeader() {
 	if !r.sniff() {
 		return
 	}
-	var cols []string
-	for {
-		var err error
-		if r.cells != nil {
-			cols, _, err = r.cells.Next()
-			if err == io.EOF {
-				r.headerFinding("", RuleCSVHeader, "", "empty workbook: the first sheet has no header row", false)
-				return
-			}
-			if err != nil {
-				r.headerErr = err
-				return
-			}
-			if !allEmpty(cols) {
-				break
-			}
-			continue
-		}
-		_, err = r.readLogical()
-		if err == io.EOF {
-			r.headerFinding("", RuleCSVHeader, "", "empty file: no header row", false)
-			return
-		}
-		if err != nil {
-			r.headerErr = err
-			return
-		}
-		var bad bool
-		cols, bad = splitCSV(string(r.rec), nil)
-		if bad {
-			r.headerFinding("", RuleCSVQuote, "", "badly quoted header", false)
-		}
-		if !allEmpty(cols) {
-			break
-		}
+	cols, ok := r.headerCells()
+	if !ok {
+		return
 	}
 	f := r.f
 	mapping := make(map[string]string, len(r.opt.Mapping))
@@ -207,6 +175,48 @@ func (r *CSVReader) readHeader() {
 			}
 		}
 	}
+}
+
+// headerCells reads the header row: the first row that is not empty (a workbook's
+// first sheet, or the file's first logical CSV line). ok false: no header (a finding
+// or headerErr says why).
+func (r *CSVReader) headerCells() (cols []string, ok bool) {
+	for {
+		var err error
+		if r.cells != nil {
+			cols, _, err = r.cells.Next()
+			if err == io.EOF {
+				r.headerFinding("", RuleCSVHeader, "", "empty workbook: the first sheet has no header row", false)
+				return nil, false
+			}
+			if err != nil {
+				r.headerErr = err
+				return nil, false
+			}
+			if !allEmpty(cols) {
+				break
+			}
+			continue
+		}
+		_, err = r.readLogical()
+		if err == io.EOF {
+			r.headerFinding("", RuleCSVHeader, "", "empty file: no header row", false)
+			return nil, false
+		}
+		if err != nil {
+			r.headerErr = err
+			return nil, false
+		}
+		var bad bool
+		cols, bad = splitCSV(string(r.rec), nil)
+		if bad {
+			r.headerFinding("", RuleCSVQuote, "", "badly quoted header", false)
+		}
+		if !allEmpty(cols) {
+			break
+		}
+	}
+	return cols, true
 }
 
 func allEmpty(cols []string) bool {

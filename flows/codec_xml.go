@@ -166,94 +166,14 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 	f := r.f
 	recLine := r.line()
 	parent := make([]string, len(f.Fields))
-	var fs []Finding
-	type child struct {
-		line int
-		vals []string
-	}
-	var children []child
-	groupEl := ""
+	el := &recordElement{r: r, f: f}
 	if f.RowGroup != nil {
-		groupEl = f.RowGroup.Element
+		el.groupEl = f.RowGroup.Element
 	}
-	// leaf reads the text of the element of field i.
-	leaf := func(i int, into []string) error {
-		line := r.line()
-		var text strings.Builder
-		for {
-			tok, err := r.d.Token()
-			if err != nil {
-				return r.fatal(err)
-			}
-			switch t := tok.(type) {
-			case xml.CharData:
-				text.Write(t)
-			case xml.StartElement:
-				fs = append(fs, r.finding(r.line(), f.Fields[i].label(), RuleXMLElement, t.Name.Local, "a field element cannot contain elements"))
-				if err := r.d.Skip(); err != nil {
-					return r.fatal(err)
-				}
-			case xml.EndElement:
-				v := strings.TrimSpace(text.String())
-				if into[i] != "" {
-					fs = append(fs, r.finding(line, f.Fields[i].label(), RuleXMLElement, v, "field given twice"))
-				}
-				into[i] = v
-				return nil
-			}
-		}
-	}
-	// fieldIndex finds the field an element stands for, by the name files use.
-	fieldIndex := func(local string) int {
-		for i := range f.Fields {
-			if strings.EqualFold(f.Fields[i].WireName(), local) {
-				return i
-			}
-		}
-		return -1
-	}
-	// section reads the elements of a container until its end.
-	var section func(into []string, allowGroup, allowIdent bool) error
-	section = func(into []string, allowGroup, allowIdent bool) error {
-		for {
-			tok, err := r.d.Token()
-			if err != nil {
-				return r.fatal(err)
-			}
-			switch t := tok.(type) {
-			case xml.StartElement:
-				local := t.Name.Local
-				switch {
-				case allowIdent && strings.EqualFold(local, xmlIdentSection):
-					if err := section(into, false, false); err != nil {
-						return err
-					}
-				case allowGroup && groupEl != "" && strings.EqualFold(local, groupEl):
-					c := child{line: r.line(), vals: make([]string, len(f.Fields))}
-					if err := section(c.vals, false, false); err != nil {
-						return err
-					}
-					children = append(children, c)
-				default:
-					if i := fieldIndex(local); i >= 0 {
-						if err := leaf(i, into); err != nil {
-							return err
-						}
-						continue
-					}
-					fs = append(fs, r.finding(r.line(), local, RuleXMLElement, "", "element not in the layout of "+f.ID()))
-					if err := r.d.Skip(); err != nil {
-						return r.fatal(err)
-					}
-				}
-			case xml.EndElement:
-				return nil
-			}
-		}
-	}
-	if err := section(parent, true, true); err != nil {
+	if err := el.section(parent, true, true); err != nil {
 		return err
 	}
+	fs, children := el.fs, el.children
 	// Root attributes stand for the COD_SERVIZIO/COD_FLUSSO fields.
 	for i, fd := range f.Fields {
 		switch fd.Name {
@@ -289,6 +209,101 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 		r.queue = append(r.queue, row)
 	}
 	return nil
+}
+
+// recordElement is one record element being read: the findings so far and the
+// repeated child elements (a row group) met.
+type recordElement struct {
+	r        *XMLReader
+	f        *Flow
+	groupEl  string // the row group's element, "" if the flow has none
+	fs       []Finding
+	children []recordChild
+}
+
+// recordChild is one element of a row group: its line and its own values.
+type recordChild struct {
+	line int
+	vals []string
+}
+
+// leaf reads the text of the element of field i.
+func (el *recordElement) leaf(i int, into []string) error {
+	r, f := el.r, el.f
+	line := r.line()
+	var text strings.Builder
+	for {
+		tok, err := r.d.Token()
+		if err != nil {
+			return r.fatal(err)
+		}
+		switch t := tok.(type) {
+		case xml.CharData:
+			text.Write(t)
+		case xml.StartElement:
+			el.fs = append(el.fs, r.finding(r.line(), f.Fields[i].label(), RuleXMLElement, t.Name.Local, "a field element cannot contain elements"))
+			if err := r.d.Skip(); err != nil {
+				return r.fatal(err)
+			}
+		case xml.EndElement:
+			v := strings.TrimSpace(text.String())
+			if into[i] != "" {
+				el.fs = append(el.fs, r.finding(line, f.Fields[i].label(), RuleXMLElement, v, "field given twice"))
+			}
+			into[i] = v
+			return nil
+		}
+	}
+}
+
+// fieldIndex finds the field an element stands for, by the name files use.
+func (el *recordElement) fieldIndex(local string) int {
+	for i := range el.f.Fields {
+		if strings.EqualFold(el.f.Fields[i].WireName(), local) {
+			return i
+		}
+	}
+	return -1
+}
+
+// section reads the elements of a container until its end.
+func (el *recordElement) section(into []string, allowGroup, allowIdent bool) error {
+	r := el.r
+	for {
+		tok, err := r.d.Token()
+		if err != nil {
+			return r.fatal(err)
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			local := t.Name.Local
+			switch {
+			case allowIdent && strings.EqualFold(local, xmlIdentSection):
+				if err := el.section(into, false, false); err != nil {
+					return err
+				}
+			case allowGroup && el.groupEl != "" && strings.EqualFold(local, el.groupEl):
+				c := recordChild{line: r.line(), vals: make([]string, len(el.f.Fields))}
+				if err := el.section(c.vals, false, false); err != nil {
+					return err
+				}
+				el.children = append(el.children, c)
+			default:
+				if i := el.fieldIndex(local); i >= 0 {
+					if err := el.leaf(i, into); err != nil {
+						return err
+					}
+					continue
+				}
+				el.fs = append(el.fs, r.finding(r.line(), local, RuleXMLElement, "", "element not in the layout of "+el.f.ID()))
+				if err := r.d.Skip(); err != nil {
+					return r.fatal(err)
+				}
+			}
+		case xml.EndElement:
+			return nil
+		}
+	}
 }
 
 // ---- XML writer ----

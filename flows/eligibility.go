@@ -71,81 +71,10 @@ const (
 // whose window is not open yet gets a single RuleWindowWait warning whose Value is the
 // opening date (ISO): the caller holds the practice until then.
 func CheckEligibility(c Case, requestDate Date, p CMORParams) (CMORResult, []Finding) {
-	var fs []Finding
-	fail := func(rule, field, value, format string, args ...any) {
-		fs = append(fs, Finding{Rule: rule, Field: field, Value: value, Severity: "error", Message: fmt.Sprintf(format, args...)})
-	}
-	warn := func(rule, field, value, format string, args ...any) {
-		fs = append(fs, Finding{Rule: rule, Field: field, Value: value, Severity: "warning", Message: fmt.Sprintf(format, args...)})
-	}
-
-	// Identifiers and the point, with E1/E2 for the sector.
-	sector := strings.ToUpper(strings.TrimSpace(c.Sector))
-	switch sector {
-	case "E":
-		if strings.TrimSpace(c.POD) == "" {
-			fail("E11", "COD_POD", "", "electricity case without a POD")
-		} else if w, err := ValidatePOD(c.POD, p.StrictPOD); err != nil {
-			fail(RuleIDPOD, "COD_POD", c.POD, "%v", err)
-		} else if w != "" {
-			warn(RuleIDPOD, "COD_POD", c.POD, "%s", w)
-		}
-		if strings.TrimSpace(c.PDR) != "" {
-			fail(RuleIDPDR, "COD_PDR", c.PDR, "electricity case also carries a PDR; give exactly one point")
-		}
-		switch v := strings.ToUpper(strings.TrimSpace(c.Voltage)); v {
-		case "BT", "MT":
-		case "":
-			fail("E1", "TENSIONE", "", "voltage level missing; only BT and MT points are eligible")
-		default:
-			fail("E1", "TENSIONE", c.Voltage, "voltage level %s is not eligible; only BT and MT points are", v)
-		}
-	case "G":
-		if strings.TrimSpace(c.PDR) == "" {
-			fail("E11", "COD_PDR", "", "gas case without a PDR")
-		} else if err := ValidatePDR(c.PDR); err != nil {
-			fail(RuleIDPDR, "COD_PDR", c.PDR, "%v", err)
-		}
-		if strings.TrimSpace(c.POD) != "" {
-			fail(RuleIDPOD, "COD_POD", c.POD, "gas case also carries a POD; give exactly one point")
-		}
-		smc := fmt.Sprint(c.AnnualSmc)
-		switch use := strings.ToLower(strings.TrimSpace(c.GasUse)); {
-		case c.AnnualSmc < 0:
-			fail("E2", "CONSUMO_ANNUO_SMC", smc, "annual consumption is negative")
-		case use == "domestico":
-		case use == "condominio":
-			if c.AnnualSmc > GasLimitCondominioSmc {
-				fail("E2", "CONSUMO_ANNUO_SMC", smc, "condominio uso domestico consumes %d Smc/year, above the %d limit", c.AnnualSmc, GasLimitCondominioSmc)
-			}
-		case use == "altri":
-			if c.AnnualSmc > GasLimitAltriSmc {
-				fail("E2", "CONSUMO_ANNUO_SMC", smc, "other uses consume %d Smc/year, above the %d limit", c.AnnualSmc, GasLimitAltriSmc)
-			}
-		case use == "":
-			fail("E2", "USO_GAS", "", "gas use missing; expected domestico, condominio or altri")
-		default:
-			fail("E2", "USO_GAS", c.GasUse, "gas use %q is not domestico, condominio or altri", c.GasUse)
-		}
-	default:
-		fail(RuleIDSector, "SETTORE", c.Sector, "sector must be E (electricity) or G (gas)")
-	}
-
-	// The customer: a CF or a P.IVA (E11), each valid if present.
-	cf, piva := strings.TrimSpace(c.CustomerCF), strings.TrimSpace(c.CustomerPIVA)
-	if cf == "" && piva == "" {
-		fail("E11", "CF_CLIENTE", "", "customer has neither codice fiscale nor partita IVA")
-	}
-	if cf != "" {
-		if err := ValidateCF(cf); err != nil {
-			fail(RuleIDCF, "CF_CLIENTE", c.CustomerCF, "%v", err)
-		}
-	}
-	if piva != "" {
-		if err := ValidatePIVA(piva); err != nil {
-			fail(RuleIDPIVA, "PIVA_CLIENTE", c.CustomerPIVA, "%v", err)
-		}
-	}
+	var fl findingList
+	fail, warn := fl.fail, fl.warn
+	checkPoint(&fl, c, p)
+	checkCustomer(&fl, c)
 
 	// E3: the request window around the switch.
 	if c.SwitchDate.IsZero() {
@@ -177,7 +106,7 @@ func CheckEligibility(c Case, requestDate Date, p CMORParams) (CMORResult, []Fin
 			moraDay = open
 		}
 	}
-	fs = append(fs, checkMora(c.Mora, moraDay)...)
+	fl = append(fl, checkMora(c.Mora, moraDay)...)
 
 	// E6, E9: the computation itself.
 	// Without a switch date there is no window to compute in (E11 above says so).
@@ -188,7 +117,7 @@ func CheckEligibility(c Case, requestDate Date, p CMORParams) (CMORResult, []Fin
 	if len(c.Invoices) == 0 {
 		fail("E11", "NUM_FATTURA", "", "no invoices: the request must list the unpaid invoices behind the credit")
 	}
-	fs = append(fs, r.Findings...)
+	fl = append(fl, r.Findings...)
 	if c.PreviousCMOR > 0 {
 		if strings.TrimSpace(c.PreviousCPGestore) == "" {
 			warn("E11", "CP_GESTORE_CMOR_PRECEDENTE", "", "previous CMOR %s given without the CP_GESTORE of its practice", c.PreviousCMOR)
@@ -200,23 +129,113 @@ func CheckEligibility(c Case, requestDate Date, p CMORParams) (CMORResult, []Fin
 		}
 	}
 
+	checkAttested(&fl, c)
+	return r, fl
+}
+
+// findingList collects the findings of an eligibility check.
+type findingList []Finding
+
+func (l *findingList) fail(rule, field, value, format string, args ...any) {
+	*l = append(*l, Finding{Rule: rule, Field: field, Value: value, Severity: "error", Message: fmt.Sprintf(format, args...)})
+}
+
+func (l *findingList) warn(rule, field, value, format string, args ...any) {
+	*l = append(*l, Finding{Rule: rule, Field: field, Value: value, Severity: "warning", Message: fmt.Sprintf(format, args...)})
+}
+
+// checkPoint checks the point (POD or PDR) and, with E1/E2, what the sector asks of it.
+func checkPoint(fl *findingList, c Case, p CMORParams) {
+	// Identifiers and the point, with E1/E2 for the sector.
+	sector := strings.ToUpper(strings.TrimSpace(c.Sector))
+	switch sector {
+	case "E":
+		if strings.TrimSpace(c.POD) == "" {
+			fl.fail("E11", "COD_POD", "", "electricity case without a POD")
+		} else if w, err := ValidatePOD(c.POD, p.StrictPOD); err != nil {
+			fl.fail(RuleIDPOD, "COD_POD", c.POD, "%v", err)
+		} else if w != "" {
+			fl.warn(RuleIDPOD, "COD_POD", c.POD, "%s", w)
+		}
+		if strings.TrimSpace(c.PDR) != "" {
+			fl.fail(RuleIDPDR, "COD_PDR", c.PDR, "electricity case also carries a PDR; give exactly one point")
+		}
+		switch v := strings.ToUpper(strings.TrimSpace(c.Voltage)); v {
+		case "BT", "MT":
+		case "":
+			fl.fail("E1", "TENSIONE", "", "voltage level missing; only BT and MT points are eligible")
+		default:
+			fl.fail("E1", "TENSIONE", c.Voltage, "voltage level %s is not eligible; only BT and MT points are", v)
+		}
+	case "G":
+		if strings.TrimSpace(c.PDR) == "" {
+			fl.fail("E11", "COD_PDR", "", "gas case without a PDR")
+		} else if err := ValidatePDR(c.PDR); err != nil {
+			fl.fail(RuleIDPDR, "COD_PDR", c.PDR, "%v", err)
+		}
+		if strings.TrimSpace(c.POD) != "" {
+			fl.fail(RuleIDPOD, "COD_POD", c.POD, "gas case also carries a POD; give exactly one point")
+		}
+		smc := fmt.Sprint(c.AnnualSmc)
+		switch use := strings.ToLower(strings.TrimSpace(c.GasUse)); {
+		case c.AnnualSmc < 0:
+			fl.fail("E2", "CONSUMO_ANNUO_SMC", smc, "annual consumption is negative")
+		case use == "domestico":
+		case use == "condominio":
+			if c.AnnualSmc > GasLimitCondominioSmc {
+				fl.fail("E2", "CONSUMO_ANNUO_SMC", smc, "condominio uso domestico consumes %d Smc/year, above the %d limit", c.AnnualSmc, GasLimitCondominioSmc)
+			}
+		case use == "altri":
+			if c.AnnualSmc > GasLimitAltriSmc {
+				fl.fail("E2", "CONSUMO_ANNUO_SMC", smc, "other uses consume %d Smc/year, above the %d limit", c.AnnualSmc, GasLimitAltriSmc)
+			}
+		case use == "":
+			fl.fail("E2", "USO_GAS", "", "gas use missing; expected domestico, condominio or altri")
+		default:
+			fl.fail("E2", "USO_GAS", c.GasUse, "gas use %q is not domestico, condominio or altri", c.GasUse)
+		}
+	default:
+		fl.fail(RuleIDSector, "SETTORE", c.Sector, "sector must be E (electricity) or G (gas)")
+	}
+}
+
+// checkCustomer checks the customer: a CF or a P.IVA (E11), each valid if present.
+func checkCustomer(fl *findingList, c Case) {
+	// The customer: a CF or a P.IVA (E11), each valid if present.
+	cf, piva := strings.TrimSpace(c.CustomerCF), strings.TrimSpace(c.CustomerPIVA)
+	if cf == "" && piva == "" {
+		fl.fail("E11", "CF_CLIENTE", "", "customer has neither codice fiscale nor partita IVA")
+	}
+	if cf != "" {
+		if err := ValidateCF(cf); err != nil {
+			fl.fail(RuleIDCF, "CF_CLIENTE", c.CustomerCF, "%v", err)
+		}
+	}
+	if piva != "" {
+		if err := ValidatePIVA(piva); err != nil {
+			fl.fail(RuleIDPIVA, "PIVA_CLIENTE", c.CustomerPIVA, "%v", err)
+		}
+	}
+}
+
+// checkAttested checks the preconditions billing attests (E7, E8, E10).
+func checkAttested(fl *findingList, c Case) {
 	// E7, E8, E10: preconditions billing attests.
 	if !c.ClosingInvoiceIssued {
-		fail("E7", "FATTURA_CHIUSURA", "NO", "closing invoice (fattura di chiusura, TIF) not issued")
+		fl.fail("E7", "FATTURA_CHIUSURA", "NO", "closing invoice (fattura di chiusura, TIF) not issued")
 	}
 	if !c.TIFIndemnitiesPaid {
-		fail("E7", "INDENNIZZI_TIF", "NO", "TIF art. 18 automatic indemnities not paid")
+		fl.fail("E7", "INDENNIZZI_TIF", "NO", "TIF art. 18 automatic indemnities not paid")
 	}
 	if !c.ComplaintsAnswered {
-		fail("E8", "RECLAMI_EVASI", "NO", "complaints or rectification requests unanswered, or TIQV indemnities unpaid")
+		fl.fail("E8", "RECLAMI_EVASI", "NO", "complaints or rectification requests unanswered, or TIQV indemnities unpaid")
 	}
 	if !c.PointActive {
-		fail("E10", "PUNTO_ATTIVO", "NO", "the point is no longer active")
+		fl.fail("E10", "PUNTO_ATTIVO", "NO", "the point is no longer active")
 	}
 	if c.Voltura {
-		fail("E10", "VOLTURA", "SI", "the point changed holder (voltura)")
+		fl.fail("E10", "VOLTURA", "SI", "the point changed holder (voltura)")
 	}
-	return r, fs
 }
 
 // checkMora returns nothing when at least one notice satisfies E5, otherwise an E5

@@ -137,67 +137,10 @@ func (fd *Field) normalize(v string, o valueOpts) (string, *fieldProblem) {
 		default:
 			return bad(RuleFlag, "must be S or N")
 		}
-	case TypeCF:
-		if err := ValidateCF(v); err != nil {
-			// The codice fiscale of a company is its partita IVA: billing often
-			// writes it with the "IT" prefix of the VAT number (docs/inputs.md).
-			if p := NormalizePIVA(v); len(p) == 11 && p != normalizeIdent(v) && ValidatePIVA(p) == nil {
-				v = p
-				break
-			}
-			return bad(RuleIDCF, "%v", err)
-		}
-		v = canonicalIdent(v, NormalizeCF)
-	case TypePIVA:
-		if err := ValidatePIVA(v); err != nil {
-			return bad(RuleIDPIVA, "%v", err)
-		}
-		v = canonicalIdent(v, NormalizePIVA)
-	case TypeCFOrPIVA:
-		if errCF := ValidateCF(v); errCF == nil {
-			v = NormalizeCF(v)
-		} else if errP := ValidatePIVA(v); errP == nil {
-			v = NormalizePIVA(v)
-		} else {
-			return bad(RuleIDCF, "neither a codice fiscale (%v) nor a partita IVA (%v)", errCF, errP)
-		}
-	case TypePOD:
-		w, err := ValidatePOD(v, !o.lenientPOD)
-		if err != nil {
-			return bad(RuleIDPOD, "%v", err)
-		}
-		v = canonicalIdent(v, NormalizePOD)
-		if w != "" {
-			warn = &fieldProblem{rule: RuleIDPOD, msg: w, warning: true}
-		}
-	case TypePDR:
-		if err := ValidatePDR(v); err != nil {
-			return bad(RuleIDPDR, "%v", err)
-		}
-		v = NormalizePDR(v)
-	case TypePODOrPDR:
-		if len(v) >= 2 && strings.EqualFold(v[:2], "IT") {
-			w, err := ValidatePOD(v, !o.lenientPOD)
-			if err != nil {
-				return bad(RuleIDPOD, "%v", err)
-			}
-			v = NormalizePOD(v)
-			if w != "" {
-				warn = &fieldProblem{rule: RuleIDPOD, msg: w, warning: true}
-			}
-		} else {
-			if err := ValidatePDR(v); err != nil {
-				return bad(RuleIDPDR, "%v", err)
-			}
-			v = NormalizePDR(v)
-		}
-	case TypeCPUtente:
-		if err := ValidateCPUtente(v); err != nil {
-			return bad(RuleIDCPUtente, "%v", err)
-		}
-	case TypeCPGestore:
-		if err := ValidateCPGestore(v, false); err != nil {
-			return bad(RuleIDCPGest, "%v", err)
+	case TypeCF, TypePIVA, TypeCFOrPIVA, TypePOD, TypePDR, TypePODOrPDR, TypeCPUtente, TypeCPGestore:
+		var p *fieldProblem
+		if v, warn, p = normalizeIdentValue(fd.Type, v, o); p != nil {
+			return v, p
 		}
 	case TypeEnum:
 		found := false
@@ -232,6 +175,81 @@ func (fd *Field) normalize(v string, o valueOpts) (string, *fieldProblem) {
 		}
 	}
 	return v, warn
+}
+
+// normalizeIdentValue is normalize for the identifier types (codice fiscale, partita
+// IVA, POD, PDR, CP_UTENTE, CP_GESTORE): the canonical value and a warning, or v as
+// given and the problem.
+func normalizeIdentValue(typ, v string, o valueOpts) (string, *fieldProblem, *fieldProblem) {
+	bad := func(rule, format string, args ...any) *fieldProblem {
+		return &fieldProblem{rule: rule, msg: fmt.Sprintf(format, args...)}
+	}
+	var warn *fieldProblem
+	switch typ {
+	case TypeCF:
+		if err := ValidateCF(v); err != nil {
+			// The codice fiscale of a company is its partita IVA: billing often
+			// writes it with the "IT" prefix of the VAT number (docs/inputs.md).
+			if p := NormalizePIVA(v); len(p) == 11 && p != normalizeIdent(v) && ValidatePIVA(p) == nil {
+				v = p
+				break
+			}
+			return v, nil, bad(RuleIDCF, "%v", err)
+		}
+		v = canonicalIdent(v, NormalizeCF)
+	case TypePIVA:
+		if err := ValidatePIVA(v); err != nil {
+			return v, nil, bad(RuleIDPIVA, "%v", err)
+		}
+		v = canonicalIdent(v, NormalizePIVA)
+	case TypeCFOrPIVA:
+		if errCF := ValidateCF(v); errCF == nil {
+			v = NormalizeCF(v)
+		} else if errP := ValidatePIVA(v); errP == nil {
+			v = NormalizePIVA(v)
+		} else {
+			return v, nil, bad(RuleIDCF, "neither a codice fiscale (%v) nor a partita IVA (%v)", errCF, errP)
+		}
+	case TypePOD:
+		w, err := ValidatePOD(v, !o.lenientPOD)
+		if err != nil {
+			return v, nil, bad(RuleIDPOD, "%v", err)
+		}
+		v = canonicalIdent(v, NormalizePOD)
+		if w != "" {
+			warn = &fieldProblem{rule: RuleIDPOD, msg: w, warning: true}
+		}
+	case TypePDR:
+		if err := ValidatePDR(v); err != nil {
+			return v, nil, bad(RuleIDPDR, "%v", err)
+		}
+		v = NormalizePDR(v)
+	case TypePODOrPDR:
+		if len(v) >= 2 && strings.EqualFold(v[:2], "IT") {
+			w, err := ValidatePOD(v, !o.lenientPOD)
+			if err != nil {
+				return v, nil, bad(RuleIDPOD, "%v", err)
+			}
+			v = NormalizePOD(v)
+			if w != "" {
+				warn = &fieldProblem{rule: RuleIDPOD, msg: w, warning: true}
+			}
+		} else {
+			if err := ValidatePDR(v); err != nil {
+				return v, nil, bad(RuleIDPDR, "%v", err)
+			}
+			v = NormalizePDR(v)
+		}
+	case TypeCPUtente:
+		if err := ValidateCPUtente(v); err != nil {
+			return v, nil, bad(RuleIDCPUtente, "%v", err)
+		}
+	case TypeCPGestore:
+		if err := ValidateCPGestore(v, false); err != nil {
+			return v, nil, bad(RuleIDCPGest, "%v", err)
+		}
+	}
+	return v, warn, nil
 }
 
 // isCanonicalAmount reports whether v is already "digits.dd" (optionally negative),

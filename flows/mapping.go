@@ -108,162 +108,195 @@ func ParseMapping(name string, data []byte) (*Mapping, error) {
 		}
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
-	m := &Mapping{Columns: map[string]string{}, file: name, lines: scanTOMLLines(data)}
-	var problems []string
-	bad := func(path []string, format string, args ...any) {
-		problems = append(problems, fmt.Sprintf("%s:%d: %s", name, m.Line(path...), fmt.Sprintf(format, args...)))
-	}
-	byField := map[string]string{}
-	put := func(path []string, h string, v any) {
-		s, ok := v.(string)
-		if !ok {
-			if _, table := v.(map[string]any); table && len(path) == 1 {
-				bad(path, "unknown table [%s]: a mapping file has %s", h, mappingSections)
-				return
-			}
-			bad(path, "%q: expected a field name (string), found %s", h, tomlKind(v))
-			return
-		}
-		s = strings.TrimSpace(s)
-		if s != "" && s != "-" {
-			if prev, dup := byField[strings.ToUpper(s)]; dup {
-				bad(path, "headers %q and %q both map to field %s", prev, h, s)
-				return
-			}
-			byField[strings.ToUpper(s)] = h
-		}
-		m.Columns[h] = s
-	}
+	mp := &mappingParser{m: &Mapping{Columns: map[string]string{}, file: name, lines: scanTOMLLines(data)}, byField: map[string]string{}}
+	m := mp.m
 	for _, k := range sortedKeys(raw) {
 		v := raw[k]
 		switch k {
 		case "mapping":
 			t, ok := v.(map[string]any)
 			if !ok {
-				bad([]string{k}, "mapping must be a table")
+				mp.bad([]string{k}, "mapping must be a table")
 				continue
 			}
 			for _, h := range sortedKeys(t) {
-				put([]string{k, h}, h, t[h])
+				mp.put([]string{k, h}, h, t[h])
 			}
 		case "decimal_comma":
 			b, ok := v.(bool)
 			if !ok {
-				bad([]string{k}, "decimal_comma must be true or false")
+				mp.bad([]string{k}, "decimal_comma must be true or false")
 			}
 			m.DecimalComma = b
 		case "kind":
 			s, ok := v.(string)
 			if !ok {
-				bad([]string{k}, "kind must be a string (an input kind, e.g. \"uscente.morosi\")")
+				mp.bad([]string{k}, "kind must be a string (an input kind, e.g. \"uscente.morosi\")")
 			}
 			m.Kind = s
 		case "values":
-			t, ok := v.(map[string]any)
-			if !ok {
-				bad([]string{k}, "values must be a table of tables: [values.FIELD] with \"billing value\" = \"our value\"")
-				continue
-			}
-			m.Values = map[string]map[string]string{}
-			for _, field := range sortedKeys(t) {
-				tab, ok := t[field].(map[string]any)
-				if !ok {
-					bad([]string{k, field}, "values.%s must be a table of \"billing value\" = \"our value\"", field)
-					continue
-				}
-				out := map[string]string{}
-				seen := map[string]string{}
-				for _, from := range sortedKeys(tab) {
-					to, ok := tab[from].(string)
-					if !ok {
-						bad([]string{k, field, from}, "values.%s.%q: expected our value (string), found %s", field, from, tomlKind(tab[from]))
-						continue
-					}
-					key := valueKey(from)
-					if prev, dup := seen[key]; dup {
-						at := []string{k, field, from}
-						if m.Line(k, field, prev) > m.Line(at...) {
-							at = []string{k, field, prev}
-						}
-						bad(at, "values.%s: %q and %q are the same billing value (compared ignoring case and spaces)", field, prev, from)
-						continue
-					}
-					seen[key] = from
-					out[key] = strings.TrimSpace(to)
-				}
-				m.Values[field] = out
-			}
+			mp.values(k, v)
 		case "constants":
-			t, ok := v.(map[string]any)
-			if !ok {
-				bad([]string{k}, "constants must be a table of FIELD = \"value\"")
-				continue
-			}
-			m.Constants = map[string]string{}
-			for _, field := range sortedKeys(t) {
-				s, ok := t[field].(string)
-				if !ok {
-					bad([]string{k, field}, "constants.%s: expected a value (string), found %s", field, tomlKind(t[field]))
-					continue
-				}
-				m.Constants[field] = strings.TrimSpace(s)
-			}
+			mp.constants(k, v)
 		case "route":
-			t, ok := v.(map[string]any)
-			if !ok {
-				bad([]string{k}, "route must be a table of tables: [route.\"Column\"] with FIELD = \"condition\"")
-				continue
-			}
-			for _, col := range sortedKeys(t) {
-				tab, ok := t[col].(map[string]any)
-				if !ok {
-					bad([]string{k, col}, "route.%q must be a table of FIELD = \"condition\"", col)
-					continue
-				}
-				r := Route{Column: col}
-				for _, field := range sortedKeys(tab) {
-					when, ok := tab[field].(string)
-					if !ok || strings.TrimSpace(when) == "" {
-						bad([]string{k, col, field}, "route.%q.%s: expected a condition such as \"SETTORE=E\"", col, field)
-						continue
-					}
-					r.Targets = append(r.Targets, RouteTarget{Field: field, When: strings.TrimSpace(when)})
-				}
-				if len(r.Targets) < 2 {
-					bad([]string{k, col}, "route.%q: a route sends a column to one of at least two fields (for one field, use [mapping])", col)
-				}
-				m.Routes = append(m.Routes, r)
-			}
+			mp.routes(k, v)
 		case "spend":
-			t, ok := v.(map[string]any)
-			if !ok {
-				bad([]string{k}, "spend must be a table")
-				continue
-			}
-			m.Spend = parseSpend(t, func(key, format string, args ...any) { bad([]string{k, key}, format, args...) })
-			if m.Spend != nil {
-				switch hasTotal, hasCols := m.Spend.Total != "" || m.Spend.Months != "", len(m.Spend.Columns) > 0; {
-				case hasTotal && hasCols:
-					bad([]string{k}, "spend: give either total and months, or columns, not both")
-				case !hasTotal && !hasCols:
-					bad([]string{k}, "spend: give total and months (the spend of the months with supply, and how many they are), or columns (one per month)")
-				case hasTotal && (m.Spend.Total == "" || m.Spend.Months == ""):
-					bad([]string{k}, "spend: total and months go together (the spend, and the number of months with supply it covers)")
-				case hasCols && m.Spend.Order == SpendCalendar && len(m.Spend.Columns) != 12:
-					bad([]string{k, "columns"}, "spend: order = \"calendar\" needs 12 columns, January to December; found %d", len(m.Spend.Columns))
-				case hasCols && len(m.Spend.Columns) > 24:
-					bad([]string{k, "columns"}, "spend: at most 24 monthly columns; found %d", len(m.Spend.Columns))
-				}
-			}
+			mp.spend(k, v)
 		default:
-			put([]string{k}, k, v)
+			mp.put([]string{k}, k, v)
 		}
 	}
-	if len(problems) > 0 {
-		return nil, errors.New(strings.Join(problems, "; "))
+	if len(mp.problems) > 0 {
+		return nil, errors.New(strings.Join(mp.problems, "; "))
 	}
 	sort.Slice(m.Routes, func(i, j int) bool { return m.Routes[i].Column < m.Routes[j].Column })
 	return m, nil
+}
+
+// mappingParser is a mapping file being read: the mapping so far and its problems.
+type mappingParser struct {
+	m        *Mapping
+	problems []string
+	byField  map[string]string // field (upper case) → the billing header mapped to it
+}
+
+// bad records a problem at the line of the key path.
+func (mp *mappingParser) bad(path []string, format string, args ...any) {
+	mp.problems = append(mp.problems, fmt.Sprintf("%s:%d: %s", mp.m.file, mp.m.Line(path...), fmt.Sprintf(format, args...)))
+}
+
+// put maps billing header h to the field named by v.
+func (mp *mappingParser) put(path []string, h string, v any) {
+	s, ok := v.(string)
+	if !ok {
+		if _, table := v.(map[string]any); table && len(path) == 1 {
+			mp.bad(path, "unknown table [%s]: a mapping file has %s", h, mappingSections)
+			return
+		}
+		mp.bad(path, "%q: expected a field name (string), found %s", h, tomlKind(v))
+		return
+	}
+	s = strings.TrimSpace(s)
+	if s != "" && s != "-" {
+		if prev, dup := mp.byField[strings.ToUpper(s)]; dup {
+			mp.bad(path, "headers %q and %q both map to field %s", prev, h, s)
+			return
+		}
+		mp.byField[strings.ToUpper(s)] = h
+	}
+	mp.m.Columns[h] = s
+}
+
+// values reads the [values.FIELD] tables.
+func (mp *mappingParser) values(k string, v any) {
+	m := mp.m
+	t, ok := v.(map[string]any)
+	if !ok {
+		mp.bad([]string{k}, "values must be a table of tables: [values.FIELD] with \"billing value\" = \"our value\"")
+		return
+	}
+	m.Values = map[string]map[string]string{}
+	for _, field := range sortedKeys(t) {
+		tab, ok := t[field].(map[string]any)
+		if !ok {
+			mp.bad([]string{k, field}, "values.%s must be a table of \"billing value\" = \"our value\"", field)
+			continue
+		}
+		out := map[string]string{}
+		seen := map[string]string{}
+		for _, from := range sortedKeys(tab) {
+			to, ok := tab[from].(string)
+			if !ok {
+				mp.bad([]string{k, field, from}, "values.%s.%q: expected our value (string), found %s", field, from, tomlKind(tab[from]))
+				continue
+			}
+			key := valueKey(from)
+			if prev, dup := seen[key]; dup {
+				at := []string{k, field, from}
+				if m.Line(k, field, prev) > m.Line(at...) {
+					at = []string{k, field, prev}
+				}
+				mp.bad(at, "values.%s: %q and %q are the same billing value (compared ignoring case and spaces)", field, prev, from)
+				continue
+			}
+			seen[key] = from
+			out[key] = strings.TrimSpace(to)
+		}
+		m.Values[field] = out
+	}
+}
+
+// constants reads the [constants] table.
+func (mp *mappingParser) constants(k string, v any) {
+	t, ok := v.(map[string]any)
+	if !ok {
+		mp.bad([]string{k}, "constants must be a table of FIELD = \"value\"")
+		return
+	}
+	mp.m.Constants = map[string]string{}
+	for _, field := range sortedKeys(t) {
+		s, ok := t[field].(string)
+		if !ok {
+			mp.bad([]string{k, field}, "constants.%s: expected a value (string), found %s", field, tomlKind(t[field]))
+			continue
+		}
+		mp.m.Constants[field] = strings.TrimSpace(s)
+	}
+}
+
+// routes reads the [route."Column"] tables.
+func (mp *mappingParser) routes(k string, v any) {
+	t, ok := v.(map[string]any)
+	if !ok {
+		mp.bad([]string{k}, "route must be a table of tables: [route.\"Column\"] with FIELD = \"condition\"")
+		return
+	}
+	for _, col := range sortedKeys(t) {
+		tab, ok := t[col].(map[string]any)
+		if !ok {
+			mp.bad([]string{k, col}, "route.%q must be a table of FIELD = \"condition\"", col)
+			continue
+		}
+		r := Route{Column: col}
+		for _, field := range sortedKeys(tab) {
+			when, ok := tab[field].(string)
+			if !ok || strings.TrimSpace(when) == "" {
+				mp.bad([]string{k, col, field}, "route.%q.%s: expected a condition such as \"SETTORE=E\"", col, field)
+				continue
+			}
+			r.Targets = append(r.Targets, RouteTarget{Field: field, When: strings.TrimSpace(when)})
+		}
+		if len(r.Targets) < 2 {
+			mp.bad([]string{k, col}, "route.%q: a route sends a column to one of at least two fields (for one field, use [mapping])", col)
+		}
+		mp.m.Routes = append(mp.m.Routes, r)
+	}
+}
+
+// spend reads the [spend] table.
+func (mp *mappingParser) spend(k string, v any) {
+	m := mp.m
+	t, ok := v.(map[string]any)
+	if !ok {
+		mp.bad([]string{k}, "spend must be a table")
+		return
+	}
+	m.Spend = parseSpend(t, func(key, format string, args ...any) { mp.bad([]string{k, key}, format, args...) })
+	if m.Spend == nil {
+		return
+	}
+	switch hasTotal, hasCols := m.Spend.Total != "" || m.Spend.Months != "", len(m.Spend.Columns) > 0; {
+	case hasTotal && hasCols:
+		mp.bad([]string{k}, "spend: give either total and months, or columns, not both")
+	case !hasTotal && !hasCols:
+		mp.bad([]string{k}, "spend: give total and months (the spend of the months with supply, and how many they are), or columns (one per month)")
+	case hasTotal && (m.Spend.Total == "" || m.Spend.Months == ""):
+		mp.bad([]string{k}, "spend: total and months go together (the spend, and the number of months with supply it covers)")
+	case hasCols && m.Spend.Order == SpendCalendar && len(m.Spend.Columns) != 12:
+		mp.bad([]string{k, "columns"}, "spend: order = \"calendar\" needs 12 columns, January to December; found %d", len(m.Spend.Columns))
+	case hasCols && len(m.Spend.Columns) > 24:
+		mp.bad([]string{k, "columns"}, "spend: at most 24 monthly columns; found %d", len(m.Spend.Columns))
+	}
 }
 
 func parseSpend(t map[string]any, bad func(key, format string, args ...any)) *SpendShape {
@@ -498,49 +531,56 @@ func (f *Flow) CheckMappingFile(m *Mapping) []Finding {
 			give(fi, fmt.Sprintf("the route of column %q", r.Column), line)
 		}
 	}
-	if s := m.Spend; s != nil {
-		fi := -1
-		if s.Field != "" {
-			if fi = f.fieldIndexFold(s.Field); fi < 0 {
-				add(m.Line("spend", "field"), s.Field, "", "spend.field %s is not a field of %s", s.Field, f.Key)
-			}
-		} else {
-			for i := range f.Fields {
-				if f.Fields[i].Type == TypeMonthAmounts {
-					fi = i
-				}
-			}
-			if fi < 0 {
-				add(m.Line("spend"), "", "", "[spend] given, but %s has no 12-month spend field", f.Key)
-			}
-		}
-		if fi >= 0 && f.Fields[fi].Type != TypeMonthAmounts {
-			add(m.Line("spend", "field"), s.Field, "", "spend.field %s is not a month spend list (type %s)", s.Field, f.Fields[fi].Type)
-		} else if fi >= 0 {
-			give(fi, "[spend]", m.Line("spend"))
-		}
-		if si := f.fieldIndexFold(s.switchField()); si < 0 || f.Fields[si].Type != TypeDate {
-			add(m.Line("spend", "switch"), s.switchField(), "", "spend: the months are placed before the date field %s, which %s does not have", s.switchField(), f.Key)
-		}
-		spendCols := append([]string{s.Total, s.Months}, s.Columns...)
-		seen := map[string]bool{}
-		for _, c := range spendCols {
-			if c == "" {
-				continue
-			}
-			if seen[normHeader(c)] {
-				add(m.Line("spend"), c, "", "spend: column %q named twice", c)
-			}
-			seen[normHeader(c)] = true
-			for h, t := range m.Columns {
-				if normHeader(h) == normHeader(c) && t != "-" && t != "" {
-					add(m.Line("spend"), c, "", "spend: column %q is also in [mapping] (to %s)", c, t)
-				}
-			}
-		}
+	if m.Spend != nil {
+		f.checkSpendMapping(m, add, give)
 	}
 	sort.SliceStable(fs, func(i, j int) bool { return fs[i].Line < fs[j].Line })
 	return fs
+}
+
+// checkSpendMapping checks a mapping's [spend] against the flow: the month spend field
+// it fills, the date the months are placed before, and its columns.
+func (f *Flow) checkSpendMapping(m *Mapping, add func(line int, field, value, format string, args ...any), give func(fi int, by string, line int)) {
+	s := m.Spend
+	fi := -1
+	if s.Field != "" {
+		if fi = f.fieldIndexFold(s.Field); fi < 0 {
+			add(m.Line("spend", "field"), s.Field, "", "spend.field %s is not a field of %s", s.Field, f.Key)
+		}
+	} else {
+		for i := range f.Fields {
+			if f.Fields[i].Type == TypeMonthAmounts {
+				fi = i
+			}
+		}
+		if fi < 0 {
+			add(m.Line("spend"), "", "", "[spend] given, but %s has no 12-month spend field", f.Key)
+		}
+	}
+	if fi >= 0 && f.Fields[fi].Type != TypeMonthAmounts {
+		add(m.Line("spend", "field"), s.Field, "", "spend.field %s is not a month spend list (type %s)", s.Field, f.Fields[fi].Type)
+	} else if fi >= 0 {
+		give(fi, "[spend]", m.Line("spend"))
+	}
+	if si := f.fieldIndexFold(s.switchField()); si < 0 || f.Fields[si].Type != TypeDate {
+		add(m.Line("spend", "switch"), s.switchField(), "", "spend: the months are placed before the date field %s, which %s does not have", s.switchField(), f.Key)
+	}
+	spendCols := append([]string{s.Total, s.Months}, s.Columns...)
+	seen := map[string]bool{}
+	for _, c := range spendCols {
+		if c == "" {
+			continue
+		}
+		if seen[normHeader(c)] {
+			add(m.Line("spend"), c, "", "spend: column %q named twice", c)
+		}
+		seen[normHeader(c)] = true
+		for h, t := range m.Columns {
+			if normHeader(h) == normHeader(c) && t != "-" && t != "" {
+				add(m.Line("spend"), c, "", "spend: column %q is also in [mapping] (to %s)", c, t)
+			}
+		}
+	}
 }
 
 // scanTOMLLines maps the key paths of a TOML file to their lines: table headers
