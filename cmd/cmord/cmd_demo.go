@@ -95,76 +95,8 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		// The narration is kept, to be replayed by the next run.
 		var narration bytes.Buffer
 		w = io.MultiWriter(env.Stdout, &narration)
-		start, monthEnd := demoTimeline(time.Now())
-		shift.Store(int64(start.Sub(time.Now())))
-		d.SetClock(clock)
-		// The archive records on the same clock: files received, exceptions, practice
-		// history and publications all carry the script's dates (back to the real
-		// clock with it, shift 0, after the tour).
-		d.Store.Now = clock
-		now := clock()
-		say("\nThe script runs on a simulated clock, from %s (step 1) to %s (step 6), so that a month", start.Format("02/01/2006"), monthEnd.Format("02/01/2006"))
-		say("ends during the tour: its files and practices carry those dates. After the tour the clock is the real one.")
-		name, err := dm.DropMorosi(now)
-		if err != nil {
+		if err := demoScript(ctx, d, dm, sii, &shift, clock, cycle, say); err != nil {
 			return env.fail(err)
-		}
-		say("\n1. Billing drops %s into in/morosi (8 switched-out customers: 3 claimable, 1 not yet, 4 to refuse)", name)
-		if err := cycle(); err != nil {
-			return env.fail(err)
-		}
-		say("\n2. The SII answers: admissibility of each request (the demo's SII refuses one, with its cause, as the")
-		say("   real one may: see `cmord exceptions`), and two CMOR notices for customers who came to us")
-		if err := cycle(); err != nil {
-			return env.fail(err)
-		}
-		inc, err := dm.DropIncassi(now)
-		if err != nil {
-			return env.fail(err)
-		}
-		fat, err := dm.DropFatturato(now, sii.EntranteCodes())
-		if err != nil {
-			return env.fail(err)
-		}
-		say("\n3. The SII confirms the outcomes. Billing drops %s (Mario Rossi paid: his claim must be annulled)", inc)
-		say("   and %s (the CMOR charged to the two new customers: one paid, one did not)", fat)
-		if err := cycle(); err != nil {
-			return env.fail(err)
-		}
-		sosp, err := dm.DropSospensioni(now, sii.EntranteCodes())
-		if err != nil {
-			return env.fail(err)
-		}
-		say("\n4. The SII acknowledges the annulment; billing drops %s: the customer who did not pay the CMOR", sosp)
-		say("   was suspended for non-payment, within the suspension term, so cmord files a suspension request")
-		if err := cycle(); err != nil {
-			return env.fail(err)
-		}
-		// The SII answers a suspension request in two files, a round apart: the
-		// admissibility answer (SUSP_AMM), read here, leaves the practice in
-		// SUSP_REQUESTED; the outcome (SUSP_ESITO) it writes now is read in step 6.
-		say("\n5. cmord reads the SII's first answer to the suspension request: admissible, so the practice stays")
-		say("   SUSP_REQUESTED; the SII then sends the outcome (suspension carried out), which cmord reads in step 6")
-		if err := cycle(); err != nil {
-			return env.fail(err)
-		}
-		// Reports cover whole months: the simulated clock reaches the first of the month.
-		shift.Store(int64(monthEnd.Sub(time.Now())))
-		say("\n6. The simulated clock reaches %s. cmord reads the suspension outcome (the practice is SUSPENDED) and,", monthEnd.Format("02/01/2006"))
-		say("   the month being over, builds the report (REND) of the CMOR billed and collected: the collected practice is CLOSED")
-		if err := cycle(); err != nil {
-			return env.fail(err)
-		}
-		say("   cmord reads the SII's admission of the report")
-		if err := cycle(); err != nil {
-			return env.fail(err)
-		}
-		shift.Store(0)
-		d.SetClock(time.Now)
-		if err := d.SendDigestNow(ctx); err != nil {
-			say("   (digest not sent: %v)", err)
-		} else {
-			say("\n7. Back on the real clock, the compliance digest goes out by mail (see the mail folder)")
 		}
 		if err := os.WriteFile(dm.Path(demo.TourFile), narration.Bytes(), 0o640); err != nil {
 			return env.fail(err)
@@ -206,6 +138,84 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		return env.fail(err)
 	}
 	return exitOK
+}
+
+// demoScript is the tour of a fresh demo: the billing drops and the SII's answers of
+// steps 1 to 6 on the simulated clock (shift from the real one), then the digest on
+// the real clock. say narrates.
+func demoScript(ctx context.Context, d *daemon.Daemon, dm *demo.Demo, sii *demo.FakeSII, shift *atomic.Int64, clock func() time.Time, cycle func() error, say func(string, ...any)) error {
+	start, monthEnd := demoTimeline(time.Now())
+	shift.Store(int64(start.Sub(time.Now())))
+	d.SetClock(clock)
+	// The archive records on the same clock: files received, exceptions, practice
+	// history and publications all carry the script's dates (back to the real
+	// clock with it, shift 0, after the tour).
+	d.Store.Now = clock
+	now := clock()
+	say("\nThe script runs on a simulated clock, from %s (step 1) to %s (step 6), so that a month", start.Format("02/01/2006"), monthEnd.Format("02/01/2006"))
+	say("ends during the tour: its files and practices carry those dates. After the tour the clock is the real one.")
+	name, err := dm.DropMorosi(now)
+	if err != nil {
+		return err
+	}
+	say("\n1. Billing drops %s into in/morosi (8 switched-out customers: 3 claimable, 1 not yet, 4 to refuse)", name)
+	if err := cycle(); err != nil {
+		return err
+	}
+	say("\n2. The SII answers: admissibility of each request (the demo's SII refuses one, with its cause, as the")
+	say("   real one may: see `cmord exceptions`), and two CMOR notices for customers who came to us")
+	if err := cycle(); err != nil {
+		return err
+	}
+	inc, err := dm.DropIncassi(now)
+	if err != nil {
+		return err
+	}
+	fat, err := dm.DropFatturato(now, sii.EntranteCodes())
+	if err != nil {
+		return err
+	}
+	say("\n3. The SII confirms the outcomes. Billing drops %s (Mario Rossi paid: his claim must be annulled)", inc)
+	say("   and %s (the CMOR charged to the two new customers: one paid, one did not)", fat)
+	if err := cycle(); err != nil {
+		return err
+	}
+	sosp, err := dm.DropSospensioni(now, sii.EntranteCodes())
+	if err != nil {
+		return err
+	}
+	say("\n4. The SII acknowledges the annulment; billing drops %s: the customer who did not pay the CMOR", sosp)
+	say("   was suspended for non-payment, within the suspension term, so cmord files a suspension request")
+	if err := cycle(); err != nil {
+		return err
+	}
+	// The SII answers a suspension request in two files, a round apart: the
+	// admissibility answer (SUSP_AMM), read here, leaves the practice in
+	// SUSP_REQUESTED; the outcome (SUSP_ESITO) it writes now is read in step 6.
+	say("\n5. cmord reads the SII's first answer to the suspension request: admissible, so the practice stays")
+	say("   SUSP_REQUESTED; the SII then sends the outcome (suspension carried out), which cmord reads in step 6")
+	if err := cycle(); err != nil {
+		return err
+	}
+	// Reports cover whole months: the simulated clock reaches the first of the month.
+	shift.Store(int64(monthEnd.Sub(time.Now())))
+	say("\n6. The simulated clock reaches %s. cmord reads the suspension outcome (the practice is SUSPENDED) and,", monthEnd.Format("02/01/2006"))
+	say("   the month being over, builds the report (REND) of the CMOR billed and collected: the collected practice is CLOSED")
+	if err := cycle(); err != nil {
+		return err
+	}
+	say("   cmord reads the SII's admission of the report")
+	if err := cycle(); err != nil {
+		return err
+	}
+	shift.Store(0)
+	d.SetClock(time.Now)
+	if err := d.SendDigestNow(ctx); err != nil {
+		say("   (digest not sent: %v)", err)
+	} else {
+		say("\n7. Back on the real clock, the compliance digest goes out by mail (see the mail folder)")
+	}
+	return nil
 }
 
 // demoCycle runs one daemon cycle and lets the scripted SII answer what was

@@ -115,27 +115,8 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 		}
 		return exitOK
 	}
-	// Write beside the target and rename: the file appears whole or not at all.
-	tmp, err := os.CreateTemp(filepath.Dir(*out), "."+filepath.Base(*out)+".*.part")
+	n, err := writeReplacing(*out, write, bar)
 	if err != nil {
-		return env.fail(fmt.Errorf("create %s: %w", *out, err))
-	}
-	defer os.Remove(tmp.Name())
-	n, err := write(tmp)
-	bar.finish()
-	if err == nil {
-		err = tmp.Sync()
-	}
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		return env.fail(err)
-	}
-	if err := os.Chmod(tmp.Name(), 0o640); err != nil { // personal data: not world-readable
-		return env.fail(err)
-	}
-	if err := os.Rename(tmp.Name(), *out); err != nil {
 		return env.fail(err)
 	}
 	what := fmt.Sprintf("%s exported to %s", practicesN(n), *out)
@@ -155,6 +136,31 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 	}
 	fmt.Fprintln(env.Stdout, what)
 	return exitOK
+}
+
+// writeReplacing writes out beside the target and renames it: the file appears whole
+// or not at all, and not world-readable (personal data).
+func writeReplacing(out string, write func(io.Writer) (int, error), bar *progressBar) (int, error) {
+	tmp, err := os.CreateTemp(filepath.Dir(out), "."+filepath.Base(out)+".*.part")
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", out, err)
+	}
+	defer os.Remove(tmp.Name())
+	n, err := write(tmp)
+	bar.finish()
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return n, err
+	}
+	if err := os.Chmod(tmp.Name(), 0o640); err != nil { // personal data: not world-readable
+		return n, err
+	}
+	return n, os.Rename(tmp.Name(), out)
 }
 
 // progressBar draws "[=====>    ] 42% 420000/1000000 practices" on a terminal,

@@ -525,20 +525,7 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 	}
 	tw.Flush()
 
-	fmt.Fprintln(w, "\nAmounts (EUR)")
-	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	type labelled struct {
-		k string
-		v flows.Amount
-	}
-	amounts := []labelled{{"credit", p.Credit}, {"4-month estimate", p.Estimate}, {"previous CMOR", p.Previous}, {"CMOR", p.CMOR}}
-	if p.Role == "entrante" {
-		amounts = append(amounts, labelled{"charged", p.Charged}, labelled{"collected", p.Collected})
-	}
-	for _, a := range amounts {
-		fmt.Fprintf(tw, "  %s\t%s\t\n", a.k, a.v.Format(','))
-	}
-	tw.Flush()
+	printPracticeAmounts(w, p)
 
 	fmt.Fprintln(w, "\nDeadlines and dates")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -558,20 +545,7 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 		fmt.Fprintln(w, "  none yet")
 	}
 
-	if len(requests) > 0 {
-		fmt.Fprintln(w, "\nRequests")
-		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "  FLOW\tCP_UTENTE\tSTATE\tSENT (Rome)\tANSWERED (Rome)\tCAUSE\tFILE")
-		for _, r := range requests {
-			file := ""
-			if r.FileID != 0 {
-				file = fmt.Sprintf("#%d", r.FileID)
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Flow, flows.Escape(r.CPUtente), r.State, rome(r.SentAt), rome(r.AnsweredAt),
-				flows.Escape(strings.TrimSpace(r.CauseCode+" "+r.Motivation)), file)
-		}
-		tw.Flush()
-	}
+	printPracticeRequests(w, requests)
 
 	fmt.Fprintln(w, "\nHistory")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -617,6 +591,43 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	for _, e := range exceptions {
 		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", e.ID, e.Severity, e.Kind, flows.Escape(e.Message), flows.Escape(e.Action))
+	}
+	tw.Flush()
+}
+
+// printPracticeAmounts is the "Amounts (EUR)" section of a practice.
+func printPracticeAmounts(w io.Writer, p archive.Practice) {
+	fmt.Fprintln(w, "\nAmounts (EUR)")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
+	type labelled struct {
+		k string
+		v flows.Amount
+	}
+	amounts := []labelled{{"credit", p.Credit}, {"4-month estimate", p.Estimate}, {"previous CMOR", p.Previous}, {"CMOR", p.CMOR}}
+	if p.Role == "entrante" {
+		amounts = append(amounts, labelled{"charged", p.Charged}, labelled{"collected", p.Collected})
+	}
+	for _, a := range amounts {
+		fmt.Fprintf(tw, "  %s\t%s\t\n", a.k, a.v.Format(','))
+	}
+	tw.Flush()
+}
+
+// printPracticeRequests is the "Requests" section of a practice (none: no section).
+func printPracticeRequests(w io.Writer, requests []archive.Request) {
+	if len(requests) == 0 {
+		return
+	}
+	fmt.Fprintln(w, "\nRequests")
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "  FLOW\tCP_UTENTE\tSTATE\tSENT (Rome)\tANSWERED (Rome)\tCAUSE\tFILE")
+	for _, r := range requests {
+		file := ""
+		if r.FileID != 0 {
+			file = fmt.Sprintf("#%d", r.FileID)
+		}
+		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Flow, flows.Escape(r.CPUtente), r.State, rome(r.SentAt), rome(r.AnsweredAt),
+			flows.Escape(strings.TrimSpace(r.CauseCode+" "+r.Motivation)), file)
 	}
 	tw.Flush()
 }

@@ -296,12 +296,25 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		}
 	}
 	look := newLookup(store)
+	if err := d.addExceptions(ctx, look, open, resolved, now); err != nil {
+		return nil, err
+	}
+	if err := d.addDeadlines(ctx, store, look, plan, opts, now); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// addExceptions fills the exception sections: open ones new in the period or still
+// open (counted by severity and kind unless muted by another), and those resolved in
+// the period.
+func (d *Digest) addExceptions(ctx context.Context, look *lookup, open, resolved []archive.Exception, now time.Time) error {
 	sev := map[string]int{}
 	kinds := map[string]*KindCount{}
 	for _, e := range open {
 		it, err := look.item(ctx, e, now)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if by, muted := InhibitedBy(e, open); muted {
 			it.Muted, it.MutedBy = true, by.ID
@@ -333,7 +346,7 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		}
 		it, err := look.item(ctx, e, now)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		d.Resolved = append(d.Resolved, it)
 	}
@@ -353,19 +366,25 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 	sortItems(d.New, false)
 	sortItems(d.StillOpen, true)
 	sortItems(d.Resolved, false)
+	return nil
+}
 
+// addDeadlines fills the deadline table: every deadline up to DeadlineDays from today,
+// overdue ones included.
+func (d *Digest) addDeadlines(ctx context.Context, store *archive.Store, look *lookup, plan *deadlinePlan, opts Options, now time.Time) error {
+	var err error
 	today := flows.Today(now)
 	// Overdue ones too: a deadline stays in the table while its condition holds.
 	var rows []archive.DeadlineRow
 	if plan != nil {
 		rows = plannedDeadlinesUntil(*plan, today.AddDays(opts.DeadlineDays))
 	} else if rows, err = store.DeadlinesBetween(ctx, flows.Date{}, today.AddDays(opts.DeadlineDays)); err != nil {
-		return nil, err
+		return err
 	}
 	for _, r := range rows {
 		p, err := look.practice(ctx, r.PracticeID)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		sev, raised := deadlineSeverity(r.Kind, r.DueOn, today, opts.Calendar, opts.deadlineConfig())
 		if !raised && sev == "" {
@@ -375,7 +394,7 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 			WorkingDaysLeft: opts.Calendar.WorkingDaysBetween(today, r.DueOn), PracticeID: p.ID, PracticeCode: PracticeCode(p),
 			PointLabel: pointLabel(p.Sector), Point: p.Point, State: p.State, CustomerID: p.CustomerID, CustomerName: p.CustomerName})
 	}
-	return d, nil
+	return nil
 }
 
 // overlayDeadlines applies in memory what RunDeadlines would do to the exceptions at
