@@ -41,170 +41,15 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 	if len(paths) == 0 {
 		return env.fail(usageError{"name at least one FILE"})
 	}
-	cat := flows.DefaultCatalog()
-	params := flows.DefaultCMORParams()
-	opt := flows.ReadOptions{Workbook: xlsxrows.Open}
-	var cfg *config.Config
-	if env.ConfigPath != "" || os.Getenv("CMORD_CONFIG") != "" || *folderName != "" {
-		var err error
-		if cfg, err = env.Config(); err != nil {
-			return env.fail(err)
-		}
-		if cfg.Catalog.Path != "" {
-			if cat, err = flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode); err != nil {
-				return env.fail(err)
-			}
-		}
-		params = validateParams(cfg.CMOR)
-	}
-	if *folderName != "" {
-		var folder *config.Folder
-		for i := range cfg.Folders {
-			if cfg.Folders[i].Name == *folderName {
-				folder = &cfg.Folders[i]
-			}
-		}
-		if folder == nil {
-			return env.fail(usageError{fmt.Sprintf("no folder %q in %s", *folderName, cfg.File)})
-		}
-		m, err := folder.FolderMapping()
-		if err != nil {
-			return env.fail(err)
-		}
-		opt.MappingFile, opt.DecimalComma = m, folder.DecimalComma
-		if *kind == "" {
-			*kind = folder.Kind
-		}
-	}
-	if *mappingFile != "" {
-		m, err := flows.LoadMapping(*mappingFile)
-		if err != nil {
-			return env.fail(usageError{err.Error()})
-		}
-		opt.MappingFile = m
-		opt.DecimalComma = opt.DecimalComma || m.DecimalComma
-		if *kind == "" {
-			*kind = m.Kind
-		}
-		// The whole mapping file is checked against its kind before any file is read:
-		// a value table, constant or route that does not fit is the mapping's error,
-		// at its line, not a finding on every row.
-		if in := cat.Input(*kind); in != nil {
-			if fs := in.CheckMappingFile(m); len(fs) > 0 {
-				for _, fd := range fs {
-					fmt.Fprintln(env.Stderr, fd.String())
-				}
-				return env.fail(usageError{fmt.Sprintf("%s does not fit %s (%s)", *mappingFile, *kind, plural(len(fs), "problem", "problems"))})
-			}
-		}
-	}
-	today := flows.Today(time.Now())
-	if *on != "" {
-		d, err := flows.ParseDate(*on)
-		if err != nil {
-			return env.fail(usageError{"--on: " + err.Error()})
-		}
-		today = d
+	v, code := newValidation(env, *kind, *mappingFile, *folderName, *on)
+	if v == nil {
+		return code
 	}
 	total := 0
 	for _, path := range paths {
-		data, err := os.ReadFile(path)
+		errs, err := v.file(ctx, env, path)
 		if err != nil {
-			fmt.Fprintf(env.Stderr, "%s: %v\n", path, err)
-			total++
-			continue
-		}
-		name := filepath.Base(path)
-		f := cat.Identify(name, head(data))
-		// recognisedBy says how validate chose the kind when the operator did not
-		// (--kind, --folder, a mapping's kind): only then can a wrong guess explain
-		// the findings, and only then is --kind worth suggesting.
-		recognisedBy := "its name or COD_SERVIZIO/COD_FLUSSO"
-		sniffed := flows.SniffFormat(head(data))
-		if sniffed != flows.FormatText && f == nil && *kind == "" {
-			if sniffed != flows.FormatXLSX {
-				f = cat.Inputs[0] // the reader refuses it, saying what it is
-			}
-		}
-		if f == nil || *kind != "" {
-			switch {
-			case *kind != "":
-				f = cat.Input(*kind)
-				if f == nil {
-					return env.fail(usageError{fmt.Sprintf("unknown input kind %q", *kind)})
-				}
-				recognisedBy = ""
-			default:
-				var columns map[string]string
-				if opt.MappingFile != nil {
-					columns = opt.MappingFile.Columns
-				}
-				header := data
-				if sniffed == flows.FormatXLSX {
-					header = workbookHeader(data) // the first sheet's header row, as a CSV line
-				}
-				f = guessInput(cat, header, columns)
-				recognisedBy = "its header"
-			}
-		}
-		if f == nil {
-			fmt.Fprintf(env.Stdout, "%s: rule KIND: not an SII flow by name or COD_SERVIZIO/COD_FLUSSO, and its header has "+
-				"under half the mandatory columns of every billing input kind; name the kind with --kind or --folder\n", path)
-			total++
-			continue
-		}
-		format := "csv"
-		if t := bytes.TrimLeft(bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF}), " \t\r\n"); len(t) > 0 && t[0] == '<' {
-			format = "xml"
-		}
-		o := opt
-		o.FileName = path
-		// Findings arrive in reading order, but a case's eligibility findings only
-		// when the case ends (at a later row): collect, then print in line order.
-		var found []flows.Finding
-		collect := func(fd flows.Finding) { found = append(found, fd) }
-		var rows int
-		var practices []daemon.MorosiCaseReport
-		if f.IsInput() && f.Key == config.KindUscenteMorosi && format == "csv" {
-			// The daemon's own code: rows grouped by practice whatever their order,
-			// each practice decided as the daemon decides it.
-			open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
-			rows, err = daemon.ValidateMorosi(ctx, open, f, o, today, params, os.TempDir(), collect, func(r daemon.MorosiCaseReport) {
-				practices = append(practices, r)
-			})
-		} else {
-			rows, err = flows.ValidateFile(f, bytes.NewReader(data), format, o, collect)
-		}
-		sortFindings(found)
-		errs, warns := 0, 0
-		for _, fd := range found {
-			if fd.IsWarning() {
-				warns++
-				fmt.Fprintf(env.Stdout, "%s (warning)\n", fd.String())
-				continue
-			}
-			errs++
-			fmt.Fprintln(env.Stdout, fd.String())
-		}
-		if err != nil {
-			fmt.Fprintf(env.Stdout, "%s: %v\n", path, err)
-			errs++
-		}
-		// In the order of their first line, whichever order the daemon takes them in.
-		sort.SliceStable(practices, func(i, j int) bool { return practices[i].Lines[0] < practices[j].Lines[0] })
-		for _, pr := range practices {
-			fmt.Fprintln(env.Stdout, practiceLine(path, pr))
-		}
-		fmt.Fprintf(env.Stdout, "%s: %s, %s, %s, %s\n", path, f.ID(), plural(rows, "row", "rows"), plural(errs, "error", "errors"),
-			plural(warns, "warning", "warnings"))
-		if len(practices) > 0 {
-			fmt.Fprintf(env.Stdout, "%s: %s\n", path, practiceSummary(practices))
-		}
-		if errs > 0 && recognisedBy != "" {
-			if better := kindsReadingBetter(cat, f, data, format, o); len(better) > 0 {
-				fmt.Fprintf(env.Stdout, "%s: read as %s, recognised by %s; as %s it reads with fewer errors: if that is its kind, "+
-					"name it with --kind %s\n", path, f.ID(), recognisedBy, strings.Join(better, " or "), better[0])
-			}
+			return env.fail(err)
 		}
 		total += errs
 	}
@@ -212,6 +57,191 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 		return exitFindings
 	}
 	return exitOK
+}
+
+// validation is what `cmord validate` reads every file with: the catalog, the CMOR
+// parameters, the reader options (mapping, decimal comma), the kind named (by --kind,
+// --folder or the mapping) and the request date.
+type validation struct {
+	cat    *flows.Catalog
+	params flows.CMORParams
+	opt    flows.ReadOptions
+	kind   string
+	today  flows.Date
+}
+
+// newValidation reads the options; nil: refused, code is the exit code.
+func newValidation(env *Env, kind, mappingFile, folderName, on string) (*validation, int) {
+	v := &validation{kind: kind}
+	cat := flows.DefaultCatalog()
+	params := flows.DefaultCMORParams()
+	opt := flows.ReadOptions{Workbook: xlsxrows.Open}
+	var cfg *config.Config
+	if env.ConfigPath != "" || os.Getenv("CMORD_CONFIG") != "" || folderName != "" {
+		var err error
+		if cfg, err = env.Config(); err != nil {
+			return nil, env.fail(err)
+		}
+		if cfg.Catalog.Path != "" {
+			if cat, err = flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode); err != nil {
+				return nil, env.fail(err)
+			}
+		}
+		params = validateParams(cfg.CMOR)
+	}
+	if folderName != "" {
+		var folder *config.Folder
+		for i := range cfg.Folders {
+			if cfg.Folders[i].Name == folderName {
+				folder = &cfg.Folders[i]
+			}
+		}
+		if folder == nil {
+			return nil, env.fail(usageError{fmt.Sprintf("no folder %q in %s", folderName, cfg.File)})
+		}
+		m, err := folder.FolderMapping()
+		if err != nil {
+			return nil, env.fail(err)
+		}
+		opt.MappingFile, opt.DecimalComma = m, folder.DecimalComma
+		if v.kind == "" {
+			v.kind = folder.Kind
+		}
+	}
+	if mappingFile != "" {
+		m, err := flows.LoadMapping(mappingFile)
+		if err != nil {
+			return nil, env.fail(usageError{err.Error()})
+		}
+		opt.MappingFile = m
+		opt.DecimalComma = opt.DecimalComma || m.DecimalComma
+		if v.kind == "" {
+			v.kind = m.Kind
+		}
+		// The whole mapping file is checked against its kind before any file is read:
+		// a value table, constant or route that does not fit is the mapping's error,
+		// at its line, not a finding on every row.
+		if in := cat.Input(v.kind); in != nil {
+			if fs := in.CheckMappingFile(m); len(fs) > 0 {
+				for _, fd := range fs {
+					fmt.Fprintln(env.Stderr, fd.String())
+				}
+				return nil, env.fail(usageError{fmt.Sprintf("%s does not fit %s (%s)", mappingFile, v.kind, plural(len(fs), "problem", "problems"))})
+			}
+		}
+	}
+	today := flows.Today(time.Now())
+	if on != "" {
+		d, err := flows.ParseDate(on)
+		if err != nil {
+			return nil, env.fail(usageError{"--on: " + err.Error()})
+		}
+		today = d
+	}
+	v.cat, v.params, v.opt, v.today = cat, params, opt, today
+	return v, 0
+}
+
+// file validates one file and prints its findings, practices and summary; it returns
+// the errors found, or a usage error that ends the command.
+func (v *validation) file(ctx context.Context, env *Env, path string) (int, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		fmt.Fprintf(env.Stderr, "%s: %v\n", path, err)
+		return 1, nil
+	}
+	name := filepath.Base(path)
+	f := v.cat.Identify(name, head(data))
+	// recognisedBy says how validate chose the kind when the operator did not
+	// (--kind, --folder, a mapping's kind): only then can a wrong guess explain
+	// the findings, and only then is --kind worth suggesting.
+	recognisedBy := "its name or COD_SERVIZIO/COD_FLUSSO"
+	sniffed := flows.SniffFormat(head(data))
+	if sniffed != flows.FormatText && f == nil && v.kind == "" {
+		if sniffed != flows.FormatXLSX {
+			f = v.cat.Inputs[0] // the reader refuses it, saying what it is
+		}
+	}
+	if f == nil || v.kind != "" {
+		switch {
+		case v.kind != "":
+			f = v.cat.Input(v.kind)
+			if f == nil {
+				return 0, usageError{fmt.Sprintf("unknown input kind %q", v.kind)}
+			}
+			recognisedBy = ""
+		default:
+			var columns map[string]string
+			if v.opt.MappingFile != nil {
+				columns = v.opt.MappingFile.Columns
+			}
+			header := data
+			if sniffed == flows.FormatXLSX {
+				header = workbookHeader(data) // the first sheet's header row, as a CSV line
+			}
+			f = guessInput(v.cat, header, columns)
+			recognisedBy = "its header"
+		}
+	}
+	if f == nil {
+		fmt.Fprintf(env.Stdout, "%s: rule KIND: not an SII flow by name or COD_SERVIZIO/COD_FLUSSO, and its header has "+
+			"under half the mandatory columns of every billing input kind; name the kind with --kind or --folder\n", path)
+		return 1, nil
+	}
+	format := "csv"
+	if t := bytes.TrimLeft(bytes.TrimPrefix(data, []byte{0xEF, 0xBB, 0xBF}), " \t\r\n"); len(t) > 0 && t[0] == '<' {
+		format = "xml"
+	}
+	o := v.opt
+	o.FileName = path
+	// Findings arrive in reading order, but a case's eligibility findings only
+	// when the case ends (at a later row): collect, then print in line order.
+	var found []flows.Finding
+	collect := func(fd flows.Finding) { found = append(found, fd) }
+	var rows int
+	var practices []daemon.MorosiCaseReport
+	if f.IsInput() && f.Key == config.KindUscenteMorosi && format == "csv" {
+		// The daemon's own code: rows grouped by practice whatever their order,
+		// each practice decided as the daemon decides it.
+		open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
+		rows, err = daemon.ValidateMorosi(ctx, open, f, o, v.today, v.params, os.TempDir(), collect, func(r daemon.MorosiCaseReport) {
+			practices = append(practices, r)
+		})
+	} else {
+		rows, err = flows.ValidateFile(f, bytes.NewReader(data), format, o, collect)
+	}
+	sortFindings(found)
+	errs, warns := 0, 0
+	for _, fd := range found {
+		if fd.IsWarning() {
+			warns++
+			fmt.Fprintf(env.Stdout, "%s (warning)\n", fd.String())
+			continue
+		}
+		errs++
+		fmt.Fprintln(env.Stdout, fd.String())
+	}
+	if err != nil {
+		fmt.Fprintf(env.Stdout, "%s: %v\n", path, err)
+		errs++
+	}
+	// In the order of their first line, whichever order the daemon takes them in.
+	sort.SliceStable(practices, func(i, j int) bool { return practices[i].Lines[0] < practices[j].Lines[0] })
+	for _, pr := range practices {
+		fmt.Fprintln(env.Stdout, practiceLine(path, pr))
+	}
+	fmt.Fprintf(env.Stdout, "%s: %s, %s, %s, %s\n", path, f.ID(), plural(rows, "row", "rows"), plural(errs, "error", "errors"),
+		plural(warns, "warning", "warnings"))
+	if len(practices) > 0 {
+		fmt.Fprintf(env.Stdout, "%s: %s\n", path, practiceSummary(practices))
+	}
+	if errs > 0 && recognisedBy != "" {
+		if better := kindsReadingBetter(v.cat, f, data, format, o); len(better) > 0 {
+			fmt.Fprintf(env.Stdout, "%s: read as %s, recognised by %s; as %s it reads with fewer errors: if that is its kind, "+
+				"name it with --kind %s\n", path, f.ID(), recognisedBy, strings.Join(better, " or "), better[0])
+		}
+	}
+	return errs, nil
 }
 
 // practiceOutcome names what the daemon would do with a practice: ready (filed with
