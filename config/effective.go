@@ -124,67 +124,11 @@ func (c *Config) Redacted() string {
 	w.kv("window_warn_days", m.WindowWarnDays)
 
 	for _, f := range c.Folders {
-		w.array("folder")
-		w.kv("name", f.Name)
-		w.kv("path", f.Path)
-		w.kv("kind", f.Kind)
-		w.kv("settle", f.Settle)
-		w.kv("done_marker", f.DoneMarker)
-		w.kv("ignore", f.Ignore[len(DefaultIgnore):])
-		w.comment("always ignored: " + strings.Join(DefaultIgnore, " "))
-		w.kv("rescan", f.Rescan)
-		w.kv("watch", f.Watch)
-		w.kv("poll_interval", f.PollInterval)
-		w.kv("unstable_after", f.UnstableAfter)
-		w.kv("retry", f.Retry)
-		w.kv("max_attempts", f.MaxAttempts)
-		w.kv("on_bad_rows", f.OnBadRows)
-		w.kv("receipt_html", f.ReceiptHTML)
-		w.kv("encoding", f.Encoding)
-		w.kv("decimal_comma", f.DecimalComma)
-		w.kv("mapping_file", f.MappingFile)
-		w.kv("max_size", FormatSize(f.MaxSize))
-		if len(f.Mapping) > 0 {
-			w.table("folder.mapping")
-			for _, k := range sortedKeys(f.Mapping) {
-				w.kv(strconv.Quote(k), f.Mapping[k])
-			}
-		}
+		writeFolder(w, f)
 	}
 
 	for _, s := range c.SFTP {
-		w.array("sftp")
-		w.kv("name", s.Name)
-		w.kv("host", s.Host)
-		w.kv("port", s.Port)
-		w.kv("user", s.User)
-		w.kv("key_file", s.KeyFile)
-		w.kv("known_hosts", s.KnownHosts)
-		w.kv("insecure_trust_on_first_use", s.InsecureTrustOnFirstUse)
-		w.kv("host_key_algorithms", s.HostKeyAlgorithms)
-		w.kv("dial_timeout", s.DialTimeout)
-		w.kv("io_timeout", s.IOTimeout)
-		w.kv("op_timeout", s.OpTimeout)
-		w.kv("keepalive", s.Keepalive)
-		w.kv("keepalive_max_missed", s.KeepaliveMaxMissed)
-		w.kv("backoff_min", s.BackoffMin)
-		w.kv("backoff_max", s.BackoffMax)
-		w.kv("role", s.Role)
-		w.kv("inbound_dir", s.InboundDir)
-		w.kv("outbound_dir", s.OutboundDir)
-		w.kv("temp_prefix", s.TempPrefix)
-		w.kv("temp_suffix", s.TempSuffix)
-		w.kv("completion", s.Completion)
-		w.kv("move_to", s.MoveTo)
-		w.kv("overwrite", s.Overwrite)
-		w.kv("rename", s.Rename)
-		w.kv("max_packet", s.MaxPacket)
-		w.kv("concurrent_writes", s.ConcurrentWrites)
-		w.kv("concurrent_reads", s.ConcurrentReads)
-		w.kv("stable_listings", s.StableListings)
-		w.kv("max_attempts", s.MaxAttempts)
-		w.kv("unreachable_alert_after", s.UnreachableAlertAfter)
-		w.kv("stalled_alert_after", s.StalledAlertAfter)
+		writeSFTP(w, s)
 	}
 
 	w.table("outbound")
@@ -215,6 +159,78 @@ func (c *Config) Redacted() string {
 		w.kv(j.Name, j.Missed)
 	}
 
+	c.writeNotices(w)
+	return w.b.String()
+}
+
+// writeFolder renders one [[folder]].
+func writeFolder(w *tomlWriter, f Folder) {
+	w.array("folder")
+	w.kv("name", f.Name)
+	w.kv("path", f.Path)
+	w.kv("kind", f.Kind)
+	w.kv("settle", f.Settle)
+	w.kv("done_marker", f.DoneMarker)
+	w.kv("ignore", f.Ignore[len(DefaultIgnore):])
+	w.comment("always ignored: " + strings.Join(DefaultIgnore, " "))
+	w.kv("rescan", f.Rescan)
+	w.kv("watch", f.Watch)
+	w.kv("poll_interval", f.PollInterval)
+	w.kv("unstable_after", f.UnstableAfter)
+	w.kv("retry", f.Retry)
+	w.kv("max_attempts", f.MaxAttempts)
+	w.kv("on_bad_rows", f.OnBadRows)
+	w.kv("receipt_html", f.ReceiptHTML)
+	w.kv("encoding", f.Encoding)
+	w.kv("decimal_comma", f.DecimalComma)
+	w.kv("mapping_file", f.MappingFile)
+	w.kv("max_size", FormatSize(f.MaxSize))
+	if len(f.Mapping) > 0 {
+		w.table("folder.mapping")
+		for _, k := range sortedKeys(f.Mapping) {
+			w.kv(strconv.Quote(k), f.Mapping[k])
+		}
+	}
+}
+
+// writeSFTP renders one [[sftp]] endpoint.
+func writeSFTP(w *tomlWriter, s SFTP) {
+	w.array("sftp")
+	w.kv("name", s.Name)
+	w.kv("host", s.Host)
+	w.kv("port", s.Port)
+	w.kv("user", s.User)
+	w.kv("key_file", s.KeyFile)
+	w.kv("known_hosts", s.KnownHosts)
+	w.kv("insecure_trust_on_first_use", s.InsecureTrustOnFirstUse)
+	w.kv("host_key_algorithms", s.HostKeyAlgorithms)
+	w.kv("dial_timeout", s.DialTimeout)
+	w.kv("io_timeout", s.IOTimeout)
+	w.kv("op_timeout", s.OpTimeout)
+	w.kv("keepalive", s.Keepalive)
+	w.kv("keepalive_max_missed", s.KeepaliveMaxMissed)
+	w.kv("backoff_min", s.BackoffMin)
+	w.kv("backoff_max", s.BackoffMax)
+	w.kv("role", s.Role)
+	w.kv("inbound_dir", s.InboundDir)
+	w.kv("outbound_dir", s.OutboundDir)
+	w.kv("temp_prefix", s.TempPrefix)
+	w.kv("temp_suffix", s.TempSuffix)
+	w.kv("completion", s.Completion)
+	w.kv("move_to", s.MoveTo)
+	w.kv("overwrite", s.Overwrite)
+	w.kv("rename", s.Rename)
+	w.kv("max_packet", s.MaxPacket)
+	w.kv("concurrent_writes", s.ConcurrentWrites)
+	w.kv("concurrent_reads", s.ConcurrentReads)
+	w.kv("stable_listings", s.StableListings)
+	w.kv("max_attempts", s.MaxAttempts)
+	w.kv("unreachable_alert_after", s.UnreachableAlertAfter)
+	w.kv("stalled_alert_after", s.StalledAlertAfter)
+}
+
+// writeNotices renders [mail], [digest], [alerts], [deadlines] and [limits].
+func (c *Config) writeNotices(w *tomlWriter) {
 	w.table("mail")
 	ml := c.Mail
 	w.kv("host", ml.Host)
@@ -260,7 +276,6 @@ func (c *Config) Redacted() string {
 			w.kv(strconv.Quote(k), FormatSize(c.Limits.SIIFlow[k]))
 		}
 	}
-	return w.b.String()
 }
 
 type tomlWriter struct{ b strings.Builder }

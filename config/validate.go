@@ -20,8 +20,20 @@ import (
 
 // validate checks what involves more than one key, or a key and the system.
 func validate(d *decoder, c *Config) {
-	at := func(parts ...string) []string { return parts }
+	validateTop(d, c)
+	validateCompany(d, c)
+	// Names are unique across folders and endpoints: they label archive sources and metrics.
+	names := &uniqueNames{d: d, seen: map[string][]string{}}
+	validateFolders(d, c, names)
+	validateSFTP(d, c, names)
+	validateOutbound(d, c)
+}
 
+// at is a key path.
+func at(parts ...string) []string { return parts }
+
+// validateTop checks the top-level keys, the catalog's mode and the CMOR parameters.
+func validateTop(d *decoder, c *Config) {
 	// Top level.
 	if c.Listen != "" {
 		host, port, err := net.SplitHostPort(c.Listen)
@@ -39,7 +51,10 @@ func validate(d *decoder, c *Config) {
 	if c.Catalog.Mode == "replace" && c.Catalog.Path == "" {
 		d.add(at("catalog", "mode"), "required", "mode \"replace\" needs catalog.path")
 	}
+}
 
+// validateCompany checks the company and its practice codes.
+func validateCompany(d *decoder, c *Config) {
 	// Company.
 	co := &c.Company
 	checkPIVA(d, at("company", "piva"), &co.PIVA)
@@ -68,24 +83,33 @@ func validate(d *decoder, c *Config) {
 	if c.CMOR.EstimateMonths > c.CMOR.SpendWindowMonths {
 		d.add(at("cmor", "estimate_months"), "range", "%d is more than spend_window_months (%d)", c.CMOR.EstimateMonths, c.CMOR.SpendWindowMonths)
 	}
+}
 
-	// Names are unique across folders and endpoints: they label archive sources and metrics.
-	names := map[string][]string{}
-	checkName := func(path []string, name string) {
-		if name == "" {
-			return
-		}
-		if !nameRE.MatchString(name) {
-			d.add(path, "name", "%q: use lowercase letters, digits, '-' and '_' (at most 40), starting with a letter or digit", name)
-			return
-		}
-		if first, dup := names[name]; dup {
-			d.add(path, "duplicate", "name %q is already used at line %d", name, d.lines.line(first))
-			return
-		}
-		names[name] = path
+// uniqueNames checks that folder and endpoint names are well formed and unique.
+type uniqueNames struct {
+	d    *decoder
+	seen map[string][]string // name → the key path that first used it
+}
+
+func (u *uniqueNames) check(path []string, name string) {
+	d := u.d
+	if name == "" {
+		return
 	}
+	if !nameRE.MatchString(name) {
+		d.add(path, "name", "%q: use lowercase letters, digits, '-' and '_' (at most 40), starting with a letter or digit", name)
+		return
+	}
+	if first, dup := u.seen[name]; dup {
+		d.add(path, "duplicate", "name %q is already used at line %d", name, d.lines.line(first))
+		return
+	}
+	u.seen[name] = path
+}
 
+// validateFolders checks the drop folders: names, roles, timings, mappings, paths.
+func validateFolders(d *decoder, c *Config, names *uniqueNames) {
+	checkName := names.check
 	// Folders.
 	for i, f := range c.Folders {
 		el := fmt.Sprintf("folder[%d]", i)
@@ -142,7 +166,11 @@ func validate(d *decoder, c *Config) {
 			}
 		}
 	}
+}
 
+// validateSFTP checks the SFTP endpoints.
+func validateSFTP(d *decoder, c *Config, names *uniqueNames) {
+	checkName := names.check
 	// SFTP endpoints.
 	sii := 0
 	hostKeyAlgos := append(ssh.SupportedAlgorithms().HostKeys, ssh.InsecureAlgorithms().HostKeys...)
@@ -188,7 +216,10 @@ func validate(d *decoder, c *Config) {
 	if sii == 0 && !hasSIIFolder(c.Folders) && c.Company.PIVA != "" {
 		d.warn(nil, "no_sii", "no [[sftp]] endpoint and no folder of kind \"sii\": flows will be built but neither published nor read")
 	}
+}
 
+// validateOutbound checks the build formats, the mail relay, the digest and alerts.
+func validateOutbound(d *decoder, c *Config) {
 	// Outbound and build.
 	for flow, f := range c.Build.Format {
 		if f != "csv" && f != "xml" {
