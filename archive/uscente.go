@@ -308,11 +308,14 @@ func (p *PracticeStmts) Create(ctx context.Context, pr *Practice, h HistoryEntry
 		pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, TS(now), int64(pr.Credit), int64(pr.Estimate),
 		int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
 		dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), pr.LinkedID,
-		string(pr.Data), TS(now), TS(now))
+		rowData(pr.Data), TS(now), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: create practice %s: %w", pr.CaseKey, err)
 	}
 	pr.ID, _ = r.LastInsertId()
+	if err := putPracticeData(ctx, p.tx, pr.ID, pr.Data, false); err != nil {
+		return err
+	}
 	pr.StateSince, pr.CreatedAt, pr.UpdatedAt = now, now, now
 	h.PracticeID, h.From, h.To, h.At = pr.ID, "", pr.State, now
 	if err := p.History(ctx, h); err != nil {
@@ -336,11 +339,11 @@ func (p *PracticeStmts) Save(ctx context.Context, pr *Practice) error {
 	_, err := p.savePractice.ExecContext(ctx, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore), pr.CustomerName, int64(pr.Credit),
 		int64(pr.Estimate), int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation,
 		dateText(pr.WindowOpen), dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate),
-		pr.LinkedID, string(pr.Data), TS(pr.UpdatedAt), pr.ID)
+		pr.LinkedID, rowData(pr.Data), TS(pr.UpdatedAt), pr.ID)
 	if err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", pr.ID, err)
 	}
-	return nil
+	return putPracticeData(ctx, p.tx, pr.ID, pr.Data, true)
 }
 
 // Transition moves a practice to state to with a history entry and a file link (as
@@ -707,19 +710,26 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	clear(p.queuedKeys)
 	clear(p.queuedCodes)
 	args := make([]any, 0, len(q)*30)
+	var dataArgs []any
 	for _, e := range q {
 		pr := e.pr
 		args = append(args, pr.ID, pr.CaseKey, pr.Role, pr.Sector, pr.CompanyPIVA, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore),
 			pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, TS(pr.CreatedAt), int64(pr.Credit), int64(pr.Estimate),
 			int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
 			dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), nullIfZero(pr.LinkedID),
-			string(pr.Data), TS(pr.CreatedAt), TS(pr.CreatedAt))
+			rowData(pr.Data), TS(pr.CreatedAt), TS(pr.CreatedAt))
+		if hasCase(pr.Data) {
+			dataArgs = append(dataArgs, pr.ID, string(pr.Data))
+		}
 	}
 	if err := p.insertRows(ctx, `INSERT INTO practices (id, case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
 		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
 		collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date, linked_id,
 		data, created_at, updated_at)`, 30, args); err != nil {
 		return fmt.Errorf("archive: create practices %s ...: %w", q[0].pr.CaseKey, err)
+	}
+	if err := p.insertRows(ctx, `INSERT INTO practice_data (id, data)`, 2, dataArgs); err != nil {
+		return fmt.Errorf("archive: cases of practices %s ...: %w", q[0].pr.CaseKey, err)
 	}
 	hs := make([]HistoryEntry, len(q))
 	var linkArgs, reqArgs []any

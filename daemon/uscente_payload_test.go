@@ -42,7 +42,8 @@ func TestREQPayloadForms(t *testing.T) {
 			ctx := context.Background()
 			takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
 			err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
-				rows, err := tx.QueryContext(ctx, `SELECT r.id, r.payload, p.data FROM requests r JOIN practices p ON p.id = r.practice_id WHERE r.state = 'ready'`)
+				rows, err := tx.QueryContext(ctx, `SELECT r.id, r.payload, coalesce(d.data, p.data) FROM requests r JOIN practices p ON p.id = r.practice_id
+					LEFT JOIN practice_data d ON d.id = p.id WHERE r.state = 'ready'`)
 				if err != nil {
 					return err
 				}
