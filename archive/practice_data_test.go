@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -135,5 +136,106 @@ func verifyOK(t *testing.T, s *Store, when string) {
 	}
 	if !rep.OK() {
 		t.Fatalf("verify %s: %q", when, rep.Problems)
+	}
+}
+
+// TestRequestPayloadMigration proves that the payloads of an archive from before
+// migration 0032 (in requests.payload) move to request_payloads and read the same,
+// and that a payload replaced or removed afterwards reads as such.
+func TestRequestPayloadMigration(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload := &RequestPayload{Layout: "REQ/sig", Values: [][]string{{"IT001E1", "120,50"}, {"IT001E1", "7,00"}}, Inputs: []int64{3}}
+	var withID, withoutID int64
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		p := &Practice{CaseKey: "U|IT001E1|RSSMRA|2025-01-01", Role: "uscente", Sector: "E", CompanyPIVA: "01234567890", Point: "IT001E1",
+			CustomerID: "X", State: "READY"}
+		if err := s.CreatePractice(ctx, tx, p, HistoryEntry{}); err != nil {
+			return err
+		}
+		with := &Request{PracticeID: p.ID, Flow: "REQ", CPUtente: "E250000001", Payload: payload}
+		without := &Request{PracticeID: p.ID, Flow: "REQ", CPUtente: "E250000002"}
+		if err := s.CreateRequest(ctx, tx, with); err != nil {
+			return err
+		}
+		withID = with.ID
+		err := s.CreateRequest(ctx, tx, without)
+		withoutID = without.ID
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`UPDATE requests SET payload = (SELECT rp.payload FROM request_payloads rp WHERE rp.id = requests.id) WHERE id IN (SELECT id FROM request_payloads)`,
+		`DROP TABLE request_payloads`,
+		`DELETE FROM schema_migrations WHERE name = '0032_request_payloads'`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	db.Close()
+
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var inRow, side int
+	if err := s.Read().QueryRow(`SELECT (SELECT count(*) FROM requests WHERE payload <> ''), (SELECT count(*) FROM request_payloads)`).Scan(&inRow, &side); err != nil {
+		t.Fatal(err)
+	}
+	if inRow != 0 || side != 1 {
+		t.Errorf("after the migration: %d payloads left in requests, %d in request_payloads; want 0 and 1", inRow, side)
+	}
+	ready := func() map[int64]*RequestPayload {
+		t.Helper()
+		reqs, _, err := s.ReadyRequestsWithPractices(ctx, nil, "REQ", 0, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[int64]*RequestPayload{}
+		for _, r := range reqs {
+			out[r.ID] = r.Payload
+		}
+		return out
+	}
+	got := ready()
+	if len(got) != 2 || !reflect.DeepEqual(got[withID], payload) || got[withoutID] != nil {
+		t.Fatalf("after the migration: payloads %+v, want %+v for %d and none for %d", got, payload, withID, withoutID)
+	}
+
+	// Replaced on one request, given to the other, then removed from the first.
+	other := &RequestPayload{Layout: "REQ/sig", Values: [][]string{{"IT001E1", "1,00"}}}
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		st, err := s.PreparePractices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for _, set := range []struct {
+			id int64
+			p  *RequestPayload
+		}{{withID, other}, {withoutID, payload}, {withID, nil}} {
+			if err := st.SetRequestPayload(ctx, set.id, set.p); err != nil {
+				st.Close(ctx)
+				return err
+			}
+		}
+		return st.Close(ctx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	got = ready()
+	if got[withID] != nil || !reflect.DeepEqual(got[withoutID], payload) {
+		t.Fatalf("after replacing: payloads %+v, want none for %d and %+v for %d", got, withID, payload, withoutID)
 	}
 }

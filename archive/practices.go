@@ -460,6 +460,31 @@ func hasPayloadSeparator(s string) bool {
 	return strings.IndexByte(s, payloadRS[0]) >= 0 || strings.IndexByte(s, payloadUS[0]) >= 0
 }
 
+// A request's payload is stored in request_payloads (migration 0032), apart from the
+// columns the build rewrites when it sends the request; requests.payload is ''.
+
+// requestPayloadValue reads the payload of request r: from request_payloads, else the
+// row's own column (written before 0032 and not moved: none after the migration).
+const requestPayloadValue = `coalesce((SELECT rp.payload FROM request_payloads rp WHERE rp.id = r.id), r.payload)`
+
+// putRequestPayload stores request id's payload text ("" = none); existing says it
+// may have one already (a replacement).
+func putRequestPayload(ctx context.Context, tx execer, id int64, text string, existing bool) error {
+	var err error
+	switch {
+	case text != "" && existing:
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO request_payloads (id, payload) VALUES (?, ?)`, id, text)
+	case text != "":
+		_, err = tx.ExecContext(ctx, `INSERT INTO request_payloads (id, payload) VALUES (?, ?)`, id, text)
+	case existing:
+		_, err = tx.ExecContext(ctx, `DELETE FROM request_payloads WHERE id = ?`, id)
+	}
+	if err != nil {
+		return fmt.Errorf("archive: payload of request %d: %w", id, err)
+	}
+	return nil
+}
+
 // parsePayload reads what payloadText writes.
 func parsePayload(s string) (*RequestPayload, error) {
 	parts := strings.Split(s, payloadRS)
@@ -507,12 +532,15 @@ func (s *Store) CreateRequest(ctx context.Context, tx *sql.Tx, r *Request) error
 	}
 	data, _ := json.Marshal(nonNil(r.Data))
 	now := s.now()
-	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), payloadText(r.Payload), TS(now))
+	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, '', ?)`,
+		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
 	r.ID, _ = res.LastInsertId()
+	if err := putRequestPayload(ctx, tx, r.ID, payloadText(r.Payload), false); err != nil {
+		return err
+	}
 	r.CreatedAt = now
 	return nil
 }
@@ -620,11 +648,11 @@ func (s *Store) CountByState(ctx context.Context) (string, error) {
 // readyWithPracticeSelect reads the practice's data only for a request without a
 // payload: the build needs nothing else of it, and it is the biggest column.
 const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente, r.state, r.data, coalesce(r.file_id, 0), r.created_at,
-	r.sent_at, r.answered_at, r.cause_code, r.motivation, r.payload,
+	r.sent_at, r.answered_at, r.cause_code, r.motivation, ` + requestPayloadValue + `,
 	p.id, p.case_key, p.role, p.sector, p.company_piva, coalesce(p.cp_utente, ''), coalesce(p.cp_gestore, ''), p.point, p.customer_id,
 	p.customer_name, p.switch_date, p.state, p.state_since, p.credit_cents, p.estimate_cents, p.previous_cents, p.cmor_cents,
 	p.charged_cents, p.collected_cents, p.cause_code, p.motivation, p.window_open, p.window_close, p.suspension_term, p.request_date,
-	p.answer_date, coalesce(p.linked_id, 0), CASE WHEN r.payload = '' THEN coalesce((SELECT d.data FROM practice_data d WHERE d.id = p.id), nullif(p.data, ''), '{}') ELSE '{}' END,
+	p.answer_date, coalesce(p.linked_id, 0), CASE WHEN ` + requestPayloadValue + ` = '' THEN coalesce((SELECT d.data FROM practice_data d WHERE d.id = p.id), nullif(p.data, ''), '{}') ELSE '{}' END,
 	p.created_at, p.updated_at
 	FROM requests r JOIN practices p ON p.id = r.practice_id`
 
