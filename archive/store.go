@@ -35,6 +35,9 @@ type Store struct {
 	// chained: the state chain exists (migration 0030 applied); every write
 	// transaction then ends with its chain record (chain.go).
 	chained bool
+	// sideData: a practice's case is in practice_data (migration 0031 applied, or
+	// being applied).
+	sideData bool
 	// Now is the clock of the times the archive records (received, first seen, state
 	// since, published): time.Now when nil. The demo sets its simulated clock, so that
 	// the records of its script agree with the script's dates.
@@ -174,6 +177,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	s.chained = applied > 0
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, sideDataMigration).Scan(&applied); err != nil {
+		return err
+	}
+	s.sideData = applied > 0
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
 		var n int
@@ -186,6 +193,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		body, err := migrationFS.ReadFile(name)
 		if err != nil {
 			return err
+		}
+		if base == sideDataMigration {
+			// The migration's own seal (it empties practices.data) must hash the
+			// practices with their case from the new table, as every seal after it.
+			s.sideData = true
 		}
 		var before string
 		if s.chained {
@@ -252,6 +264,9 @@ func (s *Store) chainedColumns(ctx context.Context) (string, error) {
 
 // chainMigration is the migration that creates the state chain.
 const chainMigration = "0030_chain"
+
+// sideDataMigration is the migration that moves a practice's case into practice_data.
+const sideDataMigration = "0031_practice_data"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
 // so that text order is time order.
