@@ -17,6 +17,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/entrante"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -293,7 +294,7 @@ func buildREQ(t *testing.T, rows int, bytes int64) (*testWorld, []flowFile, []ar
 	w.setBuildLimits(rows, bytes)
 	takeIn(t, w.d, "morosi", "morosi_20251015.csv", limitsExtract())
 	ctx := context.Background()
-	ready, err := w.d.Store.Requests(ctx, nil, 0, flowREQ, "ready", 0)
+	ready, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -470,7 +471,7 @@ func TestBuildLimitsRend(t *testing.T) {
 func strictREQCatalog(t *testing.T) string {
 	t.Helper()
 	def := flows.DefaultCatalog()
-	req := *def.Flow(flowREQ)
+	req := *def.Flow(uscente.FlowREQ)
 	req.Fields = append([]flows.Field(nil), req.Fields...)
 	found := false
 	for i := range req.Fields {
@@ -583,7 +584,7 @@ func TestBuildRefusedREQ(t *testing.T) {
 				t.Fatal(err)
 			}
 			last := hist[len(hist)-1]
-			if last.Flow != flowREQ || last.CauseCode != "BUILD" || !strings.Contains(last.Note, "DENOMINAZIONE") || !strings.Contains(last.Note, flows.RuleLength) {
+			if last.Flow != uscente.FlowREQ || last.CauseCode != "BUILD" || !strings.Contains(last.Note, "DENOMINAZIONE") || !strings.Contains(last.Note, flows.RuleLength) {
 				t.Errorf("refused practice's last history entry %+v: want REQ, cause BUILD, naming DENOMINAZIONE and %s", last, flows.RuleLength)
 			}
 			if p.State != flows.StateDraft || last.From != flows.StateReady || last.To != flows.StateDraft {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/failpoint"
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/intake"
 	"github.com/cmord/cmord/daemon/mail"
@@ -28,10 +29,6 @@ import (
 	"github.com/cmord/cmord/daemon/sftpx"
 	"github.com/cmord/cmord/flows"
 )
-
-// flowSetups are called by New to register the handlers and builders of each side
-// (uscente.go, entrante.go, sii.go add theirs in init).
-var flowSetups []func(d *Daemon) error
 
 // Daemon is one running cmord.
 type Daemon struct {
@@ -173,11 +170,6 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	}
 	for _, setup := range familySetups {
 		if err := setup(d, d); err != nil {
-			return err
-		}
-	}
-	for _, setup := range flowSetups {
-		if err := setup(d); err != nil {
 			return err
 		}
 	}
@@ -523,7 +515,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	if folder == nil {
 		return intake.Outcome{}, fmt.Errorf("folder %s is no longer configured", c.Folder)
 	}
-	failpoint("after_claim")
+	failpoint.Hit("after_claim")
 	// The content comes from the descriptor intake opened and checked (a regular file
 	// of the folder, the one scanned), never from the path, which may point elsewhere.
 	if c.File == nil {
@@ -550,7 +542,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 	if c.Attempt > 1 {
 		d.resolve(ctx, "file_retrying|folder:"+folder.Name+"|"+c.Name, "archived")
 	}
-	failpoint("after_archive")
+	failpoint.Hit("after_archive")
 	if res.TooBig {
 		reason := d.refuseTooBig(ctx, res.File, "folder "+folder.Name, folder.MaxSize)
 		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, Result{Rejected: true, Reason: reason}), Lang: d.lang()}, nil
@@ -587,7 +579,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		return intake.Outcome{}, err
 	}
 	grew := d.checkGrowth(ctx, c, folder, res.File)
-	failpoint("after_process")
+	failpoint.Hit("after_process")
 	if out.Rejected {
 		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, out), Lang: d.lang(), GrowthReported: grew}, nil
 	}

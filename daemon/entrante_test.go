@@ -15,6 +15,8 @@ import (
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/entrante"
+	"github.com/cmord/cmord/daemon/family"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -59,7 +61,7 @@ func (w *entWorld) sii(key string, rows ...map[string]string) string {
 		w.t.Fatalf("no flow %s", key)
 	}
 	for _, r := range rows {
-		r["PIVA_UTENTE"] = firstNonEmptyStr(r["PIVA_UTENTE"], ourPIVA)
+		r["PIVA_UTENTE"] = family.FirstNonEmpty(r["PIVA_UTENTE"], ourPIVA)
 		r["PIVA_GESTORE"] = gestorePIVA
 	}
 	content, err := encodeRows(f, "csv", rows)
@@ -564,7 +566,7 @@ func TestEntranteAnnulmentRequest(t *testing.T) {
 	w.runOnce()
 	_, content := only(t, w.published(ourPIVA+"_AI10050_"), "ANN_REQ")
 	goldenEnt(t, "ann_req.csv", content)
-	rs, _ := w.d.Store.Requests(ctx, nil, a.ID, flowANNREQ, "sent", 0)
+	rs, _ := w.d.Store.Requests(ctx, nil, a.ID, uscente.FlowANNREQ, "sent", 0)
 	if len(rs) != 1 {
 		t.Fatalf("ANN_REQ: %+v", rs)
 	}
@@ -599,7 +601,7 @@ func TestEntranteAnnulmentList(t *testing.T) {
 	if rules[3] != "ANN-CAUSE" || rules[4] != flows.RuleEntNoPractice || rules[2] != "" {
 		t.Errorf("findings: %v", out.Findings)
 	}
-	if rs, _ := w.d.Store.Requests(ctx, nil, w.practice(cpgB).ID, flowANNREQ, "ready", 0); len(rs) != 1 {
+	if rs, _ := w.d.Store.Requests(ctx, nil, w.practice(cpgB).ID, uscente.FlowANNREQ, "ready", 0); len(rs) != 1 {
 		t.Errorf("ANN_REQ for B: %+v", rs)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/cmord/cmord/daemon/entrante"
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/sii"
+	"github.com/cmord/cmord/daemon/uscente"
 )
 
 // The flow families plug into the daemon through daemon/family: the daemon is their
@@ -27,7 +28,7 @@ type (
 
 // familySetups register the flow families, in this order, whenever a configuration
 // is applied (start and reload).
-var familySetups = []family.Setup{entrante.Setup, sii.Setup}
+var familySetups = []family.Setup{entrante.Setup, sii.Setup, uscente.Setup}
 
 var _ family.Host = (*Daemon)(nil)
 var _ family.Registry = (*Daemon)(nil)

@@ -20,6 +20,7 @@ import (
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/demo"
 	"github.com/cmord/cmord/daemon/sftpx/sshdtest"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 
 func childOnce(cfgPath string) int {
 	if v := os.Getenv("CMORD_TEST_CHUNK_CASES"); v != "" {
-		fmt.Sscan(v, &morosiChunkCases) // small chunks, so that a kill can fall between two
+		fmt.Sscan(v, &uscente.ChunkCases) // small chunks, so that a kill can fall between two
 	}
 	cfg, err := config.Load(cfgPath)
 	if err != nil {
@@ -302,7 +303,7 @@ func TestKillAndRestart(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(string(extract), "\r\n"), "\r\n")
 	rand.New(rand.NewPCG(1, 2)).Shuffle(len(lines)-1, func(i, j int) { lines[i+1], lines[j+1] = lines[j+1], lines[i+1] })
 	shuffled := []byte(strings.Join(lines, "\r\n") + "\r\n")
-	if adjacent, _ := morosiKeysAdjacent(context.Background(), flows.NewCSVReader(bytes.NewReader(shuffled),
+	if adjacent, _ := uscente.KeysAdjacent(context.Background(), flows.NewCSVReader(bytes.NewReader(shuffled),
 		flows.DefaultCatalog().Input("uscente.morosi"), flows.ReadOptions{})); adjacent {
 		t.Fatal("the shuffled extract still has the rows of each practice adjacent: it proves nothing")
 	}

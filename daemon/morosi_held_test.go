@@ -11,6 +11,7 @@ import (
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/receipt"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -156,7 +157,7 @@ func TestMorosiHeldPracticeLeavesReady(t *testing.T) {
 	if len(data.Refusals) == 0 || data.Refusals[0].Rule != flows.RuleCaseConflict {
 		t.Errorf("refusals %v, want the CASE-CONFLICT", data.Refusals)
 	}
-	reqs, err := w.d.Store.Requests(context.Background(), nil, p.ID, flowREQ, "ready", 0)
+	reqs, err := w.d.Store.Requests(context.Background(), nil, p.ID, uscente.FlowREQ, "ready", 0)
 	if err != nil || len(reqs) != 0 {
 		t.Errorf("ready requests %v (%v), want none", reqs, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"testing"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -118,15 +119,15 @@ func normFinding(f flows.Finding, lineKey map[int]string) string {
 // stopAfter > 0 the first run stops after that many chunks and a second run resumes.
 func processOrdered(t *testing.T, content string, lineKey map[int]string, chunk, batch, stopAfter int) orderRun {
 	t.Helper()
-	old, oldBatch, oldHook, oldRun := morosiChunkCases, morosiBatchCases, afterMorosiChunk, sortRunBytes
+	old, oldBatch, oldHook, oldRun := uscente.ChunkCases, uscente.BatchCases, uscente.AfterChunk, uscente.SortRunBytes
 	t.Cleanup(func() {
-		morosiChunkCases, morosiBatchCases, afterMorosiChunk, sortRunBytes = old, oldBatch, oldHook, oldRun
+		uscente.ChunkCases, uscente.BatchCases, uscente.AfterChunk, uscente.SortRunBytes = old, oldBatch, oldHook, oldRun
 	})
-	morosiChunkCases = chunk
+	uscente.ChunkCases = chunk
 	if batch > 0 {
-		morosiBatchCases = batch
+		uscente.BatchCases = batch
 	}
-	sortRunBytes = 4 << 10 // many runs, so that the merge is exercised
+	uscente.SortRunBytes = 4 << 10 // many runs, so that the merge is exercised
 	w := newTestWorld(t, e2eNow, "")
 	ctx := context.Background()
 	path := filepath.Join(t.TempDir(), "morosi.csv")
@@ -139,7 +140,7 @@ func processOrdered(t *testing.T, content string, lineKey map[int]string, chunk,
 	if stopAfter > 0 {
 		stopCtx, cancel := context.WithCancel(ctx)
 		n := 0
-		afterMorosiChunk = func(int) {
+		uscente.AfterChunk = func(int) {
 			if n++; n == stopAfter {
 				cancel()
 			}
@@ -148,7 +149,7 @@ func processOrdered(t *testing.T, content string, lineKey map[int]string, chunk,
 			t.Fatalf("interrupted run: err %v, want context.Canceled", err)
 		}
 		cancel()
-		afterMorosiChunk = func(int) {}
+		uscente.AfterChunk = func(int) {}
 		if f, err := w.d.Store.GetFile(ctx, res.File.ID); err != nil {
 			t.Fatal(err)
 		} else {
@@ -293,14 +294,14 @@ func TestValidateMorosiEqualsDaemon(t *testing.T) {
 			content, lk := orderFile(tt.rows)
 			var vFindings []string
 			vPractices := map[string]string{}
-			n, err := ValidateMorosi(context.Background(), func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(content)), nil },
+			n, err := uscente.ValidateMorosi(context.Background(), func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(content)), nil },
 				cat.Input("uscente.morosi"), flows.ReadOptions{FileName: "morosi.csv"}, flows.Today(e2eNow), flows.DefaultCMORParams(), t.TempDir(),
 				func(f flows.Finding) {
 					if !f.IsWarning() {
 						vFindings = append(vFindings, normFinding(f, lk))
 					}
 				},
-				func(r MorosiCaseReport) {
+				func(r uscente.MorosiCaseReport) {
 					o := r.Outcome
 					if o.Held || o.State == flows.StateDraft {
 						vPractices[r.Key] = "not filed"

@@ -17,6 +17,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/failpoint"
 	"github.com/cmord/cmord/daemon/intake"
 	"github.com/cmord/cmord/flows"
 )
@@ -88,7 +89,7 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 	}
 	ctx = context.WithoutCancel(ctx) // the outcome is recorded even during shutdown
 	n, nerr := d.Store.NoteFailedAttempt(ctx, f.ID, cause, class == failTransient)
-	failpoint("after_failed_attempt")
+	failpoint.Hit("after_failed_attempt")
 	if nerr != nil {
 		// The count cannot be kept (the database itself fails): the machine's problem.
 		d.Log.Warn("processing failed; will retry", "where", where, "file", f.Name, "class", class, "err", cause, "count_err", nerr)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/receipt"
 	"github.com/cmord/cmord/flows"
 )
@@ -67,16 +68,16 @@ func (d *Daemon) identifyLines(ctx context.Context, f archive.File, folder *conf
 		return nil, nil
 	}
 	in := &Input{File: f, Folder: folder, Store: d.Store, Catalog: cat, Config: d.Config()}
-	opt, err := readOptions(in)
+	opt, err := family.ReadOptions(in)
 	if err != nil {
 		return nil, err
 	}
-	rc, err := openInput(in)
+	rc, err := family.OpenInput(in)
 	if err != nil {
 		return nil, err
 	}
 	rd := flows.NewCSVReader(rc, flow, opt)
-	defer readerCloser{rd, rc}.Close() // a workbook's reader holds it in memory and in temporary files
+	defer family.ReaderCloser{Reader: rd, File: rc}.Close() // a workbook's reader holds it in memory and in temporary files
 	if _, err := rd.ReadHeader(); err != nil {
 		return nil, err
 	}
@@ -93,8 +94,8 @@ func (d *Daemon) identifyLines(ctx context.Context, f archive.File, folder *conf
 			return ids, err
 		}
 		if lines[rec.Line] {
-			ids[rec.Line] = receipt.Ident{Point: firstNonEmptyStr(rec.Get(flows.MorPOD), rec.Get(flows.MorPDR)),
-				Customer: firstNonEmptyStr(rec.Get(flows.MorCF), rec.Get(flows.MorPIVA))}
+			ids[rec.Line] = receipt.Ident{Point: family.FirstNonEmpty(rec.Get(flows.MorPOD), rec.Get(flows.MorPDR)),
+				Customer: family.FirstNonEmpty(rec.Get(flows.MorCF), rec.Get(flows.MorPIVA))}
 		}
 	}
 	return ids, nil

@@ -16,6 +16,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/failpoint"
 	"github.com/cmord/cmord/daemon/intake"
 	"github.com/cmord/cmord/daemon/sftpx"
 	"github.com/cmord/cmord/flows"
@@ -83,7 +84,7 @@ func (d *Daemon) deliverPass(ctx context.Context, unreachable map[string]bool, d
 		}
 		remote, size, err := d.deliver(ctx, dl)
 		if err == nil {
-			failpoint("after_upload")
+			failpoint.Hit("after_upload")
 			if err := d.Store.MarkDelivered(ctx, dl.ID, remote, size); err != nil {
 				return delivered, err
 			}
@@ -160,7 +161,7 @@ func (d *Daemon) deliver(ctx context.Context, dl archive.Delivery) (string, int6
 			return "", 0, err
 		}
 		defer rc.Close()
-		res, err := c.Upload(ctx, withUploadFailpoint(rc, f.Size), f.Size, dl.RemoteDir, dl.RemoteName)
+		res, err := c.Upload(ctx, failpoint.UploadReader(rc, f.Size), f.Size, dl.RemoteDir, dl.RemoteName)
 		d.noteContact(ctx, name, err)
 		if err != nil {
 			return "", 0, err

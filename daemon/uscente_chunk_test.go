@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -31,11 +32,11 @@ func processExtract(t *testing.T, chunk, batch, stopAfter int) chunkRun {
 
 func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int) chunkRun {
 	t.Helper()
-	old, oldBatch, oldHook := morosiChunkCases, morosiBatchCases, afterMorosiChunk
-	t.Cleanup(func() { morosiChunkCases, morosiBatchCases, afterMorosiChunk = old, oldBatch, oldHook })
-	morosiChunkCases = chunk
+	old, oldBatch, oldHook := uscente.ChunkCases, uscente.BatchCases, uscente.AfterChunk
+	t.Cleanup(func() { uscente.ChunkCases, uscente.BatchCases, uscente.AfterChunk = old, oldBatch, oldHook })
+	uscente.ChunkCases = chunk
 	if batch > 0 {
-		morosiBatchCases = batch
+		uscente.BatchCases = batch
 	}
 	w := newTestWorld(t, e2eNow, "")
 	ctx := context.Background()
@@ -51,7 +52,7 @@ func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int)
 		// SIGTERM would stop it; the second continues from file_progress.
 		stopCtx, cancel := context.WithCancel(ctx)
 		n := 0
-		afterMorosiChunk = func(int) {
+		uscente.AfterChunk = func(int) {
 			if n++; n == stopAfter {
 				cancel()
 			}
@@ -60,7 +61,7 @@ func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int)
 			t.Fatalf("interrupted run: err %v, want context.Canceled", err)
 		}
 		cancel()
-		afterMorosiChunk = func(int) {}
+		uscente.AfterChunk = func(int) {}
 		if _, ok, err := w.d.Store.LoadProgress(ctx, nil, res.File.ID); err != nil || !ok {
 			t.Fatalf("no progress recorded after %d chunks (%v)", stopAfter, err)
 		}
@@ -158,7 +159,7 @@ func TestMorosiShuffledChunksEqualOneTransaction(t *testing.T) {
 	lines := strings.Split(strings.TrimRight(e2eExtract()+extraCases(9), "\r\n"), "\r\n")
 	rand.New(rand.NewPCG(4, 2)).Shuffle(len(lines)-1, func(i, j int) { lines[i+1], lines[j+1] = lines[j+1], lines[i+1] })
 	content := strings.Join(lines, "\r\n") + "\r\n"
-	if adjacent, _ := morosiKeysAdjacent(context.Background(), flows.NewCSVReader(strings.NewReader(content),
+	if adjacent, _ := uscente.KeysAdjacent(context.Background(), flows.NewCSVReader(strings.NewReader(content),
 		flows.DefaultCatalog().Input("uscente.morosi"), flows.ReadOptions{})); adjacent {
 		t.Fatal("the shuffled extract still has the rows of each practice adjacent: it proves nothing")
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -562,9 +563,9 @@ func BenchmarkMorosi1M(b *testing.B) {
 	}
 	file := morosiBenchFile(b, rows)
 	if v := os.Getenv("MOROSI_CHUNK"); v != "" { // experiments with the commit size
-		old := morosiChunkCases
-		fmt.Sscan(v, &morosiChunkCases)
-		defer func() { morosiChunkCases = old }()
+		old := uscente.ChunkCases
+		fmt.Sscan(v, &uscente.ChunkCases)
+		defer func() { uscente.ChunkCases = old }()
 	}
 	var importSecs, importFileSecs float64
 	if _, err := os.Stat("/usr/bin/sqlite3"); err == nil {

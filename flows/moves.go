@@ -110,3 +110,36 @@ func UscenteRequestAnswered(practiceState string) string {
 	}
 	return ""
 }
+
+// StateUnfiled reports whether an uscente practice in state s has not been filed yet
+// (DRAFT, WAITING_WINDOW, READY): a new extract of its case corrects it, a payment
+// re-checks it, a refusal holds it.
+func StateUnfiled(s string) bool {
+	switch s {
+	case StateDraft, StateReady, StateWaitingWindow:
+		return true
+	}
+	return false
+}
+
+// What a billing case does against the latest practice of the same case key.
+const (
+	CaseNew       = "new"       // no practice: a new one (unless the case is refused)
+	CaseUpdate    = "update"    // a practice not yet filed: the case corrects and completes it
+	CaseRefile    = "refile"    // the SII refused the filed one: a new practice, NEW CP_UTENTE, linked
+	CaseDuplicate = "duplicate" // filed already: not filed again (rule SI-D01)
+)
+
+// CaseAgainst decides what a case does given the state of the latest practice of its
+// key (found false: there is none).
+func CaseAgainst(state string, found bool) string {
+	switch {
+	case !found:
+		return CaseNew
+	case state == StateInadmissible || state == StateRejected:
+		return CaseRefile
+	case StateUnfiled(state):
+		return CaseUpdate
+	}
+	return CaseDuplicate
+}

@@ -107,3 +107,25 @@ func TestAnswerRequestStates(t *testing.T) {
 		}
 	}
 }
+
+// TestCaseAgainst: a billing case against the latest practice of its key.
+func TestCaseAgainst(t *testing.T) {
+	for _, tc := range []struct {
+		state string
+		found bool
+		want  string
+	}{
+		{"", false, CaseNew},
+		{StateDraft, true, CaseUpdate}, {StateWaitingWindow, true, CaseUpdate}, {StateReady, true, CaseUpdate},
+		{StateInadmissible, true, CaseRefile}, {StateRejected, true, CaseRefile},
+		{StateBuilt, true, CaseDuplicate}, {StateSent, true, CaseDuplicate}, {StateAdmitted, true, CaseDuplicate},
+		{StateAccepted, true, CaseDuplicate}, {StateAnnulled, true, CaseDuplicate},
+	} {
+		if got := CaseAgainst(tc.state, tc.found); got != tc.want {
+			t.Errorf("CaseAgainst(%q, %v) = %s, want %s", tc.state, tc.found, got, tc.want)
+		}
+		if tc.found && StateUnfiled(tc.state) != (tc.want == CaseUpdate) {
+			t.Errorf("StateUnfiled(%s) = %v", tc.state, StateUnfiled(tc.state))
+		}
+	}
+}

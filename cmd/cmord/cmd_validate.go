@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/config"
-	"github.com/cmord/cmord/daemon"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/daemon/xlsxrows"
 	"github.com/cmord/cmord/flows"
 )
@@ -199,12 +199,12 @@ func (v *validation) file(ctx context.Context, env *Env, path string) (int, erro
 	var found []flows.Finding
 	collect := func(fd flows.Finding) { found = append(found, fd) }
 	var rows int
-	var practices []daemon.MorosiCaseReport
+	var practices []uscente.MorosiCaseReport
 	if f.IsInput() && f.Key == config.KindUscenteMorosi && format == "csv" {
 		// The daemon's own code: rows grouped by practice whatever their order,
 		// each practice decided as the daemon decides it.
 		open := func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(data)), nil }
-		rows, err = daemon.ValidateMorosi(ctx, open, f, o, v.today, v.params, os.TempDir(), collect, func(r daemon.MorosiCaseReport) {
+		rows, err = uscente.ValidateMorosi(ctx, open, f, o, v.today, v.params, os.TempDir(), collect, func(r uscente.MorosiCaseReport) {
 			practices = append(practices, r)
 		})
 	} else {
@@ -264,7 +264,7 @@ func practiceOutcome(o flows.MorosiOutcome) string {
 
 // practiceLine is one practice of a validated extract: the outcome, the rules behind
 // it, the amounts and the request window.
-func practiceLine(path string, pr daemon.MorosiCaseReport) string {
+func practiceLine(path string, pr uscente.MorosiCaseReport) string {
 	o := pr.Outcome
 	lines := "line"
 	if len(pr.Lines) > 1 {
@@ -304,7 +304,7 @@ func practiceLine(path string, pr daemon.MorosiCaseReport) string {
 }
 
 // practiceSummary counts the practices by outcome.
-func practiceSummary(prs []daemon.MorosiCaseReport) string {
+func practiceSummary(prs []uscente.MorosiCaseReport) string {
 	order := []string{"ready", "waiting", "not eligible", "refused", "held"}
 	n := map[string]int{}
 	for _, pr := range prs {

@@ -365,7 +365,7 @@ func sourceMatches(t *testing.T, dir string, re *regexp.Regexp) map[string][]str
 func TestTablesCoverWhatTheCodeRaises(t *testing.T) {
 	kindRE := regexp.MustCompile(`(?s)Exception\{[^{}]*?Kind: +"([a-z_]+)"|raise\("([a-z_]+)"`)
 	kinds := map[string][]string{}
-	for _, dir := range []string{"..", "../../archive", "."} {
+	for _, dir := range []string{"..", "../uscente", "../entrante", "../sii", "../family", "../../archive", "."} {
 		paths, _ := filepath.Glob(filepath.Join(dir, "*.go"))
 		for _, p := range paths {
 			if strings.HasSuffix(p, "_test.go") {
@@ -396,7 +396,7 @@ func TestTablesCoverWhatTheCodeRaises(t *testing.T) {
 		regexp.MustCompile(`\bRule[A-Za-z]* += +"([A-Z][A-Z0-9_-]+)"`),
 		regexp.MustCompile(`\b(?:fail|warn|refuse)\((?:ctx, st, pr, )?"([A-Z][A-Z0-9_-]+)"`),
 	} {
-		for _, dir := range []string{"../../flows", ".."} {
+		for _, dir := range []string{"../../flows", "..", "../uscente", "../entrante", "../sii", "../family"} {
 			for r, where := range sourceMatches(t, dir, re) {
 				rules[r] = append(rules[r], where...)
 			}

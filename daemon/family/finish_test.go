@@ -15,7 +15,9 @@ import (
 // with nothing to correct; warnings raise nothing.
 func TestFindingExceptions(t *testing.T) {
 	f := archive.File{ID: 7, Name: "morosi.csv"}
-	row := func(line int, rule string) flows.Finding { return flows.Finding{Line: line, Rule: rule, Field: "X", Message: "m"} }
+	row := func(line int, rule string) flows.Finding {
+		return flows.Finding{Line: line, Rule: rule, Field: "X", Message: "m"}
+	}
 	many := make([]flows.Finding, MaxRowExceptions+5)
 	for i := range many {
 		many[i] = row(i+2, "V")

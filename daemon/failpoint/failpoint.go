@@ -1,4 +1,6 @@
-package daemon
+// Package failpoint kills the process at named points of the data path, for the
+// kill-and-restart tests (daemon/killrestart_test.go): $CMORD_FAILPOINT names the point.
+package failpoint
 
 import (
 	"io"
@@ -6,11 +8,11 @@ import (
 	"syscall"
 )
 
-// failpoint kills the process with SIGKILL when $CMORD_FAILPOINT names this point.
+// Hit kills the process with SIGKILL when $CMORD_FAILPOINT names this point.
 // It exists for the kill-and-restart tests, which prove that a crash at any of these
 // points loses nothing and does nothing twice; in production the variable is unset and
 // this is one getenv.
-func failpoint(name string) {
+func Hit(name string) {
 	if v := os.Getenv("CMORD_FAILPOINT"); v != "" && v == name {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		select {} // SIGKILL is not instantaneous; never run past the point
@@ -29,7 +31,7 @@ func (f *failpointReader) Read(p []byte) (int, error) {
 	if !f.triggered && f.read >= f.at {
 		// the first half has been handed to the uploader (and written): die now
 		f.triggered = true
-		failpoint("mid_upload")
+		Hit("mid_upload")
 	}
 	if rest := f.at - f.read; !f.triggered && rest > 0 && int64(len(p)) > rest {
 		p = p[:rest]
@@ -39,7 +41,9 @@ func (f *failpointReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-func withUploadFailpoint(r io.Reader, size int64) io.Reader {
+// UploadReader returns r, or, when $CMORD_FAILPOINT is "mid_upload", a reader of r
+// that kills the process once half of size was read.
+func UploadReader(r io.Reader, size int64) io.Reader {
 	if os.Getenv("CMORD_FAILPOINT") != "mid_upload" {
 		return r
 	}

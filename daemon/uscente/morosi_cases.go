@@ -1,4 +1,4 @@
-package daemon
+package uscente
 
 import (
 	"bufio"
@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -29,16 +30,17 @@ import (
 // A first pass over the file tells the two apart, keeping 8 bytes per practice (a hash
 // of the key of each run of adjacent rows): a key that starts two runs means the rows
 // are not adjacent. Memory stays flat at a million rows either way: the sort holds one
-// run (sortRunBytes of encoded rows) at a time and the merge one row per run.
+// run (SortRunBytes of encoded rows) at a time and the merge one row per run.
 
-// sortRunBytes is how many bytes of encoded rows one sorted run holds in memory.
-var sortRunBytes = 16 << 20
+// SortRunBytes is how many bytes of encoded rows one sorted run holds in memory
+// (tests set it smaller, for many runs to merge).
+var SortRunBytes = 16 << 20
 
-// morosiKeysAdjacent reads the rows of rd (header already read or not) and reports
+// KeysAdjacent reads the rows of rd (header already read or not) and reports
 // whether the rows of every key are adjacent. Rows without a key are ignored, as the
 // Grouper ignores them. A hash collision can only report "not adjacent" for a file
 // that is: the sorted path then gives the same cases, a little slower.
-func morosiKeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
+func KeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
 	seed := maphash.MakeSeed()
 	var starts []uint64
 	prev := ""
@@ -99,7 +101,7 @@ type caseStep struct {
 }
 
 // newMorosiCases prepares the cases of rd. sorted says how they are read (from
-// morosiKeysAdjacent, or from a previous run's progress); skip is that run's position.
+// KeysAdjacent, or from a previous run's progress); skip is that run's position.
 // Sorted, the whole file is read and sorted here, and every row's findings are given
 // to rowFindings (in file order they come with each caseStep instead).
 func newMorosiCases(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, sorted bool, skip int, tmpDir string, rowFindings func(fs []flows.Finding)) (*morosiCases, error) {
@@ -245,7 +247,7 @@ func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, d
 	return m, nil
 }
 
-// runWriter collects encoded rows up to sortRunBytes, sorts them by (key, line) and
+// runWriter collects encoded rows up to SortRunBytes, sorts them by (key, line) and
 // writes them as one run file.
 type runWriter struct {
 	dir   string
@@ -265,7 +267,7 @@ type runEntry struct {
 // values, then each value as uvarint length and bytes.
 func (s *runWriter) add(key string, line int, bad bool, values []string) error {
 	if s.buf == nil {
-		s.buf = make([]byte, 0, sortRunBytes)
+		s.buf = make([]byte, 0, SortRunBytes)
 	}
 	size := 2*binary.MaxVarintLen64 + len(key) + 1 + binary.MaxVarintLen64
 	for _, v := range values {
@@ -488,8 +490,8 @@ func ValidateMorosi(ctx context.Context, open func() (io.ReadCloser, error), flo
 		return 0, err
 	}
 	first := flows.NewCSVReader(rc, flow, opt)
-	adjacent, err := morosiKeysAdjacent(ctx, first)
-	readerCloser{first, rc}.Close() // a workbook's reader holds it in memory and in temporary files
+	adjacent, err := KeysAdjacent(ctx, first)
+	family.ReaderCloser{Reader: first, File: rc}.Close() // a workbook's reader holds it in memory and in temporary files
 	if err != nil {
 		return 0, err
 	}
@@ -497,7 +499,7 @@ func ValidateMorosi(ctx context.Context, open func() (io.ReadCloser, error), flo
 		return 0, err
 	}
 	rd := flows.NewCSVReader(rc, flow, opt)
-	defer readerCloser{rd, rc}.Close()
+	defer family.ReaderCloser{Reader: rd, File: rc}.Close()
 	hdr, err := rd.ReadHeader()
 	if err != nil {
 		return 0, err

@@ -1,0 +1,436 @@
+package uscente
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/family"
+	"github.com/cmord/cmord/flows"
+	"slices"
+)
+
+// ---- builders: REQ, ANN_REQ, REFUND_ACK ----
+
+// requestBuilder writes the ready requests of one flow into flow files, batched by
+// [build] max_rows_per_file and max_file_bytes, each file in one transaction with its
+// archiving, the requests marked sent, the practices moved and the delivery queued.
+type requestBuilder struct {
+	u    *uscente
+	flow string
+}
+
+func (b *requestBuilder) Name() string { return "uscente." + b.flow }
+
+// pendingRequest is one request with what it becomes in the file.
+type pendingRequest struct {
+	req    archive.Request
+	p      archive.Practice    // without its Data (the batch holds thousands)
+	inputs []int64             // the input files behind the practice (provenance)
+	data   *flows.UscenteData  // REFUND_ACK only: saved back with the refund acknowledged
+	rows   []map[string]string // until encoded (flows other than REQ)
+	first  map[string]string   // its first row (the file name may use its values), or
+	firstR flows.Record        // the same as a record
+	nrows  int
+	body   []byte // its records in the file, encoded once
+}
+
+// buildPage is how many ready requests one read brings into a build.
+const buildPage = 256
+
+func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) {
+	d := b.u.h
+	cfg := d.Config()
+	if !cfg.Company.HasRole("uscente") {
+		return 0, nil
+	}
+	f := d.Catalog().Flow(b.flow)
+	if f == nil {
+		return 0, fmt.Errorf("the flow catalog has no flow %s", b.flow)
+	}
+	format := f.Format
+	if v := cfg.Build.Format[b.flow]; v != "" {
+		format = v
+	}
+	today := flows.Today(now)
+	if b.flow == FlowREQ {
+		if err := b.openWindows(ctx, now); err != nil {
+			return 0, err
+		}
+	}
+	enc, err := flows.NewBodyEncoder(f, format)
+	if err != nil {
+		return 0, err
+	}
+	prefix, suffix := enc.Envelope()
+	maxRows, maxBytes := cfg.Build.MaxRowsPerFile, cfg.Build.MaxFileBytes
+	if maxRows <= 0 {
+		maxRows = 10000
+	}
+	if maxBytes <= 0 {
+		maxBytes = 10 << 20
+	}
+	built := 0
+	var after int64
+	for {
+		more := false
+		err := d.Archive().Write(ctx, func(tx *sql.Tx) error {
+			st, err := d.Archive().PreparePractices(ctx, tx)
+			if err != nil {
+				return err
+			}
+			st.SetClock(d.Now)
+			defer st.Close(ctx)
+			// Pages of a few hundred requests until the file is full: a page as big as
+			// the file's row limit would decode three times what one file takes.
+			var batch []*pendingRequest
+			rows, size := 0, len(prefix)+len(suffix)
+		pages:
+			for {
+				reqs, practices, err := d.Archive().ReadyRequestsWithPractices(ctx, tx, b.flow, after, buildPage)
+				if err != nil {
+					return err
+				}
+				if len(reqs) == 0 {
+					break
+				}
+				more = true
+				for i, r := range reqs {
+					pr, err := b.prepare(ctx, st, f, enc, r, practices[i], now)
+					if err != nil {
+						return err
+					}
+					if pr == nil {
+						after = r.ID // skipped (waits, or refused): look past it
+						continue
+					}
+					if len(batch) > 0 && (rows+pr.nrows > maxRows || int64(size+len(pr.body)) > maxBytes) {
+						break pages // the next file starts with this request
+					}
+					batch = append(batch, pr)
+					rows, size = rows+pr.nrows, size+len(pr.body)
+					after = r.ID
+				}
+			}
+			if len(batch) == 0 {
+				return st.Close(ctx)
+			}
+			if err := b.writeFile(ctx, tx, st, f, format, enc, batch, now, today); err != nil {
+				return err
+			}
+			built++
+			return st.Close(ctx)
+		})
+		if err != nil {
+			return built, err
+		}
+		if !more {
+			break
+		}
+	}
+	if b.flow == FlowREQ {
+		if err := b.flagClosing(ctx, now); err != nil {
+			return built, err
+		}
+	}
+	return built, nil
+}
+
+// prepare loads a request's practice and encodes its rows, once: the bytes size the
+// batch, go into the file as they are, and a request the flow does not accept is
+// refused here. nil means "not in this file".
+func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, enc *flows.BodyEncoder, r archive.Request, p archive.Practice, now time.Time) (*pendingRequest, error) {
+	d := b.u.h
+	cfg := d.Config()
+	var data flows.UscenteData
+	pr := &pendingRequest{req: r, p: p}
+	pr.p.Data = nil
+	if r.Payload != nil && b.flow == FlowREQ {
+		pr.inputs = r.Payload.Inputs
+	} else {
+		var err error
+		if data, err = flows.ParseUscenteData(p.Data); err != nil {
+			return nil, err
+		}
+		for _, in := range data.Inputs {
+			pr.inputs = append(pr.inputs, in.FileID)
+		}
+		if data.Refund != nil {
+			pr.data = &data
+		}
+	}
+	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
+	var err error
+	encoded := false // REQ from records; the other flows (and REQ form 1) from rows
+	switch b.flow {
+	case FlowREQ:
+		if p.State != flows.StateReady {
+			return nil, st.SetRequest(ctx, r.ID, "cancelled", r.Data)
+		}
+		if today := flows.Today(now); !p.WindowClose.IsZero() && today.After(p.WindowClose) {
+			return nil, b.refuse(ctx, st, pr, "E3", fmt.Sprintf("request window closed on %s before the request could be sent", p.WindowClose))
+		}
+		cc := ""
+		if cfg.Company.ActingAs == "CC" {
+			cc = cfg.Company.PIVA
+			hdr["PIVA_UTENTE"] = cfg.Company.UDDPIVA
+		}
+		h := flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}
+		var recs []flows.Record
+		switch pl := r.Payload; {
+		case pl != nil && pl.Values != nil && pl.Layout == f.Layout().Signature():
+			recs = make([]flows.Record, 0, len(pl.Values))
+			for _, vals := range pl.Values {
+				rec, ok := flows.RecordOf(f, vals)
+				if !ok {
+					return nil, fmt.Errorf("request %d: a payload row of %d values for %d fields", r.ID, len(vals), len(f.Fields))
+				}
+				recs = append(recs, rec)
+			}
+			err = flows.FillReqHeader(recs, h)
+		case pl != nil && pl.Values == nil:
+			// Form 1 (requests made ready by an earlier version): rows by field name,
+			// the header fields as flows.ReqRows sets them, from today's configuration.
+			for _, row := range pl.Rows {
+				for _, kv := range h.Fields() {
+					if kv[1] != "" {
+						row[kv[0]] = kv[1]
+					}
+				}
+			}
+			pr.rows = pl.Rows
+		default:
+			// No payload, or one stored under another REQ layout (the catalog changed
+			// since the request was made ready): from the case, in today's layout.
+			if pl != nil {
+				full, err := st.ByID(ctx, p.ID)
+				if err != nil {
+					return nil, err
+				}
+				if data, err = flows.ParseUscenteData(full.Data); err != nil {
+					return nil, fmt.Errorf("practice %d data: %w", p.ID, err)
+				}
+			}
+			recs, err = flows.ReqRecords(f, h, data.Case, data.Audit)
+		}
+		if err == nil && pr.rows == nil {
+			pr.body, err = enc.EncodeRecords(recs)
+			pr.nrows, encoded = len(recs), true
+			if len(recs) > 0 {
+				pr.firstR = recs[0]
+			}
+		}
+	default:
+		if p.CPGestore == "" {
+			return nil, nil // the SII has not admitted the practice yet: the request waits
+		}
+		row := map[string]string{"CP_GESTORE": p.CPGestore}
+		for k, v := range hdr {
+			row[k] = v
+		}
+		for k, v := range r.Data {
+			row[k] = v
+		}
+		pr.rows = []map[string]string{row}
+	}
+	if !encoded && err == nil {
+		pr.body, err = enc.Encode(pr.rows)
+		pr.nrows = len(pr.rows)
+		if len(pr.rows) > 0 {
+			pr.first = pr.rows[0]
+		}
+	}
+	if err != nil {
+		var re *flows.RecordError
+		if errors.As(err, &re) {
+			msgs := make([]string, 0, len(re.Findings))
+			for _, fd := range re.Findings {
+				msgs = append(msgs, fd.String())
+			}
+			return nil, b.refuse(ctx, st, pr, "BUILD", "the flow refuses the request: "+strings.Join(msgs, "; "))
+		}
+		return nil, err
+	}
+	pr.rows = nil
+	return pr, nil
+}
+
+// firstRow is the values of the request's first row, by field name.
+func (pr *pendingRequest) firstRow() map[string]string {
+	if pr.first == nil && pr.firstR.Values != nil {
+		pr.first = pr.firstR.Map()
+	}
+	return pr.first
+}
+
+// refuse takes a request out of the build: the request is cancelled, a REQ practice goes
+// back to DRAFT, and a person is told.
+func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, pr *pendingRequest, rule, msg string) error {
+	if err := st.SetRequest(ctx, pr.req.ID, "invalid", pr.req.Data); err != nil {
+		return err
+	}
+	h := archive.HistoryEntry{Flow: b.flow, CauseCode: rule, Note: "not sent: " + msg, At: b.u.h.Now()}
+	if b.flow == FlowREQ && b.u.h.Catalog().CanTransition(pr.p.State, flows.StateDraft) {
+		if err := st.Transition(ctx, &pr.p, flows.StateDraft, "", h); err != nil {
+			return err
+		}
+	} else {
+		h.PracticeID, h.From, h.To = pr.p.ID, pr.p.State, pr.p.State
+		if err := st.History(ctx, h); err != nil {
+			return err
+		}
+	}
+	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_refused|%s|%d", b.flow, pr.req.ID),
+		Kind: "build_refused", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: rule, Subject: pr.req.CPUtente,
+		Message: fmt.Sprintf("%s %s for practice %s was not sent: %s", b.flow, pr.req.CPUtente, pr.p.CPUtente, msg),
+		Action:  "Correct the data in billing and drop the case again; a new request gets a NEW CP_UTENTE.", LastSeen: b.u.h.Now()})
+	return err
+}
+
+// writeFile encodes a batch, archives it with provenance, marks its requests sent,
+// moves the practices and queues the delivery, all in tx.
+func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.PracticeStmts, f *flows.Flow, format string, enc *flows.BodyEncoder, batch []*pendingRequest, now time.Time, today flows.Date) error {
+	d := b.u.h
+	inputs := map[int64]bool{}
+	var inputIDs []int64
+	bodies := make([][]byte, 0, len(batch))
+	var first map[string]string
+	nrows := 0
+	for _, pr := range batch {
+		bodies, nrows = append(bodies, pr.body), nrows+pr.nrows
+		if first == nil {
+			first = pr.firstRow()
+		}
+		for _, id := range pr.inputs {
+			if !inputs[id] {
+				inputs[id] = true
+				inputIDs = append(inputIDs, id)
+			}
+		}
+	}
+	prefix, suffix := enc.Envelope()
+	content := flows.Assemble(prefix, suffix, bodies)
+	name, err := family.FlowFileName(ctx, d.Archive(), tx, f, format, first, now, today)
+	if err != nil {
+		return err
+	}
+	file, err := d.ArchiveBuilt(ctx, tx, family.Built{Name: name, Kind: b.flow, Content: content, Inputs: inputIDs,
+		Meta: map[string]string{"requests": fmt.Sprint(len(batch)), "rows": fmt.Sprint(nrows)}}, "built")
+	if err != nil {
+		return err
+	}
+	// The bookkeeping of the batch is set-based: one statement for all its requests,
+	// one for the practices it moves, multi-row inserts for history and links, in the
+	// order the requests are in the file.
+	t := flows.TransitionOf(f)
+	reqIDs := make([]int64, 0, len(batch))
+	practiceIDs := make([]int64, 0, len(batch))
+	practices := make([]*archive.Practice, 0, len(batch))
+	var moved []int64
+	hs := make([]archive.HistoryEntry, 0, len(batch))
+	to := ""
+	if t != nil {
+		to = t.To
+	}
+	// The flow's state (SENT for a REQ) is reached only once the file is confirmed on
+	// the SII side: archive.MarkDelivered applies it. Meanwhile a REQ practice is
+	// BUILT (when the catalog has that state), the others stay where they are.
+	built := ""
+	if b.flow == FlowREQ && d.Catalog().State(flows.StateBuilt) != nil {
+		built = flows.StateBuilt
+	}
+	deferFrom := map[string]bool{}
+	for _, pr := range batch {
+		reqIDs, practiceIDs, practices = append(reqIDs, pr.req.ID), append(practiceIDs, pr.p.ID), append(practices, &pr.p)
+		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, FileID: file.ID, At: now,
+			Note: fmt.Sprintf("%s %s written into %s", b.flow, pr.req.CPUtente, name)}
+		if to != "" && to != pr.p.State && (len(t.From) == 0 || slices.Contains(t.From, pr.p.State)) {
+			h.Note += fmt.Sprintf("; %s once %s is delivered", to, name)
+			if built != "" && d.Catalog().CanTransition(pr.p.State, built) {
+				moved = append(moved, pr.p.ID)
+				h.To = built
+				pr.p.State, pr.p.StateSince = built, now
+			}
+			deferFrom[pr.p.State] = true
+		}
+		hs = append(hs, h)
+	}
+	froms := make([]string, 0, len(deferFrom))
+	for from := range deferFrom {
+		froms = append(froms, from)
+	}
+	sort.Strings(froms)
+	for _, from := range froms {
+		if err := d.Archive().DeferTransition(ctx, tx, archive.PendingTransition{FileID: file.ID, From: from, To: to, Flow: b.flow,
+			Note: fmt.Sprintf("%s published in %s", b.flow, name), At: now}); err != nil {
+			return err
+		}
+	}
+	if built != "" {
+		to = built // what the practices move to now
+	}
+	if err := st.MarkSentAll(ctx, reqIDs, file.ID, now); err != nil {
+		return err
+	}
+	switch {
+	case b.flow == FlowREQ && len(moved) == len(practices):
+		if err := st.SendAll(ctx, practices, to, now, today); err != nil { // the usual case: each row rewritten once
+			return err
+		}
+	case b.flow == FlowREQ:
+		if err := st.SetStateAll(ctx, moved, to, now); err != nil {
+			return err
+		}
+		if err := st.SetRequestDateAll(ctx, practices, today); err != nil {
+			return err
+		}
+	default:
+		if err := st.SetStateAll(ctx, moved, to, now); err != nil {
+			return err
+		}
+	}
+	if err := st.HistoryAll(ctx, hs); err != nil {
+		return err
+	}
+	if err := st.LinkAll(ctx, practiceIDs, file.ID, "built", 0); err != nil {
+		return err
+	}
+	if err := b.settleSent(ctx, tx, st, batch, name, today); err != nil {
+		return err
+	}
+	return d.QueueToSII(ctx, tx, file)
+}
+
+// settleSent resolves what the requests written into name settle: a REQ practice's
+// window_closing warning, a REFUND_ACK's ack_overdue (its refund marked acknowledged).
+func (b *requestBuilder) settleSent(ctx context.Context, tx *sql.Tx, st *archive.PracticeStmts, batch []*pendingRequest, name string, today flows.Date) error {
+	d := b.u.h
+	for _, pr := range batch {
+		switch b.flow {
+		case FlowREQ:
+			// Only a practice close to its window's end can have been flagged.
+			if !pr.p.WindowClose.IsZero() && today.DaysUntil(pr.p.WindowClose) <= d.Config().CMOR.WindowWarnDays {
+				if _, err := d.Archive().ResolveByFingerprint(ctx, tx, fmt.Sprintf("window_closing|%d", pr.p.ID), "request sent in "+name); err != nil {
+					return err
+				}
+			}
+		case flowREFUNDACK:
+			if pr.data != nil && pr.data.Refund != nil {
+				pr.data.Refund.AckSent = true
+				pr.p.Data = pr.data.Marshal()
+				if err := st.Save(ctx, &pr.p); err != nil {
+					return err
+				}
+			}
+			if _, err := d.Archive().ResolveByFingerprint(ctx, tx, fmt.Sprintf("ack_overdue|%d", pr.p.ID), "REFUND_ACK sent in "+name); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
