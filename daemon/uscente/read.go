@@ -6,6 +6,7 @@ import (
 	"io"
 
 	"github.com/cmord/cmord/daemon/family"
+	"github.com/cmord/cmord/daemon/receipt"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -92,4 +93,46 @@ func validateWhole(ctx context.Context, in *family.Input) (res family.Result, re
 			src.sink.Errors, family.Plural(src.sink.Errors, "row", "rows"))}
 	res, err = family.FinishOnly(ctx, in, res)
 	return res, true, err
+}
+
+// IdentifyLines reads an archived extract (the same reader, mapping and encoding as
+// the handler) and returns the point and customer of the rows at lines: a case refused
+// before it became a practice is known only by its line, and the receipt names it so
+// that the operator finds it.
+func IdentifyLines(ctx context.Context, in *family.Input, lines map[int]bool) (map[int]receipt.Ident, error) {
+	flow := in.Catalog.Input(in.File.Kind)
+	if flow == nil {
+		return nil, nil
+	}
+	opt, err := family.ReadOptions(in)
+	if err != nil {
+		return nil, err
+	}
+	rc, err := family.OpenInput(in)
+	if err != nil {
+		return nil, err
+	}
+	rd := flows.NewCSVReader(rc, flow, opt)
+	defer family.ReaderCloser{Reader: rd, File: rc}.Close() // a workbook's reader holds it in memory and in temporary files
+	if _, err := rd.ReadHeader(); err != nil {
+		return nil, err
+	}
+	ids := map[int]receipt.Ident{}
+	for n := 0; len(ids) < len(lines); n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			return ids, ctx.Err()
+		}
+		rec, _, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return ids, err
+		}
+		if lines[rec.Line] {
+			ids[rec.Line] = receipt.Ident{Point: family.FirstNonEmpty(rec.Get(flows.MorPOD), rec.Get(flows.MorPDR)),
+				Customer: family.FirstNonEmpty(rec.Get(flows.MorCF), rec.Get(flows.MorPIVA))}
+		}
+	}
+	return ids, nil
 }
