@@ -211,6 +211,15 @@ const refusedCSV = "not;a;billing;header\r\n1;2;3;4\r\n"
 var acceptedCSV = strings.Join(morosiHeader, ";") + "\r\n"
 
 func excCases() []excCase {
+	var cases []excCase
+	for _, group := range [][]excCase{excCasesInput(), excCasesSFTP(), excCasesFolders(), excCasesArchiveMail()} {
+		cases = append(cases, group...)
+	}
+	return cases
+}
+
+// excCasesInput are the cases of the files taken in: refused, failing, duplicated.
+func excCasesInput() []excCase {
 	return []excCase{
 		{
 			name: "file_rejected/bad header", kind: "file_rejected", severity: archive.SevHigh, owner: "operator",
@@ -280,6 +289,12 @@ func excCases() []excCase {
 			repeat:  func(t *testing.T, w *excWorld) { w.drop("morosi", "same.csv", acceptedCSV); w.scan() },
 			count:   2,
 		},
+	}
+}
+
+// excCasesSFTP are the cases of the SII over SFTP: uploads, reachability, host key.
+func excCasesSFTP() []excCase {
+	return []excCase{
 		{
 			name: "upload_failed/server refuses the write", kind: "upload_failed", severity: archive.SevHigh, owner: "sysadmin",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {
@@ -391,6 +406,12 @@ func excCases() []excCase {
 			},
 			count: 2,
 		},
+	}
+}
+
+// excCasesFolders are the cases of drop folders and the schedule.
+func excCasesFolders() []excCase {
+	return []excCase{
 		{
 			name: "file_unstable/writer never stops", kind: "file_unstable", severity: archive.SevNormal, owner: "operator",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {
@@ -488,6 +509,12 @@ func excCases() []excCase {
 			},
 			message: []string{"job verify:", "missed:", last3am(-2)},
 		},
+	}
+}
+
+// excCasesArchiveMail are the cases of the archive and the mail relay.
+func excCasesArchiveMail() []excCase {
+	return []excCase{
 		{
 			name: "verify_failed/blob changed on disk", kind: "verify_failed", severity: archive.SevUrgent, owner: "sysadmin",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {

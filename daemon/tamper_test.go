@@ -21,13 +21,24 @@ import (
 // through another SQLite connection, as the sqlite3 shell would, or on the files — and
 // checks that `archive verify` names what changed. Issue 13.
 func TestVerifyTamperTable(t *testing.T) {
-	tests := []struct {
-		name     string
-		tamper   func(t *testing.T, tw *tamperWorld)
-		anchored bool     // verify against the anchor taken before the tamper (else without)
-		want     []string // each must be in one problem line
-		clean    []string // and none may contain these
-	}{
+	// One run, then each case tampers with its own copy of the state directory.
+	orig := newTamperWorld(t)
+	for _, tc := range tamperCases() {
+		t.Run(tc.name, func(t *testing.T) { checkTamper(t, orig, tc) })
+	}
+}
+
+// tamperCase is one tampering and what verify must say about it.
+type tamperCase struct {
+	name     string
+	tamper   func(t *testing.T, tw *tamperWorld)
+	anchored bool     // verify against the anchor taken before the tamper (else without)
+	want     []string // each must be in one problem line
+	clean    []string // and none may contain these
+}
+
+func tamperCases() []tamperCase {
+	return []tamperCase{
 		{name: "untampered", tamper: func(*testing.T, *tamperWorld) {}, anchored: true},
 		{name: "untampered without anchor", tamper: func(*testing.T, *tamperWorld) {}},
 		{name: "flipped byte in a blob", tamper: func(t *testing.T, tw *tamperWorld) {
@@ -125,54 +136,53 @@ func TestVerifyTamperTable(t *testing.T) {
 			f.Close()
 		}, want: []string{"SQLite integrity_check: Tree", "(table practices)", "practices: cannot be read"}},
 	}
-	// One run, then each case tampers with its own copy of the state directory.
-	orig := newTamperWorld(t)
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tw := orig.copy(t)
-			tt.tamper(t, tw)
-			st, err := archive.OpenReadOnly(tw.state)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer st.Close()
-			opt := archive.VerifyOptions{}
-			if tt.anchored {
-				opt.Anchor = &tw.anchor
-			}
-			rep, err := st.VerifyWith(context.Background(), opt)
-			if err != nil {
-				t.Fatal(err)
-			}
-			all := strings.Join(rep.Problems, "\n")
-			if len(tt.want) == 0 {
-				if !rep.OK() {
-					t.Fatalf("untampered archive: problems:\n%s", all)
-				}
-				if rep.Records == 0 || rep.Rows == 0 || rep.Events == 0 || rep.Blobs == 0 {
-					t.Fatalf("verify checked nothing: %+v", rep)
-				}
-				if tt.anchored && !rep.Anchored {
-					t.Fatalf("the chain does not extend the anchor %s taken after the run", tw.anchor)
-				}
-				return
-			}
-			if rep.OK() {
-				t.Fatalf("tamper not detected: %+v", rep)
-			}
-			t.Logf("verify reports:\n%s", all)
-			for _, c := range tt.clean {
-				if strings.Contains(all, c) {
-					t.Errorf("a problem line contains %q; problems:\n%s", c, all)
-				}
-			}
-			for _, w := range tt.want {
-				w = strings.ReplaceAll(w, "%INPUT%", tw.inputHash)
-				if !strings.Contains(all, w) {
-					t.Errorf("no problem line contains %q; problems:\n%s", w, all)
-				}
-			}
-		})
+}
+
+// checkTamper tampers with a copy of orig's state as tc says and checks what verify
+// reports: nothing for an untampered state, every wanted line otherwise.
+func checkTamper(t *testing.T, orig *tamperWorld, tc tamperCase) {
+	tw := orig.copy(t)
+	tc.tamper(t, tw)
+	st, err := archive.OpenReadOnly(tw.state)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	opt := archive.VerifyOptions{}
+	if tc.anchored {
+		opt.Anchor = &tw.anchor
+	}
+	rep, err := st.VerifyWith(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.Join(rep.Problems, "\n")
+	if len(tc.want) == 0 {
+		if !rep.OK() {
+			t.Fatalf("untampered archive: problems:\n%s", all)
+		}
+		if rep.Records == 0 || rep.Rows == 0 || rep.Events == 0 || rep.Blobs == 0 {
+			t.Fatalf("verify checked nothing: %+v", rep)
+		}
+		if tc.anchored && !rep.Anchored {
+			t.Fatalf("the chain does not extend the anchor %s taken after the run", tw.anchor)
+		}
+		return
+	}
+	if rep.OK() {
+		t.Fatalf("tamper not detected: %+v", rep)
+	}
+	t.Logf("verify reports:\n%s", all)
+	for _, c := range tc.clean {
+		if strings.Contains(all, c) {
+			t.Errorf("a problem line contains %q; problems:\n%s", c, all)
+		}
+	}
+	for _, w := range tc.want {
+		w = strings.ReplaceAll(w, "%INPUT%", tw.inputHash)
+		if !strings.Contains(all, w) {
+			t.Errorf("no problem line contains %q; problems:\n%s", w, all)
+		}
 	}
 }
 

@@ -211,6 +211,21 @@ func TestUscenteEndToEnd(t *testing.T) {
 	golden(t, "morosi_e2e.csv", e2eExtract()) // the input, kept as a sample for `cmord validate`
 	w.drop("morosi", "morosi_20251015.csv", e2eExtract())
 	w.runOnce()
+	e2eFiled(t, w)
+	e2eAnswered(t, w)
+	e2eAnnulledAndRefunded(t, w)
+
+	// The window of C opens: it is built without a new extract.
+	w.now = time.Date(2025, 12, 1, 9, 0, 0, 0, flows.Rome)
+	w.runOnce()
+	if c := w.practice("E250000003"); c.State != flows.StateSent {
+		t.Errorf("C after its window opened: %s", c.State)
+	}
+}
+
+// e2eFiled checks the extract's outcome: A and B sent, C waiting, the bad cases
+// refused (data errors and an ineligible case apart), one REQ file.
+func e2eFiled(t *testing.T, w *testWorld) {
 
 	// Practices: A and B sent, C waiting, the bad ones nowhere.
 	a, b, c := w.practice("E250000001"), w.practice("E250000002"), w.practice("E250000003")
@@ -252,7 +267,11 @@ func TestUscenteEndToEnd(t *testing.T) {
 		}
 		golden(t, "REQ_e2e.csv", content)
 	}
+}
 
+// e2eAnswered checks the SII's answers: A admitted then accepted, B refused, an
+// orphan answer and a forbidden one reported, A's history complete.
+func e2eAnswered(t *testing.T, w *testWorld) {
 	// The SII answers: admissibility for A and B (B refused), outcome for A, an orphan.
 	w.answer("SI10100_20251016_0001.csv", "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;VERIFICA_AMM;COD_CAUSALE;MOTIVAZIONE\r\n"+
 		"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E250000001;SII2025A0000001;1;;\r\n"+
@@ -260,7 +279,7 @@ func TestUscenteEndToEnd(t *testing.T) {
 		"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E259999999;SII2025A0000099;1;;\r\n")
 	w.now = w.now.Add(24 * time.Hour)
 	w.runOnce()
-	a, b = w.practice("E250000001"), w.practice("E250000002")
+	a, b := w.practice("E250000001"), w.practice("E250000002")
 	if a.State != flows.StateAdmitted || a.CPGestore != "SII2025A0000001" {
 		t.Fatalf("A after REQ_AMM: %s %q", a.State, a.CPGestore)
 	}
@@ -302,7 +321,11 @@ func TestUscenteEndToEnd(t *testing.T) {
 	if got := strings.Join(path, ">"); got != "READY>BUILT>SENT>ADMITTED>ACCEPTED" {
 		t.Errorf("A history %s", got)
 	}
+}
 
+// e2eAnnulledAndRefunded checks the payment (ANN_REQ), the annulment notice with the
+// indemnity already paid, and the refund (REFUND_ACK).
+func e2eAnnulledAndRefunded(t *testing.T, w *testWorld) {
 	// The customer pays: ANN_REQ (AN-02) is built and published.
 	cfA := testCF("RSSMRA85T10A562")
 	w.drop("incassi", "incassi_20251018.csv", "COD_POD;CF_CLIENTE;NUM_FATTURA;DATA_INCASSO;IMPORTO_INCASSATO;RESIDUO_INSOLUTO\r\n"+
@@ -310,7 +333,7 @@ func TestUscenteEndToEnd(t *testing.T) {
 		"IT023E00121943;"+cfA+";F2025-0002;17/10/2025;120.00;0.00\r\n")
 	w.now = w.now.Add(24 * time.Hour)
 	w.runOnce()
-	pub = w.published()
+	pub := w.published()
 	var ann string
 	for name, content := range pub {
 		if strings.Contains(name, "_AI10050_") {
@@ -327,7 +350,7 @@ func TestUscenteEndToEnd(t *testing.T) {
 		"AI2;0200;"+ourPIVA+";"+gestorePIVA+";;SII2025A0000001;AN-02;debito saldato;20/10/2025;S\r\n")
 	w.now = w.now.Add(48 * time.Hour)
 	w.runOnce()
-	if a = w.practice("E250000001"); a.State != flows.StateAnnulled {
+	if a := w.practice("E250000001"); a.State != flows.StateAnnulled {
 		t.Fatalf("A after ANN_NOTIF: %s", a.State)
 	}
 	if es := w.exceptions("refund_overdue"); len(es) != 1 || es[0].DueOn != "2025-10-30" {
@@ -348,18 +371,11 @@ func TestUscenteEndToEnd(t *testing.T) {
 		t.Fatalf("no REFUND_ACK published")
 	}
 	golden(t, "REFUND_ACK_e2e.csv", ack)
-	if a = w.practice("E250000001"); a.State != "REFUNDED" {
+	if a := w.practice("E250000001"); a.State != "REFUNDED" {
 		t.Errorf("A after REFUND_ACK: %s", a.State)
 	}
 	if es := w.exceptions("ack_overdue"); len(es) != 0 {
 		t.Errorf("ack_overdue still open: %+v", es)
-	}
-
-	// The window of C opens: it is built without a new extract.
-	w.now = time.Date(2025, 12, 1, 9, 0, 0, 0, flows.Rome)
-	w.runOnce()
-	if c = w.practice("E250000003"); c.State != flows.StateSent {
-		t.Errorf("C after its window opened: %s", c.State)
 	}
 }
 

@@ -78,147 +78,158 @@ func withParams(p CMORParams, f func(*CMORParams)) CMORParams { f(&p); return p 
 
 func withInv(inv Invoice, f func(*Invoice)) Invoice { f(&inv); return inv }
 
+// The parameters and invoices the cases of TestComputeCMOR vary.
+var (
+	cmorDef     = DefaultCMORParams()
+	cmorTop     = withParams(cmorDef, func(p *CMORParams) { p.EstimateMethod = CMOREstimateTop })
+	cmorProrate = withParams(cmorDef, func(p *CMORParams) { p.PartialInvoice = CMORPartialProrate })
+	cmorBase    = []Invoice{invNovDec, invJanFeb}
+)
+
+// cmorOne is the January-February invoice alone, with the unpaid amount given.
+func cmorOne(unpaid string) []Invoice {
+	return []Invoice{withInv(invJanFeb, func(i *Invoice) { i.Unpaid = MustAmount(unpaid) })}
+}
+
+// computeCMORCase is one computation and what it must give.
+type computeCMORCase struct {
+	name                 string
+	sw                   Date
+	inv                  []Invoice
+	spend                []MonthSpend
+	prev                 Amount
+	p                    CMORParams
+	credit, est, cmor    string
+	counted              []string
+	excluded             []string // "number: reason substring"
+	errRules, warnRules  []string
+	windowFrom, windowTo Date
+}
+
+var computeCMORCases = []computeCMORCase{
+	{name: "worked example: average, RAI excluded", inv: cmorBase, p: cmorDef,
+		credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"},
+		windowFrom: D(2024, time.October, 1), windowTo: D(2025, time.February, 28)},
+	{name: "top 4 months, capped by credit", inv: cmorBase, p: cmorTop,
+		credit: "332.00", est: "340.00", cmor: "332.00", counted: []string{"F1", "F2"}},
+	{name: "RAI included", inv: cmorBase, p: withParams(cmorDef, func(p *CMORParams) { p.ExcludeRAI = false }),
+		credit: "350.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
+	{name: "invoice all RAI", inv: []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = MustAmount("18.00") }), invJanFeb}, p: cmorDef,
+		credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"}, excluded: []string{"F1: all canone RAI"}},
+	{name: "partially inside, whole", inv: []Invoice{invSepOct, invNovDec, invJanFeb, invFebMar}, p: cmorDef,
+		credit: "482.01", est: "223.33", cmor: "223.33", counted: []string{"F0", "F1", "F2", "F3"}},
+	// 100.00 × 14/30 = 46.666… → 46.67; 50.01 × 14/28 = 25.005 → 25.01 (half up)
+	{name: "partially inside, prorate", inv: []Invoice{invSepOct, invNovDec, invJanFeb, invFebMar}, p: cmorProrate,
+		credit: "403.68", est: "223.33", cmor: "223.33", counted: []string{"F0", "F1", "F2", "F3"}},
+	{name: "outside the window", inv: []Invoice{invJunJul, invJanFeb}, p: cmorDef,
+		credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"}, excluded: []string{"F9: outside the credit window"}},
+	{name: "estimated reading not conguagliata", p: cmorDef,
+		inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "S" })},
+		credit: "182.00", est: "223.33", cmor: "182.00", counted: []string{"F1"},
+		excluded: []string{"F2: not yet conguagliata"}, warnRules: []string{"E6"}},
+	{name: "estimated reading conguagliata", p: cmorDef,
+		inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "s"; i.Conguagliata = true })},
+		credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
+	{name: "estimated reading allowed by parameter", p: withParams(cmorDef, func(p *CMORParams) { p.RequireActualReadings = false }),
+		inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "S" })},
+		credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
+	{name: "unknown reading type", p: cmorDef,
+		inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "X" })},
+		credit: "182.00", est: "223.33", cmor: "182.00", counted: []string{"F1"},
+		excluded: []string{"F2: neither E"}, warnRules: []string{"E6"}},
+	{name: "reconstruction excluded", p: cmorDef,
+		inv:    []Invoice{withInv(invNovDec, func(i *Invoice) { i.Reconstruction = true }), invJanFeb},
+		credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"},
+		excluded: []string{"F1: reconstructed"}, warnRules: []string{"E6"}},
+	{name: "partly paid", p: cmorDef,
+		inv:    []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = MustAmount("100.00") }), invJanFeb},
+		credit: "232.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
+	{name: "paid", p: cmorDef,
+		inv:    []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = 0 }), invJanFeb},
+		credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"}, excluded: []string{"F1: nothing unpaid"}},
+	{name: "unpaid above amount", p: cmorDef,
+		inv:    []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = MustAmount("200.01") }), invJanFeb},
+		credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"},
+		excluded: []string{"F1: exceeds the invoice amount"}, warnRules: []string{"E6"}},
+	{name: "duplicate invoice", p: cmorDef, inv: []Invoice{invNovDec, invJanFeb, invJanFeb},
+		credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"},
+		excluded: []string{"F2: duplicate"}, warnRules: []string{"E6"}},
+	{name: "period missing", p: cmorDef, inv: []Invoice{withInv(invNovDec, func(i *Invoice) { i.PeriodTo = Date{} }), invJanFeb},
+		credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"},
+		excluded: []string{"F1: period missing"}, warnRules: []string{"E6"}},
+	{name: "previous CMOR outside the cap", inv: cmorBase, p: cmorTop, prev: MustAmount("50.00"),
+		credit: "332.00", est: "340.00", cmor: "382.00", counted: []string{"F1", "F2"}},
+	{name: "previous CMOR inside the cap", inv: cmorBase, prev: MustAmount("50.00"),
+		p:      withParams(cmorTop, func(p *CMORParams) { p.PreviousInsideCap = true }),
+		credit: "332.00", est: "340.00", cmor: "332.00", counted: []string{"F1", "F2"}},
+	{name: "previous CMOR inside the cap, under it", inv: cmorBase, prev: MustAmount("50.00"),
+		p:      withParams(cmorDef, func(p *CMORParams) { p.PreviousInsideCap = true }),
+		credit: "332.00", est: "223.33", cmor: "273.33", counted: []string{"F1", "F2"}},
+	{name: "previous CMOR negative", inv: cmorBase, prev: MustAmount("-5.00"), p: cmorDef,
+		credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}, warnRules: []string{"E11"}},
+	{name: "threshold 9.99", inv: cmorOne("9.99"), p: cmorDef,
+		credit: "9.99", est: "223.33", cmor: "9.99", counted: []string{"F2"}, errRules: []string{"E9"}},
+	{name: "threshold 10.00", inv: cmorOne("10.00"), p: cmorDef,
+		credit: "10.00", est: "223.33", cmor: "10.00", counted: []string{"F2"}, warnRules: []string{"E9"}},
+	{name: "threshold 10.01", inv: cmorOne("10.01"), p: cmorDef,
+		credit: "10.01", est: "223.33", cmor: "10.01", counted: []string{"F2"}},
+	{name: "no credit, previous CMOR alone", inv: []Invoice{invJunJul}, prev: MustAmount("30.00"), p: cmorDef,
+		credit: "0.00", est: "223.33", cmor: "30.00", excluded: []string{"F9: outside"}, errRules: []string{"E6"}},
+	{name: "no spend data", inv: cmorBase, spend: []MonthSpend{}, p: cmorDef,
+		credit: "332.00", est: "0.00", cmor: "0.00", counted: []string{"F1", "F2"},
+		errRules: []string{"E9"}, warnRules: []string{"E6"}},
+	// months without supply (0) do not lower the average; months outside the window
+	// (February 2024, March 2025) are ignored
+	{name: "average over months with supply", inv: cmorBase, p: cmorDef,
+		spend: []MonthSpend{
+			{D(2024, time.February, 1), MustAmount("999")}, {D(2024, time.March, 1), MustAmount("100")},
+			{D(2024, time.April, 15), MustAmount("200")}, {D(2024, time.May, 1), 0},
+			{D(2025, time.March, 1), MustAmount("999")}},
+		credit: "332.00", est: "600.00", cmor: "332.00", counted: []string{"F1", "F2"}},
+	{name: "average with one-third cents", inv: cmorBase, p: cmorDef,
+		spend: []MonthSpend{
+			{D(2024, time.March, 1), MustAmount("10.00")}, {D(2024, time.April, 1), MustAmount("10.00")},
+			{D(2024, time.May, 1), MustAmount("10.01")}},
+		// 4 × 30.01 / 3 = 40.0133… → 40.01
+		credit: "332.00", est: "40.01", cmor: "40.01", counted: []string{"F1", "F2"}},
+	{name: "top with fewer months than 4", inv: cmorBase, p: cmorTop,
+		spend:  []MonthSpend{{D(2024, time.March, 1), MustAmount("10.00")}, {D(2024, time.April, 1), MustAmount("20.00")}},
+		credit: "332.00", est: "30.00", cmor: "30.00", counted: []string{"F1", "F2"}},
+	{name: "spend month repeated: same value once, different value warned", inv: cmorBase, p: cmorDef,
+		spend: []MonthSpend{
+			{D(2024, time.March, 1), MustAmount("100")}, {D(2024, time.March, 1), MustAmount("100")},
+			{D(2024, time.April, 1), MustAmount("50")}, {D(2024, time.April, 1), MustAmount("70")}},
+		credit: "332.00", est: "300.00", cmor: "300.00", counted: []string{"F1", "F2"}, warnRules: []string{"E6"}},
+	// leap year: switch 1 March 2024, credit window 01/10/2023-29/02/2024
+	{name: "leap year", sw: D(2024, time.March, 1), p: cmorDef,
+		inv: []Invoice{
+			{Number: "L1", PeriodFrom: D(2024, time.February, 1), PeriodTo: D(2024, time.February, 29), Amount: MustAmount("80.00"), Unpaid: MustAmount("80.00"), Reading: "E"},
+			{Number: "L2", PeriodFrom: D(2024, time.March, 1), PeriodTo: D(2024, time.March, 31), Amount: MustAmount("80.00"), Unpaid: MustAmount("80.00"), Reading: "E"},
+			{Number: "L3", PeriodFrom: D(2023, time.September, 1), PeriodTo: D(2023, time.September, 30), Amount: MustAmount("80.00"), Unpaid: MustAmount("80.00"), Reading: "E"}},
+		spend: []MonthSpend{
+			{D(2023, time.February, 1), MustAmount("500")}, {D(2023, time.March, 1), MustAmount("40")},
+			{D(2024, time.February, 1), MustAmount("60")}, {D(2024, time.March, 1), MustAmount("500")}},
+		credit: "80.00", est: "200.00", cmor: "80.00", counted: []string{"L1"},
+		excluded:   []string{"L2: outside", "L3: outside"},
+		windowFrom: D(2023, time.October, 1), windowTo: D(2024, time.February, 29)},
+	// month end: switch 31 July 2024 → window from 29 February 2024 (31 Feb clamped)
+	{name: "month end 31 Jul", sw: D(2024, time.July, 31), p: cmorDef,
+		inv: []Invoice{
+			{Number: "M1", PeriodFrom: D(2024, time.February, 1), PeriodTo: D(2024, time.February, 28), Amount: MustAmount("10.00"), Unpaid: MustAmount("10.00"), Reading: "E"},
+			{Number: "M2", PeriodFrom: D(2024, time.February, 29), PeriodTo: D(2024, time.February, 29), Amount: MustAmount("11.00"), Unpaid: MustAmount("11.00"), Reading: "E"},
+			{Number: "M3", PeriodFrom: D(2024, time.July, 30), PeriodTo: D(2024, time.July, 31), Amount: MustAmount("12.00"), Unpaid: MustAmount("12.00"), Reading: "E"}},
+		spend:  []MonthSpend{{D(2024, time.July, 1), MustAmount("100")}},
+		credit: "23.00", est: "400.00", cmor: "23.00", counted: []string{"M2", "M3"}, excluded: []string{"M1: outside"},
+		windowFrom: D(2024, time.February, 29), windowTo: D(2024, time.July, 30)},
+	{name: "month end 31 Jan + 5 months back", sw: D(2025, time.January, 31), p: cmorDef,
+		inv:    []Invoice{{Number: "J1", PeriodFrom: D(2024, time.August, 31), PeriodTo: D(2024, time.August, 31), Amount: MustAmount("15.00"), Unpaid: MustAmount("15.00"), Reading: "E"}},
+		spend:  []MonthSpend{{D(2025, time.January, 1), MustAmount("100")}},
+		credit: "15.00", est: "400.00", cmor: "15.00", counted: []string{"J1"},
+		windowFrom: D(2024, time.August, 31), windowTo: D(2025, time.January, 30)},
+}
+
 func TestComputeCMOR(t *testing.T) {
-	def := DefaultCMORParams()
-	top := withParams(def, func(p *CMORParams) { p.EstimateMethod = CMOREstimateTop })
-	prorate := withParams(def, func(p *CMORParams) { p.PartialInvoice = CMORPartialProrate })
-	base := []Invoice{invNovDec, invJanFeb}
-	one := func(unpaid string) []Invoice {
-		return []Invoice{withInv(invJanFeb, func(i *Invoice) { i.Unpaid = MustAmount(unpaid) })}
-	}
-	tests := []struct {
-		name                 string
-		sw                   Date
-		inv                  []Invoice
-		spend                []MonthSpend
-		prev                 Amount
-		p                    CMORParams
-		credit, est, cmor    string
-		counted              []string
-		excluded             []string // "number: reason substring"
-		errRules, warnRules  []string
-		windowFrom, windowTo Date
-	}{
-		{name: "worked example: average, RAI excluded", inv: base, p: def,
-			credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"},
-			windowFrom: D(2024, time.October, 1), windowTo: D(2025, time.February, 28)},
-		{name: "top 4 months, capped by credit", inv: base, p: top,
-			credit: "332.00", est: "340.00", cmor: "332.00", counted: []string{"F1", "F2"}},
-		{name: "RAI included", inv: base, p: withParams(def, func(p *CMORParams) { p.ExcludeRAI = false }),
-			credit: "350.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
-		{name: "invoice all RAI", inv: []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = MustAmount("18.00") }), invJanFeb}, p: def,
-			credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"}, excluded: []string{"F1: all canone RAI"}},
-		{name: "partially inside, whole", inv: []Invoice{invSepOct, invNovDec, invJanFeb, invFebMar}, p: def,
-			credit: "482.01", est: "223.33", cmor: "223.33", counted: []string{"F0", "F1", "F2", "F3"}},
-		// 100.00 × 14/30 = 46.666… → 46.67; 50.01 × 14/28 = 25.005 → 25.01 (half up)
-		{name: "partially inside, prorate", inv: []Invoice{invSepOct, invNovDec, invJanFeb, invFebMar}, p: prorate,
-			credit: "403.68", est: "223.33", cmor: "223.33", counted: []string{"F0", "F1", "F2", "F3"}},
-		{name: "outside the window", inv: []Invoice{invJunJul, invJanFeb}, p: def,
-			credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"}, excluded: []string{"F9: outside the credit window"}},
-		{name: "estimated reading not conguagliata", p: def,
-			inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "S" })},
-			credit: "182.00", est: "223.33", cmor: "182.00", counted: []string{"F1"},
-			excluded: []string{"F2: not yet conguagliata"}, warnRules: []string{"E6"}},
-		{name: "estimated reading conguagliata", p: def,
-			inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "s"; i.Conguagliata = true })},
-			credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
-		{name: "estimated reading allowed by parameter", p: withParams(def, func(p *CMORParams) { p.RequireActualReadings = false }),
-			inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "S" })},
-			credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
-		{name: "unknown reading type", p: def,
-			inv:    []Invoice{invNovDec, withInv(invJanFeb, func(i *Invoice) { i.Reading = "X" })},
-			credit: "182.00", est: "223.33", cmor: "182.00", counted: []string{"F1"},
-			excluded: []string{"F2: neither E"}, warnRules: []string{"E6"}},
-		{name: "reconstruction excluded", p: def,
-			inv:    []Invoice{withInv(invNovDec, func(i *Invoice) { i.Reconstruction = true }), invJanFeb},
-			credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"},
-			excluded: []string{"F1: reconstructed"}, warnRules: []string{"E6"}},
-		{name: "partly paid", p: def,
-			inv:    []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = MustAmount("100.00") }), invJanFeb},
-			credit: "232.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}},
-		{name: "paid", p: def,
-			inv:    []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = 0 }), invJanFeb},
-			credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"}, excluded: []string{"F1: nothing unpaid"}},
-		{name: "unpaid above amount", p: def,
-			inv:    []Invoice{withInv(invNovDec, func(i *Invoice) { i.Unpaid = MustAmount("200.01") }), invJanFeb},
-			credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"},
-			excluded: []string{"F1: exceeds the invoice amount"}, warnRules: []string{"E6"}},
-		{name: "duplicate invoice", p: def, inv: []Invoice{invNovDec, invJanFeb, invJanFeb},
-			credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"},
-			excluded: []string{"F2: duplicate"}, warnRules: []string{"E6"}},
-		{name: "period missing", p: def, inv: []Invoice{withInv(invNovDec, func(i *Invoice) { i.PeriodTo = Date{} }), invJanFeb},
-			credit: "150.00", est: "223.33", cmor: "150.00", counted: []string{"F2"},
-			excluded: []string{"F1: period missing"}, warnRules: []string{"E6"}},
-		{name: "previous CMOR outside the cap", inv: base, p: top, prev: MustAmount("50.00"),
-			credit: "332.00", est: "340.00", cmor: "382.00", counted: []string{"F1", "F2"}},
-		{name: "previous CMOR inside the cap", inv: base, prev: MustAmount("50.00"),
-			p:      withParams(top, func(p *CMORParams) { p.PreviousInsideCap = true }),
-			credit: "332.00", est: "340.00", cmor: "332.00", counted: []string{"F1", "F2"}},
-		{name: "previous CMOR inside the cap, under it", inv: base, prev: MustAmount("50.00"),
-			p:      withParams(def, func(p *CMORParams) { p.PreviousInsideCap = true }),
-			credit: "332.00", est: "223.33", cmor: "273.33", counted: []string{"F1", "F2"}},
-		{name: "previous CMOR negative", inv: base, prev: MustAmount("-5.00"), p: def,
-			credit: "332.00", est: "223.33", cmor: "223.33", counted: []string{"F1", "F2"}, warnRules: []string{"E11"}},
-		{name: "threshold 9.99", inv: one("9.99"), p: def,
-			credit: "9.99", est: "223.33", cmor: "9.99", counted: []string{"F2"}, errRules: []string{"E9"}},
-		{name: "threshold 10.00", inv: one("10.00"), p: def,
-			credit: "10.00", est: "223.33", cmor: "10.00", counted: []string{"F2"}, warnRules: []string{"E9"}},
-		{name: "threshold 10.01", inv: one("10.01"), p: def,
-			credit: "10.01", est: "223.33", cmor: "10.01", counted: []string{"F2"}},
-		{name: "no credit, previous CMOR alone", inv: []Invoice{invJunJul}, prev: MustAmount("30.00"), p: def,
-			credit: "0.00", est: "223.33", cmor: "30.00", excluded: []string{"F9: outside"}, errRules: []string{"E6"}},
-		{name: "no spend data", inv: base, spend: []MonthSpend{}, p: def,
-			credit: "332.00", est: "0.00", cmor: "0.00", counted: []string{"F1", "F2"},
-			errRules: []string{"E9"}, warnRules: []string{"E6"}},
-		// months without supply (0) do not lower the average; months outside the window
-		// (February 2024, March 2025) are ignored
-		{name: "average over months with supply", inv: base, p: def,
-			spend: []MonthSpend{
-				{D(2024, time.February, 1), MustAmount("999")}, {D(2024, time.March, 1), MustAmount("100")},
-				{D(2024, time.April, 15), MustAmount("200")}, {D(2024, time.May, 1), 0},
-				{D(2025, time.March, 1), MustAmount("999")}},
-			credit: "332.00", est: "600.00", cmor: "332.00", counted: []string{"F1", "F2"}},
-		{name: "average with one-third cents", inv: base, p: def,
-			spend: []MonthSpend{
-				{D(2024, time.March, 1), MustAmount("10.00")}, {D(2024, time.April, 1), MustAmount("10.00")},
-				{D(2024, time.May, 1), MustAmount("10.01")}},
-			// 4 × 30.01 / 3 = 40.0133… → 40.01
-			credit: "332.00", est: "40.01", cmor: "40.01", counted: []string{"F1", "F2"}},
-		{name: "top with fewer months than 4", inv: base, p: top,
-			spend:  []MonthSpend{{D(2024, time.March, 1), MustAmount("10.00")}, {D(2024, time.April, 1), MustAmount("20.00")}},
-			credit: "332.00", est: "30.00", cmor: "30.00", counted: []string{"F1", "F2"}},
-		{name: "spend month repeated: same value once, different value warned", inv: base, p: def,
-			spend: []MonthSpend{
-				{D(2024, time.March, 1), MustAmount("100")}, {D(2024, time.March, 1), MustAmount("100")},
-				{D(2024, time.April, 1), MustAmount("50")}, {D(2024, time.April, 1), MustAmount("70")}},
-			credit: "332.00", est: "300.00", cmor: "300.00", counted: []string{"F1", "F2"}, warnRules: []string{"E6"}},
-		// leap year: switch 1 March 2024, credit window 01/10/2023-29/02/2024
-		{name: "leap year", sw: D(2024, time.March, 1), p: def,
-			inv: []Invoice{
-				{Number: "L1", PeriodFrom: D(2024, time.February, 1), PeriodTo: D(2024, time.February, 29), Amount: MustAmount("80.00"), Unpaid: MustAmount("80.00"), Reading: "E"},
-				{Number: "L2", PeriodFrom: D(2024, time.March, 1), PeriodTo: D(2024, time.March, 31), Amount: MustAmount("80.00"), Unpaid: MustAmount("80.00"), Reading: "E"},
-				{Number: "L3", PeriodFrom: D(2023, time.September, 1), PeriodTo: D(2023, time.September, 30), Amount: MustAmount("80.00"), Unpaid: MustAmount("80.00"), Reading: "E"}},
-			spend: []MonthSpend{
-				{D(2023, time.February, 1), MustAmount("500")}, {D(2023, time.March, 1), MustAmount("40")},
-				{D(2024, time.February, 1), MustAmount("60")}, {D(2024, time.March, 1), MustAmount("500")}},
-			credit: "80.00", est: "200.00", cmor: "80.00", counted: []string{"L1"},
-			excluded:   []string{"L2: outside", "L3: outside"},
-			windowFrom: D(2023, time.October, 1), windowTo: D(2024, time.February, 29)},
-		// month end: switch 31 July 2024 → window from 29 February 2024 (31 Feb clamped)
-		{name: "month end 31 Jul", sw: D(2024, time.July, 31), p: def,
-			inv: []Invoice{
-				{Number: "M1", PeriodFrom: D(2024, time.February, 1), PeriodTo: D(2024, time.February, 28), Amount: MustAmount("10.00"), Unpaid: MustAmount("10.00"), Reading: "E"},
-				{Number: "M2", PeriodFrom: D(2024, time.February, 29), PeriodTo: D(2024, time.February, 29), Amount: MustAmount("11.00"), Unpaid: MustAmount("11.00"), Reading: "E"},
-				{Number: "M3", PeriodFrom: D(2024, time.July, 30), PeriodTo: D(2024, time.July, 31), Amount: MustAmount("12.00"), Unpaid: MustAmount("12.00"), Reading: "E"}},
-			spend:  []MonthSpend{{D(2024, time.July, 1), MustAmount("100")}},
-			credit: "23.00", est: "400.00", cmor: "23.00", counted: []string{"M2", "M3"}, excluded: []string{"M1: outside"},
-			windowFrom: D(2024, time.February, 29), windowTo: D(2024, time.July, 30)},
-		{name: "month end 31 Jan + 5 months back", sw: D(2025, time.January, 31), p: def,
-			inv:    []Invoice{{Number: "J1", PeriodFrom: D(2024, time.August, 31), PeriodTo: D(2024, time.August, 31), Amount: MustAmount("15.00"), Unpaid: MustAmount("15.00"), Reading: "E"}},
-			spend:  []MonthSpend{{D(2025, time.January, 1), MustAmount("100")}},
-			credit: "15.00", est: "400.00", cmor: "15.00", counted: []string{"J1"},
-			windowFrom: D(2024, time.August, 31), windowTo: D(2025, time.January, 30)},
-	}
+	tests := computeCMORCases
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			sw := tt.sw

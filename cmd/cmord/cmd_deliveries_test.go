@@ -240,68 +240,76 @@ func TestDeliveriesConflictWayOut(t *testing.T) {
 			t.Errorf("retry of a delivered one: exit %d %q", code, errOut)
 		}
 	})
-	t.Run("retry under another name of the same flow", func(t *testing.T) {
-		w.remote(reqName2, "someone else's\r\n")
-		w.queue(reqName2, "CP_UTENTE;POD\r\nE260000002;IT001E00000002\r\n")
-		w.deliver()
-		id2 := w.ls()[0].ID
-		for _, bad := range []struct {
-			as   string
-			code int
-			msg  string
-		}{
-			{"report.csv", exitFindings, "is not named as a REQ flow file"},
-			{"../x.csv", exitUsage, "a plain file name"},
-			{reqName1, exitFindings, "already publishes a file as " + reqName1},
-		} {
-			if code, _, errOut := runCLI(t, "deliveries", "retry", fmt.Sprint(id2), "--as", bad.as); code != bad.code || !strings.Contains(errOut, bad.msg) {
-				t.Errorf("retry --as %s: exit %d %q; want %d %q", bad.as, code, errOut, bad.code, bad.msg)
-			}
+	t.Run("retry under another name of the same flow", func(t *testing.T) { conflictRetryAs(t, w) })
+	t.Run("abandon with a note", func(t *testing.T) { conflictAbandon(t, w) })
+}
+
+// conflictRetryAs: a delivery in conflict is retried under another name of the same
+// flow (names that are no file of the flow, not plain, or taken are refused).
+func conflictRetryAs(t *testing.T, w *deliveriesWorld) {
+	w.remote(reqName2, "someone else's\r\n")
+	w.queue(reqName2, "CP_UTENTE;POD\r\nE260000002;IT001E00000002\r\n")
+	w.deliver()
+	id2 := w.ls()[0].ID
+	for _, bad := range []struct {
+		as   string
+		code int
+		msg  string
+	}{
+		{"report.csv", exitFindings, "is not named as a REQ flow file"},
+		{"../x.csv", exitUsage, "a plain file name"},
+		{reqName1, exitFindings, "already publishes a file as " + reqName1},
+	} {
+		if code, _, errOut := runCLI(t, "deliveries", "retry", fmt.Sprint(id2), "--as", bad.as); code != bad.code || !strings.Contains(errOut, bad.msg) {
+			t.Errorf("retry --as %s: exit %d %q; want %d %q", bad.as, code, errOut, bad.code, bad.msg)
 		}
-		if code, out, errOut := runCLI(t, "deliveries", "retry", fmt.Sprint(id2), "--as", reqName9); code != exitOK || !strings.Contains(out, "as "+reqName9) {
-			t.Fatalf("retry --as: exit %d %q %q", code, out, errOut)
-		}
-		if es := w.uploadFailed(); len(es) != 0 {
-			t.Errorf("the old name's exception still open: %+v", es)
-		}
-		w.deliver()
-		if got, _ := os.ReadFile(filepath.Join(w.inbox, reqName9)); !strings.Contains(string(got), "E260000002") {
-			t.Errorf("not published under the new name: %q", got)
-		}
-		if got, _ := os.ReadFile(filepath.Join(w.inbox, reqName2)); string(got) != "someone else's\r\n" {
-			t.Errorf("the server's own file was touched: %q", got)
-		}
-	})
-	t.Run("abandon with a note", func(t *testing.T) {
-		w.remote(reqName3, "sent by hand\r\n")
-		w.queue(reqName3, "CP_UTENTE;POD\r\nE260000003;IT001E00000003\r\n")
-		w.deliver()
-		id3 := w.ls()[0].ID
-		if code, _, errOut := runCLI(t, "deliveries", "abandon", fmt.Sprint(id3)); code != exitUsage || !strings.Contains(errOut, "--note is required") {
-			t.Errorf("abandon without a note: exit %d %q", code, errOut)
-		}
-		if code, out, errOut := runCLI(t, "deliveries", "abandon", fmt.Sprint(id3), "--note", "the SII has the corrected file sent by PEC"); code != exitOK || !strings.Contains(out, "abandoned by tester") {
-			t.Fatalf("abandon: exit %d %q %q", code, out, errOut)
-		}
-		if l := w.ls(); len(l) != 0 {
-			t.Errorf("still listed as waiting: %+v", l)
-		}
-		l := w.ls("--state", "abandoned")
-		if len(l) != 1 || l[0].AbandonedBy != "tester" || l[0].Note != "the SII has the corrected file sent by PEC" || l[0].AbandonedAt == "" {
-			t.Errorf("abandoned: %+v", l)
-		}
-		if es := w.uploadFailed(); len(es) != 0 {
-			t.Errorf("exception still open after abandon: %+v", es)
-		}
-		w.deliver()
-		if got, _ := os.ReadFile(filepath.Join(w.inbox, reqName3)); string(got) != "sent by hand\r\n" {
-			t.Errorf("an abandoned delivery was attempted: %q", got)
-		}
-		if code, _, errOut := runCLI(t, "deliveries", "retry", fmt.Sprint(id3)); code != exitFindings || !strings.Contains(errOut, "is abandoned, not failed") {
-			t.Errorf("retry of an abandoned one: exit %d %q", code, errOut)
-		}
-		if code, _, errOut := runCLI(t, "deliveries", "abandon", "99", "--note", "x"); code != exitFindings || !strings.Contains(errOut, "delivery 99") {
-			t.Errorf("abandon of an unknown one: exit %d %q", code, errOut)
-		}
-	})
+	}
+	if code, out, errOut := runCLI(t, "deliveries", "retry", fmt.Sprint(id2), "--as", reqName9); code != exitOK || !strings.Contains(out, "as "+reqName9) {
+		t.Fatalf("retry --as: exit %d %q %q", code, out, errOut)
+	}
+	if es := w.uploadFailed(); len(es) != 0 {
+		t.Errorf("the old name's exception still open: %+v", es)
+	}
+	w.deliver()
+	if got, _ := os.ReadFile(filepath.Join(w.inbox, reqName9)); !strings.Contains(string(got), "E260000002") {
+		t.Errorf("not published under the new name: %q", got)
+	}
+	if got, _ := os.ReadFile(filepath.Join(w.inbox, reqName2)); string(got) != "someone else's\r\n" {
+		t.Errorf("the server's own file was touched: %q", got)
+	}
+}
+
+// conflictAbandon: a delivery in conflict is abandoned with a note, and never
+// attempted again.
+func conflictAbandon(t *testing.T, w *deliveriesWorld) {
+	w.remote(reqName3, "sent by hand\r\n")
+	w.queue(reqName3, "CP_UTENTE;POD\r\nE260000003;IT001E00000003\r\n")
+	w.deliver()
+	id3 := w.ls()[0].ID
+	if code, _, errOut := runCLI(t, "deliveries", "abandon", fmt.Sprint(id3)); code != exitUsage || !strings.Contains(errOut, "--note is required") {
+		t.Errorf("abandon without a note: exit %d %q", code, errOut)
+	}
+	if code, out, errOut := runCLI(t, "deliveries", "abandon", fmt.Sprint(id3), "--note", "the SII has the corrected file sent by PEC"); code != exitOK || !strings.Contains(out, "abandoned by tester") {
+		t.Fatalf("abandon: exit %d %q %q", code, out, errOut)
+	}
+	if l := w.ls(); len(l) != 0 {
+		t.Errorf("still listed as waiting: %+v", l)
+	}
+	l := w.ls("--state", "abandoned")
+	if len(l) != 1 || l[0].AbandonedBy != "tester" || l[0].Note != "the SII has the corrected file sent by PEC" || l[0].AbandonedAt == "" {
+		t.Errorf("abandoned: %+v", l)
+	}
+	if es := w.uploadFailed(); len(es) != 0 {
+		t.Errorf("exception still open after abandon: %+v", es)
+	}
+	w.deliver()
+	if got, _ := os.ReadFile(filepath.Join(w.inbox, reqName3)); string(got) != "sent by hand\r\n" {
+		t.Errorf("an abandoned delivery was attempted: %q", got)
+	}
+	if code, _, errOut := runCLI(t, "deliveries", "retry", fmt.Sprint(id3)); code != exitFindings || !strings.Contains(errOut, "is abandoned, not failed") {
+		t.Errorf("retry of an abandoned one: exit %d %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "deliveries", "abandon", "99", "--note", "x"); code != exitFindings || !strings.Contains(errOut, "delivery 99") {
+		t.Errorf("abandon of an unknown one: exit %d %q", code, errOut)
+	}
 }

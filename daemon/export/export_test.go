@@ -407,6 +407,18 @@ func TestPracticesXLSXReadBack(t *testing.T) {
 	if w, _ := x.GetColWidth(sheet, "G"); w < 20 {
 		t.Errorf("name column width %v, want a wide column", w)
 	}
+	checkXLSXCells(t, x, sheet)
+	// Empty dates are empty cells, not 00/01/1900.
+	if v, _ := x.GetCellValue(sheet, "W4"); v != "" {
+		t.Errorf("W4 (no answer date) = %q, want empty", v)
+	}
+	libreOfficeReadBack(t, buf.Bytes())
+}
+
+// checkXLSXCells checks the type, raw value, shown value and number format of a
+// sample of cells of the fixture's export, and that no cell is a formula.
+func checkXLSXCells(t *testing.T, x *excelize.File, sheet string) {
+	t.Helper()
 	type cellCheck struct {
 		cell      string
 		types     []excelize.CellType
@@ -459,11 +471,12 @@ func TestPracticesXLSXReadBack(t *testing.T) {
 			}
 		}
 	}
-	// Empty dates are empty cells, not 00/01/1900.
-	if v, _ := x.GetCellValue(sheet, "W4"); v != "" {
-		t.Errorf("W4 (no answer date) = %q, want empty", v)
-	}
-	// A second, independent reader when one is installed: LibreOffice converting to CSV.
+}
+
+// libreOfficeReadBack is a second, independent reader when one is installed:
+// LibreOffice converting the workbook to CSV must show the typed values as formatted.
+func libreOfficeReadBack(t *testing.T, xlsx []byte) {
+	t.Helper()
 	soffice, err := exec.LookPath("libreoffice")
 	if err != nil {
 		soffice, err = exec.LookPath("soffice")
@@ -474,7 +487,7 @@ func TestPracticesXLSXReadBack(t *testing.T) {
 	}
 	dir := t.TempDir()
 	in := filepath.Join(dir, "p.xlsx")
-	if err := os.WriteFile(in, buf.Bytes(), 0o644); err != nil {
+	if err := os.WriteFile(in, xlsx, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// CSV filter options: ',' separated, '"' quoted, UTF-8 (76), from row 1, cells saved
