@@ -239,3 +239,41 @@ func TestRequestPayloadMigration(t *testing.T) {
 		t.Fatalf("after replacing: payloads %+v, want none for %d and %+v for %d", got, withID, payload, withoutID)
 	}
 }
+
+// TestOpenPageSize: a new archive gets 8 KiB pages and an 8 MiB writer cache; an
+// archive made with 4 KiB pages keeps them and its 16 MiB cache, in WAL mode either way.
+func TestOpenPageSize(t *testing.T) {
+	old := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(old, "index.db")+"?_pragma=journal_mode(WAL)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`CREATE TABLE before_cmord (x)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	for _, tt := range []struct {
+		name            string
+		dir             string
+		pageSize, cache int
+	}{
+		{"new archive", t.TempDir(), 8192, -8192},
+		{"archive with 4 KiB pages", old, 4096, -16384},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := Open(tt.dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close()
+			var pageSize, cache int
+			var mode string
+			if err := s.w.QueryRow(`SELECT (SELECT page_size FROM pragma_page_size), (SELECT cache_size FROM pragma_cache_size), (SELECT journal_mode FROM pragma_journal_mode)`).Scan(&pageSize, &cache, &mode); err != nil {
+				t.Fatal(err)
+			}
+			if pageSize != tt.pageSize || cache != tt.cache || mode != "wal" {
+				t.Errorf("page_size %d, cache_size %d, journal_mode %s; want %d, %d, wal", pageSize, cache, mode, tt.pageSize, tt.cache)
+			}
+		})
+	}
+}
