@@ -39,6 +39,7 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	opened map[string]int // client path → times opened for reading
 }
 
 // Start serves root on 127.0.0.1 at a free port, accepting the user (any name) that
@@ -84,6 +85,23 @@ func StartOn(addr, root string, authorized ssh.PublicKey) (*Server, error) {
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
+}
+
+// OpenedForReading tells how many times a client opened p (its view: "/out/x.csv")
+// for reading, so that a test can prove a file was never read.
+func (s *Server) OpenedForReading(p string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opened[filepath.ToSlash(filepath.Clean("/"+p))]
+}
+
+func (s *Server) noteOpen(p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opened == nil {
+		s.opened = map[string]int{}
+	}
+	s.opened[p]++
 }
 
 // KnownHostsLine is the known_hosts line for this server.
@@ -164,7 +182,7 @@ func (s *Server) serveConn(c net.Conn) {
 				if req.Type == "subsystem" && len(req.Payload) > 4 && string(req.Payload[4:]) == "sftp" {
 					_ = req.Reply(true, nil)
 					go ssh.DiscardRequests(creqs)
-					rs := sftp.NewRequestServer(ch, handlers(s.Root), sftp.WithStartDirectory("/"))
+					rs := sftp.NewRequestServer(ch, handlers(s.Root, s.noteOpen), sftp.WithStartDirectory("/"))
 					_ = rs.Serve()
 					rs.Close()
 					return
@@ -177,16 +195,20 @@ func (s *Server) serveConn(c net.Conn) {
 
 // rootFS maps the client's absolute, cleaned paths (pkg/sftp cleans them: no "..")
 // under root.
-type rootFS struct{ root string }
+type rootFS struct {
+	root   string
+	onRead func(clientPath string) // a file opened for reading
+}
 
-func handlers(root string) sftp.Handlers {
-	fsys := &rootFS{root: root}
+func handlers(root string, onRead func(string)) sftp.Handlers {
+	fsys := &rootFS{root: root, onRead: onRead}
 	return sftp.Handlers{FileGet: fsys, FilePut: fsys, FileCmd: fsys, FileList: fsys}
 }
 
 func (r *rootFS) real(p string) string { return filepath.Join(r.root, filepath.FromSlash(p)) }
 
 func (r *rootFS) Fileread(req *sftp.Request) (io.ReaderAt, error) {
+	r.onRead(req.Filepath)
 	return os.Open(r.real(req.Filepath))
 }
 
@@ -220,6 +242,9 @@ func (r *rootFS) Filewrite(req *sftp.Request) (io.WriterAt, error) {
 }
 
 func (r *rootFS) OpenFile(req *sftp.Request) (sftp.WriterAtReaderAt, error) {
+	if req.Pflags().Read {
+		r.onRead(req.Filepath)
+	}
 	return os.OpenFile(r.real(req.Filepath), openFlags(req.Pflags()), 0o644)
 }
 
