@@ -614,8 +614,8 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 	out, err := h.Handle(ctx, in)
 	if err != nil {
 		d.Metrics.Failures.WithLabelValues("handler").Inc()
-		// Whether it is retried or refused is the poison-file policy's to say (failed).
-		d.Log.Error("processing failed", "file", f.Name, "kind", f.Kind, "err", err)
+		// Whether it is retried or refused is the poison-file policy's to say (failed),
+		// and its log line (or intake's, for a drop retried) says it with the error.
 		return out, err
 	}
 	d.Log.Info("file processed", "file", f.Name, "kind", f.Kind, "rejected", out.Rejected, "findings", len(out.Findings), "took", time.Since(start).Round(time.Millisecond))

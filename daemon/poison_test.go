@@ -1,14 +1,19 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -500,5 +505,98 @@ func TestTransientFailuresDoNotCount(t *testing.T) {
 	}
 	if es := w.all("file_retrying"); len(es) != 0 {
 		t.Errorf("2 transient failures (< max_attempts) raised file_retrying: %+v", es)
+	}
+}
+
+// lockedBuffer is a log sink shared by the daemon's goroutines (intake's included).
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// records returns the JSON log records whose message is one of msgs.
+func (l *lockedBuffer) records(t *testing.T, msgs ...string) []map[string]any {
+	t.Helper()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if slices.Contains(msgs, r["msg"].(string)) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestDropFailureLoggedOnce: each failed attempt at a dropped file is one log line
+// carrying every field (intake's folder, attempt and retry delay; the poison-file
+// policy's class, failures counted in the archive, max_attempts, the file's kind and
+// id; the error), not one line from intake and others from the daemon; the refusal
+// that ends it is one line too.
+func TestDropFailureLoggedOnce(t *testing.T) {
+	unknown := func(context.Context, *Input) (Result, error) {
+		return Result{}, errors.New("simulated handler failure")
+	}
+	permanent := func(context.Context, *Input) (Result, error) {
+		return Result{}, flows.Finding{Line: 2, Field: "COD_POD", Rule: "X", Message: "simulated"}
+	}
+	retryFields := []string{"folder", "file", "attempt", "retry_in", "err", "class", "failures", "max_attempts", "kind", "file_id"}
+	refusedFields := []string{"where", "file", "class", "attempts", "err", "kind", "file_id"}
+	tests := []struct {
+		name    string
+		handler func(context.Context, *Input) (Result, error)
+		retries int // "will retry" lines wanted, one per failed attempt before the refusal
+	}{
+		{name: "unknown error: two retries, then refused", handler: unknown, retries: 2},
+		{name: "permanent error: refused at once", handler: permanent, retries: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newExcWorld(t)
+			w.tune(func(c *config.Config) {
+				c.Folders[0].Retry, c.Folders[0].MaxAttempts = 20*time.Millisecond, 3
+			})
+			logs := &lockedBuffer{}
+			w.d.Log = slog.New(slog.NewJSONHandler(logs, nil))
+			w.d.Handle(config.KindUscenteMorosi, HandlerFunc(tt.handler))
+			w.drop("morosi", "poison.csv", acceptedCSV)
+			w.scan()
+			if _, err := os.Stat(filepath.Join(w.folders["morosi"], intake.RejectedDir, "poison.csv")); err != nil {
+				t.Fatalf("not refused: %v", err)
+			}
+			retries := logs.records(t, "processing failed; will retry", "processing failed")
+			if len(retries) != tt.retries {
+				t.Errorf("%d failure lines, want %d (one per failed attempt): %v", len(retries), tt.retries, retries)
+			}
+			for i, r := range retries {
+				for _, k := range retryFields {
+					if _, ok := r[k]; !ok {
+						t.Errorf("failure line %d has no %q: %v", i, k, r)
+					}
+				}
+				if r["attempt"] != float64(i+1) || r["failures"] != float64(i+1) {
+					t.Errorf("failure line %d: attempt %v, failures %v, want %d", i, r["attempt"], r["failures"], i+1)
+				}
+			}
+			refused := logs.records(t, "file refused after failed processing")
+			if len(refused) != 1 {
+				t.Fatalf("%d refusal lines, want 1", len(refused))
+			}
+			for _, k := range refusedFields {
+				if _, ok := refused[0][k]; !ok {
+					t.Errorf("refusal line has no %q: %v", k, refused[0])
+				}
+			}
+		})
 	}
 }
