@@ -75,14 +75,14 @@ type IngestResult struct {
 // TooBigReason is the reason recorded for a file refused for its size.
 func TooBigReason(size, limit int64) string {
 	return fmt.Sprintf("the file is %s bytes, over the limit of %s bytes: not processed; only its SHA-256 and size are archived, not its content",
-		groupDigits(size), groupDigits(limit))
+		flows.GroupThousands(size), flows.GroupThousands(limit))
 }
 
 // UnreadTooBigReason is the reason recorded for a file refused for its size before
 // any of it was read (an SII file whose listed size passes its limit).
 func UnreadTooBigReason(size, limit int64) string {
 	return fmt.Sprintf("the file is %s bytes, over the limit of %s bytes: not downloaded, not processed; only its name and size are archived, not its content",
-		groupDigits(size), groupDigits(limit))
+		flows.GroupThousands(size), flows.GroupThousands(limit))
 }
 
 // tooBigReason is the refusal of content not stored: hash "" when none was read.
@@ -91,18 +91,6 @@ func tooBigReason(hash string, size, limit int64) string {
 		return UnreadTooBigReason(size, limit)
 	}
 	return TooBigReason(size, limit)
-}
-
-func groupDigits(n int64) string {
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
-	}
-	return b.String()
 }
 
 // Ingest stores the content in the blob store and indexes it as a new version of

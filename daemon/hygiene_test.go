@@ -3,17 +3,12 @@ package daemon
 import (
 	"bytes"
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/sftpx"
@@ -173,19 +168,11 @@ func TestCheckConnectNeverRecordsTOFUKey(t *testing.T) {
 	for _, existing := range []bool{false, true} {
 		t.Run(fmt.Sprintf("known_hosts exists=%v", existing), func(t *testing.T) {
 			dir := t.TempDir()
-			pub, priv, err := ed25519.GenerateKey(rand.Reader)
-			if err != nil {
-				t.Fatal(err)
-			}
-			block, err := ssh.MarshalPrivateKey(priv, "")
-			if err != nil {
-				t.Fatal(err)
-			}
 			keyFile := filepath.Join(dir, "id_ed25519")
-			if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
+			sshPub, err := sftpserver.WriteClientKey(keyFile, "")
+			if err != nil {
 				t.Fatal(err)
 			}
-			sshPub, _ := ssh.NewPublicKey(pub)
 			root := filepath.Join(dir, "sii")
 			os.MkdirAll(filepath.Join(root, "out"), 0o755)
 			srv, err := sftpserver.Start(root, sshPub)

@@ -1,7 +1,6 @@
 package daemon
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -508,25 +506,16 @@ func TestTransientFailuresDoNotCount(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log sink shared by the daemon's goroutines (intake's included).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-// records returns the JSON log records whose message is one of msgs.
-func (l *lockedBuffer) records(t *testing.T, msgs ...string) []map[string]any {
+// logRecords returns the JSON log records of the file at path whose message is one
+// of msgs.
+func logRecords(t *testing.T, path string, msgs ...string) []map[string]any {
 	t.Helper()
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
 		var r map[string]any
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
@@ -566,15 +555,21 @@ func TestDropFailureLoggedOnce(t *testing.T) {
 			w.tune(func(c *config.Config) {
 				c.Folders[0].Retry, c.Folders[0].MaxAttempts = 20*time.Millisecond, 3
 			})
-			logs := &lockedBuffer{}
-			w.d.Log = slog.New(slog.NewJSONHandler(logs, nil))
+			// A file: the daemon's and intake's goroutines write to it at once.
+			logs := filepath.Join(t.TempDir(), "cmord.log")
+			lf, err := os.Create(logs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lf.Close()
+			w.d.Log = slog.New(slog.NewJSONHandler(lf, nil))
 			w.d.Handle(config.KindUscenteMorosi, HandlerFunc(tt.handler))
 			w.drop("morosi", "poison.csv", acceptedCSV)
 			w.scan()
 			if _, err := os.Stat(filepath.Join(w.folders["morosi"], intake.RejectedDir, "poison.csv")); err != nil {
 				t.Fatalf("not refused: %v", err)
 			}
-			retries := logs.records(t, "processing failed; will retry", "processing failed")
+			retries := logRecords(t, logs, "processing failed; will retry", "processing failed")
 			if len(retries) != tt.retries {
 				t.Errorf("%d failure lines, want %d (one per failed attempt): %v", len(retries), tt.retries, retries)
 			}
@@ -588,7 +583,7 @@ func TestDropFailureLoggedOnce(t *testing.T) {
 					t.Errorf("failure line %d: attempt %v, failures %v, want %d", i, r["attempt"], r["failures"], i+1)
 				}
 			}
-			refused := logs.records(t, "file refused after failed processing")
+			refused := logRecords(t, logs, "file refused after failed processing")
 			if len(refused) != 1 {
 				t.Fatalf("%d refusal lines, want 1", len(refused))
 			}

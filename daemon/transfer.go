@@ -321,13 +321,8 @@ func (d *Daemon) ingestDownload(ctx context.Context, ep config.SFTP, name, local
 		return archive.IngestResult{}, err
 	}
 	defer fh.Close()
-	head := make([]byte, 8192)
-	n, err := fh.ReadAt(head, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return archive.IngestResult{}, err
-	}
 	kind := "sii"
-	if fl := d.Catalog().Identify(name, head[:n]); fl != nil {
+	if fl := d.Catalog().IdentifyReader(name, io.NewSectionReader(fh, 0, flows.IdentifyHead)); fl != nil {
 		kind = fl.Key
 	}
 	return d.Store.Ingest(ctx, archive.IngestRequest{Source: "sftp:" + ep.Name, Name: name, Direction: "in", Kind: kind,

@@ -115,7 +115,7 @@ func runValidate(ctx context.Context, env *Env, args []string) int {
 			continue
 		}
 		name := filepath.Base(path)
-		f := cat.Identify(name, head(data))
+		f := cat.IdentifyReader(name, bytes.NewReader(data))
 		// recognisedBy says how validate chose the kind when the operator did not
 		// (--kind, --folder, a mapping's kind): only then can a wrong guess explain
 		// the findings, and only then is --kind worth suggesting.
@@ -371,10 +371,7 @@ func readErrors(f *flows.Flow, data []byte, format string, opt flows.ReadOptions
 }
 
 func head(data []byte) []byte {
-	if len(data) > 8192 {
-		return data[:8192]
-	}
-	return data
+	return data[:min(len(data), flows.IdentifyHead)]
 }
 
 // guessInput picks the billing input kind whose mandatory fields the header covers

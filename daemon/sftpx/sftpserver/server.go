@@ -8,8 +8,10 @@ package sftpserver
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -102,6 +104,34 @@ func (s *Server) noteOpen(p string) {
 		s.opened = map[string]int{}
 	}
 	s.opened[p]++
+}
+
+// WriteClientKey writes a new ed25519 private key for a client at path (OpenSSH
+// format, mode 0600, with comment; its public half beside it as path.pub) and returns
+// the public key, the one to give Start.
+func WriteClientKey(path, comment string) (ssh.PublicKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return WritePrivateKey(path, priv, comment)
+}
+
+// WritePrivateKey writes priv at path (OpenSSH format, mode 0600, with comment; its
+// public half beside it as path.pub) and returns the public key.
+func WritePrivateKey(path string, priv crypto.Signer, comment string) (ssh.PublicKey, error) {
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	pub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		return nil, err
+	}
+	return pub, os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(pub), 0o644)
 }
 
 // KnownHostsLine is the known_hosts line for this server.
