@@ -89,6 +89,15 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	var shift atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
 	cycle := func() error { return demoCycle(ctx, d, sii, clock, say, &last) }
+	// Ctrl-C during the scripted tour stops it where it is: said plainly, not as an
+	// error (the next run goes on with the state as it is; --reset runs the script again).
+	fail := func(err error) int {
+		if ctx.Err() != nil {
+			say("\nInterrupted during the tour: `cmord demo --dir %s` goes on with this state, `--reset` runs the tour again from step 1.", dm.Dir)
+			return exitOK
+		}
+		return env.fail(err)
+	}
 	say("cmord demo in %s", dm.Dir)
 	say("  SII (SFTP) on %s, mail (SMTP) on %s; the daemon's log is %s", dm.SFTP.Addr, dm.SMTP.Addr(), dm.Path(demo.LogFile))
 	if dm.Fresh {
@@ -107,38 +116,38 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		say("ends during the tour: its files and practices carry those dates. After the tour the clock is the real one.")
 		name, err := dm.DropMorosi(now)
 		if err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		say("\n1. Billing drops %s into in/morosi (8 switched-out customers: 3 claimable, 1 not yet, 4 to refuse)", name)
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		say("\n2. The SII answers: admissibility of each request (the demo's SII refuses one, with its cause, as the")
 		say("   real one may: see `cmord exceptions`), and two CMOR notices for customers who came to us")
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		inc, err := dm.DropIncassi(now)
 		if err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		fat, err := dm.DropFatturato(now, sii.EntranteCodes())
 		if err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		say("\n3. The SII confirms the outcomes. Billing drops %s (Mario Rossi paid: his claim must be annulled)", inc)
 		say("   and %s (the CMOR charged to the two new customers: one paid, one did not)", fat)
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		sosp, err := dm.DropSospensioni(now, sii.EntranteCodes())
 		if err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		say("\n4. The SII acknowledges the annulment; billing drops %s: the customer who did not pay the CMOR", sosp)
 		say("   was suspended for non-payment, within the suspension term, so cmord files a suspension request")
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		// The SII answers a suspension request in two files, a round apart: the
 		// admissibility answer (SUSP_AMM), read here, leaves the practice in
@@ -146,18 +155,18 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		say("\n5. cmord reads the SII's first answer to the suspension request: admissible, so the practice stays")
 		say("   SUSP_REQUESTED; the SII then sends the outcome (suspension carried out), which cmord reads in step 6")
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		// Reports cover whole months: the simulated clock reaches the first of the month.
 		shift.Store(int64(monthEnd.Sub(time.Now())))
 		say("\n6. The simulated clock reaches %s. cmord reads the suspension outcome (the practice is SUSPENDED) and,", monthEnd.Format("02/01/2006"))
 		say("   the month being over, builds the report (REND) of the CMOR billed and collected: the collected practice is CLOSED")
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		say("   cmord reads the SII's admission of the report")
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		shift.Store(0)
 		d.SetClock(time.Now)
@@ -167,7 +176,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 			say("\n7. Back on the real clock, the compliance digest goes out by mail (see the mail folder)")
 		}
 		if err := os.WriteFile(dm.Path(demo.TourFile), narration.Bytes(), 0o640); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		w = env.Stdout
 	} else {
@@ -180,16 +189,18 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		}
 		say("\nThis run: one more cycle on the same state")
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 	}
 	tour(w, dm, d, *once)
 	if *once {
 		return exitOK
 	}
-	say("\nThe daemon is running (Ctrl-C to stop; SIGHUP re-reads %s). Drop files into %s; the demo SII answers every few seconds.", dm.ConfigPath, dm.Path("in"))
+	say("\nThe daemon is running (Ctrl-C to stop; SIGHUP re-reads %s).", dm.ConfigPath)
+	say("Drop billing extracts into the folders of %s (morosi, incassi, ...): cmord takes them within seconds, builds,", dm.Path("in"))
+	say("publishes and polls the SII every minute, and the demo SII answers what it receives within %s.", demoSIIRound)
 	go func() {
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(demoSIIRound)
 		defer t.Stop()
 		for {
 			select {
@@ -205,14 +216,21 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return env.fail(err)
 	}
+	say("\nStopped. `cmord demo --dir %s` goes on with this state; `--reset` starts over.", dm.Dir)
 	return exitOK
 }
+
+// demoSIIRound is how often the running demo's SII reads what cmord published.
+const demoSIIRound = 5 * time.Second
 
 // demoCycle runs one daemon cycle and lets the scripted SII answer what was
 // published. It prints the practices per state, or that they did not change since the
 // cycle whose counts are in *last (a repeated line reads as a mistake).
 func demoCycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, clock func() time.Time, say func(string, ...any), last *string) error {
 	if err := d.RunOnce(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // interrupted: not an error of the cycle's
+		}
 		say("   cycle finished with errors: %v", err)
 	}
 	answers, err := sii.Round(clock())
@@ -265,7 +283,8 @@ func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon, once bool) {
 	fmt.Fprintf(w, "  archive and index    %s\n", rel(dm.Path("state")))
 	fmt.Fprintf(w, "  the daemon's log     %s\n", rel(dm.Path(demo.LogFile)))
 	if once {
-		fmt.Fprintf(w, "  metrics              http://%s/metrics and /healthz while `cmord demo` (without --once) runs\n", dm.Metrics)
+		// The next run listens on a port of its own (a free one, chosen at each run).
+		fmt.Fprintf(w, "  metrics              /metrics and /healthz on 127.0.0.1 while `cmord demo` (without --once) runs: its tour gives the address\n")
 	} else {
 		fmt.Fprintf(w, "  metrics              http://%s/metrics and /healthz\n", dm.Metrics)
 	}
