@@ -753,3 +753,35 @@ func TestDownloadSizeLimit(t *testing.T) {
 		}
 	})
 }
+
+// TestLimitedWriter: the bound of a streamed download lets writes through up to the
+// limit and refuses the one that would pass it, writing none of it.
+func TestLimitedWriter(t *testing.T) {
+	tests := []struct {
+		name    string
+		limit   int64
+		writes  []int
+		written int64
+		refused bool
+	}{
+		{name: "under", limit: 10, writes: []int{3, 3}, written: 6},
+		{name: "exactly", limit: 10, writes: []int{4, 6}, written: 10},
+		{name: "one byte over", limit: 10, writes: []int{4, 7}, written: 4, refused: true},
+		{name: "first write over", limit: 10, writes: []int{11}, written: 0, refused: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var dst bytes.Buffer
+			lw := &limitedWriter{w: &dst, n: tc.limit}
+			var err error
+			for _, n := range tc.writes {
+				if _, err = lw.Write(bytes.Repeat([]byte("x"), n)); err != nil {
+					break
+				}
+			}
+			if int64(dst.Len()) != tc.written || errors.Is(err, errPastLimit) != tc.refused {
+				t.Errorf("wrote %d (want %d), err %v (refused: %v)", dst.Len(), tc.written, err, tc.refused)
+			}
+		})
+	}
+}

@@ -167,6 +167,15 @@ func (l *limitedWriter) Write(p []byte) (int, error) {
 	return m, err
 }
 
+// grownSize is the size of a remote file that grew past the limit while read: what
+// Stat says now, or seen (the bytes it is known to have at least).
+func grownSize(conn *Conn, remotePath string, seen int64) int64 {
+	if fi, err := conn.SFTP.Stat(remotePath); err == nil && fi.Size() > seen {
+		return fi.Size()
+	}
+	return seen
+}
+
 func download(conn *Conn, remotePath, localDir string, maxSize int64) (local string, n int64, err error) {
 	// Stat and Open travel together: one round trip, not two.
 	type statResult struct {
@@ -224,14 +233,14 @@ func download(conn *Conn, remotePath, localDir string, maxSize int64) (local str
 		}
 		if n, err = f.WriteTo(dst); err != nil {
 			if errors.Is(err, errPastLimit) {
-				return "", 0, &TooBigError{Path: remotePath, Size: max(n, maxSize+1), Limit: maxSize}
+				return "", 0, &TooBigError{Path: remotePath, Size: grownSize(conn, remotePath, maxSize+1), Limit: maxSize}
 			}
 			return "", 0, fmt.Errorf("downloading %s: %w", remotePath, err)
 		}
 	}
 	if maxSize > 0 && n > maxSize {
 		// Grown since Stat, caught by the one byte more of a small file's read.
-		return "", 0, &TooBigError{Path: remotePath, Size: n, Limit: maxSize}
+		return "", 0, &TooBigError{Path: remotePath, Size: grownSize(conn, remotePath, n), Limit: maxSize}
 	}
 	if n != want {
 		return "", 0, &SizeError{Path: remotePath, Want: want, Got: n, Side: "downloaded", Checking: "downloading"}
