@@ -471,7 +471,7 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 			Action:  "Report it with the file (in rejected/); drop it again once fixed."})
 		d.Metrics.Failures.WithLabelValues("panic").Inc()
 	}
-	d.Log.Info("intake event", "folder", ev.Folder, "kind", ev.Kind, "detail", ev.Detail)
+	// Not logged here: intake logged each event, with its fields, as it happened.
 }
 
 func (d *Daemon) mailEvent(ev mail.Event) {

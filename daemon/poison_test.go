@@ -506,9 +506,8 @@ func TestTransientFailuresDoNotCount(t *testing.T) {
 	}
 }
 
-// logRecords returns the JSON log records of the file at path whose message is one
-// of msgs.
-func logRecords(t *testing.T, path string, msgs ...string) []map[string]any {
+// logRecords returns the JSON log records of the file at path that keep says to keep.
+func logRecords(t *testing.T, path string, keep func(map[string]any) bool) []map[string]any {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -520,7 +519,7 @@ func logRecords(t *testing.T, path string, msgs ...string) []map[string]any {
 		if err := json.Unmarshal([]byte(line), &r); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
-		if slices.Contains(msgs, r["msg"].(string)) {
+		if keep(r) {
 			out = append(out, r)
 		}
 	}
@@ -531,7 +530,7 @@ func logRecords(t *testing.T, path string, msgs ...string) []map[string]any {
 // carrying every field (intake's folder, attempt and retry delay; the poison-file
 // policy's class, failures counted in the archive, max_attempts, the file's kind and
 // id; the error), not one line from intake and others from the daemon; the refusal
-// that ends it is one line too.
+// that ends it is one line too, whoever writes it (the policy, or intake for a panic).
 func TestDropFailureLoggedOnce(t *testing.T) {
 	unknown := func(context.Context, *Input) (Result, error) {
 		return Result{}, errors.New("simulated handler failure")
@@ -539,15 +538,21 @@ func TestDropFailureLoggedOnce(t *testing.T) {
 	permanent := func(context.Context, *Input) (Result, error) {
 		return Result{}, flows.Finding{Line: 2, Field: "COD_POD", Rule: "X", Message: "simulated"}
 	}
+	panics := func(context.Context, *Input) (Result, error) { panic("simulated handler panic") }
+	const retryMsg, refusedMsg = "processing failed; will retry", "file refused after failed processing"
 	retryFields := []string{"folder", "file", "attempt", "retry_in", "err", "class", "failures", "max_attempts", "kind", "file_id"}
 	refusedFields := []string{"where", "file", "class", "attempts", "err", "kind", "file_id"}
 	tests := []struct {
-		name    string
-		handler func(context.Context, *Input) (Result, error)
-		retries int // "will retry" lines wanted, one per failed attempt before the refusal
+		name      string
+		handler   func(context.Context, *Input) (Result, error)
+		retries   int    // "will retry" lines wanted, one per failed attempt before the refusal
+		refusal   string // the refusal's line
+		refFields []string
 	}{
-		{name: "unknown error: two retries, then refused", handler: unknown, retries: 2},
-		{name: "permanent error: refused at once", handler: permanent, retries: 0},
+		{name: "unknown error: two retries, then refused", handler: unknown, retries: 2, refusal: refusedMsg, refFields: refusedFields},
+		{name: "permanent error: refused at once", handler: permanent, refusal: refusedMsg, refFields: refusedFields},
+		{name: "panic: refused at once by intake", handler: panics, refusal: "panic while processing; file rejected",
+			refFields: []string{"folder", "file", "panic", "stack"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -569,27 +574,31 @@ func TestDropFailureLoggedOnce(t *testing.T) {
 			if _, err := os.Stat(filepath.Join(w.folders["morosi"], intake.RejectedDir, "poison.csv")); err != nil {
 				t.Fatalf("not refused: %v", err)
 			}
-			retries := logRecords(t, logs, "processing failed; will retry", "processing failed")
-			if len(retries) != tt.retries {
-				t.Errorf("%d failure lines, want %d (one per failed attempt): %v", len(retries), tt.retries, retries)
+			// Every line about the file but its move to rejected/ (intake's "file
+			// finished", another event): one per failed attempt, one refusal.
+			all := logRecords(t, logs, func(r map[string]any) bool {
+				return r["msg"] != "file finished" && (r["file"] == "poison.csv" || strings.Contains(fmt.Sprint(r["detail"]), "poison.csv"))
+			})
+			var msgs []string
+			for _, r := range all {
+				msgs = append(msgs, r["msg"].(string))
 			}
-			for i, r := range retries {
-				for _, k := range retryFields {
+			want := append(slices.Repeat([]string{retryMsg}, tt.retries), tt.refusal)
+			if !slices.Equal(msgs, want) {
+				t.Errorf("log lines about the file: %q, want %q", msgs, want)
+			}
+			for i, r := range all {
+				fields := retryFields
+				if i == len(all)-1 {
+					fields = tt.refFields
+				}
+				for _, k := range fields {
 					if _, ok := r[k]; !ok {
-						t.Errorf("failure line %d has no %q: %v", i, k, r)
+						t.Errorf("line %d (%s) has no %q: %v", i, r["msg"], k, r)
 					}
 				}
-				if r["attempt"] != float64(i+1) || r["failures"] != float64(i+1) {
+				if i < tt.retries && (r["attempt"] != float64(i+1) || r["failures"] != float64(i+1)) {
 					t.Errorf("failure line %d: attempt %v, failures %v, want %d", i, r["attempt"], r["failures"], i+1)
-				}
-			}
-			refused := logRecords(t, logs, "file refused after failed processing")
-			if len(refused) != 1 {
-				t.Fatalf("%d refusal lines, want 1", len(refused))
-			}
-			for _, k := range refusedFields {
-				if _, ok := refused[0][k]; !ok {
-					t.Errorf("refusal line has no %q: %v", k, refused[0])
 				}
 			}
 		})
