@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -152,15 +151,8 @@ func noFutureRecords(t *testing.T, dir string) {
 }
 
 func demoRunning(t *testing.T, dir string) {
-	cmd := exec.Command(os.Args[0], "demo", "--dir", dir)
-	cmd.Env = append(os.Environ(), "CMORD_TEST_MAIN=1", "NOTIFY_SOCKET=")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor(t, &out, "The daemon is running")
+	cmd, out := startCmord(t, "demo", "--dir", dir)
+	waitFor(t, out, "The daemon is running")
 	m := regexp.MustCompile(`metrics +http://(127\.0\.0\.1:\d+)/metrics and /healthz\n`).FindStringSubmatch(out.String())
 	if m == nil {
 		t.Fatalf("the tour gives no metrics address:\n%s", out.String())
@@ -294,17 +286,10 @@ func TestDemoInterruptedTour(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the demo's first cycles")
 	}
-	cmd := exec.Command(os.Args[0], "demo", "--dir", filepath.Join(t.TempDir(), "cmord-demo"))
-	cmd.Env = append(os.Environ(), "CMORD_TEST_MAIN=1", "NOTIFY_SOCKET=")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
+	cmd, out := startCmord(t, "demo", "--dir", filepath.Join(t.TempDir(), "cmord-demo"))
 	// Step 2 of 7: the tour has five more daemon cycles to go (each polls the SII
 	// twice, seconds apart), so the interrupt lands in the middle of it.
-	waitFor(t, &out, "2. The SII answers")
+	waitFor(t, out, "2. The SII answers")
 	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
