@@ -410,7 +410,7 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 		}
 		fetched := archive.Fetched{Endpoint: ep.Name, RemotePath: remote, Size: size, ModTime: rf.ModTime, FileID: res.File.ID}
 		if res.TooBig {
-			// Refused unread: the file stays on the SII side for a person to look at,
+			// Refused for its flow's limit once read: the file stays on the SII side for a person to look at,
 			// so it is recorded as completed (never moved or deleted) in the same
 			// transaction, and it is not fetched again.
 			fetched.CompletedAt = d.now()
