@@ -44,6 +44,10 @@ type chainedTable struct {
 	name  string // SQL table
 	noun  string // how verify names one row
 	label string // column that names the row for a person ("" = none)
+	// side: columns kept in another table that belong to the row, as a select-list
+	// fragment on the row aliased t (a practice's case, migration 0031): hashed
+	// under their own names, so that moving a column out keeps the row's hash.
+	side string
 }
 
 // chainedTables are the tables in the chain. A table added here must have an
@@ -51,7 +55,7 @@ type chainedTable struct {
 // (see sealAll).
 var chainedTables = []chainedTable{
 	{tag: 1, name: "files", noun: "file", label: "name"},
-	{tag: 2, name: "practices", noun: "practice", label: "cp_utente"},
+	{tag: 2, name: "practices", noun: "practice", label: "cp_utente", side: practiceSideData},
 	{tag: 3, name: "practice_history", noun: "practice history row", label: "practice_id"},
 }
 
@@ -101,6 +105,15 @@ func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) (chainMarks, er
 		}
 	}
 	return maxIDs(ctx, tx)
+}
+
+// chainSide is t's side columns as a select-list fragment (", ..."), once the tables
+// holding them exist (sideData).
+func (s *Store) chainSide(t chainedTable) string {
+	if t.side == "" || !s.sideData {
+		return ""
+	}
+	return ", " + t.side
 }
 
 // chainMarks is the largest id of each chained table (in chainedTables order).
@@ -205,10 +218,11 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 	entries := []byte{} // not nil: a record of events only has no entries, and nil is NULL
 	n := 0
 	for i, t := range chainedTables {
-		queries := []string{fmt.Sprintf(`SELECT p.id, t.* FROM temp.chain_pending p LEFT JOIN main.%s t ON t.id = p.id
-			WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, t.name, t.tag, start[i])}
+		side := s.chainSide(t)
+		queries := []string{fmt.Sprintf(`SELECT p.id, t.*%s FROM temp.chain_pending p LEFT JOIN main.%s t ON t.id = p.id
+			WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, side, t.name, t.tag, start[i])}
 		if end[i] > start[i] { // rows inserted
-			queries = append(queries, fmt.Sprintf(`SELECT t.id, t.* FROM main.%s t WHERE t.id > %d ORDER BY t.id`, t.name, start[i]))
+			queries = append(queries, fmt.Sprintf(`SELECT t.id, t.*%s FROM main.%s t WHERE t.id > %d ORDER BY t.id`, side, t.name, start[i]))
 		}
 		for _, q := range queries {
 			if err := s.sealRows(ctx, tx, t, q, &entries, &n); err != nil {

@@ -95,11 +95,14 @@ func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h H
 		p.CaseKey, p.Role, p.Sector, p.CompanyPIVA, nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.Point, p.CustomerID,
 		p.CustomerName, dateText(p.SwitchDate), p.State, TS(now), int64(p.Credit), int64(p.Estimate), int64(p.Previous), int64(p.CMOR),
 		int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen), dateText(p.WindowClose),
-		dateText(p.SuspensionTerm), dateText(p.RequestDate), dateText(p.AnswerDate), p.LinkedID, string(p.Data), TS(now), TS(now))
+		dateText(p.SuspensionTerm), dateText(p.RequestDate), dateText(p.AnswerDate), p.LinkedID, rowData(p.Data), TS(now), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: create practice %s: %w", p.CaseKey, err)
 	}
 	p.ID, _ = r.LastInsertId()
+	if err := putPracticeData(ctx, tx, p.ID, p.Data, false); err != nil {
+		return err
+	}
 	p.StateSince, p.CreatedAt, p.UpdatedAt = now, now, now
 	h.PracticeID, h.From, h.To, h.At = p.ID, "", p.State, now
 	if err := s.addHistory(ctx, tx, h); err != nil {
@@ -123,9 +126,53 @@ func (s *Store) SavePractice(ctx context.Context, tx *sql.Tx, p *Practice) error
 		WHERE id = ?`,
 		nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.CustomerName, int64(p.Credit), int64(p.Estimate), int64(p.Previous),
 		int64(p.CMOR), int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen), dateText(p.WindowClose),
-		dateText(p.SuspensionTerm), dateText(p.RequestDate), dateText(p.AnswerDate), p.LinkedID, string(p.Data), TS(p.UpdatedAt), p.ID)
+		dateText(p.SuspensionTerm), dateText(p.RequestDate), dateText(p.AnswerDate), p.LinkedID, rowData(p.Data), TS(p.UpdatedAt), p.ID)
 	if err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", p.ID, err)
+	}
+	return putPracticeData(ctx, tx, p.ID, p.Data, true)
+}
+
+// A practice's case is stored in practice_data (migration 0031), apart from the
+// columns its state changes rewrite; practices.data is then '', or '{}' for a practice
+// without a case. Every write of a case also updates its practice row, whose chain
+// trigger then seals the practice with it (chainedTable.side).
+
+// rowData is what practices.data holds for case d.
+func rowData(d json.RawMessage) string {
+	if hasCase(d) {
+		return ""
+	}
+	return "{}"
+}
+
+func hasCase(d json.RawMessage) bool { return len(d) > 0 && string(d) != "{}" }
+
+// practiceDataValue reads a practice's case: from practice_data, else the row's own
+// column (a practice without a case).
+const practiceDataValue = `coalesce((SELECT d.data FROM practice_data d WHERE d.id = practices.id), nullif(practices.data, ''), '{}')`
+
+// practiceSideData is the case as the state chain hashes it with the practice row t.
+const practiceSideData = `(SELECT d.data FROM main.practice_data d WHERE d.id = t.id) AS data`
+
+type execer interface {
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// putPracticeData stores practice id's case; existing says the practice may already
+// have one (an update: a case emptied is removed).
+func putPracticeData(ctx context.Context, tx execer, id int64, d json.RawMessage, existing bool) error {
+	var err error
+	switch {
+	case hasCase(d) && existing:
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO practice_data (id, data) VALUES (?, ?)`, id, string(d))
+	case hasCase(d):
+		_, err = tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (?, ?)`, id, string(d))
+	case existing:
+		_, err = tx.ExecContext(ctx, `DELETE FROM practice_data WHERE id = ?`, id)
+	}
+	if err != nil {
+		return fmt.Errorf("archive: case of practice %d: %w", id, err)
 	}
 	return nil
 }
@@ -184,7 +231,10 @@ func (s *Store) LinkPracticeFile(ctx context.Context, tx *sql.Tx, practiceID, fi
 const practiceSelect = `SELECT id, case_key, role, sector, company_piva, coalesce(cp_utente, ''), coalesce(cp_gestore, ''), point, customer_id,
 	customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
 	collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date,
-	coalesce(linked_id, 0), data, created_at, updated_at FROM practices`
+	coalesce(linked_id, 0), ` + practiceDataValue + `, created_at, updated_at FROM practices`
+
+// practiceSelectWithoutCase is practiceSelect with "{}" for the case.
+var practiceSelectWithoutCase = strings.Replace(practiceSelect, practiceDataValue, `'{}'`, 1)
 
 func scanPractice(row rowScanner) (Practice, error) {
 	var p Practice
@@ -410,6 +460,31 @@ func hasPayloadSeparator(s string) bool {
 	return strings.IndexByte(s, payloadRS[0]) >= 0 || strings.IndexByte(s, payloadUS[0]) >= 0
 }
 
+// A request's payload is stored in request_payloads (migration 0032), apart from the
+// columns the build rewrites when it sends the request; requests.payload is ''.
+
+// requestPayloadValue reads the payload of request r: from request_payloads, else the
+// row's own column (written before 0032 and not moved: none after the migration).
+const requestPayloadValue = `coalesce((SELECT rp.payload FROM request_payloads rp WHERE rp.id = r.id), r.payload)`
+
+// putRequestPayload stores request id's payload text ("" = none); existing says it
+// may have one already (a replacement).
+func putRequestPayload(ctx context.Context, tx execer, id int64, text string, existing bool) error {
+	var err error
+	switch {
+	case text != "" && existing:
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO request_payloads (id, payload) VALUES (?, ?)`, id, text)
+	case text != "":
+		_, err = tx.ExecContext(ctx, `INSERT INTO request_payloads (id, payload) VALUES (?, ?)`, id, text)
+	case existing:
+		_, err = tx.ExecContext(ctx, `DELETE FROM request_payloads WHERE id = ?`, id)
+	}
+	if err != nil {
+		return fmt.Errorf("archive: payload of request %d: %w", id, err)
+	}
+	return nil
+}
+
 // parsePayload reads what payloadText writes.
 func parsePayload(s string) (*RequestPayload, error) {
 	parts := strings.Split(s, payloadRS)
@@ -457,12 +532,15 @@ func (s *Store) CreateRequest(ctx context.Context, tx *sql.Tx, r *Request) error
 	}
 	data, _ := json.Marshal(nonNil(r.Data))
 	now := s.now()
-	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), payloadText(r.Payload), TS(now))
+	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, '', ?)`,
+		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
 	r.ID, _ = res.LastInsertId()
+	if err := putRequestPayload(ctx, tx, r.ID, payloadText(r.Payload), false); err != nil {
+		return err
+	}
 	r.CreatedAt = now
 	return nil
 }
@@ -570,11 +648,12 @@ func (s *Store) CountByState(ctx context.Context) (string, error) {
 // readyWithPracticeSelect reads the practice's data only for a request without a
 // payload: the build needs nothing else of it, and it is the biggest column.
 const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente, r.state, r.data, coalesce(r.file_id, 0), r.created_at,
-	r.sent_at, r.answered_at, r.cause_code, r.motivation, r.payload,
+	r.sent_at, r.answered_at, r.cause_code, r.motivation, ` + requestPayloadValue + `,
 	p.id, p.case_key, p.role, p.sector, p.company_piva, coalesce(p.cp_utente, ''), coalesce(p.cp_gestore, ''), p.point, p.customer_id,
 	p.customer_name, p.switch_date, p.state, p.state_since, p.credit_cents, p.estimate_cents, p.previous_cents, p.cmor_cents,
 	p.charged_cents, p.collected_cents, p.cause_code, p.motivation, p.window_open, p.window_close, p.suspension_term, p.request_date,
-	p.answer_date, coalesce(p.linked_id, 0), CASE WHEN r.payload = '' THEN p.data ELSE '{}' END, p.created_at, p.updated_at
+	p.answer_date, coalesce(p.linked_id, 0), CASE WHEN ` + requestPayloadValue + ` = '' THEN coalesce((SELECT d.data FROM practice_data d WHERE d.id = p.id), nullif(p.data, ''), '{}') ELSE '{}' END,
+	p.created_at, p.updated_at
 	FROM requests r JOIN practices p ON p.id = r.practice_id`
 
 // ReadyRequestsWithPractices lists the ready requests of a flow with id > after, oldest

@@ -35,6 +35,10 @@ type PracticeFilter struct {
 	// unresolved exception, false those with none.
 	HasOpenException *bool
 
+	// WithoutCase leaves each practice's case unread (Data "{}"): the exports with
+	// no column for it (CSV, XLSX) skip a lookup and 1.5 KB per practice.
+	WithoutCase bool
+
 	Limit  int    // 0: all
 	Offset int    // rows to skip (with Limit, for paging)
 	Order  string // one of PracticeOrders; "" = "id"
@@ -156,6 +160,9 @@ func (f PracticeFilter) practiceQuery() (string, []any, error) {
 		return "", nil, err
 	}
 	q := practiceSelect + where + order
+	if f.WithoutCase {
+		q = practiceSelectWithoutCase + where + order
+	}
 	switch {
 	case f.Limit > 0:
 		q += " LIMIT ? OFFSET ?"
@@ -269,8 +276,13 @@ func (s *Store) BulkLoadPractices(ctx context.Context, n int, gen func(i int) Pr
 				p.Point, p.CustomerID, p.CustomerName, dateText(p.SwitchDate), p.State, ts, int64(p.Credit), int64(p.Estimate),
 				int64(p.Previous), int64(p.CMOR), int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation,
 				dateText(p.WindowOpen), dateText(p.WindowClose), dateText(p.SuspensionTerm), dateText(p.RequestDate),
-				dateText(p.AnswerDate), string(p.Data), ts, ts); err != nil {
+				dateText(p.AnswerDate), rowData(p.Data), ts, ts); err != nil {
 				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
+			}
+			if hasCase(p.Data) {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (last_insert_rowid(), ?)`, string(p.Data)); err != nil {
+					return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
+				}
 			}
 		}
 		return nil

@@ -67,7 +67,8 @@ func OpenReadOnly(dir string) (*Store, error) {
 		return nil, err
 	}
 	objects := filepath.Join(abs, "objects")
-	return &Store{dir: abs, r: r, Blobs: &BlobStore{root: filepath.Join(objects, "sha256"), tmp: filepath.Join(objects, "tmp")}}, nil
+	// Every migration is applied (checked above): the practice's case is in practice_data.
+	return &Store{dir: abs, r: r, sideData: true, Blobs: &BlobStore{root: filepath.Join(objects, "sha256"), tmp: filepath.Join(objects, "tmp")}}, nil
 }
 
 func openRO(dsn string) (*sql.DB, error) {

@@ -24,7 +24,6 @@ type PracticeStmts struct {
 	latestByKey                               *sql.Stmt
 	insHistory, insLink, insRequest, codeUsed *sql.Stmt
 	setState, markSent, setRequest, readSeq   *sql.Stmt
-	setPayload                                *sql.Stmt
 	setRequestDate                            *sql.Stmt
 	seqs                                      map[string]int64 // sequence name → next value, written back by Close
 	seqDirty                                  map[string]bool
@@ -90,12 +89,11 @@ func (s *Store) PreparePractices(ctx context.Context, tx *sql.Tx) (*PracticeStmt
 	p.insHistory = prep(`INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	p.insLink = prep(`INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line) VALUES (?, ?, ?, ?)`)
-	p.insRequest = prep(`INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+	p.insRequest = prep(`INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, '', ?)`)
 	p.codeUsed = prep(`SELECT EXISTS (SELECT 1 FROM practices WHERE cp_utente = ?1) OR EXISTS (SELECT 1 FROM requests WHERE cp_utente = ?1)`)
 	p.setState = prep(`UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`)
 	p.markSent = prep(`UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id = ?`)
 	p.setRequest = prep(`UPDATE requests SET state = ?, data = ? WHERE id = ?`)
-	p.setPayload = prep(`UPDATE requests SET payload = ? WHERE id = ?`)
 	p.readSeq = prep(`SELECT next FROM sequences WHERE name = ?`)
 	p.setRequestDate = prep(`UPDATE practices SET request_date = ?, updated_at = ? WHERE id = ?`)
 	if err != nil {
@@ -130,7 +128,7 @@ func (p *PracticeStmts) Close(ctx context.Context) error {
 	}
 	p.bulk = nil
 	for _, st := range []*sql.Stmt{p.byKey, p.latestByKey, p.byID, p.insPractice, p.savePractice, p.insHistory, p.insLink, p.insRequest,
-		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate, p.setPayload} {
+		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate} {
 		if st != nil {
 			st.Close()
 		}
@@ -308,11 +306,14 @@ func (p *PracticeStmts) Create(ctx context.Context, pr *Practice, h HistoryEntry
 		pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, TS(now), int64(pr.Credit), int64(pr.Estimate),
 		int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
 		dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), pr.LinkedID,
-		string(pr.Data), TS(now), TS(now))
+		rowData(pr.Data), TS(now), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: create practice %s: %w", pr.CaseKey, err)
 	}
 	pr.ID, _ = r.LastInsertId()
+	if err := putPracticeData(ctx, p.tx, pr.ID, pr.Data, false); err != nil {
+		return err
+	}
 	pr.StateSince, pr.CreatedAt, pr.UpdatedAt = now, now, now
 	h.PracticeID, h.From, h.To, h.At = pr.ID, "", pr.State, now
 	if err := p.History(ctx, h); err != nil {
@@ -336,11 +337,11 @@ func (p *PracticeStmts) Save(ctx context.Context, pr *Practice) error {
 	_, err := p.savePractice.ExecContext(ctx, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore), pr.CustomerName, int64(pr.Credit),
 		int64(pr.Estimate), int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation,
 		dateText(pr.WindowOpen), dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate),
-		pr.LinkedID, string(pr.Data), TS(pr.UpdatedAt), pr.ID)
+		pr.LinkedID, rowData(pr.Data), TS(pr.UpdatedAt), pr.ID)
 	if err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", pr.ID, err)
 	}
-	return nil
+	return putPracticeData(ctx, p.tx, pr.ID, pr.Data, true)
 }
 
 // Transition moves a practice to state to with a history entry and a file link (as
@@ -401,11 +402,14 @@ func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
 	}
 	data, _ := json.Marshal(nonNil(r.Data))
 	now := p.now()
-	res, err := p.insRequest.ExecContext(ctx, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), payloadText(r.Payload), TS(now))
+	res, err := p.insRequest.ExecContext(ctx, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
 	r.ID, _ = res.LastInsertId()
+	if err := putRequestPayload(ctx, p.tx, r.ID, payloadText(r.Payload), false); err != nil {
+		return err
+	}
 	r.CreatedAt = now
 	return nil
 }
@@ -436,8 +440,7 @@ func (p *PracticeStmts) SetRequestPayload(ctx context.Context, id int64, payload
 	if err := p.Flush(ctx); err != nil {
 		return err
 	}
-	_, err := p.setPayload.ExecContext(ctx, payloadText(payload), id)
-	return err
+	return putRequestPayload(ctx, p.tx, id, payloadText(payload), true)
 }
 
 // MarkSent records that a request went into a built file.
@@ -707,13 +710,17 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	clear(p.queuedKeys)
 	clear(p.queuedCodes)
 	args := make([]any, 0, len(q)*30)
+	var dataArgs []any
 	for _, e := range q {
 		pr := e.pr
 		args = append(args, pr.ID, pr.CaseKey, pr.Role, pr.Sector, pr.CompanyPIVA, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore),
 			pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, TS(pr.CreatedAt), int64(pr.Credit), int64(pr.Estimate),
 			int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
 			dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), nullIfZero(pr.LinkedID),
-			string(pr.Data), TS(pr.CreatedAt), TS(pr.CreatedAt))
+			rowData(pr.Data), TS(pr.CreatedAt), TS(pr.CreatedAt))
+		if hasCase(pr.Data) {
+			dataArgs = append(dataArgs, pr.ID, string(pr.Data))
+		}
 	}
 	if err := p.insertRows(ctx, `INSERT INTO practices (id, case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
 		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
@@ -721,8 +728,11 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		data, created_at, updated_at)`, 30, args); err != nil {
 		return fmt.Errorf("archive: create practices %s ...: %w", q[0].pr.CaseKey, err)
 	}
+	if err := p.insertRows(ctx, `INSERT INTO practice_data (id, data)`, 2, dataArgs); err != nil {
+		return fmt.Errorf("archive: cases of practices %s ...: %w", q[0].pr.CaseKey, err)
+	}
 	hs := make([]HistoryEntry, len(q))
-	var linkArgs, reqArgs []any
+	var linkArgs, reqArgs, payloadArgs []any
 	for i, e := range q {
 		hs[i] = e.h
 		if e.h.FileID != 0 {
@@ -730,7 +740,10 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		}
 		if r := e.req; r != nil {
 			data, _ := json.Marshal(nonNil(r.Data))
-			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), payloadText(r.Payload), TS(r.CreatedAt))
+			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), "", TS(r.CreatedAt))
+			if text := payloadText(r.Payload); text != "" {
+				payloadArgs = append(payloadArgs, r.ID, text)
+			}
 		}
 	}
 	if err := p.HistoryAll(ctx, hs); err != nil {
@@ -741,6 +754,9 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	}
 	if err := p.insertRows(ctx, `INSERT INTO requests (id, practice_id, flow, cp_utente, state, data, payload, created_at)`, 8, reqArgs); err != nil {
 		return fmt.Errorf("archive: requests: %w", err)
+	}
+	if err := p.insertRows(ctx, `INSERT INTO request_payloads (id, payload)`, 2, payloadArgs); err != nil {
+		return fmt.Errorf("archive: request payloads: %w", err)
 	}
 	return nil
 }

@@ -200,7 +200,7 @@ func (s *Store) verifyTable(ctx context.Context, rep *VerifyReport, t chainedTab
 		return fmt.Sprintf("record %d", seq)
 	}
 	err := func() error {
-		rows, err := s.r.QueryContext(ctx, `SELECT * FROM main.`+t.name+` ORDER BY id`)
+		rows, err := s.r.QueryContext(ctx, `SELECT t.*`+s.chainSide(t)+` FROM main.`+t.name+` t ORDER BY t.id`)
 		if err != nil {
 			return err
 		}

@@ -102,6 +102,7 @@ type orderRun struct {
 	findings  []string
 	meta      map[string]string
 	requests  int
+	keys      []string // case keys in the order the practices were created (id order)
 }
 
 var lineRefs = regexp.MustCompile(`lines? [0-9][0-9,\-]*`)
@@ -169,6 +170,7 @@ func processOrdered(t *testing.T, content string, lineKey map[int]string, chunk,
 		t.Fatal(err)
 	}
 	for _, p := range ps {
+		run.keys = append(run.keys, p.CaseKey)
 		data, err := flows.ParseUscenteData(p.Data)
 		if err != nil {
 			t.Fatal(err)
@@ -240,16 +242,29 @@ func TestMorosiRowOrderIsFree(t *testing.T) {
 				name                    string
 				rows                    []genRow
 				chunk, batch, stopAfter int
+				big                     bool // more practices than morosiKeyOrderCases: read in key order though grouped
 			}{
-				{"shuffled", shuffled, 1 << 30, 0, 0},
-				{"reversed", reversed, 1 << 30, 0, 0},
-				{"shuffled, chunks of 2 stopped after the second", shuffled, 2, 1, 2},
-				{"grouped, chunks of 3 stopped after the first", rows, 3, 2, 1},
+				{"shuffled", shuffled, 1 << 30, 0, 0, false},
+				{"reversed", reversed, 1 << 30, 0, 0, false},
+				{"shuffled, chunks of 2 stopped after the second", shuffled, 2, 1, 2, false},
+				{"grouped, chunks of 3 stopped after the first", rows, 3, 2, 1, false},
+				{"reversed, a big extract", reversed, 1 << 30, 0, 0, true},
+				{"grouped, a big extract, chunks of 3 stopped after the second", rows, 3, 2, 2, true},
 			}
 			for _, tt := range tests {
 				t.Run(tt.name, func(t *testing.T) {
+					if tt.big {
+						old := morosiKeyOrderCases
+						t.Cleanup(func() { morosiKeyOrderCases = old })
+						morosiKeyOrderCases = 1
+					}
 					content, lk := orderFile(tt.rows)
 					got := processOrdered(t, content, lk, tt.chunk, tt.batch, tt.stopAfter)
+					// A big extract's practices are inserted in case-key order; a small
+					// grouped one's in file order (reversed: against key order).
+					if inKeyOrder := slices.IsSorted(got.keys); (tt.big && !inKeyOrder) || (tt.name == "reversed" && inKeyOrder) {
+						t.Errorf("practices created in key order: %v (%q)", inKeyOrder, got.keys)
+					}
 					if !reflect.DeepEqual(got.practices, want.practices) {
 						for k, v := range want.practices {
 							if got.practices[k] != v {

@@ -328,14 +328,16 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 		}
 	}
 	// Row order: read as it is when the rows of each practice are adjacent, sorted by
-	// key otherwise (morosi_cases.go). A restart goes on the way the first run went.
+	// key otherwise or when the file is big (morosi_cases.go). A restart goes on the
+	// way the first run went.
 	sorted := resumed && prog.Counters["sorted"] == 1
+	adjacent := true
 	if !resumed {
-		adjacent, err := inputKeysAdjacent(ctx, in)
-		if err != nil {
+		var cases int
+		if adjacent, cases, err = inputKeyRuns(ctx, in); err != nil {
 			return Result{}, err
 		}
-		sorted = !adjacent
+		sorted = morosiSortByKey(adjacent, cases)
 	}
 	src, done, err := openRows(ctx, in)
 	if done != nil {
@@ -350,8 +352,11 @@ func (u *uscente) handleMorosi(ctx context.Context, in *Input) (Result, error) {
 		job.restore(prog)
 		in.Log.Info("resuming a file after its last committed chunk", "after", prog.Line, "sorted", sorted, "practices_created", job.created)
 	}
-	if sorted && !resumed {
+	switch {
+	case sorted && !resumed && !adjacent:
 		in.Log.Info("rows of one practice are not adjacent: sorting the file by practice first", "file", in.File.Name)
+	case sorted && !resumed:
+		in.Log.Info("a big extract: sorting the file by practice first, to insert its practices in key order", "file", in.File.Name)
 	}
 	sortDir := morosiSortDir(in)
 	if sorted {
@@ -392,22 +397,22 @@ func morosiSortDir(in *Input) string {
 	return filepath.Join(in.Store.Dir(), "tmp", "sort", fmt.Sprintf("file-%d", in.File.ID))
 }
 
-// inputKeysAdjacent reads the input once and reports whether the rows of each
-// practice are adjacent (morosiKeysAdjacent). A file that cannot be read at all is
-// "adjacent": the reading proper refuses it.
-func inputKeysAdjacent(ctx context.Context, in *Input) (bool, error) {
+// inputKeyRuns reads the input once and reports whether the rows of each practice
+// are adjacent, and how many runs of one practice's rows there are (morosiKeyRuns).
+// A file that cannot be read at all is "adjacent": the reading proper refuses it.
+func inputKeyRuns(ctx context.Context, in *Input) (bool, int, error) {
 	flow := in.Catalog.Input(in.File.Kind)
 	opt, err := readOptions(in)
 	if flow == nil || err != nil {
-		return true, nil
+		return true, 0, nil
 	}
 	rc, err := openInput(in)
 	if err != nil {
-		return false, err
+		return false, 0, err
 	}
 	rd := flows.NewCSVReader(rc, flow, opt)
 	defer readerCloser{rd, rc}.Close() // a workbook's reader holds it in memory and in temporary files
-	return morosiKeysAdjacent(ctx, rd)
+	return morosiKeyRuns(ctx, rd)
 }
 
 // readCaseBatches hands over the cases of the file in batches of size cases (the last

@@ -673,11 +673,13 @@ func BenchmarkMorosi1M(b *testing.B) {
 		b.StopTimer()
 		w := newTestWorld(&testing.T{}, e2eNow, "")
 		ctx := context.Background()
+		ioIngest := readProcIO(b)
 		res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: filepath.Base(file), Direction: "in", Kind: "uscente.morosi", Path: file})
 		if err != nil {
 			b.Fatal(err)
 		}
 		runtime.GC()
+		ioHandler := readProcIO(b)
 		stop := make(chan struct{})
 		peak := peakHeap(stop)
 		resetPeakRSS(b)
@@ -689,6 +691,7 @@ func BenchmarkMorosi1M(b *testing.B) {
 		}
 		handler := time.Since(start)
 		b.StopTimer()
+		ioBuild := readProcIO(b)
 		rssHandler := peakRSS(b)
 		resetPeakRSS(b)
 		b.StartTimer()
@@ -699,7 +702,11 @@ func BenchmarkMorosi1M(b *testing.B) {
 		}
 		build := time.Since(startBuild)
 		b.StopTimer()
+		ioEnd := readProcIO(b)
 		rssBuild := peakRSS(b)
+		reportWrites(b, "", file, ioIngest, ioHandler, ioBuild, ioEnd)
+		b.ReportMetric((handler+build).Seconds()/moderncSecs, "ratio-vs-modernc")
+		b.Logf("sorted file: handler + build %s = %.2f× the modernc.org/sqlite load (%.2fs)", (handler + build).Round(time.Millisecond), (handler+build).Seconds()/moderncSecs, moderncSecs)
 		b.ReportMetric(rssHandler, "peak-rss-handler-MiB")
 		b.ReportMetric(rssBuild, "peak-rss-build-MiB")
 		b.Logf("peak resident memory of the process: handler %.1f MiB, build %.1f MiB (VmHWM, reset before each)", rssHandler, rssBuild)
@@ -722,6 +729,7 @@ func BenchmarkMorosi1M(b *testing.B) {
 		b.Logf("%d rows: handler %s (%.0f rows/s), build %s (%d files), sqlite3 .import %.2fs (:memory:) %.2fs (file), peak heap %.1f MiB, meta %v",
 			rows, handler.Round(time.Millisecond), float64(rows)/handler.Seconds(), build.Round(time.Millisecond), n, importSecs, importFileSecs, float64(heap)/(1<<20), out.Meta)
 		w.d.Close()
+		removeBenchWorld(w)
 
 		// The same rows shuffled: the rows of one practice are far apart, so the
 		// handler sorts them by key under the state directory first (morosi_cases.go).
@@ -732,11 +740,13 @@ func BenchmarkMorosi1M(b *testing.B) {
 		b.StopTimer()
 		shuffledFile := morosiBenchShuffledFile(b, rows)
 		ws := newTestWorld(&testing.T{}, e2eNow, "")
+		ioIngestS := readProcIO(b)
 		rs, err := ws.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: filepath.Base(shuffledFile), Direction: "in", Kind: "uscente.morosi", Path: shuffledFile})
 		if err != nil {
 			b.Fatal(err)
 		}
 		runtime.GC()
+		ioHandlerS := readProcIO(b)
 		resetPeakRSS(b)
 		b.StartTimer()
 		start = time.Now()
@@ -746,6 +756,7 @@ func BenchmarkMorosi1M(b *testing.B) {
 		}
 		handlerS := time.Since(start)
 		b.StopTimer()
+		ioBuildS := readProcIO(b)
 		rssHandlerS := peakRSS(b)
 		resetPeakRSS(b)
 		b.StartTimer()
@@ -756,7 +767,11 @@ func BenchmarkMorosi1M(b *testing.B) {
 		}
 		buildS := time.Since(startBuild)
 		b.StopTimer()
+		ioEndS := readProcIO(b)
 		rssBuildS := peakRSS(b)
+		reportWrites(b, "shuffled-", shuffledFile, ioIngestS, ioHandlerS, ioBuildS, ioEndS)
+		b.ReportMetric((handlerS+buildS).Seconds()/moderncSecs, "shuffled-ratio-vs-modernc")
+		b.Logf("shuffled file: handler + build %s = %.2f× the modernc.org/sqlite load (%.2fs)", (handlerS + buildS).Round(time.Millisecond), (handlerS+buildS).Seconds()/moderncSecs, moderncSecs)
 		if outS.Meta["practices_created"] != out.Meta["practices_created"] || outS.Meta["ready"] != out.Meta["ready"] {
 			b.Errorf("shuffled file: meta %v, sorted file %v", outS.Meta, out.Meta)
 		}
@@ -767,7 +782,15 @@ func BenchmarkMorosi1M(b *testing.B) {
 		b.Logf("%d rows shuffled: handler %s (sorted file %s), build %s (%d files), peak resident memory handler %.1f MiB (sorted file %.1f), build %.1f MiB, meta %v",
 			rows, handlerS.Round(time.Millisecond), handler.Round(time.Millisecond), buildS.Round(time.Millisecond), nS, rssHandlerS, rssHandler, rssBuildS, outS.Meta)
 		ws.d.Close()
+		removeBenchWorld(ws)
 	}
+}
+
+// removeBenchWorld removes a benchmark's world: made with a testing.T that never runs
+// its cleanups, its state (a gigabyte at 1,000,000 rows) would stay in $TMPDIR.
+func removeBenchWorld(w *testWorld) {
+	os.RemoveAll(w.dir)
+	os.Remove(filepath.Dir(w.dir)) // the T's own temporary root, empty now
 }
 
 // moderncImport loads the CSV file into one table of 37 text columns as sqlite3's
@@ -820,6 +843,54 @@ func moderncImport(b *testing.B, file string) float64 {
 		b.Fatal(err)
 	}
 	return time.Since(start).Seconds()
+}
+
+// procIO is what /proc/self/io says the process wrote so far: write_bytes is what it
+// sent to the storage layer (page cache pages it dirtied), cancelled_write_bytes what
+// of that was truncated or deleted before reaching the disk (a sort run removed in
+// time), wchar what it passed to write(2).
+type procIO struct{ write, cancelled, wchar int64 }
+
+func readProcIO(b *testing.B) procIO {
+	var io procIO
+	st, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		return io
+	}
+	for _, ln := range strings.Split(string(st), "\n") {
+		k, v, _ := strings.Cut(ln, ": ")
+		var n int64
+		fmt.Sscan(v, &n)
+		switch k {
+		case "write_bytes":
+			io.write = n
+		case "cancelled_write_bytes":
+			io.cancelled = n
+		case "wchar":
+			io.wchar = n
+		}
+	}
+	return io
+}
+
+// reportWrites reports the bytes written to disk by each phase (archiving the
+// extract, the handler, the build) and their sum as a multiple of the extract's size.
+func reportWrites(b *testing.B, prefix, file string, ingest, handler, build, end procIO) {
+	st, err := os.Stat(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	size := float64(st.Size())
+	mb := func(from, to procIO) float64 {
+		return float64((to.write-to.cancelled)-(from.write-from.cancelled)) / (1 << 20)
+	}
+	b.ReportMetric(mb(ingest, handler), prefix+"written-ingest-MiB")
+	b.ReportMetric(mb(handler, build), prefix+"written-handler-MiB")
+	b.ReportMetric(mb(build, end), prefix+"written-build-MiB")
+	total := mb(ingest, end)
+	b.ReportMetric(total*(1<<20)/size, prefix+"written-x-extract")
+	b.Logf("%sbytes written (write_bytes - cancelled_write_bytes): archive %.1f MiB, handler %.1f MiB, build %.1f MiB, total %.1f MiB = %.2f× the extract (%.1f MiB); write(2) total %.1f MiB",
+		prefix, mb(ingest, handler), mb(handler, build), mb(build, end), total, total*(1<<20)/size, size/(1<<20), float64(end.wchar-ingest.wchar)/(1<<20))
 }
 
 // resetPeakRSS resets the process's peak resident set size (VmHWM), so that the next

@@ -260,6 +260,7 @@ func Practices(ctx context.Context, store *archive.Store, f archive.PracticeFilt
 		return 0, err
 	}
 	lang, states := langOf(opt.Lang), stateNames{}
+	f.WithoutCase = opt.Format != "json" // only the JSON record carries the case
 	err = store.EachPractice(ctx, f, func(p archive.Practice) error {
 		if err := rw.write(row{p: &p, openExcept: open[p.ID], lang: lang, states: states}); err != nil {
 			return err
