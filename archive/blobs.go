@@ -182,6 +182,9 @@ func (b *BlobStore) PutFile(path string) (hash string, size int64, err error) {
 
 // Open opens a blob for reading.
 func (b *BlobStore) Open(hash string) (*os.File, error) {
+	if hash == "" { // a file refused unread has no content (Path would name the store's root)
+		return nil, fmt.Errorf("archive: no content: %w", os.ErrNotExist)
+	}
 	f, err := os.Open(b.Path(hash))
 	if err != nil {
 		return nil, fmt.Errorf("archive: blob %s: %w", short(hash), err)

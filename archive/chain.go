@@ -119,8 +119,9 @@ func (s *Store) chainSide(t chainedTable) string {
 // chainMarks is the largest id of each chained table (in chainedTables order).
 type chainMarks []int64
 
-// maxIDs reads chainMarks in one query (each max(id) is one b-tree descent).
-func maxIDs(ctx context.Context, tx *sql.Tx) (chainMarks, error) {
+// maxIDs reads chainMarks in one query (each max(id) is one b-tree descent), in a
+// transaction or, for verify, on the read pool.
+func maxIDs(ctx context.Context, tx queryRower) (chainMarks, error) {
 	var parts []string
 	for _, t := range chainedTables {
 		parts = append(parts, "(SELECT coalesce(max(id), 0) FROM main."+t.name+")")

@@ -132,10 +132,8 @@ func (s *Store) PendingDeliveries(ctx context.Context) (int, error) {
 // (DeferTransition) are applied, all in one transaction.
 func (s *Store) MarkDelivered(ctx context.Context, id int64, remotePath string, size int64) error {
 	return s.Write(ctx, func(tx *sql.Tx) error {
-		d, err := scanDelivery(tx.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("delivery %d: %w", id, ErrNotFound)
-		} else if err != nil {
+		d, err := getDelivery(ctx, tx, id)
+		if err != nil {
 			return err
 		}
 		if d.State == "delivered" {
@@ -185,7 +183,13 @@ func (s *Store) MarkDeliveryFailed(ctx context.Context, id int64, cause error, n
 
 // GetDelivery returns one delivery.
 func (s *Store) GetDelivery(ctx context.Context, id int64) (Delivery, error) {
-	d, err := scanDelivery(s.r.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
+	return getDelivery(ctx, s.r, id)
+}
+
+// getDelivery reads delivery id on the read pool or in a transaction; a missing one
+// is ErrNotFound.
+func getDelivery(ctx context.Context, q queryRower, id int64) (Delivery, error) {
+	d, err := scanDelivery(q.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return d, fmt.Errorf("delivery %d: %w", id, ErrNotFound)
 	}
@@ -222,10 +226,7 @@ func (s *Store) RetryDelivery(ctx context.Context, id int64, by, newName string,
 	var d Delivery
 	err := s.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		d, err = scanDelivery(tx.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("delivery %d: %w", id, ErrNotFound)
-		} else if err != nil {
+		if d, err = getDelivery(ctx, tx, id); err != nil {
 			return err
 		}
 		if d.State != DeliveryFailed {
@@ -270,10 +271,7 @@ func (s *Store) AbandonDelivery(ctx context.Context, id int64, by, note string, 
 	var d Delivery
 	err := s.Write(ctx, func(tx *sql.Tx) error {
 		var err error
-		d, err = scanDelivery(tx.QueryRowContext(ctx, deliverySelect+` WHERE id = ?`, id))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("delivery %d: %w", id, ErrNotFound)
-		} else if err != nil {
+		if d, err = getDelivery(ctx, tx, id); err != nil {
 			return err
 		}
 		switch d.State {

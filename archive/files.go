@@ -75,19 +75,22 @@ type IngestResult struct {
 // TooBigReason is the reason recorded for a file refused for its size.
 func TooBigReason(size, limit int64) string {
 	return fmt.Sprintf("the file is %s bytes, over the limit of %s bytes: not processed; only its SHA-256 and size are archived, not its content",
-		groupDigits(size), groupDigits(limit))
+		flows.GroupThousands(size), flows.GroupThousands(limit))
 }
 
-func groupDigits(n int64) string {
-	s := fmt.Sprint(n)
-	var b strings.Builder
-	for i, c := range s {
-		if i > 0 && (len(s)-i)%3 == 0 {
-			b.WriteByte(',')
-		}
-		b.WriteRune(c)
+// UnreadTooBigReason is the reason recorded for a file refused for its size before
+// any of it was read (an SII file whose listed size passes its limit).
+func UnreadTooBigReason(size, limit int64) string {
+	return fmt.Sprintf("the file is %s bytes, over the limit of %s bytes: not downloaded, not processed; only its name and size are archived, not its content",
+		flows.GroupThousands(size), flows.GroupThousands(limit))
+}
+
+// tooBigReason is the refusal of content not stored: hash "" when none was read.
+func tooBigReason(hash string, size, limit int64) string {
+	if hash == "" {
+		return UnreadTooBigReason(size, limit)
 	}
-	return b.String()
+	return TooBigReason(size, limit)
 }
 
 // Ingest stores the content in the blob store and indexes it as a new version of
@@ -142,6 +145,24 @@ func (s *Store) Ingest(ctx context.Context, req IngestRequest) (IngestResult, er
 	return res, err
 }
 
+// IngestUnreadTx indexes, inside the caller's transaction, a file refused for its size
+// before any byte of it was read (its size is what the SFTP listing said, over
+// req.MaxSize): a row with its name, size and reason, state rejected, and no content
+// nor hash (hash "" names an empty blob row that is never kept). The result is TooBig.
+func (s *Store) IngestUnreadTx(ctx context.Context, tx *sql.Tx, req IngestRequest, size int64) (IngestResult, error) {
+	if req.Kind == "" {
+		req.Kind = "unknown"
+	}
+	req.State = StateRejected
+	at := req.At
+	if at.IsZero() {
+		at = s.now()
+	}
+	res, err := s.ingestTx(ctx, tx, req, "", size, at, false)
+	res.TooBig = true
+	return res, err
+}
+
 // IngestTx indexes content already stored with Blobs.Put inside the caller's
 // transaction, so that a builder can archive a flow file, mark the requests it
 // carries as sent and queue its delivery atomically.
@@ -160,13 +181,17 @@ func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, has
 	var res IngestResult
 	// kept goes from 0 to 1 when content refused for its size is stored later (the
 	// limit was raised), never back.
+	blobSize := size
+	if hash == "" {
+		blobSize = 0 // nothing was read: the row of unread content, shared, holds none
+	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO blobs (hash, size, created_at, kept) VALUES (?, ?, ?, ?)
-		ON CONFLICT (hash) DO UPDATE SET kept = max(kept, excluded.kept)`, hash, size, TS(at), stored); err != nil {
+		ON CONFLICT (hash) DO UPDATE SET kept = max(kept, excluded.kept)`, hash, blobSize, TS(at), stored); err != nil {
 		return res, err
 	}
 	latest, err := scanFile(tx.QueryRowContext(ctx, fileSelect+` WHERE source = ? AND name = ? ORDER BY version DESC LIMIT 1`, req.Source, req.Name))
 	switch {
-	case err == nil && latest.Hash == hash:
+	case err == nil && latest.Hash == hash && hash != "": // "" is unread content: not known to be the same
 		res.File, res.Existing = latest, true
 		return res, nil
 	case err != nil && !errors.Is(err, sql.ErrNoRows):
@@ -183,7 +208,7 @@ func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, has
 	var dupOf int64
 	reason := ""
 	if !stored {
-		reason = TooBigReason(size, req.MaxSize)
+		reason = tooBigReason(hash, size, req.MaxSize)
 	}
 	// A refused file does not count as received: the same bytes dropped again (after
 	// the configuration was corrected) are processed.
@@ -217,7 +242,9 @@ func (s *Store) ingestTx(ctx context.Context, tx *sql.Tx, req IngestRequest, has
 	if dupOf != 0 {
 		detail += fmt.Sprintf(" duplicate of #%d", dupOf)
 	}
-	if !stored {
+	if !stored && hash == "" {
+		detail = fmt.Sprintf("%s %s v%d size %d over the size limit of %d: not read, content not kept", req.Source, req.Name, version, size, req.MaxSize)
+	} else if !stored {
 		detail += fmt.Sprintf(" over the size limit of %d: content not kept", req.MaxSize)
 	}
 	if err := s.AppendEvent(tx, Event{Type: evType, FileID: id, Detail: detail, At: at}); err != nil {
@@ -413,6 +440,9 @@ func (s *Store) OpenFile(ctx context.Context, id int64) (io.ReadCloser, File, er
 	f, err := s.GetFile(ctx, id)
 	if err != nil {
 		return nil, f, err
+	}
+	if f.Hash == "" {
+		return nil, f, fmt.Errorf("file #%d %s: its content was not kept, nor read (%s)", f.ID, f.Name, f.Reason)
 	}
 	rc, err := s.Blobs.Open(f.Hash)
 	if err != nil {

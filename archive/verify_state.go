@@ -98,10 +98,11 @@ func (s *Store) verifyState(ctx context.Context, rep *VerifyReport, anchor *Anch
 	slots := map[byte][]chainSlot{}
 	// Sized once from each table's largest id: grown by append, the slices of a
 	// million rows would at times hold twice that (verify runs inside the daemon too).
-	for _, t := range chainedTables {
-		var maxID int64
-		if err := s.r.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) FROM main.`+t.name).Scan(&maxID); err == nil && maxID >= 0 && maxID < 1<<32 {
-			slots[t.tag] = make([]chainSlot, maxID+1)
+	if marks, err := maxIDs(ctx, s.r); err == nil {
+		for i, t := range chainedTables {
+			if maxID := marks[i]; maxID >= 0 && maxID < 1<<32 {
+				slots[t.tag] = make([]chainSlot, maxID+1)
+			}
 		}
 	}
 	recAt := []string{""} // by seq

@@ -235,22 +235,6 @@ func knownHostsProblem(p, addr string) string {
 	return ""
 }
 
-// keyModeWarning warns about a private key that the group or others may read. cmord
-// (x/crypto) uses it anyway, but OpenSSH's own ssh and sftp refuse such a key
-// ("UNPROTECTED PRIVATE KEY FILE"), so trying the endpoint by hand with the same key
-// would fail, and the key is a secret.
-func keyModeWarning(ep config.SFTP) string {
-	if ep.KeyFile == "" {
-		return ""
-	}
-	st, err := os.Stat(ep.KeyFile)
-	if err != nil || st.Mode().Perm()&0o077 == 0 {
-		return ""
-	}
-	return fmt.Sprintf("sftp %s: key_file %s has mode %04o: the group or others may read the private key, and OpenSSH's ssh refuses such a key; chown cmord %s && chmod 0600 %s",
-		ep.Name, ep.KeyFile, st.Mode().Perm(), ep.KeyFile, ep.KeyFile)
-}
-
 func writableDir(p string) error {
 	st, err := os.Stat(p)
 	if err != nil {

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -470,7 +471,7 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 			Action:  "Report it with the file (in rejected/); drop it again once fixed."})
 		d.Metrics.Failures.WithLabelValues("panic").Inc()
 	}
-	d.Log.Info("intake event", "folder", ev.Folder, "kind", ev.Kind, "detail", ev.Detail)
+	// Not logged here: intake logged each event, with its fields, as it happened.
 }
 
 func (d *Daemon) mailEvent(ev mail.Event) {
@@ -613,8 +614,8 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 	out, err := h.Handle(ctx, in)
 	if err != nil {
 		d.Metrics.Failures.WithLabelValues("handler").Inc()
-		// Whether it is retried or refused is the poison-file policy's to say (failed).
-		d.Log.Error("processing failed", "file", f.Name, "kind", f.Kind, "err", err)
+		// Whether it is retried or refused is the poison-file policy's to say (failed),
+		// and its log line (or intake's, for a drop retried) says it with the error.
 		return out, err
 	}
 	d.Log.Info("file processed", "file", f.Name, "kind", f.Kind, "rejected", out.Rejected, "findings", len(out.Findings), "took", time.Since(start).Round(time.Millisecond))
@@ -624,11 +625,17 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 // refuseTooBig records the refusal of a file over its size limit (its row is already
 // rejected, with no blob) as a file_rejected exception, and returns the reason.
 func (d *Daemon) refuseTooBig(ctx context.Context, f archive.File, where string, limit int64) string {
-	reason := archive.TooBigReason(f.Size, limit)
+	reason := f.Reason // the archive's: read and hashed, or refused unread
+	if reason == "" {
+		reason = archive.TooBigReason(f.Size, limit)
+	}
+	action := "Check what was dropped: if the file is genuine, raise the limit (max_size of the folder, [limits] for the SII) and drop it again."
+	if strings.HasPrefix(f.Source, "sftp:") {
+		action = "The file stays on the SII server. If it is genuine, raise [limits] sii_file (or the flow's own limit) and ask the SII to send it again: a new upload is fetched as a new file."
+	}
 	d.raise(ctx, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh, Owner: "operator", FileID: f.ID,
-		Rule: "SIZE", Subject: f.Name, Message: fmt.Sprintf("%s (%s) refused: %s", f.Name, where, reason),
-		Action: "Check what was dropped: if the file is genuine, raise the limit (max_size of the folder, [limits] for the SII) and drop it again."})
-	d.Log.Warn("file over its size limit; not processed, content not kept", "file", flows.Escape(f.Name), "where", where, "size", f.Size, "limit", limit, "sha256", f.Hash)
+		Rule: "SIZE", Subject: f.Name, Message: fmt.Sprintf("%s (%s) refused: %s", f.Name, where, reason), Action: action})
+	d.Log.Warn("file over its size limit; not processed, content not kept", "file", flows.Escape(f.Name), "where", where, "size", f.Size, "limit", limit, "sha256", f.Hash, "read", f.Hash != "")
 	return reason
 }
 

@@ -34,26 +34,37 @@ func ammAnswer(size int) string {
 // TestSizeLimits: each limit refuses a file one byte over it while reading, before
 // anything is archived: the archive keeps the file's row (state rejected, its SHA-256
 // and size) but no blob, a file_rejected exception (rule SIZE) names the limit, and a
-// file at the limit goes through.
+// file at the limit goes through. An SII file whose listed size is over the limit its
+// name gives is refused before it is downloaded: the server sees no read of it, the
+// row has its name and size but no SHA-256, and the refusal is recorded once however
+// many polls see it again.
 func TestSizeLimits(t *testing.T) {
 	const kib = 1024
 	tests := []struct {
-		name    string
-		folder  int64 // max_size of the morosi folder (0: default)
-		limits  config.Limits
-		drop    int // bytes dropped in morosi (0: none)
-		answer  int // bytes of the SI1.0100 answer (0: none)
-		refused bool
-		limit   int64 // the limit named in the refusal
+		name       string
+		folder     int64 // max_size of the morosi folder (0: default)
+		limits     config.Limits
+		drop       int    // bytes dropped in morosi (0: none)
+		answer     int    // bytes of the SI1.0100 answer (0: none)
+		answerName string // its name on the server (default: one that names the flow)
+		refused    bool
+		unread     bool  // refused from the listing, never read
+		limit      int64 // the limit named in the refusal
 	}{
 		{name: "folder: one byte over max_size", folder: kib, drop: kib + 1, refused: true, limit: kib},
 		{name: "folder: exactly max_size", folder: kib, drop: kib},
 		{name: "folder: default 512MiB lets a big extract through", drop: 64 * kib},
-		{name: "SII: one byte over sii_file", limits: config.Limits{SIIFile: kib}, answer: kib + 1, refused: true, limit: kib},
+		{name: "SII: one byte over sii_file", limits: config.Limits{SIIFile: kib}, answer: kib + 1, refused: true, unread: true, limit: kib},
+		{name: "SII: far over sii_file", limits: config.Limits{SIIFile: kib}, answer: 3 << 20, refused: true, unread: true, limit: kib},
 		{name: "SII: exactly sii_file", limits: config.Limits{SIIFile: kib}, answer: kib},
 		{name: "SII: the flow's own limit above sii_file", limits: config.Limits{SIIFile: kib, SIIFlow: map[string]int64{"REQ_AMM": 4 * kib}}, answer: 2 * kib},
-		{name: "SII: the flow's own limit below sii_file", limits: config.Limits{SIIFile: 8 * kib, SIIFlow: map[string]int64{"REQ_AMM": kib}}, answer: 2 * kib, refused: true, limit: kib},
-		{name: "SII: another flow's limit does not apply", limits: config.Limits{SIIFile: kib, SIIFlow: map[string]int64{"REQ_ESITO": 8 * kib}}, answer: 2 * kib, refused: true, limit: kib},
+		{name: "SII: the flow's own limit below sii_file", limits: config.Limits{SIIFile: 8 * kib, SIIFlow: map[string]int64{"REQ_AMM": kib}}, answer: 2 * kib, refused: true, unread: true, limit: kib},
+		{name: "SII: another flow's limit does not apply", limits: config.Limits{SIIFile: kib, SIIFlow: map[string]int64{"REQ_ESITO": 8 * kib}}, answer: 2 * kib, refused: true, unread: true, limit: kib},
+		// A name that does not say the flow: held to the largest limit before reading,
+		// to the flow's own once its first bytes name it.
+		{name: "SII, unnamed flow: over every limit", answerName: "answer.csv", limits: config.Limits{SIIFile: kib, SIIFlow: map[string]int64{"REQ_AMM": 2 * kib}}, answer: 3 * kib, refused: true, unread: true, limit: 2 * kib},
+		{name: "SII, unnamed flow: within its flow's limit", answerName: "answer.csv", limits: config.Limits{SIIFile: kib, SIIFlow: map[string]int64{"REQ_AMM": 4 * kib}}, answer: 2 * kib},
+		{name: "SII, unnamed flow: over its flow's limit once read", answerName: "answer.csv", limits: config.Limits{SIIFile: 8 * kib, SIIFlow: map[string]int64{"REQ_AMM": kib}}, answer: 2 * kib, refused: true, limit: kib},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -81,6 +92,9 @@ func TestSizeLimits(t *testing.T) {
 				}
 			} else {
 				name, content = "SI10100_20251016_0001.csv", ammAnswer(tc.answer)
+				if tc.answerName != "" {
+					name = tc.answerName
+				}
 				w.answer(name, content)
 				if err := w.d.PollSII(ctx); err != nil {
 					t.Fatal(err)
@@ -91,8 +105,23 @@ func TestSizeLimits(t *testing.T) {
 				t.Fatalf("archived %v, %v: want one row", fs, err)
 			}
 			f := fs[0]
-			if f.Hash != sha(content) || f.Size != int64(len(content)) {
-				t.Errorf("row has sha256 %s size %d, want the content's %s size %d", f.Hash, f.Size, sha(content), len(content))
+			wantHash := sha(content)
+			if tc.unread {
+				wantHash = "" // never read: no SHA-256 to give
+			}
+			if f.Hash != wantHash || f.Size != int64(len(content)) {
+				t.Errorf("row has sha256 %q size %d, want %q size %d", f.Hash, f.Size, wantHash, len(content))
+			}
+			if tc.answer > 0 {
+				opened := w.srv.OpenedForReading("/out/" + name)
+				if tc.unread && opened != 0 {
+					t.Errorf("the file over the limit was opened for reading %d time(s) on the server", opened)
+				} else if !tc.unread && opened == 0 {
+					t.Errorf("the file was never read on the server (the counter does not work)")
+				}
+				if spool, _ := filepath.Glob(filepath.Join(w.d.Store.Dir(), "tmp", "sftp-*", "*")); len(spool) != 0 {
+					t.Errorf("left in the spool: %v", spool)
+				}
 			}
 			_, blobErr := os.Stat(w.d.Store.Blobs.Path(f.Hash))
 			var sizeExc []archive.Exception
@@ -107,15 +136,20 @@ func TestSizeLimits(t *testing.T) {
 				}
 				return
 			}
-			if want := archive.TooBigReason(int64(len(content)), tc.limit); f.State != archive.StateRejected || f.Reason != want {
+			want := archive.TooBigReason(int64(len(content)), tc.limit)
+			if tc.unread {
+				want = archive.UnreadTooBigReason(int64(len(content)), tc.limit)
+			}
+			if f.State != archive.StateRejected || f.Reason != want {
 				t.Errorf("row state %s reason %q, want rejected: %q", f.State, f.Reason, want)
 			}
 
-			if !os.IsNotExist(blobErr) {
+			if !tc.unread && !os.IsNotExist(blobErr) {
 				t.Errorf("the refused content is in the blob store (%v)", blobErr)
 			}
-			if len(sizeExc) != 1 || !strings.Contains(sizeExc[0].Message, "not processed") || sizeExc[0].FileID != f.ID {
-				t.Errorf("SIZE exceptions: %+v", sizeExc)
+			if len(sizeExc) != 1 || !strings.Contains(sizeExc[0].Message, "not processed") || sizeExc[0].FileID != f.ID ||
+				!strings.Contains(sizeExc[0].Message, name) || !strings.Contains(sizeExc[0].Message, want) {
+				t.Errorf("SIZE exceptions (want one naming %s, its size and the limit %d): %+v", name, tc.limit, sizeExc)
 			}
 			rep, err := w.d.Store.Verify(ctx, nil)
 			if err != nil || len(rep.Problems) > 0 {
@@ -142,6 +176,12 @@ func TestSizeLimits(t *testing.T) {
 				}
 				if fs, _ := w.d.Store.ListFiles(ctx, archive.FileFilter{Name: name}); len(fs) != 1 {
 					t.Errorf("fetched again: %d rows", len(fs))
+				}
+				if n := len(w.exceptions("file_rejected")); n != 1 {
+					t.Errorf("refused again: %d file_rejected exceptions after a second poll", n)
+				}
+				if tc.unread && w.srv.OpenedForReading("/out/"+name) != 0 {
+					t.Errorf("read by the second poll")
 				}
 			}
 		})

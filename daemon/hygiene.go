@@ -25,24 +25,13 @@ var systemDirs = []string{"/", "/var", "/var/lib", "/var/spool", "/var/log", "/h
 // each reload. Issue 13.
 func HygieneWarnings(cfg *config.Config) []string {
 	var out []string
-	secret := func(what, path string) {
-		if path == "" {
-			return
-		}
-		st, err := os.Stat(path)
-		if err != nil || st.Mode().Perm()&0o077 == 0 {
-			return
-		}
-		who := "the group (members of the cmord group run the CLI)"
-		if st.Mode().Perm()&0o007 != 0 {
-			who = "every user"
-		}
-		out = append(out, fmt.Sprintf("%s %s has mode %04o: %s may read the secret; chown cmord:cmord %s && chmod 0600 %s",
-			what, path, st.Mode().Perm(), who, path, path))
+	if w := secretModeWarning("mail.password_file "+cfg.Mail.PasswordFile, cfg.Mail.PasswordFile, "", "cmord:cmord"); w != "" {
+		out = append(out, w)
 	}
-	secret("mail.password_file", cfg.Mail.PasswordFile)
 	for _, ep := range cfg.SFTP {
-		if w := keyModeWarning(ep); w != "" {
+		// cmord (x/crypto) uses such a key anyway, but OpenSSH's own ssh and sftp refuse
+		// it ("UNPROTECTED PRIVATE KEY FILE"): trying the endpoint by hand would fail.
+		if w := secretModeWarning(fmt.Sprintf("sftp %s: key_file %s", ep.Name, ep.KeyFile), ep.KeyFile, ", and OpenSSH's ssh refuses such a key", "cmord"); w != "" {
 			out = append(out, w)
 		}
 	}
@@ -63,6 +52,25 @@ func HygieneWarnings(cfg *config.Config) []string {
 		}
 	}
 	return out
+}
+
+// secretModeWarning says that the secret file at path (shown as what) has a mode the
+// group or others may read, with the commands that fix it (owner for chown), or "".
+// more is added to the risk named.
+func secretModeWarning(what, path, more, owner string) string {
+	if path == "" {
+		return ""
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm()&0o077 == 0 {
+		return ""
+	}
+	who := "the group (members of the cmord group run the CLI)"
+	if st.Mode().Perm()&0o007 != 0 {
+		who = "every user"
+	}
+	return fmt.Sprintf("%s has mode %04o: %s may read the secret%s; chown %s %s && chmod 0600 %s",
+		what, st.Mode().Perm(), who, more, owner, path, path)
 }
 
 // folderWarning says why drop folder f is a dangerous place, or "".

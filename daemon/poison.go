@@ -92,8 +92,7 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 	failpoint.Hit("after_failed_attempt")
 	if nerr != nil {
 		// The count cannot be kept (the database itself fails): the machine's problem.
-		d.Log.Warn("processing failed; will retry", "where", where, "file", f.Name, "class", class, "err", cause, "count_err", nerr)
-		return Result{}, cause
+		return Result{}, d.retryLater(f, where, cause, "class", class, "count_err", nerr)
 	}
 	var reason string
 	switch {
@@ -109,8 +108,7 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 				Message: fmt.Sprintf("%s: %s has not been processed after %d attempts: %v; it is kept and retried", where, f.Name, n, cause),
 				Action:  "Fix the cause on the machine (free disk space in the state directory, stop whatever holds the database); the file goes on by itself."})
 		}
-		d.Log.Warn("processing failed; will retry", "where", where, "file", f.Name, "class", class, "attempt", n, "max_attempts", maxAttempts, "err", cause)
-		return Result{}, cause
+		return Result{}, d.retryLater(f, where, cause, "class", class, "failures", n, "max_attempts", maxAttempts)
 	}
 	if p, ok, err := d.Store.LoadProgress(ctx, nil, f.ID); err == nil && ok && p.Line > 0 {
 		reason += fmt.Sprintf(" (the rows up to line %d had been applied before the failure)", p.Line)
@@ -133,8 +131,30 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 	}
 	d.resolve(ctx, fmt.Sprintf("file_retrying|%d", f.ID), "the file was refused")
 	d.Metrics.Failures.WithLabelValues("poison").Inc()
-	d.Log.Error("file refused after failed processing", "where", where, "file", f.Name, "class", class, "attempts", n, "err", cause)
+	d.Log.Error("file refused after failed processing", "where", where, "file", flows.Escape(f.Name), "class", class, "attempts", n, "err", cause, "kind", f.Kind, "file_id", f.ID)
 	return res, nil
+}
+
+// retryError is a processing failure the poison-file policy retries, with what the
+// policy knows of it for the log.
+type retryError struct {
+	cause  error
+	fields []any
+}
+
+func (e *retryError) Error() string    { return e.cause.Error() }
+func (e *retryError) Unwrap() error    { return e.cause }
+func (e *retryError) LogFields() []any { return e.fields }
+
+// retryLater returns the error that makes f wait for another attempt, and logs the
+// failure unless f came from a drop folder: there intake logs it, once, with these
+// fields (intake.LogFields) beside its own (folder, attempt, retry_in).
+func (d *Daemon) retryLater(f archive.File, where string, cause error, fields ...any) error {
+	fields = append(fields, "kind", f.Kind, "file_id", f.ID)
+	if !strings.HasPrefix(f.Source, "folder:") {
+		d.Log.Warn("processing failed; will retry", append([]any{"where", where, "file", flows.Escape(f.Name), "err", cause}, fields...)...)
+	}
+	return &retryError{cause: cause, fields: fields}
 }
 
 // handlerPanic is a handler's panic turned into an error: the same input panics the

@@ -3,11 +3,14 @@ package daemon
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -500,5 +503,104 @@ func TestTransientFailuresDoNotCount(t *testing.T) {
 	}
 	if es := w.all("file_retrying"); len(es) != 0 {
 		t.Errorf("2 transient failures (< max_attempts) raised file_retrying: %+v", es)
+	}
+}
+
+// logRecords returns the JSON log records of the file at path that keep says to keep.
+func logRecords(t *testing.T, path string, keep func(map[string]any) bool) []map[string]any {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var r map[string]any
+		if err := json.Unmarshal([]byte(line), &r); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		if keep(r) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// TestDropFailureLoggedOnce: each failed attempt at a dropped file is one log line
+// carrying every field (intake's folder, attempt and retry delay; the poison-file
+// policy's class, failures counted in the archive, max_attempts, the file's kind and
+// id; the error), not one line from intake and others from the daemon; the refusal
+// that ends it is one line too, whoever writes it (the policy, or intake for a panic).
+func TestDropFailureLoggedOnce(t *testing.T) {
+	unknown := func(context.Context, *Input) (Result, error) {
+		return Result{}, errors.New("simulated handler failure")
+	}
+	permanent := func(context.Context, *Input) (Result, error) {
+		return Result{}, flows.Finding{Line: 2, Field: "COD_POD", Rule: "X", Message: "simulated"}
+	}
+	panics := func(context.Context, *Input) (Result, error) { panic("simulated handler panic") }
+	const retryMsg, refusedMsg = "processing failed; will retry", "file refused after failed processing"
+	retryFields := []string{"folder", "file", "attempt", "retry_in", "err", "class", "failures", "max_attempts", "kind", "file_id"}
+	refusedFields := []string{"where", "file", "class", "attempts", "err", "kind", "file_id"}
+	tests := []struct {
+		name      string
+		handler   func(context.Context, *Input) (Result, error)
+		retries   int    // "will retry" lines wanted, one per failed attempt before the refusal
+		refusal   string // the refusal's line
+		refFields []string
+	}{
+		{name: "unknown error: two retries, then refused", handler: unknown, retries: 2, refusal: refusedMsg, refFields: refusedFields},
+		{name: "permanent error: refused at once", handler: permanent, refusal: refusedMsg, refFields: refusedFields},
+		{name: "panic: refused at once by intake", handler: panics, refusal: "panic while processing; file rejected",
+			refFields: []string{"folder", "file", "panic", "stack"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newExcWorld(t)
+			w.tune(func(c *config.Config) {
+				c.Folders[0].Retry, c.Folders[0].MaxAttempts = 20*time.Millisecond, 3
+			})
+			// A file: the daemon's and intake's goroutines write to it at once.
+			logs := filepath.Join(t.TempDir(), "cmord.log")
+			lf, err := os.Create(logs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer lf.Close()
+			w.d.Log = slog.New(slog.NewJSONHandler(lf, nil))
+			w.d.Handle(config.KindUscenteMorosi, HandlerFunc(tt.handler))
+			w.drop("morosi", "poison.csv", acceptedCSV)
+			w.scan()
+			if _, err := os.Stat(filepath.Join(w.folders["morosi"], intake.RejectedDir, "poison.csv")); err != nil {
+				t.Fatalf("not refused: %v", err)
+			}
+			// Every line about the file but its move to rejected/ (intake's "file
+			// finished", another event): one per failed attempt, one refusal.
+			all := logRecords(t, logs, func(r map[string]any) bool {
+				return r["msg"] != "file finished" && (r["file"] == "poison.csv" || strings.Contains(fmt.Sprint(r["detail"]), "poison.csv"))
+			})
+			var msgs []string
+			for _, r := range all {
+				msgs = append(msgs, r["msg"].(string))
+			}
+			want := append(slices.Repeat([]string{retryMsg}, tt.retries), tt.refusal)
+			if !slices.Equal(msgs, want) {
+				t.Errorf("log lines about the file: %q, want %q", msgs, want)
+			}
+			for i, r := range all {
+				fields := retryFields
+				if i == len(all)-1 {
+					fields = tt.refFields
+				}
+				for _, k := range fields {
+					if _, ok := r[k]; !ok {
+						t.Errorf("line %d (%s) has no %q: %v", i, r["msg"], k, r)
+					}
+				}
+				if i < tt.retries && (r["attempt"] != float64(i+1) || r["failures"] != float64(i+1)) {
+					t.Errorf("failure line %d: attempt %v, failures %v, want %d", i, r["attempt"], r["failures"], i+1)
+				}
+			}
+		})
 	}
 }

@@ -322,13 +322,8 @@ func (d *Daemon) ingestDownload(ctx context.Context, ep config.SFTP, name, local
 		return archive.IngestResult{}, err
 	}
 	defer fh.Close()
-	head := make([]byte, 8192)
-	n, err := fh.ReadAt(head, 0)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return archive.IngestResult{}, err
-	}
 	kind := "sii"
-	if fl := d.Catalog().Identify(name, head[:n]); fl != nil {
+	if fl := d.Catalog().IdentifyReader(name, io.NewSectionReader(fh, 0, flows.IdentifyHead)); fl != nil {
 		kind = fl.Key
 	}
 	return d.Store.Ingest(ctx, archive.IngestRequest{Source: "sftp:" + ep.Name, Name: name, Direction: "in", Kind: kind,
@@ -385,7 +380,22 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 		} else if seen {
 			continue
 		}
-		local, size, err := c.Download(ctx, remote, tmpDir)
+		// The size limit holds before a byte is read: a file the listing shows over it
+		// is refused unread, and the download stops at it should the file grow.
+		kind, limit := d.siiLimitUnread(rf.Name)
+		if limit > 0 && rf.Size > limit {
+			if err := d.refuseUnread(ctx, ep, rf, remote, kind, rf.Size, limit); err != nil {
+				return err
+			}
+			continue
+		}
+		local, size, err := c.Download(ctx, remote, tmpDir, limit)
+		if tb := (*sftpx.TooBigError)(nil); errors.As(err, &tb) {
+			if err := d.refuseUnread(ctx, ep, rf, remote, kind, tb.Size, tb.Limit); err != nil {
+				return err
+			}
+			continue
+		}
 		if err != nil {
 			d.Log.Warn("download failed; will retry at the next poll", "file", rf.Name, "err", err)
 			if isConnectError(err) {
@@ -401,7 +411,7 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 		}
 		fetched := archive.Fetched{Endpoint: ep.Name, RemotePath: remote, Size: size, ModTime: rf.ModTime, FileID: res.File.ID}
 		if res.TooBig {
-			// Refused unread: the file stays on the SII side for a person to look at,
+			// Refused for its flow's limit once read: the file stays on the SII side for a person to look at,
 			// so it is recorded as completed (never moved or deleted) in the same
 			// transaction, and it is not fetched again.
 			fetched.CompletedAt = d.now()
@@ -429,6 +439,49 @@ func (d *Daemon) pollEndpoint(ctx context.Context, ep config.SFTP) error {
 		}
 	}
 	return d.retryReceived(ctx, "sftp:"+ep.Name, ep.MaxAttempts, tried)
+}
+
+// siiLimitUnread is the size limit an SII file is held to before any of it is read,
+// with the flow its name says it is ("sii" when the name does not say): that flow's
+// limit, else the largest any flow has, since its first bytes may yet name any flow
+// (ingestDownload applies the exact one). 0 is no limit.
+func (d *Daemon) siiLimitUnread(name string) (kind string, limit int64) {
+	lim := d.Config().Limits
+	if fl := d.Catalog().Identify(name, nil); fl != nil {
+		return fl.Key, lim.SIIMaxSize(fl.Key)
+	}
+	limit = lim.SIIFile
+	for _, n := range lim.SIIFlow {
+		if limit <= 0 || n <= 0 {
+			return "sii", 0
+		}
+		limit = max(limit, n)
+	}
+	return "sii", limit
+}
+
+// refuseUnread records an SII file refused for its size before it was read: its row
+// (name, size, reason; no content), the fetch noted as completed in the same
+// transaction so that it is not fetched again (it stays on the SII side for a person
+// to look at), and the SIZE exception of every oversize refusal.
+func (d *Daemon) refuseUnread(ctx context.Context, ep config.SFTP, rf sftpx.RemoteFile, remote, kind string, size, limit int64) error {
+	var res archive.IngestResult
+	err := d.Store.Write(ctx, func(tx *sql.Tx) error {
+		var err error
+		res, err = d.Store.IngestUnreadTx(ctx, tx, archive.IngestRequest{Source: "sftp:" + ep.Name, Name: rf.Name, Direction: "in", Kind: kind,
+			MaxSize: limit, Meta: map[string]string{"remote_path": remote, "remote_mtime": rf.ModTime.UTC().Format(time.RFC3339)}}, size)
+		if err != nil {
+			return err
+		}
+		return d.Store.RecordFetched(ctx, tx, archive.Fetched{Endpoint: ep.Name, RemotePath: remote, Size: rf.Size, ModTime: rf.ModTime,
+			FileID: res.File.ID, CompletedAt: d.now()})
+	})
+	if err != nil {
+		return err
+	}
+	d.Metrics.FilesIn.WithLabelValues("sftp:" + ep.Name).Inc()
+	d.refuseTooBig(ctx, res.File, "SII endpoint "+ep.Name, limit)
+	return nil
 }
 
 // stabilityPause separates the listings that prove a remote file complete.

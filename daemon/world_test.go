@@ -1,9 +1,6 @@
 package daemon
 
 import (
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -46,27 +43,17 @@ type world struct {
 	now time.Time // the daemon's clock: tests move it
 }
 
-// writeClientKey writes a new ed25519 client key (OpenSSH PEM, 0600) into dir and
+// writeClientKey writes a new ed25519 client key (OpenSSH format, 0600, its public
+// half beside it) into dir with sftpserver.WriteClientKey and
 // returns its path and public half.
 func writeClientKey(t *testing.T, dir string) (string, ssh.PublicKey) {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyFile := filepath.Join(dir, "id_ed25519")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
+	pub, err := sftpserver.WriteClientKey(keyFile, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return keyFile, sshPub
+	return keyFile, pub
 }
 
 // startSII starts the in-process SFTP server as the SII, rooted at dir/sii (our

@@ -717,15 +717,14 @@ func splitSimple(line string) []string {
 	return strings.Split(strings.TrimRight(line, "\r\n"), ";")
 }
 
-// IdentifyFile is Identify on a file on disk (its first 8 KB).
-func (c *Catalog) IdentifyFile(fileName, path string) *Flow {
-	fh, err := os.Open(path)
-	if err != nil {
-		return c.Identify(fileName, nil)
-	}
-	defer fh.Close()
-	head := make([]byte, 8192)
-	n, _ := io.ReadFull(fh, head)
+// IdentifyHead is how much of a file's beginning Identify needs (and reads).
+const IdentifyHead = 8192
+
+// IdentifyReader is Identify on the first IdentifyHead bytes of r (what it can read of
+// them: a read error leaves the name and what was read to decide).
+func (c *Catalog) IdentifyReader(fileName string, r io.Reader) *Flow {
+	head := make([]byte, IdentifyHead)
+	n, _ := io.ReadFull(r, head)
 	return c.Identify(fileName, head[:n])
 }
 

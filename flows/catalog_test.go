@@ -345,10 +345,13 @@ func TestIdentify(t *testing.T) {
 			t.Errorf("%s: %q, want %q", tc.name, got, tc.want)
 		}
 	}
-	path := filepath.Join(t.TempDir(), "esito.csv")
-	os.WriteFile(path, amm, 0o644)
-	if f := c.IdentifyFile("esito.csv", path); f == nil || f.Key != "REQ_AMM" {
-		t.Errorf("IdentifyFile: %v", f)
+	if f := c.IdentifyReader("esito.csv", bytes.NewReader(amm)); f == nil || f.Key != "REQ_AMM" {
+		t.Errorf("IdentifyReader: %v", f)
+	}
+	// Only the head counts: codes past IdentifyHead do not identify a file.
+	late := append(bytes.Repeat([]byte("\r\n"), IdentifyHead), amm...)
+	if f := c.IdentifyReader("esito.csv", bytes.NewReader(late)); f != nil {
+		t.Errorf("IdentifyReader read past the head: %v", f.Key)
 	}
 }
 

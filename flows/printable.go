@@ -26,13 +26,18 @@ func Truncate(s string, max int) string {
 	for cut > 0 && cut > max-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
-	return s[:cut] + "…(" + groupThousands(len(s)) + " bytes)"
+	return s[:cut] + "…(" + GroupThousands(int64(len(s))) + " bytes)"
 }
 
-// groupThousands writes n as 524,288,000.
-func groupThousands(n int) string {
-	s := strconv.Itoa(n)
+// GroupThousands writes n as 524,288,000 (sizes and counts shown to people).
+func GroupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	sign := ""
+	if n < 0 {
+		sign, s = "-", s[1:]
+	}
 	var b strings.Builder
+	b.WriteString(sign)
 	for i, c := range s {
 		if i > 0 && (len(s)-i)%3 == 0 {
 			b.WriteByte(',')

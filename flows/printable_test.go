@@ -64,8 +64,10 @@ func TestTruncate(t *testing.T) {
 			}
 		})
 	}
-	if got := groupThousands(524288000); got != "524,288,000" {
-		t.Errorf("groupThousands = %s", got)
+	for n, want := range map[int64]string{0: "0", 999: "999", 1000: "1,000", 524288000: "524,288,000", -1234567: "-1,234,567"} {
+		if got := GroupThousands(n); got != want {
+			t.Errorf("GroupThousands(%d) = %s, want %s", n, got, want)
+		}
 	}
 	if got := Shown("a\x1b"+strings.Repeat("y", 1000), 3); got != `a\x1by…(1,002 bytes)` {
 		t.Errorf("Shown = %q", got)

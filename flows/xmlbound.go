@@ -118,7 +118,7 @@ func (b *boundedXML) fill() {
 // endText notes the size of a text run that was cut.
 func (b *boundedXML) endText() {
 	if b.run > MaxXMLText {
-		b.out = append(b.out, "…("+groupThousands(b.run)+" bytes)"...)
+		b.out = append(b.out, "…("+GroupThousands(int64(b.run))+" bytes)"...)
 	}
 	b.run = 0
 }

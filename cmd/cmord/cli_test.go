@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -464,6 +465,44 @@ func TestArchiveShowMetaSorted(t *testing.T) {
 		}
 		if want := []string{"args", "by", "rows", "zone"}; !reflect.DeepEqual(keys, want) {
 			t.Fatalf("meta keys %v, want %v\n%s%s", keys, want, out, errOut)
+		}
+	}
+}
+
+// TestArchiveShowsUnreadFile: an SII file refused from its listed size has no SHA-256;
+// archive ls, history, show and cat say so instead of failing on it.
+func TestArchiveShowsUnreadFile(t *testing.T) {
+	_, stateDir := cliFixture(t)
+	s, err := archive.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var res archive.IngestResult
+	err = s.Write(context.Background(), func(tx *sql.Tx) error {
+		var err error
+		res, err = s.IngestUnreadTx(context.Background(), tx, archive.IngestRequest{Source: "sftp:sii", Name: "huge.xml", Direction: "in",
+			Kind: "sii", MaxSize: 1024, At: cliFixtureAt}, 5<<20)
+		return err
+	})
+	s.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strconv.FormatInt(res.File.ID, 10)
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"archive", "ls"}, exitOK, "huge.xml"},
+		{[]string{"archive", "history", "huge.xml"}, exitOK, "rejected"},
+		{[]string{"archive", "show", id}, exitOK, "never read"},
+		{[]string{"archive", "cat", id}, exitFindings, "nor read"},
+	}
+	for _, tc := range tests {
+		code, out, errOut := runCLI(t, tc.args...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.want) {
+			t.Errorf("%v: exit %d, want %d with %q\n%s%s", tc.args, code, tc.code, tc.want, out, errOut)
 		}
 	}
 }

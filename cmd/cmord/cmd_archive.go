@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -69,7 +70,7 @@ func runArchiveLs(ctx context.Context, env *Env, args []string) int {
 	fmt.Fprintln(tw, "ID\tRECEIVED (Rome)\tDIR\tSOURCE\tNAME\tV\tKIND\tSTATE\tSIZE\tSHA256")
 	for _, fl := range files {
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t%d\t%s\n", fl.ID, rome(fl.ReceivedAt), fl.Direction, flows.Escape(fl.Source), flows.Escape(fl.Name),
-			fl.Version, fl.Kind, fl.State, fl.Size, fl.Hash[:12])
+			fl.Version, fl.Kind, fl.State, fl.Size, shortHash(fl.Hash))
 	}
 	tw.Flush()
 	return exitOK
@@ -120,7 +121,7 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintf(w, "  size       %s\n", plural(f.Size, "byte", "bytes"))
-	fmt.Fprintf(w, "  sha256     %s\n", f.Hash)
+	fmt.Fprintf(w, "  sha256     %s\n", cmp.Or(f.Hash, "none: refused from its listed size, never read"))
 	fmt.Fprintf(w, "  received   %s (Europe/Rome)\n", rome(f.ReceivedAt))
 	if !f.ProcessedAt.IsZero() {
 		fmt.Fprintf(w, "  processed  %s\n", rome(f.ProcessedAt))
@@ -213,7 +214,7 @@ func runArchiveHistory(ctx context.Context, env *Env, args []string) int {
 	tw := tabwriter.NewWriter(env.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "SOURCE\tVERSION\tID\tRECEIVED (Rome)\tSTATE\tSIZE\tSHA256")
 	for _, f := range hist {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\n", flows.Escape(f.Source), f.Version, f.ID, rome(f.ReceivedAt), f.State, f.Size, f.Hash[:12])
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%d\t%s\n", flows.Escape(f.Source), f.Version, f.ID, rome(f.ReceivedAt), f.State, f.Size, shortHash(f.Hash))
 	}
 	tw.Flush()
 	return exitOK
@@ -329,4 +330,13 @@ func runArchiveAnchor(ctx context.Context, env *Env, args []string) int {
 	}
 	fmt.Fprintln(env.Stdout, head)
 	return exitOK
+}
+
+// shortHash is the first 12 hex digits of a file's SHA-256, "-" for a file refused
+// unread (an SII file over its size limit has no hash).
+func shortHash(h string) string {
+	if h == "" {
+		return "-"
+	}
+	return h[:min(12, len(h))]
 }

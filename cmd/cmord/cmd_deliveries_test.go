@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"database/sql"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,8 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"golang.org/x/crypto/ssh"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
@@ -38,19 +33,8 @@ func newDeliveriesWorld(t *testing.T) *deliveriesWorld {
 	if err := os.MkdirAll(filepath.Join(root, "in"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	keyFile := filepath.Join(dir, "id_ed25519")
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sshPub, err := ssh.NewPublicKey(pub)
+	sshPub, err := sftpserver.WriteClientKey(keyFile, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,6 +89,15 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	var shift atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(shift.Load())) }
 	cycle := func() error { return demoCycle(ctx, d, sii, clock, say, &last) }
+	// Ctrl-C during the scripted tour stops it where it is: said plainly, not as an
+	// error (the next run goes on with the state as it is; --reset runs the script again).
+	fail := func(err error) int {
+		if ctx.Err() != nil {
+			say("\nInterrupted during the tour: `cmord demo --dir %s` goes on with this state, `--reset` runs the tour again from step 1.", dm.Dir)
+			return exitOK
+		}
+		return env.fail(err)
+	}
 	say("cmord demo in %s", dm.Dir)
 	say("  SII (SFTP) on %s, mail (SMTP) on %s; the daemon's log is %s", dm.SFTP.Addr, dm.SMTP.Addr(), dm.Path(demo.LogFile))
 	if dm.Fresh {
@@ -96,10 +105,10 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		var narration bytes.Buffer
 		w = io.MultiWriter(env.Stdout, &narration)
 		if err := demoScript(ctx, d, dm, sii, &shift, clock, cycle, say); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		if err := os.WriteFile(dm.Path(demo.TourFile), narration.Bytes(), 0o640); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 		w = env.Stdout
 	} else {
@@ -112,16 +121,18 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 		}
 		say("\nThis run: one more cycle on the same state")
 		if err := cycle(); err != nil {
-			return env.fail(err)
+			return fail(err)
 		}
 	}
 	tour(w, dm, d, *once)
 	if *once {
 		return exitOK
 	}
-	say("\nThe daemon is running (Ctrl-C to stop; SIGHUP re-reads %s). Drop files into %s; the demo SII answers every few seconds.", dm.ConfigPath, dm.Path("in"))
+	say("\nThe daemon is running (Ctrl-C to stop; SIGHUP re-reads %s).", dm.ConfigPath)
+	say("Drop billing extracts into the folders of %s (morosi, incassi, ...): cmord takes them within seconds, builds,", dm.Path("in"))
+	say("publishes and polls the SII every minute, and the demo SII answers what it receives within %s.", demoSIIRound)
 	go func() {
-		t := time.NewTicker(5 * time.Second)
+		t := time.NewTicker(demoSIIRound)
 		defer t.Stop()
 		for {
 			select {
@@ -137,6 +148,7 @@ func runDemo(ctx context.Context, env *Env, args []string) int {
 	if err := d.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		return env.fail(err)
 	}
+	say("\nStopped. `cmord demo --dir %s` goes on with this state; `--reset` starts over.", dm.Dir)
 	return exitOK
 }
 
@@ -218,11 +230,17 @@ func demoScript(ctx context.Context, d *daemon.Daemon, dm *demo.Demo, sii *demo.
 	return nil
 }
 
+// demoSIIRound is how often the running demo's SII reads what cmord published.
+const demoSIIRound = 5 * time.Second
+
 // demoCycle runs one daemon cycle and lets the scripted SII answer what was
 // published. It prints the practices per state, or that they did not change since the
 // cycle whose counts are in *last (a repeated line reads as a mistake).
 func demoCycle(ctx context.Context, d *daemon.Daemon, sii *demo.FakeSII, clock func() time.Time, say func(string, ...any), last *string) error {
 	if err := d.RunOnce(ctx); err != nil {
+		if ctx.Err() != nil {
+			return ctx.Err() // interrupted: not an error of the cycle's
+		}
 		say("   cycle finished with errors: %v", err)
 	}
 	answers, err := sii.Round(clock())
@@ -275,7 +293,8 @@ func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon, once bool) {
 	fmt.Fprintf(w, "  archive and index    %s\n", rel(dm.Path("state")))
 	fmt.Fprintf(w, "  the daemon's log     %s\n", rel(dm.Path(demo.LogFile)))
 	if once {
-		fmt.Fprintf(w, "  metrics              http://%s/metrics and /healthz while `cmord demo` (without --once) runs\n", dm.Metrics)
+		// The next run listens on a port of its own (a free one, chosen at each run).
+		fmt.Fprintf(w, "  metrics              /metrics and /healthz on 127.0.0.1 while `cmord demo` (without --once) runs: its tour gives the address\n")
 	} else {
 		fmt.Fprintf(w, "  metrics              http://%s/metrics and /healthz\n", dm.Metrics)
 	}

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -95,9 +94,10 @@ func TestDemoOnce(t *testing.T) {
 		}
 	}
 
-	// The demo without --once keeps running: its metrics endpoint answers on the
-	// address of the tour, SIGHUP re-reads the configuration (it does not die), and
-	// SIGTERM stops it cleanly.
+	// The demo without --once keeps running, and what its tour says holds when
+	// followed: the metrics and health endpoints answer on the address it gives, the
+	// digest is in the mail folder it names, a file dropped where it says is taken,
+	// SIGHUP re-reads the configuration (it does not die), and Ctrl-C stops it cleanly.
 	t.Run("running", func(t *testing.T) { demoRunning(t, dir) })
 
 	// --reset starts over: the script runs again from step 1 on a fresh state.
@@ -151,35 +151,71 @@ func noFutureRecords(t *testing.T, dir string) {
 }
 
 func demoRunning(t *testing.T, dir string) {
-	cmd := exec.Command(os.Args[0], "demo", "--dir", dir)
-	cmd.Env = append(os.Environ(), "CMORD_TEST_MAIN=1", "NOTIFY_SOCKET=")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor(t, &out, "The daemon is running")
+	cmd, out := startCmord(t, "demo", "--dir", dir)
+	waitFor(t, out, "The daemon is running")
 	m := regexp.MustCompile(`metrics +http://(127\.0\.0\.1:\d+)/metrics and /healthz\n`).FindStringSubmatch(out.String())
 	if m == nil {
 		t.Fatalf("the tour gives no metrics address:\n%s", out.String())
 	}
-	var body string
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		resp, err := http.Get("http://" + m[1] + "/metrics")
-		if err == nil {
-			b, _ := io.ReadAll(resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				body = string(b)
-				break
+	// Each address the tour gives answers with what it says it serves.
+	for _, ep := range []struct{ path, want string }{
+		{"/metrics", "process_start_time_seconds"},
+		{"/healthz", "ok"},
+	} {
+		var body string
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			resp, err := http.Get("http://" + m[1] + ep.path)
+			if err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					body = string(b)
+					break
+				}
 			}
+			time.Sleep(100 * time.Millisecond)
 		}
-		time.Sleep(100 * time.Millisecond)
+		if !strings.Contains(body, ep.want) {
+			t.Errorf("GET http://%s%s: want %q:\n%.500s", m[1], ep.path, ep.want, body)
+		}
 	}
-	if !strings.Contains(body, "process_start_time_seconds") {
-		t.Errorf("GET http://%s/metrics: no metrics:\n%.500s", m[1], body)
+	// "the compliance digest goes out by mail (see the mail folder)", "mail sent <dir>".
+	mm := regexp.MustCompile(`mail sent +(\S+) \(one \.eml per message\)`).FindStringSubmatch(out.String())
+	if mm == nil {
+		t.Fatalf("the tour names no mail folder:\n%s", out.String())
+	}
+	mailDir := mm[1]
+	if !filepath.IsAbs(mailDir) {
+		mailDir = filepath.Join(mustWd(), mailDir)
+	}
+	emls, _ := filepath.Glob(filepath.Join(mailDir, "*.eml"))
+	digestFound := false
+	for _, e := range emls {
+		if b, err := os.ReadFile(e); err == nil && strings.Contains(string(b), "Subject: =?UTF-8?q?Riepilogo_CMOR") {
+			digestFound = true
+		}
+	}
+	if !digestFound {
+		t.Errorf("no digest among the mail in %s (%v)", mailDir, emls)
+	}
+	// "Drop billing extracts into the folders of <in> (morosi, ...)": a file dropped
+	// there is taken (this one is refused, with its reason).
+	dm := regexp.MustCompile(`Drop billing extracts into the folders of (\S+) \(morosi`).FindStringSubmatch(out.String())
+	if dm == nil {
+		t.Fatalf("the tour does not say where to drop files:\n%s", out.String())
+	}
+	if err := os.WriteFile(filepath.Join(dm[1], "morosi", "not-an-extract.csv"), []byte("hello\r\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	reason := filepath.Join(dm[1], "morosi", "rejected", "not-an-extract.csv.reason.txt")
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if _, err := os.Stat(reason); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("a file dropped in %s/morosi was not taken within 30 s", dm[1])
+		}
 	}
 	logPath := filepath.Join(dir, demo.LogFile)
 	logHas := func(what string) bool {
@@ -191,7 +227,7 @@ func demoRunning(t *testing.T, dir string) {
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
-	deadline = time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		b, _ := os.ReadFile(logPath)
 		if strings.Count(string(b), `msg="configuration reloaded"`) > reloads {
@@ -202,11 +238,12 @@ func demoRunning(t *testing.T, dir string) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	// "Ctrl-C to stop".
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("cmord demo after SIGHUP and SIGTERM: %v\n%s", err, out.String())
+	if err := cmd.Wait(); err != nil || !strings.Contains(out.String(), "\nStopped. ") {
+		t.Fatalf("cmord demo after SIGHUP and Ctrl-C: %v\n%s", err, out.String())
 	}
 	if !logHas(`msg=stopped`) {
 		t.Errorf("the demo's daemon did not stop cleanly")
@@ -240,5 +277,26 @@ func TestDemoTimeline(t *testing.T) {
 		if !start.Before(end) || tt.now.Sub(end) < time.Hour {
 			t.Errorf("now %s: start %s, end %s: want start < end <= now - 1h", tt.now, start, end)
 		}
+	}
+}
+
+// TestDemoInterruptedTour: Ctrl-C during the scripted tour stops the demo at once,
+// exit 0, saying how to go on or start over, and not as an error ("context canceled").
+func TestDemoInterruptedTour(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo's first cycles")
+	}
+	cmd, out := startCmord(t, "demo", "--dir", filepath.Join(t.TempDir(), "cmord-demo"))
+	// Step 2 of 7: the tour has five more daemon cycles to go (each polls the SII
+	// twice, seconds apart), so the interrupt lands in the middle of it.
+	waitFor(t, out, "2. The SII answers")
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	err := cmd.Wait()
+	got := out.String()
+	if err != nil || !strings.Contains(got, "Interrupted during the tour") || strings.Contains(got, "context canceled") ||
+		strings.Contains(got, "The daemon is running") {
+		t.Errorf("Ctrl-C during the tour: %v\n%s", err, got)
 	}
 }

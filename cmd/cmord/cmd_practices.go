@@ -578,7 +578,7 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 		fmt.Fprintln(tw, "  ID\tDIR\tRELATION\tLINES\tKIND\tRECEIVED (Rome)\tSHA256\tNAME")
 		for _, r := range practiceFileRows(links) {
 			fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.File.ID, r.File.Direction, strings.Join(r.Relations, ", "),
-				joinLines(r.Lines), r.File.Kind, rome(r.File.ReceivedAt), r.File.Hash[:12], flows.Escape(r.File.Name))
+				joinLines(r.Lines), r.File.Kind, rome(r.File.ReceivedAt), shortHash(r.File.Hash), flows.Escape(r.File.Name))
 		}
 		tw.Flush()
 	}

@@ -25,6 +25,21 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
+// startCmord starts the test binary as `cmord args...` (TestMain), its output in the
+// returned buffer; the process is killed when the test ends, if still running.
+func startCmord(t *testing.T, args ...string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], args...)
+	cmd.Env = append(os.Environ(), "CMORD_TEST_MAIN=1", "NOTIFY_SOCKET=")
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	return cmd, out
+}
+
 // syncBuffer collects a child's output while the test reads it.
 type syncBuffer struct {
 	mu sync.Mutex
@@ -81,15 +96,8 @@ func TestRunReloadAndStop(t *testing.T) {
 		}
 	}
 	write(fmt.Sprintf(runTestConfig, "morosi"))
-	cmd := exec.Command(os.Args[0], "run", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "CMORD_TEST_MAIN=1", "NOTIFY_SOCKET=")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor(t, &out, "cmord running")
+	cmd, out := startCmord(t, "run", "--config", cfgPath)
+	waitFor(t, out, "cmord running")
 
 	// A second daemon on the same state directory is refused (exit 1, naming the
 	// directory and the running daemon's PID); read commands do not need the lock.
@@ -110,16 +118,16 @@ func TestRunReloadAndStop(t *testing.T) {
 
 	write("state_dir = \"state\"\nthis is not toml\n")
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, &out, "new configuration refused, keeping the old one")
+	waitFor(t, out, "new configuration refused, keeping the old one")
 
 	write(fmt.Sprintf(runTestConfig, "morosi-renamed"))
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, &out, "configuration reloaded")
+	waitFor(t, out, "configuration reloaded")
 
 	if err := os.WriteFile(filepath.Join(dir, "in", "x.csv"), []byte("not;a;morosi;file\r\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &out, "file finished")
+	waitFor(t, out, "file finished")
 	if !strings.Contains(out.String(), "folder=morosi-renamed") {
 		t.Errorf("the file was not taken by the reloaded folder configuration:\n%s", out.String())
 	}
@@ -134,7 +142,7 @@ func TestRunReloadAndStop(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatalf("cmord run did not stop on SIGTERM:\n%s", out.String())
 	}
-	waitFor(t, &out, "stopped")
+	waitFor(t, out, "stopped")
 	// every log line is one record a machine can read
 	sc := bufio.NewScanner(strings.NewReader(out.String()))
 	for sc.Scan() {
@@ -207,19 +215,12 @@ func TestRunReloadLogSettings(t *testing.T) {
 		}
 	}
 	write("info", "text")
-	cmd := exec.Command(os.Args[0], "run", "--config", cfgPath)
-	cmd.Env = append(os.Environ(), "CMORD_TEST_MAIN=1", "NOTIFY_SOCKET=")
-	var out syncBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer cmd.Process.Kill()
-	waitFor(t, &out, "msg=\"cmord running\"")
+	cmd, out := startCmord(t, "run", "--config", cfgPath)
+	waitFor(t, out, "msg=\"cmord running\"")
 
 	write("debug", "json")
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, &out, `"msg":"configuration reloaded"`)
+	waitFor(t, out, `"msg":"configuration reloaded"`)
 	if !strings.Contains(out.String(), `msg="applying new log settings" log_level=DEBUG log_format=json`) {
 		t.Errorf("the change of log settings is not announced (in the old format):\n%s", out.String())
 	}
@@ -227,14 +228,14 @@ func TestRunReloadLogSettings(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "in", "x.csv"), []byte("not;a;morosi;file\r\n"), 0o640); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, &out, `"msg":"file finished"`)
+	waitFor(t, out, `"msg":"file finished"`)
 	if !strings.Contains(out.String(), `"level":"DEBUG"`) {
 		t.Errorf("no debug record after switching to level debug:\n%s", out.String())
 	}
 
 	write("warn", "text")
 	cmd.Process.Signal(syscall.SIGHUP)
-	waitFor(t, &out, `"msg":"applying new log settings","log_level":"WARN","log_format":"text"`)
+	waitFor(t, out, `"msg":"applying new log settings","log_level":"WARN","log_format":"text"`)
 	// "configuration reloaded" (info) comes right after the switch: wait past it.
 	time.Sleep(200 * time.Millisecond)
 	mark := len(out.String())

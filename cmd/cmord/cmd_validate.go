@@ -151,7 +151,7 @@ func (v *validation) file(ctx context.Context, env *Env, path string) (int, erro
 		return 1, nil
 	}
 	name := filepath.Base(path)
-	f := v.cat.Identify(name, head(data))
+	f := v.cat.IdentifyReader(name, bytes.NewReader(data))
 	// recognisedBy says how validate chose the kind when the operator did not
 	// (--kind, --folder, a mapping's kind): only then can a wrong guess explain
 	// the findings, and only then is --kind worth suggesting.
@@ -401,10 +401,7 @@ func readErrors(f *flows.Flow, data []byte, format string, opt flows.ReadOptions
 }
 
 func head(data []byte) []byte {
-	if len(data) > 8192 {
-		return data[:8192]
-	}
-	return data
+	return data[:min(len(data), flows.IdentifyHead)]
 }
 
 // guessInput picks the billing input kind whose mandatory fields the header covers

@@ -6,9 +6,6 @@ package demo
 
 import (
 	"bytes"
-	"crypto/ed25519"
-	"crypto/rand"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -158,22 +155,7 @@ func clientKey(path string) (ssh.PublicKey, error) {
 		}
 		return signer.PublicKey(), nil
 	}
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "cmord demo")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
-		return nil, err
-	}
-	sp, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return nil, err
-	}
-	return sp, os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(sp), 0o644)
+	return sftpserver.WriteClientKey(path, "cmord demo")
 }
 
 // Now is the demo's clock: the real time (samples are dated relative to it).

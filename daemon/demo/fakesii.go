@@ -121,15 +121,15 @@ func (f *FakeSII) Round(now time.Time) ([]string, error) {
 
 // answer reads one flow file of ours and writes the SII's answers to it.
 func (f *FakeSII) answer(path string, now time.Time) ([]string, error) {
-	flow := f.cat.IdentifyFile(filepath.Base(path), path)
-	if flow == nil {
-		return nil, nil
-	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer fh.Close()
+	flow := f.cat.IdentifyReader(filepath.Base(path), io.NewSectionReader(fh, 0, flows.IdentifyHead))
+	if flow == nil {
+		return nil, nil
+	}
 	r := flows.NewCSVReader(fh, flow, flows.ReadOptions{FileName: filepath.Base(path)})
 	type req struct{ cp, gestore, amount string }
 	var reqs []req

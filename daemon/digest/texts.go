@@ -143,7 +143,7 @@ var RuleTexts = map[string]Text{
 	"CASE-ROWS":      {"Caso non presentato: alcune sue righe sono state scartate; correggerle e reinviare il caso.", "Case not filed: some of its rows were refused; correct them and send the case again."},
 	"SI-D01":         {"Caso già presentato al SII: non viene presentato una seconda volta.", "Case already filed with the SII: not filed a second time."},
 	"HEADER":         {"Intestazione del file non conforme al tracciato della cartella.", "File header does not match the folder's layout."},
-	"SIZE":           {"File oltre il limite di dimensione: non elaborato; in archivio solo impronta SHA-256 e dimensione, non il contenuto.", "File over its size limit: not processed; only its SHA-256 and size are archived, not its content."},
+	"SIZE":           {"File oltre il limite di dimensione: non elaborato; in archivio solo nome, dimensione e (se letto) impronta SHA-256, non il contenuto. Un file del SII oltre il limite non viene nemmeno scaricato.", "File over its size limit: not processed; only its name, size and (if read) SHA-256 are archived, not its content. An SII file over the limit is not even downloaded."},
 	"UNSAFE":         {"Al posto del file depositato c'era un collegamento simbolico o un file diverso: rifiutato senza leggerlo.", "A symbolic link or another file stood where the dropped file was: refused unread."},
 	"MORE":           {"Altre righe scartate, non elencate una per una: vedere il file dei motivi o `cmord validate`.", "More refused rows, not listed one by one: see the reason file or `cmord validate`."},
 	"NO-PRACTICE":    {"Nessuna pratica ha questo codice.", "No practice has this code."},

@@ -562,7 +562,11 @@ func (f *folder) handle(ctx context.Context, c Claimed) {
 	}
 	if err != nil {
 		delay := f.backoff(c.Attempt)
-		f.w.log.Warn("processing failed; will retry", "folder", f.cfg.Name, "file", c.Name, "attempt", c.Attempt, "retry_in", delay, "err", err)
+		attrs := []any{"folder", f.cfg.Name, "file", flows.Escape(c.Name), "attempt", c.Attempt, "retry_in", delay, "err", err}
+		if lf := LogFields(nil); errors.As(err, &lf) {
+			attrs = append(attrs, lf.LogFields()...)
+		}
+		f.w.log.Warn("processing failed; will retry", attrs...)
 		f.inflight[c.Name] = &inflight{c: c, due: f.w.now().Add(delay)}
 		f.mu.Lock()
 		f.stats.Errors++

@@ -17,16 +17,22 @@ import (
 const maxSuffix = 100000
 
 // moveNoClobber renames src into dir as name, or name.1, name.2, … if taken, never
-// overwriting anything; with reasonFree it also skips names whose reason file exists.
-// It fsyncs dir and src's directory and returns the final name.
-func moveNoClobber(src, dir, name string, reasonFree bool) (string, error) {
+// overwriting anything. prepare, if not nil, is called with each candidate name before
+// the rename: it may pass over the name (skip), or write what must stand beside the
+// file before the file is there (its receipts). It fsyncs dir and src's directory and
+// returns the final name.
+func moveNoClobber(src, dir, name string, prepare func(final string) (skip bool, err error)) (string, error) {
 	for i := 0; i < maxSuffix; i++ {
 		final := name
 		if i > 0 {
 			final = name + "." + strconv.Itoa(i)
 		}
-		if reasonFree {
-			if _, err := os.Lstat(filepath.Join(dir, final+ReasonSuffix)); err == nil {
+		if prepare != nil {
+			skip, err := prepare(final)
+			if err != nil {
+				return "", err
+			}
+			if skip {
 				continue
 			}
 		}
@@ -46,7 +52,11 @@ func moveNoClobber(src, dir, name string, reasonFree bool) (string, error) {
 // it. The file moves first: after a crash in between, the file is where an operator
 // looks, only its explanation is missing (the archive has it too).
 func moveRejected(src, dir string, c Claimed, reason, lang string, now time.Time) (string, error) {
-	final, err := moveNoClobber(src, dir, c.Name, true)
+	// A name whose reason file exists is taken, even without its file.
+	final, err := moveNoClobber(src, dir, c.Name, func(final string) (bool, error) {
+		_, err := os.Lstat(filepath.Join(dir, final+ReasonSuffix))
+		return err == nil, nil
+	})
 	if err != nil {
 		return "", err
 	}

@@ -172,8 +172,17 @@ type Outcome struct {
 }
 
 // ProcessFunc processes one claimed file. An error is transient: the file stays in
-// .inprogress and is retried later with backoff. A refusal is an Outcome.
+// .inprogress and is retried later with backoff, and intake logs the failure, once:
+// an error that has LogFields adds them to that line. A refusal is an Outcome.
 type ProcessFunc func(ctx context.Context, c Claimed) (Outcome, error)
+
+// LogFields is implemented by a ProcessFunc error that carries what its caller knows
+// of the failure (slog key-value pairs: its class, the attempts counted across
+// restarts, ...), so that the failure is one log line with every field, not one line
+// from intake and another from the caller.
+type LogFields interface {
+	LogFields() []any
+}
 
 // Event is something the daemon should record as an exception or a metric. File is
 // the file it concerns, if any (unstable, claim_failed, panic, finish_failed, grew);

@@ -1,13 +1,11 @@
 package intake
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
+	"slices"
 	"syscall"
 )
 
@@ -19,38 +17,22 @@ import (
 // orphan.
 func moveDone(src, dir, name string, receipts map[string][]byte) (string, error) {
 	if len(receipts) == 0 {
-		return moveNoClobber(src, dir, name, false)
+		return moveNoClobber(src, dir, name, nil)
 	}
-	suffixes := make([]string, 0, len(receipts))
-	for s := range receipts {
-		suffixes = append(suffixes, s)
-	}
-	sort.Strings(suffixes)
-	for i := 0; i < maxSuffix; i++ {
-		final := name
-		if i > 0 {
-			final = name + "." + strconv.Itoa(i)
-		}
+	suffixes := slices.Sorted(maps.Keys(receipts))
+	return moveNoClobber(src, dir, name, func(final string) (bool, error) {
 		if _, err := os.Lstat(filepath.Join(dir, final)); err == nil {
-			continue
+			return true, nil
 		}
 		for _, s := range suffixes {
 			if err := writeFileAtomic(filepath.Join(dir, final+s), receipts[s]); err != nil {
-				return "", fmt.Errorf("writing the receipt %s: %w", final+s, err)
+				return false, fmt.Errorf("writing the receipt %s: %w", final+s, err)
 			}
 		}
 		if os.Getenv("CMORD_FAILPOINT") == "after_receipt" { // the kill-and-restart test's crash point
 			_ = syscall.Kill(os.Getpid(), syscall.SIGKILL)
 			select {}
 		}
-		err := renameNoReplace(src, filepath.Join(dir, final))
-		if errors.Is(err, fs.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return "", err
-		}
-		return final, syncDirs(dir, filepath.Dir(src))
-	}
-	return "", fmt.Errorf("no free name for %s in %s", name, dir)
+		return false, nil
+	})
 }

@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/digest"
@@ -289,14 +288,15 @@ func findingText(f flows.Finding, lang string) string {
 	// message itself, which says more than the rule's name.
 	text := digest.RuleText(f.Rule, lang)
 	if text == "" || lang == "en" && f.Message != "" {
-		text = bound(f.Message, 300)
+		text = flows.Shown(f.Message, 300)
 	}
 	var parts []string
 	if f.Field != "" {
-		parts = append(parts, w.field+" "+bound(f.Field, 40))
+		parts = append(parts, w.field+" "+flows.Shown(f.Field, 40))
 	}
 	if f.Value != "" && !strings.Contains(f.Value, "|") {
-		parts = append(parts, fmt.Sprintf("%s %q", w.value, bound(f.Value, 60)))
+		// %q escapes what Shown would (control characters, undecodable bytes) and the quotes.
+		parts = append(parts, fmt.Sprintf("%s %q", w.value, flows.Truncate(f.Value, 60)))
 	}
 	if f.Rule != "" {
 		parts = append(parts, w.rule+" "+f.Rule)
@@ -305,21 +305,6 @@ func findingText(f flows.Finding, lang string) string {
 		text += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return digest.HumanizeKeys(text, lang)
-}
-
-// bound keeps a shown value short (n runes) and free of control characters: a value
-// read from a binary file must not fill a receipt or reason file with garbage.
-func bound(v string, n int) string {
-	v = strings.Map(func(r rune) rune {
-		if r < 0x20 || r == 0x7f || r >= 0x80 && r < 0xa0 || r == utf8.RuneError {
-			return '?' // control characters and undecodable bytes of a binary file
-		}
-		return r
-	}, v)
-	if r := []rune(v); len(r) > n {
-		return string(r[:n]) + "…"
-	}
-	return v
 }
 
 func (e Entry) who(lang string) string {
@@ -333,10 +318,10 @@ func (e Entry) who(lang string) string {
 		if !strings.HasPrefix(e.Point, "IT") {
 			label = "PDR"
 		}
-		parts = append(parts, label+" "+bound(e.Point, 40))
+		parts = append(parts, label+" "+flows.Shown(e.Point, 40))
 	}
 	if e.Customer != "" {
-		parts = append(parts, map[bool]string{true: "customer ", false: "cliente "}[lang == "en"]+bound(e.Customer, 40))
+		parts = append(parts, map[bool]string{true: "customer ", false: "cliente "}[lang == "en"]+flows.Shown(e.Customer, 40))
 	}
 	return strings.Join(parts, " — ")
 }
@@ -362,7 +347,7 @@ func (e Entry) detail(lang string) string {
 func (r Receipt) Text(lang string) string {
 	w := wordsOf(lang)
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s: %s\n", w.title, bound(r.File, 255))
+	fmt.Fprintf(&b, "%s: %s\n", w.title, flows.Shown(r.File, 255))
 	fmt.Fprintf(&b, "%s: %s (%s)\n", w.folder, r.Folder, digest.FlowName(nil, r.Kind, lang))
 	fmt.Fprintf(&b, "%s: %s\n", w.at, r.At.In(flows.Rome).Format("02/01/2006 15:04")+map[bool]string{true: " (Europe/Rome)", false: " (ora di Roma)"}[lang == "en"])
 	if r.Rows > 0 {
@@ -486,7 +471,7 @@ func (r Receipt) HTML(lang string) string {
 		Meta, Notes []string
 		Totals      []total
 		Groups      []group
-	}{Lang: lang, Title: w.title + ": " + bound(r.File, 255)}
+	}{Lang: lang, Title: w.title + ": " + flows.Shown(r.File, 255)}
 	data.Meta = append(data.Meta, w.folder+": "+r.Folder+" ("+digest.FlowName(nil, r.Kind, lang)+")",
 		w.at+": "+r.At.In(flows.Rome).Format("02/01/2006 15:04")+map[bool]string{true: " (Europe/Rome)", false: " (ora di Roma)"}[lang == "en"])
 	if r.Rows > 0 {
@@ -582,7 +567,7 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 	var b strings.Builder
 	b.WriteString(w.refused + "\n")
 	if reason != "" {
-		fmt.Fprintf(&b, "%s: %s\n", w.detail, digest.HumanizeKeys(bound(reason, 500), lang))
+		fmt.Fprintf(&b, "%s: %s\n", w.detail, digest.HumanizeKeys(flows.Shown(reason, 500), lang))
 	}
 	var errs, warns []flows.Finding
 	for _, f := range findings {

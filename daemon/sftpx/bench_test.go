@@ -140,7 +140,7 @@ func BenchmarkDownloadBig(b *testing.B) {
 					continue
 				}
 				c := NewClient(e.endpoint(variant), nil)
-				if _, _, err := c.Download(context.Background(), "big.bin", dir); err != nil {
+				if _, _, err := c.Download(context.Background(), "big.bin", dir, 0); err != nil {
 					b.Fatal(err)
 				}
 				c.Close()
@@ -221,7 +221,7 @@ func BenchmarkDownload1000Small(b *testing.B) {
 					b.Fatalf("list: %d %v", len(list), err)
 				}
 				err = parallel(len(list), func(j int) error {
-					_, _, err := c.Download(context.Background(), "small/"+list[j].Name, dir)
+					_, _, err := c.Download(context.Background(), "small/"+list[j].Name, dir, 0)
 					return err
 				})
 				if err != nil {

@@ -1,9 +1,7 @@
 package sftpx
 
 import (
-	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/pem"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -47,23 +45,12 @@ func startSSHD(t testing.TB, opts sshdtest.Options) backend {
 // clientKey writes a new ed25519 private key into dir and returns its path and public key.
 func clientKey(t testing.TB, dir string) (string, ssh.PublicKey) {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		t.Fatal(err)
-	}
 	file := filepath.Join(dir, "id_ed25519")
-	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	sp, err := ssh.NewPublicKey(pub)
+	pub, err := sftpserver.WriteClientKey(file, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	return file, sp
+	return file, pub
 }
 
 func startInProcess(t testing.TB) backend {

@@ -39,7 +39,7 @@ func TestRoundTrip(t *testing.T) {
 			if got, err := os.ReadFile(filepath.Join(b.root, "out", name)); err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("server copy of %s differs (err %v)", name, err)
 			}
-			local, n, err := c.Download(ctx, "out/"+name, t.TempDir())
+			local, n, err := c.Download(ctx, "out/"+name, t.TempDir(), 0)
 			if err != nil || n != int64(size) {
 				t.Fatalf("download %s: %d %v", name, n, err)
 			}
@@ -51,7 +51,7 @@ func TestRoundTrip(t *testing.T) {
 			t.Errorf("last contact %v, healthy %v", c.LastContact(), c.Healthy())
 		}
 		// A remote file that does not exist is an error, not an empty file.
-		if _, _, err := c.Download(ctx, "out/missing", t.TempDir()); !errors.Is(err, os.ErrNotExist) {
+		if _, _, err := c.Download(ctx, "out/missing", t.TempDir(), 0); !errors.Is(err, os.ErrNotExist) {
 			t.Errorf("download of a missing file: %v", err)
 		}
 	})
@@ -702,4 +702,86 @@ func TestStalledServer(t *testing.T) {
 			t.Errorf("retried upload: %d bytes, %+v", len(got), res)
 		}
 	})
+}
+
+// TestDownloadSizeLimit: a download bounded by maxSize takes a file up to the limit
+// whole, and refuses one over it by its Stat size with a *TooBigError naming size and
+// limit, leaving nothing in the local directory; the large (streamed) path too.
+func TestDownloadSizeLimit(t *testing.T) {
+	bothBackends(t, func(t *testing.T, b backend) {
+		ctx := context.Background()
+		b.mkdir(t, "out")
+		c := NewClient(b.ep, testLogger(t))
+		defer c.Close()
+		tests := []struct {
+			name      string
+			size, max int64
+			refused   bool
+		}{
+			{name: "no limit", size: 4096},
+			{name: "at the limit", size: 4096, max: 4096},
+			{name: "one byte over", size: 4097, max: 4096, refused: true},
+			{name: "streamed, at the limit", size: smallFile + 10, max: smallFile + 10},
+			{name: "streamed, over", size: 2*smallFile + 1, max: smallFile + 10, refused: true},
+		}
+		for _, tc := range tests {
+			t.Run(tc.name, func(t *testing.T) {
+				data := randomBytes(t, int(tc.size))
+				name := strings.ReplaceAll(tc.name, " ", "_") + ".bin"
+				if err := os.WriteFile(filepath.Join(b.root, "out", name), data, 0o644); err != nil {
+					t.Fatal(err)
+				}
+				dir := t.TempDir()
+				local, n, err := c.Download(ctx, "out/"+name, dir, tc.max)
+				var tb *TooBigError
+				if !tc.refused {
+					if err != nil || n != tc.size {
+						t.Fatalf("download: %d %v", n, err)
+					}
+					if got, _ := os.ReadFile(local); !bytes.Equal(got, data) {
+						t.Fatal("downloaded content differs")
+					}
+					return
+				}
+				if !errors.As(err, &tb) || tb.Size != tc.size || tb.Limit != tc.max || local != "" {
+					t.Fatalf("download over the limit: %q %v, want a TooBigError of %d over %d", local, err, tc.size, tc.max)
+				}
+				if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+					t.Errorf("left in the local directory: %v", ents)
+				}
+			})
+		}
+	})
+}
+
+// TestLimitedWriter: the bound of a streamed download lets writes through up to the
+// limit and refuses the one that would pass it, writing none of it.
+func TestLimitedWriter(t *testing.T) {
+	tests := []struct {
+		name    string
+		limit   int64
+		writes  []int
+		written int64
+		refused bool
+	}{
+		{name: "under", limit: 10, writes: []int{3, 3}, written: 6},
+		{name: "exactly", limit: 10, writes: []int{4, 6}, written: 10},
+		{name: "one byte over", limit: 10, writes: []int{4, 7}, written: 4, refused: true},
+		{name: "first write over", limit: 10, writes: []int{11}, written: 0, refused: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var dst bytes.Buffer
+			lw := &limitedWriter{w: &dst, n: tc.limit}
+			var err error
+			for _, n := range tc.writes {
+				if _, err = lw.Write(bytes.Repeat([]byte("x"), n)); err != nil {
+					break
+				}
+			}
+			if int64(dst.Len()) != tc.written || errors.Is(err, errPastLimit) != tc.refused {
+				t.Errorf("wrote %d (want %d), err %v (refused: %v)", dst.Len(), tc.written, err, tc.refused)
+			}
+		})
+	}
 }

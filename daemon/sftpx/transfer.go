@@ -123,18 +123,60 @@ const smallFile = 1 << 20
 // ".<base>.<random>.partial"), fsyncs it and checks that its size is the remote
 // Stat size; on any failure the temporary file is removed. The caller owns the
 // returned file (rename or remove it).
-func (c *Client) Download(ctx context.Context, remotePath, localDir string) (string, int64, error) {
+//
+// maxSize > 0 bounds what reaches the local disk: a file whose Stat size passes it is
+// not read at all, and one that grows past it while read is abandoned at maxSize
+// bytes; both return a *TooBigError.
+func (c *Client) Download(ctx context.Context, remotePath, localDir string, maxSize int64) (string, int64, error) {
 	var local string
 	var size int64
 	err := c.do(ctx, "downloading "+remotePath, func(conn *Conn) error {
 		var err error
-		local, size, err = download(conn, remotePath, localDir)
+		local, size, err = download(conn, remotePath, localDir, maxSize)
 		return err
 	})
 	return local, size, err
 }
 
-func download(conn *Conn, remotePath, localDir string) (local string, n int64, err error) {
+// TooBigError is a download refused for its size: Size is the remote Stat size (or,
+// for a file that grew while read, the bytes seen when reading stopped).
+type TooBigError struct {
+	Path        string
+	Size, Limit int64
+}
+
+func (e *TooBigError) Error() string {
+	return fmt.Sprintf("downloading %s: %d bytes, over the limit of %d: not downloaded", e.Path, e.Size, e.Limit)
+}
+
+// limitedWriter fails a write that would take the total past n, so that a streamed
+// download stops there instead of filling the disk.
+type limitedWriter struct {
+	w       io.Writer
+	n, done int64
+}
+
+var errPastLimit = errors.New("past the size limit")
+
+func (l *limitedWriter) Write(p []byte) (int, error) {
+	if l.done+int64(len(p)) > l.n {
+		return 0, errPastLimit
+	}
+	m, err := l.w.Write(p)
+	l.done += int64(m)
+	return m, err
+}
+
+// grownSize is the size of a remote file that grew past the limit while read: what
+// Stat says now, or seen (the bytes it is known to have at least).
+func grownSize(conn *Conn, remotePath string, seen int64) int64 {
+	if fi, err := conn.SFTP.Stat(remotePath); err == nil && fi.Size() > seen {
+		return fi.Size()
+	}
+	return seen
+}
+
+func download(conn *Conn, remotePath, localDir string, maxSize int64) (local string, n int64, err error) {
 	// Stat and Open travel together: one round trip, not two.
 	type statResult struct {
 		fi  os.FileInfo
@@ -160,6 +202,9 @@ func download(conn *Conn, remotePath, localDir string) (local string, n int64, e
 		}
 	}()
 	want := st.fi.Size()
+	if maxSize > 0 && want > maxSize {
+		return "", 0, &TooBigError{Path: remotePath, Size: want, Limit: maxSize}
+	}
 	tmp, err := os.CreateTemp(localDir, "."+path.Base(remotePath)+".*.partial")
 	if err != nil {
 		return "", 0, err
@@ -181,8 +226,21 @@ func download(conn *Conn, remotePath, localDir string) (local string, n int64, e
 		if _, err = tmp.Write(buf[:m]); err != nil {
 			return "", 0, err
 		}
-	} else if n, err = f.WriteTo(tmp); err != nil {
-		return "", 0, fmt.Errorf("downloading %s: %w", remotePath, err)
+	} else {
+		var dst io.Writer = tmp
+		if maxSize > 0 {
+			dst = &limitedWriter{w: tmp, n: maxSize}
+		}
+		if n, err = f.WriteTo(dst); err != nil {
+			if errors.Is(err, errPastLimit) {
+				return "", 0, &TooBigError{Path: remotePath, Size: grownSize(conn, remotePath, maxSize+1), Limit: maxSize}
+			}
+			return "", 0, fmt.Errorf("downloading %s: %w", remotePath, err)
+		}
+	}
+	if maxSize > 0 && n > maxSize {
+		// Grown since Stat, caught by the one byte more of a small file's read.
+		return "", 0, &TooBigError{Path: remotePath, Size: grownSize(conn, remotePath, n), Limit: maxSize}
 	}
 	if n != want {
 		return "", 0, &SizeError{Path: remotePath, Want: want, Got: n, Side: "downloaded", Checking: "downloading"}

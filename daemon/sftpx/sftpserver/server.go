@@ -8,8 +8,10 @@ package sftpserver
 
 import (
 	"bytes"
+	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -39,6 +41,7 @@ type Server struct {
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
 	closed bool
+	opened map[string]int // client path → times opened for reading
 }
 
 // Start serves root on 127.0.0.1 at a free port, accepting the user (any name) that
@@ -84,6 +87,51 @@ func StartOn(addr, root string, authorized ssh.PublicKey) (*Server, error) {
 	s.wg.Add(1)
 	go s.accept()
 	return s, nil
+}
+
+// OpenedForReading tells how many times a client opened p (its view: "/out/x.csv")
+// for reading, so that a test can prove a file was never read.
+func (s *Server) OpenedForReading(p string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opened[filepath.ToSlash(filepath.Clean("/"+p))]
+}
+
+func (s *Server) noteOpen(p string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.opened == nil {
+		s.opened = map[string]int{}
+	}
+	s.opened[p]++
+}
+
+// WriteClientKey writes a new ed25519 private key for a client at path (OpenSSH
+// format, mode 0600, with comment; its public half beside it as path.pub) and returns
+// the public key, the one to give Start.
+func WriteClientKey(path, comment string) (ssh.PublicKey, error) {
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	return WritePrivateKey(path, priv, comment)
+}
+
+// WritePrivateKey writes priv at path (OpenSSH format, mode 0600, with comment; its
+// public half beside it as path.pub) and returns the public key.
+func WritePrivateKey(path string, priv crypto.Signer, comment string) (ssh.PublicKey, error) {
+	block, err := ssh.MarshalPrivateKey(priv, comment)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		return nil, err
+	}
+	pub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		return nil, err
+	}
+	return pub, os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(pub), 0o644)
 }
 
 // KnownHostsLine is the known_hosts line for this server.
@@ -164,7 +212,7 @@ func (s *Server) serveConn(c net.Conn) {
 				if req.Type == "subsystem" && len(req.Payload) > 4 && string(req.Payload[4:]) == "sftp" {
 					_ = req.Reply(true, nil)
 					go ssh.DiscardRequests(creqs)
-					rs := sftp.NewRequestServer(ch, handlers(s.Root), sftp.WithStartDirectory("/"))
+					rs := sftp.NewRequestServer(ch, handlers(s.Root, s.noteOpen), sftp.WithStartDirectory("/"))
 					_ = rs.Serve()
 					rs.Close()
 					return
@@ -177,16 +225,20 @@ func (s *Server) serveConn(c net.Conn) {
 
 // rootFS maps the client's absolute, cleaned paths (pkg/sftp cleans them: no "..")
 // under root.
-type rootFS struct{ root string }
+type rootFS struct {
+	root   string
+	onRead func(clientPath string) // a file opened for reading
+}
 
-func handlers(root string) sftp.Handlers {
-	fsys := &rootFS{root: root}
+func handlers(root string, onRead func(string)) sftp.Handlers {
+	fsys := &rootFS{root: root, onRead: onRead}
 	return sftp.Handlers{FileGet: fsys, FilePut: fsys, FileCmd: fsys, FileList: fsys}
 }
 
 func (r *rootFS) real(p string) string { return filepath.Join(r.root, filepath.FromSlash(p)) }
 
 func (r *rootFS) Fileread(req *sftp.Request) (io.ReaderAt, error) {
+	r.onRead(req.Filepath)
 	return os.Open(r.real(req.Filepath))
 }
 
@@ -220,6 +272,9 @@ func (r *rootFS) Filewrite(req *sftp.Request) (io.WriterAt, error) {
 }
 
 func (r *rootFS) OpenFile(req *sftp.Request) (sftp.WriterAtReaderAt, error) {
+	if req.Pflags().Read {
+		r.onRead(req.Filepath)
+	}
 	return os.OpenFile(r.real(req.Filepath), openFlags(req.Pflags()), 0o644)
 }
 

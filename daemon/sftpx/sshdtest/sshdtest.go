@@ -16,7 +16,6 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -31,6 +30,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cmord/cmord/daemon/sftpx/sftpserver"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
@@ -151,7 +151,7 @@ func newServer(tb testing.TB, opts Options) (*Server, error) {
 			return nil, err
 		}
 		file := filepath.Join(dir, "ssh_host_"+typ+"_key")
-		pub, err := writePrivateKey(file, priv)
+		pub, err := sftpserver.WritePrivateKey(file, priv, "")
 		if err != nil {
 			return nil, err
 		}
@@ -170,7 +170,7 @@ func newServer(tb testing.TB, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.ClientKeyFile = filepath.Join(dir, "id_ed25519")
-	if s.ClientKey, err = writePrivateKey(s.ClientKeyFile, clientPriv); err != nil {
+	if s.ClientKey, err = sftpserver.WritePrivateKey(s.ClientKeyFile, clientPriv, ""); err != nil {
 		return nil, err
 	}
 	authorized := filepath.Join(dir, "authorized_keys")
@@ -239,21 +239,6 @@ func generate(typ string) (crypto.Signer, error) {
 		return rsa.GenerateKey(rand.Reader, 2048)
 	}
 	return nil, fmt.Errorf("unknown host key type %q (ed25519, ecdsa, rsa)", typ)
-}
-
-func writePrivateKey(file string, priv crypto.Signer) (ssh.PublicKey, error) {
-	block, err := ssh.MarshalPrivateKey(priv, "")
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-		return nil, err
-	}
-	pub, err := ssh.NewPublicKey(priv.Public())
-	if err != nil {
-		return nil, err
-	}
-	return pub, os.WriteFile(file+".pub", ssh.MarshalAuthorizedKey(pub), 0o644)
 }
 
 // start runs sshd and waits until it accepts connections.
