@@ -664,6 +664,7 @@ func BenchmarkMorosi1M(b *testing.B) {
 		b.Logf("%d rows: handler %s (%.0f rows/s), build %s (%d files), sqlite3 .import %.2fs (:memory:) %.2fs (file), peak heap %.1f MiB, meta %v",
 			rows, handler.Round(time.Millisecond), float64(rows)/handler.Seconds(), build.Round(time.Millisecond), n, importSecs, importFileSecs, float64(heap)/(1<<20), out.Meta)
 		w.d.Close()
+		reportCloseWrites(b, file, ioIngest, ioEnd)
 		removeBenchWorld(w)
 
 		// The same rows shuffled: the rows of one practice are far apart, so the
@@ -826,6 +827,24 @@ func reportWrites(b *testing.B, prefix, file string, ingest, handler, build, end
 	b.ReportMetric(total*(1<<20)/size, prefix+"written-x-extract")
 	b.Logf("%sbytes written (write_bytes - cancelled_write_bytes): archive %.1f MiB, handler %.1f MiB, build %.1f MiB, total %.1f MiB = %.2f× the extract (%.1f MiB); write(2) total %.1f MiB",
 		prefix, mb(ingest, handler), mb(handler, build), mb(build, end), total, total*(1<<20)/size, size/(1<<20), float64(end.wchar-ingest.wchar)/(1<<20))
+}
+
+// reportCloseWrites reports what closing the store wrote: the WAL pages not yet
+// checkpointed reach index.db then (up to wal_autocheckpoint's 10,000 pages), and
+// belong to the extract's cost as much as the checkpoints during the run (at 100,000
+// rows 57.6 MiB, outside written-x-extract: docs/benchmarks-uscente.md).
+func reportCloseWrites(b *testing.B, file string, ingest, end procIO) {
+	st, err := os.Stat(file)
+	if err != nil {
+		b.Fatal(err)
+	}
+	closed := readProcIO(b)
+	closeBytes := float64((closed.write - closed.cancelled) - (end.write - end.cancelled))
+	total := float64((closed.write - closed.cancelled) - (ingest.write - ingest.cancelled))
+	b.ReportMetric(closeBytes/(1<<20), "written-close-MiB")
+	b.ReportMetric(total/float64(st.Size()), "written-x-extract-with-close")
+	b.Logf("bytes written by closing the store (the WAL's last checkpoint): %.1f MiB; total with it %.1f MiB = %.2f× the extract",
+		closeBytes/(1<<20), total/(1<<20), total/float64(st.Size()))
 }
 
 // resetPeakRSS resets the process's peak resident set size (VmHWM), so that the next
