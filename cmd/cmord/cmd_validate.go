@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/daemon/xlsxrows"
 	"github.com/cmord/cmord/flows"
@@ -87,7 +88,7 @@ func newValidation(env *Env, kind, mappingFile, folderName, on string) (*validat
 				return nil, env.fail(err)
 			}
 		}
-		params = validateParams(cfg.CMOR)
+		params = family.CMORParams(cfg.CMOR)
 	}
 	if folderName != "" {
 		var folder *config.Folder
@@ -445,18 +446,6 @@ func guessInput(cat *flows.Catalog, data []byte, mapping map[string]string) *flo
 		return nil
 	}
 	return best
-}
-
-func validateParams(c config.CMOR) flows.CMORParams {
-	p := flows.DefaultCMORParams()
-	p.CreditWindowMonths, p.SpendWindowMonths, p.EstimateMonths = c.CreditWindowMonths, c.SpendWindowMonths, c.EstimateMonths
-	p.EstimateMethod, p.MinIndemnity, p.PreviousInsideCap = c.EstimateMethod, c.MinIndemnity, c.PreviousInsideCap
-	p.PartialInvoice, p.ExcludeRAI, p.RequireActualReadings = c.PartialInvoice, c.ExcludeRAI, c.RequireActualReadings
-	p.WindowOpenMonths, p.WindowRule = c.WindowOpenMonths, c.WindowRule
-	if p.Validate() != nil {
-		return flows.DefaultCMORParams()
-	}
-	return p
 }
 
 // workbookHeader returns the first non-empty row of a workbook's first sheet as a CSV

@@ -199,48 +199,11 @@ func (e *entrante) run(ctx context.Context, in *family.Input, f *flows.Flow, opt
 		defer st.Close(ctx)
 		st.SetClock(func() time.Time { return in.Now })
 		j.tx, j.st = tx, st
-		rows, headerBad := 0, false
-		for {
-			rec, fs, err := rd.Next()
-			if err == io.EOF {
-				// A file without rows still has its header's findings (not text, no
-				// header row): they refuse it, never an empty success.
-				j.sink.Add(fs...)
-				headerBad = headerBad || flows.HasErrors(fs)
-				break
-			}
-			if err != nil {
-				var fd flows.Finding
-				if errors.As(err, &fd) {
-					j.sink.Add(fd)
-					headerBad = true
-					break
-				}
-				return err
-			}
-			j.sink.Add(fs...)
-			for _, fd := range fs {
-				if fd.Line <= 1 && !fd.IsWarning() && format == "csv" {
-					headerBad = true
-				}
-			}
-			if headerBad {
-				break
-			}
-			rows++
-			if flows.HasErrors(fs) {
-				continue
-			}
-			more, err := row(ctx, j, rec)
-			if err != nil {
-				return err
-			}
-			for i := range more {
-				if more[i].Line == 0 {
-					more[i].Line = rec.Line
-				}
-			}
-			j.sink.Add(more...)
+		rows, headerBad, err := family.ApplyRows(ctx, rd, format, j.sink, func(ctx context.Context, rec flows.Record) ([]flows.Finding, error) {
+			return row(ctx, j, rec)
+		})
+		if err != nil {
+			return err
 		}
 		res = family.Result{Findings: j.sink.Result(), Meta: map[string]string{"rows": fmt.Sprint(rows), "practices_moved": fmt.Sprint(j.moved)}}
 		if headerBad {

@@ -2,6 +2,8 @@ package family
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sort"
@@ -168,4 +170,49 @@ func CMORParams(c config.CMOR) flows.CMORParams {
 		return flows.DefaultCMORParams()
 	}
 	return p
+}
+
+// ApplyRows reads every record of rd into sink and hands each row without errors to
+// apply, whose findings are kept with the row's line. It stops at the first problem
+// of the file's layout (a header finding of a CSV file, a reader that refuses the
+// file, header findings of a file without rows) and reports it as headerBad: the
+// caller refuses the whole file then. rows counts the rows read before that.
+func ApplyRows(ctx context.Context, rd flows.FlowReader, format string, sink *FindingSink, apply func(ctx context.Context, rec flows.Record) ([]flows.Finding, error)) (rows int, headerBad bool, err error) {
+	for {
+		rec, fs, err := rd.Next()
+		if err == io.EOF {
+			// A file without rows still has its header's findings (not text, no
+			// header row): they refuse it, never an empty success.
+			sink.Add(fs...)
+			return rows, flows.HasErrors(fs), nil
+		}
+		if err != nil {
+			var fd flows.Finding
+			if errors.As(err, &fd) {
+				sink.Add(fd)
+				return rows, true, nil
+			}
+			return rows, false, err
+		}
+		sink.Add(fs...)
+		for _, fd := range fs {
+			if fd.Line <= 1 && !fd.IsWarning() && format == "csv" {
+				return rows, true, nil
+			}
+		}
+		rows++
+		if flows.HasErrors(fs) {
+			continue
+		}
+		more, err := apply(ctx, rec)
+		if err != nil {
+			return rows, false, err
+		}
+		for i := range more {
+			if more[i].Line == 0 {
+				more[i].Line = rec.Line
+			}
+		}
+		sink.Add(more...)
+	}
 }

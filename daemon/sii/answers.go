@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -67,50 +66,10 @@ func (a *answers) handleAnswer(ctx context.Context, in *family.Input, key string
 		}
 		st.SetClock(func() time.Time { return in.Now })
 		job.tx, job.st = tx, st
-		rows, headerBad := 0, false
-		for {
-			rec, fs, err := rd.Next()
-			if err == io.EOF {
-				// A file without rows still has its header's findings (not text, no
-				// header row): they refuse it, never an empty success.
-				job.sink.Add(fs...)
-				headerBad = headerBad || flows.HasErrors(fs)
-				break
-			}
-			if err != nil {
-				st.Close(ctx)
-				var fd flows.Finding
-				if errors.As(err, &fd) {
-					job.sink.Add(fd)
-					headerBad = true
-					break
-				}
-				return err
-			}
-			job.sink.Add(fs...)
-			for _, fd := range fs {
-				if fd.Line <= 1 && !fd.IsWarning() && format == "csv" {
-					headerBad = true
-				}
-			}
-			if headerBad {
-				break
-			}
-			rows++
-			if flows.HasErrors(fs) {
-				continue
-			}
-			more, err := job.apply(ctx, rec)
-			if err != nil {
-				st.Close(ctx)
-				return err
-			}
-			for i := range more {
-				if more[i].Line == 0 {
-					more[i].Line = rec.Line
-				}
-			}
-			job.sink.Add(more...)
+		rows, headerBad, err := family.ApplyRows(ctx, rd, format, job.sink, job.apply)
+		if err != nil {
+			st.Close(ctx)
+			return err
 		}
 		if err := st.Close(ctx); err != nil {
 			return err
