@@ -45,8 +45,8 @@ type morosiJob struct {
 	sink   *family.FindingSink
 	saved  int // sink.Kept[:saved] are recorded in file_progress_findings
 
-	pending []*flows.MorosiCase // cases read, waiting for drain
-	sorted  bool                // the rows are read sorted by key (progress counts cases, not lines)
+	pending []readCase // cases read, waiting for drain
+	sorted  bool       // the rows are read sorted by key (progress counts cases, not lines)
 
 	rows, created, updated, ready, waiting, refused, refiled, held int
 }
@@ -54,7 +54,7 @@ type morosiJob struct {
 // caseBatch is a run of whole cases the reader hands over, with the findings of the
 // rows read meanwhile. through is the position after its last case (caseStep).
 type caseBatch struct {
-	cases    []*flows.MorosiCase
+	cases    []readCase
 	findings []flows.Finding
 	rows     int
 	through  int
@@ -130,7 +130,7 @@ func (u *uscente) handleMorosi(ctx context.Context, in *family.Input) (family.Re
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan caseBatch, 1)
-	go readCaseBatches(ctx, cases, min(BatchCases, ChunkCases), batches)
+	go readCaseBatches(ctx, cases, min(BatchCases, ChunkCases), job.prepare, batches)
 	for {
 		res, last, err := job.commit(ctx, batches)
 		if err != nil || last {
@@ -165,9 +165,9 @@ func inputKeyRuns(ctx context.Context, in *family.Input) (bool, int, error) {
 }
 
 // readCaseBatches hands over the cases of the file in batches of size cases (the last
-// batch marked), after the ones a previous run committed. It stops when ctx is
-// cancelled.
-func readCaseBatches(ctx context.Context, cases *morosiCases, size int, out chan<- caseBatch) {
+// batch marked), after the ones a previous run committed, each with what prepare
+// computes for it on this goroutine. It stops when ctx is cancelled.
+func readCaseBatches(ctx context.Context, cases *morosiCases, size int, prepare func(*flows.MorosiCase) *preparedCase, out chan<- caseBatch) {
 	defer close(out)
 	send := func(c caseBatch) bool {
 		select {
@@ -189,7 +189,7 @@ func readCaseBatches(ctx context.Context, cases *morosiCases, size int, out chan
 		if st.mc == nil {
 			break
 		}
-		cur.cases = append(cur.cases, st.mc)
+		cur.cases = append(cur.cases, readCase{mc: st.mc, pc: prepare(st.mc)})
 		cur.through = st.through
 		if len(cur.cases) >= size {
 			if !send(cur) {
@@ -232,8 +232,8 @@ func (j *morosiJob) commit(ctx context.Context, batches <-chan caseBatch) (res f
 			}
 			j.rows += ch.rows
 			j.sink.Add(ch.findings...)
-			for _, mc := range ch.cases {
-				if err := j.add(ctx, mc); err != nil {
+			for _, rc := range ch.cases {
+				if err := j.add(ctx, rc); err != nil {
 					st.Close(ctx)
 					return err
 				}
@@ -310,8 +310,8 @@ func (j *morosiJob) result() family.Result {
 const morosiBatch = 256
 
 // add queues a case; drain processes the queue in order.
-func (j *morosiJob) add(ctx context.Context, mc *flows.MorosiCase) error {
-	j.pending = append(j.pending, mc)
+func (j *morosiJob) add(ctx context.Context, rc readCase) error {
+	j.pending = append(j.pending, rc)
 	if len(j.pending) < morosiBatch {
 		return nil
 	}
@@ -326,15 +326,15 @@ func (j *morosiJob) drain(ctx context.Context) error {
 		return nil
 	}
 	keys := make([]string, 0, len(j.pending))
-	for _, mc := range j.pending {
-		keys = append(keys, mc.Key)
+	for _, rc := range j.pending {
+		keys = append(keys, rc.mc.Key)
 	}
 	existing, err := j.st.ExistingKeys(ctx, keys)
 	if err != nil {
 		return err
 	}
-	for _, mc := range j.pending {
-		if err := j.process(ctx, mc, existing[mc.Key] || j.st.Queued(mc.Key)); err != nil {
+	for _, rc := range j.pending {
+		if err := j.process(ctx, rc.mc, rc.pc, existing[rc.mc.Key] || j.st.Queued(rc.mc.Key)); err != nil {
 			return err
 		}
 	}

@@ -12,10 +12,70 @@ import (
 	"github.com/cmord/cmord/flows"
 )
 
+// readCase is a case as the reader hands it over: with what it becomes if its key is
+// new (nil for a held case).
+type readCase struct {
+	mc *flows.MorosiCase
+	pc *preparedCase
+}
+
+// preparedCase is what a case becomes when no practice has its key yet: the decision,
+// the practice's data and its encoding, the ready request's payload and the history
+// note. The reader computes it on its own goroutine, so that the writing goroutine,
+// which the handler waits for, only writes; the writer uses it for a case it finds
+// new (flows.CaseNew) and decides any other case again, against its practice, as
+// before. Everything in it is a pure function of the case and the job's parameters.
+type preparedCase struct {
+	out     flows.MorosiOutcome
+	data    flows.UscenteData
+	encoded []byte                  // data.Marshal(), READY and WAITING_WINDOW only
+	payload *archive.RequestPayload // READY only
+	note    string                  // the creation history's note
+}
+
+// prepare computes what mc becomes if it is new (see preparedCase). It reads only
+// the job's fixed fields: it runs on the reader's goroutine.
+func (j *morosiJob) prepare(mc *flows.MorosiCase) *preparedCase {
+	if mc.Held() {
+		return nil
+	}
+	pc := &preparedCase{out: flows.DecideMorosi(mc, j.in.File.Name, j.today, j.params)}
+	if pc.out.State == flows.StateDraft {
+		return pc // refused: nothing is created
+	}
+	pc.data = j.newData(flows.UscenteData{}, mc, pc.out)
+	pc.encoded = pc.data.Marshal()
+	if pc.out.State == flows.StateReady {
+		pc.payload = j.u.reqPayload(&pc.data)
+	}
+	pc.note = j.creationNote(mc, pc.out)
+	return pc
+}
+
+// newData is data (zero for a new practice) with the decision out of mc.
+func (j *morosiJob) newData(data flows.UscenteData, mc *flows.MorosiCase, out flows.MorosiOutcome) flows.UscenteData {
+	data.Case, data.Audit, data.Warnings, data.Refusals = mc.Case, flows.AuditOf(out.Result, j.today), out.Warnings, nil
+	data.Inputs = appendInput(data.Inputs, j.in.File.ID, mc.Lines)
+	if out.State == flows.StateDraft {
+		data.Refusals = out.Refusals
+	}
+	return data
+}
+
+// creationNote is the history note of a practice created from mc.
+func (j *morosiJob) creationNote(mc *flows.MorosiCase, out flows.MorosiOutcome) string {
+	result := out.Result
+	note := fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
+	if out.State == flows.StateWaitingWindow {
+		note += fmt.Sprintf("; request window opens %s", out.WindowOpen)
+	}
+	return note
+}
+
 // process decides what one case does: a new practice, an update of one not yet filed,
 // a duplicate of one filed (SI-D01), or a refusal. mayExist false means the case key
-// is known to be new.
-func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist bool) error {
+// is known to be new. pc is what the reader prepared for it if it is new.
+func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, pc *preparedCase, mayExist bool) error {
 	line := mc.FirstLine()
 	var existing archive.Practice
 	found := false
@@ -52,14 +112,20 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		}
 		mc.MergeCase(data.Case) // the same case again: this extract corrects and completes it
 	}
+	if action != flows.CaseNew {
+		pc = nil // prepared for a new practice: this case meets one
+	}
 	// The same decision `cmord validate` shows for the case.
-	out := flows.DecideMorosi(mc, j.in.File.Name, j.today, j.params)
-	result, state, errs, warns, open, closeDay := out.Result, out.State, out.Refusals, out.Warnings, out.WindowOpen, out.WindowClose
-	data.Case, data.Audit, data.Warnings, data.Refusals = mc.Case, flows.AuditOf(result, j.today), warns, nil
-	data.Inputs = appendInput(data.Inputs, j.in.File.ID, mc.Lines)
+	var out flows.MorosiOutcome
+	if pc != nil {
+		out, data = pc.out, pc.data
+	} else {
+		out = flows.DecideMorosi(mc, j.in.File.Name, j.today, j.params)
+		data = j.newData(data, mc, out)
+	}
+	result, state, errs, open, closeDay := out.Result, out.State, out.Refusals, out.WindowOpen, out.WindowClose
 	switch state {
 	case flows.StateDraft:
-		data.Refusals = errs
 		j.sink.Add(errs...)
 		j.refused++
 	case flows.StateWaitingWindow:
@@ -72,7 +138,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 		if state == flows.StateDraft {
 			return nil // refused before it existed: no practice, no code consumed; the findings say why
 		}
-		return j.create(ctx, mc, &data, out, hist, refiled)
+		return j.create(ctx, mc, &data, pc, out, hist, refiled)
 	}
 	// An update of a practice not yet filed.
 	j.updated++
@@ -94,14 +160,15 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, mayExist 
 
 // create queues a new practice for a case that passed (READY or WAITING_WINDOW), with
 // its REQ request when READY; refiled is the practice the SII refused that it files
-// again, linked to it.
-func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flows.UscenteData, out flows.MorosiOutcome, hist archive.HistoryEntry, refiled *archive.Practice) error {
+// again, linked to it. pc, when not nil, holds data's encoding, payload and note.
+func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flows.UscenteData, pc *preparedCase, out flows.MorosiOutcome, hist archive.HistoryEntry, refiled *archive.Practice) error {
 	result, state, open, closeDay := out.Result, out.State, out.WindowOpen, out.WindowClose
 	line := hist.Line
 	var err error
 	key := mc.Key
 	if refiled != nil {
 		key, data.RefileOf = archive.RefileKey(refiled.CaseKey), refiled.ID
+		pc = nil // data changed
 	}
 	p := &archive.Practice{CaseKey: key, Role: "uscente", Sector: mc.Case.Sector, CompanyPIVA: j.in.Config.Company.PIVA,
 		Point: flows.CasePoint(&mc.Case), CustomerID: flows.CaseCustomer(&mc.Case), CustomerName: mc.Case.CustomerName,
@@ -111,17 +178,23 @@ func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flow
 	if err != nil {
 		return err
 	}
-	p.Data = data.Marshal()
-	hist.Note = fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
-	if state == flows.StateWaitingWindow {
-		hist.Note += fmt.Sprintf("; request window opens %s", open)
+	if pc != nil {
+		p.Data, hist.Note = pc.encoded, pc.note
+	} else {
+		p.Data, hist.Note = data.Marshal(), j.creationNote(mc, out)
 	}
 	if refiled != nil {
 		hist.Note += fmt.Sprintf("; files again the case of CP_UTENTE %s (%s)", refiled.CPUtente, refiled.State)
 	}
 	var req *archive.Request
 	if state == flows.StateReady {
-		req = &archive.Request{Flow: FlowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result), Payload: j.u.reqPayload(data)}
+		var payload *archive.RequestPayload
+		if pc != nil {
+			payload = pc.payload
+		} else {
+			payload = j.u.reqPayload(data)
+		}
+		req = &archive.Request{Flow: FlowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result), Payload: payload}
 	}
 	// Queued: inserted with other new practices in multi-row statements.
 	if err := j.st.QueueCreate(ctx, p, hist, req); err != nil {
