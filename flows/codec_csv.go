@@ -43,6 +43,7 @@ type CSVReader struct {
 	noJoin     int         // lines up to this one are read one per record
 	bad        []badLoc    // undecodable bytes of the lines read and not yet reported
 	textOnly   []bool      // per field: line breaks and tabs are allowed (optional free text)
+	only       []bool      // per field: normalised (NormalizeOnly); nil = every rule applies
 }
 
 // badLoc is an undecodable byte at its physical line.
@@ -54,6 +55,20 @@ type badLoc struct {
 // NewCSVReader reads r as a CSV file of flow f (a flow of the catalog or an input kind).
 func NewCSVReader(r io.Reader, f *Flow, opt ReadOptions) *CSVReader {
 	return &CSVReader{br: bufio.NewReaderSize(r, 64<<10), f: f, opt: opt, vo: opt.values()}
+}
+
+// NormalizeOnly makes Next return rows in which only the named fields are normalised
+// (each as its rule normalises it), with no findings of their own (the header's come
+// as without it): for a pass over the file that needs a few values (the case keys)
+// and not the verdict on each row. Rows, lines and the errors that stop the reading
+// are those of a full read. Call it before Next.
+func (r *CSVReader) NormalizeOnly(names ...string) {
+	r.only = make([]bool, len(r.f.Fields))
+	for _, n := range names {
+		if i := r.f.layout.Index(n); i >= 0 {
+			r.only[i] = true
+		}
+	}
 }
 
 // Charset returns the character set detected so far (UTF-8 or windows-1252; "" when
@@ -500,6 +515,9 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 				}
 			}
 		}
+		if r.only != nil {
+			return r.normalizedOnly(cols, vals, start)
+		}
 		fs = r.charsetFindings(cols, start, fs)
 		spendFailed := false
 		if r.rm != nil {
@@ -515,6 +533,21 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 		}
 		return Record{Line: start, Values: vals, layout: r.f.layout}, fs, nil
 	}
+}
+
+// normalizedOnly is Next's row under NormalizeOnly: the mapping's rules applied as in
+// a full read (they may give the fields asked for), then only those fields normalised.
+func (r *CSVReader) normalizedOnly(cols, vals []string, start int) (Record, []Finding, error) {
+	r.dropBad(r.line)
+	if r.rm != nil {
+		r.rm.apply(cols, vals, r.f, r.vo, r.opt.FileName, start, nil)
+	}
+	for i, v := range vals {
+		if v != "" && r.only[i] {
+			vals[i], _ = r.f.Fields[i].normalize(v, r.vo)
+		}
+	}
+	return Record{Line: start, Values: vals, layout: r.f.layout}, nil, nil
 }
 
 // fits reports whether a row has the header's number of columns (empty cells after the

@@ -73,7 +73,7 @@ func CasePoint(c *Case) string { return firstNonEmpty(c.POD, c.PDR) }
 func CaseCustomer(c *Case) string { return firstNonEmpty(c.CustomerCF, c.CustomerPIVA) }
 
 // MorosiKey returns the case key of one uscente.morosi row, "" when the row lacks the
-// point, the customer or the switch date.
+// point, the customer or the switch date (it reads MorosiKeyFields alone).
 func MorosiKey(r Record) string {
 	point := firstNonEmpty(r.Get(MorPOD), r.Get(MorPDR))
 	cust := firstNonEmpty(r.Get(MorCF), r.Get(MorPIVA))
@@ -83,6 +83,10 @@ func MorosiKey(r Record) string {
 	}
 	return UscenteCaseKey(point, cust, sw)
 }
+
+// MorosiKeyFields are the fields MorosiKey reads: a pass that only needs the keys
+// normalises these alone (CSVReader.NormalizeOnly).
+var MorosiKeyFields = []string{MorPOD, MorPDR, MorCF, MorPIVA, MorSwitch}
 
 // Rules of the findings about a case as a whole (one practice gathered from several
 // rows): each holds the practice, so that nothing is filed with content different

@@ -61,8 +61,10 @@ func KeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
 }
 
 // keyRuns is KeysAdjacent that also counts the runs of adjacent rows of one key:
-// the file's practices when they are adjacent.
+// the file's practices when they are adjacent. Only the key's fields are normalised:
+// the rows' findings are the reading proper's.
 func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
+	rd.NormalizeOnly(flows.MorosiKeyFields...)
 	seed := maphash.MakeSeed()
 	var starts []uint64
 	prev := ""
