@@ -36,6 +36,7 @@ type BodyEncoder struct {
 	format         string
 	prefix, suffix []byte
 	buf            bytes.Buffer
+	csv            *CSVWriter // reused from request to request (CSV only)
 }
 
 // NewBodyEncoder prepares an encoder of f's records in format.
@@ -79,6 +80,22 @@ func (e *BodyEncoder) EncodeRecords(recs []Record) ([]byte, error) {
 
 func (e *BodyEncoder) encode(write func(FlowWriter) error) ([]byte, error) {
 	e.buf.Reset()
+	if pickFormat(e.f, e.format) == "csv" {
+		// One writer for every call: a CSV body is its rows, the envelope is the
+		// header row alone (Envelope), so the writer starts each body past it.
+		if e.csv == nil {
+			e.csv = NewCSVWriter(&e.buf, e.f)
+		}
+		e.csv.w.Reset(&e.buf)
+		e.csv.line, e.csv.header, e.csv.err = 1, true, nil
+		if err := write(e.csv); err != nil {
+			return nil, err
+		}
+		if err := e.csv.Flush(); err != nil {
+			return nil, err
+		}
+		return bytes.Clone(e.buf.Bytes()), nil
+	}
 	w, err := NewWriter(&e.buf, e.f, e.format)
 	if err != nil {
 		return nil, err

@@ -65,14 +65,31 @@ func TestAssembleEqualsWholeEncoding(t *testing.T) {
 	}
 }
 
-// A refused row is refused by a BodyEncoder as by a Writer.
+// A refused row is refused by a BodyEncoder as by a Writer, and leaves nothing behind
+// in the encoder: the next request's body is what a new encoder gives.
 func TestEncodeBodyRefusesBadRow(t *testing.T) {
-	enc, err := NewBodyEncoder(DefaultCatalog().Flow("ANN_REQ"), "csv")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := enc.Encode([]map[string]string{{"CP_UTENTE": "x"}}); err == nil {
-		t.Fatal("a row without its required fields was encoded")
+	f := DefaultCatalog().Flow("ANN_REQ")
+	for _, format := range []string{"csv", "xml"} {
+		enc, err := NewBodyEncoder(f, format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		good := sampleRequests(t, f)
+		if _, err := enc.Encode(append(good[0][:1:1], map[string]string{"CP_UTENTE": "x"})); err == nil {
+			t.Fatalf("%s: a row without its required fields was encoded", format)
+		}
+		got, err := enc.Encode(good[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh, _ := NewBodyEncoder(f, format)
+		want, err := fresh.Encode(good[1])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) || len(got) == 0 {
+			t.Errorf("%s: after a refused request the next body is %q, want %q", format, got, want)
+		}
 	}
 }
 

@@ -375,8 +375,13 @@ type runCursor struct {
 	line int
 	bad  bool
 	vals []string
+	buf  []byte // the row's key and values, read before they become one string
+	ends []int  // where each value ends in buf
 }
 
+// read reads the next row of the run. Its key and values are slices of one string
+// (one allocation a row, not one a value): the values are the row's own, kept by the
+// case they go into.
 func (c *runCursor) read() (bool, error) {
 	kl, err := binary.ReadUvarint(c.r)
 	if err == io.EOF {
@@ -385,12 +390,18 @@ func (c *runCursor) read() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	str := func(n uint64) (string, error) {
-		b := make([]byte, n)
-		_, err := io.ReadFull(c.r, b)
-		return string(b), err
+	c.buf, c.ends = c.buf[:0], c.ends[:0]
+	field := func(n uint64) error {
+		if n > uint64(maxRunValue) {
+			return fmt.Errorf("sorted rows: a value of %d bytes", n)
+		}
+		at := len(c.buf)
+		c.buf = slices.Grow(c.buf, int(n))[:at+int(n)]
+		_, err := io.ReadFull(c.r, c.buf[at:])
+		c.ends = append(c.ends, len(c.buf))
+		return err
 	}
-	if c.key, err = str(kl); err != nil {
+	if err := field(kl); err != nil {
 		return false, err
 	}
 	line, err := binary.ReadUvarint(c.r)
@@ -405,18 +416,29 @@ func (c *runCursor) read() (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	c.line, c.bad, c.vals = int(line), bad == 1, make([]string, nv)
-	for i := range c.vals {
+	if nv > uint64(maxRunValue) {
+		return false, fmt.Errorf("sorted rows: a row of %d values", nv)
+	}
+	for range nv {
 		l, err := binary.ReadUvarint(c.r)
 		if err != nil {
 			return false, err
 		}
-		if c.vals[i], err = str(l); err != nil {
+		if err := field(l); err != nil {
 			return false, err
 		}
 	}
+	row := string(c.buf)
+	c.key, c.line, c.bad, c.vals = row[:c.ends[0]], int(line), bad == 1, make([]string, nv)
+	for i := range c.vals {
+		c.vals[i] = row[c.ends[i]:c.ends[i+1]]
+	}
 	return true, nil
 }
+
+// maxRunValue bounds a length read back from a run (a logical line is at most
+// 1 MiB): a damaged run is an error, not an allocation of its garbage size.
+const maxRunValue = 1 << 21
 
 type runHeap []*runCursor
 
