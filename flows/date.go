@@ -125,13 +125,43 @@ func (d Date) String() string {
 	if d.IsZero() {
 		return ""
 	}
+	if d.inDigits() { // the hot path (every date of every row and case): no fmt
+		var b [10]byte
+		put2(b[0:], d.D)
+		b[2] = '/'
+		put2(b[3:], int(d.M))
+		b[5] = '/'
+		put4(b[6:], d.Y)
+		return string(b[:])
+	}
 	return fmt.Sprintf("%02d/%02d/%04d", d.D, int(d.M), d.Y)
+}
+
+// inDigits reports whether the date's parts fit the digits String and ISO give them
+// (%02d, %04d) without fmt.
+func (d Date) inDigits() bool {
+	return d.Y >= 0 && d.Y <= 9999 && d.M >= 0 && d.M <= 99 && d.D >= 0 && d.D <= 99
+}
+
+func put2(b []byte, n int) { b[0], b[1] = byte('0'+n/10), byte('0'+n%10) }
+
+func put4(b []byte, n int) {
+	b[0], b[1], b[2], b[3] = byte('0'+n/1000), byte('0'+n/100%10), byte('0'+n/10%10), byte('0'+n%10)
 }
 
 // ISO formats as AAAA-MM-GG (XML, JSON, SQLite).
 func (d Date) ISO() string {
 	if d.IsZero() {
 		return ""
+	}
+	if d.inDigits() {
+		var b [10]byte
+		put4(b[0:], d.Y)
+		b[4] = '-'
+		put2(b[5:], int(d.M))
+		b[7] = '-'
+		put2(b[8:], d.D)
+		return string(b[:])
 	}
 	return fmt.Sprintf("%04d-%02d-%02d", d.Y, int(d.M), d.D)
 }

@@ -2,7 +2,9 @@ package flows
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Amount is a sum of money in euro cents. Money is never a float: amounts are parsed
@@ -95,6 +97,12 @@ func (a Amount) Format(decimal byte) string {
 	if v < 0 {
 		sign = "-"
 		v = -v
+	}
+	if v >= 0 && decimal < utf8.RuneSelf { // the hot path (payloads, notes, exports): no fmt
+		var buf [24]byte
+		b := append(buf[:0], sign...)
+		b = strconv.AppendInt(b, v/100, 10)
+		return string(append(b, decimal, byte('0'+v%100/10), byte('0'+v%10)))
 	}
 	return fmt.Sprintf("%s%d%c%02d", sign, v/100, decimal, v%100)
 }
