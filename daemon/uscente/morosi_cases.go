@@ -27,10 +27,11 @@ import (
 //   - they are not: the rows are sorted by case key into runs under the state
 //     directory, then merged, so that the Grouper sees each practice's rows together.
 //
-// A first pass over the file tells the two apart, keeping 8 bytes per practice (a hash
-// of the key of each run of adjacent rows): a key that starts two runs means the rows
-// are not adjacent. Memory stays flat at a million rows either way: the sort holds one
-// run (SortRunBytes of encoded rows) at a time and the merge one row per run.
+// A first pass over the file tells the two apart, keeping a set of 8-byte hashes (of
+// the key of each run of adjacent rows): a key that starts two runs means the rows are
+// not adjacent, and the pass stops there. Memory stays flat at a million rows either
+// way: the sort holds one run (SortRunBytes of encoded rows) at a time and the merge
+// one row per run.
 
 // SortRunBytes is how many bytes of encoded rows one sorted run holds in memory
 // (tests set it smaller, for many runs to merge).
@@ -62,11 +63,13 @@ func KeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
 
 // keyRuns is KeysAdjacent that also counts the runs of adjacent rows of one key:
 // the file's practices when they are adjacent. Only the key's fields are normalised:
-// the rows' findings are the reading proper's.
+// the rows' findings are the reading proper's. It stops at the first key that starts
+// a second run (the file is then sorted whatever its size, and the count is of the
+// rows read so far).
 func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 	rd.NormalizeOnly(flows.MorosiKeyFields...)
 	seed := maphash.MakeSeed()
-	var starts []uint64
+	starts := map[uint64]struct{}{}
 	prev := ""
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
@@ -84,13 +87,11 @@ func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 			continue
 		}
 		prev = key
-		starts = append(starts, maphash.String(seed, key))
-	}
-	slices.Sort(starts)
-	for i := 1; i < len(starts); i++ {
-		if starts[i] == starts[i-1] {
+		h := maphash.String(seed, key)
+		if _, seen := starts[h]; seen {
 			return false, len(starts), nil
 		}
+		starts[h] = struct{}{}
 	}
 	return true, len(starts), nil
 }
