@@ -30,8 +30,10 @@ var ChunkCases = 8192
 
 // BatchCases is how many cases the reader hands over at a time: a transaction
 // takes several batches, and only a few batches are in memory whatever the chunk size.
+// Each case comes with what it becomes (its encoded data and payload, preparedCase):
+// batches of 1,024 of them took the peak Go heap from 50 to 80 MiB at 100,000 rows.
 // Tests set it smaller.
-var BatchCases = 1024
+var BatchCases = 256
 
 // morosiJob is the processing of one uscente.morosi file, chunk after chunk.
 type morosiJob struct {
