@@ -158,7 +158,10 @@ func (fd *Field) normalize(v string, o valueOpts) (string, *fieldProblem) {
 		if err != nil {
 			return bad(RuleMonths, "%v", err)
 		}
-		v = FormatMonthAmounts(ms)
+		var buf [24 * 24]byte
+		if b := appendMonthAmounts(buf[:0], ms); string(b) != v { // canonical already: kept as it is
+			v = string(b)
+		}
 	default:
 		return bad("CATALOG-TYPE", "unknown field type %q", fd.Type)
 	}
@@ -381,7 +384,10 @@ func isMonthTag(s string) bool {
 
 // FormatMonthAmounts writes the canonical spend list ("2024-03:85.20,2024-04:91.00").
 func FormatMonthAmounts(ms []MonthSpend) string {
-	b := make([]byte, 0, len(ms)*16)
+	return string(appendMonthAmounts(make([]byte, 0, len(ms)*16), ms))
+}
+
+func appendMonthAmounts(b []byte, ms []MonthSpend) []byte {
 	for i, m := range ms {
 		if i > 0 {
 			b = append(b, ',')
@@ -390,7 +396,7 @@ func FormatMonthAmounts(ms []MonthSpend) string {
 		b = append(b, '-', byte('0'+int(m.Month.M)/10), byte('0'+int(m.Month.M)%10), ':')
 		b = appendAmount(b, m.Amount)
 	}
-	return string(b)
+	return b
 }
 
 // ---- conditions ("When") ----

@@ -120,6 +120,7 @@ type MorosiCase struct {
 	values   [len(morosiCaseFields)][]caseValue // distinct values of each case field
 	mora     []moraSeen                         // the details each mora notice is given with
 	invLines [][]int                            // lines of each invoice of Case.Invoices, parallel
+	spend    string                             // the spend list merged last (rows repeat it)
 }
 
 // moraSeen is one mora notice (date, reference, channel) and the distinct values its
@@ -377,9 +378,12 @@ func (m *MorosiCase) AddRow(r Record) {
 		c.Mora = mergeMora(c.Mora, n)
 		m.addMoraDetails(r, n)
 	}
-	if s := r.Get(MorSpend); s != "" {
+	// Every row of a case repeats its spend list: merging the list merged last again
+	// would change nothing, so it is not parsed again.
+	if s := r.Get(MorSpend); s != "" && s != m.spend {
 		if ms, err := ParseMonthAmounts(s, false); err == nil {
 			c.Spend = mergeSpend(c.Spend, ms)
+			m.spend = s
 		}
 	}
 }
