@@ -30,11 +30,13 @@ type preparedCase struct {
 	data    flows.UscenteData
 	encoded []byte                  // data.Marshal(), READY and WAITING_WINDOW only
 	payload *archive.RequestPayload // READY only
+	snap    map[string]string       // the request's reqSnapshot, READY only
 	note    string                  // the creation history's note
 }
 
-// prepare computes what mc becomes if it is new (see preparedCase). It reads only
-// the job's fixed fields: it runs on the reader's goroutine.
+// prepare computes what mc becomes if it is new (see preparedCase); nil when mc is
+// held (so the writer need not ask again). It reads only the job's fixed fields: it
+// runs on the reader's goroutine.
 func (j *morosiJob) prepare(mc *flows.MorosiCase) *preparedCase {
 	if mc.Held() {
 		return nil
@@ -46,7 +48,7 @@ func (j *morosiJob) prepare(mc *flows.MorosiCase) *preparedCase {
 	pc.data = j.newData(flows.UscenteData{}, mc, pc.out)
 	pc.encoded = pc.data.Marshal()
 	if pc.out.State == flows.StateReady {
-		pc.payload = j.u.reqPayload(&pc.data)
+		pc.payload, pc.snap = j.u.reqPayload(&pc.data), reqSnapshot(pc.out.Result)
 	}
 	pc.note = j.creationNote(mc, pc.out)
 	return pc
@@ -96,7 +98,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, pc *prepa
 	if action == flows.CaseRefile {
 		refiled = &existing
 	}
-	if mc.Held() {
+	if pc == nil && mc.Held() { // a prepared case is not held (prepare tells)
 		return j.hold(ctx, mc, existing, action == flows.CaseUpdate || action == flows.CaseDuplicate)
 	}
 	if action == flows.CaseUpdate || action == flows.CaseDuplicate {
@@ -188,13 +190,12 @@ func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flow
 	}
 	var req *archive.Request
 	if state == flows.StateReady {
-		var payload *archive.RequestPayload
+		req = &archive.Request{Flow: FlowREQ, CPUtente: p.CPUtente}
 		if pc != nil {
-			payload = pc.payload
+			req.Data, req.Payload = pc.snap, pc.payload
 		} else {
-			payload = j.u.reqPayload(data)
+			req.Data, req.Payload = reqSnapshot(result), j.u.reqPayload(data)
 		}
-		req = &archive.Request{Flow: FlowREQ, CPUtente: p.CPUtente, Data: reqSnapshot(result), Payload: payload}
 	}
 	// Queued: inserted with other new practices in multi-row statements.
 	if err := j.st.QueueCreate(ctx, p, hist, req); err != nil {
