@@ -228,7 +228,10 @@ func (c *morosiCases) nextSorted(ctx context.Context) (caseStep, error) {
 // ---- external sort of rows by case key ----
 
 // sortRowsByKey reads every row of rd into sorted runs under dir and returns their
-// merge. Rows without a key (refused: their findings say why) are left out.
+// merge. Rows without a key (refused: their findings say why) are left out. The rows
+// are decoded and checked on a goroutine of their own (parseRows) while this one
+// hands out their findings and encodes, sorts and writes the runs: the two halves of
+// the pass overlap instead of taking turns.
 func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, dir string, rowFindings func(fs []flows.Finding)) (*sortedRows, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
@@ -238,29 +241,33 @@ func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, d
 		return nil, err
 	}
 	s := &runWriter{dir: tmp, flow: flow}
+	pctx, stop := context.WithCancel(ctx)
+	defer stop()
+	rows := make(chan parsedRows, 2)
+	go parseRows(pctx, rd, rows)
 	fail := func(err error) (*sortedRows, error) {
+		stop()
+		for range rows { // until the parser has stopped: rd is the caller's again
+		}
 		os.RemoveAll(tmp)
 		return nil, err
 	}
-	for n := 0; ; n++ {
-		if n%4096 == 0 && ctx.Err() != nil {
-			return fail(ctx.Err())
+	for b := range rows {
+		for _, r := range b.rows {
+			rowFindings(r.fs)
+			if r.key == "" {
+				continue
+			}
+			if err := s.add(r.key, r.rec.Line, flows.HasErrors(r.fs), r.rec.Values); err != nil {
+				return fail(err)
+			}
 		}
-		rec, fs, err := rd.Next()
-		if err == io.EOF {
-			break
+		if b.err != nil {
+			return fail(b.err)
 		}
-		if err != nil {
-			return fail(err)
-		}
-		rowFindings(fs)
-		key := flows.MorosiKey(rec)
-		if key == "" {
-			continue
-		}
-		if err := s.add(key, rec.Line, flows.HasErrors(fs), rec.Values); err != nil {
-			return fail(err)
-		}
+	}
+	if err := ctx.Err(); err != nil { // the parser may have stopped without a word
+		return fail(err)
 	}
 	if err := s.flush(); err != nil {
 		return fail(err)
@@ -270,6 +277,54 @@ func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, d
 		return fail(err)
 	}
 	return m, nil
+}
+
+// parsedRow is a row of the file as the sort pass takes it, with its case key.
+type parsedRow struct {
+	rec flows.Record
+	fs  []flows.Finding
+	key string
+}
+
+// parsedRows is a run of rows in file order; err (with the rows before it) stops the
+// reading.
+type parsedRows struct {
+	rows []parsedRow
+	err  error
+}
+
+// parseRows reads rd to its end, 256 rows at a time, and closes out. It stops when
+// ctx is cancelled.
+func parseRows(ctx context.Context, rd *flows.CSVReader, out chan<- parsedRows) {
+	defer close(out)
+	var b parsedRows
+	for n := 0; ; n++ {
+		if n%4096 == 0 && ctx.Err() != nil {
+			b.err = ctx.Err()
+			break
+		}
+		rec, fs, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			b.err = err
+			break
+		}
+		b.rows = append(b.rows, parsedRow{rec: rec, fs: fs, key: flows.MorosiKey(rec)})
+		if len(b.rows) == 256 {
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return
+			}
+			b = parsedRows{}
+		}
+	}
+	select {
+	case out <- b:
+	case <-ctx.Done():
+	}
 }
 
 // runWriter collects encoded rows up to SortRunBytes, sorts them by (key, line) and
