@@ -16,7 +16,7 @@ func fullUscenteData() UscenteData {
 	return UscenteData{
 		Case: Case{Sector: "E", POD: "IT001E00000042", PDR: "01234567890123", CustomerCF: "VRDGPP70A01H501X", CustomerPIVA: "01234567890",
 			CustomerName: `Giuseppe "Peppe" Verdi, è`, SwitchDate: sw, Voltage: "BT", GasUse: "altri", AnnualSmc: 12_345, AllPointsLost: true,
-			Mora: []MoraNotice{{Date: D(2024, 11, 2), Channel: "PE", Received: D(2024, 11, 4), Term: D(2024, 11, 24), MentionsCMOR: true, Ref: "M-1"}},
+			Mora:                 []MoraNotice{{Date: D(2024, 11, 2), Channel: "PE", Received: D(2024, 11, 4), Term: D(2024, 11, 24), MentionsCMOR: true, Ref: "M-1"}},
 			ClosingInvoiceIssued: true, TIFIndemnitiesPaid: true, ComplaintsAnswered: true, PointActive: true, Voltura: true,
 			Invoices: []Invoice{
 				{Number: "F2025-0001", Issued: D(2024, 12, 10), Due: D(2025, 1, 9), PeriodFrom: D(2024, 11, 1), PeriodTo: D(2024, 11, 30),
