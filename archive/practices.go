@@ -151,6 +151,41 @@ func rowData(d json.RawMessage) string {
 
 func hasCase(d json.RawMessage) bool { return len(d) > 0 && string(d) != "{}" }
 
+// caseValue is how case d is bound for practice_data.data: JSON as text, the compact
+// form (flows.EncodeUscenteData) as a blob. The state chain hashes the bytes either way.
+func caseValue(d json.RawMessage) any {
+	if flows.IsCompactUscenteData(d) {
+		return []byte(d)
+	}
+	return string(d)
+}
+
+// CaseRow is what the practice's row holds of its case: the compact form of a uscente
+// case (flows.EncodeUscenteData) leaves it out, and is read back with it.
+func (p *Practice) CaseRow() flows.CaseRow {
+	return flows.CaseRow{Point: p.Point, CustomerID: p.CustomerID, CustomerName: p.CustomerName, SwitchDate: p.SwitchDate}
+}
+
+// UscenteData decodes the practice's data, whatever its form: JSON, or compact (as
+// ReadyRequestsWithPractices gives it, and as a practice created in memory holds it).
+func (p *Practice) UscenteData() (flows.UscenteData, error) {
+	return flows.DecodeUscenteData(p.Data, p.CaseRow())
+}
+
+// caseJSON is the case as the practice's readers get it: JSON, the compact form
+// decoded with the row it was stored with. This is the one place a stored case is
+// read for them (scanPractice); the build reads it compact (UscenteData).
+func caseJSON(p *Practice, stored string) (json.RawMessage, error) {
+	if !flows.IsCompactUscenteData([]byte(stored)) {
+		return json.RawMessage(stored), nil
+	}
+	js, err := flows.UscenteDataJSON([]byte(stored), p.CaseRow())
+	if err != nil {
+		return nil, fmt.Errorf("archive: case of practice #%d: %w", p.ID, err)
+	}
+	return js, nil
+}
+
 // practiceDataValue reads a practice's case: from practice_data, else the row's own
 // column (a practice without a case).
 const practiceDataValue = `coalesce((SELECT d.data FROM practice_data d WHERE d.id = practices.id), nullif(practices.data, ''), '{}')`
@@ -168,9 +203,9 @@ func putPracticeData(ctx context.Context, tx execer, id int64, d json.RawMessage
 	var err error
 	switch {
 	case hasCase(d) && existing:
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO practice_data (id, data) VALUES (?, ?)`, id, string(d))
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO practice_data (id, data) VALUES (?, ?)`, id, caseValue(d))
 	case hasCase(d):
-		_, err = tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (?, ?)`, id, string(d))
+		_, err = tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (?, ?)`, id, caseValue(d))
 	case existing:
 		_, err = tx.ExecContext(ctx, `DELETE FROM practice_data WHERE id = ?`, id)
 	}
@@ -256,8 +291,8 @@ func scanPractice(row rowScanner) (Practice, error) {
 	p.UpdatedAt, _ = ParseTS(updated)
 	p.Credit, p.Estimate, p.Previous, p.CMOR = flows.Amount(credit), flows.Amount(estimate), flows.Amount(previous), flows.Amount(cmor)
 	p.Charged, p.Collected = flows.Amount(charged), flows.Amount(collected)
-	p.Data = json.RawMessage(data)
-	return p, nil
+	p.Data, err = caseJSON(&p, data)
+	return p, err
 }
 
 type queryer interface {
@@ -679,7 +714,8 @@ const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente
 
 // ReadyRequestsWithPractices lists the ready requests of a flow with id > after, oldest
 // first, at most limit, each with its practice: one query where a build of thousands
-// of requests would otherwise look each practice up on its own.
+// of requests would otherwise look each practice up on its own. A practice's Data is
+// as stored (JSON, or the compact form): decode it with Practice.UscenteData.
 func (s *Store) ReadyRequestsWithPractices(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, []Practice, error) {
 	rows, err := s.q(tx).QueryContext(ctx, readyWithPracticeSelect+` WHERE r.flow = ? AND r.state = 'ready' AND r.id > ? ORDER BY r.id LIMIT ?`, flow, after, limit)
 	if err != nil {

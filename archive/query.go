@@ -280,7 +280,7 @@ func (s *Store) BulkLoadPractices(ctx context.Context, n int, gen func(i int) Pr
 				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
 			}
 			if hasCase(p.Data) {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (last_insert_rowid(), ?)`, string(p.Data)); err != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (last_insert_rowid(), ?)`, caseValue(p.Data)); err != nil {
 					return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
 				}
 			}

@@ -154,8 +154,8 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		pr.inputs = r.Payload.Inputs // the payload carries the rows (forms 1, 2): no case to decode
 	} else {
 		var err error
-		if data, err = flows.ParseUscenteData(p.Data); err != nil {
-			return nil, err
+		if data, err = p.UscenteData(); err != nil {
+			return nil, fmt.Errorf("practice %d data: %w", p.ID, err)
 		}
 		for _, in := range data.Inputs {
 			pr.inputs = append(pr.inputs, in.FileID)

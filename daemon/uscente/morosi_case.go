@@ -111,7 +111,7 @@ func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flow
 	if err != nil {
 		return err
 	}
-	p.Data = data.Marshal()
+	p.Data = flows.EncodeUscenteData(data, p.CaseRow()) // compact, without what the row holds
 	hist.Note = fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
 	if state == flows.StateWaitingWindow {
 		hist.Note += fmt.Sprintf("; request window opens %s", open)
