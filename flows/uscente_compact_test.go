@@ -277,3 +277,27 @@ func BenchmarkUscenteDataDecode(b *testing.B) {
 		}
 	})
 }
+
+// FuzzDecodeUscenteData: any bytes after the compact mark decode or fail, without a
+// panic; what decodes encodes back to a form that decodes to the same data.
+func FuzzDecodeUscenteData(f *testing.F) {
+	for _, d := range []UscenteData{fullUscenteData(), typicalUscenteData(), {}} {
+		b, _ := d.AppendCompact(nil, CaseRow{Point: d.Case.POD})
+		f.Add(b[1:]) // without the mark, which the target puts back
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		row := CaseRow{Point: "IT001E00000042", CustomerID: "X", CustomerName: "N", SwitchDate: D(2025, 3, 1)}
+		d, err := DecodeUscenteData(append([]byte{compactV1}, b...), row)
+		if err != nil {
+			return
+		}
+		again, ok := d.AppendCompact(nil, row)
+		if !ok {
+			return // a date outside the form's range, read from damaged bytes
+		}
+		d2, err := DecodeUscenteData(again, row)
+		if err != nil || !reflect.DeepEqual(d, d2) {
+			t.Fatalf("re-encoded data decodes to %+v, %v; want %+v", d2, err, d)
+		}
+	})
+}
