@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -66,7 +67,7 @@ type csvWriter struct {
 	line  []byte // the record being written, reused
 
 	states map[string][]byte // stored state → its words, neutralised
-	dates  map[string][]byte // stored ISO date → GG/MM/AAAA
+	dates  map[string][]byte // a stored date not AAAA-MM-GG → GG/MM/AAAA or ""
 	hours  map[string][]byte // an instant's UTC hour (AAAA-MM-GGTHH) → its day in Rome
 }
 
@@ -105,7 +106,7 @@ func (c *csvWriter) write(cols [][]byte) error {
 		case csvState:
 			b = appendField(b, false, c.state(v), c.comma)
 		case csvDate:
-			b = appendField(b, false, c.date(v), c.comma)
+			b = c.appendDate(b, v)
 		case csvInstantDate:
 			b = appendField(b, false, c.instantDate(v), c.comma)
 		case csvCents:
@@ -152,21 +153,43 @@ func (c *csvWriter) state(v []byte) []byte {
 	return w
 }
 
-// date returns a stored ISO date as GG/MM/AAAA: what a Practice's date gives (the
-// archive reads it with flows.ParseDate, "" or anything unreadable as no date).
-func (c *csvWriter) date(v []byte) []byte {
+// appendDate appends a stored ISO date as GG/MM/AAAA: what a Practice's date gives
+// (the archive reads it with flows.ParseDate, "" or anything unreadable as no date).
+// The dates cmord stores (AAAA-MM-GG, existing) are turned around in place; anything
+// else goes through flows.ParseDate, once per distinct text.
+func (c *csvWriter) appendDate(b, v []byte) []byte {
 	if len(v) == 0 {
-		return nil
+		return b
 	}
-	if d, ok := c.dates[string(v)]; ok {
-		return d
+	if isoDate(v) {
+		return append(b, v[8], v[9], '/', v[5], v[6], '/', v[0], v[1], v[2], v[3])
 	}
-	d, _ := flows.ParseDate(string(v))
-	out := []byte(dateIT(d))
-	if len(c.dates) < cacheLimit {
-		c.dates[string(v)] = out
+	d, ok := c.dates[string(v)]
+	if !ok {
+		pd, _ := flows.ParseDate(string(v))
+		d = []byte(dateIT(pd))
+		if len(c.dates) < cacheLimit {
+			c.dates[string(v)] = d
+		}
 	}
-	return out
+	return appendField(b, false, d, c.comma)
+}
+
+// isoDate reports whether v is AAAA-MM-GG, a day that exists, in the years
+// flows.ParseDate takes (1900–2999).
+func isoDate(v []byte) bool {
+	if len(v) != 10 || v[4] != '-' || v[7] != '-' {
+		return false
+	}
+	for _, i := range [...]int{0, 1, 2, 3, 5, 6, 8, 9} {
+		if v[i] < '0' || v[i] > '9' {
+			return false
+		}
+	}
+	y := int(v[0]-'0')*1000 + int(v[1]-'0')*100 + int(v[2]-'0')*10 + int(v[3]-'0')
+	m := int(v[5]-'0')*10 + int(v[6]-'0')
+	d := int(v[8]-'0')*10 + int(v[9]-'0')
+	return y >= 1900 && y <= 2999 && m >= 1 && m <= 12 && d >= 1 && d <= flows.DaysIn(y, time.Month(m))
 }
 
 // instantDate returns the day in Rome of a stored instant, GG/MM/AAAA, as a Practice's
