@@ -341,3 +341,43 @@ func TestEachPracticeText(t *testing.T) {
 		t.Errorf("err = %v after %d rows; want stop after 2", err, seen)
 	}
 }
+
+// TestEachPracticeTextReadOnly: the read transaction of EachPracticeText, and its
+// reading again of a practice with a NUL byte, work on an archive opened read-only
+// (`cmord practices --format csv`).
+func TestEachPracticeTextReadOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.BulkLoadPractices(ctx, 3, SyntheticPractice); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE practices SET motivation = char(0) WHERE id = 2`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	var motivations []string
+	err = ro.EachPracticeText(ctx, PracticeFilter{}, func(cols [][]byte) error {
+		motivations = append(motivations, string(cols[18]))
+		return nil
+	})
+	if PracticeTextColumns[18] != "motivation" {
+		t.Fatalf("column 18 is %s", PracticeTextColumns[18])
+	}
+	if err != nil || !reflect.DeepEqual(motivations, []string{"", "\x00", ""}) {
+		t.Errorf("EachPracticeText read-only = %q, %v", motivations, err)
+	}
+}
