@@ -1,9 +1,11 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/cmord/cmord/flows"
@@ -154,15 +156,21 @@ func (f PracticeFilter) orderBy() (string, error) {
 
 // practiceQuery is the full SELECT for f with its arguments.
 func (f PracticeFilter) practiceQuery() (string, []any, error) {
+	if f.WithoutCase {
+		return f.queryFrom(practiceSelectWithoutCase)
+	}
+	return f.queryFrom(practiceSelect)
+}
+
+// queryFrom is sel (a SELECT ... FROM practices) with f's WHERE, ORDER BY, LIMIT and
+// OFFSET, and its arguments.
+func (f PracticeFilter) queryFrom(sel string) (string, []any, error) {
 	where, args := f.where()
 	order, err := f.orderBy()
 	if err != nil {
 		return "", nil, err
 	}
-	q := practiceSelect + where + order
-	if f.WithoutCase {
-		q = practiceSelectWithoutCase + where + order
-	}
+	q := sel + where + order
 	switch {
 	case f.Limit > 0:
 		q += " LIMIT ? OFFSET ?"
@@ -212,6 +220,144 @@ func (s *Store) EachPractice(ctx context.Context, f PracticeFilter, fn func(Prac
 		return fmt.Errorf("archive: query practices: %w", err)
 	}
 	return nil
+}
+
+// PracticeTextColumns are the columns of practices that EachPracticeText hands out,
+// in this order: what the CSV export writes, as stored (amounts in cents, dates ISO,
+// instants as TS writes them), no case.
+var PracticeTextColumns = []string{"id", "cp_utente", "cp_gestore", "role", "sector", "point", "customer_id",
+	"customer_name", "switch_date", "state", "state_since", "credit_cents", "estimate_cents", "previous_cents",
+	"cmor_cents", "charged_cents", "collected_cents", "cause_code", "motivation", "window_open", "window_close",
+	"suspension_term", "request_date", "answer_date"}
+
+// practiceTextSelect reads PracticeTextColumns one by one, as text (a NULL as ""): the
+// way of EachPracticeText for a row the joined form cannot carry.
+var practiceTextSelect = func() string {
+	cols := make([]string, len(PracticeTextColumns))
+	for i, c := range PracticeTextColumns {
+		cols[i] = "coalesce(" + c + ", '')"
+	}
+	return "SELECT " + strings.Join(cols, ", ") + " FROM practices"
+}()
+
+// practiceJoinedSelect reads PracticeTextColumns as one text per practice, joined by a
+// NUL byte. A column handed out by the driver costs far more than SQLite's own join
+// (a type, a length and a copy, each through the library's mutex, then database/sql's
+// conversion): one column instead of 24 is what brings the CSV export of a million
+// practices near sqlite3's own (docs/benchmarks-uscente.md, Export).
+var practiceJoinedSelect = func() string {
+	cols := make([]string, len(PracticeTextColumns))
+	for i, c := range PracticeTextColumns {
+		cols[i] = c
+		if c == "cp_utente" || c == "cp_gestore" {
+			// concat_ws skips a NULL: coalesce keeps the columns in their places (in
+			// another column, NOT NULL, a NULL would be read again by practiceTextByID).
+			cols[i] = "coalesce(" + c + ", '')"
+		}
+	}
+	return "SELECT concat_ws(char(0), " + strings.Join(cols, ", ") + ") FROM practices"
+}()
+
+// EachPracticeText calls fn with the stored text of PracticeTextColumns (integers in
+// decimal, NULL as "") of each practice matching f, in f.Order, streaming from one
+// read transaction like EachPractice. cols and its bytes are valid only during the
+// call: fn copies what it keeps. An error from fn stops the iteration and is returned
+// as is.
+//
+// The columns come joined by NUL bytes (practiceJoinedSelect); a practice whose text
+// itself holds a NUL byte does not split into as many columns, and is read again,
+// column by column, in the same transaction (so from the same snapshot).
+func (s *Store) EachPracticeText(ctx context.Context, f PracticeFilter, fn func(cols [][]byte) error) error {
+	q, args, err := f.queryFrom(practiceJoinedSelect)
+	if err != nil {
+		return err
+	}
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("archive: query practices: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, q, args...)
+	if err != nil {
+		return fmt.Errorf("archive: query practices: %w", err)
+	}
+	defer rows.Close()
+	var joined sql.RawBytes
+	cols := make([][]byte, len(PracticeTextColumns))
+	var single []sql.RawBytes // the columns of a row read one by one
+	for rows.Next() {
+		if err := rows.Scan(&joined); err != nil {
+			return fmt.Errorf("archive: read practice: %w", err)
+		}
+		if !splitNUL(joined, cols) {
+			// The id (the first column, an integer) has no NUL in it.
+			idText, _, _ := bytes.Cut(joined, []byte{0})
+			id, err := strconv.ParseInt(string(idText), 10, 64)
+			if err != nil {
+				return fmt.Errorf("archive: read practice: id %q: %w", idText, err)
+			}
+			if single, err = practiceTextByID(ctx, tx, id, single); err != nil {
+				return err
+			}
+			for i := range cols {
+				cols[i] = single[i]
+			}
+		}
+		if err := fn(cols); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("archive: query practices: %w", err)
+	}
+	return nil
+}
+
+// splitNUL splits b at its NUL bytes into cols, and reports whether there were
+// exactly len(cols) pieces.
+func splitNUL(b []byte, cols [][]byte) bool {
+	for i := range len(cols) - 1 {
+		j := bytes.IndexByte(b, 0)
+		if j < 0 {
+			return false
+		}
+		cols[i], b = b[:j:j], b[j+1:]
+	}
+	if bytes.IndexByte(b, 0) >= 0 {
+		return false
+	}
+	cols[len(cols)-1] = b
+	return true
+}
+
+// practiceTextByID reads PracticeTextColumns of practice id column by column, into
+// buf's slices (reused; the result stays valid until the next call).
+func practiceTextByID(ctx context.Context, tx *sql.Tx, id int64, buf []sql.RawBytes) ([]sql.RawBytes, error) {
+	rows, err := tx.QueryContext(ctx, practiceTextSelect+" WHERE id = ?", id)
+	if err != nil {
+		return nil, fmt.Errorf("archive: read practice #%d: %w", id, err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("archive: read practice #%d: %w", id, err)
+		}
+		return nil, fmt.Errorf("archive: read practice #%d: %w", id, ErrNotFound)
+	}
+	raw := make([]sql.RawBytes, len(PracticeTextColumns))
+	dest := make([]any, len(raw))
+	for i := range raw {
+		dest[i] = &raw[i]
+	}
+	if err := rows.Scan(dest...); err != nil {
+		return nil, fmt.Errorf("archive: read practice #%d: %w", id, err)
+	}
+	// RawBytes point into the driver's row until the next Next or Close: copy.
+	buf = buf[:0]
+	for _, r := range raw {
+		buf = append(buf, bytes.Clone(r))
+	}
+	return buf, rows.Close()
 }
 
 // CountPractices counts the practices matching f (Limit, Offset and Order ignored).
@@ -280,7 +426,7 @@ func (s *Store) BulkLoadPractices(ctx context.Context, n int, gen func(i int) Pr
 				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
 			}
 			if hasCase(p.Data) {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (last_insert_rowid(), ?)`, string(p.Data)); err != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (last_insert_rowid(), ?)`, caseValue(p.Data)); err != nil {
 					return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
 				}
 			}

@@ -282,3 +282,102 @@ func BenchmarkPracticesByCustomerOpenExceptions(b *testing.B) {
 		}
 	}
 }
+
+// TestEachPracticeText: the stored text of PracticeTextColumns, per practice matching
+// the filter in its order; a missing code as ""; a practice whose text holds a NUL
+// byte (the joined form's separator) still whole; fn's error stops the iteration.
+func TestEachPracticeText(t *testing.T) {
+	s := queryFixture(t)
+	ctx := context.Background()
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE practices SET customer_name = 'Nul'||char(0)||'S.r.l.' WHERE case_key = 'B'`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	col := func(name string) int {
+		for i, c := range PracticeTextColumns {
+			if c == name {
+				return i
+			}
+		}
+		t.Fatalf("no column %s", name)
+		return -1
+	}
+	var got [][]string
+	err := s.EachPracticeText(ctx, PracticeFilter{Order: "-amount"}, func(cols [][]byte) error {
+		if len(cols) != len(PracticeTextColumns) {
+			t.Fatalf("%d columns, want %d", len(cols), len(PracticeTextColumns))
+		}
+		var r []string
+		for _, name := range []string{"cp_utente", "cp_gestore", "customer_name", "switch_date", "cmor_cents", "answer_date"} {
+			r = append(r, string(cols[col(name)]))
+		}
+		got = append(got, r)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{
+		{"G250000001", "", "", "2025-03-01", "99999", "2025-05-09"},
+		{"E250000001", "G1", "", "2025-01-01", "12050", ""},
+		{"E250000002", "", "Nul\x00S.r.l.", "2025-02-01", "8000", "2025-04-15"},
+		{"", "G4", "", "2025-04-01", "1000", "2025-06-01"},
+		{"", "G5", "", "2025-05-01", "0", ""},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("EachPracticeText =\n%q\nwant\n%q", got, want)
+	}
+	stop := errors.New("stop")
+	seen := 0
+	err = s.EachPracticeText(ctx, PracticeFilter{Role: "uscente"}, func([][]byte) error {
+		if seen++; seen == 2 {
+			return stop
+		}
+		return nil
+	})
+	if !errors.Is(err, stop) || seen != 2 {
+		t.Errorf("err = %v after %d rows; want stop after 2", err, seen)
+	}
+}
+
+// TestEachPracticeTextReadOnly: the read transaction of EachPracticeText, and its
+// reading again of a practice with a NUL byte, work on an archive opened read-only
+// (`cmord practices --format csv`).
+func TestEachPracticeTextReadOnly(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := s.BulkLoadPractices(ctx, 3, SyntheticPractice); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE practices SET motivation = char(0) WHERE id = 2`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ro, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	var motivations []string
+	err = ro.EachPracticeText(ctx, PracticeFilter{}, func(cols [][]byte) error {
+		motivations = append(motivations, string(cols[18]))
+		return nil
+	})
+	if PracticeTextColumns[18] != "motivation" {
+		t.Fatalf("column 18 is %s", PracticeTextColumns[18])
+	}
+	if err != nil || !reflect.DeepEqual(motivations, []string{"", "\x00", ""}) {
+		t.Errorf("EachPracticeText read-only = %q, %v", motivations, err)
+	}
+}

@@ -719,7 +719,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 			dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), nullIfZero(pr.LinkedID),
 			rowData(pr.Data), TS(pr.CreatedAt), TS(pr.CreatedAt))
 		if hasCase(pr.Data) {
-			dataArgs = append(dataArgs, pr.ID, string(pr.Data))
+			dataArgs = append(dataArgs, pr.ID, caseValue(pr.Data))
 		}
 	}
 	if err := p.insertRows(ctx, `INSERT INTO practices (id, case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,

@@ -8,32 +8,45 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
-// A ready request's payload (what it becomes in SI1.0050) is stored by position in the
-// REQ layout of the day it was made ready. Whatever form the build finds — today's, the
-// field-named form of earlier versions, one stored under another layout (the catalog
-// changed in between), or none — the file it writes is the same.
+// A ready request's payload (what it becomes in SI1.0050) is stored as a SHA-256 of
+// its rows, by position in the REQ layout of the day it was made ready (form 3); the
+// build computes the rows again from the case. Whatever form the build finds — today's,
+// the rows stored by position (form 2) or by field name (form 1) by earlier versions,
+// a payload stored under another layout (the catalog changed in between), or none —
+// the file it writes is the same.
 func TestREQPayloadForms(t *testing.T) {
+	other := func(form string) func(t *testing.T, payload string, data flows.UscenteData) string {
+		// Stored under another layout: form 2's values by another layout's positions
+		// (read in today's, they would be wrong), form 3's hash of those.
+		return func(t *testing.T, payload string, data flows.UscenteData) string {
+			vals := reqValues(t, data)
+			for _, v := range vals {
+				slices.Reverse(v)
+			}
+			inputs := strings.Split(payload, "\x1e")[1]
+			if form == "3" {
+				return "3\x1e" + inputs + "\x1eold\x1e" + archive.PayloadHash(vals)
+			}
+			return form2Text(inputs, "old", vals)
+		}
+	}
 	tests := []struct {
 		name   string
-		stored func(t *testing.T, payload string, practiceData []byte) string // what the build finds
-		form   string                                                         // its form ("" none)
+		stored func(t *testing.T, payload string, data flows.UscenteData) string // what the build finds
+		form   string                                                            // its form ("" none)
 	}{
-		{"as stored", func(_ *testing.T, payload string, _ []byte) string { return payload }, "2"},
-		{"no payload (made ready before payloads)", func(*testing.T, string, []byte) string { return "" }, ""},
-		{"another layout", func(_ *testing.T, payload string, _ []byte) string {
-			// Values by another layout's positions: read in today's, they would be wrong.
-			parts := strings.Split(payload, "\x1e")
-			parts[2] = "old"
-			for i := 3; i < len(parts); i++ {
-				vals := strings.Split(parts[i], "\x1f")
-				slices.Reverse(vals)
-				parts[i] = strings.Join(vals, "\x1f")
-			}
-			return strings.Join(parts, "\x1e")
+		{"as stored (the rows' hash)", func(_ *testing.T, payload string, _ flows.UscenteData) string { return payload }, "3"},
+		{"no payload (made ready before payloads)", func(*testing.T, string, flows.UscenteData) string { return "" }, ""},
+		{"hash under another layout", other("3"), "3"},
+		{"form 2 of earlier versions", func(t *testing.T, payload string, data flows.UscenteData) string {
+			return form2Text(strings.Split(payload, "\x1e")[1], flows.DefaultCatalog().Flow(uscente.FlowREQ).Layout().Signature(), reqValues(t, data))
 		}, "2"},
+		{"form 2 under another layout", other("2"), "2"},
 		{"form 1 of earlier versions", form1Payload, "1"},
 	}
 	for _, tt := range tests {
@@ -42,19 +55,19 @@ func TestREQPayloadForms(t *testing.T) {
 			ctx := context.Background()
 			takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
 			err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
-				rows, err := tx.QueryContext(ctx, `SELECT r.id, coalesce(rp.payload, r.payload), coalesce(d.data, p.data) FROM requests r JOIN practices p ON p.id = r.practice_id
-					LEFT JOIN practice_data d ON d.id = p.id LEFT JOIN request_payloads rp ON rp.id = r.id WHERE r.state = 'ready'`)
+				rows, err := tx.QueryContext(ctx, `SELECT r.id, r.practice_id, coalesce(rp.payload, r.payload) FROM requests r
+					LEFT JOIN request_payloads rp ON rp.id = r.id WHERE r.state = 'ready'`)
 				if err != nil {
 					return err
 				}
 				type ready struct {
-					id            int64
-					payload, data string
+					id, practice int64
+					payload      string
 				}
 				var rs []ready
 				for rows.Next() {
 					var r ready
-					if err := rows.Scan(&r.id, &r.payload, &r.data); err != nil {
+					if err := rows.Scan(&r.id, &r.practice, &r.payload); err != nil {
 						return err
 					}
 					rs = append(rs, r)
@@ -66,10 +79,21 @@ func TestREQPayloadForms(t *testing.T) {
 					t.Fatalf("%d ready requests, want 2", len(rs))
 				}
 				for _, r := range rs {
-					if !strings.HasPrefix(r.payload, "2\x1e") {
-						t.Fatalf("request %d stored payload %q, want form 2", r.id, r.payload)
+					if !strings.HasPrefix(r.payload, "3\x1e") || len(r.payload) > 100 {
+						t.Fatalf("request %d stored payload %q, want form 3 (the rows' hash, not the rows)", r.id, r.payload)
 					}
-					p := tt.stored(t, r.payload, []byte(r.data))
+					pr, err := w.d.Store.PracticeByID(ctx, tx, r.practice)
+					if err != nil {
+						return err
+					}
+					data, err := flows.ParseUscenteData(pr.Data)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if want := archive.PayloadHash(reqValues(t, data)); !strings.HasSuffix(r.payload, "\x1e"+want) {
+						t.Fatalf("request %d stored payload %q, want the hash of its rows %s", r.id, r.payload, want)
+					}
+					p := tt.stored(t, r.payload, data)
 					if !strings.HasPrefix(p, tt.form) || (tt.form == "") != (p == "") {
 						t.Fatalf("test payload %q is not of form %q", p, tt.form)
 					}
@@ -93,17 +117,122 @@ func TestREQPayloadForms(t *testing.T) {
 				t.Fatalf("published %v", keys(pub))
 			}
 			golden(t, "REQ_e2e.csv", content)
+			if es := w.exceptions("build_line_changed"); len(es) != 0 {
+				t.Errorf("build_line_changed exceptions %+v, want none", es)
+			}
 		})
 	}
 }
 
-// form1Payload is what cmord stored before payloads were positional: the field names,
-// then each row's values in their order.
-func form1Payload(t *testing.T, payload string, practiceData []byte) string {
-	data, err := flows.ParseUscenteData(practiceData)
+// A ready request whose rows, computed again at build from its case, are not the ones
+// decided when it was made ready (their hash differs: here the stored hash stands for
+// a line decided under another configuration, catalog or code) is not sent: it stays
+// ready, the other request goes out, and a build_line_changed exception names the
+// request, the practice's point and customer, and why. Once the line computed is the
+// one decided again (the configuration put back), the next build sends it.
+func TestREQLineChanged(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
+	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
+	if err != nil || len(reqs) != 2 {
+		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
+	}
+	changed := reqs[0]
+	var decided string
+	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, changed.ID).Scan(&decided); err != nil {
+			return err
+		}
+		parts := strings.Split(decided, "\x1e")
+		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
+		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), changed.ID)
+		return err
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	w.runOnce()
+
+	p := w.practice(changed.CPUtente)
+	if r, err := w.d.Store.RequestByCPUtente(ctx, nil, changed.CPUtente); err != nil || r.State != "ready" || r.FileID != 0 {
+		t.Errorf("request %s: state %s file #%d (%v), want still ready, in no file", changed.CPUtente, r.State, r.FileID, err)
+	}
+	if p.State != flows.StateReady {
+		t.Errorf("practice %s: %s, want READY", changed.CPUtente, p.State)
+	}
+	pub := w.published()
+	if len(pub) != 1 {
+		t.Fatalf("published %v, want the other request's file", keys(pub))
+	}
+	for name, content := range pub {
+		if strings.Contains(content, changed.CPUtente) {
+			t.Errorf("the held request %s was published in %s", changed.CPUtente, name)
+		}
+		if !strings.Contains(content, reqs[1].CPUtente) {
+			t.Errorf("%s does not carry the other request %s", name, reqs[1].CPUtente)
+		}
+	}
+	es := w.exceptions("build_line_changed")
+	if len(es) != 1 {
+		t.Fatalf("build_line_changed exceptions %+v, want one", es)
+	}
+	if e := es[0]; e.Severity != archive.SevHigh || e.Owner != "compliance" || e.Subject != changed.CPUtente || e.PracticeID != p.ID ||
+		!strings.Contains(e.Message, changed.CPUtente) || !strings.Contains(e.Message, p.Point) || !strings.Contains(e.Message, "differs from the one decided") ||
+		!strings.Contains(e.Action, "configuration") {
+		t.Errorf("exception %+v: want high, compliance, naming %s, its point %s and that the line differs from the one decided", e, changed.CPUtente, p.Point)
+	}
+
+	// The line computed is the decided one again: the next build sends it.
+	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, decided, changed.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.runOnce()
+	if r, err := w.d.Store.RequestByCPUtente(ctx, nil, changed.CPUtente); err != nil || r.State != "sent" || r.FileID == 0 {
+		t.Errorf("request %s after the line is back: state %s file #%d (%v), want sent", changed.CPUtente, r.State, r.FileID, err)
+	}
+	n := 0
+	for _, content := range w.published() {
+		if strings.Contains(content, changed.CPUtente) {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("request %s in %d published files, want 1", changed.CPUtente, n)
+	}
+}
+
+// reqValues is the REQ rows of a case without the header fields, as the handler
+// computes them when it makes the request ready.
+func reqValues(t *testing.T, data flows.UscenteData) [][]string {
+	t.Helper()
+	recs, err := flows.ReqRecords(flows.DefaultCatalog().Flow(uscente.FlowREQ), flows.ReqHeader{}, data.Case, data.Audit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([][]string, len(recs))
+	for i, r := range recs {
+		vals[i] = r.Values
+	}
+	return vals
+}
+
+// form2Text is what cmord stored before form 3: the rows' values by position.
+func form2Text(inputs, layout string, vals [][]string) string {
+	out := "2\x1e" + inputs + "\x1e" + layout
+	for _, v := range vals {
+		out += "\x1e" + strings.Join(v, "\x1f")
+	}
+	return out
+}
+
+// form1Payload is what cmord stored before payloads were positional: the field names,
+// then each row's values in their order.
+func form1Payload(t *testing.T, payload string, data flows.UscenteData) string {
 	rows := flows.ReqRows(flows.ReqHeader{}, data.Case, data.Audit)
 	var fields []string
 	seen := map[string]bool{}

@@ -56,6 +56,7 @@ var KindExplanations = map[string]Text{
 	"file_unstable":           {"Un file continua a cambiare oltre il tempo di assestamento e non viene prelevato.", "A file keeps changing past the settle time and is not picked up."},
 	"claim_failed":            {"cmord non riesce a prelevare (rinominare) un file pronto nella cartella.", "cmord cannot claim (rename) a ready file in the folder."},
 	"build_refused":           {"Una richiesta pronta non è stata inviata: al momento di costruire il flusso non supera i controlli.", "A ready request was not sent: it failed the checks when the flow was built."},
+	"build_line_changed":      {"Una richiesta pronta non è stata inviata: la riga calcolata alla costruzione del flusso è diversa da quella decisa (configurazione cambiata nel frattempo).", "A ready request was not sent: the line computed when the flow was built differs from the one decided (configuration changed in between)."},
 	"case_refused":            {"All'apertura della finestra il caso non supera più i controlli di ammissibilità.", "When the window opened, the case no longer passed the eligibility checks."},
 	"export_unpublished":      {"Un export per la fatturazione è in archivio ma non è stato consegnato (outbound.billing_dir non configurato).", "An export for billing is archived but was not delivered (outbound.billing_dir not set)."},
 	"previous_cmor_unknown":   {"Il CMOR precedente indicato non corrisponde a nessuna nostra pratica entrante non incassata.", "The previous CMOR given matches no uncollected entrante practice of ours."},
@@ -82,9 +83,9 @@ var RuleTexts = map[string]Text{
 	flows.RuleFlag:       {"Indicatore sì/no non valido.", "Invalid yes/no flag."},
 	flows.RuleMonths:     {"Numero di mesi non valido.", "Invalid number of months."},
 	flows.RuleIDCPUtente: {"Codice pratica (CP_UTENTE) non valido.", "Invalid practice code (CP_UTENTE)."},
-	flows.RuleCSVHeader:  {"Intestazione del file non valida.", "Invalid file header."},
+	flows.RuleCSVHeader:  {"Intestazione non conforme al tracciato (colonna obbligatoria mancante, ripetuta o non prevista): se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura (docs/inputs.md).", "Header does not fit the layout (a mandatory column missing, repeated or unknown): if the extract has headers of its own, the folder needs a mapping file (docs/inputs.md)."},
 	flows.RuleCSVColumns: {"Numero di colonne diverso da quello dell'intestazione.", "Column count differs from the header's."},
-	flows.RuleCSVColumn:  {"Colonna non prevista dal tracciato.", "Column not in the layout."},
+	flows.RuleCSVColumn:  {"Colonna non prevista dal tracciato: ignorata.", "Column not in the layout: ignored."},
 	flows.RuleCSVQuote:   {"Virgolette non chiuse o mal posizionate.", "Unbalanced or misplaced quotes."},
 	flows.RuleCSVLine:    {"Riga illeggibile.", "Unreadable line."},
 	flows.RuleXMLSyntax:  {"File XML non ben formato.", "Malformed XML file."},
@@ -157,6 +158,7 @@ var RuleTexts = map[string]Text{
 	"ORPHAN":         {"Risposta che non corrisponde a nessuna nostra richiesta.", "Answer matching no request of ours."},
 	"PIVA_UTENTE":    {"Risposta indirizzata a un'altra società (PIVA_UTENTE).", "Answer addressed to another company (PIVA_UTENTE)."},
 	"MAPPING":        {"Mappatura delle colonne della cartella non valida.", "Invalid column mapping of the folder."},
+	"LINE_CHANGED":   {"La riga SI1.0050 calcolata ora dal caso è diversa da quella decisa quando la richiesta è diventata pronta.", "The SI1.0050 line computed now from the case differs from the one decided when the request was made ready."},
 	"BUILD":          {"Il tracciato del flusso rifiuta i dati della richiesta.", "The flow's layout refuses the request's data."},
 }
 

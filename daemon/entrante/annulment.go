@@ -97,7 +97,7 @@ func LinkPreviousCMOR(ctx context.Context, d family.Host, tx *sql.Tx, uscente *a
 	if uscente.Role != "uscente" {
 		return fmt.Errorf("link previous CMOR: practice #%d is %s, not uscente", uscente.ID, uscente.Role)
 	}
-	data, err := flows.ParseUscenteData(uscente.Data)
+	data, err := uscente.UscenteData() // a practice just created holds its case compact
 	if err != nil {
 		return err
 	}

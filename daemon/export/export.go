@@ -14,12 +14,10 @@ package export
 import (
 	"bufio"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
 	"time"
 
 	"github.com/cmord/cmord/archive"
@@ -94,6 +92,10 @@ type column struct {
 	it, en string
 	kind   cellKind
 	width  float64 // XLSX column width, in characters
+	// stored is the archive.PracticeTextColumns column the CSV writes this column
+	// from, conv how (csv.go); the XLSX and JSON exports use the functions below.
+	stored string
+	conv   csvConv
 	text   func(r row) string
 	date   func(r row) flows.Date
 	amount func(r row) flows.Amount
@@ -109,32 +111,32 @@ func sinceDate(t time.Time) flows.Date {
 
 // columns is the layout of every practice export, in order.
 var columns = []column{
-	{it: "codice pratica (CP_UTENTE)", en: "practice code (CP_UTENTE)", width: 17, text: func(r row) string { return r.p.CPUtente }},
-	{it: "CP_GESTORE", en: "CP_GESTORE", width: 17, text: func(r row) string { return r.p.CPGestore }},
-	{it: "ruolo", en: "role", width: 10, text: func(r row) string { return r.p.Role }},
-	{it: "settore", en: "sector", width: 8, text: func(r row) string { return r.p.Sector }},
-	{it: "POD/PDR", en: "POD/PDR", width: 17, text: func(r row) string { return r.p.Point }},
-	{it: "CF/P.IVA cliente", en: "customer CF/VAT no.", width: 18, text: func(r row) string { return r.p.CustomerID }},
-	{it: "denominazione", en: "customer name", width: 30, text: func(r row) string { return r.p.CustomerName }},
-	{it: "data switch", en: "switch date", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.SwitchDate }},
+	{it: "codice pratica (CP_UTENTE)", en: "practice code (CP_UTENTE)", width: 17, stored: "cp_utente", text: func(r row) string { return r.p.CPUtente }},
+	{it: "CP_GESTORE", en: "CP_GESTORE", width: 17, stored: "cp_gestore", text: func(r row) string { return r.p.CPGestore }},
+	{it: "ruolo", en: "role", width: 10, stored: "role", text: func(r row) string { return r.p.Role }},
+	{it: "settore", en: "sector", width: 8, stored: "sector", text: func(r row) string { return r.p.Sector }},
+	{it: "POD/PDR", en: "POD/PDR", width: 17, stored: "point", text: func(r row) string { return r.p.Point }},
+	{it: "CF/P.IVA cliente", en: "customer CF/VAT no.", width: 18, stored: "customer_id", text: func(r row) string { return r.p.CustomerID }},
+	{it: "denominazione", en: "customer name", width: 30, stored: "customer_name", text: func(r row) string { return r.p.CustomerName }},
+	{it: "data switch", en: "switch date", kind: kindDate, width: 11, stored: "switch_date", conv: csvDate, date: func(r row) flows.Date { return r.p.SwitchDate }},
 	// The state in words, with the code `cmord practices --state` takes: the digest's
 	// table (digest.StateName), so the mail and the spreadsheet say the same.
-	{it: "stato", en: "state", width: 34, text: func(r row) string { return r.states.of(r.p.State, r.lang) }},
-	{it: "dal", en: "since", kind: kindDate, width: 11, date: func(r row) flows.Date { return sinceDate(r.p.StateSince) }},
-	{it: "credito", en: "credit", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Credit }},
-	{it: "stima 4 mesi", en: "4-month estimate", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Estimate }},
-	{it: "CMOR precedente", en: "previous CMOR", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Previous }},
-	{it: "CMOR", en: "CMOR", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.CMOR }},
-	{it: "addebitato", en: "charged", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Charged }},
-	{it: "incassato", en: "collected", kind: kindAmount, width: 12, amount: func(r row) flows.Amount { return r.p.Collected }},
-	{it: "causale", en: "cause code", width: 8, text: func(r row) string { return r.p.CauseCode }},
-	{it: "motivazione", en: "motivation", width: 40, text: func(r row) string { return r.p.Motivation }},
-	{it: "finestra apertura", en: "window opens", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.WindowOpen }},
-	{it: "finestra chiusura", en: "window closes", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.WindowClose }},
-	{it: "termine sospensione", en: "suspension term", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.SuspensionTerm }},
-	{it: "data richiesta", en: "request date", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.RequestDate }},
-	{it: "data risposta", en: "answer date", kind: kindDate, width: 11, date: func(r row) flows.Date { return r.p.AnswerDate }},
-	{it: "eccezioni aperte", en: "open exceptions", kind: kindInt, width: 10, num: func(r row) int { return r.openExcept }},
+	{it: "stato", en: "state", width: 34, stored: "state", conv: csvState, text: func(r row) string { return r.states.of(r.p.State, r.lang) }},
+	{it: "dal", en: "since", kind: kindDate, width: 11, stored: "state_since", conv: csvInstantDate, date: func(r row) flows.Date { return sinceDate(r.p.StateSince) }},
+	{it: "credito", en: "credit", kind: kindAmount, width: 12, stored: "credit_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Credit }},
+	{it: "stima 4 mesi", en: "4-month estimate", kind: kindAmount, width: 12, stored: "estimate_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Estimate }},
+	{it: "CMOR precedente", en: "previous CMOR", kind: kindAmount, width: 12, stored: "previous_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Previous }},
+	{it: "CMOR", en: "CMOR", kind: kindAmount, width: 12, stored: "cmor_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.CMOR }},
+	{it: "addebitato", en: "charged", kind: kindAmount, width: 12, stored: "charged_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Charged }},
+	{it: "incassato", en: "collected", kind: kindAmount, width: 12, stored: "collected_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Collected }},
+	{it: "causale", en: "cause code", width: 8, stored: "cause_code", text: func(r row) string { return r.p.CauseCode }},
+	{it: "motivazione", en: "motivation", width: 40, stored: "motivation", text: func(r row) string { return r.p.Motivation }},
+	{it: "finestra apertura", en: "window opens", kind: kindDate, width: 11, stored: "window_open", conv: csvDate, date: func(r row) flows.Date { return r.p.WindowOpen }},
+	{it: "finestra chiusura", en: "window closes", kind: kindDate, width: 11, stored: "window_close", conv: csvDate, date: func(r row) flows.Date { return r.p.WindowClose }},
+	{it: "termine sospensione", en: "suspension term", kind: kindDate, width: 11, stored: "suspension_term", conv: csvDate, date: func(r row) flows.Date { return r.p.SuspensionTerm }},
+	{it: "data richiesta", en: "request date", kind: kindDate, width: 11, stored: "request_date", conv: csvDate, date: func(r row) flows.Date { return r.p.RequestDate }},
+	{it: "data risposta", en: "answer date", kind: kindDate, width: 11, stored: "answer_date", conv: csvDate, date: func(r row) flows.Date { return r.p.AnswerDate }},
+	{it: "eccezioni aperte", en: "open exceptions", kind: kindInt, width: 10, stored: "id", conv: csvOpenExceptions, num: func(r row) int { return r.openExcept }},
 }
 
 // Headers returns the column headers of a practice export in lang ("it" or "en").
@@ -244,27 +246,9 @@ func Practices(ctx context.Context, store *archive.Store, f archive.PracticeFilt
 	if err != nil {
 		return 0, err
 	}
-	var rw rowWriter
-	switch opt.Format {
-	case "xlsx":
-		rw, err = newXLSXWriter(w, opt)
-		if err != nil {
-			return 0, err
-		}
-	case "json":
-		rw = newJSONWriter(w)
-	default:
-		rw = newCSVWriter(w, opt)
-	}
-	if err := rw.header(); err != nil {
-		return 0, err
-	}
-	lang, states := langOf(opt.Lang), stateNames{}
-	f.WithoutCase = opt.Format != "json" // only the JSON record carries the case
-	err = store.EachPractice(ctx, f, func(p archive.Practice) error {
-		if err := rw.write(row{p: &p, openExcept: open[p.ID], lang: lang, states: states}); err != nil {
-			return err
-		}
+	// counted counts a row written, reports progress now and then, and stops a
+	// cancelled export.
+	counted := func() error {
 		n++
 		if opt.Progress != nil && n%1000 == 0 {
 			opt.Progress(n, total)
@@ -273,11 +257,27 @@ func Practices(ctx context.Context, store *archive.Store, f archive.PracticeFilt
 			return ctx.Err()
 		}
 		return nil
-	})
-	if err != nil {
-		return n, fmt.Errorf("export: %w", err)
 	}
-	if err := rw.close(); err != nil {
+	if opt.Format == "" || opt.Format == "csv" {
+		// The CSV is written from the stored text of each practice (csv.go): the
+		// same bytes as from a Practice, without building one per row.
+		cw := newCSVWriter(w, opt, open)
+		if err := cw.header(); err != nil {
+			return 0, err
+		}
+		err = store.EachPracticeText(ctx, f, func(cols [][]byte) error {
+			if err := cw.write(cols); err != nil {
+				return err
+			}
+			return counted()
+		})
+		if err == nil {
+			err = cw.close()
+		}
+	} else {
+		err = eachRow(ctx, store, f, w, opt, open, counted)
+	}
+	if err != nil {
 		return n, fmt.Errorf("export: %w", err)
 	}
 	if opt.Progress != nil {
@@ -286,55 +286,35 @@ func Practices(ctx context.Context, store *archive.Store, f archive.PracticeFilt
 	return n, nil
 }
 
-// csvWriter writes CSV a spreadsheet opens right: UTF-8 with a BOM (else Excel reads it
-// as Windows-1252), the language's separators (Italian: ';' between fields because ','
-// is the decimal separator there), CRLF, dates GG/MM/AAAA, formula-like text
-// neutralised.
-type csvWriter struct {
-	bw     *bufio.Writer
-	cw     *csv.Writer
-	lang   string
-	dec    byte
-	record []string
-}
-
-func newCSVWriter(w io.Writer, opt Options) *csvWriter {
-	bw := bufio.NewWriterSize(w, 64<<10)
-	cw := csv.NewWriter(bw)
-	field, dec := opt.CSVSeparators()
-	cw.Comma, cw.UseCRLF = field, true
-	return &csvWriter{bw: bw, cw: cw, lang: opt.Lang, dec: dec, record: make([]string, len(columns))}
-}
-
-func (c *csvWriter) header() error {
-	if _, err := c.bw.WriteString("\uFEFF"); err != nil {
-		return err
-	}
-	return c.cw.Write(Headers(c.lang))
-}
-
-func (c *csvWriter) write(r row) error {
-	for i, col := range columns {
-		switch col.kind {
-		case kindText:
-			c.record[i] = Neutralise(col.text(r))
-		case kindDate:
-			c.record[i] = dateIT(col.date(r))
-		case kindAmount:
-			c.record[i] = amountText(col.amount(r), c.dec)
-		case kindInt:
-			c.record[i] = strconv.Itoa(col.num(r))
+// eachRow writes the XLSX or JSON export of the practices matching f, calling counted
+// after each row.
+func eachRow(ctx context.Context, store *archive.Store, f archive.PracticeFilter, w io.Writer, opt Options,
+	open map[int64]int, counted func() error) error {
+	var rw rowWriter
+	var err error
+	switch opt.Format {
+	case "xlsx":
+		if rw, err = newXLSXWriter(w, opt); err != nil {
+			return err
 		}
+	default:
+		rw = newJSONWriter(w)
 	}
-	return c.cw.Write(c.record)
-}
-
-func (c *csvWriter) close() error {
-	c.cw.Flush()
-	if err := c.cw.Error(); err != nil {
+	if err := rw.header(); err != nil {
 		return err
 	}
-	return c.bw.Flush()
+	lang, states := langOf(opt.Lang), stateNames{}
+	f.WithoutCase = opt.Format != "json" // only the JSON record carries the case
+	err = store.EachPractice(ctx, f, func(p archive.Practice) error {
+		if err := rw.write(row{p: &p, openExcept: open[p.ID], lang: lang, states: states}); err != nil {
+			return err
+		}
+		return counted()
+	})
+	if err != nil {
+		return err
+	}
+	return rw.close()
 }
 
 // Record is a practice as JSON: amounts as decimal strings ("120.50", never floats),
@@ -458,9 +438,14 @@ func dateIT(d flows.Date) string {
 // amountText is flows.Amount.Format without fmt (same output: sign, units, the
 // decimal separator, two decimals, no grouping).
 func amountText(a flows.Amount, dec byte) string {
-	v := a.Cents()
 	var b [24]byte
-	i := len(b)
+	return string(appendAmount(b[:0], a.Cents(), dec))
+}
+
+// appendAmount appends amountText of v cents to b.
+func appendAmount(b []byte, v int64, dec byte) []byte {
+	var t [24]byte
+	i := len(t)
 	neg := v < 0
 	u := uint64(v)
 	if neg {
@@ -469,10 +454,10 @@ func amountText(a flows.Amount, dec byte) string {
 	cents := u % 100
 	u /= 100
 	i -= 3
-	b[i], b[i+1], b[i+2] = dec, '0'+byte(cents/10), '0'+byte(cents%10)
+	t[i], t[i+1], t[i+2] = dec, '0'+byte(cents/10), '0'+byte(cents%10)
 	for {
 		i--
-		b[i] = '0' + byte(u%10)
+		t[i] = '0' + byte(u%10)
 		u /= 10
 		if u == 0 {
 			break
@@ -480,7 +465,7 @@ func amountText(a flows.Amount, dec byte) string {
 	}
 	if neg {
 		i--
-		b[i] = '-'
+		t[i] = '-'
 	}
-	return string(b[i:])
+	return append(b, t[i:]...)
 }

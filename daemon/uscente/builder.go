@@ -150,12 +150,12 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	var data flows.UscenteData
 	pr := &pendingRequest{req: r, p: p}
 	pr.p.Data = nil
-	if r.Payload != nil && b.flow == FlowREQ {
-		pr.inputs = r.Payload.Inputs
+	if r.Payload != nil && r.Payload.Hash == "" && b.flow == FlowREQ {
+		pr.inputs = r.Payload.Inputs // the payload carries the rows (forms 1, 2): no case to decode
 	} else {
 		var err error
-		if data, err = flows.ParseUscenteData(p.Data); err != nil {
-			return nil, err
+		if data, err = p.UscenteData(); err != nil {
+			return nil, fmt.Errorf("practice %d data: %w", p.ID, err)
 		}
 		for _, in := range data.Inputs {
 			pr.inputs = append(pr.inputs, in.FileID)
@@ -193,7 +193,21 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 				recs = append(recs, rec)
 			}
 			err = flows.FillReqHeader(recs, h)
-		case pl != nil && pl.Values == nil:
+		case pl != nil && pl.Hash != "" && pl.Layout == f.Layout().Signature():
+			// Form 3: only the hash of the rows decided is stored. The rows are computed
+			// again from the case and sent only if they are the ones decided.
+			recs, err = flows.ReqRecords(f, flows.ReqHeader{}, data.Case, data.Audit)
+			if err == nil {
+				vals := make([][]string, len(recs))
+				for i, rec := range recs {
+					vals[i] = rec.Values
+				}
+				if archive.PayloadHash(vals) != pl.Hash {
+					return nil, b.holdChanged(ctx, st, pr)
+				}
+				err = flows.FillReqHeader(recs, h)
+			}
+		case pl != nil && pl.Values == nil && pl.Hash == "":
 			// Form 1 (requests made ready by an earlier version): rows by field name,
 			// the header fields as flows.ReqRows sets them, from today's configuration.
 			for _, row := range pl.Rows {
@@ -207,7 +221,7 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		default:
 			// No payload, or one stored under another REQ layout (the catalog changed
 			// since the request was made ready): from the case, in today's layout.
-			if pl != nil {
+			if pl != nil && pl.Hash == "" {
 				full, err := st.ByID(ctx, p.ID)
 				if err != nil {
 					return nil, err
@@ -289,6 +303,21 @@ func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, 
 		Kind: "build_refused", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: rule, Subject: pr.req.CPUtente,
 		Message: fmt.Sprintf("%s %s for practice %s was not sent: %s", b.flow, pr.req.CPUtente, pr.p.CPUtente, msg),
 		Action:  "Correct the data in billing and drop the case again; a new request gets a NEW CP_UTENTE.", LastSeen: b.u.h.Now()})
+	return err
+}
+
+// holdChanged keeps a ready request out of the build because the rows computed now
+// from its practice's case are not the ones decided when it was made ready (their
+// hash differs: the configuration or the code that computes them changed since). It
+// stays ready, unsent, and a person is told; it goes out with a later build once the
+// configuration is put back, or once a new extract of the case decides it again.
+func (b *requestBuilder) holdChanged(ctx context.Context, st *archive.PracticeStmts, pr *pendingRequest) error {
+	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_line_changed|%s|%d", b.flow, pr.req.ID),
+		Kind: "build_line_changed", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: "LINE_CHANGED", Subject: pr.req.CPUtente,
+		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: the line computed now from its case differs from the one decided on %s, when it was made ready (the configuration or the flow catalog changed since)",
+			b.flow, pr.req.CPUtente, pr.p.CPUtente, pr.p.Point, pr.p.CustomerID, pr.req.CreatedAt.In(flows.Rome).Format("2006-01-02 15:04")),
+		Action:   "Put back the configuration the request was decided with, or drop the case again in an extract so it is decided anew; the request stays ready until then.",
+		LastSeen: b.u.h.Now()})
 	return err
 }
 

@@ -28,7 +28,8 @@ type readCase struct {
 type preparedCase struct {
 	out     flows.MorosiOutcome
 	data    flows.UscenteData
-	encoded []byte                  // data.Marshal(), READY and WAITING_WINDOW only
+	row     flows.CaseRow           // the practice row's fields the stored case leaves out
+	encoded []byte                  // data's stored form for row, READY and WAITING_WINDOW only
 	payload *archive.RequestPayload // READY only
 	snap    map[string]string       // the request's reqSnapshot, READY only
 	note    string                  // the creation history's note
@@ -46,7 +47,9 @@ func (j *morosiJob) prepare(mc *flows.MorosiCase) *preparedCase {
 		return pc // refused: nothing is created
 	}
 	pc.data = j.newData(flows.UscenteData{}, mc, pc.out)
-	pc.encoded = pc.data.Marshal()
+	// The row create gives the practice (the writer checks it is the same).
+	pc.row = flows.CaseRow{Point: flows.CasePoint(&mc.Case), CustomerID: flows.CaseCustomer(&mc.Case), CustomerName: mc.Case.CustomerName, SwitchDate: mc.Case.SwitchDate}
+	pc.encoded = flows.EncodeUscenteData(&pc.data, pc.row)
 	if pc.out.State == flows.StateReady {
 		pc.payload, pc.snap = j.u.reqPayload(&pc.data), reqSnapshot(pc.out.Result)
 	}
@@ -180,10 +183,11 @@ func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flow
 	if err != nil {
 		return err
 	}
-	if pc != nil {
+	if pc != nil && pc.row == p.CaseRow() {
 		p.Data, hist.Note = pc.encoded, pc.note
 	} else {
-		p.Data, hist.Note = data.Marshal(), j.creationNote(mc, out)
+		p.Data = flows.EncodeUscenteData(data, p.CaseRow()) // compact, without what the row holds
+		hist.Note = j.creationNote(mc, out)
 	}
 	if refiled != nil {
 		hist.Note += fmt.Sprintf("; files again the case of CP_UTENTE %s (%s)", refiled.CPUtente, refiled.State)
