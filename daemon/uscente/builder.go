@@ -67,6 +67,10 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 	if err != nil {
 		return 0, err
 	}
+	enc2, err := flows.NewBodyEncoder(f, format) // the second goroutine's (precomputeREQ)
+	if err != nil {
+		return 0, err
+	}
 	prefix, suffix := enc.Envelope()
 	maxRows, maxBytes := cfg.Build.MaxRowsPerFile, cfg.Build.MaxFileBytes
 	if maxRows <= 0 {
@@ -100,8 +104,9 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 					break
 				}
 				more = true
+				pre := b.precomputeREQ(f, enc, enc2, reqs, practices)
 				for i, r := range reqs {
-					pr, err := b.prepare(ctx, st, f, enc, r, practices[i], now)
+					pr, err := b.prepare(ctx, st, f, enc, r, practices[i], now, pre[i])
 					if err != nil {
 						return err
 					}
@@ -144,15 +149,24 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 // prepare loads a request's practice and encodes its rows, once: the bytes size the
 // batch, go into the file as they are, and a request the flow does not accept is
 // refused here. nil means "not in this file".
-func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, enc *flows.BodyEncoder, r archive.Request, p archive.Practice, now time.Time) (*pendingRequest, error) {
+func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, enc *flows.BodyEncoder, r archive.Request, p archive.Practice, now time.Time, pre *form3) (*pendingRequest, error) {
 	d := b.u.h
 	cfg := d.Config()
 	var data flows.UscenteData
 	pr := &pendingRequest{req: r, p: p}
 	pr.p.Data = nil
-	if r.Payload != nil && r.Payload.Hash == "" && b.flow == FlowREQ {
+	switch {
+	case pre != nil:
+		if pre.decodeErr != nil {
+			return nil, pre.decodeErr
+		}
+		data, pr.inputs = pre.data, pre.inputs
+		if data.Refund != nil {
+			pr.data = &data
+		}
+	case r.Payload != nil && r.Payload.Hash == "" && b.flow == FlowREQ:
 		pr.inputs = r.Payload.Inputs // the payload carries the rows (forms 1, 2): no case to decode
-	} else {
+	default:
 		var err error
 		if data, err = p.UscenteData(); err != nil {
 			return nil, fmt.Errorf("practice %d data: %w", p.ID, err)
@@ -193,19 +207,25 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 				recs = append(recs, rec)
 			}
 			err = flows.FillReqHeader(recs, h)
+		case pre != nil:
+			// Form 3, computed with the rest of the page (precomputeREQ).
+			if pre.changed {
+				return nil, b.holdChanged(ctx, st, pr)
+			}
+			if pre.err != nil {
+				err = pre.err
+				break
+			}
+			pr.body, pr.nrows, encoded = pre.body, len(pre.recs), true
+			if len(pre.recs) > 0 {
+				pr.firstR = pre.recs[0]
+			}
 		case pl != nil && pl.Hash != "" && pl.Layout == f.Layout().Signature():
 			// Form 3: only the hash of the rows decided is stored. The rows are computed
 			// again from the case and sent only if they are the ones decided.
-			recs, err = flows.ReqRecords(f, flows.ReqHeader{}, data.Case, data.Audit)
-			if err == nil {
-				vals := make([][]string, len(recs))
-				for i, rec := range recs {
-					vals[i] = rec.Values
-				}
-				if archive.PayloadHash(vals) != pl.Hash {
-					return nil, b.holdChanged(ctx, st, pr)
-				}
-				err = flows.FillReqHeader(recs, h)
+			recs, err = form3Records(f, data, pl.Hash, h)
+			if errors.Is(err, errLineChanged) {
+				return nil, b.holdChanged(ctx, st, pr)
 			}
 		case pl != nil && pl.Values == nil && pl.Hash == "":
 			// Form 1 (requests made ready by an earlier version): rows by field name,
@@ -232,7 +252,7 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 			}
 			recs, err = flows.ReqRecords(f, h, data.Case, data.Audit)
 		}
-		if err == nil && pr.rows == nil {
+		if err == nil && pr.rows == nil && !encoded {
 			pr.body, err = enc.EncodeRecords(recs)
 			pr.nrows, encoded = len(recs), true
 			if len(recs) > 0 {
@@ -272,6 +292,93 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	}
 	pr.rows = nil
 	return pr, nil
+}
+
+// errLineChanged: the rows computed now from a case do not hash to the decided ones.
+var errLineChanged = errors.New("the request's rows changed since it was decided")
+
+// form3Records computes a form-3 request's rows again from its case, checks them
+// against the decided hash (errLineChanged) and fills in the header.
+func form3Records(f *flows.Flow, data flows.UscenteData, hash string, h flows.ReqHeader) ([]flows.Record, error) {
+	recs, err := flows.ReqRecords(f, flows.ReqHeader{}, data.Case, data.Audit)
+	if err != nil {
+		return nil, err
+	}
+	vals := make([][]string, len(recs))
+	for i, rec := range recs {
+		vals[i] = rec.Values
+	}
+	if archive.PayloadHash(vals) != hash {
+		return nil, errLineChanged
+	}
+	return recs, flows.FillReqHeader(recs, h)
+}
+
+// form3 is what prepare does for a REQ request of form 3 that touches no state: its
+// case decoded, its rows computed again, checked against the decided hash and
+// encoded. precomputeREQ computes a page's on two goroutines; prepare then decides,
+// in order and on the transaction's goroutine, what each request becomes.
+type form3 struct {
+	data      flows.UscenteData
+	inputs    []int64
+	decodeErr error // the case cannot be decoded
+	recs      []flows.Record
+	body      []byte
+	changed   bool  // errLineChanged
+	err       error // from computing or encoding the rows (a refusal when a *RecordError)
+}
+
+// precomputeREQ computes form3 for each REQ request of form 3 in the page (nil for
+// the others), half of the page on a second goroutine with its own encoder: the
+// case decoding, the rows, their hash and their encoding are the build's Go work,
+// and they depend on the request and its practice as read, nothing else.
+func (b *requestBuilder) precomputeREQ(f *flows.Flow, enc, enc2 *flows.BodyEncoder, reqs []archive.Request, practices []archive.Practice) []*form3 {
+	out := make([]*form3, len(reqs))
+	if b.flow != FlowREQ {
+		return out
+	}
+	cfg := b.u.h.Config()
+	sig := f.Layout().Signature()
+	compute := func(enc *flows.BodyEncoder, from, to int) {
+		for i := from; i < to; i++ {
+			r, p := reqs[i], practices[i]
+			if pl := r.Payload; pl == nil || pl.Values != nil || pl.Hash == "" || pl.Layout != sig || p.State != flows.StateReady {
+				continue // not form 3, or cancelled: prepare does these itself
+			}
+			c := &form3{}
+			out[i] = c
+			var err error
+			if c.data, err = p.UscenteData(); err != nil {
+				c.decodeErr = fmt.Errorf("practice %d data: %w", p.ID, err)
+				continue
+			}
+			for _, in := range c.data.Inputs {
+				c.inputs = append(c.inputs, in.FileID)
+			}
+			h := flows.ReqHeader{PIVAUtente: cfg.Company.PIVA, PIVAGestore: cfg.Company.PIVAGestore, CPUtente: r.CPUtente}
+			if cfg.Company.ActingAs == "CC" {
+				h.PIVAUtente, h.PIVACCUscita = cfg.Company.UDDPIVA, cfg.Company.PIVA
+			}
+			c.recs, err = form3Records(f, c.data, r.Payload.Hash, h)
+			switch {
+			case errors.Is(err, errLineChanged):
+				c.changed = true
+			case err != nil:
+				c.err = err
+			default:
+				c.body, c.err = enc.EncodeRecords(c.recs)
+			}
+		}
+	}
+	half := len(reqs) / 2
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		compute(enc2, half, len(reqs))
+	}()
+	compute(enc, 0, half)
+	<-done
+	return out
 }
 
 // firstRow is the values of the request's first row, by field name.
