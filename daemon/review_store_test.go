@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/uscente"
@@ -67,5 +68,46 @@ func TestReviewLineChangedHeldThenSent(t *testing.T) {
 	}
 	if es := w.exceptions("build_line_changed"); len(es) != 0 {
 		t.Errorf("request %s was sent, but %d build_line_changed exception(s) still open: %q", held.CPUtente, len(es), es[0].Message)
+	}
+}
+
+// A held request whose window closes before it could go out is refused
+// (build_refused): the build_line_changed that held it is closed with it.
+func TestReviewLineChangedHeldThenWindowClosed(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
+	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
+	if err != nil || len(reqs) != 2 {
+		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
+	}
+	held := reqs[0]
+	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		var decided string
+		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, held.ID).Scan(&decided); err != nil {
+			return err
+		}
+		parts := strings.Split(decided, "\x1e")
+		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
+		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), held.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.runOnce()
+	if es := w.exceptions("build_line_changed"); len(es) != 1 {
+		t.Fatalf("%d open build_line_changed, want 1", len(es))
+	}
+	w.now = w.practice(held.CPUtente).WindowClose.AddDays(1).Time().Add(10 * time.Hour)
+	w.runOnce()
+	if r, _ := w.d.Store.RequestByCPUtente(ctx, nil, held.CPUtente); r.State != "invalid" {
+		t.Fatalf("request %s after its window closed: %s, want invalid", held.CPUtente, r.State)
+	}
+	if es := w.exceptions("build_refused"); len(es) != 1 {
+		t.Errorf("%d open build_refused, want 1", len(es))
+	}
+	if es := w.exceptions("build_line_changed"); len(es) != 0 {
+		t.Errorf("request %s refused, but build_line_changed still open", held.CPUtente)
 	}
 }

@@ -299,6 +299,11 @@ func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, 
 			return err
 		}
 	}
+	if b.flow == FlowREQ { // held by an earlier build: build_refused says it all now
+		if _, err := b.u.h.Archive().ResolveByFingerprint(ctx, st.Tx(), fmt.Sprintf("build_line_changed|%s|%d", b.flow, pr.req.ID), "request not sent: "+rule); err != nil {
+			return err
+		}
+	}
 	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_refused|%s|%d", b.flow, pr.req.ID),
 		Kind: "build_refused", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: rule, Subject: pr.req.CPUtente,
 		Message: fmt.Sprintf("%s %s for practice %s was not sent: %s", b.flow, pr.req.CPUtente, pr.p.CPUtente, msg),
