@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -165,6 +166,21 @@ func (s *Store) resolveFingerprint(ctx context.Context, tx *sql.Tx, fingerprint,
 	}
 	n, _ := r.RowsAffected()
 	return n > 0, nil
+}
+
+// ResolvePracticesKind is ResolvePracticeKind for many practices in one statement (a
+// built file's: one UPDATE however many requests it carries).
+func (s *Store) ResolvePracticesKind(ctx context.Context, tx *sql.Tx, kind string, practiceIDs []int64, note string) (int64, error) {
+	if len(practiceIDs) == 0 {
+		return 0, nil
+	}
+	ids, _ := json.Marshal(practiceIDs)
+	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = 'auto'
+		WHERE kind = ? AND resolved_at IS NULL AND practice_id IN (SELECT value FROM json_each(?))`, TS(s.now()), note, kind, string(ids))
+	if err != nil {
+		return 0, err
+	}
+	return r.RowsAffected()
 }
 
 // ResolvePracticeKind closes the open exceptions of one kind about one practice (the

@@ -174,14 +174,17 @@ func (p *Practice) UscenteData() (flows.UscenteData, error) {
 
 // caseJSON is the case as the practice's readers get it: JSON, the compact form
 // decoded with the row it was stored with. This is the one place a stored case is
-// read for them (scanPractice); the build reads it compact (UscenteData).
+// read for them (scanPractice); the build reads it compact (UscenteData). A compact
+// case that does not decode (damaged, or edited outside cmord: verify reports it) is
+// handed out as stored, as a damaged JSON case is: the readers that parse it fail on
+// that practice alone, and every listing still lists the others.
 func caseJSON(p *Practice, stored string) (json.RawMessage, error) {
 	if !flows.IsCompactUscenteData([]byte(stored)) {
 		return json.RawMessage(stored), nil
 	}
 	js, err := flows.UscenteDataJSON([]byte(stored), p.CaseRow())
 	if err != nil {
-		return nil, fmt.Errorf("archive: case of practice #%d: %w", p.ID, err)
+		return json.RawMessage(stored), nil
 	}
 	return js, nil
 }

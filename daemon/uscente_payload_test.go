@@ -126,10 +126,11 @@ func TestREQPayloadForms(t *testing.T) {
 
 // A ready request whose rows, computed again at build from its case, are not the ones
 // decided when it was made ready (their hash differs: here the stored hash stands for
-// a line decided under another configuration, catalog or code) is not sent: it stays
-// ready, the other request goes out, and a build_line_changed exception names the
-// request, the practice's point and customer, and why. Once the line computed is the
-// one decided again (the configuration put back), the next build sends it.
+// a line computed otherwise, as by an earlier cmord, or from a case since changed
+// outside cmord; no configuration enters it) is not sent: it stays ready, the other
+// request goes out, and a build_line_changed exception names the request, the
+// practice's point and customer, and why. Once the line computed is the one decided
+// again, the next build sends it.
 func TestREQLineChanged(t *testing.T) {
 	w := newTestWorld(t, e2eNow, "")
 	ctx := context.Background()
@@ -179,7 +180,7 @@ func TestREQLineChanged(t *testing.T) {
 	}
 	if e := es[0]; e.Severity != archive.SevHigh || e.Owner != "compliance" || e.Subject != changed.CPUtente || e.PracticeID != p.ID ||
 		!strings.Contains(e.Message, changed.CPUtente) || !strings.Contains(e.Message, p.Point) || !strings.Contains(e.Message, "differs from the one decided") ||
-		!strings.Contains(e.Action, "configuration") {
+		!strings.Contains(e.Action, "drop the case again") {
 		t.Errorf("exception %+v: want high, compliance, naming %s, its point %s and that the line differs from the one decided", e, changed.CPUtente, p.Point)
 	}
 

@@ -345,7 +345,7 @@ func (e *compactEncoder) count(n int, isNil bool) {
 }
 
 func (e *compactEncoder) date(d Date) {
-	if d.Y < 0 || d.M < 0 || d.M > 15 || d.D < 0 || d.D > 31 {
+	if d.Y < 0 || d.Y > 1<<31 || d.M < 0 || d.M > 15 || d.D < 0 || d.D > 31 { // the decoder's range
 		e.bad = true
 		return
 	}

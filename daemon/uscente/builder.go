@@ -406,6 +406,11 @@ func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, 
 			return err
 		}
 	}
+	if b.flow == FlowREQ { // held by an earlier build: build_refused says it all now
+		if _, err := b.u.h.Archive().ResolveByFingerprint(ctx, st.Tx(), fmt.Sprintf("build_line_changed|%s|%d", b.flow, pr.req.ID), "request not sent: "+rule); err != nil {
+			return err
+		}
+	}
 	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_refused|%s|%d", b.flow, pr.req.ID),
 		Kind: "build_refused", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: rule, Subject: pr.req.CPUtente,
 		Message: fmt.Sprintf("%s %s for practice %s was not sent: %s", b.flow, pr.req.CPUtente, pr.p.CPUtente, msg),
@@ -421,9 +426,9 @@ func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, 
 func (b *requestBuilder) holdChanged(ctx context.Context, st *archive.PracticeStmts, pr *pendingRequest) error {
 	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_line_changed|%s|%d", b.flow, pr.req.ID),
 		Kind: "build_line_changed", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: "LINE_CHANGED", Subject: pr.req.CPUtente,
-		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: the line computed now from its case differs from the one decided on %s, when it was made ready (the configuration or the flow catalog changed since)",
+		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: the line computed now from its case differs from the one decided on %s, when it was made ready (its case changed outside cmord, or cmord computes the line differently since an update)",
 			b.flow, pr.req.CPUtente, pr.p.CPUtente, pr.p.Point, pr.p.CustomerID, pr.req.CreatedAt.In(flows.Rome).Format("2006-01-02 15:04")),
-		Action:   "Put back the configuration the request was decided with, or drop the case again in an extract so it is decided anew; the request stays ready until then.",
+		Action:   "Run `cmord archive verify` (a case changed outside cmord shows there); otherwise drop the case again in an extract so it is decided anew; the request stays ready until then.",
 		LastSeen: b.u.h.Now()})
 	return err
 }
@@ -546,6 +551,17 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 // window_closing warning, a REFUND_ACK's ack_overdue (its refund marked acknowledged).
 func (b *requestBuilder) settleSent(ctx context.Context, tx *sql.Tx, st *archive.PracticeStmts, batch []*pendingRequest, name string, today flows.Date) error {
 	d := b.u.h
+	if b.flow == FlowREQ {
+		// A request held by an earlier build (build_line_changed) went out: decided
+		// again since, or its line is the decided one again.
+		ids := make([]int64, len(batch))
+		for i, pr := range batch {
+			ids[i] = pr.p.ID
+		}
+		if _, err := d.Archive().ResolvePracticesKind(ctx, tx, "build_line_changed", ids, "request sent in "+name); err != nil {
+			return err
+		}
+	}
 	for _, pr := range batch {
 		switch b.flow {
 		case FlowREQ:

@@ -319,6 +319,12 @@ func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p 
 				return err
 			}
 		}
+		if len(reqs) > 0 {
+			// A build that held the request (build_line_changed) has nothing left to send.
+			if _, err := u.h.Archive().ResolvePracticeKind(ctx, st.Tx(), "build_line_changed", p.ID, "request cancelled: practice "+state); err != nil {
+				return err
+			}
+		}
 	}
 	return nil
 }

@@ -1,0 +1,113 @@
+package daemon
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/uscente"
+	"github.com/cmord/cmord/flows"
+)
+
+// A request held by the build (build_line_changed) is decided again by a later
+// extract of its case and goes out with the next build: the exception that said it
+// was held must not stay open (the digest would keep telling compliance to act on a
+// request already sent), and a build cycle that holds it again must not open a second.
+func TestReviewLineChangedHeldThenSent(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
+	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
+	if err != nil || len(reqs) != 2 {
+		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
+	}
+	// The request of case B (one invoice): its decided hash stands for another line.
+	var held archive.Request
+	for _, r := range reqs {
+		if w.practice(r.CPUtente).Point == "IT001E00000042" {
+			held = r
+		}
+	}
+	if held.ID == 0 {
+		t.Fatal("no request for case B")
+	}
+	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		var decided string
+		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, held.ID).Scan(&decided); err != nil {
+			return err
+		}
+		parts := strings.Split(decided, "\x1e")
+		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
+		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), held.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.runOnce()
+	w.runOnce() // a second build cycle: still held, still one exception
+	if es := w.exceptions("build_line_changed"); len(es) != 1 {
+		t.Fatalf("after two build cycles: %d open build_line_changed, want 1", len(es))
+	}
+	if r, _ := w.d.Store.RequestByCPUtente(ctx, nil, held.CPUtente); r.State != "ready" {
+		t.Fatalf("held request %s: %s, want ready", held.CPUtente, r.State)
+	}
+
+	// The action the exception gives: drop the case again in an extract.
+	sw := flows.D(2025, 3, 1)
+	again := strings.Join([]string{strings.Join(morosiHeader, ";"),
+		morosiRow("IT001E00000042", testCF("VRDGPP70A01H501"), "Giuseppe Verdi", sw, "F2025-0100", "95.50", nil)}, "\r\n") + "\r\n"
+	takeIn(t, w.d, "morosi", "morosi_20251016.csv", again)
+	w.runOnce()
+	r, err := w.d.Store.RequestByCPUtente(ctx, nil, held.CPUtente)
+	if err != nil || r.State != "sent" || r.FileID == 0 {
+		t.Fatalf("request %s after the case was dropped again: %s file #%d (%v), want sent", held.CPUtente, r.State, r.FileID, err)
+	}
+	if es := w.exceptions("build_line_changed"); len(es) != 0 {
+		t.Errorf("request %s was sent, but %d build_line_changed exception(s) still open: %q", held.CPUtente, len(es), es[0].Message)
+	}
+}
+
+// A held request whose window closes before it could go out is refused
+// (build_refused): the build_line_changed that held it is closed with it.
+func TestReviewLineChangedHeldThenWindowClosed(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
+	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
+	if err != nil || len(reqs) != 2 {
+		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
+	}
+	held := reqs[0]
+	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		var decided string
+		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, held.ID).Scan(&decided); err != nil {
+			return err
+		}
+		parts := strings.Split(decided, "\x1e")
+		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
+		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), held.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.runOnce()
+	if es := w.exceptions("build_line_changed"); len(es) != 1 {
+		t.Fatalf("%d open build_line_changed, want 1", len(es))
+	}
+	w.now = w.practice(held.CPUtente).WindowClose.AddDays(1).Time().Add(10 * time.Hour)
+	w.runOnce()
+	if r, _ := w.d.Store.RequestByCPUtente(ctx, nil, held.CPUtente); r.State != "invalid" {
+		t.Fatalf("request %s after its window closed: %s, want invalid", held.CPUtente, r.State)
+	}
+	if es := w.exceptions("build_refused"); len(es) != 1 {
+		t.Errorf("%d open build_refused, want 1", len(es))
+	}
+	if es := w.exceptions("build_line_changed"); len(es) != 0 {
+		t.Errorf("request %s refused, but build_line_changed still open", held.CPUtente)
+	}
+}
