@@ -63,13 +63,16 @@ func KeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
 
 // keyRuns is KeysAdjacent that also counts the runs of adjacent rows of one key:
 // the file's practices when they are adjacent. Only the key's fields are normalised:
-// the rows' findings are the reading proper's. It stops at the first key that starts
-// a second run (the file is then sorted whatever its size, and the count is of the
-// rows read so far).
+// the rows' findings are the reading proper's. After the first key that starts a
+// second run (the file is then sorted whatever its size, and the count is of the
+// runs seen so far) it only reads on, normalising nothing, to the end or to an error
+// that stops the reading: a file the reading proper refuses is "adjacent", whatever
+// its rows before, so that it is read in file order up to the line it stops at.
 func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 	rd.NormalizeOnly(flows.MorosiKeyFields...)
 	seed := maphash.MakeSeed()
 	starts := map[uint64]struct{}{}
+	adjacent := true
 	prev := ""
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
@@ -82,6 +85,9 @@ func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 		if err != nil {
 			return true, 0, nil // the reading pass proper reports it
 		}
+		if !adjacent {
+			continue
+		}
 		key := flows.MorosiKey(rec)
 		if key == "" || key == prev {
 			continue
@@ -89,11 +95,13 @@ func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 		prev = key
 		h := maphash.String(seed, key)
 		if _, seen := starts[h]; seen {
-			return false, len(starts), nil
+			adjacent = false
+			rd.NormalizeOnly() // no field: the rest is read for its errors alone
+			continue
 		}
 		starts[h] = struct{}{}
 	}
-	return true, len(starts), nil
+	return adjacent, len(starts), nil
 }
 
 // morosiCases yields the cases of one uscente.morosi file in the order the handler
