@@ -372,12 +372,21 @@ func (b *requestBuilder) precomputeREQ(f *flows.Flow, enc, enc2 *flows.BodyEncod
 	}
 	half := len(reqs) / 2
 	done := make(chan struct{})
+	var panicked *goPanic
 	go func() {
 		defer close(done)
+		defer func() {
+			if v := recover(); v != nil {
+				panicked = &goPanic{v}
+			}
+		}()
 		compute(enc2, half, len(reqs))
 	}()
 	compute(enc, 0, half)
 	<-done
+	if panicked != nil {
+		panicked.raise() // here, where the scheduler's recover fails the run
+	}
 	return out
 }
 

@@ -62,6 +62,7 @@ type caseBatch struct {
 	through  int
 	last     bool
 	err      error
+	panicked *goPanic // the reader's panic, raised again by the writer
 }
 
 func (u *uscente) handleMorosi(ctx context.Context, in *family.Input) (family.Result, error) {
@@ -179,6 +180,11 @@ func readCaseBatches(ctx context.Context, cases *morosiCases, size int, prepare 
 			return false
 		}
 	}
+	defer func() {
+		if v := recover(); v != nil {
+			send(caseBatch{panicked: &goPanic{v}})
+		}
+	}()
 	var cur caseBatch
 	for {
 		st, err := cases.next(ctx)
@@ -227,6 +233,10 @@ func (j *morosiJob) commit(ctx context.Context, batches <-chan caseBatch) (res f
 			if !ok {
 				st.Close(ctx)
 				return ctx.Err() // the reader stopped: cancelled
+			}
+			if ch.panicked != nil {
+				st.Close(ctx)
+				ch.panicked.raise() // here, where intake's recover refuses the file
 			}
 			if ch.err != nil {
 				st.Close(ctx)

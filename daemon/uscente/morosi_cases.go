@@ -270,6 +270,10 @@ func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, d
 				return fail(err)
 			}
 		}
+		if b.panicked != nil {
+			fail(nil)
+			b.panicked.raise()
+		}
 		if b.err != nil {
 			return fail(b.err)
 		}
@@ -295,17 +299,36 @@ type parsedRow struct {
 }
 
 // parsedRows is a run of rows in file order; err (with the rows before it) stops the
-// reading.
+// reading, and so does panicked (the reading code's panic, raised again by the caller).
 type parsedRows struct {
-	rows []parsedRow
-	err  error
+	rows     []parsedRow
+	err      error
+	panicked *goPanic
 }
+
+// goPanic is a panic on a goroutine of the handler's or the build's own, carried to the
+// goroutine that waits for it and raised there again (raise): the recovers that keep the
+// daemon up when processing panics (intake's, which refuses the file; the scheduler's,
+// which fails the run) are on that goroutine, and a panic left on the other one would end
+// the process.
+type goPanic struct{ value any }
+
+// raise panics with the value the other goroutine panicked with.
+func (p *goPanic) raise() { panic(p.value) }
 
 // parseRows reads rd to its end, 256 rows at a time, and closes out. It stops when
 // ctx is cancelled.
 func parseRows(ctx context.Context, rd *flows.CSVReader, out chan<- parsedRows) {
 	defer close(out)
 	var b parsedRows
+	defer func() {
+		if v := recover(); v != nil { // the rows before it, then the panic
+			select {
+			case out <- parsedRows{rows: b.rows, panicked: &goPanic{v}}:
+			case <-ctx.Done():
+			}
+		}
+	}()
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			b.err = ctx.Err()
@@ -500,9 +523,12 @@ func (c *runCursor) read() (bool, error) {
 	return true, nil
 }
 
-// maxRunValue bounds a length read back from a run (a logical line is at most
-// 1 MiB): a damaged run is an error, not an allocation of its garbage size.
-const maxRunValue = 1 << 21
+// maxRunValue bounds a length read back from a run: a damaged run is an error, not an
+// allocation of its garbage size. A CSV line is at most 1 MiB, but a workbook's cell is
+// bounded only by the size its sheet or shared strings unzip to (xlsxrows.MaxUnzipped,
+// 1 GiB; Excel's 32,767 characters a cell do not bind a workbook written by a
+// program): TestSortRowsByKeyLongWorkbookCell.
+const maxRunValue = 1 << 30
 
 type runHeap []*runCursor
 
