@@ -305,7 +305,7 @@ func FuzzDecodeUscenteData(f *testing.F) {
 // What AppendCompact accepts, DecodeUscenteData reads back: a date the decoder refuses
 // (a year above 1<<31) must make the encoder say so (ok false, stored as JSON), not
 // write a case no reader can open again.
-func TestReviewCompactEncodesOnlyWhatDecodes(t *testing.T) {
+func TestCompactEncodesOnlyWhatDecodes(t *testing.T) {
 	for _, y := range []int{1<<31 + 1, 1 << 40} {
 		d := UscenteData{Case: Case{Mora: []MoraNotice{{Date: Date{Y: y, M: 1, D: 1}}}}}
 		b, ok := d.AppendCompact(nil, CaseRow{})

@@ -12,7 +12,7 @@ import (
 // outside cmord: verify reports it) must not take every other practice with it: a
 // JSON case damaged the same way never did (readers got its bytes, the export left it
 // out), and `cmord practices`, the exports and the digest list every practice.
-func TestReviewDamagedCaseListing(t *testing.T) {
+func TestDamagedCaseListing(t *testing.T) {
 	for _, form := range []string{"json", "compact"} {
 		t.Run(form, func(t *testing.T) {
 			ctx := context.Background()

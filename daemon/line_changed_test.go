@@ -16,7 +16,7 @@ import (
 // extract of its case and goes out with the next build: the exception that said it
 // was held must not stay open (the digest would keep telling compliance to act on a
 // request already sent), and a build cycle that holds it again must not open a second.
-func TestReviewLineChangedHeldThenSent(t *testing.T) {
+func TestLineChangedHeldThenSent(t *testing.T) {
 	w := newTestWorld(t, e2eNow, "")
 	ctx := context.Background()
 	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
@@ -73,7 +73,7 @@ func TestReviewLineChangedHeldThenSent(t *testing.T) {
 
 // A held request whose window closes before it could go out is refused
 // (build_refused): the build_line_changed that held it is closed with it.
-func TestReviewLineChangedHeldThenWindowClosed(t *testing.T) {
+func TestLineChangedHeldThenWindowClosed(t *testing.T) {
 	w := newTestWorld(t, e2eNow, "")
 	ctx := context.Background()
 	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
