@@ -19,9 +19,9 @@ import (
 	"github.com/cmord/cmord/flows"
 )
 
-const reviewHeader = "SETTORE;COD_POD;CF_CLIENTE;DENOMINAZIONE;DATA_SWITCH\n"
+const shortHeader = "SETTORE;COD_POD;CF_CLIENTE;DENOMINAZIONE;DATA_SWITCH\n"
 
-func reviewRow(pod int) string {
+func shortRow(pod int) string {
 	return fmt.Sprintf("E;IT001E%08d;RSSMRA85T10A562S;Rossi;01/03/2025\n", pod)
 }
 
@@ -95,9 +95,9 @@ func TestSortRowsByKeyPanicIsTheCallers(t *testing.T) {
 	flow := flows.DefaultCatalog().Input("uscente.morosi")
 	var rows strings.Builder
 	for i := range 3000 {
-		rows.WriteString(reviewRow(i * 7919 % 1000))
+		rows.WriteString(shortRow(i * 7919 % 1000))
 	}
-	rd := flows.NewCSVReader(&panicReader{strings.NewReader(reviewHeader + rows.String())}, flow, flows.ReadOptions{FileName: "x.csv"})
+	rd := flows.NewCSVReader(&panicReader{strings.NewReader(shortHeader + rows.String())}, flow, flows.ReadOptions{FileName: "x.csv"})
 	dir := t.TempDir()
 	v := mustPanic(t, func() { sortRowsByKey(context.Background(), rd, flow, dir, func([]flows.Finding) {}) })
 	if fmt.Sprint(v) != "reading fault" {
@@ -112,7 +112,7 @@ func TestSortRowsByKeyPanicIsTheCallers(t *testing.T) {
 // goroutine that takes the batches, as when the writer decided every case itself.
 func TestReadCaseBatchesPanicIsTheCallers(t *testing.T) {
 	flow := flows.DefaultCatalog().Input("uscente.morosi")
-	data := reviewHeader + reviewRow(1) + reviewRow(2) + reviewRow(3)
+	data := shortHeader + shortRow(1) + shortRow(2) + shortRow(3)
 	cases, err := newMorosiCases(context.Background(), flows.NewCSVReader(strings.NewReader(data), flow, flows.ReadOptions{FileName: "x.csv"}),
 		flow, false, 0, t.TempDir(), nil)
 	if err != nil {
@@ -173,9 +173,9 @@ func TestSortRowsByKeyLongWorkbookCell(t *testing.T) {
 	flow := flows.DefaultCatalog().Input("uscente.morosi")
 	long := strings.Repeat("R", 3<<20)
 	x := excelize.NewFile()
-	rows := [][]string{strings.Split(strings.TrimSpace(reviewHeader), ";")}
+	rows := [][]string{strings.Split(strings.TrimSpace(shortHeader), ";")}
 	for _, pod := range []int{1, 2, 1} {
-		rows = append(rows, strings.Split(strings.TrimSpace(reviewRow(pod)), ";"))
+		rows = append(rows, strings.Split(strings.TrimSpace(shortRow(pod)), ";"))
 	}
 	rows[2][3] = "LONGNAME"
 	for i, r := range rows {
