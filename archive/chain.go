@@ -218,14 +218,17 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 	entries := []byte{} // not nil: a record of events only has no entries, and nil is NULL
 	n := 0
 	for i, t := range chainedTables {
-		side := s.chainSide(t)
-		queries := []string{fmt.Sprintf(`SELECT p.id, t.*%s FROM temp.chain_pending p LEFT JOIN main.%s t ON t.id = p.id
-			WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, side, t.name, t.tag, start[i])}
+		r, err := s.newChainRowReader(ctx, tx, t)
+		if err != nil {
+			return fmt.Errorf("archive: chain: %s: %w", t.name, err)
+		}
+		queries := []string{r.query("p.id", fmt.Sprintf(`FROM temp.chain_pending p LEFT JOIN main.%s t ON t.id = p.id
+			WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, t.name, t.tag, start[i]))}
 		if end[i] > start[i] { // rows inserted
-			queries = append(queries, fmt.Sprintf(`SELECT t.id, t.*%s FROM main.%s t WHERE t.id > %d ORDER BY t.id`, side, t.name, start[i]))
+			queries = append(queries, r.query("t.id", fmt.Sprintf(`FROM main.%s t WHERE t.id > %d ORDER BY t.id`, t.name, start[i])))
 		}
 		for _, q := range queries {
-			if err := s.sealRows(ctx, tx, t, q, &entries, &n); err != nil {
+			if err := sealRows(ctx, tx, r, q, &entries, &n); err != nil {
 				return fmt.Errorf("archive: chain: %s: %w", t.name, err)
 			}
 		}
@@ -251,36 +254,23 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 	return nil
 }
 
-// sealRows appends an entry for each row q returns (its first column the id, then the
-// row's columns, NULL when the row is gone).
-func (s *Store) sealRows(ctx context.Context, tx *sql.Tx, t chainedTable, q string, entries *[]byte, n *int) error {
+// sealRows appends an entry for each row q (chainRowReader.query) returns.
+func sealRows(ctx context.Context, tx *sql.Tx, r *chainRowReader, q string, entries *[]byte, n *int) error {
 	rows, err := tx.QueryContext(ctx, q)
 	if err != nil {
 		return err
 	}
 	defer rows.Close()
-	cols, err := rows.Columns()
-	if err != nil {
-		return err
-	}
-	rh, err := newRowHasher(t.name, cols[1:])
-	if err != nil {
-		return err
-	}
-	dest, vals := scanDest(len(cols))
 	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
+		id, present, err := r.scan(ctx, tx, rows)
+		if err != nil {
 			return err
 		}
-		id, err := strconv.ParseInt(string(vals[0]), 10, 64)
-		if err != nil {
-			return fmt.Errorf("%s rowid %q: %w", t.name, vals[0], err)
-		}
 		var sum [32]byte // zeros: deleted
-		if vals[1+rh.idCol] != nil {
-			sum = rh.sum(vals[1:])
+		if present {
+			sum = r.rh.sum(r.vals)
 		}
-		*entries = append(*entries, t.tag)
+		*entries = append(*entries, r.t.tag)
 		*entries = binary.AppendUvarint(*entries, uint64(id))
 		*entries = append(*entries, sum[:]...)
 		*n++

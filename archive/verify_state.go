@@ -200,34 +200,37 @@ func (s *Store) verifyTable(ctx context.Context, rep *VerifyReport, t chainedTab
 		return fmt.Sprintf("record %d", seq)
 	}
 	err := func() error {
-		rows, err := s.r.QueryContext(ctx, `SELECT t.*`+s.chainSide(t)+` FROM main.`+t.name+` t ORDER BY t.id`)
+		// One read transaction: a row read again column by column
+		// (chainRowReader.readColumns) is the row as the scan saw it.
+		tx, err := s.r.BeginTx(ctx, nil)
+		if err != nil {
+			return err
+		}
+		defer tx.Rollback()
+		r, err := s.newChainRowReader(ctx, tx, t)
+		if err != nil {
+			return err
+		}
+		rows, err := tx.QueryContext(ctx, r.query("t.id", `FROM main.`+t.name+` t ORDER BY t.id`))
 		if err != nil {
 			return err
 		}
 		defer rows.Close()
-		cols, err := rows.Columns()
-		if err != nil {
-			return err
-		}
-		rh, err := newRowHasher(t.name, cols)
-		if err != nil {
-			return err
-		}
+		rh, vals := r.rh, r.vals
 		labelCol := -1
-		for i, c := range cols {
+		for i, c := range rh.names {
 			if c == t.label {
 				labelCol = i
 			}
 		}
-		dest, vals := scanDest(len(cols))
 		for rows.Next() {
-			if err := rows.Scan(dest...); err != nil {
+			id, _, err := r.scan(ctx, tx, rows)
+			if err != nil {
 				return err
 			}
 			rep.Rows++
-			id, err := strconv.ParseInt(string(vals[rh.idCol]), 10, 64)
-			if err != nil || id < 0 {
-				pl.add("%s row with id %q", t.name, vals[rh.idCol])
+			if id < 0 {
+				pl.add("%s row with id %d", t.name, id)
 				continue
 			}
 			name := fmt.Sprintf("%s #%d", t.noun, id)

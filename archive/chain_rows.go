@@ -1,0 +1,190 @@
+package archive
+
+// Reading chained rows for their hash (issue 16). Reading a practice column by column
+// through database/sql cost a Go value per column (about 30) and a conversion to
+// sql.RawBytes each: most of the seal. SQLite now hands over a row's own columns as
+// one text, joined by NUL bytes in SELECT * order, and rowHasher hashes its fields
+// exactly as it hashed the columns: the hash does not change.
+//
+// The joined text is the columns' text as database/sql rendered them (an integer's
+// decimal digits, text and blob bytes as they are; NULL and '' are both empty, and the
+// hash leaves both out), with two exceptions, read column by column as before: a row
+// with a NUL byte in a value (more fields than columns) and a row with a REAL value
+// (SQLite writes 15 significant digits, database/sql the shortest exact form). cmord
+// writes neither; a row edited outside cmord may hold either. The side columns
+// (practiceSideData) are read as columns of their own: a case in the compact form is
+// a blob with NUL bytes.
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// chainRowReader reads the rows of one chained table for their hash.
+type chainRowReader struct {
+	t      chainedTable
+	side   string // s.chainSide(t)
+	nTable int    // t's own columns; the side columns follow in names
+	list   string // select list after the row's id: gone, has a REAL, joined columns, side columns
+	rh     *rowHasher
+	vals   []sql.RawBytes // the current row's columns, in names order
+	dest   []any
+	raw    []sql.RawBytes // id, gone, has a REAL, joined, side columns
+	fbDest []any          // the row read column by column
+	fbRaw  []sql.RawBytes
+	fbOwn  [][]byte
+}
+
+// sideMarker separates t.* from the side columns in the query that names them.
+const sideMarker = "cmord-side-columns"
+
+// newChainRowReader names t's columns as the hasher sees them (SELECT t.* and the side
+// columns, as sealRows and verify always read them) and builds the query's select list.
+func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable) (*chainRowReader, error) {
+	r := &chainRowReader{t: t, side: s.chainSide(t)}
+	rows, err := q.QueryContext(ctx, `SELECT t.*, NULL AS "`+sideMarker+`"`+r.side+` FROM main.`+t.name+` t WHERE 0`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	cols, err := rows.Columns()
+	if err != nil {
+		return nil, err
+	}
+	types, err := rows.ColumnTypes()
+	if err != nil {
+		return nil, err
+	}
+	m := -1
+	for i, c := range cols {
+		if c == sideMarker {
+			m = i
+			break
+		}
+	}
+	if m < 1 {
+		return nil, fmt.Errorf("table %s: no columns", t.name)
+	}
+	names := append(append([]string{}, cols[:m]...), cols[m+1:]...)
+	r.nTable = m
+	if r.rh, err = newRowHasher(t.name, names); err != nil {
+		return nil, err
+	}
+	var fields, reals []string
+	for i := 0; i < m; i++ {
+		c := "t." + quoteIdent(cols[i])
+		fields = append(fields, "ifnull("+c+", '')")
+		// Only a column without TEXT affinity can hold a REAL: SQLite stores a number
+		// written to a TEXT column as its text.
+		if !textAffinity(types[i].DatabaseTypeName()) {
+			reals = append(reals, "typeof("+c+")")
+		}
+	}
+	hasReal := "0"
+	if len(reals) > 0 {
+		hasReal = "'real' IN (" + strings.Join(reals, ", ") + ")"
+	}
+	r.list = "t.id IS NULL, " + hasReal + ", concat_ws(char(0), " + strings.Join(fields, ", ") + ")" + r.side
+	nSide := len(names) - m
+	r.raw = make([]sql.RawBytes, 4+nSide)
+	r.dest = make([]any, len(r.raw))
+	for i := range r.raw {
+		r.dest[i] = &r.raw[i]
+	}
+	r.vals = make([]sql.RawBytes, len(names))
+	r.fbDest, r.fbRaw = scanDest(len(names))
+	r.fbOwn = make([][]byte, len(names))
+	return r, nil
+}
+
+// query is the SELECT reading the rows from (a FROM clause with its WHERE and ORDER
+// BY, the table aliased t), idExpr naming each row (p.id when the row may be gone).
+func (r *chainRowReader) query(idExpr, from string) string {
+	return "SELECT " + idExpr + ", " + r.list + " " + from
+}
+
+// scan reads rows' current row into r.vals: its id, and present false when the row is
+// gone (the LEFT JOIN found none). q reads a row column by column, in the same
+// transaction as rows.
+func (r *chainRowReader) scan(ctx context.Context, q queryer, rows *sql.Rows) (id int64, present bool, err error) {
+	if err := rows.Scan(r.dest...); err != nil {
+		return 0, false, err
+	}
+	id, err = strconv.ParseInt(string(r.raw[0]), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s rowid %q: %w", r.t.name, r.raw[0], err)
+	}
+	if string(r.raw[1]) != "0" {
+		return id, false, nil
+	}
+	copy(r.vals[r.nTable:], r.raw[4:])
+	if string(r.raw[2]) == "0" && r.split(r.raw[3]) {
+		return id, true, nil
+	}
+	return id, true, r.readColumns(ctx, q, id)
+}
+
+// split cuts the joined columns into r.vals; false if there are more fields than
+// columns (a value holds a NUL byte).
+func (r *chainRowReader) split(joined []byte) bool {
+	for i := 0; i < r.nTable-1; i++ {
+		j := bytes.IndexByte(joined, 0)
+		if j < 0 {
+			return false
+		}
+		r.vals[i] = joined[:j:j]
+		joined = joined[j+1:]
+	}
+	if bytes.IndexByte(joined, 0) >= 0 {
+		return false
+	}
+	r.vals[r.nTable-1] = joined
+	return true
+}
+
+// readColumns reads row id column by column, as the chain always did, into r.vals.
+func (r *chainRowReader) readColumns(ctx context.Context, q queryer, id int64) error {
+	rows, err := q.QueryContext(ctx, `SELECT t.*`+r.side+` FROM main.`+r.t.name+` t WHERE t.id = ?`, id)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	if cols, err := rows.Columns(); err != nil {
+		return err
+	} else if len(cols) != len(r.vals) {
+		return fmt.Errorf("%s: %d columns, %d when the seal began", r.t.name, len(cols), len(r.vals))
+	}
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return fmt.Errorf("%s row %d: gone while read", r.t.name, id)
+	}
+	if err := rows.Scan(r.fbDest...); err != nil {
+		return err
+	}
+	for i, v := range r.fbRaw {
+		r.fbOwn[i] = append(r.fbOwn[i][:0], v...)
+		r.vals[i] = r.fbOwn[i]
+	}
+	return rows.Close()
+}
+
+// textAffinity says whether a column declared as decl has TEXT affinity (the rules of
+// https://sqlite.org/datatype3.html#determination_of_column_affinity, in their order).
+func textAffinity(decl string) bool {
+	d := strings.ToUpper(decl)
+	if strings.Contains(d, "INT") {
+		return false
+	}
+	return strings.Contains(d, "CHAR") || strings.Contains(d, "CLOB") || strings.Contains(d, "TEXT")
+}
+
+// quoteIdent quotes an SQL identifier.
+func quoteIdent(s string) string {
+	return `"` + strings.ReplaceAll(s, `"`, `""`) + `"`
+}
