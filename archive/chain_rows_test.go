@@ -55,7 +55,7 @@ func oldSealRows(ctx context.Context, tx queryer, t chainedTable, q string, entr
 }
 
 // chainRowsGen writes random rows to every chained table (and practice_data), with the
-// values the joined read must get right: NULL, '', '0', negative and extreme
+// values the joined read must get right: NULL, ”, '0', negative and extreme
 // integers, NUL bytes in text, Unicode, blobs with NUL bytes in text and integer
 // columns, REAL values, JSON and compact-like cases.
 type chainRowsGen struct {
