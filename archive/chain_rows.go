@@ -28,12 +28,14 @@ import (
 type chainRowReader struct {
 	t      chainedTable
 	side   string // s.chainSide(t)
-	nTable int    // t's own columns; the side columns follow in names
-	list   string // select list after the row's id: gone, has a REAL, joined columns, side columns
+	list   string // select list after the row's id: the joined columns, the direct ones, the side columns
+	// textIdx: the columns (indexes into the hasher's names) joined, in their order;
+	// directIdx: those read one by one, in the query's order (the side columns last).
+	textIdx, directIdx []int
 	rh     *rowHasher
 	vals   []sql.RawBytes // the current row's columns, in names order
 	dest   []any
-	raw    []sql.RawBytes // id, gone, has a REAL, joined, side columns
+	raw    []sql.RawBytes // id, joined, direct columns
 	fbDest []any          // the row read column by column
 	fbRaw  []sql.RawBytes
 	fbOwn  [][]byte
@@ -70,27 +72,33 @@ func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable
 		return nil, fmt.Errorf("table %s: no columns", t.name)
 	}
 	names := append(append([]string{}, cols[:m]...), cols[m+1:]...)
-	r.nTable = m
 	if r.rh, err = newRowHasher(t.name, names); err != nil {
 		return nil, err
 	}
-	var fields, reals []string
-	for i := 0; i < m; i++ {
-		c := "t." + quoteIdent(cols[i])
-		fields = append(fields, "ifnull("+c+", '')")
-		// Only a column without TEXT affinity can hold a REAL: SQLite stores a number
-		// written to a TEXT column as its text.
-		if !textAffinity(types[i].DatabaseTypeName()) {
-			reals = append(reals, "typeof("+c+")")
+	// TEXT-affinity columns are joined: they hold only text, blobs and NULL (SQLite
+	// stores a number written to them as its text), whose bytes are what database/sql
+	// handed over. The others (integers, and a REAL a person may have written to one)
+	// and the side columns are read one by one, as they always were.
+	var joined, direct []string
+	for i, c := range names {
+		e := "t." + quoteIdent(c)
+		if i < m && c != "id" && textAffinity(types[i].DatabaseTypeName()) {
+			r.textIdx = append(r.textIdx, i)
+			joined = append(joined, e)
+		} else {
+			r.directIdx = append(r.directIdx, i)
+			if i < m {
+				direct = append(direct, e)
+			} // the side columns: r.side, last
 		}
 	}
-	hasReal := "0"
-	if len(reals) > 0 {
-		hasReal = "'real' IN (" + strings.Join(reals, ", ") + ")"
+	list := []string{"''"}
+	if len(joined) > 0 {
+		list[0] = "concat(" + strings.Join(joined, ", char(0), ") + ")"
 	}
-	r.list = "t.id IS NULL, " + hasReal + ", concat_ws(char(0), " + strings.Join(fields, ", ") + ")" + r.side
-	nSide := len(names) - m
-	r.raw = make([]sql.RawBytes, 4+nSide)
+	list = append(list, direct...)
+	r.list = strings.Join(list, ", ") + r.side
+	r.raw = make([]sql.RawBytes, 2+len(r.directIdx))
 	r.dest = make([]any, len(r.raw))
 	for i := range r.raw {
 		r.dest[i] = &r.raw[i]
@@ -118,11 +126,13 @@ func (r *chainRowReader) scan(ctx context.Context, q queryer, rows *sql.Rows) (i
 	if err != nil {
 		return 0, false, fmt.Errorf("%s rowid %q: %w", r.t.name, r.raw[0], err)
 	}
-	if string(r.raw[1]) != "0" {
+	for k, i := range r.directIdx {
+		r.vals[i] = r.raw[2+k]
+	}
+	if r.vals[r.rh.idCol] == nil {
 		return id, false, nil
 	}
-	copy(r.vals[r.nTable:], r.raw[4:])
-	if string(r.raw[2]) == "0" && r.split(r.raw[3]) {
+	if r.split(r.raw[1]) {
 		return id, true, nil
 	}
 	return id, true, r.readColumns(ctx, q, id)
@@ -131,7 +141,11 @@ func (r *chainRowReader) scan(ctx context.Context, q queryer, rows *sql.Rows) (i
 // split cuts the joined columns into r.vals; false if there are more fields than
 // columns (a value holds a NUL byte).
 func (r *chainRowReader) split(joined []byte) bool {
-	for i := 0; i < r.nTable-1; i++ {
+	if len(r.textIdx) == 0 {
+		return true
+	}
+	last := len(r.textIdx) - 1
+	for _, i := range r.textIdx[:last] {
 		j := bytes.IndexByte(joined, 0)
 		if j < 0 {
 			return false
@@ -142,7 +156,7 @@ func (r *chainRowReader) split(joined []byte) bool {
 	if bytes.IndexByte(joined, 0) >= 0 {
 		return false
 	}
-	r.vals[r.nTable-1] = joined
+	r.vals[r.textIdx[last]] = joined
 	return true
 }
 
