@@ -48,6 +48,10 @@ type chainedTable struct {
 	// fragment on the row aliased t (a practice's case, migration 0031): hashed
 	// under their own names, so that moving a column out keeps the row's hash.
 	side string
+	// sideJoin, sideCols: the same columns read by a join (a LEFT JOIN to a table
+	// keyed by the row's id, at most one row each), cheaper per row than side's
+	// subquery: what chainRowReader reads.
+	sideJoin, sideCols string
 }
 
 // chainedTables are the tables in the chain. A table added here must have an
@@ -55,7 +59,8 @@ type chainedTable struct {
 // (see sealAll).
 var chainedTables = []chainedTable{
 	{tag: 1, name: "files", noun: "file", label: "name"},
-	{tag: 2, name: "practices", noun: "practice", label: "cp_utente", side: practiceSideData},
+	{tag: 2, name: "practices", noun: "practice", label: "cp_utente", side: practiceSideData,
+		sideJoin: practiceSideJoin, sideCols: practiceSideCols},
 	{tag: 3, name: "practice_history", noun: "practice history row", label: "practice_id"},
 }
 
@@ -222,10 +227,10 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 		if err != nil {
 			return fmt.Errorf("archive: chain: %s: %w", t.name, err)
 		}
-		queries := []string{r.query("p.id", fmt.Sprintf(`FROM temp.chain_pending p LEFT JOIN main.%s t ON t.id = p.id
-			WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, t.name, t.tag, start[i]))}
+		queries := []string{r.query("p.id", `FROM temp.chain_pending p LEFT JOIN main.`+t.name+` t ON t.id = p.id`,
+			fmt.Sprintf(`WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, t.tag, start[i]))}
 		if end[i] > start[i] { // rows inserted
-			queries = append(queries, r.query("t.id", fmt.Sprintf(`FROM main.%s t WHERE t.id > %d ORDER BY t.id`, t.name, start[i])))
+			queries = append(queries, r.query("t.id", `FROM main.`+t.name+` t`, fmt.Sprintf(`WHERE t.id > %d ORDER BY t.id`, start[i])))
 		}
 		for _, q := range queries {
 			if err := sealRows(ctx, tx, r, q, &entries, &n); err != nil {

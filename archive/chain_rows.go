@@ -26,19 +26,20 @@ import (
 
 // chainRowReader reads the rows of one chained table for their hash.
 type chainRowReader struct {
-	t      chainedTable
-	side   string // s.chainSide(t)
-	list   string // select list after the row's id: the joined columns, the direct ones, the side columns
+	t    chainedTable
+	side string // s.chainSide(t): the side columns as the fallback reads them
+	join string // the FROM clause's join for the side columns (t.sideJoin), if any
+	list string // select list after the row's id: the joined columns, the direct ones, the side columns
 	// textIdx: the columns (indexes into the hasher's names) joined, in their order;
 	// directIdx: those read one by one, in the query's order (the side columns last).
 	textIdx, directIdx []int
-	rh     *rowHasher
-	vals   []sql.RawBytes // the current row's columns, in names order
-	dest   []any
-	raw    []sql.RawBytes // id, joined, direct columns
-	fbDest []any          // the row read column by column
-	fbRaw  []sql.RawBytes
-	fbOwn  [][]byte
+	rh                 *rowHasher
+	vals               []sql.RawBytes // the current row's columns, in names order
+	dest               []any
+	raw                []sql.RawBytes // id, joined, direct columns
+	fbDest             []any          // the row read column by column
+	fbRaw              []sql.RawBytes
+	fbOwn              [][]byte
 }
 
 // sideMarker separates t.* from the side columns in the query that names them.
@@ -48,7 +49,11 @@ const sideMarker = "cmord-side-columns"
 // columns, as sealRows and verify always read them) and builds the query's select list.
 func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable) (*chainRowReader, error) {
 	r := &chainRowReader{t: t, side: s.chainSide(t)}
-	rows, err := q.QueryContext(ctx, `SELECT t.*, NULL AS "`+sideMarker+`"`+r.side+` FROM main.`+t.name+` t WHERE 0`)
+	sideList := r.side
+	if r.side != "" && t.sideJoin != "" {
+		r.join, sideList = " "+t.sideJoin, ", "+t.sideCols
+	}
+	rows, err := q.QueryContext(ctx, `SELECT t.*, NULL AS "`+sideMarker+`"`+sideList+` FROM main.`+t.name+` t`+r.join+` WHERE 0`)
 	if err != nil {
 		return nil, err
 	}
@@ -89,7 +94,7 @@ func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable
 			r.directIdx = append(r.directIdx, i)
 			if i < m {
 				direct = append(direct, e)
-			} // the side columns: r.side, last
+			} // the side columns: sideList, last
 		}
 	}
 	list := []string{"''"}
@@ -97,7 +102,7 @@ func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable
 		list[0] = "concat(" + strings.Join(joined, ", char(0), ") + ")"
 	}
 	list = append(list, direct...)
-	r.list = strings.Join(list, ", ") + r.side
+	r.list = strings.Join(list, ", ") + sideList
 	r.raw = make([]sql.RawBytes, 2+len(r.directIdx))
 	r.dest = make([]any, len(r.raw))
 	for i := range r.raw {
@@ -109,10 +114,10 @@ func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable
 	return r, nil
 }
 
-// query is the SELECT reading the rows from (a FROM clause with its WHERE and ORDER
-// BY, the table aliased t), idExpr naming each row (p.id when the row may be gone).
-func (r *chainRowReader) query(idExpr, from string) string {
-	return "SELECT " + idExpr + ", " + r.list + " " + from
+// query is the SELECT reading the rows from (a FROM clause, the table aliased t), then
+// rest (WHERE, ORDER BY), idExpr naming each row (p.id when the row may be gone).
+func (r *chainRowReader) query(idExpr, from, rest string) string {
+	return "SELECT " + idExpr + ", " + r.list + " " + from + r.join + " " + rest
 }
 
 // scan reads rows' current row into r.vals: its id, and present false when the row is

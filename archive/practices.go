@@ -196,6 +196,12 @@ const practiceDataValue = `coalesce((SELECT d.data FROM practice_data d WHERE d.
 // practiceSideData is the case as the state chain hashes it with the practice row t.
 const practiceSideData = `(SELECT d.data FROM main.practice_data d WHERE d.id = t.id) AS data`
 
+// practiceSideJoin and practiceSideCols read the same case by a join (chainRowReader).
+const (
+	practiceSideJoin = `LEFT JOIN main.practice_data d ON d.id = t.id`
+	practiceSideCols = `d.data AS data`
+)
+
 type execer interface {
 	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
 }

@@ -211,7 +211,7 @@ func (s *Store) verifyTable(ctx context.Context, rep *VerifyReport, t chainedTab
 		if err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, r.query("t.id", `FROM main.`+t.name+` t ORDER BY t.id`))
+		rows, err := tx.QueryContext(ctx, r.query("t.id", `FROM main.`+t.name+` t`, `ORDER BY t.id`))
 		if err != nil {
 			return err
 		}
