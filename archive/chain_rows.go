@@ -1,19 +1,23 @@
 package archive
 
 // Reading chained rows for their hash (issue 16). Reading a practice column by column
-// through database/sql cost a Go value per column (about 30) and a conversion to
-// sql.RawBytes each: most of the seal. SQLite now hands over a row's own columns as
-// one text, joined by NUL bytes in SELECT * order, and rowHasher hashes its fields
-// exactly as it hashed the columns: the hash does not change.
+// through database/sql cost, per column (about 30), a Go value from the driver and a
+// conversion to sql.RawBytes: most of the seal's CPU. Now SQLite hands over a row's
+// TEXT-affinity columns as one text, joined by NUL bytes, and rowHasher hashes the
+// fields exactly as it hashed the columns: no hash changes (TestChainRowsSameHashes
+// holds the new read to the old one, oldSealRows).
 //
-// The joined text is the columns' text as database/sql rendered them (an integer's
-// decimal digits, text and blob bytes as they are; NULL and '' are both empty, and the
-// hash leaves both out), with two exceptions, read column by column as before: a row
-// with a NUL byte in a value (more fields than columns) and a row with a REAL value
-// (SQLite writes 15 significant digits, database/sql the shortest exact form). cmord
-// writes neither; a row edited outside cmord may hold either. The side columns
-// (practiceSideData) are read as columns of their own: a case in the compact form is
-// a blob with NUL bytes.
+// Why the joined fields are the bytes database/sql handed over: a TEXT-affinity column
+// holds only text, blobs and NULL (SQLite stores a number written to it as its text),
+// concat() copies text and blob bytes as they are, and NULL and '' are both empty,
+// which the hash leaves out either way. A row with a NUL byte in one of those values
+// splits into more fields than columns and is read again column by column, in the same
+// transaction (cmord writes none; a row edited outside cmord may). The other columns
+// (integers, where someone could have written a REAL that SQLite would print with 15
+// digits and database/sql exactly) and the side columns (a case in the compact form is
+// a blob with NUL bytes) are read one by one, as before. The side columns come by a
+// LEFT JOIN (chainedTable.sideJoin) rather than the per-row subquery: the same value,
+// one cursor per query instead of one per row.
 
 import (
 	"bytes"

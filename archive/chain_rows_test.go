@@ -58,7 +58,7 @@ func oldSealRows(ctx context.Context, tx queryer, t chainedTable, q string, entr
 // chainRowsGen writes random rows to every chained table (and practice_data), with the
 // values the joined read must get right: NULL, ”, '0', negative and extreme
 // integers, NUL bytes in text, Unicode, blobs with NUL bytes in text and integer
-// columns, REAL values, JSON and compact-like cases.
+// columns, REAL values, text that is not UTF-8, JSON and compact-like cases.
 type chainRowsGen struct {
 	r        *rand.Rand
 	blobHash string
@@ -70,7 +70,7 @@ type chainRowsGen struct {
 
 func (g *chainRowsGen) text() any {
 	g.n++
-	switch g.r.IntN(16) {
+	switch g.r.IntN(17) {
 	case 0:
 		return ""
 	case 1:
@@ -101,6 +101,10 @@ func (g *chainRowsGen) text() any {
 		return "00"
 	case 14:
 		return []byte("plain blob")
+	case 15:
+		if g.r.IntN(2) == 0 {
+			return "not UTF-8 \xff\xfe\xc3"
+		}
 	}
 	return "v" + strconv.Itoa(g.n)
 }
