@@ -179,7 +179,7 @@ func TestREQLineChanged(t *testing.T) {
 		t.Fatalf("build_line_changed exceptions %+v, want one", es)
 	}
 	if e := es[0]; e.Severity != archive.SevHigh || e.Owner != "compliance" || e.Subject != changed.CPUtente || e.PracticeID != p.ID ||
-		!strings.Contains(e.Message, changed.CPUtente) || !strings.Contains(e.Message, p.Point) || !strings.Contains(e.Message, "differs from the one decided") ||
+		!strings.Contains(e.Message, changed.CPUtente) || !strings.Contains(e.Message, p.Point) || !strings.Contains(e.Message, "differs from the one stored when the case was last decided") ||
 		!strings.Contains(e.Action, "drop the case again") {
 		t.Errorf("exception %+v: want high, compliance, naming %s, its point %s and that the line differs from the one decided", e, changed.CPUtente, p.Point)
 	}

@@ -435,8 +435,8 @@ func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, 
 func (b *requestBuilder) holdChanged(ctx context.Context, st *archive.PracticeStmts, pr *pendingRequest) error {
 	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_line_changed|%s|%d", b.flow, pr.req.ID),
 		Kind: "build_line_changed", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: "LINE_CHANGED", Subject: pr.req.CPUtente,
-		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: the line computed now from its case differs from the one decided on %s, when it was made ready (its case changed outside cmord, or cmord computes the line differently since an update)",
-			b.flow, pr.req.CPUtente, pr.p.CPUtente, pr.p.Point, pr.p.CustomerID, pr.req.CreatedAt.In(flows.Rome).Format("2006-01-02 15:04")),
+		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: the line computed now from its case differs from the one stored when the case was last decided (its case changed outside cmord, or cmord computes the line differently since an update)",
+			b.flow, pr.req.CPUtente, pr.p.CPUtente, pr.p.Point, pr.p.CustomerID),
 		Action:   "Run `cmord archive verify` (a case changed outside cmord shows there); otherwise drop the case again in an extract so it is decided anew; the request stays ready until then.",
 		LastSeen: b.u.h.Now()})
 	return err
