@@ -17,36 +17,15 @@ import (
 // was held must not stay open (the digest would keep telling compliance to act on a
 // request already sent), and a build cycle that holds it again must not open a second.
 func TestLineChangedHeldThenSent(t *testing.T) {
-	w := newTestWorld(t, e2eNow, "")
-	ctx := context.Background()
-	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
-	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
-	if err != nil || len(reqs) != 2 {
-		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
-	}
-	// The request of case B (one invoice): its decided hash stands for another line.
-	var held archive.Request
-	for _, r := range reqs {
-		if w.practice(r.CPUtente).Point == "IT001E00000042" {
-			held = r
+	w, held, _ := worldWithLineChanged(t, func(w *testWorld, reqs []archive.Request) archive.Request {
+		for _, r := range reqs { // the request of case B (one invoice)
+			if w.practice(r.CPUtente).Point == "IT001E00000042" {
+				return r
+			}
 		}
-	}
-	if held.ID == 0 {
-		t.Fatal("no request for case B")
-	}
-	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
-		var decided string
-		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, held.ID).Scan(&decided); err != nil {
-			return err
-		}
-		parts := strings.Split(decided, "\x1e")
-		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
-		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), held.ID)
-		return err
+		return archive.Request{}
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
 	w.runOnce()
 	w.runOnce() // a second build cycle: still held, still one exception
 	if es := w.exceptions("build_line_changed"); len(es) != 1 {
@@ -74,27 +53,8 @@ func TestLineChangedHeldThenSent(t *testing.T) {
 // A held request whose window closes before it could go out is refused
 // (build_refused): the build_line_changed that held it is closed with it.
 func TestLineChangedHeldThenWindowClosed(t *testing.T) {
-	w := newTestWorld(t, e2eNow, "")
+	w, held, _ := worldWithLineChanged(t, firstRequest)
 	ctx := context.Background()
-	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
-	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
-	if err != nil || len(reqs) != 2 {
-		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
-	}
-	held := reqs[0]
-	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
-		var decided string
-		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, held.ID).Scan(&decided); err != nil {
-			return err
-		}
-		parts := strings.Split(decided, "\x1e")
-		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
-		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), held.ID)
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	w.runOnce()
 	if es := w.exceptions("build_line_changed"); len(es) != 1 {
 		t.Fatalf("%d open build_line_changed, want 1", len(es))
@@ -111,3 +71,39 @@ func TestLineChangedHeldThenWindowClosed(t *testing.T) {
 		t.Errorf("request %s refused, but build_line_changed still open", held.CPUtente)
 	}
 }
+
+// worldWithLineChanged takes in the e2e extract (two ready requests) and has the
+// stored hash of the request pick chooses stand for another line, as an earlier cmord
+// or a case changed outside cmord would leave it. It returns the world, that request
+// and its payload as stored before.
+func worldWithLineChanged(t *testing.T, pick func(w *testWorld, reqs []archive.Request) archive.Request) (*testWorld, archive.Request, string) {
+	t.Helper()
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
+	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
+	if err != nil || len(reqs) != 2 {
+		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
+	}
+	changed := pick(w, reqs)
+	if changed.ID == 0 {
+		t.Fatal("no request picked")
+	}
+	var decided string
+	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, changed.ID).Scan(&decided); err != nil {
+			return err
+		}
+		parts := strings.Split(decided, "\x1e")
+		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
+		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), changed.ID)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w, changed, decided
+}
+
+// firstRequest picks the first ready request.
+func firstRequest(_ *testWorld, reqs []archive.Request) archive.Request { return reqs[0] }

@@ -132,27 +132,12 @@ func TestREQPayloadForms(t *testing.T) {
 // practice's point and customer, and why. Once the line computed is the one decided
 // again, the next build sends it.
 func TestREQLineChanged(t *testing.T) {
-	w := newTestWorld(t, e2eNow, "")
-	ctx := context.Background()
-	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
-	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
-	if err != nil || len(reqs) != 2 {
-		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
-	}
-	changed := reqs[0]
-	var decided string
-	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
-		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, changed.ID).Scan(&decided); err != nil {
-			return err
-		}
-		parts := strings.Split(decided, "\x1e")
-		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
-		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), changed.ID)
-		return err
+	var other archive.Request
+	w, changed, decided := worldWithLineChanged(t, func(_ *testWorld, reqs []archive.Request) archive.Request {
+		other = reqs[1]
+		return reqs[0]
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ctx := context.Background()
 	w.runOnce()
 
 	p := w.practice(changed.CPUtente)
@@ -170,8 +155,8 @@ func TestREQLineChanged(t *testing.T) {
 		if strings.Contains(content, changed.CPUtente) {
 			t.Errorf("the held request %s was published in %s", changed.CPUtente, name)
 		}
-		if !strings.Contains(content, reqs[1].CPUtente) {
-			t.Errorf("%s does not carry the other request %s", name, reqs[1].CPUtente)
+		if !strings.Contains(content, other.CPUtente) {
+			t.Errorf("%s does not carry the other request %s", name, other.CPUtente)
 		}
 	}
 	es := w.exceptions("build_line_changed")
@@ -179,13 +164,13 @@ func TestREQLineChanged(t *testing.T) {
 		t.Fatalf("build_line_changed exceptions %+v, want one", es)
 	}
 	if e := es[0]; e.Severity != archive.SevHigh || e.Owner != "compliance" || e.Subject != changed.CPUtente || e.PracticeID != p.ID ||
-		!strings.Contains(e.Message, changed.CPUtente) || !strings.Contains(e.Message, p.Point) || !strings.Contains(e.Message, "differs from the one decided") ||
+		!strings.Contains(e.Message, changed.CPUtente) || !strings.Contains(e.Message, p.Point) || !strings.Contains(e.Message, "differs from the one stored when the case was last decided") ||
 		!strings.Contains(e.Action, "drop the case again") {
 		t.Errorf("exception %+v: want high, compliance, naming %s, its point %s and that the line differs from the one decided", e, changed.CPUtente, p.Point)
 	}
 
 	// The line computed is the decided one again: the next build sends it.
-	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+	err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, decided, changed.ID)
 		return err
 	})

@@ -152,112 +152,19 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, enc *flows.BodyEncoder, r archive.Request, p archive.Practice, now time.Time, pre *form3) (*pendingRequest, error) {
 	d := b.u.h
 	cfg := d.Config()
-	var data flows.UscenteData
 	pr := &pendingRequest{req: r, p: p}
 	pr.p.Data = nil
-	switch {
-	case pre != nil:
-		if pre.decodeErr != nil {
-			return nil, pre.decodeErr
-		}
-		data, pr.inputs = pre.data, pre.inputs
-		if data.Refund != nil {
-			pr.data = &data
-		}
-	case r.Payload != nil && r.Payload.Hash == "" && b.flow == FlowREQ:
-		pr.inputs = r.Payload.Inputs // the payload carries the rows (forms 1, 2): no case to decode
-	default:
-		var err error
-		if data, err = p.UscenteData(); err != nil {
-			return nil, fmt.Errorf("practice %d data: %w", p.ID, err)
-		}
-		for _, in := range data.Inputs {
-			pr.inputs = append(pr.inputs, in.FileID)
-		}
-		if data.Refund != nil {
-			pr.data = &data
-		}
+	data, err := pr.caseOf(b.flow, r, p, pre)
+	if err != nil {
+		return nil, err
 	}
 	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
-	var err error
 	encoded := false // REQ from records; the other flows (and REQ form 1) from rows
 	switch b.flow {
 	case FlowREQ:
-		if p.State != flows.StateReady {
-			return nil, st.SetRequest(ctx, r.ID, "cancelled", r.Data)
-		}
-		if today := flows.Today(now); !p.WindowClose.IsZero() && today.After(p.WindowClose) {
-			return nil, b.refuse(ctx, st, pr, "E3", fmt.Sprintf("request window closed on %s before the request could be sent", p.WindowClose))
-		}
-		cc := ""
-		if cfg.Company.ActingAs == "CC" {
-			cc = cfg.Company.PIVA
-			hdr["PIVA_UTENTE"] = cfg.Company.UDDPIVA
-		}
-		h := flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}
-		var recs []flows.Record
-		switch pl := r.Payload; {
-		case pl != nil && pl.Values != nil && pl.Layout == f.Layout().Signature():
-			recs = make([]flows.Record, 0, len(pl.Values))
-			for _, vals := range pl.Values {
-				rec, ok := flows.RecordOf(f, vals)
-				if !ok {
-					return nil, fmt.Errorf("request %d: a payload row of %d values for %d fields", r.ID, len(vals), len(f.Fields))
-				}
-				recs = append(recs, rec)
-			}
-			err = flows.FillReqHeader(recs, h)
-		case pre != nil:
-			// Form 3, computed with the rest of the page (precomputeREQ).
-			if pre.changed {
-				return nil, b.holdChanged(ctx, st, pr)
-			}
-			if pre.err != nil {
-				err = pre.err
-				break
-			}
-			pr.body, pr.nrows, encoded = pre.body, len(pre.recs), true
-			if len(pre.recs) > 0 {
-				pr.firstR = pre.recs[0]
-			}
-		case pl != nil && pl.Hash != "" && pl.Layout == f.Layout().Signature():
-			// Form 3: only the hash of the rows decided is stored. The rows are computed
-			// again from the case and sent only if they are the ones decided.
-			recs, err = form3Records(f, data, pl.Hash, h)
-			if errors.Is(err, errLineChanged) {
-				return nil, b.holdChanged(ctx, st, pr)
-			}
-		case pl != nil && pl.Values == nil && pl.Hash == "":
-			// Form 1 (requests made ready by an earlier version): rows by field name,
-			// the header fields as flows.ReqRows sets them, from today's configuration.
-			for _, row := range pl.Rows {
-				for _, kv := range h.Fields() {
-					if kv[1] != "" {
-						row[kv[0]] = kv[1]
-					}
-				}
-			}
-			pr.rows = pl.Rows
-		default:
-			// No payload, or one stored under another REQ layout (the catalog changed
-			// since the request was made ready): from the case, in today's layout.
-			if pl != nil && pl.Hash == "" {
-				full, err := st.ByID(ctx, p.ID)
-				if err != nil {
-					return nil, err
-				}
-				if data, err = flows.ParseUscenteData(full.Data); err != nil {
-					return nil, fmt.Errorf("practice %d data: %w", p.ID, err)
-				}
-			}
-			recs, err = flows.ReqRecords(f, h, data.Case, data.Audit)
-		}
-		if err == nil && pr.rows == nil && !encoded {
-			pr.body, err = enc.EncodeRecords(recs)
-			pr.nrows, encoded = len(recs), true
-			if len(recs) > 0 {
-				pr.firstR = recs[0]
-			}
+		var stop bool
+		if stop, encoded, err = b.prepareREQ(ctx, st, f, enc, pr, data, hdr, now, pre); stop {
+			return nil, err
 		}
 	default:
 		if p.CPGestore == "" {
@@ -292,6 +199,121 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	}
 	pr.rows = nil
 	return pr, nil
+}
+
+// caseOf is the case a request is built from, and the input files it came from:
+// computed with the page (form 3), none when the payload carries the rows (forms 1
+// and 2), else decoded from the practice.
+func (pr *pendingRequest) caseOf(flow string, r archive.Request, p archive.Practice, pre *form3) (*flows.UscenteData, error) {
+	data := new(flows.UscenteData)
+	switch {
+	case pre != nil:
+		if pre.decodeErr != nil {
+			return nil, pre.decodeErr
+		}
+		*data, pr.inputs = pre.data, pre.inputs
+		if data.Refund != nil {
+			pr.data = data
+		}
+	case r.Payload != nil && r.Payload.Hash == "" && flow == FlowREQ:
+		pr.inputs = r.Payload.Inputs // the payload carries the rows (forms 1, 2): no case to decode
+	default:
+		var err error
+		if *data, err = p.UscenteData(); err != nil {
+			return nil, fmt.Errorf("practice %d data: %w", p.ID, err)
+		}
+		for _, in := range data.Inputs {
+			pr.inputs = append(pr.inputs, in.FileID)
+		}
+		if data.Refund != nil {
+			pr.data = data
+		}
+	}
+	return data, nil
+}
+
+// prepareREQ computes a REQ request's rows into pr (encoded reports that pr.body
+// holds them). stop: the request is not built this time (cancelled, refused, held,
+// or err), and prepare returns err as it is.
+func (b *requestBuilder) prepareREQ(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, enc *flows.BodyEncoder, pr *pendingRequest, data *flows.UscenteData, hdr map[string]string, now time.Time, pre *form3) (stop, encoded bool, err error) {
+	r, p, cfg := pr.req, pr.p, b.u.h.Config()
+	if p.State != flows.StateReady {
+		return true, false, st.SetRequest(ctx, r.ID, "cancelled", r.Data)
+	}
+	if today := flows.Today(now); !p.WindowClose.IsZero() && today.After(p.WindowClose) {
+		return true, false, b.refuse(ctx, st, pr, "E3", fmt.Sprintf("request window closed on %s before the request could be sent", p.WindowClose))
+	}
+	cc := ""
+	if cfg.Company.ActingAs == "CC" {
+		cc = cfg.Company.PIVA
+		hdr["PIVA_UTENTE"] = cfg.Company.UDDPIVA
+	}
+	h := flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}
+	var recs []flows.Record
+	switch pl := r.Payload; {
+	case pl != nil && pl.Values != nil && pl.Layout == f.Layout().Signature():
+		recs = make([]flows.Record, 0, len(pl.Values))
+		for _, vals := range pl.Values {
+			rec, ok := flows.RecordOf(f, vals)
+			if !ok {
+				return true, false, fmt.Errorf("request %d: a payload row of %d values for %d fields", r.ID, len(vals), len(f.Fields))
+			}
+			recs = append(recs, rec)
+		}
+		err = flows.FillReqHeader(recs, h)
+	case pre != nil:
+		// Form 3, computed with the rest of the page (precomputeREQ).
+		if pre.changed {
+			return true, false, b.holdChanged(ctx, st, pr)
+		}
+		if pre.err != nil {
+			err = pre.err
+			break
+		}
+		pr.body, pr.nrows, encoded = pre.body, len(pre.recs), true
+		if len(pre.recs) > 0 {
+			pr.firstR = pre.recs[0]
+		}
+	case pl != nil && pl.Hash != "" && pl.Layout == f.Layout().Signature():
+		// Form 3: only the hash of the rows decided is stored. The rows are computed
+		// again from the case and sent only if they are the ones decided.
+		recs, err = form3Records(f, *data, pl.Hash, h)
+		if errors.Is(err, errLineChanged) {
+			return true, false, b.holdChanged(ctx, st, pr)
+		}
+	case pl != nil && pl.Values == nil && pl.Hash == "":
+		// Form 1 (requests made ready by an earlier version): rows by field name,
+		// the header fields as flows.ReqRows sets them, from today's configuration.
+		for _, row := range pl.Rows {
+			for _, kv := range h.Fields() {
+				if kv[1] != "" {
+					row[kv[0]] = kv[1]
+				}
+			}
+		}
+		pr.rows = pl.Rows
+	default:
+		// No payload, or one stored under another REQ layout (the catalog changed
+		// since the request was made ready): from the case, in today's layout.
+		if pl != nil && pl.Hash == "" {
+			full, err := st.ByID(ctx, p.ID)
+			if err != nil {
+				return true, false, err
+			}
+			if *data, err = flows.ParseUscenteData(full.Data); err != nil {
+				return true, false, fmt.Errorf("practice %d data: %w", p.ID, err)
+			}
+		}
+		recs, err = flows.ReqRecords(f, h, data.Case, data.Audit)
+	}
+	if err == nil && pr.rows == nil && !encoded {
+		pr.body, err = enc.EncodeRecords(recs)
+		pr.nrows, encoded = len(recs), true
+		if len(recs) > 0 {
+			pr.firstR = recs[0]
+		}
+	}
+	return false, encoded, err
 }
 
 // errLineChanged: the rows computed now from a case do not hash to the decided ones.
@@ -435,8 +457,8 @@ func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, 
 func (b *requestBuilder) holdChanged(ctx context.Context, st *archive.PracticeStmts, pr *pendingRequest) error {
 	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_line_changed|%s|%d", b.flow, pr.req.ID),
 		Kind: "build_line_changed", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: "LINE_CHANGED", Subject: pr.req.CPUtente,
-		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: the line computed now from its case differs from the one decided on %s, when it was made ready (its case changed outside cmord, or cmord computes the line differently since an update)",
-			b.flow, pr.req.CPUtente, pr.p.CPUtente, pr.p.Point, pr.p.CustomerID, pr.req.CreatedAt.In(flows.Rome).Format("2006-01-02 15:04")),
+		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: the line computed now from its case differs from the one stored when the case was last decided (its case changed outside cmord, or cmord computes the line differently since an update)",
+			b.flow, pr.req.CPUtente, pr.p.CPUtente, pr.p.Point, pr.p.CustomerID),
 		Action:   "Run `cmord archive verify` (a case changed outside cmord shows there); otherwise drop the case again in an extract so it is decided anew; the request stays ready until then.",
 		LastSeen: b.u.h.Now()})
 	return err
