@@ -206,7 +206,8 @@ func scanDest(n int) ([]any, []sql.RawBytes) {
 // existed when it began (start), and every row above start (inserted).
 func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error {
 	var pending int
-	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM temp.chain_pending)`).Scan(&pending); err != nil {
+	var schema int64
+	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM temp.chain_pending), (SELECT schema_version FROM pragma_schema_version())`).Scan(&pending, &schema); err != nil {
 		return fmt.Errorf("archive: chain: %w", err)
 	}
 	end, err := maxIDs(ctx, tx)
@@ -223,7 +224,7 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 	entries := []byte{} // not nil: a record of events only has no entries, and nil is NULL
 	n := 0
 	for i, t := range chainedTables {
-		r, err := s.newChainRowReader(ctx, tx, t)
+		r, err := s.chainReader(ctx, tx, t, schema)
 		if err != nil {
 			return fmt.Errorf("archive: chain: %s: %w", t.name, err)
 		}

@@ -118,6 +118,41 @@ func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable
 	return r, nil
 }
 
+// chainSchemaKey is what a chainRowReader depends on: the main schema's version (any
+// change of a table, by cmord's migrations or by anything else) and whether the side
+// columns are read.
+type chainSchemaKey struct {
+	version  int64
+	sideData bool
+}
+
+// chainReader returns the writer's reader of t, built again when the schema changed:
+// building it costs a query, and a small transaction's seal would pay it per table.
+func (s *Store) chainReader(ctx context.Context, tx queryer, t chainedTable, schemaVersion int64) (*chainRowReader, error) {
+	key := chainSchemaKey{schemaVersion, s.sideData}
+	s.chainMu.Lock()
+	defer s.chainMu.Unlock()
+	if s.chainReaders == nil || s.chainSchema != key {
+		s.chainReaders, s.chainSchema = map[byte]*chainRowReader{}, key
+	}
+	if r := s.chainReaders[t.tag]; r != nil {
+		return r, nil
+	}
+	r, err := s.newChainRowReader(ctx, tx, t)
+	if err != nil {
+		return nil, err
+	}
+	s.chainReaders[t.tag] = r
+	return r, nil
+}
+
+// dropChainReaders forgets the cached readers (Write, when a transaction fails).
+func (s *Store) dropChainReaders() {
+	s.chainMu.Lock()
+	s.chainReaders = nil
+	s.chainMu.Unlock()
+}
+
 // query is the SELECT reading the rows from (a FROM clause, the table aliased t), then
 // rest (WHERE, ORDER BY), idExpr naming each row (p.id when the row may be gone).
 func (r *chainRowReader) query(idExpr, from, rest string) string {

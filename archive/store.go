@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	_ "modernc.org/sqlite" // pure-Go SQLite: one static binary, no cgo
@@ -38,6 +39,14 @@ type Store struct {
 	// sideData: a practice's case is in practice_data (migration 0031 applied, or
 	// being applied).
 	sideData bool
+	// chainReaders: the state chain's row readers on the writer, by table tag, for
+	// the schema they were built on (chainSchema, and sideData as it was); only
+	// sealTx uses them, on the one writer connection. Dropped when a write fails: a
+	// schema version seen in a transaction rolled back may come again with another
+	// schema.
+	chainMu      sync.Mutex
+	chainReaders map[byte]*chainRowReader
+	chainSchema  chainSchemaKey
 	// Now is the clock of the times the archive records (received, first seen, state
 	// since, published): time.Now when nil. The demo sets its simulated clock, so that
 	// the records of its script agree with the script's dates.
@@ -157,10 +166,12 @@ func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 	}
 	defer func() {
 		if p := recover(); p != nil {
+			s.dropChainReaders()
 			_ = tx.Rollback()
 			panic(p)
 		}
 		if err != nil {
+			s.dropChainReaders()
 			_ = tx.Rollback()
 		}
 	}()
