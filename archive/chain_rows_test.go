@@ -319,47 +319,12 @@ func TestChainRowsSameHashes(t *testing.T) {
 	if err := s.r.QueryRow(`SELECT hash FROM files WHERE id = 1`).Scan(&g.blobHash); err != nil {
 		t.Fatal(err)
 	}
-	byTag := map[byte]chainedTable{}
-	for _, ct := range chainedTables {
-		byTag[ct.tag] = ct
-	}
 	fallbacks := 0
 	for step := 0; step < 60; step++ {
 		if err := s.Write(ctx, g.tx); err != nil {
 			t.Fatalf("step %d: %v", step, err)
 		}
-		var entries []byte
-		if err := s.r.QueryRow(`SELECT entries FROM chain ORDER BY seq DESC LIMIT 1`).Scan(&entries); err != nil {
-			t.Fatal(err)
-		}
-		// The ids the record names, by table, in its order.
-		ids := map[byte][]int64{}
-		var order []byte
-		for b := entries; len(b) > 0; {
-			tag := b[0]
-			id, k := binary.Uvarint(b[1:])
-			if k <= 0 || len(b) < 1+k+32 {
-				t.Fatalf("step %d: entries unreadable", step)
-			}
-			if len(ids[tag]) == 0 {
-				order = append(order, tag)
-			}
-			ids[tag] = append(ids[tag], int64(id))
-			b = b[1+k+32:]
-		}
-		var want []byte
-		n := 0
-		for _, tag := range order {
-			ct := byTag[tag]
-			js, _ := json.Marshal(ids[tag])
-			q := `SELECT p.value, t.*` + s.chainSide(ct) + ` FROM json_each(?) p LEFT JOIN main.` + ct.name + ` t ON t.id = p.value ORDER BY p.key`
-			if err := oldSealRows(ctx, s.r, ct, q, &want, &n, string(js)); err != nil {
-				t.Fatal(err)
-			}
-		}
-		if !bytes.Equal(entries, want) {
-			t.Fatalf("step %d: the chain record's entries differ from the column-by-column read's (%d rows)", step, n)
-		}
+		checkLastRecord(t, s, fmt.Sprintf("step %d", step))
 	}
 	// Every row, as verify reads it, both ways.
 	tx, err := s.r.BeginTx(ctx, nil)
@@ -516,4 +481,89 @@ func cpuTime() time.Duration {
 
 func reportCPUPerRow(b *testing.B, start time.Duration, rows int) {
 	b.ReportMetric(float64(cpuTime()-start)/float64(b.N*rows), "cpu-ns/row")
+}
+
+// checkLastRecord requires the newest chain record's entries to be what oldSealRows
+// computes for the rows it names, as they are now.
+func checkLastRecord(t *testing.T, s *Store, step string) {
+	t.Helper()
+	ctx := context.Background()
+	byTag := map[byte]chainedTable{}
+	for _, ct := range chainedTables {
+		byTag[ct.tag] = ct
+	}
+	var entries []byte
+	if err := s.r.QueryRow(`SELECT entries FROM chain ORDER BY seq DESC LIMIT 1`).Scan(&entries); err != nil {
+		t.Fatal(err)
+	}
+	// The ids the record names, by table, in its order.
+	ids := map[byte][]int64{}
+	var order []byte
+	for b := entries; len(b) > 0; {
+		tag := b[0]
+		id, k := binary.Uvarint(b[1:])
+		if k <= 0 || len(b) < 1+k+32 {
+			t.Fatalf("%s: entries unreadable", step)
+		}
+		if len(ids[tag]) == 0 {
+			order = append(order, tag)
+		}
+		ids[tag] = append(ids[tag], int64(id))
+		b = b[1+k+32:]
+	}
+	var want []byte
+	n := 0
+	for _, tag := range order {
+		ct := byTag[tag]
+		js, _ := json.Marshal(ids[tag])
+		q := `SELECT p.value, t.*` + s.chainSide(ct) + ` FROM json_each(?) p LEFT JOIN main.` + ct.name + ` t ON t.id = p.value ORDER BY p.key`
+		if err := oldSealRows(ctx, s.r, ct, q, &want, &n, string(js)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n == 0 || !bytes.Equal(entries, want) {
+		t.Fatalf("%s: the chain record's entries differ from the column-by-column read's (%d rows)", step, n)
+	}
+}
+
+// TestChainRowsSchemaChange: a column added behind the writer's back (another
+// connection, as the sqlite3 shell would) is in the next seal's hash, as the
+// column-by-column read has it: the writer's cached readers follow the schema.
+func TestChainRowsSchemaChange(t *testing.T) {
+	s := openTest(t)
+	ctx := context.Background()
+	ingest(t, s, "folder:a", "one.csv", "1")
+	update := func(reason string) {
+		t.Helper()
+		if err := s.Write(ctx, func(tx *sql.Tx) error {
+			_, err := tx.Exec(`UPDATE files SET reason = ? WHERE id = 1`, reason)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update("first")
+	checkLastRecord(t, s, "before the new column")
+	var before []byte
+	s.r.QueryRow(`SELECT entries FROM chain ORDER BY seq DESC LIMIT 1`).Scan(&before)
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(s.Dir(), "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, q := range []string{
+		`ALTER TABLE files ADD COLUMN extra TEXT NOT NULL DEFAULT 'added behind cmord''s back'`,
+		`ALTER TABLE files ADD COLUMN extra_n INTEGER NOT NULL DEFAULT 7`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	update("first") // the same row as before but for the new columns
+	checkLastRecord(t, s, "after the new columns")
+	var after []byte
+	s.r.QueryRow(`SELECT entries FROM chain ORDER BY seq DESC LIMIT 1`).Scan(&after)
+	if bytes.Equal(before, after) {
+		t.Fatal("the new columns are not in the row's hash")
+	}
 }
