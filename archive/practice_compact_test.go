@@ -120,3 +120,94 @@ func TestPracticeCompactCase(t *testing.T) {
 	}
 	verifyOK(t, s, "with the case put back")
 }
+
+// Saving a practice (a state change, an SII answer, a later extract) writes its case
+// only when the case changed: the compact case of a practice saved with the JSON it
+// read stays the same blob, as does a JSON case of an earlier version; a changed case
+// is stored compact when that gives its readers the same JSON, and is what they read.
+// Through both save paths (Store.SavePractice and PracticeStmts.Save); the chain
+// verifies after each.
+func TestSaveKeepsOrCompactsCase(t *testing.T) {
+	ctx := context.Background()
+	data := flows.UscenteData{Case: flows.Case{Sector: "E", POD: "IT001E00000042", CustomerCF: "VRDGPP70A01H501X", CustomerName: "Giuseppe Verdi",
+		SwitchDate: flows.D(2025, 3, 1), Voltage: "BT", Invoices: []flows.Invoice{{Number: "F1", Issued: flows.D(2024, 12, 10), Amount: 15_000, Unpaid: 15_000}}},
+		Audit: &flows.CMORAudit{RequestDate: flows.D(2025, 10, 15), Credit: 15_000, CMOR: 7_000, Counted: []string{"F1"}}}
+	changed := data
+	changed.Audit = &flows.CMORAudit{RequestDate: flows.D(2025, 10, 16), Credit: 15_000, CMOR: 7_500, Counted: []string{"F1"}}
+	for _, tc := range []struct {
+		name        string
+		stored      func(p *Practice) json.RawMessage // as created
+		save        flows.UscenteData                 // the case the practice is saved with
+		wantStored  func(p *Practice, before []byte) []byte
+		wantCompact bool
+	}{
+		{"compact, saved unchanged: the same blob", func(p *Practice) json.RawMessage { return flows.EncodeUscenteData(&data, p.CaseRow()) }, data,
+			func(_ *Practice, before []byte) []byte { return before }, true},
+		{"JSON of an earlier version, saved unchanged: the same text", func(*Practice) json.RawMessage { return data.Marshal() }, data,
+			func(_ *Practice, before []byte) []byte { return before }, false},
+		{"compact, case changed: the new case, compact", func(p *Practice) json.RawMessage { return flows.EncodeUscenteData(&data, p.CaseRow()) }, changed,
+			func(p *Practice, _ []byte) []byte { return flows.EncodeUscenteData(&changed, p.CaseRow()) }, true},
+		{"JSON, case changed: the new case, compact", func(*Practice) json.RawMessage { return data.Marshal() }, changed,
+			func(p *Practice, _ []byte) []byte { return flows.EncodeUscenteData(&changed, p.CaseRow()) }, true},
+	} {
+		for _, path := range []string{"Store.SavePractice", "PracticeStmts.Save"} {
+			t.Run(tc.name+"/"+path, func(t *testing.T) {
+				s, err := Open(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer s.Close()
+				p := &Practice{CaseKey: "U|k", Role: "uscente", Sector: "E", CompanyPIVA: "01234567890", Point: data.Case.POD,
+					CustomerID: data.Case.CustomerCF, CustomerName: data.Case.CustomerName, SwitchDate: data.Case.SwitchDate, State: "READY"}
+				p.Data = tc.stored(p)
+				if err := s.Write(ctx, func(tx *sql.Tx) error { return s.CreatePractice(ctx, tx, p, HistoryEntry{Flow: "uscente.morosi"}) }); err != nil {
+					t.Fatal(err)
+				}
+				storedCase := func() []byte {
+					var b []byte
+					if err := s.Read().QueryRow(`SELECT data FROM practice_data WHERE id = ?`, p.ID).Scan(&b); err != nil {
+						t.Fatal(err)
+					}
+					return b
+				}
+				before := storedCase()
+				read, err := s.PracticeByID(ctx, nil, p.ID) // what a handler saves: the JSON it read
+				if err != nil {
+					t.Fatal(err)
+				}
+				read.CauseCode = "000"
+				if !reflect.DeepEqual(tc.save, data) {
+					read.Data = tc.save.Marshal()
+				}
+				if err := s.Write(ctx, func(tx *sql.Tx) error {
+					if path == "Store.SavePractice" {
+						return s.SavePractice(ctx, tx, &read)
+					}
+					st, err := s.PreparePractices(ctx, tx)
+					if err != nil {
+						return err
+					}
+					if err := st.Save(ctx, &read); err != nil {
+						st.Close(ctx)
+						return err
+					}
+					return st.Close(ctx)
+				}); err != nil {
+					t.Fatal(err)
+				}
+				got := storedCase()
+				if want := tc.wantStored(p, before); !bytes.Equal(got, want) || flows.IsCompactUscenteData(got) != tc.wantCompact {
+					t.Errorf("stored case %q (compact %v), want %q (compact %v)", got, flows.IsCompactUscenteData(got), want, tc.wantCompact)
+				}
+				after, err := s.PracticeByID(ctx, nil, p.ID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if want := tc.save.Marshal(); !bytes.Equal(after.Data, want) || after.CauseCode != "000" {
+					t.Errorf("read back %s cause %q, want %s cause 000", after.Data, after.CauseCode, want)
+				}
+				verifyOK(t, s, "after the save")
+			})
+		}
+	}
+}

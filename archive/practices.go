@@ -1,6 +1,7 @@
 package archive
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"database/sql"
@@ -133,7 +134,55 @@ func (s *Store) SavePractice(ctx context.Context, tx *sql.Tx, p *Practice) error
 	if err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", p.ID, err)
 	}
-	return putPracticeData(ctx, tx, p.ID, p.Data, true)
+	return saveCase(ctx, tx, p)
+}
+
+// saveCase writes a saved practice's case, unless it is the case already stored: a
+// state change or an SII answer saves the practice with the case it read, and
+// rewriting that case (1–2 KB of JSON) on each of them wrote more than the row, and
+// turned a compact case into JSON. A case that did change is stored compact when the
+// compact form gives its readers back the same JSON (compactIfSame).
+func saveCase(ctx context.Context, tx *sql.Tx, p *Practice) error {
+	if hasCase(p.Data) {
+		var stored []byte
+		err := tx.QueryRowContext(ctx, `SELECT data FROM practice_data WHERE id = ?`, p.ID).Scan(&stored)
+		switch {
+		case err == nil:
+			if bytes.Equal(stored, p.Data) {
+				return nil
+			}
+			if flows.IsCompactUscenteData(stored) {
+				if js, err := flows.UscenteDataJSON(stored, p.CaseRow()); err == nil && bytes.Equal(js, p.Data) {
+					return nil
+				}
+			}
+		case !errors.Is(err, sql.ErrNoRows):
+			return fmt.Errorf("archive: case of practice %d: %w", p.ID, err)
+		}
+	}
+	return putPracticeData(ctx, tx, p.ID, compactIfSame(p), true)
+}
+
+// compactIfSame is the uscente case of p in the compact form when decoding that form
+// gives back p.Data byte for byte (what every reader would then get), else p.Data as
+// it is: a case written by an earlier version, or one the compact form cannot hold,
+// stays JSON.
+func compactIfSame(p *Practice) json.RawMessage {
+	if p.Role != "uscente" || !hasCase(p.Data) || flows.IsCompactUscenteData(p.Data) {
+		return p.Data
+	}
+	d, err := flows.ParseUscenteData(p.Data)
+	if err != nil {
+		return p.Data
+	}
+	c := flows.EncodeUscenteData(&d, p.CaseRow())
+	if !flows.IsCompactUscenteData(c) {
+		return p.Data
+	}
+	if js, err := flows.UscenteDataJSON(c, p.CaseRow()); err != nil || !bytes.Equal(js, p.Data) {
+		return p.Data
+	}
+	return c
 }
 
 // A practice's case is stored in practice_data (migration 0031), apart from the

@@ -341,7 +341,7 @@ func (p *PracticeStmts) Save(ctx context.Context, pr *Practice) error {
 	if err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", pr.ID, err)
 	}
-	return putPracticeData(ctx, p.tx, pr.ID, pr.Data, true)
+	return saveCase(ctx, p.tx, pr)
 }
 
 // Transition moves a practice to state to with a history entry and a file link (as
