@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/flows"
 	"slices"
@@ -154,6 +155,9 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	cfg := d.Config()
 	pr := &pendingRequest{req: r, p: p}
 	pr.p.Data = nil
+	if pre == nil && b.isForm3(f, r, p) { // Build computes these with the page (precomputeREQ)
+		pre = form3Of(cfg, f, enc, r, p)
+	}
 	data, err := pr.caseOf(b.flow, r, p, pre)
 	if err != nil {
 		return nil, err
@@ -163,7 +167,7 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	switch b.flow {
 	case FlowREQ:
 		var stop bool
-		if stop, encoded, err = b.prepareREQ(ctx, st, f, enc, pr, data, hdr, now, pre); stop {
+		if stop, encoded, err = b.prepareREQ(ctx, st, f, enc, pr, data, now, pre); stop {
 			return nil, err
 		}
 	default:
@@ -235,20 +239,15 @@ func (pr *pendingRequest) caseOf(flow string, r archive.Request, p archive.Pract
 // prepareREQ computes a REQ request's rows into pr (encoded reports that pr.body
 // holds them). stop: the request is not built this time (cancelled, refused, held,
 // or err), and prepare returns err as it is.
-func (b *requestBuilder) prepareREQ(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, enc *flows.BodyEncoder, pr *pendingRequest, data *flows.UscenteData, hdr map[string]string, now time.Time, pre *form3) (stop, encoded bool, err error) {
-	r, p, cfg := pr.req, pr.p, b.u.h.Config()
+func (b *requestBuilder) prepareREQ(ctx context.Context, st *archive.PracticeStmts, f *flows.Flow, enc *flows.BodyEncoder, pr *pendingRequest, data *flows.UscenteData, now time.Time, pre *form3) (stop, encoded bool, err error) {
+	r, p := pr.req, pr.p
 	if p.State != flows.StateReady {
 		return true, false, st.SetRequest(ctx, r.ID, "cancelled", r.Data)
 	}
 	if today := flows.Today(now); !p.WindowClose.IsZero() && today.After(p.WindowClose) {
 		return true, false, b.refuse(ctx, st, pr, "E3", fmt.Sprintf("request window closed on %s before the request could be sent", p.WindowClose))
 	}
-	cc := ""
-	if cfg.Company.ActingAs == "CC" {
-		cc = cfg.Company.PIVA
-		hdr["PIVA_UTENTE"] = cfg.Company.UDDPIVA
-	}
-	h := flows.ReqHeader{PIVAUtente: hdr["PIVA_UTENTE"], PIVAGestore: hdr["PIVA_GESTORE"], PIVACCUscita: cc, CPUtente: r.CPUtente}
+	h := reqHeader(b.u.h.Config(), r.CPUtente)
 	var recs []flows.Record
 	switch pl := r.Payload; {
 	case pl != nil && pl.Values != nil && pl.Layout == f.Layout().Signature():
@@ -262,7 +261,8 @@ func (b *requestBuilder) prepareREQ(ctx context.Context, st *archive.PracticeStm
 		}
 		err = flows.FillReqHeader(recs, h)
 	case pre != nil:
-		// Form 3, computed with the rest of the page (precomputeREQ).
+		// Form 3: only the hash of the rows decided is stored; the rows computed again
+		// from the case (form3Of) are sent only if they are the ones decided.
 		if pre.changed {
 			return true, false, b.holdChanged(ctx, st, pr)
 		}
@@ -273,13 +273,6 @@ func (b *requestBuilder) prepareREQ(ctx context.Context, st *archive.PracticeStm
 		pr.body, pr.nrows, encoded = pre.body, len(pre.recs), true
 		if len(pre.recs) > 0 {
 			pr.firstR = pre.recs[0]
-		}
-	case pl != nil && pl.Hash != "" && pl.Layout == f.Layout().Signature():
-		// Form 3: only the hash of the rows decided is stored. The rows are computed
-		// again from the case and sent only if they are the ones decided.
-		recs, err = form3Records(f, *data, pl.Hash, h)
-		if errors.Is(err, errLineChanged) {
-			return true, false, b.holdChanged(ctx, st, pr)
 		}
 	case pl != nil && pl.Values == nil && pl.Hash == "":
 		// Form 1 (requests made ready by an earlier version): rows by field name,
@@ -350,6 +343,47 @@ type form3 struct {
 	err       error // from computing or encoding the rows (a refusal when a *RecordError)
 }
 
+// isForm3 reports whether r is a ready REQ request of form 3 (only the hash of its
+// rows stored, under today's layout) whose practice is still READY: what form3Of
+// computes.
+func (b *requestBuilder) isForm3(f *flows.Flow, r archive.Request, p archive.Practice) bool {
+	pl := r.Payload
+	return b.flow == FlowREQ && pl != nil && pl.Values == nil && pl.Hash != "" && pl.Layout == f.Layout().Signature() && p.State == flows.StateReady
+}
+
+// form3Of computes form3 for request r and its practice p, encoding with enc.
+func form3Of(cfg *config.Config, f *flows.Flow, enc *flows.BodyEncoder, r archive.Request, p archive.Practice) *form3 {
+	c := &form3{}
+	var err error
+	if c.data, err = p.UscenteData(); err != nil {
+		c.decodeErr = fmt.Errorf("practice %d data: %w", p.ID, err)
+		return c
+	}
+	for _, in := range c.data.Inputs {
+		c.inputs = append(c.inputs, in.FileID)
+	}
+	c.recs, err = form3Records(f, c.data, r.Payload.Hash, reqHeader(cfg, r.CPUtente))
+	switch {
+	case errors.Is(err, errLineChanged):
+		c.changed = true
+	case err != nil:
+		c.err = err
+	default:
+		c.body, c.err = enc.EncodeRecords(c.recs)
+	}
+	return c
+}
+
+// reqHeader is the header of a REQ request's rows, from the configuration: the
+// company, or for a CC the UDD with the company as the CC leaving.
+func reqHeader(cfg *config.Config, cpUtente string) flows.ReqHeader {
+	h := flows.ReqHeader{PIVAUtente: cfg.Company.PIVA, PIVAGestore: cfg.Company.PIVAGestore, CPUtente: cpUtente}
+	if cfg.Company.ActingAs == "CC" {
+		h.PIVAUtente, h.PIVACCUscita = cfg.Company.UDDPIVA, cfg.Company.PIVA
+	}
+	return h
+}
+
 // precomputeREQ computes form3 for each REQ request of form 3 in the page (nil for
 // the others), half of the page on a second goroutine with its own encoder: the
 // case decoding, the rows, their hash and their encoding are the build's Go work,
@@ -360,35 +394,10 @@ func (b *requestBuilder) precomputeREQ(f *flows.Flow, enc, enc2 *flows.BodyEncod
 		return out
 	}
 	cfg := b.u.h.Config()
-	sig := f.Layout().Signature()
 	compute := func(enc *flows.BodyEncoder, from, to int) {
 		for i := from; i < to; i++ {
-			r, p := reqs[i], practices[i]
-			if pl := r.Payload; pl == nil || pl.Values != nil || pl.Hash == "" || pl.Layout != sig || p.State != flows.StateReady {
-				continue // not form 3, or cancelled: prepare does these itself
-			}
-			c := &form3{}
-			out[i] = c
-			var err error
-			if c.data, err = p.UscenteData(); err != nil {
-				c.decodeErr = fmt.Errorf("practice %d data: %w", p.ID, err)
-				continue
-			}
-			for _, in := range c.data.Inputs {
-				c.inputs = append(c.inputs, in.FileID)
-			}
-			h := flows.ReqHeader{PIVAUtente: cfg.Company.PIVA, PIVAGestore: cfg.Company.PIVAGestore, CPUtente: r.CPUtente}
-			if cfg.Company.ActingAs == "CC" {
-				h.PIVAUtente, h.PIVACCUscita = cfg.Company.UDDPIVA, cfg.Company.PIVA
-			}
-			c.recs, err = form3Records(f, c.data, r.Payload.Hash, h)
-			switch {
-			case errors.Is(err, errLineChanged):
-				c.changed = true
-			case err != nil:
-				c.err = err
-			default:
-				c.body, c.err = enc.EncodeRecords(c.recs)
+			if b.isForm3(f, reqs[i], practices[i]) { // the others (and a cancelled one): prepare does them itself
+				out[i] = form3Of(cfg, f, enc, reqs[i], practices[i])
 			}
 		}
 	}
