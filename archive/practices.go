@@ -227,15 +227,15 @@ func (p *Practice) UscenteData() (flows.UscenteData, error) {
 // case that does not decode (damaged, or edited outside cmord: verify reports it) is
 // handed out as stored, as a damaged JSON case is: the readers that parse it fail on
 // that practice alone, and every listing still lists the others.
-func caseJSON(p *Practice, stored string) (json.RawMessage, error) {
+func caseJSON(p *Practice, stored string) json.RawMessage {
 	if !flows.IsCompactUscenteData([]byte(stored)) {
-		return json.RawMessage(stored), nil
+		return json.RawMessage(stored)
 	}
 	js, err := flows.UscenteDataJSON([]byte(stored), p.CaseRow())
 	if err != nil {
-		return json.RawMessage(stored), nil
+		return json.RawMessage(stored)
 	}
-	return js, nil
+	return js
 }
 
 // practiceDataValue reads a practice's case: from practice_data, else the row's own
@@ -349,8 +349,8 @@ func scanPractice(row rowScanner) (Practice, error) {
 	p.UpdatedAt, _ = ParseTS(updated)
 	p.Credit, p.Estimate, p.Previous, p.CMOR = flows.Amount(credit), flows.Amount(estimate), flows.Amount(previous), flows.Amount(cmor)
 	p.Charged, p.Collected = flows.Amount(charged), flows.Amount(collected)
-	p.Data, err = caseJSON(&p, data)
-	return p, err
+	p.Data = caseJSON(&p, data)
+	return p, nil
 }
 
 type queryer interface {
