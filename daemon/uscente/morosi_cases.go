@@ -15,6 +15,7 @@ import (
 	"slices"
 
 	"github.com/cmord/cmord/daemon/family"
+	"github.com/cmord/cmord/daemon/xlsxrows"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -525,10 +526,10 @@ func (c *runCursor) read() (bool, error) {
 
 // maxRunValue bounds a length read back from a run: a damaged run is an error, not an
 // allocation of its garbage size. A CSV line is at most 1 MiB, but a workbook's cell is
-// bounded only by the size its sheet or shared strings unzip to (xlsxrows.MaxUnzipped,
-// 1 GiB; Excel's 32,767 characters a cell do not bind a workbook written by a
-// program): TestSortRowsByKeyLongWorkbookCell.
-const maxRunValue = 1 << 30
+// bounded only by the size its sheet or shared strings unzip to (Excel's 32,767
+// characters a cell do not bind a workbook written by a program):
+// TestSortRowsByKeyLongWorkbookCell.
+const maxRunValue = xlsxrows.MaxUnzipped
 
 type runHeap []*runCursor
 
