@@ -20,7 +20,6 @@ package archive
 // one cursor per query instead of one per row.
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"fmt"
@@ -37,6 +36,7 @@ type chainRowReader struct {
 	// textIdx: the columns (indexes into the hasher's names) joined, in their order;
 	// directIdx: those read one by one, in the query's order (the side columns last).
 	textIdx, directIdx []int
+	texts              [][]byte // the joined columns, cut (split)
 	rh                 *rowHasher
 	vals               []sql.RawBytes // the current row's columns, in names order
 	dest               []any
@@ -112,6 +112,7 @@ func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable
 	for i := range r.raw {
 		r.dest[i] = &r.raw[i]
 	}
+	r.texts = make([][]byte, len(r.textIdx))
 	r.vals = make([]sql.RawBytes, len(names))
 	r.fbDest, r.fbRaw = scanDest(len(names))
 	r.fbOwn = make([][]byte, len(names))
@@ -182,25 +183,18 @@ func (r *chainRowReader) scan(ctx context.Context, q queryer, rows *sql.Rows) (i
 	return id, true, r.readColumns(ctx, q, id)
 }
 
-// split cuts the joined columns into r.vals; false if there are more fields than
-// columns (a value holds a NUL byte).
+// split cuts the joined columns into r.vals (splitNUL, as EachPracticeText cuts its
+// own); false if there are more fields than columns (a value holds a NUL byte).
 func (r *chainRowReader) split(joined []byte) bool {
 	if len(r.textIdx) == 0 {
 		return true
 	}
-	last := len(r.textIdx) - 1
-	for _, i := range r.textIdx[:last] {
-		j := bytes.IndexByte(joined, 0)
-		if j < 0 {
-			return false
-		}
-		r.vals[i] = joined[:j:j]
-		joined = joined[j+1:]
-	}
-	if bytes.IndexByte(joined, 0) >= 0 {
+	if !splitNUL(joined, r.texts) {
 		return false
 	}
-	r.vals[r.textIdx[last]] = joined
+	for k, i := range r.textIdx {
+		r.vals[i] = r.texts[k]
+	}
 	return true
 }
 
