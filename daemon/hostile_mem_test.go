@@ -144,9 +144,10 @@ func TestHugeValueMemory(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			state := t.TempDir()
-			cfgPath := filepath.Join(t.TempDir(), "cmord.toml")
-			if err := os.WriteFile(cfgPath, []byte(childSIIConfig(w, state, tc.limits)), 0o600); err != nil {
+			dir := t.TempDir()
+			state := filepath.Join(dir, "state")
+			cfgPath := filepath.Join(dir, "cmord.toml")
+			if err := os.WriteFile(cfgPath, []byte(childSIIConfig(t, w, dir, tc.limits)), 0o600); err != nil {
 				t.Fatal(err)
 			}
 			cmd := exec.Command(os.Args[0], "-test.run=^$")
@@ -214,32 +215,12 @@ func TestHugeValueMemory(t *testing.T) {
 }
 
 // childSIIConfig is the configuration of the child daemon: the test world's SII
-// server, its own state directory.
-func childSIIConfig(w *testWorld, state, extra string) string {
-	return fmt.Sprintf(`state_dir = %q
-listen = ""
-[company]
-piva = %q
-name = "Energia Test"
-roles = ["uscente"]
-sectors = ["E", "G"]
-piva_gestore = %q
-[[sftp]]
-name = "sii"
-host = "127.0.0.1"
-port = %d
-user = "cmord"
-key_file = %q
-known_hosts = %q
-inbound_dir = "/out"
-outbound_dir = "/in"
-stable_listings = 1
-[mail]
-host = "127.0.0.1"
-port = 1
-tls = "none"
-from = "cmord@example.it"
-[digest]
-to = ["compliance@example.it"]
-%s`, state, ourPIVA, gestorePIVA, w.srv.Port, filepath.Join(w.dir, "id_ed25519"), filepath.Join(w.dir, "known_hosts"), extra)
+// server, its own state directory (dir/state), as worldSpec writes a world's.
+func childSIIConfig(t *testing.T, w *testWorld, dir, extra string) string {
+	t.Helper()
+	_, toml, err := worldSpec{roles: `["uscente"]`, extra: extra}.config(dir, w.srv.Port, filepath.Join(w.dir, "id_ed25519"), filepath.Join(w.dir, "known_hosts"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return toml
 }
