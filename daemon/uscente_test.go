@@ -667,6 +667,7 @@ func BenchmarkMorosi1M(b *testing.B) {
 			rows, handler.Round(time.Millisecond), float64(rows)/handler.Seconds(), build.Round(time.Millisecond), n, importSecs, importFileSecs, float64(heap)/(1<<20), out.Meta)
 		w.d.Close()
 		reportCloseWrites(b, file, ioIngest, ioEnd)
+		logDBStat(b, w.d.Store.Dir(), (rows+2)/3) // 3 rows a case
 		removeBenchWorld(w)
 
 		// The same rows shuffled: the rows of one practice are far apart, so the
