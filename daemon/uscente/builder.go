@@ -506,11 +506,11 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 		return err
 	}
 	// The bookkeeping of the batch is set-based: one statement for all its requests,
-	// one for the practices it moves, multi-row inserts for history and links, in the
-	// order the requests are in the file.
+	// one for the practices it moves, multi-row inserts for history (whose rows stand
+	// for the built links, archive.LinkBuilt), in the order the requests are in the
+	// file.
 	t := flows.TransitionOf(f)
 	reqIDs := make([]int64, 0, len(batch))
-	practiceIDs := make([]int64, 0, len(batch))
 	practices := make([]*archive.Practice, 0, len(batch))
 	var moved []int64
 	hs := make([]archive.HistoryEntry, 0, len(batch))
@@ -527,11 +527,13 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	}
 	deferFrom := map[string]bool{}
 	for _, pr := range batch {
-		reqIDs, practiceIDs, practices = append(reqIDs, pr.req.ID), append(practiceIDs, pr.p.ID), append(practices, &pr.p)
+		reqIDs, practices = append(reqIDs, pr.req.ID), append(practices, &pr.p)
+		// The row stands for the built link, and names the file as archive.FileName
+		// (the name rendered when read): per practice, no copy of the name, no link row.
 		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, FileID: file.ID, At: now,
-			Note: fmt.Sprintf("%s %s written into %s", b.flow, pr.req.CPUtente, name)}
+			Link: archive.LinkBuilt, Note: b.flow + " " + pr.req.CPUtente + " written into " + archive.FileName}
 		if to != "" && to != pr.p.State && (len(t.From) == 0 || slices.Contains(t.From, pr.p.State)) {
-			h.Note += fmt.Sprintf("; %s once %s is delivered", to, name)
+			h.Note += "; " + to + " once " + archive.FileName + " is delivered"
 			if built != "" && d.Catalog().CanTransition(pr.p.State, built) {
 				moved = append(moved, pr.p.ID)
 				h.To = built
@@ -576,9 +578,6 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 		}
 	}
 	if err := st.HistoryAll(ctx, hs); err != nil {
-		return err
-	}
-	if err := st.LinkAll(ctx, practiceIDs, file.ID, "built", 0); err != nil {
 		return err
 	}
 	if err := b.settleSent(ctx, tx, st, batch, name, today); err != nil {

@@ -67,10 +67,12 @@ func (j *morosiJob) newData(data flows.UscenteData, mc *flows.MorosiCase, out fl
 	return data
 }
 
-// creationNote is the history note of a practice created from mc.
+// creationNote is the history note of a practice created from mc. Its creation row
+// stands for its input link (archive.QueueCreate), and names the file as
+// archive.FileName: the name is rendered when read, not stored per practice.
 func (j *morosiJob) creationNote(mc *flows.MorosiCase, out flows.MorosiOutcome) string {
 	result := out.Result
-	note := fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
+	note := fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", archive.FileName, flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
 	if out.State == flows.StateWaitingWindow {
 		note += fmt.Sprintf("; request window opens %s", out.WindowOpen)
 	}
