@@ -385,11 +385,17 @@ func TestHistoryLinksMigration(t *testing.T) {
 		t.Errorf("practice_files after 0033: %s", schema)
 	}
 	// New rows in the folded form beside the old ones: still sealed and read.
+	var newID int64
 	if err := s.Write(ctx, func(tx *sql.Tx) error {
 		p := &Practice{CaseKey: "U|IT001E9|RSSMRA|2025-10-01", Role: "uscente", Sector: "E", CompanyPIVA: "00488410010", Point: "IT001E9",
 			CustomerID: "X", State: "READY"}
-		return s.CreatePractice(ctx, tx, p, HistoryEntry{Flow: "uscente.morosi", FileID: w.extract.ID, Line: 20, Link: LinkInput,
-			Note: "case read from " + FileName + " lines 20-22"})
+		if err := s.CreatePractice(ctx, tx, p, HistoryEntry{Flow: "uscente.morosi", FileID: w.extract.ID, Line: 20, Link: LinkInput,
+			Note: "case read from " + FileName + " lines 20-22"}); err != nil {
+			return err
+		}
+		newID = p.ID
+		// The same link stored as well (no writer does both): still one link.
+		return s.LinkPracticeFile(ctx, tx, p.ID, w.extract.ID, "input", 20)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -397,6 +403,9 @@ func TestHistoryLinksMigration(t *testing.T) {
 	of, err := s.PracticesOfFile(ctx, w.extract.ID)
 	if err != nil || len(of) != 4 || of[3].Line != 20 {
 		t.Errorf("receipt after a folded row beside stored links: %+v, %v", of, err)
+	}
+	if fs, err := s.PracticeFiles(ctx, newID); err != nil || len(fs) != 1 || fs[0].Relation != "input" || fs[0].Line != 20 {
+		t.Errorf("files of a practice whose input link is both stood for and stored: %+v, %v", fs, err)
 	}
 }
 

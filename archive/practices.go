@@ -490,7 +490,7 @@ type PracticeFile struct {
 
 // PracticeFiles lists the files behind a practice.
 func (s *Store) PracticeFiles(ctx context.Context, id int64) ([]PracticeFile, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT file_id, relation, line FROM practice_links WHERE practice_id = ? ORDER BY file_id, line`, id)
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT file_id, relation, line FROM practice_links WHERE practice_id = ? ORDER BY file_id, line`, id)
 	if err != nil {
 		return nil, err
 	}

@@ -10,9 +10,12 @@
 ALTER TABLE practice_history ADD COLUMN link INTEGER NOT NULL DEFAULT 0;
 -- The practices a file is the input or the build of (receipts, publication).
 CREATE INDEX practice_history_link ON practice_history (file_id) WHERE link <> 0;
--- Every link, stored or stood for by a history row: what readers read.
+-- Every link, stored or stood for by a history row: what readers read. UNION ALL,
+-- not UNION: SQLite pushes a reader's WHERE (a practice, a file) into each arm only
+-- then, so each arm is an index search. The writers write a link one way or the
+-- other, never both; the readers read the view as a set all the same (DISTINCT, IN).
 CREATE VIEW practice_links (practice_id, file_id, relation, line) AS
     SELECT practice_id, file_id, relation, line FROM practice_files
-    UNION
+    UNION ALL
     SELECT practice_id, file_id, CASE link WHEN 1 THEN 'input' ELSE 'built' END, line
     FROM practice_history WHERE link <> 0;
