@@ -17,10 +17,9 @@ import (
 // path and the build write them now (the creation and build rows stand for the input
 // and built links, their notes name the file as FileName).
 type linksWorld struct {
-	s                       *Store
-	extract, built, built2  File
-	practices               []int64
-	publishedAt, abandoneAt time.Time
+	s                      *Store
+	extract, built, built2 File
+	practices              []int64
 }
 
 var linksT0 = time.Date(2025, 10, 15, 8, 0, 0, 0, time.UTC)

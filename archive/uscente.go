@@ -662,13 +662,12 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 // ---- queued creation: a bulk job's new practices, inserted in batches ----
 
 // QueueCreate creates a practice with its creation history, its input link and, when
-// req is not nil, its request (as Create then CreateRequest; the creation row stands
-// for the input link, HistoryEntry.Link, and h.Note may name the file as FileName),
-// inserted at the next
+// req is not nil, its request (as Create then CreateRequest), inserted at the next
 // Flush: at the latest when bulkRows of them wait, before any other statement of p, or
-// by Close. pr.ID (and req.ID, req.PracticeID) are set at once. A lookup of its case
-// key (ByKey) or its code (CodeUsed) sees it; statements run on the transaction
-// directly do not: Flush before them.
+// by Close. The creation row stands for the input link (HistoryEntry.Link): h.Note
+// may name the file as FileName. pr.ID (and req.ID, req.PracticeID) are set at once.
+// A lookup of its case key (ByKey) or its code (CodeUsed) sees it; statements run on
+// the transaction directly do not: Flush before them.
 func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h HistoryEntry, req *Request) error {
 	if len(p.queue) == 0 {
 		if err := p.tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM practices`).Scan(&p.nextPracticeID); err != nil {
