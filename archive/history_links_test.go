@@ -104,7 +104,10 @@ func newLinksWorld(t *testing.T, form string) *linksWorld {
 			for _, id := range b.ids {
 				h := HistoryEntry{PracticeID: id, From: "READY", To: "BUILT", Flow: "REQ", FileID: b.file.ID, At: now,
 					Note: fmt.Sprintf("REQ E25000000%d written into %s; SENT once %s is delivered", id, name(b.file), name(b.file))}
-				if form == "folded" {
+				switch {
+				case form == "folded" && b.file.ID == w.built.ID: // as the build writes a REQ's row
+					h.Link, h.Note = LinkBuiltRequest, "SENT"
+				case form == "folded": // as it writes a request under a code of its own
 					h.Link = LinkBuilt
 				}
 				hs = append(hs, h)
@@ -263,6 +266,9 @@ func TestHistoryLinksFoldedReadSame(t *testing.T) {
 			h[1].Note != "REQ E250000001 written into CMOR_REQ_00488410010_20251015_1.csv; SENT once CMOR_REQ_00488410010_20251015_1.csv is delivered" {
 			t.Errorf("%s: history of practice 1: %+v", step, h)
 		}
+		if h := b.History[2]; len(h) < 2 || h[1].Note != "REQ E250000003 written into CMOR_REQ_00488410010_20251015_2.csv; SENT once CMOR_REQ_00488410010_20251015_2.csv is delivered" {
+			t.Errorf("%s: history of practice 3: %+v", step, h)
+		}
 		if want := []string{"morosi_20251015.csv input line 2", "CMOR_REQ_00488410010_20251015_1.csv built line 0"}; !reflect.DeepEqual(b.Files[0], want) {
 			t.Errorf("%s: files of practice 1: %q, want %q", step, b.Files[0], want)
 		}
@@ -293,17 +299,20 @@ func TestHistoryLinksFoldedReadSame(t *testing.T) {
 }
 
 // TestHistoryLinksTamper proves that what a folded row stands for is as tamper-evident
-// as the row: its link, its file, its note, and the file name the note is rendered
-// with are all in the state chain, so an edit of any of them is reported.
+// as the row: its link, its file, its note, and the file name and practice code the
+// note is rendered with are all in the state chain, so an edit of any is reported.
 func TestHistoryLinksTamper(t *testing.T) {
 	for _, tt := range []struct {
 		name, sql, want string
 	}{
-		{"link dropped", `UPDATE practice_history SET link = 0 WHERE link = 2`, "practice history row #"},
-		{"link moved to another file", `UPDATE practice_history SET file_id = file_id + 1 WHERE link = 2 AND file_id = 2`, "practice history row #"},
-		{"note edited", `UPDATE practice_history SET note = replace(note, 'E250000001', 'E250000009') WHERE link = 2`, "practice history row #"},
+		{"link dropped", `UPDATE practice_history SET link = 0 WHERE link = 3`, "practice history row #"},
+		{"link moved to another file", `UPDATE practice_history SET file_id = file_id + 1 WHERE link = 3`, "practice history row #"},
+		{"note edited", `UPDATE practice_history SET note = replace(note, 'E250000003', 'E250000009') WHERE link = 2`, "practice history row #"},
+		{"rendered note's state edited", `UPDATE practice_history SET note = 'ACCEPTED' WHERE link = 3`, "practice history row #"},
+		{"rendered note's template changed", `UPDATE practice_history SET link = 2 WHERE link = 3`, "practice history row #"},
 		{"input link changed into a built one", `UPDATE practice_history SET link = 2 WHERE link = 1`, "practice history row #"},
 		{"file renamed", `UPDATE files SET name = 'forged.csv' WHERE name = 'CMOR_REQ_00488410010_20251015_1.csv'`, "was changed outside cmord"},
+		{"practice's code changed", `UPDATE practices SET cp_utente = 'E250000009' WHERE cp_utente = 'E250000001'`, "was changed outside cmord"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newLinksWorld(t, "folded")
@@ -427,6 +436,35 @@ func TestChainedColumnsChanged(t *testing.T) {
 	} {
 		if got := chainedColumnsChanged(base, tt.after); got != tt.want {
 			t.Errorf("%s: changed = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestBuildNote pins the text of a build's row: a LinkBuiltRequest row stores only the
+// state, and reads as BuildNote (in SQL, historyNote) renders it; were the text
+// changed, every row written before would read differently.
+func TestBuildNote(t *testing.T) {
+	for _, tt := range []struct{ to, want string }{
+		{"SENT", "REQ E250000001 written into F.csv; SENT once F.csv is delivered"},
+		{"", "REQ E250000001 written into F.csv"},
+	} {
+		if got := BuildNote("REQ", "E250000001", "F.csv", tt.to); got != tt.want {
+			t.Errorf("BuildNote(%q) = %q, want %q", tt.to, got, tt.want)
+		}
+		// The SQL rendering gives the same text.
+		w := newLinksWorld(t, "folded")
+		if _, err := w.s.w.Exec(`UPDATE files SET name = 'F.csv' WHERE id = ?`, w.built.ID); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.s.w.Exec(`UPDATE practice_history SET note = ? WHERE link = 3 AND practice_id = ?`, tt.to, w.practices[0]); err != nil {
+			t.Fatal(err)
+		}
+		hs, err := w.s.PracticeHistory(context.Background(), w.practices[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hs) != 2 || hs[1].Note != tt.want || hs[1].Link != LinkBuilt {
+			t.Errorf("read back: %+v, want the note %q", hs, tt.want)
 		}
 	}
 }

@@ -75,7 +75,23 @@ type HistoryEntry struct {
 const (
 	LinkInput = "input"
 	LinkBuilt = "built"
+	// LinkBuiltRequest is LinkBuilt for the row a build writes for a request whose
+	// code is its practice's CP_UTENTE (a REQ): its Note holds only the state the
+	// practice moves to once the file is delivered ("" when none), and reads as
+	// BuildNote renders it. Read back, the row's Link is LinkBuilt.
+	LinkBuiltRequest = "built-request"
 )
+
+// BuildNote is the note of a build's row as a person reads it: what a
+// LinkBuiltRequest row's note is rendered as (historyNote renders it so in SQL; the
+// text must not change, or the rows written before would read differently).
+func BuildNote(flow, code, fileName, to string) string {
+	n := flow + " " + code + " written into " + fileName
+	if to != "" {
+		n += "; " + to + " once " + fileName + " is delivered"
+	}
+	return n
+}
 
 // FileName stands for the name of a history row's file in the note of a row that
 // stands for a link (HistoryEntry.Link): rendered when read (PracticeHistory).
@@ -91,6 +107,8 @@ func linkCode(h *HistoryEntry) (int, error) {
 		code = 1
 	case LinkBuilt:
 		code = 2
+	case LinkBuiltRequest:
+		code = 3
 	default:
 		return 0, fmt.Errorf("archive: a history row cannot stand for a %q link", h.Link)
 	}
@@ -105,7 +123,7 @@ func linkOfCode(code int) string {
 	switch code {
 	case 1:
 		return LinkInput
-	case 2:
+	case 2, 3:
 		return LinkBuilt
 	}
 	return ""
@@ -478,8 +496,12 @@ func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, 
 
 // historyNote is a practice_history row's note (the row aliased h) as a person reads
 // it: a row that stands for a link names its file as FileName, rendered with the
-// file's name (immutable, and chained as the row is).
-const historyNote = `CASE WHEN h.link <> 0 THEN replace(h.note, '` + FileName + `', coalesce((SELECT name FROM files WHERE id = h.file_id), '')) ELSE h.note END`
+// file's name (immutable, and chained as the row is); a LinkBuiltRequest row's note
+// is BuildNote of its flow, its practice's code (immutable, chained) and its file.
+const historyNote = `CASE h.link WHEN 0 THEN h.note ELSE replace(CASE h.link WHEN 3 THEN
+	h.flow || ' ' || coalesce((SELECT cp_utente FROM practices WHERE id = h.practice_id), '') || ' written into ` + FileName + `' ||
+	CASE WHEN h.note <> '' THEN '; ' || h.note || ' once ` + FileName + ` is delivered' ELSE '' END
+	ELSE h.note END, '` + FileName + `', coalesce((SELECT name FROM files WHERE id = h.file_id), '')) END`
 
 // PracticeFile is a file that touched a practice.
 type PracticeFile struct {

@@ -104,9 +104,12 @@ func newFixtureForm(t testing.TB, folded bool) fixture {
 		p := &ps[0]
 		built := archive.HistoryEntry{Flow: "REQ", FileID: fx.files[1].ID, Line: 2, At: fixtureAt.Add(2 * time.Hour),
 			Note: "REQ E250000001 written into CMOR_REQ_00488410010_20250310.csv"}
-		link := "built" // the transition links the file as an answer; the build's link
-		if folded {     // the row stands for the built link; the answer link stored
-			built.Link, built.Note, link = archive.LinkBuilt, "REQ E250000001 written into "+archive.FileName, "answer"
+		// Stored: the transition links the file as an answer, the build's link is
+		// added. Folded: the row stands for the built link and its note is rendered
+		// (archive.BuildNote); the answer link is added.
+		link := "built"
+		if folded {
+			built.Link, built.Note, link = archive.LinkBuiltRequest, "", "answer"
 		}
 		if err := s.Transition(ctx, tx, p, flows.StateSent, built); err != nil {
 			return err

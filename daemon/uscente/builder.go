@@ -528,18 +528,26 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	deferFrom := map[string]bool{}
 	for _, pr := range batch {
 		reqIDs, practices = append(reqIDs, pr.req.ID), append(practices, &pr.p)
-		// The row stands for the built link, and names the file as archive.FileName
-		// (the name rendered when read): per practice, no copy of the name, no link row.
+		// The row stands for the built link, and its note is archive.BuildNote, as
+		// written before: per practice, no link row and no copy of the file's name.
+		// For a request under its practice's own code (a REQ) the note is rendered
+		// when read from the row, the code and the file: only the state is stored.
 		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, FileID: file.ID, At: now,
-			Link: archive.LinkBuilt, Note: b.flow + " " + pr.req.CPUtente + " written into " + archive.FileName}
+			Link: archive.LinkBuilt}
+		moves := ""
 		if to != "" && to != pr.p.State && (len(t.From) == 0 || slices.Contains(t.From, pr.p.State)) {
-			h.Note += "; " + to + " once " + archive.FileName + " is delivered"
+			moves = to
 			if built != "" && d.Catalog().CanTransition(pr.p.State, built) {
 				moved = append(moved, pr.p.ID)
 				h.To = built
 				pr.p.State, pr.p.StateSince = built, now
 			}
 			deferFrom[pr.p.State] = true
+		}
+		if pr.req.CPUtente != "" && pr.req.CPUtente == pr.p.CPUtente {
+			h.Link, h.Note = archive.LinkBuiltRequest, moves
+		} else {
+			h.Note = archive.BuildNote(b.flow, pr.req.CPUtente, archive.FileName, moves)
 		}
 		hs = append(hs, h)
 	}
