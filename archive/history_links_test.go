@@ -69,6 +69,9 @@ func newLinksWorld(t *testing.T, form string) *linksWorld {
 				CPUtente: fmt.Sprintf("E25000000%d", i+1), Point: fmt.Sprintf("IT001E%d", i), CustomerID: "RSSMRA80A01H501U", State: "READY"}
 			h := HistoryEntry{Flow: "uscente.morosi", FileID: w.extract.ID, Line: line, At: now,
 				Note: fmt.Sprintf("case read from %s lines %d-%d; CMOR 12.%d0 (credit 100.00, estimate 30.00)", name(w.extract), line, line+2, i)}
+			if form == "folded" && i > 0 { // as the morosi handler writes it; the first as a row standing for the link
+				h.Link, h.Note = LinkInputCaseRead, strings.TrimPrefix(h.Note, CaseReadPrefix)
+			}
 			req := &Request{Flow: "REQ", CPUtente: p.CPUtente}
 			if form == "folded" {
 				err = st.QueueCreate(ctx, p, h, req)
@@ -311,6 +314,8 @@ func TestHistoryLinksTamper(t *testing.T) {
 		{"rendered note's state edited", `UPDATE practice_history SET note = 'ACCEPTED' WHERE link = 3`, "practice history row #"},
 		{"rendered note's template changed", `UPDATE practice_history SET link = 2 WHERE link = 3`, "practice history row #"},
 		{"input link changed into a built one", `UPDATE practice_history SET link = 2 WHERE link = 1`, "practice history row #"},
+		{"case-read note's lines edited", `UPDATE practice_history SET note = replace(note, '5-7', '5-9') WHERE link = 4`, "practice history row #"},
+		{"case-read note's prefix dropped", `UPDATE practice_history SET link = 1 WHERE link = 4`, "practice history row #"},
 		{"file renamed", `UPDATE files SET name = 'forged.csv' WHERE name = 'CMOR_REQ_00488410010_20251015_1.csv'`, "was changed outside cmord"},
 		{"practice's code changed", `UPDATE practices SET cp_utente = 'E250000009' WHERE cp_utente = 'E250000001'`, "was changed outside cmord"},
 	} {

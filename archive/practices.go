@@ -80,7 +80,17 @@ const (
 	// practice moves to once the file is delivered ("" when none), and reads as
 	// BuildNote renders it. Read back, the row's Link is LinkBuilt.
 	LinkBuiltRequest = "built-request"
+	// LinkInputCaseRead is LinkInput for the creation row of a practice the bulk path
+	// made from a case of its extract: its Note holds what follows CaseReadPrefix
+	// ("2-4; CMOR …"), and reads with the prefix, the file named. Read back, the
+	// row's Link is LinkInput.
+	LinkInputCaseRead = "input-case-read"
 )
+
+// CaseReadPrefix begins the note of a LinkInputCaseRead row as a person reads it,
+// FileName rendered with the extract's name (the text must not change, or the rows
+// written before would read differently).
+const CaseReadPrefix = "case read from " + FileName + " lines "
 
 // BuildNote is the note of a build's row as a person reads it: what a
 // LinkBuiltRequest row's note is rendered as (historyNote renders it so in SQL; the
@@ -109,6 +119,8 @@ func linkCode(h *HistoryEntry) (int, error) {
 		code = 2
 	case LinkBuiltRequest:
 		code = 3
+	case LinkInputCaseRead:
+		code = 4
 	default:
 		return 0, fmt.Errorf("archive: a history row cannot stand for a %q link", h.Link)
 	}
@@ -121,7 +133,7 @@ func linkCode(h *HistoryEntry) (int, error) {
 // linkOfCode is linkCode's inverse.
 func linkOfCode(code int) string {
 	switch code {
-	case 1:
+	case 1, 4:
 		return LinkInput
 	case 2, 3:
 		return LinkBuilt
@@ -497,10 +509,12 @@ func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, 
 // historyNote is a practice_history row's note (the row aliased h) as a person reads
 // it: a row that stands for a link names its file as FileName, rendered with the
 // file's name (immutable, and chained as the row is); a LinkBuiltRequest row's note
-// is BuildNote of its flow, its practice's code (immutable, chained) and its file.
+// is BuildNote of its flow, its practice's code (immutable, chained) and its file; a
+// LinkInputCaseRead row's note follows CaseReadPrefix.
 const historyNote = `CASE h.link WHEN 0 THEN h.note ELSE replace(CASE h.link WHEN 3 THEN
 	h.flow || ' ' || coalesce((SELECT cp_utente FROM practices WHERE id = h.practice_id), '') || ' written into ` + FileName + `' ||
 	CASE WHEN h.note <> '' THEN '; ' || h.note || ' once ` + FileName + ` is delivered' ELSE '' END
+	WHEN 4 THEN '` + CaseReadPrefix + `' || h.note
 	ELSE h.note END, '` + FileName + `', coalesce((SELECT name FROM files WHERE id = h.file_id), '')) END`
 
 // PracticeFile is a file that touched a practice.

@@ -664,8 +664,8 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 // QueueCreate creates a practice with its creation history, its input link and, when
 // req is not nil, its request (as Create then CreateRequest), inserted at the next
 // Flush: at the latest when bulkRows of them wait, before any other statement of p, or
-// by Close. The creation row stands for the input link (HistoryEntry.Link): h.Note
-// may name the file as FileName. pr.ID (and req.ID, req.PracticeID) are set at once.
+// by Close. The creation row stands for the input link (h.Link LinkInput, or
+// LinkInputCaseRead; h.Note may name the file as FileName). pr.ID (and req.ID, req.PracticeID) are set at once.
 // A lookup of its case key (ByKey) or its code (CodeUsed) sees it; statements run on
 // the transaction directly do not: Flush before them.
 func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h HistoryEntry, req *Request) error {
@@ -744,7 +744,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	var reqArgs, payloadArgs []any
 	for i, e := range q {
 		hs[i] = e.h
-		if e.h.FileID != 0 {
+		if e.h.FileID != 0 && e.h.Link == "" {
 			// The creation row stands for the input link (file, first line): one
 			// row instead of two (practice_links).
 			hs[i].Link = LinkInput

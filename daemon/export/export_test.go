@@ -90,8 +90,11 @@ func newFixtureForm(t testing.TB, folded bool) fixture {
 			if i == 0 { // as daemon/uscente.go writes it
 				h.Note = "case read from morosi_20250301.csv lines 2; CMOR 120.50 (credit 2500.00, estimate 180.40); request window opens 01/03/2025"
 			}
-			if folded {
-				h.Link, h.Note = archive.LinkInput, strings.ReplaceAll(h.Note, "morosi_20250301.csv", archive.FileName)
+			switch {
+			case folded && i == 0: // as the morosi handler writes it
+				h.Link, h.Note = archive.LinkInputCaseRead, strings.TrimPrefix(h.Note, "case read from morosi_20250301.csv lines ")
+			case folded:
+				h.Link = archive.LinkInput
 			}
 			if ps[i].Role == "entrante" {
 				h = archive.HistoryEntry{Flow: "NOTIFICA", At: fixtureAt, FileID: fx.files[3].ID, Line: 1}
