@@ -762,7 +762,7 @@ func scanRequest(row rowScanner) (Request, error) {
 	if err != nil {
 		return r, err
 	}
-	_ = json.Unmarshal([]byte(data), &r.Data)
+	decodeRequestData(data, &r.Data)
 	r.CreatedAt, _ = ParseTS(created)
 	r.SentAt, r.AnsweredAt = nullTS(sent), nullTS(answered)
 	return r, nil
@@ -891,7 +891,7 @@ func (s *Store) ReadyRequestsWithPractices(ctx context.Context, tx *sql.Tx, flow
 		if err != nil {
 			return nil, nil, err
 		}
-		_ = json.Unmarshal([]byte(rdata), &r.Data)
+		decodeRequestData(rdata, &r.Data)
 		if payload != "" {
 			if r.Payload, err = parsePayload(payload); err != nil {
 				return nil, nil, fmt.Errorf("archive: request %d payload: %w", r.ID, err)
