@@ -109,7 +109,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 				var pg readyPage
 				if ahead != nil {
 					pg, ahead = *ahead, nil
-				} else if pg.reqs, pg.practices, err = d.Archive().ReadyRequestsWithPractices(ctx, tx, b.flow, after, BuildPage); err != nil {
+				} else if pg.reqs, pg.practices, err = st.ReadyRequestsWithPractices(ctx, b.flow, after, BuildPage); err != nil {
 					return err
 				}
 				reqs, practices := pg.reqs, pg.practices
@@ -124,7 +124,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 					// computes this page: nothing this page's requests do touches what
 					// it reads, unless one of them is left out (below).
 					ahead = new(readyPage)
-					ahead.reqs, ahead.practices, aheadErr = d.Archive().ReadyRequestsWithPractices(ctx, tx, b.flow, reqs[len(reqs)-1].ID, BuildPage)
+					ahead.reqs, ahead.practices, aheadErr = st.ReadyRequestsWithPractices(ctx, b.flow, reqs[len(reqs)-1].ID, BuildPage)
 				}
 				pre := pc.wait(enc)
 				if aheadErr != nil {
