@@ -190,7 +190,6 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	if err != nil {
 		return nil, err
 	}
-	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
 	encoded := false // REQ from records; the other flows (and REQ form 1) from rows
 	switch b.flow {
 	case FlowREQ:
@@ -202,10 +201,7 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		if p.CPGestore == "" {
 			return nil, nil // the SII has not admitted the practice yet: the request waits
 		}
-		row := map[string]string{"CP_GESTORE": p.CPGestore}
-		for k, v := range hdr {
-			row[k] = v
-		}
+		row := map[string]string{"CP_GESTORE": p.CPGestore, "PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
 		for k, v := range r.Data {
 			row[k] = v
 		}
