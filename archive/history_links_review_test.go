@@ -1,0 +1,128 @@
+package archive
+
+import (
+	"context"
+	"database/sql"
+	"strings"
+	"testing"
+)
+
+// TestHistoryLinksNamesWithBraces proves that a folded row reads with its file's name
+// as it is, whatever the name holds: braces, FileName itself (an operator may name an
+// extract so) or a quote. The name is put in once, never read again as a template.
+func TestHistoryLinksNamesWithBraces(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct{ extract, built string }{
+		{"morosi_{file}.csv", "CMOR_{file}{file}.csv"},
+		{"morosi_{x}_{.csv", "CMOR_'}{.csv"},
+		{"{file}", "{file} lines "},
+	} {
+		t.Run(tt.extract, func(t *testing.T) {
+			s := openTest(t)
+			var files []File
+			for _, f := range []struct{ source, name, dir string }{{"folder:morosi", tt.extract, "in"}, {"built", tt.built, "out"}} {
+				res, err := s.Ingest(ctx, IngestRequest{Source: f.source, Name: f.name, Direction: f.dir, Kind: "k",
+					Reader: strings.NewReader(f.name), At: linksT0})
+				if err != nil {
+					t.Fatal(err)
+				}
+				files = append(files, res.File)
+			}
+			var ids []int64
+			if err := s.Write(ctx, func(tx *sql.Tx) error {
+				st, err := s.PreparePractices(ctx, tx)
+				if err != nil {
+					return err
+				}
+				for i, code := range []string{"E250000001", "E250000002"} {
+					p := &Practice{CaseKey: "U|" + code, Role: "uscente", Sector: "E", CompanyPIVA: "00488410010", CPUtente: code,
+						Point: "IT001E" + code, CustomerID: "C", State: "READY"}
+					if err := st.QueueCreate(ctx, p, HistoryEntry{Flow: "uscente.morosi", FileID: files[0].ID, Line: 2 + i, At: linksT0,
+						Link: LinkInputCaseRead, Note: "2-4; CMOR 1.00"}, nil); err != nil {
+						return err
+					}
+					ids = append(ids, p.ID)
+				}
+				if err := st.Flush(ctx); err != nil {
+					return err
+				}
+				return st.HistoryAll(ctx, []HistoryEntry{
+					{PracticeID: ids[0], From: "READY", To: "BUILT", Flow: "REQ", FileID: files[1].ID, At: linksT0, Link: LinkBuiltRequest, Note: "SENT"},
+					{PracticeID: ids[1], From: "READY", To: "READY", Flow: "ANN_REQ", FileID: files[1].ID, At: linksT0, Link: LinkBuilt,
+						Note: BuildNote("ANN_REQ", "E250000009", FileName, "ANNULLING")},
+				})
+			}); err != nil {
+				t.Fatal(err)
+			}
+			want := [][]string{
+				{"case read from " + tt.extract + " lines 2-4; CMOR 1.00", "REQ E250000001 written into " + tt.built + "; SENT once " + tt.built + " is delivered"},
+				{"case read from " + tt.extract + " lines 2-4; CMOR 1.00", "ANN_REQ E250000009 written into " + tt.built + "; ANNULLING once " + tt.built + " is delivered"},
+			}
+			for i, id := range ids {
+				hs, err := s.PracticeHistory(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var got []string
+				for _, h := range hs {
+					got = append(got, h.Note)
+				}
+				if strings.Join(got, "\n") != strings.Join(want[i], "\n") {
+					t.Errorf("practice %d reads\n%q\nwant\n%q", i+1, got, want[i])
+				}
+			}
+			verifyOK(t, s, "after folded rows naming files with braces")
+		})
+	}
+}
+
+// TestHistoryLinkNeedsFile: a row cannot stand for a link to no file, or for a link
+// of a kind the view does not know; every writer refuses it, and nothing is written.
+func TestHistoryLinkNeedsFile(t *testing.T) {
+	ctx := context.Background()
+	s := openTest(t)
+	for _, h := range []HistoryEntry{
+		{Flow: "uscente.morosi", Link: LinkInputCaseRead, Note: "2-4"},
+		{Flow: "REQ", Link: LinkBuiltRequest},
+		{Flow: "REQ", FileID: 1, Link: "answer"},
+	} {
+		for _, writer := range []string{"CreatePractice", "History", "HistoryAll", "QueueCreate"} {
+			err := s.Write(ctx, func(tx *sql.Tx) error {
+				p := &Practice{CaseKey: "U|1", Role: "uscente", Sector: "E", CompanyPIVA: "1", Point: "P", CustomerID: "C", State: "READY"}
+				if writer == "CreatePractice" {
+					return s.CreatePractice(ctx, tx, p, h)
+				}
+				st, err := s.PreparePractices(ctx, tx)
+				if err != nil {
+					return err
+				}
+				switch writer {
+				case "QueueCreate":
+					if err := st.QueueCreate(ctx, p, h, nil); err != nil {
+						return err
+					}
+					return st.Flush(ctx)
+				case "History":
+					if err := st.Create(ctx, p, HistoryEntry{Flow: "x"}); err != nil {
+						return err
+					}
+					h.PracticeID = p.ID
+					return st.History(ctx, h)
+				default:
+					if err := st.Create(ctx, p, HistoryEntry{Flow: "x"}); err != nil {
+						return err
+					}
+					h.PracticeID = p.ID
+					return st.HistoryAll(ctx, []HistoryEntry{h})
+				}
+			})
+			if err == nil || !strings.Contains(err.Error(), "archive: a history row") {
+				t.Errorf("%s of a row standing for a %q link to file %d: %v, want a refusal", writer, h.Link, h.FileID, err)
+			}
+		}
+	}
+	var n int
+	if err := s.Read().QueryRow(`SELECT (SELECT count(*) FROM practices) + (SELECT count(*) FROM practice_history)`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("%d practices and history rows written (%v), want none", n, err)
+	}
+}
