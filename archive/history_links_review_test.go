@@ -126,3 +126,46 @@ func TestHistoryLinkNeedsFile(t *testing.T) {
 		t.Errorf("%d practices and history rows written (%v), want none", n, err)
 	}
 }
+
+// TestHistoryLinksViewTamper proves that the view the links are read through is as
+// tamper-evident as the rows: redefined by hand (a practice's links filtered out, a
+// relation swapped), replaced by a table of forged links, or dropped, verify reports
+// it, though no chained row changed; as cmord's migrations left it, verify is clean.
+func TestHistoryLinksViewTamper(t *testing.T) {
+	const arms = `SELECT practice_id, file_id, relation, line FROM practice_files UNION ALL
+		SELECT practice_id, file_id, CASE WHEN link IN (1, 4) THEN 'input' ELSE 'built' END, line FROM practice_history WHERE link <> 0`
+	for _, tt := range []struct {
+		name string
+		sql  []string
+		want string
+	}{
+		{"a practice's links filtered out", []string{`DROP VIEW practice_links`,
+			`CREATE VIEW practice_links (practice_id, file_id, relation, line) AS SELECT * FROM (` + arms + `) WHERE practice_id <> 3`},
+			"view practice_links was changed outside cmord: its definition differs"},
+		{"relations swapped", []string{`DROP VIEW practice_links`,
+			`CREATE VIEW practice_links (practice_id, file_id, relation, line) AS SELECT practice_id, file_id, relation, line FROM practice_files UNION ALL
+			SELECT practice_id, file_id, CASE WHEN link IN (1, 4) THEN 'built' ELSE 'input' END, line FROM practice_history WHERE link <> 0`},
+			"view practice_links was changed outside cmord: its definition differs"},
+		{"replaced by a table", []string{`DROP VIEW practice_links`,
+			`CREATE TABLE practice_links AS ` + arms, `DELETE FROM practice_links WHERE practice_id = 3`},
+			"view practice_links was changed outside cmord: it is now a table"},
+		{"dropped", []string{`DROP VIEW practice_links`}, "view practice_links is missing"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newLinksWorld(t, "folded")
+			verifyOK(t, w.s, "before")
+			for _, q := range tt.sql {
+				if _, err := w.s.w.Exec(q); err != nil {
+					t.Fatal(q, err)
+				}
+			}
+			rep, err := w.s.Verify(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(rep.Problems, "\n"); !strings.Contains(got, tt.want) {
+				t.Errorf("problems %q, want one with %q", rep.Problems, tt.want)
+			}
+		})
+	}
+}
