@@ -169,3 +169,44 @@ func TestHistoryLinksViewTamper(t *testing.T) {
 		})
 	}
 }
+
+// TestPracticeLinksReadersSearch proves that a reader of the view practice_links given
+// a file reads the file's links by index, in both arms, and scans no table of links:
+// over a million practices a scan reads every link and history row standing for one.
+// (An automatic index over the file's links alone, what the arms found, is fine.)
+func TestPracticeLinksReadersSearch(t *testing.T) {
+	w := newLinksWorld(t, "folded")
+	for _, tt := range []struct {
+		name, sql string
+		args      []any
+	}{
+		{"AwaitingPublication", awaitingPublicationSQL, []any{w.built.ID}},
+	} {
+		rows, err := w.s.Read().Query(`EXPLAIN QUERY PLAN `+tt.sql, tt.args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var id, parent, unused int
+			var detail string
+			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, detail)
+		}
+		rows.Close()
+		text := strings.Join(plan, "\n")
+		for _, bad := range []string{"SCAN practice_files", "SCAN practice_history"} {
+			if strings.Contains(text, bad) {
+				t.Errorf("%s: plan has %q:\n%s", tt.name, bad, text)
+			}
+		}
+		for _, good := range []string{"SEARCH practice_files USING COVERING INDEX practice_files_file (file_id=?)",
+			"SEARCH practice_history USING INDEX practice_history_link (file_id=?)"} {
+			if !strings.Contains(text, good) {
+				t.Errorf("%s: plan has no %q:\n%s", tt.name, good, text)
+			}
+		}
+	}
+}
