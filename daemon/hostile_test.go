@@ -123,7 +123,7 @@ func TestSizeLimits(t *testing.T) {
 					t.Errorf("left in the spool: %v", spool)
 				}
 			}
-			_, blobErr := os.Stat(w.d.Store.Blobs.Path(f.Hash))
+			_, _, blobErr := w.d.Store.Blobs.StoredFile(f.Hash)
 			var sizeExc []archive.Exception
 			for _, e := range w.exceptions("file_rejected") {
 				if e.Rule == "SIZE" {

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -278,7 +279,16 @@ func (tw *tamperWorld) query(t *testing.T, q string, dest any) {
 	}
 }
 
+// blobPath is the file holding a stored blob (compressed or not); for a hash not
+// stored, where a plain blob of it would be.
 func (tw *tamperWorld) blobPath(t *testing.T, hash string) string {
 	t.Helper()
-	return tw.blobs.Path(hash)
+	p, _, err := tw.blobs.StoredFile(hash)
+	if errors.Is(err, os.ErrNotExist) {
+		return filepath.Join(tw.state, "objects", "sha256", hash[:2], hash)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
