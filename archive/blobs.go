@@ -88,6 +88,10 @@ var (
 		return d
 	}}
 	copyBufPool = sync.Pool{New: func() any { b := make([]byte, sampleSize); return &b }}
+	// A head that does not compress comes out a little longer (a 3-byte header per
+	// 128 KiB block, the frame's header and checksum): room for that, so EncodeAll
+	// never grows the buffer.
+	sampleBufPool = sync.Pool{New: func() any { b := make([]byte, 0, sampleSize+4096); return &b }}
 )
 
 // NewBlobStore opens (creating) a blob store rooted at dir.
@@ -263,12 +267,9 @@ func (b *BlobStore) put(r io.Reader) (hash string, size int64, err error) {
 		enc.Reset(nil)
 		encoderPool.Put(enc)
 	}()
-	scratchp := copyBufPool.Get().(*[]byte)
-	defer copyBufPool.Put(scratchp)
-	sample := enc.EncodeAll(head, (*scratchp)[:0])
-	if cap(sample) > cap(*scratchp) { // grew past the pooled buffer (incompressible head)
-		*scratchp = sample[:0]
-	}
+	samplep := sampleBufPool.Get().(*[]byte)
+	defer sampleBufPool.Put(samplep)
+	sample := enc.EncodeAll(head, (*samplep)[:0])
 	compressed := worthCompressing(int64(n), int64(len(sample)))
 	cw := &countingWriter{w: f}
 	if rerr == io.EOF {
@@ -443,6 +444,10 @@ type zstdReader struct {
 }
 
 func newZstdReader(f *os.File) (*zstdReader, error) {
+	if err := notEmpty(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("archive: blob %s: damaged compressed content: %w", f.Name(), err)
+	}
 	d := decoderPool.Get().(*zstd.Decoder)
 	if err := d.Reset(f); err != nil {
 		putDecoder(d)
@@ -450,6 +455,19 @@ func newZstdReader(f *os.File) (*zstdReader, error) {
 		return nil, fmt.Errorf("archive: blob %s: damaged compressed content: %w", f.Name(), err)
 	}
 	return &zstdReader{f: f, d: d}, nil
+}
+
+// notEmpty refuses an empty compressed file: the decoder reads it as empty content,
+// but Put never writes one (empty content is stored plain), so it was truncated.
+func notEmpty(f *os.File) error {
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if st.Size() == 0 {
+		return errors.New("the file is empty (a compressed blob holds at least one zstd frame)")
+	}
+	return nil
 }
 
 func (z *zstdReader) Read(p []byte) (int, error) {
@@ -509,6 +527,9 @@ func checkFile(f *os.File, hash string, size int64, compressed bool) error {
 	where := ""
 	if compressed {
 		where = " (" + f.Name() + ", compressed)"
+		if err := notEmpty(f); err != nil {
+			return fmt.Errorf("blob %s: damaged compressed content in %s: %w", hash, f.Name(), err)
+		}
 		d := decoderPool.Get().(*zstd.Decoder)
 		defer putDecoder(d)
 		if err := d.Reset(f); err != nil {
