@@ -439,10 +439,14 @@ func (b *BlobStore) Open(hash string) (io.ReadCloser, error) {
 	return newZstdReader(f)
 }
 
-// zstdReader reads a compressed blob's content through a pooled decoder.
+// zstdReader reads a compressed blob's content through a pooled decoder. It seeks as
+// a reader of a plain blob (an *os.File) may need — the SFTP upload rewinds its
+// source to retry on a new connection — by decoding again from the start, or
+// skipping forward; never by holding the content in memory.
 type zstdReader struct {
-	f *os.File
-	d *zstd.Decoder
+	f   *os.File
+	d   *zstd.Decoder
+	pos int64 // offset in the content
 }
 
 func newZstdReader(f *os.File) (*zstdReader, error) {
@@ -477,10 +481,46 @@ func (z *zstdReader) Read(p []byte) (int, error) {
 		return 0, os.ErrClosed
 	}
 	n, err := z.d.Read(p)
+	z.pos += int64(n)
 	if err != nil && err != io.EOF {
 		err = fmt.Errorf("archive: blob %s: damaged compressed content: %w", z.f.Name(), err)
 	}
 	return n, err
+}
+
+// Seek moves to an offset of the content, from its start or from the current
+// offset (the content's end is not known without reading it all).
+func (z *zstdReader) Seek(offset int64, whence int) (int64, error) {
+	if z.d == nil {
+		return 0, os.ErrClosed
+	}
+	switch whence {
+	case io.SeekStart:
+	case io.SeekCurrent:
+		offset += z.pos
+	default:
+		return z.pos, fmt.Errorf("archive: blob %s: seek from the end of a compressed blob", z.f.Name())
+	}
+	if offset < 0 {
+		return z.pos, fmt.Errorf("archive: blob %s: seek to a negative offset", z.f.Name())
+	}
+	if offset < z.pos {
+		if _, err := z.f.Seek(0, io.SeekStart); err != nil {
+			return z.pos, err
+		}
+		if err := z.d.Reset(z.f); err != nil {
+			return z.pos, fmt.Errorf("archive: blob %s: damaged compressed content: %w", z.f.Name(), err)
+		}
+		z.pos = 0
+	}
+	if skip := offset - z.pos; skip > 0 {
+		n, err := io.CopyN(io.Discard, z, skip)
+		if err != nil && err != io.EOF {
+			return z.pos, err
+		}
+		_ = n // past the end: the position stays at the end, as a later Read says EOF
+	}
+	return z.pos, nil
 }
 
 func (z *zstdReader) Close() error {

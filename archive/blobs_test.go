@@ -630,3 +630,70 @@ func blobChild(dir, kind, stop string) {
 	fmt.Println("stop")
 	time.Sleep(time.Hour)
 }
+
+// TestBlobReaderSeeks: a blob's reader seeks as a plain file does, compressed or not —
+// the SFTP upload rewinds it to retry on a new connection.
+func TestBlobReaderSeeks(t *testing.T) {
+	for _, tt := range []struct {
+		name       string
+		content    []byte
+		compressed bool
+	}{
+		{"plain", randomBytes(700<<10, 11), false},
+		{"compressed", csvLike(700 << 10), true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBlobStore(t)
+			hash, _, err := b.Put(bytes.NewReader(tt.content))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, compressed, _ := b.StoredFile(hash); compressed != tt.compressed {
+				t.Fatalf("compressed %v, want %v", compressed, tt.compressed)
+			}
+			rc, err := b.Open(hash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rc.Close()
+			sk, ok := rc.(io.ReadSeeker)
+			if !ok {
+				t.Fatalf("%T does not seek", rc)
+			}
+			half := len(tt.content) / 2
+			if _, err := io.ReadFull(sk, make([]byte, half)); err != nil {
+				t.Fatal(err)
+			}
+			steps := []struct {
+				offset int64
+				whence int
+				want   int64
+			}{
+				{0, io.SeekCurrent, int64(half)}, // where the upload starts from
+				{0, io.SeekStart, 0},             // rewound for a retry
+				{int64(half) + 100, io.SeekStart, int64(half) + 100},
+				{-50, io.SeekCurrent, int64(half) + 50},
+				{int64(len(tt.content)) - 10, io.SeekStart, int64(len(tt.content)) - 10},
+			}
+			for _, st := range steps {
+				pos, err := sk.Seek(st.offset, st.whence)
+				if err != nil || pos != st.want {
+					t.Fatalf("Seek(%d, %d) = %d, %v; want %d", st.offset, st.whence, pos, err, st.want)
+				}
+				got := make([]byte, 10)
+				if _, err := io.ReadFull(sk, got); err != nil || !bytes.Equal(got, tt.content[pos:pos+10]) {
+					t.Fatalf("after Seek(%d, %d): read %q, %v; want %q", st.offset, st.whence, got, err, tt.content[pos:pos+10])
+				}
+				if _, err := sk.Seek(pos, io.SeekStart); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if _, err := sk.Seek(0, io.SeekStart); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := io.ReadAll(sk); err != nil || !bytes.Equal(got, tt.content) {
+				t.Fatalf("read after the rewind: %d bytes, %v", len(got), err)
+			}
+		})
+	}
+}
