@@ -151,7 +151,8 @@ func (b *BlobStore) StoredFile(hash string) (path string, compressed bool, err e
 	z := b.zstPath(hash)
 	if _, err := os.Lstat(z); err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return "", false, fmt.Errorf("archive: blob %s: %w", short(hash), os.ErrNotExist)
+			// A *PathError, so that os.IsNotExist says it too.
+			return "", false, &os.PathError{Op: "stat", Path: p, Err: os.ErrNotExist}
 		}
 		return "", false, err
 	}
