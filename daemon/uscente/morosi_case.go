@@ -67,10 +67,13 @@ func (j *morosiJob) newData(data flows.UscenteData, mc *flows.MorosiCase, out fl
 	return data
 }
 
-// creationNote is the history note of a practice created from mc.
+// creationNote is the history note of a practice created from mc, as stored: its
+// creation row stands for its input link (archive.LinkInputCaseRead), and the note
+// is read with archive.CaseReadPrefix before it ("case read from <file> lines "),
+// the file's name rendered when read, not stored per practice.
 func (j *morosiJob) creationNote(mc *flows.MorosiCase, out flows.MorosiOutcome) string {
 	result := out.Result
-	note := fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
+	note := fmt.Sprintf("%s; CMOR %s (credit %s, estimate %s)", flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
 	if out.State == flows.StateWaitingWindow {
 		note += fmt.Sprintf("; request window opens %s", out.WindowOpen)
 	}
@@ -183,6 +186,7 @@ func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flow
 	if err != nil {
 		return err
 	}
+	hist.Link = archive.LinkInputCaseRead // the note: creationNote
 	if pc != nil && pc.row == p.CaseRow() {
 		p.Data, hist.Note = pc.encoded, pc.note
 	} else {
