@@ -76,7 +76,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	enc2, err := flows.NewBodyEncoder(f, format) // the second goroutine's (precomputeREQ)
+	enc2, err := flows.NewBodyEncoder(f, format) // the second goroutine's (startPrecompute)
 	if err != nil {
 		return 0, err
 	}
@@ -183,7 +183,7 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	cfg := d.Config()
 	pr := &pendingRequest{req: r, p: p}
 	pr.p.Data = nil
-	if pre == nil && b.isForm3(f, r, p) { // Build computes these with the page (precomputeREQ)
+	if pre == nil && b.isForm3(f, r, p) { // Build computes these with the page (startPrecompute)
 		pre = form3Of(cfg, f, enc, r, p)
 	}
 	data, err := pr.caseOf(b.flow, r, p, pre)
@@ -355,7 +355,7 @@ func form3Records(f *flows.Flow, data flows.UscenteData, hash string, h flows.Re
 
 // form3 is what prepare does for a REQ request of form 3 that touches no state: its
 // case decoded, its rows computed again, checked against the decided hash and
-// encoded. precomputeREQ computes a page's on two goroutines; prepare then decides,
+// encoded. startPrecompute computes a page's on two goroutines; prepare then decides,
 // in order and on the transaction's goroutine, what each request becomes.
 type form3 struct {
 	data      flows.UscenteData
@@ -428,12 +428,6 @@ func (b *requestBuilder) readAhead(batch []*pendingRequest, rows, size, n, maxRo
 	}
 	k := len(batch)
 	return rows+rows*n/k < maxRows && int64(size)+int64(size)*int64(n)/int64(k) < maxBytes
-}
-
-// precomputeREQ computes form3 for each REQ request of form 3 in the page (nil for
-// the others) on two goroutines, this one with enc and a second one with enc2.
-func (b *requestBuilder) precomputeREQ(f *flows.Flow, enc, enc2 *flows.BodyEncoder, reqs []archive.Request, practices []archive.Practice) []*form3 {
-	return b.startPrecompute(f, enc2, reqs, practices).wait(enc)
 }
 
 // pageCompute is a page's form3 being computed: the case decoding, the rows, their

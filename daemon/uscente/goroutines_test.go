@@ -162,7 +162,7 @@ func TestPrecomputeREQPanicIsTheBuilds(t *testing.T) {
 	// A practice missing for the page's second half: the second goroutine faults.
 	reqs := []archive.Request{{ID: 1}, {ID: 2}}
 	practices := []archive.Practice{{ID: 1}}
-	mustPanic(t, func() { b.precomputeREQ(f, enc, enc2, reqs, practices) })
+	mustPanic(t, func() { b.startPrecompute(f, enc2, reqs, practices).wait(enc) })
 }
 
 // A workbook cell may be longer than a CSV line may (Excel stops at 32,767
