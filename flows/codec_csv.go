@@ -44,6 +44,8 @@ type CSVReader struct {
 	bad        []badLoc    // undecodable bytes of the lines read and not yet reported
 	textOnly   []bool      // per field: line breaks and tabs are allowed (optional free text)
 	only       []bool      // per field: normalised (NormalizeOnly); nil = every rule applies
+	memo       *normMemo   // each field's last value and its normalisation; nil = none (tests)
+	noMemo     bool        // tests: normalise every value, the memo's slow twin
 }
 
 // badLoc is an undecodable byte at its physical line.
@@ -527,7 +529,7 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 			fs = r.controlFindings(vals, start, fs)
 		}
 		n := len(fs)
-		fs = r.f.checkRow(vals, r.absent, r.vo, r.opt.FileName, start, fs)
+		fs = r.f.checkRow(vals, r.absent, r.vo, r.opt.FileName, start, fs, r.normMemo())
 		if r.rm != nil && len(fs) > n {
 			fs = r.rm.explain(fs, n, spendFailed)
 		}
@@ -542,12 +544,21 @@ func (r *CSVReader) normalizedOnly(cols, vals []string, start int) (Record, []Fi
 	if r.rm != nil {
 		r.rm.apply(cols, vals, r.f, r.vo, r.opt.FileName, start, nil)
 	}
+	memo := r.normMemo()
 	for i, v := range vals {
 		if v != "" && r.only[i] {
-			vals[i], _ = r.f.Fields[i].normalize(v, r.vo)
+			vals[i], _ = memo.normalize(&r.f.Fields[i], i, v, r.vo)
 		}
 	}
 	return Record{Line: start, Values: vals, layout: r.f.layout}, nil, nil
+}
+
+// normMemo returns the reader's memo of normalised values (made on first use).
+func (r *CSVReader) normMemo() *normMemo {
+	if r.memo == nil && !r.noMemo {
+		r.memo = newNormMemo(len(r.f.Fields))
+	}
+	return r.memo
 }
 
 // fits reports whether a row has the header's number of columns (empty cells after the

@@ -189,7 +189,7 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 	}
 	if len(children) == 0 {
 		row := readRow{rec: Record{Line: recLine, Values: parent, layout: f.layout}}
-		row.fs = f.checkRow(parent, nil, r.vo, r.opt.FileName, recLine, fs)
+		row.fs = f.checkRow(parent, nil, r.vo, r.opt.FileName, recLine, fs, nil)
 		r.queue = append(r.queue, row)
 		return nil
 	}
@@ -205,7 +205,7 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 			own = fs
 		}
 		row := readRow{rec: Record{Line: c.line, Values: vals, layout: f.layout}}
-		row.fs = f.checkRow(vals, nil, r.vo, r.opt.FileName, c.line, own)
+		row.fs = f.checkRow(vals, nil, r.vo, r.opt.FileName, c.line, own, nil)
 		r.queue = append(r.queue, row)
 	}
 	return nil

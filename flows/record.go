@@ -117,15 +117,16 @@ func (e *RecordError) Error() string {
 
 // checkRow normalises vals in place and appends the findings of the row to fs. absent
 // marks fields whose column is missing from the file (reported once in the header, so
-// not again on every row).
-func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, line int, fs []Finding) []Finding {
+// not again on every row). memo, when not nil, remembers each field's last value and
+// its normalisation (a reader's rows repeat their practice's values).
+func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, line int, fs []Finding, memo *normMemo) []Finding {
 	for i := range f.Fields {
 		v := vals[i]
 		if v == "" {
 			continue
 		}
 		fd := &f.Fields[i]
-		norm, p := fd.normalize(v, o)
+		norm, p := memo.normalize(fd, i, v, o)
 		if p != nil {
 			fnd := Finding{File: file, Line: line, Field: fd.label(), Rule: p.rule, Value: v, Message: p.msg}
 			if p.warning {
@@ -205,7 +206,7 @@ func (f *Flow) prepare(vals []string, line int) []Finding {
 		}
 		vals[i] = v
 	}
-	fs = f.checkRow(vals, nil, valueOpts{}, "", line, fs)
+	fs = f.checkRow(vals, nil, valueOpts{}, "", line, fs, nil)
 	return fs
 }
 
@@ -237,4 +238,32 @@ func (f *Flow) prepareRecord(r Record, line int) ([]string, error) {
 		return vals, nil
 	}
 	return f.prepareMap(r.Map(), line)
+}
+
+// normMemo remembers, per field, the last value a reader normalised and what its
+// rule made of it. The rows of one practice repeat its values (point, customer, spend
+// list...), and a field's rule is a pure function of the value and the reading
+// options, which are fixed for a reader: the same value gives the same canonical form
+// and the same problem, without checking a codice fiscale or parsing a spend list
+// again. A nil memo normalises every value.
+type normMemo struct {
+	raw, norm []string
+	prob      []*fieldProblem
+}
+
+func newNormMemo(fields int) *normMemo {
+	return &normMemo{raw: make([]string, fields), norm: make([]string, fields), prob: make([]*fieldProblem, fields)}
+}
+
+// normalize is fd.normalize(v, o) for the field at index i.
+func (m *normMemo) normalize(fd *Field, i int, v string, o valueOpts) (string, *fieldProblem) {
+	if m == nil {
+		return fd.normalize(v, o)
+	}
+	if v != "" && m.raw[i] == v {
+		return m.norm[i], m.prob[i]
+	}
+	norm, p := fd.normalize(v, o)
+	m.raw[i], m.norm[i], m.prob[i] = v, norm, p
+	return norm, p
 }

@@ -1,0 +1,118 @@
+package flows
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// readMemo reads data as uscente.morosi and renders every row (line and values) with
+// its findings, and the error that stops the reading; noMemo normalises every value
+// again (the memo's slow twin); only reads the key fields alone (NormalizeOnly).
+func readMemo(data []byte, opt ReadOptions, noMemo, only bool) string {
+	rd := NewCSVReader(bytes.NewReader(data), DefaultCatalog().Input("uscente.morosi"), opt)
+	defer rd.Close()
+	rd.noMemo = noMemo
+	if only {
+		rd.NormalizeOnly(MorosiKeyFields...)
+	}
+	var b strings.Builder
+	for i := 0; i <= len(data)+2; i++ {
+		rec, fs, err := rd.Next()
+		for _, f := range fs {
+			fmt.Fprintf(&b, "  finding %+v\n", f)
+		}
+		if err != nil {
+			fmt.Fprintf(&b, "end %v\n", err)
+			return b.String()
+		}
+		fmt.Fprintf(&b, "%d %q\n", rec.Line, rec.Values)
+	}
+	return b.String() + "reader does not end\n"
+}
+
+// The reader remembers each field's last value and its normalisation (normMemo): rows
+// of one practice repeat its values. Reading with the memo gives what normalising
+// every value gives, row by row, on hostile input: a repeated bad value is refused
+// again on every row, at its own line; a value repeated after a different one, the
+// same value in two fields, quotes, a BOM, CRLF, Windows-1252, empty and huge fields,
+// a decimal comma, a mapping file's tables and routes.
+func TestNormMemoAsEveryValue(t *testing.T) {
+	dir := filepath.Join("..", "testdata", "inputs", "foreign")
+	m, err := LoadMapping(filepath.Join(dir, "morosi-gamma.mapping.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	gamma, err := os.ReadFile(filepath.Join(dir, "morosi-gamma.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := func(edit map[string]string) string { return dirtyRow(edit) }
+	huge := strings.Repeat("x", 300<<10)
+	plain := ReadOptions{FileName: "x.csv"}
+	for _, tc := range []struct {
+		name string
+		data string
+		opt  ReadOptions
+	}{
+		{"the same row three times", dirtyHeader + row(nil) + row(nil) + row(nil), plain},
+		{"a bad value repeated", dirtyHeader +
+			row(map[string]string{"CF_CLIENTE": "NOTACF", "IMPORTO_INSOLUTO": "abc", "DATA_SWITCH": "31/02/2025"}) +
+			row(map[string]string{"CF_CLIENTE": "NOTACF", "IMPORTO_INSOLUTO": "abc", "DATA_SWITCH": "31/02/2025"}) +
+			row(nil) +
+			row(map[string]string{"CF_CLIENTE": "NOTACF"}), plain},
+		{"values written differently, then again", dirtyHeader +
+			row(map[string]string{"COD_POD": " it001e00004567 ", "DATA_SWITCH": "1/3/2025", "IMPORTO_FATTURA": "424,39"}) +
+			row(map[string]string{"COD_POD": "it001e00004567", "DATA_SWITCH": "1/3/2025"}) +
+			row(nil) +
+			row(map[string]string{"COD_POD": "it001e00004567", "SPESA_12M": "2024-12:100,00,2024-11:90"}) +
+			row(map[string]string{"SPESA_12M": "2024-12:100,00,2024-11:90"}), ReadOptions{FileName: "x.csv", DecimalComma: true}},
+		{"empty fields between repeats", dirtyHeader +
+			row(map[string]string{"TENSIONE": ""}) + row(nil) + row(map[string]string{"TENSIONE": ""}) + row(nil) +
+			row(map[string]string{"COD_POD": "", "CF_CLIENTE": ""}) + row(nil), plain},
+		{"a warning repeated (lenient POD)", dirtyHeader +
+			row(map[string]string{"COD_POD": "IT001E0000456"}) + row(map[string]string{"COD_POD": "IT001E0000456"}), ReadOptions{FileName: "x.csv", LenientPOD: true}},
+		{"quotes, BOM, CRLF", "\xef\xbb\xbf" + strings.ReplaceAll(dirtyHeader+
+			row(map[string]string{"DENOMINAZIONE": `"Bianchi; ""Laura"""`}) +
+			row(map[string]string{"DENOMINAZIONE": `"Bianchi; ""Laura"""`}) +
+			row(map[string]string{"DENOMINAZIONE": "\"Bianchi\nLaura\""}) +
+			row(map[string]string{"DENOMINAZIONE": "\"never closed"}) + row(nil), "\n", "\r\n"), plain},
+		{"windows-1252 bytes", dirtyHeader +
+			row(map[string]string{"DENOMINAZIONE": "Nicol\xe0"}) + row(map[string]string{"DENOMINAZIONE": "Nicol\xe0"}) +
+			row(map[string]string{"DENOMINAZIONE": "Nicol\xe0 \x80"}), plain},
+		{"huge fields", dirtyHeader +
+			row(map[string]string{"DENOMINAZIONE": huge}) + row(map[string]string{"DENOMINAZIONE": huge}) +
+			row(map[string]string{"DENOMINAZIONE": huge + "y"}) + row(map[string]string{"NUM_FATTURA": huge}), plain},
+		{"mapping file (Gamma export)", string(gamma) + string(gamma[bytes.IndexByte(gamma, '\n')+1:]),
+			ReadOptions{FileName: "g.csv", MappingFile: m, DecimalComma: true}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, only := range []bool{false, true} {
+				fast, slow := readMemo([]byte(tc.data), tc.opt, false, only), readMemo([]byte(tc.data), tc.opt, true, only)
+				if fast != slow {
+					t.Errorf("keys only %v: with the memo:\n%s\nevery value normalised:\n%s", only, fast, slow)
+				}
+				if !only && strings.Count(fast, "\n") < 3 {
+					t.Errorf("too little read:\n%s", fast)
+				}
+			}
+		})
+	}
+}
+
+// FuzzNormMemo: on any input, reading with the memo gives what normalising every
+// value gives.
+func FuzzNormMemo(f *testing.F) {
+	f.Add([]byte(dirtyHeader + dirtyRow(nil) + dirtyRow(nil) + dirtyRow(map[string]string{"CF_CLIENTE": "NOTACF"})))
+	f.Add([]byte(dirtyHeader + dirtyRow(map[string]string{"IMPORTO_INSOLUTO": "1,5"}) + dirtyRow(map[string]string{"IMPORTO_INSOLUTO": "1,5"})))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		for _, opt := range []ReadOptions{{FileName: "f.csv"}, {FileName: "f.csv", DecimalComma: true, LenientPOD: true}} {
+			if fast, slow := readMemo(data, opt, false, false), readMemo(data, opt, true, false); fast != slow {
+				t.Fatalf("with the memo:\n%s\nevery value normalised:\n%s", fast, slow)
+			}
+		}
+	})
+}
