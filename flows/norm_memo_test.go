@@ -76,10 +76,10 @@ func TestNormMemoAsEveryValue(t *testing.T) {
 		{"a warning repeated (lenient POD)", dirtyHeader +
 			row(map[string]string{"COD_POD": "IT001E0000456"}) + row(map[string]string{"COD_POD": "IT001E0000456"}), ReadOptions{FileName: "x.csv", LenientPOD: true}},
 		{"quotes, BOM, CRLF", "\xef\xbb\xbf" + strings.ReplaceAll(dirtyHeader+
-			row(map[string]string{"DENOMINAZIONE": `"Bianchi; ""Laura"""`}) +
-			row(map[string]string{"DENOMINAZIONE": `"Bianchi; ""Laura"""`}) +
-			row(map[string]string{"DENOMINAZIONE": "\"Bianchi\nLaura\""}) +
-			row(map[string]string{"DENOMINAZIONE": "\"never closed"}) + row(nil), "\n", "\r\n"), plain},
+			row(map[string]string{"DENOMINAZIONE": `"Bianchi; ""Laura"""`})+
+			row(map[string]string{"DENOMINAZIONE": `"Bianchi; ""Laura"""`})+
+			row(map[string]string{"DENOMINAZIONE": "\"Bianchi\nLaura\""})+
+			row(map[string]string{"DENOMINAZIONE": "\"never closed"})+row(nil), "\n", "\r\n"), plain},
 		{"windows-1252 bytes", dirtyHeader +
 			row(map[string]string{"DENOMINAZIONE": "Nicol\xe0"}) + row(map[string]string{"DENOMINAZIONE": "Nicol\xe0"}) +
 			row(map[string]string{"DENOMINAZIONE": "Nicol\xe0 \x80"}), plain},
