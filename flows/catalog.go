@@ -175,6 +175,7 @@ type Layout struct {
 	names []string
 	index map[string]int
 	sig   string
+	mor   [numMorFields]int // positions of the uscente.morosi fields (morPositions)
 }
 
 // NewLayout builds a layout from field names.
@@ -191,6 +192,7 @@ func NewLayout(names []string) *Layout {
 		h.Write([]byte{0})
 	}
 	l.sig = strconv.FormatUint(h.Sum64(), 36)
+	l.mor = morPositions(l.index)
 	return l
 }
 

@@ -75,13 +75,33 @@ func CaseCustomer(c *Case) string { return firstNonEmpty(c.CustomerCF, c.Custome
 // MorosiKey returns the case key of one uscente.morosi row, "" when the row lacks the
 // point, the customer or the switch date (it reads MorosiKeyFields alone).
 func MorosiKey(r Record) string {
-	point := firstNonEmpty(r.Get(MorPOD), r.Get(MorPDR))
-	cust := firstNonEmpty(r.Get(MorCF), r.Get(MorPIVA))
-	sw := r.Date(MorSwitch)
+	point := firstNonEmpty(r.mor(mPOD), r.mor(mPDR))
+	cust := firstNonEmpty(r.mor(mCF), r.mor(mPIVA))
+	sw := r.morDate(mSwitch)
 	if point == "" || cust == "" || sw.IsZero() {
 		return ""
 	}
 	return UscenteCaseKey(point, cust, sw)
+}
+
+// MorosiKeyer is MorosiKey that remembers the last row's key: the rows of one
+// practice come together and give the same point, customer and switch date, and the
+// key is then the same string, not built again. The zero value is ready.
+type MorosiKeyer struct {
+	point, customer, switchDate, key string
+}
+
+// Key returns MorosiKey(r).
+func (k *MorosiKeyer) Key(r Record) string {
+	point := firstNonEmpty(r.mor(mPOD), r.mor(mPDR))
+	cust := firstNonEmpty(r.mor(mCF), r.mor(mPIVA))
+	sw := r.mor(mSwitch)
+	if k.key != "" && point == k.point && cust == k.customer && sw == k.switchDate {
+		return k.key
+	}
+	key := MorosiKey(r)
+	k.point, k.customer, k.switchDate, k.key = point, cust, sw, key
+	return key
 }
 
 // MorosiKeyFields are the fields MorosiKey reads: a pass that only needs the keys
@@ -106,6 +126,10 @@ const (
 // a conflict (the first row no longer silently wins).
 var morosiCaseFields = [...]string{MorSector, MorPOD, MorPDR, MorCF, MorPIVA, MorName, MorVoltage, MorGasUse, MorAnnualSmc,
 	MorAllLost, MorClosing, MorTIF, MorComplaints, MorActive, MorVoltura, MorSpend, MorPrevious, MorPrevCP}
+
+// morosiCaseIDs are morosiCaseFields by position (morField).
+var morosiCaseIDs = [len(morosiCaseFields)]morField{mSector, mPOD, mPDR, mCF, mPIVA, mName, mVoltage, mGasUse, mAnnualSmc,
+	mAllLost, mClosing, mTIF, mComplaints, mActive, mVoltura, mSpend, mPrevious, mPrevCP}
 
 // MorosiCase is one case gathered from the rows with the same key.
 type MorosiCase struct {
@@ -133,6 +157,9 @@ type moraSeen struct {
 
 var moraDetailFields = [...]string{MorMoraTerm, MorMoraReceived, MorMoraCMOR}
 
+// moraDetailIDs are moraDetailFields by position (morField).
+var moraDetailIDs = [len(moraDetailFields)]morField{mMoraTerm, mMoraReceived, mMoraCMOR}
+
 func (m *MorosiCase) addMoraDetails(r Record, n MoraNotice) {
 	key := n.Date.ISO() + "|" + n.Ref + "|" + strings.ToUpper(n.Channel)
 	k := slices.IndexFunc(m.mora, func(s moraSeen) bool { return s.key == key })
@@ -140,11 +167,11 @@ func (m *MorosiCase) addMoraDetails(r Record, n MoraNotice) {
 		m.mora = append(m.mora, moraSeen{key: key})
 		k = len(m.mora) - 1
 	}
-	for i, field := range moraDetailFields {
-		v := r.Get(field)
-		if field == MorMoraCMOR && v != "" {
+	for i, field := range moraDetailIDs {
+		v := r.mor(field)
+		if field == mMoraCMOR && v != "" {
 			v = "N"
-			if r.Flag(field) {
+			if r.morFlag(field) {
 				v = "S"
 			}
 		}
@@ -284,19 +311,19 @@ func (m *MorosiCase) normalize() {
 
 // caseFieldValue is the value of a practice-level field as it counts: flags as S/N
 // (an empty TUTTI_PUNTI_PERSI means every point was lost), others as read.
-func caseFieldValue(r Record, field string) string {
-	v := r.Get(field)
+func caseFieldValue(r Record, field morField) string {
+	v := r.mor(field)
 	switch field {
-	case MorAllLost:
+	case mAllLost:
 		if v == "N" {
 			return "N"
 		}
 		return "S"
-	case MorClosing, MorTIF, MorComplaints, MorActive, MorVoltura:
+	case mClosing, mTIF, mComplaints, mActive, mVoltura:
 		if v == "" {
 			return ""
 		}
-		if r.Flag(field) {
+		if r.morFlag(field) {
 			return "S"
 		}
 		return "N"
@@ -310,7 +337,7 @@ func caseFieldValue(r Record, field string) string {
 // conflict (Conflicts): rows of one extract must agree.
 func (m *MorosiCase) AddRow(r Record) {
 	m.Lines = append(m.Lines, r.Line)
-	for i, field := range morosiCaseFields {
+	for i, field := range morosiCaseIDs {
 		v := caseFieldValue(r, field)
 		if v == "" {
 			continue
@@ -323,24 +350,24 @@ func (m *MorosiCase) AddRow(r Record) {
 		m.values[i][k].lines = append(m.values[i][k].lines, r.Line)
 	}
 	c := &m.Case
-	set := func(dst *string, field string) {
+	set := func(dst *string, field morField) {
 		if *dst == "" {
-			*dst = r.Get(field)
+			*dst = r.mor(field)
 		}
 	}
-	set(&c.Sector, MorSector)
-	set(&c.POD, MorPOD)
-	set(&c.PDR, MorPDR)
-	set(&c.CustomerCF, MorCF)
-	set(&c.CustomerPIVA, MorPIVA)
-	set(&c.CustomerName, MorName)
-	set(&c.Voltage, MorVoltage)
-	set(&c.GasUse, MorGasUse)
-	set(&c.PreviousCPGestore, MorPrevCP)
+	set(&c.Sector, mSector)
+	set(&c.POD, mPOD)
+	set(&c.PDR, mPDR)
+	set(&c.CustomerCF, mCF)
+	set(&c.CustomerPIVA, mPIVA)
+	set(&c.CustomerName, mName)
+	set(&c.Voltage, mVoltage)
+	set(&c.GasUse, mGasUse)
+	set(&c.PreviousCPGestore, mPrevCP)
 	if c.SwitchDate.IsZero() {
-		c.SwitchDate = r.Date(MorSwitch)
+		c.SwitchDate = r.morDate(mSwitch)
 	}
-	if v := r.Get(MorAnnualSmc); v != "" && c.AnnualSmc == 0 {
+	if v := r.mor(mAnnualSmc); v != "" && c.AnnualSmc == 0 {
 		c.AnnualSmc, _ = strconv.ParseInt(v, 10, 64)
 	}
 	if len(m.Lines) == 1 {
@@ -348,21 +375,21 @@ func (m *MorosiCase) AddRow(r Record) {
 		// (a row that says otherwise is a conflict, above).
 		// TUTTI_PUNTI_PERSI is optional: billing flags only the customers it still
 		// supplies elsewhere, so an empty value means every point was lost.
-		c.AllPointsLost = r.Get(MorAllLost) != "N"
-		c.ClosingInvoiceIssued = r.Flag(MorClosing)
-		c.TIFIndemnitiesPaid = r.Flag(MorTIF)
-		c.ComplaintsAnswered = r.Flag(MorComplaints)
-		c.PointActive = r.Flag(MorActive)
-		c.Voltura = r.Flag(MorVoltura)
+		c.AllPointsLost = r.mor(mAllLost) != "N"
+		c.ClosingInvoiceIssued = r.morFlag(mClosing)
+		c.TIFIndemnitiesPaid = r.morFlag(mTIF)
+		c.ComplaintsAnswered = r.morFlag(mComplaints)
+		c.PointActive = r.morFlag(mActive)
+		c.Voltura = r.morFlag(mVoltura)
 	}
 	if c.PreviousCMOR == 0 {
-		c.PreviousCMOR = r.Amount(MorPrevious)
+		c.PreviousCMOR = r.morAmount(mPrevious)
 	}
-	if num := r.Get(MorInvNumber); num != "" {
-		inv := Invoice{Number: num, Issued: r.Date(MorInvIssued), Due: r.Date(MorInvDue),
-			PeriodFrom: r.Date(MorInvFrom), PeriodTo: r.Date(MorInvTo), Amount: r.Amount(MorInvAmount),
-			Unpaid: r.Amount(MorInvUnpaid), RAI: r.Amount(MorInvRAI), Reading: r.Get(MorInvReading),
-			Conguagliata: r.Flag(MorInvCong), Reconstruction: r.Flag(MorInvRecon)}
+	if num := r.mor(mInvNumber); num != "" {
+		inv := Invoice{Number: num, Issued: r.morDate(mInvIssued), Due: r.morDate(mInvDue),
+			PeriodFrom: r.morDate(mInvFrom), PeriodTo: r.morDate(mInvTo), Amount: r.morAmount(mInvAmount),
+			Unpaid: r.morAmount(mInvUnpaid), RAI: r.morAmount(mInvRAI), Reading: r.mor(mInvReading),
+			Conguagliata: r.morFlag(mInvCong), Reconstruction: r.morFlag(mInvRecon)}
 		if i := invoiceIndex(c.Invoices, num); i >= 0 {
 			// Listed twice: which one is the claim? Neither is filed until billing says
 			// (Conflicts); the first listing is kept meanwhile.
@@ -372,15 +399,15 @@ func (m *MorosiCase) AddRow(r Record) {
 			m.invLines = append(m.invLines, []int{r.Line})
 		}
 	}
-	if d := r.Date(MorMoraDate); !d.IsZero() || r.Get(MorMoraRef) != "" {
-		n := MoraNotice{Date: d, Channel: r.Get(MorMoraChannel), Received: r.Date(MorMoraReceived),
-			Term: r.Date(MorMoraTerm), MentionsCMOR: r.Flag(MorMoraCMOR), Ref: r.Get(MorMoraRef)}
+	if d := r.morDate(mMoraDate); !d.IsZero() || r.mor(mMoraRef) != "" {
+		n := MoraNotice{Date: d, Channel: r.mor(mMoraChannel), Received: r.morDate(mMoraReceived),
+			Term: r.morDate(mMoraTerm), MentionsCMOR: r.morFlag(mMoraCMOR), Ref: r.mor(mMoraRef)}
 		c.Mora = mergeMora(c.Mora, n)
 		m.addMoraDetails(r, n)
 	}
 	// Every row of a case repeats its spend list: merging the list merged last again
 	// would change nothing, so it is not parsed again.
-	if s := r.Get(MorSpend); s != "" && s != m.spend {
+	if s := r.mor(mSpend); s != "" && s != m.spend {
 		if ms, err := ParseMonthAmounts(s, false); err == nil {
 			c.Spend = mergeSpend(c.Spend, ms)
 			m.spend = s
@@ -485,7 +512,8 @@ func mergeMoraKeep(list []MoraNotice, n MoraNotice) []MoraNotice {
 // whether a file's keys are adjacent and otherwise feeds the Grouper the rows sorted
 // by key (docs/uscente.md, "Row order").
 type Grouper struct {
-	cur *MorosiCase
+	cur  *MorosiCase
+	keys MorosiKeyer
 }
 
 // Add adds a row (bad: the row had an error finding). It returns the previous case
@@ -493,7 +521,7 @@ type Grouper struct {
 // reader's required-field checks and are only marked on the current case if they
 // cannot be told apart; they never start a case.
 func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
-	key := MorosiKey(r)
+	key := g.keys.Key(r)
 	if key == "" {
 		return nil
 	}

@@ -75,6 +75,7 @@ func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 	starts := map[uint64]struct{}{}
 	adjacent := true
 	prev := ""
+	var keys flows.MorosiKeyer
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return false, 0, ctx.Err()
@@ -89,7 +90,7 @@ func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 		if !adjacent {
 			continue
 		}
-		key := flows.MorosiKey(rec)
+		key := keys.Key(rec)
 		if key == "" || key == prev {
 			continue
 		}
@@ -322,6 +323,7 @@ func (p *goPanic) raise() { panic(p.value) }
 func parseRows(ctx context.Context, rd *flows.CSVReader, out chan<- parsedRows) {
 	defer close(out)
 	var b parsedRows
+	var keys flows.MorosiKeyer
 	defer func() {
 		if v := recover(); v != nil { // the rows before it, then the panic
 			select {
@@ -343,7 +345,7 @@ func parseRows(ctx context.Context, rd *flows.CSVReader, out chan<- parsedRows) 
 			b.err = err
 			break
 		}
-		b.rows = append(b.rows, parsedRow{rec: rec, fs: fs, key: flows.MorosiKey(rec)})
+		b.rows = append(b.rows, parsedRow{rec: rec, fs: fs, key: keys.Key(rec)})
 		if len(b.rows) == 256 {
 			select {
 			case out <- b:
