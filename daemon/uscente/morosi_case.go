@@ -334,6 +334,10 @@ func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p 
 // the case again for every request the build writes. Its values are positional in
 // today's REQ layout; nil when the REQ flow refuses them (the build then refuses the
 // request from the case, naming the field).
+//
+// What is stored of the values is their hash (form 3): it is computed here, and the
+// values dropped, so that the writing goroutine has only to store it when the reader
+// prepared the case (preparedCase).
 func (u *uscente) reqPayload(data *flows.UscenteData) *archive.RequestPayload {
 	f := u.h.Catalog().Flow(FlowREQ)
 	if f == nil {
@@ -343,10 +347,11 @@ func (u *uscente) reqPayload(data *flows.UscenteData) *archive.RequestPayload {
 	if err != nil {
 		return nil
 	}
-	pl := &archive.RequestPayload{Layout: f.Layout().Signature(), Values: make([][]string, len(recs))}
+	values := make([][]string, len(recs))
 	for i, r := range recs {
-		pl.Values[i] = r.Values
+		values[i] = r.Values
 	}
+	pl := &archive.RequestPayload{Layout: f.Layout().Signature(), Hash: archive.PayloadHash(values)}
 	for _, in := range data.Inputs {
 		pl.Inputs = append(pl.Inputs, in.FileID)
 	}
