@@ -1,8 +1,10 @@
 package flows
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -83,4 +85,44 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// A case keeps each practice-level value's lines in place for the first few rows and
+// beyond them apart (valueSet, lineSet): with more rows than that, the conflicts name
+// every line of every value, in any row order, an invoice listed five times names its
+// five lines, and a case whose many rows agree has none.
+func TestMorosiCaseConflictsManyRows(t *testing.T) {
+	row := func(line int, inv, voltage, term string) Record {
+		return morosiRecord(t, line, map[string]string{MorSector: "E", MorPOD: "IT023E00121943", MorCF: "RSSMRA85T10A562S", MorSwitch: "01/03/2025",
+			MorInvNumber: inv, MorInvUnpaid: "10.00", MorVoltage: voltage, MorMoraDate: "10/04/2025", MorMoraRef: "R1", MorMoraChannel: "RA", MorMoraTerm: term})
+	}
+	rows := []Record{row(2, "F1", "BT", "30/04/2025"), row(3, "F1", "BT", "30/04/2025"), row(4, "F2", "BT", "30/04/2025"), row(5, "F1", "BT", "30/04/2025"),
+		row(6, "F1", "MT", "15/05/2025"), row(7, "F3", "BT", "15/05/2025"), row(8, "F1", "MT", "15/05/2025")}
+	want := []string{
+		`8 TENSIONE "BT / MT" TENSIONE differs between the rows of one practice: "BT" on lines 2,3,4,5,7, "MT" on lines 6,8; billing must give one value, the practice is held`,
+		`8 TERMINE_MORA "15/05/2025 / 30/04/2025" for one mora notice (2025-04-10 R1 RA), TERMINE_MORA differs between the rows of one practice: "15/05/2025" on lines 6-8, "30/04/2025" on lines 2-5; billing must give one value, the practice is held`,
+		`8 NUM_FATTURA "F1" invoice F1 is listed 5 times (lines 2,3,5,6,8); list each invoice once, the practice is held`,
+	}
+	for _, perm := range [][]int{{0, 1, 2, 3, 4, 5, 6}, {6, 5, 4, 3, 2, 1, 0}, {3, 6, 0, 4, 1, 5, 2}} {
+		var g Grouper
+		for _, i := range perm {
+			if g.Add(rows[i], false) != nil {
+				t.Fatal("one key, one case")
+			}
+		}
+		var got []string
+		for _, f := range g.Flush().Conflicts() {
+			got = append(got, fmt.Sprintf("%d %s %q %s", f.Line, f.Field, f.Value, f.Message))
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("order %v: conflicts\n%s\nwant\n%s", perm, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		}
+	}
+	var g Grouper
+	for line := 2; line < 12; line++ {
+		g.Add(row(line, fmt.Sprintf("F%d", line), "BT", "30/04/2025"), false)
+	}
+	if mc := g.Flush(); mc.Held() || len(mc.Lines) != 10 || len(mc.Case.Invoices) != 10 {
+		t.Errorf("ten agreeing rows: held %v (%v), %d lines, %d invoices", mc.Held(), mc.Conflicts(), len(mc.Lines), len(mc.Case.Invoices))
+	}
 }

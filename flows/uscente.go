@@ -141,10 +141,10 @@ type MorosiCase struct {
 	Bad      bool
 	BadLines []int // the lines of those rows
 
-	values   [len(morosiCaseFields)][]caseValue // distinct values of each case field
-	mora     []moraSeen                         // the details each mora notice is given with
-	invLines [][]int                            // lines of each invoice of Case.Invoices, parallel
-	spend    string                             // the spend list merged last (rows repeat it)
+	values   [len(morosiCaseFields)]valueSet // distinct values of each case field
+	mora     []moraSeen                      // the details each mora notice is given with
+	invLines []lineSet                       // lines of each invoice of Case.Invoices, parallel
+	spend    string                          // the spend list merged last (rows repeat it)
 }
 
 // moraSeen is one mora notice (date, reference, channel) and the distinct values its
@@ -152,7 +152,7 @@ type MorosiCase struct {
 // alike, or which term, which receipt date, whether it mentioned the CMOR is unknown.
 type moraSeen struct {
 	key     string
-	details [len(moraDetailFields)][]caseValue
+	details [len(moraDetailFields)]valueSet
 }
 
 var moraDetailFields = [...]string{MorMoraTerm, MorMoraReceived, MorMoraCMOR}
@@ -178,20 +178,78 @@ func (m *MorosiCase) addMoraDetails(r Record, n MoraNotice) {
 		if v == "" {
 			continue
 		}
-		d := &m.mora[k].details[i]
-		j := slices.IndexFunc(*d, func(cv caseValue) bool { return cv.v == v })
-		if j < 0 {
-			*d = append(*d, caseValue{v: v})
-			j = len(*d) - 1
-		}
-		(*d)[j].lines = append((*d)[j].lines, r.Line)
+		m.mora[k].details[i].add(v, r.Line)
 	}
 }
 
 // caseValue is one value a case field takes, and the lines that give it.
 type caseValue struct {
 	v     string
-	lines []int
+	lines lineSet
+}
+
+// valueSet is the distinct values a case field takes, each with its lines. The rows
+// of a practice nearly always agree: the first value is kept in place, and a set of
+// one value with a few lines costs no allocation of its own (the case holds one set
+// per field, and allocating them was a good part of grouping a row).
+type valueSet struct {
+	n     int       // distinct values
+	first caseValue // the first value given
+	more  []caseValue
+}
+
+// add records that the row at line gives v.
+func (s *valueSet) add(v string, line int) {
+	switch {
+	case s.n == 0:
+		s.first.v, s.n = v, 1
+		s.first.lines.add(line)
+		return
+	case s.first.v == v:
+		s.first.lines.add(line)
+		return
+	}
+	for i := range s.more {
+		if s.more[i].v == v {
+			s.more[i].lines.add(line)
+			return
+		}
+	}
+	s.more = append(s.more, caseValue{v: v})
+	s.more[len(s.more)-1].lines.add(line)
+	s.n++
+}
+
+// values lists the distinct values in the order they came.
+func (s *valueSet) values() []caseValue {
+	if s.n == 0 {
+		return nil
+	}
+	return append([]caseValue{s.first}, s.more...)
+}
+
+// lineSet is the lines of the rows that give something, in the order they came: the
+// first few in place, the others in rest.
+type lineSet struct {
+	n     int
+	first [3]int
+	rest  []int
+}
+
+func (l *lineSet) add(line int) {
+	if l.n < len(l.first) {
+		l.first[l.n] = line
+	} else {
+		l.rest = append(l.rest, line)
+	}
+	l.n++
+}
+
+// list returns the lines (a new slice).
+func (l *lineSet) list() []int {
+	out := make([]int, 0, l.n)
+	out = append(out, l.first[:min(l.n, len(l.first))]...)
+	return append(out, l.rest...)
 }
 
 // Held reports whether the case must not be filed from this file: a row was refused,
@@ -205,26 +263,27 @@ func (m *MorosiCase) Held() bool { return m.Bad || len(m.Conflicts()) > 0 }
 // the rows involved.
 func (m *MorosiCase) Conflicts() []Finding {
 	var fs []Finding
-	for i, vals := range m.values {
-		if f, ok := conflictFinding(morosiCaseFields[i], vals); ok {
+	for i := range m.values {
+		if f, ok := conflictFinding(morosiCaseFields[i], &m.values[i]); ok {
 			fs = append(fs, f)
 		}
 	}
 	slices.SortFunc(m.mora, func(a, b moraSeen) int { return strings.Compare(a.key, b.key) })
-	for _, ms := range m.mora {
-		for i, vals := range ms.details {
-			if f, ok := conflictFinding(moraDetailFields[i], vals); ok {
+	for k := range m.mora {
+		ms := &m.mora[k]
+		for i := range ms.details {
+			if f, ok := conflictFinding(moraDetailFields[i], &ms.details[i]); ok {
 				f.Message = "for one mora notice (" + strings.ReplaceAll(ms.key, "|", " ") + "), " + f.Message
 				fs = append(fs, f)
 			}
 		}
 	}
-	for k, lines := range m.invLines {
-		if len(lines) < 2 {
+	for k := range m.invLines {
+		if m.invLines[k].n < 2 {
 			continue
 		}
 		num := m.Case.Invoices[k].Number
-		lines = slices.Sorted(slices.Values(lines))
+		lines := slices.Sorted(slices.Values(m.invLines[k].list()))
 		fs = append(fs, Finding{Line: slices.Max(lines), Field: MorInvNumber, Rule: RuleCaseDupInvoice, Value: num,
 			Message: fmt.Sprintf("invoice %s is listed %d times (lines %s); list each invoice once, the practice is held", num, len(lines), LinesText(lines))})
 	}
@@ -233,15 +292,15 @@ func (m *MorosiCase) Conflicts() []Finding {
 
 // conflictFinding is the RuleCaseConflict finding of a field that takes several
 // values, independent of the order they came in; ok is false for one value or none.
-func conflictFinding(field string, vals []caseValue) (Finding, bool) {
-	if len(vals) < 2 {
+func conflictFinding(field string, set *valueSet) (Finding, bool) {
+	if set.n < 2 {
 		return Finding{}, false
 	}
-	sorted := slices.Clone(vals)
+	sorted := set.values()
 	slices.SortFunc(sorted, func(a, b caseValue) int { return strings.Compare(a.v, b.v) })
 	parts, values, last := make([]string, len(sorted)), make([]string, len(sorted)), 0
 	for k, cv := range sorted {
-		lines := slices.Sorted(slices.Values(cv.lines))
+		lines := slices.Sorted(slices.Values(cv.lines.list()))
 		parts[k] = fmt.Sprintf("%q on %s %s", cv.v, plural(len(lines), "line", "lines"), LinesText(lines))
 		values[k] = cv.v
 		last = max(last, slices.Max(lines))
@@ -276,7 +335,7 @@ func (m *MorosiCase) normalize() {
 			idx[i] = i
 		}
 		slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(c.Invoices[a].Number, c.Invoices[b].Number) })
-		invs, lines := make([]Invoice, len(idx)), make([][]int, len(idx))
+		invs, lines := make([]Invoice, len(idx)), make([]lineSet, len(idx))
 		for i, k := range idx {
 			invs[i] = c.Invoices[k]
 			if k < len(m.invLines) {
@@ -342,12 +401,7 @@ func (m *MorosiCase) AddRow(r Record) {
 		if v == "" {
 			continue
 		}
-		k := slices.IndexFunc(m.values[i], func(cv caseValue) bool { return cv.v == v })
-		if k < 0 {
-			m.values[i] = append(m.values[i], caseValue{v: v})
-			k = len(m.values[i]) - 1
-		}
-		m.values[i][k].lines = append(m.values[i][k].lines, r.Line)
+		m.values[i].add(v, r.Line)
 	}
 	c := &m.Case
 	set := func(dst *string, field morField) {
@@ -393,10 +447,11 @@ func (m *MorosiCase) AddRow(r Record) {
 		if i := invoiceIndex(c.Invoices, num); i >= 0 {
 			// Listed twice: which one is the claim? Neither is filed until billing says
 			// (Conflicts); the first listing is kept meanwhile.
-			m.invLines[i] = append(m.invLines[i], r.Line)
+			m.invLines[i].add(r.Line)
 		} else {
 			c.Invoices = append(c.Invoices, inv)
-			m.invLines = append(m.invLines, []int{r.Line})
+			m.invLines = append(m.invLines, lineSet{})
+			m.invLines[len(m.invLines)-1].add(r.Line)
 		}
 	}
 	if d := r.morDate(mMoraDate); !d.IsZero() || r.mor(mMoraRef) != "" {
@@ -444,6 +499,11 @@ func mergeMora(list []MoraNotice, n MoraNotice) []MoraNotice {
 }
 
 func mergeSpend(list []MonthSpend, add []MonthSpend) []MonthSpend {
+	if len(list) == 0 {
+		// The first list of the case: add is the caller's own, of distinct months
+		// (ParseMonthAmounts refuses a month twice), so merging it adds every month.
+		return add
+	}
 	for _, s := range add {
 		found := false
 		for i := range list {
