@@ -58,7 +58,7 @@ func sortByKey(adjacent bool, cases int) bool {
 // Grouper ignores them. A hash collision can only report "not adjacent" for a file
 // that is: the sorted path then gives the same cases, a little slower.
 func KeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
-	adjacent, _, err := keyRuns(ctx, rd)
+	adjacent, _, err := keyRuns(ctx, rd, 0)
 	return adjacent, err
 }
 
@@ -69,11 +69,18 @@ func KeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
 // runs seen so far) it only reads on, normalising nothing, to the end or to an error
 // that stops the reading: a file the reading proper refuses is "adjacent", whatever
 // its rows before, so that it is read in file order up to the line it stops at.
-func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
+//
+// limit, when above 0, ends the counting the same way once more than limit runs are
+// seen: the handler then reads the file sorted by key whether its rows are adjacent
+// or not (sortByKey with limit KeyOrderCases), and a million-row extract's row-order
+// pass no longer normalises and hashes every key for a count that changes nothing.
+// The runs counted are then limit+1, and adjacent says only that no key started a
+// second run before.
+func keyRuns(ctx context.Context, rd *flows.CSVReader, limit int) (bool, int, error) {
 	rd.NormalizeOnly(flows.MorosiKeyFields...)
 	seed := maphash.MakeSeed()
 	starts := map[uint64]struct{}{}
-	adjacent := true
+	adjacent, counting := true, true
 	prev := ""
 	var keys flows.MorosiKeyer
 	for n := 0; ; n++ {
@@ -87,7 +94,7 @@ func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 		if err != nil {
 			return true, 0, nil // the reading pass proper reports it
 		}
-		if !adjacent {
+		if !counting {
 			continue
 		}
 		key := keys.Key(rec)
@@ -97,11 +104,15 @@ func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 		prev = key
 		h := maphash.String(seed, key)
 		if _, seen := starts[h]; seen {
-			adjacent = false
+			adjacent, counting = false, false
 			rd.NormalizeOnly() // no field: the rest is read for its errors alone
 			continue
 		}
 		starts[h] = struct{}{}
+		if limit > 0 && len(starts) > limit {
+			counting = false
+			rd.NormalizeOnly()
+		}
 	}
 	return adjacent, len(starts), nil
 }
@@ -629,7 +640,7 @@ func ValidateMorosi(ctx context.Context, open func() (io.ReadCloser, error), flo
 		return 0, err
 	}
 	first := flows.NewCSVReader(rc, flow, opt)
-	adjacent, practices, err := keyRuns(ctx, first)
+	adjacent, practices, err := keyRuns(ctx, first, KeyOrderCases)
 	family.ReaderCloser{Reader: first, File: rc}.Close() // a workbook's reader holds it in memory and in temporary files
 	if err != nil {
 		return 0, err
