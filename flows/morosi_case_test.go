@@ -126,3 +126,99 @@ func TestMorosiCaseConflictsManyRows(t *testing.T) {
 		t.Errorf("ten agreeing rows: held %v (%v), %d lines, %d invoices", mc.Held(), mc.Conflicts(), len(mc.Lines), len(mc.Case.Invoices))
 	}
 }
+
+// The Grouper reuses one caseRows from case to case (what only the conflicts need,
+// and the lists a case is built in): a case read after others is the case read by a
+// Grouper of its own, field for field (nil lists included), with the same conflicts,
+// whatever the cases before held (more rows, notices and invoices, conflicts, bad
+// rows, or none of them).
+func TestGrouperReuseAsFreshGrouper(t *testing.T) {
+	type spec struct {
+		rows, notices, invoices int
+		conflict, dup, bad      bool
+	}
+	specs := []spec{
+		{rows: 7, notices: 4, invoices: 5, conflict: true, dup: true},
+		{rows: 1},
+		{rows: 3, notices: 1, invoices: 3},
+		{rows: 2, notices: 2, invoices: 1, bad: true},
+		{rows: 9, notices: 3, invoices: 9, conflict: true},
+		{rows: 1, invoices: 1},
+		{rows: 4, notices: 1, invoices: 2, dup: true},
+		{rows: 3, notices: 3, invoices: 3},
+	}
+	var all []Record
+	var bad []bool
+	var cases [][]int // indexes into all, per case
+	line := 2
+	for c, sp := range specs {
+		var idx []int
+		for i := range sp.rows {
+			vals := map[string]string{MorSector: "E", MorPOD: fmt.Sprintf("IT023E%08d", c), MorCF: "RSSMRA85T10A562S", MorSwitch: "01/03/2025",
+				MorVoltage: "BT", MorClosing: "S", MorName: "Rossi", MorSpend: "2024-12:100.00,2024-11:90.00"}
+			if sp.invoices > 0 {
+				vals[MorInvNumber], vals[MorInvUnpaid] = fmt.Sprintf("F%d", (sp.invoices-1-i%sp.invoices)), "10.00"
+				if sp.dup && i == sp.rows-1 {
+					vals[MorInvNumber] = "F0"
+				}
+			}
+			if sp.notices > 0 {
+				k := i % sp.notices
+				vals[MorMoraDate], vals[MorMoraRef], vals[MorMoraChannel] = fmt.Sprintf("%02d/04/2025", 10+k), fmt.Sprintf("R%d", k), "ra"
+				vals[MorMoraTerm] = "30/04/2025"
+				if sp.conflict && i == sp.rows-1 {
+					vals[MorMoraTerm] = "15/05/2025"
+				}
+			}
+			if sp.conflict && i == 0 {
+				vals[MorVoltage] = "MT"
+			}
+			idx = append(idx, len(all))
+			all = append(all, morosiRecord(t, line, vals))
+			bad = append(bad, sp.bad && i == 0)
+			line++
+		}
+		cases = append(cases, idx)
+	}
+	type seen struct {
+		mc        MorosiCase
+		held      bool
+		conflicts []Finding
+	}
+	view := func(mc *MorosiCase) seen {
+		return seen{MorosiCase{Key: mc.Key, Case: mc.Case, Lines: mc.Lines, Bad: mc.Bad, BadLines: mc.BadLines}, mc.Held(), mc.Conflicts()}
+	}
+	var fresh []seen
+	for _, idx := range cases {
+		var g Grouper
+		for _, i := range idx {
+			if g.Add(all[i], bad[i]) != nil {
+				t.Fatal("one key, one case")
+			}
+		}
+		fresh = append(fresh, view(g.Flush()))
+	}
+	var g Grouper
+	var reused []*MorosiCase
+	for i := range all {
+		if mc := g.Add(all[i], bad[i]); mc != nil {
+			reused = append(reused, mc)
+		}
+	}
+	reused = append(reused, g.Flush())
+	if len(reused) != len(fresh) {
+		t.Fatalf("%d cases, want %d", len(reused), len(fresh))
+	}
+	held := 0
+	for i, mc := range reused { // read after every case is done: none shares the Grouper's memory
+		if got := view(mc); !reflect.DeepEqual(got, fresh[i]) {
+			t.Errorf("case %d:\n%+v\nwant\n%+v", i, got, fresh[i])
+		}
+		if fresh[i].held {
+			held++
+		}
+	}
+	if held != 4 {
+		t.Errorf("%d cases held, want 4 (the specs with a conflict, a duplicate or a bad row)", held)
+	}
+}

@@ -141,18 +141,57 @@ type MorosiCase struct {
 	Bad      bool
 	BadLines []int // the lines of those rows
 
+	// rows is what the rows gave that the case's conflicts are made of, while its
+	// rows are added (the Grouper's, reused from one case to the next); nil once the
+	// case is done, its conflicts then in conflicts.
+	rows      *caseRows
+	conflicts []Finding
+	spend     string // the spend list merged last (rows repeat it)
+}
+
+// caseRows is what the rows of a case being read gave besides the case itself: the
+// distinct values of its practice-level fields, of each mora notice's details and the
+// lines of each invoice, for its conflicts; and the lists the case is built in (its
+// lines, invoices and mora notices), copied out at their size when it is done. The
+// Grouper keeps one and reuses it for every case: a case's rows cost no allocation
+// of their own for what only its conflicts need.
+type caseRows struct {
 	values   [len(morosiCaseFields)]valueSet // distinct values of each case field
 	mora     []moraSeen                      // the details each mora notice is given with
 	invLines []lineSet                       // lines of each invoice of Case.Invoices, parallel
-	spend    string                          // the spend list merged last (rows repeat it)
+	lines    []int
+	invoices []Invoice
+	notices  []MoraNotice
+}
+
+// reset empties r for the next case, keeping its memory.
+func (r *caseRows) reset() {
+	for i := range r.values {
+		r.values[i].reset()
+	}
+	for i := range r.mora {
+		r.mora[i].reset()
+	}
+	for i := range r.invLines {
+		r.invLines[i].reset()
+	}
+	r.mora, r.invLines = r.mora[:0], r.invLines[:0]
+	r.lines, r.invoices, r.notices = r.lines[:0], r.invoices[:0], r.notices[:0]
 }
 
 // moraSeen is one mora notice (date, reference, channel) and the distinct values its
 // details take on the rows that name it: rows that name one notice must describe it
 // alike, or which term, which receipt date, whether it mentioned the CMOR is unknown.
 type moraSeen struct {
-	key     string
+	key     string // date (ISO), reference and channel (upper case), "|" between
 	details [len(moraDetailFields)]valueSet
+}
+
+func (s *moraSeen) reset() {
+	s.key = ""
+	for i := range s.details {
+		s.details[i].reset()
+	}
 }
 
 var moraDetailFields = [...]string{MorMoraTerm, MorMoraReceived, MorMoraCMOR}
@@ -161,11 +200,26 @@ var moraDetailFields = [...]string{MorMoraTerm, MorMoraReceived, MorMoraCMOR}
 var moraDetailIDs = [len(moraDetailFields)]morField{mMoraTerm, mMoraReceived, mMoraCMOR}
 
 func (m *MorosiCase) addMoraDetails(r Record, n MoraNotice) {
-	key := n.Date.ISO() + "|" + n.Ref + "|" + strings.ToUpper(n.Channel)
-	k := slices.IndexFunc(m.mora, func(s moraSeen) bool { return s.key == key })
+	rows := m.rows
+	// The notice's key, made in place: a string only for a notice not seen yet.
+	var buf [80]byte
+	key := append(n.Date.appendISO(buf[:0]), '|')
+	key = append(append(append(key, n.Ref...), '|'), strings.ToUpper(n.Channel)...)
+	k := -1
+	for i := range rows.mora {
+		if rows.mora[i].key == string(key) {
+			k = i
+			break
+		}
+	}
 	if k < 0 {
-		m.mora = append(m.mora, moraSeen{key: key})
-		k = len(m.mora) - 1
+		if len(rows.mora) < cap(rows.mora) {
+			rows.mora = rows.mora[:len(rows.mora)+1] // reset when the last case was done
+		} else {
+			rows.mora = append(rows.mora, moraSeen{})
+		}
+		k = len(rows.mora) - 1
+		rows.mora[k].key = string(key)
 	}
 	for i, field := range moraDetailIDs {
 		v := r.mor(field)
@@ -178,7 +232,7 @@ func (m *MorosiCase) addMoraDetails(r Record, n MoraNotice) {
 		if v == "" {
 			continue
 		}
-		m.mora[k].details[i].add(v, r.Line)
+		rows.mora[k].details[i].add(v, r.Line)
 	}
 }
 
@@ -196,6 +250,13 @@ type valueSet struct {
 	n     int       // distinct values
 	first caseValue // the first value given
 	more  []caseValue
+}
+
+func (s *valueSet) reset() {
+	s.n, s.first.v = 0, ""
+	s.first.lines.reset()
+	clear(s.more)
+	s.more = s.more[:0]
 }
 
 // add records that the row at line gives v.
@@ -236,6 +297,8 @@ type lineSet struct {
 	rest  []int
 }
 
+func (l *lineSet) reset() { l.n, l.rest = 0, l.rest[:0] }
+
 func (l *lineSet) add(line int) {
 	if l.n < len(l.first) {
 		l.first[l.n] = line
@@ -254,23 +317,40 @@ func (l *lineSet) list() []int {
 
 // Held reports whether the case must not be filed from this file: a row was refused,
 // or its rows disagree.
-func (m *MorosiCase) Held() bool { return m.Bad || len(m.Conflicts()) > 0 }
+func (m *MorosiCase) Held() bool {
+	if m.rows == nil {
+		return m.Bad || len(m.conflicts) > 0
+	}
+	return m.Bad || len(m.Conflicts()) > 0
+}
 
 // Conflicts are the findings about the rows of the case together: a practice-level
 // value that differs between rows (RuleCaseConflict), an invoice listed twice
 // (RuleCaseDupInvoice). Each holds the case. They do not depend on the order of the
 // rows: values are listed sorted, and each finding is located at the last line of
 // the rows involved.
+//
+// A case the Grouper gave is done: its conflicts were found when its last row came,
+// and are the same on every call.
 func (m *MorosiCase) Conflicts() []Finding {
+	if m.rows == nil {
+		return slices.Clone(m.conflicts)
+	}
+	return m.rows.conflicts(m.Case.Invoices, nil)
+}
+
+// conflicts are the findings of Conflicts; order, when not nil, lists the invoices
+// (indexes of invoices and r.invLines) in the order their findings come.
+func (r *caseRows) conflicts(invoices []Invoice, order []int) []Finding {
 	var fs []Finding
-	for i := range m.values {
-		if f, ok := conflictFinding(morosiCaseFields[i], &m.values[i]); ok {
+	for i := range r.values {
+		if f, ok := conflictFinding(morosiCaseFields[i], &r.values[i]); ok {
 			fs = append(fs, f)
 		}
 	}
-	slices.SortFunc(m.mora, func(a, b moraSeen) int { return strings.Compare(a.key, b.key) })
-	for k := range m.mora {
-		ms := &m.mora[k]
+	slices.SortFunc(r.mora, func(a, b moraSeen) int { return strings.Compare(a.key, b.key) })
+	for k := range r.mora {
+		ms := &r.mora[k]
 		for i := range ms.details {
 			if f, ok := conflictFinding(moraDetailFields[i], &ms.details[i]); ok {
 				f.Message = "for one mora notice (" + strings.ReplaceAll(ms.key, "|", " ") + "), " + f.Message
@@ -278,12 +358,16 @@ func (m *MorosiCase) Conflicts() []Finding {
 			}
 		}
 	}
-	for k := range m.invLines {
-		if m.invLines[k].n < 2 {
+	for j := range r.invLines {
+		k := j
+		if order != nil {
+			k = order[j]
+		}
+		if r.invLines[k].n < 2 {
 			continue
 		}
-		num := m.Case.Invoices[k].Number
-		lines := slices.Sorted(slices.Values(m.invLines[k].list()))
+		num := invoices[k].Number
+		lines := slices.Sorted(slices.Values(r.invLines[k].list()))
 		fs = append(fs, Finding{Line: slices.Max(lines), Field: MorInvNumber, Rule: RuleCaseDupInvoice, Value: num,
 			Message: fmt.Sprintf("invoice %s is listed %d times (lines %s); list each invoice once, the practice is held", num, len(lines), LinesText(lines))})
 	}
@@ -327,23 +411,31 @@ func (m *MorosiCase) FirstLine() int {
 // normalize puts what the rows gave in an order that does not depend on the order of
 // the rows: invoices by number, mora notices by date and reference, spend by month.
 // The practice, its request and its findings are then the same for a shuffled file.
+//
+// It also ends the reading of the case: its conflicts are found, and its lists are
+// copied out of the Grouper's memory (caseRows), which the next case reuses.
 func (m *MorosiCase) normalize() {
 	c := &m.Case
-	if !slices.IsSortedFunc(c.Invoices, func(a, b Invoice) int { return strings.Compare(a.Number, b.Number) }) {
-		idx := make([]int, len(c.Invoices))
-		for i := range idx {
-			idx[i] = i
-		}
-		slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(c.Invoices[a].Number, c.Invoices[b].Number) })
-		invs, lines := make([]Invoice, len(idx)), make([]lineSet, len(idx))
-		for i, k := range idx {
-			invs[i] = c.Invoices[k]
-			if k < len(m.invLines) {
-				lines[i] = m.invLines[k]
-			}
-		}
-		c.Invoices, m.invLines = invs, lines
+	rows := m.rows
+	if rows == nil {
+		rows = &caseRows{}
 	}
+	var order []int // of the invoices, when they are not in order already
+	invoices := c.Invoices
+	if !slices.IsSortedFunc(invoices, func(a, b Invoice) int { return strings.Compare(a.Number, b.Number) }) {
+		order = make([]int, len(invoices))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(invoices[a].Number, invoices[b].Number) })
+		c.Invoices = make([]Invoice, len(order))
+		for i, k := range order {
+			c.Invoices[i] = invoices[k]
+		}
+	} else {
+		c.Invoices = clone(invoices)
+	}
+	m.conflicts = rows.conflicts(invoices, order)
 	slices.SortStableFunc(c.Mora, func(a, b MoraNotice) int {
 		if a.Date != b.Date {
 			if a.Date.Before(b.Date) {
@@ -366,6 +458,18 @@ func (m *MorosiCase) normalize() {
 		return 1
 	})
 	slices.Sort(m.Lines)
+	// Keep the lists' memory for the next case.
+	rows.lines, rows.invoices, rows.notices = m.Lines[:0], invoices[:0], c.Mora[:0]
+	m.Lines, c.Mora = clone(m.Lines), clone(c.Mora)
+	m.rows = nil
+}
+
+// clone is s copied to a slice of its length, nil when empty.
+func clone[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
 }
 
 // caseFieldValue is the value of a practice-level field as it counts: flags as S/N
@@ -395,13 +499,16 @@ func caseFieldValue(r Record, field morField) string {
 // value that differs from an earlier row's, or an invoice already listed, is a
 // conflict (Conflicts): rows of one extract must agree.
 func (m *MorosiCase) AddRow(r Record) {
+	if m.rows == nil {
+		m.rows = &caseRows{}
+	}
 	m.Lines = append(m.Lines, r.Line)
 	for i, field := range morosiCaseIDs {
 		v := caseFieldValue(r, field)
 		if v == "" {
 			continue
 		}
-		m.values[i].add(v, r.Line)
+		m.rows.values[i].add(v, r.Line)
 	}
 	c := &m.Case
 	set := func(dst *string, field morField) {
@@ -447,11 +554,15 @@ func (m *MorosiCase) AddRow(r Record) {
 		if i := invoiceIndex(c.Invoices, num); i >= 0 {
 			// Listed twice: which one is the claim? Neither is filed until billing says
 			// (Conflicts); the first listing is kept meanwhile.
-			m.invLines[i].add(r.Line)
+			m.rows.invLines[i].add(r.Line)
 		} else {
 			c.Invoices = append(c.Invoices, inv)
-			m.invLines = append(m.invLines, lineSet{})
-			m.invLines[len(m.invLines)-1].add(r.Line)
+			if il := m.rows.invLines; len(il) < cap(il) {
+				m.rows.invLines = il[:len(il)+1] // reset when the last case was done
+			} else {
+				m.rows.invLines = append(il, lineSet{})
+			}
+			m.rows.invLines[len(m.rows.invLines)-1].add(r.Line)
 		}
 	}
 	if d := r.morDate(mMoraDate); !d.IsZero() || r.mor(mMoraRef) != "" {
@@ -574,6 +685,7 @@ func mergeMoraKeep(list []MoraNotice, n MoraNotice) []MoraNotice {
 type Grouper struct {
 	cur  *MorosiCase
 	keys MorosiKeyer
+	rows caseRows // the current case's, reused from one case to the next
 }
 
 // Add adds a row (bad: the row had an error finding). It returns the previous case
@@ -592,7 +704,9 @@ func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
 		g.cur = nil
 	}
 	if g.cur == nil {
-		g.cur = &MorosiCase{Key: key}
+		g.rows.reset()
+		g.cur = &MorosiCase{Key: key, rows: &g.rows, Lines: g.rows.lines}
+		g.cur.Case.Invoices, g.cur.Case.Mora = g.rows.invoices, g.rows.notices
 	}
 	g.cur.AddRow(r)
 	if bad {
