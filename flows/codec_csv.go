@@ -2,6 +2,7 @@ package flows
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -349,15 +350,9 @@ func (r *CSVReader) unjoin(start int) {
 	r.lineStarts = r.lineStarts[:1]
 }
 
-func countQuotes(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c == '"' {
-			n++
-		}
-	}
-	return n
-}
+func countQuotes(b []byte) int { return bytes.Count(b, quote) }
+
+var quote = []byte{'"'}
 
 // splitCSV splits one record at ';'. Unquoted values are trimmed of spaces; quoted
 // values keep everything between the quotes with "" unescaped. bad reports a quote

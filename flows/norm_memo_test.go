@@ -116,3 +116,35 @@ func FuzzNormMemo(f *testing.F) {
 		}
 	})
 }
+
+// isASCII reads eight bytes at a time: it says what a byte-by-byte look says, for
+// every length around the word size and a high byte at every place.
+func TestIsASCIIAsByteByByte(t *testing.T) {
+	byByte := func(b []byte) bool {
+		for _, c := range b {
+			if c >= 0x80 {
+				return false
+			}
+		}
+		return true
+	}
+	for n := 0; n <= 33; n++ {
+		b := bytes.Repeat([]byte{'a'}, n)
+		if got := isASCII(b); got != byByte(b) {
+			t.Errorf("%d ASCII bytes: %v", n, got)
+		}
+		for i := range n {
+			for _, c := range []byte{0x80, 0xe0, 0xff} {
+				b[i] = c
+				if got := isASCII(b); got != byByte(b) {
+					t.Errorf("%d bytes, %#x at %d: %v", n, c, i, got)
+				}
+				b[i] = 0x7f
+				if got := isASCII(b); got != byByte(b) {
+					t.Errorf("%d bytes, 0x7f at %d: %v", n, i, got)
+				}
+				b[i] = 'a'
+			}
+		}
+	}
+}
