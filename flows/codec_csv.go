@@ -45,6 +45,8 @@ type CSVReader struct {
 	bad        []badLoc    // undecodable bytes of the lines read and not yet reported
 	textOnly   []bool      // per field: line breaks and tabs are allowed (optional free text)
 	only       []bool      // per field: normalised (NormalizeOnly); nil = every rule applies
+	onlyAny    bool        // some field is in only
+	onlyVals   []string    // the values of every row under NormalizeOnly (reused)
 	memo       *normMemo   // each field's last value and its normalisation; nil = none (tests)
 	noMemo     bool        // tests: normalise every value, the memo's slow twin
 }
@@ -64,12 +66,14 @@ func NewCSVReader(r io.Reader, f *Flow, opt ReadOptions) *CSVReader {
 // (each as its rule normalises it), with no findings of their own (the header's come
 // as without it): for a pass over the file that needs a few values (the case keys)
 // and not the verdict on each row. Rows, lines and the errors that stop the reading
-// are those of a full read. Call it before Next.
+// are those of a full read. Call it before Next. Under it, a row's Values are valid
+// until the next call (one slice serves every row: such a pass reads and forgets),
+// and with no name the rows are read for the errors that stop the reading alone.
 func (r *CSVReader) NormalizeOnly(names ...string) {
-	r.only = make([]bool, len(r.f.Fields))
+	r.only, r.onlyAny = make([]bool, len(r.f.Fields)), false
 	for _, n := range names {
 		if i := r.f.layout.Index(n); i >= 0 {
-			r.only[i] = true
+			r.only[i], r.onlyAny = true, true
 		}
 	}
 }
@@ -504,7 +508,16 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 					Message: fmt.Sprintf("line %d has %d values, the header has %d columns (a ; inside a value must be in quotes)", start, len(cols), r.ncols)})
 			}
 		}
-		vals := make([]string, len(r.f.Fields))
+		var vals []string
+		if r.only != nil {
+			if r.onlyVals == nil {
+				r.onlyVals = make([]string, len(r.f.Fields))
+			}
+			vals = r.onlyVals
+			clear(vals)
+		} else {
+			vals = make([]string, len(r.f.Fields))
+		}
 		for i, c := range cols {
 			if i < len(r.colField) {
 				if fi := r.colField[i]; fi >= 0 {
@@ -536,6 +549,9 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 // a full read (they may give the fields asked for), then only those fields normalised.
 func (r *CSVReader) normalizedOnly(cols, vals []string, start int) (Record, []Finding, error) {
 	r.dropBad(r.line)
+	if !r.onlyAny {
+		return Record{Line: start, Values: vals, layout: r.f.layout}, nil, nil
+	}
 	if r.rm != nil {
 		r.rm.apply(cols, vals, r.f, r.vo, r.opt.FileName, start, nil)
 	}

@@ -34,6 +34,26 @@ func readMemo(data []byte, opt ReadOptions, noMemo, only bool) string {
 	return b.String() + "reader does not end\n"
 }
 
+// rowLines reads data as uscente.morosi and renders the line of every row and the
+// error that stops the reading; none reads under NormalizeOnly with no field.
+func rowLines(data []byte, opt ReadOptions, none bool) string {
+	rd := NewCSVReader(bytes.NewReader(data), DefaultCatalog().Input("uscente.morosi"), opt)
+	defer rd.Close()
+	if none {
+		rd.NormalizeOnly()
+	}
+	var b strings.Builder
+	for i := 0; i <= len(data)+2; i++ {
+		rec, _, err := rd.Next()
+		if err != nil {
+			fmt.Fprintf(&b, "end %v\n", err)
+			return b.String()
+		}
+		fmt.Fprintf(&b, "%d\n", rec.Line)
+	}
+	return b.String() + "reader does not end\n"
+}
+
 // The reader remembers each field's last value and its normalisation (normMemo): rows
 // of one practice repeat its values. Reading with the memo gives what normalising
 // every value gives, row by row, on hostile input: a repeated bad value is refused
@@ -90,6 +110,9 @@ func TestNormMemoAsEveryValue(t *testing.T) {
 			ReadOptions{FileName: "g.csv", MappingFile: m, DecimalComma: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			if full, none := rowLines([]byte(tc.data), tc.opt, false), rowLines([]byte(tc.data), tc.opt, true); full != none {
+				t.Errorf("read for its errors alone (NormalizeOnly with no field):\n%s\nfull read:\n%s", none, full)
+			}
 			for _, only := range []bool{false, true} {
 				fast, slow := readMemo([]byte(tc.data), tc.opt, false, only), readMemo([]byte(tc.data), tc.opt, true, only)
 				if fast != slow {
@@ -112,6 +135,9 @@ func FuzzNormMemo(f *testing.F) {
 		for _, opt := range []ReadOptions{{FileName: "f.csv"}, {FileName: "f.csv", DecimalComma: true, LenientPOD: true}} {
 			if fast, slow := readMemo(data, opt, false, false), readMemo(data, opt, true, false); fast != slow {
 				t.Fatalf("with the memo:\n%s\nevery value normalised:\n%s", fast, slow)
+			}
+			if full, none := rowLines(data, opt, false), rowLines(data, opt, true); full != none {
+				t.Fatalf("read for its errors alone:\n%s\nfull read:\n%s", none, full)
 			}
 		}
 	})
