@@ -471,18 +471,20 @@ type sortedRows struct {
 }
 
 type runCursor struct {
-	r    *bufio.Reader
-	key  string
-	line int
-	bad  bool
-	vals []string
-	buf  []byte // the row's key and values, read before they become one string
-	ends []int  // where each value ends in buf
+	r     *bufio.Reader
+	key   string
+	line  int
+	bad   bool
+	vals  []string
+	spare []string // the slice of the row handed out before this one (next)
+	buf   []byte   // the row's key and values, read before they become one string
+	ends  []int    // where each value ends in buf
 }
 
 // read reads the next row of the run. Its key and values are slices of one string
 // (one allocation a row, not one a value): the values are the row's own, kept by the
-// case they go into.
+// case they go into. The slice that lists them is the cursor's, two in turn: a row
+// handed out by next stays whole until next is called again.
 func (c *runCursor) read() (bool, error) {
 	kl, err := binary.ReadUvarint(c.r)
 	if err == io.EOF {
@@ -530,7 +532,12 @@ func (c *runCursor) read() (bool, error) {
 		}
 	}
 	row := string(c.buf)
-	c.key, c.line, c.bad, c.vals = row[:c.ends[0]], int(line), bad == 1, make([]string, nv)
+	vals := c.spare
+	if cap(vals) < int(nv) {
+		vals = make([]string, nv)
+	}
+	c.spare = c.vals
+	c.key, c.line, c.bad, c.vals = row[:c.ends[0]], int(line), bad == 1, vals[:nv]
 	for i := range c.vals {
 		c.vals[i] = row[c.ends[i]:c.ends[i+1]]
 	}
@@ -585,7 +592,8 @@ func openMerge(dir string, runs []string, flow *flows.Flow) (*sortedRows, error)
 	return m, nil
 }
 
-// next returns the next row in key order; ok false after the last.
+// next returns the next row in key order; ok false after the last. The row's Values
+// are valid until the next call (its strings are its own).
 func (m *sortedRows) next() (rec flows.Record, bad, ok bool, err error) {
 	if len(m.h) == 0 {
 		return rec, false, false, nil

@@ -68,6 +68,9 @@ func TestSortRowsByKeyAcrossBatches(t *testing.T) {
 						break
 					}
 					key := flows.MorosiKey(rec)
+					if pod := fmt.Sprintf("IT001E%08d", ((rec.Line-2)*7919)%1000); rec.Get(flows.MorPOD) != pod {
+						t.Fatalf("line %d: POD %q, the line has %q", rec.Line, rec.Get(flows.MorPOD), pod)
+					}
 					if key < prev {
 						t.Fatalf("line %d: key %s after %s", rec.Line, key, prev)
 					}
