@@ -345,7 +345,7 @@ func (x *XMLWriter) Write(values map[string]string) error {
 	if x.err != nil {
 		return x.err
 	}
-	vals, err := x.f.prepareMap(values, x.rows+1)
+	vals, err := x.f.prepareMap(values, x.rows+1, nil)
 	if err != nil {
 		return err
 	}
@@ -357,7 +357,7 @@ func (x *XMLWriter) WriteRecord(r Record) error {
 	if x.err != nil {
 		return x.err
 	}
-	vals, err := x.f.prepareRecord(r, x.rows+1)
+	vals, err := x.f.prepareRecord(r, x.rows+1, nil)
 	if err != nil {
 		return err
 	}

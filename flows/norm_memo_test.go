@@ -174,3 +174,63 @@ func TestIsASCIIAsByteByByte(t *testing.T) {
 		}
 	}
 }
+
+// A CSV writer remembers each field's last value and its normalisation as the reader
+// does (the rows of one request repeat its case): it writes what normalising every
+// value writes, and refuses what it refuses, row by row, for rows that repeat good
+// and bad values, values to quote, constants left empty, line breaks and long text.
+func TestWriterNormMemoAsEveryValue(t *testing.T) {
+	f := DefaultCatalog().Flow("REQ")
+	good := map[string]string{"PIVA_UTENTE": "01234567897", "PIVA_GESTORE": "07654321095", "CP_UTENTE": "E250000001", "SETTORE": "E",
+		"COD_POD": "IT001E00004567", "CF_CLIENTE": "BNCLRA80A41F205G", "DENOMINAZIONE": "Laura Bianchi", "DATA_SWITCH": "01/03/2025",
+		"IMPORTO_CREDITO": "424.39", "IMPORTO_INDENNIZZO": "20.00", "STIMA_SPESA_4_MESI": "400.00", "NUM_FATTURA": "F1",
+		"DATA_EMISSIONE": "15/11/2024", "DATA_SCADENZA": "05/12/2024", "PERIODO_DA": "01/10/2024", "PERIODO_A": "31/10/2024",
+		"IMPORTO_FATTURA": "424.39", "IMPORTO_INSOLUTO": "424.39", "TIPO_LETTURA": "E"}
+	with := func(edit map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range good {
+			m[k] = v
+		}
+		for k, v := range edit {
+			m[k] = v
+		}
+		return m
+	}
+	rows := []map[string]string{
+		good, good, with(map[string]string{"NUM_FATTURA": "F2"}),
+		with(map[string]string{"CF_CLIENTE": "NOTACF"}), with(map[string]string{"CF_CLIENTE": "NOTACF"}), good,
+		with(map[string]string{"DENOMINAZIONE": `Bianchi; "Laura"`}), with(map[string]string{"DENOMINAZIONE": `Bianchi; "Laura"`}),
+		with(map[string]string{"DATA_SWITCH": "1/3/2025"}), with(map[string]string{"DATA_SWITCH": "1/3/2025"}), with(map[string]string{"DATA_SWITCH": "31/02/2025"}),
+		with(map[string]string{"IMPORTO_CREDITO": " 424.39 "}), with(map[string]string{"IMPORTO_CREDITO": "424.390"}), with(map[string]string{"IMPORTO_CREDITO": "424.390"}),
+		with(map[string]string{"COD_SERVIZIO": ""}), with(map[string]string{"DENOMINAZIONE": "Laura\nBianchi"}), with(map[string]string{"DENOMINAZIONE": "Laura\nBianchi"}),
+		with(map[string]string{"DENOMINAZIONE": strings.Repeat("Bianchi ", 40)}), with(map[string]string{"DENOMINAZIONE": strings.Repeat("Bianchi ", 40)}), good,
+	}
+	write := func(memo bool) string {
+		var out bytes.Buffer
+		w := NewCSVWriter(&out, f)
+		if !memo {
+			w.memo = nil
+		}
+		var b strings.Builder
+		for i, r := range rows {
+			if err := w.Write(r); err != nil {
+				fmt.Fprintf(&b, "row %d: %v\n", i, err)
+			}
+			rec, _ := f.CheckValues(r)
+			if err := w.WriteRecord(rec); err != nil {
+				fmt.Fprintf(&b, "record %d: %v\n", i, err)
+			}
+		}
+		if err := w.Close(); err != nil {
+			fmt.Fprintf(&b, "close: %v\n", err)
+		}
+		return b.String() + out.String()
+	}
+	fast, slow := write(true), write(false)
+	if fast != slow {
+		t.Errorf("with the memo:\n%s\nevery value normalised:\n%s", fast, slow)
+	}
+	if strings.Count(fast, "refused") < 6 || strings.Count(fast, "\r\n") < 10 {
+		t.Errorf("not the rows expected (some refused, most written):\n%s", fast)
+	}
+}

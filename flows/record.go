@@ -187,12 +187,13 @@ func (f *Flow) CheckValues(values map[string]string) (Record, []Finding) {
 		}
 		rec.Values[i] = v
 	}
-	fs = append(fs, f.prepare(rec.Values, 0)...)
+	fs = append(fs, f.prepare(rec.Values, 0, nil)...)
 	return rec, fs
 }
 
-// prepare fills constants, trims, refuses line breaks and validates a row to write.
-func (f *Flow) prepare(vals []string, line int) []Finding {
+// prepare fills constants, trims, refuses line breaks and validates a row to write
+// (memo: a writer's, or nil).
+func (f *Flow) prepare(vals []string, line int, memo *normMemo) []Finding {
 	var fs []Finding
 	for i := range f.Fields {
 		fd := &f.Fields[i]
@@ -206,11 +207,11 @@ func (f *Flow) prepare(vals []string, line int) []Finding {
 		}
 		vals[i] = v
 	}
-	fs = f.checkRow(vals, nil, valueOpts{}, "", line, fs, nil)
+	fs = f.checkRow(vals, nil, valueOpts{}, "", line, fs, memo)
 	return fs
 }
 
-func (f *Flow) prepareMap(values map[string]string, line int) ([]string, error) {
+func (f *Flow) prepareMap(values map[string]string, line int, memo *normMemo) ([]string, error) {
 	vals := make([]string, len(f.Fields))
 	var fs []Finding
 	for k, v := range values {
@@ -221,23 +222,23 @@ func (f *Flow) prepareMap(values map[string]string, line int) ([]string, error) 
 		}
 		vals[i] = v
 	}
-	fs = append(fs, f.prepare(vals, line)...)
+	fs = append(fs, f.prepare(vals, line, memo)...)
 	if HasErrors(fs) {
 		return nil, &RecordError{Findings: fs}
 	}
 	return vals, nil
 }
 
-func (f *Flow) prepareRecord(r Record, line int) ([]string, error) {
+func (f *Flow) prepareRecord(r Record, line int, memo *normMemo) ([]string, error) {
 	if r.layout == f.layout {
 		vals := append([]string(nil), r.Values...)
-		fs := f.prepare(vals, line)
+		fs := f.prepare(vals, line, memo)
 		if HasErrors(fs) {
 			return nil, &RecordError{Findings: fs}
 		}
 		return vals, nil
 	}
-	return f.prepareMap(r.Map(), line)
+	return f.prepareMap(r.Map(), line, memo)
 }
 
 // normMemo remembers, per field, the last value a reader normalised and what its
