@@ -176,6 +176,7 @@ type Layout struct {
 	index map[string]int
 	sig   string
 	mor   [numMorFields]int // positions of the uscente.morosi fields (morPositions)
+	req   [numReqFields]int // positions of the REQ fields (reqPositions)
 }
 
 // NewLayout builds a layout from field names.
@@ -192,7 +193,7 @@ func NewLayout(names []string) *Layout {
 		h.Write([]byte{0})
 	}
 	l.sig = strconv.FormatUint(h.Sum64(), 36)
-	l.mor = morPositions(l.index)
+	l.mor, l.req = morPositions(l.index), reqPositions(l.index)
 	return l
 }
 
