@@ -834,7 +834,7 @@ func LinesText(lines []int) string {
 		}
 	}
 	if contiguous {
-		return fmt.Sprintf("%d-%d", lines[0], lines[len(lines)-1])
+		return strconv.Itoa(lines[0]) + "-" + strconv.Itoa(lines[len(lines)-1])
 	}
 	parts := make([]string, len(lines))
 	for i, l := range lines {

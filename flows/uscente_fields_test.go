@@ -73,3 +73,17 @@ func TestMorosiKeyerAsMorosiKey(t *testing.T) {
 		}
 	}
 }
+
+// LinesText names lines compactly, without fmt.
+func TestLinesText(t *testing.T) {
+	for _, tc := range []struct {
+		lines []int
+		want  string
+	}{
+		{nil, ""}, {[]int{7}, "7"}, {[]int{7, 8, 9}, "7-9"}, {[]int{7, 12, 30}, "7,12,30"}, {[]int{9, 10}, "9-10"}, {[]int{10, 9}, "10,9"},
+	} {
+		if got := LinesText(tc.lines); got != tc.want {
+			t.Errorf("LinesText(%v) = %q, want %q", tc.lines, got, tc.want)
+		}
+	}
+}
