@@ -358,12 +358,16 @@ func (r *caseRows) conflicts(invoices []Invoice, order []int) []Finding {
 			}
 		}
 	}
-	for j := range r.invLines {
+	n := len(r.invLines)
+	if order != nil {
+		n = len(order)
+	}
+	for j := range n {
 		k := j
 		if order != nil {
 			k = order[j]
 		}
-		if r.invLines[k].n < 2 {
+		if k >= len(r.invLines) || k >= len(invoices) || r.invLines[k].n < 2 {
 			continue
 		}
 		num := invoices[k].Number
