@@ -6,14 +6,19 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
+
+// morosiFlow is the default catalog's uscente.morosi, parsed once (fuzz targets read
+// thousands of inputs).
+var morosiFlow = sync.OnceValue(func() *Flow { return DefaultCatalog().Input("uscente.morosi") })
 
 // readMemo reads data as uscente.morosi and renders every row (line and values) with
 // its findings, and the error that stops the reading; noMemo normalises every value
 // again (the memo's slow twin); only reads the key fields alone (NormalizeOnly).
 func readMemo(data []byte, opt ReadOptions, noMemo, only bool) string {
-	rd := NewCSVReader(bytes.NewReader(data), DefaultCatalog().Input("uscente.morosi"), opt)
+	rd := NewCSVReader(bytes.NewReader(data), morosiFlow(), opt)
 	defer rd.Close()
 	rd.noMemo = noMemo
 	if only {
@@ -37,7 +42,7 @@ func readMemo(data []byte, opt ReadOptions, noMemo, only bool) string {
 // rowLines reads data as uscente.morosi and renders the line of every row and the
 // error that stops the reading; none reads under NormalizeOnly with no field.
 func rowLines(data []byte, opt ReadOptions, none bool) string {
-	rd := NewCSVReader(bytes.NewReader(data), DefaultCatalog().Input("uscente.morosi"), opt)
+	rd := NewCSVReader(bytes.NewReader(data), morosiFlow(), opt)
 	defer rd.Close()
 	if none {
 		rd.NormalizeOnly()
