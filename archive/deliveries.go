@@ -287,8 +287,8 @@ func (s *Store) AbandonDelivery(ctx context.Context, id int64, by, note string, 
 		// The practices the file carries keep their state (the SII did not get it from
 		// us); their history says why it will not change.
 		if _, err := tx.ExecContext(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)
-			SELECT p.id, ?, p.state, p.state, '', ?, 0, '', ? FROM practices p JOIN practice_files pf ON pf.practice_id = p.id
-			WHERE pf.file_id = ? AND pf.relation = 'built'`, TS(now), d.FileID,
+			SELECT p.id, ?, p.state, p.state, '', ?, 0, '', ? FROM practices p
+			WHERE p.id IN (SELECT practice_id FROM practice_links WHERE file_id = ? AND relation = 'built')`, TS(now), d.FileID,
 			fmt.Sprintf("delivery of %s to %s abandoned by %s: %s", d.RemoteName, d.Target, by, note), d.FileID); err != nil {
 			return err
 		}

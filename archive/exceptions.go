@@ -233,7 +233,7 @@ func (s *Store) Exceptions(ctx context.Context, f ExceptionFilter) ([]Exception,
 	if f.PracticeID != 0 {
 		// A practice also carries the exceptions of the flow files it waits on: built
 		// with it, not yet published (a failed delivery holds its state change).
-		where = append(where, `(practice_id = ? OR (file_id <> 0 AND file_id IN (SELECT pf.file_id FROM practice_files pf
+		where = append(where, `(practice_id = ? OR (file_id <> 0 AND file_id IN (SELECT pf.file_id FROM practice_links pf
 			JOIN files fl ON fl.id = pf.file_id WHERE pf.practice_id = ? AND pf.relation = 'built' AND fl.state <> 'published')))`)
 		args = append(args, f.PracticeID, f.PracticeID)
 	}

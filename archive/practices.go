@@ -62,6 +62,83 @@ type HistoryEntry struct {
 	Line       int
 	CauseCode  string
 	Note       string
+	// Link, when not "", is the link to FileID (at Line) this row stands for
+	// (LinkInput, LinkBuilt): no practice_files row is written for it, readers find
+	// it through the view practice_links (migration 0034). Such a row's Note may name
+	// its file as FileName, rendered with the file's name when read: written so, the
+	// row holds no copy of the name.
+	Link string
+}
+
+// The links a history row can stand for (HistoryEntry.Link), and how practice_history
+// stores them (column link).
+const (
+	LinkInput = "input"
+	LinkBuilt = "built"
+	// LinkBuiltRequest is LinkBuilt for the row a build writes for a request whose
+	// code is its practice's CP_UTENTE (a REQ): its Note holds only the state the
+	// practice moves to once the file is delivered ("" when none), and reads as
+	// BuildNote renders it. Read back, the row's Link is LinkBuilt.
+	LinkBuiltRequest = "built-request"
+	// LinkInputCaseRead is LinkInput for the creation row of a practice the bulk path
+	// made from a case of its extract: its Note holds what follows CaseReadPrefix
+	// ("2-4; CMOR …"), and reads with the prefix, the file named. Read back, the
+	// row's Link is LinkInput.
+	LinkInputCaseRead = "input-case-read"
+)
+
+// CaseReadPrefix begins the note of a LinkInputCaseRead row as a person reads it,
+// FileName rendered with the extract's name (the text must not change, or the rows
+// written before would read differently).
+const CaseReadPrefix = "case read from " + FileName + " lines "
+
+// BuildNote is the note of a build's row as a person reads it: what a
+// LinkBuiltRequest row's note is rendered as (historyNote renders it so in SQL; the
+// text must not change, or the rows written before would read differently).
+func BuildNote(flow, code, fileName, to string) string {
+	n := flow + " " + code + " written into " + fileName
+	if to != "" {
+		n += "; " + to + " once " + fileName + " is delivered"
+	}
+	return n
+}
+
+// FileName stands for the name of a history row's file in the note of a row that
+// stands for a link (HistoryEntry.Link): rendered when read (PracticeHistory).
+const FileName = "{file}"
+
+// linkCode is how practice_history.link stores h.Link.
+func linkCode(h *HistoryEntry) (int, error) {
+	code := 0
+	switch h.Link {
+	case "":
+		return 0, nil
+	case LinkInput:
+		code = 1
+	case LinkBuilt:
+		code = 2
+	case LinkBuiltRequest:
+		code = 3
+	case LinkInputCaseRead:
+		code = 4
+	default:
+		return 0, fmt.Errorf("archive: a history row cannot stand for a %q link", h.Link)
+	}
+	if h.FileID == 0 {
+		return 0, fmt.Errorf("archive: a history row of practice %d stands for a %s link and names no file", h.PracticeID, h.Link)
+	}
+	return code, nil
+}
+
+// linkOfCode is linkCode's inverse.
+func linkOfCode(code int) string {
+	switch code {
+	case 1, 4:
+		return LinkInput
+	case 2, 3:
+		return LinkBuilt
+	}
+	return ""
 }
 
 func dateText(d flows.Date) string { return d.ISO() }
@@ -112,7 +189,7 @@ func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h H
 	if err := s.addHistory(ctx, tx, h); err != nil {
 		return err
 	}
-	if h.FileID != 0 {
+	if h.FileID != 0 && h.Link == "" { // else the row stands for the link
 		return s.LinkPracticeFile(ctx, tx, p.ID, h.FileID, "input", h.Line)
 	}
 	return nil
@@ -288,7 +365,7 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, p *Practice, to stri
 	if err := s.addHistory(ctx, tx, h); err != nil {
 		return err
 	}
-	if h.FileID != 0 {
+	if h.FileID != 0 && h.Link == "" { // else the row stands for the link
 		rel := "answer"
 		if strings.HasPrefix(h.Flow, "uscente.") || strings.HasPrefix(h.Flow, "entrante.") {
 			rel = "input"
@@ -309,8 +386,12 @@ func (s *Store) Note(ctx context.Context, tx *sql.Tx, p *Practice, h HistoryEntr
 }
 
 func (s *Store) addHistory(ctx context.Context, tx *sql.Tx, h HistoryEntry) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note)
+	link, err := linkCode(&h)
+	if err != nil {
+		return err
+	}
+	_, err = tx.ExecContext(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note, link)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note, link)
 	if err != nil {
 		return fmt.Errorf("archive: practice history: %w", err)
 	}
@@ -404,8 +485,8 @@ func (s *Store) PracticeByCode(ctx context.Context, tx *sql.Tx, code string) (Pr
 
 // PracticeHistory returns the state changes of a practice, oldest first.
 func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note
-		FROM practice_history WHERE practice_id = ? ORDER BY id`, id)
+	rows, err := s.r.QueryContext(ctx, `SELECT id, practice_id, at, from_state, to_state, flow, file_id, line, cause_code, `+historyNote+`, link
+		FROM practice_history h WHERE practice_id = ? ORDER BY id`, id)
 	if err != nil {
 		return nil, err
 	}
@@ -414,14 +495,27 @@ func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, 
 	for rows.Next() {
 		var h HistoryEntry
 		var at string
-		if err := rows.Scan(&h.ID, &h.PracticeID, &at, &h.From, &h.To, &h.Flow, &h.FileID, &h.Line, &h.CauseCode, &h.Note); err != nil {
+		var link int
+		if err := rows.Scan(&h.ID, &h.PracticeID, &at, &h.From, &h.To, &h.Flow, &h.FileID, &h.Line, &h.CauseCode, &h.Note, &link); err != nil {
 			return nil, err
 		}
 		h.At, _ = ParseTS(at)
+		h.Link = linkOfCode(link)
 		out = append(out, h)
 	}
 	return out, rows.Err()
 }
+
+// historyNote is a practice_history row's note (the row aliased h) as a person reads
+// it: a row that stands for a link names its file as FileName, rendered with the
+// file's name (immutable, and chained as the row is); a LinkBuiltRequest row's note
+// is BuildNote of its flow, its practice's code (immutable, chained) and its file; a
+// LinkInputCaseRead row's note follows CaseReadPrefix.
+const historyNote = `CASE h.link WHEN 0 THEN h.note ELSE replace(CASE h.link WHEN 3 THEN
+	h.flow || ' ' || coalesce((SELECT cp_utente FROM practices WHERE id = h.practice_id), '') || ' written into ` + FileName + `' ||
+	CASE WHEN h.note <> '' THEN '; ' || h.note || ' once ` + FileName + ` is delivered' ELSE '' END
+	WHEN 4 THEN '` + CaseReadPrefix + `' || h.note
+	ELSE h.note END, '` + FileName + `', coalesce((SELECT name FROM files WHERE id = h.file_id), '')) END`
 
 // PracticeFile is a file that touched a practice.
 type PracticeFile struct {
@@ -432,7 +526,7 @@ type PracticeFile struct {
 
 // PracticeFiles lists the files behind a practice.
 func (s *Store) PracticeFiles(ctx context.Context, id int64) ([]PracticeFile, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT file_id, relation, line FROM practice_files WHERE practice_id = ? ORDER BY file_id, line`, id)
+	rows, err := s.r.QueryContext(ctx, `SELECT DISTINCT file_id, relation, line FROM practice_links WHERE practice_id = ? ORDER BY file_id, line`, id)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func (s *Store) applyPublished(ctx context.Context, tx *sql.Tx, fileID int64, de
 	}
 	var moved int64
 	for _, t := range pend {
-		which := `SELECT practice_id FROM practice_files WHERE file_id = ? AND relation = 'built'`
+		which := `SELECT practice_id FROM practice_links WHERE file_id = ? AND relation = 'built'`
 		args := []any{fileID}
 		if t.PracticeID != 0 {
 			which, args = `SELECT ?`, []any{t.PracticeID}
@@ -91,7 +91,7 @@ func (s *Store) applyPublished(ctx context.Context, tx *sql.Tx, fileID int64, de
 func (s *Store) AwaitingPublication(ctx context.Context, fileID int64) (int, error) {
 	var n int
 	err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(CASE WHEN practice_id = 0 THEN
-		(SELECT count(*) FROM practice_files pf JOIN practices p ON p.id = pf.practice_id
+		(SELECT count(DISTINCT p.id) FROM practice_links pf JOIN practices p ON p.id = pf.practice_id
 		 WHERE pf.file_id = pending_transitions.file_id AND pf.relation = 'built' AND p.state = pending_transitions.from_state)
 		ELSE 1 END), 0) FROM pending_transitions WHERE file_id = ?`, fileID).Scan(&n)
 	return n, err

@@ -20,13 +20,13 @@ type PracticeAt struct {
 	WindowOpen flows.Date
 }
 
-// PracticesOfFile lists the practices a file touched as their input (practice_files,
+// PracticesOfFile lists the practices a file touched as their input (practice_links,
 // relation "input"), in their current state, by line: what a receipt for the file
 // reports once its transaction has committed, and what a restart rebuilds the receipt
 // from. One query.
 func (s *Store) PracticesOfFile(ctx context.Context, fileID int64) ([]PracticeAt, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT p.id, min(pf.line), coalesce(p.cp_utente, ''), p.point, p.customer_id, p.state, p.window_open
-		FROM practice_files pf JOIN practices p ON p.id = pf.practice_id
+		FROM practice_links pf JOIN practices p ON p.id = pf.practice_id
 		WHERE pf.file_id = ? AND pf.relation = 'input' GROUP BY p.id ORDER BY min(pf.line), p.id`, fileID)
 	if err != nil {
 		return nil, fmt.Errorf("archive: practices of file %d: %w", fileID, err)

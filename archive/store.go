@@ -267,7 +267,7 @@ func (s *Store) migrate(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			reseal = after != before
+			reseal = chainedColumnsChanged(before, after)
 		}
 		if reseal {
 			if err := s.Write(ctx, func(tx *sql.Tx) error { return sealAll(ctx, tx) }); err != nil {
@@ -292,11 +292,40 @@ func (s *Store) chainedColumns(ctx context.Context) (string, error) {
 				rows.Close()
 				return "", err
 			}
-			fmt.Fprintf(&b, "%s.%s %s %s\n", t.name, n, ty, d)
+			fmt.Fprintf(&b, "%s.%s\t%s\t%s\n", t.name, n, ty, d)
 		}
 		rows.Close()
 	}
 	return b.String(), nil
+}
+
+// chainedColumnsChanged says whether the chained tables' columns went from before to
+// after (chainedColumns) in a way that changes a row's hash: a column gone or changed,
+// or one added with a default the hash does not leave out. A column added with no
+// default, an empty text or 0 (0034's practice_history.link) reads so in every row
+// before it, which the hash leaves out (rowHasher): no reseal of every row for it.
+func chainedColumnsChanged(before, after string) bool {
+	was := map[string]bool{}
+	for _, l := range strings.Split(before, "\n") {
+		was[l] = true
+	}
+	now := map[string]bool{}
+	for _, l := range strings.Split(after, "\n") {
+		now[l] = true
+		if l == "" || was[l] {
+			continue
+		}
+		f := strings.Split(l, "\t") // table.column, type, default
+		if d := f[len(f)-1]; len(f) != 3 || (d != "" && d != "0" && d != "''" && d != "NULL") {
+			return true // a new column with a default other than nothing, '' or 0
+		}
+	}
+	for l := range was {
+		if !now[l] {
+			return true
+		}
+	}
+	return false
 }
 
 // chainMigration is the migration that creates the state chain.

@@ -86,8 +86,8 @@ func (s *Store) PreparePractices(ctx context.Context, tx *sql.Tx) (*PracticeStmt
 		previous_cents = ?, cmor_cents = ?, charged_cents = ?, collected_cents = ?, cause_code = ?, motivation = ?, window_open = ?,
 		window_close = ?, suspension_term = ?, request_date = ?, answer_date = ?, linked_id = NULLIF(?, 0), data = ?, updated_at = ?
 		WHERE id = ?`)
-	p.insHistory = prep(`INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+	p.insHistory = prep(`INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note, link)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	p.insLink = prep(`INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line) VALUES (?, ?, ?, ?)`)
 	p.insRequest = prep(`INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, '', ?)`)
 	p.codeUsed = prep(`SELECT EXISTS (SELECT 1 FROM practices WHERE cp_utente = ?1) OR EXISTS (SELECT 1 FROM requests WHERE cp_utente = ?1)`)
@@ -319,7 +319,7 @@ func (p *PracticeStmts) Create(ctx context.Context, pr *Practice, h HistoryEntry
 	if err := p.History(ctx, h); err != nil {
 		return err
 	}
-	if h.FileID != 0 {
+	if h.FileID != 0 && h.Link == "" { // else the row stands for the link
 		return p.Link(ctx, pr.ID, h.FileID, "input", h.Line)
 	}
 	return nil
@@ -362,7 +362,7 @@ func (p *PracticeStmts) Transition(ctx context.Context, pr *Practice, to, relati
 	if err := p.History(ctx, h); err != nil {
 		return err
 	}
-	if h.FileID != 0 && relation != "" {
+	if h.FileID != 0 && relation != "" && h.Link == "" { // else the row stands for the link
 		return p.Link(ctx, pr.ID, h.FileID, relation, h.Line)
 	}
 	return nil
@@ -376,7 +376,11 @@ func (p *PracticeStmts) History(ctx context.Context, h HistoryEntry) error {
 	if h.At.IsZero() {
 		h.At = p.now()
 	}
-	_, err := p.insHistory.ExecContext(ctx, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note)
+	link, err := linkCode(&h)
+	if err != nil {
+		return err
+	}
+	_, err = p.insHistory.ExecContext(ctx, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note, link)
 	if err != nil {
 		return fmt.Errorf("archive: practice history: %w", err)
 	}
@@ -566,14 +570,18 @@ func idList(ids []int64) string {
 
 // HistoryAll appends history entries as given, in order (as History for each).
 func (p *PracticeStmts) HistoryAll(ctx context.Context, hs []HistoryEntry) error {
-	args := make([]any, 0, len(hs)*9)
+	args := make([]any, 0, len(hs)*10)
 	for _, h := range hs {
 		if h.At.IsZero() {
 			h.At = p.now()
 		}
-		args = append(args, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note)
+		link, err := linkCode(&h)
+		if err != nil {
+			return err
+		}
+		args = append(args, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note, link)
 	}
-	if err := p.insertRows(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note)`, 9, args); err != nil {
+	if err := p.insertRows(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note, link)`, 10, args); err != nil {
 		return fmt.Errorf("archive: practice history: %w", err)
 	}
 	return nil
@@ -656,9 +664,10 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 // QueueCreate creates a practice with its creation history, its input link and, when
 // req is not nil, its request (as Create then CreateRequest), inserted at the next
 // Flush: at the latest when bulkRows of them wait, before any other statement of p, or
-// by Close. pr.ID (and req.ID, req.PracticeID) are set at once. A lookup of its case
-// key (ByKey) or its code (CodeUsed) sees it; statements run on the transaction
-// directly do not: Flush before them.
+// by Close. The creation row stands for the input link (h.Link LinkInput, or
+// LinkInputCaseRead; h.Note may name the file as FileName). pr.ID (and req.ID, req.PracticeID) are set at once.
+// A lookup of its case key (ByKey) or its code (CodeUsed) sees it; statements run on
+// the transaction directly do not: Flush before them.
 func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h HistoryEntry, req *Request) error {
 	if len(p.queue) == 0 {
 		// Prepared once per job (bulkStmt): asked again each time the queue starts.
@@ -752,11 +761,13 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		return fmt.Errorf("archive: cases of practices %s ...: %w", q[0].pr.CaseKey, err)
 	}
 	hs := make([]HistoryEntry, len(q))
-	var linkArgs, reqArgs, payloadArgs []any
+	var reqArgs, payloadArgs []any
 	for i, e := range q {
 		hs[i] = e.h
-		if e.h.FileID != 0 {
-			linkArgs = append(linkArgs, e.pr.ID, e.h.FileID, "input", e.h.Line)
+		if e.h.FileID != 0 && e.h.Link == "" {
+			// The creation row stands for the input link (file, first line): one
+			// row instead of two (practice_links).
+			hs[i].Link = LinkInput
 		}
 		if r := e.req; r != nil {
 			data, _ := json.Marshal(nonNil(r.Data))
@@ -768,9 +779,6 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	}
 	if err := p.HistoryAll(ctx, hs); err != nil {
 		return err
-	}
-	if err := p.insertRows(ctx, `INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line)`, 4, linkArgs); err != nil {
-		return fmt.Errorf("archive: practice files: %w", err)
 	}
 	if err := p.insertRows(ctx, `INSERT INTO requests (id, practice_id, flow, cp_utente, state, data, payload, created_at)`, 8, reqArgs); err != nil {
 		return fmt.Errorf("archive: requests: %w", err)

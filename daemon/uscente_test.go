@@ -322,6 +322,50 @@ func e2eAnswered(t *testing.T, w *testWorld) {
 	if got := strings.Join(path, ">"); got != "READY>BUILT>SENT>ADMITTED>ACCEPTED" {
 		t.Errorf("A history %s", got)
 	}
+	e2eFoldedHistory(t, w, a, hist)
+}
+
+// e2eFoldedHistory checks what a person reads of a practice the bulk path created and
+// the build wrote (issue 16): its creation and build rows stand for its input and
+// built links, and their notes, stored with the file named as archive.FileName, read
+// with the file's name, as they did when the name was stored in each.
+func e2eFoldedHistory(t *testing.T, w *testWorld, a archive.Practice, hist []archive.HistoryEntry) {
+	t.Helper()
+	ctx := context.Background()
+	files, err := w.d.Store.PracticeFiles(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byRel := map[string]string{}
+	for _, f := range files {
+		byRel[f.Relation] = f.File.Name
+	}
+	if byRel["input"] != "morosi_20251015.csv" || !strings.Contains(byRel["built"], "_SI10050_") {
+		t.Fatalf("files of A: %+v", files)
+	}
+	if want := "case read from morosi_20251015.csv lines "; !strings.HasPrefix(hist[0].Note, want) {
+		t.Errorf("creation note %q, want it to begin %q", hist[0].Note, want)
+	}
+	if want := fmt.Sprintf("REQ E250000001 written into %s; SENT once %[1]s is delivered", byRel["built"]); hist[1].Note != want {
+		t.Errorf("build note %q, want %q", hist[1].Note, want)
+	}
+	// As stored: the creation note without "case read from <file> lines ", the
+	// build's row only the state A moves to once its file is delivered.
+	var links int
+	var creationNote, buildNote string
+	if err := w.d.Store.Read().QueryRowContext(ctx, `SELECT (SELECT group_concat(note, '|') FROM practice_history WHERE practice_id = ?1 AND link = 4),
+		(SELECT group_concat(note, '|') FROM practice_history WHERE practice_id = ?1 AND link = 3),
+		(SELECT count(*) FROM practice_files WHERE practice_id = ?1 AND relation IN ('input', 'built'))`, a.ID).Scan(&creationNote, &buildNote, &links); err != nil {
+		t.Fatal(err)
+	}
+	if "case read from morosi_20251015.csv lines "+creationNote != hist[0].Note || buildNote != "SENT" || links != 0 {
+		t.Errorf("A's creation row's stored note %q, its build row's %q, link rows stored %d; want the note read without its prefix, SENT, 0",
+			creationNote, buildNote, links)
+	}
+	ps, err := w.d.Store.PracticesOfFile(ctx, files[0].File.ID)
+	if err != nil || len(ps) == 0 || ps[0].ID != a.ID || ps[0].Line != hist[0].Line {
+		t.Errorf("receipt of the extract: %+v, %v", ps, err)
+	}
 }
 
 // e2eAnnulledAndRefunded checks the payment (ANN_REQ), the annulment notice with the
@@ -667,6 +711,7 @@ func BenchmarkMorosi1M(b *testing.B) {
 			rows, handler.Round(time.Millisecond), float64(rows)/handler.Seconds(), build.Round(time.Millisecond), n, importSecs, importFileSecs, float64(heap)/(1<<20), out.Meta)
 		w.d.Close()
 		reportCloseWrites(b, file, ioIngest, ioEnd)
+		logDBStat(b, w.d.Store.Dir(), (rows+2)/3) // 3 rows a case
 		keepBenchWorld(b, w, "sorted")
 		removeBenchWorld(w)
 

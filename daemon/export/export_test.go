@@ -40,7 +40,13 @@ type fixture struct {
 	files []archive.File
 }
 
-func newFixture(t testing.TB) fixture {
+func newFixture(t testing.TB) fixture { return newFixtureForm(t, false) }
+
+// newFixtureForm is newFixture, its history written in the folded form when folded
+// (issue 16): the creation and build rows stand for the input and built links and
+// name their file as archive.FileName, as the bulk path and the build write them
+// now. Every export must read the same either way.
+func newFixtureForm(t testing.TB, folded bool) fixture {
 	t.Helper()
 	ctx := context.Background()
 	s, err := archive.Open(t.TempDir())
@@ -84,6 +90,12 @@ func newFixture(t testing.TB) fixture {
 			if i == 0 { // as daemon/uscente.go writes it
 				h.Note = "case read from morosi_20250301.csv lines 2; CMOR 120.50 (credit 2500.00, estimate 180.40); request window opens 01/03/2025"
 			}
+			switch {
+			case folded && i == 0: // as the morosi handler writes it
+				h.Link, h.Note = archive.LinkInputCaseRead, strings.TrimPrefix(h.Note, "case read from morosi_20250301.csv lines ")
+			case folded:
+				h.Link = archive.LinkInput
+			}
 			if ps[i].Role == "entrante" {
 				h = archive.HistoryEntry{Flow: "NOTIFICA", At: fixtureAt, FileID: fx.files[3].ID, Line: 1}
 			}
@@ -93,11 +105,19 @@ func newFixture(t testing.TB) fixture {
 			fx.ids[ps[i].CaseKey] = ps[i].ID
 		}
 		p := &ps[0]
-		if err := s.Transition(ctx, tx, p, flows.StateSent, archive.HistoryEntry{Flow: "REQ", FileID: fx.files[1].ID, Line: 2, At: fixtureAt.Add(2 * time.Hour),
-			Note: "REQ E250000001 written into CMOR_REQ_00488410010_20250310.csv"}); err != nil {
+		built := archive.HistoryEntry{Flow: "REQ", FileID: fx.files[1].ID, Line: 2, At: fixtureAt.Add(2 * time.Hour),
+			Note: "REQ E250000001 written into CMOR_REQ_00488410010_20250310.csv"}
+		// Stored: the transition links the file as an answer, the build's link is
+		// added. Folded: the row stands for the built link and its note is rendered
+		// (archive.BuildNote); the answer link is added.
+		link := "built"
+		if folded {
+			built.Link, built.Note, link = archive.LinkBuiltRequest, "", "answer"
+		}
+		if err := s.Transition(ctx, tx, p, flows.StateSent, built); err != nil {
 			return err
 		}
-		if err := s.LinkPracticeFile(ctx, tx, p.ID, fx.files[1].ID, "built", 2); err != nil {
+		if err := s.LinkPracticeFile(ctx, tx, p.ID, fx.files[1].ID, link, 2); err != nil {
 			return err
 		}
 		if err := s.Transition(ctx, tx, p, flows.StateAccepted, archive.HistoryEntry{Flow: "REQ_ESITO", FileID: fx.files[2].ID, Line: 2, At: fixtureAt.Add(3 * time.Hour),
@@ -562,72 +582,81 @@ func unzip(t *testing.T, data []byte) (map[string][]byte, []string) {
 }
 
 func TestDossier(t *testing.T) {
-	fx := newFixture(t)
-	for _, tt := range []struct{ code, lang, golden string }{
-		{"E250000001", "it", "dossier_E250000001_history_it.txt"},
-		{"#1", "en", "dossier_E250000001_history_en.txt"},
-	} {
-		t.Run(tt.lang, func(t *testing.T) {
-			var buf bytes.Buffer
-			if err := Dossier(context.Background(), fx.store, tt.code, &buf, tt.lang); err != nil {
-				t.Fatal(err)
-			}
-			entries, names := unzip(t, buf.Bytes())
-			wantNames := []string{"practice.json", "history.csv", "history.txt", "exceptions.csv",
-				fmt.Sprintf("files/%d_morosi_20250301.csv", fx.files[0].ID),
-				fmt.Sprintf("files/%d_CMOR_REQ_00488410010_20250310.csv", fx.files[1].ID),
-				fmt.Sprintf("files/%d_CMOR_ESITO_20250315.csv", fx.files[2].ID), ManifestName}
-			if !reflect.DeepEqual(names, wantNames) {
-				t.Fatalf("entries %v\nwant %v", names, wantNames)
-			}
-			// Every archived file byte for byte.
-			for _, f := range fx.files[:3] {
-				rc, _, err := fx.store.OpenFile(context.Background(), f.ID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				want, _ := io.ReadAll(rc)
-				rc.Close()
-				if !bytes.Equal(entries[DossierFileName(f)], want) {
-					t.Errorf("%s differs from the archived content", DossierFileName(f))
-				}
-			}
-			// The manifest lists every other entry with its recomputed SHA-256.
-			lines := strings.Split(strings.TrimSuffix(string(entries[ManifestName]), "\n"), "\n")
-			if len(lines) != len(names)-1 {
-				t.Fatalf("manifest has %d lines for %d entries", len(lines), len(names)-1)
-			}
-			for _, l := range lines {
-				sum, name, ok := strings.Cut(l, "  ")
-				if !ok {
-					t.Fatalf("manifest line %q is not sha256sum format", l)
-				}
-				h := sha256.Sum256(entries[name])
-				if hex.EncodeToString(h[:]) != sum {
-					t.Errorf("manifest hash of %s does not match its content", name)
-				}
-			}
-			var rec Record
-			if err := json.Unmarshal(entries["practice.json"], &rec); err != nil || rec.CPUtente != "E250000001" || rec.CMOR != "120.50" {
-				t.Errorf("practice.json = %+v, %v", rec, err)
-			}
-			golden(t, tt.golden, entries["history.txt"])
-			if tt.lang == "it" {
-				golden(t, "dossier_E250000001_history.csv", entries["history.csv"])
-				golden(t, "dossier_E250000001_exceptions.csv", entries["exceptions.csv"])
-				sha256sumCheck(t, entries)
-			}
-			// The dossier's CSVs use the language's field separator too.
-			sep := map[string]rune{"it": ';', "en": ','}[tt.lang]
-			for _, name := range []string{"history.csv", "exceptions.csv"} {
-				r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(entries[name], []byte("\xEF\xBB\xBF"))))
-				r.Comma = sep
-				recs, err := r.ReadAll()
-				if err != nil || len(recs) < 2 || len(recs[0]) != map[string]int{"history.csv": 9, "exceptions.csv": 10}[name] {
-					t.Errorf("%s (%s) read with %q: %d rows, %v", name, tt.lang, sep, len(recs), err)
-				}
-			}
-		})
+	for _, folded := range []bool{false, true} {
+		fx := newFixtureForm(t, folded)
+		for _, tt := range []struct{ code, lang, golden string }{
+			{"E250000001", "it", "dossier_E250000001_history_it.txt"},
+			{"#1", "en", "dossier_E250000001_history_en.txt"},
+		} {
+			t.Run(fmt.Sprintf("%s/folded=%v", tt.lang, folded), func(t *testing.T) {
+				testDossier(t, fx, tt.code, tt.lang, tt.golden)
+			})
+		}
+	}
+}
+
+// testDossier checks the dossier of code in lang against the golden files.
+func testDossier(t *testing.T, fx fixture, code, lang, goldenName string) {
+	t.Helper()
+	tt := struct{ code, lang, golden string }{code, lang, goldenName}
+	var buf bytes.Buffer
+	if err := Dossier(context.Background(), fx.store, tt.code, &buf, tt.lang); err != nil {
+		t.Fatal(err)
+	}
+	entries, names := unzip(t, buf.Bytes())
+	wantNames := []string{"practice.json", "history.csv", "history.txt", "exceptions.csv",
+		fmt.Sprintf("files/%d_morosi_20250301.csv", fx.files[0].ID),
+		fmt.Sprintf("files/%d_CMOR_REQ_00488410010_20250310.csv", fx.files[1].ID),
+		fmt.Sprintf("files/%d_CMOR_ESITO_20250315.csv", fx.files[2].ID), ManifestName}
+	if !reflect.DeepEqual(names, wantNames) {
+		t.Fatalf("entries %v\nwant %v", names, wantNames)
+	}
+	// Every archived file byte for byte.
+	for _, f := range fx.files[:3] {
+		rc, _, err := fx.store.OpenFile(context.Background(), f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := io.ReadAll(rc)
+		rc.Close()
+		if !bytes.Equal(entries[DossierFileName(f)], want) {
+			t.Errorf("%s differs from the archived content", DossierFileName(f))
+		}
+	}
+	// The manifest lists every other entry with its recomputed SHA-256.
+	lines := strings.Split(strings.TrimSuffix(string(entries[ManifestName]), "\n"), "\n")
+	if len(lines) != len(names)-1 {
+		t.Fatalf("manifest has %d lines for %d entries", len(lines), len(names)-1)
+	}
+	for _, l := range lines {
+		sum, name, ok := strings.Cut(l, "  ")
+		if !ok {
+			t.Fatalf("manifest line %q is not sha256sum format", l)
+		}
+		h := sha256.Sum256(entries[name])
+		if hex.EncodeToString(h[:]) != sum {
+			t.Errorf("manifest hash of %s does not match its content", name)
+		}
+	}
+	var rec Record
+	if err := json.Unmarshal(entries["practice.json"], &rec); err != nil || rec.CPUtente != "E250000001" || rec.CMOR != "120.50" {
+		t.Errorf("practice.json = %+v, %v", rec, err)
+	}
+	golden(t, tt.golden, entries["history.txt"])
+	if tt.lang == "it" {
+		golden(t, "dossier_E250000001_history.csv", entries["history.csv"])
+		golden(t, "dossier_E250000001_exceptions.csv", entries["exceptions.csv"])
+		sha256sumCheck(t, entries)
+	}
+	// The dossier's CSVs use the language's field separator too.
+	sep := map[string]rune{"it": ';', "en": ','}[tt.lang]
+	for _, name := range []string{"history.csv", "exceptions.csv"} {
+		r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(entries[name], []byte("\xEF\xBB\xBF"))))
+		r.Comma = sep
+		recs, err := r.ReadAll()
+		if err != nil || len(recs) < 2 || len(recs[0]) != map[string]int{"history.csv": 9, "exceptions.csv": 10}[name] {
+			t.Errorf("%s (%s) read with %q: %d rows, %v", name, tt.lang, sep, len(recs), err)
+		}
 	}
 }
 

@@ -506,11 +506,11 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 		return err
 	}
 	// The bookkeeping of the batch is set-based: one statement for all its requests,
-	// one for the practices it moves, multi-row inserts for history and links, in the
-	// order the requests are in the file.
+	// one for the practices it moves, multi-row inserts for history (whose rows stand
+	// for the built links, archive.LinkBuilt), in the order the requests are in the
+	// file.
 	t := flows.TransitionOf(f)
 	reqIDs := make([]int64, 0, len(batch))
-	practiceIDs := make([]int64, 0, len(batch))
 	practices := make([]*archive.Practice, 0, len(batch))
 	var moved []int64
 	hs := make([]archive.HistoryEntry, 0, len(batch))
@@ -527,17 +527,27 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	}
 	deferFrom := map[string]bool{}
 	for _, pr := range batch {
-		reqIDs, practiceIDs, practices = append(reqIDs, pr.req.ID), append(practiceIDs, pr.p.ID), append(practices, &pr.p)
+		reqIDs, practices = append(reqIDs, pr.req.ID), append(practices, &pr.p)
+		// The row stands for the built link, and its note is archive.BuildNote, as
+		// written before: per practice, no link row and no copy of the file's name.
+		// For a request under its practice's own code (a REQ) the note is rendered
+		// when read from the row, the code and the file: only the state is stored.
 		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, FileID: file.ID, At: now,
-			Note: fmt.Sprintf("%s %s written into %s", b.flow, pr.req.CPUtente, name)}
+			Link: archive.LinkBuilt}
+		moves := ""
 		if to != "" && to != pr.p.State && (len(t.From) == 0 || slices.Contains(t.From, pr.p.State)) {
-			h.Note += fmt.Sprintf("; %s once %s is delivered", to, name)
+			moves = to
 			if built != "" && d.Catalog().CanTransition(pr.p.State, built) {
 				moved = append(moved, pr.p.ID)
 				h.To = built
 				pr.p.State, pr.p.StateSince = built, now
 			}
 			deferFrom[pr.p.State] = true
+		}
+		if pr.req.CPUtente != "" && pr.req.CPUtente == pr.p.CPUtente {
+			h.Link, h.Note = archive.LinkBuiltRequest, moves
+		} else {
+			h.Note = archive.BuildNote(b.flow, pr.req.CPUtente, archive.FileName, moves)
 		}
 		hs = append(hs, h)
 	}
@@ -576,9 +586,6 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 		}
 	}
 	if err := st.HistoryAll(ctx, hs); err != nil {
-		return err
-	}
-	if err := st.LinkAll(ctx, practiceIDs, file.ID, "built", 0); err != nil {
 		return err
 	}
 	if err := b.settleSent(ctx, tx, st, batch, name, today); err != nil {

@@ -67,11 +67,14 @@ func (j *morosiJob) newData(data flows.UscenteData, mc *flows.MorosiCase, out fl
 	return data
 }
 
-// creationNote is the history note of a practice created from mc.
+// creationNote is the history note of a practice created from mc, as stored: its
+// creation row stands for its input link (archive.LinkInputCaseRead), and the note
+// is read with archive.CaseReadPrefix before it ("case read from <file> lines "),
+// the file's name rendered when read, not stored per practice.
 func (j *morosiJob) creationNote(mc *flows.MorosiCase, out flows.MorosiOutcome) string {
 	result := out.Result
 	// What fmt's %s would write, without fmt (a note for every practice created).
-	note := "case read from " + j.in.File.Name + " lines " + flows.LinesText(mc.Lines) + "; CMOR " + result.CMOR.String() +
+	note := flows.LinesText(mc.Lines) + "; CMOR " + result.CMOR.String() +
 		" (credit " + result.Credit.String() + ", estimate " + result.Estimate.String() + ")"
 	if out.State == flows.StateWaitingWindow {
 		note += "; request window opens " + out.WindowOpen.String()
@@ -185,6 +188,7 @@ func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flow
 	if err != nil {
 		return err
 	}
+	hist.Link = archive.LinkInputCaseRead // the note: creationNote
 	if pc != nil && pc.row == p.CaseRow() {
 		p.Data, hist.Note = pc.encoded, pc.note
 	} else {

@@ -24,7 +24,7 @@ func TestCreationNoteAsFmt(t *testing.T) {
 	} {
 		mc := &flows.MorosiCase{Lines: tc.lines}
 		r := tc.out.Result
-		want := fmt.Sprintf("case read from %s lines %s; CMOR %s (credit %s, estimate %s)", j.in.File.Name, flows.LinesText(mc.Lines), r.CMOR, r.Credit, r.Estimate)
+		want := fmt.Sprintf("%s; CMOR %s (credit %s, estimate %s)", flows.LinesText(mc.Lines), r.CMOR, r.Credit, r.Estimate)
 		if tc.out.State == flows.StateWaitingWindow {
 			want += fmt.Sprintf("; request window opens %s", tc.out.WindowOpen)
 		}
