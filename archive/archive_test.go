@@ -90,7 +90,7 @@ func TestIngestVersionsAndDuplicates(t *testing.T) {
 	if string(b) != "two" || f.Version != 2 {
 		t.Fatalf("content of v2 = %q", b)
 	}
-	st, _ := os.Stat(s.Blobs.Path(f.Hash))
+	st, _ := os.Stat(blobFile(t, s.Blobs, f.Hash))
 	if st.Mode().Perm()&0o222 != 0 {
 		t.Fatalf("blob is writable: %v", st.Mode())
 	}
@@ -142,14 +142,14 @@ func TestVerifyDetectsTampering(t *testing.T) {
 	}{
 		{"intact", func(*testing.T, *Store, string) {}, ""},
 		{"changed blob", func(t *testing.T, s *Store, hash string) {
-			p := s.Blobs.Path(hash)
+			p := blobFile(t, s.Blobs, hash)
 			os.Chmod(p, 0o644)
 			if err := os.WriteFile(p, []byte("forged"), 0o444); err != nil {
 				t.Fatal(err)
 			}
 		}, "content changed"},
 		{"missing blob", func(t *testing.T, s *Store, hash string) {
-			if err := os.Remove(s.Blobs.Path(hash)); err != nil {
+			if err := os.Remove(blobFile(t, s.Blobs, hash)); err != nil {
 				t.Fatal(err)
 			}
 		}, "is missing"},
@@ -511,4 +511,14 @@ func TestStoreClock(t *testing.T) {
 			t.Errorf("%s: received at %v", tt.name, got.ReceivedAt)
 		}
 	}
+}
+
+// blobFile is the file holding a stored blob, compressed or not.
+func blobFile(t testing.TB, b *BlobStore, hash string) string {
+	t.Helper()
+	p, _, err := b.StoredFile(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

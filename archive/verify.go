@@ -115,7 +115,7 @@ func (s *Store) VerifyWith(ctx context.Context, opt VerifyOptions) (VerifyReport
 		if err != nil || d.IsDir() {
 			return nil
 		}
-		if !known[d.Name()] {
+		if !known[BlobHashOf(d.Name())] {
 			rep.Orphans = append(rep.Orphans, d.Name())
 		}
 		return nil

@@ -1,9 +1,11 @@
 package daemon
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -105,5 +107,60 @@ func TestSIIAnswerNotText(t *testing.T) {
 	}
 	if fs[0].State != archive.StateRejected || !strings.Contains(fs[0].Reason, "gzip-compressed") {
 		t.Errorf("state %s, reason %q", fs[0].State, fs[0].Reason)
+	}
+}
+
+// A workbook saved without compression (some tools write .xlsx with stored zip
+// entries) compresses well, so the blob store keeps it compressed: the handler reads
+// it through the store's decompression as it reads any workbook.
+func TestMorosiWorkbookStoredCompressed(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	x := excelize.NewFile()
+	sh := x.GetSheetName(0)
+	for r, line := range strings.Split(strings.TrimRight(e2eExtract(), "\r\n"), "\r\n") {
+		for c, v := range strings.Split(line, ";") {
+			cell, _ := excelize.CoordinatesToCellName(c+1, r+1)
+			x.SetCellStr(sh, cell, v)
+		}
+	}
+	var book bytes.Buffer
+	if err := x.Write(&book); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	// The same workbook, its entries stored instead of deflated.
+	zr, err := zip.NewReader(bytes.NewReader(book.Bytes()), int64(book.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored bytes.Buffer
+	zw := zip.NewWriter(&stored)
+	for _, f := range zr.File {
+		rc, err := f.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fw, err := zw.CreateHeader(&zip.FileHeader{Name: f.Name, Method: zip.Store})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.Copy(fw, rc); err != nil {
+			t.Fatal(err)
+		}
+		rc.Close()
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	w.drop("morosi", "morosi.xlsx", stored.String())
+	w.d.ScanFoldersOnce(context.Background())
+
+	w.practice("E250000001") // case A of the workbook became a practice
+	fs, err := w.d.Store.ListFiles(context.Background(), archive.FileFilter{Name: "morosi.xlsx"})
+	if err != nil || len(fs) != 1 {
+		t.Fatalf("archived %+v %v", fs, err)
+	}
+	if _, compressed, err := w.d.Store.Blobs.StoredFile(fs[0].Hash); err != nil || !compressed {
+		t.Errorf("the workbook's blob: compressed %v, %v; want compressed", compressed, err)
 	}
 }

@@ -519,7 +519,10 @@ func excCasesArchiveMail() []excCase {
 			name: "verify_failed/blob changed on disk", kind: "verify_failed", severity: archive.SevUrgent, owner: "sysadmin",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {
 				f := w.queueFlow("REQ_VERIFY.csv")
-				p := w.d.Store.Blobs.Path(f.Hash)
+				p, _, err := w.d.Store.Blobs.StoredFile(f.Hash)
+				if err != nil {
+					t.Fatal(err)
+				}
 				if err := os.Chmod(p, 0o644); err != nil {
 					t.Fatal(err)
 				}
@@ -539,7 +542,11 @@ func excCasesArchiveMail() []excCase {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if err := os.WriteFile(w.d.Store.Blobs.Path(f.Hash), []byte("A;B\r\n1;2\r\n"), 0o444); err != nil {
+				p, compressed, err := w.d.Store.Blobs.StoredFile(f.Hash)
+				if err != nil || compressed {
+					t.Fatalf("blob %s: compressed %v, %v", p, compressed, err)
+				}
+				if err := os.WriteFile(p, []byte("A;B\r\n1;2\r\n"), 0o444); err != nil {
 					t.Fatal(err)
 				}
 				if err := w.d.VerifyArchive(context.Background()); err != nil {

@@ -185,7 +185,7 @@ func TestHugeValueMemory(t *testing.T) {
 				t.Errorf("file read (SHA-256 %q): %v, want %v", fs[0].Hash, read, tc.parsed)
 			}
 			if tc.parsed {
-				if _, err := os.Stat(st.Blobs.Path(fs[0].Hash)); err != nil {
+				if _, _, err := st.Blobs.StoredFile(fs[0].Hash); err != nil {
 					t.Errorf("blob not stored: %v", err)
 				}
 			}

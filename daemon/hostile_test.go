@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -123,7 +124,7 @@ func TestSizeLimits(t *testing.T) {
 					t.Errorf("left in the spool: %v", spool)
 				}
 			}
-			_, blobErr := os.Stat(w.d.Store.Blobs.Path(f.Hash))
+			_, _, blobErr := w.d.Store.Blobs.StoredFile(f.Hash)
 			var sizeExc []archive.Exception
 			for _, e := range w.exceptions("file_rejected") {
 				if e.Rule == "SIZE" {
@@ -144,7 +145,7 @@ func TestSizeLimits(t *testing.T) {
 				t.Errorf("row state %s reason %q, want rejected: %q", f.State, f.Reason, want)
 			}
 
-			if !tc.unread && !os.IsNotExist(blobErr) {
+			if !tc.unread && !errors.Is(blobErr, os.ErrNotExist) {
 				t.Errorf("the refused content is in the blob store (%v)", blobErr)
 			}
 			if len(sizeExc) != 1 || !strings.Contains(sizeExc[0].Message, "not processed") || sizeExc[0].FileID != f.ID ||

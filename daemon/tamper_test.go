@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"database/sql"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -41,8 +42,14 @@ func tamperCases() []tamperCase {
 	return []tamperCase{
 		{name: "untampered", tamper: func(*testing.T, *tamperWorld) {}, anchored: true},
 		{name: "untampered without anchor", tamper: func(*testing.T, *tamperWorld) {}},
-		{name: "flipped byte in a blob", tamper: func(t *testing.T, tw *tamperWorld) {
+		// The extract is stored compressed: the byte flipped is in its zstd stream,
+		// which no longer decodes (its checksum differs). A plain blob's flipped byte
+		// reads "content changed" (archive's TestVerifyDetectsTampering).
+		{name: "flipped byte in a compressed blob", tamper: func(t *testing.T, tw *tamperWorld) {
 			p := tw.blobPath(t, tw.inputHash)
+			if !strings.HasSuffix(p, ".zst") {
+				t.Fatalf("the extract's blob %s is not stored compressed", p)
+			}
 			b, err := os.ReadFile(p)
 			if err != nil {
 				t.Fatal(err)
@@ -52,7 +59,7 @@ func tamperCases() []tamperCase {
 			if err := os.WriteFile(p, b, 0o444); err != nil {
 				t.Fatal(err)
 			}
-		}, want: []string{"blob " + "%INPUT%", "content changed", "morosi_20251015.csv"}},
+		}, want: []string{"blob " + "%INPUT%", "damaged compressed content in ", ".zst: ", "morosi_20251015.csv"}},
 		{name: "deleted blob", tamper: func(t *testing.T, tw *tamperWorld) {
 			if err := os.Remove(tw.blobPath(t, tw.inputHash)); err != nil {
 				t.Fatal(err)
@@ -278,7 +285,16 @@ func (tw *tamperWorld) query(t *testing.T, q string, dest any) {
 	}
 }
 
+// blobPath is the file holding a stored blob (compressed or not); for a hash not
+// stored, where a plain blob of it would be.
 func (tw *tamperWorld) blobPath(t *testing.T, hash string) string {
 	t.Helper()
-	return tw.blobs.Path(hash)
+	p, _, err := tw.blobs.StoredFile(hash)
+	if errors.Is(err, os.ErrNotExist) {
+		return filepath.Join(tw.state, "objects", "sha256", hash[:2], hash)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

@@ -169,7 +169,12 @@ func (d *Daemon) deliver(ctx context.Context, dl archive.Delivery) (string, int6
 		return res.RemotePath, res.Size, nil
 	case strings.HasPrefix(dl.Target, "dir:"):
 		dir := strings.TrimPrefix(dl.Target, "dir:")
-		p, err := publishLocal(d.Store.Blobs.Path(f.Hash), dir, dl.RemoteName)
+		rc, err := d.Store.Blobs.Open(f.Hash)
+		if err != nil {
+			return "", 0, err
+		}
+		defer rc.Close()
+		p, err := publishLocal(rc, dir, dl.RemoteName)
 		return p, f.Size, err
 	}
 	return "", 0, fmt.Errorf("unknown delivery target %q", dl.Target)
@@ -187,14 +192,15 @@ func (e *localExistsError) Error() string {
 	return fmt.Sprintf("%s already exists with other content (%d bytes); not overwritten", e.path, e.size)
 }
 
-// publishLocal copies a blob into a local folder atomically: a temp name, fsync,
-// rename, directory fsync. An existing file with the same name is never overwritten.
-func publishLocal(blobPath, dir, name string) (string, error) {
+// publishLocal copies a blob's content (read through the blob store, which
+// decompresses it) into a local folder atomically: a temp name, fsync, rename,
+// directory fsync. An existing file with the same name is never overwritten.
+func publishLocal(content io.Reader, dir, name string) (string, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return "", err
 	}
 	final := filepath.Join(dir, name)
-	src, err := os.ReadFile(blobPath)
+	src, err := io.ReadAll(content)
 	if err != nil {
 		return "", err
 	}

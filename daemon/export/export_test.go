@@ -726,14 +726,17 @@ func TestDossierErrors(t *testing.T) {
 		t.Error("unknown language accepted")
 	}
 	// A tampered blob must not end up in a dossier.
-	path := fx.store.Blobs.Path(fx.files[1].Hash)
+	path, _, err := fx.store.Blobs.StoredFile(fx.files[1].Hash)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(path, []byte("tampered"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	err := Dossier(context.Background(), fx.store, "E250000001", io.Discard, "it")
+	err = Dossier(context.Background(), fx.store, "E250000001", io.Discard, "it")
 	if err == nil || !strings.Contains(err.Error(), "does not match") {
 		t.Errorf("tampered blob: %v", err)
 	}
