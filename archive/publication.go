@@ -90,9 +90,15 @@ func (s *Store) applyPublished(ctx context.Context, tx *sql.Tx, fileID int64, de
 // publication of file fileID.
 func (s *Store) AwaitingPublication(ctx context.Context, fileID int64) (int, error) {
 	var n int
-	err := s.r.QueryRowContext(ctx, `SELECT coalesce(sum(CASE WHEN practice_id = 0 THEN
-		(SELECT count(DISTINCT p.id) FROM practice_links pf JOIN practices p ON p.id = pf.practice_id
-		 WHERE pf.file_id = pending_transitions.file_id AND pf.relation = 'built' AND p.state = pending_transitions.from_state)
-		ELSE 1 END), 0) FROM pending_transitions WHERE file_id = ?`, fileID).Scan(&n)
+	err := s.r.QueryRowContext(ctx, awaitingPublicationSQL, fileID).Scan(&n)
 	return n, err
 }
+
+// awaitingPublicationSQL is AwaitingPublication's query. The file is the parameter
+// in the subquery too, not pending_transitions.file_id: SQLite pushes a constant into
+// each arm of the view practice_links (an index search of the file's links), not a
+// column of the outer query (a scan of every link, stored or stood for).
+const awaitingPublicationSQL = `SELECT coalesce(sum(CASE WHEN practice_id = 0 THEN
+	(SELECT count(DISTINCT p.id) FROM practice_links pf JOIN practices p ON p.id = pf.practice_id
+	 WHERE pf.file_id = ?1 AND pf.relation = 'built' AND p.state = pending_transitions.from_state)
+	ELSE 1 END), 0) FROM pending_transitions WHERE file_id = ?1`

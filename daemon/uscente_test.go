@@ -368,6 +368,44 @@ func e2eFoldedHistory(t *testing.T, w *testWorld, a archive.Practice, hist []arc
 	}
 }
 
+// e2eFoldedOwnCodeBuildNotes checks the build rows of requests under a code of their
+// own (ANN_REQ, REFUND_ACK: archive.LinkBuilt, not a REQ's LinkBuiltRequest): stored
+// with the file named as archive.FileName, they read as the build wrote them before
+// issue 16, byte for byte, the state the practice moves to once delivered included.
+func e2eFoldedOwnCodeBuildNotes(t *testing.T, w *testWorld) {
+	t.Helper()
+	ctx := context.Background()
+	a := w.practice("E250000001")
+	hist, err := w.d.Store.PracticeHistory(ctx, a.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"ANN_REQ":    "ANN_REQ E250000004 written into 00488410010_AI10050_20251018_0001.csv",
+		"REFUND_ACK": "REFUND_ACK E250000005 written into 00488410010_AI10060_20251020_0001.csv; REFUNDED once 00488410010_AI10060_20251020_0001.csv is delivered",
+	}
+	for _, h := range hist {
+		if h.Link != archive.LinkBuilt || want[h.Flow] == "" {
+			continue
+		}
+		if h.Note != want[h.Flow] {
+			t.Errorf("%s build note %q, want %q", h.Flow, h.Note, want[h.Flow])
+		}
+		var stored string
+		var link int
+		if err := w.d.Store.Read().QueryRowContext(ctx, `SELECT note, link FROM practice_history WHERE id = ?`, h.ID).Scan(&stored, &link); err != nil {
+			t.Fatal(err)
+		}
+		if link != 2 || strings.Count(stored, archive.FileName) != strings.Count(h.Note, " once ")+1 {
+			t.Errorf("%s build row stored as link %d, note %q: want link 2 and the file named as %s", h.Flow, link, stored, archive.FileName)
+		}
+		delete(want, h.Flow)
+	}
+	if len(want) != 0 {
+		t.Errorf("no build row standing for the built link of %v in A's history: %+v", keys(want), hist)
+	}
+}
+
 // e2eAnnulledAndRefunded checks the payment (ANN_REQ), the annulment notice with the
 // indemnity already paid, and the refund (REFUND_ACK).
 func e2eAnnulledAndRefunded(t *testing.T, w *testWorld) {
@@ -416,6 +454,7 @@ func e2eAnnulledAndRefunded(t *testing.T, w *testWorld) {
 		t.Fatalf("no REFUND_ACK published")
 	}
 	golden(t, "REFUND_ACK_e2e.csv", ack)
+	e2eFoldedOwnCodeBuildNotes(t, w)
 	if a := w.practice("E250000001"); a.State != "REFUNDED" {
 		t.Errorf("A after REFUND_ACK: %s", a.State)
 	}
