@@ -17,6 +17,7 @@ import (
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/xlsxrows"
 	"github.com/cmord/cmord/flows"
+	"github.com/klauspost/compress/s2"
 )
 
 // Row order of uscente.morosi (docs/uscente.md, "Row order"). The rows of one practice
@@ -33,6 +34,14 @@ import (
 // not adjacent, and the pass stops there. Memory stays flat at a million rows either
 // way: the sort holds one run (SortRunBytes of encoded rows) at a time and the merge
 // one row per run.
+
+// runBlock is the block of the runs' compression. The runs are S2-compressed
+// (klauspost/compress/s2: several hundred MB/s a core, to about a third of the rows'
+// size): a 1,000,000-row extract makes about 350 MiB of runs, which outlive the
+// kernel's writeback when the run is slow, and then reach the disk (issue 16's bytes;
+// docs/benchmarks-uscente.md). A small block keeps each run's reader during the merge
+// at about two blocks, whatever the number of runs.
+const runBlock = 64 << 10
 
 // SortRunBytes is how many bytes of encoded rows one sorted run holds in memory
 // (tests set it smaller, for many runs to merge).
@@ -443,14 +452,14 @@ func (s *runWriter) flush() error {
 	if err != nil {
 		return err
 	}
-	w := bufio.NewWriterSize(f, 256<<10)
+	w := s2.NewWriter(f, s2.WriterConcurrency(1), s2.WriterBlockSize(runBlock))
 	for _, e := range s.index {
 		if _, err := w.Write(s.buf[e.off : e.off+e.size]); err != nil {
 			f.Close()
 			return err
 		}
 	}
-	if err := w.Flush(); err != nil {
+	if err := w.Close(); err != nil {
 		f.Close()
 		return err
 	}
@@ -578,7 +587,7 @@ func openMerge(dir string, runs []string, flow *flows.Flow) (*sortedRows, error)
 			return nil, err
 		}
 		m.fs = append(m.fs, f)
-		c := &runCursor{r: bufio.NewReaderSize(f, 64<<10)}
+		c := &runCursor{r: bufio.NewReaderSize(s2.NewReader(f, s2.ReaderMaxBlockSize(runBlock)), 16<<10)}
 		ok, err := c.read()
 		if err != nil {
 			m.Close()
