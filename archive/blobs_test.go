@@ -736,6 +736,13 @@ func TestBlobReadEnforcesIndexedSize(t *testing.T) {
 		checkErr string
 	}{
 		{"a bomb", func(t *testing.T) []byte { return bombOf(t, 256<<20) }, "holds more than the 65536 bytes the index says", "holds more than the 65536 bytes the index says"},
+		// Its checksum broken: a reader or verify that decompressed it all would
+		// report that instead, 256 MiB later.
+		{"a bomb with a broken end", func(t *testing.T) []byte {
+			b := bombOf(t, 256<<20)
+			b[len(b)-1] ^= 1
+			return b
+		}, "holds more than the 65536 bytes the index says", "holds more than the 65536 bytes the index says"},
 		{"a shorter content", func(t *testing.T) []byte { return zstdOf(t, content[:1000]) }, "ends after 1000 bytes, the index says 65536", "content changed"},
 	}
 	for _, tt := range tests {
