@@ -523,6 +523,10 @@ type zstdReader struct {
 	f   *os.File
 	d   *zstd.Decoder
 	pos int64 // offset in the content
+	// err is the damage found, returned by every later Read until a Seek decodes
+	// again: the decoder would hand out the block whose checksum failed to a caller
+	// that reads again (bufio.Reader returns an error once, then reads on).
+	err error
 }
 
 func newZstdReader(f *os.File) (*zstdReader, error) {
@@ -556,11 +560,16 @@ func (z *zstdReader) Read(p []byte) (int, error) {
 	if z.d == nil {
 		return 0, os.ErrClosed
 	}
-	n, err := z.d.Read(p)
-	z.pos += int64(n)
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("archive: blob %s: damaged compressed content: %w", z.f.Name(), err)
+	if z.err != nil {
+		return 0, z.err
 	}
+	n, err := z.d.Read(p)
+	if err != nil && err != io.EOF {
+		// What came with the error is not trusted content either.
+		z.err = fmt.Errorf("archive: blob %s: damaged compressed content: %w", z.f.Name(), err)
+		return 0, z.err
+	}
+	z.pos += int64(n)
 	return n, err
 }
 
@@ -587,7 +596,7 @@ func (z *zstdReader) Seek(offset int64, whence int) (int64, error) {
 		if err := z.d.Reset(z.f); err != nil {
 			return z.pos, fmt.Errorf("archive: blob %s: damaged compressed content: %w", z.f.Name(), err)
 		}
-		z.pos = 0
+		z.pos, z.err = 0, nil
 	}
 	if skip := offset - z.pos; skip > 0 {
 		n, err := io.CopyN(io.Discard, z, skip)

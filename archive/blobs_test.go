@@ -827,3 +827,42 @@ func TestBlobPutRepairsDamagedCompressedCopy(t *testing.T) {
 		})
 	}
 }
+
+// TestBlobReaderErrorSticks: once a compressed blob's reader reports damage, it keeps
+// reporting it: the decoder would otherwise hand out the block whose checksum failed
+// to a caller that reads again (bufio.Reader does: it returns an error once).
+func TestBlobReaderErrorSticks(t *testing.T) {
+	b := newBlobStore(t)
+	content := csvLike(700 << 10)
+	hash, _, err := b.Put(bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, compressed, err := b.StoredFile(hash)
+	if err != nil || !compressed {
+		t.Fatalf("stored as %s (compressed %v): %v", p, compressed, err)
+	}
+	stored, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored[len(stored)-1] ^= 1 // the frame's checksum
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, stored, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := b.Open(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, first := io.ReadAll(rc)
+	if first == nil || !strings.Contains(first.Error(), "damaged compressed content") {
+		t.Fatalf("read %d bytes, %v; want the damage reported", len(got), first)
+	}
+	for i := range 3 {
+		if n, err := rc.Read(make([]byte, 64<<10)); n != 0 || err == nil {
+			t.Fatalf("read %d after the damage: %d bytes, %v; want none and the error again", i+1, n, err)
+		}
+	}
+}
