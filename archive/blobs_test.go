@@ -651,50 +651,64 @@ func TestBlobReaderSeeks(t *testing.T) {
 			if _, compressed, _ := b.StoredFile(hash); compressed != tt.compressed {
 				t.Fatalf("compressed %v, want %v", compressed, tt.compressed)
 			}
-			rc, err := b.Open(hash)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer rc.Close()
-			sk, ok := rc.(io.ReadSeeker)
-			if !ok {
-				t.Fatalf("%T does not seek", rc)
-			}
-			half := len(tt.content) / 2
-			if _, err := io.ReadFull(sk, make([]byte, half)); err != nil {
-				t.Fatal(err)
-			}
-			steps := []struct {
-				offset int64
-				whence int
-				want   int64
-			}{
-				{0, io.SeekCurrent, int64(half)}, // where the upload starts from
-				{0, io.SeekStart, 0},             // rewound for a retry
-				{int64(half) + 100, io.SeekStart, int64(half) + 100},
-				{-50, io.SeekCurrent, int64(half) + 50},
-				{int64(len(tt.content)) - 10, io.SeekStart, int64(len(tt.content)) - 10},
-			}
-			for _, st := range steps {
-				pos, err := sk.Seek(st.offset, st.whence)
-				if err != nil || pos != st.want {
-					t.Fatalf("Seek(%d, %d) = %d, %v; want %d", st.offset, st.whence, pos, err, st.want)
-				}
-				got := make([]byte, 10)
-				if _, err := io.ReadFull(sk, got); err != nil || !bytes.Equal(got, tt.content[pos:pos+10]) {
-					t.Fatalf("after Seek(%d, %d): read %q, %v; want %q", st.offset, st.whence, got, err, tt.content[pos:pos+10])
-				}
-				if _, err := sk.Seek(pos, io.SeekStart); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := sk.Seek(0, io.SeekStart); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := io.ReadAll(sk); err != nil || !bytes.Equal(got, tt.content) {
-				t.Fatalf("read after the rewind: %d bytes, %v", len(got), err)
+			for _, sized := range []bool{false, true} {
+				t.Run(fmt.Sprint("sized ", sized), func(t *testing.T) { seekBlob(t, b, hash, tt.content, sized) })
 			}
 		})
+	}
+}
+
+// seekBlob seeks a blob's reader (Open's, or OpenSized's: readers of archived files
+// use it) as the SFTP upload does, and reads what each seek leads to.
+func seekBlob(t *testing.T, b *BlobStore, hash string, content []byte, sized bool) {
+	var rc io.ReadCloser
+	var err error
+	if sized {
+		rc, err = b.OpenSized(hash, int64(len(content)))
+	} else {
+		rc, err = b.Open(hash)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	sk, ok := rc.(io.ReadSeeker)
+	if !ok {
+		t.Fatalf("%T does not seek", rc)
+	}
+	half := len(content) / 2
+	if _, err := io.ReadFull(sk, make([]byte, half)); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		offset int64
+		whence int
+		want   int64
+	}{
+		{0, io.SeekCurrent, int64(half)}, // where the upload starts from
+		{0, io.SeekStart, 0},             // rewound for a retry
+		{int64(half) + 100, io.SeekStart, int64(half) + 100},
+		{-50, io.SeekCurrent, int64(half) + 50},
+		{int64(len(content)) - 10, io.SeekStart, int64(len(content)) - 10},
+	}
+	for _, st := range steps {
+		pos, err := sk.Seek(st.offset, st.whence)
+		if err != nil || pos != st.want {
+			t.Fatalf("Seek(%d, %d) = %d, %v; want %d", st.offset, st.whence, pos, err, st.want)
+		}
+		got := make([]byte, 10)
+		if _, err := io.ReadFull(sk, got); err != nil || !bytes.Equal(got, content[pos:pos+10]) {
+			t.Fatalf("after Seek(%d, %d): read %q, %v; want %q", st.offset, st.whence, got, err, content[pos:pos+10])
+		}
+		if _, err := sk.Seek(pos, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sk.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(sk); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("read after the rewind: %d bytes, %v", len(got), err)
 	}
 }
 
