@@ -670,10 +670,19 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 // the transaction directly do not: Flush before them.
 func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h HistoryEntry, req *Request) error {
 	if len(p.queue) == 0 {
-		if err := p.tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM practices`).Scan(&p.nextPracticeID); err != nil {
+		// Prepared once per job (bulkStmt): asked again each time the queue starts.
+		maxPractice, err := p.bulkStmt(ctx, `SELECT coalesce(max(id), 0) + 1 FROM practices`)
+		if err != nil {
 			return fmt.Errorf("archive: practice ids: %w", err)
 		}
-		if err := p.tx.QueryRowContext(ctx, `SELECT coalesce(max(id), 0) + 1 FROM requests`).Scan(&p.nextReqID); err != nil {
+		if err := maxPractice.QueryRowContext(ctx).Scan(&p.nextPracticeID); err != nil {
+			return fmt.Errorf("archive: practice ids: %w", err)
+		}
+		maxRequest, err := p.bulkStmt(ctx, `SELECT coalesce(max(id), 0) + 1 FROM requests`)
+		if err != nil {
+			return fmt.Errorf("archive: request ids: %w", err)
+		}
+		if err := maxRequest.QueryRowContext(ctx).Scan(&p.nextReqID); err != nil {
 			return fmt.Errorf("archive: request ids: %w", err)
 		}
 		if p.queuedKeys == nil {
@@ -720,13 +729,24 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	clear(p.queuedCodes)
 	args := make([]any, 0, len(q)*30)
 	var dataArgs []any
+	// A bulk job's practices and requests are made at one time (the job's clock):
+	// its text is formatted once, not three times a practice.
+	var lastAt time.Time
+	var lastTS string
+	ts := func(t time.Time) string {
+		if lastTS == "" || !t.Equal(lastAt) {
+			lastAt, lastTS = t, TS(t)
+		}
+		return lastTS
+	}
 	for _, e := range q {
 		pr := e.pr
+		created := ts(pr.CreatedAt)
 		args = append(args, pr.ID, pr.CaseKey, pr.Role, pr.Sector, pr.CompanyPIVA, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore),
-			pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, TS(pr.CreatedAt), int64(pr.Credit), int64(pr.Estimate),
+			pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, created, int64(pr.Credit), int64(pr.Estimate),
 			int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
 			dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), nullIfZero(pr.LinkedID),
-			rowData(pr.Data), TS(pr.CreatedAt), TS(pr.CreatedAt))
+			rowData(pr.Data), created, created)
 		if hasCase(pr.Data) {
 			dataArgs = append(dataArgs, pr.ID, caseValue(pr.Data))
 		}
@@ -751,7 +771,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		}
 		if r := e.req; r != nil {
 			data, _ := json.Marshal(nonNil(r.Data))
-			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), "", TS(r.CreatedAt))
+			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), "", ts(r.CreatedAt))
 			if text := payloadText(r.Payload); text != "" {
 				payloadArgs = append(payloadArgs, r.ID, text)
 			}

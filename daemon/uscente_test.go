@@ -781,6 +781,7 @@ func BenchmarkMorosi1M(b *testing.B) {
 		w.d.Close()
 		reportCloseWrites(b, file, ioIngest, ioEnd)
 		logDBStat(b, w.d.Store.Dir(), (rows+2)/3) // 3 rows a case
+		keepBenchWorld(b, w, "sorted")
 		removeBenchWorld(w)
 
 		// The same rows shuffled: the rows of one practice are far apart, so the
@@ -834,8 +835,28 @@ func BenchmarkMorosi1M(b *testing.B) {
 		b.Logf("%d rows shuffled: handler %s (sorted file %s), build %s (%d files), peak resident memory handler %.1f MiB (sorted file %.1f), build %.1f MiB, meta %v",
 			rows, handlerS.Round(time.Millisecond), handler.Round(time.Millisecond), buildS.Round(time.Millisecond), nS, rssHandlerS, rssHandler, rssBuildS, outS.Meta)
 		ws.d.Close()
+		keepBenchWorld(b, ws, "shuffled")
 		removeBenchWorld(ws)
 	}
+}
+
+// keepBenchWorld moves a benchmark world's closed state to $MOROSI_KEEP/name when
+// MOROSI_KEEP is set: two runs of the benchmark (two versions of the code) are then
+// compared table by table and blob by blob (docs/benchmarks-uscente.md).
+func keepBenchWorld(b *testing.B, w *testWorld, name string) {
+	dir := os.Getenv("MOROSI_KEEP")
+	if dir == "" {
+		return
+	}
+	dst := filepath.Join(dir, name)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	os.RemoveAll(dst)
+	if err := os.Rename(w.dir, dst); err != nil {
+		b.Fatal(err)
+	}
+	b.Logf("state kept in %s", dst)
 }
 
 // removeBenchWorld removes a benchmark's world: made with a testing.T that never runs

@@ -175,6 +175,8 @@ type Layout struct {
 	names []string
 	index map[string]int
 	sig   string
+	mor   [numMorFields]int // positions of the uscente.morosi fields (morPositions)
+	req   [numReqFields]int // positions of the REQ fields (reqPositions)
 }
 
 // NewLayout builds a layout from field names.
@@ -191,6 +193,7 @@ func NewLayout(names []string) *Layout {
 		h.Write([]byte{0})
 	}
 	l.sig = strconv.FormatUint(h.Sum64(), 36)
+	l.mor, l.req = morPositions(l.index), reqPositions(l.index)
 	return l
 }
 

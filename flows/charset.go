@@ -1,6 +1,7 @@
 package flows
 
 import (
+	"encoding/binary"
 	"unicode/utf8"
 
 	"golang.org/x/text/encoding/charmap"
@@ -41,8 +42,8 @@ type badByte struct {
 // is valid until the next call.
 func (d *lineDecoder) decode(line []byte) []byte {
 	d.bad = d.bad[:0]
-	if isASCII(line) || utf8.Valid(line) {
-		if d.charset == "" && !isASCII(line) {
+	if ascii := isASCII(line); ascii || utf8.Valid(line) {
+		if d.charset == "" && !ascii {
 			d.charset = CharsetUTF8
 		}
 		return line
@@ -97,7 +98,15 @@ func hasUTF8Sequence(b []byte) bool {
 	return false
 }
 
+// isASCII reports whether every byte of b is below 0x80, eight bytes at a time (every
+// line of a file is checked).
 func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c >= utf8.RuneSelf {
 			return false

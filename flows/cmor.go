@@ -1,9 +1,10 @@
 package flows
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
-	"sort"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -358,13 +359,23 @@ func (r *CMORResult) countCredit(invoices []Invoice, p CMORParams) Amount {
 func (r *CMORResult) estimate(switchDate Date, spend []MonthSpend, p CMORParams) Amount {
 	last := switchDate.AddDays(-1).FirstOfMonth()
 	first := last.AddMonths(-(p.SpendWindowMonths - 1))
-	byMonth := make(map[Date]Amount)
+	// The months in the window and their spend, first figure of each: a list, not a
+	// map (a case has a year of months or two, and a map per case was a good part of
+	// deciding it); what is computed from it does not depend on its order.
+	type monthSpend struct {
+		month Date
+		spend Amount
+	}
+	var seenBuf [24]monthSpend
+	byMonth := seenBuf[:0]
 	for _, s := range spend {
 		m := s.Month.FirstOfMonth()
 		if m.Before(first) || m.After(last) {
 			continue
 		}
-		if prev, ok := byMonth[m]; ok {
+		k := slices.IndexFunc(byMonth, func(e monthSpend) bool { return e.month == m })
+		if k >= 0 {
+			prev := byMonth[k].spend
 			// The same month twice: identical figures are the same datum repeated on
 			// several input rows; different ones are a data error, first one wins.
 			if prev != s.Amount {
@@ -377,12 +388,13 @@ func (r *CMORResult) estimate(switchDate Date, spend []MonthSpend, p CMORParams)
 			r.Findings = append(r.Findings, Finding{Rule: "E6", Field: "SPESA_MESE", Value: m.ISO()[:7], Severity: "warning",
 				Message: fmt.Sprintf("negative spend %s ignored", s.Amount)})
 		}
-		byMonth[m] = s.Amount
+		byMonth = append(byMonth, monthSpend{m, s.Amount})
 	}
-	var months []Amount // months with supply
-	for _, a := range byMonth {
-		if a > 0 {
-			months = append(months, a)
+	var monthsBuf [24]Amount
+	months := monthsBuf[:0] // months with supply
+	for _, e := range byMonth {
+		if e.spend > 0 {
+			months = append(months, e.spend)
 		}
 	}
 	if len(months) == 0 {
@@ -393,7 +405,7 @@ func (r *CMORResult) estimate(switchDate Date, spend []MonthSpend, p CMORParams)
 	}
 	switch p.EstimateMethod {
 	case CMOREstimateTop:
-		sort.Slice(months, func(i, j int) bool { return months[i] > months[j] })
+		slices.SortFunc(months, func(a, b Amount) int { return cmp.Compare(b, a) })
 		var sum Amount
 		for i := 0; i < len(months) && i < p.EstimateMonths; i++ {
 			sum += months[i]

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"strings"
@@ -44,6 +45,10 @@ type CSVReader struct {
 	bad        []badLoc    // undecodable bytes of the lines read and not yet reported
 	textOnly   []bool      // per field: line breaks and tabs are allowed (optional free text)
 	only       []bool      // per field: normalised (NormalizeOnly); nil = every rule applies
+	onlyAny    bool        // some field is in only
+	onlyVals   []string    // the values of every row under NormalizeOnly (reused)
+	memo       *normMemo   // each field's last value and its normalisation; nil = none (tests)
+	noMemo     bool        // tests: normalise every value, the memo's slow twin
 }
 
 // badLoc is an undecodable byte at its physical line.
@@ -61,12 +66,14 @@ func NewCSVReader(r io.Reader, f *Flow, opt ReadOptions) *CSVReader {
 // (each as its rule normalises it), with no findings of their own (the header's come
 // as without it): for a pass over the file that needs a few values (the case keys)
 // and not the verdict on each row. Rows, lines and the errors that stop the reading
-// are those of a full read. Call it before Next.
+// are those of a full read. Call it before Next. Under it, a row's Values are valid
+// until the next call (one slice serves every row: such a pass reads and forgets),
+// and with no name the rows are read for the errors that stop the reading alone.
 func (r *CSVReader) NormalizeOnly(names ...string) {
-	r.only = make([]bool, len(r.f.Fields))
+	r.only, r.onlyAny = make([]bool, len(r.f.Fields)), false
 	for _, n := range names {
 		if i := r.f.layout.Index(n); i >= 0 {
-			r.only[i] = true
+			r.only[i], r.onlyAny = true, true
 		}
 	}
 }
@@ -347,15 +354,9 @@ func (r *CSVReader) unjoin(start int) {
 	r.lineStarts = r.lineStarts[:1]
 }
 
-func countQuotes(b []byte) int {
-	n := 0
-	for _, c := range b {
-		if c == '"' {
-			n++
-		}
-	}
-	return n
-}
+func countQuotes(b []byte) int { return bytes.Count(b, quote) }
+
+var quote = []byte{'"'}
 
 // splitCSV splits one record at ';'. Unquoted values are trimmed of spaces; quoted
 // values keep everything between the quotes with "" unescaped. bad reports a quote
@@ -507,7 +508,16 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 					Message: fmt.Sprintf("line %d has %d values, the header has %d columns (a ; inside a value must be in quotes)", start, len(cols), r.ncols)})
 			}
 		}
-		vals := make([]string, len(r.f.Fields))
+		var vals []string
+		if r.only != nil {
+			if r.onlyVals == nil {
+				r.onlyVals = make([]string, len(r.f.Fields))
+			}
+			vals = r.onlyVals
+			clear(vals)
+		} else {
+			vals = make([]string, len(r.f.Fields))
+		}
 		for i, c := range cols {
 			if i < len(r.colField) {
 				if fi := r.colField[i]; fi >= 0 {
@@ -527,7 +537,7 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 			fs = r.controlFindings(vals, start, fs)
 		}
 		n := len(fs)
-		fs = r.f.checkRow(vals, r.absent, r.vo, r.opt.FileName, start, fs)
+		fs = r.f.checkRow(vals, r.absent, r.vo, r.opt.FileName, start, fs, r.normMemo())
 		if r.rm != nil && len(fs) > n {
 			fs = r.rm.explain(fs, n, spendFailed)
 		}
@@ -539,15 +549,27 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 // a full read (they may give the fields asked for), then only those fields normalised.
 func (r *CSVReader) normalizedOnly(cols, vals []string, start int) (Record, []Finding, error) {
 	r.dropBad(r.line)
+	if !r.onlyAny {
+		return Record{Line: start, Values: vals, layout: r.f.layout}, nil, nil
+	}
 	if r.rm != nil {
 		r.rm.apply(cols, vals, r.f, r.vo, r.opt.FileName, start, nil)
 	}
+	memo := r.normMemo()
 	for i, v := range vals {
 		if v != "" && r.only[i] {
-			vals[i], _ = r.f.Fields[i].normalize(v, r.vo)
+			vals[i], _ = memo.normalize(&r.f.Fields[i], i, v, r.vo)
 		}
 	}
 	return Record{Line: start, Values: vals, layout: r.f.layout}, nil, nil
+}
+
+// normMemo returns the reader's memo of normalised values (made on first use).
+func (r *CSVReader) normMemo() *normMemo {
+	if r.memo == nil && !r.noMemo {
+		r.memo = newNormMemo(len(r.f.Fields))
+	}
+	return r.memo
 }
 
 // fits reports whether a row has the header's number of columns (empty cells after the

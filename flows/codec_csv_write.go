@@ -18,11 +18,12 @@ type CSVWriter struct {
 	line   int
 	header bool
 	err    error
+	memo   *normMemo // each field's last value and its normalisation (rows repeat them)
 }
 
 // NewCSVWriter writes CSV rows of flow f to w. Call Close (or Flush) at the end.
 func NewCSVWriter(w io.Writer, f *Flow) *CSVWriter {
-	return &CSVWriter{w: bufio.NewWriter(w), f: f, line: 1}
+	return &CSVWriter{w: bufio.NewWriter(w), f: f, line: 1, memo: newNormMemo(len(f.Fields))}
 }
 
 func (w *CSVWriter) writeHeader() {
@@ -44,7 +45,7 @@ func (w *CSVWriter) Write(values map[string]string) error {
 	if w.err != nil {
 		return w.err
 	}
-	vals, err := w.f.prepareMap(values, w.line+1)
+	vals, err := w.f.prepareMap(values, w.line+1, w.memo)
 	if err != nil {
 		return err
 	}
@@ -56,7 +57,7 @@ func (w *CSVWriter) WriteRecord(r Record) error {
 	if w.err != nil {
 		return w.err
 	}
-	vals, err := w.f.prepareRecord(r, w.line+1)
+	vals, err := w.f.prepareRecord(r, w.line+1, w.memo)
 	if err != nil {
 		return err
 	}

@@ -189,7 +189,7 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 	}
 	if len(children) == 0 {
 		row := readRow{rec: Record{Line: recLine, Values: parent, layout: f.layout}}
-		row.fs = f.checkRow(parent, nil, r.vo, r.opt.FileName, recLine, fs)
+		row.fs = f.checkRow(parent, nil, r.vo, r.opt.FileName, recLine, fs, nil)
 		r.queue = append(r.queue, row)
 		return nil
 	}
@@ -205,7 +205,7 @@ func (r *XMLReader) readRecordElement(start xml.StartElement) error {
 			own = fs
 		}
 		row := readRow{rec: Record{Line: c.line, Values: vals, layout: f.layout}}
-		row.fs = f.checkRow(vals, nil, r.vo, r.opt.FileName, c.line, own)
+		row.fs = f.checkRow(vals, nil, r.vo, r.opt.FileName, c.line, own, nil)
 		r.queue = append(r.queue, row)
 	}
 	return nil
@@ -345,7 +345,7 @@ func (x *XMLWriter) Write(values map[string]string) error {
 	if x.err != nil {
 		return x.err
 	}
-	vals, err := x.f.prepareMap(values, x.rows+1)
+	vals, err := x.f.prepareMap(values, x.rows+1, nil)
 	if err != nil {
 		return err
 	}
@@ -357,7 +357,7 @@ func (x *XMLWriter) WriteRecord(r Record) error {
 	if x.err != nil {
 		return x.err
 	}
-	vals, err := x.f.prepareRecord(r, x.rows+1)
+	vals, err := x.f.prepareRecord(r, x.rows+1, nil)
 	if err != nil {
 		return err
 	}

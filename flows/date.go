@@ -166,6 +166,23 @@ func (d Date) ISO() string {
 	return fmt.Sprintf("%04d-%02d-%02d", d.Y, int(d.M), d.D)
 }
 
+// appendISO appends ISO() to b (without allocating, for dates in digits).
+func (d Date) appendISO(b []byte) []byte {
+	if d.IsZero() {
+		return b
+	}
+	if !d.inDigits() {
+		return append(b, d.ISO()...)
+	}
+	var t [10]byte
+	put4(t[0:], d.Y)
+	t[4] = '-'
+	put2(t[5:], int(d.M))
+	t[7] = '-'
+	put2(t[8:], d.D)
+	return append(b, t[:]...)
+}
+
 // ParseDate reads GG/MM/AAAA, and also AAAA-MM-GG (XML, ISO exports). The date must
 // exist (no 31/02). It is on the hot path of every billing row, so it parses by hand.
 func ParseDate(s string) (Date, error) {

@@ -328,7 +328,8 @@ func ParseMonthAmounts(s string, decimalComma bool) ([]MonthSpend, error) {
 	if s == "" {
 		return nil, nil
 	}
-	starts := make([]int, 0, 12)
+	var startsBuf [25]int
+	starts := startsBuf[:0]
 	for i := 0; i+8 <= len(s); i++ {
 		if (i == 0 || s[i-1] == ',') && isMonthTag(s[i:i+8]) {
 			starts = append(starts, i)

@@ -117,15 +117,16 @@ func (e *RecordError) Error() string {
 
 // checkRow normalises vals in place and appends the findings of the row to fs. absent
 // marks fields whose column is missing from the file (reported once in the header, so
-// not again on every row).
-func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, line int, fs []Finding) []Finding {
+// not again on every row). memo, when not nil, remembers each field's last value and
+// its normalisation (a reader's rows repeat their practice's values).
+func (f *Flow) checkRow(vals []string, absent []bool, o valueOpts, file string, line int, fs []Finding, memo *normMemo) []Finding {
 	for i := range f.Fields {
 		v := vals[i]
 		if v == "" {
 			continue
 		}
 		fd := &f.Fields[i]
-		norm, p := fd.normalize(v, o)
+		norm, p := memo.normalize(fd, i, v, o)
 		if p != nil {
 			fnd := Finding{File: file, Line: line, Field: fd.label(), Rule: p.rule, Value: v, Message: p.msg}
 			if p.warning {
@@ -186,12 +187,13 @@ func (f *Flow) CheckValues(values map[string]string) (Record, []Finding) {
 		}
 		rec.Values[i] = v
 	}
-	fs = append(fs, f.prepare(rec.Values, 0)...)
+	fs = append(fs, f.prepare(rec.Values, 0, nil)...)
 	return rec, fs
 }
 
-// prepare fills constants, trims, refuses line breaks and validates a row to write.
-func (f *Flow) prepare(vals []string, line int) []Finding {
+// prepare fills constants, trims, refuses line breaks and validates a row to write
+// (memo: a writer's, or nil).
+func (f *Flow) prepare(vals []string, line int, memo *normMemo) []Finding {
 	var fs []Finding
 	for i := range f.Fields {
 		fd := &f.Fields[i]
@@ -205,11 +207,11 @@ func (f *Flow) prepare(vals []string, line int) []Finding {
 		}
 		vals[i] = v
 	}
-	fs = f.checkRow(vals, nil, valueOpts{}, "", line, fs)
+	fs = f.checkRow(vals, nil, valueOpts{}, "", line, fs, memo)
 	return fs
 }
 
-func (f *Flow) prepareMap(values map[string]string, line int) ([]string, error) {
+func (f *Flow) prepareMap(values map[string]string, line int, memo *normMemo) ([]string, error) {
 	vals := make([]string, len(f.Fields))
 	var fs []Finding
 	for k, v := range values {
@@ -220,21 +222,49 @@ func (f *Flow) prepareMap(values map[string]string, line int) ([]string, error) 
 		}
 		vals[i] = v
 	}
-	fs = append(fs, f.prepare(vals, line)...)
+	fs = append(fs, f.prepare(vals, line, memo)...)
 	if HasErrors(fs) {
 		return nil, &RecordError{Findings: fs}
 	}
 	return vals, nil
 }
 
-func (f *Flow) prepareRecord(r Record, line int) ([]string, error) {
+func (f *Flow) prepareRecord(r Record, line int, memo *normMemo) ([]string, error) {
 	if r.layout == f.layout {
 		vals := append([]string(nil), r.Values...)
-		fs := f.prepare(vals, line)
+		fs := f.prepare(vals, line, memo)
 		if HasErrors(fs) {
 			return nil, &RecordError{Findings: fs}
 		}
 		return vals, nil
 	}
-	return f.prepareMap(r.Map(), line)
+	return f.prepareMap(r.Map(), line, memo)
+}
+
+// normMemo remembers, per field, the last value a reader normalised and what its
+// rule made of it. The rows of one practice repeat its values (point, customer, spend
+// list...), and a field's rule is a pure function of the value and the reading
+// options, which are fixed for a reader: the same value gives the same canonical form
+// and the same problem, without checking a codice fiscale or parsing a spend list
+// again. A nil memo normalises every value.
+type normMemo struct {
+	raw, norm []string
+	prob      []*fieldProblem
+}
+
+func newNormMemo(fields int) *normMemo {
+	return &normMemo{raw: make([]string, fields), norm: make([]string, fields), prob: make([]*fieldProblem, fields)}
+}
+
+// normalize is fd.normalize(v, o) for the field at index i.
+func (m *normMemo) normalize(fd *Field, i int, v string, o valueOpts) (string, *fieldProblem) {
+	if m == nil {
+		return fd.normalize(v, o)
+	}
+	if v != "" && m.raw[i] == v {
+		return m.norm[i], m.prob[i]
+	}
+	norm, p := fd.normalize(v, o)
+	m.raw[i], m.norm[i], m.prob[i] = v, norm, p
+	return norm, p
 }

@@ -75,13 +75,33 @@ func CaseCustomer(c *Case) string { return firstNonEmpty(c.CustomerCF, c.Custome
 // MorosiKey returns the case key of one uscente.morosi row, "" when the row lacks the
 // point, the customer or the switch date (it reads MorosiKeyFields alone).
 func MorosiKey(r Record) string {
-	point := firstNonEmpty(r.Get(MorPOD), r.Get(MorPDR))
-	cust := firstNonEmpty(r.Get(MorCF), r.Get(MorPIVA))
-	sw := r.Date(MorSwitch)
+	point := firstNonEmpty(r.mor(mPOD), r.mor(mPDR))
+	cust := firstNonEmpty(r.mor(mCF), r.mor(mPIVA))
+	sw := r.morDate(mSwitch)
 	if point == "" || cust == "" || sw.IsZero() {
 		return ""
 	}
 	return UscenteCaseKey(point, cust, sw)
+}
+
+// MorosiKeyer is MorosiKey that remembers the last row's key: the rows of one
+// practice come together and give the same point, customer and switch date, and the
+// key is then the same string, not built again. The zero value is ready.
+type MorosiKeyer struct {
+	point, customer, switchDate, key string
+}
+
+// Key returns MorosiKey(r).
+func (k *MorosiKeyer) Key(r Record) string {
+	point := firstNonEmpty(r.mor(mPOD), r.mor(mPDR))
+	cust := firstNonEmpty(r.mor(mCF), r.mor(mPIVA))
+	sw := r.mor(mSwitch)
+	if k.key != "" && point == k.point && cust == k.customer && sw == k.switchDate {
+		return k.key
+	}
+	key := MorosiKey(r)
+	k.point, k.customer, k.switchDate, k.key = point, cust, sw, key
+	return key
 }
 
 // MorosiKeyFields are the fields MorosiKey reads: a pass that only needs the keys
@@ -107,6 +127,10 @@ const (
 var morosiCaseFields = [...]string{MorSector, MorPOD, MorPDR, MorCF, MorPIVA, MorName, MorVoltage, MorGasUse, MorAnnualSmc,
 	MorAllLost, MorClosing, MorTIF, MorComplaints, MorActive, MorVoltura, MorSpend, MorPrevious, MorPrevCP}
 
+// morosiCaseIDs are morosiCaseFields by position (morField).
+var morosiCaseIDs = [len(morosiCaseFields)]morField{mSector, mPOD, mPDR, mCF, mPIVA, mName, mVoltage, mGasUse, mAnnualSmc,
+	mAllLost, mClosing, mTIF, mComplaints, mActive, mVoltura, mSpend, mPrevious, mPrevCP}
+
 // MorosiCase is one case gathered from the rows with the same key.
 type MorosiCase struct {
 	Key   string
@@ -117,87 +141,237 @@ type MorosiCase struct {
 	Bad      bool
 	BadLines []int // the lines of those rows
 
-	values   [len(morosiCaseFields)][]caseValue // distinct values of each case field
-	mora     []moraSeen                         // the details each mora notice is given with
-	invLines [][]int                            // lines of each invoice of Case.Invoices, parallel
-	spend    string                             // the spend list merged last (rows repeat it)
+	// rows is what the rows gave that the case's conflicts are made of, while its
+	// rows are added (the Grouper's, reused from one case to the next); nil once the
+	// case is done, its conflicts then in conflicts.
+	rows      *caseRows
+	conflicts []Finding
+	spend     string // the spend list merged last (rows repeat it)
+}
+
+// caseRows is what the rows of a case being read gave besides the case itself: the
+// distinct values of its practice-level fields, of each mora notice's details and the
+// lines of each invoice, for its conflicts; and the lists the case is built in (its
+// lines, invoices and mora notices), copied out at their size when it is done. The
+// Grouper keeps one and reuses it for every case: a case's rows cost no allocation
+// of their own for what only its conflicts need.
+type caseRows struct {
+	values   [len(morosiCaseFields)]valueSet // distinct values of each case field
+	mora     []moraSeen                      // the details each mora notice is given with
+	invLines []lineSet                       // lines of each invoice of Case.Invoices, parallel
+	lines    []int
+	invoices []Invoice
+	notices  []MoraNotice
+}
+
+// reset empties r for the next case, keeping its memory.
+func (r *caseRows) reset() {
+	for i := range r.values {
+		r.values[i].reset()
+	}
+	for i := range r.mora {
+		r.mora[i].reset()
+	}
+	for i := range r.invLines {
+		r.invLines[i].reset()
+	}
+	r.mora, r.invLines = r.mora[:0], r.invLines[:0]
+	r.lines, r.invoices, r.notices = r.lines[:0], r.invoices[:0], r.notices[:0]
 }
 
 // moraSeen is one mora notice (date, reference, channel) and the distinct values its
 // details take on the rows that name it: rows that name one notice must describe it
 // alike, or which term, which receipt date, whether it mentioned the CMOR is unknown.
 type moraSeen struct {
-	key     string
-	details [len(moraDetailFields)][]caseValue
+	key     string // date (ISO), reference and channel (upper case), "|" between
+	details [len(moraDetailFields)]valueSet
+}
+
+func (s *moraSeen) reset() {
+	s.key = ""
+	for i := range s.details {
+		s.details[i].reset()
+	}
 }
 
 var moraDetailFields = [...]string{MorMoraTerm, MorMoraReceived, MorMoraCMOR}
 
+// moraDetailIDs are moraDetailFields by position (morField).
+var moraDetailIDs = [len(moraDetailFields)]morField{mMoraTerm, mMoraReceived, mMoraCMOR}
+
 func (m *MorosiCase) addMoraDetails(r Record, n MoraNotice) {
-	key := n.Date.ISO() + "|" + n.Ref + "|" + strings.ToUpper(n.Channel)
-	k := slices.IndexFunc(m.mora, func(s moraSeen) bool { return s.key == key })
-	if k < 0 {
-		m.mora = append(m.mora, moraSeen{key: key})
-		k = len(m.mora) - 1
+	rows := m.rows
+	// The notice's key, made in place: a string only for a notice not seen yet.
+	var buf [80]byte
+	key := append(n.Date.appendISO(buf[:0]), '|')
+	key = append(append(append(key, n.Ref...), '|'), strings.ToUpper(n.Channel)...)
+	k := -1
+	for i := range rows.mora {
+		if rows.mora[i].key == string(key) {
+			k = i
+			break
+		}
 	}
-	for i, field := range moraDetailFields {
-		v := r.Get(field)
-		if field == MorMoraCMOR && v != "" {
+	if k < 0 {
+		if len(rows.mora) < cap(rows.mora) {
+			rows.mora = rows.mora[:len(rows.mora)+1] // reset when the last case was done
+		} else {
+			rows.mora = append(rows.mora, moraSeen{})
+		}
+		k = len(rows.mora) - 1
+		rows.mora[k].key = string(key)
+	}
+	for i, field := range moraDetailIDs {
+		v := r.mor(field)
+		if field == mMoraCMOR && v != "" {
 			v = "N"
-			if r.Flag(field) {
+			if r.morFlag(field) {
 				v = "S"
 			}
 		}
 		if v == "" {
 			continue
 		}
-		d := &m.mora[k].details[i]
-		j := slices.IndexFunc(*d, func(cv caseValue) bool { return cv.v == v })
-		if j < 0 {
-			*d = append(*d, caseValue{v: v})
-			j = len(*d) - 1
-		}
-		(*d)[j].lines = append((*d)[j].lines, r.Line)
+		rows.mora[k].details[i].add(v, r.Line)
 	}
 }
 
 // caseValue is one value a case field takes, and the lines that give it.
 type caseValue struct {
 	v     string
-	lines []int
+	lines lineSet
+}
+
+// valueSet is the distinct values a case field takes, each with its lines. The rows
+// of a practice nearly always agree: the first value is kept in place, and a set of
+// one value with a few lines costs no allocation of its own (the case holds one set
+// per field, and allocating them was a good part of grouping a row).
+type valueSet struct {
+	n     int       // distinct values
+	first caseValue // the first value given
+	more  []caseValue
+}
+
+func (s *valueSet) reset() {
+	s.n, s.first.v = 0, ""
+	s.first.lines.reset()
+	clear(s.more)
+	s.more = s.more[:0]
+}
+
+// add records that the row at line gives v.
+func (s *valueSet) add(v string, line int) {
+	switch {
+	case s.n == 0:
+		s.first.v, s.n = v, 1
+		s.first.lines.add(line)
+		return
+	case s.first.v == v:
+		s.first.lines.add(line)
+		return
+	}
+	for i := range s.more {
+		if s.more[i].v == v {
+			s.more[i].lines.add(line)
+			return
+		}
+	}
+	s.more = append(s.more, caseValue{v: v})
+	s.more[len(s.more)-1].lines.add(line)
+	s.n++
+}
+
+// values lists the distinct values in the order they came.
+func (s *valueSet) values() []caseValue {
+	if s.n == 0 {
+		return nil
+	}
+	return append([]caseValue{s.first}, s.more...)
+}
+
+// lineSet is the lines of the rows that give something, in the order they came: the
+// first few in place, the others in rest.
+type lineSet struct {
+	n     int
+	first [3]int
+	rest  []int
+}
+
+func (l *lineSet) reset() { l.n, l.rest = 0, l.rest[:0] }
+
+func (l *lineSet) add(line int) {
+	if l.n < len(l.first) {
+		l.first[l.n] = line
+	} else {
+		l.rest = append(l.rest, line)
+	}
+	l.n++
+}
+
+// list returns the lines (a new slice).
+func (l *lineSet) list() []int {
+	out := make([]int, 0, l.n)
+	out = append(out, l.first[:min(l.n, len(l.first))]...)
+	return append(out, l.rest...)
 }
 
 // Held reports whether the case must not be filed from this file: a row was refused,
 // or its rows disagree.
-func (m *MorosiCase) Held() bool { return m.Bad || len(m.Conflicts()) > 0 }
+func (m *MorosiCase) Held() bool {
+	if m.rows == nil {
+		return m.Bad || len(m.conflicts) > 0
+	}
+	return m.Bad || len(m.Conflicts()) > 0
+}
 
 // Conflicts are the findings about the rows of the case together: a practice-level
 // value that differs between rows (RuleCaseConflict), an invoice listed twice
 // (RuleCaseDupInvoice). Each holds the case. They do not depend on the order of the
 // rows: values are listed sorted, and each finding is located at the last line of
 // the rows involved.
+//
+// A case the Grouper gave is done: its conflicts were found when its last row came,
+// and are the same on every call.
 func (m *MorosiCase) Conflicts() []Finding {
+	if m.rows == nil {
+		return slices.Clone(m.conflicts)
+	}
+	return m.rows.conflicts(m.Case.Invoices, nil)
+}
+
+// conflicts are the findings of Conflicts; order, when not nil, lists the invoices
+// (indexes of invoices and r.invLines) in the order their findings come.
+func (r *caseRows) conflicts(invoices []Invoice, order []int) []Finding {
 	var fs []Finding
-	for i, vals := range m.values {
-		if f, ok := conflictFinding(morosiCaseFields[i], vals); ok {
+	for i := range r.values {
+		if f, ok := conflictFinding(morosiCaseFields[i], &r.values[i]); ok {
 			fs = append(fs, f)
 		}
 	}
-	slices.SortFunc(m.mora, func(a, b moraSeen) int { return strings.Compare(a.key, b.key) })
-	for _, ms := range m.mora {
-		for i, vals := range ms.details {
-			if f, ok := conflictFinding(moraDetailFields[i], vals); ok {
+	slices.SortFunc(r.mora, func(a, b moraSeen) int { return strings.Compare(a.key, b.key) })
+	for k := range r.mora {
+		ms := &r.mora[k]
+		for i := range ms.details {
+			if f, ok := conflictFinding(moraDetailFields[i], &ms.details[i]); ok {
 				f.Message = "for one mora notice (" + strings.ReplaceAll(ms.key, "|", " ") + "), " + f.Message
 				fs = append(fs, f)
 			}
 		}
 	}
-	for k, lines := range m.invLines {
-		if len(lines) < 2 {
+	n := len(r.invLines)
+	if order != nil {
+		n = len(order)
+	}
+	for j := range n {
+		k := j
+		if order != nil {
+			k = order[j]
+		}
+		if k >= len(r.invLines) || k >= len(invoices) || r.invLines[k].n < 2 {
 			continue
 		}
-		num := m.Case.Invoices[k].Number
-		lines = slices.Sorted(slices.Values(lines))
+		num := invoices[k].Number
+		lines := slices.Sorted(slices.Values(r.invLines[k].list()))
 		fs = append(fs, Finding{Line: slices.Max(lines), Field: MorInvNumber, Rule: RuleCaseDupInvoice, Value: num,
 			Message: fmt.Sprintf("invoice %s is listed %d times (lines %s); list each invoice once, the practice is held", num, len(lines), LinesText(lines))})
 	}
@@ -206,15 +380,15 @@ func (m *MorosiCase) Conflicts() []Finding {
 
 // conflictFinding is the RuleCaseConflict finding of a field that takes several
 // values, independent of the order they came in; ok is false for one value or none.
-func conflictFinding(field string, vals []caseValue) (Finding, bool) {
-	if len(vals) < 2 {
+func conflictFinding(field string, set *valueSet) (Finding, bool) {
+	if set.n < 2 {
 		return Finding{}, false
 	}
-	sorted := slices.Clone(vals)
+	sorted := set.values()
 	slices.SortFunc(sorted, func(a, b caseValue) int { return strings.Compare(a.v, b.v) })
 	parts, values, last := make([]string, len(sorted)), make([]string, len(sorted)), 0
 	for k, cv := range sorted {
-		lines := slices.Sorted(slices.Values(cv.lines))
+		lines := slices.Sorted(slices.Values(cv.lines.list()))
 		parts[k] = fmt.Sprintf("%q on %s %s", cv.v, plural(len(lines), "line", "lines"), LinesText(lines))
 		values[k] = cv.v
 		last = max(last, slices.Max(lines))
@@ -241,23 +415,31 @@ func (m *MorosiCase) FirstLine() int {
 // normalize puts what the rows gave in an order that does not depend on the order of
 // the rows: invoices by number, mora notices by date and reference, spend by month.
 // The practice, its request and its findings are then the same for a shuffled file.
+//
+// It also ends the reading of the case: its conflicts are found, and its lists are
+// copied out of the Grouper's memory (caseRows), which the next case reuses.
 func (m *MorosiCase) normalize() {
 	c := &m.Case
-	if !slices.IsSortedFunc(c.Invoices, func(a, b Invoice) int { return strings.Compare(a.Number, b.Number) }) {
-		idx := make([]int, len(c.Invoices))
-		for i := range idx {
-			idx[i] = i
-		}
-		slices.SortStableFunc(idx, func(a, b int) int { return strings.Compare(c.Invoices[a].Number, c.Invoices[b].Number) })
-		invs, lines := make([]Invoice, len(idx)), make([][]int, len(idx))
-		for i, k := range idx {
-			invs[i] = c.Invoices[k]
-			if k < len(m.invLines) {
-				lines[i] = m.invLines[k]
-			}
-		}
-		c.Invoices, m.invLines = invs, lines
+	rows := m.rows
+	if rows == nil {
+		rows = &caseRows{}
 	}
+	var order []int // of the invoices, when they are not in order already
+	invoices := c.Invoices
+	if !slices.IsSortedFunc(invoices, func(a, b Invoice) int { return strings.Compare(a.Number, b.Number) }) {
+		order = make([]int, len(invoices))
+		for i := range order {
+			order[i] = i
+		}
+		slices.SortStableFunc(order, func(a, b int) int { return strings.Compare(invoices[a].Number, invoices[b].Number) })
+		c.Invoices = make([]Invoice, len(order))
+		for i, k := range order {
+			c.Invoices[i] = invoices[k]
+		}
+	} else {
+		c.Invoices = clone(invoices)
+	}
+	m.conflicts = rows.conflicts(invoices, order)
 	slices.SortStableFunc(c.Mora, func(a, b MoraNotice) int {
 		if a.Date != b.Date {
 			if a.Date.Before(b.Date) {
@@ -280,23 +462,35 @@ func (m *MorosiCase) normalize() {
 		return 1
 	})
 	slices.Sort(m.Lines)
+	// Keep the lists' memory for the next case.
+	rows.lines, rows.invoices, rows.notices = m.Lines[:0], invoices[:0], c.Mora[:0]
+	m.Lines, c.Mora = clone(m.Lines), clone(c.Mora)
+	m.rows = nil
+}
+
+// clone is s copied to a slice of its length, nil when empty.
+func clone[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return append(make([]T, 0, len(s)), s...)
 }
 
 // caseFieldValue is the value of a practice-level field as it counts: flags as S/N
 // (an empty TUTTI_PUNTI_PERSI means every point was lost), others as read.
-func caseFieldValue(r Record, field string) string {
-	v := r.Get(field)
+func caseFieldValue(r Record, field morField) string {
+	v := r.mor(field)
 	switch field {
-	case MorAllLost:
+	case mAllLost:
 		if v == "N" {
 			return "N"
 		}
 		return "S"
-	case MorClosing, MorTIF, MorComplaints, MorActive, MorVoltura:
+	case mClosing, mTIF, mComplaints, mActive, mVoltura:
 		if v == "" {
 			return ""
 		}
-		if r.Flag(field) {
+		if r.morFlag(field) {
 			return "S"
 		}
 		return "N"
@@ -309,38 +503,36 @@ func caseFieldValue(r Record, field string) string {
 // value that differs from an earlier row's, or an invoice already listed, is a
 // conflict (Conflicts): rows of one extract must agree.
 func (m *MorosiCase) AddRow(r Record) {
+	if m.rows == nil {
+		m.rows = &caseRows{}
+	}
 	m.Lines = append(m.Lines, r.Line)
-	for i, field := range morosiCaseFields {
+	for i, field := range morosiCaseIDs {
 		v := caseFieldValue(r, field)
 		if v == "" {
 			continue
 		}
-		k := slices.IndexFunc(m.values[i], func(cv caseValue) bool { return cv.v == v })
-		if k < 0 {
-			m.values[i] = append(m.values[i], caseValue{v: v})
-			k = len(m.values[i]) - 1
-		}
-		m.values[i][k].lines = append(m.values[i][k].lines, r.Line)
+		m.rows.values[i].add(v, r.Line)
 	}
 	c := &m.Case
-	set := func(dst *string, field string) {
+	set := func(dst *string, field morField) {
 		if *dst == "" {
-			*dst = r.Get(field)
+			*dst = r.mor(field)
 		}
 	}
-	set(&c.Sector, MorSector)
-	set(&c.POD, MorPOD)
-	set(&c.PDR, MorPDR)
-	set(&c.CustomerCF, MorCF)
-	set(&c.CustomerPIVA, MorPIVA)
-	set(&c.CustomerName, MorName)
-	set(&c.Voltage, MorVoltage)
-	set(&c.GasUse, MorGasUse)
-	set(&c.PreviousCPGestore, MorPrevCP)
+	set(&c.Sector, mSector)
+	set(&c.POD, mPOD)
+	set(&c.PDR, mPDR)
+	set(&c.CustomerCF, mCF)
+	set(&c.CustomerPIVA, mPIVA)
+	set(&c.CustomerName, mName)
+	set(&c.Voltage, mVoltage)
+	set(&c.GasUse, mGasUse)
+	set(&c.PreviousCPGestore, mPrevCP)
 	if c.SwitchDate.IsZero() {
-		c.SwitchDate = r.Date(MorSwitch)
+		c.SwitchDate = r.morDate(mSwitch)
 	}
-	if v := r.Get(MorAnnualSmc); v != "" && c.AnnualSmc == 0 {
+	if v := r.mor(mAnnualSmc); v != "" && c.AnnualSmc == 0 {
 		c.AnnualSmc, _ = strconv.ParseInt(v, 10, 64)
 	}
 	if len(m.Lines) == 1 {
@@ -348,39 +540,44 @@ func (m *MorosiCase) AddRow(r Record) {
 		// (a row that says otherwise is a conflict, above).
 		// TUTTI_PUNTI_PERSI is optional: billing flags only the customers it still
 		// supplies elsewhere, so an empty value means every point was lost.
-		c.AllPointsLost = r.Get(MorAllLost) != "N"
-		c.ClosingInvoiceIssued = r.Flag(MorClosing)
-		c.TIFIndemnitiesPaid = r.Flag(MorTIF)
-		c.ComplaintsAnswered = r.Flag(MorComplaints)
-		c.PointActive = r.Flag(MorActive)
-		c.Voltura = r.Flag(MorVoltura)
+		c.AllPointsLost = r.mor(mAllLost) != "N"
+		c.ClosingInvoiceIssued = r.morFlag(mClosing)
+		c.TIFIndemnitiesPaid = r.morFlag(mTIF)
+		c.ComplaintsAnswered = r.morFlag(mComplaints)
+		c.PointActive = r.morFlag(mActive)
+		c.Voltura = r.morFlag(mVoltura)
 	}
 	if c.PreviousCMOR == 0 {
-		c.PreviousCMOR = r.Amount(MorPrevious)
+		c.PreviousCMOR = r.morAmount(mPrevious)
 	}
-	if num := r.Get(MorInvNumber); num != "" {
-		inv := Invoice{Number: num, Issued: r.Date(MorInvIssued), Due: r.Date(MorInvDue),
-			PeriodFrom: r.Date(MorInvFrom), PeriodTo: r.Date(MorInvTo), Amount: r.Amount(MorInvAmount),
-			Unpaid: r.Amount(MorInvUnpaid), RAI: r.Amount(MorInvRAI), Reading: r.Get(MorInvReading),
-			Conguagliata: r.Flag(MorInvCong), Reconstruction: r.Flag(MorInvRecon)}
+	if num := r.mor(mInvNumber); num != "" {
+		inv := Invoice{Number: num, Issued: r.morDate(mInvIssued), Due: r.morDate(mInvDue),
+			PeriodFrom: r.morDate(mInvFrom), PeriodTo: r.morDate(mInvTo), Amount: r.morAmount(mInvAmount),
+			Unpaid: r.morAmount(mInvUnpaid), RAI: r.morAmount(mInvRAI), Reading: r.mor(mInvReading),
+			Conguagliata: r.morFlag(mInvCong), Reconstruction: r.morFlag(mInvRecon)}
 		if i := invoiceIndex(c.Invoices, num); i >= 0 {
 			// Listed twice: which one is the claim? Neither is filed until billing says
 			// (Conflicts); the first listing is kept meanwhile.
-			m.invLines[i] = append(m.invLines[i], r.Line)
+			m.rows.invLines[i].add(r.Line)
 		} else {
 			c.Invoices = append(c.Invoices, inv)
-			m.invLines = append(m.invLines, []int{r.Line})
+			if il := m.rows.invLines; len(il) < cap(il) {
+				m.rows.invLines = il[:len(il)+1] // reset when the last case was done
+			} else {
+				m.rows.invLines = append(il, lineSet{})
+			}
+			m.rows.invLines[len(m.rows.invLines)-1].add(r.Line)
 		}
 	}
-	if d := r.Date(MorMoraDate); !d.IsZero() || r.Get(MorMoraRef) != "" {
-		n := MoraNotice{Date: d, Channel: r.Get(MorMoraChannel), Received: r.Date(MorMoraReceived),
-			Term: r.Date(MorMoraTerm), MentionsCMOR: r.Flag(MorMoraCMOR), Ref: r.Get(MorMoraRef)}
+	if d := r.morDate(mMoraDate); !d.IsZero() || r.mor(mMoraRef) != "" {
+		n := MoraNotice{Date: d, Channel: r.mor(mMoraChannel), Received: r.morDate(mMoraReceived),
+			Term: r.morDate(mMoraTerm), MentionsCMOR: r.morFlag(mMoraCMOR), Ref: r.mor(mMoraRef)}
 		c.Mora = mergeMora(c.Mora, n)
 		m.addMoraDetails(r, n)
 	}
 	// Every row of a case repeats its spend list: merging the list merged last again
 	// would change nothing, so it is not parsed again.
-	if s := r.Get(MorSpend); s != "" && s != m.spend {
+	if s := r.mor(mSpend); s != "" && s != m.spend {
 		if ms, err := ParseMonthAmounts(s, false); err == nil {
 			c.Spend = mergeSpend(c.Spend, ms)
 			m.spend = s
@@ -417,6 +614,11 @@ func mergeMora(list []MoraNotice, n MoraNotice) []MoraNotice {
 }
 
 func mergeSpend(list []MonthSpend, add []MonthSpend) []MonthSpend {
+	if len(list) == 0 {
+		// The first list of the case: add is the caller's own, of distinct months
+		// (ParseMonthAmounts refuses a month twice), so merging it adds every month.
+		return add
+	}
 	for _, s := range add {
 		found := false
 		for i := range list {
@@ -485,7 +687,9 @@ func mergeMoraKeep(list []MoraNotice, n MoraNotice) []MoraNotice {
 // whether a file's keys are adjacent and otherwise feeds the Grouper the rows sorted
 // by key (docs/uscente.md, "Row order").
 type Grouper struct {
-	cur *MorosiCase
+	cur  *MorosiCase
+	keys MorosiKeyer
+	rows caseRows // the current case's, reused from one case to the next
 }
 
 // Add adds a row (bad: the row had an error finding). It returns the previous case
@@ -493,7 +697,7 @@ type Grouper struct {
 // reader's required-field checks and are only marked on the current case if they
 // cannot be told apart; they never start a case.
 func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
-	key := MorosiKey(r)
+	key := g.keys.Key(r)
 	if key == "" {
 		return nil
 	}
@@ -504,7 +708,9 @@ func (g *Grouper) Add(r Record, bad bool) *MorosiCase {
 		g.cur = nil
 	}
 	if g.cur == nil {
-		g.cur = &MorosiCase{Key: key}
+		g.rows.reset()
+		g.cur = &MorosiCase{Key: key, rows: &g.rows, Lines: g.rows.lines}
+		g.cur.Case.Invoices, g.cur.Case.Mora = g.rows.invoices, g.rows.notices
 	}
 	g.cur.AddRow(r)
 	if bad {
@@ -632,7 +838,7 @@ func LinesText(lines []int) string {
 		}
 	}
 	if contiguous {
-		return fmt.Sprintf("%d-%d", lines[0], lines[len(lines)-1])
+		return strconv.Itoa(lines[0]) + "-" + strconv.Itoa(lines[len(lines)-1])
 	}
 	parts := make([]string, len(lines))
 	for i, l := range lines {

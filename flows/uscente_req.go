@@ -25,7 +25,8 @@ func (h ReqHeader) Fields() [4][2]string {
 func ReqRows(h ReqHeader, c Case, a *CMORAudit) []map[string]string {
 	base := map[string]string{}
 	var rows []map[string]string
-	reqFields(h, c, a, func(row int, name, value string) {
+	reqFields(h, c, a, func(row int, id reqField, value string) {
+		name := reqFieldNames[id]
 		if row < 0 {
 			base[name] = value
 			return
@@ -52,10 +53,10 @@ func ReqRecords(f *Flow, h ReqHeader, c Case, a *CMORAudit) ([]Record, error) {
 	tmpl := NewRecord(f)
 	var recs []Record
 	var fs []Finding
-	reqFields(h, c, a, func(row int, name, value string) {
-		i := f.layout.Index(name)
+	reqFields(h, c, a, func(row int, id reqField, value string) {
+		i := f.layout.req[id]
 		if i < 0 {
-			fs = append(fs, Finding{Field: name, Rule: RuleCSVColumn, Value: value, Message: "flow " + f.Key + " has no such field"})
+			fs = append(fs, Finding{Field: reqFieldNames[id], Rule: RuleCSVColumn, Value: value, Message: "flow " + f.Key + " has no such field"})
 			return
 		}
 		if row < 0 {
@@ -100,41 +101,42 @@ func FillReqHeader(recs []Record, h ReqHeader) error {
 // reqFields calls set with every non-empty value of the REQ rows of one request: first
 // the values every row repeats (row -1), then each counted invoice's own (rows 0, 1,
 // ... in order; a row's first value starts it).
-func reqFields(h ReqHeader, c Case, a *CMORAudit, set func(row int, name, value string)) {
-	put := func(row int, name, value string) {
+func reqFields(h ReqHeader, c Case, a *CMORAudit, set func(row int, id reqField, value string)) {
+	put := func(row int, id reqField, value string) {
 		if value != "" {
-			set(row, name, value)
+			set(row, id, value)
 		}
 	}
-	for _, kv := range h.Fields() {
-		put(-1, kv[0], kv[1])
-	}
-	put(-1, "SETTORE", c.Sector)
-	put(-1, "COD_POD", c.POD)
-	put(-1, "COD_PDR", c.PDR)
-	put(-1, "CF_CLIENTE", c.CustomerCF)
-	put(-1, "PIVA_CLIENTE", c.CustomerPIVA)
-	put(-1, "DENOMINAZIONE", c.CustomerName)
-	put(-1, "DATA_SWITCH", c.SwitchDate.String())
+	put(-1, rPIVAUtente, h.PIVAUtente)
+	put(-1, rPIVAGestore, h.PIVAGestore)
+	put(-1, rCPUtente, h.CPUtente)
+	put(-1, rPIVACCUscente, h.PIVACCUscita)
+	put(-1, rSector, c.Sector)
+	put(-1, rPOD, c.POD)
+	put(-1, rPDR, c.PDR)
+	put(-1, rCF, c.CustomerCF)
+	put(-1, rPIVA, c.CustomerPIVA)
+	put(-1, rName, c.CustomerName)
+	put(-1, rSwitch, c.SwitchDate.String())
 	if a != nil {
-		put(-1, "IMPORTO_CREDITO", a.Credit.String())
-		put(-1, "IMPORTO_INDENNIZZO", a.CMOR.String())
-		put(-1, "STIMA_SPESA_4_MESI", a.Estimate.String())
+		put(-1, rCredit, a.Credit.String())
+		put(-1, rCMOR, a.CMOR.String())
+		put(-1, rEstimate, a.Estimate.String())
 		if a.Previous > 0 {
-			put(-1, "IMPORTO_CMOR_PRECEDENTE", a.Previous.String())
-			put(-1, "CP_GESTORE_CMOR_PRECEDENTE", c.PreviousCPGestore)
+			put(-1, rPrevious, a.Previous.String())
+			put(-1, rPrevCP, c.PreviousCPGestore)
 		}
 	}
 	if n, ok := chosenMora(c.Mora, a); ok {
-		put(-1, "DATA_COSTITUZIONE_MORA", n.Date.String())
-		put(-1, "MEZZO", strings.ToUpper(n.Channel))
-		put(-1, "DATA_RICEVIMENTO", n.Received.String())
-		put(-1, "TERMINE_PAGAMENTO", n.Term.String())
-		put(-1, "RIF_COMUNICAZIONE", n.Ref)
+		put(-1, rMoraDate, n.Date.String())
+		put(-1, rMoraChannel, strings.ToUpper(n.Channel))
+		put(-1, rMoraReceived, n.Received.String())
+		put(-1, rMoraTerm, n.Term.String())
+		put(-1, rMoraRef, n.Ref)
 		if n.MentionsCMOR {
-			put(-1, "INFO_CMOR", "S")
+			put(-1, rMoraCMOR, "S")
 		} else {
-			put(-1, "INFO_CMOR", "N")
+			put(-1, rMoraCMOR, "N")
 		}
 	}
 	row := 0
@@ -144,14 +146,14 @@ func reqFields(h ReqHeader, c Case, a *CMORAudit, set func(row int, name, value 
 			continue
 		}
 		// NUM_FATTURA first, even when empty, so that every counted invoice is a row.
-		set(row, "NUM_FATTURA", inv.Number)
-		put(row, "DATA_EMISSIONE", inv.Issued.String())
-		put(row, "DATA_SCADENZA", inv.Due.String())
-		put(row, "PERIODO_DA", inv.PeriodFrom.String())
-		put(row, "PERIODO_A", inv.PeriodTo.String())
-		put(row, "IMPORTO_FATTURA", inv.Amount.String())
-		put(row, "IMPORTO_INSOLUTO", inv.Unpaid.String())
-		put(row, "TIPO_LETTURA", strings.ToUpper(inv.Reading))
+		set(row, rInvNumber, inv.Number)
+		put(row, rInvIssued, inv.Issued.String())
+		put(row, rInvDue, inv.Due.String())
+		put(row, rInvFrom, inv.PeriodFrom.String())
+		put(row, rInvTo, inv.PeriodTo.String())
+		put(row, rInvAmount, inv.Amount.String())
+		put(row, rInvUnpaid, inv.Unpaid.String())
+		put(row, rInvReading, strings.ToUpper(inv.Reading))
 		row++
 	}
 }
@@ -177,4 +179,66 @@ func chosenMora(ns []MoraNotice, a *CMORAudit) (MoraNotice, bool) {
 		}
 	}
 	return ns[0], true
+}
+
+// reqField is a field of the REQ rows reqFields gives, by its place in reqFieldNames:
+// ReqRecords finds its position in the flow's layout once (Layout.req), not by name
+// for every value of every request.
+type reqField uint8
+
+const (
+	rPIVAUtente reqField = iota
+	rPIVAGestore
+	rCPUtente
+	rPIVACCUscente
+	rSector
+	rPOD
+	rPDR
+	rCF
+	rPIVA
+	rName
+	rSwitch
+	rCredit
+	rCMOR
+	rEstimate
+	rPrevious
+	rPrevCP
+	rMoraDate
+	rMoraChannel
+	rMoraReceived
+	rMoraTerm
+	rMoraRef
+	rMoraCMOR
+	rInvNumber
+	rInvIssued
+	rInvDue
+	rInvFrom
+	rInvTo
+	rInvAmount
+	rInvUnpaid
+	rInvReading
+	numReqFields
+)
+
+var reqFieldNames = [numReqFields]string{
+	rPIVAUtente: "PIVA_UTENTE", rPIVAGestore: "PIVA_GESTORE", rCPUtente: "CP_UTENTE", rPIVACCUscente: "PIVA_CC_USCENTE",
+	rSector: "SETTORE", rPOD: "COD_POD", rPDR: "COD_PDR", rCF: "CF_CLIENTE", rPIVA: "PIVA_CLIENTE", rName: "DENOMINAZIONE",
+	rSwitch: "DATA_SWITCH", rCredit: "IMPORTO_CREDITO", rCMOR: "IMPORTO_INDENNIZZO", rEstimate: "STIMA_SPESA_4_MESI",
+	rPrevious: "IMPORTO_CMOR_PRECEDENTE", rPrevCP: "CP_GESTORE_CMOR_PRECEDENTE", rMoraDate: "DATA_COSTITUZIONE_MORA",
+	rMoraChannel: "MEZZO", rMoraReceived: "DATA_RICEVIMENTO", rMoraTerm: "TERMINE_PAGAMENTO", rMoraRef: "RIF_COMUNICAZIONE",
+	rMoraCMOR: "INFO_CMOR", rInvNumber: "NUM_FATTURA", rInvIssued: "DATA_EMISSIONE", rInvDue: "DATA_SCADENZA",
+	rInvFrom: "PERIODO_DA", rInvTo: "PERIODO_A", rInvAmount: "IMPORTO_FATTURA", rInvUnpaid: "IMPORTO_INSOLUTO",
+	rInvReading: "TIPO_LETTURA",
+}
+
+// reqPositions are the positions of the REQ fields in a layout of names, -1 for a
+// field it does not have.
+func reqPositions(index map[string]int) (pos [numReqFields]int) {
+	for f, name := range reqFieldNames {
+		pos[f] = -1
+		if i, ok := index[name]; ok {
+			pos[f] = i
+		}
+	}
+	return pos
 }

@@ -44,7 +44,7 @@ func TestKeyRunsUnreadableLaterIsAdjacent(t *testing.T) {
 	flow := flows.DefaultCatalog().Input("uscente.morosi")
 	open := func() (io.ReadCloser, error) { return io.NopCloser(strings.NewReader(data)), nil }
 	rc, _ := open()
-	adjacent, _, err := keyRuns(context.Background(), flows.NewCSVReader(rc, flow, flows.ReadOptions{FileName: "x.csv"}))
+	adjacent, _, err := keyRuns(context.Background(), flows.NewCSVReader(rc, flow, flows.ReadOptions{FileName: "x.csv"}), 0)
 	if err != nil || !adjacent {
 		t.Fatalf("keyRuns: adjacent %v, err %v; want adjacent (the reading proper refuses the file)", adjacent, err)
 	}

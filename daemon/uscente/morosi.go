@@ -150,7 +150,8 @@ func morosiSortDir(in *family.Input) string {
 }
 
 // inputKeyRuns reads the input once and reports whether the rows of each practice
-// are adjacent, and how many runs of one practice's rows there are (keyRuns). A file
+// are adjacent, and how many runs of one practice's rows there are, counted up to
+// KeyOrderCases + 1 (keyRuns: beyond, the file is sorted either way). A file
 // that cannot be read at all is "adjacent": the reading proper refuses it.
 func inputKeyRuns(ctx context.Context, in *family.Input) (bool, int, error) {
 	flow := in.Catalog.Input(in.File.Kind)
@@ -164,7 +165,7 @@ func inputKeyRuns(ctx context.Context, in *family.Input) (bool, int, error) {
 	}
 	rd := flows.NewCSVReader(rc, flow, opt)
 	defer family.ReaderCloser{Reader: rd, File: rc}.Close() // a workbook's reader holds it in memory and in temporary files
-	return keyRuns(ctx, rd)
+	return keyRuns(ctx, rd, KeyOrderCases)
 }
 
 // readCaseBatches hands over the cases of the file in batches of size cases (the last

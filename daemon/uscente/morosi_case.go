@@ -73,9 +73,11 @@ func (j *morosiJob) newData(data flows.UscenteData, mc *flows.MorosiCase, out fl
 // the file's name rendered when read, not stored per practice.
 func (j *morosiJob) creationNote(mc *flows.MorosiCase, out flows.MorosiOutcome) string {
 	result := out.Result
-	note := fmt.Sprintf("%s; CMOR %s (credit %s, estimate %s)", flows.LinesText(mc.Lines), result.CMOR, result.Credit, result.Estimate)
+	// What fmt's %s would write, without fmt (a note for every practice created).
+	note := flows.LinesText(mc.Lines) + "; CMOR " + result.CMOR.String() +
+		" (credit " + result.Credit.String() + ", estimate " + result.Estimate.String() + ")"
 	if out.State == flows.StateWaitingWindow {
-		note += fmt.Sprintf("; request window opens %s", out.WindowOpen)
+		note += "; request window opens " + out.WindowOpen.String()
 	}
 	return note
 }
@@ -338,6 +340,10 @@ func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p 
 // the case again for every request the build writes. Its values are positional in
 // today's REQ layout; nil when the REQ flow refuses them (the build then refuses the
 // request from the case, naming the field).
+//
+// What is stored of the values is their hash (form 3): it is computed here, and the
+// values dropped, so that the writing goroutine has only to store it when the reader
+// prepared the case (preparedCase).
 func (u *uscente) reqPayload(data *flows.UscenteData) *archive.RequestPayload {
 	f := u.h.Catalog().Flow(FlowREQ)
 	if f == nil {
@@ -347,10 +353,11 @@ func (u *uscente) reqPayload(data *flows.UscenteData) *archive.RequestPayload {
 	if err != nil {
 		return nil
 	}
-	pl := &archive.RequestPayload{Layout: f.Layout().Signature(), Values: make([][]string, len(recs))}
+	values := make([][]string, len(recs))
 	for i, r := range recs {
-		pl.Values[i] = r.Values
+		values[i] = r.Values
 	}
+	pl := &archive.RequestPayload{Layout: f.Layout().Signature(), Hash: archive.PayloadHash(values)}
 	for _, in := range data.Inputs {
 		pl.Inputs = append(pl.Inputs, in.FileID)
 	}

@@ -58,7 +58,7 @@ func sortByKey(adjacent bool, cases int) bool {
 // Grouper ignores them. A hash collision can only report "not adjacent" for a file
 // that is: the sorted path then gives the same cases, a little slower.
 func KeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
-	adjacent, _, err := keyRuns(ctx, rd)
+	adjacent, _, err := keyRuns(ctx, rd, 0)
 	return adjacent, err
 }
 
@@ -69,12 +69,20 @@ func KeysAdjacent(ctx context.Context, rd *flows.CSVReader) (bool, error) {
 // runs seen so far) it only reads on, normalising nothing, to the end or to an error
 // that stops the reading: a file the reading proper refuses is "adjacent", whatever
 // its rows before, so that it is read in file order up to the line it stops at.
-func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
+//
+// limit, when above 0, ends the counting the same way once more than limit runs are
+// seen: the handler then reads the file sorted by key whether its rows are adjacent
+// or not (sortByKey with limit KeyOrderCases), and a million-row extract's row-order
+// pass no longer normalises and hashes every key for a count that changes nothing.
+// The runs counted are then limit+1, and adjacent says only that no key started a
+// second run before.
+func keyRuns(ctx context.Context, rd *flows.CSVReader, limit int) (bool, int, error) {
 	rd.NormalizeOnly(flows.MorosiKeyFields...)
 	seed := maphash.MakeSeed()
 	starts := map[uint64]struct{}{}
-	adjacent := true
+	adjacent, counting := true, true
 	prev := ""
+	var keys flows.MorosiKeyer
 	for n := 0; ; n++ {
 		if n%4096 == 0 && ctx.Err() != nil {
 			return false, 0, ctx.Err()
@@ -86,21 +94,25 @@ func keyRuns(ctx context.Context, rd *flows.CSVReader) (bool, int, error) {
 		if err != nil {
 			return true, 0, nil // the reading pass proper reports it
 		}
-		if !adjacent {
+		if !counting {
 			continue
 		}
-		key := flows.MorosiKey(rec)
+		key := keys.Key(rec)
 		if key == "" || key == prev {
 			continue
 		}
 		prev = key
 		h := maphash.String(seed, key)
 		if _, seen := starts[h]; seen {
-			adjacent = false
+			adjacent, counting = false, false
 			rd.NormalizeOnly() // no field: the rest is read for its errors alone
 			continue
 		}
 		starts[h] = struct{}{}
+		if limit > 0 && len(starts) > limit {
+			counting = false
+			rd.NormalizeOnly()
+		}
 	}
 	return adjacent, len(starts), nil
 }
@@ -322,6 +334,7 @@ func (p *goPanic) raise() { panic(p.value) }
 func parseRows(ctx context.Context, rd *flows.CSVReader, out chan<- parsedRows) {
 	defer close(out)
 	var b parsedRows
+	var keys flows.MorosiKeyer
 	defer func() {
 		if v := recover(); v != nil { // the rows before it, then the panic
 			select {
@@ -343,7 +356,7 @@ func parseRows(ctx context.Context, rd *flows.CSVReader, out chan<- parsedRows) 
 			b.err = err
 			break
 		}
-		b.rows = append(b.rows, parsedRow{rec: rec, fs: fs, key: flows.MorosiKey(rec)})
+		b.rows = append(b.rows, parsedRow{rec: rec, fs: fs, key: keys.Key(rec)})
 		if len(b.rows) == 256 {
 			select {
 			case out <- b:
@@ -458,18 +471,20 @@ type sortedRows struct {
 }
 
 type runCursor struct {
-	r    *bufio.Reader
-	key  string
-	line int
-	bad  bool
-	vals []string
-	buf  []byte // the row's key and values, read before they become one string
-	ends []int  // where each value ends in buf
+	r     *bufio.Reader
+	key   string
+	line  int
+	bad   bool
+	vals  []string
+	spare []string // the slice of the row handed out before this one (next)
+	buf   []byte   // the row's key and values, read before they become one string
+	ends  []int    // where each value ends in buf
 }
 
 // read reads the next row of the run. Its key and values are slices of one string
 // (one allocation a row, not one a value): the values are the row's own, kept by the
-// case they go into.
+// case they go into. The slice that lists them is the cursor's, two in turn: a row
+// handed out by next stays whole until next is called again.
 func (c *runCursor) read() (bool, error) {
 	kl, err := binary.ReadUvarint(c.r)
 	if err == io.EOF {
@@ -517,7 +532,12 @@ func (c *runCursor) read() (bool, error) {
 		}
 	}
 	row := string(c.buf)
-	c.key, c.line, c.bad, c.vals = row[:c.ends[0]], int(line), bad == 1, make([]string, nv)
+	vals := c.spare
+	if cap(vals) < int(nv) {
+		vals = make([]string, nv)
+	}
+	c.spare = c.vals
+	c.key, c.line, c.bad, c.vals = row[:c.ends[0]], int(line), bad == 1, vals[:nv]
 	for i := range c.vals {
 		c.vals[i] = row[c.ends[i]:c.ends[i+1]]
 	}
@@ -572,7 +592,8 @@ func openMerge(dir string, runs []string, flow *flows.Flow) (*sortedRows, error)
 	return m, nil
 }
 
-// next returns the next row in key order; ok false after the last.
+// next returns the next row in key order; ok false after the last. The row's Values
+// are valid until the next call (its strings are its own).
 func (m *sortedRows) next() (rec flows.Record, bad, ok bool, err error) {
 	if len(m.h) == 0 {
 		return rec, false, false, nil
@@ -627,7 +648,7 @@ func ValidateMorosi(ctx context.Context, open func() (io.ReadCloser, error), flo
 		return 0, err
 	}
 	first := flows.NewCSVReader(rc, flow, opt)
-	adjacent, practices, err := keyRuns(ctx, first)
+	adjacent, practices, err := keyRuns(ctx, first, KeyOrderCases)
 	family.ReaderCloser{Reader: first, File: rc}.Close() // a workbook's reader holds it in memory and in temporary files
 	if err != nil {
 		return 0, err

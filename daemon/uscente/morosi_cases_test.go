@@ -68,6 +68,9 @@ func TestSortRowsByKeyAcrossBatches(t *testing.T) {
 						break
 					}
 					key := flows.MorosiKey(rec)
+					if pod := fmt.Sprintf("IT001E%08d", ((rec.Line-2)*7919)%1000); rec.Get(flows.MorPOD) != pod {
+						t.Fatalf("line %d: POD %q, the line has %q", rec.Line, rec.Get(flows.MorPOD), pod)
+					}
 					if key < prev {
 						t.Fatalf("line %d: key %s after %s", rec.Line, key, prev)
 					}
@@ -80,6 +83,65 @@ func TestSortRowsByKeyAcrossBatches(t *testing.T) {
 			}
 			if n != tc.wantRows {
 				t.Errorf("%d rows gave their findings, want %d", n, tc.wantRows)
+			}
+		})
+	}
+}
+
+// The row-order pass counts the runs of one practice's rows up to a limit (the
+// handler's KeyOrderCases): beyond it the file is sorted whatever else it holds, so
+// the pass stops counting there, and reads on only for the error that would stop the
+// reading proper. The handler's decision (sortByKey) is the one counting every run
+// gives, for adjacent and scattered rows, a repeat before or after the limit, and a
+// file refused at a later line.
+func TestKeyRunsLimit(t *testing.T) {
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	rows := func(pods ...int) string {
+		var b strings.Builder
+		b.WriteString(fullHeader)
+		for i, p := range pods {
+			b.WriteString(fullRow(p, fmt.Sprintf("F%d", i), "Bianchi"))
+		}
+		return b.String()
+	}
+	long := fullRow(99, "FX", strings.Repeat("x", 2<<20))
+	for _, tc := range []struct {
+		name          string
+		data          string
+		limit         int
+		adjacent      bool
+		runs          int
+		wantAdjacent  bool // counting every run (limit 0)
+		wantRuns      int
+		sortedByLimit bool // sortByKey with the limit as KeyOrderCases
+	}{
+		{"adjacent, under the limit", rows(1, 1, 2, 2, 3), 3, true, 3, true, 3, false},
+		{"adjacent, over the limit", rows(1, 1, 2, 3, 3, 4, 5), 3, true, 4, true, 5, true},
+		{"a repeat before the limit", rows(1, 2, 1, 3, 4, 5), 3, false, 2, false, 2, true},
+		{"a repeat after the limit", rows(1, 2, 3, 4, 5, 1), 3, true, 4, false, 5, true},
+		{"refused at a later line, after the limit", rows(1, 2, 3, 4, 5) + long + fullRow(6, "F9", "Bianchi"), 3, true, 0, true, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			read := func(limit int) (bool, int) {
+				adjacent, runs, err := keyRuns(context.Background(), flows.NewCSVReader(strings.NewReader(tc.data), flow, flows.ReadOptions{FileName: "x.csv"}), limit)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return adjacent, runs
+			}
+			adjacent, runs := read(tc.limit)
+			if adjacent != tc.adjacent || runs != tc.runs {
+				t.Errorf("limit %d: adjacent %v, %d runs; want %v, %d", tc.limit, adjacent, runs, tc.adjacent, tc.runs)
+			}
+			allAdjacent, allRuns := read(0)
+			if allAdjacent != tc.wantAdjacent || allRuns != tc.wantRuns {
+				t.Errorf("no limit: adjacent %v, %d runs; want %v, %d", allAdjacent, allRuns, tc.wantAdjacent, tc.wantRuns)
+			}
+			old := KeyOrderCases
+			KeyOrderCases = tc.limit
+			defer func() { KeyOrderCases = old }()
+			if got, all := sortByKey(adjacent, runs), sortByKey(allAdjacent, allRuns); got != tc.sortedByLimit || got != all {
+				t.Errorf("sorted %v with the limit, %v counting every run; want %v", got, all, tc.sortedByLimit)
 			}
 		})
 	}
