@@ -762,7 +762,7 @@ func scanRequest(row rowScanner) (Request, error) {
 	if err != nil {
 		return r, err
 	}
-	_ = json.Unmarshal([]byte(data), &r.Data)
+	decodeRequestData(data, &r.Data)
 	r.CreatedAt, _ = ParseTS(created)
 	r.SentAt, r.AnsweredAt = nullTS(sent), nullTS(answered)
 	return r, nil
@@ -869,10 +869,38 @@ const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente
 // of requests would otherwise look each practice up on its own. A practice's Data is
 // as stored (JSON, or the compact form): decode it with Practice.UscenteData.
 func (s *Store) ReadyRequestsWithPractices(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, []Practice, error) {
-	rows, err := s.q(tx).QueryContext(ctx, readyWithPracticeSelect+` WHERE r.flow = ? AND r.state = 'ready' AND r.id > ? ORDER BY r.id LIMIT ?`, flow, after, limit)
+	rows, err := s.q(tx).QueryContext(ctx, readyWithPracticeQuery, flow, after, limit)
 	if err != nil {
 		return nil, nil, err
 	}
+	return scanReadyWithPractices(rows)
+}
+
+// ReadyRequestsWithPractices is Store.ReadyRequestsWithPractices in p's transaction,
+// its statement prepared once for the job: a build reads a page of a few hundred
+// requests at a time, and SQLite parsing the query again for each page cost as much
+// as decoding the page's request data.
+func (p *PracticeStmts) ReadyRequestsWithPractices(ctx context.Context, flow string, after int64, limit int) ([]Request, []Practice, error) {
+	if err := p.Flush(ctx); err != nil {
+		return nil, nil, err
+	}
+	st, err := p.bulkStmt(ctx, readyWithPracticeQuery)
+	if err != nil {
+		return nil, nil, err
+	}
+	rows, err := st.QueryContext(ctx, flow, after, limit)
+	if err != nil {
+		return nil, nil, err
+	}
+	return scanReadyWithPractices(rows)
+}
+
+// readyWithPracticeQuery reads the ready requests of a flow (?1) with id > ?2,
+// oldest first, at most ?3, each with its practice.
+const readyWithPracticeQuery = readyWithPracticeSelect + ` WHERE r.flow = ? AND r.state = 'ready' AND r.id > ? ORDER BY r.id LIMIT ?`
+
+// scanReadyWithPractices reads the rows of readyWithPracticeSelect, and closes them.
+func scanReadyWithPractices(rows *sql.Rows) ([]Request, []Practice, error) {
 	defer rows.Close()
 	var reqs []Request
 	var ps []Practice
@@ -891,7 +919,7 @@ func (s *Store) ReadyRequestsWithPractices(ctx context.Context, tx *sql.Tx, flow
 		if err != nil {
 			return nil, nil, err
 		}
-		_ = json.Unmarshal([]byte(rdata), &r.Data)
+		decodeRequestData(rdata, &r.Data)
 		if payload != "" {
 			if r.Payload, err = parsePayload(payload); err != nil {
 				return nil, nil, fmt.Errorf("archive: request %d payload: %w", r.ID, err)

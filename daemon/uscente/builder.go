@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cmord/cmord/archive"
@@ -41,8 +43,14 @@ type pendingRequest struct {
 	body   []byte // its records in the file, encoded once
 }
 
-// buildPage is how many ready requests one read brings into a build.
-const buildPage = 256
+// BuildPage is how many ready requests one read brings into a build (a variable so
+// that tests can make pages of one or two requests).
+var BuildPage = 256
+
+// BuildReadAhead lets a REQ build read its next page of ready requests while the page
+// before is computed (readAhead). Off, each page is read once the one before is
+// decided: the slow twin the tests compare it with.
+var BuildReadAhead = true
 
 func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) {
 	d := b.u.h
@@ -68,7 +76,7 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 	if err != nil {
 		return 0, err
 	}
-	enc2, err := flows.NewBodyEncoder(f, format) // the second goroutine's (precomputeREQ)
+	enc2, err := flows.NewBodyEncoder(f, format) // the second goroutine's (startPrecompute)
 	if err != nil {
 		return 0, err
 	}
@@ -95,17 +103,33 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 			// the file's row limit would decode three times what one file takes.
 			var batch []*pendingRequest
 			rows, size := 0, len(prefix)+len(suffix)
+			var ahead *readyPage // the next page, read while this one was computed
 		pages:
 			for {
-				reqs, practices, err := d.Archive().ReadyRequestsWithPractices(ctx, tx, b.flow, after, buildPage)
-				if err != nil {
+				var pg readyPage
+				if ahead != nil {
+					pg, ahead = *ahead, nil
+				} else if pg.reqs, pg.practices, err = st.ReadyRequestsWithPractices(ctx, b.flow, after, BuildPage); err != nil {
 					return err
 				}
+				reqs, practices := pg.reqs, pg.practices
 				if len(reqs) == 0 {
 					break
 				}
 				more = true
-				pre := b.precomputeREQ(f, enc, enc2, reqs, practices)
+				pc := b.startPrecompute(f, enc2, reqs, practices)
+				var aheadErr error
+				if b.readAhead(batch, rows, size, len(reqs), maxRows, maxBytes) {
+					// SQLite reads the next page on this goroutine while the second one
+					// computes this page: nothing this page's requests do touches what
+					// it reads, unless one of them is left out (below).
+					ahead = new(readyPage)
+					ahead.reqs, ahead.practices, aheadErr = st.ReadyRequestsWithPractices(ctx, b.flow, reqs[len(reqs)-1].ID, BuildPage)
+				}
+				pre := pc.wait(enc)
+				if aheadErr != nil {
+					return aheadErr
+				}
 				for i, r := range reqs {
 					pr, err := b.prepare(ctx, st, f, enc, r, practices[i], now, pre[i])
 					if err != nil {
@@ -113,6 +137,10 @@ func (b *requestBuilder) Build(ctx context.Context, now time.Time) (int, error) 
 					}
 					if pr == nil {
 						after = r.ID // skipped (waits, or refused): look past it
+						// A REQ request left out was cancelled, refused (its practice
+						// back to DRAFT) or held: what it wrote may be a practice the
+						// page read ahead holds too. Read that page again.
+						ahead = nil
 						continue
 					}
 					if len(batch) > 0 && (rows+pr.nrows > maxRows || int64(size+len(pr.body)) > maxBytes) {
@@ -155,14 +183,13 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	cfg := d.Config()
 	pr := &pendingRequest{req: r, p: p}
 	pr.p.Data = nil
-	if pre == nil && b.isForm3(f, r, p) { // Build computes these with the page (precomputeREQ)
+	if pre == nil && b.isForm3(f, r, p) { // Build computes these with the page (startPrecompute)
 		pre = form3Of(cfg, f, enc, r, p)
 	}
 	data, err := pr.caseOf(b.flow, r, p, pre)
 	if err != nil {
 		return nil, err
 	}
-	hdr := map[string]string{"PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
 	encoded := false // REQ from records; the other flows (and REQ form 1) from rows
 	switch b.flow {
 	case FlowREQ:
@@ -174,10 +201,7 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 		if p.CPGestore == "" {
 			return nil, nil // the SII has not admitted the practice yet: the request waits
 		}
-		row := map[string]string{"CP_GESTORE": p.CPGestore}
-		for k, v := range hdr {
-			row[k] = v
-		}
+		row := map[string]string{"CP_GESTORE": p.CPGestore, "PIVA_UTENTE": cfg.Company.PIVA, "PIVA_GESTORE": cfg.Company.PIVAGestore, "CP_UTENTE": r.CPUtente}
 		for k, v := range r.Data {
 			row[k] = v
 		}
@@ -331,7 +355,7 @@ func form3Records(f *flows.Flow, data flows.UscenteData, hash string, h flows.Re
 
 // form3 is what prepare does for a REQ request of form 3 that touches no state: its
 // case decoded, its rows computed again, checked against the decided hash and
-// encoded. precomputeREQ computes a page's on two goroutines; prepare then decides,
+// encoded. startPrecompute computes a page's on two goroutines; prepare then decides,
 // in order and on the transaction's goroutine, what each request becomes.
 type form3 struct {
 	data      flows.UscenteData
@@ -384,41 +408,105 @@ func reqHeader(cfg *config.Config, cpUtente string) flows.ReqHeader {
 	return h
 }
 
-// precomputeREQ computes form3 for each REQ request of form 3 in the page (nil for
-// the others), half of the page on a second goroutine with its own encoder: the
-// case decoding, the rows, their hash and their encoding are the build's Go work,
-// and they depend on the request and its practice as read, nothing else.
-func (b *requestBuilder) precomputeREQ(f *flows.Flow, enc, enc2 *flows.BodyEncoder, reqs []archive.Request, practices []archive.Practice) []*form3 {
-	out := make([]*form3, len(reqs))
-	if b.flow != FlowREQ {
-		return out
+// readyPage is one read of ready requests with their practices.
+type readyPage struct {
+	reqs      []archive.Request
+	practices []archive.Practice
+}
+
+// readAhead reports whether a build reads its next page while it computes the page of
+// n requests it has just read: for REQ (the flow whose pages are computed on a
+// goroutine of their own), unless the file is expected to be full within this page
+// (the requests so far, as many rows and bytes each on average, would fill it), where
+// the page read ahead would be thrown away.
+func (b *requestBuilder) readAhead(batch []*pendingRequest, rows, size, n, maxRows int, maxBytes int64) bool {
+	if !BuildReadAhead || b.flow != FlowREQ {
+		return false
 	}
-	cfg := b.u.h.Config()
-	compute := func(enc *flows.BodyEncoder, from, to int) {
-		for i := from; i < to; i++ {
-			if b.isForm3(f, reqs[i], practices[i]) { // the others (and a cancelled one): prepare does them itself
-				out[i] = form3Of(cfg, f, enc, reqs[i], practices[i])
+	if len(batch) == 0 {
+		return true
+	}
+	k := len(batch)
+	return rows+rows*n/k < maxRows && int64(size)+int64(size)*int64(n)/int64(k) < maxBytes
+}
+
+// pageCompute is a page's form3 being computed: the case decoding, the rows, their
+// hash and their encoding are the build's Go work, and they depend on the request and
+// its practice as read, nothing else. A goroutine of its own starts at once (with its
+// own encoder); the build's goroutine joins in wait, once it has read ahead. Each
+// takes the next computeChunk requests no one has taken.
+type pageCompute struct {
+	b         *requestBuilder
+	f         *flows.Flow
+	cfg       *config.Config
+	reqs      []archive.Request
+	practices []archive.Practice
+	out       []*form3
+	next      atomic.Int64 // the first request not taken yet
+	done      chan struct{}
+	mu        sync.Mutex
+	panicked  *goPanic // the first panic of either goroutine, raised by wait
+}
+
+// computeChunk is how many requests a goroutine of pageCompute takes at a time.
+const computeChunk = 16
+
+// startPrecompute starts computing form3 for each REQ request of form 3 in the page
+// (nil for the others) on a goroutine of its own, encoding with enc2; wait joins in
+// and returns them.
+func (b *requestBuilder) startPrecompute(f *flows.Flow, enc2 *flows.BodyEncoder, reqs []archive.Request, practices []archive.Practice) *pageCompute {
+	pc := &pageCompute{b: b, f: f, cfg: b.u.h.Config(), reqs: reqs, practices: practices, out: make([]*form3, len(reqs)), done: make(chan struct{})}
+	if b.flow != FlowREQ {
+		close(pc.done)
+		return pc
+	}
+	go func() {
+		defer close(pc.done)
+		pc.run(enc2)
+	}()
+	return pc
+}
+
+// run computes chunks of the page with enc until none is left, or a panic (kept
+// for wait; the other goroutine then takes no new chunk).
+func (pc *pageCompute) run(enc *flows.BodyEncoder) {
+	n := int64(len(pc.reqs))
+	defer func() {
+		if v := recover(); v != nil {
+			pc.next.Store(n)
+			pc.mu.Lock()
+			if pc.panicked == nil {
+				pc.panicked = &goPanic{v}
+			}
+			pc.mu.Unlock()
+		}
+	}()
+	if pc.b.flow != FlowREQ {
+		return
+	}
+	for {
+		from := pc.next.Add(computeChunk) - computeChunk
+		if from >= n {
+			return
+		}
+		for i := from; i < min(from+computeChunk, n); i++ {
+			if pc.b.isForm3(pc.f, pc.reqs[i], pc.practices[i]) { // the others (and a cancelled one): prepare does them itself
+				pc.out[i] = form3Of(pc.cfg, pc.f, enc, pc.reqs[i], pc.practices[i])
 			}
 		}
 	}
-	half := len(reqs) / 2
-	done := make(chan struct{})
-	var panicked *goPanic
-	go func() {
-		defer close(done)
-		defer func() {
-			if v := recover(); v != nil {
-				panicked = &goPanic{v}
-			}
-		}()
-		compute(enc2, half, len(reqs))
-	}()
-	compute(enc, 0, half)
-	<-done
-	if panicked != nil {
-		panicked.raise() // here, where the scheduler's recover fails the run
+}
+
+// wait computes what is left of the page with enc, waits for the other goroutine
+// and returns the page's form3. A panic on either goroutine is raised here, where the
+// scheduler's recover fails the run, once both have stopped.
+func (pc *pageCompute) wait(enc *flows.BodyEncoder) []*form3 {
+	pc.run(enc)
+	<-pc.done
+	if pc.panicked != nil {
+		pc.panicked.raise()
 	}
-	return out
+	return pc.out
 }
 
 // firstRow is the values of the request's first row, by field name.

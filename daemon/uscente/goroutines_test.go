@@ -162,7 +162,7 @@ func TestPrecomputeREQPanicIsTheBuilds(t *testing.T) {
 	// A practice missing for the page's second half: the second goroutine faults.
 	reqs := []archive.Request{{ID: 1}, {ID: 2}}
 	practices := []archive.Practice{{ID: 1}}
-	mustPanic(t, func() { b.precomputeREQ(f, enc, enc2, reqs, practices) })
+	mustPanic(t, func() { b.startPrecompute(f, enc2, reqs, practices).wait(enc) })
 }
 
 // A workbook cell may be longer than a CSV line may (Excel stops at 32,767
@@ -252,4 +252,49 @@ func replaceInZip(t *testing.T, b []byte, old, new string) []byte {
 		t.Fatalf("%q is in no part of the workbook", old)
 	}
 	return out.Bytes()
+}
+
+// A panic on the page's own goroutine while the build's goroutine reads the next page
+// ahead (it has not joined in yet), or on either once it has, is raised by wait on
+// the build's goroutine, once both have stopped; wherever the faulty request falls
+// in the page (the first chunk, a later one, the last request).
+func TestPageComputePanicIsTheBuilds(t *testing.T) {
+	f := flows.DefaultCatalog().Flow(FlowREQ)
+	b := &requestBuilder{u: &uscente{h: buildHost{cfg: &config.Config{}}}, flow: FlowREQ}
+	tests := []struct {
+		name      string
+		missing   int  // the first request without its practice: it faults
+		readFirst bool // the build's goroutine joins only once the other has stopped
+	}{
+		{"first request, while reading ahead", 0, true},
+		{"a later chunk, while reading ahead", 17, true},
+		{"last request, while reading ahead", 39, true},
+		{"first request, both computing", 0, false},
+		{"a later chunk, both computing", 17, false},
+		{"last request, both computing", 39, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			enc, _ := flows.NewBodyEncoder(f, "")
+			enc2, _ := flows.NewBodyEncoder(f, "")
+			reqs := make([]archive.Request, 40)
+			for i := range reqs {
+				reqs[i].ID = int64(i + 1)
+			}
+			practices := make([]archive.Practice, tt.missing)
+			pc := b.startPrecompute(f, enc2, reqs, practices)
+			if tt.readFirst {
+				<-pc.done
+			}
+			v := mustPanic(t, func() { pc.wait(enc) })
+			if !strings.Contains(fmt.Sprint(v), "index out of range") {
+				t.Errorf("raised %v, want the fault of the request without its practice", v)
+			}
+			select {
+			case <-pc.done:
+			default:
+				t.Error("wait raised the panic while the page's own goroutine was still computing")
+			}
+		})
+	}
 }
