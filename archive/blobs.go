@@ -321,6 +321,7 @@ func (b *BlobStore) put(r io.Reader) (hash string, size int64, err error) {
 	}
 	plain, zst := b.plainPath(hash), b.zstPath(hash)
 	final := plain
+	removeDamaged := "" // a damaged compressed copy, removed once the plain one is durable
 	if st, statErr := os.Stat(plain); statErr == nil {
 		if st.Size() == size {
 			f.Close()
@@ -344,11 +345,18 @@ func (b *BlobStore) put(r io.Reader) (hash string, size int64, err error) {
 			os.Remove(tmpName)
 			return hash, size, nil
 		}
-	} else if _, statErr := os.Stat(zst); statErr == nil {
-		// Stored compressed before (other settings); that copy stands.
-		f.Close()
-		os.Remove(tmpName)
-		return hash, size, nil
+	} else if zf, statErr := os.Open(zst); statErr == nil {
+		// Stored compressed before (other settings): that copy stands if it holds the
+		// content. A damaged one is checked here, in this rare case only, because the
+		// plain copy written otherwise is what repairs it (and is what readers read).
+		damaged := checkFile(zf, hash, size, true)
+		zf.Close()
+		if damaged == nil {
+			f.Close()
+			os.Remove(tmpName)
+			return hash, size, nil
+		}
+		removeDamaged = zst
 	}
 	if err = f.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, syscall.ENOTSUP) {
 		return "", 0, fmt.Errorf("archive: blob fsync: %w", err)
@@ -369,6 +377,13 @@ func (b *BlobStore) put(r io.Reader) (hash string, size int64, err error) {
 	}
 	if err = syncDir(dir); err != nil {
 		return "", 0, err
+	}
+	if removeDamaged != "" {
+		// Best effort: the content is stored and read from the plain copy either way;
+		// a damaged copy left behind is still reported by verify.
+		if os.Remove(removeDamaged) == nil {
+			_ = syncDir(dir)
+		}
 	}
 	return hash, size, nil
 }
@@ -440,6 +455,66 @@ func (b *BlobStore) Open(hash string) (io.ReadCloser, error) {
 	return newZstdReader(f)
 }
 
+// OpenSized is Open for a blob whose size the index knows (File.Size): the reader
+// gives at most size bytes, failing, with an error naming the blob, on a content that
+// goes on past them or ends before them. Readers of archived files use it, so that a
+// compressed blob replaced by another stream — a few KiB that expand to gigabytes —
+// can neither fill a reader's memory (a publish reads the content whole) nor pass for
+// the archived content; and a shortened one is not read as a whole file.
+func (b *BlobStore) OpenSized(hash string, size int64) (io.ReadCloser, error) {
+	rc, err := b.Open(hash)
+	if err != nil {
+		return nil, err
+	}
+	return &sizedReader{rc: rc, hash: hash, size: size}, nil
+}
+
+// sizedReader enforces a blob's indexed size on its reader; it seeks as that reader
+// does (the SFTP upload rewinds its source to retry).
+type sizedReader struct {
+	rc   io.ReadCloser
+	hash string
+	size int64
+	pos  int64
+}
+
+func (s *sizedReader) Read(p []byte) (int, error) {
+	// One byte past the size is asked for, so that a longer content is told.
+	if rest := s.size + 1 - s.pos; int64(len(p)) > rest {
+		p = p[:max(rest, 0)]
+	}
+	if len(p) == 0 {
+		return 0, s.tooLong()
+	}
+	n, err := s.rc.Read(p)
+	s.pos += int64(n)
+	if s.pos > s.size {
+		return n - int(s.pos-s.size), s.tooLong()
+	}
+	if err == io.EOF && s.pos < s.size {
+		err = fmt.Errorf("archive: blob %s: ends after %d bytes, the index says %d (run cmord archive verify)", short(s.hash), s.pos, s.size)
+	}
+	return n, err
+}
+
+func (s *sizedReader) tooLong() error {
+	return fmt.Errorf("archive: blob %s: holds more than the %d bytes the index says (run cmord archive verify)", short(s.hash), s.size)
+}
+
+func (s *sizedReader) Seek(offset int64, whence int) (int64, error) {
+	sk, ok := s.rc.(io.Seeker)
+	if !ok {
+		return s.pos, errors.New("archive: blob reader does not seek")
+	}
+	pos, err := sk.Seek(offset, whence)
+	if err == nil {
+		s.pos = pos
+	}
+	return pos, err
+}
+
+func (s *sizedReader) Close() error { return s.rc.Close() }
+
 // zstdReader reads a compressed blob's content through a pooled decoder. It seeks as
 // a reader of a plain blob (an *os.File) may need — the SFTP upload rewinds its
 // source to retry on a new connection — by decoding again from the start, or
@@ -448,6 +523,10 @@ type zstdReader struct {
 	f   *os.File
 	d   *zstd.Decoder
 	pos int64 // offset in the content
+	// err is the damage found, returned by every later Read until a Seek decodes
+	// again: the decoder would hand out the block whose checksum failed to a caller
+	// that reads again (bufio.Reader returns an error once, then reads on).
+	err error
 }
 
 func newZstdReader(f *os.File) (*zstdReader, error) {
@@ -481,11 +560,16 @@ func (z *zstdReader) Read(p []byte) (int, error) {
 	if z.d == nil {
 		return 0, os.ErrClosed
 	}
-	n, err := z.d.Read(p)
-	z.pos += int64(n)
-	if err != nil && err != io.EOF {
-		err = fmt.Errorf("archive: blob %s: damaged compressed content: %w", z.f.Name(), err)
+	if z.err != nil {
+		return 0, z.err
 	}
+	n, err := z.d.Read(p)
+	if err != nil && err != io.EOF {
+		// What came with the error is not trusted content either.
+		z.err = fmt.Errorf("archive: blob %s: damaged compressed content: %w", z.f.Name(), err)
+		return 0, z.err
+	}
+	z.pos += int64(n)
 	return n, err
 }
 
@@ -512,7 +596,7 @@ func (z *zstdReader) Seek(offset int64, whence int) (int64, error) {
 		if err := z.d.Reset(z.f); err != nil {
 			return z.pos, fmt.Errorf("archive: blob %s: damaged compressed content: %w", z.f.Name(), err)
 		}
-		z.pos = 0
+		z.pos, z.err = 0, nil
 	}
 	if skip := offset - z.pos; skip > 0 {
 		n, err := io.CopyN(io.Discard, z, skip)
@@ -583,12 +667,17 @@ func checkFile(f *os.File, hash string, size int64, compressed bool) error {
 	h := sha256.New()
 	bufp := copyBufPool.Get().(*[]byte)
 	defer copyBufPool.Put(bufp)
-	n, err := io.CopyBuffer(h, r, *bufp)
+	// Never more than a byte past the indexed size: a small stream that expands to
+	// gigabytes is told by its length, not decompressed whole.
+	n, err := io.CopyBuffer(h, io.LimitReader(r, size+1), *bufp)
 	if err != nil {
 		if compressed {
 			return fmt.Errorf("blob %s: damaged compressed content in %s: %w", hash, f.Name(), err)
 		}
 		return fmt.Errorf("blob %s: read: %w", hash, err)
+	}
+	if n > size {
+		return fmt.Errorf("blob %s%s: holds more than the %d bytes the index says", hash, where, size)
 	}
 	if got := hex.EncodeToString(h.Sum(nil)); got != hash {
 		return fmt.Errorf("blob %s%s: content changed (now hashes to %s)", hash, where, got)

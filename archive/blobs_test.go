@@ -651,49 +651,232 @@ func TestBlobReaderSeeks(t *testing.T) {
 			if _, compressed, _ := b.StoredFile(hash); compressed != tt.compressed {
 				t.Fatalf("compressed %v, want %v", compressed, tt.compressed)
 			}
+			for _, sized := range []bool{false, true} {
+				t.Run(fmt.Sprint("sized ", sized), func(t *testing.T) { seekBlob(t, b, hash, tt.content, sized) })
+			}
+		})
+	}
+}
+
+// seekBlob seeks a blob's reader (Open's, or OpenSized's: readers of archived files
+// use it) as the SFTP upload does, and reads what each seek leads to.
+func seekBlob(t *testing.T, b *BlobStore, hash string, content []byte, sized bool) {
+	var rc io.ReadCloser
+	var err error
+	if sized {
+		rc, err = b.OpenSized(hash, int64(len(content)))
+	} else {
+		rc, err = b.Open(hash)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	sk, ok := rc.(io.ReadSeeker)
+	if !ok {
+		t.Fatalf("%T does not seek", rc)
+	}
+	half := len(content) / 2
+	if _, err := io.ReadFull(sk, make([]byte, half)); err != nil {
+		t.Fatal(err)
+	}
+	steps := []struct {
+		offset int64
+		whence int
+		want   int64
+	}{
+		{0, io.SeekCurrent, int64(half)}, // where the upload starts from
+		{0, io.SeekStart, 0},             // rewound for a retry
+		{int64(half) + 100, io.SeekStart, int64(half) + 100},
+		{-50, io.SeekCurrent, int64(half) + 50},
+		{int64(len(content)) - 10, io.SeekStart, int64(len(content)) - 10},
+	}
+	for _, st := range steps {
+		pos, err := sk.Seek(st.offset, st.whence)
+		if err != nil || pos != st.want {
+			t.Fatalf("Seek(%d, %d) = %d, %v; want %d", st.offset, st.whence, pos, err, st.want)
+		}
+		got := make([]byte, 10)
+		if _, err := io.ReadFull(sk, got); err != nil || !bytes.Equal(got, content[pos:pos+10]) {
+			t.Fatalf("after Seek(%d, %d): read %q, %v; want %q", st.offset, st.whence, got, err, content[pos:pos+10])
+		}
+		if _, err := sk.Seek(pos, io.SeekStart); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := sk.Seek(0, io.SeekStart); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := io.ReadAll(sk); err != nil || !bytes.Equal(got, content) {
+		t.Fatalf("read after the rewind: %d bytes, %v", len(got), err)
+	}
+}
+
+// bombOf is a zstd stream, as a streaming writer with the store's window makes it,
+// whose content is n zero bytes: a few KiB on disk expanding to n.
+func bombOf(t testing.TB, n int) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	e, err := zstd.NewWriter(&b, zstd.WithWindowSize(blobWindow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	zeros := make([]byte, 1<<20)
+	for i := 0; i < n; i += len(zeros) {
+		e.Write(zeros[:min(len(zeros), n-i)])
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// countingDiscard counts what a reader of a blob was given.
+type countingDiscard struct{ n int64 }
+
+func (c *countingDiscard) Write(p []byte) (int, error) { c.n += int64(len(p)); return len(p), nil }
+
+// TestBlobReadEnforcesIndexedSize replaces a compressed blob by a valid stream of
+// another length — a decompression bomb (a few KiB expanding to 256 MiB) or a shorter
+// content — and checks that a reader of the archived file (cat, export, publish, the
+// handlers) gets at most the indexed size and then an error, never the extra bytes,
+// and that verify says so without decompressing the whole bomb.
+func TestBlobReadEnforcesIndexedSize(t *testing.T) {
+	content := csvLike(64 << 10)
+	tests := []struct {
+		name     string
+		stored   func(t *testing.T) []byte
+		readErr  string
+		checkErr string
+	}{
+		{"a bomb", func(t *testing.T) []byte { return bombOf(t, 256<<20) }, "holds more than the 65536 bytes the index says", "holds more than the 65536 bytes the index says"},
+		// Its checksum broken: a reader or verify that decompressed it all would
+		// report that instead, 256 MiB later.
+		{"a bomb with a broken end", func(t *testing.T) []byte {
+			b := bombOf(t, 256<<20)
+			b[len(b)-1] ^= 1
+			return b
+		}, "holds more than the 65536 bytes the index says", "holds more than the 65536 bytes the index says"},
+		{"a shorter content", func(t *testing.T) []byte { return zstdOf(t, content[:1000]) }, "ends after 1000 bytes, the index says 65536", "content changed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := openTest(t)
+			res, err := s.Ingest(context.Background(), IngestRequest{Source: "folder:a", Name: "morosi.csv", Direction: "in", Kind: "test", Reader: bytes.NewReader(content)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			path, compressed, err := s.Blobs.StoredFile(res.File.Hash)
+			if err != nil || !compressed {
+				t.Fatalf("stored %s compressed %v: %v", path, compressed, err)
+			}
+			os.Chmod(path, 0o644)
+			if err := os.WriteFile(path, tt.stored(t), 0o444); err != nil {
+				t.Fatal(err)
+			}
+			rc, _, err := s.OpenFile(context.Background(), res.File.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got countingDiscard
+			_, err = io.Copy(&got, rc)
+			rc.Close()
+			if err == nil || !strings.Contains(err.Error(), tt.readErr) || !strings.Contains(err.Error(), short(res.File.Hash)) {
+				t.Errorf("reading: %v, want an error naming the blob and saying %q", err, tt.readErr)
+			}
+			if got.n > int64(len(content)) {
+				t.Errorf("the reader was given %d bytes, more than the indexed %d", got.n, len(content))
+			}
+			rep, err := s.Verify(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], tt.checkErr) {
+				t.Errorf("verify problems %q, want one saying %q", rep.Problems, tt.checkErr)
+			}
+		})
+	}
+}
+
+// TestBlobPutRepairsDamagedCompressedCopy: storing again a content whose compressed
+// copy is damaged leaves the content readable and verified, whichever form this
+// version would choose for it.
+func TestBlobPutRepairsDamagedCompressedCopy(t *testing.T) {
+	compressible := csvLike(512 << 10)
+	incompressible := randomBytes(300<<10, 5) // a copy compressed by other settings, say
+	tests := []struct {
+		name    string
+		content []byte
+		damaged []byte
+	}{
+		{"compressible, truncated", compressible, zstdOf(t, compressible)[:1000]},
+		{"incompressible, truncated", incompressible, zstdOf(t, incompressible)[:1000]},
+		{"incompressible, emptied", incompressible, nil},
+		{"incompressible, another content", incompressible, zstdOf(t, randomBytes(300<<10, 6))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			b := newBlobStore(t)
+			hash := sum(tt.content)
+			z := b.zstPath(hash)
+			os.MkdirAll(filepath.Dir(z), 0o750)
+			if err := os.WriteFile(z, tt.damaged, 0o444); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := b.Put(bytes.NewReader(tt.content)); err != nil {
+				t.Fatal(err)
+			}
+			if err := b.Check(hash, int64(len(tt.content))); err != nil {
+				t.Errorf("after the put: %v", err)
+			}
 			rc, err := b.Open(hash)
 			if err != nil {
 				t.Fatal(err)
 			}
-			defer rc.Close()
-			sk, ok := rc.(io.ReadSeeker)
-			if !ok {
-				t.Fatalf("%T does not seek", rc)
-			}
-			half := len(tt.content) / 2
-			if _, err := io.ReadFull(sk, make([]byte, half)); err != nil {
-				t.Fatal(err)
-			}
-			steps := []struct {
-				offset int64
-				whence int
-				want   int64
-			}{
-				{0, io.SeekCurrent, int64(half)}, // where the upload starts from
-				{0, io.SeekStart, 0},             // rewound for a retry
-				{int64(half) + 100, io.SeekStart, int64(half) + 100},
-				{-50, io.SeekCurrent, int64(half) + 50},
-				{int64(len(tt.content)) - 10, io.SeekStart, int64(len(tt.content)) - 10},
-			}
-			for _, st := range steps {
-				pos, err := sk.Seek(st.offset, st.whence)
-				if err != nil || pos != st.want {
-					t.Fatalf("Seek(%d, %d) = %d, %v; want %d", st.offset, st.whence, pos, err, st.want)
-				}
-				got := make([]byte, 10)
-				if _, err := io.ReadFull(sk, got); err != nil || !bytes.Equal(got, tt.content[pos:pos+10]) {
-					t.Fatalf("after Seek(%d, %d): read %q, %v; want %q", st.offset, st.whence, got, err, tt.content[pos:pos+10])
-				}
-				if _, err := sk.Seek(pos, io.SeekStart); err != nil {
-					t.Fatal(err)
-				}
-			}
-			if _, err := sk.Seek(0, io.SeekStart); err != nil {
-				t.Fatal(err)
-			}
-			if got, err := io.ReadAll(sk); err != nil || !bytes.Equal(got, tt.content) {
-				t.Fatalf("read after the rewind: %d bytes, %v", len(got), err)
+			got, err := io.ReadAll(rc)
+			rc.Close()
+			if err != nil || !bytes.Equal(got, tt.content) {
+				t.Errorf("read %d bytes, %v; want the content (%d bytes)", len(got), err, len(tt.content))
 			}
 		})
+	}
+}
+
+// TestBlobReaderErrorSticks: once a compressed blob's reader reports damage, it keeps
+// reporting it: the decoder would otherwise hand out the block whose checksum failed
+// to a caller that reads again (bufio.Reader does: it returns an error once).
+func TestBlobReaderErrorSticks(t *testing.T) {
+	b := newBlobStore(t)
+	content := csvLike(700 << 10)
+	hash, _, err := b.Put(bytes.NewReader(content))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, compressed, err := b.StoredFile(hash)
+	if err != nil || !compressed {
+		t.Fatalf("stored as %s (compressed %v): %v", p, compressed, err)
+	}
+	stored, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored[len(stored)-1] ^= 1 // the frame's checksum
+	os.Chmod(p, 0o644)
+	if err := os.WriteFile(p, stored, 0o444); err != nil {
+		t.Fatal(err)
+	}
+	rc, err := b.Open(hash)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close()
+	got, first := io.ReadAll(rc)
+	if first == nil || !strings.Contains(first.Error(), "damaged compressed content") {
+		t.Fatalf("read %d bytes, %v; want the damage reported", len(got), first)
+	}
+	for i := range 3 {
+		if n, err := rc.Read(make([]byte, 64<<10)); n != 0 || err == nil {
+			t.Fatalf("read %d after the damage: %d bytes, %v; want none and the error again", i+1, n, err)
+		}
 	}
 }

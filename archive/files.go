@@ -444,7 +444,7 @@ func (s *Store) OpenFile(ctx context.Context, id int64) (io.ReadCloser, File, er
 	if f.Hash == "" {
 		return nil, f, fmt.Errorf("file #%d %s: its content was not kept, nor read (%s)", f.ID, f.Name, f.Reason)
 	}
-	rc, err := s.Blobs.Open(f.Hash)
+	rc, err := s.Blobs.OpenSized(f.Hash, f.Size)
 	if err != nil {
 		var kept bool
 		if s.r.QueryRowContext(ctx, `SELECT kept FROM blobs WHERE hash = ?`, f.Hash).Scan(&kept) == nil && !kept {

@@ -156,7 +156,7 @@ func (d *Daemon) deliver(ctx context.Context, dl archive.Delivery) (string, int6
 		if c == nil {
 			return "", 0, fmt.Errorf("endpoint %s is not configured", name)
 		}
-		rc, err := d.Store.Blobs.Open(f.Hash)
+		rc, err := d.Store.Blobs.OpenSized(f.Hash, f.Size)
 		if err != nil {
 			return "", 0, err
 		}
@@ -169,7 +169,7 @@ func (d *Daemon) deliver(ctx context.Context, dl archive.Delivery) (string, int6
 		return res.RemotePath, res.Size, nil
 	case strings.HasPrefix(dl.Target, "dir:"):
 		dir := strings.TrimPrefix(dl.Target, "dir:")
-		rc, err := d.Store.Blobs.Open(f.Hash)
+		rc, err := d.Store.Blobs.OpenSized(f.Hash, f.Size)
 		if err != nil {
 			return "", 0, err
 		}

@@ -725,7 +725,8 @@ func TestDossierErrors(t *testing.T) {
 	if err := Dossier(context.Background(), fx.store, "G77", io.Discard, "fr"); err == nil {
 		t.Error("unknown language accepted")
 	}
-	// A tampered blob must not end up in a dossier.
+	// A tampered blob must not end up in a dossier: one of another size is refused
+	// while read (the index's size), one of the same size by its hash.
 	path, _, err := fx.store.Blobs.StoredFile(fx.files[1].Hash)
 	if err != nil {
 		t.Fatal(err)
@@ -733,12 +734,20 @@ func TestDossierErrors(t *testing.T) {
 	if err := os.Chmod(path, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(path, []byte("tampered"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	err = Dossier(context.Background(), fx.store, "E250000001", io.Discard, "it")
-	if err == nil || !strings.Contains(err.Error(), "does not match") {
-		t.Errorf("tampered blob: %v", err)
+	for _, tt := range []struct {
+		content []byte
+		want    string
+	}{
+		{[]byte("tampered"), "ends after 8 bytes, the index says"},
+		{bytes.Repeat([]byte("x"), int(fx.files[1].Size)), "does not match"},
+	} {
+		if err := os.WriteFile(path, tt.content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		err = Dossier(context.Background(), fx.store, "E250000001", io.Discard, "it")
+		if err == nil || !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "run cmord archive verify") {
+			t.Errorf("tampered blob (%d bytes): %v, want %q", len(tt.content), err, tt.want)
+		}
 	}
 }
 

@@ -33,7 +33,9 @@ type Input struct {
 }
 
 // Open opens the archived content (never the original, which may be gone).
-func (in *Input) Open() (io.ReadCloser, error) { return in.Store.Blobs.Open(in.File.Hash) }
+func (in *Input) Open() (io.ReadCloser, error) {
+	return in.Store.Blobs.OpenSized(in.File.Hash, in.File.Size)
+}
 
 // Result is what a handler decided about a file.
 type Result struct {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -783,5 +784,34 @@ func TestLimitedWriter(t *testing.T) {
 				t.Errorf("wrote %d (want %d), err %v (refused: %v)", dst.Len(), tc.written, err, tc.refused)
 			}
 		})
+	}
+}
+
+// failingAtEnd gives its content, then fails instead of saying EOF: a compressed
+// blob whose checksum differs, or that goes on past its indexed size, tells it there.
+type failingAtEnd struct{ r io.Reader }
+
+func (f failingAtEnd) Read(p []byte) (int, error) {
+	n, err := f.r.Read(p)
+	if err == io.EOF {
+		err = errors.New("checksum mismatch")
+	}
+	return n, err
+}
+
+// TestUploadSourceFailingAtItsEnd: a source that gives its declared size and then
+// fails is not published under the final name; the upload reports the source's error.
+func TestUploadSourceFailingAtItsEnd(t *testing.T) {
+	b := startInProcess(t)
+	out := b.mkdir(t, "out")
+	data := randomBytes(t, 100<<10)
+	c := NewClient(b.ep, testLogger(t))
+	defer c.Close()
+	_, err := c.Upload(context.Background(), failingAtEnd{bytes.NewReader(data)}, int64(len(data)), "out", "flow.csv")
+	if err == nil || !strings.Contains(err.Error(), "checksum mismatch") {
+		t.Errorf("upload: %v, want the source's error", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, "flow.csv")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("published under the final name: %v", err)
 	}
 }

@@ -437,8 +437,12 @@ func (c *Client) upload(conn *Conn, r io.Reader, size int64, remoteDir, name str
 		return res, &SizeError{Path: tmp, Want: size, Got: written, Side: "local source", Checking: "uploading"}
 	}
 	var extra [1]byte
-	if n, _ := io.ReadFull(r, extra[:]); n > 0 {
+	if n, err := io.ReadFull(r, extra[:]); n > 0 {
 		return res, fmt.Errorf("uploading %s: the source holds more than the declared %d bytes", final, size)
+	} else if err != nil && err != io.EOF {
+		// The source fails at its end: a compressed blob tells a checksum that differs,
+		// or a content past its indexed size, only there. What was written is not it.
+		return res, fmt.Errorf("uploading %s: reading the source after its %d bytes: %w", final, size, err)
 	}
 	fi, err := f.Stat()
 	if err != nil {
