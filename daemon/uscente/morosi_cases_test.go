@@ -1,9 +1,12 @@
 package uscente
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"os"
 	"strings"
 	"testing"
 
@@ -142,6 +145,97 @@ func TestKeyRunsLimit(t *testing.T) {
 			defer func() { KeyOrderCases = old }()
 			if got, all := sortByKey(adjacent, runs), sortByKey(allAdjacent, allRuns); got != tc.sortedByLimit || got != all {
 				t.Errorf("sorted %v with the limit, %v counting every run; want %v", got, all, tc.sortedByLimit)
+			}
+		})
+	}
+}
+
+// The sort's runs are S2 streams, smaller than the rows they hold (a run is a sorted
+// copy of part of the extract, and at a million rows the runs reach the disk), and a
+// run damaged on disk stops the merge with an error instead of losing rows.
+func TestSortRunsCompressed(t *testing.T) {
+	defer func(n int) { SortRunBytes = n }(SortRunBytes)
+	SortRunBytes = 64 << 10
+	const header = "SETTORE;COD_POD;CF_CLIENTE;DENOMINAZIONE;DATA_SWITCH\n"
+	var rows strings.Builder
+	for i := range 5000 {
+		fmt.Fprintf(&rows, "E;IT001E%08d;RSSMRA85T10A562S;Rossi Mario %d;01/03/2025\n", (i*7919)%5000, i%17)
+	}
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	for _, damage := range []bool{false, true} {
+		t.Run(fmt.Sprintf("damaged=%v", damage), func(t *testing.T) {
+			dir := t.TempDir()
+			var runs []string
+			w := &runWriter{dir: dir}
+			rd := flows.NewCSVReader(strings.NewReader(header+rows.String()), flow, flows.ReadOptions{FileName: "x.csv"})
+			defer rd.Close()
+			encoded := 0
+			for {
+				rec, _, err := rd.Next()
+				if err == io.EOF {
+					break
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				key := flows.MorosiKey(rec)
+				encoded += len(key) // what the rows hold, at least: their key and values
+				for _, v := range rec.Values {
+					encoded += len(v)
+				}
+				if err := w.add(key, rec.Line, false, rec.Values); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.flush(); err != nil {
+				t.Fatal(err)
+			}
+			runs = w.runs
+			if len(runs) < 2 {
+				t.Fatalf("%d runs, want several", len(runs))
+			}
+			stored := 0
+			for _, p := range runs {
+				b, err := os.ReadFile(p)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if !bytes.HasPrefix(b, []byte("\xff\x06\x00\x00S2sTwO")) {
+					t.Fatalf("run %s is not an S2 stream: % x", p, b[:min(len(b), 10)])
+				}
+				stored += len(b)
+			}
+			if stored*2 > encoded {
+				t.Errorf("runs hold %d bytes on disk for %d bytes of rows: not compressed", stored, encoded)
+			}
+			if damage {
+				b, _ := os.ReadFile(runs[1])
+				b[len(b)/2] ^= 0xff
+				if err := os.WriteFile(runs[1], b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			m, err := openMerge(dir, runs, flow)
+			if err == nil {
+				defer m.Close()
+				n := 0
+				for {
+					_, _, ok, err2 := m.next()
+					if err2 != nil {
+						err = err2
+						break
+					}
+					if !ok {
+						break
+					}
+					n++
+				}
+				if err == nil && n != 5000 {
+					t.Fatalf("%d rows merged, want 5000", n)
+				}
+			}
+			if damage != (err != nil) {
+				t.Fatalf("damaged %v: merge error %v", damage, err)
 			}
 		})
 	}
