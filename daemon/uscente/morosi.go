@@ -21,12 +21,16 @@ import (
 // the same transaction) lets a restart continue after the last committed chunk. A
 // file smaller than a chunk is still one transaction, finish included.
 //
-// The size is a trade: every commit writes again the pages of the case-key, point and
-// customer indexes that its cases touched (their keys come in no order), so small
-// chunks multiply the bytes written (2,048 cases: 10 GB for a million rows), while a
-// chunk whose dirty pages outgrow the 32 MiB page cache spills them mid-transaction.
-// Tests (daemon's chunk and kill-and-restart tests) set it smaller.
-var ChunkCases = 8192
+// The size is a trade: every commit writes again the pages of the indexes whose keys
+// its cases bring in no order (the customer's and the CMOR's; the case key and the
+// point come in order when a big file is read sorted), so small chunks multiply the
+// bytes written (2,048 cases: 10 GB for a million rows; 8,192: 1,217 MiB for the
+// handler at a million rows, 32,768: 991 MiB, 65,536: 958 MiB, with the handler's
+// peak memory 89, 94 and 108 MiB: docs/benchmarks-uscente.md, "Commit size"), while a
+// bigger chunk holds the writer longer (about 3 s for 32,768 cases) and is what a
+// kill -9 makes the restart do again. Tests (daemon's chunk and kill-and-restart
+// tests) set it smaller.
+var ChunkCases = 32768
 
 // BatchCases is how many cases the reader hands over at a time: a transaction
 // takes several batches, and only a few batches are in memory whatever the chunk size.
