@@ -466,16 +466,24 @@ func (b *BlobStore) OpenSized(hash string, size int64) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &sizedReader{rc: rc, hash: hash, size: size}, nil
+	return &sizedReader{rc: rc, hash: hash, size: size, sum: sha256.New(), summing: true}, nil
 }
 
 // sizedReader enforces a blob's indexed size on its reader; it seeks as that reader
 // does (the SFTP upload rewinds its source to retry).
+//
+// It also hashes what a read from the start hands out, and at its end refuses content
+// whose SHA-256 is not the blob's (a blob edited in place to the same size, or a .zst
+// replaced by another stream): a reader that reads to the end (archive cat, the
+// handlers, publication) then fails instead of taking it, as `archive verify` would
+// report it. A seek elsewhere than the start stops the check for that pass.
 type sizedReader struct {
-	rc   io.ReadCloser
-	hash string
-	size int64
-	pos  int64
+	rc      io.ReadCloser
+	hash    string
+	size    int64
+	pos     int64
+	sum     hash.Hash
+	summing bool // every byte from 0 to pos went into sum
 }
 
 func (s *sizedReader) Read(p []byte) (int, error) {
@@ -491,8 +499,16 @@ func (s *sizedReader) Read(p []byte) (int, error) {
 	if s.pos > s.size {
 		return n - int(s.pos-s.size), s.tooLong()
 	}
+	if s.summing {
+		s.sum.Write(p[:n])
+	}
 	if err == io.EOF && s.pos < s.size {
 		err = fmt.Errorf("archive: blob %s: ends after %d bytes, the index says %d (run cmord archive verify)", short(s.hash), s.pos, s.size)
+	}
+	if err == io.EOF && s.summing {
+		if got := hex.EncodeToString(s.sum.Sum(nil)); got != s.hash {
+			err = fmt.Errorf("archive: blob %s: content changed (now hashes to %s; run cmord archive verify)", short(s.hash), short(got))
+		}
 	}
 	return n, err
 }
@@ -508,6 +524,10 @@ func (s *sizedReader) Seek(offset int64, whence int) (int64, error) {
 	}
 	pos, err := sk.Seek(offset, whence)
 	if err == nil {
+		if pos != s.pos || pos == 0 {
+			s.sum.Reset()
+			s.summing = pos == 0
+		}
 		s.pos = pos
 	}
 	return pos, err
