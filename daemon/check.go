@@ -51,16 +51,7 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 	if err := checkSIIFlowLimits(cfg, cat); err != nil {
 		errs = append(errs, err)
 	}
-	inputLayout := func(f config.Folder) *flows.Flow {
-		if f.Kind == config.KindSII {
-			return nil
-		}
-		layout := f.Kind
-		if f.Kind == config.KindEntranteAnnullamenti {
-			layout = config.KindUscenteAnnullamenti // same list layout, other side
-		}
-		return cat.Input(layout)
-	}
+	inputLayout := inputLayoutOf(cat)
 	if msg := stateDirProblem(cfg.StateDir); msg != "" {
 		bad("state_dir", msg, "state_dir")
 	}
@@ -87,14 +78,7 @@ func CheckConfig(cfg *config.Config) (warnings []string, err error) {
 			bad("no_inbound", fmt.Sprintf("folder %s (%s) needs the SII's flows (answers, notices), but no [[sftp]] endpoint has an inbound_dir and no folder has kind \"sii\": they would never be read", f.Name, f.Kind), el, "kind")
 		}
 	}
-	// Column mappings, as the daemon loads them when the first file arrives: a missing
-	// mapping file refuses every file of the folder.
-	for _, p := range cfg.CheckMappings(inputLayout) {
-		if p.Rule == config.RuleFileMissing {
-			p.Message += ": every file of the folder would be refused"
-		}
-		errs = append(errs, errors.New(p.String()))
-	}
+	errs = append(errs, mappingErrors(cfg, inputLayout)...)
 	if dir := cfg.Outbound.BillingDir; dir != "" {
 		if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
 			if msg := creatableProblem(dir); msg != "" {
@@ -296,4 +280,48 @@ func checkSIIFlowLimits(cfg *config.Config, cat *flows.Catalog) error {
 	}
 	sort.Strings(bad)
 	return fmt.Errorf("limits.sii_flow: %s: not an inbound SII flow of the catalog (see `cmord catalog show`)", strings.Join(bad, ", "))
+}
+
+// inputLayoutOf gives a folder's input layout in cat (nil for the SII's folder).
+func inputLayoutOf(cat *flows.Catalog) func(config.Folder) *flows.Flow {
+	return func(f config.Folder) *flows.Flow {
+		if f.Kind == config.KindSII {
+			return nil
+		}
+		layout := f.Kind
+		if f.Kind == config.KindEntranteAnnullamenti {
+			layout = config.KindUscenteAnnullamenti // same list layout, other side
+		}
+		return cat.Input(layout)
+	}
+}
+
+// mappingErrors checks the folders' column mappings as the daemon loads them when
+// the first file arrives: a missing, broken or disagreeing mapping file refuses
+// every file of its folder.
+func mappingErrors(cfg *config.Config, inputLayout func(config.Folder) *flows.Flow) []error {
+	var errs []error
+	for _, p := range cfg.CheckMappings(inputLayout) {
+		if p.Rule == config.RuleFileMissing {
+			p.Message += ": every file of the folder would be refused"
+		}
+		errs = append(errs, errors.New(p.String()))
+	}
+	return errs
+}
+
+// MappingErrors are the problems `cmord check` reports in the folders' column
+// mappings, with the configuration's catalog: a SIGHUP reload refuses a configuration
+// that has any (every file of such a folder would be refused), as `check` does,
+// instead of taking it and refusing the files one by one.
+func MappingErrors(cfg *config.Config) error {
+	cat := flows.DefaultCatalog()
+	if cfg.Catalog.Path != "" {
+		c, err := flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode)
+		if err != nil {
+			return fmt.Errorf("catalog: %w", err)
+		}
+		cat = c
+	}
+	return errors.Join(mappingErrors(cfg, inputLayoutOf(cat))...)
 }

@@ -120,6 +120,17 @@ func TestRunReloadAndStop(t *testing.T) {
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, out, "new configuration refused, keeping the old one")
 
+	// A configuration `cmord check` refuses for its column mapping (the mapping file
+	// says decimal_comma, the folder does not) is refused by the reload too, instead of
+	// every file of the folder being refused once it arrives.
+	mapping, err := filepath.Abs(filepath.Join("..", "..", "testdata", "inputs", "uscente.morosi.mapping.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	write(fmt.Sprintf(runTestConfig, "morosi-mapped") + fmt.Sprintf("mapping_file = %q\n", mapping))
+	cmd.Process.Signal(syscall.SIGHUP)
+	waitFor(t, out, "decimal_comma = true in the [[folder]] too")
+
 	write(fmt.Sprintf(runTestConfig, "morosi-renamed"))
 	cmd.Process.Signal(syscall.SIGHUP)
 	waitFor(t, out, "configuration reloaded")
