@@ -309,19 +309,3 @@ func mappingErrors(cfg *config.Config, inputLayout func(config.Folder) *flows.Fl
 	}
 	return errs
 }
-
-// MappingErrors are the problems `cmord check` reports in the folders' column
-// mappings, with the configuration's catalog: a SIGHUP reload refuses a configuration
-// that has any (every file of such a folder would be refused), as `check` does,
-// instead of taking it and refusing the files one by one.
-func MappingErrors(cfg *config.Config) error {
-	cat := flows.DefaultCatalog()
-	if cfg.Catalog.Path != "" {
-		c, err := flows.LoadCatalog(cfg.Catalog.Path, cfg.Catalog.Mode)
-		if err != nil {
-			return fmt.Errorf("catalog: %w", err)
-		}
-		cat = c
-	}
-	return errors.Join(mappingErrors(cfg, inputLayoutOf(cat))...)
-}

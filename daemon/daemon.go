@@ -147,6 +147,12 @@ func (d *Daemon) apply(cfg *config.Config) error {
 	if err := checkSIIFlowLimits(cfg, cat); err != nil {
 		return err
 	}
+	// A folder's column mapping as `cmord check` checks it: a missing, broken or
+	// disagreeing mapping file would refuse every file of its folder, so the daemon
+	// does not start with it, and a reload keeps the configuration in force.
+	if err := errors.Join(mappingErrors(cfg, inputLayoutOf(cat))...); err != nil {
+		return err
+	}
 	pm, pd, _ := cfg.Deadlines.PatronMonthDay()
 	cal := flows.NewCalendar(pm, pd)
 	clients := map[string]*sftpx.Client{}
@@ -191,8 +197,9 @@ func smtpConfig(m config.Mail) mail.SMTP {
 		From: m.From, HELO: m.HELO, Timeout: m.Timeout}
 }
 
-// Reload asks the running daemon to switch to cfg (SIGHUP). Validation already
-// happened: config.Load refused a bad file and the caller kept the old one.
+// Reload asks the running daemon to switch to cfg (SIGHUP). config.Load has refused
+// a file that does not parse; what apply refuses (the catalog, the folders' column
+// mappings) is logged and the configuration in force kept.
 func (d *Daemon) Reload(cfg *config.Config) {
 	select {
 	case d.reloads <- cfg:

@@ -69,9 +69,6 @@ func reloadOnSIGHUP(ctx context.Context, env *Env, d *daemon.Daemon) (stop func(
 				return
 			case <-hup:
 				newCfg, err := config.Load(env.ResolvedConfigPath())
-				if err == nil {
-					err = daemon.MappingErrors(newCfg)
-				}
 				if err != nil {
 					log.Error("SIGHUP: new configuration refused, keeping the old one", "err", err)
 					continue
