@@ -155,15 +155,21 @@ func (d Date) ISO() string {
 		return ""
 	}
 	if d.inDigits() {
-		var b [10]byte
-		put4(b[0:], d.Y)
-		b[4] = '-'
-		put2(b[5:], int(d.M))
-		b[7] = '-'
-		put2(b[8:], d.D)
+		b := d.isoDigits()
 		return string(b[:])
 	}
 	return fmt.Sprintf("%04d-%02d-%02d", d.Y, int(d.M), d.D)
+}
+
+// isoDigits is ISO() of a date in digits, in an array (by value: nothing escapes).
+func (d Date) isoDigits() [10]byte {
+	var b [10]byte
+	put4(b[0:], d.Y)
+	b[4] = '-'
+	put2(b[5:], int(d.M))
+	b[7] = '-'
+	put2(b[8:], d.D)
+	return b
 }
 
 // appendISO appends ISO() to b (without allocating, for dates in digits).
@@ -174,12 +180,7 @@ func (d Date) appendISO(b []byte) []byte {
 	if !d.inDigits() {
 		return append(b, d.ISO()...)
 	}
-	var t [10]byte
-	put4(t[0:], d.Y)
-	t[4] = '-'
-	put2(t[5:], int(d.M))
-	t[7] = '-'
-	put2(t[8:], d.D)
+	t := d.isoDigits()
 	return append(b, t[:]...)
 }
 
