@@ -79,7 +79,7 @@ func (f PracticeFilter) where() (string, []any) {
 	if f.CPUtente != "" {
 		// A follow-up request (annulment, suspension...) has its own CP_UTENTE: a person
 		// quoting it means the practice it belongs to.
-		conds = append(conds, "(cp_utente = ? OR id IN (SELECT practice_id FROM request_rows WHERE cp_utente = ?))")
+		conds = append(conds, "id IN (SELECT id FROM practice_rows WHERE cp_utente = ? UNION ALL SELECT practice_id FROM request_rows WHERE cp_utente = ?)")
 		args = append(args, f.CPUtente, f.CPUtente)
 	}
 	var states []string

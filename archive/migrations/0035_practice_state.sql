@@ -38,7 +38,7 @@ CREATE VIEW practices (id, case_key, role, sector, company_piva, cp_utente, cp_g
         switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
         collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date,
         linked_id, data, created_at, updated_at) AS
-    SELECT r.id, r.case_key, s.role, r.sector, r.company_piva, r.cp_utente, r.cp_gestore, r.point, r.customer_id, r.customer_name,
+    SELECT s.id, r.case_key, s.role, r.sector, r.company_piva, r.cp_utente, r.cp_gestore, r.point, r.customer_id, r.customer_name,
         r.switch_date, s.state, s.state_since, r.credit_cents, r.estimate_cents, r.previous_cents, r.cmor_cents, r.charged_cents,
         r.collected_cents, r.cause_code, r.motivation, r.window_open, r.window_close, r.suspension_term, s.request_date, r.answer_date,
         r.linked_id, r.data, r.created_at, s.updated_at

@@ -31,7 +31,7 @@ ALTER TABLE request_rows DROP COLUMN sent_at;
 CREATE INDEX requests_ready ON request_state (flow, state);
 CREATE VIEW requests (id, practice_id, flow, cp_utente, state, data, file_id, created_at, sent_at, answered_at, cause_code,
         motivation, payload) AS
-    SELECT r.id, r.practice_id, s.flow, r.cp_utente, s.state, r.data, s.file_id, r.created_at, s.sent_at, r.answered_at,
+    SELECT s.id, r.practice_id, s.flow, r.cp_utente, s.state, r.data, s.file_id, r.created_at, s.sent_at, r.answered_at,
         r.cause_code, r.motivation, r.payload
     FROM request_rows r JOIN request_state s ON s.id = r.id;
 CREATE TRIGGER requests_insert INSTEAD OF INSERT ON requests
