@@ -318,7 +318,7 @@ func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon, once bool) {
 	fmt.Fprintf(w, "  cmord practices                      # every practice and its state\n")
 	fmt.Fprintf(w, "  cmord practice show <CODE>           # one practice: history and the files behind it\n")
 	fmt.Fprintf(w, "  cmord exceptions                     # what needs a person\n")
-	fmt.Fprintf(w, "  cmord digest --preview               # the compliance digest (Italian; --lang en)\n")
+	fmt.Fprintf(w, "  cmord digest --preview               # the next digest: what is new since the one in the mail folder (--lang en)\n")
 	fmt.Fprintf(w, "  cmord export --format xlsx -o pratiche.xlsx\n")
 	fmt.Fprintf(w, "  cmord archive ls && cmord archive verify\n")
 	fmt.Fprintf(w, "  (with `go run ./cmd/cmord` in place of `cmord` if it is not installed)\n")
