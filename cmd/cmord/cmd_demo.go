@@ -317,6 +317,7 @@ func tour(w io.Writer, dm *demo.Demo, d *daemon.Daemon, once bool) {
 	fmt.Fprintf(w, "  export CMORD_CONFIG=%s\n", dm.ConfigPath)
 	fmt.Fprintf(w, "  cmord practices                      # every practice and its state\n")
 	fmt.Fprintf(w, "  cmord practice show <CODE>           # one practice: history and the files behind it\n")
+	fmt.Fprintf(w, "  cmord practice show <CODE> --format json   # the same for programs (fields: --help)\n")
 	fmt.Fprintf(w, "  cmord exceptions                     # what needs a person\n")
 	fmt.Fprintf(w, "  cmord digest --preview               # the next digest: what is new since the one in the mail folder (--lang en)\n")
 	fmt.Fprintf(w, "  cmord export --format xlsx -o pratiche.xlsx\n")
