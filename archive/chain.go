@@ -32,6 +32,7 @@ import (
 	"fmt"
 	"hash"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,6 +53,29 @@ type chainedTable struct {
 	// keyed by the row's id, at most one row each), cheaper per row than side's
 	// subquery: what chainRowReader reads.
 	sideJoin, sideCols string
+	// rowsTable, writeTables: where name is a view over tables keyed by the same id
+	// (practices, migration 0035), the table whose largest id is the view's (a
+	// join gets no min/max optimisation: max(id) would read every row), and the
+	// tables whose writes change a row of the view (where the TEMP triggers go).
+	// Used once the view exists (Store.stateSplit).
+	rowsTable   string
+	writeTables []string
+}
+
+// idTable is the table whose largest id is t's (see rowsTable).
+func (t chainedTable) idTable(split bool) string {
+	if split && t.rowsTable != "" {
+		return t.rowsTable
+	}
+	return t.name
+}
+
+// written is the tables whose writes change a row of t (see writeTables).
+func (t chainedTable) written(split bool) []string {
+	if split && len(t.writeTables) > 0 {
+		return t.writeTables
+	}
+	return []string{t.name}
 }
 
 // chainedTables are the tables in the chain. A table added here must have an
@@ -60,7 +84,8 @@ type chainedTable struct {
 var chainedTables = []chainedTable{
 	{tag: 1, name: "files", noun: "file", label: "name"},
 	{tag: 2, name: "practices", noun: "practice", label: "cp_utente", side: practiceSideData,
-		sideJoin: practiceSideJoin, sideCols: practiceSideCols},
+		sideJoin: practiceSideJoin, sideCols: practiceSideCols,
+		rowsTable: "practice_rows", writeTables: []string{"practice_rows", "practice_state"}},
 	{tag: 3, name: "practice_history", noun: "practice history row", label: "practice_id"},
 }
 
@@ -68,48 +93,68 @@ var chainedTables = []chainedTable{
 const eventsTag = 0
 
 // chainTempSQL creates, on the writer connection, the TEMP table and triggers that
-// collect what a transaction wrote. TEMP objects belong to the connection: nothing
-// else writing the file records anything.
-func chainTempSQL() []string {
-	stmts := []string{`CREATE TEMP TABLE IF NOT EXISTS chain_pending (
-		tbl INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (tbl, id)) WITHOUT ROWID`}
+// collect what a transaction wrote (split: Store.stateSplit). TEMP objects belong to
+// the connection: nothing else writing the file records anything. Each statement is
+// returned with the name of the object it creates.
+func chainTempSQL(split bool) (names, stmts []string) {
+	names = append(names, "chain_pending")
+	stmts = append(stmts, `CREATE TEMP TABLE IF NOT EXISTS chain_pending (
+		tbl INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (tbl, id)) WITHOUT ROWID`)
 	for _, t := range chainedTables {
 		// No INSERT trigger: a row inserted by the transaction has an id above the
 		// table's largest id when it began (SQLite's rowids, and the ids cmord
 		// allocates itself, are max+1), so the seal reads new rows by id range —
 		// a trigger per inserted row cost as much as reading it back.
-		stmts = append(stmts,
-			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_upd AFTER UPDATE ON main.%[1]s
-				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, NEW.id); END`, t.name, t.tag),
-			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_mov AFTER UPDATE OF id ON main.%[1]s WHEN OLD.id <> NEW.id
-				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, OLD.id); END`, t.name, t.tag),
-			fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_%[1]s_del AFTER DELETE ON main.%[1]s
-				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, OLD.id); END`, t.name, t.tag))
+		for _, w := range t.written(split) {
+			names = append(names, "chain_"+w+"_upd", "chain_"+w+"_mov", "chain_"+w+"_del")
+			stmts = append(stmts,
+				fmt.Sprintf(`CREATE TEMP TRIGGER chain_%[1]s_upd AFTER UPDATE ON main.%[1]s
+				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, NEW.id); END`, w, t.tag),
+				fmt.Sprintf(`CREATE TEMP TRIGGER chain_%[1]s_mov AFTER UPDATE OF id ON main.%[1]s WHEN OLD.id <> NEW.id
+				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, OLD.id); END`, w, t.tag),
+				fmt.Sprintf(`CREATE TEMP TRIGGER chain_%[1]s_del AFTER DELETE ON main.%[1]s
+				BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%[2]d, OLD.id); END`, w, t.tag))
+		}
 	}
-	stmts = append(stmts, fmt.Sprintf(`CREATE TEMP TRIGGER IF NOT EXISTS chain_events_ins AFTER INSERT ON main.events
+	names = append(names, "chain_events_ins")
+	stmts = append(stmts, fmt.Sprintf(`CREATE TEMP TRIGGER chain_events_ins AFTER INSERT ON main.events
 		BEGIN INSERT OR IGNORE INTO chain_pending VALUES (%d, 0); END`, eventsTag))
-	return stmts
+	return names, stmts
 }
 
-// chainTempObjects is how many TEMP objects chainTempSQL creates.
-var chainTempObjects = len(chainTempSQL())
-
 // ensureChainTemp creates the TEMP objects if this connection lacks them (the first
-// transaction, or a connection database/sql opened again), and returns each chained
-// table's largest id as the transaction begins.
+// transaction, or a connection database/sql opened again) or has those of another
+// schema (the migration that made practices a view: its triggers moved with the
+// renamed table), and returns each chained table's largest id as the transaction
+// begins.
 func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) (chainMarks, error) {
-	var n int
-	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_temp_master WHERE name LIKE 'chain\_%' ESCAPE '\'`).Scan(&n); err != nil {
+	var have string
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(group_concat(name, ' '), '') FROM (SELECT name FROM sqlite_temp_master
+		WHERE name LIKE 'chain\_%' ESCAPE '\' ORDER BY name)`).Scan(&have); err != nil {
 		return nil, fmt.Errorf("archive: chain: %w", err)
 	}
-	if n != chainTempObjects {
-		for _, q := range chainTempSQL() {
+	names, stmts := chainTempSQL(s.stateSplit)
+	want := slices.Clone(names)
+	sort.Strings(want)
+	if have != strings.Join(want, " ") {
+		var drop []string
+		for _, n := range strings.Fields(have) {
+			if n != "chain_pending" {
+				drop = append(drop, `DROP TRIGGER IF EXISTS temp.`+n)
+			}
+		}
+		for _, q := range drop {
+			if _, err := tx.ExecContext(ctx, q); err != nil {
+				return nil, fmt.Errorf("archive: chain: %w", err)
+			}
+		}
+		for _, q := range stmts {
 			if _, err := tx.ExecContext(ctx, q); err != nil {
 				return nil, fmt.Errorf("archive: chain: %w", err)
 			}
 		}
 	}
-	return maxIDs(ctx, tx)
+	return maxIDs(ctx, tx, s.stateSplit)
 }
 
 // chainSide is t's side columns as a select-list fragment (", ..."), once the tables
@@ -125,11 +170,11 @@ func (s *Store) chainSide(t chainedTable) string {
 type chainMarks []int64
 
 // maxIDs reads chainMarks in one query (each max(id) is one b-tree descent), in a
-// transaction or, for verify, on the read pool.
-func maxIDs(ctx context.Context, tx queryRower) (chainMarks, error) {
+// transaction or, for verify, on the read pool (split: Store.stateSplit).
+func maxIDs(ctx context.Context, tx queryRower, split bool) (chainMarks, error) {
 	var parts []string
 	for _, t := range chainedTables {
-		parts = append(parts, "(SELECT coalesce(max(id), 0) FROM main."+t.name+")")
+		parts = append(parts, "(SELECT coalesce(max(id), 0) FROM main."+t.idTable(split)+")")
 	}
 	m := make(chainMarks, len(chainedTables))
 	dest := make([]any, len(m))
@@ -210,7 +255,7 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM temp.chain_pending), (SELECT schema_version FROM pragma_schema_version())`).Scan(&pending, &schema); err != nil {
 		return fmt.Errorf("archive: chain: %w", err)
 	}
-	end, err := maxIDs(ctx, tx)
+	end, err := maxIDs(ctx, tx, s.stateSplit)
 	if err != nil {
 		return err
 	}
@@ -228,8 +273,19 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 		if err != nil {
 			return fmt.Errorf("archive: chain: %s: %w", t.name, err)
 		}
-		queries := []string{r.query("p.id", `FROM temp.chain_pending p LEFT JOIN main.`+t.name+` t ON t.id = p.id`,
-			fmt.Sprintf(`WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, t.tag, start[i]))}
+		where := fmt.Sprintf(`WHERE p.tbl = %d AND p.id <= %d ORDER BY p.id`, t.tag, start[i])
+		queries := []string{r.query("p.id", `FROM temp.chain_pending p LEFT JOIN main.`+t.name+` t ON t.id = p.id`, where)}
+		if s.stateSplit && t.rowsTable != "" {
+			// A view over a join, on the right of a LEFT JOIN, is not flattened:
+			// SQLite would build every practice of the archive to find the few
+			// written. The rows still there come by an inner join (each a key
+			// search), the rows gone by NOT EXISTS, in entries of their own.
+			queries[0] = r.query("p.id", `FROM temp.chain_pending p JOIN main.`+t.name+` t ON t.id = p.id`, where)
+			if err := sealGone(ctx, tx, t, fmt.Sprintf(`SELECT p.id FROM temp.chain_pending p WHERE p.tbl = %d AND p.id <= %d
+				AND NOT EXISTS (SELECT 1 FROM main.%s t WHERE t.id = p.id) ORDER BY p.id`, t.tag, start[i], t.name), &entries, &n); err != nil {
+				return fmt.Errorf("archive: chain: %s: %w", t.name, err)
+			}
+		}
 		if end[i] > start[i] { // rows inserted
 			queries = append(queries, r.query("t.id", `FROM main.`+t.name+` t`, fmt.Sprintf(`WHERE t.id > %d ORDER BY t.id`, start[i])))
 		}
@@ -279,6 +335,27 @@ func sealRows(ctx context.Context, tx *sql.Tx, r *chainRowReader, q string, entr
 		*entries = append(*entries, r.t.tag)
 		*entries = binary.AppendUvarint(*entries, uint64(id))
 		*entries = append(*entries, sum[:]...)
+		*n++
+	}
+	return rows.Err()
+}
+
+// sealGone appends a "deleted" entry (zeros) of t for each id q returns.
+func sealGone(ctx context.Context, tx *sql.Tx, t chainedTable, q string, entries *[]byte, n *int) error {
+	rows, err := tx.QueryContext(ctx, q)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	var zeros [32]byte
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			return err
+		}
+		*entries = append(*entries, t.tag)
+		*entries = binary.AppendUvarint(*entries, uint64(id))
+		*entries = append(*entries, zeros[:]...)
 		*n++
 	}
 	return rows.Err()

@@ -207,7 +207,7 @@ func (g *chainRowsGen) tx(tx *sql.Tx) error {
 	}
 	for i := 0; i < 1+g.r.IntN(6); i++ {
 		g.n++
-		res, err := tx.Exec(`INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id, customer_name,
+		_, err := tx.Exec(`INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id, customer_name,
 			switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents, collected_cents,
 			cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date, linked_id, data, created_at, updated_at)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
@@ -218,7 +218,10 @@ func (g *chainRowsGen) tx(tx *sql.Tx) error {
 		if err != nil {
 			return err
 		}
-		id, _ := res.LastInsertId()
+		var id int64 // an INSERT through the view's trigger leaves no last rowid
+		if err := tx.QueryRow(`SELECT max(id) FROM practice_rows`).Scan(&id); err != nil {
+			return err
+		}
 		g.practs = append(g.practs, id)
 		if g.r.IntN(3) > 0 {
 			if _, err := tx.Exec(`INSERT INTO practice_data (id, data) VALUES (?, ?)`, id, g.caseValue()); err != nil {
@@ -418,14 +421,17 @@ func BenchmarkChainRows(b *testing.B) {
 	err := s.Write(ctx, func(tx *sql.Tx) error {
 		now := TS(time.Now())
 		for i := 0; i < 20000; i++ {
-			res, err := tx.Exec(`INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, point, customer_id, customer_name,
+			_, err := tx.Exec(`INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, point, customer_id, customer_name,
 				switch_date, state, state_since, credit_cents, estimate_cents, cmor_cents, window_open, window_close, data, created_at, updated_at)
 				VALUES (?, 'uscente', 'E', '01234567890', ?, ?, 'RSSMRA80A01H501U', 'Mario Rossi', '2026-10-01', 'READY', ?, ?, ?, ?, '2026-11-01', '2026-11-30', '', ?, ?)`,
 				fmt.Sprintf("U|IT001E%08d|RSSMRA80A01H501U|2026-10-01", i), fmt.Sprintf("CPU%012d", i), fmt.Sprintf("IT001E%08d", i), now, 12345+i, 23456, 3456, now, now)
 			if err != nil {
 				return err
 			}
-			id, _ := res.LastInsertId()
+			var id int64 // an INSERT through the view's trigger leaves no last rowid
+			if err := tx.QueryRow(`SELECT max(id) FROM practice_rows`).Scan(&id); err != nil {
+				return err
+			}
 			data := make([]byte, 200)
 			for j := range data {
 				data[j] = byte(i * j)

@@ -212,6 +212,6 @@ func (s *Store) ReadyEntranteRequests(ctx context.Context, tx *sql.Tx, flow stri
 
 // SetRequestState changes a request's state (e.g. cancelled, invalid) without an answer.
 func (s *Store) SetRequestState(ctx context.Context, tx *sql.Tx, id int64, state string) error {
-	_, err := tx.ExecContext(ctx, `UPDATE requests SET state = ? WHERE id = ?`, state, id)
+	_, err := tx.ExecContext(ctx, requestStateSet, state, id)
 	return err
 }

@@ -168,19 +168,11 @@ func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h H
 	if len(p.Data) == 0 {
 		p.Data = json.RawMessage("{}")
 	}
-	r, err := tx.ExecContext(ctx, `INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
-		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
-		collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date, linked_id,
-		data, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?, ?, ?)`,
-		p.CaseKey, p.Role, p.Sector, p.CompanyPIVA, nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.Point, p.CustomerID,
-		p.CustomerName, dateText(p.SwitchDate), p.State, TS(now), int64(p.Credit), int64(p.Estimate), int64(p.Previous), int64(p.CMOR),
-		int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen), dateText(p.WindowClose),
-		dateText(p.SuspensionTerm), dateText(p.RequestDate), dateText(p.AnswerDate), p.LinkedID, rowData(p.Data), TS(now), TS(now))
+	id, err := insertPractice(ctx, tx, p, now)
 	if err != nil {
 		return fmt.Errorf("archive: create practice %s: %w", p.CaseKey, err)
 	}
-	p.ID, _ = r.LastInsertId()
+	p.ID = id
 	if err := putPracticeData(ctx, tx, p.ID, p.Data, false); err != nil {
 		return err
 	}
@@ -195,20 +187,79 @@ func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h H
 	return nil
 }
 
+// A practice is written into two tables (migration 0035): practice_rows holds what a
+// state change leaves as it is, practice_state what it writes (role, state, its
+// time, the day the request was sent, the time of the last change). Readers read the
+// view practices, which joins them under the old table's columns.
+const (
+	practiceRowInsert = `INSERT INTO practice_rows (id, case_key, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
+		customer_name, switch_date, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents, collected_cents,
+		cause_code, motivation, window_open, window_close, suspension_term, answer_date, linked_id, data, created_at)`
+	practiceRowCols     = 25
+	practiceStateInsert = `INSERT INTO practice_state (id, role, state, state_since, request_date, updated_at)`
+	practiceStateCols   = 6
+	// practiceRowSave writes the columns SavePractice saves that are in practice_rows
+	// (practiceRowSaveArgs), practiceStateSave those in practice_state.
+	practiceRowSave = `UPDATE practice_rows SET cp_utente = ?, cp_gestore = ?, customer_name = ?, credit_cents = ?,
+		estimate_cents = ?, previous_cents = ?, cmor_cents = ?, charged_cents = ?, collected_cents = ?, cause_code = ?, motivation = ?,
+		window_open = ?, window_close = ?, suspension_term = ?, answer_date = ?, linked_id = ?, data = ? WHERE id = ?`
+	practiceStateSave = `UPDATE practice_state SET request_date = ?, updated_at = ? WHERE id = ?`
+	// practiceStateSet moves a practice: state, since, updated, id.
+	practiceStateSet = `UPDATE practice_state SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`
+)
+
+// valuesOf is " VALUES (?, ...)" for n columns.
+func valuesOf(n int) string {
+	return " VALUES (" + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + ")"
+}
+
+// practiceRowArgs appends p's practice_rows values (practiceRowInsert) to args; id nil
+// takes the next rowid.
+func practiceRowArgs(args []any, id any, p *Practice, created string) []any {
+	return append(args, id, p.CaseKey, p.Sector, p.CompanyPIVA, nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.Point,
+		p.CustomerID, p.CustomerName, dateText(p.SwitchDate), int64(p.Credit), int64(p.Estimate), int64(p.Previous), int64(p.CMOR),
+		int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen), dateText(p.WindowClose),
+		dateText(p.SuspensionTerm), dateText(p.AnswerDate), nullIfZero(p.LinkedID), rowData(p.Data), created)
+}
+
+// practiceStateArgs appends p's practice_state values (practiceStateInsert) to args.
+func practiceStateArgs(args []any, id int64, p *Practice, since, updated string) []any {
+	return append(args, id, p.Role, p.State, since, dateText(p.RequestDate), updated)
+}
+
+// practiceRowSaveArgs are practiceRowSave's arguments for p.
+func practiceRowSaveArgs(p *Practice) []any {
+	return []any{nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.CustomerName, int64(p.Credit), int64(p.Estimate),
+		int64(p.Previous), int64(p.CMOR), int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen),
+		dateText(p.WindowClose), dateText(p.SuspensionTerm), dateText(p.AnswerDate), nullIfZero(p.LinkedID), rowData(p.Data), p.ID}
+}
+
+// insertPractice inserts p's two rows with the next id, which it returns.
+func insertPractice(ctx context.Context, tx *sql.Tx, p *Practice, now time.Time) (int64, error) {
+	r, err := tx.ExecContext(ctx, practiceRowInsert+valuesOf(practiceRowCols), practiceRowArgs(nil, nil, p, TS(now))...)
+	if err != nil {
+		return 0, err
+	}
+	id, err := r.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, practiceStateInsert+valuesOf(practiceStateCols), practiceStateArgs(nil, id, p, TS(now), TS(now))...); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
 // SavePractice writes every mutable column of p (not its state: use Transition).
 func (s *Store) SavePractice(ctx context.Context, tx *sql.Tx, p *Practice) error {
 	p.UpdatedAt = s.now()
 	if len(p.Data) == 0 {
 		p.Data = json.RawMessage("{}")
 	}
-	_, err := tx.ExecContext(ctx, `UPDATE practices SET cp_utente = ?, cp_gestore = ?, customer_name = ?, credit_cents = ?, estimate_cents = ?,
-		previous_cents = ?, cmor_cents = ?, charged_cents = ?, collected_cents = ?, cause_code = ?, motivation = ?, window_open = ?,
-		window_close = ?, suspension_term = ?, request_date = ?, answer_date = ?, linked_id = NULLIF(?, 0), data = ?, updated_at = ?
-		WHERE id = ?`,
-		nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.CustomerName, int64(p.Credit), int64(p.Estimate), int64(p.Previous),
-		int64(p.CMOR), int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen), dateText(p.WindowClose),
-		dateText(p.SuspensionTerm), dateText(p.RequestDate), dateText(p.AnswerDate), p.LinkedID, rowData(p.Data), TS(p.UpdatedAt), p.ID)
-	if err != nil {
+	if _, err := tx.ExecContext(ctx, practiceRowSave, practiceRowSaveArgs(p)...); err != nil {
+		return fmt.Errorf("archive: save practice %d: %w", p.ID, err)
+	}
+	if _, err := tx.ExecContext(ctx, practiceStateSave, dateText(p.RequestDate), TS(p.UpdatedAt), p.ID); err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", p.ID, err)
 	}
 	return saveCase(ctx, tx, p)
@@ -357,7 +408,7 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, p *Practice, to stri
 	if now.IsZero() {
 		now = s.now()
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`, to, TS(now), TS(now), p.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, practiceStateSet, to, TS(now), TS(now), p.ID); err != nil {
 		return fmt.Errorf("archive: transition practice %d: %w", p.ID, err)
 	}
 	h.PracticeID, h.From, h.To, h.At = p.ID, p.State, to, now
@@ -476,7 +527,7 @@ func (s *Store) PracticeByCode(ctx context.Context, tx *sql.Tx, code string) (Pr
 		}
 	}
 	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE cp_utente = ? OR cp_gestore = ?
-		OR id = (SELECT practice_id FROM requests WHERE cp_utente = ?) LIMIT 1`, code, code, code))
+		OR id = (SELECT practice_id FROM request_rows WHERE cp_utente = ?) LIMIT 1`, code, code, code))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("practice %s: %w", code, ErrNotFound)
 	}
@@ -732,6 +783,37 @@ func parsePayload(s string) (*RequestPayload, error) {
 	return p, nil
 }
 
+// A request is written into two tables (migration 0036): request_rows holds what the
+// build leaves as it is, request_state what it writes (the flow, the state, the file,
+// the time). Readers read the view requests, which joins them.
+const (
+	requestRowInsert   = `INSERT INTO request_rows (id, practice_id, cp_utente, data, payload, created_at)`
+	requestRowCols     = 6
+	requestStateInsert = `INSERT INTO request_state (id, flow, state)`
+	requestStateCols   = 3
+	// requestSent marks a request written into a file: file, time, id.
+	requestSent = `UPDATE request_state SET state = 'sent', file_id = ?, sent_at = ? WHERE id = ?`
+	// requestStateSet: state, id; requestDataSet: data, id.
+	requestStateSet = `UPDATE request_state SET state = ? WHERE id = ?`
+	requestDataSet  = `UPDATE request_rows SET data = ? WHERE id = ?`
+)
+
+// insertRequest inserts r's two rows with the next id, which it returns.
+func insertRequest(ctx context.Context, tx *sql.Tx, r *Request, data, created string) (int64, error) {
+	res, err := tx.ExecContext(ctx, requestRowInsert+valuesOf(requestRowCols), nil, r.PracticeID, r.CPUtente, data, "", created)
+	if err != nil {
+		return 0, err
+	}
+	id, err := res.LastInsertId()
+	if err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, requestStateInsert+valuesOf(requestStateCols), id, r.Flow, r.State); err != nil {
+		return 0, err
+	}
+	return id, nil
+}
+
 // CreateRequest records a request ready to be written into a flow file.
 func (s *Store) CreateRequest(ctx context.Context, tx *sql.Tx, r *Request) error {
 	if r.State == "" {
@@ -739,12 +821,11 @@ func (s *Store) CreateRequest(ctx context.Context, tx *sql.Tx, r *Request) error
 	}
 	data, _ := json.Marshal(nonNil(r.Data))
 	now := s.now()
-	res, err := tx.ExecContext(ctx, `INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, '', ?)`,
-		r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
+	id, err := insertRequest(ctx, tx, r, string(data), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
-	r.ID, _ = res.LastInsertId()
+	r.ID = id
 	if err := putRequestPayload(ctx, tx, r.ID, payloadText(r.Payload), false); err != nil {
 		return err
 	}
@@ -817,20 +898,24 @@ func (s *Store) Requests(ctx context.Context, tx *sql.Tx, practiceID int64, flow
 
 // MarkRequestSent records that a request was written into a built flow file.
 func (s *Store) MarkRequestSent(ctx context.Context, tx *sql.Tx, id, fileID int64, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id = ?`, fileID, TS(at), id)
+	_, err := tx.ExecContext(ctx, requestSent, fileID, TS(at), id)
 	return err
 }
 
 // AnswerRequest records the SII's answer to a request.
 func (s *Store) AnswerRequest(ctx context.Context, tx *sql.Tx, id int64, state, cause, motivation string, at time.Time) error {
-	_, err := tx.ExecContext(ctx, `UPDATE requests SET state = ?, cause_code = ?, motivation = ?, answered_at = ? WHERE id = ?`,
-		state, cause, motivation, TS(at), id)
+	if _, err := tx.ExecContext(ctx, requestStateSet, state, id); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, `UPDATE request_rows SET cause_code = ?, motivation = ?, answered_at = ? WHERE id = ?`,
+		cause, motivation, TS(at), id)
 	return err
 }
 
-// CountByState returns "STATE n, STATE n, ..." over all practices, per role.
+// CountByState returns "STATE n, STATE n, ..." over all practices, per role (from
+// practice_state alone: its index counts them, where the view would join each).
 func (s *Store) CountByState(ctx context.Context) (string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT role, state, count(*) FROM practices GROUP BY role, state ORDER BY role DESC, state`)
+	rows, err := s.r.QueryContext(ctx, `SELECT role, state, count(*) FROM practice_state GROUP BY role, state ORDER BY role DESC, state`)
 	if err != nil {
 		return "", err
 	}

@@ -79,7 +79,7 @@ func (f PracticeFilter) where() (string, []any) {
 	if f.CPUtente != "" {
 		// A follow-up request (annulment, suspension...) has its own CP_UTENTE: a person
 		// quoting it means the practice it belongs to.
-		conds = append(conds, "(cp_utente = ? OR id IN (SELECT practice_id FROM requests WHERE cp_utente = ?))")
+		conds = append(conds, "(cp_utente = ? OR id IN (SELECT practice_id FROM request_rows WHERE cp_utente = ?))")
 		args = append(args, f.CPUtente, f.CPUtente)
 	}
 	var states []string
@@ -403,30 +403,35 @@ func (s *Store) ExplainPractices(ctx context.Context, f PracticeFilter) ([]strin
 // daemon creates practices with CreatePractice, which records their history.
 func (s *Store) BulkLoadPractices(ctx context.Context, n int, gen func(i int) Practice) error {
 	return s.Write(ctx, func(tx *sql.Tx) error {
-		st, err := tx.PrepareContext(ctx, `INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point,
-			customer_id, customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents,
-			charged_cents, collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date,
-			answer_date, data, created_at, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+		st, err := tx.PrepareContext(ctx, practiceRowInsert+valuesOf(practiceRowCols))
 		if err != nil {
 			return fmt.Errorf("archive: bulk load: %w", err)
 		}
 		defer st.Close()
+		stState, err := tx.PrepareContext(ctx, practiceStateInsert+valuesOf(practiceStateCols))
+		if err != nil {
+			return fmt.Errorf("archive: bulk load: %w", err)
+		}
+		defer stState.Close()
 		for i := 0; i < n; i++ {
 			p := gen(i)
 			if len(p.Data) == 0 {
 				p.Data = []byte("{}")
 			}
 			ts := TS(p.CreatedAt)
-			if _, err := st.ExecContext(ctx, p.CaseKey, p.Role, p.Sector, p.CompanyPIVA, nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore),
-				p.Point, p.CustomerID, p.CustomerName, dateText(p.SwitchDate), p.State, ts, int64(p.Credit), int64(p.Estimate),
-				int64(p.Previous), int64(p.CMOR), int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation,
-				dateText(p.WindowOpen), dateText(p.WindowClose), dateText(p.SuspensionTerm), dateText(p.RequestDate),
-				dateText(p.AnswerDate), rowData(p.Data), ts, ts); err != nil {
+			r, err := st.ExecContext(ctx, practiceRowArgs(nil, nil, &p, ts)...)
+			if err != nil {
+				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
+			}
+			id, err := r.LastInsertId()
+			if err != nil {
+				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
+			}
+			if _, err := stState.ExecContext(ctx, practiceStateArgs(nil, id, &p, ts, ts)...); err != nil {
 				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
 			}
 			if hasCase(p.Data) {
-				if _, err := tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (last_insert_rowid(), ?)`, caseValue(p.Data)); err != nil {
+				if _, err := tx.ExecContext(ctx, `INSERT INTO practice_data (id, data) VALUES (?, ?)`, id, caseValue(p.Data)); err != nil {
 					return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
 				}
 			}

@@ -183,7 +183,7 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		{PracticeFilter{AnswerFrom: flows.D(2025, 1, 1), AnswerTo: flows.D(2025, 1, 31)}, "practices_answer"},
 		{PracticeFilter{AmountMin: &big, AmountMax: &big}, "practices_cmor"},
 		{PracticeFilter{SwitchFrom: flows.D(2025, 1, 1), SwitchTo: flows.D(2025, 1, 31)}, "practices_switch"},
-		{PracticeFilter{CPUtente: "E250000001"}, "sqlite_autoindex_practices"},
+		{PracticeFilter{CPUtente: "E250000001"}, "sqlite_autoindex_practice_rows"},
 		{PracticeFilter{HasOpenException: &yes}, "exceptions_practice"},
 	}
 	for _, tt := range tests {

@@ -43,6 +43,10 @@ type Store struct {
 	// sideData: a practice's case is in practice_data (migration 0031 applied, or
 	// being applied).
 	sideData bool
+	// stateSplit: practices is a view over practice_rows and practice_state
+	// (migration 0035 applied): the chain's triggers and largest ids go to the
+	// tables (chainedTable.rowsTable).
+	stateSplit bool
 	// chainReaders: the state chain's row readers on the writer, by table tag, for
 	// the schema they were built on (chainSchema, and sideData as it was); only
 	// sealTx uses them, on the one writer connection. Dropped when a write fails: a
@@ -222,6 +226,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	s.sideData = applied > 0
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, stateSplitMigration).Scan(&applied); err != nil {
+		return err
+	}
+	s.stateSplit = applied > 0
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
 		var n int
@@ -257,13 +265,14 @@ func (s *Store) applyMigration(ctx context.Context, base, body string) (err erro
 	if err != nil {
 		return fmt.Errorf("archive: begin: %w", err)
 	}
+	wasChained, wasSplit := s.chained, s.stateSplit
 	defer func() {
 		if err != nil {
 			s.dropChainReaders()
+			s.stateSplit = wasSplit
 			_ = tx.Rollback()
 		}
 	}()
-	wasChained := s.chained
 	var marks chainMarks
 	var before string
 	if wasChained {
@@ -279,6 +288,12 @@ func (s *Store) applyMigration(ctx context.Context, base, body string) (err erro
 	}
 	if _, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, TS(time.Now())); err != nil {
 		return err
+	}
+	if base == stateSplitMigration {
+		// practices is a view from here on: the seal below reads it as one (by an
+		// inner join), and the next transaction's TEMP triggers go to its tables.
+		// Put back if this transaction rolls back.
+		s.stateSplit = true
 	}
 	reseal := false
 	switch {
@@ -375,6 +390,10 @@ const chainMigration = "0030_chain"
 
 // sideDataMigration is the migration that moves a practice's case into practice_data.
 const sideDataMigration = "0031_practice_data"
+
+// stateSplitMigration is the migration that makes practices a view over practice_rows
+// and practice_state.
+const stateSplitMigration = "0035_practice_state"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
 // so that text order is time order.

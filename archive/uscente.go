@@ -25,6 +25,8 @@ type PracticeStmts struct {
 	insHistory, insLink, insRequest, codeUsed *sql.Stmt
 	setState, markSent, setRequest, readSeq   *sql.Stmt
 	setRequestDate                            *sql.Stmt
+	insPracticeState, savePracticeState       *sql.Stmt
+	insRequestState, setRequestData           *sql.Stmt
 	seqs                                      map[string]int64 // sequence name → next value, written back by Close
 	seqDirty                                  map[string]bool
 	now                                       func() time.Time
@@ -77,25 +79,22 @@ func (s *Store) PreparePractices(ctx context.Context, tx *sql.Tx) (*PracticeStmt
 	// range keeps the lookup on the case_key index.
 	p.latestByKey = prep(practiceSelect + ` WHERE case_key = ?1 OR (case_key > ?1 || '#' AND case_key < ?1 || '$') ORDER BY id DESC LIMIT 1`)
 	p.byID = prep(practiceSelect + ` WHERE id = ?`)
-	p.insPractice = prep(`INSERT INTO practices (case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
-		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
-		collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date, linked_id,
-		data, created_at, updated_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULLIF(?, 0), ?, ?, ?)`)
-	p.savePractice = prep(`UPDATE practices SET cp_utente = ?, cp_gestore = ?, customer_name = ?, credit_cents = ?, estimate_cents = ?,
-		previous_cents = ?, cmor_cents = ?, charged_cents = ?, collected_cents = ?, cause_code = ?, motivation = ?, window_open = ?,
-		window_close = ?, suspension_term = ?, request_date = ?, answer_date = ?, linked_id = NULLIF(?, 0), data = ?, updated_at = ?
-		WHERE id = ?`)
+	p.insPractice = prep(practiceRowInsert + valuesOf(practiceRowCols))
+	p.insPracticeState = prep(practiceStateInsert + valuesOf(practiceStateCols))
+	p.savePractice = prep(practiceRowSave)
+	p.savePracticeState = prep(practiceStateSave)
 	p.insHistory = prep(`INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note, link)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
 	p.insLink = prep(`INSERT OR IGNORE INTO practice_files (practice_id, file_id, relation, line) VALUES (?, ?, ?, ?)`)
-	p.insRequest = prep(`INSERT INTO requests (practice_id, flow, cp_utente, state, data, payload, created_at) VALUES (?, ?, ?, ?, ?, '', ?)`)
-	p.codeUsed = prep(`SELECT EXISTS (SELECT 1 FROM practices WHERE cp_utente = ?1) OR EXISTS (SELECT 1 FROM requests WHERE cp_utente = ?1)`)
-	p.setState = prep(`UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`)
-	p.markSent = prep(`UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id = ?`)
-	p.setRequest = prep(`UPDATE requests SET state = ?, data = ? WHERE id = ?`)
+	p.insRequest = prep(requestRowInsert + valuesOf(requestRowCols))
+	p.insRequestState = prep(requestStateInsert + valuesOf(requestStateCols))
+	p.codeUsed = prep(`SELECT EXISTS (SELECT 1 FROM practice_rows WHERE cp_utente = ?1) OR EXISTS (SELECT 1 FROM request_rows WHERE cp_utente = ?1)`)
+	p.setState = prep(practiceStateSet)
+	p.markSent = prep(requestSent)
+	p.setRequest = prep(requestStateSet)
+	p.setRequestData = prep(requestDataSet)
 	p.readSeq = prep(`SELECT next FROM sequences WHERE name = ?`)
-	p.setRequestDate = prep(`UPDATE practices SET request_date = ?, updated_at = ? WHERE id = ?`)
+	p.setRequestDate = prep(practiceStateSave)
 	if err != nil {
 		p.Close(ctx)
 		return nil, fmt.Errorf("archive: prepare practice statements: %w", err)
@@ -128,7 +127,7 @@ func (p *PracticeStmts) Close(ctx context.Context) error {
 	}
 	p.bulk = nil
 	for _, st := range []*sql.Stmt{p.byKey, p.latestByKey, p.byID, p.insPractice, p.savePractice, p.insHistory, p.insLink, p.insRequest,
-		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate} {
+		p.codeUsed, p.setState, p.markSent, p.setRequest, p.readSeq, p.setRequestDate, p.insPracticeState, p.savePracticeState, p.insRequestState, p.setRequestData} {
 		if st != nil {
 			st.Close()
 		}
@@ -213,8 +212,8 @@ func (p *PracticeStmts) codeUsedAhead(ctx context.Context, seqName string, seq i
 		for i, c := range codes {
 			args[i] = c
 		}
-		rows, err := p.tx.QueryContext(ctx, `SELECT cp_utente FROM practices WHERE cp_utente IN (`+list+`)
-			UNION SELECT cp_utente FROM requests WHERE cp_utente IN (`+list+`)`, append(args, args...)...)
+		rows, err := p.tx.QueryContext(ctx, `SELECT cp_utente FROM practice_rows WHERE cp_utente IN (`+list+`)
+			UNION SELECT cp_utente FROM request_rows WHERE cp_utente IN (`+list+`)`, append(args, args...)...)
 		if err != nil {
 			return false, fmt.Errorf("archive: codes in use: %w", err)
 		}
@@ -302,15 +301,14 @@ func (p *PracticeStmts) Create(ctx context.Context, pr *Practice, h HistoryEntry
 	if len(pr.Data) == 0 {
 		pr.Data = json.RawMessage("{}")
 	}
-	r, err := p.insPractice.ExecContext(ctx, pr.CaseKey, pr.Role, pr.Sector, pr.CompanyPIVA, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore),
-		pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, TS(now), int64(pr.Credit), int64(pr.Estimate),
-		int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
-		dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), pr.LinkedID,
-		rowData(pr.Data), TS(now), TS(now))
+	r, err := p.insPractice.ExecContext(ctx, practiceRowArgs(nil, nil, pr, TS(now))...)
 	if err != nil {
 		return fmt.Errorf("archive: create practice %s: %w", pr.CaseKey, err)
 	}
 	pr.ID, _ = r.LastInsertId()
+	if _, err := p.insPracticeState.ExecContext(ctx, practiceStateArgs(nil, pr.ID, pr, TS(now), TS(now))...); err != nil {
+		return fmt.Errorf("archive: create practice %s: %w", pr.CaseKey, err)
+	}
 	if err := putPracticeData(ctx, p.tx, pr.ID, pr.Data, false); err != nil {
 		return err
 	}
@@ -334,11 +332,10 @@ func (p *PracticeStmts) Save(ctx context.Context, pr *Practice) error {
 	if len(pr.Data) == 0 {
 		pr.Data = json.RawMessage("{}")
 	}
-	_, err := p.savePractice.ExecContext(ctx, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore), pr.CustomerName, int64(pr.Credit),
-		int64(pr.Estimate), int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation,
-		dateText(pr.WindowOpen), dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate),
-		pr.LinkedID, rowData(pr.Data), TS(pr.UpdatedAt), pr.ID)
-	if err != nil {
+	if _, err := p.savePractice.ExecContext(ctx, practiceRowSaveArgs(pr)...); err != nil {
+		return fmt.Errorf("archive: save practice %d: %w", pr.ID, err)
+	}
+	if _, err := p.savePracticeState.ExecContext(ctx, dateText(pr.RequestDate), TS(pr.UpdatedAt), pr.ID); err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", pr.ID, err)
 	}
 	return saveCase(ctx, p.tx, pr)
@@ -406,11 +403,14 @@ func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
 	}
 	data, _ := json.Marshal(nonNil(r.Data))
 	now := p.now()
-	res, err := p.insRequest.ExecContext(ctx, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), TS(now))
+	res, err := p.insRequest.ExecContext(ctx, nil, r.PracticeID, r.CPUtente, string(data), "", TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
 	r.ID, _ = res.LastInsertId()
+	if _, err := p.insRequestState.ExecContext(ctx, r.ID, r.Flow, r.State); err != nil {
+		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
+	}
 	if err := putRequestPayload(ctx, p.tx, r.ID, payloadText(r.Payload), false); err != nil {
 		return err
 	}
@@ -425,7 +425,10 @@ func (p *PracticeStmts) SetRequest(ctx context.Context, id int64, state string, 
 		return err
 	}
 	b, _ := json.Marshal(nonNil(data))
-	_, err := p.setRequest.ExecContext(ctx, state, string(b), id)
+	if _, err := p.setRequest.ExecContext(ctx, state, id); err != nil {
+		return err
+	}
+	_, err := p.setRequestData.ExecContext(ctx, string(b), id)
 	return err
 }
 
@@ -605,7 +608,7 @@ func (p *PracticeStmts) SetStateAll(ctx context.Context, ids []int64, to string,
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := p.tx.ExecContext(ctx, `UPDATE practices SET state = ?, state_since = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
+	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
 		to, TS(at), TS(at), idList(ids))
 	if err != nil {
 		return fmt.Errorf("archive: practices to %s: %w", to, err)
@@ -625,7 +628,7 @@ func (p *PracticeStmts) SetRequestDateAll(ctx context.Context, prs []*Practice, 
 		pr.RequestDate, pr.UpdatedAt = day, now
 		ids[i] = pr.ID
 	}
-	_, err := p.tx.ExecContext(ctx, `UPDATE practices SET request_date = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
+	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET request_date = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
 		dateText(day), TS(now), idList(ids))
 	return err
 }
@@ -641,7 +644,7 @@ func (p *PracticeStmts) SendAll(ctx context.Context, prs []*Practice, to string,
 		pr.State, pr.StateSince, pr.RequestDate, pr.UpdatedAt = to, at, day, at
 		ids[i] = pr.ID
 	}
-	_, err := p.tx.ExecContext(ctx, `UPDATE practices SET state = ?, state_since = ?, request_date = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
+	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, request_date = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
 		to, TS(at), dateText(day), TS(at), idList(ids))
 	if err != nil {
 		return fmt.Errorf("archive: practices to %s: %w", to, err)
@@ -654,7 +657,7 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := p.tx.ExecContext(ctx, `UPDATE requests SET state = 'sent', file_id = ?, sent_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
+	_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?, sent_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
 		fileID, TS(at), idList(ids))
 	return err
 }
@@ -671,14 +674,14 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h HistoryEntry, req *Request) error {
 	if len(p.queue) == 0 {
 		// Prepared once per job (bulkStmt): asked again each time the queue starts.
-		maxPractice, err := p.bulkStmt(ctx, `SELECT coalesce(max(id), 0) + 1 FROM practices`)
+		maxPractice, err := p.bulkStmt(ctx, `SELECT coalesce(max(id), 0) + 1 FROM practice_rows`)
 		if err != nil {
 			return fmt.Errorf("archive: practice ids: %w", err)
 		}
 		if err := maxPractice.QueryRowContext(ctx).Scan(&p.nextPracticeID); err != nil {
 			return fmt.Errorf("archive: practice ids: %w", err)
 		}
-		maxRequest, err := p.bulkStmt(ctx, `SELECT coalesce(max(id), 0) + 1 FROM requests`)
+		maxRequest, err := p.bulkStmt(ctx, `SELECT coalesce(max(id), 0) + 1 FROM request_rows`)
 		if err != nil {
 			return fmt.Errorf("archive: request ids: %w", err)
 		}
@@ -727,7 +730,8 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	p.queue = p.queue[:0]
 	clear(p.queuedKeys)
 	clear(p.queuedCodes)
-	args := make([]any, 0, len(q)*30)
+	args := make([]any, 0, len(q)*practiceRowCols)
+	stateArgs := make([]any, 0, len(q)*practiceStateCols)
 	var dataArgs []any
 	// A bulk job's practices and requests are made at one time (the job's clock):
 	// its text is formatted once, not three times a practice.
@@ -742,26 +746,23 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	for _, e := range q {
 		pr := e.pr
 		created := ts(pr.CreatedAt)
-		args = append(args, pr.ID, pr.CaseKey, pr.Role, pr.Sector, pr.CompanyPIVA, nullIfEmpty(pr.CPUtente), nullIfEmpty(pr.CPGestore),
-			pr.Point, pr.CustomerID, pr.CustomerName, dateText(pr.SwitchDate), pr.State, created, int64(pr.Credit), int64(pr.Estimate),
-			int64(pr.Previous), int64(pr.CMOR), int64(pr.Charged), int64(pr.Collected), pr.CauseCode, pr.Motivation, dateText(pr.WindowOpen),
-			dateText(pr.WindowClose), dateText(pr.SuspensionTerm), dateText(pr.RequestDate), dateText(pr.AnswerDate), nullIfZero(pr.LinkedID),
-			rowData(pr.Data), created, created)
+		args = practiceRowArgs(args, pr.ID, pr, created)
+		stateArgs = practiceStateArgs(stateArgs, pr.ID, pr, created, created)
 		if hasCase(pr.Data) {
 			dataArgs = append(dataArgs, pr.ID, caseValue(pr.Data))
 		}
 	}
-	if err := p.insertRows(ctx, `INSERT INTO practices (id, case_key, role, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
-		customer_name, switch_date, state, state_since, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
-		collected_cents, cause_code, motivation, window_open, window_close, suspension_term, request_date, answer_date, linked_id,
-		data, created_at, updated_at)`, 30, args); err != nil {
+	if err := p.insertRows(ctx, practiceRowInsert, practiceRowCols, args); err != nil {
+		return fmt.Errorf("archive: create practices %s ...: %w", q[0].pr.CaseKey, err)
+	}
+	if err := p.insertRows(ctx, practiceStateInsert, practiceStateCols, stateArgs); err != nil {
 		return fmt.Errorf("archive: create practices %s ...: %w", q[0].pr.CaseKey, err)
 	}
 	if err := p.insertRows(ctx, `INSERT INTO practice_data (id, data)`, 2, dataArgs); err != nil {
 		return fmt.Errorf("archive: cases of practices %s ...: %w", q[0].pr.CaseKey, err)
 	}
 	hs := make([]HistoryEntry, len(q))
-	var reqArgs, payloadArgs []any
+	var reqArgs, reqStateArgs, payloadArgs []any
 	for i, e := range q {
 		hs[i] = e.h
 		if e.h.FileID != 0 && e.h.Link == "" {
@@ -771,7 +772,8 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		}
 		if r := e.req; r != nil {
 			data, _ := json.Marshal(nonNil(r.Data))
-			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.Flow, r.CPUtente, r.State, string(data), "", ts(r.CreatedAt))
+			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.CPUtente, string(data), "", ts(r.CreatedAt))
+			reqStateArgs = append(reqStateArgs, r.ID, r.Flow, r.State)
 			if text := payloadText(r.Payload); text != "" {
 				payloadArgs = append(payloadArgs, r.ID, text)
 			}
@@ -780,7 +782,10 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 	if err := p.HistoryAll(ctx, hs); err != nil {
 		return err
 	}
-	if err := p.insertRows(ctx, `INSERT INTO requests (id, practice_id, flow, cp_utente, state, data, payload, created_at)`, 8, reqArgs); err != nil {
+	if err := p.insertRows(ctx, requestRowInsert, requestRowCols, reqArgs); err != nil {
+		return fmt.Errorf("archive: requests: %w", err)
+	}
+	if err := p.insertRows(ctx, requestStateInsert, requestStateCols, reqStateArgs); err != nil {
 		return fmt.Errorf("archive: requests: %w", err)
 	}
 	if err := p.insertRows(ctx, `INSERT INTO request_payloads (id, payload)`, 2, payloadArgs); err != nil {
@@ -810,7 +815,7 @@ func (p *PracticeStmts) ExistingKeys(ctx context.Context, keys []string) (map[st
 	found := map[string]bool{}
 	for len(keys) > 0 {
 		n := min(len(keys), 4*bulkRows)
-		text := `SELECT case_key FROM practices WHERE case_key IN (` + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
+		text := `SELECT case_key FROM practice_rows WHERE case_key IN (` + strings.TrimSuffix(strings.Repeat("?, ", n), ", ") + `)`
 		st, err := p.bulkStmt(ctx, text)
 		if err != nil {
 			return nil, err

@@ -98,7 +98,7 @@ func (s *Store) verifyState(ctx context.Context, rep *VerifyReport, anchor *Anch
 	slots := map[byte][]chainSlot{}
 	// Sized once from each table's largest id: grown by append, the slices of a
 	// million rows would at times hold twice that (verify runs inside the daemon too).
-	if marks, err := maxIDs(ctx, s.r); err == nil {
+	if marks, err := maxIDs(ctx, s.r, s.stateSplit); err == nil {
 		for i, t := range chainedTables {
 			if maxID := marks[i]; maxID >= 0 && maxID < 1<<32 {
 				slots[t.tag] = make([]chainSlot, maxID+1)
