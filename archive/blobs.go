@@ -30,7 +30,8 @@ import (
 // content, says which form a file is in: a plain blob whose content happens to be a
 // zstd stream is never decompressed. Blobs written before compression (all plain) are
 // read as they are, with no migration. If both forms exist (a downgrade to a version
-// that wrote the plain one, then an upgrade), the plain one is read; verify checks both.
+// that wrote the plain one, then an upgrade), the plain one is read when it holds the
+// content, else the compressed one; verify checks both and reports a damaged one.
 type BlobStore struct {
 	root string
 	tmp  string
@@ -434,13 +435,30 @@ func (b *BlobStore) PutFile(path string) (hash string, size int64, err error) {
 // Open opens a blob for reading its original content, decompressing it if stored
 // compressed. A compressed blob found damaged while reading (a corrupt or truncated
 // stream, a checksum that differs) fails the read with an error naming its file.
-func (b *BlobStore) Open(hash string) (io.ReadCloser, error) {
+//
+// When both forms exist, the plain one is read only if it holds the content (checked
+// here, in that rare case only: its size, then its SHA-256), else the compressed one:
+// a damaged plain copy beside an intact compressed one must not hide it.
+func (b *BlobStore) Open(hash string) (io.ReadCloser, error) { return b.open(hash, -1) }
+
+// open is Open; size is the content's size when the index knows it, else -1.
+func (b *BlobStore) open(hash string, size int64) (io.ReadCloser, error) {
 	if hash == "" { // a file refused unread has no content (the path would name the store's root)
 		return nil, fmt.Errorf("archive: no content: %w", os.ErrNotExist)
 	}
 	f, err := os.Open(b.plainPath(hash))
 	if err == nil {
-		return f, nil
+		if _, zerr := os.Lstat(b.zstPath(hash)); zerr != nil || b.plainHolds(f, hash, size) {
+			return f, nil
+		}
+		// The plain copy is damaged: the compressed one is read (and checked as it
+		// is read). Should it be gone meanwhile, the plain one is all there is.
+		zf, zerr := os.Open(b.zstPath(hash))
+		if zerr != nil {
+			return f, nil
+		}
+		f.Close()
+		return newZstdReader(zf)
 	}
 	if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("archive: blob %s: %w", short(hash), err)
@@ -455,6 +473,20 @@ func (b *BlobStore) Open(hash string) (io.ReadCloser, error) {
 	return newZstdReader(f)
 }
 
+// plainHolds reports whether the plain file f holds the blob's content (size -1: the
+// index's size is not known, the file's own is taken), and leaves f at its start.
+func (b *BlobStore) plainHolds(f *os.File, hash string, size int64) bool {
+	st, err := f.Stat()
+	if err != nil || (size >= 0 && st.Size() != size) {
+		return false
+	}
+	ok := checkFile(f, hash, st.Size(), false) == nil
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return false
+	}
+	return ok
+}
+
 // OpenSized is Open for a blob whose size the index knows (File.Size): the reader
 // gives at most size bytes, failing, with an error naming the blob, on a content that
 // goes on past them or ends before them. Readers of archived files use it, so that a
@@ -462,7 +494,7 @@ func (b *BlobStore) Open(hash string) (io.ReadCloser, error) {
 // can neither fill a reader's memory (a publish reads the content whole) nor pass for
 // the archived content; and a shortened one is not read as a whole file.
 func (b *BlobStore) OpenSized(hash string, size int64) (io.ReadCloser, error) {
-	rc, err := b.Open(hash)
+	rc, err := b.open(hash, size)
 	if err != nil {
 		return nil, err
 	}

@@ -231,24 +231,33 @@ func TestBlobLegacyPlainStaysReadable(t *testing.T) {
 }
 
 // TestBlobBothForms: when a blob exists in both forms (a downgrade to a version that
-// wrote the plain one, then an upgrade), readers read the plain one, verify checks
-// both and names the damaged one, and a Put of the content repairs a plain copy of
-// the wrong size in place.
+// wrote the plain one, then an upgrade), readers (Open, OpenSized) read the form that
+// holds the content — the plain one when it does, the compressed one when the plain
+// one is damaged (edited, truncated, grown) — verify checks both and names the damaged
+// one, and a Put of the content repairs a plain copy of the wrong size in place.
 func TestBlobBothForms(t *testing.T) {
 	content := csvLike(512 << 10)
+	edited := bytes.Clone(content)
+	edited[1000] ^= 1
 	tests := []struct {
-		name   string
-		plain  []byte // the plain copy written beside the compressed one
-		damage func(t *testing.T, b *BlobStore, hash string)
-		read   []byte // what Open gives
-		check  []string
+		name    string
+		plain   []byte // the plain copy written beside the compressed one
+		damage  func(t *testing.T, b *BlobStore, hash string)
+		readErr string // what reading says, "" reads content
+		check   []string
 	}{
-		{name: "both whole", plain: content, read: content},
-		{name: "plain damaged", plain: append([]byte("forged "), content[7:]...), read: append([]byte("forged "), content[7:]...),
-			check: []string{"content changed", "blob "}},
-		{name: "compressed damaged", plain: content, read: content, damage: func(t *testing.T, b *BlobStore, hash string) {
+		{name: "both whole"},
+		{name: "plain edited, same size", plain: edited, check: []string{"content changed", "blob "}},
+		{name: "plain forged", plain: append([]byte("forged "), content[7:]...), check: []string{"content changed", "blob "}},
+		{name: "plain truncated", plain: content[:len(content)/2], check: []string{"content changed", "blob "}},
+		{name: "plain grown", plain: append(bytes.Clone(content), "more"...), check: []string{"holds more than"}},
+		{name: "plain empty", plain: []byte{}, check: []string{"blob "}},
+		{name: "compressed damaged", damage: func(t *testing.T, b *BlobStore, hash string) {
 			flipByte(t, b.zstPath(hash))
 		}, check: []string{".zst", "damaged compressed content"}},
+		{name: "both damaged", plain: edited, damage: func(t *testing.T, b *BlobStore, hash string) {
+			flipByte(t, b.zstPath(hash))
+		}, readErr: "damaged compressed content", check: []string{"content changed", ".zst", "damaged compressed content"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -260,7 +269,11 @@ func TestBlobBothForms(t *testing.T) {
 			if _, compressed, _ := b.StoredFile(hash); !compressed {
 				t.Fatal("the content was not stored compressed")
 			}
-			if err := os.WriteFile(b.plainPath(hash), tt.plain, 0o444); err != nil {
+			plain := tt.plain
+			if plain == nil {
+				plain = content
+			}
+			if err := os.WriteFile(b.plainPath(hash), plain, 0o444); err != nil {
 				t.Fatal(err)
 			}
 			if tt.damage != nil {
@@ -269,8 +282,27 @@ func TestBlobBothForms(t *testing.T) {
 			if p, compressed, _ := b.StoredFile(hash); compressed || p != b.plainPath(hash) {
 				t.Errorf("StoredFile %s (compressed %v), want the plain one", p, compressed)
 			}
-			if got := readBlob(t, b, hash); !bytes.Equal(got, tt.read) {
-				t.Errorf("Open read %.20q…, want %.20q…", got, tt.read)
+			for _, open := range []struct {
+				name string
+				open func() (io.ReadCloser, error)
+			}{
+				{"Open", func() (io.ReadCloser, error) { return b.Open(hash) }},
+				{"OpenSized", func() (io.ReadCloser, error) { return b.OpenSized(hash, size) }},
+			} {
+				rc, err := open.open()
+				var got []byte
+				if err == nil {
+					got, err = io.ReadAll(rc)
+					rc.Close()
+				}
+				switch {
+				case tt.readErr == "" && err != nil:
+					t.Errorf("%s: %v, want the content", open.name, err)
+				case tt.readErr == "" && !bytes.Equal(got, content):
+					t.Errorf("%s read %d bytes %.20q…, want the content (%d bytes)", open.name, len(got), got, len(content))
+				case tt.readErr != "" && (err == nil || !strings.Contains(err.Error(), tt.readErr)):
+					t.Errorf("%s: error %v, want one with %q", open.name, err, tt.readErr)
+				}
 			}
 			err = b.Check(hash, size)
 			if len(tt.check) == 0 && err != nil {

@@ -27,6 +27,10 @@ import (
 //go:embed migrations/*.sql
 var migrationFS embed.FS
 
+// migrationSource is where migrate reads the migrations it applies: cmord's own; a
+// test puts its own after them.
+var migrationSource fs.ReadFileFS = migrationFS
+
 // Store is an open state directory.
 type Store struct {
 	dir   string
@@ -204,7 +208,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)`); err != nil {
 		return fmt.Errorf("archive: migrations table: %w", err)
 	}
-	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	names, err := fs.Glob(migrationSource, "migrations/*.sql")
 	if err != nil {
 		return err
 	}
@@ -235,7 +239,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		if n > 0 {
 			continue
 		}
-		body, err := migrationFS.ReadFile(name)
+		body, err := migrationSource.ReadFile(name)
 		if err != nil {
 			return err
 		}
@@ -244,58 +248,98 @@ func (s *Store) migrate(ctx context.Context) error {
 			// practices with their case from the new table, as every seal after it.
 			s.sideData = true
 		}
-		var before string
-		if s.chained {
-			if before, err = s.chainedColumns(ctx); err != nil {
-				return err
-			}
-		}
-		err = s.Write(ctx, func(tx *sql.Tx) error {
-			if _, err := tx.ExecContext(ctx, string(body)); err != nil {
-				return fmt.Errorf("archive: migration %s: %w", base, err)
-			}
-			_, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, TS(time.Now()))
+		if err := s.applyMigration(ctx, base, string(body)); err != nil {
 			return err
-		})
-		if err != nil {
-			return err
-		}
-		if base == stateSplitMigration {
-			// Committed: practices is a view from now on, and the next
-			// transaction's TEMP triggers go to its tables.
-			s.stateSplit = true
-		}
-		reseal := false
-		switch {
-		case base == chainMigration:
-			// The rows from before the chain: sealed as they are by its first
-			// record. Only right after the migration: were the chain emptied
-			// later, sealing again would launder whatever was done meanwhile.
-			s.chained, reseal = true, true
-		case s.chained:
-			// A migration that changed a chained table's columns (a column with a
-			// non-empty default, a rebuilt table) changes its rows' hashes: cmord's
-			// own upgrade, sealed as such.
-			after, err := s.chainedColumns(ctx)
-			if err != nil {
-				return err
-			}
-			reseal = chainedColumnsChanged(before, after)
-		}
-		if reseal {
-			if err := s.Write(ctx, func(tx *sql.Tx) error { return sealAll(ctx, tx) }); err != nil {
-				return err
-			}
 		}
 	}
 	return nil
 }
 
+// applyMigration applies one migration and, when it needs one, the chain's reseal,
+// in one transaction: both commit or neither does. Sealed in a transaction of their
+// own, a kill -9 between the two commits left the migrated rows unsealed for good
+// (the migration is not run again), and `archive verify` reported them as changed
+// behind cmord's back.
+func (s *Store) applyMigration(ctx context.Context, base, body string) (err error) {
+	tx, err := s.w.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("archive: begin: %w", err)
+	}
+	wasChained, wasSplit := s.chained, s.stateSplit
+	defer func() {
+		if err != nil {
+			s.dropChainReaders()
+			s.stateSplit = wasSplit
+			_ = tx.Rollback()
+		}
+	}()
+	var marks chainMarks
+	var before string
+	if wasChained {
+		if marks, err = s.ensureChainTemp(ctx, tx); err != nil {
+			return err
+		}
+		if before, err = chainedColumns(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if _, err = tx.ExecContext(ctx, body); err != nil {
+		return fmt.Errorf("archive: migration %s: %w", base, err)
+	}
+	if _, err = tx.ExecContext(ctx, `INSERT INTO schema_migrations (name, applied_at) VALUES (?, ?)`, base, TS(time.Now())); err != nil {
+		return err
+	}
+	if base == stateSplitMigration {
+		// practices is a view from here on: the seal below reads it as one (by an
+		// inner join), and the next transaction's TEMP triggers go to its tables.
+		// Put back if this transaction rolls back.
+		s.stateSplit = true
+	}
+	reseal := false
+	switch {
+	case base == chainMigration:
+		// The rows from before the chain: sealed as they are by its first
+		// record. Only right after the migration: were the chain emptied
+		// later, sealing again would launder whatever was done meanwhile.
+		reseal = true
+		if marks, err = s.ensureChainTemp(ctx, tx); err != nil {
+			return err
+		}
+	case wasChained:
+		// A migration that changed a chained table's columns (a column with a
+		// non-empty default, a rebuilt table) changes its rows' hashes: cmord's
+		// own upgrade, sealed as such.
+		after, err := chainedColumns(ctx, tx)
+		if err != nil {
+			return err
+		}
+		reseal = chainedColumnsChanged(before, after)
+	}
+	if reseal {
+		if err = sealAll(ctx, tx); err != nil {
+			return err
+		}
+	}
+	if wasChained || reseal {
+		// One record: what the migration wrote and, resealing, every row.
+		if err = s.sealTx(ctx, tx, marks); err != nil {
+			return err
+		}
+	}
+	if err = tx.Commit(); err != nil {
+		return fmt.Errorf("archive: commit: %w", err)
+	}
+	if base == chainMigration {
+		s.chained = true
+	}
+	return nil
+}
+
 // chainedColumns describes the columns of the chained tables (name, type, default).
-func (s *Store) chainedColumns(ctx context.Context) (string, error) {
+func chainedColumns(ctx context.Context, q queryer) (string, error) {
 	var b strings.Builder
 	for _, t := range chainedTables {
-		rows, err := s.w.QueryContext(ctx, `SELECT name, type, coalesce(dflt_value, '') FROM pragma_table_info(?) ORDER BY cid`, t.name)
+		rows, err := q.QueryContext(ctx, `SELECT name, type, coalesce(dflt_value, '') FROM pragma_table_info(?) ORDER BY cid`, t.name)
 		if err != nil {
 			return "", err
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/flows"
@@ -112,19 +113,25 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 	w := env.Stdout
 	// Names, reasons and meta come from outside: escaped (terminal escapes, bidi).
 	fmt.Fprintf(w, "File #%d  %s\n", f.ID, flows.Escape(f.Name))
-	fmt.Fprintf(w, "  source     %s (%s)\n", flows.Escape(f.Source), f.Direction)
-	fmt.Fprintf(w, "  kind       %s\n", f.Kind)
-	fmt.Fprintf(w, "  version    %d\n", f.Version)
-	fmt.Fprintf(w, "  state      %s", f.State)
-	if f.Reason != "" {
-		fmt.Fprintf(w, " — %s", flows.Escape(f.Reason))
+	// The fields are one table, its labels padded to the longest (a meta key such as
+	// practices_created is longer than the fixed labels).
+	var rows [][2]string
+	row := func(label, format string, args ...any) {
+		rows = append(rows, [2]string{label, fmt.Sprintf(format, args...)})
 	}
-	fmt.Fprintln(w)
-	fmt.Fprintf(w, "  size       %s\n", plural(f.Size, "byte", "bytes"))
-	fmt.Fprintf(w, "  sha256     %s\n", cmp.Or(f.Hash, "none: refused from its listed size, never read"))
-	fmt.Fprintf(w, "  received   %s (Europe/Rome)\n", rome(f.ReceivedAt))
+	row("source", "%s (%s)", flows.Escape(f.Source), f.Direction)
+	row("kind", "%s", f.Kind)
+	row("version", "%d", f.Version)
+	state := f.State
+	if f.Reason != "" {
+		state += " — " + flows.Escape(f.Reason)
+	}
+	row("state", "%s", state)
+	row("size", "%s", plural(f.Size, "byte", "bytes"))
+	row("sha256", "%s", cmp.Or(f.Hash, "none: refused from its listed size, never read"))
+	row("received", "%s (Europe/Rome)", rome(f.ReceivedAt))
 	if !f.ProcessedAt.IsZero() {
-		fmt.Fprintf(w, "  processed  %s\n", rome(f.ProcessedAt))
+		row("processed", "%s", rome(f.ProcessedAt))
 	}
 	keys := make([]string, 0, len(f.Meta))
 	for k := range f.Meta {
@@ -132,39 +139,69 @@ func runArchiveShow(ctx context.Context, env *Env, args []string) int {
 	}
 	sort.Strings(keys) // map order would change the output from one run to the next
 	for _, k := range keys {
-		fmt.Fprintf(w, "  %-10s %s\n", flows.Escape(k), flows.Shown(f.Meta[k], flows.MaxMessageLen))
+		v := flows.Shown(f.Meta[k], flows.MaxMessageLen)
+		if k == "path" && strings.HasPrefix(f.Source, "folder:") {
+			// Where the file was dropped, not where it is: once taken it moved to the
+			// folder's done/ or rejected/ (under another name if that one was taken).
+			if f.State != archive.StateReceived {
+				v += " (moved to done/ or rejected/ once taken)"
+			}
+			row("dropped as", "%s", v)
+			continue
+		}
+		row(flows.Escape(k), "%s", v)
 	}
 	inputs, outputs, err := st.Provenance(ctx, id)
 	if err != nil {
 		return env.fail(err)
 	}
-	printRefs := func(label string, ids []int64) {
+	refs := func(label string, ids []int64) {
 		for _, ref := range ids {
 			if rf, err := st.GetFile(ctx, ref); err == nil {
-				fmt.Fprintf(w, "  %-10s #%d %s (%s)\n", label, rf.ID, flows.Escape(rf.Name), rf.Kind)
+				row(label, "#%d %s (%s)", rf.ID, flows.Escape(rf.Name), rf.Kind)
 			}
 		}
 	}
-	printRefs("made from", inputs)
-	printRefs("made into", outputs)
+	refs("made from", inputs)
+	refs("made into", outputs)
 	if ds, err := st.Deliveries(ctx, id); err == nil {
 		for _, d := range ds {
-			line := fmt.Sprintf("  delivery   %s %s/%s %s (attempts %d)", d.Target, d.RemoteDir, d.RemoteName, d.State, d.Attempts)
+			line := fmt.Sprintf("%s %s/%s %s (attempts %d)", d.Target, d.RemoteDir, d.RemoteName, d.State, d.Attempts)
 			if d.LastError != "" {
 				line += " last error: " + d.LastError
 			}
-			fmt.Fprintln(w, line)
+			row("delivery", "%s", line)
 		}
 	}
+	printAligned(w, rows, len("processed "))
 	evs, err := st.Events(ctx, archive.EventFilter{FileID: id})
 	if err != nil {
 		return env.fail(err)
 	}
 	fmt.Fprintln(w, "Events:")
+	evRows := make([][2]string, 0, len(evs))
 	for _, e := range evs {
-		fmt.Fprintf(w, "  %s  %-10s %s\n", rome(e.At), e.Type, flows.Escape(e.Detail))
+		evRows = append(evRows, [2]string{rome(e.At) + "  " + e.Type, flows.Escape(e.Detail)})
 	}
+	printAligned(w, evRows, len("02/01/2006 15:04:05  PUBLISHED "))
 	return exitOK
+}
+
+// printAligned prints label-value rows indented by two, the values in one column, one
+// space past the longest label (at least minWidth wide); a row with an empty value is
+// its label alone, with no trailing blanks.
+func printAligned(w io.Writer, rows [][2]string, minWidth int) {
+	width := minWidth
+	for _, r := range rows {
+		width = max(width, utf8.RuneCountInString(r[0]))
+	}
+	for _, r := range rows {
+		if r[1] == "" {
+			fmt.Fprintf(w, "  %s\n", r[0])
+			continue
+		}
+		fmt.Fprintf(w, "  %s%s %s\n", r[0], strings.Repeat(" ", width-utf8.RuneCountInString(r[0])), r[1])
+	}
 }
 
 func runArchiveHistory(ctx context.Context, env *Env, args []string) int {

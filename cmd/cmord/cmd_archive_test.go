@@ -146,3 +146,77 @@ func rewriteChain(t *testing.T, stateDir string) {
 	}
 	s.Close()
 }
+
+// TestArchiveShowLayout: `archive show` prints its fields as one table whose values
+// start in one column however long a meta key is (practices_created pushed its value
+// out of line), names a dropped file's path as where it was dropped (it read as where
+// the file is; once taken it moved to done/ or rejected/), and prints an event with no
+// detail as its type alone, with no trailing blanks. Golden: testdata/archive_show.
+func TestArchiveShowLayout(t *testing.T) {
+	_, stateDir := cliFixture(t)
+	s, err := archive.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Now = func() time.Time { return cliFixtureAt.Add(time.Hour) }
+	ctx := context.Background()
+	ids := map[string]int64{}
+	for _, f := range []struct{ name, state string }{{"morosi_taken.csv", archive.StateProcessed}, {"morosi_waiting.csv", ""}} {
+		res, err := s.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: f.name, Direction: "in", Kind: "uscente.morosi",
+			Reader: strings.NewReader("POD;CF\r\n" + f.name + "\r\n"), At: cliFixtureAt.Add(time.Hour),
+			Meta: map[string]string{"path": "/srv/cmord/in/morosi/" + f.name}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[f.name] = res.File.ID
+		if f.state == "" {
+			continue
+		}
+		if err := s.Write(ctx, func(tx *sql.Tx) error {
+			return s.SetFileState(ctx, tx, res.File.ID, f.state, "", map[string]string{"rows": "16", "practices_created": "4", "waiting_window": "1"})
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	for _, tt := range []struct {
+		name, golden string
+		args         []string
+	}{
+		{"a file taken, long meta keys, an event with no detail", "taken.txt", []string{strconv.FormatInt(ids["morosi_taken.csv"], 10)}},
+		{"a file not taken yet", "waiting.txt", []string{strconv.FormatInt(ids["morosi_waiting.csv"], 10)}},
+		{"a built file (fixed labels only)", "built.txt", []string{"2"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := runCLI(t, append([]string{"archive", "show"}, tt.args...)...)
+			if code != exitOK {
+				t.Fatalf("exit %d\n%s%s", code, out, errOut)
+			}
+			fields, col := true, -1
+			for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+				if strings.TrimRight(l, " ") != l {
+					t.Errorf("trailing blanks: %q", l)
+				}
+				if l == "Events:" {
+					fields = false
+				}
+				if !fields || !strings.HasPrefix(l, "  ") {
+					continue
+				}
+				// The value starts after the label's run of blanks: one column for all.
+				label := strings.TrimLeft(l, " ")
+				i := strings.Index(label, " ")
+				if strings.HasPrefix(label, "dropped as") || strings.HasPrefix(label, "made ") {
+					i = strings.Index(label[i+1:], " ") + i + 1
+				}
+				c := len(l) - len(strings.TrimLeft(label[i:], " ")) // byte offset of the value
+				if col < 0 {
+					col = c
+				} else if c != col {
+					t.Errorf("value of %q at column %d, others at %d:\n%s", l, c, col, out)
+				}
+			}
+			goldenCLI(t, "archive_show", tt.golden, []byte(out))
+		})
+	}
+}

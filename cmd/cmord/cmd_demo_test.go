@@ -190,14 +190,32 @@ func demoRunning(t *testing.T, dir string) {
 		mailDir = filepath.Join(mustWd(), mailDir)
 	}
 	emls, _ := filepath.Glob(filepath.Join(mailDir, "*.eml"))
-	digestFound := false
+	digestFound, firstWhole := false, false
 	for _, e := range emls {
 		if b, err := os.ReadFile(e); err == nil && strings.Contains(string(b), "Subject: =?UTF-8?q?Riepilogo_CMOR") {
 			digestFound = true
+			// The first digest covers the script, dated in the recent past, not
+			// the last 24 hours of the real clock only (it said "no file in the
+			// period"). Quoted-printable: soft line breaks joined.
+			body := strings.NewReplacer("=\r\n", "", "=\n", "").Replace(string(b))
+			if strings.Contains(body, "primo riepilogo: dal primo record dell'archivio") && strings.Contains(body, "morosi_") &&
+				strings.Contains(body, "Nuove eccezioni (5)") && !strings.Contains(body, "Nessun file nel periodo") {
+				firstWhole = true
+			}
 		}
 	}
 	if !digestFound {
 		t.Errorf("no digest among the mail in %s (%v)", mailDir, emls)
+	} else if !firstWhole {
+		t.Errorf("no digest in %s covers the tour's script since the archive's first record, with its files and 5 new exceptions", mailDir)
+	}
+	// The preview the tour suggests next shows what is new since that digest, and its
+	// period line says so (it read as a period covering nothing).
+	var prev bytes.Buffer
+	if code := run([]string{"digest", "--preview", "--lang", "en", "--config", filepath.Join(dir, "cmord.toml")}, nil, &prev, &prev); code != exitOK {
+		t.Errorf("digest --preview: exit %d\n%s", code, prev.String())
+	} else if !strings.Contains(prev.String(), "(since the end of the last digest sent)") {
+		t.Errorf("digest --preview after the demo: the period line does not say where it starts:\n%.400s", prev.String())
 	}
 	// "Drop billing extracts into the folders of <in> (morosi, ...)": a file dropped
 	// there is taken (this one is refused, with its reason).

@@ -195,7 +195,9 @@ type Digest struct {
 	Company     string
 	PeriodStart time.Time
 	PeriodEnd   time.Time
-	FirstDigest bool // no previous digest: the period is the last 24 hours
+	FirstDigest bool // no previous digest: the period is the last 24 hours, or since the archive's first record
+	FromFirst   bool // a first digest whose period starts at the archive's first record (older than 24 hours)
+	SinceLast   bool // the period starts at the end of the last digest sent (the period line says so)
 	Flows       []archive.FlowCount
 	Open        []SevCount  // open, not muted, by severity (every severity, zeros included)
 	ByKind      []KindCount // open, not muted, by kind, most severe first
@@ -266,9 +268,25 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		d.Anchor = head.String()
 	}
 	if ok && last.PeriodEnd.Before(now) {
-		d.PeriodStart = last.PeriodEnd
+		// The period line says so: a preview made just after a digest went out
+		// (the demo's tour sends one) has a short period that may hold nothing.
+		d.PeriodStart, d.SinceLast = last.PeriodEnd, true
 	} else {
 		d.PeriodStart, d.FirstDigest = now.Add(-24*time.Hour), !ok
+	}
+	if d.FirstDigest {
+		// No digest yet: the period starts at the archive's first record when that
+		// is older than a day, so that the first digest (and every preview before
+		// it) reports what the archive holds, not only its last 24 hours: a digest
+		// first enabled after days of work, or the demo's, whose script is dated
+		// in the recent past, said "no file in the period".
+		first, found, err := firstRecord(ctx, store)
+		if err != nil {
+			return nil, fmt.Errorf("digest: %w", err)
+		}
+		if found && first.Before(d.PeriodStart) {
+			d.PeriodStart, d.FromFirst = first, true
+		}
 	}
 	if d.Flows, err = store.FlowCounts(ctx, d.PeriodStart, now); err != nil {
 		return nil, err
@@ -303,6 +321,29 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		return nil, err
 	}
 	return d, nil
+}
+
+// firstRecord is when the archive's first record was made: the first file received or
+// the first event logged, whichever is older (both read through an index).
+func firstRecord(ctx context.Context, store *archive.Store) (time.Time, bool, error) {
+	var first time.Time
+	var received sql.NullString
+	if err := store.Read().QueryRowContext(ctx, `SELECT min(received_at) FROM files`).Scan(&received); err != nil {
+		return first, false, fmt.Errorf("first file: %w", err)
+	}
+	if received.Valid {
+		if t, err := archive.ParseTS(received.String); err == nil {
+			first = t
+		}
+	}
+	events, err := store.Events(ctx, archive.EventFilter{Limit: 1})
+	if err != nil {
+		return first, false, fmt.Errorf("first event: %w", err)
+	}
+	if len(events) == 1 && !events[0].At.IsZero() && (first.IsZero() || events[0].At.Before(first)) {
+		first = events[0].At
+	}
+	return first, !first.IsZero(), nil
 }
 
 // addExceptions fills the exception sections: open ones new in the period or still

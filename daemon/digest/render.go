@@ -28,7 +28,7 @@ var (
 var labels = map[string]map[string]string{
 	"it": {
 		"title": "Riepilogo CMOR", "alert_title": "CMOR — avviso urgente", "company": "Società",
-		"period": "Periodo", "from": "dal", "to": "al", "first": "primo riepilogo: ultime 24 ore",
+		"period": "Periodo", "from": "dal", "to": "al", "first": "primo riepilogo: ultime 24 ore", "first_all": "primo riepilogo: dal primo record dell'archivio", "since_last": "dalla fine dell'ultimo riepilogo inviato",
 		"summary": "Sintesi", "new": "Nuove eccezioni", "open": "Ancora aperte", "resolved": "Risolte", "deadlines": "Scadenze",
 		"nothing": "Niente richiede la vostra attenzione: nessuna eccezione aperta, nessuna scadenza vicina, nessun file nel periodo.",
 		"flows":   "Flussi nel periodo", "flow": "Flusso", "received": "Ricevuti", "rejected": "Rifiutati", "duplicates": "Duplicati",
@@ -64,7 +64,7 @@ var labels = map[string]map[string]string{
 	},
 	"en": {
 		"title": "CMOR digest", "alert_title": "CMOR — urgent alert", "company": "Company",
-		"period": "Period", "from": "from", "to": "to", "first": "first digest: last 24 hours",
+		"period": "Period", "from": "from", "to": "to", "first": "first digest: last 24 hours", "first_all": "first digest: since the archive's first record", "since_last": "since the end of the last digest sent",
 		"summary": "Summary", "new": "New exceptions", "open": "Still open", "resolved": "Resolved", "deadlines": "Deadlines",
 		"nothing": "Nothing needs you: no open exception, no deadline close, no file in the period.",
 		"flows":   "Flows in the period", "flow": "Flow", "received": "Received", "rejected": "Rejected", "duplicates": "Duplicates",
@@ -128,7 +128,7 @@ type view struct {
 	Company     string
 	PeriodStart string
 	PeriodEnd   string
-	First       bool
+	PeriodNote  string // where the period starts, when it is not the previous digest's end
 	Empty       bool
 	Flows       []flowView
 	FlowWidth   int // the text table's first column: the longest flow name
@@ -470,6 +470,20 @@ func (d *Digest) itemView(it Item, lang string, m masker, L map[string]string) i
 	return v
 }
 
+// periodNote says where a first digest's period, or a preview's, starts ("" for a
+// digest that follows another: its period starts where that one ended, as always).
+func periodNote(L map[string]string, d *Digest) string {
+	switch {
+	case d.FromFirst:
+		return L["first_all"]
+	case d.FirstDigest:
+		return L["first"]
+	case d.SinceLast:
+		return L["since_last"]
+	}
+	return ""
+}
+
 func (d *Digest) view(lang string, includePersonal bool) view {
 	if lang != "en" {
 		lang = "it"
@@ -481,7 +495,7 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 		limit = 50
 	}
 	v := view{L: L, Lang: lang, Title: L["title"] + " — " + flows.Today(d.PeriodEnd).String(), Company: d.Company,
-		PeriodStart: FormatTime(d.PeriodStart), PeriodEnd: FormatTime(d.PeriodEnd), First: d.FirstDigest, Empty: d.Empty(),
+		PeriodStart: FormatTime(d.PeriodStart), PeriodEnd: FormatTime(d.PeriodEnd), PeriodNote: periodNote(L, d), Empty: d.Empty(),
 		OpenTotal: d.OpenTotal(), Muted: d.Muted, Masked: !includePersonal,
 		Footer: fmt.Sprintf(L["footer"], FormatTime(d.PeriodEnd))}
 	if d.Anchor != "" {
