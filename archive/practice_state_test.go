@@ -17,13 +17,12 @@ import (
 // older migrations start from it (they re-run migrations written for that table).
 var undoStateSplit = []string{
 	`DROP VIEW practices`, // and its INSTEAD OF triggers
-	`ALTER TABLE practice_rows ADD COLUMN role TEXT NOT NULL DEFAULT ''`,
 	`ALTER TABLE practice_rows ADD COLUMN state TEXT NOT NULL DEFAULT ''`,
 	`ALTER TABLE practice_rows ADD COLUMN state_since TEXT NOT NULL DEFAULT ''`,
 	`ALTER TABLE practice_rows ADD COLUMN request_date TEXT NOT NULL DEFAULT ''`,
 	`ALTER TABLE practice_rows ADD COLUMN updated_at TEXT NOT NULL DEFAULT ''`,
-	`UPDATE practice_rows SET (role, state, state_since, request_date, updated_at) =
-		(SELECT role, state, state_since, request_date, updated_at FROM practice_state s WHERE s.id = practice_rows.id)`,
+	`UPDATE practice_rows SET (state, state_since, request_date, updated_at) =
+		(SELECT state, state_since, request_date, updated_at FROM practice_state s WHERE s.id = practice_rows.id)`,
 	`DROP TABLE practice_state`,
 	`ALTER TABLE practice_rows RENAME TO practices`,
 	`CREATE INDEX practices_state ON practices (role, state)`,
@@ -415,5 +414,48 @@ func TestRequestStateMigration(t *testing.T) {
 	var left int
 	if err := c.QueryRow(`SELECT (SELECT count(*) FROM request_rows) - (SELECT count(*) FROM request_state)`).Scan(&left); err != nil || left != 0 {
 		t.Errorf("after a delete through the view: %d rows without their state (%v)", left, err)
+	}
+}
+
+// TestRequestsQueryPlans pins the index each way of listing requests uses, now that
+// the flow and state are on the other side of the view from the practice (0036).
+func TestRequestsQueryPlans(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tests := []struct {
+		practice    int64
+		flow, state string
+		index       string
+	}{
+		{5, "", "", "requests_practice"},
+		{5, "REQ", "", "requests_practice"},
+		{5, "REQ", "ready", "requests_practice"},
+		{5, "", "sent", "requests_practice"},
+		{0, "REQ", "ready", "requests_ready"},
+		{0, "ANN_REQ", "", "requests_ready"},
+	}
+	for _, tt := range tests {
+		q, args := requestsQuery(tt.practice, tt.flow, tt.state, 10)
+		rows, err := s.Read().Query("EXPLAIN QUERY PLAN "+q, args...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var plan []string
+		for rows.Next() {
+			var a, b, c int
+			var d string
+			if err := rows.Scan(&a, &b, &c, &d); err != nil {
+				t.Fatal(err)
+			}
+			plan = append(plan, d)
+		}
+		rows.Close()
+		if !strings.Contains(strings.Join(plan, "\n"), tt.index) {
+			t.Errorf("requests of practice %d, flow %q, state %q: plan does not use %s:\n%s", tt.practice, tt.flow, tt.state, tt.index,
+				strings.Join(plan, "\n"))
+		}
 	}
 }

@@ -188,16 +188,16 @@ func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h H
 }
 
 // A practice is written into two tables (migration 0035): practice_rows holds what a
-// state change leaves as it is, practice_state what it writes (role, state, its
-// time, the day the request was sent, the time of the last change). Readers read the
+// state change leaves as it is, practice_state what it writes (the state, its time,
+// the day the request was sent, the time of the last change). Readers read the
 // view practices, which joins them under the old table's columns.
 const (
-	practiceRowInsert = `INSERT INTO practice_rows (id, case_key, sector, company_piva, cp_utente, cp_gestore, point, customer_id,
-		customer_name, switch_date, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents, collected_cents,
-		cause_code, motivation, window_open, window_close, suspension_term, answer_date, linked_id, data, created_at)`
-	practiceRowCols     = 25
-	practiceStateInsert = `INSERT INTO practice_state (id, role, state, state_since, request_date, updated_at)`
-	practiceStateCols   = 6
+	practiceRowInsert = `INSERT INTO practice_rows (id, case_key, role, sector, company_piva, cp_utente, cp_gestore, point,
+		customer_id, customer_name, switch_date, credit_cents, estimate_cents, previous_cents, cmor_cents, charged_cents,
+		collected_cents, cause_code, motivation, window_open, window_close, suspension_term, answer_date, linked_id, data, created_at)`
+	practiceRowCols     = 26
+	practiceStateInsert = `INSERT INTO practice_state (id, state, state_since, request_date, updated_at)`
+	practiceStateCols   = 5
 	// practiceRowSave writes the columns SavePractice saves that are in practice_rows
 	// (practiceRowSaveArgs), practiceStateSave those in practice_state.
 	practiceRowSave = `UPDATE practice_rows SET cp_utente = ?, cp_gestore = ?, customer_name = ?, credit_cents = ?,
@@ -216,7 +216,7 @@ func valuesOf(n int) string {
 // practiceRowArgs appends p's practice_rows values (practiceRowInsert) to args; id nil
 // takes the next rowid.
 func practiceRowArgs(args []any, id any, p *Practice, created string) []any {
-	return append(args, id, p.CaseKey, p.Sector, p.CompanyPIVA, nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.Point,
+	return append(args, id, p.CaseKey, p.Role, p.Sector, p.CompanyPIVA, nullIfEmpty(p.CPUtente), nullIfEmpty(p.CPGestore), p.Point,
 		p.CustomerID, p.CustomerName, dateText(p.SwitchDate), int64(p.Credit), int64(p.Estimate), int64(p.Previous), int64(p.CMOR),
 		int64(p.Charged), int64(p.Collected), p.CauseCode, p.Motivation, dateText(p.WindowOpen), dateText(p.WindowClose),
 		dateText(p.SuspensionTerm), dateText(p.AnswerDate), nullIfZero(p.LinkedID), rowData(p.Data), created)
@@ -224,7 +224,7 @@ func practiceRowArgs(args []any, id any, p *Practice, created string) []any {
 
 // practiceStateArgs appends p's practice_state values (practiceStateInsert) to args.
 func practiceStateArgs(args []any, id int64, p *Practice, since, updated string) []any {
-	return append(args, id, p.Role, p.State, since, dateText(p.RequestDate), updated)
+	return append(args, id, p.State, since, dateText(p.RequestDate), updated)
 }
 
 // practiceRowSaveArgs are practiceRowSave's arguments for p.
@@ -861,25 +861,7 @@ func (s *Store) RequestByCPUtente(ctx context.Context, tx *sql.Tx, code string) 
 // Requests lists the requests of a practice, or (practiceID 0) those of a flow in a
 // state, oldest first.
 func (s *Store) Requests(ctx context.Context, tx *sql.Tx, practiceID int64, flow, state string, limit int) ([]Request, error) {
-	q := requestSelect
-	var where []string
-	var args []any
-	if practiceID != 0 {
-		where, args = append(where, "practice_id = ?"), append(args, practiceID)
-	}
-	if flow != "" {
-		where, args = append(where, "flow = ?"), append(args, flow)
-	}
-	if state != "" {
-		where, args = append(where, "state = ?"), append(args, state)
-	}
-	if len(where) > 0 {
-		q += " WHERE " + strings.Join(where, " AND ")
-	}
-	q += " ORDER BY id"
-	if limit > 0 {
-		q += fmt.Sprintf(" LIMIT %d", limit)
-	}
+	q, args := requestsQuery(practiceID, flow, state, limit)
 	rows, err := s.q(tx).QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err
@@ -894,6 +876,37 @@ func (s *Store) Requests(ctx context.Context, tx *sql.Tx, practiceID int64, flow
 		out = append(out, r)
 	}
 	return out, rows.Err()
+}
+
+// requestsQuery is Requests' query and its arguments.
+func requestsQuery(practiceID int64, flow, state string, limit int) (string, []any) {
+	q := requestSelect
+	var where []string
+	var args []any
+	if practiceID != 0 {
+		where, args = append(where, "practice_id = ?"), append(args, practiceID)
+	}
+	// A practice's requests are found by requests_practice; flow and state are then
+	// only checks (+): they are in request_state (migration 0036), and without
+	// statistics SQLite would as soon walk every request of the flow.
+	check := ""
+	if practiceID != 0 {
+		check = "+"
+	}
+	if flow != "" {
+		where, args = append(where, check+"flow = ?"), append(args, flow)
+	}
+	if state != "" {
+		where, args = append(where, check+"state = ?"), append(args, state)
+	}
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id"
+	if limit > 0 {
+		q += fmt.Sprintf(" LIMIT %d", limit)
+	}
+	return q, args
 }
 
 // MarkRequestSent records that a request was written into a built flow file.
@@ -912,10 +925,9 @@ func (s *Store) AnswerRequest(ctx context.Context, tx *sql.Tx, id int64, state, 
 	return err
 }
 
-// CountByState returns "STATE n, STATE n, ..." over all practices, per role (from
-// practice_state alone: its index counts them, where the view would join each).
+// CountByState returns "STATE n, STATE n, ..." over all practices, per role.
 func (s *Store) CountByState(ctx context.Context) (string, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT role, state, count(*) FROM practice_state GROUP BY role, state ORDER BY role DESC, state`)
+	rows, err := s.r.QueryContext(ctx, `SELECT role, state, count(*) FROM practices GROUP BY role, state ORDER BY role DESC, state`)
 	if err != nil {
 		return "", err
 	}

@@ -185,6 +185,13 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		{PracticeFilter{SwitchFrom: flows.D(2025, 1, 1), SwitchTo: flows.D(2025, 1, 31)}, "practices_switch"},
 		{PracticeFilter{CPUtente: "E250000001"}, "sqlite_autoindex_practice_rows"},
 		{PracticeFilter{HasOpenException: &yes}, "exceptions_practice"},
+		{PracticeFilter{State: []string{"READY"}}, "practices_state"},
+		// A state beside a point, a customer or a code (migration 0035: the state on
+		// the other side of the view): still the point's, customer's, code's index.
+		{PracticeFilter{Point: "IT001E00000001", State: []string{"READY", "SENT"}}, "practices_point"},
+		{PracticeFilter{Customer: "01234567897", State: []string{"READY"}}, "practices_customer"},
+		{PracticeFilter{Role: "entrante", Customer: "01234567897"}, "practices_customer"},
+		{PracticeFilter{CPUtente: "E250000001", State: []string{"READY"}}, "sqlite_autoindex_practice_rows"},
 	}
 	for _, tt := range tests {
 		plan, err := s.ExplainPractices(context.Background(), tt.f)

@@ -33,7 +33,7 @@ CREATE VIEW requests (id, practice_id, flow, cp_utente, state, data, file_id, cr
         motivation, payload) AS
     SELECT s.id, r.practice_id, s.flow, r.cp_utente, s.state, r.data, s.file_id, r.created_at, s.sent_at, r.answered_at,
         r.cause_code, r.motivation, r.payload
-    FROM request_rows r JOIN request_state s ON s.id = r.id;
+    FROM request_state s LEFT JOIN request_rows r ON r.id = s.id;
 CREATE TRIGGER requests_insert INSTEAD OF INSERT ON requests
 BEGIN
     INSERT INTO request_rows (id, practice_id, cp_utente, data, created_at, answered_at, cause_code, motivation, payload)
