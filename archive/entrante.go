@@ -190,11 +190,17 @@ func (s *Store) practiceList(ctx context.Context, tx *sql.Tx, q string, args ...
 	return out, rows.Err()
 }
 
+// readyEntranteQuery is ReadyEntranteRequests' query: flow, after, limit. Each ready
+// request's practice is checked by its id: practice_rows has no index on the role
+// since migration 0035, and a list of the entrante practices (practice_id IN (SELECT
+// id FROM practices WHERE role = 'entrante')) read every practice for each page.
+const readyEntranteQuery = requestSelect + ` WHERE flow = ? AND state = 'ready' AND id > ?
+	AND (SELECT p.role FROM practice_rows p WHERE p.id = practice_id) = 'entrante' ORDER BY id LIMIT ?`
+
 // ReadyEntranteRequests lists ready requests of a flow filed for entrante practices,
 // with id > after, oldest first.
 func (s *Store) ReadyEntranteRequests(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, error) {
-	rows, err := s.q(tx).QueryContext(ctx, requestSelect+` WHERE flow = ? AND state = 'ready' AND id > ?
-		AND practice_id IN (SELECT id FROM practices WHERE role = 'entrante') ORDER BY id LIMIT ?`, flow, after, limit)
+	rows, err := s.q(tx).QueryContext(ctx, readyEntranteQuery, flow, after, limit)
 	if err != nil {
 		return nil, err
 	}

@@ -526,13 +526,22 @@ func (s *Store) PracticeByCode(ctx context.Context, tx *sql.Tx, code string) (Pr
 			return s.PracticeByID(ctx, tx, id)
 		}
 	}
-	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE cp_utente = ? OR cp_gestore = ?
-		OR id = (SELECT practice_id FROM request_rows WHERE cp_utente = ?) LIMIT 1`, code, code, code))
+	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceByCodeQuery, code))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("practice %s: %w", code, ErrNotFound)
 	}
 	return p, err
 }
+
+// practiceByCodeQuery is PracticeByCode's query; the code is ?1. The practice's id is
+// looked up first, code by code in their order (each an index search; coalesce stops
+// at the first found), then read by it: practices is a view (migration 0035) whose id
+// is practice_state's and whose codes are practice_rows', and an OR across the two
+// sides (cp_utente = ? OR cp_gestore = ? OR id = ...) read every practice.
+const practiceByCodeQuery = practiceSelect + ` WHERE id = coalesce(
+	(SELECT id FROM practice_rows WHERE cp_utente = ?1),
+	(SELECT id FROM practice_rows WHERE cp_gestore = ?1 ORDER BY id LIMIT 1),
+	(SELECT practice_id FROM request_rows WHERE cp_utente = ?1))`
 
 // PracticeHistory returns the state changes of a practice, oldest first.
 func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, error) {
