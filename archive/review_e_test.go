@@ -3,8 +3,12 @@ package archive
 import (
 	"context"
 	"database/sql"
+	"fmt"
+	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // explainPlan is SQLite's query plan for q, one line per step.
@@ -116,5 +120,177 @@ func TestPracticeByCodeEachCode(t *testing.T) {
 	reqs, err := s.ReadyEntranteRequests(ctx, nil, "SUSP_REQ", 0, 10)
 	if err != nil || len(reqs) != 1 || reqs[0].CPUtente != "RB" {
 		t.Errorf("ReadyEntranteRequests = %+v, %v; want the request RB", reqs, err)
+	}
+}
+
+// TestStateSplitMigrationsKeepEntranteData runs migrations 0035 and 0036 on an
+// archive holding both sides: an entrante practice linked to a uscente one, requests
+// in every state (one sent into a file), an entrante report line naming a request and
+// a billing line. Every practice, request and line reads the same after them, the
+// foreign keys still hold (foreign_key_check clean, and enforced: a request of a
+// missing practice is refused), request_rows.file_id is NULL, every row has its state,
+// and the state chain verifies.
+func TestStateSplitMigrationsKeepEntranteData(t *testing.T) {
+	ctx := context.Background()
+	w := newLinksWorld(t, "stored")
+	s := w.s
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		ent := Practice{CaseKey: "E|G777", Role: "entrante", Sector: "G", CompanyPIVA: "00488410010", CPGestore: "G777",
+			Point: "IT001E0", CustomerID: "RSSMRA80A01H501U", State: "NOTIFIED", LinkedID: w.practices[0],
+			Data: []byte(`{"invoices":[{"n":"F1"}]}`)}
+		if err := s.CreatePractice(ctx, tx, &ent, HistoryEntry{Flow: "entrante.notifica"}); err != nil {
+			return err
+		}
+		reqs, err := s.Requests(ctx, tx, 0, "REQ", "", 0)
+		if err != nil || len(reqs) < 3 {
+			return fmt.Errorf("REQ requests: %d, %v", len(reqs), err)
+		}
+		if err := s.MarkRequestSent(ctx, tx, reqs[0].ID, w.built.ID, linksT0); err != nil {
+			return err
+		}
+		if err := s.MarkRequestSent(ctx, tx, reqs[1].ID, w.built.ID, linksT0); err != nil {
+			return err
+		}
+		if err := s.AnswerRequest(ctx, tx, reqs[1].ID, "rejected", "R02", "no", linksT0.Add(time.Hour)); err != nil {
+			return err
+		}
+		if err := s.SetRequestState(ctx, tx, reqs[2].ID, "cancelled"); err != nil {
+			return err
+		}
+		rend := Request{PracticeID: ent.ID, Flow: "REND", CPUtente: "E259999991", Data: map[string]string{"IMPORTO": "10,00"}}
+		if err := s.CreateRequest(ctx, tx, &rend); err != nil {
+			return err
+		}
+		if err := s.MarkRequestSent(ctx, tx, rend.ID, w.built2.ID, linksT0); err != nil {
+			return err
+		}
+		if err := s.AnswerRequest(ctx, tx, rend.ID, "admitted", "", "", linksT0.Add(time.Hour)); err != nil {
+			return err
+		}
+		susp := Request{PracticeID: ent.ID, Flow: "SUSP_REQ", CPUtente: "E259999992"}
+		if err := s.CreateRequest(ctx, tx, &susp); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(`INSERT INTO entrante_report_lines (practice_id, period, file_id, line, invoice, data, arrived_at, request_id)
+			VALUES (?, '2025-10', ?, 2, 'F1', '{}', 't', ?)`, ent.ID, w.extract.ID, rend.ID); err != nil {
+			return err
+		}
+		_, err = tx.Exec(`INSERT INTO entrante_billing_lines (export, practice_id, file_id, line, data, created_at)
+			VALUES ('credit_notes', ?, ?, 3, '{}', 't')`, ent.ID, w.extract.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	dir := s.Dir()
+	dumps := func(db *sql.DB) map[string][]map[string]string {
+		out := map[string][]map[string]string{}
+		for _, name := range []string{"practices", "requests", "entrante_report_lines", "entrante_billing_lines", "practice_data", "practice_history"} {
+			out[name] = tableDump(t, db, name)
+		}
+		return out
+	}
+	before := dumps(s.Read())
+	s.Close()
+
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db")+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range append(append([]string{}, undoRequestSplit...), undoStateSplit...) {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	if old := dumps(db); !reflect.DeepEqual(old, before) {
+		t.Fatalf("the undone archive reads otherwise:\n%v\nwant\n%v", old, before)
+	}
+	db.Close()
+
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	after := dumps(s.Read())
+	for name, rows := range before {
+		if !reflect.DeepEqual(after[name], rows) {
+			t.Errorf("after 0035 and 0036, %s reads:\n%v\nwant\n%v", name, after[name], rows)
+		}
+	}
+	var fkProblems, fileIDs, rowsNoState, statesNoRow int
+	if err := s.Read().QueryRow(`SELECT (SELECT count(*) FROM pragma_foreign_key_check),
+		(SELECT count(*) FROM request_rows WHERE file_id IS NOT NULL),
+		(SELECT count(*) FROM practice_rows r WHERE NOT EXISTS (SELECT 1 FROM practice_state s WHERE s.id = r.id))
+		+ (SELECT count(*) FROM request_rows r WHERE NOT EXISTS (SELECT 1 FROM request_state s WHERE s.id = r.id)),
+		(SELECT count(*) FROM practice_state s WHERE NOT EXISTS (SELECT 1 FROM practice_rows r WHERE s.id = r.id))
+		+ (SELECT count(*) FROM request_state s WHERE NOT EXISTS (SELECT 1 FROM request_rows r WHERE s.id = r.id))`).
+		Scan(&fkProblems, &fileIDs, &rowsNoState, &statesNoRow); err != nil {
+		t.Fatal(err)
+	}
+	if fkProblems != 0 || fileIDs != 0 || rowsNoState != 0 || statesNoRow != 0 {
+		t.Errorf("after 0035 and 0036: %d foreign key problems, %d request_rows with a file_id, %d rows without state, %d states without row",
+			fkProblems, fileIDs, rowsNoState, statesNoRow)
+	}
+	verifyOK(t, s, "after 0035 and 0036")
+	// Still enforced: a request of no practice, a report line of no request.
+	err = s.Write(ctx, func(tx *sql.Tx) error {
+		return s.CreateRequest(ctx, tx, &Request{PracticeID: 9999, Flow: "REQ", CPUtente: "E259999993"})
+	})
+	if err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+		t.Errorf("a request of practice #9999: %v, want a foreign key error", err)
+	}
+	err = s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`UPDATE entrante_report_lines SET request_id = 9999`)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "FOREIGN KEY") {
+		t.Errorf("a report line of request #9999: %v, want a foreign key error", err)
+	}
+}
+
+// TestVerifyReportsEditsOfEitherTable proves that archive verify reports a practice
+// written behind cmord's back in any of the tables the view practices joins
+// (migration 0035): a column of practice_rows, of practice_state or of practice_data
+// changed, a row of either deleted, an id changed, a row added to either alone or
+// through the view.
+func TestVerifyReportsEditsOfEitherTable(t *testing.T) {
+	ctx := context.Background()
+	for _, tt := range []struct {
+		q    string
+		want string
+	}{
+		{`UPDATE practice_rows SET customer_name = 'X' WHERE id = ?1`, "changed outside cmord"},
+		{`UPDATE practice_state SET state = 'ACCEPTED' WHERE id = ?1`, "changed outside cmord"},
+		{`INSERT OR REPLACE INTO practice_data (id, data) VALUES (?1, '{"x":1}')`, "changed outside cmord"},
+		{`DELETE FROM practice_state WHERE id = ?1`, "deleted outside cmord"},
+		{`DELETE FROM practice_rows WHERE id = ?1`, "changed outside cmord"},
+		{`UPDATE practice_rows SET id = 1000 WHERE id = ?1`, "changed outside cmord"},
+		{`UPDATE practice_state SET id = 1000 WHERE id = ?1`, "practice #1000"},
+		{`UPDATE practices SET id = 1000 WHERE id = ?1`, "practice #1000"},
+		{`INSERT INTO practice_state (id, state, state_since, updated_at) VALUES (1000 + ?1, 'READY', 't', 't')`, "not in the state chain"},
+		{`INSERT INTO practice_rows (case_key, role, sector, company_piva, point, customer_id, created_at)
+			VALUES ('U|X|Y|2025-10-01', 'uscente', 'E', 'P', 'X', 'Y', 't')`, "is in no practice"},
+		{`INSERT INTO practices (case_key, role, sector, company_piva, point, customer_id, state, state_since, created_at, updated_at)
+			VALUES ('U|X|Y|2025-10-01', 'uscente', 'E', 'P', 'X', 'Y', 'READY', 't', 't', 't')`, "not in the state chain"},
+	} {
+		t.Run(tt.q, func(t *testing.T) {
+			w := newLinksWorld(t, "folded")
+			verifyOK(t, w.s, "before")
+			c, err := sql.Open("sqlite", "file:"+filepath.Join(w.s.Dir(), "index.db"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			if _, err := c.Exec(tt.q, w.practices[1]); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := w.s.Verify(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := strings.Join(rep.Problems, "\n"); rep.OK() || !strings.Contains(got, tt.want) {
+				t.Errorf("verify: %q, want a problem saying %q", rep.Problems, tt.want)
+			}
+		})
 	}
 }
