@@ -97,8 +97,11 @@ func (s *Store) AwaitingPublication(ctx context.Context, fileID int64) (int, err
 // awaitingPublicationSQL is AwaitingPublication's query. The file is the parameter
 // in the subquery too, not pending_transitions.file_id: SQLite pushes a constant into
 // each arm of the view practice_links (an index search of the file's links), not a
-// column of the outer query (a scan of every link, stored or stood for).
+// column of the outer query (a scan of every link, stored or stood for). The state is
+// only a check (+): since migration 0035 it is on the id's side of the view, and
+// SQLite would walk every practice in that state (every practice a big build left
+// BUILT, for each file) instead of the file's links.
 const awaitingPublicationSQL = `SELECT coalesce(sum(CASE WHEN practice_id = 0 THEN
 	(SELECT count(DISTINCT p.id) FROM practice_links pf JOIN practices p ON p.id = pf.practice_id
-	 WHERE pf.file_id = ?1 AND pf.relation = 'built' AND p.state = pending_transitions.from_state)
+	 WHERE pf.file_id = ?1 AND pf.relation = 'built' AND +p.state = pending_transitions.from_state)
 	ELSE 1 END), 0) FROM pending_transitions WHERE file_id = ?1`

@@ -294,3 +294,16 @@ func TestVerifyReportsEditsOfEitherTable(t *testing.T) {
 		})
 	}
 }
+
+// TestAwaitingPublicationWalksTheFile pins that counting the practices waiting on a
+// file (each failed delivery attempt of each file) reads the file's links and each
+// linked practice by its id, not every practice in the awaited state: since
+// migration 0035 the state is on the id's side of the view, and SQLite walked the
+// state's index (a million BUILT practices after a big build, once per file).
+func TestAwaitingPublicationWalksTheFile(t *testing.T) {
+	w := newLinksWorld(t, "folded")
+	plan := strings.Join(explainPlan(t, w.s.Read(), awaitingPublicationSQL, w.built.ID), "\n")
+	if strings.Contains(plan, "practices_state") || !strings.Contains(plan, "SEARCH s USING INTEGER PRIMARY KEY (rowid=?)") {
+		t.Errorf("AwaitingPublication walks the practices in a state, not the file's:\n%s", plan)
+	}
+}
