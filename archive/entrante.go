@@ -193,21 +193,11 @@ func (s *Store) practiceList(ctx context.Context, tx *sql.Tx, q string, args ...
 // ReadyEntranteRequests lists ready requests of a flow filed for entrante practices,
 // with id > after, oldest first.
 func (s *Store) ReadyEntranteRequests(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, error) {
-	rows, err := s.q(tx).QueryContext(ctx, requestSelect+` WHERE flow = ? AND state = 'ready' AND id > ?
-		AND practice_id IN (SELECT id FROM practices WHERE role = 'entrante') ORDER BY id LIMIT ?`, flow, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Request
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	// The role checked on each ready request's practice (a key search), not the
+	// entrante practices listed first: the role has no index of its own since 0035
+	// (practices_state is the state's), and that list read every practice.
+	return s.requestList(ctx, tx, requestSelect+` WHERE flow = ? AND state = 'ready' AND id > ?
+		AND EXISTS (SELECT 1 FROM practice_rows p WHERE p.id = practice_id AND p.role = 'entrante') ORDER BY id LIMIT ?`, flow, after, limit)
 }
 
 // SetRequestState changes a request's state (e.g. cancelled, invalid) without an answer.
