@@ -190,31 +190,18 @@ func (s *Store) practiceList(ctx context.Context, tx *sql.Tx, q string, args ...
 	return out, rows.Err()
 }
 
-// readyEntranteQuery is ReadyEntranteRequests' query: flow, after, limit. Each ready
-// request's practice is checked by its id: practice_rows has no index on the role
-// since migration 0035, and a list of the entrante practices (practice_id IN (SELECT
-// id FROM practices WHERE role = 'entrante')) read every practice for each page.
-const readyEntranteQuery = requestSelect + ` WHERE flow = ? AND state = 'ready' AND id > ?
-	AND (SELECT p.role FROM practice_rows p WHERE p.id = practice_id) = 'entrante' ORDER BY id LIMIT ?`
-
 // ReadyEntranteRequests lists ready requests of a flow filed for entrante practices,
 // with id > after, oldest first.
 func (s *Store) ReadyEntranteRequests(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, error) {
-	rows, err := s.q(tx).QueryContext(ctx, readyEntranteQuery, flow, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Request
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return s.requestList(ctx, tx, readyEntranteQuery, flow, after, limit)
 }
+
+// readyEntranteQuery is ReadyEntranteRequests' query: flow, after, limit. The role
+// checked on each ready request's practice (a key search), not the entrante
+// practices listed first: the role has no index of its own since 0035
+// (practices_state is the state's), and that list read every practice.
+const readyEntranteQuery = requestSelect + ` WHERE flow = ? AND state = 'ready' AND id > ?
+	AND EXISTS (SELECT 1 FROM practice_rows p WHERE p.id = practice_id AND p.role = 'entrante') ORDER BY id LIMIT ?`
 
 // SetRequestState changes a request's state (e.g. cancelled, invalid) without an answer.
 func (s *Store) SetRequestState(ctx context.Context, tx *sql.Tx, id int64, state string) error {

@@ -871,6 +871,11 @@ func (s *Store) RequestByCPUtente(ctx context.Context, tx *sql.Tx, code string) 
 // state, oldest first.
 func (s *Store) Requests(ctx context.Context, tx *sql.Tx, practiceID int64, flow, state string, limit int) ([]Request, error) {
 	q, args := requestsQuery(practiceID, flow, state, limit)
+	return s.requestList(ctx, tx, q, args...)
+}
+
+// requestList runs q (a requestSelect) and scans every request it returns.
+func (s *Store) requestList(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]Request, error) {
 	rows, err := s.q(tx).QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, err

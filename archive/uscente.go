@@ -487,20 +487,7 @@ func (s *Store) UscentePracticesDue(ctx context.Context, tx *sql.Tx, state, colu
 
 // ReadyRequestsAfter lists ready requests of a flow with id > after, oldest first.
 func (s *Store) ReadyRequestsAfter(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, error) {
-	rows, err := s.q(tx).QueryContext(ctx, requestSelect+` WHERE flow = ? AND state = 'ready' AND id > ? ORDER BY id LIMIT ?`, flow, after, limit)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	var out []Request
-	for rows.Next() {
-		r, err := scanRequest(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, r)
-	}
-	return out, rows.Err()
+	return s.requestList(ctx, tx, requestSelect+` WHERE flow = ? AND state = 'ready' AND id > ? ORDER BY id LIMIT ?`, flow, after, limit)
 }
 
 // UscentePracticeByPoint returns the most recent uscente practice of a point and

@@ -128,34 +128,29 @@ func tamperCases() []tamperCase {
 			tw.sql(t, fmt.Sprintf(`INSERT INTO blobs (hash, size, created_at) VALUES ('%s', %d, '2025-10-15T00:00:00Z')`, h, len(forged)),
 				fmt.Sprintf(`UPDATE files SET hash = '%s', size = %d WHERE name = 'morosi_20251015.csv'`, h, len(forged)))
 		}, want: []string{"(name morosi_20251015.csv) was changed outside cmord"}, clean: []string{"blob "}},
-		{name: "page corruption in the practices' table", tamper: func(t *testing.T, tw *tamperWorld) {
-			var root, pageSize int64
-			tw.query(t, `SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = 'practice_rows'`, &root)
-			tw.query(t, `PRAGMA page_size`, &pageSize)
-			f, err := os.OpenFile(filepath.Join(tw.state, "index.db"), os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			junk := []byte(strings.Repeat("\xde\xad\xbe\xef", 16))
-			if _, err := f.WriteAt(junk, (root-1)*pageSize); err != nil { // the page header and cell pointers
-				t.Fatal(err)
-			}
-			f.Close()
-		}, want: []string{"SQLite integrity_check: Tree", "(table practice_rows)", "practices: cannot be read"}},
-		{name: "page corruption in the practices' state table (0035)", tamper: func(t *testing.T, tw *tamperWorld) {
-			var root, pageSize int64
-			tw.query(t, `SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = 'practice_state'`, &root)
-			tw.query(t, `PRAGMA page_size`, &pageSize)
-			f, err := os.OpenFile(filepath.Join(tw.state, "index.db"), os.O_RDWR, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			junk := []byte(strings.Repeat("\xde\xad\xbe\xef", 16))
-			if _, err := f.WriteAt(junk, (root-1)*pageSize); err != nil { // the page header and cell pointers
-				t.Fatal(err)
-			}
-			f.Close()
-		}, want: []string{"SQLite integrity_check: Tree", "(table practice_state)", "practices: cannot be read"}},
+		{name: "page corruption in the practices' table", tamper: corruptRootPage("practice_rows"),
+			want: []string{"SQLite integrity_check: Tree", "(table practice_rows)", "practices: cannot be read"}},
+		{name: "page corruption in the practices' state table (0035)", tamper: corruptRootPage("practice_state"),
+			want: []string{"SQLite integrity_check: Tree", "(table practice_state)", "practices: cannot be read"}},
+	}
+}
+
+// corruptRootPage overwrites the header and cell pointers of table's root page in
+// index.db, as a failing disk or a careless hand would.
+func corruptRootPage(table string) func(t *testing.T, tw *tamperWorld) {
+	return func(t *testing.T, tw *tamperWorld) {
+		var root, pageSize int64
+		tw.query(t, `SELECT rootpage FROM sqlite_master WHERE type = 'table' AND name = '`+table+`'`, &root)
+		tw.query(t, `PRAGMA page_size`, &pageSize)
+		f, err := os.OpenFile(filepath.Join(tw.state, "index.db"), os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		junk := []byte(strings.Repeat("\xde\xad\xbe\xef", 16))
+		if _, err := f.WriteAt(junk, (root-1)*pageSize); err != nil {
+			t.Fatal(err)
+		}
 	}
 }
 
