@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"database/sql"
 	"io/fs"
 	"path"
 	"strings"
@@ -181,4 +182,56 @@ func TestChainMigrationSealsRowsBefore(t *testing.T) {
 		t.Errorf("chain after its migration: %d records, the first with %d rows; want the rows from before sealed", records, rows)
 	}
 	verifyOK(t, s, "after the chain's migration")
+}
+
+// TestMigrationTempStoreFile proves that migrations run with their temporary data
+// (above all the statement journal of an ALTER TABLE ... DROP COLUMN, which copies
+// every page of the table it rewrites) in a file, not in memory: in memory, the first
+// start of the 0035/0036 upgrade peaked at 556 MiB on an archive of 500,000 practices,
+// past the systemd unit's MemoryMax=512M. After the migrations the writer is back on
+// temp_store MEMORY, which drops the TEMP objects; a row that cmord updates afterwards
+// must still be noted by the chain's TEMP triggers (made again), or verify would report
+// it as changed outside cmord.
+func TestMigrationTempStoreFile(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest(t, s, "folder:a", "one.csv", "1")
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	withMigrations(t, "", map[string]string{"9991_test_temp_store": `CREATE TABLE test_temp_store AS SELECT temp_store AS mode FROM pragma_temp_store;`})
+	s, err = Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	var during, after int
+	if err := s.r.QueryRowContext(ctx, `SELECT mode FROM test_temp_store`).Scan(&during); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&after); err != nil {
+		t.Fatal(err)
+	}
+	if during != 1 || after != 2 {
+		t.Errorf("temp_store during the migration %d, after it %d; want 1 (FILE) and 2 (MEMORY)", during, after)
+	}
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE files SET reason = 'updated after the migrations' WHERE id = 1`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	verifyOK(t, s, "after an update following the migrations")
+	// Opened again with nothing to migrate: the writer keeps MEMORY throughout.
+	s.Close()
+	if s, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.w.QueryRowContext(ctx, `PRAGMA temp_store`).Scan(&after); err != nil || after != 2 {
+		t.Errorf("temp_store with nothing to migrate: %d (%v), want 2 (MEMORY)", after, err)
+	}
 }

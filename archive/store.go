@@ -230,6 +230,7 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	s.stateSplit = applied > 0
+	tempToFile := false
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
 		var n int
@@ -238,6 +239,24 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		if n > 0 {
 			continue
+		}
+		if !tempToFile {
+			// A migration's statement journal goes to a temporary file, not to memory
+			// (temp_store MEMORY, the writer's setting): an ALTER TABLE ... DROP COLUMN
+			// (0035, 0036) rewrites the whole table in one statement and journals every
+			// page it changes, and in memory the first start of an upgrade peaked at
+			// 556 MiB on an archive of 500,000 practices, past the unit's MemoryMax.
+			// Back to MEMORY after the migrations, which drops the TEMP objects: the
+			// next write's ensureChainTemp makes the chain's again.
+			if _, err := s.w.ExecContext(ctx, `PRAGMA temp_store = FILE`); err != nil {
+				return fmt.Errorf("archive: migrations: %w", err)
+			}
+			tempToFile = true
+			defer func() {
+				if _, err := s.w.ExecContext(ctx, `PRAGMA temp_store = MEMORY`); err == nil {
+					s.dropChainReaders()
+				}
+			}()
 		}
 		body, err := migrationSource.ReadFile(name)
 		if err != nil {
