@@ -29,7 +29,34 @@ func (e *MigrationPendingError) Error() string {
 	if e.NoArchive {
 		return fmt.Sprintf("no archive in %s yet; run `cmord run` (as the cmord user) once first", e.Dir)
 	}
-	return fmt.Sprintf("the archive in %s needs migration %s; run `cmord run` (as the cmord user) once first", e.Dir, e.Migration)
+	return fmt.Sprintf("the archive in %s needs migration %s; start the daemon once first (`systemctl start cmord`, or `cmord run` as the cmord user): it migrates the archive as it starts", e.Dir, e.Migration)
+}
+
+// NewerArchiveError says that the archive was migrated by a newer cmord: this binary
+// does not know what its schema means (a table may be a view, a column moved), and
+// would fail later, or write what the newer one does not expect.
+type NewerArchiveError struct {
+	Dir       string
+	Migration string // the first applied migration this binary does not know
+}
+
+func (e *NewerArchiveError) Error() string {
+	return fmt.Sprintf("the archive in %s was migrated by a newer cmord (migration %s is unknown to this version): run that version, "+
+		"or restore the backup taken before the upgrade (docs/install.md)", e.Dir, e.Migration)
+}
+
+// newerMigration returns the first of applied (sorted) that known lacks, or "".
+func newerMigration(applied []string, known []string) string {
+	k := make(map[string]bool, len(known))
+	for _, n := range known {
+		k[n] = true
+	}
+	for _, n := range applied {
+		if !k[n] {
+			return n
+		}
+	}
+	return ""
 }
 
 // OpenReadOnly opens the state directory for reading only: the SQLite index with
@@ -109,6 +136,14 @@ func checkMigrated(ctx context.Context, db *sql.DB, dir string) error {
 		if err := rows.Err(); err != nil {
 			return err
 		}
+	}
+	names := make([]string, 0, len(applied))
+	for n := range applied {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	if m := newerMigration(names, migrationNames()); m != "" {
+		return &NewerArchiveError{Dir: dir, Migration: m}
 	}
 	for _, m := range migrationNames() {
 		if !applied[m] {

@@ -146,7 +146,12 @@ func TestOpenReadOnly(t *testing.T) {
 			if _, err := s.w.Exec(`DELETE FROM schema_migrations WHERE name = '0014_request_payload'`); err != nil {
 				t.Fatal(err)
 			}
-		}, wantError: "needs migration 0014_request_payload; run `cmord run` (as the cmord user) once first"},
+		}, wantError: "needs migration 0014_request_payload; start the daemon once first (`systemctl start cmord`, or `cmord run` as the cmord user)"},
+		{name: "migrated by a newer cmord", prepare: func(t *testing.T, s *Store) {
+			if _, err := s.w.Exec(`INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_from_the_future', '2030-01-01T00:00:00Z')`); err != nil {
+				t.Fatal(err)
+			}
+		}, wantError: "was migrated by a newer cmord (migration 9999_from_the_future is unknown to this version)"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

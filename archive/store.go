@@ -213,6 +213,33 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
+	// An archive a newer cmord migrated is refused before anything is written: this
+	// binary would read a view as a table, or write what the newer one does not
+	// expect, and fail later (a downgrade without the backup).
+	known := make([]string, len(names))
+	for i, n := range names {
+		known[i] = strings.TrimSuffix(filepath.Base(n), ".sql")
+	}
+	var appliedNames []string
+	rows, err := s.w.QueryContext(ctx, `SELECT name FROM schema_migrations ORDER BY name`)
+	if err != nil {
+		return fmt.Errorf("archive: migrations: %w", err)
+	}
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			rows.Close()
+			return err
+		}
+		appliedNames = append(appliedNames, n)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	if m := newerMigration(appliedNames, known); m != "" {
+		return &NewerArchiveError{Dir: s.dir, Migration: m}
+	}
 	// Chained once the chain's migration is applied, whether or not the table is
 	// still there: a chain table dropped behind cmord's back makes every write fail
 	// loudly ("no such table: chain") instead of going on unchained. Set before the

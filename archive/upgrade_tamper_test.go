@@ -3,6 +3,7 @@ package archive
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -48,5 +49,24 @@ func TestStateSplitKeepsEarlierTamper(t *testing.T) {
 	want := fmt.Sprintf("practice #%d ", edited)
 	if len(rep.Problems) != 1 || !strings.Contains(rep.Problems[0], want) || !strings.Contains(rep.Problems[0], "changed outside cmord") {
 		t.Errorf("verify after 0035 of an archive with %schanged before it: %q", want, rep.Problems)
+	}
+}
+
+// TestOpenRefusesNewerArchive: the daemon (Open, which migrates) refuses an archive
+// with a migration this binary does not know, before writing anything, naming it.
+func TestOpenRefusesNewerArchive(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.Exec(`INSERT INTO schema_migrations (name, applied_at) VALUES ('9999_from_the_future', '2030-01-01T00:00:00Z')`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	_, err = Open(dir)
+	var ne *NewerArchiveError
+	if !errors.As(err, &ne) || ne.Migration != "9999_from_the_future" || !strings.Contains(err.Error(), "restore the backup") {
+		t.Fatalf("Open of an archive a newer cmord migrated: %v", err)
 	}
 }
