@@ -88,3 +88,39 @@ func heapInUse() int64 {
 	runtime.ReadMemStats(&ms)
 	return int64(ms.HeapAlloc)
 }
+
+// TestAlertListsAtMostMaxItems renders an urgent alert of a backlog: the subject counts
+// every exception, the bodies list alertMaxItems and say, in Italian by default, how
+// many more there are and where the full list is. Listing them all made one mail of
+// 216 MB of text for 100,000 urgent deadline exceptions.
+func TestAlertListsAtMostMaxItems(t *testing.T) {
+	at := rome(2026, time.November, 20, 9, 0)
+	for _, tc := range []struct {
+		lang, more string
+	}{
+		{"", "… e altre 10, non elencate qui (elenco completo: cmord exceptions --severity urgent --owner compliance)."},
+		{"en", "… and 10 more, not listed here (full list: cmord exceptions --severity urgent --owner compliance)."},
+	} {
+		var items []Item
+		for i := range alertMaxItems + 10 {
+			items = append(items, Item{Exception: archive.Exception{ID: int64(i + 1), Kind: "case_not_eligible", Severity: archive.SevUrgent,
+				Owner: OwnerCompliance, Message: fmt.Sprintf("eccezione numero %d", i+1), FirstSeen: at, LastSeen: at, Count: 1}})
+		}
+		g := AlertGroup{Key: OwnerCompliance, Items: items}
+		subject, text, html, err := g.Render(tc.lang, false, "Esempio Energia S.p.A.", at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(subject, fmt.Sprintf(" %d × ", alertMaxItems+10)) {
+			t.Errorf("%q: subject %q does not count all %d", tc.lang, subject, alertMaxItems+10)
+		}
+		for name, body := range map[string]string{"text": text, "html": html} {
+			if !strings.Contains(body, fmt.Sprintf("#%d", alertMaxItems)) || strings.Contains(body, fmt.Sprintf("#%d", alertMaxItems+1)) {
+				t.Errorf("%q %s: does not list exactly the first %d", tc.lang, name, alertMaxItems)
+			}
+			if !strings.Contains(body, tc.more) {
+				t.Errorf("%q %s: no %q", tc.lang, name, tc.more)
+			}
+		}
+	}
+}

@@ -61,6 +61,7 @@ var labels = map[string]map[string]string{
 		"urgent":           "urgente", "high": "alta", "normal": "normale", "low": "bassa", "severity": "Gravità",
 		"alert_intro":  "Le seguenti eccezioni urgenti sono aperte e richiedono un intervento subito.",
 		"alert_repeat": "Promemoria: ancora aperte.",
+		"alert_more":   "… e altre %d, non elencate qui (elenco completo: cmord exceptions --severity urgent --owner %s).",
 	},
 	"en": {
 		"title": "CMOR digest", "alert_title": "CMOR — urgent alert", "company": "Company",
@@ -97,6 +98,7 @@ var labels = map[string]map[string]string{
 		"urgent":           "urgent", "high": "high", "normal": "normal", "low": "low", "severity": "Severity",
 		"alert_intro":  "The following urgent exceptions are open and need action now.",
 		"alert_repeat": "Reminder: still open.",
+		"alert_more":   "… and %d more, not listed here (full list: cmord exceptions --severity urgent --owner %s).",
 	},
 }
 
