@@ -137,6 +137,9 @@ func RunAlerts(ctx context.Context, store *archive.Store, sender *mail.Sender, o
 	return nil
 }
 
+// alertMaxItems is how many exceptions an alert mail lists; the subject counts them all.
+const alertMaxItems = 50
+
 // Render returns the alert's subject and bodies.
 func (g AlertGroup) Render(lang string, includePersonal bool, company string, now time.Time) (subject, text, html string, err error) {
 	if lang != "en" {
@@ -150,12 +153,20 @@ func (g AlertGroup) Render(lang string, includePersonal bool, company string, no
 	sec := sectionView{Key: "alert", Title: L["alert_title"]}
 	var titles []string
 	seen := map[string]bool{}
-	for _, it := range g.Items {
-		sec.Items = append(sec.Items, d.itemView(it, lang, m, L))
+	for i, it := range g.Items {
+		// Listed up to alertMaxItems, the rest counted: a backlog's first deadline run
+		// raised 100,000 urgent exceptions at once, and one mail listing them all was
+		// 216 MB of text and as much HTML (cmord run --once peaked at 1.4 GB).
+		if i < alertMaxItems {
+			sec.Items = append(sec.Items, d.itemView(it, lang, m, L))
+		}
 		if t := Info(it.Kind).Title(lang); !seen[t] {
 			seen[t] = true
 			titles = append(titles, t)
 		}
+	}
+	if more := len(g.Items) - len(sec.Items); more > 0 {
+		sec.More, sec.MoreText = more, fmt.Sprintf(L["alert_more"], more, g.Key)
 	}
 	v.Sections = []sectionView{sec}
 	tag := "[CMOR URGENTE]"

@@ -546,7 +546,10 @@ func sortItems(items []Item, oldestFirst bool) {
 	})
 }
 
-// lookup caches the practices and files the items name.
+// lookup caches the practices and files the items name. A practice is cached with
+// only the fields a digest line shows (practiceForDigest): a backlog of 100,000
+// exceptions names 100,000 practices, and caching each whole (its case data, invoices
+// and computation audit) held about 1.4 KiB per practice for the whole digest.
 type lookup struct {
 	store     *archive.Store
 	practices map[int64]archive.Practice
@@ -568,8 +571,16 @@ func (l *lookup) practice(ctx context.Context, id int64) (archive.Practice, erro
 	if err != nil {
 		p = archive.Practice{ID: id}
 	}
+	p = practiceForDigest(p)
 	l.practices[id] = p
 	return p, nil
+}
+
+// practiceForDigest keeps of p what the digest's items and deadline lines show:
+// its code, sector, point, state and customer.
+func practiceForDigest(p archive.Practice) archive.Practice {
+	return archive.Practice{ID: p.ID, CPUtente: p.CPUtente, CPGestore: p.CPGestore, Sector: p.Sector, Point: p.Point,
+		State: p.State, CustomerID: p.CustomerID, CustomerName: p.CustomerName}
 }
 
 func (l *lookup) file(ctx context.Context, id int64) (string, error) {

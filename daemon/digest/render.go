@@ -61,6 +61,7 @@ var labels = map[string]map[string]string{
 		"urgent":           "urgente", "high": "alta", "normal": "normale", "low": "bassa", "severity": "Gravità",
 		"alert_intro":  "Le seguenti eccezioni urgenti sono aperte e richiedono un intervento subito.",
 		"alert_repeat": "Promemoria: ancora aperte.",
+		"alert_more":   "… e altre %d, non elencate qui (elenco completo: cmord exceptions --severity urgent --owner %s).",
 	},
 	"en": {
 		"title": "CMOR digest", "alert_title": "CMOR — urgent alert", "company": "Company",
@@ -97,6 +98,7 @@ var labels = map[string]map[string]string{
 		"urgent":           "urgent", "high": "high", "normal": "normal", "low": "low", "severity": "Severity",
 		"alert_intro":  "The following urgent exceptions are open and need action now.",
 		"alert_repeat": "Reminder: still open.",
+		"alert_more":   "… and %d more, not listed here (full list: cmord exceptions --severity urgent --owner %s).",
 	},
 }
 
@@ -649,23 +651,26 @@ func (d *Digest) CSV(lang string, includePersonal bool) ([]byte, error) {
 	if err := w.Write(csvHeaders[lang]); err != nil {
 		return nil, err
 	}
-	for _, row := range d.rows(lang, includePersonal) {
+	err := d.eachRow(lang, includePersonal, func(row []string) error {
 		for i := range row {
 			row[i] = csvSafe(row[i])
 		}
-		if err := w.Write(row); err != nil {
-			return nil, err
-		}
+		return w.Write(row)
+	})
+	if err != nil {
+		return nil, err
 	}
 	w.Flush()
 	return buf.Bytes(), w.Error()
 }
 
-// rows are the full list's rows, one per exception, in the columns of csvHeaders.
-func (d *Digest) rows(lang string, includePersonal bool) [][]string {
+// eachRow calls fn with the full list's rows, one per exception, in the columns of
+// csvHeaders; it stops at fn's first error. The rows are made one at a time: the CSV
+// and the XLSX of a backlog of 100,000 exceptions held every row's 26 cells at once
+// besides the file being written.
+func (d *Digest) eachRow(lang string, includePersonal bool, fn func(row []string) error) error {
 	L := labels[lang]
 	m := masker{on: !includePersonal}
-	var rows [][]string
 	rome := func(t time.Time) string {
 		if t.IsZero() {
 			return ""
@@ -701,10 +706,12 @@ func (d *Digest) rows(lang string, includePersonal bool) [][]string {
 				ownerLabel(it.Owner, lang), it.PracticeCode, point, m.id(it.CustomerID), m.name(it.CustomerName), it.FileName, line, it.Field,
 				rule, clean(it.Value), clean(it.Subject), clean(it.Message),
 				action, due, rome(it.FirstSeen), rome(it.LastSeen), strconv.Itoa(it.Count), rome(it.ResolvedAt), it.Resolution, muted}
-			rows = append(rows, row)
+			if err := fn(row); err != nil {
+				return err
+			}
 		}
 	}
-	return rows
+	return nil
 }
 
 // exceptionRef names an exception by its id; a preview shows an exception it would

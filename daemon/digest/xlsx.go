@@ -51,16 +51,18 @@ func (d *Digest) XLSX(lang string, includePersonal bool) ([]byte, error) {
 	if err := sw.SetRow("A1", cells(headers, headStyle), excelize.RowOpts{}); err != nil {
 		return nil, err
 	}
-	rows := d.rows(lang, includePersonal)
-	for i, row := range rows {
-		if err := sw.SetRow(fmt.Sprintf("A%d", i+2), cells(row, textStyle)); err != nil {
-			return nil, err
-		}
+	n := 0
+	err = d.eachRow(lang, includePersonal, func(row []string) error {
+		n++
+		return sw.SetRow(fmt.Sprintf("A%d", n+1), cells(row, textStyle))
+	})
+	if err != nil {
+		return nil, err
 	}
 	if err := sw.Flush(); err != nil {
 		return nil, err
 	}
-	last, _ := excelize.CoordinatesToCellName(len(headers), max(len(rows)+1, 2))
+	last, _ := excelize.CoordinatesToCellName(len(headers), max(n+1, 2))
 	if err := f.AutoFilter(sheet, "A1:"+last, nil); err != nil {
 		return nil, err
 	}

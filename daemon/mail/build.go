@@ -110,15 +110,28 @@ func Build(msg Message) ([]byte, string, error) {
 		if ct == "" {
 			ct = string(gomail.TypeAppOctetStream)
 		}
-		if err := m.AttachReader(a.Name, bytes.NewReader(a.Data), gomail.WithFileContentType(gomail.ContentType(ct))); err != nil {
-			return nil, "", fmt.Errorf("mail: build %q: attach %s: %w", msg.Subject, a.Name, err)
-		}
+		// A ReadSeeker is written from a.Data as it is; AttachReader copied it whole
+		// (io.ReadAll) first, a second copy of a digest's full list.
+		m.AttachReadSeeker(a.Name, bytes.NewReader(a.Data), gomail.WithFileContentType(gomail.ContentType(ct)))
 	}
+	// Sized once for the encoded message (base64 lines of 76 characters and CRLF; the
+	// bodies' quoted-printable at worst 3 bytes a byte): a buffer grown by doubling
+	// held up to twice the message, 89 MB for the digest of a 100,000-exception backlog.
 	var buf bytes.Buffer
+	buf.Grow(encodedSize(msg))
 	if _, err := m.WriteTo(&buf); err != nil {
 		return nil, "", fmt.Errorf("mail: build %q: %w", msg.Subject, err)
 	}
 	return buf.Bytes(), id, nil
+}
+
+// encodedSize is an upper bound of msg's size once built.
+func encodedSize(msg Message) int {
+	n := 64<<10 + 3*(len(msg.Text)+len(msg.HTML))
+	for _, a := range msg.Attachments {
+		n += (len(a.Data)+2)/3*4*78/76 + 78 + 1<<10
+	}
+	return n
 }
 
 // newMessageID returns "<32 hex>@<domain of from>" without brackets.
