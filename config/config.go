@@ -278,7 +278,24 @@ type Digest struct {
 	Contact             string // default "": who compliance calls for what needs the server (digest footer)
 	IncludePersonalData bool   // default false
 	WarnDays            []int  // default [30, 7, 2]: deadline reminders
+	// AttachmentMaxRows and AttachmentMaxSize bound the attachments so that the
+	// digest stays deliverable: over them the CSV and XLSX carry the most urgent rows
+	// and the body says how many of how many, and the command that gives the whole
+	// list. Rows: each attachment's (default DefaultDigestAttachmentMaxRows); size:
+	// the CSV and XLSX together, before the mail's base64 adds a third (default
+	// DefaultDigestAttachmentMaxSize). There is no "unlimited": the whole list of a
+	// backlog made a message no mail server took.
+	AttachmentMaxRows int
+	AttachmentMaxSize int64
 }
+
+// DefaultDigestAttachmentMaxRows is [digest] attachment_max_rows's default.
+const DefaultDigestAttachmentMaxRows = 5000
+
+// DefaultDigestAttachmentMaxSize is [digest] attachment_max_size's default: with
+// base64 and the bodies, the message stays under Postfix's default message_size_limit
+// (10,240,000 bytes), the smallest limit commonly met.
+const DefaultDigestAttachmentMaxSize = 6 << 20
 
 // Alerts configures urgent mails.
 type Alerts struct {

@@ -515,3 +515,54 @@ func TestSizeLimitKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestDigestAttachmentBound: [digest] attachment_max_rows and attachment_max_size,
+// their defaults, their refusals (0 is not "unlimited"), and the effective
+// configuration reading back the same.
+func TestDigestAttachmentBound(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		toml        string
+		rows        int
+		size        int64
+		wantProblem string
+	}{
+		{name: "defaults", rows: DefaultDigestAttachmentMaxRows, size: DefaultDigestAttachmentMaxSize},
+		{name: "set", toml: "[digest]\nattachment_max_rows = 20000\nattachment_max_size = \"20MiB\"\n", rows: 20000, size: 20 << 20},
+		{name: "size in bytes", toml: "[digest]\nattachment_max_size = 1048576\n", rows: DefaultDigestAttachmentMaxRows, size: 1 << 20},
+		{name: "zero rows is not unlimited", toml: "[digest]\nattachment_max_rows = 0\n",
+			wantProblem: `digest.attachment_max_rows: 0 is not "unlimited": the attachments are always bounded`},
+		{name: "negative rows", toml: "[digest]\nattachment_max_rows = -1\n",
+			wantProblem: `digest.attachment_max_rows: -1 is out of range; expected 1 to 1000000`},
+		{name: "rows not an integer", toml: "[digest]\nattachment_max_rows = \"5000\"\n",
+			wantProblem: `digest.attachment_max_rows: expected an integer`},
+		{name: "size too small", toml: "[digest]\nattachment_max_size = \"1KiB\"\n",
+			wantProblem: `digest.attachment_max_size: 1024 bytes is out of range; expected 64KiB to 1GiB`},
+		{name: "size zero", toml: "[digest]\nattachment_max_size = 0\n",
+			wantProblem: `digest.attachment_max_size: 0 bytes is out of range; expected 64KiB to 1GiB`},
+		{name: "size not a size", toml: "[digest]\nattachment_max_size = \"big\"\n", wantProblem: `digest.attachment_max_size: "big" is not a size`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Parse("c.toml", []byte(minimal+tc.toml))
+			if tc.wantProblem != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantProblem) {
+					t.Fatalf("err = %v, want %q", err, tc.wantProblem)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.Digest.AttachmentMaxRows != tc.rows || c.Digest.AttachmentMaxSize != tc.size {
+				t.Errorf("rows %d size %d, want %d %d", c.Digest.AttachmentMaxRows, c.Digest.AttachmentMaxSize, tc.rows, tc.size)
+			}
+			back, err := Parse("c.toml", []byte(c.Redacted()))
+			if err != nil {
+				t.Fatalf("effective config does not parse: %v\n%s", err, c.Redacted())
+			}
+			if back.Digest.AttachmentMaxRows != tc.rows || back.Digest.AttachmentMaxSize != tc.size {
+				t.Errorf("round trip: rows %d size %d", back.Digest.AttachmentMaxRows, back.Digest.AttachmentMaxSize)
+			}
+		})
+	}
+}

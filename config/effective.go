@@ -250,6 +250,8 @@ func (c *Config) writeNotices(w *tomlWriter) {
 	w.kv("lang", c.Digest.Lang)
 	w.kv("attach_csv", c.Digest.AttachCSV)
 	w.kv("attach_xlsx", c.Digest.AttachXLSX)
+	w.kv("attachment_max_rows", c.Digest.AttachmentMaxRows)
+	w.kv("attachment_max_size", FormatSize(c.Digest.AttachmentMaxSize))
 	w.kv("contact", c.Digest.Contact)
 	w.kv("include_personal_data", c.Digest.IncludePersonalData)
 	w.kv("warn_days", c.Digest.WarnDays)

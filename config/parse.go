@@ -122,8 +122,9 @@ func Defaults() *Config {
 			Deadlines: Job{Name: "deadlines", Spec: "0 6 * * *", Missed: "skip"},
 			Verify:    Job{Name: "verify", Spec: "0 3 * * 0", Missed: "skip"},
 		},
-		Mail:      Mail{TLS: "starttls", Timeout: 30 * time.Second, DeadLetterAfter: 10},
-		Digest:    Digest{AttachCSV: true, AttachXLSX: true, WarnDays: []int{30, 7, 2}},
+		Mail: Mail{TLS: "starttls", Timeout: 30 * time.Second, DeadLetterAfter: 10},
+		Digest: Digest{AttachCSV: true, AttachXLSX: true, WarnDays: []int{30, 7, 2},
+			AttachmentMaxRows: DefaultDigestAttachmentMaxRows, AttachmentMaxSize: DefaultDigestAttachmentMaxSize},
 		Alerts:    Alerts{GroupWait: time.Minute, RepeatInterval: 4 * time.Hour, UrgentWithinWorkingDays: 2, StateMinFree: 2 << 30},
 		Deadlines: Deadlines{NoAnswerDays: 5, RefundDays: 10, AckDays: 2},
 		Limits:    Limits{SIIFile: DefaultSIIFileMaxSize},
@@ -406,6 +407,17 @@ func readDigest(t *table, g *Digest) {
 	t.str("contact", &g.Contact)
 	t.boolean("include_personal_data", &g.IncludePersonalData)
 	t.intList("warn_days", &g.WarnDays, 0, 365)
+	// No 0 for "unlimited": the whole list of a backlog made a message no mail
+	// server took (attach_csv / attach_xlsx = false attach nothing).
+	if v, isInt := t.m["attachment_max_rows"].(int64); isInt && v == 0 {
+		t.get("attachment_max_rows")
+		t.errorf("attachment_max_rows", "range", "0 is not \"unlimited\": the attachments are always bounded so the digest stays "+
+			"deliverable (the whole list of a big backlog makes a message mail servers refuse); expected 1 to 1000000 "+
+			"(attach_csv = false and attach_xlsx = false attach nothing)")
+	} else {
+		t.integer("attachment_max_rows", &g.AttachmentMaxRows, 1, 1000000)
+	}
+	t.size("attachment_max_size", &g.AttachmentMaxSize, 64<<10, 1<<30)
 	t.finish()
 }
 

@@ -53,10 +53,15 @@ func runDigest(ctx context.Context, env *Env, args []string) int {
 	now := time.Now()
 	if *preview {
 		// A preview writes nothing to the archive and attaches nothing: the body says
-		// where the CSV went (--csv FILE), if anywhere.
+		// where the CSV went (--csv FILE, always the whole list), if anywhere.
 		opts.ReadOnly = true
 		d, err := digest.Build(ctx, st, opts, now)
 		if err != nil {
+			return env.fail(err)
+		}
+		// The body says how much of the list a digest sent now would attach (the
+		// attachments are bounded); the CSV file gets the whole list.
+		if err := d.PreviewBound(opts.Lang, opts.IncludePersonalData); err != nil {
 			return env.fail(err)
 		}
 		d.AttachCSV, d.AttachXLSX, d.CSVFile = false, false, *csvFile

@@ -1,9 +1,17 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/base64"
 	"fmt"
+	"io"
+	"mime"
+	"mime/multipart"
+	"mime/quotedprintable"
+	netmail "net/mail"
+	"net/textproto"
 	"os"
 	"path/filepath"
 	"strings"
@@ -19,6 +27,12 @@ import (
 // whose state holds one open exception and a practice whose request window closes in
 // two days (the deadline job has not run: a digest raises its exception).
 func digestConfig(t *testing.T) (*smtpsink.Sink, string) {
+	t.Helper()
+	return digestConfigWith(t, "")
+}
+
+// digestConfigWith is digestConfig with more [digest] keys.
+func digestConfigWith(t *testing.T, digestKeys string) (*smtpsink.Sink, string) {
 	t.Helper()
 	sink, err := smtpsink.Start(t.TempDir(), smtpsink.Options{})
 	if err != nil {
@@ -43,7 +57,7 @@ from = "cmord <cmord@example.it>"
 
 [digest]
 to = ["compliance@example.it"]
-`, sink.Port())
+%s`, sink.Port(), digestKeys)
 	path := filepath.Join(dir, "cmord.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -183,4 +197,98 @@ func TestDigestVerb(t *testing.T) {
 			t.Errorf("%v: exit %d, stderr %q, want 2 and %q", bad.args, code, errOut, bad.msg)
 		}
 	}
+}
+
+// TestDigestBoundPreviewAndSend: with the list over [digest] attachment_max_rows, the
+// preview says how much of it a digest sent now would attach and writes the whole list
+// to its CSV file; the digest sent attaches that much, and its body says "N of M" and
+// the command for the whole list, which is the preview's.
+func TestDigestBoundPreviewAndSend(t *testing.T) {
+	sink, _ := digestConfigWith(t, "attachment_max_rows = 1\n")
+	csvPath := filepath.Join(t.TempDir(), "eccezioni.csv")
+	code, out, errOut := runCLI(t, "digest", "--preview", "--csv", csvPath)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"Inviato ora, il riepilogo allegherebbe solo le prime 1 eccezioni di 2, le più urgenti",
+		"l'elenco completo si ottiene con: cmord digest --preview --csv eccezioni.csv", "Elenco completo in CSV nel file " + csvPath} {
+		if !strings.Contains(out, want) {
+			t.Errorf("preview lacks %q:\n%s", want, out)
+		}
+	}
+	b, err := os.ReadFile(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows := strings.Count(string(b), "\r\n") - 1; rows != 2 {
+		t.Errorf("the preview's CSV file has %d rows, want the whole list, 2", rows)
+	}
+	if code, out, errOut := runCLI(t, "digest", "--send"); code != exitOK {
+		t.Fatalf("--send: exit %d: %s %s", code, out, errOut)
+	}
+	msgs := sink.Messages()
+	if len(msgs) != 1 {
+		t.Fatalf("%d mails delivered, want 1", len(msgs))
+	}
+	parts := mimeParts(t, msgs[0].Data)
+	text := string(parts["text/plain"])
+	for _, want := range []string{"Allegati parziali: contengono le prime 1 eccezioni di 2, le più urgenti",
+		"si ottiene sul server con: cmord digest --preview --csv eccezioni.csv"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the digest sent lacks %q:\n%s", want, text)
+		}
+	}
+	csvData, ok := parts["text/csv"]
+	if !ok {
+		t.Fatalf("no CSV attachment among %d parts", len(parts))
+	}
+	if rows := strings.Count(string(csvData), "\r\n") - 1; rows != 1 {
+		t.Errorf("the CSV attachment has %d rows, want 1", rows)
+	}
+	if !strings.Contains(string(csvData), "Finestra di richiesta in chiusura") {
+		t.Error("the CSV attachment does not carry the most urgent row (the urgent window closing)")
+	}
+}
+
+// mimeParts is the decoded leaf parts of a message by media type.
+func mimeParts(t *testing.T, raw []byte) map[string][]byte {
+	t.Helper()
+	m, err := netmail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	var walk func(h textproto.MIMEHeader, body io.Reader)
+	walk = func(h textproto.MIMEHeader, body io.Reader) {
+		mt, params, err := mime.ParseMediaType(h.Get("Content-Type"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.HasPrefix(mt, "multipart/") {
+			r := multipart.NewReader(body, params["boundary"])
+			for {
+				p, err := r.NextRawPart()
+				if err == io.EOF {
+					return
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				walk(p.Header, p)
+			}
+		}
+		switch strings.ToLower(h.Get("Content-Transfer-Encoding")) {
+		case "base64":
+			body = base64.NewDecoder(base64.StdEncoding, body)
+		case "quoted-printable":
+			body = quotedprintable.NewReader(body)
+		}
+		b, err := io.ReadAll(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[mt] = b
+	}
+	walk(textproto.MIMEHeader(m.Header), m.Body)
+	return out
 }

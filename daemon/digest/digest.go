@@ -24,14 +24,20 @@ type Options struct {
 	To                  []string
 	From                string // default: the sender's [mail] from
 	IncludePersonalData bool   // digest: customer CF/P.IVA and name in the body and CSV (the recipients' role needs them)
-	AttachCSV           bool   // attach the full list as CSV (for programs)
-	AttachXLSX          bool   // attach the full list as XLSX (for people: identifiers stay text)
-	Contact             string // who compliance calls for what needs the server ([digest] contact)
-	SkipEmpty           bool   // when nothing happened and nothing is open, send nothing (default: a short "nothing needs you")
-	DeadlineDays        int    // deadlines due in the next N days are listed (default 30), overdue ones always
-	WarnDays            []int  // [digest] warn_days (default 30, 7, 2): how a deadline row is coloured
-	MaxItems            int    // per section in the body (default 50); the CSV always has all
-	DedupKey            string // outbox key; default "digest:<Rome date of now>"
+	AttachCSV           bool   // attach the list as CSV (for programs), bounded (AttachMaxRows, AttachMaxSize)
+	AttachXLSX          bool   // attach the list as XLSX (for people: identifiers stay text), bounded likewise
+	// AttachMaxRows and AttachMaxSize bound the attachments so that the mail stays
+	// deliverable ([digest] attachment_max_rows, attachment_max_size; defaults
+	// config.DefaultDigestAttachmentMaxRows and config.DefaultDigestAttachmentMaxSize):
+	// over them the attachments carry the most urgent rows and the body says so.
+	AttachMaxRows int
+	AttachMaxSize int64  // the CSV and XLSX together, before the mail's base64
+	Contact       string // who compliance calls for what needs the server ([digest] contact)
+	SkipEmpty     bool   // when nothing happened and nothing is open, send nothing (default: a short "nothing needs you")
+	DeadlineDays  int    // deadlines due in the next N days are listed (default 30), overdue ones always
+	WarnDays      []int  // [digest] warn_days (default 30, 7, 2): how a deadline row is coloured
+	MaxItems      int    // per section in the body (default 50); the CSV has all, within its bound
+	DedupKey      string // outbox key; default "digest:<Rome date of now>"
 	// ReadOnly builds the digest without writing to the archive (`cmord digest
 	// --preview`): the deadlines are computed as the deadline job would, and the
 	// exceptions it would raise, escalate or resolve are applied in memory only. An
@@ -118,6 +124,7 @@ func OptionsFromConfig(cfg *config.Config) Options {
 	o := Options{Lang: lang, Company: cfg.Company.Name, To: cfg.Digest.To, From: cfg.Mail.From,
 		IncludePersonalData: cfg.Digest.IncludePersonalData, AttachCSV: cfg.Digest.AttachCSV,
 		AttachXLSX: cfg.Digest.AttachXLSX, Contact: cfg.Digest.Contact,
+		AttachMaxRows: cfg.Digest.AttachmentMaxRows, AttachMaxSize: cfg.Digest.AttachmentMaxSize,
 		AlertTo: cfg.Alerts.To, GroupWait: cfg.Alerts.GroupWait, RepeatInterval: cfg.Alerts.RepeatInterval,
 		UrgentWithinWorkingDays: cfg.Alerts.UrgentWithinWorkingDays, Calendar: CalendarFromConfig(cfg), WarnDays: cfg.Digest.WarnDays,
 		Deadlines: DeadlineConfigFromConfig(cfg), AlertIncludePersonalData: cfg.Alerts.IncludePersonalData}
@@ -207,13 +214,23 @@ type Digest struct {
 	Resolved    []Item // resolved in the period
 	Deadlines   []DeadlineItem
 	MaxItems    int
-	AttachCSV   bool           // the mail carries the CSV (the body says so)
-	AttachXLSX  bool           // the mail carries the XLSX (the footer says so)
+	AttachCSV   bool // the mail carries the CSV (the body says so)
+	AttachXLSX  bool // the mail carries the XLSX (the footer says so)
+	// AttachMaxRows and AttachMaxSize bound the attachments (Options); Attachments
+	// applies them and the body rendered afterwards says how many rows of how many
+	// the attachments carry.
+	AttachMaxRows int
+	AttachMaxSize int64
+	// WouldAttach is, in a preview (which attaches nothing and writes the whole list
+	// to its CSV file), the rows a digest sent now would attach when fewer than the
+	// list (PreviewBound); 0 otherwise. The body says so.
+	WouldAttach int
 	Contact     string         // who to call for what needs the server (footer)
 	Rejected    []RejectedFile // files refused whole in the period, with their reason
 	CSVFile     string         // a preview writes the CSV to this file (the body says so); "" when none
 	Anchor      string         // the archive's state chain head when built (archive.Anchor), for an external notary
 
+	cut *[3]int         // rows of New, StillOpen, Resolved the attachments carry (Attachments); nil: all
 	cal *flows.Calendar // working days of the "when" of deadline items
 	cat *flows.Catalog  // SII cause descriptions
 }
@@ -257,7 +274,8 @@ func Build(ctx context.Context, store *archive.Store, opts Options, now time.Tim
 		return nil, fmt.Errorf("digest: refresh deadlines: %w", err)
 	}
 	d := &Digest{Company: opts.Company, PeriodEnd: now, MaxItems: opts.MaxItems, AttachCSV: opts.AttachCSV,
-		AttachXLSX: opts.AttachXLSX, Contact: opts.Contact, cal: opts.Calendar, cat: opts.Catalog}
+		AttachXLSX: opts.AttachXLSX, AttachMaxRows: opts.AttachMaxRows, AttachMaxSize: opts.AttachMaxSize,
+		Contact: opts.Contact, cal: opts.Calendar, cat: opts.Catalog}
 	last, ok, err := store.LastDigest(ctx)
 	if err != nil {
 		return nil, err
@@ -700,24 +718,11 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 		opts.Log.Info("digest: nothing to tell, not sent (skip_empty)", "key", key)
 		return false, store.Write(ctx, func(tx *sql.Tx) error { _, err := store.RecordDigest(ctx, tx, rec); return err })
 	}
-	subject, text, html, csvData, err := d.Render(opts.Lang, opts.IncludePersonalData)
+	msg, err := d.Message(opts, key)
 	if err != nil {
 		return false, err
 	}
-	msg := mail.Message{From: opts.From, To: opts.To, Subject: subject, Text: text, HTML: html, Date: now,
-		Headers: map[string]string{"X-Cmord-Digest": key, "X-Cmord-Period": archive.TS(d.PeriodStart) + "/" + archive.TS(d.PeriodEnd)}}
-	if opts.AttachXLSX {
-		xlsx, err := d.XLSX(opts.Lang, opts.IncludePersonalData)
-		if err != nil {
-			return false, err
-		}
-		msg.Attachments = append(msg.Attachments, mail.Attachment{Name: XLSXName(opts.Lang, now),
-			ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", Data: xlsx})
-	}
-	if opts.AttachCSV {
-		msg.Attachments = append(msg.Attachments, mail.Attachment{Name: CSVName(opts.Lang, now),
-			ContentType: "text/csv; charset=utf-8", Data: csvData})
-	}
+	subject, text := msg.Subject, msg.Text
 	if err := sender.Queue(ctx, key, "digest", msg); err != nil {
 		return false, err
 	}
@@ -733,7 +738,39 @@ func Send(ctx context.Context, store *archive.Store, sender *mail.Sender, opts O
 	}
 	opts.Log.Info("digest queued", "key", key, "new", len(d.New), "still_open", len(d.StillOpen), "resolved", len(d.Resolved),
 		"deadlines", len(d.Deadlines))
+	if d.Bounded() {
+		opts.Log.Warn("digest: the attachments carry only the most urgent part of the list, to keep the mail deliverable "+
+			"([digest] attachment_max_rows, attachment_max_size); the body says so", "key", key, "attached", d.Attached(),
+			"list", d.ListTotal(), "full_list", FullListCommand(opts.Lang))
+	}
 	return true, nil
+}
+
+// Message is the digest's mail: the bodies in opts.Lang and its attachments, bounded
+// (Attachments) so that the message stays deliverable; the body says when they are.
+func (d *Digest) Message(opts Options, key string) (mail.Message, error) {
+	opts = opts.withDefaults()
+	// The attachments first: the body says how many rows they carry.
+	xlsx, csvData, err := d.Attachments(opts.Lang, opts.IncludePersonalData)
+	if err != nil {
+		return mail.Message{}, err
+	}
+	subject, text, html, err := d.renderBodies(opts.Lang, opts.IncludePersonalData)
+	if err != nil {
+		return mail.Message{}, err
+	}
+	now := d.PeriodEnd
+	msg := mail.Message{From: opts.From, To: opts.To, Subject: subject, Text: text, HTML: html, Date: now,
+		Headers: map[string]string{"X-Cmord-Digest": key, "X-Cmord-Period": archive.TS(d.PeriodStart) + "/" + archive.TS(d.PeriodEnd)}}
+	if d.AttachXLSX {
+		msg.Attachments = append(msg.Attachments, mail.Attachment{Name: XLSXName(opts.Lang, now),
+			ContentType: "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet", Data: xlsx})
+	}
+	if d.AttachCSV {
+		msg.Attachments = append(msg.Attachments, mail.Attachment{Name: CSVName(opts.Lang, now),
+			ContentType: "text/csv; charset=utf-8", Data: csvData})
+	}
+	return msg, nil
 }
 
 // CSVName is the attachment's file name.

@@ -44,7 +44,13 @@ var labels = map[string]map[string]string{
 		"action": "Cosa fare", "due": "Scadenza", "auto": "automatica: condizione rientrata", "resolved_at": "Risolta il", "resolution": "Esito", "by": "da",
 		"muted_by": "silenziata: SII non raggiungibile (eccezione #%d)", "more": "… e altre %d: elenco completo nell'allegato CSV.",
 		"more_file": "… e altre %d: elenco completo nel file CSV %s.", "more_none": "… e altre %d, non elencate qui (elenco completo: cmord digest --preview --csv FILE).",
-		"csv_file":  "Elenco completo in CSV nel file %s.",
+		"csv_file":     "Elenco completo in CSV nel file %s.",
+		"attach_cut":   "Allegati parziali: contengono le prime %d eccezioni di %d, le più urgenti (prima le aperte per gravità, poi le risolte), perché l'elenco intero renderebbe il messaggio troppo grande per la posta (limiti [digest] attachment_max_rows e attachment_max_size). L'elenco completo, con le stesse colonne, si ottiene sul server con: %s",
+		"preview_cut":  "Inviato ora, il riepilogo allegherebbe solo le prime %d eccezioni di %d, le più urgenti (limiti [digest] attachment_max_rows e attachment_max_size); l'elenco completo si ottiene con: %s",
+		"attached_cut": "In allegato le prime %d eccezioni di %d in CSV (elenco parziale).", "attached_both_cut": "In allegato le prime %d eccezioni di %d in Excel (XLSX, per le persone) e in CSV (per i programmi): elenco parziale.",
+		"more_cut":     "… e altre %d: negli allegati %d delle %d di questa sezione (allegati parziali, vedi Sintesi).",
+		"act_xlsx_cut": "Aprire l'allegato Excel %s: le prime %d eccezioni di %d di questo riepilogo, le più urgenti, da filtrare e ordinare; POD, PDR, codici fiscali e partite IVA restano testo (zeri iniziali compresi). Il CSV allegato è lo stesso elenco per i programmi.",
+		"sheet_note":   "Elenco parziale", "sheet_note_text": "Questo file contiene le prime %d eccezioni di %d del riepilogo del %s, le più urgenti (prima le aperte per gravità, poi le risolte): l'elenco intero renderebbe il messaggio troppo grande per la posta (limiti [digest] attachment_max_rows e attachment_max_size).", "sheet_note_cmd": "L'elenco completo, con le stesse colonne, si ottiene sul server con: %s",
 		"days_left": "tra %d giorni (%d lavorativi)", "today": "oggi", "overdue": "scaduta da %d giorni", "tomorrow": "domani",
 		"state": "stato", "attached": "In allegato l'elenco completo in CSV.", "attached_both": "In allegato l'elenco completo in Excel (XLSX, per le persone) e in CSV (per i programmi).", "personal_masked": "Dati personali mascherati (include_personal_data = false).",
 		"footer":         "Generato da cmord il %s. Orari di Roma (UTC tra parentesi).",
@@ -81,7 +87,13 @@ var labels = map[string]map[string]string{
 		"action": "Action", "due": "Due", "auto": "automatic: the condition cleared", "resolved_at": "Resolved", "resolution": "Resolution", "by": "by",
 		"muted_by": "muted: SII unreachable (exception #%d)", "more": "… and %d more: the full list is in the CSV attachment.",
 		"more_file": "… and %d more: the full list is in the CSV file %s.", "more_none": "… and %d more, not listed here (full list: cmord digest --preview --csv FILE).",
-		"csv_file":  "The full list is in the CSV file %s.",
+		"csv_file":     "The full list is in the CSV file %s.",
+		"attach_cut":   "Partial attachments: they hold the first %d of %d exceptions, the most urgent (open ones by severity, then the resolved), because the whole list would make the message too big for mail (limits [digest] attachment_max_rows and attachment_max_size). The full list, same columns, is given on the server by: %s",
+		"preview_cut":  "Sent now, the digest would attach only the first %d of %d exceptions, the most urgent (limits [digest] attachment_max_rows and attachment_max_size); the full list is given by: %s",
+		"attached_cut": "The first %d of %d exceptions are attached as CSV (partial list).", "attached_both_cut": "The first %d of %d exceptions are attached as Excel (XLSX, for people) and CSV (for programs): partial list.",
+		"more_cut":     "… and %d more: the attachments hold %d of this section's %d (partial attachments, see Summary).",
+		"act_xlsx_cut": "Open the Excel attachment %s: the first %d of %d exceptions of this digest, the most urgent, to filter and sort; POD, PDR, codici fiscali and VAT numbers stay text (leading zeros included). The attached CSV is the same list for programs.",
+		"sheet_note":   "Partial list", "sheet_note_text": "This file holds the first %d of %d exceptions of the digest of %s, the most urgent (open ones by severity, then the resolved): the whole list would make the message too big for mail (limits [digest] attachment_max_rows and attachment_max_size).", "sheet_note_cmd": "The full list, same columns, is given on the server by: %s",
 		"days_left": "in %d days (%d working days)", "today": "today", "overdue": "overdue by %d days", "tomorrow": "tomorrow",
 		"state": "state", "attached": "The full list is attached as CSV.", "attached_both": "The full list is attached as Excel (XLSX, for people) and CSV (for programs).", "personal_masked": "Personal data masked (include_personal_data = false).",
 		"footer":         "Generated by cmord on %s. Times in Europe/Rome (UTC in parentheses).",
@@ -148,6 +160,7 @@ type view struct {
 	Rejected    []rejectedView // files refused whole in the period
 	RejMore     int
 	CSVNote     string // where the full list is: the attachment, a file (preview), or "" when nowhere
+	AttachNote  string // the attachments carry part of the list (or a preview's would): how much, and the command for all of it
 	Repeat      bool   // alerts: a reminder of something already mailed
 }
 
@@ -503,17 +516,33 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 	if d.Anchor != "" {
 		v.Footer += " " + fmt.Sprintf(L["anchor"], d.Anchor)
 	}
-	// Say where the full list is only where it really is: a preview attaches nothing.
+	// Say where the full list is only where it really is: a preview attaches nothing,
+	// and bounded attachments carry only its most urgent rows.
+	attached, total := d.Attached(), d.ListTotal()
+	bounded := (d.AttachCSV || d.AttachXLSX) && attached < total
 	switch {
+	case d.AttachCSV && d.AttachXLSX && bounded:
+		v.CSVNote = fmt.Sprintf(L["attached_both_cut"], attached, total)
 	case d.AttachCSV && d.AttachXLSX:
 		v.CSVNote = L["attached_both"]
+	case d.AttachCSV && bounded:
+		v.CSVNote = fmt.Sprintf(L["attached_cut"], attached, total)
 	case d.AttachCSV:
 		v.CSVNote = L["attached"]
 	case d.CSVFile != "":
 		v.CSVNote = fmt.Sprintf(L["csv_file"], d.CSVFile)
 	}
+	switch {
+	case bounded:
+		v.AttachNote = fmt.Sprintf(L["attach_cut"], attached, total, FullListCommand(lang))
+	case d.WouldAttach > 0 && d.WouldAttach < total:
+		v.AttachNote = fmt.Sprintf(L["preview_cut"], d.WouldAttach, total, FullListCommand(lang))
+	}
 	if !v.Empty {
-		if d.AttachXLSX {
+		switch {
+		case d.AttachXLSX && bounded:
+			v.Actions = append(v.Actions, fmt.Sprintf(L["act_xlsx_cut"], XLSXName(lang, d.PeriodEnd), attached, total))
+		case d.AttachXLSX:
 			v.Actions = append(v.Actions, fmt.Sprintf(L["act_xlsx"], XLSXName(lang, d.PeriodEnd)))
 		}
 		v.Actions = append(v.Actions, L["act_not_eligible"])
@@ -536,8 +565,10 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 		v.Rejected = append(v.Rejected, rejectedView{Name: r.Name, Flow: FlowName(d.cat, r.Kind, lang), At: FormatTime(r.At),
 			Reason: m.text(humanizeCaseKeys(reason, m, lang), "", "")})
 	}
-	moreText := func(n int) string {
+	moreText := func(sec, n int) string {
 		switch {
+		case bounded && d.sectionAttached(sec) < len(d.sections()[sec]):
+			return fmt.Sprintf(L["more_cut"], n, d.sectionAttached(sec), len(d.sections()[sec]))
 		case d.AttachCSV:
 			return fmt.Sprintf(L["more"], n)
 		case d.CSVFile != "":
@@ -567,7 +598,7 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 		v.ByKind = append(v.ByKind, kindView{Kind: k.Kind, Title: Info(k.Kind).Title(lang), Sev: k.Severity, SevLabel: L[k.Severity],
 			Count: k.Count, New: k.New, Style: htmltemplate.CSS(sevStyle[k.Severity])})
 	}
-	for _, s := range []struct {
+	for si, s := range []struct {
 		key   string
 		items []Item
 	}{{"new", d.New}, {"open", d.StillOpen}, {"resolved", d.Resolved}} {
@@ -575,7 +606,7 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 		for i, it := range s.items {
 			if i == limit {
 				sec.More = len(s.items) - limit
-				sec.MoreText = moreText(sec.More)
+				sec.MoreText = moreText(si, sec.More)
 				break
 			}
 			sec.Items = append(sec.Items, d.itemView(it, lang, m, L))
@@ -604,19 +635,26 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 // ("it" by default, "en"). Personal data (customer CF/P.IVA and name) appear only with
 // includePersonal; otherwise they are masked everywhere, the CSV included.
 func (d *Digest) Render(lang string, includePersonal bool) (subject, text, html string, csvData []byte, err error) {
+	if subject, text, html, err = d.renderBodies(lang, includePersonal); err != nil {
+		return "", "", "", nil, err
+	}
+	if csvData, err = d.CSV(lang, includePersonal); err != nil {
+		return "", "", "", nil, err
+	}
+	return subject, text, html, csvData, nil
+}
+
+// renderBodies returns the subject and the text and HTML bodies.
+func (d *Digest) renderBodies(lang string, includePersonal bool) (subject, text, html string, err error) {
 	v := d.view(lang, includePersonal)
 	var tb, hb bytes.Buffer
 	if err := textTemplates.ExecuteTemplate(&tb, "digest.txt.tmpl", v); err != nil {
-		return "", "", "", nil, fmt.Errorf("digest: render text: %w", err)
+		return "", "", "", fmt.Errorf("digest: render text: %w", err)
 	}
 	if err := htmlTemplates.ExecuteTemplate(&hb, "digest.html.tmpl", v); err != nil {
-		return "", "", "", nil, fmt.Errorf("digest: render html: %w", err)
+		return "", "", "", fmt.Errorf("digest: render html: %w", err)
 	}
-	csvData, err = d.CSV(v.Lang, includePersonal)
-	if err != nil {
-		return "", "", "", nil, err
-	}
-	return v.Title, tb.String(), hb.String(), csvData, nil
+	return v.Title, tb.String(), hb.String(), nil
 }
 
 var csvHeaders = map[string][]string{
@@ -637,9 +675,11 @@ func csvSafe(s string) string {
 }
 
 // CSV is the full list (every new, still-open and resolved exception, without the
-// body's per-section cap) for programs: ';' separated, UTF-8 with BOM, CRLF, cells a
-// spreadsheet would read as formulas neutralised. People get the same list as XLSX
-// (XLSX), where identifiers are text cells and keep their leading zeros.
+// body's per-section cap), or its most urgent rows once Attachments bounded it, for
+// programs: ';' separated, UTF-8 with BOM, CRLF, cells a spreadsheet would read as
+// formulas neutralised; data only, no trailer (the body says when it is partial).
+// People get the same list as XLSX (XLSX), where identifiers are text cells and keep
+// their leading zeros.
 func (d *Digest) CSV(lang string, includePersonal bool) ([]byte, error) {
 	if lang != "en" {
 		lang = "it"
@@ -669,6 +709,13 @@ func (d *Digest) CSV(lang string, includePersonal bool) ([]byte, error) {
 // and the XLSX of a backlog of 100,000 exceptions held every row's 26 cells at once
 // besides the file being written.
 func (d *Digest) eachRow(lang string, includePersonal bool, fn func(row []string) error) error {
+	return d.eachRowAt(lang, includePersonal, func(_, _ int, row []string) error { return fn(row) })
+}
+
+// eachRowAt is eachRow telling fn each row's section (0 new, 1 still open, 2
+// resolved) and index in it. Only the rows within the attachments' bound (d.cut, set
+// by Attachments) are made.
+func (d *Digest) eachRowAt(lang string, includePersonal bool, fn func(sec, i int, row []string) error) error {
 	L := labels[lang]
 	m := masker{on: !includePersonal}
 	rome := func(t time.Time) string {
@@ -677,11 +724,11 @@ func (d *Digest) eachRow(lang string, includePersonal bool, fn func(row []string
 		}
 		return t.In(flows.Rome).Format("02/01/2006 15:04:05")
 	}
-	for _, s := range []struct {
+	for sec, s := range []struct {
 		key   string
 		items []Item
 	}{{"new", d.New}, {"open", d.StillOpen}, {"resolved", d.Resolved}} {
-		for _, it := range s.items {
+		for i, it := range s.items[:d.sectionAttached(sec)] {
 			info := Info(it.Kind)
 			point, line, due, muted := "", "", "", ""
 			if it.Point != "" {
@@ -706,7 +753,7 @@ func (d *Digest) eachRow(lang string, includePersonal bool, fn func(row []string
 				ownerLabel(it.Owner, lang), it.PracticeCode, point, m.id(it.CustomerID), m.name(it.CustomerName), it.FileName, line, it.Field,
 				rule, clean(it.Value), clean(it.Subject), clean(it.Message),
 				action, due, rome(it.FirstSeen), rome(it.LastSeen), strconv.Itoa(it.Count), rome(it.ResolvedAt), it.Resolution, muted}
-			if err := fn(row); err != nil {
+			if err := fn(sec, i, row); err != nil {
 				return err
 			}
 		}

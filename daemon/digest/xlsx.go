@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/xuri/excelize/v2"
+
+	"github.com/cmord/cmord/flows"
 )
 
 // XLSX is the full list of the CSV as a workbook for people: one sheet, a bold frozen
@@ -66,11 +68,44 @@ func (d *Digest) XLSX(lang string, includePersonal bool) ([]byte, error) {
 	if err := f.AutoFilter(sheet, "A1:"+last, nil); err != nil {
 		return nil, err
 	}
+	if d.Bounded() {
+		// The rows stay data only: a second sheet, whose tab says the list is
+		// partial, says how much of it this is and how to get it whole.
+		if err := d.partialNote(f, lang); err != nil {
+			return nil, err
+		}
+	}
 	var buf bytes.Buffer
 	if err := f.Write(&buf); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// partialNote adds the sheet that says the workbook holds part of the list.
+func (d *Digest) partialNote(f *excelize.File, lang string) error {
+	L := labels[lang]
+	name := L["sheet_note"]
+	if _, err := f.NewSheet(name); err != nil {
+		return err
+	}
+	wrap, err := f.NewStyle(&excelize.Style{Alignment: &excelize.Alignment{WrapText: true, Vertical: "top"}})
+	if err != nil {
+		return err
+	}
+	for i, v := range []string{
+		fmt.Sprintf(L["sheet_note_text"], d.Attached(), d.ListTotal(), flows.Today(d.PeriodEnd).String()),
+		fmt.Sprintf(L["sheet_note_cmd"], FullListCommand(lang)),
+	} {
+		cell := fmt.Sprintf("A%d", i+1)
+		if err := f.SetCellStr(name, cell, v); err != nil {
+			return err
+		}
+		if err := f.SetCellStyle(name, cell, cell, wrap); err != nil {
+			return err
+		}
+	}
+	return f.SetColWidth(name, "A", "A", 100)
 }
 
 // XLSXName is the workbook attachment's file name.
