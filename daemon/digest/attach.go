@@ -91,7 +91,7 @@ func (d *Digest) cutAt(order [][2]int, n int) {
 // for: AttachXLSX, AttachCSV), each holding at most AttachMaxRows rows and together at
 // most AttachMaxSize bytes (before the mail's base64, which adds a third; less the
 // bodies' excess over bodyAllowance, rendered as the mail will carry them): when the
-// list is longer, the most urgent rows (urgencyOrder). The body rendered afterwards
+// list is longer, the most urgent rows (urgencyOrder), one at least. The body rendered afterwards
 // says how many rows of how many the attachments carry and how to get them all. The
 // CSV stays pure data (no trailer row a program could read as an exception); the XLSX
 // gets a second sheet saying the list is partial.
@@ -126,7 +126,9 @@ func (d *Digest) Attachments(lang string, includePersonal bool) (xlsx, csvData [
 			return nil, nil, err
 		}
 		size := int64(len(xlsx) + len(csvData))
-		if size <= maxSize || n == 0 {
+		// The most urgent row always: a row is a few KiB, and "the first 0 of M"
+		// would hide even the one that matters most.
+		if size <= maxSize || n <= 1 {
 			return xlsx, csvData, nil
 		}
 		// Too big: keep the most urgent rows that fit, estimating each row's share of
@@ -151,7 +153,7 @@ func (d *Digest) Attachments(lang string, includePersonal bool) (xlsx, csvData [
 			}
 			k++
 		}
-		n = k
+		n = max(k, 1)
 		d.cutAt(order, n)
 	}
 }
