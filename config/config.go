@@ -283,8 +283,9 @@ type Digest struct {
 	// and the body says how many of how many, and the command that gives the whole
 	// list. Rows: each attachment's (default DefaultDigestAttachmentMaxRows); size:
 	// the CSV and XLSX together, before the mail's base64 adds a third (default
-	// DefaultDigestAttachmentMaxSize). There is no "unlimited": the whole list of a
-	// backlog made a message no mail server took.
+	// DefaultDigestAttachmentMaxSize), less the bodies' excess over 1 MiB encoded
+	// (items at their longest). There is no "unlimited": the whole list of a backlog
+	// made a message no mail server took.
 	AttachmentMaxRows int
 	AttachmentMaxSize int64
 }

@@ -210,7 +210,7 @@ func TestDigestBoundPreviewAndSend(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"Inviato ora, il riepilogo allegherebbe solo le prime 1 eccezioni di 2, le più urgenti",
+	for _, want := range []string{"Inviato ora, il riepilogo allegherebbe solo la prima eccezione di 2, la più urgente",
 		"l'elenco completo si ottiene con: cmord digest --preview --csv eccezioni.csv", "Elenco completo in CSV nel file " + csvPath} {
 		if !strings.Contains(out, want) {
 			t.Errorf("preview lacks %q:\n%s", want, out)
@@ -232,7 +232,7 @@ func TestDigestBoundPreviewAndSend(t *testing.T) {
 	}
 	parts := mimeParts(t, msgs[0].Data)
 	text := string(parts["text/plain"])
-	for _, want := range []string{"Allegati parziali: contengono le prime 1 eccezioni di 2, le più urgenti",
+	for _, want := range []string{"Allegati parziali: contengono solo la prima eccezione di 2, la più urgente",
 		"si ottiene sul server con: cmord digest --preview --csv eccezioni.csv"} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the digest sent lacks %q:\n%s", want, text)

@@ -166,7 +166,7 @@ func (g AlertGroup) Render(lang string, includePersonal bool, company string, no
 		}
 	}
 	if more := len(g.Items) - len(sec.Items); more > 0 {
-		sec.More, sec.MoreText = more, fmt.Sprintf(L["alert_more"], more, g.Key)
+		sec.More, sec.MoreText = more, fmt.Sprintf(one(L, "alert_more", more), more, g.Key)
 	}
 	v.Sections = []sectionView{sec}
 	tag := "[CMOR URGENTE]"

@@ -3,6 +3,8 @@ package digest
 import (
 	"bytes"
 	"encoding/csv"
+	"io"
+	"mime/quotedprintable"
 	"sort"
 
 	"github.com/cmord/cmord/config"
@@ -87,8 +89,9 @@ func (d *Digest) cutAt(order [][2]int, n int) {
 
 // Attachments returns the XLSX and the CSV the mail carries (nil for one not asked
 // for: AttachXLSX, AttachCSV), each holding at most AttachMaxRows rows and together at
-// most AttachMaxSize bytes (before the mail's base64, which adds a third): when the
-// list is longer, the most urgent rows (urgencyOrder). The body rendered afterwards
+// most AttachMaxSize bytes (before the mail's base64, which adds a third; less the
+// bodies' excess over bodyAllowance, rendered as the mail will carry them): when the
+// list is longer, the most urgent rows (urgencyOrder), one at least. The body rendered afterwards
 // says how many rows of how many the attachments carry and how to get them all. The
 // CSV stays pure data (no trailer row a program could read as an exception); the XLSX
 // gets a second sheet saying the list is partial.
@@ -104,6 +107,13 @@ func (d *Digest) Attachments(lang string, includePersonal bool) (xlsx, csvData [
 	if maxSize <= 0 {
 		maxSize = config.DefaultDigestAttachmentMaxSize
 	}
+	// The bodies travel with the attachments: past bodyAllowance they take their
+	// excess from the attachments' bound, so the message stays deliverable.
+	excess, err := d.bodyExcess(lang, includePersonal)
+	if err != nil {
+		return nil, nil, err
+	}
+	maxSize -= excess
 	total := d.ListTotal()
 	order := d.urgencyOrder()
 	n := min(total, maxRows)
@@ -116,7 +126,9 @@ func (d *Digest) Attachments(lang string, includePersonal bool) (xlsx, csvData [
 			return nil, nil, err
 		}
 		size := int64(len(xlsx) + len(csvData))
-		if size <= maxSize || n == 0 {
+		// The most urgent row always: a row is a few KiB, and "the first 0 of M"
+		// would hide even the one that matters most.
+		if size <= maxSize || n <= 1 {
 			return xlsx, csvData, nil
 		}
 		// Too big: keep the most urgent rows that fit, estimating each row's share of
@@ -141,10 +153,48 @@ func (d *Digest) Attachments(lang string, includePersonal bool) (xlsx, csvData [
 			}
 			k++
 		}
-		n = k
+		n = max(k, 1)
 		d.cutAt(order, n)
 	}
 }
+
+// bodyAllowance is how big the text and HTML bodies may be, encoded as the mail
+// carries them (quoted-printable), before they take room from attachment_max_size. The
+// bodies list at most 50 items a section, but an item's texts may be long: three
+// sections of items at their longest made 2 MB of text and HTML, more once encoded
+// when they are Italian prose (an accented letter is 6 bytes in quoted-printable, an
+// apostrophe 5 in HTML), and with 6 MiB of attachments (8.6 MB in base64) the message
+// was 11.5 MB, over Postfix's default limit. With the default bound and bodies of 1
+// MiB the message is at most about 9.7 MB.
+const bodyAllowance = 1 << 20
+
+// bodyNotesMargin is what the notes of bounded attachments (the Sintesi's box, "N of
+// M" in the footer and the sections) add to the bodies measured before the bound.
+const bodyNotesMargin = 16 << 10
+
+// bodyExcess is how much the bodies, as the mail will carry them, exceed bodyAllowance
+// (0 when they do not).
+func (d *Digest) bodyExcess(lang string, includePersonal bool) (int64, error) {
+	_, text, html, err := d.renderBodies(lang, includePersonal)
+	if err != nil {
+		return 0, err
+	}
+	n := qpSize(text) + qpSize(html) + bodyNotesMargin
+	return max(0, n-bodyAllowance), nil
+}
+
+// qpSize is the size of s in quoted-printable, as the mail encodes a body.
+func qpSize(s string) int64 {
+	var c countWriter
+	w := quotedprintable.NewWriter(&c)
+	_, _ = io.WriteString(w, s)
+	_ = w.Close()
+	return int64(c)
+}
+
+type countWriter int64
+
+func (c *countWriter) Write(p []byte) (int, error) { *c += countWriter(len(p)); return len(p), nil }
 
 // buildAttachments renders the attachments asked for, bounded by d.cut.
 func (d *Digest) buildAttachments(lang string, includePersonal bool) (xlsx, csvData []byte, err error) {

@@ -68,6 +68,18 @@ var labels = map[string]map[string]string{
 		"alert_intro":  "Le seguenti eccezioni urgenti sono aperte e richiedono un intervento subito.",
 		"alert_repeat": "Promemoria: ancora aperte.",
 		"alert_more":   "… e altre %d, non elencate qui (elenco completo: cmord exceptions --severity urgent --owner %s).",
+		// The _one forms, for a count of 1 (one): "le prime 1 eccezioni" is not Italian.
+		"attach_cut_one":        "Allegati parziali: contengono solo la prima eccezione di %[2]d, la più urgente (prima le aperte per gravità, poi le risolte), perché l'elenco intero renderebbe il messaggio troppo grande per la posta (limiti [digest] attachment_max_rows e attachment_max_size). L'elenco completo, con le stesse colonne, si ottiene sul server con: %[3]s",
+		"preview_cut_one":       "Inviato ora, il riepilogo allegherebbe solo la prima eccezione di %[2]d, la più urgente (limiti [digest] attachment_max_rows e attachment_max_size); l'elenco completo si ottiene con: %[3]s",
+		"attached_cut_one":      "In allegato solo la prima eccezione di %[2]d in CSV (elenco parziale).",
+		"attached_both_cut_one": "In allegato solo la prima eccezione di %[2]d in Excel (XLSX, per le persone) e in CSV (per i programmi): elenco parziale.",
+		"act_xlsx_cut_one":      "Aprire l'allegato Excel %[1]s: la prima eccezione di %[3]d di questo riepilogo, la più urgente; POD, PDR, codici fiscali e partite IVA restano testo (zeri iniziali compresi). Il CSV allegato è lo stesso elenco per i programmi.",
+		"sheet_note_text_one":   "Questo file contiene solo la prima eccezione di %[2]d del riepilogo del %[3]s, la più urgente (prima le aperte per gravità, poi le risolte): l'elenco intero renderebbe il messaggio troppo grande per la posta (limiti [digest] attachment_max_rows e attachment_max_size).",
+		"more_one":              "… e %d altra: elenco completo nell'allegato CSV.",
+		"more_file_one":         "… e %d altra: elenco completo nel file CSV %s.",
+		"more_none_one":         "… e %d altra, non elencata qui (elenco completo: cmord digest --preview --csv FILE).",
+		"more_cut_one":          "… e %d altra: negli allegati %d delle %d di questa sezione (allegati parziali, vedi Sintesi).",
+		"alert_more_one":        "… e %d altra, non elencata qui (elenco completo: cmord exceptions --severity urgent --owner %s).",
 	},
 	"en": {
 		"title": "CMOR digest", "alert_title": "CMOR — urgent alert", "company": "Company",
@@ -111,6 +123,13 @@ var labels = map[string]map[string]string{
 		"alert_intro":  "The following urgent exceptions are open and need action now.",
 		"alert_repeat": "Reminder: still open.",
 		"alert_more":   "… and %d more, not listed here (full list: cmord exceptions --severity urgent --owner %s).",
+		// The _one forms, for a count of 1 (one).
+		"attach_cut_one":        "Partial attachments: they hold only the first of %[2]d exceptions, the most urgent (open ones by severity, then the resolved), because the whole list would make the message too big for mail (limits [digest] attachment_max_rows and attachment_max_size). The full list, same columns, is given on the server by: %[3]s",
+		"preview_cut_one":       "Sent now, the digest would attach only the first of %[2]d exceptions, the most urgent (limits [digest] attachment_max_rows and attachment_max_size); the full list is given by: %[3]s",
+		"attached_cut_one":      "Only the first of %[2]d exceptions is attached as CSV (partial list).",
+		"attached_both_cut_one": "Only the first of %[2]d exceptions is attached as Excel (XLSX, for people) and CSV (for programs): partial list.",
+		"act_xlsx_cut_one":      "Open the Excel attachment %[1]s: the first of %[3]d exceptions of this digest, the most urgent; POD, PDR, codici fiscali and VAT numbers stay text (leading zeros included). The attached CSV is the same list for programs.",
+		"sheet_note_text_one":   "This file holds only the first of %[2]d exceptions of the digest of %[3]s, the most urgent (open ones by severity, then the resolved): the whole list would make the message too big for mail (limits [digest] attachment_max_rows and attachment_max_size).",
 	},
 }
 
@@ -499,6 +518,15 @@ func periodNote(L map[string]string, d *Digest) string {
 	return ""
 }
 
+// one is label key of L, or its singular form (key_one) when n is 1 and L has one:
+// Italian "le prime 1 eccezioni" and "e altre 1" are not Italian.
+func one(L map[string]string, key string, n int) string {
+	if s, ok := L[key+"_one"]; ok && n == 1 {
+		return s
+	}
+	return L[key]
+}
+
 func (d *Digest) view(lang string, includePersonal bool) view {
 	if lang != "en" {
 		lang = "it"
@@ -522,11 +550,11 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 	bounded := (d.AttachCSV || d.AttachXLSX) && attached < total
 	switch {
 	case d.AttachCSV && d.AttachXLSX && bounded:
-		v.CSVNote = fmt.Sprintf(L["attached_both_cut"], attached, total)
+		v.CSVNote = fmt.Sprintf(one(L, "attached_both_cut", attached), attached, total)
 	case d.AttachCSV && d.AttachXLSX:
 		v.CSVNote = L["attached_both"]
 	case d.AttachCSV && bounded:
-		v.CSVNote = fmt.Sprintf(L["attached_cut"], attached, total)
+		v.CSVNote = fmt.Sprintf(one(L, "attached_cut", attached), attached, total)
 	case d.AttachCSV:
 		v.CSVNote = L["attached"]
 	case d.CSVFile != "":
@@ -534,14 +562,14 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 	}
 	switch {
 	case bounded:
-		v.AttachNote = fmt.Sprintf(L["attach_cut"], attached, total, FullListCommand(lang))
+		v.AttachNote = fmt.Sprintf(one(L, "attach_cut", attached), attached, total, FullListCommand(lang))
 	case d.WouldAttach > 0 && d.WouldAttach < total:
-		v.AttachNote = fmt.Sprintf(L["preview_cut"], d.WouldAttach, total, FullListCommand(lang))
+		v.AttachNote = fmt.Sprintf(one(L, "preview_cut", d.WouldAttach), d.WouldAttach, total, FullListCommand(lang))
 	}
 	if !v.Empty {
 		switch {
 		case d.AttachXLSX && bounded:
-			v.Actions = append(v.Actions, fmt.Sprintf(L["act_xlsx_cut"], XLSXName(lang, d.PeriodEnd), attached, total))
+			v.Actions = append(v.Actions, fmt.Sprintf(one(L, "act_xlsx_cut", attached), XLSXName(lang, d.PeriodEnd), attached, total))
 		case d.AttachXLSX:
 			v.Actions = append(v.Actions, fmt.Sprintf(L["act_xlsx"], XLSXName(lang, d.PeriodEnd)))
 		}
@@ -568,13 +596,13 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 	moreText := func(sec, n int) string {
 		switch {
 		case bounded && d.sectionAttached(sec) < len(d.sections()[sec]):
-			return fmt.Sprintf(L["more_cut"], n, d.sectionAttached(sec), len(d.sections()[sec]))
+			return fmt.Sprintf(one(L, "more_cut", n), n, d.sectionAttached(sec), len(d.sections()[sec]))
 		case d.AttachCSV:
-			return fmt.Sprintf(L["more"], n)
+			return fmt.Sprintf(one(L, "more", n), n)
 		case d.CSVFile != "":
-			return fmt.Sprintf(L["more_file"], n, d.CSVFile)
+			return fmt.Sprintf(one(L, "more_file", n), n, d.CSVFile)
 		}
-		return fmt.Sprintf(L["more_none"], n)
+		return fmt.Sprintf(one(L, "more_none", n), n)
 	}
 	dash := func(n int) string {
 		if n == 0 {

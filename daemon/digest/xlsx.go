@@ -94,7 +94,7 @@ func (d *Digest) partialNote(f *excelize.File, lang string) error {
 		return err
 	}
 	for i, v := range []string{
-		fmt.Sprintf(L["sheet_note_text"], d.Attached(), d.ListTotal(), flows.Today(d.PeriodEnd).String()),
+		fmt.Sprintf(one(L, "sheet_note_text", d.Attached()), d.Attached(), d.ListTotal(), flows.Today(d.PeriodEnd).String()),
 		fmt.Sprintf(L["sheet_note_cmd"], FullListCommand(lang)),
 	} {
 		cell := fmt.Sprintf("A%d", i+1)

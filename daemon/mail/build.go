@@ -115,7 +115,7 @@ func Build(msg Message) ([]byte, string, error) {
 		m.AttachReadSeeker(a.Name, bytes.NewReader(a.Data), gomail.WithFileContentType(gomail.ContentType(ct)))
 	}
 	// Sized once for the encoded message (base64 lines of 76 characters and CRLF; the
-	// bodies' quoted-printable at worst 3 bytes a byte): a buffer grown by doubling
+	// bodies' quoted-printable at worst 78 bytes for 25): a buffer grown by doubling
 	// held up to twice the message, 89 MB for the digest of a 100,000-exception backlog.
 	var buf bytes.Buffer
 	buf.Grow(encodedSize(msg))
@@ -125,11 +125,21 @@ func Build(msg Message) ([]byte, string, error) {
 	return buf.Bytes(), id, nil
 }
 
-// encodedSize is an upper bound of msg's size once built.
+// encodedSize is an upper bound of msg's size once built: the bodies in
+// quoted-printable (at worst a line of 76 characters and CRLF for 25 bytes, each
+// "=XX"), the attachments in base64 (76 characters and CRLF for 57 bytes), the headers
+// (recipients, subject and extra headers at worst 4 bytes a byte, word-encoded and
+// folded) and 64 KiB for the rest.
 func encodedSize(msg Message) int {
-	n := 64<<10 + 3*(len(msg.Text)+len(msg.HTML))
+	n := 64<<10 + (len(msg.Text)+len(msg.HTML))*78/25 + 2*78 + 4*(len(msg.Subject)+len(msg.From))
+	for _, to := range msg.To {
+		n += 2*len(to) + 16
+	}
+	for k, v := range msg.Headers {
+		n += 4*(len(k)+len(v)) + 16
+	}
 	for _, a := range msg.Attachments {
-		n += (len(a.Data)+2)/3*4*78/76 + 78 + 1<<10
+		n += (len(a.Data)+2)/3*4*78/76 + 78 + 1<<10 + 4*len(a.Name)
 	}
 	return n
 }

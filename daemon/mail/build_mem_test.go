@@ -50,3 +50,33 @@ func TestBuildLargeAttachmentAllocatesOnce(t *testing.T) {
 		t.Errorf("the attachment does not come back intact (%d bytes, err %v)", len(got), err)
 	}
 }
+
+// TestEncodedSizeIsAnUpperBound: the buffer Build sizes once must hold the message,
+// whatever the bodies hold: a body of accented letters is more than 3 bytes a byte in
+// quoted-printable (each line of 76 characters carries 25 of them and a soft break),
+// and a thousand recipients are more than the headers' allowance. An underestimate is
+// not an error (the buffer grows, doubling), only the allocation Build means to avoid.
+func TestEncodedSizeIsAnUpperBound(t *testing.T) {
+	var to []string
+	for i := range 3000 {
+		to = append(to, strings.Repeat("x", 30)+"."+strings.Repeat("y", 20)+"@"+strings.Repeat("z", 10)+".example.it"+string(rune('a'+i%26)))
+	}
+	for _, tc := range []struct {
+		name string
+		msg  Message
+	}{
+		{"accented bodies", Message{From: "cmord@example.it", To: []string{"compliance@example.it"}, Subject: "Riepilogo CMOR",
+			Text: strings.Repeat("è", 1<<20), HTML: "<p>" + strings.Repeat("à", 1<<20) + "</p>"}},
+		{"many recipients", Message{From: "cmord@example.it", To: to, Subject: "Riepilogo CMOR — è", Text: "Riepilogo"}},
+		{"attachment", Message{From: "cmord@example.it", To: []string{"compliance@example.it"}, Subject: "Riepilogo CMOR", Text: "x",
+			Attachments: []Attachment{{Name: "a.csv", Data: bytes.Repeat([]byte{0xff}, 1<<20+1)}}}},
+	} {
+		eml, _, err := Build(tc.msg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := encodedSize(tc.msg); len(eml) > n {
+			t.Errorf("%s: the message is %d bytes, encodedSize %d", tc.name, len(eml), n)
+		}
+	}
+}
