@@ -78,7 +78,9 @@ const (
 	// LinkBuiltRequest is LinkBuilt for the row a build writes for a request whose
 	// code is its practice's CP_UTENTE (a REQ): its Note holds only the state the
 	// practice moves to once the file is delivered ("" when none), and reads as
-	// BuildNote renders it. Read back, the row's Link is LinkBuilt.
+	// BuildNote renders it. Read back, the row's Link is LinkBuilt. Since migration
+	// 0037 a build writes none for a REQ: the row is derived from its request
+	// (BuiltRequest, PracticeStmts.MarkBuiltAll) and reads the same.
 	LinkBuiltRequest = "built-request"
 	// LinkInputCaseRead is LinkInput for the creation row of a practice the bulk path
 	// made from a case of its extract: its Note holds what follows CaseReadPrefix
@@ -376,7 +378,8 @@ const practiceSideData = `(SELECT d.data FROM main.practice_data d WHERE d.id = 
 // practiceSideBuilt is, as the state chain hashes it with the practice row t (once
 // migration 0037 is applied), what its requests whose build history row is derived
 // (request_state.hist_after not NULL, BuiltRequest) hold of that row: their id, flow,
-// file, time and the row's place and states, in id order; NULL (left out of the hash)
+// file, time and the row's place and states, in id order (the index requests_practice
+// gives them so: no sort); NULL (left out of the hash)
 // for a practice without one, as every practice before 0037. The build rewrites the
 // practice in the transaction that marks its request so (a REQ moves it or records its
 // request date), so the practice's seal covers them: a request_state row of a derived
