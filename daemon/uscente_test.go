@@ -971,6 +971,8 @@ func reportWrites(b *testing.B, prefix, file string, ingest, handler, build, end
 	b.ReportMetric(total*(1<<20)/size, prefix+"written-x-extract")
 	b.Logf("%sbytes written (write_bytes - cancelled_write_bytes): archive %.1f MiB, handler %.1f MiB, build %.1f MiB, total %.1f MiB = %.2f× the extract (%.1f MiB); write(2) total %.1f MiB",
 		prefix, mb(ingest, handler), mb(handler, build), mb(build, end), total, total*(1<<20)/size, size/(1<<20), float64(end.wchar-ingest.wchar)/(1<<20))
+	b.Logf("%swrite(2): archive %.1f MiB, handler %.1f MiB, build %.1f MiB", prefix, float64(handler.wchar-ingest.wchar)/(1<<20),
+		float64(build.wchar-handler.wchar)/(1<<20), float64(end.wchar-build.wchar)/(1<<20))
 }
 
 // reportCloseWrites reports what closing the store wrote: the WAL pages not yet
