@@ -60,6 +60,10 @@ type chainedTable struct {
 	// Used once the view exists (Store.stateSplit).
 	rowsTable   string
 	writeTables []string
+	// built: a further side column once migration 0037 is applied
+	// (Store.builtSide): the requests of the row whose build history row is derived
+	// from request_state (practiceSideBuilt).
+	built string
 }
 
 // idTable is the table whose largest id is t's (see rowsTable).
@@ -85,7 +89,7 @@ var chainedTables = []chainedTable{
 	{tag: 1, name: "files", noun: "file", label: "name"},
 	{tag: 2, name: "practices", noun: "practice", label: "cp_utente", side: practiceSideData,
 		sideJoin: practiceSideJoin, sideCols: practiceSideCols,
-		rowsTable: "practice_rows", writeTables: []string{"practice_rows", "practice_state"}},
+		rowsTable: "practice_rows", writeTables: []string{"practice_rows", "practice_state"}, built: practiceSideBuilt},
 	{tag: 3, name: "practice_history", noun: "practice history row", label: "practice_id"},
 }
 
@@ -163,7 +167,16 @@ func (s *Store) chainSide(t chainedTable) string {
 	if t.side == "" || !s.sideData {
 		return ""
 	}
-	return ", " + t.side
+	return ", " + t.side + s.chainBuilt(t)
+}
+
+// chainBuilt is t's built side column as a select-list fragment (", ..."), once
+// migration 0037 is applied (builtSide).
+func (s *Store) chainBuilt(t chainedTable) string {
+	if t.built == "" || !s.builtSide {
+		return ""
+	}
+	return ", " + t.built
 }
 
 // chainMarks is the largest id of each chained table (in chainedTables order).

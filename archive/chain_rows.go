@@ -55,7 +55,7 @@ func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable
 	r := &chainRowReader{t: t, side: s.chainSide(t)}
 	sideList := r.side
 	if r.side != "" && t.sideJoin != "" {
-		r.join, sideList = " "+t.sideJoin, ", "+t.sideCols
+		r.join, sideList = " "+t.sideJoin, ", "+t.sideCols+s.chainBuilt(t)
 	}
 	rows, err := q.QueryContext(ctx, `SELECT t.*, NULL AS "`+sideMarker+`"`+sideList+` FROM main.`+t.name+` t`+r.join+` WHERE 0`)
 	if err != nil {
@@ -123,14 +123,15 @@ func (s *Store) newChainRowReader(ctx context.Context, q queryer, t chainedTable
 // change of a table, by cmord's migrations or by anything else) and whether the side
 // columns are read.
 type chainSchemaKey struct {
-	version  int64
-	sideData bool
+	version   int64
+	sideData  bool
+	builtSide bool
 }
 
 // chainReader returns the writer's reader of t, built again when the schema changed:
 // building it costs a query, and a small transaction's seal would pay it per table.
 func (s *Store) chainReader(ctx context.Context, tx queryer, t chainedTable, schemaVersion int64) (*chainRowReader, error) {
-	key := chainSchemaKey{schemaVersion, s.sideData}
+	key := chainSchemaKey{schemaVersion, s.sideData, s.builtSide}
 	s.chainMu.Lock()
 	defer s.chainMu.Unlock()
 	if s.chainReaders == nil || s.chainSchema != key {

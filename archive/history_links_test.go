@@ -16,11 +16,13 @@ import (
 // one form: "stored" as every version before migration 0034 wrote them (a
 // practice_files row per link, the file's name in each note), "folded" as the bulk
 // path and the build write them now (the creation and build rows stand for the input
-// and built links, their notes name the file as FileName).
+// and built links, their notes name the file as FileName), "derived" as the build
+// writes since migration 0037 (folded, but the first file's REQ rows not written:
+// derived from their requests, BuiltRequest).
 type linksWorld struct {
 	s                      *Store
 	extract, built, built2 File
-	practices              []int64
+	practices, requests    []int64
 }
 
 var linksT0 = time.Date(2025, 10, 15, 8, 0, 0, 0, time.UTC)
@@ -52,7 +54,7 @@ func newLinksWorld(t *testing.T, form string) *linksWorld {
 		*f.dst = res.File
 	}
 	name := func(f File) string {
-		if form == "folded" {
+		if form != "stored" {
 			return FileName
 		}
 		return f.Name
@@ -70,11 +72,11 @@ func newLinksWorld(t *testing.T, form string) *linksWorld {
 				CPUtente: fmt.Sprintf("E25000000%d", i+1), Point: fmt.Sprintf("IT001E%d", i), CustomerID: "RSSMRA80A01H501U", State: "READY"}
 			h := HistoryEntry{Flow: "uscente.morosi", FileID: w.extract.ID, Line: line, At: now,
 				Note: fmt.Sprintf("case read from %s lines %d-%d; CMOR 12.%d0 (credit 100.00, estimate 30.00)", name(w.extract), line, line+2, i)}
-			if form == "folded" && i > 0 { // as the morosi handler writes it; the first as a row standing for the link
+			if form != "stored" && i > 0 { // as the morosi handler writes it; the first as a row standing for the link
 				h.Link, h.Note = LinkInputCaseRead, strings.TrimPrefix(h.Note, CaseReadPrefix)
 			}
 			req := &Request{Flow: "REQ", CPUtente: p.CPUtente}
-			if form == "folded" {
+			if form != "stored" {
 				err = st.QueueCreate(ctx, p, h, req)
 			} else { // as QueueCreate wrote them before 0034: the history row and a link row
 				if err = st.Create(ctx, p, h); err == nil {
@@ -85,7 +87,7 @@ func newLinksWorld(t *testing.T, form string) *linksWorld {
 			if err != nil {
 				return err
 			}
-			w.practices = append(w.practices, p.ID)
+			w.practices, w.requests = append(w.practices, p.ID), append(w.requests, req.ID)
 		}
 		return st.Close(ctx)
 	}); err != nil {
@@ -105,16 +107,24 @@ func newLinksWorld(t *testing.T, form string) *linksWorld {
 			ids  []int64
 		}{{w.built, w.practices[:2]}, {w.built2, w.practices[2:]}} {
 			var hs []HistoryEntry
-			for _, id := range b.ids {
+			var derived []BuiltRequest
+			for i, id := range b.ids {
+				if form == "derived" && b.file.ID == w.built.ID { // as the build marks a REQ sent
+					derived = append(derived, BuiltRequest{ID: w.requests[i], From: "READY", To: "BUILT", Moves: "SENT"})
+					continue
+				}
 				h := HistoryEntry{PracticeID: id, From: "READY", To: "BUILT", Flow: "REQ", FileID: b.file.ID, At: now,
 					Note: fmt.Sprintf("REQ E25000000%d written into %s; SENT once %s is delivered", id, name(b.file), name(b.file))}
 				switch {
 				case form == "folded" && b.file.ID == w.built.ID: // as the build writes a REQ's row
 					h.Link, h.Note = LinkBuiltRequest, "SENT"
-				case form == "folded": // as it writes a request under a code of its own
+				case form != "stored": // as it writes a request under a code of its own
 					h.Link = LinkBuilt
 				}
 				hs = append(hs, h)
+			}
+			if err := st.MarkBuiltAll(ctx, derived, b.file.ID, now); err != nil {
+				return err
 			}
 			if err := st.SetStateAll(ctx, b.ids, "BUILT", now); err != nil {
 				return err
@@ -122,7 +132,7 @@ func newLinksWorld(t *testing.T, form string) *linksWorld {
 			if err := st.HistoryAll(ctx, hs); err != nil {
 				return err
 			}
-			if form != "folded" {
+			if form == "stored" {
 				if err := st.LinkAll(ctx, b.ids, b.file.ID, "built", 0); err != nil {
 					return err
 				}
@@ -219,6 +229,19 @@ func (w *linksWorld) view(t *testing.T) linksView {
 	return v
 }
 
+// withoutHistoryIDs is v with every history row's id 0.
+func withoutHistoryIDs(v linksView) linksView {
+	h := make([][]HistoryEntry, len(v.History))
+	for i, hs := range v.History {
+		h[i] = slices.Clone(hs)
+		for j := range h[i] {
+			h[i][j].ID = 0
+		}
+	}
+	v.History = h
+	return v
+}
+
 // publishAndAbandon publishes built (its practices move to SENT, each with a history
 // row) and abandons built2's delivery (its practice gets a history row saying so).
 func (w *linksWorld) publishAndAbandon(t *testing.T) {
@@ -251,18 +274,27 @@ func (w *linksWorld) publishAndAbandon(t *testing.T) {
 // on, what waits on publication, and after publication and an abandoned delivery the
 // history rows those append to every practice of the file. Both verify clean.
 func TestHistoryLinksFoldedReadSame(t *testing.T) {
-	stored, folded := newLinksWorld(t, "stored"), newLinksWorld(t, "folded")
+	stored, folded, derived := newLinksWorld(t, "stored"), newLinksWorld(t, "folded"), newLinksWorld(t, "derived")
 	for _, step := range []string{"built", "published"} {
 		if step == "published" {
 			stored.publishAndAbandon(t)
 			folded.publishAndAbandon(t)
+			derived.publishAndAbandon(t)
 		}
-		a, b := stored.view(t), folded.view(t)
+		a, b, c := stored.view(t), folded.view(t), derived.view(t)
 		if !reflect.DeepEqual(a, b) {
 			t.Errorf("%s: stored form reads\n%+v\nfolded form reads\n%+v", step, a, b)
 		}
 		if len(b.VerifyReport) != 0 {
 			t.Errorf("%s: verify of the folded form: %q", step, b.VerifyReport)
+		}
+		// The derived form reads the same but for the history rows' ids, which no
+		// reader shows (a derived row has none, the rows after it one less).
+		if a, c := withoutHistoryIDs(a), withoutHistoryIDs(c); !reflect.DeepEqual(a, c) {
+			t.Errorf("%s: stored form reads\n%+v\nderived form reads\n%+v", step, a, c)
+		}
+		if len(c.VerifyReport) != 0 {
+			t.Errorf("%s: verify of the derived form: %q", step, c.VerifyReport)
 		}
 		// What the story must read, so that equal is not equally wrong.
 		h := b.History[0]
@@ -294,6 +326,11 @@ func TestHistoryLinksFoldedReadSame(t *testing.T) {
 				t.Errorf("published: states %v, history %+v", b.States, b.History)
 			}
 		}
+	}
+	// The derived form writes no history row for the first file's requests.
+	var rows int
+	if err := derived.s.Read().QueryRow(`SELECT count(*) FROM practice_history WHERE link = 3`).Scan(&rows); err != nil || rows != 0 {
+		t.Errorf("derived form: %d link-3 history rows (%v), want 0", rows, err)
 	}
 	// The folded form writes no link row for them.
 	var links int
@@ -353,7 +390,7 @@ func TestHistoryLinksMigration(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range append(slices.Clone(undoStateSplit),
+	for _, q := range append(append(slices.Clone(undoBuiltHistory), undoStateSplit...),
 		`DROP VIEW practice_links`,
 		`DROP INDEX practice_history_link`,
 		`ALTER TABLE practice_history DROP COLUMN link`,
@@ -475,4 +512,109 @@ func TestBuildNote(t *testing.T) {
 			t.Errorf("read back: %+v, want the note %q", hs, tt.want)
 		}
 	}
+}
+
+// TestBuiltHistoryTamper proves that a build history row derived from its request
+// (migration 0037) is as tamper-evident as the row it replaces: what it is read from
+// in request_state and request_rows is hashed with its practice (practiceSideBuilt),
+// which the build rewrites in the same transaction, so an edit of any of it is
+// reported as the practice changed outside cmord.
+func TestBuiltHistoryTamper(t *testing.T) {
+	for _, tt := range []struct {
+		name, sql string
+	}{
+		{"row dropped", `UPDATE request_state SET hist_after = NULL WHERE hist_after IS NOT NULL`},
+		{"row moved among the practice's rows", `UPDATE request_state SET hist_after = 0 WHERE hist_after IS NOT NULL`},
+		{"link moved to another file", `UPDATE request_state SET file_id = file_id + 1 WHERE hist_after IS NOT NULL`},
+		{"rendered note's state edited", `UPDATE request_state SET hist_moves = 'ACCEPTED' WHERE hist_after IS NOT NULL`},
+		{"from state edited", `UPDATE request_state SET hist_from = 'NEW' WHERE hist_after IS NOT NULL`},
+		{"to state edited", `UPDATE request_state SET hist_to = 'SENT' WHERE hist_after IS NOT NULL`},
+		{"time edited", `UPDATE request_state SET sent_at = '2025-10-14T09:00:00.000000000Z' WHERE hist_after IS NOT NULL`},
+		{"flow edited", `UPDATE request_state SET flow = 'ANN_REQ' WHERE hist_after IS NOT NULL`},
+		{"request deleted", `DELETE FROM request_state WHERE hist_after IS NOT NULL`},
+		{"request's row deleted", `DELETE FROM request_rows WHERE id IN (SELECT id FROM request_state WHERE hist_after IS NOT NULL)`},
+		{"request moved to another practice", `UPDATE request_rows SET practice_id = 3 WHERE practice_id = 1`},
+		{"row forged for another request", `UPDATE request_state SET hist_after = 1, hist_from = 'READY', hist_to = 'BUILT', file_id = 3
+			WHERE hist_after IS NULL`},
+		{"file renamed", `UPDATE files SET name = 'forged.csv' WHERE name = 'CMOR_REQ_00488410010_20251015_1.csv'`},
+		{"practice's code changed", `UPDATE practices SET cp_utente = 'E250000009' WHERE cp_utente = 'E250000001'`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newLinksWorld(t, "derived")
+			verifyOK(t, w.s, "before")
+			if _, err := w.s.w.Exec(tt.sql); err != nil {
+				t.Fatal(err)
+			}
+			rep, err := w.s.Verify(context.Background(), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Problems) == 0 || !strings.Contains(strings.Join(rep.Problems, "\n"), "changed outside cmord") {
+				t.Errorf("problems %q, want the practice changed outside cmord", rep.Problems)
+			}
+		})
+	}
+}
+
+// TestBuiltHistoryMigration proves that an archive from before migration 0037, whose
+// builds wrote a REQ's row (link 3), opens, reads the same (each row once), verifies,
+// gets no chain record from the migration, and that a build after it derives its row.
+func TestBuiltHistoryMigration(t *testing.T) {
+	w := newLinksWorld(t, "folded")
+	before := w.view(t)
+	dir := w.s.Dir()
+	w.s.Close()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range undoBuiltHistory {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(q, err)
+		}
+	}
+	var records int
+	if err := db.QueryRow(`SELECT count(*) FROM chain`).Scan(&records); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	w.s = s
+	if after := w.view(t); !reflect.DeepEqual(after, before) {
+		t.Errorf("after 0037:\n%+v\nbefore:\n%+v", after, before)
+	}
+	var now int
+	if err := s.Read().QueryRow(`SELECT count(*) FROM chain`).Scan(&now); err != nil || now != records {
+		t.Errorf("chain records: %d after the migration, %d before (%v)", now, records, err)
+	}
+	// A build after the upgrade: the old rows and the derived one side by side.
+	at := linksT0.Add(2 * time.Hour)
+	if err := s.Write(context.Background(), func(tx *sql.Tx) error {
+		st, err := s.PreparePractices(context.Background(), tx)
+		if err != nil {
+			return err
+		}
+		if err := st.MarkBuiltAll(context.Background(), []BuiltRequest{{ID: w.requests[2], From: "BUILT", To: "BUILT"}}, w.built.ID, at); err != nil {
+			return err
+		}
+		if err := st.SetStateAll(context.Background(), w.practices[2:], "BUILT", at); err != nil {
+			return err
+		}
+		return st.Close(context.Background())
+	}); err != nil {
+		t.Fatal(err)
+	}
+	hs, err := s.PracticeHistory(context.Background(), w.practices[2])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hs) != 3 || hs[2].ID != 0 || hs[2].Note != "REQ E250000003 written into CMOR_REQ_00488410010_20251015_1.csv" ||
+		!hs[2].At.Equal(at) || hs[2].From != "BUILT" || hs[2].Link != LinkBuilt || hs[1].Link != LinkBuilt || hs[1].ID == 0 {
+		t.Errorf("history after a build past 0037: %+v", hs)
+	}
+	verifyOK(t, s, "after a build past 0037")
 }

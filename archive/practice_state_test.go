@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -254,9 +255,26 @@ func TestPracticesViewWritable(t *testing.T) {
 	}
 }
 
+// undoBuiltHistory turns an archive whose builds derived no history row (none in the
+// archive tests' worlds) back into what the versions before migration 0037 left.
+var undoBuiltHistory = []string{
+	`DROP VIEW practice_links`,
+	`CREATE VIEW practice_links (practice_id, file_id, relation, line) AS
+    SELECT practice_id, file_id, relation, line FROM practice_files
+    UNION ALL
+    SELECT practice_id, file_id, CASE WHEN link IN (1, 4) THEN 'input' ELSE 'built' END, line
+    FROM practice_history WHERE link <> 0`,
+	`DROP INDEX request_state_built`,
+	`ALTER TABLE request_state DROP COLUMN hist_after`,
+	`ALTER TABLE request_state DROP COLUMN hist_from`,
+	`ALTER TABLE request_state DROP COLUMN hist_to`,
+	`ALTER TABLE request_state DROP COLUMN hist_moves`,
+	`DELETE FROM schema_migrations WHERE name = '0037_request_built_history'`,
+}
+
 // undoRequestSplit turns an archive back into what the versions before migration 0036
 // left: requests a table with every column.
-var undoRequestSplit = []string{
+var undoRequestSplit = append(slices.Clone(undoBuiltHistory),
 	`DROP VIEW requests`, // and its INSTEAD OF triggers
 	`ALTER TABLE request_rows ADD COLUMN flow TEXT NOT NULL DEFAULT ''`,
 	`ALTER TABLE request_rows ADD COLUMN state TEXT NOT NULL DEFAULT ''`,
@@ -267,7 +285,7 @@ var undoRequestSplit = []string{
 	`ALTER TABLE request_rows RENAME TO requests`,
 	`CREATE INDEX requests_ready ON requests (flow, state)`,
 	`DELETE FROM schema_migrations WHERE name = '0036_request_state'`,
-}
+)
 
 // TestRequestStateMigration proves that an archive from before migration 0036 (one
 // requests table) opens, that every request reads the same through the view, that

@@ -78,7 +78,9 @@ const (
 	// LinkBuiltRequest is LinkBuilt for the row a build writes for a request whose
 	// code is its practice's CP_UTENTE (a REQ): its Note holds only the state the
 	// practice moves to once the file is delivered ("" when none), and reads as
-	// BuildNote renders it. Read back, the row's Link is LinkBuilt.
+	// BuildNote renders it. Read back, the row's Link is LinkBuilt. Since migration
+	// 0037 a build writes none for a REQ: the row is derived from its request
+	// (BuiltRequest, PracticeStmts.MarkBuiltAll) and reads the same.
 	LinkBuiltRequest = "built-request"
 	// LinkInputCaseRead is LinkInput for the creation row of a practice the bulk path
 	// made from a case of its extract: its Note holds what follows CaseReadPrefix
@@ -373,6 +375,21 @@ const practiceDataValue = `coalesce((SELECT d.data FROM practice_data d WHERE d.
 // practiceSideData is the case as the state chain hashes it with the practice row t.
 const practiceSideData = `(SELECT d.data FROM main.practice_data d WHERE d.id = t.id) AS data`
 
+// practiceSideBuilt is, as the state chain hashes it with the practice row t (once
+// migration 0037 is applied), what its requests whose build history row is derived
+// (request_state.hist_after not NULL, BuiltRequest) hold of that row: their id, flow,
+// file, time and the row's place and states, in id order (the index requests_practice
+// gives them so: no sort); NULL (left out of the hash)
+// for a practice without one, as every practice before 0037. The build rewrites the
+// practice in the transaction that marks its request so (a REQ moves it or records its
+// request date), so the practice's seal covers them: a request_state row of a derived
+// history row edited, moved to another practice or file, or deleted outside cmord is
+// reported as its practice changed.
+const practiceSideBuilt = `(SELECT group_concat(b, ';') FROM (SELECT s.id || ' ' || s.flow || ' ' || coalesce(s.file_id, '') || ' ' ||
+	coalesce(s.sent_at, '') || ' ' || s.hist_after || ' ' || coalesce(s.hist_from, '') || ' ' || coalesce(s.hist_to, '') || ' ' ||
+	coalesce(s.hist_moves, '') AS b FROM main.request_rows r JOIN main.request_state s ON s.id = r.id
+	WHERE r.practice_id = t.id AND s.hist_after IS NOT NULL ORDER BY r.id)) AS built_requests`
+
 // practiceSideJoin and practiceSideCols read the same case by a join (chainRowReader).
 const (
 	practiceSideJoin = `LEFT JOIN main.practice_data d ON d.id = t.id`
@@ -543,10 +560,12 @@ const practiceByCodeQuery = practiceSelect + ` WHERE id = coalesce(
 	(SELECT id FROM practice_rows WHERE cp_gestore = ?1 ORDER BY id LIMIT 1),
 	(SELECT practice_id FROM request_rows WHERE cp_utente = ?1))`
 
-// PracticeHistory returns the state changes of a practice, oldest first.
+// PracticeHistory returns the state changes of a practice, oldest first: its
+// practice_history rows, and the build rows derived from its requests (migration
+// 0037, BuiltRequest), each where its row would have been: after the rows up to the
+// request's hist_after, before those written after it.
 func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, practice_id, at, from_state, to_state, flow, file_id, line, cause_code, `+historyNote+`, link
-		FROM practice_history h WHERE practice_id = ? ORDER BY id`, id)
+	rows, err := s.r.QueryContext(ctx, practiceHistoryQuery, id)
 	if err != nil {
 		return nil, err
 	}
@@ -556,7 +575,9 @@ func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, 
 		var h HistoryEntry
 		var at string
 		var link int
-		if err := rows.Scan(&h.ID, &h.PracticeID, &at, &h.From, &h.To, &h.Flow, &h.FileID, &h.Line, &h.CauseCode, &h.Note, &link); err != nil {
+		var k1, k2, k3 int64
+		if err := rows.Scan(&h.ID, &h.PracticeID, &at, &h.From, &h.To, &h.Flow, &h.FileID, &h.Line, &h.CauseCode, &h.Note, &link,
+			&k1, &k2, &k3); err != nil {
 			return nil, err
 		}
 		h.At, _ = ParseTS(at)
@@ -565,6 +586,19 @@ func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, 
 	}
 	return out, rows.Err()
 }
+
+// practiceHistoryQuery is PracticeHistory's query (the practice is ?1): the stored
+// rows by id, and the derived ones (id 0, link 3) each sorted after the stored row
+// hist_after (then by request id). Both arms are index searches of the practice
+// (practice_history_practice, requests_practice).
+const practiceHistoryQuery = `SELECT id, practice_id, at, from_state, to_state, flow, file_id, line, cause_code, ` + historyNote + `, link,
+		id, 0, 0
+	FROM practice_history h WHERE practice_id = ?1
+	UNION ALL
+	SELECT 0, r.practice_id, coalesce(s.sent_at, ''), coalesce(s.hist_from, ''), coalesce(s.hist_to, ''), s.flow, coalesce(s.file_id, 0), 0, '',
+		` + builtNote + `, 3, s.hist_after, 1, s.id
+	FROM request_rows r JOIN request_state s ON s.id = r.id WHERE r.practice_id = ?1 AND s.hist_after IS NOT NULL
+	ORDER BY 12, 13, 14`
 
 // historyNote is a practice_history row's note (the row aliased h) as a person reads
 // it: a row that stands for a link names its file as FileName, rendered with the
@@ -576,6 +610,13 @@ const historyNote = `CASE h.link WHEN 0 THEN h.note ELSE replace(CASE h.link WHE
 	CASE WHEN h.note <> '' THEN '; ' || h.note || ' once ` + FileName + ` is delivered' ELSE '' END
 	WHEN 4 THEN '` + CaseReadPrefix + `' || h.note
 	ELSE h.note END, '` + FileName + `', coalesce((SELECT name FROM files WHERE id = h.file_id), '')) END`
+
+// builtNote is the note of the build row derived from a request (request_state
+// aliased s, request_rows r), rendered exactly as historyNote renders a stored
+// LinkBuiltRequest row whose note is s.hist_moves.
+const builtNote = `replace(s.flow || ' ' || coalesce((SELECT cp_utente FROM practices WHERE id = r.practice_id), '') || ' written into ` + FileName + `' ||
+	CASE WHEN coalesce(s.hist_moves, '') <> '' THEN '; ' || s.hist_moves || ' once ` + FileName + ` is delivered' ELSE '' END,
+	'` + FileName + `', coalesce((SELECT name FROM files WHERE id = s.file_id), ''))`
 
 // PracticeFile is a file that touched a practice.
 type PracticeFile struct {

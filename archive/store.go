@@ -43,6 +43,9 @@ type Store struct {
 	// sideData: a practice's case is in practice_data (migration 0031 applied, or
 	// being applied).
 	sideData bool
+	// builtSide: request_state holds the derived build history (migration 0037
+	// applied): a practice's hash covers its requests' (chainedTable.built).
+	builtSide bool
 	// stateSplit: practices is a view over practice_rows and practice_state
 	// (migration 0035 applied): the chain's triggers and largest ids go to the
 	// tables (chainedTable.rowsTable).
@@ -257,6 +260,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		return err
 	}
 	s.stateSplit = applied > 0
+	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, builtHistoryMigration).Scan(&applied); err != nil {
+		return err
+	}
+	s.builtSide = applied > 0
 	tempToFile := false
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
@@ -296,6 +303,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		if err := s.applyMigration(ctx, base, string(body)); err != nil {
 			return err
+		}
+		if base == builtHistoryMigration {
+			// Every request's derived columns are NULL yet: no practice's hash moved.
+			s.builtSide = true
 		}
 	}
 	return nil
@@ -449,6 +460,10 @@ const sideDataMigration = "0031_practice_data"
 // stateSplitMigration is the migration that makes practices a view over practice_rows
 // and practice_state.
 const stateSplitMigration = "0035_practice_state"
+
+// builtHistoryMigration is the migration after which a build derives its history row
+// of a REQ from request_state instead of writing one (archive.BuiltRequest).
+const builtHistoryMigration = "0037_request_built_history"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
 // so that text order is time order.

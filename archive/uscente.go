@@ -649,6 +649,48 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 	return err
 }
 
+// BuiltRequest is a request a build marks sent whose history row is derived from
+// request_state instead of written (migration 0037): a request under its practice's
+// own CP_UTENTE, in a transaction that rewrites its practice (a REQ). From and To are
+// the states the row records (the practice's before and after the build), Moves the
+// state it moves to once the file is delivered ("" for none): what a LinkBuiltRequest
+// row stored, read back by PracticeHistory as that row (BuildNote) and by
+// practice_links as its built link.
+type BuiltRequest struct {
+	ID              int64
+	From, To, Moves string
+}
+
+// MarkBuiltAll is MarkSentAll for requests whose build history row is derived
+// (BuiltRequest): the same UPDATE also records the row's place among its practice's
+// history (after every row written so far: hist_after, the largest id) and its states.
+// One statement per distinct (From, To, Moves), in a build one.
+func (p *PracticeStmts) MarkBuiltAll(ctx context.Context, reqs []BuiltRequest, fileID int64, at time.Time) error {
+	type key struct{ from, to, moves string }
+	var order []key
+	groups := map[key][]int64{}
+	for _, r := range reqs {
+		k := key{r.From, r.To, r.Moves}
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
+		}
+		groups[k] = append(groups[k], r.ID)
+	}
+	for _, k := range order {
+		var moves any
+		if k.moves != "" {
+			moves = k.moves
+		}
+		_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?1, sent_at = ?2,
+			hist_after = (SELECT coalesce(max(id), 0) FROM practice_history), hist_from = ?3, hist_to = ?4, hist_moves = ?5
+			WHERE id IN (SELECT value FROM json_each(?6))`, fileID, TS(at), k.from, k.to, moves, idList(groups[k]))
+		if err != nil {
+			return fmt.Errorf("archive: requests sent: %w", err)
+		}
+	}
+	return nil
+}
+
 // ---- queued creation: a bulk job's new practices, inserted in batches ----
 
 // QueueCreate creates a practice with its creation history, its input link and, when

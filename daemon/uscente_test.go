@@ -349,18 +349,25 @@ func e2eFoldedHistory(t *testing.T, w *testWorld, a archive.Practice, hist []arc
 	if want := fmt.Sprintf("REQ E250000001 written into %s; SENT once %[1]s is delivered", byRel["built"]); hist[1].Note != want {
 		t.Errorf("build note %q, want %q", hist[1].Note, want)
 	}
-	// As stored: the creation note without "case read from <file> lines ", the
-	// build's row only the state A moves to once its file is delivered.
-	var links int
-	var creationNote, buildNote string
+	// As stored: the creation note without "case read from <file> lines "; no build
+	// row (migration 0037): its request holds the state A moves to once its file is
+	// delivered and where the row sorts, and the derived row reads as the stored one.
+	var links, buildRows int
+	var creationNote, moves, from, to string
+	var after int64
 	if err := w.d.Store.Read().QueryRowContext(ctx, `SELECT (SELECT group_concat(note, '|') FROM practice_history WHERE practice_id = ?1 AND link = 4),
-		(SELECT group_concat(note, '|') FROM practice_history WHERE practice_id = ?1 AND link = 3),
-		(SELECT count(*) FROM practice_files WHERE practice_id = ?1 AND relation IN ('input', 'built'))`, a.ID).Scan(&creationNote, &buildNote, &links); err != nil {
+		(SELECT count(*) FROM practice_history WHERE practice_id = ?1 AND link IN (2, 3)),
+		(SELECT count(*) FROM practice_files WHERE practice_id = ?1 AND relation IN ('input', 'built')),
+		s.hist_moves, s.hist_from, s.hist_to, s.hist_after
+		FROM request_rows r JOIN request_state s ON s.id = r.id WHERE r.practice_id = ?1 AND s.flow = 'REQ'`, a.ID).
+		Scan(&creationNote, &buildRows, &links, &moves, &from, &to, &after); err != nil {
 		t.Fatal(err)
 	}
-	if "case read from morosi_20251015.csv lines "+creationNote != hist[0].Note || buildNote != "SENT" || links != 0 {
-		t.Errorf("A's creation row's stored note %q, its build row's %q, link rows stored %d; want the note read without its prefix, SENT, 0",
-			creationNote, buildNote, links)
+	if "case read from morosi_20251015.csv lines "+creationNote != hist[0].Note || buildRows != 0 || links != 0 ||
+		moves != "SENT" || from != "READY" || to != "BUILT" || after < hist[0].ID || hist[1].ID != 0 || hist[2].ID <= after {
+		t.Errorf("A's creation row's stored note %q, build rows %d, link rows stored %d, its request's derived row %s>%s moves %q after #%d (history %+v); "+
+			"want the note read without its prefix, 0, 0, READY>BUILT moves SENT between the creation row and the next",
+			creationNote, buildRows, links, from, to, moves, after, hist)
 	}
 	ps, err := w.d.Store.PracticesOfFile(ctx, files[0].File.ID)
 	if err != nil || len(ps) == 0 || ps[0].ID != a.ID || ps[0].Line != hist[0].Line {
@@ -964,6 +971,8 @@ func reportWrites(b *testing.B, prefix, file string, ingest, handler, build, end
 	b.ReportMetric(total*(1<<20)/size, prefix+"written-x-extract")
 	b.Logf("%sbytes written (write_bytes - cancelled_write_bytes): archive %.1f MiB, handler %.1f MiB, build %.1f MiB, total %.1f MiB = %.2f× the extract (%.1f MiB); write(2) total %.1f MiB",
 		prefix, mb(ingest, handler), mb(handler, build), mb(build, end), total, total*(1<<20)/size, size/(1<<20), float64(end.wchar-ingest.wchar)/(1<<20))
+	b.Logf("%swrite(2): archive %.1f MiB, handler %.1f MiB, build %.1f MiB", prefix, float64(handler.wchar-ingest.wchar)/(1<<20),
+		float64(build.wchar-handler.wchar)/(1<<20), float64(end.wchar-build.wchar)/(1<<20))
 }
 
 // reportCloseWrites reports what closing the store wrote: the WAL pages not yet

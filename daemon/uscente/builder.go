@@ -596,9 +596,11 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	// The bookkeeping of the batch is set-based: one statement for all its requests,
 	// one for the practices it moves, multi-row inserts for history (whose rows stand
 	// for the built links, archive.LinkBuilt), in the order the requests are in the
-	// file.
+	// file. A REQ under its practice's own code writes no history row: the row is
+	// derived from its request when read (archive.BuiltRequest).
 	t := flows.TransitionOf(f)
 	reqIDs := make([]int64, 0, len(batch))
+	var derived []archive.BuiltRequest
 	practices := make([]*archive.Practice, 0, len(batch))
 	var moved []int64
 	hs := make([]archive.HistoryEntry, 0, len(batch))
@@ -615,11 +617,11 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	}
 	deferFrom := map[string]bool{}
 	for _, pr := range batch {
-		reqIDs, practices = append(reqIDs, pr.req.ID), append(practices, &pr.p)
+		practices = append(practices, &pr.p)
 		// The row stands for the built link, and its note is archive.BuildNote, as
 		// written before: per practice, no link row and no copy of the file's name.
-		// For a request under its practice's own code (a REQ) the note is rendered
-		// when read from the row, the code and the file: only the state is stored.
+		// For a request under its practice's own code the note is rendered when read
+		// from the row, the code and the file: only the state is stored.
 		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, FileID: file.ID, At: now,
 			Link: archive.LinkBuilt}
 		moves := ""
@@ -632,11 +634,18 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 			}
 			deferFrom[pr.p.State] = true
 		}
-		if pr.req.CPUtente != "" && pr.req.CPUtente == pr.p.CPUtente {
+		switch {
+		case pr.req.CPUtente != "" && pr.req.CPUtente == pr.p.CPUtente && b.flow == FlowREQ:
+			// Its practice is rewritten below (moved, or its request date set), so
+			// its seal in the state chain covers the request's derived row.
+			derived = append(derived, archive.BuiltRequest{ID: pr.req.ID, From: h.From, To: h.To, Moves: moves})
+			continue
+		case pr.req.CPUtente != "" && pr.req.CPUtente == pr.p.CPUtente:
 			h.Link, h.Note = archive.LinkBuiltRequest, moves
-		} else {
+		default:
 			h.Note = archive.BuildNote(b.flow, pr.req.CPUtente, archive.FileName, moves)
 		}
+		reqIDs = append(reqIDs, pr.req.ID)
 		hs = append(hs, h)
 	}
 	froms := make([]string, 0, len(deferFrom))
@@ -654,6 +663,9 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 		to = built // what the practices move to now
 	}
 	if err := st.MarkSentAll(ctx, reqIDs, file.ID, now); err != nil {
+		return err
+	}
+	if err := st.MarkBuiltAll(ctx, derived, file.ID, now); err != nil {
 		return err
 	}
 	switch {
