@@ -324,7 +324,12 @@ func (t *table) size(k string, dst *int64, lo, hi int64) bool {
 		return false
 	}
 	if n < lo || n > hi {
-		t.errorf(k, "range", "%d bytes is out of range; expected %s to %s", n, FormatSize(lo), FormatSize(hi))
+		// As written: "2GiB", not 2147483648 bytes, for a value given with its unit.
+		shown := FormatSize(n)
+		if shown == strconv.FormatInt(n, 10) {
+			shown += " bytes"
+		}
+		t.errorf(k, "range", "%s is out of range; expected %s to %s", shown, FormatSize(lo), FormatSize(hi))
 		return false
 	}
 	*dst = n

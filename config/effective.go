@@ -76,7 +76,7 @@ func (c *Config) CheckFiles() error {
 }
 
 // Redacted renders the effective configuration (defaults applied, paths resolved) as
-// TOML for `cmord check`. No secret is ever held in a Config (only paths to the files
+// TOML for `cmord check --effective`. No secret is ever held in a Config (only paths to the files
 // holding them), and the SMTP username is masked too.
 func (c *Config) Redacted() string {
 	w := &tomlWriter{}

@@ -68,8 +68,10 @@ const (
 // CheckEligibility checks a case on requestDate (the day the request would be filed)
 // and computes its CMOR. It returns the computation and every finding: identifier
 // problems (ID-*), failed conditions (E1–E11, severity "error") and warnings. A case
-// whose window is not open yet gets a single RuleWindowWait warning whose Value is the
-// opening date (ISO): the caller holds the practice until then.
+// whose window is not open yet gets a single RuleWindowWait warning on DATA_SWITCH
+// whose Value, as for every finding on that field, is the switch date as read
+// (GG/MM/AAAA); its message gives the opening date, until which the caller holds the
+// practice.
 func CheckEligibility(c Case, requestDate Date, p CMORParams) (CMORResult, []Finding) {
 	var fl findingList
 	fail, warn := fl.fail, fl.warn
@@ -83,7 +85,7 @@ func CheckEligibility(c Case, requestDate Date, p CMORParams) (CMORResult, []Fin
 		open, end := RequestWindow(c.SwitchDate, p)
 		switch {
 		case requestDate.Before(open):
-			warn(RuleWindowWait, "DATA_SWITCH", open.ISO(),
+			warn(RuleWindowWait, "DATA_SWITCH", c.SwitchDate.String(),
 				"request window opens on %s (switch %s + %d months); hold the practice until then", open, c.SwitchDate, p.WindowOpenMonths)
 		case requestDate.After(end):
 			fail("E3", "DATA_SWITCH", c.SwitchDate.String(),

@@ -146,10 +146,17 @@ func TestCheckEligibility(t *testing.T) {
 	}
 }
 
+// TestCheckEligibilityWaitValue: the E3-WAIT warning is on DATA_SWITCH and its value is
+// the switch date as in the file, like E3's: `cmord validate` printed
+// `field DATA_SWITCH: ... (value "2025-09-01")`, which read as a switch date the file
+// did not hold; the opening date is in the message.
 func TestCheckEligibilityWaitValue(t *testing.T) {
 	_, fs := CheckEligibility(eligibleCase(), D(2025, time.June, 1), DefaultCMORParams())
-	if len(fs) != 1 || fs[0].Rule != RuleWindowWait || !fs[0].IsWarning() || fs[0].Value != "2025-09-01" {
-		t.Fatalf("findings = %v, want one E3-WAIT warning with value 2025-09-01", fs)
+	if len(fs) != 1 || fs[0].Rule != RuleWindowWait || !fs[0].IsWarning() || fs[0].Field != "DATA_SWITCH" || fs[0].Value != "01/03/2025" {
+		t.Fatalf("findings = %v, want one E3-WAIT warning on DATA_SWITCH with value 01/03/2025", fs)
+	}
+	if want := "request window opens on 01/09/2025"; !strings.Contains(fs[0].Message, want) {
+		t.Errorf("message %q does not give the opening date (%q)", fs[0].Message, want)
 	}
 }
 

@@ -9,12 +9,14 @@ import (
 )
 
 func init() {
-	register(&command{name: "check", summary: "validate the configuration (--connect: also reach SFTP and SMTP)", usage: "[--connect]", run: runCheck})
+	register(&command{name: "check", summary: "validate the configuration (--connect: also reach SFTP and SMTP; --effective: print it with the defaults)", usage: "[--connect] [--effective]", run: runCheck})
 }
 
 func runCheck(ctx context.Context, env *Env, args []string) int {
 	fs := env.newFlags()
 	connect := fs.Bool("connect", false, "also connect to every SFTP endpoint and the SMTP server")
+	effective := fs.Bool("effective", false, "print the effective configuration as TOML on stdout (every key, defaults applied, paths resolved; "+
+		"no secret: files are named, the SMTP username is masked); warnings and the verdict go to stderr")
 	if code, ok := noArgs(env, fs, args, ""); !ok {
 		return code
 	}
@@ -22,12 +24,19 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 	if err != nil {
 		return env.fail(err)
 	}
+	// With --effective stdout is the configuration alone (TOML to keep or diff), so
+	// the messages go to stderr.
+	msg := env.Stdout
+	if *effective {
+		fmt.Fprint(env.Stdout, cfg.Redacted())
+		msg = env.Stderr
+	}
 	for _, w := range cfg.Warnings {
-		fmt.Fprintf(env.Stdout, "warning: %s\n", w.String())
+		fmt.Fprintf(msg, "warning: %s\n", w.String())
 	}
 	warnings, err := daemon.CheckConfig(cfg)
 	for _, w := range warnings {
-		fmt.Fprintf(env.Stdout, "warning: %s\n", w)
+		fmt.Fprintf(msg, "warning: %s\n", w)
 	}
 	if err != nil {
 		// The file parses, but what it names (catalog, mapping files, folders, keys,
@@ -37,7 +46,7 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintf(env.Stderr, "cmord check: %v\n", err)
 		return exitFindings
 	}
-	fmt.Fprintf(env.Stdout, "%s: configuration OK (%s, %s, state in %s)\n", cfg.File,
+	fmt.Fprintf(msg, "%s: configuration OK (%s, %s, state in %s)\n", cfg.File,
 		plural(len(cfg.Folders), "folder", "folders"), plural(len(cfg.SFTP), "SFTP endpoint", "SFTP endpoints"), cfg.StateDir)
 	if !*connect {
 		return exitOK
@@ -50,7 +59,7 @@ func runCheck(ctx context.Context, env *Env, args []string) int {
 		if r.Err != nil {
 			status, failed = "FAILED: "+r.Err.Error(), true
 		}
-		fmt.Fprintf(env.Stdout, "%-8s %-20s %s\n", r.Kind, r.Name, status)
+		fmt.Fprintf(msg, "%-8s %-20s %s\n", r.Kind, r.Name, status)
 	}
 	if failed {
 		return exitFindings

@@ -325,3 +325,64 @@ func write(t *testing.T, p, body string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCheckEffective: `cmord check --effective` prints the effective configuration
+// (every key, defaults applied) on stdout and nothing else, so it can be kept or
+// diffed; the verdict goes to stderr. The print is itself a configuration that
+// passes check. A value check refuses (attachment_max_rows = 0 or "abc") prints no
+// configuration and names the file and line, exit 2.
+func TestCheckEffective(t *testing.T) {
+	dm, err := demo.Setup(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dm.Close()
+	base, err := os.ReadFile(dm.ConfigPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	withDigest := func(line string) string {
+		s := strings.Replace(string(base), "\n[digest]\n", "\n[digest]\n"+line+"\n", 1)
+		if s == string(base) {
+			t.Fatal("the demo configuration has no [digest] table")
+		}
+		return s
+	}
+	cfgPath := filepath.Join(dm.Dir, "effective-test.toml")
+	write(t, cfgPath, withDigest("attachment_max_rows = 250"))
+	var out, errb bytes.Buffer
+	if code := run([]string{"check", "--effective", "--config", cfgPath}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("check --effective = %d\n%s%s", code, out.String(), errb.String())
+	}
+	got := out.String()
+	if !strings.HasPrefix(got, "# effective configuration of "+cfgPath+"\n") {
+		t.Errorf("stdout does not start with the effective configuration:\n%s", got)
+	}
+	for _, want := range []string{"\n[digest]\n", "\nattachment_max_rows = 250\n", "\nattachment_max_size = \"6MiB\"\n", "\nwarn_days = [30, 7, 2]\n"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("the effective configuration lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "configuration OK") || !strings.Contains(errb.String(), "configuration OK") {
+		t.Errorf("the verdict belongs on stderr, not in the TOML\nstdout:\n%s\nstderr:\n%s", got, errb.String())
+	}
+	printed := filepath.Join(dm.Dir, "printed.toml")
+	write(t, printed, got)
+	out.Reset()
+	errb.Reset()
+	if code := run([]string{"check", "--config", printed}, nil, &out, &errb); code != exitOK {
+		t.Fatalf("check of the printed configuration = %d\n%s%s", code, out.String(), errb.String())
+	}
+
+	for _, bad := range []string{`attachment_max_rows = 0`, `attachment_max_rows = "abc"`, `attachment_max_size = "abc"`, `attachment_max_size = 0`} {
+		write(t, cfgPath, withDigest(bad))
+		out.Reset()
+		errb.Reset()
+		code := run([]string{"check", "--effective", "--config", cfgPath}, nil, &out, &errb)
+		key := strings.Fields(bad)[0]
+		want := fmt.Sprintf("%s:%d: digest.%s: ", cfgPath, 1+strings.Count(strings.SplitAfter(withDigest(bad), bad)[0], "\n"), key)
+		if code != exitUsage || out.Len() != 0 || !strings.Contains(errb.String(), want) {
+			t.Errorf("%s: exit %d, want %d, with %q on stderr and nothing on stdout\nstdout:\n%s\nstderr:\n%s", bad, code, exitUsage, want, out.String(), errb.String())
+		}
+	}
+}
