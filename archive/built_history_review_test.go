@@ -120,3 +120,39 @@ func TestBuiltHistorySameTransactionOrder(t *testing.T) {
 	}
 	verifyOK(t, s, "after the build")
 }
+
+// TestBuiltHistoryReadOnly proves that the read-only open (the CLI's `archive
+// verify`, `practice show`) hashes a practice with its derived build row as the writer
+// sealed it, reads the row, and still sees it edited.
+func TestBuiltHistoryReadOnly(t *testing.T) {
+	w := newLinksWorld(t, "derived")
+	ctx := context.Background()
+	want, err := w.s.PracticeHistory(ctx, w.practices[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := w.s.Dir()
+	ro, err := OpenReadOnly(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	verifyOK(t, ro, "read-only")
+	got, err := ro.PracticeHistory(ctx, w.practices[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) || len(got) < 2 || got[1] != want[1] || got[1].ID != 0 {
+		t.Errorf("read-only history:\n%+v\nwriter's:\n%+v", got, want)
+	}
+	if _, err := w.s.w.Exec(`UPDATE request_state SET hist_moves = 'ACCEPTED' WHERE id = ?`, w.requests[0]); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := ro.Verify(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(strings.Join(rep.Problems, "\n"), "changed outside cmord") {
+		t.Errorf("read-only verify after an edit of the derived row: %q", rep.Problems)
+	}
+}
