@@ -180,6 +180,9 @@ type view struct {
 	RejMore     int
 	CSVNote     string // where the full list is: the attachment, a file (preview), or "" when nowhere
 	AttachNote  string // the attachments carry part of the list (or a preview's would): how much, and the command for all of it
+	// AttachNoteHead and AttachCmd are AttachNote split before its command (which
+	// ends it), for the HTML body to show the command as code.
+	AttachNoteHead, AttachCmd string
 	Repeat      bool   // alerts: a reminder of something already mailed
 }
 
@@ -565,6 +568,9 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 		v.AttachNote = fmt.Sprintf(one(L, "attach_cut", attached), attached, total, FullListCommand(lang))
 	case d.WouldAttach > 0 && d.WouldAttach < total:
 		v.AttachNote = fmt.Sprintf(one(L, "preview_cut", d.WouldAttach), d.WouldAttach, total, FullListCommand(lang))
+	}
+	if cmd := FullListCommand(lang); v.AttachNote != "" && strings.HasSuffix(v.AttachNote, cmd) {
+		v.AttachNoteHead, v.AttachCmd = strings.TrimSuffix(v.AttachNote, cmd), cmd
 	}
 	if !v.Empty {
 		switch {
