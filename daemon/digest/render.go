@@ -183,7 +183,7 @@ type view struct {
 	// AttachNoteHead and AttachCmd are AttachNote split before its command (which
 	// ends it), for the HTML body to show the command as code.
 	AttachNoteHead, AttachCmd string
-	Repeat      bool   // alerts: a reminder of something already mailed
+	Repeat                    bool // alerts: a reminder of something already mailed
 }
 
 type rejectedView struct {
