@@ -337,8 +337,9 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 	return srv, nil
 }
 
-// health is /healthz: the archive answers, no SFTP operation is wedged, and every
-// SFTP endpoint was reached recently enough.
+// health is /healthz: the archive answers, no SFTP operation is wedged, the mail
+// outbox is not stuck on failing messages, and every SFTP endpoint was reached
+// recently enough.
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -347,6 +348,9 @@ func (d *Daemon) health() error {
 		return fmt.Errorf("archive: %w", err)
 	}
 	if err := d.stuck(); err != nil {
+		return err
+	}
+	if err := d.mailHealth(ctx); err != nil {
 		return err
 	}
 	d.mu.RLock()
@@ -361,6 +365,28 @@ func (d *Daemon) health() error {
 		}
 	}
 	return nil
+}
+
+// mailHealthAttempts is how many failed attempts of one message make /healthz report
+// the mail down (1+2+4 minutes of backoff: a relay's brief hiccup does not count).
+const mailHealthAttempts = 3
+
+// mailHealth is nil unless a message of the outbox has failed mailHealthAttempts
+// times. Mail is how digests and alerts, the mail_failed exception included, reach a
+// person: when it is down only /healthz (and the log) can say so.
+func (d *Daemon) mailHealth(ctx context.Context) error {
+	if d.Config().Mail.Host == "" {
+		return nil
+	}
+	n, m, err := d.Store.Outbox().Failing(ctx, mailHealthAttempts)
+	if err != nil {
+		return fmt.Errorf("mail: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("mail: %d message(s) undelivered after %d or more attempts (oldest %s, queued %s, %d attempts): %s",
+		n, mailHealthAttempts, m.DedupKey, m.CreatedAt.In(flows.Rome).Format("02/01/2006 15:04"), m.Attempts, m.LastError)
 }
 
 // stuck is nil unless an SFTP operation is wedged: its connection was closed by the
