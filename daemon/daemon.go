@@ -62,6 +62,7 @@ type Daemon struct {
 	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
 	released   atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
 	missedOpen sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	failing    jobFailures                  // jobs whose latest runs failed (jobfail.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -338,8 +339,8 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 }
 
 // health is /healthz: the archive answers, no SFTP operation is wedged, the mail
-// outbox is not stuck on failing messages, and every SFTP endpoint was reached
-// recently enough.
+// outbox is not stuck on failing messages, no scheduled job keeps failing, and every
+// SFTP endpoint was reached recently enough.
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -351,6 +352,9 @@ func (d *Daemon) health() error {
 		return err
 	}
 	if err := d.mailHealth(ctx); err != nil {
+		return err
+	}
+	if err := d.failingHealth(); err != nil {
 		return err
 	}
 	d.mu.RLock()
@@ -518,8 +522,12 @@ func (d *Daemon) mailEvent(ev mail.Event) {
 
 func (d *Daemon) schedEvent(ev sched.Event) {
 	if ev.Kind == sched.EventDone {
+		d.jobSucceeded(ev.Job)
 		d.scheduleDone(ev)
 		return
+	}
+	if ev.Kind == sched.EventFailed {
+		d.jobFailed(ev)
 	}
 	var slots []string
 	for _, t := range ev.Slots {

@@ -2,14 +2,19 @@ package daemon
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/mail"
 	"github.com/cmord/cmord/daemon/mail/smtpsink"
+	"github.com/cmord/cmord/daemon/sched"
+	"github.com/cmord/cmord/flows"
 )
 
 // A stall must reach a person: when the mail relay is down, mail_failed and every
@@ -112,5 +117,81 @@ func TestHealthzReportsMailDown(t *testing.T) {
 				t.Fatalf("health after the mail went out: %v", err)
 			}
 		})
+	}
+}
+
+// failingBuilder is a builder whose runs fail while broken is set (the cause is
+// irrelevant here: what matters is what a person learns of a job that keeps failing).
+type failingBuilder struct{ broken atomic.Bool }
+
+func (b *failingBuilder) Name() string { return "failing" }
+func (b *failingBuilder) Build(context.Context, time.Time) (int, error) {
+	if b.broken.Load() {
+		return 0, errors.New("archive: disk I/O error")
+	}
+	return 0, nil
+}
+
+// A scheduled job whose every run fails must reach a person: the hourly build, failing
+// run after run through the real scheduler, raised only a log line and a counter. Now
+// its third consecutive failure raises missed_schedule (high, sysadmin, the error
+// named) and /healthz reports it; the next successful run resolves both.
+func TestJobKeepsFailingReachesAPerson(t *testing.T) {
+	r := newSchedRig(t, time.Date(2026, 11, 24, 10, 0, 30, 0, flows.Rome))
+	b := &failingBuilder{}
+	b.broken.Store(true)
+	r.w.d.AddBuilder(b)
+	s := sched.New(flows.Rome, r.w.d.Store.ScheduleLedger(), nil, r.w.d.schedEvent)
+	s.UseClock(r.clock)
+	for _, j := range r.w.d.jobs() {
+		if err := s.Add(j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing := func() []archive.Exception {
+		var out []archive.Exception
+		for _, e := range r.w.all("missed_schedule") {
+			if e.Fingerprint == failingFingerprint(JobBuild) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	for i := 1; i <= jobFailingRuns; i++ {
+		if i > 1 {
+			if es := failing(); len(es) != 0 {
+				t.Fatalf("raised after %d failed runs (threshold %d): %+v", i-1, jobFailingRuns, es)
+			}
+			if err := r.w.d.health(); err != nil {
+				t.Fatalf("health after %d failed runs: %v", i-1, err)
+			}
+		}
+		if err := s.RunNow(context.Background(), JobBuild); err == nil {
+			t.Fatal("the build ran without error")
+		}
+		r.clock.Advance(time.Hour)
+	}
+	es := failing()
+	if len(es) != 1 || !es[0].Open() || es[0].Severity != archive.SevHigh || es[0].Owner != "sysadmin" {
+		t.Fatalf("after %d failed runs: %+v, want one open high sysadmin missed_schedule", jobFailingRuns, es)
+	}
+	for _, want := range []string{"job build: 3 consecutive runs failed since 24/11/2026 10:00", "archive: disk I/O error"} {
+		if !strings.Contains(es[0].Message, want) {
+			t.Errorf("message %q does not contain %q", es[0].Message, want)
+		}
+	}
+	err := r.w.d.health()
+	if err == nil || !strings.Contains(err.Error(), "job build: 3 consecutive runs failed") || !strings.Contains(err.Error(), "disk I/O error") {
+		t.Fatalf("health = %v, want the failing build named", err)
+	}
+	b.broken.Store(false)
+	if err := s.RunNow(context.Background(), JobBuild); err != nil {
+		t.Fatalf("build after the fix: %v", err)
+	}
+	if es := failing(); len(es) != 1 || es[0].Open() || es[0].ResolvedBy != "auto" {
+		t.Errorf("after a good run: %+v, want resolved automatically", es)
+	}
+	if err := r.w.d.health(); err != nil {
+		t.Errorf("health after a good run: %v", err)
 	}
 }
