@@ -338,9 +338,10 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 	return srv, nil
 }
 
-// health is /healthz: the archive answers, no SFTP operation is wedged, the mail
-// outbox is not stuck on failing messages, no scheduled job keeps failing, and every
-// SFTP endpoint was reached recently enough.
+// health is /healthz: the archive answers, no SFTP operation is wedged, the state
+// directory's disk has state_min_free, the mail outbox is not stuck on failing
+// messages, no scheduled job keeps failing, and every SFTP endpoint was reached
+// recently enough.
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -349,6 +350,9 @@ func (d *Daemon) health() error {
 		return fmt.Errorf("archive: %w", err)
 	}
 	if err := d.stuck(); err != nil {
+		return err
+	}
+	if err := d.diskHealth(); err != nil {
 		return err
 	}
 	if err := d.mailHealth(ctx); err != nil {

@@ -195,3 +195,36 @@ func TestJobKeepsFailingReachesAPerson(t *testing.T) {
 		t.Errorf("health after a good run: %v", err)
 	}
 }
+
+// A full state disk stops every write, the disk_low exception and its alert mail
+// included: /healthz must say it by itself. Thresholds against the free space the
+// filesystem really has (statfs).
+func TestHealthzReportsDiskLow(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	free, err := statFree(w.d.Store.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		minFree int64
+		want    string // "" = healthy
+	}{
+		{"threshold above the free space", free + 1<<40, "disk: the state directory " + w.d.Store.Dir()},
+		{"check off", 0, ""},
+		{"space enough", 1 << 20, ""},
+	} {
+		cfg := *w.d.Config()
+		cfg.Alerts.StateMinFree = tc.minFree
+		if err := w.d.apply(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		err := w.d.health()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: health = %v, want ok", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "below state_min_free")):
+			t.Errorf("%s: health = %v, want it to contain %q", tc.name, err, tc.want)
+		}
+	}
+}
