@@ -59,10 +59,11 @@ type Daemon struct {
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
-	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
-	released   atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
-	missedOpen sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
-	failing    jobFailures                  // jobs whose latest runs failed (jobfail.go)
+	onceCounts  atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
+	released    atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
+	missedOpen  sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	failing     jobFailures                  // jobs whose latest runs failed (jobfail.go)
+	raiseFailed atomic.Pointer[raiseFailure] // the latest exception could not be recorded (raise)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -338,10 +339,10 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 	return srv, nil
 }
 
-// health is /healthz: the archive answers, no SFTP operation is wedged, the state
-// directory's disk has state_min_free, the mail outbox is not stuck on failing
-// messages, no scheduled job keeps failing, and every SFTP endpoint was reached
-// recently enough.
+// health is /healthz: the archive answers and records exceptions, no SFTP operation
+// is wedged, the state directory's disk has state_min_free, the mail outbox is not
+// stuck on failing messages, no scheduled job keeps failing, and every SFTP endpoint
+// was reached recently enough.
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -350,6 +351,9 @@ func (d *Daemon) health() error {
 		return fmt.Errorf("archive: %w", err)
 	}
 	if err := d.stuck(); err != nil {
+		return err
+	}
+	if err := d.raiseHealth(); err != nil {
 		return err
 	}
 	if err := d.diskHealth(); err != nil {
@@ -452,7 +456,32 @@ func (d *Daemon) raise(ctx context.Context, e archive.Exception) {
 	})
 	if err != nil {
 		d.Log.Error("cannot record exception", "kind", e.Kind, "err", err)
+		f := &raiseFailure{at: d.now(), kind: e.Kind, err: err.Error()}
+		if prev := d.raiseFailed.Load(); prev != nil {
+			f.at = prev.at // failing since the first
+		}
+		d.raiseFailed.Store(f)
+		return
 	}
+	d.raiseFailed.Store(nil)
+}
+
+// raiseFailure is an exception the archive refused to record (database locked by
+// another process, disk full): the alarm is lost, so /healthz says it until an
+// exception is recorded again.
+type raiseFailure struct {
+	at   time.Time
+	kind string
+	err  string
+}
+
+// raiseHealth is nil unless the latest exception could not be recorded.
+func (d *Daemon) raiseHealth() error {
+	f := d.raiseFailed.Load()
+	if f == nil {
+		return nil
+	}
+	return fmt.Errorf("archive: exceptions cannot be recorded since %s (latest: %s: %s)", f.at.In(flows.Rome).Format("02/01/2006 15:04"), f.kind, f.err)
 }
 
 // resolve auto-resolves an exception whose condition cleared.

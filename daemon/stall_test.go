@@ -2,8 +2,10 @@ package daemon
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -226,5 +228,47 @@ func TestHealthzReportsDiskLow(t *testing.T) {
 		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "below state_min_free")):
 			t.Errorf("%s: health = %v, want it to contain %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// Another process holding the archive's write lock (a sqlite3 shell left in a
+// transaction, a hung tool) makes every exception fail to be recorded: the alarm would
+// be a log line only. /healthz says it until an exception is recorded again. Real
+// SQLite: a second connection to index.db holds BEGIN IMMEDIATE; the daemon's write
+// gives up after its busy timeout (10 s).
+func TestHealthzReportsExceptionsNotRecorded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for SQLite's 10 s busy timeout")
+	}
+	w := newTestWorld(t, e2eNow, "")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(w.d.Store.Dir(), "index.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	exc := func(subject string) archive.Exception {
+		return archive.Exception{Kind: "watch_overflow", Severity: archive.SevNormal, Owner: "sysadmin",
+			Subject: subject, Message: "folder " + subject + ": notifications lost"}
+	}
+	w.d.raise(ctx, exc("morosi"))
+	err = w.d.health()
+	if err == nil || !strings.Contains(err.Error(), "exceptions cannot be recorded") || !strings.Contains(err.Error(), "watch_overflow") {
+		t.Fatalf("health with the archive locked = %v, want exceptions not recorded named", err)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	w.d.raise(ctx, exc("sii"))
+	if err := w.d.health(); err != nil {
+		t.Fatalf("health once an exception is recorded again: %v", err)
 	}
 }
