@@ -13,16 +13,16 @@ import (
 	"github.com/cmord/cmord/flows"
 )
 
-// A scheduled job that keeps returning an error is a stall no other exception names
-// (deadlines not computed, no urgent alert queued, the weekly verify not done): after
-// jobFailingRuns consecutive failed runs (one for a job that runs less often than
-// hourly) it raises missed_schedule (high, sysadmin) with the latest error, and
-// /healthz reports it, since the alert about it may be the very thing that is failing.
-// The next successful run resolves it and clears /healthz.
+// A scheduled job that keeps returning an error (or panicking) is a stall no other
+// exception names (deadlines not computed, no urgent alert queued, the weekly verify
+// not done): after jobFailingRuns consecutive failed runs (one for a job that runs
+// less often than hourly) it raises missed_schedule (high, sysadmin) with the latest
+// error, and /healthz reports it, since the alert about it may be the very thing that
+// is failing. The next successful run resolves it and clears /healthz.
 //
-// The transport jobs are left out: their failures have their own exceptions and
-// thresholds (sii_unreachable after unreachable_alert_after, sftp_stalled,
-// upload_failed), so that a planned SII outage does not raise an alarm early.
+// The transport jobs' errors (not their panics) are left out: they have their own
+// exceptions and thresholds (sii_unreachable after unreachable_alert_after,
+// sftp_stalled, upload_failed), so that a planned SII outage raises no alarm early.
 const jobFailingRuns = 3
 
 // jobFailingExempt are the jobs whose failures are reported by their own exceptions.
@@ -47,12 +47,15 @@ func failingFingerprint(job string) string { return "missed_schedule|" + job + "
 // jobFailed counts a failed run of ev.Job and, at the threshold, raises the exception
 // (again at each later failure, with the latest error and the count bumped).
 func (d *Daemon) jobFailed(ev sched.Event) {
-	if jobFailingExempt[ev.Job] {
+	if ev.Kind == sched.EventFailed && jobFailingExempt[ev.Job] {
 		return
 	}
 	msg := "unknown error"
 	if ev.Err != nil {
 		msg = ev.Err.Error()
+	}
+	if ev.Kind == sched.EventPanic {
+		msg = "internal error (panic): " + msg
 	}
 	d.failing.mu.Lock()
 	if d.failing.jobs == nil {

@@ -122,25 +122,42 @@ func TestHealthzReportsMailDown(t *testing.T) {
 	}
 }
 
-// failingBuilder is a builder whose runs fail while broken is set (the cause is
-// irrelevant here: what matters is what a person learns of a job that keeps failing).
-type failingBuilder struct{ broken atomic.Bool }
+// failingBuilder is a builder whose runs fail (or panic) while broken is set (the
+// cause is irrelevant here: what matters is what a person learns of a job that keeps
+// failing).
+type failingBuilder struct {
+	broken atomic.Bool
+	panics bool
+}
 
 func (b *failingBuilder) Name() string { return "failing" }
 func (b *failingBuilder) Build(context.Context, time.Time) (int, error) {
 	if b.broken.Load() {
+		if b.panics {
+			panic("archive: disk I/O error")
+		}
 		return 0, errors.New("archive: disk I/O error")
 	}
 	return 0, nil
 }
 
 // A scheduled job whose every run fails must reach a person: the hourly build, failing
-// run after run through the real scheduler, raised only a log line and a counter. Now
-// its third consecutive failure raises missed_schedule (high, sysadmin, the error
+// run after run through the real scheduler, raised only a log line and a counter (a
+// panic, a low missed_schedule for the digest). Now its third consecutive failure raises missed_schedule (high, sysadmin, the error
 // named) and /healthz reports it; the next successful run resolves both.
 func TestJobKeepsFailingReachesAPerson(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		name := "returns an error"
+		if panics {
+			name = "panics"
+		}
+		t.Run(name, func(t *testing.T) { testJobKeepsFailing(t, panics) })
+	}
+}
+
+func testJobKeepsFailing(t *testing.T, panics bool) {
 	r := newSchedRig(t, time.Date(2026, 11, 24, 10, 0, 30, 0, flows.Rome))
-	b := &failingBuilder{}
+	b := &failingBuilder{panics: panics}
 	b.broken.Store(true)
 	r.w.d.AddBuilder(b)
 	s := sched.New(flows.Rome, r.w.d.Store.ScheduleLedger(), nil, r.w.d.schedEvent)
