@@ -559,7 +559,7 @@ func (d *Daemon) schedEvent(ev sched.Event) {
 		d.scheduleDone(ev)
 		return
 	}
-	if ev.Kind == sched.EventFailed || ev.Kind == sched.EventPanic {
+	if ev.Kind == sched.EventFailed || ev.Kind == sched.EventPanic || ev.Kind == sched.EventOverlap {
 		d.jobFailed(ev)
 	}
 	var slots []string

@@ -13,16 +13,18 @@ import (
 	"github.com/cmord/cmord/flows"
 )
 
-// A scheduled job that keeps returning an error (or panicking) is a stall no other
-// exception names (deadlines not computed, no urgent alert queued, the weekly verify
-// not done): after jobFailingRuns consecutive failed runs (one for a job that runs
-// less often than hourly) it raises missed_schedule (high, sysadmin) with the latest
-// error, and /healthz reports it, since the alert about it may be the very thing that
-// is failing. The next successful run resolves it and clears /healthz.
+// A scheduled job that keeps returning an error, panicking, or hanging (a run still
+// going when its next slots come) is a stall no other exception names (deadlines not
+// computed, no urgent alert queued, the weekly verify not done): after jobFailingRuns
+// consecutive failed runs or skipped slots (one for a job that runs less often than
+// hourly) it raises missed_schedule (high, sysadmin) with the latest error, and
+// /healthz reports it, since the alert about it may be the very thing that is
+// failing. The next successful run resolves it and clears /healthz.
 //
-// The transport jobs' errors (not their panics) are left out: they have their own
+// The transport jobs' errors and overlaps (not their panics) are left out: their own
 // exceptions and thresholds (sii_unreachable after unreachable_alert_after,
-// sftp_stalled, upload_failed), so that a planned SII outage raises no alarm early.
+// sftp_stalled and /healthz's wedged operation after op_timeout, upload_failed) say
+// it, so that a planned SII outage or a long transfer raises no alarm early.
 const jobFailingRuns = 3
 
 // jobFailingExempt are the jobs whose failures are reported by their own exceptions.
@@ -47,15 +49,18 @@ func failingFingerprint(job string) string { return "missed_schedule|" + job + "
 // jobFailed counts a failed run of ev.Job and, at the threshold, raises the exception
 // (again at each later failure, with the latest error and the count bumped).
 func (d *Daemon) jobFailed(ev sched.Event) {
-	if ev.Kind == sched.EventFailed && jobFailingExempt[ev.Job] {
+	if ev.Kind != sched.EventPanic && jobFailingExempt[ev.Job] {
 		return
 	}
 	msg := "unknown error"
 	if ev.Err != nil {
 		msg = ev.Err.Error()
 	}
-	if ev.Kind == sched.EventPanic {
+	switch ev.Kind {
+	case sched.EventPanic:
 		msg = "internal error (panic): " + msg
+	case sched.EventOverlap:
+		msg = "still running at its next slot " + slotList(ev.Slots) + " (slot skipped): the run hangs"
 	}
 	d.failing.mu.Lock()
 	if d.failing.jobs == nil {
@@ -74,7 +79,7 @@ func (d *Daemon) jobFailed(ev sched.Event) {
 	}
 	d.raise(context.Background(), archive.Exception{Kind: "missed_schedule", Severity: archive.SevHigh, Owner: "sysadmin",
 		Fingerprint: failingFingerprint(ev.Job), Subject: ev.Job,
-		Message: fmt.Sprintf("job %s: %d consecutive runs failed since %s; latest: %s", ev.Job, f.runs,
+		Message: fmt.Sprintf("job %s: %d consecutive runs failed or hung since %s; latest: %s", ev.Job, f.runs,
 			f.since.In(flows.Rome).Format("02/01/2006 15:04"), msg),
 		Action: "Read the daemon's log for the job's error and fix its cause (disk, database, configuration); the job's next successful run resolves this."})
 	d.missedOpen.Store(ev.Job, true)
@@ -104,7 +109,7 @@ func (d *Daemon) failingHealth() error {
 	var bad []string
 	for job, f := range d.failing.jobs {
 		if f.runs >= d.failingThreshold(job) {
-			bad = append(bad, fmt.Sprintf("job %s: %d consecutive runs failed since %s: %s", job, f.runs,
+			bad = append(bad, fmt.Sprintf("job %s: %d consecutive runs failed or hung since %s: %s", job, f.runs,
 				f.since.In(flows.Rome).Format("02/01/2006 15:04"), f.err))
 		}
 	}

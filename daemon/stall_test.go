@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"net"
 	"path/filepath"
 	"strings"
@@ -194,13 +195,13 @@ func testJobKeepsFailing(t *testing.T, panics bool) {
 	if len(es) != 1 || !es[0].Open() || es[0].Severity != archive.SevHigh || es[0].Owner != "sysadmin" {
 		t.Fatalf("after %d failed runs: %+v, want one open high sysadmin missed_schedule", jobFailingRuns, es)
 	}
-	for _, want := range []string{"job build: 3 consecutive runs failed since 24/11/2026 10:00", "archive: disk I/O error"} {
+	for _, want := range []string{"job build: 3 consecutive runs failed or hung since 24/11/2026 10:00", "archive: disk I/O error"} {
 		if !strings.Contains(es[0].Message, want) {
 			t.Errorf("message %q does not contain %q", es[0].Message, want)
 		}
 	}
 	err := r.w.d.health()
-	if err == nil || !strings.Contains(err.Error(), "job build: 3 consecutive runs failed") || !strings.Contains(err.Error(), "disk I/O error") {
+	if err == nil || !strings.Contains(err.Error(), "job build: 3 consecutive runs failed or hung") || !strings.Contains(err.Error(), "disk I/O error") {
 		t.Fatalf("health = %v, want the failing build named", err)
 	}
 	b.broken.Store(false)
@@ -287,5 +288,80 @@ func TestHealthzReportsExceptionsNotRecorded(t *testing.T) {
 	w.d.raise(ctx, exc("sii"))
 	if err := w.d.health(); err != nil {
 		t.Fatalf("health once an exception is recorded again: %v", err)
+	}
+}
+
+// hungBuilder blocks its run until release is closed.
+type hungBuilder struct{ entered, release chan struct{} }
+
+func (b *hungBuilder) Name() string { return "hung" }
+func (b *hungBuilder) Build(ctx context.Context, _ time.Time) (int, error) {
+	close(b.entered)
+	<-b.release
+	return 0, nil
+}
+
+// A run that never returns (not an SFTP operation: those have op_timeout) left only a
+// "job still running, slot skipped" warning per slot. Now the hourly build still
+// running at its third next slot raises missed_schedule and /healthz names it; when
+// the run ends, both clear. The real scheduler, on a fake clock.
+func TestJobHungReachesAPerson(t *testing.T) {
+	r := newSchedRig(t, time.Date(2026, 11, 24, 10, 0, 30, 0, flows.Rome))
+	b := &hungBuilder{entered: make(chan struct{}), release: make(chan struct{})}
+	r.w.d.AddBuilder(b)
+	r.start()
+	released := false
+	defer func() {
+		if !released {
+			close(b.release)
+		}
+		r.stop()
+	}()
+	done := make(chan error, 1)
+	go func() { done <- r.s.RunNow(context.Background(), JobBuild) }()
+	<-b.entered
+	skipped := func() int {
+		r.w.d.failing.mu.Lock()
+		defer r.w.d.failing.mu.Unlock()
+		return r.w.d.failing.jobs[JobBuild].runs
+	}
+	for i := 1; i <= jobFailingRuns; i++ {
+		if err := r.w.d.health(); err != nil {
+			t.Fatalf("health after %d skipped slots: %v", i-1, err)
+		}
+		r.clock.Advance(time.Hour)
+		deadline := time.Now().Add(8 * time.Second)
+		for skipped() < i {
+			if time.Now().After(deadline) {
+				t.Fatalf("slot %d of the hung build never came", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	err := r.w.d.health()
+	if err == nil || !strings.Contains(err.Error(), "job build: 3 consecutive runs failed or hung") || !strings.Contains(err.Error(), "the run hangs") {
+		t.Fatalf("health = %v, want the hung build named", err)
+	}
+	// The count is kept before the exception is written: wait for the write.
+	var open []archive.Exception
+	r.w.waitFor("missed_schedule", "the hung build's exception", func(es []archive.Exception) bool {
+		open = nil
+		for _, e := range es {
+			if e.Fingerprint == failingFingerprint(JobBuild) && e.Open() && e.Count >= 1 {
+				open = append(open, e)
+			}
+		}
+		return len(open) == 1 && strings.Contains(open[0].Message, fmt.Sprintf("%d consecutive", jobFailingRuns))
+	})
+	if len(open) != 1 || open[0].Severity != archive.SevHigh || !strings.Contains(open[0].Message, "still running at its next slot") {
+		t.Fatalf("open: %+v, want one high missed_schedule for the hung build", open)
+	}
+	close(b.release)
+	released = true
+	if err := <-done; err != nil {
+		t.Fatalf("the build once released: %v", err)
+	}
+	if err := r.w.d.health(); err != nil {
+		t.Errorf("health after the run ended: %v", err)
 	}
 }
