@@ -251,3 +251,22 @@ func (o *Outbox) Pending(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
+
+// Failing counts the messages not yet sent (queued or sending) that have failed at
+// least minAttempts times, and returns the oldest of them (what /healthz reports: mail
+// that cannot reach anyone must be visible without mail).
+func (o *Outbox) Failing(ctx context.Context, minAttempts int) (n int, oldest OutboxMessage, err error) {
+	err = o.s.Read().QueryRowContext(ctx, `SELECT count(*) FROM mail_outbox
+		WHERE state IN ('queued', 'sending') AND attempts >= ?`, minAttempts).Scan(&n)
+	if err != nil {
+		return 0, OutboxMessage{}, fmt.Errorf("archive: outbox failing: %w", err)
+	}
+	if n == 0 {
+		return 0, OutboxMessage{}, nil
+	}
+	ms, err := o.query(ctx, `WHERE state IN ('queued', 'sending') AND attempts >= ? ORDER BY id LIMIT 1`, minAttempts)
+	if err != nil || len(ms) == 0 {
+		return n, OutboxMessage{}, err
+	}
+	return n, ms[0], nil
+}

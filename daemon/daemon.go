@@ -59,9 +59,11 @@ type Daemon struct {
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
-	onceCounts atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
-	released   atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
-	missedOpen sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	onceCounts  atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
+	released    atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
+	missedOpen  sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	failing     jobFailures                  // jobs whose latest runs failed (jobfail.go)
+	raiseFailed atomic.Pointer[raiseFailure] // the latest exception could not be recorded (raise)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -337,8 +339,10 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 	return srv, nil
 }
 
-// health is /healthz: the archive answers, no SFTP operation is wedged, and every
-// SFTP endpoint was reached recently enough.
+// health is /healthz: the archive answers and records exceptions, no SFTP operation
+// is wedged, the state directory's disk has state_min_free, the mail outbox is not
+// stuck on failing messages, no scheduled job keeps failing, and every SFTP endpoint
+// was reached recently enough.
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -347,6 +351,18 @@ func (d *Daemon) health() error {
 		return fmt.Errorf("archive: %w", err)
 	}
 	if err := d.stuck(); err != nil {
+		return err
+	}
+	if err := d.raiseHealth(); err != nil {
+		return err
+	}
+	if err := d.diskHealth(); err != nil {
+		return err
+	}
+	if err := d.mailHealth(ctx); err != nil {
+		return err
+	}
+	if err := d.failingHealth(); err != nil {
 		return err
 	}
 	d.mu.RLock()
@@ -361,6 +377,28 @@ func (d *Daemon) health() error {
 		}
 	}
 	return nil
+}
+
+// mailHealthAttempts is how many failed attempts of one message make /healthz report
+// the mail down (1+2+4 minutes of backoff: a relay's brief hiccup does not count).
+const mailHealthAttempts = 3
+
+// mailHealth is nil unless a message of the outbox has failed mailHealthAttempts
+// times. Mail is how digests and alerts, the mail_failed exception included, reach a
+// person: when it is down only /healthz (and the log) can say so.
+func (d *Daemon) mailHealth(ctx context.Context) error {
+	if d.Config().Mail.Host == "" {
+		return nil
+	}
+	n, m, err := d.Store.Outbox().Failing(ctx, mailHealthAttempts)
+	if err != nil {
+		return fmt.Errorf("mail: %w", err)
+	}
+	if n == 0 {
+		return nil
+	}
+	return fmt.Errorf("mail: %d message(s) undelivered after %d or more attempts (oldest %s, queued %s, %d attempts): %s",
+		n, mailHealthAttempts, m.DedupKey, m.CreatedAt.In(flows.Rome).Format("02/01/2006 15:04"), m.Attempts, m.LastError)
 }
 
 // stuck is nil unless an SFTP operation is wedged: its connection was closed by the
@@ -418,7 +456,32 @@ func (d *Daemon) raise(ctx context.Context, e archive.Exception) {
 	})
 	if err != nil {
 		d.Log.Error("cannot record exception", "kind", e.Kind, "err", err)
+		f := &raiseFailure{at: d.now(), kind: e.Kind, err: err.Error()}
+		if prev := d.raiseFailed.Load(); prev != nil {
+			f.at = prev.at // failing since the first
+		}
+		d.raiseFailed.Store(f)
+		return
 	}
+	d.raiseFailed.Store(nil)
+}
+
+// raiseFailure is an exception the archive refused to record (database locked by
+// another process, disk full): the alarm is lost, so /healthz says it until an
+// exception is recorded again.
+type raiseFailure struct {
+	at   time.Time
+	kind string
+	err  string
+}
+
+// raiseHealth is nil unless the latest exception could not be recorded.
+func (d *Daemon) raiseHealth() error {
+	f := d.raiseFailed.Load()
+	if f == nil {
+		return nil
+	}
+	return fmt.Errorf("archive: exceptions cannot be recorded since %s (latest: %s: %s)", f.at.In(flows.Rome).Format("02/01/2006 15:04"), f.kind, f.err)
 }
 
 // resolve auto-resolves an exception whose condition cleared.
@@ -492,8 +555,12 @@ func (d *Daemon) mailEvent(ev mail.Event) {
 
 func (d *Daemon) schedEvent(ev sched.Event) {
 	if ev.Kind == sched.EventDone {
+		d.jobSucceeded(ev.Job)
 		d.scheduleDone(ev)
 		return
+	}
+	if ev.Kind == sched.EventFailed || ev.Kind == sched.EventPanic || ev.Kind == sched.EventOverlap {
+		d.jobFailed(ev)
 	}
 	var slots []string
 	for _, t := range ev.Slots {

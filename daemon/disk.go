@@ -49,6 +49,24 @@ func (d *Daemon) CheckStateDisk(ctx context.Context) error {
 	return nil
 }
 
+// diskHealth is nil unless the state directory's filesystem has less free space than
+// [alerts] state_min_free: /healthz says it too, since on a full disk SQLite can write
+// neither the disk_low exception nor the alert mail about it.
+func (d *Daemon) diskHealth() error {
+	minFree := d.Config().Alerts.StateMinFree
+	if minFree <= 0 {
+		return nil
+	}
+	free, err := statFree(d.Store.Dir())
+	if err != nil {
+		return fmt.Errorf("disk: free space of the state directory: %w", err)
+	}
+	if free < minFree {
+		return fmt.Errorf("disk: the state directory %s has %s free, below state_min_free %s", d.Store.Dir(), bytesIEC(free), bytesIEC(minFree))
+	}
+	return nil
+}
+
 // bytesIEC is n in the largest binary unit that keeps it at 1 or more ("1.5 GiB").
 func bytesIEC(n int64) string {
 	const unit = 1024

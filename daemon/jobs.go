@@ -329,7 +329,7 @@ func (d *Daemon) scheduleDone(ev sched.Event) {
 	if len(ev.Slots) > 0 {
 		resolution = "the run of " + slotList(ev.Slots) + " completed"
 	}
-	fps := []string{"missed_schedule|" + ev.Job}
+	fps := []string{"missed_schedule|" + ev.Job, failingFingerprint(ev.Job)}
 	if !seen {
 		for _, k := range []string{sched.EventMissed, sched.EventInterrupted, sched.EventPanic} {
 			fps = append(fps, "missed_schedule|"+ev.Job+"|"+k)

@@ -162,7 +162,7 @@ var Kinds = map[string]KindInfo{
 		"Esecuzioni pianificate saltate", "Scheduled runs missed",
 		"Nulla se il job riparte (si chiude da sola). Se manca il riepilogo o la costruzione dei flussi di un giorno: inviare il riepilogo a mano (`cmord digest --send`) e verificare le scadenze di quel giorno.",
 		"Nothing if the job runs again (it closes by itself). If a day's digest or build of the flow files did not happen: send the digest by hand (`cmord digest --send`) and check that day's deadlines.",
-		"sched: slots of a job missed while down, interrupted by a crash, or ended in a panic: one exception per job (low for jobs that run at least hourly, sysadmin); and, owner compliance (high), a day that ended without a digest or without a build",
+		"sched: slots of a job missed while down, interrupted by a crash, or ended in a panic: one exception per job (low for jobs that run at least hourly, sysadmin); a job whose runs keep failing, panicking or hanging (still running at its next slot; 3 in a row for jobs that run at least hourly, 1 else; not the errors and hangs of poll_sii and deliver, which have their own): high, sysadmin, also on /healthz; and, owner compliance (high), a day that ended without a digest or without a build",
 		"automatically at the job's next successful run; a day without digest or build by hand"},
 	"verify_failed": {archive.SevUrgent, OwnerSysadmin,
 		"Verifica dell'archivio fallita", "Archive verification failed",

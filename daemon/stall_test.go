@@ -1,0 +1,367 @@
+package daemon
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/mail"
+	"github.com/cmord/cmord/daemon/mail/smtpsink"
+	"github.com/cmord/cmord/daemon/sched"
+	"github.com/cmord/cmord/flows"
+)
+
+// A stall must reach a person: when the mail relay is down, mail_failed and every
+// other alert can only go out by mail, so /healthz must say it. Two relays that fail
+// differently: one refusing every message (451), one that accepts the connection and
+// never answers. Each message that failed mailHealthAttempts times makes /healthz
+// report the mail, naming the message and the error; once it goes out, /healthz is
+// ok again.
+func TestHealthzReportsMailDown(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		relay func(t *testing.T) (host string, port int, heal func(c *config.Config))
+		want  string
+	}{
+		{"relay refuses every message", func(t *testing.T) (string, int, func(c *config.Config)) {
+			sink, err := smtpsink.Start(t.TempDir(), smtpsink.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sink.Close() })
+			sink.FailNext(1000)
+			return sink.Host(), sink.Port(), func(*config.Config) { sink.FailNext(0) }
+		}, "451"},
+		{"relay accepts and never answers", func(t *testing.T) (string, int, func(c *config.Config)) {
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var conns []net.Conn
+			go func() {
+				for {
+					c, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conns = append(conns, c) // held open, never a greeting
+				}
+			}()
+			t.Cleanup(func() {
+				ln.Close()
+				for _, c := range conns {
+					c.Close()
+				}
+			})
+			sink, err := smtpsink.Start(t.TempDir(), smtpsink.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sink.Close() })
+			addr := ln.Addr().(*net.TCPAddr)
+			return "127.0.0.1", addr.Port, func(c *config.Config) { c.Mail.Host, c.Mail.Port = sink.Host(), sink.Port() }
+		}, "mail: connect"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newExcWorld(t)
+			host, port, heal := tc.relay(t)
+			w.tune(func(c *config.Config) {
+				c.Mail.Host, c.Mail.Port, c.Mail.TLS, c.Mail.Timeout = host, port, "none", 300*time.Millisecond
+			})
+			setClock := func() { w.d.Sender().(*mail.Sender).Now = func() time.Time { return w.now } }
+			setClock()
+			if err := w.d.health(); err != nil {
+				t.Fatalf("health before: %v", err)
+			}
+			if err := w.d.SendDigestNow(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			attempts := func() int {
+				ms, err := w.d.Store.Outbox().List(context.Background(), "", 0)
+				if err != nil || len(ms) != 1 {
+					t.Fatalf("outbox: %d messages, %v", len(ms), err)
+				}
+				return ms[0].Attempts
+			}
+			for attempts() < mailHealthAttempts {
+				if err := w.d.health(); err != nil {
+					t.Fatalf("health after %d failed attempts: %v (reported too early)", attempts(), err)
+				}
+				w.later(2 * time.Hour) // past the outbox's backoff
+				if _, err := w.d.FlushMail(context.Background()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			err := w.d.health()
+			if err == nil {
+				t.Fatalf("/healthz ok with a digest undelivered after %d attempts", mailHealthAttempts)
+			}
+			for _, want := range []string{"mail: 1 message(s) undelivered", "digest:", tc.want} {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("health = %q, want it to contain %q", err, want)
+				}
+			}
+			w.tune(func(c *config.Config) { c.Mail.TLS = "none"; heal(c) })
+			setClock()
+			w.later(2 * time.Hour)
+			if n, err := w.d.FlushMail(context.Background()); err != nil || n != 1 {
+				t.Fatalf("flush after the relay came back: %d sent, %v", n, err)
+			}
+			if err := w.d.health(); err != nil {
+				t.Fatalf("health after the mail went out: %v", err)
+			}
+		})
+	}
+}
+
+// failingBuilder is a builder whose runs fail (or panic) while broken is set (the
+// cause is irrelevant here: what matters is what a person learns of a job that keeps
+// failing).
+type failingBuilder struct {
+	broken atomic.Bool
+	panics bool
+}
+
+func (b *failingBuilder) Name() string { return "failing" }
+func (b *failingBuilder) Build(context.Context, time.Time) (int, error) {
+	if b.broken.Load() {
+		if b.panics {
+			panic("archive: disk I/O error")
+		}
+		return 0, errors.New("archive: disk I/O error")
+	}
+	return 0, nil
+}
+
+// A scheduled job whose every run fails must reach a person: the hourly build, failing
+// run after run through the real scheduler, raised only a log line and a counter (a
+// panic, a low missed_schedule for the digest). Now its third consecutive failure raises missed_schedule (high, sysadmin, the error
+// named) and /healthz reports it; the next successful run resolves both.
+func TestJobKeepsFailingReachesAPerson(t *testing.T) {
+	for _, panics := range []bool{false, true} {
+		name := "returns an error"
+		if panics {
+			name = "panics"
+		}
+		t.Run(name, func(t *testing.T) { testJobKeepsFailing(t, panics) })
+	}
+}
+
+func testJobKeepsFailing(t *testing.T, panics bool) {
+	r := newSchedRig(t, time.Date(2026, 11, 24, 10, 0, 30, 0, flows.Rome))
+	b := &failingBuilder{panics: panics}
+	b.broken.Store(true)
+	r.w.d.AddBuilder(b)
+	s := sched.New(flows.Rome, r.w.d.Store.ScheduleLedger(), nil, r.w.d.schedEvent)
+	s.UseClock(r.clock)
+	for _, j := range r.w.d.jobs() {
+		if err := s.Add(j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	failing := func() []archive.Exception {
+		var out []archive.Exception
+		for _, e := range r.w.all("missed_schedule") {
+			if e.Fingerprint == failingFingerprint(JobBuild) {
+				out = append(out, e)
+			}
+		}
+		return out
+	}
+	for i := 1; i <= jobFailingRuns; i++ {
+		if i > 1 {
+			if es := failing(); len(es) != 0 {
+				t.Fatalf("raised after %d failed runs (threshold %d): %+v", i-1, jobFailingRuns, es)
+			}
+			if err := r.w.d.health(); err != nil {
+				t.Fatalf("health after %d failed runs: %v", i-1, err)
+			}
+		}
+		if err := s.RunNow(context.Background(), JobBuild); err == nil {
+			t.Fatal("the build ran without error")
+		}
+		r.clock.Advance(time.Hour)
+	}
+	es := failing()
+	if len(es) != 1 || !es[0].Open() || es[0].Severity != archive.SevHigh || es[0].Owner != "sysadmin" {
+		t.Fatalf("after %d failed runs: %+v, want one open high sysadmin missed_schedule", jobFailingRuns, es)
+	}
+	for _, want := range []string{"job build: 3 consecutive runs failed or hung since 24/11/2026 10:00", "archive: disk I/O error"} {
+		if !strings.Contains(es[0].Message, want) {
+			t.Errorf("message %q does not contain %q", es[0].Message, want)
+		}
+	}
+	err := r.w.d.health()
+	if err == nil || !strings.Contains(err.Error(), "job build: 3 consecutive runs failed or hung") || !strings.Contains(err.Error(), "disk I/O error") {
+		t.Fatalf("health = %v, want the failing build named", err)
+	}
+	b.broken.Store(false)
+	if err := s.RunNow(context.Background(), JobBuild); err != nil {
+		t.Fatalf("build after the fix: %v", err)
+	}
+	if es := failing(); len(es) != 1 || es[0].Open() || es[0].ResolvedBy != "auto" {
+		t.Errorf("after a good run: %+v, want resolved automatically", es)
+	}
+	if err := r.w.d.health(); err != nil {
+		t.Errorf("health after a good run: %v", err)
+	}
+}
+
+// A full state disk stops every write, the disk_low exception and its alert mail
+// included: /healthz must say it by itself. Thresholds against the free space the
+// filesystem really has (statfs).
+func TestHealthzReportsDiskLow(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	free, err := statFree(w.d.Store.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		minFree int64
+		want    string // "" = healthy
+	}{
+		{"threshold above the free space", free + 1<<40, "disk: the state directory " + w.d.Store.Dir()},
+		{"check off", 0, ""},
+		{"space enough", 1 << 20, ""},
+	} {
+		cfg := *w.d.Config()
+		cfg.Alerts.StateMinFree = tc.minFree
+		if err := w.d.apply(&cfg); err != nil {
+			t.Fatal(err)
+		}
+		err := w.d.health()
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%s: health = %v, want ok", tc.name, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), "below state_min_free")):
+			t.Errorf("%s: health = %v, want it to contain %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+// Another process holding the archive's write lock (a sqlite3 shell left in a
+// transaction, a hung tool) makes every exception fail to be recorded: the alarm would
+// be a log line only. /healthz says it until an exception is recorded again. Real
+// SQLite: a second connection to index.db holds BEGIN IMMEDIATE; the daemon's write
+// gives up after its busy timeout (10 s).
+func TestHealthzReportsExceptionsNotRecorded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits for SQLite's 10 s busy timeout")
+	}
+	w := newTestWorld(t, e2eNow, "")
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(w.d.Store.Dir(), "index.db")+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	conn, err := db.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	exc := func(subject string) archive.Exception {
+		return archive.Exception{Kind: "watch_overflow", Severity: archive.SevNormal, Owner: "sysadmin",
+			Subject: subject, Message: "folder " + subject + ": notifications lost"}
+	}
+	w.d.raise(ctx, exc("morosi"))
+	err = w.d.health()
+	if err == nil || !strings.Contains(err.Error(), "exceptions cannot be recorded") || !strings.Contains(err.Error(), "watch_overflow") {
+		t.Fatalf("health with the archive locked = %v, want exceptions not recorded named", err)
+	}
+	if _, err := conn.ExecContext(ctx, "ROLLBACK"); err != nil {
+		t.Fatal(err)
+	}
+	w.d.raise(ctx, exc("sii"))
+	if err := w.d.health(); err != nil {
+		t.Fatalf("health once an exception is recorded again: %v", err)
+	}
+}
+
+// hungBuilder blocks its run until release is closed.
+type hungBuilder struct{ entered, release chan struct{} }
+
+func (b *hungBuilder) Name() string { return "hung" }
+func (b *hungBuilder) Build(ctx context.Context, _ time.Time) (int, error) {
+	close(b.entered)
+	<-b.release
+	return 0, nil
+}
+
+// A run that never returns (not an SFTP operation: those have op_timeout) left only a
+// "job still running, slot skipped" warning per slot. Now the hourly build still
+// running at its third next slot raises missed_schedule and /healthz names it; when
+// the run ends, both clear. The real scheduler, on a fake clock.
+func TestJobHungReachesAPerson(t *testing.T) {
+	r := newSchedRig(t, time.Date(2026, 11, 24, 10, 0, 30, 0, flows.Rome))
+	b := &hungBuilder{entered: make(chan struct{}), release: make(chan struct{})}
+	r.w.d.AddBuilder(b)
+	r.start()
+	released := false
+	defer func() {
+		if !released {
+			close(b.release)
+		}
+		r.stop()
+	}()
+	done := make(chan error, 1)
+	go func() { done <- r.s.RunNow(context.Background(), JobBuild) }()
+	<-b.entered
+	skipped := func() int {
+		r.w.d.failing.mu.Lock()
+		defer r.w.d.failing.mu.Unlock()
+		return r.w.d.failing.jobs[JobBuild].runs
+	}
+	for i := 1; i <= jobFailingRuns; i++ {
+		if err := r.w.d.health(); err != nil {
+			t.Fatalf("health after %d skipped slots: %v", i-1, err)
+		}
+		r.clock.Advance(time.Hour)
+		deadline := time.Now().Add(8 * time.Second)
+		for skipped() < i {
+			if time.Now().After(deadline) {
+				t.Fatalf("slot %d of the hung build never came", i)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	err := r.w.d.health()
+	if err == nil || !strings.Contains(err.Error(), "job build: 3 consecutive runs failed or hung") || !strings.Contains(err.Error(), "the run hangs") {
+		t.Fatalf("health = %v, want the hung build named", err)
+	}
+	// The count is kept before the exception is written: wait for the write.
+	var open []archive.Exception
+	r.w.waitFor("missed_schedule", "the hung build's exception", func(es []archive.Exception) bool {
+		open = nil
+		for _, e := range es {
+			if e.Fingerprint == failingFingerprint(JobBuild) && e.Open() && e.Count >= 1 {
+				open = append(open, e)
+			}
+		}
+		return len(open) == 1 && strings.Contains(open[0].Message, fmt.Sprintf("%d consecutive", jobFailingRuns))
+	})
+	if len(open) != 1 || open[0].Severity != archive.SevHigh || !strings.Contains(open[0].Message, "still running at its next slot") {
+		t.Fatalf("open: %+v, want one high missed_schedule for the hung build", open)
+	}
+	close(b.release)
+	released = true
+	if err := <-done; err != nil {
+		t.Fatalf("the build once released: %v", err)
+	}
+	if err := r.w.d.health(); err != nil {
+		t.Errorf("health after the run ended: %v", err)
+	}
+}
