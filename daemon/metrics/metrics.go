@@ -69,8 +69,26 @@ func (m *Metrics) SFTPContact(endpoint string, t time.Time) {
 }
 
 // Handler serves /metrics from the registry and /healthz: 200 "ok" when health
-// (which may be nil) returns nil, else 503 with the reason.
+// (which may be nil) returns nil, else 503 with the reason. /metrics carries the same
+// verdict as cmord_healthy (1 or 0, computed at each scrape), so that a setup that only
+// scrapes Prometheus, and never probes /healthz, still sees a stall: mail down, a job
+// failing run after run, the disk full. Of several handlers of one Metrics, the first
+// health function is the one scraped.
 func (m *Metrics) Handler(health func() error) http.Handler {
+	if health != nil {
+		healthy := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "cmord_healthy", Help: "1 when /healthz answers ok, 0 when it answers 503 (its body says why).",
+		}, func() float64 {
+			if health() != nil {
+				return 0
+			}
+			return 1
+		})
+		var already prometheus.AlreadyRegisteredError
+		if err := m.Registry.Register(healthy); err != nil && !errors.As(err, &already) {
+			panic(err) // a programming error: the gauge's options are constant
+		}
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{Registry: m.Registry}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

@@ -72,6 +72,14 @@ func TestHealthz(t *testing.T) {
 		if code != tc.code || body != tc.body {
 			t.Errorf("healthz = %d %q, want %d %q", code, body, tc.code, tc.body)
 		}
+		// The same verdict on /metrics, for a setup that only scrapes.
+		want := "cmord_healthy 1\n"
+		if tc.err != nil {
+			want = "cmord_healthy 0\n"
+		}
+		if _, metrics := get(t, srv.URL+"/metrics"); !strings.Contains(metrics, want) {
+			t.Errorf("/metrics with health %v lacks %q", tc.err, want)
+		}
 	}
 	if code, _ := get(t, srv.URL+"/other"); code != 404 {
 		t.Errorf("/other = %d", code)
