@@ -115,33 +115,21 @@ func openRO(dsn string) (*sql.DB, error) {
 
 // checkMigrated refuses an archive that lacks one of the embedded migrations.
 func checkMigrated(ctx context.Context, db *sql.DB, dir string) error {
-	applied := map[string]bool{}
 	var hasTable int
 	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'`).Scan(&hasTable); err != nil {
 		return fmt.Errorf("archive: %w", err)
 	}
+	var names []string
 	if hasTable > 0 {
-		rows, err := db.QueryContext(ctx, `SELECT name FROM schema_migrations`)
-		if err != nil {
+		var err error
+		if names, err = appliedMigrations(ctx, db); err != nil {
 			return fmt.Errorf("archive: %w", err)
 		}
-		defer rows.Close()
-		for rows.Next() {
-			var name string
-			if err := rows.Scan(&name); err != nil {
-				return err
-			}
-			applied[name] = true
-		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
 	}
-	names := make([]string, 0, len(applied))
-	for n := range applied {
-		names = append(names, n)
+	applied := make(map[string]bool, len(names))
+	for _, n := range names {
+		applied[n] = true
 	}
-	sort.Strings(names)
 	if m := newerMigration(names, migrationNames()); m != "" {
 		return &NewerArchiveError{Dir: dir, Migration: m}
 	}

@@ -223,22 +223,9 @@ func (s *Store) migrate(ctx context.Context) error {
 	for i, n := range names {
 		known[i] = strings.TrimSuffix(filepath.Base(n), ".sql")
 	}
-	var appliedNames []string
-	rows, err := s.w.QueryContext(ctx, `SELECT name FROM schema_migrations ORDER BY name`)
+	appliedNames, err := appliedMigrations(ctx, s.w)
 	if err != nil {
 		return fmt.Errorf("archive: migrations: %w", err)
-	}
-	for rows.Next() {
-		var n string
-		if err := rows.Scan(&n); err != nil {
-			rows.Close()
-			return err
-		}
-		appliedNames = append(appliedNames, n)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return err
 	}
 	if m := newerMigration(appliedNames, known); m != "" {
 		return &NewerArchiveError{Dir: s.dir, Migration: m}
@@ -247,31 +234,18 @@ func (s *Store) migrate(ctx context.Context) error {
 	// still there: a chain table dropped behind cmord's back makes every write fail
 	// loudly ("no such table: chain") instead of going on unchained. Set before the
 	// migrations after it run, so that what they write is chained too.
-	var applied int
-	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, chainMigration).Scan(&applied); err != nil {
-		return err
+	applied := make(map[string]bool, len(appliedNames))
+	for _, n := range appliedNames {
+		applied[n] = true
 	}
-	s.chained = applied > 0
-	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, sideDataMigration).Scan(&applied); err != nil {
-		return err
-	}
-	s.sideData = applied > 0
-	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, stateSplitMigration).Scan(&applied); err != nil {
-		return err
-	}
-	s.stateSplit = applied > 0
-	if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, builtHistoryMigration).Scan(&applied); err != nil {
-		return err
-	}
-	s.builtSide = applied > 0
+	s.chained = applied[chainMigration]
+	s.sideData = applied[sideDataMigration]
+	s.stateSplit = applied[stateSplitMigration]
+	s.builtSide = applied[builtHistoryMigration]
 	tempToFile := false
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
-		var n int
-		if err := s.w.QueryRowContext(ctx, `SELECT count(*) FROM schema_migrations WHERE name = ?`, base).Scan(&n); err != nil {
-			return err
-		}
-		if n > 0 {
+		if applied[base] {
 			continue
 		}
 		if !tempToFile {
@@ -390,6 +364,25 @@ func (s *Store) applyMigration(ctx context.Context, base, body string) (err erro
 		s.chained = true
 	}
 	return nil
+}
+
+// appliedMigrations returns the names of the migrations applied to the archive, in
+// order (what migrate skips and the read-only open checks).
+func appliedMigrations(ctx context.Context, q queryer) ([]string, error) {
+	rows, err := q.QueryContext(ctx, `SELECT name FROM schema_migrations ORDER BY name`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var names []string
+	for rows.Next() {
+		var n string
+		if err := rows.Scan(&n); err != nil {
+			return nil, err
+		}
+		names = append(names, n)
+	}
+	return names, rows.Err()
 }
 
 // chainedColumns describes the columns of the chained tables (name, type, default).
