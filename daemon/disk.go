@@ -18,6 +18,19 @@ func statFree(path string) (int64, error) {
 	return int64(st.Bavail) * int64(st.Bsize), nil
 }
 
+// stateDiskFree is the state directory's free space and [alerts] state_min_free
+// (0: the check is off, and the filesystem is not asked).
+func (d *Daemon) stateDiskFree() (free, minFree int64, err error) {
+	minFree = d.Config().Alerts.StateMinFree
+	if minFree <= 0 {
+		return 0, 0, nil
+	}
+	if free, err = statFree(d.Store.Dir()); err != nil {
+		return 0, minFree, fmt.Errorf("free space of the state directory: %w", err)
+	}
+	return free, minFree, nil
+}
+
 // diskLowFingerprint is the one disk_low exception: raised again it only counts.
 const diskLowFingerprint = "disk_low|state_dir"
 
@@ -27,14 +40,9 @@ const diskLowFingerprint = "disk_low|state_dir"
 // the archive from taking files in (SQLite refuses to write), so the sysadmin must
 // know before. Runs every minute and in every `run --once` cycle. Issue 13.
 func (d *Daemon) CheckStateDisk(ctx context.Context) error {
-	cfg := d.Config()
-	minFree := cfg.Alerts.StateMinFree
-	if minFree <= 0 {
-		return nil
-	}
-	free, err := statFree(d.Store.Dir())
-	if err != nil {
-		return fmt.Errorf("free space of the state directory: %w", err)
+	free, minFree, err := d.stateDiskFree()
+	if err != nil || minFree <= 0 {
+		return err
 	}
 	if free >= minFree {
 		d.resolve(ctx, diskLowFingerprint, fmt.Sprintf("free space back to %s (threshold %s)", bytesIEC(free), bytesIEC(minFree)))
@@ -53,15 +61,11 @@ func (d *Daemon) CheckStateDisk(ctx context.Context) error {
 // [alerts] state_min_free: /healthz says it too, since on a full disk SQLite can write
 // neither the disk_low exception nor the alert mail about it.
 func (d *Daemon) diskHealth() error {
-	minFree := d.Config().Alerts.StateMinFree
-	if minFree <= 0 {
-		return nil
-	}
-	free, err := statFree(d.Store.Dir())
+	free, minFree, err := d.stateDiskFree()
 	if err != nil {
-		return fmt.Errorf("disk: free space of the state directory: %w", err)
+		return fmt.Errorf("disk: %w", err)
 	}
-	if free < minFree {
+	if minFree > 0 && free < minFree {
 		return fmt.Errorf("disk: the state directory %s has %s free, below state_min_free %s", d.Store.Dir(), bytesIEC(free), bytesIEC(minFree))
 	}
 	return nil
