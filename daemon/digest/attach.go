@@ -2,7 +2,6 @@ package digest
 
 import (
 	"bytes"
-	"encoding/csv"
 	"io"
 	"mime/quotedprintable"
 	"sort"
@@ -223,18 +222,14 @@ func (d *Digest) rowSizes(order [][2]int, lang string, includePersonal bool) ([]
 	}
 	sizes := make([]int, len(order))
 	var buf bytes.Buffer
-	w := csv.NewWriter(&buf)
-	w.Comma, w.UseCRLF = ';', true
+	w := newCSVWriter(&buf)
 	err := d.eachRowAt(lang, includePersonal, func(sec, i int, row []string) error {
 		k, ok := index[[2]int{sec, i}]
 		if !ok {
 			return nil
 		}
 		buf.Reset()
-		for j := range row {
-			row[j] = csvSafe(row[j])
-		}
-		if err := w.Write(row); err != nil {
+		if err := writeCSVRow(w, row); err != nil {
 			return err
 		}
 		w.Flush()

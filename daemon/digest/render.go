@@ -6,6 +6,7 @@ import (
 	"encoding/csv"
 	"fmt"
 	htmltemplate "html/template"
+	"io"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
@@ -708,6 +709,22 @@ func csvSafe(s string) string {
 	return s
 }
 
+// newCSVWriter writes the digest's CSV dialect: semicolons and CRLF, as an Italian
+// Excel or LibreOffice opens it.
+func newCSVWriter(w io.Writer) *csv.Writer {
+	cw := csv.NewWriter(w)
+	cw.Comma, cw.UseCRLF = ';', true
+	return cw
+}
+
+// writeCSVRow writes a row of the list, each cell made safe from formula injection.
+func writeCSVRow(w *csv.Writer, row []string) error {
+	for i := range row {
+		row[i] = csvSafe(row[i])
+	}
+	return w.Write(row)
+}
+
 // CSV is the full list (every new, still-open and resolved exception, without the
 // body's per-section cap), or its most urgent rows once Attachments bounded it, for
 // programs: ';' separated, UTF-8 with BOM, CRLF, cells a spreadsheet would read as
@@ -720,17 +737,11 @@ func (d *Digest) CSV(lang string, includePersonal bool) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.WriteString("\ufeff")
-	w := csv.NewWriter(&buf)
-	w.Comma, w.UseCRLF = ';', true
+	w := newCSVWriter(&buf)
 	if err := w.Write(csvHeaders[lang]); err != nil {
 		return nil, err
 	}
-	err := d.eachRow(lang, includePersonal, func(row []string) error {
-		for i := range row {
-			row[i] = csvSafe(row[i])
-		}
-		return w.Write(row)
-	})
+	err := d.eachRow(lang, includePersonal, func(row []string) error { return writeCSVRow(w, row) })
 	if err != nil {
 		return nil, err
 	}
