@@ -591,7 +591,7 @@ func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, 
 // rows by id, and the derived ones (id 0, link 3) each sorted after the stored row
 // hist_after (then by request id). Both arms are index searches of the practice
 // (practice_history_practice, requests_practice).
-const practiceHistoryQuery = `SELECT id, practice_id, at, from_state, to_state, flow, file_id, line, cause_code, ` + historyNote + `, link,
+var practiceHistoryQuery = `SELECT id, practice_id, at, from_state, to_state, flow, file_id, line, cause_code, ` + historyNote + `, link,
 		id, 0, 0
 	FROM practice_history h WHERE practice_id = ?1
 	UNION ALL
@@ -605,18 +605,30 @@ const practiceHistoryQuery = `SELECT id, practice_id, at, from_state, to_state, 
 // file's name (immutable, and chained as the row is); a LinkBuiltRequest row's note
 // is BuildNote of its flow, its practice's code (immutable, chained) and its file; a
 // LinkInputCaseRead row's note follows CaseReadPrefix.
-const historyNote = `CASE h.link WHEN 0 THEN h.note ELSE replace(CASE h.link WHEN 3 THEN
-	h.flow || ' ' || coalesce((SELECT cp_utente FROM practices WHERE id = h.practice_id), '') || ' written into ` + FileName + `' ||
-	CASE WHEN h.note <> '' THEN '; ' || h.note || ' once ` + FileName + ` is delivered' ELSE '' END
+var historyNote = `CASE h.link WHEN 0 THEN h.note ELSE replace(CASE h.link WHEN 3 THEN
+	` + buildNoteSQL("h.flow", "h.practice_id", "h.note") + `
 	WHEN 4 THEN '` + CaseReadPrefix + `' || h.note
-	ELSE h.note END, '` + FileName + `', coalesce((SELECT name FROM files WHERE id = h.file_id), '')) END`
+	ELSE h.note END, '` + FileName + `', ` + fileNameSQL("h.file_id") + `) END`
 
 // builtNote is the note of the build row derived from a request (request_state
 // aliased s, request_rows r), rendered exactly as historyNote renders a stored
 // LinkBuiltRequest row whose note is s.hist_moves.
-const builtNote = `replace(s.flow || ' ' || coalesce((SELECT cp_utente FROM practices WHERE id = r.practice_id), '') || ' written into ` + FileName + `' ||
-	CASE WHEN coalesce(s.hist_moves, '') <> '' THEN '; ' || s.hist_moves || ' once ` + FileName + ` is delivered' ELSE '' END,
-	'` + FileName + `', coalesce((SELECT name FROM files WHERE id = s.file_id), ''))`
+var builtNote = `replace(` + buildNoteSQL("s.flow", "r.practice_id", "coalesce(s.hist_moves, '')") + `,
+	'` + FileName + `', ` + fileNameSQL("s.file_id") + `)`
+
+// buildNoteSQL is BuildNote in SQL for a request under its practice's own code: the
+// flow, the practice's CP_UTENTE and the state it moves to ("" for none) given as SQL
+// expressions, the file still named FileName. One text for the stored row
+// (historyNote) and the derived one (builtNote): they must read alike.
+func buildNoteSQL(flow, practiceID, moves string) string {
+	return flow + ` || ' ' || coalesce((SELECT cp_utente FROM practices WHERE id = ` + practiceID + `), '') || ' written into ` + FileName + `' ||
+	CASE WHEN ` + moves + ` <> '' THEN '; ' || ` + moves + ` || ' once ` + FileName + ` is delivered' ELSE '' END`
+}
+
+// fileNameSQL is the name of the file whose id is the SQL expression fileID (” for none).
+func fileNameSQL(fileID string) string {
+	return `coalesce((SELECT name FROM files WHERE id = ` + fileID + `), '')`
+}
 
 // PracticeFile is a file that touched a practice.
 type PracticeFile struct {
