@@ -14,7 +14,8 @@ import (
 )
 
 // undoStateSplit turns an archive back into what the versions before migration 0035
-// left: practices a table with every column, no practice_state, no view. Tests of
+// left: practices a table with every column (updated_at written out, as 0040 had not
+// yet left it empty for state_since), no practice_state, no view. Tests of
 // older migrations start from it (they re-run migrations written for that table).
 var undoStateSplit = []string{
 	`DROP VIEW practices`, // and its INSTEAD OF triggers
@@ -23,12 +24,15 @@ var undoStateSplit = []string{
 	`ALTER TABLE practice_rows ADD COLUMN request_date TEXT NOT NULL DEFAULT ''`,
 	`ALTER TABLE practice_rows ADD COLUMN updated_at TEXT NOT NULL DEFAULT ''`,
 	`UPDATE practice_rows SET (state, state_since, request_date, updated_at) =
-		(SELECT state, state_since, request_date, updated_at FROM practice_state s WHERE s.id = practice_rows.id)`,
+		(SELECT state, state_since, request_date, CASE updated_at WHEN '' THEN state_since ELSE updated_at END
+		FROM practice_state s WHERE s.id = practice_rows.id)`,
 	`DROP TABLE practice_state`,
 	`ALTER TABLE practice_rows RENAME TO practices`,
 	`CREATE INDEX practices_state ON practices (role, state)`,
 	`CREATE INDEX practices_request ON practices (request_date) WHERE request_date <> ''`,
-	`DELETE FROM schema_migrations WHERE name = '0035_practice_state'`,
+	// 0040 (updated_at stored '' for state_since) redefines the view 0035 made:
+	// undone with it, and applied again after it.
+	`DELETE FROM schema_migrations WHERE name IN ('0035_practice_state', '0040_practice_updated_same')`,
 }
 
 // practicesDump is every practice as SELECT * of the view (or the old table) gives it,

@@ -206,8 +206,9 @@ const (
 		estimate_cents = ?, previous_cents = ?, cmor_cents = ?, charged_cents = ?, collected_cents = ?, cause_code = ?, motivation = ?,
 		window_open = ?, window_close = ?, suspension_term = ?, answer_date = ?, linked_id = ?, data = ? WHERE id = ?`
 	practiceStateSave = `UPDATE practice_state SET request_date = ?, updated_at = ? WHERE id = ?`
-	// practiceStateSet moves a practice: state, since, updated, id.
-	practiceStateSet = `UPDATE practice_state SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`
+	// practiceStateSet moves a practice: state, since, id (updated then is since:
+	// stored '', see sameAsSince).
+	practiceStateSet = `UPDATE practice_state SET state = ?, state_since = ?, updated_at = '' WHERE id = ?`
 )
 
 // valuesOf is " VALUES (?, ...)" for n columns.
@@ -226,7 +227,19 @@ func practiceRowArgs(args []any, id any, p *Practice, created string) []any {
 
 // practiceStateArgs appends p's practice_state values (practiceStateInsert) to args.
 func practiceStateArgs(args []any, id int64, p *Practice, since, updated string) []any {
-	return append(args, id, p.State, since, dateText(p.RequestDate), updated)
+	return append(args, id, p.State, since, dateText(p.RequestDate), sameAsSince(updated, since))
+}
+
+// sameAsSince is what practice_state.updated_at stores for updated beside state_since
+// since: the empty text when they are the same time, which the view practices reads back as
+// state_since (migration 0040): a practice created or moved changes nothing else at
+// that moment, and the state row, written by the handler and again by the build,
+// carried the same 30 characters twice.
+func sameAsSince(updated, since string) string {
+	if updated == since {
+		return ""
+	}
+	return updated
 }
 
 // practiceRowSaveArgs are practiceRowSave's arguments for p.
@@ -425,7 +438,7 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, p *Practice, to stri
 	if now.IsZero() {
 		now = s.now()
 	}
-	if _, err := tx.ExecContext(ctx, practiceStateSet, to, TS(now), TS(now), p.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, practiceStateSet, to, TS(now), p.ID); err != nil {
 		return fmt.Errorf("archive: transition practice %d: %w", p.ID, err)
 	}
 	h.PracticeID, h.From, h.To, h.At = p.ID, p.State, to, now

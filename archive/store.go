@@ -439,6 +439,12 @@ func chainedColumnsChanged(before, after string) bool {
 		if f := strings.Split(l, "\t"); len(f) == 3 && now[f[0]+"\t"+f[1]+"\t"] {
 			continue
 		}
+		// The same column of a view, now computed (its declared type is gone: 0040's
+		// practices.updated_at, '' stored for state_since and read back as it): the
+		// view hands every row the value it had, which the migration's own text says.
+		if f := strings.Split(l, "\t"); len(f) == 3 && f[2] == "" && now[f[0]+"\t\t"] {
+			continue
+		}
 		return true
 	}
 	return false

@@ -351,7 +351,7 @@ func (p *PracticeStmts) Transition(ctx context.Context, pr *Practice, to, relati
 	if now.IsZero() {
 		now = p.now()
 	}
-	if _, err := p.setState.ExecContext(ctx, to, TS(now), TS(now), pr.ID); err != nil {
+	if _, err := p.setState.ExecContext(ctx, to, TS(now), pr.ID); err != nil {
 		return fmt.Errorf("archive: transition practice %d: %w", pr.ID, err)
 	}
 	h.PracticeID, h.From, h.To, h.At = pr.ID, pr.State, to, now
@@ -595,8 +595,8 @@ func (p *PracticeStmts) SetStateAll(ctx context.Context, ids []int64, to string,
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
-		to, TS(at), TS(at), idList(ids))
+	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, updated_at = '' WHERE id IN (SELECT value FROM json_each(?))`,
+		to, TS(at), idList(ids))
 	if err != nil {
 		return fmt.Errorf("archive: practices to %s: %w", to, err)
 	}
@@ -631,8 +631,8 @@ func (p *PracticeStmts) SendAll(ctx context.Context, prs []*Practice, to string,
 		pr.State, pr.StateSince, pr.RequestDate, pr.UpdatedAt = to, at, day, at
 		ids[i] = pr.ID
 	}
-	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, request_date = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
-		to, TS(at), dateText(day), TS(at), idList(ids))
+	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, request_date = ?, updated_at = '' WHERE id IN (SELECT value FROM json_each(?))`,
+		to, TS(at), dateText(day), idList(ids))
 	if err != nil {
 		return fmt.Errorf("archive: practices to %s: %w", to, err)
 	}
