@@ -1078,7 +1078,8 @@ func (s *Store) CountByState(ctx context.Context) (string, error) {
 // readyWithPracticeSelect reads a ready request and its practice in one row, the
 // request's columns first (as requestSelect), then the practice's (as practiceSelect).
 // readyWithPracticeSelect reads the practice's data only for a request whose payload
-// does not carry its rows (none, or form 3's hash): the build needs nothing else of
+// does not carry its rows (none, or form 3's or 4's hash: a form 4 payload is a BLOB,
+// and its first byte equals neither '1' nor '2'): the build needs nothing else of
 // it, and it is the biggest column.
 const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente, r.state, r.data, coalesce(r.file_id, 0), r.created_at,
 	r.sent_at, r.answered_at, r.cause_code, r.motivation, ` + requestPayloadValue + `,
