@@ -241,7 +241,7 @@ func TestRequestPayloadMigration(t *testing.T) {
 		t.Fatal(err)
 	}
 	got = ready()
-	// Written now: the rows' hash in their place (form 3).
+	// Written now: the rows' hash in their place (form 4).
 	hashed := &RequestPayload{Layout: payload.Layout, Hash: PayloadHash(payload.Values), Inputs: payload.Inputs}
 	if got[withID] != nil || !reflect.DeepEqual(got[withoutID], hashed) {
 		t.Fatalf("after replacing: payloads %+v, want none for %d and %+v for %d", got, withID, hashed, withoutID)

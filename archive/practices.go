@@ -721,21 +721,35 @@ type Request struct {
 // they hash to what was decided when the request was made ready.
 type RequestPayload struct {
 	Rows   []map[string]string // form 1 (read only: older requests)
-	Layout string              // forms 2 and 3: the signature of the flow layout of Values
+	Layout string              // forms 2, 3 and 4: the signature of the flow layout of Values
 	Values [][]string          // form 2 (read only), and what the handler gives to be stored: one per row, positional in that layout
-	Hash   string              // form 3: PayloadHash of the rows decided (Values nil when read)
+	Hash   string              // forms 3 and 4: PayloadHash of the rows decided (Values nil when read)
 	Inputs []int64
 }
 
-// The payload's text. Form 3 (written): "3", then the input ids (comma-separated), the
-// layout signature and the rows' PayloadHash (64 hex digits), separated by RS: about
-// 90 bytes where form 2 stored the ~620 bytes of the rows. Form 2 (still read): "2",
-// the input ids, the layout signature, and one record per row, separated by RS; the
-// values within a record by US, in the layout's order. Form 1 (still read) had the
-// field names in place of the signature and each row's values in their order.
+// The payload's stored forms (request_payloads.payload; every form is read):
+//   - Form 4 (written since the sixth round of issue 16): a BLOB, the byte
+//     payloadForm4, a uvarint count of input ids and each id as a varint (zigzag),
+//     the layout signature's bytes, then the rows' PayloadHash as its 32 raw bytes
+//     (the signature is what lies between): about 50 bytes.
+//   - Form 3 (written before; still written for a hash not in PayloadHash's own
+//     lowercase hex, which form 4 could not give back): text, "3", then the input ids
+//     (comma-separated), the layout signature and the rows' PayloadHash (64 hex
+//     digits), separated by RS: about 85 bytes.
+//   - Form 2: "2", the input ids, the layout signature, and one record per row,
+//     separated by RS; the values within a record by US, in the layout's order
+//     (about 620 bytes).
+//   - Form 1 had the field names in place of the signature and each row's values in
+//     their order.
+//
+// Form 4's first byte is none of form 1-3's ('1', '2', '3'): the SQL that tells a
+// payload carrying its rows (forms 1 and 2) from one that does not
+// (readyWithPracticeSelect) compares the first byte with '1' and '2', and a BLOB
+// equals no text.
 const (
-	payloadRS = "\x1e"
-	payloadUS = "\x1f"
+	payloadRS    = "\x1e"
+	payloadUS    = "\x1f"
+	payloadForm4 = 0x04
 )
 
 // PayloadHash is the hex SHA-256 of rows of positional values: each row's number of
@@ -754,19 +768,36 @@ func PayloadHash(rows [][]string) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// payloadText is p's stored form, form 3; "" (no payload: the build derives the rows
-// from the practice's case unchecked) for nil, or without a layout or rows.
-func payloadText(p *RequestPayload) string {
+// payloadValue is p's stored form: form 4, or form 3 for a hash form 4 cannot hold
+// (see above); nil (no payload: the build derives the rows from the practice's case
+// unchecked) for nil, or without a layout or rows.
+func payloadValue(p *RequestPayload) []byte {
 	if p == nil || p.Layout == "" || hasPayloadSeparator(p.Layout) {
-		return ""
+		return nil
 	}
 	hash := p.Hash
 	if p.Values != nil {
 		hash = PayloadHash(p.Values)
 	}
 	if hash == "" {
-		return ""
+		return nil
 	}
+	raw, err := hex.DecodeString(hash)
+	if err != nil || len(raw) != sha256.Size || hex.EncodeToString(raw) != hash {
+		return payloadForm3(p, hash)
+	}
+	b := make([]byte, 0, 2+binary.MaxVarintLen64*len(p.Inputs)+len(p.Layout)+sha256.Size)
+	b = append(b, payloadForm4)
+	b = binary.AppendUvarint(b, uint64(len(p.Inputs)))
+	for _, id := range p.Inputs {
+		b = binary.AppendVarint(b, id)
+	}
+	b = append(b, p.Layout...)
+	return append(b, raw...)
+}
+
+// payloadForm3 is p's form 3 with hash.
+func payloadForm3(p *RequestPayload, hash string) []byte {
 	b := make([]byte, 0, len(p.Layout)+len(hash)+8*len(p.Inputs)+8)
 	b = append(b, "3"+payloadRS...)
 	for i, id := range p.Inputs {
@@ -779,7 +810,7 @@ func payloadText(p *RequestPayload) string {
 	b = append(b, p.Layout...)
 	b = append(b, payloadRS...)
 	b = append(b, hash...)
-	return string(b)
+	return b
 }
 
 func hasPayloadSeparator(s string) bool {
@@ -793,15 +824,15 @@ func hasPayloadSeparator(s string) bool {
 // row's own column (written before 0032 and not moved: none after the migration).
 const requestPayloadValue = `coalesce((SELECT rp.payload FROM request_payloads rp WHERE rp.id = r.id), r.payload)`
 
-// putRequestPayload stores request id's payload text ("" = none); existing says it
-// may have one already (a replacement).
-func putRequestPayload(ctx context.Context, tx execer, id int64, text string, existing bool) error {
+// putRequestPayload stores request id's payload (payloadValue; nil = none); existing
+// says it may have one already (a replacement).
+func putRequestPayload(ctx context.Context, tx execer, id int64, value []byte, existing bool) error {
 	var err error
 	switch {
-	case text != "" && existing:
-		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO request_payloads (id, payload) VALUES (?, ?)`, id, text)
-	case text != "":
-		_, err = tx.ExecContext(ctx, `INSERT INTO request_payloads (id, payload) VALUES (?, ?)`, id, text)
+	case value != nil && existing:
+		_, err = tx.ExecContext(ctx, `INSERT OR REPLACE INTO request_payloads (id, payload) VALUES (?, ?)`, id, value)
+	case value != nil:
+		_, err = tx.ExecContext(ctx, `INSERT INTO request_payloads (id, payload) VALUES (?, ?)`, id, value)
 	case existing:
 		_, err = tx.ExecContext(ctx, `DELETE FROM request_payloads WHERE id = ?`, id)
 	}
@@ -811,8 +842,12 @@ func putRequestPayload(ctx context.Context, tx execer, id int64, text string, ex
 	return nil
 }
 
-// parsePayload reads what payloadText writes.
-func parsePayload(s string) (*RequestPayload, error) {
+// ParsePayload reads a stored payload of any form (what payloadValue writes, and the
+// forms of earlier versions).
+func ParsePayload(s string) (*RequestPayload, error) {
+	if len(s) > 0 && s[0] == payloadForm4 {
+		return parsePayloadForm4(s)
+	}
 	parts := strings.Split(s, payloadRS)
 	if len(parts) < 3 || parts[0] != "1" && parts[0] != "2" && parts[0] != "3" {
 		return nil, fmt.Errorf("unknown payload form")
@@ -858,6 +893,33 @@ func parsePayload(s string) (*RequestPayload, error) {
 	return p, nil
 }
 
+// parsePayloadForm4 reads form 4 (s[0] is payloadForm4).
+func parsePayloadForm4(s string) (*RequestPayload, error) {
+	b := []byte(s[1:])
+	n, w := binary.Uvarint(b)
+	if w <= 0 || n > uint64(len(b)) {
+		return nil, fmt.Errorf("payload form 4: bad input count")
+	}
+	b = b[w:]
+	p := &RequestPayload{}
+	if n > 0 {
+		p.Inputs = make([]int64, 0, n)
+	}
+	for range n {
+		id, w := binary.Varint(b)
+		if w <= 0 {
+			return nil, fmt.Errorf("payload form 4: bad input id")
+		}
+		p.Inputs, b = append(p.Inputs, id), b[w:]
+	}
+	if len(b) <= sha256.Size {
+		return nil, fmt.Errorf("payload form 4 without its layout or hash")
+	}
+	p.Layout = string(b[:len(b)-sha256.Size])
+	p.Hash = hex.EncodeToString(b[len(b)-sha256.Size:])
+	return p, nil
+}
+
 // A request is written into two tables (migration 0036): request_rows holds what the
 // build leaves as it is, request_state what it writes (the flow, the state, the file,
 // the time). Readers read the view requests, which joins them.
@@ -874,7 +936,7 @@ const (
 )
 
 // insertRequest inserts r's two rows with the next id, which it returns.
-func insertRequest(ctx context.Context, tx *sql.Tx, r *Request, data, created string) (int64, error) {
+func insertRequest(ctx context.Context, tx *sql.Tx, r *Request, data []byte, created string) (int64, error) {
 	res, err := tx.ExecContext(ctx, requestRowInsert+valuesOf(requestRowCols), nil, r.PracticeID, r.CPUtente, data, "", created)
 	if err != nil {
 		return 0, err
@@ -894,14 +956,13 @@ func (s *Store) CreateRequest(ctx context.Context, tx *sql.Tx, r *Request) error
 	if r.State == "" {
 		r.State = "ready"
 	}
-	data, _ := json.Marshal(nonNil(r.Data))
 	now := s.now()
-	id, err := insertRequest(ctx, tx, r, string(data), TS(now))
+	id, err := insertRequest(ctx, tx, r, encodeRequestData(r.Data), TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
 	r.ID = id
-	if err := putRequestPayload(ctx, tx, r.ID, payloadText(r.Payload), false); err != nil {
+	if err := putRequestPayload(ctx, tx, r.ID, payloadValue(r.Payload), false); err != nil {
 		return err
 	}
 	r.CreatedAt = now
@@ -1030,7 +1091,8 @@ func (s *Store) CountByState(ctx context.Context) (string, error) {
 // readyWithPracticeSelect reads a ready request and its practice in one row, the
 // request's columns first (as requestSelect), then the practice's (as practiceSelect).
 // readyWithPracticeSelect reads the practice's data only for a request whose payload
-// does not carry its rows (none, or form 3's hash): the build needs nothing else of
+// does not carry its rows (none, or form 3's or 4's hash: a form 4 payload is a BLOB,
+// and its first byte equals neither '1' nor '2'): the build needs nothing else of
 // it, and it is the biggest column.
 const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente, r.state, r.data, coalesce(r.file_id, 0), r.created_at,
 	r.sent_at, r.answered_at, r.cause_code, r.motivation, ` + requestPayloadValue + `,
@@ -1098,7 +1160,7 @@ func scanReadyWithPractices(rows *sql.Rows) ([]Request, []Practice, error) {
 		}
 		decodeRequestData(rdata, &r.Data)
 		if payload != "" {
-			if r.Payload, err = parsePayload(payload); err != nil {
+			if r.Payload, err = ParsePayload(payload); err != nil {
 				return nil, nil, fmt.Errorf("archive: request %d payload: %w", r.ID, err)
 			}
 		}

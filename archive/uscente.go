@@ -401,9 +401,8 @@ func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
 	if r.State == "" {
 		r.State = "ready"
 	}
-	data, _ := json.Marshal(nonNil(r.Data))
 	now := p.now()
-	res, err := p.insRequest.ExecContext(ctx, nil, r.PracticeID, r.CPUtente, string(data), "", TS(now))
+	res, err := p.insRequest.ExecContext(ctx, nil, r.PracticeID, r.CPUtente, encodeRequestData(r.Data), "", TS(now))
 	if err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
@@ -411,7 +410,7 @@ func (p *PracticeStmts) CreateRequest(ctx context.Context, r *Request) error {
 	if _, err := p.insRequestState.ExecContext(ctx, r.ID, r.Flow, r.State); err != nil {
 		return fmt.Errorf("archive: request %s %s: %w", r.Flow, r.CPUtente, err)
 	}
-	if err := putRequestPayload(ctx, p.tx, r.ID, payloadText(r.Payload), false); err != nil {
+	if err := putRequestPayload(ctx, p.tx, r.ID, payloadValue(r.Payload), false); err != nil {
 		return err
 	}
 	r.CreatedAt = now
@@ -424,11 +423,10 @@ func (p *PracticeStmts) SetRequest(ctx context.Context, id int64, state string, 
 	if err := p.Flush(ctx); err != nil {
 		return err
 	}
-	b, _ := json.Marshal(nonNil(data))
 	if _, err := p.setRequest.ExecContext(ctx, state, id); err != nil {
 		return err
 	}
-	_, err := p.setRequestData.ExecContext(ctx, string(b), id)
+	_, err := p.setRequestData.ExecContext(ctx, encodeRequestData(data), id)
 	return err
 }
 
@@ -447,7 +445,7 @@ func (p *PracticeStmts) SetRequestPayload(ctx context.Context, id int64, payload
 	if err := p.Flush(ctx); err != nil {
 		return err
 	}
-	return putRequestPayload(ctx, p.tx, id, payloadText(payload), true)
+	return putRequestPayload(ctx, p.tx, id, payloadValue(payload), true)
 }
 
 // MarkSent records that a request went into a built file.
@@ -800,11 +798,10 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 			hs[i].Link = LinkInput
 		}
 		if r := e.req; r != nil {
-			data, _ := json.Marshal(nonNil(r.Data))
-			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.CPUtente, string(data), "", ts(r.CreatedAt))
+			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.CPUtente, encodeRequestData(r.Data), "", ts(r.CreatedAt))
 			reqStateArgs = append(reqStateArgs, r.ID, r.Flow, r.State)
-			if text := payloadText(r.Payload); text != "" {
-				payloadArgs = append(payloadArgs, r.ID, text)
+			if v := payloadValue(r.Payload); v != nil {
+				payloadArgs = append(payloadArgs, r.ID, v)
 			}
 		}
 	}

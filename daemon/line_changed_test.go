@@ -1,8 +1,10 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
+	"encoding/hex"
 	"strings"
 	"testing"
 	"time"
@@ -76,7 +78,7 @@ func TestLineChangedHeldThenWindowClosed(t *testing.T) {
 // stored hash of the request pick chooses stand for another line, as an earlier cmord
 // or a case changed outside cmord would leave it. It returns the world, that request
 // and its payload as stored before.
-func worldWithLineChanged(t *testing.T, pick func(w *testWorld, reqs []archive.Request) archive.Request) (*testWorld, archive.Request, string) {
+func worldWithLineChanged(t *testing.T, pick func(w *testWorld, reqs []archive.Request) archive.Request) (*testWorld, archive.Request, []byte) {
 	t.Helper()
 	w := newTestWorld(t, e2eNow, "")
 	ctx := context.Background()
@@ -89,14 +91,13 @@ func worldWithLineChanged(t *testing.T, pick func(w *testWorld, reqs []archive.R
 	if changed.ID == 0 {
 		t.Fatal("no request picked")
 	}
-	var decided string
+	var decided []byte
 	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, changed.ID).Scan(&decided); err != nil {
 			return err
 		}
-		parts := strings.Split(decided, "\x1e")
-		parts[3] = archive.PayloadHash([][]string{{"a line decided otherwise"}})
-		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`, strings.Join(parts, "\x1e"), changed.ID)
+		_, err := tx.ExecContext(ctx, `UPDATE request_payloads SET payload = ? WHERE id = ?`,
+			withHash(t, decided, archive.PayloadHash([][]string{{"a line decided otherwise"}})), changed.ID)
 		return err
 	})
 	if err != nil {
@@ -107,3 +108,14 @@ func worldWithLineChanged(t *testing.T, pick func(w *testWorld, reqs []archive.R
 
 // firstRequest picks the first ready request.
 func firstRequest(_ *testWorld, reqs []archive.Request) archive.Request { return reqs[0] }
+
+// withHash is a stored payload of form 4 (the layout signature then the 32 bytes of
+// the rows' hash, last) with hash in place of its own.
+func withHash(t *testing.T, stored []byte, hash string) []byte {
+	t.Helper()
+	raw, err := hex.DecodeString(hash)
+	if len(stored) < 34 || stored[0] != 0x04 || err != nil || len(raw) != 32 {
+		t.Fatalf("stored payload %q is not of form 4", stored)
+	}
+	return append(bytes.Clone(stored[:len(stored)-32]), raw...)
+}

@@ -1,10 +1,12 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -14,37 +16,45 @@ import (
 )
 
 // A ready request's payload (what it becomes in SI1.0050) is stored as a SHA-256 of
-// its rows, by position in the REQ layout of the day it was made ready (form 3); the
-// build computes the rows again from the case. Whatever form the build finds — today's,
-// the rows stored by position (form 2) or by field name (form 1) by earlier versions,
-// a payload stored under another layout (the catalog changed in between), or none —
-// the file it writes is the same.
+// its rows, by position in the REQ layout of the day it was made ready (form 4, in
+// bytes; form 3 in text before); the build computes the rows again from the case.
+// Whatever form the build finds — today's, form 3, the rows stored by position (form
+// 2) or by field name (form 1) by earlier versions, a payload stored under another
+// layout (the catalog changed in between), or none — the file it writes is the same.
 func TestREQPayloadForms(t *testing.T) {
-	other := func(form string) func(t *testing.T, payload string, data flows.UscenteData) string {
+	sig := flows.DefaultCatalog().Flow(uscente.FlowREQ).Layout().Signature()
+	other := func(form string) func(t *testing.T, payload []byte, data flows.UscenteData) []byte {
 		// Stored under another layout: form 2's values by another layout's positions
-		// (read in today's, they would be wrong), form 3's hash of those.
-		return func(t *testing.T, payload string, data flows.UscenteData) string {
+		// (read in today's, they would be wrong), form 3's and 4's hash of those.
+		return func(t *testing.T, payload []byte, data flows.UscenteData) []byte {
 			vals := reqValues(t, data)
 			for _, v := range vals {
 				slices.Reverse(v)
 			}
-			inputs := strings.Split(payload, "\x1e")[1]
-			if form == "3" {
-				return "3\x1e" + inputs + "\x1eold\x1e" + archive.PayloadHash(vals)
+			inputs := payloadInputs(t, payload)
+			switch form {
+			case "4":
+				return withHash(t, bytes.Replace(payload, []byte(sig), []byte("old"), 1), archive.PayloadHash(vals))
+			case "3":
+				return []byte("3\x1e" + inputs + "\x1eold\x1e" + archive.PayloadHash(vals))
 			}
-			return form2Text(inputs, "old", vals)
+			return []byte(form2Text(inputs, "old", vals))
 		}
 	}
 	tests := []struct {
 		name   string
-		stored func(t *testing.T, payload string, data flows.UscenteData) string // what the build finds
+		stored func(t *testing.T, payload []byte, data flows.UscenteData) []byte // what the build finds
 		form   string                                                            // its form ("" none)
 	}{
-		{"as stored (the rows' hash)", func(_ *testing.T, payload string, _ flows.UscenteData) string { return payload }, "3"},
-		{"no payload (made ready before payloads)", func(*testing.T, string, flows.UscenteData) string { return "" }, ""},
-		{"hash under another layout", other("3"), "3"},
-		{"form 2 of earlier versions", func(t *testing.T, payload string, data flows.UscenteData) string {
-			return form2Text(strings.Split(payload, "\x1e")[1], flows.DefaultCatalog().Flow(uscente.FlowREQ).Layout().Signature(), reqValues(t, data))
+		{"as stored (the rows' hash)", func(_ *testing.T, payload []byte, _ flows.UscenteData) []byte { return payload }, "\x04"},
+		{"no payload (made ready before payloads)", func(*testing.T, []byte, flows.UscenteData) []byte { return nil }, ""},
+		{"hash under another layout", other("4"), "\x04"},
+		{"form 3 of earlier versions", func(t *testing.T, payload []byte, data flows.UscenteData) []byte {
+			return []byte("3\x1e" + payloadInputs(t, payload) + "\x1e" + sig + "\x1e" + archive.PayloadHash(reqValues(t, data)))
+		}, "3"},
+		{"form 3 under another layout", other("3"), "3"},
+		{"form 2 of earlier versions", func(t *testing.T, payload []byte, data flows.UscenteData) []byte {
+			return []byte(form2Text(payloadInputs(t, payload), sig, reqValues(t, data)))
 		}, "2"},
 		{"form 2 under another layout", other("2"), "2"},
 		{"form 1 of earlier versions", form1Payload, "1"},
@@ -62,7 +72,7 @@ func TestREQPayloadForms(t *testing.T) {
 				}
 				type ready struct {
 					id, practice int64
-					payload      string
+					payload      []byte
 				}
 				var rs []ready
 				for rows.Next() {
@@ -79,8 +89,8 @@ func TestREQPayloadForms(t *testing.T) {
 					t.Fatalf("%d ready requests, want 2", len(rs))
 				}
 				for _, r := range rs {
-					if !strings.HasPrefix(r.payload, "3\x1e") || len(r.payload) > 100 {
-						t.Fatalf("request %d stored payload %q, want form 3 (the rows' hash, not the rows)", r.id, r.payload)
+					if len(r.payload) == 0 || r.payload[0] != 0x04 || len(r.payload) > 60 {
+						t.Fatalf("request %d stored payload %q (%d bytes), want form 4 (the rows' hash, not the rows)", r.id, r.payload, len(r.payload))
 					}
 					pr, err := w.d.Store.PracticeByID(ctx, tx, r.practice)
 					if err != nil {
@@ -90,18 +100,20 @@ func TestREQPayloadForms(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					if want := archive.PayloadHash(reqValues(t, data)); !strings.HasSuffix(r.payload, "\x1e"+want) {
-						t.Fatalf("request %d stored payload %q, want the hash of its rows %s", r.id, r.payload, want)
+					if got, err := archive.ParsePayload(string(r.payload)); err != nil || got.Layout != sig ||
+						got.Hash != archive.PayloadHash(reqValues(t, data)) || len(got.Inputs) != 1 {
+						t.Fatalf("request %d stored payload %q read as %+v (%v), want the hash of its rows under %s and its input", r.id, r.payload, got, err, sig)
 					}
 					p := tt.stored(t, r.payload, data)
-					if !strings.HasPrefix(p, tt.form) || (tt.form == "") != (p == "") {
+					if !bytes.HasPrefix(p, []byte(tt.form)) || (tt.form == "") != (len(p) == 0) {
 						t.Fatalf("test payload %q is not of form %q", p, tt.form)
 					}
-					// In the request's row, where versions before migration 0032 kept it.
+					// In the request's row, where versions before migration 0032 kept it
+					// (as text: no version wrote bytes there).
 					if _, err := tx.ExecContext(ctx, `DELETE FROM request_payloads WHERE id = ?`, r.id); err != nil {
 						return err
 					}
-					if _, err := tx.ExecContext(ctx, `UPDATE requests SET payload = ? WHERE id = ?`, p, r.id); err != nil {
+					if _, err := tx.ExecContext(ctx, `UPDATE requests SET payload = ? WHERE id = ?`, string(p), r.id); err != nil {
 						return err
 					}
 				}
@@ -218,7 +230,7 @@ func form2Text(inputs, layout string, vals [][]string) string {
 
 // form1Payload is what cmord stored before payloads were positional: the field names,
 // then each row's values in their order.
-func form1Payload(t *testing.T, payload string, data flows.UscenteData) string {
+func form1Payload(t *testing.T, payload []byte, data flows.UscenteData) []byte {
 	rows := flows.ReqRows(flows.ReqHeader{}, data.Case, data.Audit)
 	var fields []string
 	seen := map[string]bool{}
@@ -231,7 +243,7 @@ func form1Payload(t *testing.T, payload string, data flows.UscenteData) string {
 		}
 	}
 	sort.Strings(fields)
-	out := "1\x1e" + strings.Split(payload, "\x1e")[1] + "\x1e" + strings.Join(fields, "\x1f")
+	out := "1\x1e" + payloadInputs(t, payload) + "\x1e" + strings.Join(fields, "\x1f")
 	for _, r := range rows {
 		vals := make([]string, len(fields))
 		for i, f := range fields {
@@ -239,5 +251,19 @@ func form1Payload(t *testing.T, payload string, data flows.UscenteData) string {
 		}
 		out += "\x1e" + strings.Join(vals, "\x1f")
 	}
-	return out
+	return []byte(out)
+}
+
+// payloadInputs is the input ids of a stored payload, as forms 1-3 write them.
+func payloadInputs(t *testing.T, stored []byte) string {
+	t.Helper()
+	p, err := archive.ParsePayload(string(stored))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, id := range p.Inputs {
+		ids = append(ids, strconv.FormatInt(id, 10))
+	}
+	return strings.Join(ids, ",")
 }

@@ -230,8 +230,8 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 }
 
 // caseOf is the case a request is built from, and the input files it came from:
-// computed with the page (form 3), none when the payload carries the rows (forms 1
-// and 2), else decoded from the practice.
+// computed with the page (forms 3 and 4: the rows' hash), none when the payload
+// carries the rows (forms 1 and 2), else decoded from the practice.
 func (pr *pendingRequest) caseOf(flow string, r archive.Request, p archive.Practice, pre *form3) (*flows.UscenteData, error) {
 	data := new(flows.UscenteData)
 	switch {
@@ -353,7 +353,8 @@ func form3Records(f *flows.Flow, data flows.UscenteData, hash string, h flows.Re
 	return recs, flows.FillReqHeader(recs, h)
 }
 
-// form3 is what prepare does for a REQ request of form 3 that touches no state: its
+// form3 is what prepare does for a REQ request of form 3 or 4 (the rows' hash, stored
+// as text or as bytes: the same archive.RequestPayload) that touches no state: its
 // case decoded, its rows computed again, checked against the decided hash and
 // encoded. startPrecompute computes a page's on two goroutines; prepare then decides,
 // in order and on the transaction's goroutine, what each request becomes.
@@ -367,7 +368,7 @@ type form3 struct {
 	err       error // from computing or encoding the rows (a refusal when a *RecordError)
 }
 
-// isForm3 reports whether r is a ready REQ request of form 3 (only the hash of its
+// isForm3 reports whether r is a ready REQ request of form 3 or 4 (only the hash of its
 // rows stored, under today's layout) whose practice is still READY: what form3Of
 // computes.
 func (b *requestBuilder) isForm3(f *flows.Flow, r archive.Request, p archive.Practice) bool {
@@ -451,7 +452,7 @@ type pageCompute struct {
 // computeChunk is how many requests a goroutine of pageCompute takes at a time.
 const computeChunk = 16
 
-// startPrecompute starts computing form3 for each REQ request of form 3 in the page
+// startPrecompute starts computing form3 for each REQ request of form 3 or 4 in the page
 // (nil for the others) on a goroutine of its own, encoding with enc2; wait joins in
 // and returns them.
 func (b *requestBuilder) startPrecompute(f *flows.Flow, enc2 *flows.BodyEncoder, reqs []archive.Request, practices []archive.Practice) *pageCompute {

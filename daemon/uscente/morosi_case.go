@@ -341,7 +341,7 @@ func (u *uscente) settleReady(ctx context.Context, st *archive.PracticeStmts, p 
 // today's REQ layout; nil when the REQ flow refuses them (the build then refuses the
 // request from the case, naming the field).
 //
-// What is stored of the values is their hash (form 3): it is computed here, and the
+// What is stored of the values is their hash (form 4): it is computed here, and the
 // values dropped, so that the writing goroutine has only to store it when the reader
 // prepared the case (preparedCase).
 func (u *uscente) reqPayload(data *flows.UscenteData) *archive.RequestPayload {
