@@ -324,7 +324,10 @@ func compactIfSame(p *Practice) json.RawMessage {
 
 // A practice's case is stored in practice_data (migration 0031), apart from the
 // columns its state changes rewrite; practices.data is then '', or '{}' for a practice
-// without a case. Every write of a case also updates its practice row, whose chain
+// without a case. practice_data.data is JSON (text), the compact form (a blob, 0x01)
+// or, written by the handler's chunks since migration 0038, the compact form deflated
+// against a dictionary of case_dicts (a blob, 0x02: case_dicts.go); every reader gets
+// form 2 through expandCase. Every write of a case also updates its practice row, whose chain
 // trigger then seals the practice with it (chainedTable.side).
 
 // rowData is what practices.data holds for case d.
@@ -338,7 +341,8 @@ func rowData(d json.RawMessage) string {
 func hasCase(d json.RawMessage) bool { return len(d) > 0 && string(d) != "{}" }
 
 // caseValue is how case d is bound for practice_data.data: JSON as text, the compact
-// form (flows.EncodeUscenteData) as a blob. The state chain hashes the bytes either way.
+// form (flows.EncodeUscenteData) as a blob (a chunk of the handler deflates it:
+// PracticeStmts.caseValueIn). The state chain hashes the bytes either way.
 func caseValue(d json.RawMessage) any {
 	if flows.IsCompactUscenteData(d) {
 		return []byte(d)
