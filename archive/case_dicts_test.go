@@ -330,3 +330,47 @@ func FuzzInflateCase(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCaseDeflate is the handler's cost of a case stored deflated (one a case of
+// its chunk's dictionary), and BenchmarkCaseInflate its readers'.
+func BenchmarkCaseDeflate(b *testing.B) {
+	_, dict := dictCase(0)
+	cases := make([][]byte, 64)
+	for i := range cases {
+		_, p := dictCase(1 + i)
+		cases[i] = p.Data
+	}
+	d := &caseDeflater{head: []byte{caseDeflated, 1}}
+	var err error
+	if d.w, err = newDeflateWriter(&d.buf, dict.Data); err != nil {
+		b.Fatal(err)
+	}
+	n := 0
+	for i := 0; b.Loop(); i++ {
+		out, err := d.deflate(cases[i%len(cases)])
+		if err != nil {
+			b.Fatal(err)
+		}
+		n += len(out)
+	}
+	b.ReportMetric(float64(n)/float64(b.N), "bytes/case")
+}
+
+func BenchmarkCaseInflate(b *testing.B) {
+	_, dict := dictCase(0)
+	d := &caseDeflater{head: []byte{caseDeflated, 1}}
+	var err error
+	if d.w, err = newDeflateWriter(&d.buf, dict.Data); err != nil {
+		b.Fatal(err)
+	}
+	_, p := dictCase(1)
+	st, err := d.deflate(p.Data)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := inflateCase(st[2:], dict.Data); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
