@@ -327,8 +327,8 @@ func compactIfSame(p *Practice) json.RawMessage {
 // without a case. practice_data.data is JSON (text), the compact form (a blob, 0x01)
 // or, written by the handler's chunks since migration 0038, the compact form deflated
 // against a dictionary of case_dicts (a blob, 0x02: case_dicts.go); every reader gets
-// form 2 through expandCase. Every write of a case also updates its practice row, whose chain
-// trigger then seals the practice with it (chainedTable.side).
+// form 2 through expandCase. Every write of a case also updates its practice row,
+// whose chain trigger then seals the practice with it (chainedTable.side).
 
 // rowData is what practices.data holds for case d.
 func rowData(d json.RawMessage) string {
@@ -365,7 +365,7 @@ func (p *Practice) UscenteData() (flows.UscenteData, error) {
 // caseJSON is the case as the practice's readers get it: JSON, the compact form
 // decoded with the row it was stored with, form 2 inflated (expandCase, its
 // dictionary read through q) then decoded. This is the one place a stored case is
-// read for them (scanPractice); the build reads it compact (readyCase). A case that
+// read for them (scanPractice); the build reads it compact (readyWithPractices). A case that
 // does not decode (damaged, its dictionary gone, or edited outside cmord: verify
 // reports it) is handed out as stored, as a damaged JSON case is: the readers that
 // parse it fail on that practice alone, and every listing still lists the others.
