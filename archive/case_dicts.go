@@ -60,6 +60,9 @@ func IsDeflatedCase(b []byte) bool { return len(b) > 0 && b[0] == caseDeflated }
 // errCaseDict marks a form-2 case whose dictionary is not there.
 var errCaseDict = errors.New("its dictionary is missing")
 
+// errDeflatedCase is the error of decoding a form-2 case its reader could not inflate.
+var errDeflatedCase = errors.New("case stored deflated does not inflate (damaged, or its dictionary edited or deleted: see cmord archive verify)")
+
 // caseDeflater stores the cases of one transaction deflated against its dictionary.
 type caseDeflater struct {
 	id   int64  // case_dicts.id

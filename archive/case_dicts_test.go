@@ -236,8 +236,19 @@ func TestCaseDictTamper(t *testing.T) {
 			if err != nil || len(list) != len(ids) {
 				t.Errorf("listing after the edit: %d of %d practices, %v", len(list), len(ids), err)
 			}
-			if _, _, err := s.ReadyRequestsWithPractices(ctx, nil, "REQ", 0, 100); err != nil {
-				t.Errorf("the build's read: %v", err)
+			_, ps, err := s.ReadyRequestsWithPractices(ctx, nil, "REQ", 0, 100)
+			if err != nil || len(ps) != len(ids) {
+				t.Fatalf("the build's read: %d of %d practices, %v", len(ps), len(ids), err)
+			}
+			// The build fails the practices whose case no longer decodes, and those alone.
+			failed := 0
+			for _, p := range ps {
+				if _, err := p.UscenteData(); err != nil {
+					failed++
+				}
+			}
+			if failed == 0 || (tamper.name == "deflated case edited" && failed != 1) {
+				t.Errorf("%d of %d cases fail to decode for the build", failed, len(ps))
 			}
 		})
 	}

@@ -359,6 +359,9 @@ func (p *Practice) CaseRow() flows.CaseRow {
 // UscenteData decodes the practice's data, whatever its form: JSON, or compact (as
 // ReadyRequestsWithPractices gives it, and as a practice created in memory holds it).
 func (p *Practice) UscenteData() (flows.UscenteData, error) {
+	if IsDeflatedCase(p.Data) { // left as stored by a reader that could not inflate it
+		return flows.UscenteData{}, errDeflatedCase
+	}
 	return flows.DecodeUscenteData(p.Data, p.CaseRow())
 }
 
@@ -384,8 +387,9 @@ func (s *Store) caseJSON(ctx context.Context, q queryer, p *Practice, stored []b
 	return js
 }
 
-// practiceDataValue reads a practice's case: from practice_data, else the row's own
-// column (a practice without a case).
+// practiceDataValue reads a practice's case as stored, in any form (scanPractice gives
+// it to the readers): from practice_data, else the row's own column (a practice
+// without a case).
 const practiceDataValue = `coalesce((SELECT d.data FROM practice_data d WHERE d.id = practices.id), nullif(practices.data, ''), '{}')`
 
 // practiceSideData is the case as the state chain hashes it with the practice row t.
