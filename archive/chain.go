@@ -91,7 +91,24 @@ var chainedTables = []chainedTable{
 		sideJoin: practiceSideJoin, sideCols: practiceSideCols,
 		rowsTable: "practice_rows", writeTables: []string{"practice_rows", "practice_state"}, built: practiceSideBuilt},
 	{tag: 3, name: "practice_history", noun: "practice history row", label: "practice_id"},
+	// Last: in the chain once migration 0038 is applied (chainTables). A case
+	// stored deflated (form 2) decodes through its dictionary: a dictionary edited or
+	// deleted changes what every case built on it reads as, while the cases' own
+	// bytes, which their practices' hashes cover, stay as they were.
+	{tag: 4, name: "case_dicts", noun: "case dictionary"},
 }
+
+// chainTables are the chained tables of an archive: all of chainedTables once
+// case_dicts exists (migration 0038 applied: dicts), the others before.
+func chainTables(dicts bool) []chainedTable {
+	if dicts {
+		return chainedTables
+	}
+	return chainedTables[:len(chainedTables)-1]
+}
+
+// chainTables are the chained tables of s (Store.caseDicts).
+func (s *Store) chainTables() []chainedTable { return chainTables(s.caseDicts) }
 
 // eventsTag marks, in chain_pending, that the transaction appended events.
 const eventsTag = 0
@@ -100,11 +117,11 @@ const eventsTag = 0
 // collect what a transaction wrote (split: Store.stateSplit). TEMP objects belong to
 // the connection: nothing else writing the file records anything. Each statement is
 // returned with the name of the object it creates.
-func chainTempSQL(split bool) (names, stmts []string) {
+func chainTempSQL(split bool, tables []chainedTable) (names, stmts []string) {
 	names = append(names, "chain_pending")
 	stmts = append(stmts, `CREATE TEMP TABLE IF NOT EXISTS chain_pending (
 		tbl INTEGER NOT NULL, id INTEGER NOT NULL, PRIMARY KEY (tbl, id)) WITHOUT ROWID`)
-	for _, t := range chainedTables {
+	for _, t := range tables {
 		// No INSERT trigger: a row inserted by the transaction has an id above the
 		// table's largest id when it began (SQLite's rowids, and the ids cmord
 		// allocates itself, are max+1), so the seal reads new rows by id range —
@@ -137,7 +154,7 @@ func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) (chainMarks, er
 		WHERE name LIKE 'chain\_%' ESCAPE '\' ORDER BY name)`).Scan(&have); err != nil {
 		return nil, fmt.Errorf("archive: chain: %w", err)
 	}
-	names, stmts := chainTempSQL(s.stateSplit)
+	names, stmts := chainTempSQL(s.stateSplit, s.chainTables())
 	want := slices.Clone(names)
 	sort.Strings(want)
 	if have != strings.Join(want, " ") {
@@ -158,7 +175,7 @@ func (s *Store) ensureChainTemp(ctx context.Context, tx *sql.Tx) (chainMarks, er
 			}
 		}
 	}
-	return maxIDs(ctx, tx, s.stateSplit)
+	return maxIDs(ctx, tx, s.stateSplit, s.chainTables())
 }
 
 // chainSide is t's side columns as a select-list fragment (", ..."), once the tables
@@ -179,17 +196,18 @@ func (s *Store) chainBuilt(t chainedTable) string {
 	return ", " + t.built
 }
 
-// chainMarks is the largest id of each chained table (in chainedTables order).
+// chainMarks is the largest id of each chained table (in chainTables order).
 type chainMarks []int64
 
 // maxIDs reads chainMarks in one query (each max(id) is one b-tree descent), in a
-// transaction or, for verify, on the read pool (split: Store.stateSplit).
-func maxIDs(ctx context.Context, tx queryRower, split bool) (chainMarks, error) {
+// transaction or, for verify, on the read pool (split: Store.stateSplit; tables:
+// Store.chainTables).
+func maxIDs(ctx context.Context, tx queryRower, split bool, tables []chainedTable) (chainMarks, error) {
 	var parts []string
-	for _, t := range chainedTables {
+	for _, t := range tables {
 		parts = append(parts, "(SELECT coalesce(max(id), 0) FROM main."+t.idTable(split)+")")
 	}
-	m := make(chainMarks, len(chainedTables))
+	m := make(chainMarks, len(tables))
 	dest := make([]any, len(m))
 	for i := range m {
 		dest[i] = &m[i]
@@ -268,7 +286,8 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 	if err := tx.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM temp.chain_pending), (SELECT schema_version FROM pragma_schema_version())`).Scan(&pending, &schema); err != nil {
 		return fmt.Errorf("archive: chain: %w", err)
 	}
-	end, err := maxIDs(ctx, tx, s.stateSplit)
+	tables := s.chainTables()
+	end, err := maxIDs(ctx, tx, s.stateSplit, tables)
 	if err != nil {
 		return err
 	}
@@ -281,7 +300,7 @@ func (s *Store) sealTx(ctx context.Context, tx *sql.Tx, start chainMarks) error 
 	}
 	entries := []byte{} // not nil: a record of events only has no entries, and nil is NULL
 	n := 0
-	for i, t := range chainedTables {
+	for i, t := range tables {
 		r, err := s.chainReader(ctx, tx, t, schema)
 		if err != nil {
 			return fmt.Errorf("archive: chain: %s: %w", t.name, err)
@@ -403,8 +422,8 @@ func recordHash(prev string, seq int64, at string, eventID int64, eventHash stri
 // sealAll puts every existing chained row and the event head in the transaction's
 // pending set, so that its record seals the state as it is: run once, right after
 // the migration that creates the chain.
-func sealAll(ctx context.Context, tx *sql.Tx) error {
-	for _, t := range chainedTables {
+func (s *Store) sealAll(ctx context.Context, tx *sql.Tx) error {
+	for _, t := range s.chainTables() {
 		if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT OR IGNORE INTO temp.chain_pending SELECT %d, id FROM main.%s`, t.tag, t.name)); err != nil {
 			return fmt.Errorf("archive: chain: seal %s: %w", t.name, err)
 		}

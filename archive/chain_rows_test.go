@@ -189,6 +189,10 @@ func (g *chainRowsGen) caseValue() any {
 // tx writes one random transaction: inserts, updates and deletes in every table.
 func (g *chainRowsGen) tx(tx *sql.Tx) error {
 	now := TS(time.Now())
+	// A case dictionary (append-only: inserted, never changed).
+	if _, err := tx.Exec(`INSERT INTO case_dicts (dict) VALUES (?)`, []byte(fmt.Sprintf("\x01dict\x00%v", g.text()))); err != nil {
+		return err
+	}
 	for i := 0; i < 1+g.r.IntN(6); i++ {
 		g.n++
 		dup := any(nil)

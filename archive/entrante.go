@@ -181,11 +181,17 @@ func (s *Store) practiceList(ctx context.Context, tx *sql.Tx, q string, args ...
 	defer rows.Close()
 	var out []Practice
 	for rows.Next() {
-		p, err := scanPractice(rows)
+		p, err := scanPracticeStored(rows)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, p)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		s.caseForReaders(ctx, s.q(tx), &out[i])
 	}
 	return out, rows.Err()
 }

@@ -277,7 +277,7 @@ func (s *Store) SavePractice(ctx context.Context, tx *sql.Tx, p *Practice) error
 	if _, err := tx.ExecContext(ctx, practiceStateSave, dateText(p.RequestDate), TS(p.UpdatedAt), p.ID); err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", p.ID, err)
 	}
-	return saveCase(ctx, tx, p)
+	return s.saveCase(ctx, tx, p)
 }
 
 // saveCase writes a saved practice's case, unless it is the case already stored: a
@@ -285,10 +285,17 @@ func (s *Store) SavePractice(ctx context.Context, tx *sql.Tx, p *Practice) error
 // rewriting that case (1–2 KB of JSON) on each of them wrote more than the row, and
 // turned a compact case into JSON. A case that did change is stored compact when the
 // compact form gives its readers back the same JSON (compactIfSame).
-func saveCase(ctx context.Context, tx *sql.Tx, p *Practice) error {
+func (s *Store) saveCase(ctx context.Context, tx *sql.Tx, p *Practice) error {
 	if hasCase(p.Data) {
 		var stored []byte
 		err := tx.QueryRowContext(ctx, `SELECT data FROM practice_data WHERE id = ?`, p.ID).Scan(&stored)
+		if err == nil && IsDeflatedCase(stored) {
+			// Compared in the compact form it stands for; one that does not
+			// inflate (damaged) is replaced.
+			if c, err := s.expandCase(ctx, tx, stored); err == nil {
+				stored = c
+			}
+		}
 		switch {
 		case err == nil:
 			if bytes.Equal(stored, p.Data) {
@@ -330,8 +337,11 @@ func compactIfSame(p *Practice) json.RawMessage {
 
 // A practice's case is stored in practice_data (migration 0031), apart from the
 // columns its state changes rewrite; practices.data is then '', or '{}' for a practice
-// without a case. Every write of a case also updates its practice row, whose chain
-// trigger then seals the practice with it (chainedTable.side).
+// without a case. practice_data.data is JSON (text), the compact form (a blob, 0x01)
+// or, written by the handler's chunks since migration 0038, the compact form deflated
+// against a dictionary of case_dicts (a blob, 0x02: case_dicts.go); every reader gets
+// form 2 through expandCase. Every write of a case also updates its practice row,
+// whose chain trigger then seals the practice with it (chainedTable.side).
 
 // rowData is what practices.data holds for case d.
 func rowData(d json.RawMessage) string {
@@ -344,7 +354,8 @@ func rowData(d json.RawMessage) string {
 func hasCase(d json.RawMessage) bool { return len(d) > 0 && string(d) != "{}" }
 
 // caseValue is how case d is bound for practice_data.data: JSON as text, the compact
-// form (flows.EncodeUscenteData) as a blob. The state chain hashes the bytes either way.
+// form (flows.EncodeUscenteData) as a blob (a chunk of the handler deflates it:
+// PracticeStmts.caseValueIn). The state chain hashes the bytes either way.
 func caseValue(d json.RawMessage) any {
 	if flows.IsCompactUscenteData(d) {
 		return []byte(d)
@@ -361,28 +372,37 @@ func (p *Practice) CaseRow() flows.CaseRow {
 // UscenteData decodes the practice's data, whatever its form: JSON, or compact (as
 // ReadyRequestsWithPractices gives it, and as a practice created in memory holds it).
 func (p *Practice) UscenteData() (flows.UscenteData, error) {
+	if IsDeflatedCase(p.Data) { // left as stored by a reader that could not inflate it
+		return flows.UscenteData{}, errDeflatedCase
+	}
 	return flows.DecodeUscenteData(p.Data, p.CaseRow())
 }
 
 // caseJSON is the case as the practice's readers get it: JSON, the compact form
-// decoded with the row it was stored with. This is the one place a stored case is
-// read for them (scanPractice); the build reads it compact (UscenteData). A compact
-// case that does not decode (damaged, or edited outside cmord: verify reports it) is
-// handed out as stored, as a damaged JSON case is: the readers that parse it fail on
-// that practice alone, and every listing still lists the others.
-func caseJSON(p *Practice, stored string) json.RawMessage {
-	if !flows.IsCompactUscenteData([]byte(stored)) {
+// decoded with the row it was stored with, form 2 inflated (expandCase, its
+// dictionary read through q) then decoded. This is the one place a stored case is
+// read for them (scanPractice); the build reads it compact (readyWithPractices). A case that
+// does not decode (damaged, its dictionary gone, or edited outside cmord: verify
+// reports it) is handed out as stored, as a damaged JSON case is: the readers that
+// parse it fail on that practice alone, and every listing still lists the others.
+func (s *Store) caseJSON(ctx context.Context, q queryer, p *Practice, stored []byte) json.RawMessage {
+	c, err := s.expandCase(ctx, q, stored)
+	if err != nil {
 		return json.RawMessage(stored)
 	}
-	js, err := flows.UscenteDataJSON([]byte(stored), p.CaseRow())
+	if !flows.IsCompactUscenteData(c) {
+		return json.RawMessage(c)
+	}
+	js, err := flows.UscenteDataJSON(c, p.CaseRow())
 	if err != nil {
 		return json.RawMessage(stored)
 	}
 	return js
 }
 
-// practiceDataValue reads a practice's case: from practice_data, else the row's own
-// column (a practice without a case).
+// practiceDataValue reads a practice's case as stored, in any form (scanPractice gives
+// it to the readers): from practice_data, else the row's own column (a practice
+// without a case).
 const practiceDataValue = `coalesce((SELECT d.data FROM practice_data d WHERE d.id = practices.id), nullif(practices.data, ''), '{}')`
 
 // practiceSideData is the case as the state chain hashes it with the practice row t.
@@ -494,9 +514,32 @@ const practiceSelect = `SELECT id, case_key, role, sector, company_piva, coalesc
 // practiceSelectWithoutCase is practiceSelect with "{}" for the case.
 var practiceSelectWithoutCase = strings.Replace(practiceSelect, practiceDataValue, `'{}'`, 1)
 
-func scanPractice(row rowScanner) (Practice, error) {
+// scanPractice reads a row of practiceSelect, its case as its readers get it
+// (caseJSON; a form-2 case's dictionary read through q). Over rows still open, q must
+// be the transaction they are read in (a lookup on the pool would wait for a second
+// connection), or the practices are scanned with scanPracticeStored and finished by
+// caseForReaders once the rows are closed.
+func (s *Store) scanPractice(ctx context.Context, q queryer, row rowScanner) (Practice, error) {
+	p, err := scanPracticeStored(row)
+	if err != nil {
+		return p, err
+	}
+	s.caseForReaders(ctx, q, &p)
+	return p, nil
+}
+
+// caseForReaders turns p.Data, as stored (scanPracticeStored), into what the
+// practice's readers get (caseJSON).
+func (s *Store) caseForReaders(ctx context.Context, q queryer, p *Practice) {
+	p.Data = s.caseJSON(ctx, q, p, p.Data)
+}
+
+// scanPracticeStored reads a row of practiceSelect with its case as stored, in any
+// form: caseForReaders must follow.
+func scanPracticeStored(row rowScanner) (Practice, error) {
 	var p Practice
-	var sw, since, wo, wc, st, rd, ad, created, updated, data string
+	var sw, since, wo, wc, st, rd, ad, created, updated string
+	var data []byte
 	var credit, estimate, previous, cmor, charged, collected int64
 	err := row.Scan(&p.ID, &p.CaseKey, &p.Role, &p.Sector, &p.CompanyPIVA, &p.CPUtente, &p.CPGestore, &p.Point, &p.CustomerID,
 		&p.CustomerName, &sw, &p.State, &since, &credit, &estimate, &previous, &cmor, &charged, &collected, &p.CauseCode,
@@ -511,7 +554,7 @@ func scanPractice(row rowScanner) (Practice, error) {
 	p.UpdatedAt, _ = ParseTS(updated)
 	p.Credit, p.Estimate, p.Previous, p.CMOR = flows.Amount(credit), flows.Amount(estimate), flows.Amount(previous), flows.Amount(cmor)
 	p.Charged, p.Collected = flows.Amount(charged), flows.Amount(collected)
-	p.Data = caseJSON(&p, data)
+	p.Data = json.RawMessage(data)
 	return p, nil
 }
 
@@ -531,7 +574,7 @@ func (s *Store) q(tx *sql.Tx) queryer {
 
 // PracticeByKey returns the practice with that case key (tx may be nil).
 func (s *Store) PracticeByKey(ctx context.Context, tx *sql.Tx, key string) (Practice, error) {
-	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE case_key = ?`, key))
+	p, err := s.scanPractice(ctx, s.q(tx), s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE case_key = ?`, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("practice %s: %w", key, ErrNotFound)
 	}
@@ -540,7 +583,7 @@ func (s *Store) PracticeByKey(ctx context.Context, tx *sql.Tx, key string) (Prac
 
 // PracticeByID returns one practice (tx may be nil).
 func (s *Store) PracticeByID(ctx context.Context, tx *sql.Tx, id int64) (Practice, error) {
-	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE id = ?`, id))
+	p, err := s.scanPractice(ctx, s.q(tx), s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE id = ?`, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("practice #%d: %w", id, ErrNotFound)
 	}
@@ -556,7 +599,7 @@ func (s *Store) PracticeByCode(ctx context.Context, tx *sql.Tx, code string) (Pr
 			return s.PracticeByID(ctx, tx, id)
 		}
 	}
-	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceByCodeQuery, code))
+	p, err := s.scanPractice(ctx, s.q(tx), s.q(tx).QueryRowContext(ctx, practiceByCodeQuery, code))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("practice %s: %w", code, ErrNotFound)
 	}
@@ -1106,13 +1149,14 @@ const readyWithPracticeSelect = `SELECT r.id, r.practice_id, r.flow, r.cp_utente
 // ReadyRequestsWithPractices lists the ready requests of a flow with id > after, oldest
 // first, at most limit, each with its practice: one query where a build of thousands
 // of requests would otherwise look each practice up on its own. A practice's Data is
-// as stored (JSON, or the compact form): decode it with Practice.UscenteData.
+// JSON or the compact form (a case stored deflated is inflated): decode it with
+// Practice.UscenteData.
 func (s *Store) ReadyRequestsWithPractices(ctx context.Context, tx *sql.Tx, flow string, after int64, limit int) ([]Request, []Practice, error) {
 	rows, err := s.q(tx).QueryContext(ctx, readyWithPracticeQuery, flow, after, limit)
 	if err != nil {
 		return nil, nil, err
 	}
-	return scanReadyWithPractices(rows)
+	return s.readyWithPractices(ctx, s.q(tx), rows)
 }
 
 // ReadyRequestsWithPractices is Store.ReadyRequestsWithPractices in p's transaction,
@@ -1131,7 +1175,25 @@ func (p *PracticeStmts) ReadyRequestsWithPractices(ctx context.Context, flow str
 	if err != nil {
 		return nil, nil, err
 	}
-	return scanReadyWithPractices(rows)
+	return p.s.readyWithPractices(ctx, p.tx, rows)
+}
+
+// readyWithPractices reads the rows of readyWithPracticeSelect (scanReadyWithPractices)
+// and gives each practice its case as the build reads it: the compact form (form 2
+// inflated, its dictionary read through q once the rows are closed) or JSON. A case
+// that does not inflate is left as stored: decoding it fails for that practice alone,
+// as for any damaged case.
+func (s *Store) readyWithPractices(ctx context.Context, q queryer, rows *sql.Rows) ([]Request, []Practice, error) {
+	reqs, ps, err := scanReadyWithPractices(rows)
+	if err != nil {
+		return nil, nil, err
+	}
+	for i := range ps {
+		if c, err := s.expandCase(ctx, q, ps[i].Data); err == nil {
+			ps[i].Data = c
+		}
+	}
+	return reqs, ps, nil
 }
 
 // readyWithPracticeQuery reads the ready requests of a flow (?1) with id > ?2,

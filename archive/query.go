@@ -210,13 +210,20 @@ func (s *Store) EachPractice(ctx context.Context, f PracticeFilter, fn func(Prac
 	if err != nil {
 		return err
 	}
-	rows, err := s.r.QueryContext(ctx, q, args...)
+	// One read transaction: a case's dictionary (scanPractice) is read on the
+	// connection the rows hold, not on a second one of the pool.
+	tx, err := s.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("archive: query practices: %w", err)
+	}
+	defer tx.Rollback()
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("archive: query practices: %w", err)
 	}
 	defer rows.Close()
 	for rows.Next() {
-		p, err := scanPractice(rows)
+		p, err := s.scanPractice(ctx, tx, rows)
 		if err != nil {
 			return fmt.Errorf("archive: read practice: %w", err)
 		}

@@ -95,7 +95,7 @@ func OpenReadOnly(dir string) (*Store, error) {
 	}
 	objects := filepath.Join(abs, "objects")
 	// Every migration is applied (checked above): the practice's case is in practice_data.
-	return &Store{dir: abs, r: r, sideData: true, builtSide: true, stateSplit: true, Blobs: &BlobStore{root: filepath.Join(objects, "sha256"), tmp: filepath.Join(objects, "tmp")}}, nil
+	return &Store{dir: abs, r: r, sideData: true, builtSide: true, stateSplit: true, caseDicts: true, Blobs: &BlobStore{root: filepath.Join(objects, "sha256"), tmp: filepath.Join(objects, "tmp")}}, nil
 }
 
 func openRO(dsn string) (*sql.DB, error) {

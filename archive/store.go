@@ -50,6 +50,16 @@ type Store struct {
 	// (migration 0035 applied): the chain's triggers and largest ids go to the
 	// tables (chainedTable.rowsTable).
 	stateSplit bool
+	// caseDicts: case_dicts exists (migration 0038 applied): its rows are in the
+	// state chain (chainTables), and a chunk of the uscente handler stores its cases
+	// deflated against one (case_dicts.go). Set once the migration has committed: its
+	// own transaction began with the chain's tables as they were.
+	caseDicts bool
+	// dicts: the case dictionaries read or written, by id (caseDict), at most
+	// maxCachedDicts; dropped when a write transaction fails, which may have
+	// written one whose id the next transaction then gives to another.
+	dictMu sync.Mutex
+	dicts  map[int64][]byte
 	// chainReaders: the state chain's row readers on the writer, by table tag, for
 	// the schema they were built on (chainSchema, and sideData as it was); only
 	// sealTx uses them, on the one writer connection. Dropped when a write fails: a
@@ -178,11 +188,13 @@ func (s *Store) Write(ctx context.Context, fn func(tx *sql.Tx) error) (err error
 	defer func() {
 		if p := recover(); p != nil {
 			s.dropChainReaders()
+			s.dropCaseDicts()
 			_ = tx.Rollback()
 			panic(p)
 		}
 		if err != nil {
 			s.dropChainReaders()
+			s.dropCaseDicts()
 			_ = tx.Rollback()
 		}
 	}()
@@ -242,6 +254,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	s.sideData = applied[sideDataMigration]
 	s.stateSplit = applied[stateSplitMigration]
 	s.builtSide = applied[builtHistoryMigration]
+	s.caseDicts = applied[caseDictsMigration]
 	tempToFile := false
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
@@ -281,6 +294,10 @@ func (s *Store) migrate(ctx context.Context) error {
 		if base == builtHistoryMigration {
 			// Every request's derived columns are NULL yet: no practice's hash moved.
 			s.builtSide = true
+		}
+		if base == caseDictsMigration {
+			// From the next transaction on, case_dicts is chained (empty yet).
+			s.caseDicts = true
 		}
 	}
 	return nil
@@ -347,7 +364,7 @@ func (s *Store) applyMigration(ctx context.Context, base, body string) (err erro
 		reseal = chainedColumnsChanged(before, after)
 	}
 	if reseal {
-		if err = sealAll(ctx, tx); err != nil {
+		if err = s.sealAll(ctx, tx); err != nil {
 			return err
 		}
 	}
@@ -463,6 +480,10 @@ const stateSplitMigration = "0035_practice_state"
 // builtHistoryMigration is the migration after which a build derives its history row
 // of a REQ from request_state instead of writing one (archive.BuiltRequest).
 const builtHistoryMigration = "0037_request_built_history"
+
+// caseDictsMigration is the migration that adds case_dicts, the dictionaries cases are
+// stored deflated against (case_dicts.go).
+const caseDictsMigration = "0038_case_dicts"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
 // so that text order is time order.

@@ -43,6 +43,10 @@ type PracticeStmts struct {
 	// codesChecked: per sequence, the values whose codes were looked up together (a
 	// query per code was 4 % of a million-row extract) and the ones found issued.
 	codesChecked map[string]*codeWindow
+
+	// deflater: the transaction's case dictionary, written with its first case
+	// (caseValueIn): every case it writes is stored deflated against it.
+	deflater *caseDeflater
 }
 
 // codeWindow is a run of sequence values [from, to) whose codes were checked at once,
@@ -244,7 +248,7 @@ func (p *PracticeStmts) ByKey(ctx context.Context, key string) (Practice, error)
 			return Practice{}, err
 		}
 	}
-	pr, err := scanPractice(p.byKey.QueryRowContext(ctx, key))
+	pr, err := p.s.scanPractice(ctx, p.tx, p.byKey.QueryRowContext(ctx, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return pr, fmt.Errorf("practice %s: %w", key, ErrNotFound)
 	}
@@ -258,7 +262,7 @@ func (p *PracticeStmts) LatestByKey(ctx context.Context, key string) (Practice, 
 	if err := p.Flush(ctx); err != nil {
 		return Practice{}, err
 	}
-	pr, err := scanPractice(p.latestByKey.QueryRowContext(ctx, key))
+	pr, err := p.s.scanPractice(ctx, p.tx, p.latestByKey.QueryRowContext(ctx, key))
 	if errors.Is(err, sql.ErrNoRows) {
 		return pr, fmt.Errorf("practice %s: %w", key, ErrNotFound)
 	}
@@ -282,7 +286,7 @@ func (p *PracticeStmts) ByID(ctx context.Context, id int64) (Practice, error) {
 	if err := p.Flush(ctx); err != nil {
 		return Practice{}, err
 	}
-	pr, err := scanPractice(p.byID.QueryRowContext(ctx, id))
+	pr, err := p.s.scanPractice(ctx, p.tx, p.byID.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return pr, fmt.Errorf("practice #%d: %w", id, ErrNotFound)
 	}
@@ -338,7 +342,7 @@ func (p *PracticeStmts) Save(ctx context.Context, pr *Practice) error {
 	if _, err := p.savePracticeState.ExecContext(ctx, dateText(pr.RequestDate), TS(pr.UpdatedAt), pr.ID); err != nil {
 		return fmt.Errorf("archive: save practice %d: %w", pr.ID, err)
 	}
-	return saveCase(ctx, p.tx, pr)
+	return p.s.saveCase(ctx, p.tx, pr)
 }
 
 // Transition moves a practice to state to with a history entry and a file link (as
@@ -474,11 +478,17 @@ func (s *Store) UscentePracticesDue(ctx context.Context, tx *sql.Tx, state, colu
 	defer rows.Close()
 	var out []Practice
 	for rows.Next() {
-		p, err := scanPractice(rows)
+		p, err := scanPracticeStored(rows)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, p)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		s.caseForReaders(ctx, s.q(tx), &out[i])
 	}
 	return out, rows.Err()
 }
@@ -491,7 +501,7 @@ func (s *Store) ReadyRequestsAfter(ctx context.Context, tx *sql.Tx, flow string,
 // UscentePracticeByPoint returns the most recent uscente practice of a point and
 // customer.
 func (s *Store) UscentePracticeByPoint(ctx context.Context, tx *sql.Tx, point, customer string) (Practice, error) {
-	p, err := scanPractice(s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE role = 'uscente' AND point = ? AND customer_id = ? ORDER BY id DESC LIMIT 1`, point, customer))
+	p, err := s.scanPractice(ctx, s.q(tx), s.q(tx).QueryRowContext(ctx, practiceSelect+` WHERE role = 'uscente' AND point = ? AND customer_id = ? ORDER BY id DESC LIMIT 1`, point, customer))
 	if errors.Is(err, sql.ErrNoRows) {
 		return p, fmt.Errorf("practice of %s/%s: %w", point, customer, ErrNotFound)
 	}
@@ -776,7 +786,11 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		args = practiceRowArgs(args, pr.ID, pr, created)
 		stateArgs = practiceStateArgs(stateArgs, pr.ID, pr, created, created)
 		if hasCase(pr.Data) {
-			dataArgs = append(dataArgs, pr.ID, caseValue(pr.Data))
+			v, err := p.caseValueIn(ctx, pr.Data)
+			if err != nil {
+				return err
+			}
+			dataArgs = append(dataArgs, pr.ID, v)
 		}
 	}
 	if err := p.insertRows(ctx, practiceRowInsert, practiceRowCols, args); err != nil {

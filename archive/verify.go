@@ -14,7 +14,7 @@ type VerifyReport struct {
 	Bytes    int64    // bytes re-hashed
 	Events   int      // events whose chain was recomputed
 	Records  int      // state chain records replayed
-	Rows     int      // chained rows (files, practices, history) compared with the chain
+	Rows     int      // chained rows (files, practices, history, case dictionaries) compared with the chain
 	Head     Anchor   // the newest chain record (Seq 0: none)
 	Anchored bool     // an anchor was given and the chain extends it
 	Problems []string // one line per mismatch, missing blob, broken link

@@ -98,8 +98,8 @@ func (s *Store) verifyState(ctx context.Context, rep *VerifyReport, anchor *Anch
 	slots := map[byte][]chainSlot{}
 	// Sized once from each table's largest id: grown by append, the slices of a
 	// million rows would at times hold twice that (verify runs inside the daemon too).
-	if marks, err := maxIDs(ctx, s.r, s.stateSplit); err == nil {
-		for i, t := range chainedTables {
+	if marks, err := maxIDs(ctx, s.r, s.stateSplit, s.chainTables()); err == nil {
+		for i, t := range s.chainTables() {
 			if maxID := marks[i]; maxID >= 0 && maxID < 1<<32 {
 				slots[t.tag] = make([]chainSlot, maxID+1)
 			}
@@ -184,7 +184,7 @@ func (s *Store) verifyState(ctx context.Context, rep *VerifyReport, anchor *Anch
 	}
 	rep.Anchored = anchor != nil && anchorOK
 	pl.flush(rep)
-	for _, t := range chainedTables {
+	for _, t := range s.chainTables() {
 		s.verifyTable(ctx, rep, t, slots[t.tag], recAt)
 	}
 	return heads, nil

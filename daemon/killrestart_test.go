@@ -185,6 +185,11 @@ func (e *killEnv) outcome(t *testing.T) outcome {
 	}
 	for _, p := range ps {
 		o.practices = append(o.practices, p.CaseKey+" "+p.State)
+		// Its case, stored deflated against its chunk's dictionary, reads back whole
+		// whatever chunk a kill fell in (the chunk tests compare it byte for byte).
+		if d, err := flows.ParseUscenteData(p.Data); p.Role == "uscente" && (err != nil || d.Case.POD+d.Case.PDR != p.Point) {
+			t.Errorf("%s: case %.60q does not read back (%v)", p.CaseKey, p.Data, err)
+		}
 		if p.State != flows.StateSent {
 			continue
 		}

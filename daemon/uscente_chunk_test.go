@@ -82,7 +82,9 @@ func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int)
 		t.Fatal(err)
 	}
 	for _, p := range ps {
-		run.practices = append(run.practices, fmt.Sprintf("%s %s %s %s", p.CaseKey, p.CPUtente, p.State, p.CMOR))
+		// With its case as every reader gets it: stored deflated against its chunk's
+		// dictionary (a chunk of one is its own), it must read as in one transaction.
+		run.practices = append(run.practices, fmt.Sprintf("%s %s %s %s %s", p.CaseKey, p.CPUtente, p.State, p.CMOR, p.Data))
 		reqs, err := w.d.Store.Requests(ctx, nil, p.ID, "", "", 0)
 		if err != nil {
 			t.Fatal(err)
@@ -94,6 +96,17 @@ func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int)
 	_, run.progress, err = w.d.Store.LoadProgress(ctx, nil, res.File.ID)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var deflated, dicts int
+	if err := w.d.Store.Read().QueryRow(`SELECT (SELECT count(*) FROM practice_data WHERE substr(data, 1, 1) = x'02'),
+		(SELECT count(*) FROM case_dicts)`).Scan(&deflated, &dicts); err != nil {
+		t.Fatal(err)
+	}
+	if deflated == 0 || dicts == 0 {
+		t.Errorf("%d cases stored deflated against %d dictionaries: want the handler's chunks to deflate them", deflated, dicts)
+	}
+	if rep, err := w.d.Store.Verify(ctx, nil); err != nil || !rep.OK() {
+		t.Errorf("verify: %v %q", err, rep.Problems)
 	}
 	return run
 }
