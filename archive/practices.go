@@ -170,7 +170,7 @@ func (s *Store) CreatePractice(ctx context.Context, tx *sql.Tx, p *Practice, h H
 	if len(p.Data) == 0 {
 		p.Data = json.RawMessage("{}")
 	}
-	id, err := insertPractice(ctx, tx, p, now)
+	id, err := s.insertPractice(ctx, tx, p, now)
 	if err != nil {
 		return fmt.Errorf("archive: create practice %s: %w", p.CaseKey, err)
 	}
@@ -206,9 +206,8 @@ const (
 		estimate_cents = ?, previous_cents = ?, cmor_cents = ?, charged_cents = ?, collected_cents = ?, cause_code = ?, motivation = ?,
 		window_open = ?, window_close = ?, suspension_term = ?, answer_date = ?, linked_id = ?, data = ? WHERE id = ?`
 	practiceStateSave = `UPDATE practice_state SET request_date = ?, updated_at = ? WHERE id = ?`
-	// practiceStateSet moves a practice: state, since, id (updated then is since:
-	// stored '', see sameAsSince).
-	practiceStateSet = `UPDATE practice_state SET state = ?, state_since = ?, updated_at = '' WHERE id = ?`
+	// practiceStateSet moves a practice: state, since, updated, id.
+	practiceStateSet = `UPDATE practice_state SET state = ?, state_since = ?, updated_at = ? WHERE id = ?`
 )
 
 // valuesOf is " VALUES (?, ...)" for n columns.
@@ -225,18 +224,20 @@ func practiceRowArgs(args []any, id any, p *Practice, created string) []any {
 		dateText(p.SuspensionTerm), dateText(p.AnswerDate), nullIfZero(p.LinkedID), rowData(p.Data), created)
 }
 
-// practiceStateArgs appends p's practice_state values (practiceStateInsert) to args.
+// practiceStateArgs appends p's practice_state values (practiceStateInsert) to args;
+// updated as Store.storedUpdated gives it.
 func practiceStateArgs(args []any, id int64, p *Practice, since, updated string) []any {
-	return append(args, id, p.State, since, dateText(p.RequestDate), sameAsSince(updated, since))
+	return append(args, id, p.State, since, dateText(p.RequestDate), updated)
 }
 
-// sameAsSince is what practice_state.updated_at stores for updated beside state_since
-// since: the empty text when they are the same time, which the view practices reads back as
-// state_since (migration 0040): a practice created or moved changes nothing else at
-// that moment, and the state row, written by the handler and again by the build,
-// carried the same 30 characters twice.
-func sameAsSince(updated, since string) string {
-	if updated == since {
+// storedUpdated is what practice_state.updated_at stores for updated beside
+// state_since since: the empty text when they are the same time, which the view
+// practices reads back as state_since (migration 0040): a practice created or moved
+// changes nothing else at that moment, and the state row, written by the handler and
+// again by the build, carried the same 30 characters twice. On an archive without
+// 0040 (tests that stop the migrations before it) the time itself.
+func (s *Store) storedUpdated(updated, since string) string {
+	if s.updatedOnce && updated == since {
 		return ""
 	}
 	return updated
@@ -250,7 +251,7 @@ func practiceRowSaveArgs(p *Practice) []any {
 }
 
 // insertPractice inserts p's two rows with the next id, which it returns.
-func insertPractice(ctx context.Context, tx *sql.Tx, p *Practice, now time.Time) (int64, error) {
+func (s *Store) insertPractice(ctx context.Context, tx *sql.Tx, p *Practice, now time.Time) (int64, error) {
 	r, err := tx.ExecContext(ctx, practiceRowInsert+valuesOf(practiceRowCols), practiceRowArgs(nil, nil, p, TS(now))...)
 	if err != nil {
 		return 0, err
@@ -259,7 +260,7 @@ func insertPractice(ctx context.Context, tx *sql.Tx, p *Practice, now time.Time)
 	if err != nil {
 		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, practiceStateInsert+valuesOf(practiceStateCols), practiceStateArgs(nil, id, p, TS(now), TS(now))...); err != nil {
+	if _, err := tx.ExecContext(ctx, practiceStateInsert+valuesOf(practiceStateCols), practiceStateArgs(nil, id, p, TS(now), s.storedUpdated(TS(now), TS(now)))...); err != nil {
 		return 0, err
 	}
 	return id, nil
@@ -458,7 +459,7 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, p *Practice, to stri
 	if now.IsZero() {
 		now = s.now()
 	}
-	if _, err := tx.ExecContext(ctx, practiceStateSet, to, TS(now), p.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, practiceStateSet, to, TS(now), s.storedUpdated(TS(now), TS(now)), p.ID); err != nil {
 		return fmt.Errorf("archive: transition practice %d: %w", p.ID, err)
 	}
 	h.PracticeID, h.From, h.To, h.At = p.ID, p.State, to, now

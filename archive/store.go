@@ -46,6 +46,10 @@ type Store struct {
 	// builtSide: request_state holds the derived build history (migration 0037
 	// applied): a practice's hash covers its requests' (chainedTable.built).
 	builtSide bool
+	// updatedOnce: the view practices reads an empty practice_state.updated_at as
+	// state_since (migration 0040 applied), which cmord then stores for it
+	// (Store.storedUpdated).
+	updatedOnce bool
 	// stateSplit: practices is a view over practice_rows and practice_state
 	// (migration 0035 applied): the chain's triggers and largest ids go to the
 	// tables (chainedTable.rowsTable).
@@ -255,6 +259,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	s.stateSplit = applied[stateSplitMigration]
 	s.builtSide = applied[builtHistoryMigration]
 	s.caseDicts = applied[caseDictsMigration]
+	s.updatedOnce = applied[updatedOnceMigration]
 	tempToFile := false
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
@@ -298,6 +303,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		if base == caseDictsMigration {
 			// From the next transaction on, case_dicts is chained (empty yet).
 			s.caseDicts = true
+		}
+		if base == updatedOnceMigration {
+			s.updatedOnce = true
 		}
 	}
 	return nil
@@ -484,6 +492,10 @@ const builtHistoryMigration = "0037_request_built_history"
 // caseDictsMigration is the migration that adds case_dicts, the dictionaries cases are
 // stored deflated against (case_dicts.go).
 const caseDictsMigration = "0038_case_dicts"
+
+// updatedOnceMigration is the migration after which practice_state stores an empty
+// updated_at for one that is the practice's state_since (Store.storedUpdated).
+const updatedOnceMigration = "0040_practice_updated_same"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
 // so that text order is time order.
