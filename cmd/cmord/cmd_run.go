@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/cmord/cmord/config"
@@ -45,11 +46,28 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stdout, sum.String())
 		return exitOK
 	}
+	// The run ledger: this start, what ends it (a panic in this goroutine, a fatal
+	// error), and its clean stop. The next start reads it (daemon_crashed).
+	// A ledger that cannot be written (a full disk) does not keep the daemon down.
+	if err := d.StartRun(ctx, versionLine(version, buildInfo())); err != nil {
+		log.Error("cannot record this start in the run ledger", "err", err)
+	}
+	defer d.RecordPanic()
 	if err := d.Run(ctx); err != nil {
+		d.RunFailed("fatal error: " + err.Error())
 		fmt.Fprintf(env.Stderr, "cmord run: %v\n", err)
 		return exitFindings
 	}
+	if err := d.StopRun(context.WithoutCancel(ctx)); err != nil {
+		log.Error("cannot record the clean stop in the run ledger", "err", err)
+	}
 	return exitOK
+}
+
+// buildInfo is the binary's build information (nil when it has none).
+func buildInfo() *debug.BuildInfo {
+	bi, _ := debug.ReadBuildInfo()
+	return bi
 }
 
 // reloadOnSIGHUP makes SIGHUP re-read the configuration file and hand it to the daemon
