@@ -32,7 +32,7 @@ import (
 const (
 	crashLoopExits = 2
 	runStayUp      = time.Hour
-	// alertNowTimeout bounds the start's synchronous alert (SMTP included): the start
+	// alertNowTimeout bounds the start's synchronous mail (SMTP included): the start
 	// waits for it, since the process may die right after.
 	alertNowTimeout = 30 * time.Second
 )
@@ -71,43 +71,44 @@ func (d *Daemon) StartRun(ctx context.Context, version string) error {
 	d.run.Store(rs)
 	d.Metrics.UncleanExits.Set(float64(st.Exits))
 	d.resolve(ctx, downFingerprint, "cmord started again")
-	if st.Exits == 0 {
-		return nil
+	if st.Exits > 0 {
+		sev := archive.SevHigh
+		if rs.loop() {
+			sev = archive.SevUrgent
+		}
+		d.raise(ctx, archive.Exception{Kind: "daemon_crashed", Severity: sev, Owner: "sysadmin", Fingerprint: crashedFingerprint,
+			Subject: "cmord", Message: "cmord restarted after " + StreakText(st),
+			Action: digest.Info("daemon_crashed").ActionEN})
+		d.Log.Warn("the runs before this one ended without a clean stop", "unclean_exits", st.Exits, "since", st.Since,
+			"last_pid", st.Last.PID, "last_error", st.Last.Error, "crash_loop", rs.loop())
 	}
-	sev := archive.SevHigh
-	if rs.loop() {
-		sev = archive.SevUrgent
-	}
-	d.raise(ctx, archive.Exception{Kind: "daemon_crashed", Severity: sev, Owner: "sysadmin", Fingerprint: crashedFingerprint,
-		Subject: "cmord", Message: "cmord restarted after " + StreakText(st),
-		Action: digest.Info("daemon_crashed").ActionEN})
-	d.Log.Warn("the runs before this one ended without a clean stop", "unclean_exits", st.Exits, "since", st.Since,
-		"last_pid", st.Last.PID, "last_error", st.Last.Error, "crash_loop", rs.loop())
-	if rs.loop() {
-		d.alertNow(ctx)
-	}
+	d.startMail(ctx, rs.loop())
 	return nil
 }
 
-// alertNow queues the urgent alerts due, new groups without group_wait, and sends
-// the outbox, within alertNowTimeout; what fails stays queued for the alerts job.
-func (d *Daemon) alertNow(ctx context.Context) {
+// startMail sends at start, within alertNowTimeout, what a daemon that may die again
+// within the minute would otherwise never send (the alerts and mail jobs run every
+// minute): after a crash loop, the urgent alerts due, new groups without group_wait;
+// and the mail outbox's messages due, such as the alert `cmord alert --unit-failed`
+// queued and could not send. What fails stays queued for the jobs.
+func (d *Daemon) startMail(ctx context.Context, loop bool) {
 	ctx, cancel := context.WithTimeout(ctx, alertNowTimeout)
 	defer cancel()
-	opts := d.digestOptions()
-	opts.Log, opts.AlertNow = d.Log.With("component", "alerts"), true
-	if len(opts.AlertTo) == 0 {
-		d.Log.Warn("crash loop: no alert recipients ([alerts] to / [digest] to): only /healthz and the digest say it")
-		return
+	if loop {
+		opts := d.digestOptions()
+		opts.Log, opts.AlertNow = d.Log.With("component", "alerts"), true
+		d.mu.RLock()
+		sender := d.sender
+		d.mu.RUnlock()
+		if len(opts.AlertTo) == 0 {
+			d.Log.Warn("crash loop: no alert recipients ([alerts] to / [digest] to): only /healthz and the digest say it")
+		} else if _, err := digest.QueueAlerts(ctx, d.Store, sender, opts, d.now()); err != nil {
+			d.Log.Error("crash loop: alert not queued", "err", err)
+		}
 	}
-	d.mu.RLock()
-	sender := d.sender
-	d.mu.RUnlock()
-	if _, err := digest.QueueAlerts(ctx, d.Store, sender, opts, d.now()); err != nil {
-		d.Log.Error("crash loop: alert not queued", "err", err)
-		return
+	if n, err := d.Store.Outbox().Pending(ctx); err == nil && n > 0 {
+		_, _ = d.FlushMail(ctx)
 	}
-	_, _ = d.FlushMail(ctx)
 }
 
 // StopRun records the clean stop of this run and resolves daemon_crashed.
@@ -218,7 +219,7 @@ func StreakText(st archive.UncleanStreak) string {
 	}
 	last += ")"
 	if st.Last.Error != "" {
-		last += " recorded at " + st.Last.ErrorAt.In(flows.Rome).Format("15:04:05") + ": " + st.Last.Error
+		last += " recorded before dying, at " + st.Last.ErrorAt.In(flows.Rome).Format("15:04:05") + ": " + st.Last.Error
 	} else {
 		last += " recorded nothing before it died: killed by a signal (kill -9, the OOM killer at MemoryMax), the watchdog, or a panic outside cmord's guard; see journalctl -u cmord"
 	}
