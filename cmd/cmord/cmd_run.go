@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/cmord/cmord/config"
@@ -49,7 +50,7 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 	// The run ledger: this start, what ends it (a panic in this goroutine, a fatal
 	// error), and its clean stop. The next start reads it (daemon_crashed).
 	// A ledger that cannot be written (a full disk) does not keep the daemon down.
-	if err := d.StartRun(ctx, versionLine(version, buildInfo())); err != nil {
+	if err := d.StartRun(ctx, shortVersion()); err != nil {
 		log.Error("cannot record this start in the run ledger", "err", err)
 	}
 	defer d.RecordPanic()
@@ -64,10 +65,15 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 	return exitOK
 }
 
-// buildInfo is the binary's build information (nil when it has none).
-func buildInfo() *debug.BuildInfo {
+// shortVersion is the version of versionLine without the Go version and platform
+// ("1.2.3", "devel"): what the run ledger records of each start.
+func shortVersion() string {
 	bi, _ := debug.ReadBuildInfo()
-	return bi
+	v := strings.TrimPrefix(versionLine(version, bi), "cmord ")
+	if i := strings.Index(v, " ("); i > 0 {
+		v = v[:i]
+	}
+	return v
 }
 
 // reloadOnSIGHUP makes SIGHUP re-read the configuration file and hand it to the daemon
