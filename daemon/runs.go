@@ -32,6 +32,7 @@ import (
 const (
 	crashLoopExits = 2
 	runStayUp      = time.Hour
+	runStayUpText  = "an hour" // runStayUp, as messages say it
 	// alertNowTimeout bounds the start's synchronous mail (SMTP included): the start
 	// waits for it, since the process may die right after.
 	alertNowTimeout = 30 * time.Second
@@ -161,7 +162,7 @@ func (d *Daemon) checkStayedUp(ctx context.Context) {
 	}
 	rs.up.Store(true)
 	d.Metrics.UncleanExits.Set(0)
-	d.resolve(ctx, crashedFingerprint, "cmord stayed up "+runStayUp.String())
+	d.resolve(ctx, crashedFingerprint, "cmord stayed up "+runStayUpText)
 }
 
 // watchStayedUp checks every minute whether this run has stayed up runStayUp.
@@ -194,7 +195,7 @@ func (d *Daemon) crashHealth() error {
 	if rs == nil || !rs.loop() || rs.up.Load() {
 		return nil
 	}
-	return fmt.Errorf("daemon: restarted after %s; healthy again once up %s", StreakText(rs.streak), runStayUp)
+	return fmt.Errorf("daemon: restarted after %s; healthy again once up %s", StreakText(rs.streak), runStayUpText)
 }
 
 // StreakText says what the run ledger knows of a streak of unclean exits.
@@ -202,7 +203,7 @@ func StreakText(st archive.UncleanStreak) string {
 	count := fmt.Sprintf("%d unclean exits in a row since %s", st.Exits, st.Since.In(flows.Rome).Format("02/01/2006 15:04:05"))
 	switch {
 	case st.Exits == 1:
-		count = "an unclean exit (the run started " + st.Since.In(flows.Rome).Format("02/01/2006 15:04:05") + ")"
+		count = "an unclean exit"
 	case st.Exits >= archive.MaxUncleanStreak:
 		count = "at least " + count
 	}
@@ -215,7 +216,7 @@ func StreakText(st archive.UncleanStreak) string {
 	}
 	last += ", started " + st.Last.StartedAt.In(flows.Rome).Format("02/01/2006 15:04:05")
 	if !st.Last.UpAt.IsZero() {
-		last += ", up " + runStayUp.String() + " and more"
+		last += ", up over " + runStayUpText
 	}
 	last += ")"
 	if st.Last.Error != "" {
