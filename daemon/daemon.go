@@ -64,6 +64,7 @@ type Daemon struct {
 	missedOpen  sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
 	failing     jobFailures                  // jobs whose latest runs failed (jobfail.go)
 	raiseFailed atomic.Pointer[raiseFailure] // the latest exception could not be recorded (raise)
+	run         atomic.Pointer[runState]     // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -238,6 +239,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	stopWatchdog := d.watchdog(ctx)
 	defer stopWatchdog()
+	stopStayedUp := d.watchStayedUp(ctx)
+	defer stopStayedUp()
 	for {
 		genCtx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
@@ -298,6 +301,7 @@ func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc c
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			defer d.RecordPanic()
 			if err := w.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 				errc <- err
 			}
@@ -342,7 +346,8 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 // health is /healthz: the archive answers and records exceptions, no SFTP operation
 // is wedged, the state directory's disk has state_min_free, the mail outbox is not
 // stuck on failing messages, no scheduled job keeps failing, and every SFTP endpoint
-// was reached recently enough.
+// was reached recently enough, and this run does not follow a crash loop it has not
+// outlived yet (runs.go).
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -363,6 +368,9 @@ func (d *Daemon) health() error {
 		return err
 	}
 	if err := d.failingHealth(); err != nil {
+		return err
+	}
+	if err := d.crashHealth(); err != nil {
 		return err
 	}
 	d.mu.RLock()

@@ -50,8 +50,11 @@ inst() { # inst MODE SRC DEST
 }
 # The unit calls the packaged binary (the repo's unit names /usr/local/bin, the manual
 # install's place).
-sed 's#/usr/local/bin/cmord#/usr/bin/cmord#g' systemd/cmord.service >"$stage/cmord.service"
-inst 0644 "$stage/cmord.service" /lib/systemd/system/cmord.service
+# cmord-failed.service is cmord.service's OnFailure=: the alert when systemd gives up.
+for u in cmord.service cmord-failed.service; do
+	sed 's#/usr/local/bin/cmord#/usr/bin/cmord#g' "systemd/$u" >"$stage/$u"
+	inst 0644 "$stage/$u" "/lib/systemd/system/$u"
+done
 inst 0644 systemd/cmord.sysusers /usr/lib/sysusers.d/cmord.conf
 inst 0644 systemd/cmord.tmpfiles /usr/lib/tmpfiles.d/cmord.conf
 inst 0644 systemd/90-cmord-inotify.conf /usr/lib/sysctl.d/90-cmord-inotify.conf

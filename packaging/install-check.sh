@@ -26,7 +26,7 @@ cleanup() {
 trap cleanup EXIT
 
 dpkg -s cmord | grep -q '^Status: install ok installed' || fail "dpkg says cmord is not installed"
-for f in /usr/bin/cmord /lib/systemd/system/cmord.service /usr/lib/sysusers.d/cmord.conf \
+for f in /usr/bin/cmord /lib/systemd/system/cmord.service /lib/systemd/system/cmord-failed.service /usr/lib/sysusers.d/cmord.conf \
 	/usr/lib/tmpfiles.d/cmord.conf /usr/lib/sysctl.d/90-cmord-inotify.conf /etc/cmord/cmord.toml \
 	/usr/share/doc/cmord/install.md /usr/share/bash-completion/completions/cmord \
 	/usr/share/zsh/vendor-completions/_cmord /usr/share/man/man1/cmord.1.gz; do
@@ -44,16 +44,17 @@ for d in /srv/cmord /srv/cmord/morosi /srv/cmord/incassi /srv/cmord/annullamenti
 	[ "$(stat -c %U:%G "$d" 2>/dev/null)" = cmord:cmord ] || fail "$d missing or not owned by cmord:cmord"
 done
 [ "$(stat -c %a:%G /etc/cmord/cmord.toml)" = 640:cmord ] || fail "/etc/cmord/cmord.toml is not 0640 root:cmord"
-if grep -q /usr/local/bin /lib/systemd/system/cmord.service; then
-	fail "the installed unit names /usr/local/bin"
+if grep -q /usr/local/bin /lib/systemd/system/cmord.service /lib/systemd/system/cmord-failed.service; then
+	fail "an installed unit names /usr/local/bin"
 fi
+grep -q '^OnFailure=cmord-failed.service$' /lib/systemd/system/cmord.service || fail "cmord.service has no OnFailure=cmord-failed.service"
 
 cmord --version
 cmord --version | grep -q "$(dpkg-query -W -f='${Version}' cmord)" || fail "cmord --version does not give the package version"
 
 if command -v systemd-analyze >/dev/null 2>&1; then
 	# verify checks the unit's syntax, ExecStart= binary and dependencies offline.
-	systemd-analyze verify /lib/systemd/system/cmord.service
+	systemd-analyze verify /lib/systemd/system/cmord.service /lib/systemd/system/cmord-failed.service
 	echo "systemd-analyze verify: ok"
 else
 	echo "systemd-analyze not installed: unit not verified" >&2

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/cmord/cmord/config"
@@ -45,11 +47,33 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		fmt.Fprintln(env.Stdout, sum.String())
 		return exitOK
 	}
+	// The run ledger: this start, what ends it (a panic in this goroutine, a fatal
+	// error), and its clean stop. The next start reads it (daemon_crashed).
+	// A ledger that cannot be written (a full disk) does not keep the daemon down.
+	if err := d.StartRun(ctx, shortVersion()); err != nil {
+		log.Error("cannot record this start in the run ledger", "err", err)
+	}
+	defer d.RecordPanic()
 	if err := d.Run(ctx); err != nil {
+		d.RunFailed("fatal error: " + err.Error())
 		fmt.Fprintf(env.Stderr, "cmord run: %v\n", err)
 		return exitFindings
 	}
+	if err := d.StopRun(context.WithoutCancel(ctx)); err != nil {
+		log.Error("cannot record the clean stop in the run ledger", "err", err)
+	}
 	return exitOK
+}
+
+// shortVersion is the version of versionLine without the Go version and platform
+// ("1.2.3", "devel"): what the run ledger records of each start.
+func shortVersion() string {
+	bi, _ := debug.ReadBuildInfo()
+	v := strings.TrimPrefix(versionLine(version, bi), "cmord ")
+	if i := strings.Index(v, " ("); i > 0 {
+		v = v[:i]
+	}
+	return v
 }
 
 // reloadOnSIGHUP makes SIGHUP re-read the configuration file and hand it to the daemon

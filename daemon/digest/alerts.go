@@ -81,7 +81,7 @@ func PendingAlerts(ctx context.Context, store *archive.Store, opts Options, now 
 		g := AlertGroup{Key: key, Items: items, New: newIDs}
 		switch {
 		case len(newIDs) > 0:
-			if now.Before(firstNew.Add(opts.GroupWait)) {
+			if !opts.AlertNow && now.Before(firstNew.Add(opts.GroupWait)) {
 				continue // wait for related ones to join
 			}
 			g.DedupKey = "alert:" + key + ":new:" + archive.TS(firstNew) + ":" + idsKey(newIDs)
@@ -103,25 +103,32 @@ func PendingAlerts(ctx context.Context, store *archive.Store, opts Options, now 
 // same step as the group is recorded; a crash in between re-derives the same key and
 // the outbox refuses the duplicate, so a restart never mails a group twice.
 func RunAlerts(ctx context.Context, store *archive.Store, sender *mail.Sender, opts Options, now time.Time) error {
+	_, err := QueueAlerts(ctx, store, sender, opts, now)
+	return err
+}
+
+// QueueAlerts is RunAlerts, and returns the groups it queued.
+func QueueAlerts(ctx context.Context, store *archive.Store, sender *mail.Sender, opts Options, now time.Time) ([]AlertGroup, error) {
 	opts = opts.withDefaults()
 	groups, err := PendingAlerts(ctx, store, opts, now)
 	if err != nil || len(groups) == 0 {
-		return err
+		return nil, err
 	}
 	if len(opts.AlertTo) == 0 {
 		opts.Log.Warn("urgent exceptions open but no alert recipients ([alerts] to / [digest] to)", "groups", len(groups))
-		return nil
+		return nil, nil
 	}
+	var queued []AlertGroup
 	for _, g := range groups {
 		// [alerts] include_personal_data, not the digest's: the on-call audience is wider.
 		subject, text, html, err := g.Render(opts.Lang, opts.AlertIncludePersonalData, opts.Company, now)
 		if err != nil {
-			return err
+			return queued, err
 		}
 		msg := mail.Message{From: opts.From, To: opts.AlertTo, Subject: subject, Text: text, HTML: html, Date: now,
 			Headers: map[string]string{"X-Cmord-Alert": g.DedupKey, "X-Priority": "1"}}
 		if err := sender.Queue(ctx, g.DedupKey, "alert", msg); err != nil {
-			return err
+			return queued, err
 		}
 		ids := make([]int64, len(g.Items))
 		for i, it := range g.Items {
@@ -130,11 +137,12 @@ func RunAlerts(ctx context.Context, store *archive.Store, sender *mail.Sender, o
 		if err := store.Write(ctx, func(tx *sql.Tx) error {
 			return store.RecordAlertGroup(ctx, tx, g.DedupKey, g.Key, ids, now)
 		}); err != nil {
-			return err
+			return queued, err
 		}
 		opts.Log.Info("urgent alert queued", "key", g.DedupKey, "exceptions", len(ids), "repeat", g.Repeat)
+		queued = append(queued, g)
 	}
-	return nil
+	return queued, nil
 }
 
 // alertMaxItems is how many exceptions an alert mail lists; the subject counts them all.

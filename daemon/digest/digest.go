@@ -59,9 +59,13 @@ type Options struct {
 	// ([alerts] include_personal_data, default false). It is not IncludePersonalData:
 	// alerts go to a wider on-call audience than the digest.
 	AlertIncludePersonalData bool
-	GroupWait                time.Duration // default 1m
-	RepeatInterval           time.Duration // default 4h
-	UrgentWithinWorkingDays  int           // default 2
+	// AlertNow queues a group with new members without waiting group_wait: nothing
+	// else will join it (`cmord alert --unit-failed`: the daemon is down; a daemon
+	// that starts after crashing and may die again at once).
+	AlertNow                bool
+	GroupWait               time.Duration // default 1m
+	RepeatInterval          time.Duration // default 4h
+	UrgentWithinWorkingDays int           // default 2
 
 	Log *slog.Logger
 }

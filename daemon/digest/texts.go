@@ -50,6 +50,8 @@ var KindExplanations = map[string]Text{
 	"missed_schedule":         {"Alcune esecuzioni pianificate sono state saltate (demone fermo o job fallito).", "Some scheduled runs were missed (daemon down or job failed)."},
 	"verify_failed":           {"La verifica dell'archivio ha trovato contenuti mancanti o alterati.", "The archive check found missing or altered content."},
 	"disk_low":                {"Il filesystem della directory di stato ha meno spazio libero della soglia configurata.", "The state directory's filesystem has less free space than the configured threshold."},
+	"daemon_crashed":          {"Il demone cmord si è fermato senza un arresto regolare (crash, memoria esaurita, processo ucciso) ed è stato riavviato.", "The cmord daemon ended without a clean stop (a crash, out of memory, killed) and was restarted."},
+	"daemon_down":             {"Il demone cmord è fermo: systemd ha smesso di riavviarlo.", "The cmord daemon is down: systemd stopped restarting it."},
 	"mail_failed":             {"Un riepilogo o un avviso non è stato consegnato dopo più tentativi.", "A digest or alert was not delivered after several attempts."},
 	"file_retrying":           {"Un file non può essere elaborato per un problema della macchina (disco pieno, database bloccato) e resta in attesa.", "A file cannot be processed because of a machine problem (disk full, database locked) and waits."},
 	"file_grew":               {"Il file è cambiato dopo essere stato prelevato: la parte scritta dopo non è stata letta.", "The file changed after it was taken: what was written afterwards was not read."},

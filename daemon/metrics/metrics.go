@@ -26,6 +26,7 @@ type Metrics struct {
 	LastSFTPContact *prometheus.GaugeVec   // {endpoint}: Unix time of the last successful exchange
 	ScheduleRuns    *prometheus.CounterVec // {job,status}: ok|failed|panic|missed|overlap|interrupted
 	ExceptionsOpen  *prometheus.GaugeVec   // {severity}
+	UncleanExits    prometheus.Gauge       // unclean exits in a row before this run (0 once it stayed up or if none)
 }
 
 // New returns the metrics registered in a new registry, with the Go runtime and
@@ -54,11 +55,15 @@ func New() *Metrics {
 		ExceptionsOpen: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "cmord_exceptions_open", Help: "Open exceptions, by severity.",
 		}, []string{"severity"}),
+		UncleanExits: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "cmord_unclean_exits", Help: "Runs in a row that ended without a clean stop (crash, OOM kill, kill -9) before this one; 0 when none, or once this run has stayed up an hour.",
+		}),
 	}
 	m.Registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.FilesIn, m.FilesOut, m.Failures, m.QueueDepth, m.LastSFTPContact, m.ScheduleRuns, m.ExceptionsOpen,
+		m.UncleanExits,
 	)
 	return m
 }

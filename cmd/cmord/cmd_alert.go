@@ -1,0 +1,80 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/cmord/cmord/daemon"
+	"github.com/cmord/cmord/flows"
+)
+
+func init() {
+	register(&command{name: "alert", summary: "mail the urgent alert that the daemon is down (systemd's cmord-failed.service runs it)",
+		usage: "--unit-failed",
+		details: `--unit-failed: systemd gave up restarting cmord.service (OnFailure=). With the
+daemon dead and the state directory's lock free, it records the exception
+daemon_down (urgent, sysadmin) with what the run ledger knows of the last runs,
+queues the urgent alert in the mail outbox and sends the outbox at once through
+[mail]. A send that fails leaves the alert queued: the next daemon start sends it.
+systemd's $MONITOR_SERVICE_RESULT, $MONITOR_EXIT_CODE and $MONITOR_EXIT_STATUS
+are quoted in the message when set. Exit 0 when the alert was sent; 1 when it
+stays queued, nobody is configured to receive it, or the lock is held (a daemon
+runs: nothing is recorded).`,
+		run: runAlert})
+}
+
+func runAlert(ctx context.Context, env *Env, args []string) int {
+	fs := env.newFlags()
+	unitFailed := fs.Bool("unit-failed", false, "systemd gave up restarting the daemon: record daemon_down and mail the urgent alert")
+	if code, ok := noArgs(env, fs, args, ""); !ok {
+		return code
+	}
+	if !*unitFailed {
+		return env.fail(usageError{"say what to alert about: --unit-failed"})
+	}
+	cfg, err := env.Config()
+	if err != nil {
+		return env.fail(err)
+	}
+	f := daemon.UnitFailure{Unit: os.Getenv("MONITOR_UNIT"), Result: os.Getenv("MONITOR_SERVICE_RESULT"),
+		ExitCode: os.Getenv("MONITOR_EXIT_CODE"), ExitStatus: os.Getenv("MONITOR_EXIT_STATUS")}
+	rep, err := daemon.AlertUnitFailed(ctx, cfg, env.Logger(), f, time.Now())
+	var locked *daemon.StateLockedError
+	if errors.As(err, &locked) {
+		fmt.Fprintf(env.Stderr, "cmord alert: the state directory %s is locked (PID %d): a daemon holds it, so it is not down; nothing recorded\n", locked.Dir, locked.PID)
+		return exitFindings
+	}
+	if err != nil {
+		return env.fail(err)
+	}
+	out := env.Stdout
+	fmt.Fprintf(out, "recorded daemon_down (exception %d): systemd stopped restarting %s\n", rep.ExceptionID, f.String())
+	if rep.Streak.Exits > 0 {
+		fmt.Fprintf(out, "run ledger: %s\n", daemon.StreakText(rep.Streak))
+	} else {
+		fmt.Fprintln(out, "run ledger: no unclean exit recorded (the daemon failed before recording its start)")
+	}
+	switch {
+	case rep.NoRecipients:
+		fmt.Fprintln(out, "no alert queued: [alerts] to and [digest] to are empty; nobody can be mailed (`cmord exceptions` shows it)")
+		return exitFindings
+	case len(rep.Queued) == 0:
+		fmt.Fprintln(out, "no new alert queued: the open urgent exceptions were already mailed (the outbox repeats them after repeat_interval)")
+		return exitOK
+	}
+	fmt.Fprintf(out, "alert queued in the mail outbox: %s\n", strings.Join(rep.Queued, ", "))
+	switch {
+	case rep.NoRelay:
+		fmt.Fprintln(out, "not sent: [mail] host is not set")
+		return exitFindings
+	case len(rep.Sent) == len(rep.Queued):
+		fmt.Fprintf(out, "sent through %s at %s\n", cfg.Mail.Host, time.Now().In(flows.Rome).Format("02/01/2006 15:04:05"))
+		return exitOK
+	}
+	fmt.Fprintf(out, "not sent through %s: %s\nit stays in the outbox: the next daemon start sends it\n", cfg.Mail.Host, rep.SendErr)
+	return exitFindings
+}
