@@ -119,7 +119,10 @@ type execQueryer interface {
 // (PracticeStmts.Flush): the first compact case of the transaction becomes its
 // dictionary.
 func (p *PracticeStmts) caseValueIn(ctx context.Context, d []byte) (any, error) {
-	if !p.s.caseDicts || !flows.IsCompactUscenteData(d) {
+	if !p.s.caseDicts || !flows.IsCompactUscenteData(d) || len(d) > maxCaseSize {
+		// A case past maxCaseSize stays compact: its readers refuse to inflate a
+		// stream past it (inflateCase), and would hand it out as damaged. Nor is it
+		// the chunk's dictionary: the next case is.
 		return caseValue(d), nil
 	}
 	if p.deflater == nil {
