@@ -4,10 +4,13 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cmord/cmord/flows"
 )
@@ -437,4 +440,30 @@ func TestLookupsMigration(t *testing.T) {
 	if err != nil || !rep.OK() {
 		t.Errorf("verify: %v %v", rep.Problems, err)
 	}
+}
+
+// TestLookupsMigrationTime times migration 0042 on an archive of LOOKUP_MIGRATION_ROWS
+// synthetic practices (skipped without it): the upgrade's cost in docs/install.md.
+func TestLookupsMigrationTime(t *testing.T) {
+	n, _ := strconv.Atoi(os.Getenv("LOOKUP_MIGRATION_ROWS"))
+	if n == 0 {
+		t.Skip("set LOOKUP_MIGRATION_ROWS")
+	}
+	dir := t.TempDir()
+	withMigrations(t, "0041_daemon_runs", nil)
+	s, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.BulkLoadPractices(context.Background(), n, SyntheticPractice); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	migrationSource = migrationFS
+	start := time.Now()
+	if s, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("migration 0042 on %d practices: %v", n, time.Since(start))
+	s.Close()
 }
