@@ -101,30 +101,35 @@ func (s *Store) verifyLookups(ctx context.Context, rep *VerifyReport) error {
 	}
 	const most = 20 // per check: a table emptied by hand is one problem, not a million lines
 	for _, c := range checks {
-		rows, err := s.r.QueryContext(ctx, c.query)
-		if err != nil {
-			return fmt.Errorf("archive: verify lookups: %w", err)
-		}
-		n := 0
-		for rows.Next() {
-			var id int64
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return err
-			}
-			if n < most {
-				rep.Problems = append(rep.Problems, fmt.Sprintf(c.what, id))
-			}
-			n++
-		}
-		if err := rows.Close(); err != nil {
+		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if err := rows.Err(); err != nil {
-			return err
-		}
+		n, err := func() (int, error) {
+			rows, err := s.r.QueryContext(ctx, c.query)
+			if err != nil {
+				return 0, err
+			}
+			defer rows.Close()
+			n := 0
+			for rows.Next() {
+				var id int64
+				if err := rows.Scan(&id); err != nil {
+					return n, err
+				}
+				if n < most {
+					rep.Problems = append(rep.Problems, fmt.Sprintf(c.what, id))
+				}
+				n++
+			}
+			return n, rows.Err()
+		}()
 		if n > most {
 			rep.Problems = append(rep.Problems, fmt.Sprintf("... and %d more of the same", n-most))
+		}
+		if err != nil {
+			// A damaged page (integrity_check names it): reported, the rest goes on.
+			rep.Problems = append(rep.Problems, fmt.Sprintf("the customer and amount lookups could not be checked: %v", err))
+			break
 		}
 	}
 	return nil

@@ -802,7 +802,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		for i, e := range q {
 			ids[i] = e.pr.ID
 		}
-		if err := p.insertRows(ctx, `INSERT INTO practice_lookup_pending (practice_id)`, 1, ids); err != nil {
+		if err := p.insertRows(ctx, `INSERT OR IGNORE INTO practice_lookup_pending (practice_id)`, 1, ids); err != nil {
 			return fmt.Errorf("archive: pending lookups of practices %s ...: %w", q[0].pr.CaseKey, err)
 		}
 	}
