@@ -253,3 +253,49 @@ func findableByLookups(t *testing.T, st *archive.Store) {
 		}
 	}
 }
+
+// A file refused after some of its chunks were committed (here stopped by a panic
+// between chunks, then refused by the poison policy) never reaches the end that moves its
+// practices' lookups: the refusal moves them, so none wait for the next big extract.
+func TestRefusedFileMovesPendingLookups(t *testing.T) {
+	old, oldHook := uscente.ChunkCases, uscente.AfterChunk
+	t.Cleanup(func() { uscente.ChunkCases, uscente.AfterChunk = old, oldHook })
+	uscente.ChunkCases = 2
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "morosi.csv")
+	writeFile(t, path, e2eExtract()+extraCases(9))
+	res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: "morosi.csv", Direction: "in", Kind: "uscente.morosi", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	uscente.AfterChunk = func(int) {
+		if n++; n == 2 {
+			if p, err := w.d.Store.PendingLookups(ctx, nil); err != nil || p == 0 {
+				t.Errorf("after 2 chunks: %d pending (%v), want some", p, err)
+			}
+			panic("killed by the test between chunks")
+		}
+	}
+	func() {
+		defer func() {
+			if v := recover(); v == nil {
+				t.Fatal("the handler did not stop between chunks")
+			}
+		}()
+		w.d.process(ctx, res.File, w.d.folderByName("morosi"))
+	}()
+	// The poison policy (max_attempts 1): the file refused, its progress left behind.
+	out, err := w.d.failed(ctx, res.File, "folder morosi", 1, errors.New("simulated failure between chunks"))
+	if err != nil || !out.Rejected {
+		t.Fatalf("the file was not refused: %+v %v", out, err)
+	}
+	if p, err := w.d.Store.PendingLookups(ctx, nil); err != nil || p != 0 {
+		t.Errorf("refused file: %d practices left pending their lookups (%v)", p, err)
+	}
+	findableByLookups(t, w.d.Store)
+	if rep, err := w.d.Store.Verify(ctx, nil); err != nil || !rep.OK() {
+		t.Errorf("verify: %v %q", err, rep.Problems)
+	}
+}
