@@ -160,6 +160,7 @@ func (s *Store) EntrantePracticesByPoint(ctx context.Context, tx *sql.Tx, point,
 	q := practiceSelect + ` WHERE role = 'entrante' AND point = ?`
 	args := []any{point}
 	if customer != "" {
+		// The point's index finds the practices: the customer is a check on them.
 		q += ` AND customer_id = ?`
 		args = append(args, customer)
 	}
@@ -169,9 +170,13 @@ func (s *Store) EntrantePracticesByPoint(ctx context.Context, tx *sql.Tx, point,
 // UncollectedEntrante returns the entrante practices of a customer whose CMOR is not
 // fully collected and that are still alive (not annulled or closed), oldest first.
 func (s *Store) UncollectedEntrante(ctx context.Context, tx *sql.Tx, customer string) ([]Practice, error) {
-	return s.practiceList(ctx, tx, practiceSelect+` WHERE role = 'entrante' AND customer_id = ? AND collected_cents < cmor_cents
-		AND state NOT IN ('ANNULLED', 'REFUNDED', 'CLOSED') ORDER BY id`, strings.ToUpper(customer))
+	c := strings.ToUpper(customer)
+	return s.practiceList(ctx, tx, uncollectedEntranteQuery, c, c)
 }
+
+// uncollectedEntranteQuery is UncollectedEntrante's: by the customer lookup.
+const uncollectedEntranteQuery = practiceSelect + ` WHERE role = 'entrante' AND ` + customerLookup + ` AND collected_cents < cmor_cents
+	AND state NOT IN ('ANNULLED', 'REFUNDED', 'CLOSED') ORDER BY id`
 
 func (s *Store) practiceList(ctx context.Context, tx *sql.Tx, q string, args ...any) ([]Practice, error) {
 	rows, err := s.q(tx).QueryContext(ctx, q, args...)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -70,7 +71,10 @@ func (f PracticeFilter) where() (string, []any) {
 	eq("role", f.Role)
 	eq("sector", f.Sector)
 	eq("point", f.Point)
-	eq("customer_id", f.Customer)
+	if f.Customer != "" {
+		// By the customer lookup (migration 0042), not a column index.
+		conds, args = append(conds, customerLookup), append(args, f.Customer, f.Customer)
+	}
 	eq("cp_gestore", f.CPGestore)
 	if f.CauseCode != "" {
 		// The literal (<> '') lets SQLite use the partial index practices_cause.
@@ -119,11 +123,17 @@ func (f PracticeFilter) where() (string, []any) {
 	dateRange("switch_date", f.SwitchFrom, f.SwitchTo)
 	dateRange("request_date", f.RequestFrom, f.RequestTo)
 	dateRange("answer_date", f.AnswerFrom, f.AnswerTo)
-	if f.AmountMin != nil {
-		conds, args = append(conds, "cmor_cents >= ?"), append(args, f.AmountMin.Cents())
-	}
-	if f.AmountMax != nil {
-		conds, args = append(conds, "cmor_cents <= ?"), append(args, f.AmountMax.Cents())
+	if f.AmountMin != nil || f.AmountMax != nil {
+		// By the amount lookup (migration 0042), not a column index; an open end is
+		// the widest value.
+		lo, hi := int64(math.MinInt64), int64(math.MaxInt64)
+		if f.AmountMin != nil {
+			lo = f.AmountMin.Cents()
+		}
+		if f.AmountMax != nil {
+			hi = f.AmountMax.Cents()
+		}
+		conds, args = append(conds, amountLookup), append(args, lo, hi, lo, hi)
 	}
 	if f.HasOpenException != nil {
 		// practice_id <> 0 lets SQLite use the partial index exceptions_practice.

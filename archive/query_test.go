@@ -176,12 +176,16 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 	}{
 		{PracticeFilter{Point: "IT001E00000001"}, "practices_point"},
 		{PracticeFilter{Point: "IT001E00000001", Order: "-switch", Limit: 100}, "practices_point"},
-		{PracticeFilter{Customer: "01234567897"}, "practices_customer"},
+		// Customer and amount: by their lookup tables (migration 0042), plus the
+		// pending practices one by one (no SCAN but of practice_lookup_pending).
+		{PracticeFilter{Customer: "01234567897"}, "SEARCH practice_customers USING PRIMARY KEY (customer_id=?)"},
 		{PracticeFilter{CPGestore: "G4"}, "practices_cp_gestore"},
 		{PracticeFilter{CauseCode: "5"}, "practices_cause"},
 		{PracticeFilter{RequestFrom: flows.D(2025, 1, 1), RequestTo: flows.D(2025, 1, 31)}, "practices_request"},
 		{PracticeFilter{AnswerFrom: flows.D(2025, 1, 1), AnswerTo: flows.D(2025, 1, 31)}, "practices_answer"},
-		{PracticeFilter{AmountMin: &big, AmountMax: &big}, "practices_cmor"},
+		{PracticeFilter{AmountMin: &big, AmountMax: &big}, "SEARCH practice_amounts USING PRIMARY KEY (cmor_cents>? AND cmor_cents<?)"},
+		{PracticeFilter{AmountMin: &big}, "SEARCH practice_amounts USING PRIMARY KEY (cmor_cents>? AND cmor_cents<?)"},
+		{PracticeFilter{AmountMax: &big, State: []string{"READY"}}, "SEARCH practice_amounts USING PRIMARY KEY (cmor_cents>? AND cmor_cents<?)"},
 		{PracticeFilter{SwitchFrom: flows.D(2025, 1, 1), SwitchTo: flows.D(2025, 1, 31)}, "practices_switch"},
 		{PracticeFilter{CPUtente: "E250000001"}, "sqlite_autoindex_practice_rows"},
 		{PracticeFilter{HasOpenException: &yes}, "exceptions_practice"},
@@ -189,8 +193,9 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		// A state beside a point, a customer or a code (migration 0035: the state on
 		// the other side of the view): still the point's, customer's, code's index.
 		{PracticeFilter{Point: "IT001E00000001", State: []string{"READY", "SENT"}}, "practices_point"},
-		{PracticeFilter{Customer: "01234567897", State: []string{"READY"}}, "practices_customer"},
-		{PracticeFilter{Role: "entrante", Customer: "01234567897"}, "practices_customer"},
+		{PracticeFilter{Customer: "01234567897", State: []string{"READY"}}, "SEARCH practice_customers USING PRIMARY KEY (customer_id=?)"},
+		{PracticeFilter{Role: "entrante", Customer: "01234567897"}, "SEARCH practice_customers USING PRIMARY KEY (customer_id=?)"},
+		{PracticeFilter{Point: "IT001E00000001", Customer: "01234567897"}, "SEARCH"},
 		{PracticeFilter{CPUtente: "E250000001", State: []string{"READY"}}, "sqlite_autoindex_practice_rows"},
 	}
 	for _, tt := range tests {
@@ -200,6 +205,14 @@ func TestQueryPlansUseIndexes(t *testing.T) {
 		}
 		if !strings.Contains(strings.Join(plan, "\n"), tt.index) {
 			t.Errorf("filter %+v: plan does not use %s:\n%s", tt.f, tt.index, strings.Join(plan, "\n"))
+		}
+		if tt.f.Customer != "" || tt.f.AmountMin != nil || tt.f.AmountMax != nil {
+			// Not a practice scanned: only the pending set (empty but during a big file).
+			for _, line := range plan {
+				if strings.Contains(line, "SCAN") && !strings.Contains(line, "SCAN lp") {
+					t.Errorf("filter %+v: plan scans: %s\n%s", tt.f, line, strings.Join(plan, "\n"))
+				}
+			}
 		}
 	}
 }

@@ -307,3 +307,31 @@ func TestAwaitingPublicationWalksTheFile(t *testing.T) {
 		t.Errorf("AwaitingPublication walks the practices in a state, not the file's:\n%s", plan)
 	}
 }
+
+// TestLookupsByCustomerReadNoWholeTable pins that the entrante lookups by customer
+// (a billing line's customer) read the customer lookup (migration 0042) or the point's
+// index, not every practice: only the pending set (lp) is scanned.
+func TestLookupsByCustomerReadNoWholeTable(t *testing.T) {
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tests := []struct {
+		name, q, index string
+		args           []any
+	}{
+		{"UncollectedEntrante", uncollectedEntranteQuery, "SEARCH practice_customers USING PRIMARY KEY (customer_id=?)", []any{"X", "X"}},
+		{"EntrantePracticesByPoint", practiceSelect + ` WHERE role = 'entrante' AND point = ? AND customer_id = ? ORDER BY id DESC`, "practices_point", []any{"P", "X"}},
+		{"UscentePracticeByPoint", practiceSelect + ` WHERE role = 'uscente' AND point = ? AND customer_id = ? ORDER BY id DESC LIMIT 1`, "practices_point", []any{"P", "X"}},
+	}
+	for _, tt := range tests {
+		plan := explainPlan(t, s.Read(), tt.q, tt.args...)
+		if scans := fullScans(plan); len(scans) > 0 {
+			t.Errorf("%s reads a whole table (%s):\n%s", tt.name, strings.Join(scans, "; "), strings.Join(plan, "\n"))
+		}
+		if !strings.Contains(strings.Join(plan, "\n"), tt.index) {
+			t.Errorf("%s: plan does not use %s:\n%s", tt.name, tt.index, strings.Join(plan, "\n"))
+		}
+	}
+}

@@ -150,6 +150,10 @@ func Open(dir string) (*Store, error) {
 		w.Close()
 		return nil, err
 	}
+	if err := s.settleLookups(context.Background()); err != nil {
+		w.Close()
+		return nil, err
+	}
 	r, err := sql.Open("sqlite", "file:"+dbPath+"?"+common+"&_pragma=query_only(1)")
 	if err != nil {
 		w.Close()

@@ -47,6 +47,9 @@ type PracticeStmts struct {
 	// deflater: the transaction's case dictionary, written with its first case
 	// (caseValueIn): every case it writes is stored deflated against it.
 	deflater *caseDeflater
+
+	// deferLookups: Flush lists its practices in practice_lookup_pending (DeferLookups).
+	deferLookups bool
 }
 
 // codeWindow is a run of sequence values [from, to) whose codes were checked at once,
@@ -791,6 +794,16 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 				return err
 			}
 			dataArgs = append(dataArgs, pr.ID, v)
+		}
+	}
+	if p.deferLookups {
+		// Before their rows: the lookup triggers skip a pending practice.
+		ids := make([]any, len(q))
+		for i, e := range q {
+			ids[i] = e.pr.ID
+		}
+		if err := p.insertRows(ctx, `INSERT OR IGNORE INTO practice_lookup_pending (practice_id)`, 1, ids); err != nil {
+			return fmt.Errorf("archive: pending lookups of practices %s ...: %w", q[0].pr.CaseKey, err)
 		}
 	}
 	if err := p.insertRows(ctx, practiceRowInsert, practiceRowCols, args); err != nil {

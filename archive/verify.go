@@ -53,6 +53,9 @@ func (s *Store) VerifyWith(ctx context.Context, opt VerifyOptions) (VerifyReport
 	if err := s.verifyViews(ctx, &rep); err != nil {
 		return rep, err
 	}
+	if err := s.verifyLookups(ctx, &rep); err != nil {
+		return rep, err
+	}
 	var total int
 	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM blobs WHERE kept = 1`).Scan(&total); err != nil {
 		return rep, err

@@ -122,6 +122,11 @@ func (d *Daemon) failed(ctx context.Context, f archive.File, where string, maxAt
 		if err := d.Store.SetFileState(ctx, tx, f.ID, archive.StateRejected, reason, nil); err != nil {
 			return err
 		}
+		// A file refused after some of its chunks were committed never reaches the
+		// end that moves their practices' lookups (migration 0042): moved here.
+		if _, err := archive.MovePendingLookups(ctx, tx); err != nil {
+			return err
+		}
 		_, _, err := d.Store.RaiseException(ctx, tx, archive.Exception{Kind: "file_rejected", Severity: archive.SevHigh, Owner: "operator",
 			FileID: f.ID, Subject: f.Name, Message: fmt.Sprintf("%s: %s refused: %s", where, f.Name, reason), Action: action})
 		return err

@@ -47,12 +47,24 @@ func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int)
 		t.Fatal(err)
 	}
 	folder := w.d.folderByName("morosi")
+	// Between chunks, the practices created so far wait for their customer and
+	// amount lookups (migration 0042), and are found by both all the same.
+	chunks := 0
+	betweenChunks := func() {
+		chunks++
+		if n, err := w.d.Store.PendingLookups(ctx, nil); err != nil || n == 0 {
+			t.Errorf("after chunk %d: %d practices pending their lookups (%v), want some", chunks, n, err)
+		}
+		findableByLookups(t, w.d.Store)
+	}
+	uscente.AfterChunk = func(int) { betweenChunks() }
 	if stopAfter > 0 {
 		// The first run stops after stopAfter committed chunks, as a crash or a
 		// SIGTERM would stop it; the second continues from file_progress.
 		stopCtx, cancel := context.WithCancel(ctx)
 		n := 0
 		uscente.AfterChunk = func(int) {
+			betweenChunks()
 			if n++; n == stopAfter {
 				cancel()
 			}
@@ -61,7 +73,7 @@ func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int)
 			t.Fatalf("interrupted run: err %v, want context.Canceled", err)
 		}
 		cancel()
-		uscente.AfterChunk = func(int) {}
+		uscente.AfterChunk = func(int) { betweenChunks() }
 		if _, ok, err := w.d.Store.LoadProgress(ctx, nil, res.File.ID); err != nil || !ok {
 			t.Fatalf("no progress recorded after %d chunks (%v)", stopAfter, err)
 		}
@@ -97,6 +109,10 @@ func processExtractOf(t *testing.T, content string, chunk, batch, stopAfter int)
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n, err := w.d.Store.PendingLookups(ctx, nil); err != nil || n != 0 {
+		t.Errorf("the file ended with %d practices pending their lookups (%v), want none", n, err)
+	}
+	findableByLookups(t, w.d.Store)
 	var deflated, dicts int
 	if err := w.d.Store.Read().QueryRow(`SELECT (SELECT count(*) FROM practice_data WHERE substr(data, 1, 1) = x'02'),
 		(SELECT count(*) FROM case_dicts)`).Scan(&deflated, &dicts); err != nil {
@@ -202,5 +218,84 @@ func writeFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// findableByLookups fails the test unless every practice is found by its customer
+// and by its CMOR amount (the lookups of migration 0042, pending or moved).
+func findableByLookups(t *testing.T, st *archive.Store) {
+	t.Helper()
+	ctx := context.Background()
+	ps, err := st.QueryPractices(ctx, archive.PracticeFilter{WithoutCase: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		byCustomer, err := st.QueryPractices(ctx, archive.PracticeFilter{Customer: p.CustomerID, WithoutCase: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		amount := p.CMOR
+		byAmount, err := st.QueryPractices(ctx, archive.PracticeFilter{AmountMin: &amount, AmountMax: &amount, WithoutCase: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := func(ps []archive.Practice) bool {
+			for _, q := range ps {
+				if q.ID == p.ID {
+					return true
+				}
+			}
+			return false
+		}
+		if !in(byCustomer) || !in(byAmount) {
+			t.Errorf("practice #%d (%s) found by its customer: %v, by its amount: %v", p.ID, p.CaseKey, in(byCustomer), in(byAmount))
+		}
+	}
+}
+
+// A file refused after some of its chunks were committed (here stopped by a panic
+// between chunks, then refused by the poison policy) never reaches the end that moves its
+// practices' lookups: the refusal moves them, so none wait for the next big extract.
+func TestRefusedFileMovesPendingLookups(t *testing.T) {
+	old, oldHook := uscente.ChunkCases, uscente.AfterChunk
+	t.Cleanup(func() { uscente.ChunkCases, uscente.AfterChunk = old, oldHook })
+	uscente.ChunkCases = 2
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "morosi.csv")
+	writeFile(t, path, e2eExtract()+extraCases(9))
+	res, err := w.d.Store.Ingest(ctx, archive.IngestRequest{Source: "folder:morosi", Name: "morosi.csv", Direction: "in", Kind: "uscente.morosi", Path: path})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	uscente.AfterChunk = func(int) {
+		if n++; n == 2 {
+			if p, err := w.d.Store.PendingLookups(ctx, nil); err != nil || p == 0 {
+				t.Errorf("after 2 chunks: %d pending (%v), want some", p, err)
+			}
+			panic("killed by the test between chunks")
+		}
+	}
+	func() {
+		defer func() {
+			if v := recover(); v == nil {
+				t.Fatal("the handler did not stop between chunks")
+			}
+		}()
+		w.d.process(ctx, res.File, w.d.folderByName("morosi"))
+	}()
+	// The poison policy (max_attempts 1): the file refused, its progress left behind.
+	out, err := w.d.failed(ctx, res.File, "folder morosi", 1, errors.New("simulated failure between chunks"))
+	if err != nil || !out.Rejected {
+		t.Fatalf("the file was not refused: %+v %v", out, err)
+	}
+	if p, err := w.d.Store.PendingLookups(ctx, nil); err != nil || p != 0 {
+		t.Errorf("refused file: %d practices left pending their lookups (%v)", p, err)
+	}
+	findableByLookups(t, w.d.Store)
+	if rep, err := w.d.Store.Verify(ctx, nil); err != nil || !rep.OK() {
+		t.Errorf("verify: %v %q", err, rep.Problems)
 	}
 }

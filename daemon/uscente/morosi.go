@@ -22,8 +22,9 @@ import (
 // file smaller than a chunk is still one transaction, finish included.
 //
 // The size is a trade: every commit writes again the pages of the indexes whose keys
-// its cases bring in no order (the customer's and the CMOR's; the case key and the
-// point come in order when a big file is read sorted), so small chunks multiply the
+// its cases bring in no order (the customer's and the CMOR's until migration 0042,
+// whose lookups the last chunk now writes once; the case key and the point come in
+// order when a big file is read sorted), so small chunks multiply the
 // bytes written (2,048 cases: 10 GB for a million rows; 8,192: 1,217 MiB for the
 // handler at a million rows, 32,768: 991 MiB, 65,536: 958 MiB, with the handler's
 // peak memory 89, 94 and 108 MiB: docs/benchmarks-uscente.md, "Commit size"), while a
@@ -226,6 +227,10 @@ func (j *morosiJob) commit(ctx context.Context, batches <-chan caseBatch) (res f
 			return err
 		}
 		st.SetClock(func() time.Time { return j.in.Now })
+		// The customer and amount lookups of the practices it creates are written
+		// once, sorted, by the file's last chunk (below), not by every chunk in no
+		// order (migration 0042).
+		st.DeferLookups()
 		j.st = st
 		for cases := 0; !ch.last && cases < ChunkCases; cases += len(ch.cases) {
 			var ok bool
@@ -267,6 +272,11 @@ func (j *morosiJob) commit(ctx context.Context, batches <-chan caseBatch) (res f
 			return j.in.Store.SaveProgress(ctx, tx, j.in.File.ID, ch.through, j.counters(), j.sink.Kept[j.saved:])
 		}
 		res = j.result()
+		// Every pending practice, this file's (a run killed before included) and any
+		// another left (archive.MovePendingLookups).
+		if _, err := archive.MovePendingLookups(ctx, tx); err != nil {
+			return err
+		}
 		if err := j.in.Store.ClearProgress(ctx, tx, j.in.File.ID); err != nil {
 			return err
 		}
