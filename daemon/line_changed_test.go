@@ -119,3 +119,92 @@ func withHash(t *testing.T, stored []byte, hash string) []byte {
 	}
 	return append(bytes.Clone(stored[:len(stored)-32]), raw...)
 }
+
+// A practice whose stored case no longer decodes (edited outside cmord, or the
+// dictionary its case was deflated against edited or deleted) must not stop the build
+// of every other request: the other request goes out, this one stays ready with a
+// build_case_unreadable exception, verify names the practice, and once the case is
+// decided again by a later extract the request goes out and the exception closes.
+func TestUnreadableCaseHeldOthersBuilt(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		damage string // SQL on practice_data of the practice id ?
+	}{
+		{"case bytes edited", `UPDATE practice_data SET data = x'01ff00' WHERE id = ?`},
+		{"case deflated against a dictionary that is not there", `UPDATE practice_data SET data = x'02ffff0300' WHERE id = ?`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newTestWorld(t, e2eNow, "")
+			ctx := context.Background()
+			takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
+			reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
+			if err != nil || len(reqs) != 2 {
+				t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
+			}
+			var damaged, other archive.Request
+			for _, r := range reqs {
+				if w.practice(r.CPUtente).Point == "IT001E00000042" {
+					damaged = r
+				} else {
+					other = r
+				}
+			}
+			if damaged.ID == 0 || other.ID == 0 {
+				t.Fatal("the e2e extract's two requests not found")
+			}
+			var original []byte
+			if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+				if err := tx.QueryRowContext(ctx, `SELECT data FROM practice_data WHERE id = ?`, damaged.PracticeID).Scan(&original); err != nil {
+					return err
+				}
+				_, err := tx.ExecContext(ctx, tc.damage, damaged.PracticeID)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// The weekly verify job fails on the damaged practice (that is how it
+			// reaches a person); every other job runs.
+			runOnceTampered := func() {
+				t.Helper()
+				if err := w.d.RunOnce(ctx); err != nil && !strings.Contains(err.Error(), "job verify: archive verify found") {
+					t.Fatalf("RunOnce: %v", err)
+				}
+				deliverOnWallClock(t, w.d, func() time.Time { return w.now })
+			}
+			runOnceTampered()
+			runOnceTampered() // a second build cycle: still held, still one exception
+			if r, _ := w.d.Store.RequestByCPUtente(ctx, nil, other.CPUtente); r.State != "sent" || r.FileID == 0 {
+				t.Fatalf("the other request %s: %s file #%d, want sent in a file", other.CPUtente, r.State, r.FileID)
+			}
+			if r, _ := w.d.Store.RequestByCPUtente(ctx, nil, damaged.CPUtente); r.State != "ready" {
+				t.Fatalf("request %s of the damaged case: %s, want ready", damaged.CPUtente, r.State)
+			}
+			es := w.exceptions("build_case_unreadable")
+			if len(es) != 1 || es[0].PracticeID != damaged.PracticeID || !strings.Contains(es[0].Message, damaged.CPUtente) {
+				t.Fatalf("open build_case_unreadable: %+v, want one for practice #%d", es, damaged.PracticeID)
+			}
+			rep, err := w.d.Store.Verify(ctx, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rep.OK() {
+				t.Errorf("verify after the case was damaged: OK, want the practice reported")
+			}
+
+			// The action the exception gives: the case restored (from a backup).
+			if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+				_, err := tx.ExecContext(ctx, `UPDATE practice_data SET data = ? WHERE id = ?`, original, damaged.PracticeID)
+				return err
+			}); err != nil {
+				t.Fatal(err)
+			}
+			w.runOnce()
+			if r, _ := w.d.Store.RequestByCPUtente(ctx, nil, damaged.CPUtente); r.State != "sent" {
+				t.Fatalf("request %s after the case was dropped again: %s, want sent", damaged.CPUtente, r.State)
+			}
+			if es := w.exceptions("build_case_unreadable"); len(es) != 0 {
+				t.Errorf("request %s was sent, but build_case_unreadable is still open: %q", damaged.CPUtente, es[0].Message)
+			}
+		})
+	}
+}

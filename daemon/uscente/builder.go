@@ -188,7 +188,10 @@ func (b *requestBuilder) prepare(ctx context.Context, st *archive.PracticeStmts,
 	}
 	data, err := pr.caseOf(b.flow, r, p, pre)
 	if err != nil {
-		return nil, err
+		// One practice whose stored case does not decode (edited outside cmord, or its
+		// dictionary edited or deleted: form 2) must not stop the build of every other
+		// request: this one stays ready, unsent, and a person is told.
+		return nil, b.holdUnreadable(ctx, st, pr, err)
 	}
 	encoded := false // REQ from records; the other flows (and REQ form 1) from rows
 	switch b.flow {
@@ -540,6 +543,9 @@ func (b *requestBuilder) refuse(ctx context.Context, st *archive.PracticeStmts, 
 			return err
 		}
 	}
+	if _, err := b.u.h.Archive().ResolveByFingerprint(ctx, st.Tx(), fmt.Sprintf("build_case_unreadable|%s|%d", b.flow, pr.req.ID), "request not sent: "+rule); err != nil {
+		return err
+	}
 	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_refused|%s|%d", b.flow, pr.req.ID),
 		Kind: "build_refused", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: rule, Subject: pr.req.CPUtente,
 		Message: fmt.Sprintf("%s %s for practice %s was not sent: %s", b.flow, pr.req.CPUtente, pr.p.CPUtente, msg),
@@ -558,6 +564,19 @@ func (b *requestBuilder) holdChanged(ctx context.Context, st *archive.PracticeSt
 		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: the line computed now from its case differs from the one stored when the case was last decided (its case changed outside cmord, or cmord computes the line differently since an update)",
 			b.flow, pr.req.CPUtente, pr.p.CPUtente, pr.p.Point, pr.p.CustomerID),
 		Action:   "Run `cmord archive verify` (a case changed outside cmord shows there); otherwise drop the case again in an extract so it is decided anew; the request stays ready until then.",
+		LastSeen: b.u.h.Now()})
+	return err
+}
+
+// holdUnreadable keeps a ready request out of the build because its practice's stored
+// case cannot be decoded (cause): it stays ready, unsent, and a person is told; it goes
+// out with a later build once the case reads again (restored from a backup).
+func (b *requestBuilder) holdUnreadable(ctx context.Context, st *archive.PracticeStmts, pr *pendingRequest, cause error) error {
+	_, _, err := b.u.h.Archive().RaiseException(ctx, st.Tx(), archive.Exception{Fingerprint: fmt.Sprintf("build_case_unreadable|%s|%d", b.flow, pr.req.ID),
+		Kind: "build_case_unreadable", Severity: archive.SevHigh, Owner: "compliance", PracticeID: pr.p.ID, Rule: "CASE_UNREADABLE", Subject: pr.req.CPUtente,
+		Message: fmt.Sprintf("%s %s for practice %s (%s %s) was not sent: its stored case cannot be read (%v)",
+			b.flow, pr.req.CPUtente, pr.p.CPUtente, pr.p.Point, pr.p.CustomerID, cause),
+		Action:   "Run `cmord archive verify` (it names what was changed outside cmord) and restore the archive from a backup; the request stays ready and goes out with the next build once its case reads again.",
 		LastSeen: b.u.h.Now()})
 	return err
 }
@@ -709,6 +728,15 @@ func (b *requestBuilder) settleSent(ctx context.Context, tx *sql.Tx, st *archive
 		if _, err := d.Archive().ResolvePracticesKind(ctx, tx, "build_line_changed", ids, "request sent in "+name); err != nil {
 			return err
 		}
+	}
+	// A request held because its case could not be read (build_case_unreadable) went
+	// out: its case reads again.
+	held := make([]int64, len(batch))
+	for i, pr := range batch {
+		held[i] = pr.p.ID
+	}
+	if _, err := d.Archive().ResolvePracticesKind(ctx, tx, "build_case_unreadable", held, "request sent in "+name); err != nil {
+		return err
 	}
 	for _, pr := range batch {
 		switch b.flow {
