@@ -191,6 +191,27 @@ func TestUnreadableCaseHeldOthersBuilt(t *testing.T) {
 				t.Errorf("verify after the case was damaged: OK, want the practice reported")
 			}
 
+			// A later extract with the same case and a new one: the new one is taken,
+			// the case whose practice cannot be read is left out with a finding, and
+			// the file is not failed for it.
+			sw := flows.D(2025, 3, 1)
+			later := strings.Join([]string{strings.Join(morosiHeader, ";"),
+				morosiRow("IT001E00000042", testCF("VRDGPP70A01H501"), "Giuseppe Verdi", sw, "F2025-0100", "95.50", nil),
+				morosiRow("IT001E00000077", testCF("BNCLRA70A41F205"), "Laura Bianchi", sw, "F2025-0200", "120.00", nil)}, "\r\n") + "\r\n"
+			takeIn(t, w.d, "morosi", "morosi_20251016.csv", later)
+			if ps, err := w.d.Store.QueryPractices(ctx, archive.PracticeFilter{Point: "IT001E00000077"}); err != nil || len(ps) != 1 {
+				t.Errorf("the new case of the later extract: %d practices (%v), want 1", len(ps), err)
+			}
+			found := false
+			for _, e := range w.exceptions("") {
+				if e.Rule == "CASE_UNREADABLE" && strings.Contains(e.Message, damaged.CPUtente) {
+					found = true
+				}
+			}
+			if !found {
+				t.Errorf("no open exception with rule CASE_UNREADABLE for %s after the later extract: %+v", damaged.CPUtente, w.exceptions(""))
+			}
+
 			// The action the exception gives: the case restored (from a backup).
 			if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
 				_, err := tx.ExecContext(ctx, `UPDATE practice_data SET data = ? WHERE id = ?`, original, damaged.PracticeID)

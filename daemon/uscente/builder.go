@@ -321,7 +321,7 @@ func (b *requestBuilder) prepareREQ(ctx context.Context, st *archive.PracticeStm
 				return true, false, err
 			}
 			if *data, err = flows.ParseUscenteData(full.Data); err != nil {
-				return true, false, fmt.Errorf("practice %d data: %w", p.ID, err)
+				return true, false, b.holdUnreadable(ctx, st, pr, fmt.Errorf("practice %d data: %w", p.ID, err))
 			}
 		}
 		recs, err = flows.ReqRecords(f, h, data.Case, data.Audit)

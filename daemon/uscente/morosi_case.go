@@ -82,6 +82,18 @@ func (j *morosiJob) creationNote(mc *flows.MorosiCase, out flows.MorosiOutcome) 
 	return note
 }
 
+// unreadable refuses case mc because the stored case of its practice, which it would
+// update, cannot be read (changed outside cmord, or its dictionary edited or
+// deleted): the case is left out with a finding that says so, and the rest of the
+// file goes on; before, the whole file failed on that one practice.
+func (j *morosiJob) unreadable(mc *flows.MorosiCase, existing archive.Practice, cause error) error {
+	j.refused++
+	j.sink.Add(flows.Finding{Line: mc.FirstLine(), Field: flows.MorSwitch, Rule: "CASE_UNREADABLE", Value: existing.CPUtente,
+		Message: fmt.Sprintf("case %s: the stored case of practice %s cannot be read (%v): not updated; run `cmord archive verify` and restore the archive from a backup, then drop the case again",
+			mc.Key, existing.CPUtente, cause)})
+	return nil
+}
+
 // process decides what one case does: a new practice, an update of one not yet filed,
 // a duplicate of one filed (SI-D01), or a refusal. mayExist false means the case key
 // is known to be new. pc is what the reader prepared for it if it is new.
@@ -112,7 +124,7 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, pc *prepa
 	if action == flows.CaseUpdate || action == flows.CaseDuplicate {
 		var err error
 		if data, err = flows.ParseUscenteData(existing.Data); err != nil {
-			return fmt.Errorf("practice %d data: %w", existing.ID, err)
+			return j.unreadable(mc, existing, err)
 		}
 		if action == flows.CaseDuplicate {
 			j.refused++
@@ -250,7 +262,7 @@ func (j *morosiJob) hold(ctx context.Context, mc *flows.MorosiCase, existing arc
 	}
 	data, err := flows.ParseUscenteData(existing.Data)
 	if err != nil {
-		return fmt.Errorf("practice %d data: %w", existing.ID, err)
+		return j.unreadable(mc, existing, err)
 	}
 	data.Refusals = out.Refusals
 	if len(data.Refusals) == 0 {
