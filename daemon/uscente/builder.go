@@ -718,24 +718,20 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 // window_closing warning, a REFUND_ACK's ack_overdue (its refund marked acknowledged).
 func (b *requestBuilder) settleSent(ctx context.Context, tx *sql.Tx, st *archive.PracticeStmts, batch []*pendingRequest, name string, today flows.Date) error {
 	d := b.u.h
+	ids := make([]int64, len(batch))
+	for i, pr := range batch {
+		ids[i] = pr.p.ID
+	}
 	if b.flow == FlowREQ {
 		// A request held by an earlier build (build_line_changed) went out: decided
 		// again since, or its line is the decided one again.
-		ids := make([]int64, len(batch))
-		for i, pr := range batch {
-			ids[i] = pr.p.ID
-		}
 		if _, err := d.Archive().ResolvePracticesKind(ctx, tx, "build_line_changed", ids, "request sent in "+name); err != nil {
 			return err
 		}
 	}
 	// A request held because its case could not be read (build_case_unreadable) went
 	// out: its case reads again.
-	held := make([]int64, len(batch))
-	for i, pr := range batch {
-		held[i] = pr.p.ID
-	}
-	if _, err := d.Archive().ResolvePracticesKind(ctx, tx, "build_case_unreadable", held, "request sent in "+name); err != nil {
+	if _, err := d.Archive().ResolvePracticesKind(ctx, tx, "build_case_unreadable", ids, "request sent in "+name); err != nil {
 		return err
 	}
 	for _, pr := range batch {
