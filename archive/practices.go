@@ -225,22 +225,22 @@ func practiceRowArgs(args []any, id any, p *Practice, created string) []any {
 }
 
 // practiceStateArgs appends p's practice_state values (practiceStateInsert) to args;
-// updated as Store.storedUpdated gives it.
+// updated as Store.updatedAtSince gives it.
 func practiceStateArgs(args []any, id int64, p *Practice, since, updated string) []any {
 	return append(args, id, p.State, since, dateText(p.RequestDate), updated)
 }
 
-// storedUpdated is what practice_state.updated_at stores for updated beside
-// state_since since: the empty text when they are the same time, which the view
-// practices reads back as state_since (migration 0040): a practice created or moved
-// changes nothing else at that moment, and the state row, written by the handler and
-// again by the build, carried the same 30 characters twice. On an archive without
+// updatedAtSince is what practice_state.updated_at stores for a practice created or
+// moved at since (its updated_at is then its state_since): the empty text, which the
+// view practices reads back as state_since (migration 0040). A practice created or
+// moved changes nothing else at that moment, and the state row, written by the handler
+// and again by the build, carried the same 30 characters twice. On an archive without
 // 0040 (tests that stop the migrations before it) the time itself.
-func (s *Store) storedUpdated(updated, since string) string {
-	if s.updatedOnce && updated == since {
+func (s *Store) updatedAtSince(since string) string {
+	if s.updatedOnce {
 		return ""
 	}
-	return updated
+	return since
 }
 
 // practiceRowSaveArgs are practiceRowSave's arguments for p.
@@ -260,7 +260,7 @@ func (s *Store) insertPractice(ctx context.Context, tx *sql.Tx, p *Practice, now
 	if err != nil {
 		return 0, err
 	}
-	if _, err := tx.ExecContext(ctx, practiceStateInsert+valuesOf(practiceStateCols), practiceStateArgs(nil, id, p, TS(now), s.storedUpdated(TS(now), TS(now)))...); err != nil {
+	if _, err := tx.ExecContext(ctx, practiceStateInsert+valuesOf(practiceStateCols), practiceStateArgs(nil, id, p, TS(now), s.updatedAtSince(TS(now)))...); err != nil {
 		return 0, err
 	}
 	return id, nil
@@ -459,7 +459,7 @@ func (s *Store) Transition(ctx context.Context, tx *sql.Tx, p *Practice, to stri
 	if now.IsZero() {
 		now = s.now()
 	}
-	if _, err := tx.ExecContext(ctx, practiceStateSet, to, TS(now), s.storedUpdated(TS(now), TS(now)), p.ID); err != nil {
+	if _, err := tx.ExecContext(ctx, practiceStateSet, to, TS(now), s.updatedAtSince(TS(now)), p.ID); err != nil {
 		return fmt.Errorf("archive: transition practice %d: %w", p.ID, err)
 	}
 	h.PracticeID, h.From, h.To, h.At = p.ID, p.State, to, now

@@ -73,7 +73,7 @@ func (s *Store) applyPublished(ctx context.Context, tx *sql.Tx, fileID int64, de
 			return moved, fmt.Errorf("archive: history of published file %d: %w", fileID, err)
 		}
 		r, err := tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, updated_at = ? WHERE state = ? AND id IN (`+which+`)`,
-			append([]any{t.To, TS(at), s.storedUpdated(TS(at), TS(at)), t.From}, args...)...)
+			append([]any{t.To, TS(at), s.updatedAtSince(TS(at)), t.From}, args...)...)
 		if err != nil {
 			return moved, fmt.Errorf("archive: practices of published file %d to %s: %w", fileID, t.To, err)
 		}

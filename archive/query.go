@@ -456,7 +456,7 @@ func (s *Store) BulkLoadPractices(ctx context.Context, n int, gen func(i int) Pr
 			if err != nil {
 				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
 			}
-			if _, err := stState.ExecContext(ctx, practiceStateArgs(nil, id, &p, ts, s.storedUpdated(ts, ts))...); err != nil {
+			if _, err := stState.ExecContext(ctx, practiceStateArgs(nil, id, &p, ts, s.updatedAtSince(ts))...); err != nil {
 				return fmt.Errorf("archive: bulk load practice %d: %w", i, err)
 			}
 			if hasCase(p.Data) {

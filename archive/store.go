@@ -48,7 +48,7 @@ type Store struct {
 	builtSide bool
 	// updatedOnce: the view practices reads an empty practice_state.updated_at as
 	// state_since (migration 0040 applied), which cmord then stores for it
-	// (Store.storedUpdated).
+	// (Store.updatedAtSince).
 	updatedOnce bool
 	// stateSplit: practices is a view over practice_rows and practice_state
 	// (migration 0035 applied): the chain's triggers and largest ids go to the
@@ -498,7 +498,7 @@ const builtHistoryMigration = "0037_request_built_history"
 const caseDictsMigration = "0038_case_dicts"
 
 // updatedOnceMigration is the migration after which practice_state stores an empty
-// updated_at for one that is the practice's state_since (Store.storedUpdated).
+// updated_at for one that is the practice's state_since (Store.updatedAtSince).
 const updatedOnceMigration = "0040_practice_updated_same"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width

@@ -313,7 +313,7 @@ func (p *PracticeStmts) Create(ctx context.Context, pr *Practice, h HistoryEntry
 		return fmt.Errorf("archive: create practice %s: %w", pr.CaseKey, err)
 	}
 	pr.ID, _ = r.LastInsertId()
-	if _, err := p.insPracticeState.ExecContext(ctx, practiceStateArgs(nil, pr.ID, pr, TS(now), p.s.storedUpdated(TS(now), TS(now)))...); err != nil {
+	if _, err := p.insPracticeState.ExecContext(ctx, practiceStateArgs(nil, pr.ID, pr, TS(now), p.s.updatedAtSince(TS(now)))...); err != nil {
 		return fmt.Errorf("archive: create practice %s: %w", pr.CaseKey, err)
 	}
 	if err := putPracticeData(ctx, p.tx, pr.ID, pr.Data, false); err != nil {
@@ -358,7 +358,7 @@ func (p *PracticeStmts) Transition(ctx context.Context, pr *Practice, to, relati
 	if now.IsZero() {
 		now = p.now()
 	}
-	if _, err := p.setState.ExecContext(ctx, to, TS(now), p.s.storedUpdated(TS(now), TS(now)), pr.ID); err != nil {
+	if _, err := p.setState.ExecContext(ctx, to, TS(now), p.s.updatedAtSince(TS(now)), pr.ID); err != nil {
 		return fmt.Errorf("archive: transition practice %d: %w", pr.ID, err)
 	}
 	h.PracticeID, h.From, h.To, h.At = pr.ID, pr.State, to, now
@@ -607,7 +607,7 @@ func (p *PracticeStmts) SetStateAll(ctx context.Context, ids []int64, to string,
 		return nil
 	}
 	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
-		to, TS(at), p.s.storedUpdated(TS(at), TS(at)), idList(ids))
+		to, TS(at), p.s.updatedAtSince(TS(at)), idList(ids))
 	if err != nil {
 		return fmt.Errorf("archive: practices to %s: %w", to, err)
 	}
@@ -643,7 +643,7 @@ func (p *PracticeStmts) SendAll(ctx context.Context, prs []*Practice, to string,
 		ids[i] = pr.ID
 	}
 	_, err := p.tx.ExecContext(ctx, `UPDATE practice_state SET state = ?, state_since = ?, request_date = ?, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
-		to, TS(at), dateText(day), p.s.storedUpdated(TS(at), TS(at)), idList(ids))
+		to, TS(at), dateText(day), p.s.updatedAtSince(TS(at)), idList(ids))
 	if err != nil {
 		return fmt.Errorf("archive: practices to %s: %w", to, err)
 	}
@@ -787,7 +787,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		pr := e.pr
 		created := ts(pr.CreatedAt)
 		args = practiceRowArgs(args, pr.ID, pr, created)
-		stateArgs = practiceStateArgs(stateArgs, pr.ID, pr, created, p.s.storedUpdated(created, created))
+		stateArgs = practiceStateArgs(stateArgs, pr.ID, pr, created, p.s.updatedAtSince(created))
 		if hasCase(pr.Data) {
 			v, err := p.caseValueIn(ctx, pr.Data)
 			if err != nil {
