@@ -379,6 +379,15 @@ func (p *Practice) UscenteData() (flows.UscenteData, error) {
 	return flows.DecodeUscenteData(p.Data, p.CaseRow())
 }
 
+// CaseUnreadable says whether a practice as its readers get it (PracticeByCode,
+// EachPractice, Practice: the case as JSON) holds a stored case that cannot be read:
+// caseJSON hands such a case out as stored, bytes that are not JSON (damaged, its
+// dictionary edited or deleted, or edited outside cmord; archive verify reports it).
+// Not for the build's compact cases (readyWithPractices), which are not JSON.
+func (p *Practice) CaseUnreadable() bool {
+	return len(p.Data) > 0 && !json.Valid(p.Data)
+}
+
 // caseJSON is the case as the practice's readers get it: JSON, the compact form
 // decoded with the row it was stored with, form 2 inflated (expandCase, its
 // dictionary read through q) then decoded. This is the one place a stored case is

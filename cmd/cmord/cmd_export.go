@@ -88,6 +88,10 @@ func runExport(ctx context.Context, env *Env, args []string) int {
 			return env.fail(err)
 		}
 		practiceID = p.ID
+		if p.CaseUnreadable() {
+			fmt.Fprintf(env.Stderr, "cmord export: warning: practice %s (#%d): its stored case cannot be read (damaged, or its dictionary edited or deleted); "+
+				"the dossier carries it as stored in %s and says so in history.txt; run cmord archive verify\n", *dossier, p.ID, export.CaseStoredName)
+		}
 	}
 	var bar *progressBar
 	if isTerminal(env.Stderr) {

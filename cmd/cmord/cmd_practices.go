@@ -505,6 +505,10 @@ func printPractice(w io.Writer, p archive.Practice, history []archive.HistoryEnt
 		code = p.CPGestore
 	}
 	fmt.Fprintf(w, "Practice %s (#%d) — %s, sector %s, state %s since %s\n\n", code, p.ID, p.Role, p.Sector, p.State, rome(p.StateSince))
+	if p.CaseUnreadable() {
+		fmt.Fprintf(w, "WARNING: the stored case (the billing rows this practice was decided from) cannot be read: damaged, or its\n"+
+			"dictionary edited or deleted. Run cmord archive verify; cmord export --dossier %s keeps it as stored.\n\n", code)
+	}
 	kv := func(tw *tabwriter.Writer, k, v string) {
 		if v != "" {
 			fmt.Fprintf(tw, "  %s\t%s\n", k, flows.Escape(v)) // customer names, SII texts: from outside

@@ -77,6 +77,7 @@ type practiceJSON struct {
 	AnswerDate       string `json:"answer_date"`
 	LinkedPracticeID int64  `json:"linked_practice_id"`
 	OpenExceptions   int    `json:"open_exceptions"`
+	CaseUnreadable   bool   `json:"case_unreadable,omitempty"` // its stored case cannot be read: archive verify
 }
 
 func newPracticeJSON(p archive.Practice, openExceptions int) practiceJSON {
@@ -86,7 +87,7 @@ func newPracticeJSON(p archive.Practice, openExceptions int) practiceJSON {
 		PreviousCMOR: p.Previous.String(), CMOR: p.CMOR.String(), Charged: p.Charged.String(), Collected: p.Collected.String(),
 		CauseCode: p.CauseCode, Motivation: p.Motivation, WindowOpen: p.WindowOpen.ISO(), WindowClose: p.WindowClose.ISO(),
 		SuspensionTerm: p.SuspensionTerm.ISO(), RequestDate: p.RequestDate.ISO(), AnswerDate: p.AnswerDate.ISO(),
-		LinkedPracticeID: p.LinkedID, OpenExceptions: openExceptions}
+		LinkedPracticeID: p.LinkedID, OpenExceptions: openExceptions, CaseUnreadable: p.CaseUnreadable()}
 }
 
 // writePracticesJSON streams the practices matching f as a JSON array, one practice a

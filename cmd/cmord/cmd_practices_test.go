@@ -303,3 +303,53 @@ func TestTableFitsTerminal(t *testing.T) {
 		t.Errorf("narrow table should drop NOTE and truncate NAME:\n%s", narrow.String())
 	}
 }
+
+// TestCaseUnreadableWarned: practice show (text and JSON) and export --dossier tell the
+// person that a practice's stored case cannot be read, instead of leaving it out
+// without a word; a readable case gives no warning.
+func TestCaseUnreadableWarned(t *testing.T) {
+	_, stateDir := cliFixture(t)
+	ctx := context.Background()
+	s, err := archive.Open(stateDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		p, err := s.PracticeByCode(ctx, tx, "G77")
+		if err != nil {
+			return err
+		}
+		p.Data = json.RawMessage(`{"righe":[{"fattura":"F1"}]}`)
+		return s.SavePractice(ctx, tx, &p)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	check := func(damaged bool) {
+		t.Helper()
+		_, out, errOut := runCLI(t, "practice", "show", "G77")
+		if got := strings.Contains(out, "WARNING: the stored case"); got != damaged {
+			t.Errorf("practice show warns %v, want %v:\n%s%s", got, damaged, out, errOut)
+		}
+		_, out, _ = runCLI(t, "practice", "show", "G77", "--format", "json")
+		if got := strings.Contains(out, `"case_unreadable": true`); got != damaged {
+			t.Errorf("practice show --format json: case_unreadable %v, want %v", got, damaged)
+		}
+		zipPath := filepath.Join(t.TempDir(), "g77.zip")
+		code, _, errOut := runCLI(t, "export", "--dossier", "G77", "-o", zipPath)
+		if code != exitOK {
+			t.Fatalf("export --dossier: exit %d, %s", code, errOut)
+		}
+		if got := strings.Contains(errOut, "stored case cannot be read"); got != damaged {
+			t.Errorf("export --dossier warns %v, want %v: %q", got, damaged, errOut)
+		}
+	}
+	check(false)
+	if err := s.Write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, `UPDATE practice_data SET data = x'02ffff0300' WHERE id = (SELECT id FROM practices WHERE cp_gestore = 'G77')`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	check(true)
+}

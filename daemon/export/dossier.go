@@ -25,13 +25,20 @@ import (
 // sha256sum format: after unzipping, `sha256sum -c manifest.sha256` checks them all.
 const ManifestName = "manifest.sha256"
 
+// CaseStoredName is the dossier entry holding a practice's stored case, byte for byte,
+// when it cannot be read (archive.Practice.CaseUnreadable): the evidence is kept, and
+// history.txt and practice.json ("case_unreadable") say so, rather than the case
+// silently missing from the dossier.
+const CaseStoredName = "case.stored.bin"
+
 // dossierText holds the labels of the dossier's human-readable files.
 type dossierText struct {
 	title, practice, history, files, exceptions, none                  string
 	at, from, to, flow, file, line, cause, note                        string
 	id, name, direction, kind, relation, received, sha, severity, what string
 	state, open, resolved, explanation, auto, in, out                  string
-	comma                                                              rune // CSV field separator: ';' for an Italian Excel, ',' in English
+	caseUnreadable                                                     string // the warning of a practice whose stored case cannot be read
+	comma                                                              rune   // CSV field separator: ';' for an Italian Excel, ',' in English
 }
 
 var dossierLabels = map[string]dossierText{
@@ -40,19 +47,26 @@ var dossierLabels = map[string]dossierText{
 		cause: "causale", note: "nota", id: "id", name: "nome", direction: "direzione", kind: "tipo", relation: "relazione",
 		received: "ricevuto (Europe/Rome)", sha: "sha256", severity: "gravità", what: "dettaglio tecnico", state: "stato",
 		open: "aperta", resolved: "risolta", explanation: "spiegazione", auto: "automatica: condizione rientrata",
-		in: "ricevuto", out: "inviato", comma: ';'},
+		in: "ricevuto", out: "inviato", comma: ';',
+		caseUnreadable: "ATTENZIONE: il caso archiviato di questa pratica (le righe di fatturazione da cui è stata decisa) non si legge: " +
+			"modificato fuori da cmord, o il dizionario su cui era compresso modificato o cancellato. practice.json non lo riporta; " +
+			"il fascicolo lo contiene com'è archiviato in " + CaseStoredName + ". Eseguire cmord archive verify e avvisare l'amministratore."},
 	"en": {title: "Practice dossier", practice: "Practice", history: "History", files: "Files", exceptions: "Exceptions",
 		none: "none", at: "at (Europe/Rome)", from: "from", to: "to", flow: "flow", file: "file", line: "line",
 		cause: "cause", note: "note", id: "id", name: "name", direction: "direction", kind: "kind", relation: "relation",
 		received: "received (Europe/Rome)", sha: "sha256", severity: "severity", what: "message", state: "state",
 		open: "open", resolved: "resolved", explanation: "explanation", auto: "automatic: the condition cleared",
-		in: "in", out: "out", comma: ','},
+		in: "in", out: "out", comma: ',',
+		caseUnreadable: "WARNING: this practice's stored case (the billing rows it was decided from) cannot be read: " +
+			"changed outside cmord, or the dictionary it was deflated against edited or deleted. practice.json leaves it out; " +
+			"the dossier carries it as stored in " + CaseStoredName + ". Run cmord archive verify and tell the administrator."},
 }
 
 // Dossier writes to w a zip with everything about one practice (code: CP_UTENTE of the
 // practice or of any of its requests, CP_GESTORE, or #id): every archived file behind
 // it (files/<id>_<name>, byte for byte as archived), practice.json, history.csv,
-// history.txt (labels in lang, "it" or "en"), exceptions.csv, and manifest.sha256. A
+// history.txt (labels in lang, "it" or "en"), exceptions.csv, and manifest.sha256; and
+// case.stored.bin when the practice's stored case cannot be read (CaseStoredName). A
 // blob whose content no longer matches its recorded hash stops the dossier with an
 // error: a dossier is evidence and must not carry a tampered file.
 func Dossier(ctx context.Context, store *archive.Store, code string, w io.Writer, lang string) error {
@@ -143,6 +157,11 @@ func Dossier(ctx context.Context, store *archive.Store, code string, w io.Writer
 	}
 	if _, err := add("exceptions.csv", stamp, bytes.NewReader(exceptionsCSV(lang, exceptions))); err != nil {
 		return fmt.Errorf("export: dossier: %w", err)
+	}
+	if p.CaseUnreadable() {
+		if _, err := add(CaseStoredName, stamp, bytes.NewReader(p.Data)); err != nil {
+			return fmt.Errorf("export: dossier: %w", err)
+		}
 	}
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
@@ -298,6 +317,9 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 		code = p.CPGestore
 	}
 	fmt.Fprintf(&buf, "%s %s (#%d)\n\n", L.title, code, p.ID)
+	if p.CaseUnreadable() {
+		fmt.Fprintf(&buf, "%s\n\n", L.caseUnreadable)
+	}
 	fmt.Fprintf(&buf, "%s\n", L.practice)
 	tw := tabwriter.NewWriter(&buf, 0, 4, 2, ' ', 0)
 	for i, h := range Headers(lang) {

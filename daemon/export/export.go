@@ -349,6 +349,7 @@ type Record struct {
 	OpenExceptions int             `json:"open_exceptions"`
 	CaseKey        string          `json:"case_key"`
 	Data           json.RawMessage `json:"data,omitempty"`
+	CaseUnreadable bool            `json:"case_unreadable,omitempty"` // the stored case cannot be read (Data left out): archive verify
 	CreatedAt      string          `json:"created_at"`
 	UpdatedAt      string          `json:"updated_at"`
 }
@@ -363,7 +364,8 @@ func romeTS(t time.Time) string {
 // NewRecord converts a practice (and its number of open exceptions) to its JSON form.
 func NewRecord(p archive.Practice, openExceptions int) Record {
 	data := p.Data
-	if len(data) == 0 || string(data) == "{}" || !json.Valid(data) {
+	unreadable := p.CaseUnreadable()
+	if len(data) == 0 || string(data) == "{}" || unreadable {
 		data = nil
 	}
 	return Record{
@@ -373,7 +375,7 @@ func NewRecord(p archive.Practice, openExceptions int) Record {
 		CMOR: p.CMOR.String(), Charged: p.Charged.String(), Collected: p.Collected.String(), CauseCode: p.CauseCode,
 		Motivation: p.Motivation, WindowOpen: p.WindowOpen.ISO(), WindowClose: p.WindowClose.ISO(),
 		SuspensionTerm: p.SuspensionTerm.ISO(), RequestDate: p.RequestDate.ISO(), AnswerDate: p.AnswerDate.ISO(),
-		LinkedID: p.LinkedID, OpenExceptions: openExceptions, CaseKey: p.CaseKey, Data: data,
+		LinkedID: p.LinkedID, OpenExceptions: openExceptions, CaseKey: p.CaseKey, Data: data, CaseUnreadable: unreadable,
 		CreatedAt: romeTS(p.CreatedAt), UpdatedAt: romeTS(p.UpdatedAt),
 	}
 }

@@ -903,3 +903,75 @@ func BenchmarkExportXLSX100k(b *testing.B) {
 	}
 	b.ReportMetric(float64(peak)/(1<<20), "peak-heap-MB")
 }
+
+// TestDossierCaseUnreadable: a practice whose stored case cannot be read is not
+// silently left out of its evidence. The dossier carries the stored bytes as
+// case.stored.bin (in the manifest), history.txt opens with the warning, practice.json
+// says case_unreadable; a readable case gives none of these.
+func TestDossierCaseUnreadable(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name   string
+		damage string // SQL on practice_data of practice ?; "" leaves the case as written
+		lang   string
+		want   string // history.txt's warning, "" for none
+	}{
+		{"readable case", "", "it", ""},
+		{"compact case bytes edited", `UPDATE practice_data SET data = x'01ff00' WHERE id = ?`, "it", "ATTENZIONE: il caso archiviato"},
+		{"deflated against a dictionary that is not there", `UPDATE practice_data SET data = x'02ffff0300' WHERE id = ?`, "en", "WARNING: this practice's stored case"},
+		{"JSON case edited outside cmord", `UPDATE practice_data SET data = '{"righe": [' WHERE id = ?`, "it", "ATTENZIONE: il caso archiviato"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fx := newFixtureForm(t, true)
+			id := fx.ids["E|G77"]
+			var stored []byte
+			if err := fx.store.Write(ctx, func(tx *sql.Tx) error {
+				p, err := fx.store.PracticeByCode(ctx, tx, "G77")
+				if err != nil {
+					return err
+				}
+				p.Data = json.RawMessage(`{"righe":[{"fattura":"F1","importo":"45.67"}]}`)
+				if err := fx.store.SavePractice(ctx, tx, &p); err != nil {
+					return err
+				}
+				if tc.damage != "" {
+					if _, err := tx.ExecContext(ctx, tc.damage, id); err != nil {
+						return err
+					}
+				}
+				return tx.QueryRowContext(ctx, `SELECT data FROM practice_data WHERE id = ?`, id).Scan(&stored)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			var buf bytes.Buffer
+			if err := Dossier(ctx, fx.store, "G77", &buf, tc.lang); err != nil {
+				t.Fatal(err)
+			}
+			entries, names := unzip(t, buf.Bytes())
+			var rec Record
+			if err := json.Unmarshal(entries["practice.json"], &rec); err != nil {
+				t.Fatal(err)
+			}
+			bin, hasBin := entries[CaseStoredName]
+			text := string(entries["history.txt"])
+			if tc.want == "" {
+				if hasBin || rec.CaseUnreadable || strings.Contains(text, "ATTENZIONE") || len(rec.Data) == 0 {
+					t.Fatalf("readable case: entries %v, case_unreadable %v, data %s", names, rec.CaseUnreadable, rec.Data)
+				}
+				return
+			}
+			if !hasBin || !bytes.Equal(bin, stored) {
+				t.Fatalf("%s: %q, want the stored bytes %q (entries %v)", CaseStoredName, bin, stored, names)
+			}
+			if !rec.CaseUnreadable || rec.Data != nil {
+				t.Errorf("practice.json: case_unreadable %v data %s, want true and no data", rec.CaseUnreadable, rec.Data)
+			}
+			if !strings.Contains(text, tc.want) || !strings.Contains(text, CaseStoredName) {
+				t.Errorf("history.txt does not warn:\n%s", text)
+			}
+			if !bytes.Contains(entries[ManifestName], []byte("  "+CaseStoredName+"\n")) {
+				t.Errorf("manifest does not list %s:\n%s", CaseStoredName, entries[ManifestName])
+			}
+		})
+	}
+}
