@@ -24,6 +24,10 @@ type Run struct {
 // Clean reports whether the run recorded a clean stop.
 func (r Run) Clean() bool { return !r.StoppedAt.IsZero() }
 
+// RunsKept is how many runs the ledger keeps (StartRun removes older ones): ten times
+// MaxUncleanStreak, about a day of restarts every 10 s. Tests set it smaller.
+var RunsKept = 10 * MaxUncleanStreak
+
 // StartRun records the start of a daemon run and returns its id.
 func (s *Store) StartRun(ctx context.Context, pid int, version string, at time.Time) (int64, error) {
 	var id int64
@@ -32,7 +36,13 @@ func (s *Store) StartRun(ctx context.Context, pid int, version string, at time.T
 		if err != nil {
 			return err
 		}
-		id, err = r.LastInsertId()
+		if id, err = r.LastInsertId(); err != nil {
+			return err
+		}
+		// The ledger keeps the newest RunsKept runs: a daemon that systemd restarts
+		// every few seconds for days adds a row each time, and nothing reads further
+		// back than MaxUncleanStreak.
+		_, err = tx.ExecContext(ctx, `DELETE FROM daemon_runs WHERE id <= ?`, id-int64(RunsKept))
 		return err
 	})
 	if err != nil {

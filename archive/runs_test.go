@@ -127,3 +127,51 @@ func TestRunLedgerSurvivesReopen(t *testing.T) {
 		t.Errorf("run = %+v", r)
 	}
 }
+
+// TestRunLedgerPruned: the ledger keeps the newest RunsKept runs, whatever the number
+// of starts, and the streak still counts the unclean exits of the runs it keeps.
+func TestRunLedgerPruned(t *testing.T) {
+	if RunsKept <= MaxUncleanStreak {
+		t.Fatalf("RunsKept %d must exceed MaxUncleanStreak %d: the streak reads that far back", RunsKept, MaxUncleanStreak)
+	}
+	defer func(n int) { RunsKept = n }(RunsKept)
+	t0 := time.Date(2026, 12, 3, 9, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		kept, starts int
+		wantOldest   int64
+	}{
+		{5, 3, 1},
+		{5, 5, 1},
+		{5, 6, 2},
+		{5, 12, 8},
+		{1, 4, 4},
+	} {
+		RunsKept = tt.kept
+		ctx := context.Background()
+		st := openScheduleTest(t, t.TempDir())
+		var last int64
+		for i := 0; i < tt.starts; i++ {
+			id, err := st.StartRun(ctx, 100+i, "test", t0.Add(time.Duration(i)*time.Minute))
+			if err != nil {
+				t.Fatal(err)
+			}
+			last = id
+		}
+		runs, err := st.Runs(ctx, 0, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := min(tt.kept, tt.starts)
+		if len(runs) != want || runs[0].ID != last || runs[len(runs)-1].ID != tt.wantOldest {
+			t.Errorf("kept %d, %d starts: %d runs, newest %d oldest %d; want %d, newest %d, oldest %d",
+				tt.kept, tt.starts, len(runs), runs[0].ID, runs[len(runs)-1].ID, want, last, tt.wantOldest)
+		}
+		streak, err := st.UncleanStreakBefore(ctx, last)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if streak.Exits != want-1 {
+			t.Errorf("kept %d, %d starts: streak before the last %d, want %d", tt.kept, tt.starts, streak.Exits, want-1)
+		}
+	}
+}
