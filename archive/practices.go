@@ -420,7 +420,7 @@ const practiceSideData = `(SELECT d.data FROM main.practice_data d WHERE d.id = 
 // history row edited, moved to another practice or file, or deleted outside cmord is
 // reported as its practice changed.
 var practiceSideBuilt = `(SELECT group_concat(b, ';') FROM (SELECT s.id || ' ' || s.flow || ' ' || coalesce(s.file_id, '') || ' ' ||
-	coalesce(s.sent_at, '') || ' ' || s.hist_after || ' ' || ` + histFromSQL + ` || ' ' || ` + histToSQL + ` || ' ' ||
+	` + sentAtSQL + ` || ' ' || s.hist_after || ' ' || ` + histFromSQL + ` || ' ' || ` + histToSQL + ` || ' ' ||
 	` + histMovesSQL + ` AS b FROM main.request_rows r JOIN main.request_state s ON s.id = r.id
 	WHERE r.practice_id = t.id AND s.hist_after IS NOT NULL ORDER BY r.id)) AS built_requests`
 
@@ -437,6 +437,12 @@ var (
 	histToSQL    = `coalesce(s.hist_to, CASE WHEN s.hist_from IS NULL THEN '` + flows.StateBuilt + `' ELSE '' END)`
 	histMovesSQL = `coalesce(s.hist_moves, CASE WHEN s.hist_from IS NULL THEN '` + flows.StateSent + `' ELSE '' END)`
 )
+
+// sentAtSQL is a request's sent_at (request_state aliased s) as every reader and the
+// state chain read it, NULL read as the empty text: a stored empty text (migration
+// 0043, Store.sentAtStored) stands for the received_at of the request's file, chained
+// with the file.
+const sentAtSQL = `coalesce(CASE s.sent_at WHEN '' THEN (SELECT f.received_at FROM main.files f WHERE f.id = s.file_id) ELSE s.sent_at END, '')`
 
 // builtStatesStored is the (from, to, moves) a derived build row stores as NULLs once
 // migration 0043 is applied (histFromSQL).
@@ -670,7 +676,7 @@ var practiceHistoryQuery = `SELECT id, practice_id, ` + historyAt + `, from_stat
 		id, 0, 0
 	FROM practice_history h WHERE practice_id = ?1
 	UNION ALL
-	SELECT 0, r.practice_id, coalesce(s.sent_at, ''), ` + histFromSQL + `, ` + histToSQL + `, s.flow, coalesce(s.file_id, 0), 0, '',
+	SELECT 0, r.practice_id, ` + sentAtSQL + `, ` + histFromSQL + `, ` + histToSQL + `, s.flow, coalesce(s.file_id, 0), 0, '',
 		` + builtNote + `, 3, s.hist_after, 1, s.id
 	FROM request_rows r JOIN request_state s ON s.id = r.id WHERE r.practice_id = ?1 AND s.hist_after IS NOT NULL
 	ORDER BY 12, 13, 14`

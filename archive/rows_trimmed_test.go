@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 )
 
 // storedForms is what an archive stores in the columns migration 0043 shortens, one
@@ -104,6 +105,21 @@ func TestRowsTrimmed(t *testing.T) {
 			t.Errorf("practice %d: requests %+v (%v), want one created at %v", id, rs, err, linksT0)
 		}
 	}
+	// A build that archives its file at the time it marks the requests sent (as
+	// the uscente builder does): sent_at stored empty, read as the file's time.
+	at := buildAtFileTime(t, w)
+	var sentStored, sentRead string
+	if err := db.QueryRow(`SELECT s.sent_at, r.sent_at FROM request_state s JOIN requests r ON r.id = s.id WHERE s.id = ?`, w.requests[3]).
+		Scan(&sentStored, &sentRead); err != nil || sentStored != "" || sentRead != TS(at) {
+		t.Errorf("sent_at stored %q, read %q (%v); want the empty text read as %q", sentStored, sentRead, err, TS(at))
+	}
+	if hs, err := w.s.PracticeHistory(ctx, w.practices[3]); err != nil || len(hs) != 2 || !hs[1].At.Equal(at) || !hs[0].At.Equal(at) ||
+		hs[1].Note != "REQ E250000009 written into CMOR_REQ_00488410010_20251015_3.csv; SENT once CMOR_REQ_00488410010_20251015_3.csv is delivered" {
+		t.Errorf("history of the practice built at its file's time: %+v (%v)", hs, err)
+	}
+	if rs, err := w.s.Requests(ctx, nil, w.practices[3], "", "", 0); err != nil || len(rs) != 1 || !rs[0].SentAt.Equal(at) {
+		t.Errorf("its request: %+v (%v), want sent at %v", rs, err, at)
+	}
 	var viewCreated string
 	if err := db.QueryRow(`SELECT created_at FROM requests WHERE id = ?`, w.requests[0]).Scan(&viewCreated); err != nil || viewCreated != TS(linksT0) {
 		t.Errorf("the view requests: created_at %q (%v), want %q", viewCreated, err, TS(linksT0))
@@ -127,6 +143,10 @@ func TestRowsTrimmed(t *testing.T) {
 	var records int
 	if err := c.QueryRow(`SELECT count(*) FROM chain`).Scan(&records); err != nil {
 		t.Fatal(err)
+	}
+	var sentAfterUndo string
+	if err := c.QueryRow(`SELECT sent_at FROM request_state WHERE id = ?`, w.requests[3]).Scan(&sentAfterUndo); err != nil || sentAfterUndo != TS(at) {
+		t.Fatalf("undone: sent_at %q (%v)", sentAfterUndo, err)
 	}
 	if reqs, _, built := storedForms(t, c); reqs[0] != TS(linksT0) || built[0] != "READY BUILT SENT" {
 		t.Fatalf("undone: requests' created_at %q, build rows %q", reqs, built)
@@ -167,10 +187,13 @@ func TestRowsTrimmed(t *testing.T) {
 		{"another row's time emptied", `UPDATE practice_history SET at = '' WHERE link = 2`, "practice history row #"},
 		{"practice's creation time edited", `UPDATE practice_rows SET created_at = '2020-01-01T00:00:00.000000000Z' WHERE id = 1`,
 			"practice #1"},
+		{"sent time written in", `UPDATE request_state SET sent_at = '2020-01-01T00:00:00.000000000Z' WHERE sent_at = ''`, "practice #4"},
+		{"built file's time edited", `UPDATE files SET received_at = '2020-01-01T00:00:00.000000000Z' WHERE name LIKE '%_3.csv'`, "file #"},
 		{"view requests redefined", `DROP VIEW requests; CREATE VIEW requests AS SELECT * FROM request_rows`, "view requests"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			w := newLinksWorld(t, "derived")
+			buildAtFileTime(t, w)
 			verifyOK(t, w.s, "before")
 			if _, err := w.s.w.Exec(tt.sql); err != nil {
 				t.Fatal(err)
@@ -184,6 +207,47 @@ func TestRowsTrimmed(t *testing.T) {
 			}
 		})
 	}
+}
+
+// buildAtFileTime creates a fourth practice of w with its request, and builds it into
+// a file archived at the time the build marks it sent, as the uscente builder does;
+// it returns that time.
+func buildAtFileTime(t *testing.T, w *linksWorld) time.Time {
+	t.Helper()
+	ctx := context.Background()
+	at := linksT0.Add(3 * time.Hour)
+	built3, err := w.s.Ingest(ctx, IngestRequest{Source: "built", Name: "CMOR_REQ_00488410010_20251015_3.csv", Direction: "out", Kind: "REQ",
+		Reader: strings.NewReader("file 3\r\n"), At: at})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.s.Write(ctx, func(tx *sql.Tx) error {
+		st, err := w.s.PreparePractices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		st.SetClock(func() time.Time { return at })
+		p := &Practice{CaseKey: "U|IT001E9|RSSMRA|2025-10-01", Role: "uscente", Sector: "E", CompanyPIVA: "00488410010",
+			CPUtente: "E250000009", Point: "IT001E9", CustomerID: "RSSMRA80A01H501U", State: "READY"}
+		req := &Request{Flow: "REQ", CPUtente: p.CPUtente}
+		if err := st.QueueCreate(ctx, p, HistoryEntry{Flow: "uscente.morosi", FileID: w.extract.ID, Line: 20, At: at}, req); err != nil {
+			return err
+		}
+		if err := st.Flush(ctx); err != nil {
+			return err
+		}
+		w.practices, w.requests = append(w.practices, p.ID), append(w.requests, req.ID)
+		if err := st.MarkBuiltAll(ctx, []BuiltRequest{{ID: req.ID, From: "READY", To: "BUILT", Moves: "SENT"}}, built3.File.ID, at); err != nil {
+			return err
+		}
+		if err := st.SetStateAll(ctx, []int64{p.ID}, "BUILT", at); err != nil {
+			return err
+		}
+		return st.Close(ctx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return at
 }
 
 // TestReadyRequestsPartialIndex pins the plans of the build's reads of ready requests

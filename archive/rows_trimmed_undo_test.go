@@ -5,7 +5,7 @@ import "strings"
 // undoRowsTrimmed turns an archive back into what the versions before migration 0043
 // left, as far as its schema goes: the view requests (and its triggers) as 0036
 // created it, requests_ready over every request, every request's created_at and
-// every derived build row's states written out. A creation history row's empty at is
+// sent_at and every derived build row's states written out. A creation history row's empty at is
 // left as it is: the state chain sealed it so, and cmord reads either form (an
 // archive from before 0043 has none). To be applied before any other undo of these
 // tests (newest first).
@@ -18,6 +18,7 @@ var undoRowsTrimmed = []string{
 		WHERE created_at = ''`,
 	`UPDATE request_state SET hist_from = 'READY', hist_to = coalesce(hist_to, 'BUILT'), hist_moves = coalesce(hist_moves, 'SENT')
 		WHERE hist_after IS NOT NULL AND hist_from IS NULL`,
+	`UPDATE request_state SET sent_at = (SELECT f.received_at FROM files f WHERE f.id = request_state.file_id) WHERE sent_at = ''`,
 	`DELETE FROM schema_migrations WHERE name = '0043_rows_trimmed'`,
 }
 

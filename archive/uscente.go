@@ -667,9 +667,20 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?, sent_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
-		fileID, TS(at), idList(ids))
+	_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?1, sent_at = `+p.s.sentAtStored()+`
+		WHERE id IN (SELECT value FROM json_each(?3))`, fileID, TS(at), idList(ids))
 	return err
+}
+
+// sentAtStored is the SQL value a build stores in request_state.sent_at for the time ?2
+// of the file ?1: once migration 0043 is applied, the empty text when it is the file's
+// received_at (the build archives its file at the time it marks the requests), which
+// every reader reads back as it (sentAtSQL, the view requests).
+func (s *Store) sentAtStored() string {
+	if s.rowsTrimmed {
+		return `CASE WHEN ?2 = (SELECT f.received_at FROM files f WHERE f.id = ?1) THEN '' ELSE ?2 END`
+	}
+	return `?2`
 }
 
 // BuiltRequest is a request a build marks sent whose history row is derived from
@@ -707,7 +718,7 @@ func (p *PracticeStmts) MarkBuiltAll(ctx context.Context, reqs []BuiltRequest, f
 		if p.s.rowsTrimmed && [3]string{k.from, k.to, k.moves} == builtStatesStored {
 			from, to, moves = nil, nil, nil // read back as these states (histFromSQL)
 		}
-		_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?1, sent_at = ?2,
+		_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?1, sent_at = `+p.s.sentAtStored()+`,
 			hist_after = (SELECT coalesce(max(id), 0) FROM practice_history), hist_from = ?3, hist_to = ?4, hist_moves = ?5
 			WHERE id IN (SELECT value FROM json_each(?6))`, fileID, TS(at), from, to, moves, idList(groups[k]))
 		if err != nil {

@@ -13,6 +13,10 @@
 --   the view requests reads it back as its practice's created_at. Its INSTEAD OF
 --   triggers (a person writing requests by hand) store it the same way. Dropping the
 --   view drops its triggers: they are created again as 0036 made them, but for that.
+-- * A request the build marks sent at the time it archives the file it wrote stores
+--   '' in request_state.sent_at, and the view reads it back as the file's received_at
+--   (the files row is chained; a derived build row's time is read the same way where
+--   the practice's hash and its history read it).
 --
 -- Two more stored forms need no schema change; cmord writes them once this migration
 -- is applied (Store.rowsTrimmed), and reads both forms:
@@ -31,7 +35,8 @@ CREATE VIEW requests (id, practice_id, flow, cp_utente, state, data, file_id, cr
     SELECT s.id, r.practice_id, s.flow, r.cp_utente, s.state, r.data, s.file_id,
         CASE r.created_at WHEN '' THEN coalesce((SELECT p.created_at FROM practice_rows p WHERE p.id = r.practice_id), '')
             ELSE r.created_at END,
-        s.sent_at, r.answered_at, r.cause_code, r.motivation, r.payload
+        CASE s.sent_at WHEN '' THEN (SELECT f.received_at FROM files f WHERE f.id = s.file_id) ELSE s.sent_at END,
+        r.answered_at, r.cause_code, r.motivation, r.payload
     FROM request_state s LEFT JOIN request_rows r ON r.id = s.id;
 CREATE TRIGGER requests_insert INSTEAD OF INSERT ON requests
 BEGIN
