@@ -672,7 +672,7 @@ func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, 
 // rows by id, and the derived ones (id 0, link 3) each sorted after the stored row
 // hist_after (then by request id). Both arms are index searches of the practice
 // (practice_history_practice, requests_practice).
-var practiceHistoryQuery = `SELECT id, practice_id, ` + historyAt + `, from_state, to_state, flow, file_id, line, cause_code, ` + historyNote + `, link,
+var practiceHistoryQuery = `SELECT id, practice_id, ` + historyAt + `, from_state, to_state, ` + historyFlow + `, file_id, line, cause_code, ` + historyNote + `, link,
 		id, 0, 0
 	FROM practice_history h WHERE practice_id = ?1
 	UNION ALL
@@ -685,6 +685,11 @@ var practiceHistoryQuery = `SELECT id, practice_id, ` + historyAt + `, from_stat
 // practice's created_at (migration 0043: the creation row written with the practice,
 // PracticeStmts.Flush).
 const historyAt = `CASE h.at WHEN '' THEN coalesce((SELECT p.created_at FROM practice_rows p WHERE p.id = h.practice_id), '') ELSE h.at END`
+
+// historyFlow is a practice_history row's flow (the row aliased h): the empty text in
+// a row whose at is empty too (a creation row, migration 0043) stands for the kind of
+// its file (chained with the file).
+const historyFlow = `CASE WHEN h.at = '' AND h.flow = '' THEN coalesce((SELECT f.kind FROM files f WHERE f.id = h.file_id), '') ELSE h.flow END`
 
 // historyNote is a practice_history row's note (the row aliased h) as a person reads
 // it: a row that stands for a link names its file as FileName, rendered with the

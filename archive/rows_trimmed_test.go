@@ -31,7 +31,7 @@ func storedForms(t *testing.T, db *sql.DB) (requests, history, built []string) {
 		return out
 	}
 	return read(`SELECT created_at FROM request_rows ORDER BY id`),
-		read(`SELECT at FROM practice_history WHERE link IN (1, 4) ORDER BY id`),
+		read(`SELECT at || '/' || flow FROM practice_history WHERE link IN (1, 4) ORDER BY id`),
 		read(`SELECT coalesce(hist_from, 'NULL') || ' ' || coalesce(hist_to, 'NULL') || ' ' || coalesce(hist_moves, 'NULL')
 			FROM request_state WHERE hist_after IS NOT NULL ORDER BY id`)
 }
@@ -71,7 +71,8 @@ func requestsDump(t *testing.T, db *sql.DB) []string {
 }
 
 // TestRowsTrimmed proves migration 0043's forms: the bulk path stores a request's
-// created_at and its practice's creation history row's at as the empty text, and a
+// created_at and its practice's creation history row's at (and its flow, the file's
+// kind) as the empty text, and a
 // REQ's derived build row's READY -> BUILT -> SENT as NULLs; every reader (the view
 // requests, the history, the links, receipts, verify: linksWorld.view) reads what the
 // forms written before read (TestHistoryLinksFoldedReadSame compares them with the
@@ -83,8 +84,8 @@ func TestRowsTrimmed(t *testing.T) {
 	w := newLinksWorld(t, "derived")
 	db := w.s.Read()
 	reqs, hist, built := storedForms(t, db)
-	if want := []string{"", "", ""}; !reflect.DeepEqual(reqs, want) || !reflect.DeepEqual(hist, want) {
-		t.Errorf("stored: requests' created_at %q, creation rows' at %q, want empty texts", reqs, hist)
+	if want := []string{"", "", ""}; !reflect.DeepEqual(reqs, want) || !reflect.DeepEqual(hist, []string{"/", "/", "/"}) {
+		t.Errorf("stored: requests' created_at %q, creation rows' at/flow %q, want empty texts", reqs, hist)
 	}
 	if want := []string{"NULL NULL NULL", "NULL NULL NULL"}; !reflect.DeepEqual(built, want) {
 		t.Errorf("stored: derived build rows' states %q, want %q", built, want)
@@ -94,8 +95,8 @@ func TestRowsTrimmed(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !hs[0].At.Equal(linksT0) {
-			t.Errorf("practice %d: creation row at %v, want %v", id, hs[0].At, linksT0)
+		if !hs[0].At.Equal(linksT0) || hs[0].Flow != "uscente.morosi" {
+			t.Errorf("practice %d: creation row at %v, flow %q; want %v, uscente.morosi", id, hs[0].At, hs[0].Flow, linksT0)
 		}
 		if i < 2 && (hs[1].From != "READY" || hs[1].To != "BUILT" || !strings.HasSuffix(hs[1].Note, "; SENT once CMOR_REQ_00488410010_20251015_1.csv is delivered")) {
 			t.Errorf("practice %d: derived build row %+v", id, hs[1])
@@ -184,6 +185,9 @@ func TestRowsTrimmed(t *testing.T) {
 	}{
 		{"creation row's time written in", `UPDATE practice_history SET at = '2020-01-01T00:00:00.000000000Z' WHERE at = '' AND practice_id = 1`,
 			"practice history row #1"},
+		{"creation row's flow written in", `UPDATE practice_history SET flow = 'forged' WHERE at = '' AND practice_id = 1`,
+			"practice history row #1"},
+		{"extract's kind edited", `UPDATE files SET kind = 'forged' WHERE kind = 'uscente.morosi'`, "file #1"},
 		{"another row's time emptied", `UPDATE practice_history SET at = '' WHERE link = 2`, "practice history row #"},
 		{"practice's creation time edited", `UPDATE practice_rows SET created_at = '2020-01-01T00:00:00.000000000Z' WHERE id = 1`,
 			"practice #1"},
@@ -274,4 +278,55 @@ func TestReadyRequestsPartialIndex(t *testing.T) {
 			t.Errorf("plan does not use requests_ready:\n%s\n%s", q, strings.Join(plan, "\n"))
 		}
 	}
+}
+
+// TestCreationRowForms pins how a creation row written with its practice stores its
+// time and flow (migration 0043) for each flow beside its file's kind, and that each
+// reads back as given.
+func TestCreationRowForms(t *testing.T) {
+	ctx := context.Background()
+	w := newLinksWorld(t, "derived")
+	tests := []struct {
+		flow   string
+		fileID int64
+		stored string // at/flow as stored
+	}{
+		{"uscente.morosi", w.extract.ID, "/"},    // the file's kind: both empty
+		{"manual", w.extract.ID, "/manual"},      // another flow: kept
+		{"", w.extract.ID, TS(linksT0) + "/"},    // no flow, a file with a kind: the time kept
+		{"", 0, "/"},                             // no flow, no file
+		{"uscente.morosi", 0, "/uscente.morosi"}, // a flow, no file
+	}
+	var ids []int64
+	if err := w.s.Write(ctx, func(tx *sql.Tx) error {
+		st, err := w.s.PreparePractices(ctx, tx)
+		if err != nil {
+			return err
+		}
+		for i, tt := range tests {
+			p := &Practice{CaseKey: "U|IT002E" + string(rune('0'+i)) + "|RSSMRA|2025-10-01", Role: "uscente", Sector: "E", CompanyPIVA: "00488410010",
+				Point: "IT002E" + string(rune('0'+i)), CustomerID: "RSSMRA80A01H501U", State: "READY"}
+			if err := st.QueueCreate(ctx, p, HistoryEntry{Flow: tt.flow, FileID: tt.fileID, Line: 2, At: linksT0}, nil); err != nil {
+				return err
+			}
+			ids = append(ids, p.ID)
+		}
+		return st.Close(ctx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for i, tt := range tests {
+		var stored string
+		if err := w.s.Read().QueryRow(`SELECT at || '/' || flow FROM practice_history WHERE practice_id = ?`, ids[i]).Scan(&stored); err != nil {
+			t.Fatal(err)
+		}
+		hs, err := w.s.PracticeHistory(ctx, ids[i])
+		if err != nil || len(hs) != 1 {
+			t.Fatalf("history of %d: %+v, %v", ids[i], hs, err)
+		}
+		if stored != tt.stored || hs[0].Flow != tt.flow || !hs[0].At.Equal(linksT0) {
+			t.Errorf("flow %q, file %d: stored %q, read %q at %v; want stored %q, read as given", tt.flow, tt.fileID, stored, hs[0].Flow, hs[0].At, tt.stored)
+		}
+	}
+	verifyOK(t, w.s, "after creation rows of every form")
 }

@@ -50,6 +50,9 @@ type PracticeStmts struct {
 
 	// deferLookups: Flush lists its practices in practice_lookup_pending (DeferLookups).
 	deferLookups bool
+
+	// fileKinds: the kind of each file a creation row of Flush named (historyAll).
+	fileKinds map[int64]string
 }
 
 // codeWindow is a run of sequence values [from, to) whose codes were checked at once,
@@ -576,8 +579,9 @@ func (p *PracticeStmts) HistoryAll(ctx context.Context, hs []HistoryEntry) error
 
 // historyAll is HistoryAll; created, when not nil, is each entry's practice's
 // created_at, the entries being their practices' creation rows written with them
-// (Flush): a row at that time stores the empty text for it, read back as it (historyAt, migration
-// 0043).
+// (Flush): a row at that time stores the empty text for it, read back as it
+// (historyAt, migration 0043), and then the empty text for a flow that is its file's
+// kind (historyFlow).
 func (p *PracticeStmts) historyAll(ctx context.Context, hs []HistoryEntry, created []time.Time) error {
 	args := make([]any, 0, len(hs)*10)
 	for i, h := range hs {
@@ -588,16 +592,43 @@ func (p *PracticeStmts) historyAll(ctx context.Context, hs []HistoryEntry, creat
 		if err != nil {
 			return err
 		}
-		at := TS(h.At)
+		at, flow := TS(h.At), h.Flow
 		if created != nil && h.At.Equal(created[i]) {
-			at = ""
+			kind, err := p.fileKind(ctx, h.FileID)
+			if err != nil {
+				return err
+			}
+			// An empty at and flow read as the practice's created_at and the file's
+			// kind (historyFlow): a flow of its own that is empty keeps its time.
+			switch {
+			case flow != "" && flow == kind:
+				at, flow = "", ""
+			case flow != "" || kind == "":
+				at = ""
+			}
 		}
-		args = append(args, h.PracticeID, at, h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note, link)
+		args = append(args, h.PracticeID, at, h.From, h.To, flow, h.FileID, h.Line, h.CauseCode, h.Note, link)
 	}
 	if err := p.insertRows(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note, link)`, 10, args); err != nil {
 		return fmt.Errorf("archive: practice history: %w", err)
 	}
 	return nil
+}
+
+// fileKind is the kind of file id ("" for none), looked up once per PracticeStmts.
+func (p *PracticeStmts) fileKind(ctx context.Context, id int64) (string, error) {
+	if kind, ok := p.fileKinds[id]; ok {
+		return kind, nil
+	}
+	var kind string
+	if err := p.tx.QueryRowContext(ctx, `SELECT kind FROM files WHERE id = ?`, id).Scan(&kind); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("archive: kind of file %d: %w", id, err)
+	}
+	if p.fileKinds == nil {
+		p.fileKinds = map[int64]string{}
+	}
+	p.fileKinds[id] = kind
+	return kind, nil
 }
 
 // LinkAll records that a file touched each of the practices (as Link for each).

@@ -22,7 +22,9 @@
 -- is applied (Store.rowsTrimmed), and reads both forms:
 -- * a practice's creation history row written with its practice by that path stores
 --   '' in practice_history.at, read back as the practice's created_at (the row's hash
---   in the state chain covers what is stored, the practice's covers created_at);
+--   in the state chain covers what is stored, the practice's covers created_at), and
+--   then '' in its flow when that is its file's kind, read back as the kind (chained
+--   with the file);
 -- * a request whose derived build row (0037) records READY -> BUILT, moving to SENT
 --   once delivered (every REQ of a billing extract) stores NULL in hist_from, hist_to
 --   and hist_moves, read back as those three states (hist_from is never NULL in a row
