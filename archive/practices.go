@@ -428,10 +428,34 @@ const practiceSideData = `(SELECT d.data FROM main.practice_data d WHERE d.id = 
 // request date), so the practice's seal covers them: a request_state row of a derived
 // history row edited, moved to another practice or file, or deleted outside cmord is
 // reported as its practice changed.
-const practiceSideBuilt = `(SELECT group_concat(b, ';') FROM (SELECT s.id || ' ' || s.flow || ' ' || coalesce(s.file_id, '') || ' ' ||
-	coalesce(s.sent_at, '') || ' ' || s.hist_after || ' ' || coalesce(s.hist_from, '') || ' ' || coalesce(s.hist_to, '') || ' ' ||
-	coalesce(s.hist_moves, '') AS b FROM main.request_rows r JOIN main.request_state s ON s.id = r.id
+var practiceSideBuilt = `(SELECT group_concat(b, ';') FROM (SELECT s.id || ' ' || s.flow || ' ' || coalesce(s.file_id, '') || ' ' ||
+	` + sentAtSQL + ` || ' ' || s.hist_after || ' ' || ` + histFromSQL + ` || ' ' || ` + histToSQL + ` || ' ' ||
+	` + histMovesSQL + ` AS b FROM main.request_rows r JOIN main.request_state s ON s.id = r.id
 	WHERE r.practice_id = t.id AND s.hist_after IS NOT NULL ORDER BY r.id)) AS built_requests`
+
+// histFromSQL, histToSQL and histMovesSQL are a derived build row's states (request_state
+// aliased s, hist_after not NULL) as every reader and the state chain read them, from
+// either stored form: hist_from NULL (migration 0043; PracticeStmts.MarkBuiltAll) stands
+// for READY -> BUILT, moving to SENT once delivered, what every REQ of a billing extract
+// records, each of hist_to and hist_moves read as stored when not NULL (so that an
+// edit of any of the three changes what is read, and the practice's hash); else the
+// columns as stored, NULL read as the empty text. A row stored before 0043 never has hist_from NULL
+// (a Go string was bound), so it reads, and hashes, as it did.
+var (
+	histFromSQL  = `CASE WHEN s.hist_from IS NULL THEN '` + flows.StateReady + `' ELSE s.hist_from END`
+	histToSQL    = `coalesce(s.hist_to, CASE WHEN s.hist_from IS NULL THEN '` + flows.StateBuilt + `' ELSE '' END)`
+	histMovesSQL = `coalesce(s.hist_moves, CASE WHEN s.hist_from IS NULL THEN '` + flows.StateSent + `' ELSE '' END)`
+)
+
+// sentAtSQL is a request's sent_at (request_state aliased s) as every reader and the
+// state chain read it, NULL read as the empty text: a stored empty text (migration
+// 0043, Store.sentAtStored) stands for the received_at of the request's file, chained
+// with the file.
+const sentAtSQL = `coalesce(CASE s.sent_at WHEN '' THEN (SELECT f.received_at FROM main.files f WHERE f.id = s.file_id) ELSE s.sent_at END, '')`
+
+// builtStatesStored is the (from, to, moves) a derived build row stores as NULLs once
+// migration 0043 is applied (histFromSQL).
+var builtStatesStored = [3]string{flows.StateReady, flows.StateBuilt, flows.StateSent}
 
 // practiceSideJoin and practiceSideCols read the same case by a join (chainRowReader).
 const (
@@ -657,14 +681,24 @@ func (s *Store) PracticeHistory(ctx context.Context, id int64) ([]HistoryEntry, 
 // rows by id, and the derived ones (id 0, link 3) each sorted after the stored row
 // hist_after (then by request id). Both arms are index searches of the practice
 // (practice_history_practice, requests_practice).
-var practiceHistoryQuery = `SELECT id, practice_id, at, from_state, to_state, flow, file_id, line, cause_code, ` + historyNote + `, link,
+var practiceHistoryQuery = `SELECT id, practice_id, ` + historyAt + `, from_state, to_state, ` + historyFlow + `, file_id, line, cause_code, ` + historyNote + `, link,
 		id, 0, 0
 	FROM practice_history h WHERE practice_id = ?1
 	UNION ALL
-	SELECT 0, r.practice_id, coalesce(s.sent_at, ''), coalesce(s.hist_from, ''), coalesce(s.hist_to, ''), s.flow, coalesce(s.file_id, 0), 0, '',
+	SELECT 0, r.practice_id, ` + sentAtSQL + `, ` + histFromSQL + `, ` + histToSQL + `, s.flow, coalesce(s.file_id, 0), 0, '',
 		` + builtNote + `, 3, s.hist_after, 1, s.id
 	FROM request_rows r JOIN request_state s ON s.id = r.id WHERE r.practice_id = ?1 AND s.hist_after IS NOT NULL
 	ORDER BY 12, 13, 14`
+
+// historyAt is a practice_history row's time (the row aliased h): the empty text stands for its
+// practice's created_at (migration 0043: the creation row written with the practice,
+// PracticeStmts.Flush).
+const historyAt = `CASE h.at WHEN '' THEN coalesce((SELECT p.created_at FROM practice_rows p WHERE p.id = h.practice_id), '') ELSE h.at END`
+
+// historyFlow is a practice_history row's flow (the row aliased h): the empty text in
+// a row whose at is empty too (a creation row, migration 0043) stands for the kind of
+// its file (chained with the file).
+const historyFlow = `CASE WHEN h.at = '' AND h.flow = '' THEN coalesce((SELECT f.kind FROM files f WHERE f.id = h.file_id), '') ELSE h.flow END`
 
 // historyNote is a practice_history row's note (the row aliased h) as a person reads
 // it: a row that stands for a link names its file as FileName, rendered with the
@@ -679,7 +713,7 @@ var historyNote = `CASE h.link WHEN 0 THEN h.note ELSE replace(CASE h.link WHEN 
 // builtNote is the note of the build row derived from a request (request_state
 // aliased s, request_rows r), rendered exactly as historyNote renders a stored
 // LinkBuiltRequest row whose note is s.hist_moves.
-var builtNote = `replace(` + buildNoteSQL("s.flow", "r.practice_id", "coalesce(s.hist_moves, '')") + `,
+var builtNote = `replace(` + buildNoteSQL("s.flow", "r.practice_id", "("+histMovesSQL+")") + `,
 	'` + FileName + `', ` + fileNameSQL("s.file_id") + `)`
 
 // buildNoteSQL is BuildNote in SQL for a request under its practice's own code: the
@@ -1090,7 +1124,12 @@ func requestsQuery(practiceID int64, flow, state string, limit int) (string, []a
 	if flow != "" {
 		where, args = append(where, check+"flow = ?"), append(args, flow)
 	}
-	if state != "" {
+	switch {
+	case state == "ready" && check == "":
+		// Literal: requests_ready indexes the ready requests only (migration 0043),
+		// which SQLite uses for a state it can read in the query's text.
+		where = append(where, "state = 'ready'")
+	case state != "":
 		where, args = append(where, check+"state = ?"), append(args, state)
 	}
 	if len(where) > 0 {

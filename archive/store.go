@@ -50,6 +50,11 @@ type Store struct {
 	// state_since (migration 0040 applied), which cmord then stores for it
 	// (Store.updatedAtSince).
 	updatedOnce bool
+	// rowsTrimmed: migration 0043 applied: cmord stores a bulk-created request's
+	// created_at and its practice's creation history row's at as '' (read back as the
+	// practice's created_at), and a derived build row's READY -> BUILT -> SENT as
+	// NULLs (histStatesSQL).
+	rowsTrimmed bool
 	// stateSplit: practices is a view over practice_rows and practice_state
 	// (migration 0035 applied): the chain's triggers and largest ids go to the
 	// tables (chainedTable.rowsTable).
@@ -264,6 +269,7 @@ func (s *Store) migrate(ctx context.Context) error {
 	s.builtSide = applied[builtHistoryMigration]
 	s.caseDicts = applied[caseDictsMigration]
 	s.updatedOnce = applied[updatedOnceMigration]
+	s.rowsTrimmed = applied[rowsTrimmedMigration]
 	tempToFile := false
 	for _, name := range names {
 		base := strings.TrimSuffix(filepath.Base(name), ".sql")
@@ -310,6 +316,9 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		if base == updatedOnceMigration {
 			s.updatedOnce = true
+		}
+		if base == rowsTrimmedMigration {
+			s.rowsTrimmed = true
 		}
 	}
 	return nil
@@ -500,6 +509,10 @@ const caseDictsMigration = "0038_case_dicts"
 // updatedOnceMigration is the migration after which practice_state stores an empty
 // updated_at for one that is the practice's state_since (Store.updatedAtSince).
 const updatedOnceMigration = "0040_practice_updated_same"
+
+// rowsTrimmedMigration is the migration after which cmord stores the shorter forms of
+// Store.rowsTrimmed.
+const rowsTrimmedMigration = "0043_rows_trimmed"
 
 // TS formats an instant as stored in the index: RFC 3339, UTC, nanoseconds, fixed width
 // so that text order is time order.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -25,7 +26,7 @@ func TestStateSplitKeepsEarlierTamper(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range undoStateSplit {
+	for _, q := range append(slices.Clone(undoRowsTrimmed), undoStateSplit...) {
 		if _, err := db.Exec(q); err != nil {
 			t.Fatal(q, err)
 		}

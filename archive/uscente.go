@@ -50,6 +50,9 @@ type PracticeStmts struct {
 
 	// deferLookups: Flush lists its practices in practice_lookup_pending (DeferLookups).
 	deferLookups bool
+
+	// fileKinds: the kind of each file a creation row of Flush named (historyAll).
+	fileKinds map[int64]string
 }
 
 // codeWindow is a run of sequence values [from, to) whose codes were checked at once,
@@ -571,8 +574,17 @@ func idList(ids []int64) string {
 
 // HistoryAll appends history entries as given, in order (as History for each).
 func (p *PracticeStmts) HistoryAll(ctx context.Context, hs []HistoryEntry) error {
+	return p.historyAll(ctx, hs, nil)
+}
+
+// historyAll is HistoryAll; created, when not nil, is each entry's practice's
+// created_at, the entries being their practices' creation rows written with them
+// (Flush): a row at that time stores the empty text for it, read back as it
+// (historyAt, migration 0043), and then the empty text for a flow that is its file's
+// kind (historyFlow).
+func (p *PracticeStmts) historyAll(ctx context.Context, hs []HistoryEntry, created []time.Time) error {
 	args := make([]any, 0, len(hs)*10)
-	for _, h := range hs {
+	for i, h := range hs {
 		if h.At.IsZero() {
 			h.At = p.now()
 		}
@@ -580,12 +592,43 @@ func (p *PracticeStmts) HistoryAll(ctx context.Context, hs []HistoryEntry) error
 		if err != nil {
 			return err
 		}
-		args = append(args, h.PracticeID, TS(h.At), h.From, h.To, h.Flow, h.FileID, h.Line, h.CauseCode, h.Note, link)
+		at, flow := TS(h.At), h.Flow
+		if created != nil && h.At.Equal(created[i]) {
+			kind, err := p.fileKind(ctx, h.FileID)
+			if err != nil {
+				return err
+			}
+			// An empty at and flow read as the practice's created_at and the file's
+			// kind (historyFlow): a flow of its own that is empty keeps its time.
+			switch {
+			case flow != "" && flow == kind:
+				at, flow = "", ""
+			case flow != "" || kind == "":
+				at = ""
+			}
+		}
+		args = append(args, h.PracticeID, at, h.From, h.To, flow, h.FileID, h.Line, h.CauseCode, h.Note, link)
 	}
 	if err := p.insertRows(ctx, `INSERT INTO practice_history (practice_id, at, from_state, to_state, flow, file_id, line, cause_code, note, link)`, 10, args); err != nil {
 		return fmt.Errorf("archive: practice history: %w", err)
 	}
 	return nil
+}
+
+// fileKind is the kind of file id ("" for none), looked up once per PracticeStmts.
+func (p *PracticeStmts) fileKind(ctx context.Context, id int64) (string, error) {
+	if kind, ok := p.fileKinds[id]; ok {
+		return kind, nil
+	}
+	var kind string
+	if err := p.tx.QueryRowContext(ctx, `SELECT kind FROM files WHERE id = ?`, id).Scan(&kind); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("archive: kind of file %d: %w", id, err)
+	}
+	if p.fileKinds == nil {
+		p.fileKinds = map[int64]string{}
+	}
+	p.fileKinds[id] = kind
+	return kind, nil
 }
 
 // LinkAll records that a file touched each of the practices (as Link for each).
@@ -655,9 +698,20 @@ func (p *PracticeStmts) MarkSentAll(ctx context.Context, ids []int64, fileID int
 	if len(ids) == 0 {
 		return nil
 	}
-	_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?, sent_at = ? WHERE id IN (SELECT value FROM json_each(?))`,
-		fileID, TS(at), idList(ids))
+	_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?1, sent_at = `+p.s.sentAtStored()+`
+		WHERE id IN (SELECT value FROM json_each(?3))`, fileID, TS(at), idList(ids))
 	return err
+}
+
+// sentAtStored is the SQL value a build stores in request_state.sent_at for the time ?2
+// of the file ?1: once migration 0043 is applied, the empty text when it is the file's
+// received_at (the build archives its file at the time it marks the requests), which
+// every reader reads back as it (sentAtSQL, the view requests).
+func (s *Store) sentAtStored() string {
+	if s.rowsTrimmed {
+		return `CASE WHEN ?2 = (SELECT f.received_at FROM files f WHERE f.id = ?1) THEN '' ELSE ?2 END`
+	}
+	return `?2`
 }
 
 // BuiltRequest is a request a build marks sent whose history row is derived from
@@ -688,13 +742,16 @@ func (p *PracticeStmts) MarkBuiltAll(ctx context.Context, reqs []BuiltRequest, f
 		groups[k] = append(groups[k], r.ID)
 	}
 	for _, k := range order {
-		var moves any
+		var from, to, moves any = k.from, k.to, nil
 		if k.moves != "" {
 			moves = k.moves
 		}
-		_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?1, sent_at = ?2,
+		if p.s.rowsTrimmed && [3]string{k.from, k.to, k.moves} == builtStatesStored {
+			from, to, moves = nil, nil, nil // read back as these states (histFromSQL)
+		}
+		_, err := p.tx.ExecContext(ctx, `UPDATE request_state SET state = 'sent', file_id = ?1, sent_at = `+p.s.sentAtStored()+`,
 			hist_after = (SELECT coalesce(max(id), 0) FROM practice_history), hist_from = ?3, hist_to = ?4, hist_moves = ?5
-			WHERE id IN (SELECT value FROM json_each(?6))`, fileID, TS(at), k.from, k.to, moves, idList(groups[k]))
+			WHERE id IN (SELECT value FROM json_each(?6))`, fileID, TS(at), from, to, moves, idList(groups[k]))
 		if err != nil {
 			return fmt.Errorf("archive: requests sent: %w", err)
 		}
@@ -751,7 +808,9 @@ func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h History
 			req.State = "ready"
 		}
 		req.ID, p.nextReqID = p.nextReqID, p.nextReqID+1
-		req.PracticeID, req.CreatedAt = pr.ID, p.now()
+		// Made with its practice, in the same transaction: the practice's time (stored
+		// once, migration 0043).
+		req.PracticeID, req.CreatedAt = pr.ID, now
 		p.queuedCodes[req.CPUtente] = struct{}{}
 	}
 	p.queue = append(p.queue, queuedPractice{pr: pr, h: h, req: req})
@@ -825,14 +884,25 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 			hs[i].Link = LinkInput
 		}
 		if r := e.req; r != nil {
-			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.CPUtente, encodeRequestData(r.Data), "", ts(r.CreatedAt))
+			created := ts(r.CreatedAt)
+			if p.s.rowsTrimmed && r.CreatedAt.Equal(e.pr.CreatedAt) {
+				created = "" // read back as its practice's (the view requests, migration 0043)
+			}
+			reqArgs = append(reqArgs, r.ID, r.PracticeID, r.CPUtente, encodeRequestData(r.Data), "", created)
 			reqStateArgs = append(reqStateArgs, r.ID, r.Flow, r.State)
 			if v := payloadValue(r.Payload); v != nil {
 				payloadArgs = append(payloadArgs, r.ID, v)
 			}
 		}
 	}
-	if err := p.HistoryAll(ctx, hs); err != nil {
+	var created []time.Time
+	if p.s.rowsTrimmed {
+		created = make([]time.Time, len(q))
+		for i, e := range q {
+			created[i] = e.pr.CreatedAt
+		}
+	}
+	if err := p.historyAll(ctx, hs, created); err != nil {
 		return err
 	}
 	if err := p.insertRows(ctx, requestRowInsert, requestRowCols, reqArgs); err != nil {

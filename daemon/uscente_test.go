@@ -351,22 +351,24 @@ func e2eFoldedHistory(t *testing.T, w *testWorld, a archive.Practice, hist []arc
 	}
 	// As stored: the creation note without "case read from <file> lines "; no build
 	// row (migration 0037): its request holds the state A moves to once its file is
-	// delivered and where the row sorts, and the derived row reads as the stored one.
+	// delivered and where the row sorts, READY -> BUILT -> SENT as NULLs (0043), and
+	// the derived row reads as the stored one.
 	var links, buildRows int
 	var creationNote, moves, from, to string
 	var after int64
 	if err := w.d.Store.Read().QueryRowContext(ctx, `SELECT (SELECT group_concat(note, '|') FROM practice_history WHERE practice_id = ?1 AND link = 4),
 		(SELECT count(*) FROM practice_history WHERE practice_id = ?1 AND link IN (2, 3)),
 		(SELECT count(*) FROM practice_files WHERE practice_id = ?1 AND relation IN ('input', 'built')),
-		s.hist_moves, s.hist_from, s.hist_to, s.hist_after
+		coalesce(s.hist_moves, 'NULL'), coalesce(s.hist_from, 'NULL'), coalesce(s.hist_to, 'NULL'), s.hist_after
 		FROM request_rows r JOIN request_state s ON s.id = r.id WHERE r.practice_id = ?1 AND s.flow = 'REQ'`, a.ID).
 		Scan(&creationNote, &buildRows, &links, &moves, &from, &to, &after); err != nil {
 		t.Fatal(err)
 	}
 	if "case read from morosi_20251015.csv lines "+creationNote != hist[0].Note || buildRows != 0 || links != 0 ||
-		moves != "SENT" || from != "READY" || to != "BUILT" || after < hist[0].ID || hist[1].ID != 0 || hist[2].ID <= after {
+		moves != "NULL" || from != "NULL" || to != "NULL" || after < hist[0].ID || hist[1].ID != 0 || hist[2].ID <= after ||
+		hist[1].From != "READY" || hist[1].To != "BUILT" {
 		t.Errorf("A's creation row's stored note %q, build rows %d, link rows stored %d, its request's derived row %s>%s moves %q after #%d (history %+v); "+
-			"want the note read without its prefix, 0, 0, READY>BUILT moves SENT between the creation row and the next",
+			"want the note read without its prefix, 0, 0, READY>BUILT moves SENT stored as NULLs (migration 0043) between the creation row and the next",
 			creationNote, buildRows, links, from, to, moves, after, hist)
 	}
 	ps, err := w.d.Store.PracticesOfFile(ctx, files[0].File.ID)
