@@ -17,7 +17,7 @@ import (
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/xlsxrows"
 	"github.com/cmord/cmord/flows"
-	"github.com/klauspost/compress/s2"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Row order of uscente.morosi (docs/uscente.md, "Row order"). The rows of one practice
@@ -33,15 +33,7 @@ import (
 // the key of each run of adjacent rows): a key that starts two runs means the rows are
 // not adjacent, and the pass stops there. Memory stays flat at a million rows either
 // way: the sort holds one run (SortRunBytes of encoded rows) at a time and the merge
-// one row per run.
-
-// runBlock is the block of the runs' compression. The runs are S2-compressed
-// (klauspost/compress/s2: several hundred MB/s a core, to about a third of the rows'
-// size): a 1,000,000-row extract makes about 350 MiB of runs, which outlive the
-// kernel's writeback when the run is slow, and then reach the disk (issue 16's bytes;
-// docs/benchmarks-uscente.md). A small block keeps each run's reader during the merge
-// at about two blocks, whatever the number of runs.
-const runBlock = 64 << 10
+// one block of rows per run (runblock.go: the runs' form, and why).
 
 // SortRunBytes is how many bytes of encoded rows one sorted run holds in memory
 // (tests set it smaller, for many runs to merge).
@@ -389,6 +381,8 @@ type runWriter struct {
 	buf   []byte
 	index []runEntry
 	runs  []string
+	block runBlockWriter
+	vals  [][]byte // scratch: one row's values, slices of buf
 }
 
 type runEntry struct {
@@ -448,18 +442,35 @@ func (s *runWriter) flush() error {
 		}
 		return a.line - b.line
 	})
+	if s.block.enc == nil {
+		enc, err := newRunEncoder()
+		if err != nil {
+			return err
+		}
+		s.block.enc = enc
+	}
 	f, err := os.Create(filepath.Join(s.dir, fmt.Sprintf("run-%04d", len(s.runs))))
 	if err != nil {
 		return err
 	}
-	w := s2.NewWriter(f, s2.WriterConcurrency(1), s2.WriterBlockSize(runBlock))
+	w := bufio.NewWriterSize(f, 64<<10)
 	for _, e := range s.index {
-		if _, err := w.Write(s.buf[e.off : e.off+e.size]); err != nil {
+		if err := s.addToBlock(e); err != nil {
 			f.Close()
 			return err
 		}
+		if s.block.full() {
+			if err := s.block.writeTo(w); err != nil {
+				f.Close()
+				return err
+			}
+		}
 	}
-	if err := w.Close(); err != nil {
+	if err := s.block.writeTo(w); err != nil {
+		f.Close()
+		return err
+	}
+	if err := w.Flush(); err != nil {
 		f.Close()
 		return err
 	}
@@ -471,85 +482,91 @@ func (s *runWriter) flush() error {
 	return nil
 }
 
+// addToBlock adds the row of e (encoded by add) to the block being written, key left
+// out: the merge computes it again from the values.
+func (s *runWriter) addToBlock(e runEntry) error {
+	row := s.buf[e.off : e.off+e.size]
+	kl, n := binary.Uvarint(row)
+	row = row[n+int(kl):]
+	line, n := binary.Uvarint(row)
+	row = row[n:]
+	bad := row[0] == 1
+	row = row[1:]
+	nv, n := binary.Uvarint(row)
+	row = row[n:]
+	s.vals = s.vals[:0]
+	for range nv {
+		l, n := binary.Uvarint(row)
+		s.vals = append(s.vals, row[n:n+int(l)])
+		row = row[n+int(l):]
+	}
+	if len(row) != 0 || int(line) != e.line {
+		return errors.New("sorted rows: a row encoded wrongly") // cannot happen: add wrote it
+	}
+	s.block.add(e.line, bad, s.vals)
+	return nil
+}
+
 // sortedRows merges the runs: rows in (key, line) order.
 type sortedRows struct {
-	dir  string
-	flow *flows.Flow
-	h    runHeap
-	fs   []*os.File
+	dir   string
+	flow  *flows.Flow
+	h     runHeap
+	fs    []*os.File
+	dec   *zstd.Decoder
+	frame []byte // the compressed bytes of the block read last, any run's
 }
 
 type runCursor struct {
-	r     *bufio.Reader
-	key   string
-	line  int
-	bad   bool
-	vals  []string
-	spare []string // the slice of the row handed out before this one (next)
-	buf   []byte   // the row's key and values, read before they become one string
-	ends  []int    // where each value ends in buf
+	blocks runBlockReader
+	flow   *flows.Flow
+	keys   flows.MorosiKeyer
+	rec    flows.Record
+	key    string
+	line   int
+	bad    bool
+	vals   []string
+	spare  []string // the slice of the row handed out before this one (next)
+	buf    []byte   // the row's values, read before they become one string
+	ends   []int    // where each value ends in buf
 }
 
-// read reads the next row of the run. Its key and values are slices of one string
-// (one allocation a row, not one a value): the values are the row's own, kept by the
-// case they go into. The slice that lists them is the cursor's, two in turn: a row
-// handed out by next stays whole until next is called again.
+// read reads the next row of the run. Its values are slices of one string (one
+// allocation a row, not one a value): the values are the row's own, kept by the case
+// they go into. The slice that lists them is the cursor's, two in turn: a row handed
+// out by next stays whole until next is called again. The key is computed from the
+// values, as the Grouper computes it (runs do not store it).
 func (c *runCursor) read() (bool, error) {
-	kl, err := binary.ReadUvarint(c.r)
-	if err == io.EOF {
-		return false, nil
-	}
-	if err != nil {
+	var (
+		line    int
+		bad, ok bool
+		err     error
+	)
+	c.buf, c.ends, line, bad, ok, err = c.blocks.next(c.buf[:0], append(c.ends[:0], 0))
+	if !ok || err != nil {
 		return false, err
 	}
-	c.buf, c.ends = c.buf[:0], c.ends[:0]
-	field := func(n uint64) error {
-		if n > uint64(maxRunValue) {
-			return fmt.Errorf("sorted rows: a value of %d bytes", n)
-		}
-		at := len(c.buf)
-		c.buf = slices.Grow(c.buf, int(n))[:at+int(n)]
-		_, err := io.ReadFull(c.r, c.buf[at:])
-		c.ends = append(c.ends, len(c.buf))
-		return err
-	}
-	if err := field(kl); err != nil {
-		return false, err
-	}
-	line, err := binary.ReadUvarint(c.r)
-	if err != nil {
-		return false, err
-	}
-	bad, err := c.r.ReadByte()
-	if err != nil {
-		return false, err
-	}
-	nv, err := binary.ReadUvarint(c.r)
-	if err != nil {
-		return false, err
-	}
-	if nv > uint64(maxRunValue) {
-		return false, fmt.Errorf("sorted rows: a row of %d values", nv)
-	}
-	for range nv {
-		l, err := binary.ReadUvarint(c.r)
-		if err != nil {
-			return false, err
-		}
-		if err := field(l); err != nil {
-			return false, err
-		}
-	}
+	nv := len(c.ends) - 1
 	row := string(c.buf)
 	vals := c.spare
-	if cap(vals) < int(nv) {
+	if cap(vals) < nv {
 		vals = make([]string, nv)
 	}
 	c.spare = c.vals
-	c.key, c.line, c.bad, c.vals = row[:c.ends[0]], int(line), bad == 1, vals[:nv]
-	for i := range c.vals {
-		c.vals[i] = row[c.ends[i]:c.ends[i+1]]
+	vals = vals[:nv]
+	for i := range vals {
+		vals[i] = row[c.ends[i]:c.ends[i+1]]
 	}
+	rec, ok := flows.RecordOf(c.flow, vals)
+	if !ok {
+		return false, errors.New("sorted rows: a row of another layout")
+	}
+	rec.Line = line
+	key := c.keys.Key(rec)
+	if key == "" {
+		return false, errors.New("sorted rows: a row without its key") // the sort leaves those out
+	}
+	c.rec, c.key, c.line, c.bad, c.vals = rec, key, line, bad, vals
 	return true, nil
 }
 
@@ -579,15 +596,23 @@ func (h *runHeap) Pop() any {
 }
 
 func openMerge(dir string, runs []string, flow *flows.Flow) (*sortedRows, error) {
-	m := &sortedRows{dir: dir, flow: flow}
+	dec, err := newRunDecoder()
+	if err != nil {
+		return nil, err
+	}
+	m := &sortedRows{dir: dir, flow: flow, dec: dec}
 	for _, p := range runs {
-		f, err := os.Open(p)
+		f, err := os.OpenFile(p, os.O_RDWR, 0) // read, and freed as read (punchRun)
 		if err != nil {
 			m.Close()
 			return nil, err
 		}
 		m.fs = append(m.fs, f)
-		c := &runCursor{r: bufio.NewReaderSize(s2.NewReader(f, s2.ReaderMaxBlockSize(runBlock)), 16<<10)}
+		r := bufio.NewReaderSize(f, 16<<10)
+		c := &runCursor{flow: flow, blocks: runBlockReader{r: r, rd: r, dec: dec, frame: &m.frame}}
+		if freeReadRuns {
+			c.blocks.file = f
+		}
 		ok, err := c.read()
 		if err != nil {
 			m.Close()
@@ -608,11 +633,7 @@ func (m *sortedRows) next() (rec flows.Record, bad, ok bool, err error) {
 		return rec, false, false, nil
 	}
 	c := m.h[0]
-	rec, ok = flows.RecordOf(m.flow, c.vals)
-	if !ok {
-		return rec, false, false, errors.New("sorted rows: a row of another layout")
-	}
-	rec.Line, bad = c.line, c.bad
+	rec, bad = c.rec, c.bad
 	more, err := c.read()
 	if err != nil {
 		return rec, false, false, err
@@ -631,6 +652,10 @@ func (m *sortedRows) Close() error {
 		f.Close()
 	}
 	m.fs = nil
+	if m.dec != nil {
+		m.dec.Close()
+		m.dec = nil
+	}
 	return os.RemoveAll(m.dir)
 }
 

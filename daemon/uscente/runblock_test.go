@@ -1,0 +1,280 @@
+package uscente
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/cmord/cmord/flows"
+)
+
+// blockRow is a row as the runs' blocks hold it.
+type blockRow struct {
+	line int
+	bad  bool
+	vals []string
+}
+
+// writeBlocks writes rows as the sort writes a run: blocks of about runBlock bytes.
+func writeBlocks(t testing.TB, rows []blockRow) []byte {
+	t.Helper()
+	enc, err := newRunEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	var out bytes.Buffer
+	w := runBlockWriter{enc: enc}
+	for _, r := range rows {
+		vals := make([][]byte, len(r.vals))
+		for i, v := range r.vals {
+			vals[i] = []byte(v)
+		}
+		w.add(r.line, r.bad, vals)
+		if w.full() {
+			if err := w.writeTo(&out); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := w.writeTo(&out); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// readBlocks reads a run's rows back, and the blocks it held.
+func readBlocks(t testing.TB, run []byte) ([]blockRow, int, error) {
+	t.Helper()
+	dec, err := newRunDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	var frame []byte
+	r := bufio.NewReader(bytes.NewReader(run))
+	b := runBlockReader{r: r, rd: r, dec: dec, frame: &frame}
+	var rows []blockRow
+	blocks := 0
+	for {
+		if b.row == b.rows {
+			blocks++
+		}
+		buf, ends, line, bad, ok, err := b.next(nil, []int{0})
+		if err != nil || !ok {
+			return rows, blocks - 1, err
+		}
+		row := blockRow{line: line, bad: bad, vals: []string{}}
+		for i := 1; i < len(ends); i++ {
+			row.vals = append(row.vals, string(buf[ends[i-1]:ends[i]]))
+		}
+		rows = append(rows, row)
+	}
+}
+
+// A run's rows come back from its blocks as they went in: any number of values a row
+// (none, one, a layout's 37), empty values, any bytes, lines in any order, the bad
+// flag, a value longer than a block, many blocks.
+func TestRunBlocksRoundTrip(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	many := make([]blockRow, 20000)
+	for i := range many {
+		vals := make([]string, 37)
+		for j := range vals {
+			vals[j] = fmt.Sprintf("%d-%x", j, rng.Uint64()%uint64(1+j*j*1000))
+		}
+		many[i] = blockRow{line: 2 + int(rng.Uint64()%1_000_000), bad: i%97 == 0, vals: vals}
+	}
+	for _, tc := range []struct {
+		name      string
+		rows      []blockRow
+		minBlocks int
+	}{
+		{"no rows", nil, 0},
+		{"one row", []blockRow{{line: 2, vals: []string{"E", "IT001E00000001", "RSSMRA85T10A562S"}}}, 1},
+		{"no values, empty values", []blockRow{{line: 5, vals: []string{}}, {line: 3, vals: []string{"", "", ""}}, {line: 4, bad: true, vals: []string{""}}}, 1},
+		{"rows of different widths", []blockRow{{line: 9, vals: []string{"a"}}, {line: 2, vals: []string{"b", "c", "d", "e"}}, {line: 1 << 40, vals: []string{"f", "g"}}, {line: 0, vals: nil}}, 1},
+		{"any bytes", []blockRow{{line: 7, bad: true, vals: []string{"\x00\xff\n;\"", "àèìòù€", strings.Repeat("\x80", 300)}}}, 1},
+		{"a value longer than a block", []blockRow{{line: 2, vals: []string{"x"}}, {line: 3, vals: []string{strings.Repeat("long", runBlock)}}, {line: 4, vals: []string{"y"}}}, 1},
+		{"many blocks", many, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			run := writeBlocks(t, tc.rows)
+			got, blocks, err := readBlocks(t, run)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.rows) {
+				t.Fatalf("%d rows back, want %d", len(got), len(tc.rows))
+			}
+			for i, r := range tc.rows {
+				if r.vals == nil {
+					r.vals = []string{}
+				}
+				if got[i].line != r.line || got[i].bad != r.bad || !slices.Equal(got[i].vals, r.vals) {
+					t.Fatalf("row %d: %+v, want %+v", i, got[i], r)
+				}
+			}
+			if blocks < tc.minBlocks {
+				t.Errorf("%d blocks, want %d at least", blocks, tc.minBlocks)
+			}
+		})
+	}
+}
+
+// A run that is cut short or damaged is an error, whatever byte it stops or turns at,
+// never rows lost in silence or a panic.
+func TestRunBlocksDamaged(t *testing.T) {
+	var rows []blockRow
+	for i := range 3000 {
+		rows = append(rows, blockRow{line: i + 2, vals: []string{"E", fmt.Sprintf("IT001E%08d", i), "RSSMRA85T10A562S", fmt.Sprint(i % 13)}})
+	}
+	run := writeBlocks(t, rows)
+	for _, tc := range []struct {
+		name string
+		run  []byte
+	}{
+		{"cut in the first header", run[:1]},
+		{"cut in the first frame", run[:len(run)/3]},
+		{"cut before the last byte", run[:len(run)-1]},
+		{"a byte changed in a frame", func() []byte { b := slices.Clone(run); b[len(b)/2] ^= 0x10; return b }()},
+		{"a block's size changed", func() []byte { b := slices.Clone(run); b[0] ^= 0x01; return b }()},
+		{"a header of a huge block", append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x01}, run...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, _, err := readBlocks(t, tc.run)
+			if err == nil {
+				t.Fatalf("no error, %d rows of %d", len(got), len(rows))
+			}
+		})
+	}
+}
+
+// FuzzRunBlock: any bytes given as a decoded block are read without a panic, and the
+// rows read from one that is accepted come back the same through a written run; rows
+// made of the input (lines split at '\n' into values split at ';') come back as they
+// went in.
+func FuzzRunBlock(f *testing.F) {
+	enc, err := newRunEncoder()
+	if err != nil {
+		f.Fatal(err)
+	}
+	w := runBlockWriter{enc: enc}
+	w.add(2, false, [][]byte{[]byte("E"), []byte("IT001E00000001")})
+	w.add(1, true, [][]byte{[]byte("G")})
+	f.Add(slices.Clone(w.encode()))
+	f.Add([]byte("E;IT001E00000001;RSSMRA85T10A562S\nE;IT001E00000002;;x\n\n"))
+	f.Add([]byte{1, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b := runBlockReader{raw: data}
+		if b.index() == nil {
+			var rows []blockRow
+			for b.row < b.rows {
+				buf, ends, line, bad, _, err := b.next(nil, []int{0})
+				if err != nil {
+					break // a length over maxRunValue: refused, not read
+				}
+				row := blockRow{line: line, bad: bad, vals: []string{}}
+				for i := 1; i < len(ends); i++ {
+					row.vals = append(row.vals, string(buf[ends[i-1]:ends[i]]))
+				}
+				rows = append(rows, row)
+			}
+			if got, _, err := readBlocks(t, writeBlocks(t, rows)); err != nil || len(got) != len(rows) {
+				t.Fatalf("rows of an accepted block: %d back of %d, %v", len(got), len(rows), err)
+			}
+		}
+		var rows []blockRow
+		for i, ln := range strings.Split(string(data), "\n") {
+			rows = append(rows, blockRow{line: len(data) - 7*i, bad: i%2 == 1, vals: strings.Split(ln, ";")})
+		}
+		got, _, err := readBlocks(t, writeBlocks(t, rows))
+		if err != nil || len(got) != len(rows) {
+			t.Fatalf("%d rows back of %d: %v", len(got), len(rows), err)
+		}
+		for i := range rows {
+			if got[i].line != rows[i].line || got[i].bad != rows[i].bad || !slices.Equal(got[i].vals, rows[i].vals) {
+				t.Fatalf("row %d: %+v, want %+v", i, got[i], rows[i])
+			}
+		}
+	})
+}
+
+// The merge frees the part of each run it has read (Linux: fallocate's punched hole),
+// so that what it has done with does not wait for the kernel's writeback and reach
+// the disk: before the merge is closed, most of a run it has read through holds no
+// blocks any more, and the rows came back whole.
+func TestRunsFreedAsMerged(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("runs are freed as read on Linux only")
+	}
+	dir := t.TempDir()
+	probe, err := os.Create(filepath.Join(dir, "probe"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	probe.Write(make([]byte, 8192))
+	if !punchRun(probe, 0, 4096) {
+		t.Skip("this file system cannot free part of a file")
+	}
+	probe.Close()
+	const header = "SETTORE;COD_POD;CF_CLIENTE;DENOMINAZIONE;DATA_SWITCH\n"
+	rng := rand.New(rand.NewPCG(3, 4))
+	var data strings.Builder
+	data.WriteString(header)
+	const rows = 20000
+	for i := range rows {
+		// A name of random letters: the run does not compress below a few MiB.
+		name := make([]byte, 200)
+		for j := range name {
+			name[j] = 'A' + byte(rng.Uint32()%26)
+		}
+		fmt.Fprintf(&data, "E;IT001E%08d;RSSMRA85T10A562S;%s;01/03/2025\n", (i*7919)%rows, name)
+	}
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	rd := flows.NewCSVReader(strings.NewReader(data.String()), flow, flows.ReadOptions{FileName: "x.csv"})
+	defer rd.Close()
+	m, err := sortRowsByKey(context.Background(), rd, flow, dir, func([]flows.Finding) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	n := 0
+	for {
+		_, _, ok, err := m.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		n++
+	}
+	if n != rows {
+		t.Fatalf("%d rows merged, want %d", n, rows)
+	}
+	var size, held int64
+	for _, f := range m.fs {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+			t.Fatal(err)
+		}
+		size += st.Size
+		held += st.Blocks * 512
+	}
+	if size < 2*punchStep {
+		t.Fatalf("runs of %d bytes: too small to be freed as read", size)
+	}
+	if held > size/2 {
+		t.Errorf("runs of %d bytes still hold %d bytes of blocks once read", size, held)
+	}
+}
