@@ -17,8 +17,12 @@ func (d *Daemon) ArchiveBuilt(ctx context.Context, tx *sql.Tx, b Built, source s
 	if err != nil {
 		return archive.File{}, err
 	}
+	at := b.At
+	if at.IsZero() {
+		at = d.now()
+	}
 	res, err := d.Store.IngestTx(ctx, tx, archive.IngestRequest{Source: source, Name: b.Name, Direction: "out",
-		Kind: b.Kind, Inputs: b.Inputs, Meta: b.Meta, At: d.now()}, hash, size)
+		Kind: b.Kind, Inputs: b.Inputs, Meta: b.Meta, At: at}, hash, size)
 	if err != nil {
 		return archive.File{}, err
 	}

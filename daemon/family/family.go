@@ -73,6 +73,11 @@ type Built struct {
 	Content []byte  // the whole file
 	Inputs  []int64 // provenance: archived files it was made from
 	Meta    map[string]string
+	// At is when it is archived (files.received_at); zero: the daemon's clock now. A
+	// builder that marks its requests sent at its own time passes that time, so that
+	// a request's sent_at is its file's received_at and is stored as such (migration
+	// 0043, archive.PracticeStmts.MarkSentAll), not written out again.
+	At time.Time
 }
 
 // SIIRowHook lets a family handle the rows of a shared SII flow (ANN_NOTIF, UPD_NOTIF,

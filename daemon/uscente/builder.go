@@ -608,8 +608,10 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	if err != nil {
 		return err
 	}
+	// Archived at the build's time, the time its requests are marked sent: their
+	// sent_at is then stored as the file's (migration 0043), not written out again.
 	file, err := d.ArchiveBuilt(ctx, tx, family.Built{Name: name, Kind: b.flow, Content: content, Inputs: inputIDs,
-		Meta: map[string]string{"requests": fmt.Sprint(len(batch)), "rows": fmt.Sprint(nrows)}}, "built")
+		Meta: map[string]string{"requests": fmt.Sprint(len(batch)), "rows": fmt.Sprint(nrows)}, At: now}, "built")
 	if err != nil {
 		return err
 	}
