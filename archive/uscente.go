@@ -66,6 +66,7 @@ type queuedPractice struct {
 	pr  *Practice
 	h   HistoryEntry
 	req *Request
+	pre *PredeflatedCase
 }
 
 // PreparePractices prepares the statements on tx. Close it before the transaction
@@ -712,6 +713,13 @@ func (p *PracticeStmts) MarkBuiltAll(ctx context.Context, reqs []BuiltRequest, f
 // A lookup of its case key (ByKey) or its code (CodeUsed) sees it; statements run on
 // the transaction directly do not: Flush before them.
 func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h HistoryEntry, req *Request) error {
+	return p.QueueCreateCase(ctx, pr, h, req, nil)
+}
+
+// QueueCreateCase is QueueCreate with pr's case deflated ahead (CasePredeflater), or
+// nil: Flush stores the same bytes, without deflating the case on this goroutine
+// when pre fits the transaction's dictionary.
+func (p *PracticeStmts) QueueCreateCase(ctx context.Context, pr *Practice, h HistoryEntry, req *Request, pre *PredeflatedCase) error {
 	if len(p.queue) == 0 {
 		// Prepared once per job (bulkStmt): asked again each time the queue starts.
 		maxPractice, err := p.bulkStmt(ctx, `SELECT coalesce(max(id), 0) + 1 FROM practice_rows`)
@@ -754,7 +762,7 @@ func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h History
 		req.PracticeID, req.CreatedAt = pr.ID, p.now()
 		p.queuedCodes[req.CPUtente] = struct{}{}
 	}
-	p.queue = append(p.queue, queuedPractice{pr: pr, h: h, req: req})
+	p.queue = append(p.queue, queuedPractice{pr: pr, h: h, req: req, pre: pre})
 	if len(p.queue) >= bulkRows {
 		return p.Flush(ctx)
 	}
@@ -789,7 +797,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		args = practiceRowArgs(args, pr.ID, pr, created)
 		stateArgs = practiceStateArgs(stateArgs, pr.ID, pr, created, p.s.updatedAtSince(created))
 		if hasCase(pr.Data) {
-			v, err := p.caseValueIn(ctx, pr.Data)
+			v, err := p.caseValueIn(ctx, pr.Data, e.pre)
 			if err != nil {
 				return err
 			}

@@ -120,7 +120,7 @@ func TestReadCaseBatchesPanicIsTheCallers(t *testing.T) {
 	}
 	out := make(chan caseBatch, 1)
 	n := 0
-	go readCaseBatches(context.Background(), cases, 1, func(*flows.MorosiCase) *preparedCase {
+	go readCaseBatches(context.Background(), cases, 1, func(*flows.MorosiCase, bool) *preparedCase {
 		if n++; n == 2 {
 			panic("prepare fault")
 		}
