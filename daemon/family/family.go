@@ -73,6 +73,11 @@ type Built struct {
 	Content []byte  // the whole file
 	Inputs  []int64 // provenance: archived files it was made from
 	Meta    map[string]string
+	// Hash and Size, when Hash is set: Content is already in the blob store under
+	// that hash (archive.BlobStore.Put, as a builder does on a goroutine of its own
+	// meanwhile); ArchiveBuilt indexes it without putting it again.
+	Hash string
+	Size int64
 }
 
 // SIIRowHook lets a family handle the rows of a shared SII flow (ANN_NOTIF, UPD_NOTIF,
