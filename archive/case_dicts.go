@@ -261,6 +261,17 @@ func (s *Store) expandCase(ctx context.Context, q queryer, stored []byte) ([]byt
 	if !IsDeflatedCase(stored) {
 		return stored, nil
 	}
+	dict, err := s.dictOfCase(ctx, q, stored)
+	if err != nil {
+		return nil, err
+	}
+	return inflateStored(stored, dict)
+}
+
+// dictOfCase is the dictionary of stored, a case in form 2 (read through q, else
+// the cache): expandCase in two steps, for a reader that inflates the case later on
+// another goroutine (Practice.caseDict), where q cannot be used.
+func (s *Store) dictOfCase(ctx context.Context, q queryer, stored []byte) ([]byte, error) {
 	id, k := binary.Uvarint(stored[1:])
 	if k <= 0 || id > 1<<62 {
 		return nil, fmt.Errorf("deflated case: unreadable dictionary id")
@@ -269,6 +280,13 @@ func (s *Store) expandCase(ctx context.Context, q queryer, stored []byte) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("deflated case: dictionary #%d: %w", id, err)
 	}
+	return dict, nil
+}
+
+// inflateStored is the compact form of stored, a case in form 2 whose dictionary is
+// dict (dictOfCase).
+func inflateStored(stored, dict []byte) ([]byte, error) {
+	id, k := binary.Uvarint(stored[1:])
 	b, err := inflateCase(stored[1+k:], dict)
 	if err != nil {
 		return nil, fmt.Errorf("deflated case (dictionary #%d): %w", id, err)
