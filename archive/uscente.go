@@ -515,9 +515,13 @@ func (s *Store) UscentePracticeByPoint(ctx context.Context, tx *sql.Tx, point, c
 // ---- set-based forms: one statement for many rows ----
 
 // bulkRows is how many rows one multi-row INSERT carries: SQLite's cost is per
-// statement as much as per row, and 64 rows of 9 columns stay far below its limit of
-// bound parameters.
-const bulkRows = 64
+// statement as much as per row (each opens its cursors on the table and every index
+// again). 256 rows of the widest table (26 columns, 6,656 values) stay far below its
+// limit of bound parameters (32,766). 64 before issue 16's seventh round: 256 took
+// 18 % off the handler's writer CPU at 300,000 rows (sqlite3_step 14 % less, the
+// argument checks of database/sql fewer), for up to 9 MiB more peak memory; 1,024
+// was no better and took 15–19 MiB more (docs/benchmarks-uscente.md, "Seventh round").
+const bulkRows = 256
 
 // bulkStmt returns the statement for text, prepared once per job.
 func (p *PracticeStmts) bulkStmt(ctx context.Context, text string) (*sql.Stmt, error) {
