@@ -67,7 +67,8 @@ var errDeflatedCase = errors.New("case stored deflated does not inflate (damaged
 type caseDeflater struct {
 	id   int64  // case_dicts.id
 	head []byte // 0x02 and the id, uvarint
-	w    *flate.Writer
+	dict []byte
+	w    *flate.Writer // made at the first case not deflated ahead (PredeflatedCase)
 	buf  bytes.Buffer
 }
 
@@ -78,12 +79,9 @@ func (s *Store) newCaseDeflater(ctx context.Context, tx execQueryer, dict []byte
 	if err := tx.QueryRowContext(ctx, `INSERT INTO case_dicts (dict) VALUES (?) RETURNING id`, dict).Scan(&id); err != nil {
 		return nil, fmt.Errorf("archive: case dictionary: %w", err)
 	}
-	d := &caseDeflater{id: id, head: binary.AppendUvarint([]byte{caseDeflated}, uint64(id))}
-	var err error
-	if d.w, err = newDeflateWriter(&d.buf, dict); err != nil {
-		return nil, err
-	}
-	s.cacheCaseDict(id, bytes.Clone(dict)) // dropped if the transaction fails (Store.Write)
+	dict = bytes.Clone(dict)
+	d := &caseDeflater{id: id, head: binary.AppendUvarint([]byte{caseDeflated}, uint64(id)), dict: dict}
+	s.cacheCaseDict(id, dict) // dropped if the transaction fails (Store.Write)
 	return d, nil
 }
 
@@ -95,6 +93,12 @@ func newDeflateWriter(w io.Writer, dict []byte) (*flate.Writer, error) {
 // deflate is compact (a case in the compact form) in form 2, or compact itself when
 // that is not smaller.
 func (d *caseDeflater) deflate(compact []byte) ([]byte, error) {
+	if d.w == nil {
+		var err error
+		if d.w, err = newDeflateWriter(&d.buf, d.dict); err != nil {
+			return nil, err
+		}
+	}
 	d.buf.Reset()
 	d.buf.Write(d.head)
 	d.w.Reset(&d.buf)
@@ -110,6 +114,83 @@ func (d *caseDeflater) deflate(compact []byte) ([]byte, error) {
 	return bytes.Clone(d.buf.Bytes()), nil
 }
 
+// stored is what deflate returns for compact, from its stream deflated ahead
+// (PredeflatedCase.stream, deflated against d.dict): the same bytes.
+func (d *caseDeflater) stored(compact, stream []byte) []byte {
+	if len(d.head)+len(stream) >= len(compact) {
+		return compact
+	}
+	b := make([]byte, 0, len(d.head)+len(stream))
+	return append(append(b, d.head...), stream...)
+}
+
+// CasePredeflater deflates cases ahead of the transaction that stores them, on
+// another goroutine than the one holding it (the uscente.morosi handler's reader,
+// while its writer steps SQLite on the other core): each case against the first
+// case of its chunk, which is the dictionary the chunk's transaction chooses
+// (caseValueIn) when that case is the first it creates, as it is for an extract of
+// new cases. The transaction takes a case deflated ahead only when the dictionary
+// it chose and the case it stores are byte for byte those the stream was deflated
+// from, and deflates the case itself otherwise: what is stored is the same either
+// way, since a stream is a function of the dictionary and the case alone (a flate
+// Writer's Reset is a NewWriterDict). Not safe for concurrent use.
+type CasePredeflater struct {
+	dict []byte
+	w    *flate.Writer
+	buf  bytes.Buffer
+}
+
+// PredeflatedCase is a case deflated ahead (CasePredeflater.Deflate), handed to
+// PracticeStmts.QueueCreateCase with the practice whose case it is.
+type PredeflatedCase struct {
+	dict, compact, stream []byte
+}
+
+// CasePredeflater returns a predeflater for the cases of a big job, nil when this
+// archive stores no deflated case (before migration 0038).
+func (s *Store) CasePredeflater() *CasePredeflater {
+	if !s.caseDicts {
+		return nil
+	}
+	return &CasePredeflater{}
+}
+
+// NewChunk starts a chunk: the next case Deflate takes becomes its dictionary.
+func (c *CasePredeflater) NewChunk() {
+	if c != nil {
+		c.dict = nil
+	}
+}
+
+// Deflate deflates compact against the chunk's dictionary (compact itself for the
+// chunk's first case); nil when c is nil or caseValueIn would store compact as it is.
+// compact must not change afterwards.
+func (c *CasePredeflater) Deflate(compact []byte) (*PredeflatedCase, error) {
+	if c == nil || !flows.IsCompactUscenteData(compact) || len(compact) > maxCaseSize {
+		return nil, nil
+	}
+	if c.dict == nil {
+		c.dict = compact
+		if c.w == nil {
+			var err error
+			if c.w, err = newDeflateWriter(&c.buf, c.dict); err != nil {
+				return nil, err
+			}
+		} else {
+			c.w.ResetDict(&c.buf, c.dict)
+		}
+	}
+	c.buf.Reset()
+	c.w.Reset(&c.buf)
+	if _, err := c.w.Write(compact); err != nil {
+		return nil, err
+	}
+	if err := c.w.Close(); err != nil {
+		return nil, err
+	}
+	return &PredeflatedCase{dict: c.dict, compact: compact, stream: bytes.Clone(c.buf.Bytes())}, nil
+}
+
 type execQueryer interface {
 	execer
 	queryer
@@ -118,7 +199,10 @@ type execQueryer interface {
 // caseValueIn is caseValue for a case written in a chunk that may store it deflated
 // (PracticeStmts.Flush): the first compact case of the transaction becomes its
 // dictionary.
-func (p *PracticeStmts) caseValueIn(ctx context.Context, d []byte) (any, error) {
+//
+// pre, when not nil, is the case deflated ahead: taken when it was deflated from d
+// against the dictionary the transaction chose.
+func (p *PracticeStmts) caseValueIn(ctx context.Context, d []byte, pre *PredeflatedCase) (any, error) {
 	if !p.s.caseDicts || !flows.IsCompactUscenteData(d) || len(d) > maxCaseSize {
 		// A case past maxCaseSize stays compact: its readers refuse to inflate a
 		// stream past it (inflateCase), and would hand it out as damaged. Nor is it
@@ -130,6 +214,9 @@ func (p *PracticeStmts) caseValueIn(ctx context.Context, d []byte) (any, error) 
 		if p.deflater, err = p.s.newCaseDeflater(ctx, p.tx, d); err != nil {
 			return nil, err
 		}
+	}
+	if pre != nil && bytes.Equal(pre.compact, d) && bytes.Equal(pre.dict, p.deflater.dict) {
+		return p.deflater.stored(d, pre.stream), nil
 	}
 	b, err := p.deflater.deflate(d)
 	if err != nil {
@@ -174,6 +261,17 @@ func (s *Store) expandCase(ctx context.Context, q queryer, stored []byte) ([]byt
 	if !IsDeflatedCase(stored) {
 		return stored, nil
 	}
+	dict, err := s.dictOfCase(ctx, q, stored)
+	if err != nil {
+		return nil, err
+	}
+	return inflateStored(stored, dict)
+}
+
+// dictOfCase is the dictionary of stored, a case in form 2 (read through q, else
+// the cache): expandCase in two steps, for a reader that inflates the case later on
+// another goroutine (Practice.caseDict), where q cannot be used.
+func (s *Store) dictOfCase(ctx context.Context, q queryer, stored []byte) ([]byte, error) {
 	id, k := binary.Uvarint(stored[1:])
 	if k <= 0 || id > 1<<62 {
 		return nil, fmt.Errorf("deflated case: unreadable dictionary id")
@@ -182,6 +280,13 @@ func (s *Store) expandCase(ctx context.Context, q queryer, stored []byte) ([]byt
 	if err != nil {
 		return nil, fmt.Errorf("deflated case: dictionary #%d: %w", id, err)
 	}
+	return dict, nil
+}
+
+// inflateStored is the compact form of stored, a case in form 2 whose dictionary is
+// dict (dictOfCase).
+func inflateStored(stored, dict []byte) ([]byte, error) {
+	id, k := binary.Uvarint(stored[1:])
 	b, err := inflateCase(stored[1+k:], dict)
 	if err != nil {
 		return nil, fmt.Errorf("deflated case (dictionary #%d): %w", id, err)

@@ -385,3 +385,122 @@ func BenchmarkCaseInflate(b *testing.B) {
 		}
 	}
 }
+
+// A case deflated ahead (CasePredeflater, on the handler's reader) is stored as the
+// chunk's transaction would store it deflating it itself: the same practice_data and
+// case_dicts rows byte for byte, when the reader's guess of the dictionary holds, when
+// it does not (the chunk's first case is not the first it created), when a case
+// stored is not the one deflated ahead, and for a case whose stream is not smaller
+// than its compact form.
+func TestPredeflatedCasesStoredAsDeflated(t *testing.T) {
+	ctx := context.Background()
+	random := func(i int) []byte { // incompressible: stays compact either way
+		b := []byte{0x01}
+		x := uint32(2463534242 + i)
+		for range 400 {
+			x ^= x << 13
+			x ^= x >> 17
+			x ^= x << 5
+			b = append(b, byte(x))
+		}
+		return b
+	}
+	// chunks of cases; guess[k] is the case the reader took for chunk k's first.
+	chunks := [][]int{{0, 1, 2, 3, 4}, {5, 6, 7}, {8, 9, 10, 11}}
+	guess := []int{0, 99, 8}
+	data := func(i int) []byte {
+		if i == 10 {
+			return random(i)
+		}
+		_, p := dictCase(i)
+		return p.Data
+	}
+	dump := func(s *Store) string {
+		var out strings.Builder
+		for _, q := range []string{`SELECT id, hex(data) FROM practice_data ORDER BY id`, `SELECT id, hex(dict) FROM case_dicts ORDER BY id`} {
+			rows, err := s.Read().Query(q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for rows.Next() {
+				var id int64
+				var h string
+				if err := rows.Scan(&id, &h); err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintf(&out, "%d %s\n", id, h)
+			}
+			rows.Close()
+		}
+		return out.String()
+	}
+	var dumps []string
+	hits := 0
+	for _, ahead := range []bool{false, true} {
+		s, err := Open(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pd := s.CasePredeflater()
+		for k, chunk := range chunks {
+			var pres []*PredeflatedCase
+			if ahead {
+				pd.NewChunk()
+				if _, err := pd.Deflate(data(guess[k])); err != nil {
+					t.Fatal(err)
+				}
+				for _, i := range chunk {
+					d := data(i)
+					if i == 6 {
+						d = data(1) // deflated ahead from another case than the one stored
+					}
+					pre, err := pd.Deflate(d)
+					if err != nil {
+						t.Fatal(err)
+					}
+					pres = append(pres, pre)
+				}
+			}
+			err := s.Write(ctx, func(tx *sql.Tx) error {
+				st, err := s.PreparePractices(ctx, tx)
+				if err != nil {
+					return err
+				}
+				for n, i := range chunk {
+					_, p := dictCase(i)
+					p.Data = data(i)
+					var pre *PredeflatedCase
+					if ahead {
+						pre = pres[n]
+					}
+					if err := st.QueueCreateCase(ctx, p, HistoryEntry{Flow: "uscente.morosi"}, &Request{Flow: "REQ", CPUtente: fmt.Sprintf("E25%07d", i)}, pre); err != nil {
+						st.Close(ctx)
+						return err
+					}
+				}
+				if ahead {
+					for n, i := range chunk {
+						if pres[n] != nil && guess[k] == chunk[0] && i != 6 {
+							hits++
+						}
+					}
+				}
+				return st.Close(ctx)
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		}
+		dumps = append(dumps, dump(s))
+		s.Close()
+	}
+	if dumps[0] != dumps[1] {
+		t.Errorf("stored with cases deflated ahead:\n%s\nwant, as deflated by the transaction:\n%s", dumps[1], dumps[0])
+	}
+	if !strings.Contains(dumps[0], "\n") || hits < 8 {
+		t.Errorf("the test took %d cases deflated ahead", hits)
+	}
+	if pd := (&Store{}).CasePredeflater(); pd != nil {
+		t.Errorf("a store without case_dicts deflates ahead")
+	}
+}

@@ -49,6 +49,11 @@ type Practice struct {
 	Data           json.RawMessage // invoices, mora notices, computation audit, flags
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
+
+	// caseDict: Data is a case still deflated (form 2) and this is its dictionary, as
+	// the build reads it (readyWithPractices): UscenteData inflates it on whichever
+	// goroutine decodes the case, not on the one reading the rows.
+	caseDict []byte
 }
 
 // HistoryEntry is one state change of a practice.
@@ -371,10 +376,18 @@ func (p *Practice) CaseRow() flows.CaseRow {
 }
 
 // UscenteData decodes the practice's data, whatever its form: JSON, or compact (as
-// ReadyRequestsWithPractices gives it, and as a practice created in memory holds it).
+// ReadyRequestsWithPractices gives it, or deflated with its dictionary, and as a
+// practice created in memory holds it).
 func (p *Practice) UscenteData() (flows.UscenteData, error) {
-	if IsDeflatedCase(p.Data) { // left as stored by a reader that could not inflate it
-		return flows.UscenteData{}, errDeflatedCase
+	if IsDeflatedCase(p.Data) {
+		if p.caseDict == nil { // left as stored by a reader that could not inflate it
+			return flows.UscenteData{}, errDeflatedCase
+		}
+		c, err := inflateStored(p.Data, p.caseDict)
+		if err != nil { // as when its reader could not inflate it
+			return flows.UscenteData{}, errDeflatedCase
+		}
+		return flows.DecodeUscenteData(c, p.CaseRow())
 	}
 	return flows.DecodeUscenteData(p.Data, p.CaseRow())
 }
@@ -1238,8 +1251,12 @@ func (s *Store) readyWithPractices(ctx context.Context, q queryer, rows *sql.Row
 		return nil, nil, err
 	}
 	for i := range ps {
-		if c, err := s.expandCase(ctx, q, ps[i].Data); err == nil {
-			ps[i].Data = c
+		// Its dictionary only: the case is inflated where it is decoded (UscenteData),
+		// on the build's second goroutine for most (daemon/uscente's pageCompute).
+		if IsDeflatedCase(ps[i].Data) {
+			if dict, err := s.dictOfCase(ctx, q, ps[i].Data); err == nil {
+				ps[i].caseDict = dict
+			}
 		}
 	}
 	return reqs, ps, nil

@@ -69,6 +69,7 @@ type queuedPractice struct {
 	pr  *Practice
 	h   HistoryEntry
 	req *Request
+	pre *PredeflatedCase
 }
 
 // PreparePractices prepares the statements on tx. Close it before the transaction
@@ -517,9 +518,13 @@ func (s *Store) UscentePracticeByPoint(ctx context.Context, tx *sql.Tx, point, c
 // ---- set-based forms: one statement for many rows ----
 
 // bulkRows is how many rows one multi-row INSERT carries: SQLite's cost is per
-// statement as much as per row, and 64 rows of 9 columns stay far below its limit of
-// bound parameters.
-const bulkRows = 64
+// statement as much as per row (each opens its cursors on the table and every index
+// again). 256 rows of the widest table (26 columns, 6,656 values) stay far below its
+// limit of bound parameters (32,766). 64 before issue 16's seventh round: 256 took
+// 18 % off the handler's writer CPU at 300,000 rows (sqlite3_step 14 % less, the
+// argument checks of database/sql fewer), for up to 9 MiB more peak memory; 1,024
+// was no better and took 15–19 MiB more (docs/benchmarks-uscente.md, "Seventh round").
+const bulkRows = 256
 
 // bulkStmt returns the statement for text, prepared once per job.
 func (p *PracticeStmts) bulkStmt(ctx context.Context, text string) (*sql.Stmt, error) {
@@ -769,6 +774,13 @@ func (p *PracticeStmts) MarkBuiltAll(ctx context.Context, reqs []BuiltRequest, f
 // A lookup of its case key (ByKey) or its code (CodeUsed) sees it; statements run on
 // the transaction directly do not: Flush before them.
 func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h HistoryEntry, req *Request) error {
+	return p.QueueCreateCase(ctx, pr, h, req, nil)
+}
+
+// QueueCreateCase is QueueCreate with pr's case deflated ahead (CasePredeflater), or
+// nil: Flush stores the same bytes, without deflating the case on this goroutine
+// when pre fits the transaction's dictionary.
+func (p *PracticeStmts) QueueCreateCase(ctx context.Context, pr *Practice, h HistoryEntry, req *Request, pre *PredeflatedCase) error {
 	if len(p.queue) == 0 {
 		// Prepared once per job (bulkStmt): asked again each time the queue starts.
 		maxPractice, err := p.bulkStmt(ctx, `SELECT coalesce(max(id), 0) + 1 FROM practice_rows`)
@@ -813,7 +825,7 @@ func (p *PracticeStmts) QueueCreate(ctx context.Context, pr *Practice, h History
 		req.PracticeID, req.CreatedAt = pr.ID, now
 		p.queuedCodes[req.CPUtente] = struct{}{}
 	}
-	p.queue = append(p.queue, queuedPractice{pr: pr, h: h, req: req})
+	p.queue = append(p.queue, queuedPractice{pr: pr, h: h, req: req, pre: pre})
 	if len(p.queue) >= bulkRows {
 		return p.Flush(ctx)
 	}
@@ -848,7 +860,7 @@ func (p *PracticeStmts) Flush(ctx context.Context) error {
 		args = practiceRowArgs(args, pr.ID, pr, created)
 		stateArgs = practiceStateArgs(stateArgs, pr.ID, pr, created, p.s.updatedAtSince(created))
 		if hasCase(pr.Data) {
-			v, err := p.caseValueIn(ctx, pr.Data)
+			v, err := p.caseValueIn(ctx, pr.Data, e.pre)
 			if err != nil {
 				return err
 			}

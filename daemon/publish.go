@@ -13,9 +13,12 @@ import (
 // is written before the transaction; if the transaction rolls back the blob is an
 // unindexed orphan, which verify reports and nothing uses.
 func (d *Daemon) ArchiveBuilt(ctx context.Context, tx *sql.Tx, b Built, source string) (archive.File, error) {
-	hash, size, err := d.Store.Blobs.Put(bytes.NewReader(b.Content))
-	if err != nil {
-		return archive.File{}, err
+	hash, size := b.Hash, b.Size
+	if hash == "" {
+		var err error
+		if hash, size, err = d.Store.Blobs.Put(bytes.NewReader(b.Content)); err != nil {
+			return archive.File{}, err
+		}
 	}
 	at := b.At
 	if at.IsZero() {

@@ -78,6 +78,11 @@ type Built struct {
 	// a request's sent_at is its file's received_at and is stored as such (migration
 	// 0043, archive.PracticeStmts.MarkSentAll), not written out again.
 	At time.Time
+	// Hash and Size, when Hash is set: Content is already in the blob store under
+	// that hash (archive.BlobStore.Put, as a builder does on a goroutine of its own
+	// meanwhile); ArchiveBuilt indexes it without putting it again.
+	Hash string
+	Size int64
 }
 
 // SIIRowHook lets a family handle the rows of a shared SII flow (ANN_NOTIF, UPD_NOTIF,

@@ -1,6 +1,7 @@
 package uscente
 
 import (
+	"bytes"
 	"context"
 	"database/sql"
 	"errors"
@@ -604,14 +605,12 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	}
 	prefix, suffix := enc.Envelope()
 	content := flows.Assemble(prefix, suffix, bodies)
+	// The file's blob (compressed, hashed, written: Go work, no SQLite) is put on a
+	// goroutine of its own while this one, which holds the transaction, moves the
+	// practices (below); the file is indexed once both are done.
+	put := putBlob(d.Archive().Blobs, content)
+	defer func() { <-put.done }() // a return before put.wait leaves nothing running
 	name, err := family.FlowFileName(ctx, d.Archive(), tx, f, format, first, now, today)
-	if err != nil {
-		return err
-	}
-	// Archived at the build's time, the time its requests are marked sent: their
-	// sent_at is then stored as the file's (migration 0043), not written out again.
-	file, err := d.ArchiveBuilt(ctx, tx, family.Built{Name: name, Kind: b.flow, Content: content, Inputs: inputIDs,
-		Meta: map[string]string{"requests": fmt.Sprint(len(batch)), "rows": fmt.Sprint(nrows)}, At: now}, "built")
 	if err != nil {
 		return err
 	}
@@ -644,8 +643,8 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 		// written before: per practice, no link row and no copy of the file's name.
 		// For a request under its practice's own code the note is rendered when read
 		// from the row, the code and the file: only the state is stored.
-		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, FileID: file.ID, At: now,
-			Link: archive.LinkBuilt}
+		h := archive.HistoryEntry{PracticeID: pr.p.ID, From: pr.p.State, To: pr.p.State, Flow: b.flow, At: now,
+			Link: archive.LinkBuilt} // FileID once the file is indexed
 		moves := ""
 		if to != "" && to != pr.p.State && (len(t.From) == 0 || slices.Contains(t.From, pr.p.State)) {
 			moves = to
@@ -670,6 +669,44 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 		reqIDs = append(reqIDs, pr.req.ID)
 		hs = append(hs, h)
 	}
+	moveTo := to
+	if built != "" {
+		moveTo = built // what the practices move to now
+	}
+	// The practices' moves need not the file's id: they run while the blob is put.
+	// What they write is the same in any order with the statements below (the
+	// chain seals the rows by table and id).
+	switch {
+	case b.flow == FlowREQ && len(moved) == len(practices):
+		if err := st.SendAll(ctx, practices, moveTo, now, today); err != nil { // the usual case: each row rewritten once
+			return err
+		}
+	case b.flow == FlowREQ:
+		if err := st.SetStateAll(ctx, moved, moveTo, now); err != nil {
+			return err
+		}
+		if err := st.SetRequestDateAll(ctx, practices, today); err != nil {
+			return err
+		}
+	default:
+		if err := st.SetStateAll(ctx, moved, moveTo, now); err != nil {
+			return err
+		}
+	}
+	hash, size, err := put.wait()
+	if err != nil {
+		return err
+	}
+	// Archived at the build's time, the time its requests are marked sent: their
+	// sent_at is then stored as the file's (migration 0043), not written out again.
+	file, err := d.ArchiveBuilt(ctx, tx, family.Built{Name: name, Kind: b.flow, Content: content, Inputs: inputIDs,
+		Meta: map[string]string{"requests": fmt.Sprint(len(batch)), "rows": fmt.Sprint(nrows)}, Hash: hash, Size: size, At: now}, "built")
+	if err != nil {
+		return err
+	}
+	for i := range hs {
+		hs[i].FileID = file.ID
+	}
 	froms := make([]string, 0, len(deferFrom))
 	for from := range deferFrom {
 		froms = append(froms, from)
@@ -681,31 +718,11 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 			return err
 		}
 	}
-	if built != "" {
-		to = built // what the practices move to now
-	}
 	if err := st.MarkSentAll(ctx, reqIDs, file.ID, now); err != nil {
 		return err
 	}
 	if err := st.MarkBuiltAll(ctx, derived, file.ID, now); err != nil {
 		return err
-	}
-	switch {
-	case b.flow == FlowREQ && len(moved) == len(practices):
-		if err := st.SendAll(ctx, practices, to, now, today); err != nil { // the usual case: each row rewritten once
-			return err
-		}
-	case b.flow == FlowREQ:
-		if err := st.SetStateAll(ctx, moved, to, now); err != nil {
-			return err
-		}
-		if err := st.SetRequestDateAll(ctx, practices, today); err != nil {
-			return err
-		}
-	default:
-		if err := st.SetStateAll(ctx, moved, to, now); err != nil {
-			return err
-		}
 	}
 	if err := st.HistoryAll(ctx, hs); err != nil {
 		return err
@@ -759,4 +776,40 @@ func (b *requestBuilder) settleSent(ctx context.Context, tx *sql.Tx, st *archive
 		}
 	}
 	return nil
+}
+
+// blobPut is a built file's content being put in the blob store on a goroutine of
+// its own (putBlob).
+type blobPut struct {
+	done     chan struct{}
+	hash     string
+	size     int64
+	err      error
+	panicked *goPanic
+}
+
+// putBlob puts content in blobs on a goroutine of its own; wait returns its hash
+// and size.
+func putBlob(blobs *archive.BlobStore, content []byte) *blobPut {
+	p := &blobPut{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		defer func() {
+			if v := recover(); v != nil {
+				p.panicked = &goPanic{v}
+			}
+		}()
+		p.hash, p.size, p.err = blobs.Put(bytes.NewReader(content))
+	}()
+	return p
+}
+
+// wait waits for the put; a panic of its goroutine is raised here, where the
+// scheduler's recover fails the run.
+func (p *blobPut) wait() (string, int64, error) {
+	<-p.done
+	if p.panicked != nil {
+		p.panicked.raise()
+	}
+	return p.hash, p.size, p.err
 }

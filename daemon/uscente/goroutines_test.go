@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -120,7 +121,7 @@ func TestReadCaseBatchesPanicIsTheCallers(t *testing.T) {
 	}
 	out := make(chan caseBatch, 1)
 	n := 0
-	go readCaseBatches(context.Background(), cases, 1, func(*flows.MorosiCase) *preparedCase {
+	go readCaseBatches(context.Background(), cases, 1, func(*flows.MorosiCase, bool) *preparedCase {
 		if n++; n == 2 {
 			panic("prepare fault")
 		}
@@ -137,6 +138,54 @@ func TestReadCaseBatchesPanicIsTheCallers(t *testing.T) {
 	v := mustPanic(t, last.panicked.raise)
 	if fmt.Sprint(v) != "prepare fault" {
 		t.Errorf("raised %v, want the reader's panic", v)
+	}
+}
+
+// The reader tells prepare which cases start a chunk as the writer (commit) cuts
+// them: a chunk takes batches until it holds ChunkCases cases, so with batches of 2
+// and chunks of 3 cases, chunks start at cases 0, 4, 8 (the cases a chunk's case
+// dictionary is guessed from: archive.CasePredeflater).
+func TestReadCaseBatchesChunkFirst(t *testing.T) {
+	defer func(c int) { ChunkCases = c }(ChunkCases)
+	ChunkCases = 3
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	var data strings.Builder
+	data.WriteString(shortHeader)
+	for i := range 10 {
+		data.WriteString(shortRow(i))
+	}
+	cases, err := newMorosiCases(context.Background(), flows.NewCSVReader(strings.NewReader(data.String()), flow, flows.ReadOptions{FileName: "x.csv"}),
+		flow, false, 0, t.TempDir(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan caseBatch, 1)
+	var firsts []int
+	n := 0
+	go readCaseBatches(context.Background(), cases, 2, func(_ *flows.MorosiCase, chunkFirst bool) *preparedCase {
+		if chunkFirst {
+			firsts = append(firsts, n)
+		}
+		n++
+		return nil
+	}, out)
+	// As commit takes them.
+	var starts []int
+	seen, inChunk := 0, 0
+	for b := range out {
+		if b.err != nil || b.panicked != nil {
+			t.Fatalf("batch: %v %v", b.err, b.panicked)
+		}
+		if inChunk == 0 && len(b.cases) > 0 {
+			starts = append(starts, seen)
+		}
+		seen += len(b.cases)
+		if inChunk += len(b.cases); inChunk >= ChunkCases {
+			inChunk = 0
+		}
+	}
+	if n != 10 || !slices.Equal(firsts, starts) || !slices.Equal(firsts, []int{0, 4, 8}) {
+		t.Errorf("%d cases, chunk starts told %v, the writer's %v; want [0 4 8]", n, firsts, starts)
 	}
 }
 

@@ -52,6 +52,10 @@ type morosiJob struct {
 	sink   *family.FindingSink
 	saved  int // sink.Kept[:saved] are recorded in file_progress_findings
 
+	// predeflate deflates the cases the reader prepares, on the reader's goroutine
+	// (prepare): nil when the archive deflates no case.
+	predeflate *archive.CasePredeflater
+
 	pending []readCase // cases read, waiting for drain
 	sorted  bool       // the rows are read sorted by key (progress counts cases, not lines)
 
@@ -104,7 +108,8 @@ func (u *uscente) handleMorosi(ctx context.Context, in *family.Input) (family.Re
 		return family.Result{}, err
 	}
 	defer src.rc.Close()
-	job := &morosiJob{u: u, in: in, tmpl: tmpl, params: family.CMORParams(in.Config.CMOR), today: flows.Today(in.Now), now: in.Now, sink: src.sink, sorted: sorted}
+	job := &morosiJob{u: u, in: in, tmpl: tmpl, params: family.CMORParams(in.Config.CMOR), today: flows.Today(in.Now), now: in.Now, sink: src.sink, sorted: sorted,
+		predeflate: in.Store.CasePredeflater()}
 	if resumed {
 		job.restore(prog)
 		in.Log.Info("resuming a file after its last committed chunk", "after", prog.Line, "sorted", sorted, "practices_created", job.created)
@@ -175,8 +180,10 @@ func inputKeyRuns(ctx context.Context, in *family.Input) (bool, int, error) {
 
 // readCaseBatches hands over the cases of the file in batches of size cases (the last
 // batch marked), after the ones a previous run committed, each with what prepare
-// computes for it on this goroutine. It stops when ctx is cancelled.
-func readCaseBatches(ctx context.Context, cases *morosiCases, size int, prepare func(*flows.MorosiCase) *preparedCase, out chan<- caseBatch) {
+// computes for it on this goroutine. prepare is told which case is the first of a
+// chunk: the writer (commit) takes batches into a chunk until it holds ChunkCases
+// cases, and so does this count. It stops when ctx is cancelled.
+func readCaseBatches(ctx context.Context, cases *morosiCases, size int, prepare func(mc *flows.MorosiCase, chunkFirst bool) *preparedCase, out chan<- caseBatch) {
 	defer close(out)
 	send := func(c caseBatch) bool {
 		select {
@@ -192,6 +199,7 @@ func readCaseBatches(ctx context.Context, cases *morosiCases, size int, prepare 
 		}
 	}()
 	var cur caseBatch
+	inChunk, chunkFirst := 0, true // cases sent in the writer's chunk under way
 	for {
 		st, err := cases.next(ctx)
 		if err != nil {
@@ -203,11 +211,15 @@ func readCaseBatches(ctx context.Context, cases *morosiCases, size int, prepare 
 		if st.mc == nil {
 			break
 		}
-		cur.cases = append(cur.cases, readCase{mc: st.mc, pc: prepare(st.mc)})
+		cur.cases = append(cur.cases, readCase{mc: st.mc, pc: prepare(st.mc, chunkFirst)})
+		chunkFirst = false
 		cur.through = st.through
 		if len(cur.cases) >= size {
 			if !send(cur) {
 				return
+			}
+			if inChunk += len(cur.cases); inChunk >= ChunkCases {
+				inChunk, chunkFirst = 0, true
 			}
 			cur = caseBatch{}
 		}

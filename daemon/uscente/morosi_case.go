@@ -33,12 +33,22 @@ type preparedCase struct {
 	payload *archive.RequestPayload // READY only
 	snap    map[string]string       // the request's reqSnapshot, READY only
 	note    string                  // the creation history's note
+	// deflated is encoded deflated against the chunk's dictionary as guessed by the
+	// reader (archive.CasePredeflater): the writer then stores it without deflating
+	// it on its own goroutine. nil when the archive deflates no case.
+	deflated *archive.PredeflatedCase
 }
 
 // prepare computes what mc becomes if it is new (see preparedCase); nil when mc is
 // held (so the writer need not ask again). It reads only the job's fixed fields: it
 // runs on the reader's goroutine.
-func (j *morosiJob) prepare(mc *flows.MorosiCase) *preparedCase {
+//
+// chunkFirst says mc is the first case of a chunk (readCaseBatches): the first of
+// them prepare encodes becomes the dictionary its other cases are deflated against.
+func (j *morosiJob) prepare(mc *flows.MorosiCase, chunkFirst bool) *preparedCase {
+	if chunkFirst {
+		j.predeflate.NewChunk()
+	}
 	if mc.Held() {
 		return nil
 	}
@@ -50,6 +60,9 @@ func (j *morosiJob) prepare(mc *flows.MorosiCase) *preparedCase {
 	// The row create gives the practice (the writer checks it is the same).
 	pc.row = flows.CaseRow{Point: flows.CasePoint(&mc.Case), CustomerID: flows.CaseCustomer(&mc.Case), CustomerName: mc.Case.CustomerName, SwitchDate: mc.Case.SwitchDate}
 	pc.encoded = flows.EncodeUscenteData(&pc.data, pc.row)
+	if d, err := j.predeflate.Deflate(pc.encoded); err == nil {
+		pc.deflated = d // else the writer deflates it, and meets the error there
+	}
 	if pc.out.State == flows.StateReady {
 		pc.payload, pc.snap = j.u.reqPayload(&pc.data), reqSnapshot(pc.out.Result)
 	}
@@ -201,8 +214,9 @@ func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flow
 		return err
 	}
 	hist.Link = archive.LinkInputCaseRead // the note: creationNote
+	var deflated *archive.PredeflatedCase
 	if pc != nil && pc.row == p.CaseRow() {
-		p.Data, hist.Note = pc.encoded, pc.note
+		p.Data, hist.Note, deflated = pc.encoded, pc.note, pc.deflated
 	} else {
 		p.Data = flows.EncodeUscenteData(data, p.CaseRow()) // compact, without what the row holds
 		hist.Note = j.creationNote(mc, out)
@@ -220,7 +234,7 @@ func (j *morosiJob) create(ctx context.Context, mc *flows.MorosiCase, data *flow
 		}
 	}
 	// Queued: inserted with other new practices in multi-row statements.
-	if err := j.st.QueueCreate(ctx, p, hist, req); err != nil {
+	if err := j.st.QueueCreateCase(ctx, p, hist, req, deflated); err != nil {
 		return err
 	}
 	j.created++
