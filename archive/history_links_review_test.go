@@ -202,20 +202,7 @@ func TestPracticeLinksReadersSearch(t *testing.T) {
 		{"the chain's derived rows of a practice", `SELECT t.id, ` + practiceSideBuilt + ` FROM practices t WHERE t.id > ?`,
 			[]any{0}, []string{"SEARCH r USING COVERING INDEX requests_practice (practice_id=?)", "SEARCH s USING INTEGER PRIMARY KEY (rowid=?)"}},
 	} {
-		rows, err := w.s.Read().Query(`EXPLAIN QUERY PLAN `+tt.sql, tt.args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var id, parent, unused int
-			var detail string
-			if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, detail)
-		}
-		rows.Close()
+		plan := explainPlan(t, w.s.Read(), tt.sql, tt.args...)
 		text := strings.Join(plan, "\n")
 		for _, bad := range []string{"SCAN practice_files", "SCAN practice_history", "SCAN h", "SCAN request_state", "SCAN s\n", "SCAN r\n",
 			"SCAN request_rows", "TEMP B-TREE FOR group_concat"} {

@@ -464,20 +464,7 @@ func TestRequestsQueryPlans(t *testing.T) {
 	}
 	for _, tt := range tests {
 		q, args := requestsQuery(tt.practice, tt.flow, tt.state, 10)
-		rows, err := s.Read().Query("EXPLAIN QUERY PLAN "+q, args...)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var a, b, c int
-			var d string
-			if err := rows.Scan(&a, &b, &c, &d); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, d)
-		}
-		rows.Close()
+		plan := explainPlan(t, s.Read(), q, args...)
 		if !strings.Contains(strings.Join(plan, "\n"), tt.index) {
 			t.Errorf("requests of practice %d, flow %q, state %q: plan does not use %s:\n%s", tt.practice, tt.flow, tt.state, tt.index,
 				strings.Join(plan, "\n"))

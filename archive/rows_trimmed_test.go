@@ -260,20 +260,7 @@ func TestReadyRequestsPartialIndex(t *testing.T) {
 	s := openTest(t)
 	for _, q := range []string{readyWithPracticeQuery, readyEntranteQuery,
 		requestSelect + ` WHERE flow = ? AND state = 'ready' AND id > ? ORDER BY id LIMIT ?`} {
-		rows, err := s.Read().Query("EXPLAIN QUERY PLAN "+q, "REQ", 0, 10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var plan []string
-		for rows.Next() {
-			var a, b, c int
-			var d string
-			if err := rows.Scan(&a, &b, &c, &d); err != nil {
-				t.Fatal(err)
-			}
-			plan = append(plan, d)
-		}
-		rows.Close()
+		plan := explainPlan(t, s.Read(), q, "REQ", 0, 10)
 		if !strings.Contains(strings.Join(plan, "\n"), "requests_ready") {
 			t.Errorf("plan does not use requests_ready:\n%s\n%s", q, strings.Join(plan, "\n"))
 		}
