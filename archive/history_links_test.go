@@ -564,15 +564,7 @@ func TestBuiltHistoryMigration(t *testing.T) {
 	before := w.view(t)
 	dir := w.s.Dir()
 	w.s.Close()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range undoBuiltHistory {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
+	db := openUndone(t, dir, undoBuiltHistory)
 	var records int
 	if err := db.QueryRow(`SELECT count(*) FROM chain`).Scan(&records); err != nil {
 		t.Fatal(err)

@@ -319,21 +319,13 @@ func TestRequestStateMigration(t *testing.T) {
 	before := tableDump(t, s.Read(), "requests")
 	s.Close()
 
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db")+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range undoRequestSplit {
-		if _, err := db.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
+	db := openUndone(t, dir, undoRequestSplit)
 	if old := tableDump(t, db, "requests"); !reflect.DeepEqual(old, before) {
 		t.Fatalf("the undone archive reads otherwise:\n%v\nwant\n%v", old, before)
 	}
 	db.Close()
 
-	s, err = Open(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

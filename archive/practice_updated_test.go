@@ -108,15 +108,7 @@ func TestUpdatedAtStoredOnce(t *testing.T) {
 	dir := s.Dir()
 	before := practicesDump(t, db)
 	s.Close()
-	c, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db")+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range undoUpdatedSame(t) {
-		if _, err := c.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
+	c := openUndone(t, dir, undoUpdatedSame(t))
 	if old := practicesDump(t, c); !reflect.DeepEqual(old, before) {
 		t.Fatalf("the undone archive reads otherwise:\n%v\nwant\n%v", old, before)
 	}
@@ -125,7 +117,7 @@ func TestUpdatedAtStoredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.Close()
-	s, err = Open(dir)
+	s, err := Open(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

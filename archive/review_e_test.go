@@ -11,6 +11,24 @@ import (
 	"time"
 )
 
+// openUndone opens the closed archive in dir bare (foreign keys on, no migration),
+// takes it back to an older schema with the undo statements, and returns it: how each
+// migration's upgrade test makes an archive of the schema before it.
+func openUndone(t *testing.T, dir string, undo []string) *sql.DB {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db")+"?_pragma=foreign_keys(1)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range undo {
+		if _, err := db.Exec(q); err != nil {
+			db.Close()
+			t.Fatal(q, err)
+		}
+	}
+	return db
+}
+
 // explainPlan is SQLite's query plan for q, one line per step.
 func explainPlan(t *testing.T, db *sql.DB, q string, args ...any) []string {
 	t.Helper()

@@ -3,7 +3,6 @@ package archive
 import (
 	"context"
 	"database/sql"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -132,15 +131,7 @@ func TestRowsTrimmed(t *testing.T) {
 	before, beforeReqs := w.view(t), requestsDump(t, db)
 	dir := w.s.Dir()
 	w.s.Close()
-	c, err := sql.Open("sqlite", "file:"+filepath.Join(dir, "index.db")+"?_pragma=foreign_keys(1)")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range undoRowsTrimmed {
-		if _, err := c.Exec(q); err != nil {
-			t.Fatal(q, err)
-		}
-	}
+	c := openUndone(t, dir, undoRowsTrimmed)
 	var records int
 	if err := c.QueryRow(`SELECT count(*) FROM chain`).Scan(&records); err != nil {
 		t.Fatal(err)
