@@ -77,22 +77,31 @@ func TestLineChangedHeldThenWindowClosed(t *testing.T) {
 // worldWithLineChanged takes in the e2e extract (two ready requests) and has the
 // stored hash of the request pick chooses stand for another line, as an earlier cmord
 // or a case changed outside cmord would leave it. It returns the world, that request
-// and its payload as stored before.
-func worldWithLineChanged(t *testing.T, pick func(w *testWorld, reqs []archive.Request) archive.Request) (*testWorld, archive.Request, []byte) {
+
+// worldWithTwoReady is a world that has taken in the end-to-end extract, and its two
+// ready REQ requests.
+func worldWithTwoReady(t *testing.T) (*testWorld, []archive.Request) {
 	t.Helper()
 	w := newTestWorld(t, e2eNow, "")
-	ctx := context.Background()
 	takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
-	reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
+	reqs, err := w.d.Store.Requests(context.Background(), nil, 0, uscente.FlowREQ, "ready", 0)
 	if err != nil || len(reqs) != 2 {
 		t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
 	}
+	return w, reqs
+}
+
+// and its payload as stored before.
+func worldWithLineChanged(t *testing.T, pick func(w *testWorld, reqs []archive.Request) archive.Request) (*testWorld, archive.Request, []byte) {
+	t.Helper()
+	w, reqs := worldWithTwoReady(t)
+	ctx := context.Background()
 	changed := pick(w, reqs)
 	if changed.ID == 0 {
 		t.Fatal("no request picked")
 	}
 	var decided []byte
-	err = w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+	err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
 		if err := tx.QueryRowContext(ctx, `SELECT payload FROM request_payloads WHERE id = ?`, changed.ID).Scan(&decided); err != nil {
 			return err
 		}
@@ -134,13 +143,8 @@ func TestUnreadableCaseHeldOthersBuilt(t *testing.T) {
 		{"case deflated against a dictionary that is not there", `UPDATE practice_data SET data = x'02ffff0300' WHERE id = ?`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := newTestWorld(t, e2eNow, "")
+			w, reqs := worldWithTwoReady(t)
 			ctx := context.Background()
-			takeIn(t, w.d, "morosi", "morosi_20251015.csv", e2eExtract())
-			reqs, err := w.d.Store.Requests(ctx, nil, 0, uscente.FlowREQ, "ready", 0)
-			if err != nil || len(reqs) != 2 {
-				t.Fatalf("ready requests %+v (%v), want 2", reqs, err)
-			}
 			var damaged, other archive.Request
 			for _, r := range reqs {
 				if w.practice(r.CPUtente).Point == "IT001E00000042" {
