@@ -298,7 +298,7 @@ func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, d
 	if err := s.flush(); err != nil {
 		return fail(err)
 	}
-	m, err := openMerge(tmp, s.runs, s.flow)
+	m, err := openMerge(tmp, s.runs, s.rows, s.flow)
 	if err != nil {
 		return fail(err)
 	}
@@ -381,6 +381,7 @@ type runWriter struct {
 	buf   []byte
 	index []runEntry
 	runs  []string
+	rows  []int // the rows of each run, which the merge checks it reads (runBlockReader.want)
 	block runBlockWriter
 	vals  [][]byte // scratch: one row's values, slices of buf
 }
@@ -477,7 +478,7 @@ func (s *runWriter) flush() error {
 	if err := f.Close(); err != nil {
 		return err
 	}
-	s.runs = append(s.runs, f.Name())
+	s.runs, s.rows = append(s.runs, f.Name()), append(s.rows, len(s.index))
 	s.buf, s.index = s.buf[:0], s.index[:0]
 	return nil
 }
@@ -595,13 +596,14 @@ func (h *runHeap) Pop() any {
 	return x
 }
 
-func openMerge(dir string, runs []string, flow *flows.Flow) (*sortedRows, error) {
+// openMerge opens the merge of runs, which runWriter wrote with rows[i] rows each.
+func openMerge(dir string, runs []string, rows []int, flow *flows.Flow) (*sortedRows, error) {
 	dec, err := newRunDecoder()
 	if err != nil {
 		return nil, err
 	}
 	m := &sortedRows{dir: dir, flow: flow, dec: dec}
-	for _, p := range runs {
+	for i, p := range runs {
 		f, err := os.OpenFile(p, os.O_RDWR, 0) // read, and freed as read (punchRun)
 		if err != nil {
 			m.Close()
@@ -609,7 +611,7 @@ func openMerge(dir string, runs []string, flow *flows.Flow) (*sortedRows, error)
 		}
 		m.fs = append(m.fs, f)
 		r := bufio.NewReaderSize(f, 16<<10)
-		c := &runCursor{flow: flow, blocks: runBlockReader{r: r, rd: r, dec: dec, frame: &m.frame}}
+		c := &runCursor{flow: flow, blocks: runBlockReader{r: r, rd: r, dec: dec, frame: &m.frame, want: rows[i]}}
 		if freeReadRuns {
 			c.blocks.file = f
 		}

@@ -217,7 +217,7 @@ func TestSortRunsCompressed(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			m, err := openMerge(dir, runs, flow)
+			m, err := openMerge(dir, runs, w.rows, flow)
 			if err == nil {
 				defer m.Close()
 				n := 0

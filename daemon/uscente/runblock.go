@@ -152,6 +152,11 @@ type runBlockReader struct {
 	at      int64    // the run's bytes read: the blocks before the current one and it
 	punched int64    // the run's bytes freed
 
+	// want is how many rows the run was written with (runWriter.rows): a run that
+	// ends before them, or holds more, is damaged. Nothing in a run's bytes says where
+	// it ends, and a run cut where a block ends reads as a shorter run.
+	want, loaded int // rows the run holds, rows in the blocks loaded so far
+
 	rows, row int // rows in the block, rows handed out
 	line      int
 	nvAt      int   // where the next row's count of values is
@@ -183,6 +188,9 @@ func (b *runBlockReader) load() (bool, error) {
 	}
 	fl, err := binary.ReadUvarint(b.r)
 	if err == io.EOF {
+		if b.loaded != b.want {
+			return false, fmt.Errorf("%w: it ends after %d rows of %d", errRunDamaged, b.loaded, b.want)
+		}
 		return false, nil
 	}
 	if err != nil {
@@ -213,6 +221,9 @@ func (b *runBlockReader) load() (bool, error) {
 	b.at += int64(uvarintLen(fl) + uvarintLen(rl) + len(frame))
 	if err := b.index(); err != nil {
 		return false, err
+	}
+	if b.loaded += b.rows; b.loaded > b.want {
+		return false, fmt.Errorf("%w: more than the %d rows it was written with", errRunDamaged, b.want)
 	}
 	return true, nil
 }

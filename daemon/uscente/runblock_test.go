@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -52,8 +53,8 @@ func writeBlocks(t testing.TB, rows []blockRow) []byte {
 	return out.Bytes()
 }
 
-// readBlocks reads a run's rows back, and the blocks it held.
-func readBlocks(t testing.TB, run []byte) ([]blockRow, int, error) {
+// readBlocks reads a run's rows back, written with want rows, and the blocks it held.
+func readBlocks(t testing.TB, run []byte, want int) ([]blockRow, int, error) {
 	t.Helper()
 	dec, err := newRunDecoder()
 	if err != nil {
@@ -62,7 +63,7 @@ func readBlocks(t testing.TB, run []byte) ([]blockRow, int, error) {
 	defer dec.Close()
 	var frame []byte
 	r := bufio.NewReader(bytes.NewReader(run))
-	b := runBlockReader{r: r, rd: r, dec: dec, frame: &frame}
+	b := runBlockReader{r: r, rd: r, dec: dec, frame: &frame, want: want}
 	var rows []blockRow
 	blocks := 0
 	for {
@@ -109,7 +110,7 @@ func TestRunBlocksRoundTrip(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			run := writeBlocks(t, tc.rows)
-			got, blocks, err := readBlocks(t, run)
+			got, blocks, err := readBlocks(t, run, len(tc.rows))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -151,7 +152,7 @@ func TestRunBlocksDamaged(t *testing.T) {
 		{"a header of a huge block", append([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x01}, run...)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, _, err := readBlocks(t, tc.run)
+			got, _, err := readBlocks(t, tc.run, len(rows))
 			if err == nil {
 				t.Fatalf("no error, %d rows of %d", len(got), len(rows))
 			}
@@ -189,7 +190,7 @@ func FuzzRunBlock(f *testing.F) {
 				}
 				rows = append(rows, row)
 			}
-			if got, _, err := readBlocks(t, writeBlocks(t, rows)); err != nil || len(got) != len(rows) {
+			if got, _, err := readBlocks(t, writeBlocks(t, rows), len(rows)); err != nil || len(got) != len(rows) {
 				t.Fatalf("rows of an accepted block: %d back of %d, %v", len(got), len(rows), err)
 			}
 		}
@@ -197,7 +198,7 @@ func FuzzRunBlock(f *testing.F) {
 		for i, ln := range strings.Split(string(data), "\n") {
 			rows = append(rows, blockRow{line: len(data) - 7*i, bad: i%2 == 1, vals: strings.Split(ln, ";")})
 		}
-		got, _, err := readBlocks(t, writeBlocks(t, rows))
+		got, _, err := readBlocks(t, writeBlocks(t, rows), len(rows))
 		if err != nil || len(got) != len(rows) {
 			t.Fatalf("%d rows back of %d: %v", len(got), len(rows), err)
 		}
@@ -277,4 +278,115 @@ func TestRunsFreedAsMerged(t *testing.T) {
 	if held > size/2 {
 		t.Errorf("runs of %d bytes still hold %d bytes of blocks once read", size, held)
 	}
+}
+
+// sortedRuns writes rows (the short header's columns, shuffled PODs) as the sort does,
+// into runs under dir, and returns them and their rows.
+func sortedRuns(t *testing.T, dir string, rows int) ([]string, []int) {
+	t.Helper()
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	var data strings.Builder
+	data.WriteString(shortHeader)
+	for i := range rows {
+		fmt.Fprintf(&data, "E;IT001E%08d;RSSMRA85T10A562S;Rossi Mario %d;01/03/2025\n", (i*7919)%rows, i)
+	}
+	rd := flows.NewCSVReader(strings.NewReader(data.String()), flow, flows.ReadOptions{FileName: "x.csv"})
+	defer rd.Close()
+	w := &runWriter{dir: dir, flow: flow}
+	for {
+		rec, _, err := rd.Next()
+		if err != nil {
+			break
+		}
+		if err := w.add(flows.MorosiKey(rec), rec.Line, false, rec.Values); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.flush(); err != nil {
+		t.Fatal(err)
+	}
+	return w.runs, w.rows
+}
+
+// blockEnds returns the offsets in run where each block ends.
+func blockEnds(t *testing.T, run []byte) []int {
+	t.Helper()
+	var ends []int
+	for at := 0; at < len(run); {
+		fl, n := binary.Uvarint(run[at:])
+		if n <= 0 {
+			t.Fatalf("no block header at %d", at)
+		}
+		at += n
+		_, n = binary.Uvarint(run[at:])
+		at += n + int(fl)
+		ends = append(ends, at)
+	}
+	return ends
+}
+
+// mergeAll reads every row of the merge of runs: their count, or the first error.
+func mergeAll(dir string, runs []string, rows []int) (int, error) {
+	m, err := openMerge(dir, runs, rows, flows.DefaultCatalog().Input("uscente.morosi"))
+	if err != nil {
+		return 0, err
+	}
+	defer m.Close()
+	n := 0
+	for {
+		_, _, ok, err := m.next()
+		if err != nil {
+			return n, err
+		}
+		if !ok {
+			return n, nil
+		}
+		n++
+	}
+}
+
+// A run cut short where one of its blocks ends (a file system that lost its tail, a
+// run written by a sort that died) is an error like a run cut inside a block: its
+// last blocks' rows are not lost in silence. Nothing in the run's bytes says how many
+// blocks it holds: the merge knows how many rows each run was written with.
+func TestRunCutAtABlockEnd(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cut  func(run []byte, ends []int) []byte
+	}{
+		{"after the first block", func(run []byte, ends []int) []byte { return run[:ends[0]] }},
+		{"before the last block", func(run []byte, ends []int) []byte { return run[:ends[len(ends)-2]] }},
+		{"empty", func(run []byte, ends []int) []byte { return nil }},
+		{"a block twice", func(run []byte, ends []int) []byte { return append(slices.Clone(run), run[:ends[0]]...) }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			runs, rows := sortedRuns(t, dir, 12000)
+			if len(runs) != 1 {
+				t.Fatalf("%d runs, want 1", len(runs))
+			}
+			run, err := os.ReadFile(runs[0])
+			if err != nil {
+				t.Fatal(err)
+			}
+			ends := blockEnds(t, run)
+			if len(ends) < 3 {
+				t.Fatalf("a run of %d blocks, want 3 at least", len(ends))
+			}
+			if err := os.WriteFile(runs[0], tc.cut(run, ends), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			n, err := mergeAll(dir, runs, rows)
+			if err == nil {
+				t.Fatalf("no error: %d rows merged of 12000", n)
+			}
+		})
+	}
+	t.Run("whole", func(t *testing.T) {
+		dir := t.TempDir()
+		runs, rows := sortedRuns(t, dir, 12000)
+		if n, err := mergeAll(dir, runs, rows); err != nil || n != 12000 {
+			t.Fatalf("%d rows merged, %v; want 12000", n, err)
+		}
+	})
 }
