@@ -347,3 +347,33 @@ func TestPageComputePanicIsTheBuilds(t *testing.T) {
 		})
 	}
 }
+
+// A panic on the sort pass's own goroutine (in what it does with a row's findings,
+// or in writing a run) reaches the caller as the parser's does: with the runs
+// removed, and the parser stopped (the reader is the caller's again once the panic
+// reaches it: its deferred Close does not race the parser's reads).
+func TestSortRowsByKeyCallerPanicRemovesRuns(t *testing.T) {
+	defer func(n int) { SortRunBytes = n }(SortRunBytes)
+	SortRunBytes = 16 << 10 // runs written before the panic
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	var rows strings.Builder
+	for i := range 3000 {
+		rows.WriteString(shortRow(i * 7919 % 1000))
+	}
+	rd := flows.NewCSVReader(strings.NewReader(shortHeader+rows.String()), flow, flows.ReadOptions{FileName: "x.csv"})
+	dir := t.TempDir()
+	n := 0
+	v := mustPanic(t, func() {
+		sortRowsByKey(context.Background(), rd, flow, dir, func([]flows.Finding) {
+			if n++; n == 2000 {
+				panic("findings fault")
+			}
+		})
+	})
+	if fmt.Sprint(v) != "findings fault" {
+		t.Errorf("panic %v, want the caller's", v)
+	}
+	if left, _ := os.ReadDir(dir); len(left) != 0 {
+		t.Errorf("left under the sort directory: %v", left)
+	}
+}

@@ -274,6 +274,18 @@ func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, d
 		os.RemoveAll(tmp)
 		return nil, err
 	}
+	// A panic on this goroutine (rowFindings, a run's writing) leaves as fail does:
+	// the parser stopped and the runs removed, then the panic goes on to the
+	// caller's recover (intake refuses the file, which is not read again).
+	opened := false
+	defer func() {
+		if !opened {
+			if v := recover(); v != nil {
+				fail(nil)
+				panic(v)
+			}
+		}
+	}()
 	for b := range rows {
 		for _, r := range b.rows {
 			rowFindings(r.fs)
@@ -302,6 +314,7 @@ func sortRowsByKey(ctx context.Context, rd *flows.CSVReader, flow *flows.Flow, d
 	if err != nil {
 		return fail(err)
 	}
+	opened = true
 	return m, nil
 }
 
