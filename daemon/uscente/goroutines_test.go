@@ -377,3 +377,63 @@ func TestSortRowsByKeyCallerPanicRemovesRuns(t *testing.T) {
 		t.Errorf("left under the sort directory: %v", left)
 	}
 }
+
+// The handler stops its reader (readCasesAhead's stop) before it closes the cases:
+// stop returns once the reader has returned, whether it was preparing a case, reading
+// the merge's runs or waiting to hand a batch over, so that the merge's files and
+// decoder are closed under no reader (run with -race).
+func TestReadCasesAheadStopWaitsForTheReader(t *testing.T) {
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	var data strings.Builder
+	data.WriteString(shortHeader)
+	for i := range 20000 {
+		fmt.Fprintf(&data, "E;IT001E%08d;RSSMRA85T10A562S;Rossi Mario %d;01/03/2025\n", (i*7919)%20000, i)
+	}
+	for _, tc := range []struct {
+		name    string
+		blockAt int // the case prepare waits at; 0: it does not
+	}{
+		{"while preparing a case", 300},
+		{"while handing a batch over", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			rd := flows.NewCSVReader(strings.NewReader(data.String()), flow, flows.ReadOptions{FileName: "x.csv"})
+			defer rd.Close()
+			cases, err := newMorosiCases(context.Background(), rd, flow, true, 0, t.TempDir(), func([]flows.Finding) {})
+			if err != nil {
+				t.Fatal(err)
+			}
+			entered, release := make(chan struct{}), make(chan struct{})
+			n := 0
+			batches, stop := readCasesAhead(context.Background(), cases, 100, func(*flows.MorosiCase, bool) *preparedCase {
+				if n++; n == tc.blockAt {
+					close(entered)
+					<-release
+				}
+				return nil
+			})
+			<-batches // the writer took one batch, then failed
+			if tc.blockAt > 0 {
+				<-entered
+			}
+			stopped := make(chan struct{})
+			go func() { stop(); close(stopped) }()
+			close(release)
+			<-stopped
+			select {
+			case _, open := <-batches:
+				if open {
+					t.Fatal("a batch left after stop returned")
+				}
+			default:
+				t.Fatal("stop returned before the reader did")
+			}
+			if err := cases.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if n >= 20000 {
+				t.Errorf("the reader prepared all %d cases: it was not stopped", n)
+			}
+		})
+	}
+}

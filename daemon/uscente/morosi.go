@@ -139,11 +139,10 @@ func (u *uscente) handleMorosi(ctx context.Context, in *family.Input) (family.Re
 	}
 	defer cases.Close()
 	// The reader decodes and checks the next batch on one core while this goroutine
-	// writes the current one on the other.
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	batches := make(chan caseBatch, 1)
-	go readCaseBatches(ctx, cases, min(BatchCases, ChunkCases), job.prepare, batches)
+	// writes the current one on the other. It has stopped before cases.Close (the
+	// defers run last first): the merge's files and decoder are closed under no reader.
+	batches, stop := readCasesAhead(ctx, cases, min(BatchCases, ChunkCases), job.prepare)
+	defer stop()
 	for {
 		res, last, err := job.commit(ctx, batches)
 		if err != nil || last {
@@ -176,6 +175,23 @@ func inputKeyRuns(ctx context.Context, in *family.Input) (bool, int, error) {
 	rd := flows.NewCSVReader(rc, flow, opt)
 	defer family.ReaderCloser{Reader: rd, File: rc}.Close() // a workbook's reader holds it in memory and in temporary files
 	return keyRuns(ctx, rd, KeyOrderCases)
+}
+
+// readCasesAhead runs readCaseBatches on a goroutine of its own, batches in a channel
+// of one, and returns stop: it cancels the reader and returns once the reader has
+// returned, whatever it was doing (reading a run, preparing a case, waiting to hand
+// a batch over), so that the caller may close cases. Closed under a reader, the
+// sort's merge would close its decoder while a block is decoded (the decoder's
+// pool closed under DecodeAll) and its runs' files while one is read or freed.
+func readCasesAhead(ctx context.Context, cases *morosiCases, size int, prepare func(mc *flows.MorosiCase, chunkFirst bool) *preparedCase) (<-chan caseBatch, func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	batches := make(chan caseBatch, 1)
+	go readCaseBatches(ctx, cases, size, prepare, batches)
+	return batches, func() {
+		cancel()
+		for range batches { // until readCaseBatches closes it, returning
+		}
+	}
 }
 
 // readCaseBatches hands over the cases of the file in batches of size cases (the last
