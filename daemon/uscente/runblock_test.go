@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -162,8 +163,9 @@ func TestRunBlocksDamaged(t *testing.T) {
 
 // FuzzRunBlock: any bytes given as a decoded block are read without a panic, and the
 // rows read from one that is accepted come back the same through a written run; rows
-// made of the input (lines split at '\n' into values split at ';') come back as they
-// went in.
+// made of the input come back as they went in: split at '\n' into values split at
+// ';', and split again at the input's first two bytes (so that values hold ';', '\n',
+// quotes, any byte), with a value of the input repeated past a block's size.
 func FuzzRunBlock(f *testing.F) {
 	enc, err := newRunEncoder()
 	if err != nil {
@@ -175,6 +177,32 @@ func FuzzRunBlock(f *testing.F) {
 	f.Add(slices.Clone(w.encode()))
 	f.Add([]byte("E;IT001E00000001;RSSMRA85T10A562S\nE;IT001E00000002;;x\n\n"))
 	f.Add([]byte{1, 0, 0, 0})
+	f.Add([]byte("|,E,\"Rossi; Mario\",a\nb,,\xff\xfe\x00|,|;;\n\"\""))
+	f.Add([]byte("\x00\x01\x80\x00caf\xe9\x01\x01\x00"))
+	// same says whether got are rows, as read back.
+	same := func(t *testing.T, got, rows []blockRow) {
+		t.Helper()
+		if len(got) != len(rows) {
+			t.Fatalf("%d rows back of %d", len(got), len(rows))
+		}
+		for i := range rows {
+			want := rows[i]
+			if want.vals == nil {
+				want.vals = []string{}
+			}
+			if got[i].line != want.line || got[i].bad != want.bad || !slices.Equal(got[i].vals, want.vals) {
+				t.Fatalf("row %d: %d %v %q, want %d %v %q", i, got[i].line, got[i].bad, got[i].vals, want.line, want.bad, want.vals)
+			}
+		}
+	}
+	roundTrip := func(t *testing.T, rows []blockRow) {
+		t.Helper()
+		got, _, err := readBlocks(t, writeBlocks(t, rows), len(rows))
+		if err != nil {
+			t.Fatalf("%d rows: %v", len(rows), err)
+		}
+		same(t, got, rows)
+	}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b := runBlockReader{raw: data}
 		if b.index() == nil {
@@ -190,22 +218,23 @@ func FuzzRunBlock(f *testing.F) {
 				}
 				rows = append(rows, row)
 			}
-			if got, _, err := readBlocks(t, writeBlocks(t, rows), len(rows)); err != nil || len(got) != len(rows) {
-				t.Fatalf("rows of an accepted block: %d back of %d, %v", len(got), len(rows), err)
+			roundTrip(t, rows)
+		}
+		split := func(data string, rowSep, valSep string) []blockRow {
+			var rows []blockRow
+			for i, ln := range strings.Split(data, rowSep) {
+				rows = append(rows, blockRow{line: len(data) - 7*i, bad: i%2 == 1, vals: strings.Split(ln, valSep)})
 			}
+			return rows
 		}
-		var rows []blockRow
-		for i, ln := range strings.Split(string(data), "\n") {
-			rows = append(rows, blockRow{line: len(data) - 7*i, bad: i%2 == 1, vals: strings.Split(ln, ";")})
-		}
-		got, _, err := readBlocks(t, writeBlocks(t, rows), len(rows))
-		if err != nil || len(got) != len(rows) {
-			t.Fatalf("%d rows back of %d: %v", len(got), len(rows), err)
-		}
-		for i := range rows {
-			if got[i].line != rows[i].line || got[i].bad != rows[i].bad || !slices.Equal(got[i].vals, rows[i].vals) {
-				t.Fatalf("row %d: %+v, want %+v", i, got[i], rows[i])
+		roundTrip(t, split(string(data), "\n", ";"))
+		if len(data) >= 2 && data[0] != data[1] {
+			rows := split(string(data[2:]), string(data[:1]), string(data[1:2]))
+			if v := rows[0].vals[0]; v != "" {
+				long := strings.Repeat(v, runBlock/len(v)+1)
+				rows = append(rows, blockRow{line: 1, vals: []string{long, v}}, blockRow{line: 2, vals: []string{v}})
 			}
+			roundTrip(t, rows)
 		}
 	})
 }
@@ -389,4 +418,102 @@ func TestRunCutAtABlockEnd(t *testing.T) {
 			t.Fatalf("%d rows merged, %v; want 12000", n, err)
 		}
 	})
+}
+
+// The merge gives exactly the rows the file's reader gives, in (key, line) order:
+// every value byte for byte (quoted ones holding ';', quotes and line breaks, bytes
+// that are not UTF-8, empty ones, a name near a CSV line's limit), every line and bad
+// flag, each row once, over many runs of many blocks.
+func TestSortRowsByKeyGivesTheReadersRows(t *testing.T) {
+	defer func(n int) { SortRunBytes = n }(SortRunBytes)
+	SortRunBytes = 1 << 20
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	rng := rand.New(rand.NewPCG(5, 6))
+	names := []string{"", "Rossi", `"Rossi; Mario"`, `"Bianchi ""Gino"""`, "\"riga\nnuova\"", "caf\xe9", "\xff\xfe", "\"a;b\r\nc\"", "\u00c3\u00a8"}
+	var data strings.Builder
+	data.WriteString(shortHeader)
+	const rows = 30000
+	for i := range rows {
+		name := names[rng.IntN(len(names))]
+		if i == 777 {
+			name = strings.Repeat("N", 1000<<10)
+		}
+		cf := "RSSMRA85T10A562S"
+		if i%101 == 0 {
+			cf = "RSSMRA85T10A56" // refused: bad rows, kept with their key
+		}
+		fmt.Fprintf(&data, "E;IT001E%08d;%s;%s;%02d/03/2025\n", rng.IntN(rows/3), cf, name, 1+i%3)
+	}
+	read := func() *flows.CSVReader {
+		return flows.NewCSVReader(strings.NewReader(data.String()), flow, flows.ReadOptions{FileName: "x.csv"})
+	}
+	type row struct {
+		key  string
+		line int
+		bad  bool
+		vals []string
+		name string
+	}
+	var want []row
+	rd := read()
+	bad := 0
+	for {
+		rec, fs, err := rd.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if k := flows.MorosiKey(rec); k != "" {
+			want = append(want, row{k, rec.Line, flows.HasErrors(fs), slices.Clone(rec.Values), rec.Get(flows.MorName)})
+			if flows.HasErrors(fs) {
+				bad++
+			}
+		}
+	}
+	rd.Close()
+	for _, sub := range []string{";", "\n", `"`} { // bytes not UTF-8 the reader decodes (Windows-1252)
+		if !slices.ContainsFunc(want, func(r row) bool { return strings.Contains(r.name, sub) }) {
+			t.Fatalf("no name holds %q: the test does not test it", sub)
+		}
+	}
+	if len(want) != rows || bad == 0 {
+		t.Fatalf("%d rows with a key (%d bad), want %d and some bad", len(want), bad, rows)
+	}
+	slices.SortStableFunc(want, func(a, b row) int {
+		if c := strings.Compare(a.key, b.key); c != 0 {
+			return c
+		}
+		return a.line - b.line
+	})
+	rd = read()
+	defer rd.Close()
+	m, err := sortRowsByKey(context.Background(), rd, flow, t.TempDir(), func([]flows.Finding) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if len(m.fs) < 4 {
+		t.Fatalf("%d runs, want several", len(m.fs))
+	}
+	for i := 0; ; i++ {
+		rec, bad, ok, err := m.next()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			if i != len(want) {
+				t.Fatalf("%d rows merged, want %d", i, len(want))
+			}
+			break
+		}
+		if i >= len(want) {
+			t.Fatalf("more than the %d rows read", len(want))
+		}
+		w := want[i]
+		if rec.Line != w.line || bad != w.bad || flows.MorosiKey(rec) != w.key || !slices.Equal(rec.Values, w.vals) {
+			t.Fatalf("row %d: line %d bad %v %q, want line %d bad %v %q", i, rec.Line, bad, rec.Values, w.line, w.bad, w.vals)
+		}
+	}
 }
