@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/klauspost/compress/zstd"
 )
@@ -134,6 +135,9 @@ func (b *runBlockWriter) writeTo(w io.Writer) error {
 	}
 	clear(b.vals) // the values are the caller's: not held past the block
 	b.lines, b.bad, b.nv, b.vals, b.size = b.lines[:0], b.bad[:0], b.nv[:0], b.vals[:0], 0
+	if cap(b.raw) > 4*runBlock { // a block of a huge value: not held for the next
+		b.raw, b.frame = nil, nil
+	}
 	return nil
 }
 
@@ -203,14 +207,18 @@ func (b *runBlockReader) load() (bool, error) {
 	if fl > maxRunBlock+maxRunBlock/64+(1<<10) || rl > maxRunBlock || rl == 0 {
 		return false, fmt.Errorf("sorted rows: a block of %d bytes (%d compressed)", rl, fl)
 	}
-	if uint64(cap(*b.frame)) < fl {
-		*b.frame = make([]byte, fl)
-	}
-	frame := (*b.frame)[:fl]
-	if _, err := io.ReadFull(b.rd, frame); err != nil {
+	frame, err := readFrame(b.rd, shrunk(*b.frame, fl), fl)
+	*b.frame = frame
+	if err != nil {
 		return false, noEOF(err)
 	}
-	raw, err := b.dec.DecodeAll(frame, b.raw[:0])
+	// The frame's own header gives the block's size too (but for a block under 256
+	// bytes): a damaged size is refused here, before the decoder makes room for it.
+	var h zstd.Header
+	if err := h.Decode(frame); err != nil || h.HasFCS && h.FrameContentSize != rl || !h.HasFCS && rl >= 256 {
+		return false, errRunDamaged
+	}
+	raw, err := b.dec.DecodeAll(frame, shrunk(b.raw, rl)[:0])
 	if err != nil {
 		return false, fmt.Errorf("sorted rows: %w", err)
 	}
@@ -226,6 +234,35 @@ func (b *runBlockReader) load() (bool, error) {
 		return false, fmt.Errorf("%w: more than the %d rows it was written with", errRunDamaged, b.want)
 	}
 	return true, nil
+}
+
+// shrunk is buf, or nil when buf is far larger than the n bytes it is to hold (it
+// held a block of a huge value): a run's buffers are not held at that size for the
+// blocks of ordinary rows after it.
+func shrunk(buf []byte, n uint64) []byte {
+	if cap(buf) > 4*runBlock && n <= 2*runBlock {
+		return nil
+	}
+	return buf
+}
+
+// readFrame reads the n bytes of a frame into buf[:0], growing it as they come
+// (a megabyte at a time at most): a damaged size costs the bytes the run holds, not
+// the size it claims.
+func readFrame(r io.Reader, buf []byte, n uint64) ([]byte, error) {
+	buf = buf[:0]
+	for uint64(len(buf)) < n {
+		want := n - uint64(len(buf))
+		if room := uint64(cap(buf) - len(buf)); want > room {
+			want = max(room, min(want, 1<<20))
+		}
+		at := len(buf)
+		buf = slices.Grow(buf, int(want))[:at+int(want)]
+		if _, err := io.ReadFull(r, buf[at:]); err != nil {
+			return buf[:at], err
+		}
+	}
+	return buf, nil
 }
 
 func uvarintLen(v uint64) int {

@@ -517,3 +517,89 @@ func TestSortRowsByKeyGivesTheReadersRows(t *testing.T) {
 		}
 	}
 }
+
+// allocated is the bytes f allocates.
+func allocated(f func()) uint64 {
+	var a, b runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&a)
+	f()
+	runtime.ReadMemStats(&b)
+	return b.TotalAlloc - a.TotalAlloc
+}
+
+// A damaged block header that gives a size within the bounds a legitimate block may
+// have (a row of a workbook may pass a GiB) costs the bytes the run holds, not the
+// size it claims: the frame is read as it comes, and a frame whose own header does not
+// give the block's size is refused before it is decoded.
+func TestRunBlockDamagedSizeBoundsMemory(t *testing.T) {
+	run := writeBlocks(t, []blockRow{{line: 2, vals: []string{"E", "IT001E00000001"}}})
+	fl, n := binary.Uvarint(run)
+	rl, k := binary.Uvarint(run[n:])
+	frame := run[n+k:]
+	header := func(fl, rl uint64) []byte {
+		return binary.AppendUvarint(binary.AppendUvarint(nil, fl), rl)
+	}
+	for _, tc := range []struct {
+		name string
+		run  []byte
+	}{
+		{"a frame of 1.5 GiB", append(header(3<<29, rl), frame...)},
+		{"a block of 1.5 GiB", append(header(fl, 3<<29), frame...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var err error
+			if a := allocated(func() { _, _, err = readBlocks(t, tc.run, 1) }); a > 64<<20 {
+				t.Errorf("%d MiB allocated reading a run of %d bytes", a>>20, len(tc.run))
+			}
+			if err == nil {
+				t.Error("no error")
+			}
+		})
+	}
+}
+
+// A merge that has read a block holding a 10 MB value does not keep its buffers at
+// that size for the rest of the run: the next blocks of ordinary rows are read into
+// buffers of their own size.
+func TestRunBlockBigValueNotHeld(t *testing.T) {
+	rows := []blockRow{{line: 2, vals: []string{"E", strings.Repeat("N", 10<<20)}}}
+	for i := range 20000 {
+		rows = append(rows, blockRow{line: 3 + i, vals: []string{"E", fmt.Sprintf("IT001E%08d", i), "RSSMRA85T10A562S"}})
+	}
+	run := writeBlocks(t, rows)
+	dec, err := newRunDecoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dec.Close()
+	var frame []byte
+	r := bufio.NewReader(bytes.NewReader(run))
+	b := runBlockReader{r: r, rd: r, dec: dec, frame: &frame, want: len(rows)}
+	for i := range rows {
+		if _, _, _, _, ok, err := b.next(nil, nil); !ok || err != nil {
+			t.Fatalf("row %d: %v %v", i, ok, err)
+		}
+		if i > 2*runBlock/40 && (cap(b.raw) > 4*runBlock || cap(frame) > 4*runBlock) {
+			t.Fatalf("row %d (%d rows loaded): buffers of %d and %d bytes held", i, b.loaded, cap(b.raw), cap(frame))
+		}
+	}
+	// The sort's writer likewise, from one block to the next.
+	enc, err := newRunEncoder()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	w := runBlockWriter{enc: enc}
+	w.add(2, false, [][]byte{[]byte(rows[0].vals[1])})
+	if err := w.writeTo(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	w.add(3, false, [][]byte{[]byte("E")})
+	if err := w.writeTo(io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if cap(w.raw) > 4*runBlock || cap(w.frame) > 4*runBlock {
+		t.Errorf("the writer holds buffers of %d and %d bytes after a block of one short row", cap(w.raw), cap(w.frame))
+	}
+}
