@@ -28,6 +28,7 @@ import (
 	"github.com/cmord/cmord/daemon/notify"
 	"github.com/cmord/cmord/daemon/sched"
 	"github.com/cmord/cmord/daemon/sftpx"
+	"github.com/cmord/cmord/daemon/uscente"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -232,6 +233,11 @@ func (d *Daemon) Close() error {
 // systemd notifications, reloads. The file in hand is finished before it returns.
 func (d *Daemon) Run(ctx context.Context) error {
 	d.started = d.now()
+	// Sort runs a killed daemon left (uscente.morosi): of no use, whatever becomes of
+	// their file, and no handler of this daemon runs yet.
+	if err := os.RemoveAll(uscente.SortRoot(d.Store.Dir())); err != nil {
+		d.Log.Warn("cannot remove the sort runs left by a previous run", "err", err)
+	}
 	if srv, err := d.serveMetrics(); err != nil {
 		return err
 	} else if srv != nil {

@@ -155,7 +155,14 @@ func (u *uscente) handleMorosi(ctx context.Context, in *family.Input) (family.Re
 // state directory (the daemon's own space), one folder per input file, so that a
 // restart of the same file clears what a killed run left.
 func morosiSortDir(in *family.Input) string {
-	return filepath.Join(in.Store.Dir(), "tmp", "sort", fmt.Sprintf("file-%d", in.File.ID))
+	return filepath.Join(SortRoot(in.Store.Dir()), fmt.Sprintf("file-%d", in.File.ID))
+}
+
+// SortRoot is where the files of the state directory stateDir are sorted
+// (morosiSortDir): nothing there outlives the handler that made it, and the daemon
+// empties it when it starts (runs a killed daemon left).
+func SortRoot(stateDir string) string {
+	return filepath.Join(stateDir, "tmp", "sort")
 }
 
 // inputKeyRuns reads the input once and reports whether the rows of each practice
