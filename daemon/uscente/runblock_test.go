@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -601,5 +602,34 @@ func TestRunBlockBigValueNotHeld(t *testing.T) {
 	}
 	if cap(w.raw) > 4*runBlock || cap(w.frame) > 4*runBlock {
 		t.Errorf("the writer holds buffers of %d and %d bytes after a block of one short row", cap(w.raw), cap(w.frame))
+	}
+}
+
+// A run the disk cannot hold (ENOSPC while its blocks are written, or at its last
+// flush) is an error of the sort, not a shorter run: here the run's file is /dev/full.
+func TestSortRunNoSpace(t *testing.T) {
+	if _, err := os.Stat("/dev/full"); err != nil {
+		t.Skip("no /dev/full")
+	}
+	flow := flows.DefaultCatalog().Input("uscente.morosi")
+	for _, rows := range []int{3, 20000} { // the last flush only; blocks before it
+		t.Run(fmt.Sprint(rows), func(t *testing.T) {
+			dir := t.TempDir()
+			if err := os.Symlink("/dev/full", filepath.Join(dir, "run-0000")); err != nil {
+				t.Fatal(err)
+			}
+			w := &runWriter{dir: dir, flow: flow}
+			for i := range rows {
+				if err := w.add(fmt.Sprintf("k%08d", i), i+2, false, []string{"E", fmt.Sprintf("IT001E%08d", i), "RSSMRA85T10A562S"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.flush(); !errors.Is(err, syscall.ENOSPC) {
+				t.Fatalf("flush: %v, want ENOSPC", err)
+			}
+			if len(w.runs) != 0 {
+				t.Errorf("runs %v kept", w.runs)
+			}
+		})
 	}
 }
