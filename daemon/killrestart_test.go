@@ -337,7 +337,7 @@ func TestKillAndRestart(t *testing.T) {
 		t.Fatalf("reference run published nothing: %+v", want)
 	}
 	// Codes are allocated per scenario (own state dir): compare counts and keys.
-	for _, fp := range []string{"after_claim", "after_archive", "after_chunk", "after_process", "after_receipt", "mid_upload", "after_upload", "shuffled/after_chunk", "shuffled/after_process"} {
+	for _, fp := range []string{"after_claim", "after_archive", "after_chunk", "after_process", "after_built_blob", "after_receipt", "mid_upload", "after_upload", "shuffled/after_chunk", "shuffled/after_process"} {
 		t.Run(fp, func(t *testing.T) {
 			e := newKillEnv(t, sshd)
 			if rest, ok := strings.CutPrefix(fp, "shuffled/"); ok {
@@ -359,6 +359,28 @@ func TestKillAndRestart(t *testing.T) {
 					t.Errorf("killed between chunks: %d practices pending their lookups (%v), want some", n, err)
 				}
 				findableByLookups(t, st)
+				st.Close()
+			}
+			if fp == "after_built_blob" {
+				// Killed between the built file's blob put (on its own goroutine) and the
+				// build's commit: the blob is an orphan no row names, no request is built
+				// or sent, and the archive verifies before the restart.
+				st, err := archive.Open(filepath.Join(e.dir, "state"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				rep, err := st.Verify(context.Background(), nil)
+				if err != nil || !rep.OK() || len(rep.Orphans) == 0 {
+					t.Errorf("archive verify after the kill: %v, problems %v, orphans %v; want clean, the built blob an orphan", err, rep.Problems, rep.Orphans)
+				}
+				if reqs, err := st.Requests(context.Background(), nil, 0, uscente.FlowREQ, "ready", 0); err != nil || len(reqs) == 0 {
+					t.Errorf("no request left ready by the killed build (%v)", err)
+				}
+				for _, state := range []string{"built", "sent"} {
+					if reqs, err := st.Requests(context.Background(), nil, 0, uscente.FlowREQ, state, 0); err != nil || len(reqs) != 0 {
+						t.Errorf("%d requests %s by a build killed before its commit (%v)", len(reqs), state, err)
+					}
+				}
 				st.Close()
 			}
 			if fp == "mid_upload" || fp == "after_upload" {

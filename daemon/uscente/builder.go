@@ -14,6 +14,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/failpoint"
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/flows"
 	"slices"
@@ -697,6 +698,7 @@ func (b *requestBuilder) writeFile(ctx context.Context, tx *sql.Tx, st *archive.
 	if err != nil {
 		return err
 	}
+	failpoint.Hit("after_built_blob") // the blob stored, its file not indexed yet
 	// Archived at the build's time, the time its requests are marked sent: their
 	// sent_at is then stored as the file's (migration 0043), not written out again.
 	file, err := d.ArchiveBuilt(ctx, tx, family.Built{Name: name, Kind: b.flow, Content: content, Inputs: inputIDs,
