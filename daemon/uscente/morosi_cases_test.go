@@ -48,10 +48,14 @@ func TestSortRowsByKeyAcrossBatches(t *testing.T) {
 			rd := flows.NewCSVReader(strings.NewReader(tc.data), flow, flows.ReadOptions{FileName: "x.csv"})
 			var lines []int
 			n := 0
-			m, err := sortRowsByKey(ctx, rd, flow, t.TempDir(), func(fs []flows.Finding) { n++ })
+			dir := t.TempDir()
+			m, err := sortRowsByKey(ctx, rd, flow, dir, func(fs []flows.Finding) { n++ })
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+				if left, _ := os.ReadDir(dir); len(left) != 0 {
+					t.Errorf("runs left by a sort that stopped: %v", left)
 				}
 				var fd flows.Finding
 				if tc.wantRows > 0 && !errors.As(err, &fd) {
