@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/failpoint"
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/intake"
@@ -64,6 +66,7 @@ type Daemon struct {
 	missedOpen  sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
 	failing     jobFailures                  // jobs whose latest runs failed (jobfail.go)
 	raiseFailed atomic.Pointer[raiseFailure] // the latest exception could not be recorded (raise)
+	lostFolders sync.Map                     // folder → what is wrong: a drop folder intake cannot list as it set it up
 	run         atomic.Pointer[runState]     // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
 
@@ -289,6 +292,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 // startGeneration starts the components that depend on the configuration.
 func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) error {
 	cfg := d.Config()
+	// Each folder's first scan says again whether it is lost (a folder no longer
+	// configured must not keep /healthz failing).
+	d.lostFolders.Clear()
 	var folders []intake.Folder
 	for _, f := range cfg.Folders {
 		folders = append(folders, intakeFolder(f))
@@ -346,8 +352,8 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 // health is /healthz: the archive answers and records exceptions, no SFTP operation
 // is wedged, the state directory's disk has state_min_free, the mail outbox is not
 // stuck on failing messages, no scheduled job keeps failing, and every SFTP endpoint
-// was reached recently enough, and this run does not follow a crash loop it has not
-// outlived yet (runs.go).
+// was reached recently enough, this run does not follow a crash loop it has not
+// outlived yet (runs.go), and every drop folder can be listed as cmord set it up.
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -371,6 +377,9 @@ func (d *Daemon) health() error {
 		return err
 	}
 	if err := d.crashHealth(); err != nil {
+		return err
+	}
+	if err := d.foldersHealth(); err != nil {
 		return err
 	}
 	d.mu.RLock()
@@ -528,6 +537,19 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 			Fingerprint: "file_retrying|folder:" + ev.Folder + "|" + ev.File, Subject: ev.File,
 			Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
 			Action:  "Check the folder's done/ and rejected/ (they must be directories cmord can write); the move is retried by itself."})
+	case intake.EventFolderLost:
+		// Nothing is taken in from the folder (deleted, unreadable, its share
+		// unmounted): files dropped there wait, and nobody gets a receipt.
+		d.lostFolders.Store(ev.Folder, ev.Detail)
+		d.raise(ctx, archive.Exception{Kind: "folder_unreadable", Severity: archive.SevHigh, Owner: "sysadmin",
+			Fingerprint: folderLostFingerprint(ev.Folder), Subject: ev.Folder, Message: ev.Detail,
+			Action: digest.Info("folder_unreadable").ActionEN})
+		d.Metrics.Failures.WithLabelValues("folder_lost").Inc()
+	case intake.EventFolderBack:
+		// Also each folder's first scan after a start or reload: a loss seen by an
+		// earlier run ends there too.
+		d.lostFolders.Delete(ev.Folder)
+		d.resolve(ctx, folderLostFingerprint(ev.Folder), "the folder is listed again as cmord set it up")
 	case intake.EventGrew:
 		d.intakeGrew(ev)
 	case intake.EventFinished:
@@ -550,6 +572,23 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		d.Metrics.Failures.WithLabelValues("panic").Inc()
 	}
 	// Not logged here: intake logged each event, with its fields, as it happened.
+}
+
+// folderLostFingerprint is the folder_unreadable exception of a drop folder.
+func folderLostFingerprint(folder string) string { return "folder_unreadable|" + folder }
+
+// foldersHealth is nil unless a drop folder cannot be listed as cmord set it up.
+func (d *Daemon) foldersHealth() error {
+	var bad []string
+	d.lostFolders.Range(func(_, detail any) bool {
+		bad = append(bad, detail.(string))
+		return true
+	})
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("%s", strings.Join(bad, "; "))
 }
 
 func (d *Daemon) mailEvent(ev mail.Event) {

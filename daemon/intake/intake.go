@@ -96,6 +96,8 @@ const (
 	EventFinished     = "finished"      // such a file was moved at a later attempt
 	EventGrew         = "grew"          // a finished file kept growing in done/ or rejected/ (its writer was not done)
 	EventUnsafe       = "unsafe_file"   // a claimed name was not the regular file scanned (symlink, FIFO, swapped): rejected unread
+	EventFolderLost   = "folder_lost"   // the folder cannot be listed, or is no longer the one cmord set up (deleted, unmounted): nothing is taken in
+	EventFolderBack   = "folder_back"   // such a folder is listed again, as cmord set it up
 )
 
 // Folder is one drop folder.
@@ -441,6 +443,8 @@ func (w *Watcher) readEvents(ctx context.Context) {
 			} else if f := w.byPath[ev.Name]; f != nil && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
 				w.watchError(fmt.Errorf("drop folder %s was removed or renamed: %s", f.root, ev.Op))
 				f.watchLost.Store(true)
+			} else if f != nil && ev.Op&fsnotify.Chmod != 0 {
+				f.requestScan(scanRequested) // its permissions changed: can it still be listed?
 			}
 		case err, ok := <-w.fsw.Errors:
 			if !ok {
