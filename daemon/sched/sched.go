@@ -37,6 +37,15 @@ const (
 // 07:30:20 still runs the 07:30 digest, whatever the missed policy).
 const DefaultGrace = time.Minute
 
+// maxSleep bounds one sleep of the loop: timers count monotonic time, which stops
+// while the machine is suspended (a VM paused, snapshotted or migrated) and ignores a
+// step of the wall clock (NTP correcting a clock that started hours behind), while slots
+// are wall-clock times. A loop asleep until a slot hours away would wake that much
+// late and run the digest hours after its time with nothing said (run_once has no
+// slot to skip). Waking at least this often, the loop reads the wall clock again and
+// runs a slot within maxSleep of it, well inside DefaultGrace.
+const maxSleep = 20 * time.Second
+
 // maxMissed bounds how many missed slots are recorded for one job (a minutely job down
 // for a month would otherwise write 43,200 rows); the newest are kept.
 const maxMissed = 1000
@@ -235,7 +244,7 @@ func (s *Scheduler) loop() {
 		var timer Timer
 		var fire <-chan time.Time
 		if !next.IsZero() {
-			timer = s.clock.NewTimer(next.Sub(s.clock.Now()))
+			timer = s.clock.NewTimer(min(next.Sub(s.clock.Now()), maxSleep))
 			fire = timer.C()
 		}
 		select {
