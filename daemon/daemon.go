@@ -67,6 +67,7 @@ type Daemon struct {
 	failing     jobFailures                  // jobs whose latest runs failed (jobfail.go)
 	raiseFailed atomic.Pointer[raiseFailure] // the latest exception could not be recorded (raise)
 	lostFolders sync.Map                     // folder → what is wrong: a drop folder intake cannot list as it set it up
+	probe       writerProbe                  // the write that tells a wedged archive writer (writerprobe.go)
 	run         atomic.Pointer[runState]     // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
 
@@ -240,6 +241,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	} else if srv != nil {
 		defer srv.Close()
 	}
+	stopWriter := d.watchWriter(ctx)
+	defer stopWriter()
 	stopWatchdog := d.watchdog(ctx)
 	defer stopWatchdog()
 	stopStayedUp := d.watchStayedUp(ctx)
@@ -364,6 +367,9 @@ func (d *Daemon) health() error {
 	if err := d.stuck(); err != nil {
 		return err
 	}
+	if err := d.writerHealth(); err != nil {
+		return err
+	}
 	if err := d.raiseHealth(); err != nil {
 		return err
 	}
@@ -433,8 +439,9 @@ func (d *Daemon) stuck() error {
 }
 
 // watchdog pings systemd at half the WatchdogSec interval while the process is
-// responsive: the archive answers and no SFTP operation is wedged past twice its
-// op_timeout. A stuck daemon is not petted, and systemd restarts it (kill -9 safe).
+// responsive: the archive answers, its writer takes a write within writerStuckAfter,
+// and no SFTP operation is wedged past twice its op_timeout. A stuck daemon is not
+// petted, and systemd restarts it (kill -9 safe).
 func (d *Daemon) watchdog(ctx context.Context) func() {
 	interval, ok := notify.WatchdogInterval()
 	if !ok {
@@ -449,11 +456,7 @@ func (d *Daemon) watchdog(ctx context.Context) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				var one int
-				err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one)
-				if err == nil {
-					err = d.stuck()
-				}
+				err := d.alive(ctx)
 				if err == nil {
 					notify.Watchdog()
 				} else if ctx.Err() == nil {
@@ -463,6 +466,19 @@ func (d *Daemon) watchdog(ctx context.Context) func() {
 		}
 	}()
 	return cancel
+}
+
+// alive is the watchdog's check: the archive answers reads, its writer is not
+// wedged (writerprobe.go), and no SFTP operation is wedged.
+func (d *Daemon) alive(ctx context.Context) error {
+	var one int
+	if err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return err
+	}
+	if err := d.writerHealth(); err != nil {
+		return err
+	}
+	return d.stuck()
 }
 
 // raise records an exception outside any other transaction.

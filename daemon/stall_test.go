@@ -365,3 +365,52 @@ func TestJobHungReachesAPerson(t *testing.T) {
 		t.Errorf("health after the run ended: %v", err)
 	}
 }
+
+// A transaction that never ends (here one held open by a test; in the field a handler
+// blocked on a hung network mount while it writes) wedges every write of the daemon,
+// exceptions included, while its reads answer: /healthz said all was well and the
+// watchdog went on petting. The writer probe, still waiting writerStuckAfter later on
+// the daemon's clock, makes both say it; once the writer is free, both clear.
+func TestWriterWedgedReachesAPerson(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- w.d.Store.Write(ctx, func(*sql.Tx) error {
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered
+	w.d.probeWriter()
+	if err := w.d.health(); err != nil {
+		t.Fatalf("health with the probe just started: %v", err)
+	}
+	w.now = w.now.Add(writerStuckAfter - time.Second)
+	if err := w.d.health(); err != nil {
+		t.Fatalf("health before writerStuckAfter: %v", err)
+	}
+	w.now = w.now.Add(2 * time.Second)
+	for name, check := range map[string]func() error{"/healthz": w.d.health, "watchdog": func() error { return w.d.alive(ctx) }} {
+		if err := check(); err == nil || !strings.Contains(err.Error(), "no write has gone through since") {
+			t.Errorf("%s with the writer wedged %s: %v", name, writerStuckAfter, err)
+		}
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); w.d.writerHealth() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) { // a guard against a hang, not a timing assumption
+			t.Fatal("the probe never went through once the writer was free")
+		}
+	}
+	if err := w.d.health(); err != nil {
+		t.Errorf("health once the writer is free: %v", err)
+	}
+	if err := w.d.alive(ctx); err != nil {
+		t.Errorf("watchdog once the writer is free: %v", err)
+	}
+}
