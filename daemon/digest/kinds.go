@@ -210,7 +210,7 @@ var Kinds = map[string]KindInfo{
 		"File ancora in scrittura", "Files still being written",
 		"Verificare che chi scrive il file lo completi, o usare un file marcatore.",
 		"Check that whoever writes the file finishes it, or use a done-marker.",
-		"intake: a file keeps changing past the settle time",
+		"intake: a file keeps changing past the settle time for longer than unstable_after, or (done_marker) has waited that long without its marker",
 		"by hand"},
 	"build_refused": {archive.SevHigh, OwnerCompliance,
 		"Richieste non inviate", "Requests not sent",

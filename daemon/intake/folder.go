@@ -473,7 +473,21 @@ func (f *folder) evaluate(name string, c *candidate, now time.Time) bool {
 		if _, err := os.Lstat(filepath.Join(f.root, f.markerFor(name))); err == nil {
 			return true
 		}
+		// A file whose marker never comes (its writer died before writing it) would
+		// wait here forever with nobody told: said once, UnstableAfter after it
+		// appeared; until then looked at again then (or on a hint or scan).
 		c.due = time.Time{}
+		if !c.unstableReported {
+			if wait := now.Sub(c.firstSeen); wait > f.cfg.UnstableAfter {
+				c.unstableReported = true
+				msg := fmt.Sprintf("file %s has waited %s for its done-marker %s; it will be taken once the marker is there",
+					name, wait.Round(time.Millisecond), f.markerFor(name))
+				f.w.log.Warn(msg, "folder", f.cfg.Name, "file", name)
+				f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnstable, Detail: msg, File: name})
+			} else {
+				c.due = c.firstSeen.Add(f.cfg.UnstableAfter + time.Millisecond)
+			}
+		}
 		return false
 	}
 	if changed {

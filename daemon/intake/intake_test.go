@@ -933,3 +933,27 @@ func TestLostFolderReported(t *testing.T) {
 		})
 	}
 }
+
+// In done-marker mode a file whose marker never comes (its writer died half-way) was
+// never taken and never reported: now it is said once, UnstableAfter after it appeared,
+// and still taken once its marker is there.
+func TestMarkerNeverComesReported(t *testing.T) {
+	r := startRig(t, Folder{DoneMarker: "{name}.done", UnstableAfter: 100 * time.Millisecond}, nil)
+	r.write("half.csv", "half written")
+	r.waitFor("unstable event", func() bool { return r.hasEvent(EventUnstable) })
+	r.mu.Lock()
+	ev := r.events[len(r.events)-1]
+	r.mu.Unlock()
+	if ev.File != "half.csv" || !strings.Contains(ev.Detail, "for its done-marker half.csv.done") {
+		t.Errorf("event %+v", ev)
+	}
+	if len(r.callNames()) != 0 {
+		t.Fatal("taken without its marker")
+	}
+	r.w.Rescan("billing") // a scan does not say it again
+	r.write("half.csv.done", "")
+	r.waitExists(DoneDir, "half.csv")
+	if n := strings.Count(strings.Join(r.eventKinds(), " "), EventUnstable); n != 1 {
+		t.Errorf("%d unstable events, want 1", n)
+	}
+}
