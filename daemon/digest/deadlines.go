@@ -151,6 +151,14 @@ func ComputeDeadlinesWithHistory(p archive.Practice, hist []archive.HistoryEntry
 			if !data.truthy(DataSuspensionRequested) {
 				add(DeadlineSuspensionTerm, p.SuspensionTerm, "suspension term (TISIND 8.4)")
 			}
+		case flows.EntranteSuspRequested:
+			// The SUSP_REQ is on the SII's side (the practice enters the state when its
+			// file is delivered): a suspension the SII never answers must not wait
+			// unseen, since its term no longer reminds anyone.
+			if since := flows.Today(p.StateSince); !p.StateSince.IsZero() && !since.After(today) {
+				add(DeadlineNoAnswer, cal.AddWorkingDays(since, cfg.NoAnswerDays),
+					fmt.Sprintf("suspension request delivered %s + %d working days", since, cfg.NoAnswerDays))
+			}
 		}
 	}
 	return out
