@@ -61,14 +61,16 @@ type Daemon struct {
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
-	onceCounts  atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
-	released    atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
-	missedOpen  sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
-	failing     jobFailures                  // jobs whose latest runs failed (jobfail.go)
-	raiseFailed atomic.Pointer[raiseFailure] // the latest exception could not be recorded (raise)
-	lostFolders sync.Map                     // folder → what is wrong: a drop folder intake cannot list as it set it up
-	probe       writerProbe                  // the write that tells a wedged archive writer (writerprobe.go)
-	run         atomic.Pointer[runState]     // this run's row of the run ledger, once StartRun recorded it (runs.go)
+	onceCounts  atomic.Pointer[folderCounts]   // set during RunOnceSummary (once.go)
+	released    atomic.Bool                    // an endpoint's queued deliveries were brought forward (transfer.go)
+	missedOpen  sync.Map                       // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	failing     jobFailures                    // jobs whose latest runs failed (jobfail.go)
+	raiseFailed atomic.Pointer[raiseFailure]   // the latest exception could not be recorded (raise)
+	lostFolders sync.Map                       // folder → what is wrong: a drop folder intake cannot list as it set it up
+	probe       writerProbe                    // the write that tells a wedged archive writer (writerprobe.go)
+	watcher     atomic.Pointer[intake.Watcher] // the drop folders' watcher of this generation (inhand.go)
+	stuckRaised sync.Map                       // fingerprint → true: a file in hand too long, raised (inhand.go)
+	run         atomic.Pointer[runState]       // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -298,6 +300,7 @@ func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc c
 	// Each folder's first scan says again whether it is lost (a folder no longer
 	// configured must not keep /healthz failing).
 	d.lostFolders.Clear()
+	d.watcher.Store(nil)
 	var folders []intake.Folder
 	for _, f := range cfg.Folders {
 		folders = append(folders, intakeFolder(f))
@@ -307,6 +310,7 @@ func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc c
 		if err != nil {
 			return err
 		}
+		d.watcher.Store(w)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -356,7 +360,8 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 // is wedged, the state directory's disk has state_min_free, the mail outbox is not
 // stuck on failing messages, no scheduled job keeps failing, and every SFTP endpoint
 // was reached recently enough, this run does not follow a crash loop it has not
-// outlived yet (runs.go), and every drop folder can be listed as cmord set it up.
+// outlived yet (runs.go), every drop folder can be listed as cmord set it up, and no
+// file has been in processing for over an hour (inhand.go).
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -386,6 +391,9 @@ func (d *Daemon) health() error {
 		return err
 	}
 	if err := d.foldersHealth(); err != nil {
+		return err
+	}
+	if err := d.inHandHealth(); err != nil {
 		return err
 	}
 	d.mu.RLock()

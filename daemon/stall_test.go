@@ -414,3 +414,47 @@ func TestWriterWedgedReachesAPerson(t *testing.T) {
 		t.Errorf("watchdog once the writer is free: %v", err)
 	}
 }
+
+// A file whose processing never returns (in the field, its read hangs on a network
+// mount gone dead) held its drop folder: every later file waited with no receipt
+// while /healthz said all was well. Past fileStuckAfter on the daemon's clock, the
+// every-minute check raises file_retrying naming it and /healthz names it; once it
+// returns, both clear.
+func TestFileInHandTooLongReachesAPerson(t *testing.T) {
+	w := newExcWorld(t)
+	w.tune(func(c *config.Config) { c.Folders[0].Watch = "poll" })
+	entered, release := make(chan struct{}), make(chan struct{})
+	w.d.Handle(w.d.Config().Folders[0].Kind, HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
+		close(entered)
+		<-release
+		return Result{}, nil
+	}))
+	w.run()
+	w.drop("morosi", "hung.csv", acceptedCSV)
+	<-entered
+	ctx := context.Background()
+	w.d.checkInHand(ctx)
+	if es := w.all("file_retrying"); len(es) != 0 || w.d.health() != nil {
+		t.Fatalf("raised for a file just taken: %+v, health %v", es, w.d.health())
+	}
+	w.later(fileStuckAfter + time.Minute)
+	w.d.checkInHand(ctx)
+	es := w.all("file_retrying")
+	if len(es) != 1 || es[0].Subject != "hung.csv" || !es[0].Open() || es[0].Severity != archive.SevHigh ||
+		!strings.Contains(es[0].Message, "folder morosi: hung.csv has been in processing since") ||
+		!strings.Contains(es[0].Message, "no other file of the folder is taken") {
+		t.Fatalf("file_retrying after %s in hand: %+v", fileStuckAfter, es)
+	}
+	if err := w.d.health(); err == nil || !strings.Contains(err.Error(), "folder morosi: hung.csv in processing since") {
+		t.Errorf("health with the file in hand: %v", err)
+	}
+	close(release)
+	w.waitFor("file_retrying", "resolved once the file returned", func([]archive.Exception) bool {
+		w.d.checkInHand(ctx)
+		es := w.all("file_retrying")
+		return len(es) == 1 && !es[0].Open()
+	})
+	if err := w.d.health(); err != nil {
+		t.Errorf("health once the file returned: %v", err)
+	}
+}

@@ -585,7 +585,13 @@ func (f *folder) handle(ctx context.Context, c Claimed) {
 	f.mu.Lock()
 	f.stats.Pending = len(f.cands)
 	f.stats.InProgress = len(f.inflight) + 1
+	f.stats.InHand, f.stats.InHandSince = c.Name, f.w.now()
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.stats.InHand, f.stats.InHandSince = "", time.Time{}
+		f.mu.Unlock()
+	}()
 	fh, fi, err := openClaimed(f.root, filepath.Join(InProgressDir, c.Name), c.scanned)
 	var unsafe *UnsafeFileError
 	if errors.As(err, &unsafe) {

@@ -206,6 +206,10 @@ type FolderStats struct {
 	Errors     uint64    // transient ProcessFunc errors since start
 	Rescans    uint64    // forced rescans after watcher overflow/errors since start
 	LastScan   time.Time // last full scan
+	// InHand is the file being processed now ("" when none), since InHandSince (the
+	// watcher's clock): nothing else of the folder is taken until it returns.
+	InHand      string
+	InHandSince time.Time
 }
 
 // Watcher runs the intake of a set of folders.
