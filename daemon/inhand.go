@@ -46,7 +46,9 @@ func (d *Daemon) stuckInHand() []stuckFile {
 	return out
 }
 
-func stuckFingerprint(folder, file string) string { return "file_retrying|folder:" + folder + "|" + file + "|in_hand" }
+func stuckFingerprint(folder, file string) string {
+	return "file_retrying|folder:" + folder + "|" + file + "|in_hand"
+}
 
 // checkInHand raises file_retrying for each file in hand past fileStuckAfter and
 // resolves those raised earlier that have returned.
