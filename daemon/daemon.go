@@ -70,6 +70,7 @@ type Daemon struct {
 	probe       writerProbe                    // the write that tells a wedged archive writer (writerprobe.go)
 	watcher     atomic.Pointer[intake.Watcher] // the drop folders' watcher of this generation (inhand.go)
 	stuckRaised sync.Map                       // fingerprint → true: a file in hand too long, raised (inhand.go)
+	stuckAfter  atomic.Int64                   // nanoseconds; 0: fileStuckAfter (tests shorten it; inhand.go)
 	run         atomic.Pointer[runState]       // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
 
@@ -571,9 +572,12 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		d.Metrics.Failures.WithLabelValues("folder_lost").Inc()
 	case intake.EventFolderBack:
 		// Also each folder's first scan after a start or reload: a loss seen by an
-		// earlier run ends there too.
-		d.lostFolders.Delete(ev.Folder)
-		d.resolve(ctx, folderLostFingerprint(ev.Folder), "the folder is listed again as cmord set it up")
+		// earlier run ends there too. Written only when there is one to resolve (a
+		// read first): the event comes from the folder's goroutine, which must not
+		// wait on the writer at every start.
+		if _, was := d.lostFolders.LoadAndDelete(ev.Folder); was || d.folderLostOpen(ctx, ev.Folder) {
+			d.resolve(ctx, folderLostFingerprint(ev.Folder), "the folder is listed again as cmord set it up")
+		}
 	case intake.EventGrew:
 		d.intakeGrew(ev)
 	case intake.EventFinished:
@@ -600,6 +604,22 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 
 // folderLostFingerprint is the folder_unreadable exception of a drop folder.
 func folderLostFingerprint(folder string) string { return "folder_unreadable|" + folder }
+
+// folderLostOpen reports whether folder has an open folder_unreadable exception (or
+// whether that cannot be read: then it is resolved to be sure).
+func (d *Daemon) folderLostOpen(ctx context.Context, folder string) bool {
+	open := true
+	es, err := d.Store.Exceptions(ctx, archive.ExceptionFilter{Kind: "folder_unreadable", Open: &open})
+	if err != nil {
+		return true
+	}
+	for _, e := range es {
+		if e.Fingerprint == folderLostFingerprint(folder) {
+			return true
+		}
+	}
+	return false
+}
 
 // foldersHealth is nil unless a drop folder cannot be listed as cmord set it up.
 func (d *Daemon) foldersHealth() error {

@@ -36,10 +36,15 @@ func (d *Daemon) stuckInHand() []stuckFile {
 	if w == nil {
 		return nil
 	}
+	after := time.Duration(d.stuckAfter.Load())
+	if after <= 0 {
+		after = fileStuckAfter
+	}
 	var out []stuckFile
 	for name, st := range w.Stats() {
-		if st.InHand != "" && d.now().Sub(st.InHandSince) >= fileStuckAfter {
-			out = append(out, stuckFile{folder: name, file: st.InHand, since: st.InHandSince})
+		// Measured by intake on its own (real) clock: the demo's simulated clock jumps.
+		if st.InHand != "" && st.InHandFor >= after {
+			out = append(out, stuckFile{folder: name, file: st.InHand, since: d.now().Add(-st.InHandFor)})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].folder < out[j].folder })

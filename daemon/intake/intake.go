@@ -206,10 +206,12 @@ type FolderStats struct {
 	Errors     uint64    // transient ProcessFunc errors since start
 	Rescans    uint64    // forced rescans after watcher overflow/errors since start
 	LastScan   time.Time // last full scan
-	// InHand is the file being processed now ("" when none), since InHandSince (the
-	// watcher's clock): nothing else of the folder is taken until it returns.
+	// InHand is the file being processed now ("" when none), for InHandFor (measured
+	// on the watcher's clock when Stats is called): nothing else of the folder is taken
+	// until it returns.
 	InHand      string
 	InHandSince time.Time
+	InHandFor   time.Duration
 }
 
 // Watcher runs the intake of a set of folders.
@@ -493,6 +495,9 @@ func (w *Watcher) Stats() map[string]FolderStats {
 		f.mu.Lock()
 		s := f.stats
 		f.mu.Unlock()
+		if s.InHand != "" {
+			s.InHandFor = w.now().Sub(s.InHandSince)
+		}
 		s.FSType = f.fsType
 		s.Mode = WatchNotify
 		if f.poll.Load() {
