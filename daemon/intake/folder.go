@@ -328,12 +328,15 @@ func (f *folder) fullScan(reason scanReason) {
 	f.hmu.Unlock()
 	entries, err := os.ReadDir(f.root)
 	if problem := f.rootProblem(err); problem != f.lost || !f.rootSeen {
+		was := f.lost
 		f.lost, f.rootSeen = problem, true
 		if problem != "" {
 			f.w.log.Error(problem, "folder", f.cfg.Name, "path", f.root)
 			f.w.events(Event{Folder: f.cfg.Name, Kind: EventFolderLost, Detail: problem})
 		} else {
-			f.w.log.Info("drop folder readable again", "folder", f.cfg.Name, "path", f.root)
+			if was != "" {
+				f.w.log.Info("drop folder readable again", "folder", f.cfg.Name, "path", f.root)
+			}
 			f.w.events(Event{Folder: f.cfg.Name, Kind: EventFolderBack})
 		}
 	}
