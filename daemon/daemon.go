@@ -61,17 +61,18 @@ type Daemon struct {
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
-	onceCounts  atomic.Pointer[folderCounts]   // set during RunOnceSummary (once.go)
-	released    atomic.Bool                    // an endpoint's queued deliveries were brought forward (transfer.go)
-	missedOpen  sync.Map                       // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
-	failing     jobFailures                    // jobs whose latest runs failed (jobfail.go)
-	raiseFailed atomic.Pointer[raiseFailure]   // the latest exception could not be recorded (raise)
-	lostFolders sync.Map                       // folder → what is wrong: a drop folder intake cannot list as it set it up
-	probe       writerProbe                    // the write that tells a wedged archive writer (writerprobe.go)
-	watcher     atomic.Pointer[intake.Watcher] // the drop folders' watcher of this generation (inhand.go)
-	stuckRaised sync.Map                       // fingerprint → true: a file in hand too long, raised (inhand.go)
-	stuckAfter  atomic.Int64                   // nanoseconds; 0: fileStuckAfter (tests shorten it; inhand.go)
-	run         atomic.Pointer[runState]       // this run's row of the run ledger, once StartRun recorded it (runs.go)
+	onceCounts  atomic.Pointer[folderCounts]    // set during RunOnceSummary (once.go)
+	released    atomic.Bool                     // an endpoint's queued deliveries were brought forward (transfer.go)
+	missedOpen  sync.Map                        // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	failing     jobFailures                     // jobs whose latest runs failed (jobfail.go)
+	raiseFailed atomic.Pointer[raiseFailure]    // the latest exception could not be recorded (raise)
+	lostFolders sync.Map                        // folder → what is wrong: a drop folder intake cannot list as it set it up
+	probe       writerProbe                     // the write that tells a wedged archive writer (writerprobe.go)
+	watcher     atomic.Pointer[intake.Watcher]  // the drop folders' watcher of this generation (inhand.go)
+	stuckRaised sync.Map                        // fingerprint → true: a file in hand too long, raised (inhand.go)
+	stuckAfter  atomic.Int64                    // nanoseconds; 0: fileStuckAfter (tests shorten it; inhand.go)
+	sched       atomic.Pointer[sched.Scheduler] // the scheduler of this generation: its loop's beat (schedHealth)
+	run         atomic.Pointer[runState]        // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -328,6 +329,7 @@ func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc c
 		}
 	}
 	s.Start(ctx)
+	d.sched.Store(s)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -374,6 +376,9 @@ func (d *Daemon) health() error {
 		return err
 	}
 	if err := d.writerHealth(); err != nil {
+		return err
+	}
+	if err := d.schedHealth(); err != nil {
 		return err
 	}
 	if err := d.raiseHealth(); err != nil {
@@ -449,7 +454,8 @@ func (d *Daemon) stuck() error {
 
 // watchdog pings systemd at half the WatchdogSec interval while the process is
 // responsive: the archive answers, its writer takes a write within writerStuckAfter,
-// and no SFTP operation is wedged past twice its op_timeout. A stuck daemon is not
+// the scheduler's loop goes round, and no SFTP operation is wedged past twice its
+// op_timeout. A stuck daemon is not
 // petted, and systemd restarts it (kill -9 safe).
 func (d *Daemon) watchdog(ctx context.Context) func() {
 	interval, ok := notify.WatchdogInterval()
@@ -478,7 +484,8 @@ func (d *Daemon) watchdog(ctx context.Context) func() {
 }
 
 // alive is the watchdog's check: the archive answers reads, its writer is not
-// wedged (writerprobe.go), and no SFTP operation is wedged.
+// wedged (writerprobe.go), the scheduler's loop goes round, and no SFTP operation is
+// wedged.
 func (d *Daemon) alive(ctx context.Context) error {
 	var one int
 	if err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
@@ -487,7 +494,29 @@ func (d *Daemon) alive(ctx context.Context) error {
 	if err := d.writerHealth(); err != nil {
 		return err
 	}
+	if err := d.schedHealth(); err != nil {
+		return err
+	}
 	return d.stuck()
+}
+
+// schedStalledAfter is how long the scheduler's loop (it goes round at least every
+// 20 s) may not go round before the daemon counts as stuck: longer than
+// writerStuckAfter, so that a wedged writer, the likely cause, is named first.
+const schedStalledAfter = 15 * time.Minute
+
+// schedHealth is nil unless the scheduler's loop is held (no scheduled job starts:
+// no poll, build, delivery, digest, alert or mail).
+func (d *Daemon) schedHealth() error {
+	s := d.sched.Load()
+	if s == nil {
+		return nil
+	}
+	if since, stalled := s.Stalled(schedStalledAfter); stalled {
+		return fmt.Errorf("scheduler: its loop has not gone round since %s (over 15 minutes): no scheduled job starts; the systemd watchdog restarts cmord",
+			since.In(flows.Rome).Format("02/01/2006 15:04:05"))
+	}
+	return nil
 }
 
 // raise records an exception outside any other transaction.

@@ -458,3 +458,56 @@ func TestFileInHandTooLongReachesAPerson(t *testing.T) {
 		t.Errorf("health once the file returned: %v", err)
 	}
 }
+
+// heldLedger is the real schedule ledger whose Begin is held until release: a
+// scheduler loop that never comes back from a ledger write.
+type heldLedger struct {
+	sched.Ledger
+	entered, release chan struct{}
+}
+
+func (l *heldLedger) Begin(ctx context.Context, job string, slot time.Time, manual bool) (bool, error) {
+	close(l.entered)
+	<-l.release
+	return l.Ledger.Begin(ctx, job, slot, manual)
+}
+
+// The watchdog was petted by its own ticker whatever the scheduler's loop did: held
+// (here in a ledger write, under its lock), no job started, not even the mail job
+// that would report it, and /healthz said all was well. Now /healthz and the
+// watchdog's check name it once the loop has not gone round for schedStalledAfter.
+func TestSchedulerLoopHeldReachesAPerson(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	clock := sched.NewFakeClock(time.Date(2026, 11, 24, 6, 59, 0, 0, flows.Rome))
+	l := &heldLedger{Ledger: w.d.Store.ScheduleLedger(), entered: make(chan struct{}), release: make(chan struct{})}
+	s := sched.New(flows.Rome, l, nil, nil)
+	s.UseClock(clock)
+	if err := s.Add(sched.Job{Name: "build", Spec: "0 7 * * *", Run: func(context.Context, time.Time) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	s.Start(context.Background())
+	w.d.sched.Store(s)
+	clock.WaitTimer(nil)
+	clock.Set(time.Date(2026, 11, 24, 7, 0, 0, 0, flows.Rome))
+	<-l.entered
+	ctx := context.Background()
+	if err := w.d.health(); err != nil {
+		t.Fatalf("health with the loop just held: %v", err)
+	}
+	clock.Advance(schedStalledAfter)
+	for name, check := range map[string]func() error{"/healthz": w.d.health, "watchdog": func() error { return w.d.alive(ctx) }} {
+		if err := check(); err == nil || !strings.Contains(err.Error(), "scheduler: its loop has not gone round since 24/11/2026 06:59") {
+			t.Errorf("%s with the scheduler's loop held: %v", name, err)
+		}
+	}
+	close(l.release)
+	for deadline := time.Now().Add(30 * time.Second); w.d.schedHealth() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) { // a guard against a hang, not a timing assumption
+			t.Fatal("the loop never went round once released")
+		}
+	}
+	if err := w.d.alive(ctx); err != nil {
+		t.Errorf("watchdog once the loop goes round: %v", err)
+	}
+	s.Stop()
+}

@@ -125,6 +125,19 @@ type Scheduler struct {
 	stop      chan struct{}
 	loopDone  chan struct{}
 	wg        sync.WaitGroup
+	beat      atomic.Pointer[time.Time] // when the loop last went round (Stalled)
+}
+
+// Stalled reports whether the loop has not gone round for after (it wakes at least
+// every maxSleep), and since when: it is held (a ledger write that never returns,
+// an event callback that blocks), so no job is started. False before Start and
+// after Stop.
+func (s *Scheduler) Stalled(after time.Duration) (time.Time, bool) {
+	b := s.beat.Load() // never s.mu: a wedged loop may hold it
+	if b == nil {
+		return time.Time{}, false
+	}
+	return *b, s.clock.Now().Sub(*b) >= after
 }
 
 // New returns a scheduler reading specs in loc (nil = Europe/Rome). onEvent is called
@@ -232,7 +245,10 @@ func (s *Scheduler) catchUpLocked(e *entry, now time.Time) {
 
 func (s *Scheduler) loop() {
 	defer close(s.loopDone)
+	defer s.beat.Store(nil)
 	for {
+		beat := s.clock.Now()
+		s.beat.Store(&beat)
 		s.mu.Lock()
 		var next time.Time
 		for _, name := range s.order {
@@ -241,22 +257,20 @@ func (s *Scheduler) loop() {
 			}
 		}
 		s.mu.Unlock()
-		var timer Timer
-		var fire <-chan time.Time
+		// Never asleep longer than maxSleep, even with no job due: the loop's beat
+		// (Stalled) must go on.
+		wait := maxSleep
 		if !next.IsZero() {
-			timer = s.clock.NewTimer(min(next.Sub(s.clock.Now()), maxSleep))
-			fire = timer.C()
+			wait = min(next.Sub(s.clock.Now()), maxSleep)
 		}
+		timer := s.clock.NewTimer(wait)
+		fire := timer.C()
 		select {
 		case <-s.stop:
-			if timer != nil {
-				timer.Stop()
-			}
+			timer.Stop()
 			return
 		case <-s.wake:
-			if timer != nil {
-				timer.Stop()
-			}
+			timer.Stop()
 			continue
 		case <-fire:
 		}

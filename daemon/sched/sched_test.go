@@ -547,3 +547,50 @@ func TestWallClockStepRunsOnTime(t *testing.T) {
 		t.Errorf("missed events %+v", ev)
 	}
 }
+
+// blockingLedger holds Begin until release is closed: a ledger write that never
+// returns.
+type blockingLedger struct {
+	Ledger
+	entered, release chan struct{}
+}
+
+func (l *blockingLedger) Begin(ctx context.Context, job string, slot time.Time, manual bool) (bool, error) {
+	close(l.entered)
+	<-l.release
+	return l.Ledger.Begin(ctx, job, slot, manual)
+}
+
+// TestStalledLoop: the loop held in a ledger write (under its lock) starts no job;
+// Stalled says so once it has not gone round for the given time, and stops saying
+// it once the loop goes round again. The daemon's watchdog and /healthz read it.
+func TestStalledLoop(t *testing.T) {
+	h := newHarness(t, "", rome("2025-06-01 06:59"))
+	bl := &blockingLedger{Ledger: h.ledger, entered: make(chan struct{}), release: make(chan struct{})}
+	h.s.ledger = bl
+	h.add(Job{Name: "a", Spec: "0 7 * * *"})
+	if _, stalled := h.s.Stalled(5 * time.Minute); stalled {
+		t.Fatal("stalled before Start")
+	}
+	h.s.Start(context.Background())
+	h.settle()
+	h.clock.Set(rome("2025-06-01 07:00"))
+	<-bl.entered
+	if _, stalled := h.s.Stalled(5 * time.Minute); stalled {
+		t.Fatal("stalled at once")
+	}
+	h.clock.Advance(6 * time.Minute)
+	since, stalled := h.s.Stalled(5 * time.Minute)
+	if !stalled || since.After(rome("2025-06-01 07:00")) {
+		t.Fatalf("Stalled = %s, %v with the loop held 6 minutes", since, stalled)
+	}
+	close(bl.release)
+	h.settle()
+	if _, stalled := h.s.Stalled(5 * time.Minute); stalled {
+		t.Error("still stalled once the loop went round")
+	}
+	h.stop()
+	if _, stalled := h.s.Stalled(0); stalled {
+		t.Error("stalled after Stop")
+	}
+}
