@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/failpoint"
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/intake"
@@ -60,12 +62,18 @@ type Daemon struct {
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
-	onceCounts  atomic.Pointer[folderCounts] // set during RunOnceSummary (once.go)
-	released    atomic.Bool                  // an endpoint's queued deliveries were brought forward (transfer.go)
-	missedOpen  sync.Map                     // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
-	failing     jobFailures                  // jobs whose latest runs failed (jobfail.go)
-	raiseFailed atomic.Pointer[raiseFailure] // the latest exception could not be recorded (raise)
-	run         atomic.Pointer[runState]     // this run's row of the run ledger, once StartRun recorded it (runs.go)
+	onceCounts  atomic.Pointer[folderCounts]    // set during RunOnceSummary (once.go)
+	released    atomic.Bool                     // an endpoint's queued deliveries were brought forward (transfer.go)
+	missedOpen  sync.Map                        // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	failing     jobFailures                     // jobs whose latest runs failed (jobfail.go)
+	raiseFailed atomic.Pointer[raiseFailure]    // the latest exception could not be recorded (raise)
+	lostFolders sync.Map                        // folder → what is wrong: a drop folder intake cannot list as it set it up
+	probe       writerProbe                     // the write that tells a wedged archive writer (writerprobe.go)
+	watcher     atomic.Pointer[intake.Watcher]  // the drop folders' watcher of this generation (inhand.go)
+	stuckRaised sync.Map                        // fingerprint → true: a file in hand too long, raised (inhand.go)
+	stuckAfter  atomic.Int64                    // nanoseconds; 0: fileStuckAfter (tests shorten it; inhand.go)
+	sched       atomic.Pointer[sched.Scheduler] // the scheduler of this generation: its loop's beat (schedHealth)
+	run         atomic.Pointer[runState]        // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -243,6 +251,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	} else if srv != nil {
 		defer srv.Close()
 	}
+	stopWriter := d.watchWriter(ctx)
+	defer stopWriter()
 	stopWatchdog := d.watchdog(ctx)
 	defer stopWatchdog()
 	stopStayedUp := d.watchStayedUp(ctx)
@@ -295,6 +305,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 // startGeneration starts the components that depend on the configuration.
 func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc chan<- error) error {
 	cfg := d.Config()
+	// Each folder's first scan says again whether it is lost (a folder no longer
+	// configured must not keep /healthz failing).
+	d.lostFolders.Clear()
+	d.watcher.Store(nil)
 	var folders []intake.Folder
 	for _, f := range cfg.Folders {
 		folders = append(folders, intakeFolder(f))
@@ -304,6 +318,7 @@ func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc c
 		if err != nil {
 			return err
 		}
+		d.watcher.Store(w)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -320,6 +335,7 @@ func (d *Daemon) startGeneration(ctx context.Context, wg *sync.WaitGroup, errc c
 		}
 	}
 	s.Start(ctx)
+	d.sched.Store(s)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -352,8 +368,9 @@ func (d *Daemon) serveMetrics() (*http.Server, error) {
 // health is /healthz: the archive answers and records exceptions, no SFTP operation
 // is wedged, the state directory's disk has state_min_free, the mail outbox is not
 // stuck on failing messages, no scheduled job keeps failing, and every SFTP endpoint
-// was reached recently enough, and this run does not follow a crash loop it has not
-// outlived yet (runs.go).
+// was reached recently enough, this run does not follow a crash loop it has not
+// outlived yet (runs.go), every drop folder can be listed as cmord set it up, and no
+// file has been in processing for over an hour (inhand.go).
 func (d *Daemon) health() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -362,6 +379,12 @@ func (d *Daemon) health() error {
 		return fmt.Errorf("archive: %w", err)
 	}
 	if err := d.stuck(); err != nil {
+		return err
+	}
+	if err := d.writerHealth(); err != nil {
+		return err
+	}
+	if err := d.schedHealth(); err != nil {
 		return err
 	}
 	if err := d.raiseHealth(); err != nil {
@@ -377,6 +400,12 @@ func (d *Daemon) health() error {
 		return err
 	}
 	if err := d.crashHealth(); err != nil {
+		return err
+	}
+	if err := d.foldersHealth(); err != nil {
+		return err
+	}
+	if err := d.inHandHealth(); err != nil {
 		return err
 	}
 	d.mu.RLock()
@@ -430,8 +459,10 @@ func (d *Daemon) stuck() error {
 }
 
 // watchdog pings systemd at half the WatchdogSec interval while the process is
-// responsive: the archive answers and no SFTP operation is wedged past twice its
-// op_timeout. A stuck daemon is not petted, and systemd restarts it (kill -9 safe).
+// responsive: the archive answers, its writer takes a write within writerStuckAfter,
+// the scheduler's loop goes round, and no SFTP operation is wedged past twice its
+// op_timeout. A stuck daemon is not
+// petted, and systemd restarts it (kill -9 safe).
 func (d *Daemon) watchdog(ctx context.Context) func() {
 	interval, ok := notify.WatchdogInterval()
 	if !ok {
@@ -446,11 +477,7 @@ func (d *Daemon) watchdog(ctx context.Context) func() {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				var one int
-				err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one)
-				if err == nil {
-					err = d.stuck()
-				}
+				err := d.alive(ctx)
 				if err == nil {
 					notify.Watchdog()
 				} else if ctx.Err() == nil {
@@ -460,6 +487,42 @@ func (d *Daemon) watchdog(ctx context.Context) func() {
 		}
 	}()
 	return cancel
+}
+
+// alive is the watchdog's check: the archive answers reads, its writer is not
+// wedged (writerprobe.go), the scheduler's loop goes round, and no SFTP operation is
+// wedged.
+func (d *Daemon) alive(ctx context.Context) error {
+	var one int
+	if err := d.Store.Read().QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return err
+	}
+	if err := d.writerHealth(); err != nil {
+		return err
+	}
+	if err := d.schedHealth(); err != nil {
+		return err
+	}
+	return d.stuck()
+}
+
+// schedStalledAfter is how long the scheduler's loop (it goes round at least every
+// 20 s) may not go round before the daemon counts as stuck: longer than
+// writerStuckAfter, so that a wedged writer, the likely cause, is named first.
+const schedStalledAfter = 15 * time.Minute
+
+// schedHealth is nil unless the scheduler's loop is held (no scheduled job starts:
+// no poll, build, delivery, digest, alert or mail).
+func (d *Daemon) schedHealth() error {
+	s := d.sched.Load()
+	if s == nil {
+		return nil
+	}
+	if since, stalled := s.Stalled(schedStalledAfter); stalled {
+		return fmt.Errorf("scheduler: its loop has not gone round since %s (over 15 minutes): no scheduled job starts; the systemd watchdog restarts cmord",
+			since.In(flows.Rome).Format("02/01/2006 15:04:05"))
+	}
+	return nil
 }
 
 // raise records an exception outside any other transaction.
@@ -534,6 +597,22 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 			Fingerprint: "file_retrying|folder:" + ev.Folder + "|" + ev.File, Subject: ev.File,
 			Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
 			Action:  "Check the folder's done/ and rejected/ (they must be directories cmord can write); the move is retried by itself."})
+	case intake.EventFolderLost:
+		// Nothing is taken in from the folder (deleted, unreadable, its share
+		// unmounted): files dropped there wait, and nobody gets a receipt.
+		d.lostFolders.Store(ev.Folder, ev.Detail)
+		d.raise(ctx, archive.Exception{Kind: "folder_unreadable", Severity: archive.SevHigh, Owner: "sysadmin",
+			Fingerprint: folderLostFingerprint(ev.Folder), Subject: ev.Folder, Message: ev.Detail,
+			Action: digest.Info("folder_unreadable").ActionEN})
+		d.Metrics.Failures.WithLabelValues("folder_lost").Inc()
+	case intake.EventFolderBack:
+		// Also each folder's first scan after a start or reload: a loss seen by an
+		// earlier run ends there too. Written only when there is one to resolve (a
+		// read first): the event comes from the folder's goroutine, which must not
+		// wait on the writer at every start.
+		if _, was := d.lostFolders.LoadAndDelete(ev.Folder); was || d.folderLostOpen(ctx, ev.Folder) {
+			d.resolve(ctx, folderLostFingerprint(ev.Folder), "the folder is listed again as cmord set it up")
+		}
 	case intake.EventGrew:
 		d.intakeGrew(ev)
 	case intake.EventFinished:
@@ -556,6 +635,39 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		d.Metrics.Failures.WithLabelValues("panic").Inc()
 	}
 	// Not logged here: intake logged each event, with its fields, as it happened.
+}
+
+// folderLostFingerprint is the folder_unreadable exception of a drop folder.
+func folderLostFingerprint(folder string) string { return "folder_unreadable|" + folder }
+
+// folderLostOpen reports whether folder has an open folder_unreadable exception (or
+// whether that cannot be read: then it is resolved to be sure).
+func (d *Daemon) folderLostOpen(ctx context.Context, folder string) bool {
+	open := true
+	es, err := d.Store.Exceptions(ctx, archive.ExceptionFilter{Kind: "folder_unreadable", Open: &open})
+	if err != nil {
+		return true
+	}
+	for _, e := range es {
+		if e.Fingerprint == folderLostFingerprint(folder) {
+			return true
+		}
+	}
+	return false
+}
+
+// foldersHealth is nil unless a drop folder cannot be listed as cmord set it up.
+func (d *Daemon) foldersHealth() error {
+	var bad []string
+	d.lostFolders.Range(func(_, detail any) bool {
+		bad = append(bad, detail.(string))
+		return true
+	})
+	if len(bad) == 0 {
+		return nil
+	}
+	sort.Strings(bad)
+	return fmt.Errorf("%s", strings.Join(bad, "; "))
 }
 
 func (d *Daemon) mailEvent(ev mail.Event) {

@@ -14,6 +14,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/entrante"
 	"github.com/cmord/cmord/daemon/family"
 	"github.com/cmord/cmord/daemon/uscente"
@@ -569,6 +570,31 @@ func TestEntranteAnnulmentRequest(t *testing.T) {
 	rs, _ := w.d.Store.Requests(ctx, nil, a.ID, uscente.FlowANNREQ, "sent", 0)
 	if len(rs) != 1 {
 		t.Fatalf("ANN_REQ: %+v", rs)
+	}
+	// The SII does not answer: no_answer_days working days after the delivery,
+	// no_answer says it (before, the practice's state does not change until the SII
+	// answers, so nothing did).
+	open := true
+	noAnswer := func(at time.Time) []archive.Exception {
+		t.Helper()
+		if _, _, err := digest.RunDeadlines(ctx, w.d.Store, w.d.Calendar(), digest.DeadlineConfigFromConfig(w.d.Config()), at); err != nil {
+			t.Fatal(err)
+		}
+		es, err := w.d.Store.Exceptions(ctx, archive.ExceptionFilter{PracticeID: a.ID, Open: &open, Kind: "no_answer"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return es
+	}
+	sent := flows.Today(rs[0].SentAt)
+	due := w.d.Calendar().AddWorkingDays(sent, w.d.Config().Deadlines.NoAnswerDays)
+	dueAt := time.Date(due.Y, due.M, due.D, 9, 0, 0, 0, flows.Rome)
+	if es := noAnswer(dueAt); len(es) != 0 {
+		t.Fatalf("no_answer on its due day: %+v", es)
+	}
+	es := noAnswer(dueAt.AddDate(0, 0, 1))
+	if len(es) != 1 || !strings.Contains(es[0].Message, "annulment request "+rs[0].CPUtente+" delivered "+sent.String()) {
+		t.Fatalf("no_answer for the unanswered annulment: %+v", es)
 	}
 	// ANN_AMM (sii.go) reaches the entrante practice through the row hook.
 	w.sii("ANN_AMM", map[string]string{"CP_UTENTE": rs[0].CPUtente, "CP_GESTORE": cpgA, "VERIFICA_AMM": "1"})

@@ -454,6 +454,44 @@ func excCasesFolders() []excCase {
 			message: []string{"folder morosi: file growing.csv is still changing", "it will be taken once it stops"},
 		},
 		{
+			// The drop folder's share unmounted: its empty mount point lists fine, and
+			// before, nothing said that files waiting on the share were never taken in.
+			name: "folder_unreadable/share unmounted", kind: "folder_unreadable", severity: archive.SevHigh, owner: "sysadmin",
+			provoke: func(t *testing.T, w *excWorld) (string, int64) {
+				w.tune(func(c *config.Config) { c.Folders[0].Watch = "poll" })
+				w.run()
+				// Once a file has gone through, the folder is set up and scanned.
+				w.drop("morosi", "probe.csv", refusedCSV)
+				w.waitFor("file_rejected", "the probe file refused", func(es []archive.Exception) bool { return len(es) == 1 })
+				dir := w.folders["morosi"]
+				if err := os.Rename(dir, dir+".share"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Mkdir(dir, 0o755); err != nil { // the empty mount point
+					t.Fatal(err)
+				}
+				w.waitFor("folder_unreadable", "raised", func(es []archive.Exception) bool { return len(es) == 1 })
+				if err := w.d.health(); err == nil || !strings.Contains(err.Error(), "drop folder morosi") {
+					t.Errorf("/healthz with the folder unmounted: %v", err)
+				}
+				return "morosi", 0
+			},
+			message: []string{"drop folder morosi", ".inprogress subdirectory is missing", "no longer mounted", "no file is taken in"},
+			clear: func(t *testing.T, w *excWorld) {
+				dir := w.folders["morosi"]
+				if err := os.Remove(dir); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Rename(dir+".share", dir); err != nil {
+					t.Fatal(err)
+				}
+				w.waitFor("folder_unreadable", "resolved", func(es []archive.Exception) bool { return len(es) == 1 && !es[0].Open() })
+				if err := w.d.health(); err != nil && strings.Contains(err.Error(), "drop folder") {
+					t.Errorf("/healthz with the folder back: %v", err)
+				}
+			},
+		},
+		{
 			name: "claim_failed/.inprogress on another filesystem", kind: "claim_failed", severity: archive.SevHigh, owner: "sysadmin",
 			provoke: func(t *testing.T, w *excWorld) (string, int64) {
 				// As root a read-only directory does not stop a rename; a .inprogress

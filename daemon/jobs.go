@@ -67,6 +67,7 @@ func (d *Daemon) jobBody(name string) func(ctx context.Context, slot time.Time) 
 	case JobMail:
 		return func(ctx context.Context, _ time.Time) error {
 			d.refreshGauges(ctx)
+			d.checkInHand(ctx)
 			if err := d.CheckStateDisk(ctx); err != nil {
 				d.Log.Warn("disk check", "err", err)
 			}

@@ -365,3 +365,149 @@ func TestJobHungReachesAPerson(t *testing.T) {
 		t.Errorf("health after the run ended: %v", err)
 	}
 }
+
+// A transaction that never ends (here one held open by a test; in the field a handler
+// blocked on a hung network mount while it writes) wedges every write of the daemon,
+// exceptions included, while its reads answer: /healthz said all was well and the
+// watchdog went on petting. The writer probe, still waiting writerStuckAfter later on
+// the daemon's clock, makes both say it; once the writer is free, both clear.
+func TestWriterWedgedReachesAPerson(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	ctx := context.Background()
+	entered, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- w.d.Store.Write(ctx, func(*sql.Tx) error {
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered
+	w.d.probeWriter()
+	if err := w.d.health(); err != nil {
+		t.Fatalf("health with the probe just started: %v", err)
+	}
+	w.now = w.now.Add(writerStuckAfter - time.Second)
+	if err := w.d.health(); err != nil {
+		t.Fatalf("health before writerStuckAfter: %v", err)
+	}
+	w.now = w.now.Add(2 * time.Second)
+	for name, check := range map[string]func() error{"/healthz": w.d.health, "watchdog": func() error { return w.d.alive(ctx) }} {
+		if err := check(); err == nil || !strings.Contains(err.Error(), "no write has gone through since") {
+			t.Errorf("%s with the writer wedged %s: %v", name, writerStuckAfter, err)
+		}
+	}
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); w.d.writerHealth() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) { // a guard against a hang, not a timing assumption
+			t.Fatal("the probe never went through once the writer was free")
+		}
+	}
+	if err := w.d.health(); err != nil {
+		t.Errorf("health once the writer is free: %v", err)
+	}
+	if err := w.d.alive(ctx); err != nil {
+		t.Errorf("watchdog once the writer is free: %v", err)
+	}
+}
+
+// A file whose processing never returns (in the field, its read hangs on a network
+// mount gone dead) held its drop folder: every later file waited with no receipt
+// while /healthz said all was well. Past fileStuckAfter in hand, the every-minute check raises file_retrying naming it and /healthz names it; once it
+// returns, both clear. Intake measures the time in hand on its own clock (the real
+// one): the test lowers the threshold rather than wait an hour.
+func TestFileInHandTooLongReachesAPerson(t *testing.T) {
+	w := newExcWorld(t)
+	w.tune(func(c *config.Config) { c.Folders[0].Watch = "poll" })
+	entered, release := make(chan struct{}), make(chan struct{})
+	w.d.Handle(w.d.Config().Folders[0].Kind, HandlerFunc(func(ctx context.Context, in *Input) (Result, error) {
+		close(entered)
+		<-release
+		return Result{}, nil
+	}))
+	w.run()
+	w.drop("morosi", "hung.csv", acceptedCSV)
+	<-entered
+	ctx := context.Background()
+	w.d.checkInHand(ctx)
+	if es := w.all("file_retrying"); len(es) != 0 || w.d.health() != nil {
+		t.Fatalf("raised for a file just taken: %+v, health %v", es, w.d.health())
+	}
+	w.d.stuckAfter.Store(int64(time.Nanosecond)) // any time in hand is too long now
+	w.d.checkInHand(ctx)
+	es := w.all("file_retrying")
+	if len(es) != 1 || es[0].Subject != "hung.csv" || !es[0].Open() || es[0].Severity != archive.SevHigh ||
+		!strings.Contains(es[0].Message, "folder morosi: hung.csv has been in processing since") ||
+		!strings.Contains(es[0].Message, "no other file of the folder is taken") {
+		t.Fatalf("file_retrying after %s in hand: %+v", fileStuckAfter, es)
+	}
+	if err := w.d.health(); err == nil || !strings.Contains(err.Error(), "folder morosi: hung.csv in processing since") {
+		t.Errorf("health with the file in hand: %v", err)
+	}
+	close(release)
+	w.waitFor("file_retrying", "resolved once the file returned", func([]archive.Exception) bool {
+		w.d.checkInHand(ctx)
+		es := w.all("file_retrying")
+		return len(es) == 1 && !es[0].Open()
+	})
+	if err := w.d.health(); err != nil {
+		t.Errorf("health once the file returned: %v", err)
+	}
+}
+
+// heldLedger is the real schedule ledger whose Begin is held until release: a
+// scheduler loop that never comes back from a ledger write.
+type heldLedger struct {
+	sched.Ledger
+	entered, release chan struct{}
+}
+
+func (l *heldLedger) Begin(ctx context.Context, job string, slot time.Time, manual bool) (bool, error) {
+	close(l.entered)
+	<-l.release
+	return l.Ledger.Begin(ctx, job, slot, manual)
+}
+
+// The watchdog was petted by its own ticker whatever the scheduler's loop did: held
+// (here in a ledger write, under its lock), no job started, not even the mail job
+// that would report it, and /healthz said all was well. Now /healthz and the
+// watchdog's check name it once the loop has not gone round for schedStalledAfter.
+func TestSchedulerLoopHeldReachesAPerson(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	clock := sched.NewFakeClock(time.Date(2026, 11, 24, 6, 59, 0, 0, flows.Rome))
+	l := &heldLedger{Ledger: w.d.Store.ScheduleLedger(), entered: make(chan struct{}), release: make(chan struct{})}
+	s := sched.New(flows.Rome, l, nil, nil)
+	s.UseClock(clock)
+	if err := s.Add(sched.Job{Name: "build", Spec: "0 7 * * *", Run: func(context.Context, time.Time) error { return nil }}); err != nil {
+		t.Fatal(err)
+	}
+	s.Start(context.Background())
+	w.d.sched.Store(s)
+	clock.WaitTimer(nil)
+	clock.Set(time.Date(2026, 11, 24, 7, 0, 0, 0, flows.Rome))
+	<-l.entered
+	ctx := context.Background()
+	if err := w.d.health(); err != nil {
+		t.Fatalf("health with the loop just held: %v", err)
+	}
+	clock.Advance(schedStalledAfter)
+	for name, check := range map[string]func() error{"/healthz": w.d.health, "watchdog": func() error { return w.d.alive(ctx) }} {
+		if err := check(); err == nil || !strings.Contains(err.Error(), "scheduler: its loop has not gone round since 24/11/2026 06:59") {
+			t.Errorf("%s with the scheduler's loop held: %v", name, err)
+		}
+	}
+	close(l.release)
+	for deadline := time.Now().Add(30 * time.Second); w.d.schedHealth() != nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) { // a guard against a hang, not a timing assumption
+			t.Fatal("the loop never went round once released")
+		}
+	}
+	if err := w.d.alive(ctx); err != nil {
+		t.Errorf("watchdog once the loop goes round: %v", err)
+	}
+	s.Stop()
+}

@@ -509,6 +509,30 @@ func TestEntranteSuspensionRequestedOnlyOnDelivery(t *testing.T) {
 	if h := w.history(a); !strings.Contains(h, "confirmed on sftp:sii") {
 		t.Errorf("history does not record the publication:\n%s", h)
 	}
+	// The SII never answers: the suspension's term no longer reminds anyone, so
+	// no_answer does, no_answer_days working days after the delivery (before, the
+	// practice stayed SUSP_REQUESTED with nobody told).
+	deadlines := func() []archive.Exception {
+		t.Helper()
+		if err := extraJobs[JobDeadlines](w.d, context.Background(), w.now); err != nil {
+			t.Fatal(err)
+		}
+		es, _ := w.d.Store.Exceptions(context.Background(), archive.ExceptionFilter{PracticeID: a.ID, Open: &open, Kind: "no_answer"})
+		return es
+	}
+	// Delivered on the wall clock (deliverOnWallClock): counted from that day.
+	a = w.practice(cpgA)
+	since := flows.Today(a.StateSince)
+	due := w.d.Calendar().AddWorkingDays(since, w.d.Config().Deadlines.NoAnswerDays)
+	w.now = time.Date(due.Y, due.M, due.D, 9, 0, 0, 0, flows.Rome)
+	if es := deadlines(); len(es) != 0 {
+		t.Fatalf("no_answer raised on its due day: %+v", es)
+	}
+	w.now = w.now.AddDate(0, 0, 1)
+	es = deadlines()
+	if len(es) != 1 || !strings.Contains(es[0].Message, "suspension request delivered "+since.String()) || es[0].Owner != "compliance" {
+		t.Fatalf("no_answer after no_answer_days (state since %s): %+v", w.practice(cpgA).StateSince, es)
+	}
 }
 
 // TestAnswerToBuiltPractice: the daemon is killed after the upload, before it records

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -50,6 +51,11 @@ type UnitFailedReport struct {
 	NoRelay      bool     // no [mail] host: queued, not sent
 	Sent         []string // of Queued, those the relay accepted now
 	SendErr      string   // why the rest are still queued (the next daemon start sends them)
+	// ArchiveErr is why the archive could not record daemon_down nor queue its alert
+	// (index.db damaged, the disk full or read-only): then the alert was mailed
+	// directly, without the outbox (DirectSent, or SendErr), and nothing retries it.
+	ArchiveErr string
+	DirectSent bool
 }
 
 // AlertUnitFailed is `cmord alert --unit-failed`: systemd gave up restarting the daemon
@@ -68,12 +74,12 @@ func AlertUnitFailed(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	defer lock.Unlock()
 	store, err := archive.Open(cfg.StateDir)
 	if err != nil {
-		return rep, err
+		return alertDirect(ctx, cfg, log, f, now, rep, err)
 	}
 	defer store.Close()
 	store.Now = func() time.Time { return now }
 	if rep.Streak, err = store.UncleanStreakBefore(ctx, 0); err != nil {
-		return rep, err
+		return alertDirect(ctx, cfg, log, f, now, rep, err)
 	}
 	msg := "systemd stopped restarting cmord: " + f.String() + ". Nothing runs now: no file is taken in, no flow goes to the SII, no digest is sent."
 	if rep.Streak.Exits > 0 {
@@ -88,7 +94,7 @@ func AlertUnitFailed(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		return err
 	})
 	if err != nil {
-		return rep, fmt.Errorf("record daemon_down: %w", err)
+		return alertDirect(ctx, cfg, log, f, now, rep, fmt.Errorf("record daemon_down: %w", err))
 	}
 	opts := digest.OptionsFromConfig(cfg)
 	opts.Log, opts.AlertNow = log, true
@@ -104,7 +110,7 @@ func AlertUnitFailed(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 	sender.Now = func() time.Time { return now }
 	groups, err := digest.QueueAlerts(ctx, store, sender, opts, now)
 	if err != nil {
-		return rep, fmt.Errorf("queue the alert: %w", err)
+		return alertDirect(ctx, cfg, log, f, now, rep, fmt.Errorf("queue the alert: %w", err))
 	}
 	for _, g := range groups {
 		rep.Queued = append(rep.Queued, g.DedupKey)
@@ -128,4 +134,109 @@ func AlertUnitFailed(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		}
 	}
 	return rep, nil
+}
+
+// alertDirect mails the urgent alert without the archive, which could not record it
+// (archiveErr): the daemon is down, and most likely for that very reason (index.db
+// damaged, the state directory's disk full or read-only), so the outbox, the only
+// other way out, is unusable too. One attempt through [mail], from memory: nothing
+// retries it, and the message says so.
+func alertDirect(ctx context.Context, cfg *config.Config, log *slog.Logger, f UnitFailure, now time.Time, rep UnitFailedReport, archiveErr error) (UnitFailedReport, error) {
+	rep.ArchiveErr = archiveErr.Error()
+	log.Error("the archive cannot record that the daemon is down; mailing the alert directly", "err", archiveErr)
+	opts := digest.OptionsFromConfig(cfg)
+	to := opts.AlertTo
+	if len(to) == 0 {
+		to = opts.To
+	}
+	if len(to) == 0 {
+		rep.NoRecipients = true
+		return rep, nil
+	}
+	if cfg.Mail.Host == "" {
+		rep.NoRelay = true
+		return rep, nil
+	}
+	host, _ := os.Hostname()
+	subject := "[CMOR URGENTE] cmord fermo e il suo archivio è inutilizzabile"
+	text := fmt.Sprintf(`systemd ha smesso di riavviare cmord: %s.
+Nessun file viene preso in carico, nessun flusso parte verso il SII, nessun riepilogo viene inviato.
+
+L'archivio (%s su %s) non ha potuto registrarlo né mettere in coda questo avviso:
+%s
+
+Cosa fare: leggere journalctl -u cmord; controllare il disco della directory di stato
+(pieno, in sola lettura) e il file index.db; poi
+systemctl reset-failed cmord && systemctl start cmord.
+
+Questo avviso è stato inviato una sola volta, senza coda: nessuno lo ripeterà.
+`, f.String(), cfg.StateDir, host, archiveErr)
+	if opts.Lang == "en" {
+		subject = "[CMOR URGENT] cmord down and its archive unusable"
+		text = fmt.Sprintf(`systemd stopped restarting cmord: %s.
+No file is taken in, no flow goes to the SII, no digest is sent.
+
+The archive (%s on %s) could not record it nor queue this alert:
+%s
+
+What to do: read journalctl -u cmord; check the state directory's disk (full,
+read-only) and its index.db; then systemctl reset-failed cmord && systemctl start cmord.
+
+This alert was sent once, without a queue: nothing will repeat it.
+`, f.String(), cfg.StateDir, host, archiveErr)
+	}
+	box := &memOutbox{}
+	sender := mail.NewSender(smtpConfig(cfg.Mail), box, log)
+	sender.Now = func() time.Time { return now }
+	key := "alert:sysadmin:direct:" + now.UTC().Format(time.RFC3339)
+	msg := mail.Message{To: to, Subject: subject, Text: text, Date: now,
+		Headers: map[string]string{"X-Cmord-Alert": key, "X-Priority": "1"}}
+	if err := sender.Queue(ctx, key, "alert", msg); err != nil {
+		return rep, fmt.Errorf("%v; and the alert could not be built: %w", archiveErr, err)
+	}
+	if _, err := sender.Flush(ctx); err != nil {
+		rep.SendErr = err.Error()
+		return rep, nil
+	}
+	rep.DirectSent = true
+	return rep, nil
+}
+
+// memOutbox is a mail outbox in memory, for the one alert mailed without the archive.
+type memOutbox struct{ msgs []archive.OutboxMessage }
+
+func (o *memOutbox) Enqueue(_ context.Context, m archive.OutboxMessage) (int64, bool, error) {
+	m.ID, m.State = int64(len(o.msgs)+1), archive.OutboxQueued
+	o.msgs = append(o.msgs, m)
+	return m.ID, false, nil
+}
+
+func (o *memOutbox) Due(context.Context, time.Time) ([]archive.OutboxMessage, error) {
+	var due []archive.OutboxMessage
+	for _, m := range o.msgs {
+		if m.State == archive.OutboxQueued {
+			due = append(due, m)
+		}
+	}
+	return due, nil
+}
+
+func (o *memOutbox) MarkSending(context.Context, int64) error { return nil }
+
+func (o *memOutbox) MarkSent(_ context.Context, id int64, at time.Time) error {
+	o.msgs[id-1].State, o.msgs[id-1].SentAt = archive.OutboxSent, at
+	return nil
+}
+
+func (o *memOutbox) MarkRetry(_ context.Context, id int64, errText string, _ time.Time) (int, error) {
+	o.msgs[id-1].Attempts++
+	o.msgs[id-1].LastError = errText
+	return o.msgs[id-1].Attempts, nil
+}
+
+func (o *memOutbox) SetDeadLetter(context.Context, int64, string) error { return nil }
+
+func (o *memOutbox) Pending(context.Context) (int, error) {
+	due, _ := o.Due(context.Background(), time.Time{})
+	return len(due), nil
 }

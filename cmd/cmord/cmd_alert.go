@@ -21,9 +21,11 @@ daemon_down (urgent, sysadmin) with what the run ledger knows of the last runs,
 queues the urgent alert in the mail outbox and sends the outbox at once through
 [mail]. A send that fails leaves the alert queued: the next daemon start sends it.
 systemd's $MONITOR_SERVICE_RESULT, $MONITOR_EXIT_CODE and $MONITOR_EXIT_STATUS
-are quoted in the message when set. Exit 0 when the alert was sent; 1 when it
-stays queued, nobody is configured to receive it, or the lock is held (a daemon
-runs: nothing is recorded).`,
+are quoted in the message when set. When the archive itself cannot record it
+(index.db damaged, the disk full or read-only: often why the daemon is down),
+the alert is mailed directly, once, without the outbox. Exit 0 when the alert
+was sent; 1 when it stays queued, could not be sent, nobody is configured to
+receive it, or the lock is held (a daemon runs: nothing is recorded).`,
 		run: runAlert})
 }
 
@@ -52,6 +54,21 @@ func runAlert(ctx context.Context, env *Env, args []string) int {
 		return env.fail(err)
 	}
 	out := env.Stdout
+	if rep.ArchiveErr != "" {
+		fmt.Fprintf(out, "the archive cannot record it: %s\n", rep.ArchiveErr)
+		switch {
+		case rep.NoRecipients:
+			fmt.Fprintln(out, "no alert mailed: [alerts] to and [digest] to are empty; nobody can be mailed")
+		case rep.NoRelay:
+			fmt.Fprintln(out, "no alert mailed: [mail] host is not set")
+		case rep.DirectSent:
+			fmt.Fprintf(out, "alert mailed directly (not queued: nothing repeats it) through %s at %s\n", cfg.Mail.Host, time.Now().In(flows.Rome).Format("02/01/2006 15:04:05"))
+			return exitOK
+		default:
+			fmt.Fprintf(out, "alert not sent through %s: %s\nnothing is queued: only the journal and systemctl status say cmord is down\n", cfg.Mail.Host, rep.SendErr)
+		}
+		return exitFindings
+	}
 	fmt.Fprintf(out, "recorded daemon_down (exception %d): systemd stopped restarting %s\n", rep.ExceptionID, f.String())
 	if rep.Streak.Exits > 0 {
 		fmt.Fprintf(out, "run ledger: %s\n", daemon.StreakText(rep.Streak))

@@ -242,3 +242,47 @@ func TestAlertUnitFailedLockHeld(t *testing.T) {
 		t.Errorf("mail sent while the daemon ran")
 	}
 }
+
+// TestAlertUnitFailedArchiveUnusable: the daemon is down because its archive is
+// unusable (here index.db overwritten; in the field a damaged file, a disk full or
+// remounted read-only), and `cmord alert --unit-failed` could neither record
+// daemon_down nor queue its alert there: it exited 2 and nobody was mailed. Now it
+// mails the alert directly, once, naming the archive's error, and says so.
+func TestAlertUnitFailedArchiveUnusable(t *testing.T) {
+	sink, err := smtpsink.Start(t.TempDir(), smtpsink.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { sink.Close() })
+	cfgPath := alertConfig(t, sink)
+	killedRun(t, cfgPath)
+	cfg, err := config.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"index.db-wal", "index.db-shm"} {
+		os.Remove(filepath.Join(cfg.StateDir, name))
+	}
+	if err := os.WriteFile(filepath.Join(cfg.StateDir, "index.db"), bytes.Repeat([]byte("not a database "), 1000), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("MONITOR_SERVICE_RESULT", "exit-code")
+	code, out, errOut := runCLI(t, "alert", "--unit-failed", "--config", cfgPath)
+	if code != exitOK {
+		t.Fatalf("exit %d, want 0\nstdout: %s\nstderr: %s", code, out, errOut)
+	}
+	for _, w := range []string{"the archive cannot record it:", "alert mailed directly (not queued: nothing repeats it) through 127.0.0.1"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("output lacks %q:\n%s", w, out)
+		}
+	}
+	subject, raw := alertMail(t, sink, "cmord fermo e il suo archivio è inutilizzabile")
+	if !strings.HasPrefix(subject, "[CMOR URGENTE]") {
+		t.Errorf("alert subject %q", subject)
+	}
+	for _, w := range []string{"X-Cmord-Alert: alert:sysadmin:direct:", "result exit-code", "non ha potuto registrarlo", "systemctl reset-failed cmord"} {
+		if !strings.Contains(raw, w) {
+			t.Errorf("alert lacks %q:\n%s", w, raw)
+		}
+	}
+}

@@ -151,6 +151,14 @@ func ComputeDeadlinesWithHistory(p archive.Practice, hist []archive.HistoryEntry
 			if !data.truthy(DataSuspensionRequested) {
 				add(DeadlineSuspensionTerm, p.SuspensionTerm, "suspension term (TISIND 8.4)")
 			}
+		case flows.EntranteSuspRequested:
+			// The SUSP_REQ is on the SII's side (the practice enters the state when its
+			// file is delivered): a suspension the SII never answers must not wait
+			// unseen, since its term no longer reminds anyone.
+			if since := flows.Today(p.StateSince); !p.StateSince.IsZero() && !since.After(today) {
+				add(DeadlineNoAnswer, cal.AddWorkingDays(since, cfg.NoAnswerDays),
+					fmt.Sprintf("suspension request delivered %s + %d working days", since, cfg.NoAnswerDays))
+			}
 		}
 	}
 	return out
@@ -291,6 +299,59 @@ func pointLabel(sector string) string {
 	return "POD"
 }
 
+// pendingAnnulment is the SII answer an annulment request (ANN_REQ) still waits for.
+type pendingAnnulment struct {
+	due   flows.Date
+	basis string
+}
+
+// pendingAnnulments returns, by practice, the no_answer deadline of its annulment
+// request delivered to the SII (sent, or admitted without its notice) and not
+// answered: the practice's state does not change until the SII answers, so nothing
+// else would say that it never did. The earliest when a practice has several.
+func pendingAnnulments(ctx context.Context, store *archive.Store, cal *flows.Calendar, cfg DeadlineConfig, today flows.Date) (map[int64]pendingAnnulment, error) {
+	out := map[int64]pendingAnnulment{}
+	for _, state := range []string{"sent", "admitted"} {
+		rs, err := store.Requests(ctx, nil, 0, "ANN_REQ", state, 0)
+		if err != nil {
+			return nil, fmt.Errorf("deadlines: annulment requests: %w", err)
+		}
+		for _, r := range rs {
+			from, what := r.SentAt, "annulment request "+r.CPUtente+" delivered"
+			if state == "admitted" && !r.AnsweredAt.IsZero() {
+				from, what = r.AnsweredAt, "annulment request "+r.CPUtente+" admitted"
+			}
+			if from.IsZero() {
+				continue
+			}
+			day := flows.Today(from)
+			if day.After(today) {
+				continue
+			}
+			a := pendingAnnulment{due: cal.AddWorkingDays(day, cfg.NoAnswerDays),
+				basis: fmt.Sprintf("%s %s + %d working days", what, day, cfg.NoAnswerDays)}
+			if prev, ok := out[r.PracticeID]; !ok || a.due.Before(prev.due) {
+				out[r.PracticeID] = a
+			}
+		}
+	}
+	return out, nil
+}
+
+// withNoAnswer adds d, a no_answer deadline, to ds, keeping one no_answer per
+// practice (the deadlines table holds one per kind): the earlier.
+func withNoAnswer(ds []Deadline, d Deadline) []Deadline {
+	for i, e := range ds {
+		if e.Kind == DeadlineNoAnswer {
+			if d.Due.Before(e.Due) {
+				ds[i] = d
+			}
+			return ds
+		}
+	}
+	return append(ds, d)
+}
+
 // deadlinePlan is what the deadline job computes from the practices at one instant:
 // the deadline rows to store and the exceptions due now.
 type deadlinePlan struct {
@@ -304,7 +365,11 @@ func planDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calenda
 	cfg = cfg.withDefaults()
 	today := flows.Today(now)
 	var plan deadlinePlan
-	err := store.EachPractice(ctx, archive.PracticeFilter{}, func(p archive.Practice) error {
+	annulments, err := pendingAnnulments(ctx, store, cal, cfg, today)
+	if err != nil {
+		return deadlinePlan{}, err
+	}
+	err = store.EachPractice(ctx, archive.PracticeFilter{}, func(p archive.Practice) error {
 		var hist []archive.HistoryEntry
 		if p.State == flows.StateAnnulled {
 			h, err := store.PracticeHistory(ctx, p.ID)
@@ -313,7 +378,11 @@ func planDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calenda
 			}
 			hist = h
 		}
-		for _, d := range ComputeDeadlinesWithHistory(p, hist, cal, cfg, today) {
+		ds := ComputeDeadlinesWithHistory(p, hist, cal, cfg, today)
+		if a, ok := annulments[p.ID]; ok {
+			ds = withNoAnswer(ds, Deadline{Kind: DeadlineNoAnswer, Due: a.due, PracticeID: p.ID, Basis: a.basis})
+		}
+		for _, d := range ds {
 			plan.rows = append(plan.rows, archive.DeadlineRow{PracticeID: p.ID, Kind: d.Kind, DueOn: d.Due})
 			sev, ok := deadlineSeverity(d.Kind, d.Due, today, cal, cfg)
 			if !ok {

@@ -69,6 +69,8 @@ func TestComputeDeadlines(t *testing.T) {
 			nil, nil, DeadlineConfig{}, d(2026, 11, 20), ""},
 		{"entrante: suspension requested", archive.Practice{Role: "entrante", State: flows.EntranteCharged, SuspensionTerm: d(2026, 12, 4),
 			Data: js(`{"suspension_requested": "2026-11-21"}`)}, nil, nil, DeadlineConfig{}, d(2026, 11, 22), ""},
+		{"entrante: suspension request delivered, no answer expected before its term", archive.Practice{Role: "entrante", State: flows.EntranteSuspRequested,
+			SuspensionTerm: d(2026, 12, 4), StateSince: annulled(2026, 11, 20)}, nil, nil, DeadlineConfig{}, d(2026, 11, 22), "no_answer=27/11/2026"},
 		{"entrante: suspended", archive.Practice{Role: "entrante", State: flows.StateSuspended, SuspensionTerm: d(2026, 12, 4)},
 			nil, nil, DeadlineConfig{}, d(2026, 11, 22), ""},
 	}

@@ -85,6 +85,8 @@ type folder struct {
 	unwatchable bool
 	poll        atomic.Bool
 	watchLost   atomic.Bool
+	lost        string // what is wrong with the root, as last reported (EventFolderLost); "" when fine
+	rootSeen    bool   // a scan has reported the root's state (the first one says EventFolderBack if fine: a restart ends an earlier loss)
 
 	wake   chan struct{}
 	hmu    sync.Mutex
@@ -325,8 +327,20 @@ func (f *folder) fullScan(reason scanReason) {
 	clear(f.hinted)
 	f.hmu.Unlock()
 	entries, err := os.ReadDir(f.root)
-	if err != nil {
-		f.w.log.Error("cannot list drop folder", "folder", f.cfg.Name, "err", err)
+	if problem := f.rootProblem(err); problem != f.lost || !f.rootSeen {
+		was := f.lost
+		f.lost, f.rootSeen = problem, true
+		if problem != "" {
+			f.w.log.Error(problem, "folder", f.cfg.Name, "path", f.root)
+			f.w.events(Event{Folder: f.cfg.Name, Kind: EventFolderLost, Detail: problem})
+		} else {
+			if was != "" {
+				f.w.log.Info("drop folder readable again", "folder", f.cfg.Name, "path", f.root)
+			}
+			f.w.events(Event{Folder: f.cfg.Name, Kind: EventFolderBack})
+		}
+	}
+	if f.lost != "" {
 		return
 	}
 	seen := make(map[string]bool, len(entries))
@@ -360,6 +374,26 @@ func (f *folder) fullScan(reason scanReason) {
 		f.w.log.Warn(msg, "folder", f.cfg.Name)
 		f.w.events(Event{Folder: f.cfg.Name, Kind: EventRescan, Detail: msg})
 	}
+}
+
+// rootProblem says why the folder's listing (whose error is listErr) cannot be trusted,
+// or "" when it can: the root cannot be listed (deleted, permissions, an I/O error of
+// its filesystem), or it lists but lacks the .inprogress subdirectory cmord created at
+// start: the folder was deleted and made again, or the filesystem it was on is no
+// longer mounted and the empty mount point is listed in its place. Either way no file
+// is taken in, and only a person can tell which (cmord does not recreate the
+// subdirectory: on an unmounted share that would be the wrong disk).
+func (f *folder) rootProblem(listErr error) string {
+	if listErr != nil {
+		return fmt.Sprintf("drop folder %s cannot be listed: %v; no file is taken in from it", f.cfg.Name, listErr)
+	}
+	// Only a missing one: something else in its place (a symlink) is refused by the
+	// claim itself, which says what it found (claim_failed).
+	if _, err := os.Lstat(f.inprogress()); !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return fmt.Sprintf("drop folder %s (%s) is no longer the folder cmord set up: its %s subdirectory is missing (the folder was deleted and created again, or the filesystem it was on is no longer mounted); no file is taken in from it",
+		f.cfg.Name, f.root, InProgressDir)
 }
 
 func (f *folder) updatePending() {
@@ -442,7 +476,21 @@ func (f *folder) evaluate(name string, c *candidate, now time.Time) bool {
 		if _, err := os.Lstat(filepath.Join(f.root, f.markerFor(name))); err == nil {
 			return true
 		}
+		// A file whose marker never comes (its writer died before writing it) would
+		// wait here forever with nobody told: said once, UnstableAfter after it
+		// appeared; until then looked at again then (or on a hint or scan).
 		c.due = time.Time{}
+		if !c.unstableReported {
+			if wait := now.Sub(c.firstSeen); wait > f.cfg.UnstableAfter {
+				c.unstableReported = true
+				msg := fmt.Sprintf("file %s has waited %s for its done-marker %s; it will be taken once the marker is there",
+					name, wait.Round(time.Millisecond), f.markerFor(name))
+				f.w.log.Warn(msg, "folder", f.cfg.Name, "file", name)
+				f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnstable, Detail: msg, File: name})
+			} else {
+				c.due = c.firstSeen.Add(f.cfg.UnstableAfter + time.Millisecond)
+			}
+		}
 		return false
 	}
 	if changed {
@@ -540,7 +588,13 @@ func (f *folder) handle(ctx context.Context, c Claimed) {
 	f.mu.Lock()
 	f.stats.Pending = len(f.cands)
 	f.stats.InProgress = len(f.inflight) + 1
+	f.stats.InHand, f.stats.InHandSince = c.Name, f.w.now()
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.stats.InHand, f.stats.InHandSince = "", time.Time{}
+		f.mu.Unlock()
+	}()
 	fh, fi, err := openClaimed(f.root, filepath.Join(InProgressDir, c.Name), c.scanned)
 	var unsafe *UnsafeFileError
 	if errors.As(err, &unsafe) {

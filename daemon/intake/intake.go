@@ -96,6 +96,8 @@ const (
 	EventFinished     = "finished"      // such a file was moved at a later attempt
 	EventGrew         = "grew"          // a finished file kept growing in done/ or rejected/ (its writer was not done)
 	EventUnsafe       = "unsafe_file"   // a claimed name was not the regular file scanned (symlink, FIFO, swapped): rejected unread
+	EventFolderLost   = "folder_lost"   // the folder cannot be listed, or is no longer the one cmord set up (deleted, unmounted): nothing is taken in
+	EventFolderBack   = "folder_back"   // such a folder is listed again, as cmord set it up
 )
 
 // Folder is one drop folder.
@@ -204,6 +206,12 @@ type FolderStats struct {
 	Errors     uint64    // transient ProcessFunc errors since start
 	Rescans    uint64    // forced rescans after watcher overflow/errors since start
 	LastScan   time.Time // last full scan
+	// InHand is the file being processed now ("" when none), for InHandFor (measured
+	// on the watcher's clock when Stats is called): nothing else of the folder is taken
+	// until it returns.
+	InHand      string
+	InHandSince time.Time
+	InHandFor   time.Duration
 }
 
 // Watcher runs the intake of a set of folders.
@@ -441,6 +449,8 @@ func (w *Watcher) readEvents(ctx context.Context) {
 			} else if f := w.byPath[ev.Name]; f != nil && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
 				w.watchError(fmt.Errorf("drop folder %s was removed or renamed: %s", f.root, ev.Op))
 				f.watchLost.Store(true)
+			} else if f != nil && ev.Op&fsnotify.Chmod != 0 {
+				f.requestScan(scanRequested) // its permissions changed: can it still be listed?
 			}
 		case err, ok := <-w.fsw.Errors:
 			if !ok {
@@ -485,6 +495,9 @@ func (w *Watcher) Stats() map[string]FolderStats {
 		f.mu.Lock()
 		s := f.stats
 		f.mu.Unlock()
+		if s.InHand != "" {
+			s.InHandFor = w.now().Sub(s.InHandSince)
+		}
 		s.FSType = f.fsType
 		s.Mode = WatchNotify
 		if f.poll.Load() {

@@ -868,3 +868,92 @@ func TestGrowthWatchStartsFromWhatWasOpened(t *testing.T) {
 		})
 	}
 }
+
+// A drop folder that stops being the one cmord set up is said once, and once more
+// when it is back: deleted (the listing fails), or an unmounted share whose empty
+// mount point lists fine but lacks .inprogress. Before, the failing listing was only
+// logged at each scan and the empty mount point not at all: files waiting on the
+// share were never taken in, and nobody was told.
+func TestLostFolderReported(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		lose   func(t *testing.T, dir string) // dir has been moved away to dir+".away"
+		detail string
+	}{
+		{"deleted", func(t *testing.T, dir string) {}, "cannot be listed"},
+		{"unmounted", func(t *testing.T, dir string) {
+			if err := os.Mkdir(dir, 0o755); err != nil { // the empty mount point
+				t.Fatal(err)
+			}
+		}, ".inprogress subdirectory is missing"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := startRig(t, Folder{Watch: WatchPoll, PollInterval: 20 * time.Millisecond}, nil)
+			r.drop("before.csv", "x")
+			r.waitExists(DoneDir, "before.csv")
+			if err := os.Rename(r.dir, r.dir+".away"); err != nil {
+				t.Fatal(err)
+			}
+			tc.lose(t, r.dir)
+			r.waitFor("folder_lost event", func() bool { return r.hasEvent(EventFolderLost) })
+			r.mu.Lock()
+			var lost []Event
+			for _, e := range r.events {
+				if e.Kind == EventFolderLost {
+					lost = append(lost, e)
+				}
+			}
+			r.mu.Unlock()
+			if !strings.Contains(lost[0].Detail, tc.detail) || lost[0].Folder != "billing" {
+				t.Errorf("folder_lost %+v does not say %q", lost[0], tc.detail)
+			}
+			// Said once, not at every poll.
+			time.Sleep(100 * time.Millisecond)
+			r.mu.Lock()
+			n := 0
+			for _, e := range r.events {
+				if e.Kind == EventFolderLost {
+					n++
+				}
+			}
+			r.mu.Unlock()
+			if n != 1 {
+				t.Errorf("%d folder_lost events, want 1", n)
+			}
+			// Mounted again: said, and files are taken in again.
+			if err := os.RemoveAll(r.dir); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Rename(r.dir+".away", r.dir); err != nil {
+				t.Fatal(err)
+			}
+			r.waitFor("folder_back event", func() bool { return r.hasEvent(EventFolderBack) })
+			r.drop("after.csv", "y")
+			r.waitExists(DoneDir, "after.csv")
+		})
+	}
+}
+
+// In done-marker mode a file whose marker never comes (its writer died half-way) was
+// never taken and never reported: now it is said once, UnstableAfter after it appeared,
+// and still taken once its marker is there.
+func TestMarkerNeverComesReported(t *testing.T) {
+	r := startRig(t, Folder{DoneMarker: "{name}.done", UnstableAfter: 100 * time.Millisecond}, nil)
+	r.write("half.csv", "half written")
+	r.waitFor("unstable event", func() bool { return r.hasEvent(EventUnstable) })
+	r.mu.Lock()
+	ev := r.events[len(r.events)-1]
+	r.mu.Unlock()
+	if ev.File != "half.csv" || !strings.Contains(ev.Detail, "for its done-marker half.csv.done") {
+		t.Errorf("event %+v", ev)
+	}
+	if len(r.callNames()) != 0 {
+		t.Fatal("taken without its marker")
+	}
+	r.w.Rescan("billing") // a scan does not say it again
+	r.write("half.csv.done", "")
+	r.waitExists(DoneDir, "half.csv")
+	if n := strings.Count(strings.Join(r.eventKinds(), " "), EventUnstable); n != 1 {
+		t.Errorf("%d unstable events, want 1", n)
+	}
+}

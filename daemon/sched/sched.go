@@ -37,6 +37,15 @@ const (
 // 07:30:20 still runs the 07:30 digest, whatever the missed policy).
 const DefaultGrace = time.Minute
 
+// maxSleep bounds one sleep of the loop: timers count monotonic time, which stops
+// while the machine is suspended (a VM paused, snapshotted or migrated) and ignores a
+// step of the wall clock (NTP correcting a clock that started hours behind), while slots
+// are wall-clock times. A loop asleep until a slot hours away would wake that much
+// late and run the digest hours after its time with nothing said (run_once has no
+// slot to skip). Waking at least this often, the loop reads the wall clock again and
+// runs a slot within maxSleep of it, well inside DefaultGrace.
+const maxSleep = 20 * time.Second
+
 // maxMissed bounds how many missed slots are recorded for one job (a minutely job down
 // for a month would otherwise write 43,200 rows); the newest are kept.
 const maxMissed = 1000
@@ -116,6 +125,19 @@ type Scheduler struct {
 	stop      chan struct{}
 	loopDone  chan struct{}
 	wg        sync.WaitGroup
+	beat      atomic.Pointer[time.Time] // when the loop last went round (Stalled)
+}
+
+// Stalled reports whether the loop has not gone round for after (it wakes at least
+// every maxSleep), and since when: it is held (a ledger write that never returns,
+// an event callback that blocks), so no job is started. False before Start and
+// after Stop.
+func (s *Scheduler) Stalled(after time.Duration) (time.Time, bool) {
+	b := s.beat.Load() // never s.mu: a wedged loop may hold it
+	if b == nil {
+		return time.Time{}, false
+	}
+	return *b, s.clock.Now().Sub(*b) >= after
 }
 
 // New returns a scheduler reading specs in loc (nil = Europe/Rome). onEvent is called
@@ -223,7 +245,10 @@ func (s *Scheduler) catchUpLocked(e *entry, now time.Time) {
 
 func (s *Scheduler) loop() {
 	defer close(s.loopDone)
+	defer s.beat.Store(nil)
 	for {
+		beat := s.clock.Now()
+		s.beat.Store(&beat)
 		s.mu.Lock()
 		var next time.Time
 		for _, name := range s.order {
@@ -232,22 +257,20 @@ func (s *Scheduler) loop() {
 			}
 		}
 		s.mu.Unlock()
-		var timer Timer
-		var fire <-chan time.Time
+		// Never asleep longer than maxSleep, even with no job due: the loop's beat
+		// (Stalled) must go on.
+		wait := maxSleep
 		if !next.IsZero() {
-			timer = s.clock.NewTimer(next.Sub(s.clock.Now()))
-			fire = timer.C()
+			wait = min(next.Sub(s.clock.Now()), maxSleep)
 		}
+		timer := s.clock.NewTimer(wait)
+		fire := timer.C()
 		select {
 		case <-s.stop:
-			if timer != nil {
-				timer.Stop()
-			}
+			timer.Stop()
 			return
 		case <-s.wake:
-			if timer != nil {
-				timer.Stop()
-			}
+			timer.Stop()
 			continue
 		case <-fire:
 		}

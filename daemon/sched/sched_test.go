@@ -468,7 +468,8 @@ func TestEntriesShowNextRunInRome(t *testing.T) {
 }
 
 func TestAddAfterStart(t *testing.T) {
-	h := newHarness(t, "", rome("2025-06-01 06:50"))
+	// 10 s before b's slot: the loop's sleep (maxSleep at most) ends after it.
+	h := newHarness(t, "", rome("2025-06-01 06:59").Add(50*time.Second))
 	h.add(Job{Name: "a", Spec: "0 8 * * *"})
 	h.s.Start(context.Background())
 	h.settle()
@@ -488,5 +489,108 @@ func TestAddAfterStart(t *testing.T) {
 	}
 	if got := h.slots("a"); len(got) != 0 {
 		t.Errorf("a ran %v", got)
+	}
+}
+
+// steppedClock is a FakeClock whose wall time can be stepped without its timers
+// noticing, as Go's timers (monotonic time) do not notice a suspend of the machine
+// or an NTP step of the wall clock.
+type steppedClock struct {
+	*FakeClock // the monotonic time the timers count
+	mu         sync.Mutex
+	skew       time.Duration
+}
+
+func (c *steppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.FakeClock.Now().Add(c.skew)
+}
+
+func (c *steppedClock) step(d time.Duration) {
+	c.mu.Lock()
+	c.skew += d
+	c.mu.Unlock()
+}
+
+// TestWallClockStepRunsOnTime: the wall clock jumps 3 hours ahead of the timers
+// (the VM was paused, or NTP corrected a clock that booted behind) while the loop
+// sleeps towards the 07:30 digest. The digest runs at 07:30 wall time, not 3 hours
+// late with nothing said (run_once: no slot is skipped, so no missed event would tell).
+func TestWallClockStepRunsOnTime(t *testing.T) {
+	h := newHarness(t, "", rome("2025-06-01 03:00"))
+	c := &steppedClock{FakeClock: h.clock}
+	h.s.UseClock(c)
+	var wallAt []time.Time
+	h.add(Job{Name: "digest", Spec: "30 7 * * *", Missed: MissedRunOnce, Run: func(_ context.Context, slot time.Time) error {
+		h.mu.Lock()
+		h.runs["digest"] = append(h.runs["digest"], slot)
+		wallAt = append(wallAt, c.Now())
+		h.mu.Unlock()
+		return nil
+	}})
+	h.s.Start(context.Background())
+	h.settle()
+	c.step(3 * time.Hour) // wall 06:00, the timers still at 03:00
+	// 1h31m of the timers' time: wall 07:31.
+	h.runUntil(rome("2025-06-01 04:31"))
+	h.settle()
+	h.stop()
+	got := h.slots("digest")
+	if len(got) != 1 || !got[0].Equal(rome("2025-06-01 07:30")) {
+		t.Fatalf("digest ran for slots %v by wall 07:31, want the 07:30 slot", got)
+	}
+	if late := wallAt[0].Sub(rome("2025-06-01 07:30")); late < 0 || late > DefaultGrace {
+		t.Errorf("digest ran at wall %s, %s after its slot", wallAt[0].In(flows.Rome).Format("15:04:05"), late)
+	}
+	if ev := h.eventsOf(EventMissed); len(ev) != 0 {
+		t.Errorf("missed events %+v", ev)
+	}
+}
+
+// blockingLedger holds Begin until release is closed: a ledger write that never
+// returns.
+type blockingLedger struct {
+	Ledger
+	entered, release chan struct{}
+}
+
+func (l *blockingLedger) Begin(ctx context.Context, job string, slot time.Time, manual bool) (bool, error) {
+	close(l.entered)
+	<-l.release
+	return l.Ledger.Begin(ctx, job, slot, manual)
+}
+
+// TestStalledLoop: the loop held in a ledger write (under its lock) starts no job;
+// Stalled says so once it has not gone round for the given time, and stops saying
+// it once the loop goes round again. The daemon's watchdog and /healthz read it.
+func TestStalledLoop(t *testing.T) {
+	h := newHarness(t, "", rome("2025-06-01 06:59"))
+	bl := &blockingLedger{Ledger: h.ledger, entered: make(chan struct{}), release: make(chan struct{})}
+	h.s.ledger = bl
+	h.add(Job{Name: "a", Spec: "0 7 * * *"})
+	if _, stalled := h.s.Stalled(5 * time.Minute); stalled {
+		t.Fatal("stalled before Start")
+	}
+	h.s.Start(context.Background())
+	h.settle()
+	h.clock.Set(rome("2025-06-01 07:00"))
+	<-bl.entered
+	if _, stalled := h.s.Stalled(5 * time.Minute); stalled {
+		t.Fatal("stalled at once")
+	}
+	h.clock.Advance(6 * time.Minute)
+	since, stalled := h.s.Stalled(5 * time.Minute)
+	if !stalled || since.After(rome("2025-06-01 07:00")) {
+		t.Fatalf("Stalled = %s, %v with the loop held 6 minutes", since, stalled)
+	}
+	close(bl.release)
+	h.settle()
+	if _, stalled := h.s.Stalled(5 * time.Minute); stalled {
+		t.Error("still stalled once the loop went round")
+	}
+	h.stop()
+	if _, stalled := h.s.Stalled(0); stalled {
+		t.Error("stalled after Stop")
 	}
 }
