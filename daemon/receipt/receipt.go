@@ -544,6 +544,109 @@ func (r Receipt) HTML(lang string) string {
 	return b.String()
 }
 
+// reasonLines are the lines of a reason file for findings, in their order: one per
+// finding, except the header's missing columns (CSV-HEADER, "mandatory column
+// missing") and its unknown columns (CSV-COLUMN, ignored), each said once on the
+// first one's line with the columns named: an extract with billing's own headers and
+// no mapping otherwise gives one identical line per column, 15 errors and 31 warnings
+// for the sample of testdata/inputs, where the operator needs to read "the folder
+// needs a mapping file" once.
+func reasonLines(fs []flows.Finding, lang string) []string {
+	missing, unknown := headerColumns(fs)
+	var out []string
+	for i, f := range fs {
+		switch {
+		case len(missing) > 1 && isMissingColumn(f):
+			if i == missing[0] {
+				out = append(out, columnsLine(fs, missing, lang, true))
+			}
+			continue
+		case len(unknown) > 1 && isUnknownColumn(f):
+			if i == unknown[0] {
+				out = append(out, columnsLine(fs, unknown, lang, false))
+			}
+			continue
+		}
+		where := ""
+		if f.Line > 0 {
+			where = fmt.Sprintf("%s %d: ", wordsOf(lang).line, f.Line)
+		}
+		note := ""
+		if f.Eligibility() {
+			// Told apart from data errors: nothing to correct in billing.
+			note = " — " + flows.EligibilityNoteIT
+			if lang == "en" {
+				note = " — " + flows.EligibilityNoteEN
+			}
+		}
+		out = append(out, where+findingText(f, lang)+note)
+	}
+	return out
+}
+
+// isMissingColumn: a header finding for a mandatory column the file does not have.
+func isMissingColumn(f flows.Finding) bool {
+	return f.Line <= 1 && f.Rule == flows.RuleCSVHeader &&
+		(f.Message == "mandatory column missing" || strings.HasPrefix(f.Message, "column missing from the layout of "))
+}
+
+// isUnknownColumn: a header warning for a column the layout does not have (ignored).
+func isUnknownColumn(f flows.Finding) bool {
+	return f.Line <= 1 && f.Rule == flows.RuleCSVColumn && f.IsWarning()
+}
+
+// headerColumns indexes the missing-column and unknown-column findings of fs.
+func headerColumns(fs []flows.Finding) (missing, unknown []int) {
+	for i, f := range fs {
+		switch {
+		case isMissingColumn(f):
+			missing = append(missing, i)
+		case isUnknownColumn(f):
+			unknown = append(unknown, i)
+		}
+	}
+	return missing, unknown
+}
+
+// maxColumnsNamed bounds the columns one line of a reason file names.
+const maxColumnsNamed = 40
+
+// columnsLine says in one line which columns are missing (our field names) or not
+// in the layout (billing's headers, quoted: they come from the file).
+func columnsLine(fs []flows.Finding, idx []int, lang string, missing bool) string {
+	var names []string
+	for k, i := range idx {
+		if k == maxColumnsNamed {
+			names = append(names, "…")
+			break
+		}
+		if missing {
+			names = append(names, flows.Shown(fs[i].Field, 40))
+		} else {
+			names = append(names, fmt.Sprintf("%q", flows.Truncate(fs[i].Field, 40)))
+		}
+	}
+	line := fs[idx[0]].Line
+	if line < 1 {
+		line = 1
+	}
+	w := wordsOf(lang)
+	var text string
+	switch {
+	case missing && lang == "en":
+		text = fmt.Sprintf("%d mandatory columns missing: %s. If the extract has headers of its own, the folder needs a mapping file (docs/inputs.md) (rule %s)",
+			len(idx), strings.Join(names, ", "), flows.RuleCSVHeader)
+	case missing:
+		text = fmt.Sprintf("Mancano %d colonne obbligatorie: %s. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura (docs/inputs.md) (regola %s)",
+			len(idx), strings.Join(names, ", "), flows.RuleCSVHeader)
+	case lang == "en":
+		text = fmt.Sprintf("%d columns not in the layout, ignored: %s (rule %s)", len(idx), strings.Join(names, ", "), flows.RuleCSVColumn)
+	default:
+		text = fmt.Sprintf("%d colonne non previste dal tracciato, ignorate: %s (regola %s)", len(idx), strings.Join(names, ", "), flows.RuleCSVColumn)
+	}
+	return fmt.Sprintf("%s %d: %s", w.line, line, text)
+}
+
 // MaxReasonLines bounds the findings a reason file lists one by one.
 var MaxReasonLines = 50
 
@@ -586,25 +689,14 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 			continue
 		}
 		fmt.Fprintf(&b, "\n"+g.head+":\n", len(g.fs))
-		for i, f := range g.fs {
+		lines := reasonLines(g.fs, lang)
+		for i, l := range lines {
 			if budget == 0 {
-				fmt.Fprintf(&b, "  "+w.more+"\n", len(g.fs)-i)
+				fmt.Fprintf(&b, "  "+w.more+"\n", len(lines)-i)
 				break
 			}
 			budget--
-			where := ""
-			if f.Line > 0 {
-				where = fmt.Sprintf("%s %d: ", wordsOf(lang).line, f.Line)
-			}
-			note := ""
-			if f.Eligibility() {
-				// Told apart from data errors: nothing to correct in billing.
-				note = " — " + flows.EligibilityNoteIT
-				if lang == "en" {
-					note = " — " + flows.EligibilityNoteEN
-				}
-			}
-			fmt.Fprintf(&b, "  %s%s%s\n", where, findingText(f, lang), note)
+			fmt.Fprintf(&b, "  %s\n", l)
 		}
 	}
 	if folder != "" {

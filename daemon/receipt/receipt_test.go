@@ -152,3 +152,41 @@ func TestReasonTextCappedErrorsFirst(t *testing.T) {
 	}
 	golden(t, "reason_it.txt", got)
 }
+
+// An extract with billing's own headers dropped in a folder with no mapping: the
+// reason file names the missing columns and the ignored ones on one line each, with
+// the advice said once, not once per column (15 errors and 31 warnings for the sample
+// of testdata/inputs, read here by the real CSV reader); other findings stay one line
+// each. Italian and English.
+func TestReasonTextHeaderColumnsOnce(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "testdata", "inputs", "uscente.morosi.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fs, err := flows.NewCSVReader(f, flows.DefaultCatalog().Input("uscente.morosi"), flows.ReadOptions{FileName: "estratto.csv"}).ReadHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, unknown := headerColumns(fs)
+	if len(missing) != 15 || len(unknown) != 31 {
+		t.Fatalf("the sample's header gives %d missing and %d unknown columns, want 15 and 31: %v", len(missing), len(unknown), fs)
+	}
+	fs = append(fs, flows.Finding{Line: 3, Field: "COD_POD", Rule: flows.RuleIDPOD, Value: "IT001E1234567", Message: "bad POD"})
+	for _, lang := range []string{"it", "en"} {
+		got := ReasonText("morosi", "the header row does not fit uscente.morosi (see the findings); no row was read", fs, lang)
+		for _, want := range map[string][]string{
+			"it": {"Errori (16):\n  riga 1: Mancano 15 colonne obbligatorie: DENOMINAZIONE, DATA_SWITCH, ", "PUNTO_ATTIVO. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura",
+				"\n  riga 3: Codice POD non valido.", "Avvisi (31):\n  riga 1: 31 colonne non previste dal tracciato, ignorate: \"Codice POD\", \"Codice PDR\", "},
+			"en": {"line 1: 15 mandatory columns missing: DENOMINAZIONE, ", "Warnings (31):\n  line 1: 31 columns not in the layout, ignored: \"Codice POD\""},
+		}[lang] {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s: reason lacks %q:\n%s", lang, want, got)
+			}
+		}
+		if n := strings.Count(got, "mappatura") + strings.Count(got, "mapping file"); n != 1 {
+			t.Errorf("%s: the mapping advice said %d times, want once:\n%s", lang, n, got)
+		}
+		golden(t, "reason_header_"+lang+".txt", got)
+	}
+}
