@@ -12,7 +12,9 @@ import (
 // data, no amounts): a file of a million rows touches hundreds of thousands of them.
 type PracticeAt struct {
 	ID         int64
-	Line       int
+	Line       int // the first line of the file linked to the practice
+	LastLine   int // the last one
+	Lines      int // how many lines of the file the practice has (payments of 3 invoices: 3)
 	CPUtente   string
 	Point      string
 	CustomerID string
@@ -25,7 +27,7 @@ type PracticeAt struct {
 // reports once its transaction has committed, and what a restart rebuilds the receipt
 // from. One query.
 func (s *Store) PracticesOfFile(ctx context.Context, fileID int64) ([]PracticeAt, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT p.id, min(pf.line), coalesce(p.cp_utente, ''), p.point, p.customer_id, p.state, p.window_open
+	rows, err := s.r.QueryContext(ctx, `SELECT p.id, min(pf.line), max(pf.line), count(DISTINCT pf.line), coalesce(p.cp_utente, ''), p.point, p.customer_id, p.state, p.window_open
 		FROM practice_links pf JOIN practices p ON p.id = pf.practice_id
 		WHERE pf.file_id = ? AND pf.relation = 'input' GROUP BY p.id ORDER BY min(pf.line), p.id`, fileID)
 	if err != nil {
@@ -36,7 +38,7 @@ func (s *Store) PracticesOfFile(ctx context.Context, fileID int64) ([]PracticeAt
 	for rows.Next() {
 		var p PracticeAt
 		var wo string
-		if err := rows.Scan(&p.ID, &p.Line, &p.CPUtente, &p.Point, &p.CustomerID, &p.State, &wo); err != nil {
+		if err := rows.Scan(&p.ID, &p.Line, &p.LastLine, &p.Lines, &p.CPUtente, &p.Point, &p.CustomerID, &p.State, &wo); err != nil {
 			return nil, err
 		}
 		p.WindowOpen = parseDateText(wo)

@@ -44,6 +44,8 @@ var outcomeOrder = []Outcome{ToCorrect, NotEligible, Held, Filed, Updated}
 // Entry is one practice, or one refused case (no practice), of the file.
 type Entry struct {
 	Line       int
+	LastLine   int // the practice's last line in the file, when it has more than one
+	Lines      int // how many lines of the file are the practice's (0 or 1: Line alone)
 	CPUtente   string
 	Point      string
 	Customer   string
@@ -93,7 +95,7 @@ func Build(file archive.File, folder string, practices []archive.PracticeAt, fin
 	}
 	byLine := map[int]bool{}
 	for _, p := range practices {
-		e := Entry{Line: p.Line, CPUtente: p.CPUtente, Point: p.Point, Customer: p.CustomerID, State: p.State, WindowOpen: p.WindowOpen}
+		e := Entry{Line: p.Line, LastLine: p.LastLine, Lines: p.Lines, CPUtente: p.CPUtente, Point: p.Point, Customer: p.CustomerID, State: p.State, WindowOpen: p.WindowOpen}
 		e.Errors, e.Warnings = errs[p.Line], warns[p.Line]
 		byLine[p.Line] = true
 		e.Outcome = practiceOutcome(file.Kind, p.State, e.Errors)
@@ -228,7 +230,7 @@ type words struct {
 	title, folder, at, rows, summary, listed, none, validate, more, fileLevel, warnings, rebuilt, notListed string
 	outcome                                                                                                 map[Outcome]string
 	heading                                                                                                 map[Outcome]string
-	held, line, field, value, rule, notEligible, correct, warning, state                                    string
+	held, line, lines, field, value, rule, notEligible, correct, warning, state                             string
 }
 
 var lexicon = map[string]words{
@@ -248,7 +250,7 @@ var lexicon = map[string]words{
 			NotEligible: "Non ammissibili: nessuna correzione necessaria (il caso non ha diritto all'indennizzo)",
 			ToCorrect:   "Rifiutate: correggere in fatturazione e inviare di nuovo il caso",
 			Updated:     "Pratiche aggiornate"},
-		held: "la finestra di richiesta apre il %s", line: "riga", field: "campo", value: "valore", rule: "regola",
+		held: "la finestra di richiesta apre il %s", line: "riga", lines: "righe", field: "campo", value: "valore", rule: "regola",
 		notEligible: "non ammissibile, nessuna correzione necessaria", correct: "da correggere in fatturazione", warning: "avviso", state: "stato",
 	},
 	"en": {
@@ -266,7 +268,7 @@ var lexicon = map[string]words{
 			NotEligible: "Not eligible: no correction needed (the case has no right to the indemnity)",
 			ToCorrect:   "Refused: correct in billing and send the case again",
 			Updated:     "Practices updated"},
-		held: "the request window opens on %s", line: "line", field: "field", value: "value", rule: "rule",
+		held: "the request window opens on %s", line: "line", lines: "lines", field: "field", value: "value", rule: "rule",
 		notEligible: "not eligible, no correction needed", correct: "to correct in billing", warning: "warning", state: "state",
 	},
 }
@@ -307,9 +309,24 @@ func findingText(f flows.Finding, lang string) string {
 	return digest.HumanizeKeys(text, lang)
 }
 
-func (e Entry) who(lang string) string {
+// where names the entry's line, or its lines when the practice has several in the
+// file (three payments of one customer: "righe 2-4", not "riga 2" with the other two
+// rows of "Righe lette: 3" unaccounted for).
+func (e Entry) where(lang string) string {
 	w := wordsOf(lang)
-	parts := []string{fmt.Sprintf("%s %d", w.line, e.Line)}
+	switch {
+	case e.Lines <= 1 || e.LastLine <= e.Line:
+		return fmt.Sprintf("%s %d", w.line, e.Line)
+	case e.Lines == e.LastLine-e.Line+1:
+		return fmt.Sprintf("%s %d-%d", w.lines, e.Line, e.LastLine)
+	case lang == "en":
+		return fmt.Sprintf("%d lines from %d to %d", e.Lines, e.Line, e.LastLine)
+	}
+	return fmt.Sprintf("%d righe dalla %d alla %d", e.Lines, e.Line, e.LastLine)
+}
+
+func (e Entry) who(lang string) string {
+	parts := []string{e.where(lang)}
 	if e.CPUtente != "" {
 		parts = append(parts, "CP_UTENTE "+e.CPUtente)
 	}

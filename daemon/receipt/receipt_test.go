@@ -92,6 +92,24 @@ func TestReceiptOtherKinds(t *testing.T) {
 	if strings.Contains(text, "accettate") || strings.Contains(text, "cmord validate") {
 		t.Errorf("incassi receipt speaks of filing or corrections:\n%s", text)
 	}
+	// A practice on several lines of the file names them all: three payments of one
+	// customer are "righe 2-4" (not "riga 2", the other two rows unaccounted for).
+	for _, c := range []struct {
+		p    archive.PracticeAt
+		lang string
+		want string
+	}{
+		{archive.PracticeAt{Line: 2, LastLine: 4, Lines: 3}, "it", "  righe 2-4 — CP_UTENTE E260000001"},
+		{archive.PracticeAt{Line: 2, LastLine: 9, Lines: 2}, "it", "  2 righe dalla 2 alla 9 — CP_UTENTE E260000001"},
+		{archive.PracticeAt{Line: 2, LastLine: 4, Lines: 3}, "en", "  lines 2-4 — CP_UTENTE E260000001"},
+		{archive.PracticeAt{Line: 5, LastLine: 5, Lines: 1}, "it", "  riga 5 — CP_UTENTE E260000001"},
+	} {
+		c.p.CPUtente, c.p.State = "E260000001", flows.StateAdmitted
+		r := Build(f, "incassi", []archive.PracticeAt{c.p}, nil, time.Time{})
+		if text, html := r.Text(c.lang), r.HTML(c.lang); !strings.Contains(text, c.want) || !strings.Contains(html, strings.TrimSpace(c.want)) {
+			t.Errorf("%+v %s: want %q in the receipt:\n%s\n%s", c.p, c.lang, c.want, text, html)
+		}
+	}
 	empty := Build(f, "incassi", nil, nil, time.Time{}).Text("it")
 	if !strings.Contains(empty, "Nessuna pratica in questo file.") {
 		t.Errorf("empty receipt:\n%s", empty)
