@@ -46,3 +46,33 @@ func (s *Store) PracticesOfFile(ctx context.Context, fileID int64) ([]PracticeAt
 	}
 	return out, rows.Err()
 }
+
+// ReadyRequestFlows lists, per practice, the flows of its requests waiting for the
+// next build (state ready), oldest first: what a receipt of a payments or suspensions
+// file adds to the practice's state ("to be sent to the SII: AI1.0050 — Annulment
+// request"), since the practice's state moves only once the request is delivered.
+// One indexed search per practice (requests_practice); practices with none are absent.
+func (s *Store) ReadyRequestFlows(ctx context.Context, practiceIDs []int64) (map[int64][]string, error) {
+	out := map[int64][]string{}
+	for _, id := range practiceIDs {
+		rows, err := s.r.QueryContext(ctx, `SELECT s.flow FROM request_rows r JOIN request_state s ON s.id = r.id
+			WHERE r.practice_id = ? AND s.state = 'ready' ORDER BY r.id`, id)
+		if err != nil {
+			return nil, fmt.Errorf("archive: ready requests of practice %d: %w", id, err)
+		}
+		for rows.Next() {
+			var flow string
+			if err := rows.Scan(&flow); err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out[id] = append(out[id], flow)
+		}
+		err = rows.Err()
+		rows.Close()
+		if err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}

@@ -43,6 +43,7 @@ var outcomeOrder = []Outcome{ToCorrect, NotEligible, Held, Filed, Updated}
 
 // Entry is one practice, or one refused case (no practice), of the file.
 type Entry struct {
+	PracticeID int64 // 0 for a case refused before it became a practice
 	Line       int
 	LastLine   int // the practice's last line in the file, when it has more than one
 	Lines      int // how many lines of the file are the practice's (0 or 1: Line alone)
@@ -54,6 +55,7 @@ type Entry struct {
 	Outcome    Outcome
 	Errors     []flows.Finding
 	Warnings   []flows.Finding
+	Pending    []string // flows of the practice's requests waiting for the next build (Pending)
 }
 
 // Receipt is what became of one file taken.
@@ -95,7 +97,7 @@ func Build(file archive.File, folder string, practices []archive.PracticeAt, fin
 	}
 	byLine := map[int]bool{}
 	for _, p := range practices {
-		e := Entry{Line: p.Line, LastLine: p.LastLine, Lines: p.Lines, CPUtente: p.CPUtente, Point: p.Point, Customer: p.CustomerID, State: p.State, WindowOpen: p.WindowOpen}
+		e := Entry{PracticeID: p.ID, Line: p.Line, LastLine: p.LastLine, Lines: p.Lines, CPUtente: p.CPUtente, Point: p.Point, Customer: p.CustomerID, State: p.State, WindowOpen: p.WindowOpen}
 		e.Errors, e.Warnings = errs[p.Line], warns[p.Line]
 		byLine[p.Line] = true
 		e.Outcome = practiceOutcome(file.Kind, p.State, e.Errors)
@@ -230,7 +232,7 @@ type words struct {
 	title, folder, at, rows, summary, listed, none, validate, more, fileLevel, warnings, rebuilt, notListed string
 	outcome                                                                                                 map[Outcome]string
 	heading                                                                                                 map[Outcome]string
-	held, line, lines, field, value, rule, notEligible, correct, warning, state                             string
+	held, line, lines, pending, field, value, rule, notEligible, correct, warning, state                    string
 }
 
 var lexicon = map[string]words{
@@ -252,6 +254,7 @@ var lexicon = map[string]words{
 			Updated:     "Pratiche aggiornate"},
 		held: "la finestra di richiesta apre il %s", line: "riga", lines: "righe", field: "campo", value: "valore", rule: "regola",
 		notEligible: "non ammissibile, nessuna correzione necessaria", correct: "da correggere in fatturazione", warning: "avviso", state: "stato",
+		pending: "da inviare al SII",
 	},
 	"en": {
 		title: "Outcome of the file", folder: "Folder", at: "Processed on", rows: "Rows read",
@@ -270,6 +273,7 @@ var lexicon = map[string]words{
 			Updated:     "Practices updated"},
 		held: "the request window opens on %s", line: "line", lines: "lines", field: "field", value: "value", rule: "rule",
 		notEligible: "not eligible, no correction needed", correct: "to correct in billing", warning: "warning", state: "state",
+		pending: "to be sent to the SII",
 	},
 }
 
@@ -353,11 +357,44 @@ func (e Entry) detail(lang string) string {
 	case ToCorrect:
 		return w.correct
 	case Updated, Filed:
-		if e.State != "" {
-			return w.state + ": " + digest.StateName(e.State, lang)
+		if e.State == "" {
+			return ""
 		}
+		d := w.state + ": " + digest.StateName(e.State, lang)
+		if e.Outcome == Updated && len(e.Pending) > 0 {
+			var names []string
+			for _, f := range e.Pending {
+				names = append(names, digest.FlowName(nil, f, lang))
+			}
+			d += "; " + w.pending + ": " + strings.Join(names, ", ")
+		}
+		return d
 	}
 	return ""
+}
+
+// Updated lists the practices of the entries an existing practice's update touched
+// (payments, suspensions, annulments, …), at most MaxEntries: those whose waiting
+// requests Pending adds.
+func (r Receipt) Updated() []int64 {
+	var ids []int64
+	for _, e := range r.Entries {
+		if e.Outcome == Updated && e.PracticeID != 0 && len(ids) < MaxEntries {
+			ids = append(ids, e.PracticeID)
+		}
+	}
+	return ids
+}
+
+// Pending sets, per practice, the flows of its requests waiting for the next build,
+// as ReadyRequestFlows reads them: the receipt of a payment that cleared the debt says
+// that the annulment goes to the SII, not only that the practice is still "ammessa".
+func (r *Receipt) Pending(ready map[int64][]string) {
+	for i := range r.Entries {
+		if e := &r.Entries[i]; e.Outcome == Updated {
+			e.Pending = ready[e.PracticeID]
+		}
+	}
 }
 
 // Text renders the receipt as plain text (done/NAME.esito.txt).
