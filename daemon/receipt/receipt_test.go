@@ -195,7 +195,7 @@ func TestReasonTextHeaderColumnsOnce(t *testing.T) {
 		got := ReasonText("morosi", "the header row does not fit uscente.morosi (see the findings); no row was read", fs, lang)
 		for _, want := range map[string][]string{
 			"it": {"Errori (16):\n  riga 1: Mancano 15 colonne obbligatorie: DENOMINAZIONE, DATA_SWITCH, ", "PUNTO_ATTIVO. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura",
-				"\n  riga 3: Codice POD non valido.", "Avvisi (31):\n  riga 1: 31 colonne non previste dal tracciato, ignorate: \"Codice POD\", \"Codice PDR\", "},
+				"\n  riga 3: Codice POD non valido: 14 caratteri", "Avvisi (31):\n  riga 1: 31 colonne non previste dal tracciato, ignorate: \"Codice POD\", \"Codice PDR\", "},
 			"en": {"line 1: 15 mandatory columns missing: DENOMINAZIONE, ", "Warnings (31):\n  line 1: 31 columns not in the layout, ignored: \"Codice POD\""},
 		}[lang] {
 			if !strings.Contains(got, want) {
