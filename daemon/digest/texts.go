@@ -96,6 +96,7 @@ var RuleTexts = map[string]Text{
 	flows.RuleXMLElement: {"Elemento XML non previsto o ripetuto.", "Unexpected or repeated XML element."},
 	// Rows and files of billing inputs (flows/codec_csv.go, sniff.go, mapping_read.go).
 	flows.RuleFileFormat:     {"Il file non è un CSV di testo (compresso, Excel .xls, UTF-16, binario…): salvarlo come CSV UTF-8 o .xlsx.", "The file is not a text CSV (compressed, Excel .xls, UTF-16, binary…): save it as CSV UTF-8 or .xlsx."},
+	"DUPLICATE":              {"Contenuto identico a un file già ricevuto: non viene elaborato di nuovo.", "Same content as a file already received: not processed again."},
 	flows.RuleCharset:        {"Caratteri illeggibili nel valore: salvare l'estrazione in UTF-8.", "Unreadable characters in the value: save the extract as UTF-8."},
 	flows.RuleTextControl:    {"Caratteri di controllo nel valore (NUL, a capo…): correggere il dato in fatturazione.", "Control characters in the value (NUL, line break…): correct it in billing."},
 	flows.RuleAmountNegative: {"Importo negativo: correggere la riga in fatturazione.", "Negative amount: correct the row in billing."},

@@ -704,13 +704,17 @@ func columnsLine(fs []flows.Finding, idx []int, lang string, missing bool) strin
 // MaxReasonLines bounds the findings a reason file lists one by one.
 var MaxReasonLines = 50
 
-var reasonWords = map[string]struct{ refused, detail, errors, warnings, more, validate string }{
+var reasonWords = map[string]struct{ refused, detail, errors, warnings, more, validate, because, duplicateOf, duplicateDo string }{
 	"it": {"Il file è stato rifiutato per intero e non è stato elaborato: niente del file è stato acquisito.",
 		"Motivo (dettaglio tecnico)", "Errori (%d)", "Avvisi (%d)", "… e altri %d, non elencati qui.",
-		"Per vedere tutti i rilievi riga per riga: cmord validate --folder %s FILE. Corretto il file, lasciarlo di nuovo nella cartella."},
+		"Per vedere tutti i rilievi riga per riga: cmord validate --folder %s FILE. Corretto il file, lasciarlo di nuovo nella cartella.",
+		"Motivo", "(già ricevuto come %s)",
+		"Nessuna correzione necessaria: quei dati sono già stati acquisiti, e depositare di nuovo questo file lo fa rifiutare di nuovo. Se doveva contenere dati nuovi, esportarlo di nuovo dal gestionale."},
 	"en": {"The whole file was refused and not processed: nothing of it was taken in.",
 		"Reason (technical detail)", "Errors (%d)", "Warnings (%d)", "… and %d more, not listed here.",
-		"To see every finding row by row: cmord validate --folder %s FILE. Once corrected, drop the file in the folder again."},
+		"To see every finding row by row: cmord validate --folder %s FILE. Once corrected, drop the file in the folder again.",
+		"Reason", "(already received as %s)",
+		"Nothing to correct: those data were already taken in, and dropping this file again gets it refused again. If it was meant to hold new data, export it again from billing."},
 }
 
 // ReasonText is the body of rejected/NAME.reason.txt in lang: what happened, the
@@ -723,11 +727,23 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 	w := reasonWords[lang]
 	var b strings.Builder
 	b.WriteString(w.refused + "\n")
+	// A file whose content was already received: said in the operator's language,
+	// with nothing to correct (dropping it again is refused again).
+	duplicate := false
+	for _, f := range findings {
+		if f.Rule == RuleDuplicate {
+			duplicate = true
+			fmt.Fprintf(&b, "%s: %s %s\n", w.because, digest.RuleText(RuleDuplicate, lang), fmt.Sprintf(w.duplicateOf, flows.Shown(f.Value, 300)))
+		}
+	}
 	if reason != "" {
 		fmt.Fprintf(&b, "%s: %s\n", w.detail, digest.HumanizeKeys(flows.Shown(reason, 500), lang))
 	}
 	var errs, warns []flows.Finding
 	for _, f := range findings {
+		if f.Rule == RuleDuplicate {
+			continue
+		}
 		if f.IsWarning() {
 			warns = append(warns, f)
 		} else {
@@ -753,8 +769,15 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 			fmt.Fprintf(&b, "  %s\n", l)
 		}
 	}
-	if folder != "" {
+	switch {
+	case duplicate && len(errs) == 0:
+		fmt.Fprintf(&b, "\n%s\n", w.duplicateDo)
+	case folder != "":
 		fmt.Fprintf(&b, "\n"+w.validate+"\n", folder)
 	}
 	return b.String()
 }
+
+// RuleDuplicate is the finding of a file refused because its content was already
+// received (Value: the earlier file, with its ID and when it came).
+const RuleDuplicate = "DUPLICATE"
