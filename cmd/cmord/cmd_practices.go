@@ -633,7 +633,9 @@ func printPracticeAmounts(w io.Writer, p archive.Practice) {
 	}
 	amounts := []labelled{{"credit", p.Credit}, {"4-month estimate", p.Estimate}, {"previous CMOR", p.Previous}, {"CMOR", p.CMOR}}
 	if p.Role == "entrante" {
-		amounts = append(amounts, labelled{"charged", p.Charged}, labelled{"collected", p.Collected})
+		// The credit and the 4-month estimate are the uscente's computation: the SII's
+		// notice gives the entrante the CMOR alone, so 0,00 there read as "no credit".
+		amounts = []labelled{{"previous CMOR", p.Previous}, {"CMOR", p.CMOR}, {"charged", p.Charged}, {"collected", p.Collected}}
 	}
 	for _, a := range amounts {
 		fmt.Fprintf(tw, "  %s\t%s\t\n", a.k, a.v.Format(','))
