@@ -28,6 +28,7 @@ import (
 	"github.com/cmord/cmord/daemon/mail"
 	"github.com/cmord/cmord/daemon/metrics"
 	"github.com/cmord/cmord/daemon/notify"
+	"github.com/cmord/cmord/daemon/receipt"
 	"github.com/cmord/cmord/daemon/sched"
 	"github.com/cmord/cmord/daemon/sftpx"
 	"github.com/cmord/cmord/daemon/uscente"
@@ -769,8 +770,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		// The same bytes under the same name, dropped again after they were finished:
 		// not a crash recovery (that comes back Recovered) but a re-delivery, which a
 		// person should hear about like an identical file under another name.
-		reason := d.raiseDuplicate(ctx, res.File, res.File)
-		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, Result{Rejected: true, Reason: reason}), Lang: d.lang()}, nil
+		return intake.Outcome{Rejected: true, Reason: d.reasonText(folder, d.duplicate(ctx, res.File, res.File)), Lang: d.lang()}, nil
 	}
 	// Already processed by a run that died before finishing the file: its receipt is
 	// rebuilt from the archive (the handler's findings are gone with that run).
@@ -800,7 +800,7 @@ func (d *Daemon) process(ctx context.Context, f archive.File, folder *config.Fol
 		return Result{Rejected: true, Reason: f.Reason}, nil
 	case archive.StateDuplicate:
 		orig, _ := d.Store.GetFile(ctx, f.DuplicateOf)
-		return Result{Rejected: true, Reason: d.raiseDuplicate(ctx, f, orig)}, nil
+		return d.duplicate(ctx, f, orig), nil
 	}
 	d.mu.RLock()
 	h := d.handlers[f.Kind]
@@ -847,6 +847,16 @@ func (d *Daemon) raiseDuplicate(ctx context.Context, dup, orig archive.File) str
 	d.raise(ctx, archive.Exception{Kind: "duplicate_file", Severity: archive.SevLow, Owner: "operator", FileID: dup.ID,
 		Subject: dup.Name, Message: fmt.Sprintf("%s: %s", dup.Name, reason), Action: "None if the re-delivery was a mistake."})
 	return reason
+}
+
+// duplicate is the refusal of dup, whose content was already received as orig: the
+// exception raised, the reason, and the finding that lets the reason file say it in
+// the operator's language with nothing to correct.
+func (d *Daemon) duplicate(ctx context.Context, dup, orig archive.File) Result {
+	reason := d.raiseDuplicate(ctx, dup, orig)
+	return Result{Rejected: true, Reason: reason, Findings: []flows.Finding{{File: dup.Name, Rule: receipt.RuleDuplicate,
+		Value:   fmt.Sprintf("%s, #%d, %s", orig.Name, orig.ID, orig.ReceivedAt.In(flows.Rome).Format("02/01/2006 15:04")),
+		Message: reason}}}
 }
 
 // intakeFolder is the intake's view of a configured folder. UnstableAfter 0 (a

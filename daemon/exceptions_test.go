@@ -263,8 +263,19 @@ func excCasesInput() []excCase {
 				if _, err := os.Stat(filepath.Join(w.folders["morosi"], "done", "a.csv")); err != nil {
 					t.Errorf("the original was not processed: %v", err)
 				}
-				if _, err := os.Stat(filepath.Join(w.folders["morosi"], "rejected", "b.csv.reason.txt")); err != nil {
+				reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", "b.csv.reason.txt"))
+				if err != nil {
 					t.Errorf("the duplicate was not refused: %v", err)
+				}
+				// In the operator's language, with nothing to correct.
+				for _, want := range []string{"Motivo: Contenuto identico a un file già ricevuto: non viene elaborato di nuovo. (già ricevuto come a.csv, #",
+					"Nessuna correzione necessaria"} {
+					if !strings.Contains(string(reason), want) {
+						t.Errorf("reason file lacks %q:\n%s", want, reason)
+					}
+				}
+				if strings.Contains(string(reason), "Corretto il file") || strings.Contains(string(reason), "Errori") {
+					t.Errorf("the reason file of a duplicate asks for a correction:\n%s", reason)
 				}
 				return "b.csv", w.fileID("folder:morosi", "b.csv")
 			},

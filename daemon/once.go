@@ -21,6 +21,9 @@ type CycleSummary struct {
 	MailSent       int // messages sent from the outbox
 	ExceptionsNew  int // exceptions raised for the first time during the cycle
 	ExceptionsOpen int // open exceptions at the end
+	// Counted: the counts above were read from the archive (false when the archive
+	// itself failed: the summary then says nothing and is not printed).
+	Counted bool
 }
 
 // String is the one-paragraph summary `cmord run --once` prints.
@@ -70,7 +73,8 @@ func (d *Daemon) archiveCounts(ctx context.Context) (archiveCounts, error) {
 }
 
 // RunOnceSummary runs one cycle (RunOnce) and says what it did. The summary is
-// filled in also when the cycle had errors.
+// filled in (Counted) also when the cycle had errors: a step that failed (the SII
+// unreachable) does not hide what the other steps did.
 func (d *Daemon) RunOnceSummary(ctx context.Context) (CycleSummary, error) {
 	var sum CycleSummary
 	before, err := d.archiveCounts(ctx)
@@ -96,6 +100,7 @@ func (d *Daemon) RunOnceSummary(ctx context.Context) (CycleSummary, error) {
 	if err != nil {
 		return sum, fmt.Errorf("archive: %w", err)
 	}
+	sum.Counted = true
 	return sum, runErr
 }
 

@@ -47,6 +47,14 @@ func (d *Daemon) receipts(ctx context.Context, fileID int64, folder *config.Fold
 		}
 		r.Name(ids)
 	}
+	if ids := r.Updated(); len(ids) > 0 {
+		// A payment that cleared the debt, a suspension: the request it queued.
+		pending, err := d.Store.ReadyRequestFlows(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		r.Pending(pending)
+	}
 	lang := d.lang()
 	files := map[string][]byte{receipt.TextSuffix: []byte(r.Text(lang))}
 	if folder.ReceiptHTML {

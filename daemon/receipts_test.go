@@ -27,7 +27,7 @@ func TestReceiptsBesideDoneFiles(t *testing.T) {
 			"CP_UTENTE E250000003 — POD IT001E00000043", "la finestra di richiesta apre il 01/12/2025",
 			"riga 7 — POD IT001E00000045 — cliente NRELCU75C15L219", // refused before it was a practice: named from the file
 			"non ammissibile, nessuna correzione necessaria", "(condizione E5)",
-			"POD IT001E00000044", "Codice fiscale non valido.",
+			"POD IT001E00000044", "Codice fiscale non valido: 16 caratteri",
 			"cmord validate --folder morosi FILE",
 		}},
 		{"en", false, []string{

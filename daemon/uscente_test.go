@@ -425,6 +425,15 @@ func e2eAnnulledAndRefunded(t *testing.T, w *testWorld) {
 		"IT023E00121943;"+cfA+";F2025-0002;17/10/2025;120.00;0.00\r\n")
 	w.now = w.now.Add(24 * time.Hour)
 	w.runOnce()
+	// The receipt names both lines of the practice and the annulment the payments
+	// queued (the practice's state moves only once it is delivered).
+	rc, err := os.ReadFile(filepath.Join(w.folders["incassi"], "done", "incassi_20251018.csv.esito.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "  righe 2-3 — CP_UTENTE E250000001 — POD IT023E00121943 — cliente " + cfA + ": stato: accolta (ACCEPTED); da inviare al SII: AI1.0050 — Richiesta annullamento\n"; !strings.Contains(string(rc), want) {
+		t.Errorf("incassi receipt lacks %q:\n%s", want, rc)
+	}
 	pub := w.published()
 	var ann string
 	for name, content := range pub {

@@ -16,6 +16,7 @@ import (
 	"unsafe"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/export"
 	"github.com/cmord/cmord/flows"
 )
@@ -44,9 +45,9 @@ func addPracticeFilterFlags(fs *flag.FlagSet) *practiceFlags {
 	pf := &practiceFlags{}
 	fs.StringVar(&pf.role, "role", "", "uscente or entrante")
 	fs.StringVar(&pf.sector, "sector", "", "E (electricity) or G (gas)")
-	fs.StringVar(&pf.state, "state", "", "practice states, comma-separated (see cmord catalog show)")
+	fs.StringVar(&pf.state, "state", "", "practice states, comma-separated: ACCEPTED, or as the exports word them, accolta (see cmord catalog show)")
 	fs.StringVar(&pf.pod, "pod", "", "POD (electricity point)")
-	fs.StringVar(&pf.pdr, "pdr", "", "PDR (gas point); same filter as --pod")
+	fs.StringVar(&pf.pdr, "pdr", "", "PDR (gas point); same filter as --pod; leading zeros lost in a spreadsheet are put back")
 	fs.StringVar(&pf.customer, "customer", "", "customer codice fiscale or partita IVA")
 	fs.StringVar(&pf.code, "code", "", "our practice code CP_UTENTE (also of a follow-up request)")
 	fs.StringVar(&pf.cpGestore, "cp-gestore", "", "the SII's practice code CP_GESTORE")
@@ -108,6 +109,7 @@ func (pf *practiceFlags) filter(states []flows.State) (archive.PracticeFilter, e
 	if pod != "" && pdr != "" {
 		f.Point = pod
 	}
+	f.Point = pointWithZeros(f.Point)
 	f.Customer = strings.ToUpper(strings.TrimSpace(pf.customer))
 	f.CPUtente = strings.TrimSpace(pf.code)
 	f.CPGestore = strings.TrimSpace(pf.cpGestore)
@@ -166,14 +168,36 @@ func (pf *practiceFlags) filter(states []flows.State) (archive.PracticeFilter, e
 	return f, nil
 }
 
-// stateNamed finds a catalog state by name, in any case.
+// stateNamed finds a catalog state by name, in any case, or by the words the exports,
+// receipts and digest show for it, in Italian or English ("accolta", "accolta
+// (ACCEPTED)", "accepted"): what a person copies from a spreadsheet.
 func stateNamed(states []flows.State, name string) *flows.State {
+	name = strings.Join(strings.Fields(name), " ")
 	for i := range states {
 		if strings.EqualFold(states[i].Name, name) {
 			return &states[i]
 		}
 	}
+	for i := range states {
+		for _, lang := range []string{"it", "en"} {
+			label := digest.StateName(states[i].Name, lang) // "accolta (ACCEPTED)"
+			words, _, _ := strings.Cut(label, " ("+states[i].Name+")")
+			if label != states[i].Name && (strings.EqualFold(label, name) || strings.EqualFold(words, name)) {
+				return &states[i]
+			}
+		}
+	}
 	return nil
+}
+
+// pointWithZeros gives a PDR back the leading zeros a spreadsheet took from it: a
+// point of digits only, shorter than a PDR's 14, is read as that PDR ("881234567890"
+// copied from a CSV opened in Excel is 00881234567890). A POD starts with IT.
+func pointWithZeros(point string) string {
+	if point == "" || len(point) >= 14 || strings.Trim(point, "0123456789") != "" {
+		return point
+	}
+	return strings.Repeat("0", 14-len(point)) + point
 }
 
 // unknownStateMessage says why --state NAME is refused and lists the valid states,
@@ -609,7 +633,9 @@ func printPracticeAmounts(w io.Writer, p archive.Practice) {
 	}
 	amounts := []labelled{{"credit", p.Credit}, {"4-month estimate", p.Estimate}, {"previous CMOR", p.Previous}, {"CMOR", p.CMOR}}
 	if p.Role == "entrante" {
-		amounts = append(amounts, labelled{"charged", p.Charged}, labelled{"collected", p.Collected})
+		// The credit and the 4-month estimate are the uscente's computation: the SII's
+		// notice gives the entrante the CMOR alone, so 0,00 there read as "no credit".
+		amounts = []labelled{{"previous CMOR", p.Previous}, {"CMOR", p.CMOR}, {"charged", p.Charged}, {"collected", p.Collected}}
 	}
 	for _, a := range amounts {
 		fmt.Fprintf(tw, "  %s\t%s\t\n", a.k, a.v.Format(','))

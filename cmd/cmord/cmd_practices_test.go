@@ -197,6 +197,27 @@ func TestPracticesVerb(t *testing.T) {
 	}
 }
 
+// TestPracticesFiltersAsPeopleCopyThem: a state as the exports word it, in Italian or
+// English, selects the same practices as its code; a PDR whose leading zeros a
+// spreadsheet dropped finds its practice.
+func TestPracticesFiltersAsPeopleCopyThem(t *testing.T) {
+	cliFixture(t)
+	for _, c := range []struct{ want, got []string }{
+		{[]string{"--state", "sent,charged"}, []string{"--state", "inviata al SII, Addebitata al cliente"}},
+		{[]string{"--state", "sent,charged"}, []string{"--state", "inviata al SII (SENT),charged to the customer"}},
+		{[]string{"--pdr", "00881234567890"}, []string{"--pdr", "881234567890"}},
+	} {
+		_, want, _ := runCLI(t, append([]string{"practices"}, c.want...)...)
+		code, got, errOut := runCLI(t, append([]string{"practices"}, c.got...)...)
+		if code != exitOK || got != want || strings.Contains(got, "no practices match") {
+			t.Errorf("practices %v: exit %d, %s\n%s\nwant as %v:\n%s", c.got, code, errOut, got, c.want, want)
+		}
+	}
+	if got := pointWithZeros("IT001E1234567"); got != "IT001E1234567" {
+		t.Errorf("a POD was padded: %q", got)
+	}
+}
+
 // TestPracticesDecimalFlagHelp: a decimal flag that changes nothing under a --lang
 // (the language already gives that separator) must say so in its help, so nobody adds
 // --decimal-comma to an Italian export believing the default is a point.

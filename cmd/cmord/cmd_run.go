@@ -42,9 +42,15 @@ func runRun(ctx context.Context, env *Env, args []string) int {
 		sum, err := d.RunOnceSummary(ctx)
 		if err != nil {
 			log.Error("cycle finished with errors", "err", err)
+		}
+		// The summary also after errors: what the steps that worked did (files taken
+		// in, rejected) is what the person who ran it looks for next.
+		if sum.Counted {
+			fmt.Fprintln(env.Stdout, sum.String())
+		}
+		if err != nil {
 			return exitFindings
 		}
-		fmt.Fprintln(env.Stdout, sum.String())
 		return exitOK
 	}
 	// The run ledger: this start, what ends it (a panic in this goroutine, a fatal

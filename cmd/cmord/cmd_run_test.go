@@ -208,6 +208,31 @@ func TestRunOnceSummary(t *testing.T) {
 	}
 }
 
+// TestRunOnceSummaryAfterErrors: a cycle with a step that fails (the SII's SFTP server
+// gone) still ends with the summary of what the other steps did, as docs/install.md
+// says of `cmord run --once`: the file dropped was taken in; exit 1, the error logged.
+func TestRunOnceSummaryAfterErrors(t *testing.T) {
+	dm, err := demo.Setup(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	dm.Close() // the demo's SII (SFTP) and mail servers stop: poll_sii fails
+	if err := os.WriteFile(dm.Path("in/morosi/broken.csv"), []byte("not;a;morosi;file\r\n"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	var out, errb bytes.Buffer
+	if code := run([]string{"run", "--once", "--config", dm.ConfigPath}, nil, &out, &errb); code != exitFindings {
+		t.Fatalf("exit %d, want %d\n%s%s", code, exitFindings, out.String(), errb.String())
+	}
+	if !strings.Contains(errb.String(), "cycle finished with errors") {
+		t.Errorf("the failed step is not logged:\n%s", errb.String())
+	}
+	want := "Cycle done: 1 file taken in from the drop folders (0 done, 1 rejected), 0 files fetched from the SII; "
+	if !strings.HasPrefix(out.String(), want) || strings.Count(out.String(), "\n") != 1 {
+		t.Errorf("stdout: want one paragraph starting %q, got:\n%s", want, out.String())
+	}
+}
+
 // TestRunReloadLogSettings: SIGHUP applies a changed [log] to the running daemon, as
 // docs/install.md says: text at info, then JSON at debug (the daemon's own records,
 // component loggers included, come out as JSON), then text at warn (info records no

@@ -29,14 +29,14 @@ type moroso struct {
 // Samples are the demo customers: good ones and ones cmord must refuse.
 func samples() []moroso {
 	return []moroso{
-		{"E", "IT001E12345678", person("RSSMRA85T10A562"), "", "Mario Rossi", 7, []string{"120.50", "98.30", "143.10"}, "S", "eligible: request built and sent"},
-		{"G", "00881234567890", person("BNCLRA70A41F205"), "", "Laura Bianchi", 8, []string{"210.00", "187.45"}, "S", "eligible (gas, domestic)"},
-		{"E", "IT004E87654321", "", company("0123456789"), "Verdi Impianti S.r.l.", 9, []string{"1450.00", "1320.80", "990.15"}, "S", "eligible (company, MT)"},
-		{"E", "IT001E11112222", person("FRRGNN60C12H501"), "", "Giovanni Ferrari", 3, []string{"88.20", "91.70"}, "S", "window not open yet: held until it opens"},
-		{"E", "IT002E33334444", person("CLMPLA75E50L219"), "", "Paola Colombo", 15, []string{"65.00", "72.40"}, "S", "refused: request window closed (E3)"},
-		{"E", "IT001E55556666", "RSSMRA85T10A562T", "", "Marco Rossi", 7, []string{"77.00"}, "S", "refused: codice fiscale check character (ID-CF)"},
-		{"G", "00774455667788", person("RCCFNC80M01F839"), "", "Francesco Ricci", 8, []string{"130.00", "95.00"}, "N", "refused: mora notice did not mention the CMOR (E5)"},
-		{"E", "IT003E99990000", person("MRNLCU90H15D612"), "", "Luca Marino", 7, []string{"6.40"}, "S", "refused: indemnity below 10 euro (E9)"},
+		{"E", "IT001E12345678", person("RSSMRA85T10A562"), "", "Mario Rossi", 7, []string{"120.50", "98.30", "143.10"}, "S", "ammissibile: richiesta preparata e inviata"},
+		{"G", "00881234567890", person("BNCLRA70A41F205"), "", "Laura Bianchi", 8, []string{"210.00", "187.45"}, "S", "ammissibile (gas, uso domestico)"},
+		{"E", "IT004E87654321", "", company("0123456789"), "Verdi Impianti S.r.l.", 9, []string{"1450.00", "1320.80", "990.15"}, "S", "ammissibile (azienda, MT)"},
+		{"E", "IT001E11112222", person("FRRGNN60C12H501"), "", "Giovanni Ferrari", 3, []string{"88.20", "91.70"}, "S", "finestra non ancora aperta: in attesa"},
+		{"E", "IT002E33334444", person("CLMPLA75E50L219"), "", "Paola Colombo", 15, []string{"65.00", "72.40"}, "S", "non ammissibile: finestra di richiesta chiusa (E3)"},
+		{"E", "IT001E55556666", "RSSMRA85T10A562T", "", "Marco Rossi", 7, []string{"77.00"}, "S", "da correggere: carattere di controllo del codice fiscale (ID-CF)"},
+		{"G", "00774455667788", person("RCCFNC80M01F839"), "", "Francesco Ricci", 8, []string{"130.00", "95.00"}, "N", "non ammissibile: la messa in mora non citava il CMOR (E5)"},
+		{"E", "IT003E99990000", person("MRNLCU90H15D612"), "", "Luca Marino", 7, []string{"6.40"}, "S", "non ammissibile: indennizzo sotto i 10 euro (E9)"},
 	}
 }
 
@@ -156,7 +156,7 @@ func SospensioniCSV(now time.Time, codes []string) []byte {
 	today := flows.Today(now)
 	var b bytes.Buffer
 	b.WriteString("CP_GESTORE;COD_POD;COD_PDR;MOTIVO_SOSPENSIONE;DATA_RICHIESTA_SOSPENSIONE_FORNITURA;DATA_SOSPENSIONE;COD_PRATICA_SOSPENSIONE_DISTRIBUTORE;CMOR_INCASSATO;DATA_RIATTIVAZIONE;NOTE\r\n")
-	fmt.Fprintf(&b, "%s;IT001E24681357;;SO-01;%s;%s;DSO%04d000123;N;;supply suspended for non-payment\r\n", codes[0], today.AddDays(-2).String(), today.String(), today.Y)
+	fmt.Fprintf(&b, "%s;IT001E24681357;;SO-01;%s;%s;DSO%04d000123;N;;fornitura sospesa per morosità\r\n", codes[0], today.AddDays(-2).String(), today.String(), today.Y)
 	return b.Bytes()
 }
 

@@ -270,3 +270,31 @@ func TestDigestCarriesChainHead(t *testing.T) {
 		}
 	}
 }
+
+// The flow table reads in the order a person follows, not the archive's by internal
+// key (which put AI1.0100 before AI1.0050 and SI2.0200 before RE1.0050): billing's
+// drops, then the SII's flows by code (a request next to its answers), then the
+// exports for billing.
+func TestRenderFlowOrder(t *testing.T) {
+	d := fixtureDigest(t)
+	d.Flows = nil
+	for _, k := range []string{"ANN_AMM", "ANN_NOTIF", "ANN_REQ", "NOTIF_ENTR", "REND", "REND_AMM", "REQ", "REQ_AMM", "REQ_ESITO",
+		"SUSP_AMM", "SUSP_ESITO", "SUSP_REQ", "cmor_to_charge", "entrante.fatturato", "entrante.sospensioni", "uscente.incassi", "uscente.morosi"} {
+		d.Flows = append(d.Flows, archive.FlowCount{Kind: k, Received: 1})
+	}
+	_, text, _, _, err := d.Render("it", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"Fatturazione — CMOR fatturati e incassati", "Fatturazione — Crediti insoluti", "Fatturazione — Incassi dai clienti",
+		"Fatturazione — Sospensioni per morosità", "AI1.0050", "AI1.0100", "AI2.0200", "RE1.0050", "RE1.0100", "SI1.0050", "SI1.0100",
+		"SI1.0150", "SI2.0200", "SO1.0050", "SO1.0100", "SO1.0150", "Export per la fatturazione — CMOR da addebitare"}
+	at := -1
+	for _, w := range want {
+		i := strings.Index(text, "\n  "+w)
+		if i < 0 || i < at {
+			t.Fatalf("flow table: %q missing or out of order (want %v):\n%s", w, want, text)
+		}
+		at = i
+	}
+}

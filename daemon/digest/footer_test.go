@@ -7,11 +7,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/flows"
 	"github.com/xuri/excelize/v2"
 )
 
@@ -69,8 +72,9 @@ func TestDigestRejectedFilesAndFooter(t *testing.T) {
 	}
 }
 
-// The XLSX attachment keeps every cell text: a PDR or P.IVA with leading zeros comes
-// back as written, and nothing is a number or a formula.
+// The XLSX attachment keeps its cells text: a PDR or P.IVA with leading zeros comes
+// back as written, and nothing is a formula; the ID, line and count are numbers and
+// the times date cells, which sort and filter as such.
 func TestDigestXLSXCellsAreText(t *testing.T) {
 	d := fixtureDigest(t)
 	d.New[0].Point, d.New[0].CustomerID = "00881234567890", "01234567897"
@@ -89,11 +93,29 @@ func TestDigestXLSXCellsAreText(t *testing.T) {
 	if rows[0][8] != "POD/PDR" || rows[1][8] != "00881234567890" || rows[1][9] != "01234567897" {
 		t.Errorf("identifiers: header %q, row %q", rows[0][8:10], rows[1][8:10])
 	}
-	for _, cell := range []string{"I2", "J2", "A2"} {
+	for _, cell := range []string{"I2", "J2", "B2", "S2"} {
 		typ, err := f.GetCellType("Eccezioni", cell)
 		if err != nil || (typ != excelize.CellTypeSharedString && typ != excelize.CellTypeInlineString) {
 			t.Errorf("cell %s is of type %v (%v), want a string", cell, typ, err)
 		}
+	}
+	if len(xlsxTyped) != len(csvHeaders["it"]) {
+		t.Fatalf("xlsxTyped has %d columns, csvHeaders %d", len(xlsxTyped), len(csvHeaders["it"]))
+	}
+	// A2 the ID, U2 the first time seen (Rome), W2 the count.
+	for _, cell := range []string{"A2", "U2", "W2"} {
+		if typ, err := f.GetCellType("Eccezioni", cell); err != nil || typ != excelize.CellTypeUnset && typ != excelize.CellTypeNumber {
+			t.Errorf("cell %s is of type %v (%v), want a number", cell, typ, err)
+		}
+	}
+	first, _ := f.GetCellValue("Eccezioni", "U2")
+	if want := d.New[0].FirstSeen.In(flows.Rome).Format("02/01/2006 15:04:05"); rows[0][20] != "Prima rilevazione (Roma)" || first != want ||
+		!regexp.MustCompile(`^\d\d/\d\d/\d{4} \d\d:\d\d:\d\d$`).MatchString(first) {
+		t.Errorf("first seen shown as %q (header %q), want dd/mm/yyyy hh:mm:ss", first, rows[0][20])
+	}
+	raw, _ := f.GetCellValue("Eccezioni", "U2", excelize.Options{RawCellValue: true})
+	if _, err := strconv.ParseFloat(raw, 64); err != nil {
+		t.Errorf("first seen stored as %q, want a date serial", raw)
 	}
 }
 
@@ -137,7 +159,9 @@ func TestDigestXLSXInItalianLibreOffice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{",00881234567890,", ",01234567897,"} {
+	// The first time seen is a date cell, shown as it was written in Rome's time.
+	first := d.New[0].FirstSeen.In(flows.Rome).Format("02/01/2006 15:04:05")
+	for _, id := range []string{",00881234567890,", ",01234567897,", "," + first + ","} {
 		if !strings.Contains(string(out), id) {
 			t.Errorf("LibreOffice shows the attachment without %s:\n%.1500s", id, out)
 		}

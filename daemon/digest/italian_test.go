@@ -62,7 +62,7 @@ func TestItalianDigestExplainsEveryItem(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"    Codice fiscale non valido.\n    Dettaglio tecnico: codice fiscale RSS***********2X: check character is X",
+		"    Codice fiscale non valido: 16 caratteri con il carattere di controllo giusto, o le 11 cifre della partita IVA per una società.\n    Dettaglio tecnico: codice fiscale RSS***********2X: check character is X",
 		"    Caso già presentato al SII: non viene presentato una seconda volta.\n",
 		"    Chiusura finestra di richiesta: 25/11/2026 — tra 2 giorni (2 lavorativi).\n",
 		"    Risposta attesa dal SII: 17/11/2026 — scaduta da 6 giorni.\n",

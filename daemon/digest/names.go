@@ -80,6 +80,23 @@ func FlowName(cat *flows.Catalog, key, lang string) string {
 	return title
 }
 
+// flowGroup orders the rows of the digest's flow table: 0 billing inputs, 1 SII flows,
+// 2 exports, 3 anything else.
+func flowGroup(cat *flows.Catalog, key string) int {
+	if cat == nil {
+		cat = defaultCatalog()
+	}
+	switch {
+	case cat.Input(key) != nil || strings.Contains(key, "."):
+		return 0
+	case cat.Flow(key) != nil:
+		return 1
+	case slices.Contains(config.ExportNames, key):
+		return 2
+	}
+	return 3
+}
+
 // StateName names a practice state for people: "inviata al SII (SENT)", the words
 // from StateTexts and the code that `cmord practices --state` takes. An unknown state
 // is returned as it is.

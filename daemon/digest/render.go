@@ -7,6 +7,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 	texttemplate "text/template"
@@ -622,6 +623,16 @@ func (d *Digest) view(lang string, includePersonal bool) view {
 			RowsRefused: f.RowsRefused, Built: f.Built, Publ: f.Published, ReceivedS: dash(f.Received), RejectedS: dash(f.Rejected),
 			DuplicatesS: dash(f.Duplicates), RowsRefusedS: dash(f.RowsRefused), BuiltS: dash(f.Built), P: dash(f.Published)})
 	}
+	// In the order a reader follows: billing's drops, then the SII's flows by code
+	// (AI1.0050, AI1.0100, AI2.0200, RE1.0050, …: a request next to its answers), then
+	// the exports; the archive lists them by internal key, which scattered them.
+	sort.SliceStable(v.Flows, func(i, j int) bool {
+		a, b := v.Flows[i], v.Flows[j]
+		if ga, gb := flowGroup(d.cat, a.Kind), flowGroup(d.cat, b.Kind); ga != gb {
+			return ga < gb
+		}
+		return a.Name < b.Name
+	})
 	v.FlowWidth = utf8.RuneCountInString(L["flow"])
 	for _, f := range v.Flows {
 		v.FlowWidth = max(v.FlowWidth, utf8.RuneCountInString(f.Name))

@@ -3,6 +3,7 @@ package digest
 import (
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -14,7 +15,10 @@ import (
 // XLSX is the full list of the CSV as a workbook for people: one sheet, a bold frozen
 // header with a filter, and every cell a text cell, so that a PDR 00881234567890 or a
 // P.IVA 01234567897 opens in Excel or LibreOffice exactly as written (a CSV opened by
-// double-click loses the leading zeros), and nothing is read as a formula.
+// double-click loses the leading zeros), and nothing is read as a formula; except the
+// columns xlsxTyped names: the ID, line and count are numbers, the due date a date
+// and the times date-times (Rome), so that they sort and filter as such (a date as
+// text "24/11/2026" sorts by day of the month).
 func (d *Digest) XLSX(lang string, includePersonal bool) ([]byte, error) {
 	if lang != "en" {
 		lang = "it"
@@ -39,10 +43,47 @@ func (d *Digest) XLSX(lang string, includePersonal bool) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	dateFmt, timeFmt := "dd/mm/yyyy", "dd/mm/yyyy hh:mm:ss"
+	dateStyle, err := f.NewStyle(&excelize.Style{CustomNumFmt: &dateFmt})
+	if err != nil {
+		return nil, err
+	}
+	timeStyle, err := f.NewStyle(&excelize.Style{CustomNumFmt: &timeFmt})
+	if err != nil {
+		return nil, err
+	}
 	cells := func(vals []string, style int) []any {
 		out := make([]any, len(vals))
 		for i, v := range vals {
 			out[i] = excelize.Cell{StyleID: style, Value: v} // a Go string: a text cell, never a number or formula
+		}
+		return out
+	}
+	typed := func(vals []string) []any {
+		out := cells(vals, textStyle)
+		for i, v := range vals {
+			if i >= len(xlsxTyped) || xlsxTyped[i] == xlsxText {
+				continue
+			}
+			if v == "" {
+				out[i] = nil
+				continue
+			}
+			switch xlsxTyped[i] {
+			case xlsxInt:
+				if n, err := strconv.ParseInt(v, 10, 64); err == nil {
+					out[i] = excelize.Cell{Value: n}
+				}
+			case xlsxDate:
+				// The wall clock as UTC: excelize turns it into the serial as it is.
+				if t, err := time.Parse("02/01/2006", v); err == nil {
+					out[i] = excelize.Cell{StyleID: dateStyle, Value: t}
+				}
+			case xlsxTime:
+				if t, err := time.Parse("02/01/2006 15:04:05", v); err == nil {
+					out[i] = excelize.Cell{StyleID: timeStyle, Value: t}
+				}
+			}
 		}
 		return out
 	}
@@ -56,7 +97,7 @@ func (d *Digest) XLSX(lang string, includePersonal bool) ([]byte, error) {
 	n := 0
 	err = d.eachRow(lang, includePersonal, func(row []string) error {
 		n++
-		return sw.SetRow(fmt.Sprintf("A%d", n+1), cells(row, textStyle))
+		return sw.SetRow(fmt.Sprintf("A%d", n+1), typed(row))
 	})
 	if err != nil {
 		return nil, err
@@ -80,6 +121,27 @@ func (d *Digest) XLSX(lang string, includePersonal bool) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// Cell types of the XLSX's columns (csvHeaders), in order; a column past the list is text.
+const (
+	xlsxText = iota
+	xlsxInt
+	xlsxDate
+	xlsxTime
+)
+
+var xlsxTyped = []int{
+	xlsxInt,                                                                                                      // ID
+	xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, // section … file
+	xlsxInt,                                                    // line
+	xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, xlsxText, // field … action
+	xlsxDate,           // due
+	xlsxTime, xlsxTime, // first seen, last seen (Rome)
+	xlsxInt,  // count
+	xlsxTime, // resolved (Rome)
+	xlsxText, // resolution
+	xlsxInt,  // muted by (an exception's ID)
 }
 
 // partialNote adds the sheet that says the workbook holds part of the list.

@@ -42,6 +42,7 @@ var notePatterns = []notePattern{
 	pattern(`payment of (?P<amt>\S+) on (?P<date>\S+) for invoice (?P<inv>.+)`, "pagamento di ${amt} il ${date} per la fattura ${inv}"),
 	pattern(`still unpaid (?P<amt>\S+)`, "ancora insoluto ${amt}"),
 	pattern(`annulment requested \(ANN_REQ (?P<code>\S+), cause (?P<cause>[^)]*)\): (?P<text>.*)`, "annullamento richiesto (ANN_REQ ${code}, causale ${cause}): ${text}"),
+	pattern(`debt paid on (?P<date>\S+) \(invoice (?P<inv>.+), (?P<amt>[^,)]+)\)`, "debito saldato il ${date} (fattura ${inv}, ${amt})"),
 	pattern(`refund of (?P<amt>\S+) to the customer on (?P<date>\S+) \((?P<mode>[^)]*)\)`, "rimborso di ${amt} al cliente il ${date} (${mode})"),
 	pattern(`REFUND_ACK (?P<code>\S+) due by (?P<date>\S+)`, "REFUND_ACK ${code} da inviare entro il ${date}"),
 	pattern(`not sent: (?P<text>.*)`, "non inviata: ${text}"),
@@ -74,6 +75,19 @@ var notePatterns = []notePattern{
 	pattern(`annulment notice received again: already annulled`, "notifica di annullamento ricevuta di nuovo: pratica già annullata"),
 	pattern(`MOTIVAZIONE: (?P<text>.*)`, "MOTIVAZIONE: ${text}"), // the SII's field, its text verbatim
 	pattern(`reported in (?P<period>.+)`, "rendicontata nel periodo ${period}"),
+	// daemon/sii/answers.go
+	pattern(`annulment (?P<code>\S+) (?P<word>\S+) by the SII`, "richiesta di annullamento ${code} ${word} dal SII"),
+	pattern(`annulled on (?P<date>\S+)`, "annullata il ${date}"),
+	pattern(`suspension cause (?P<cause>.+)`, "causale della sospensione ${cause}"),
+	pattern(`event date (?P<date>\S+)`, "data dell'evento ${date}"),
+	pattern(`CMOR updated on (?P<date>\S+): old (?P<amt>\S+), new (?P<amt2>\S+), delta (?P<amt3>\S+)`,
+		"CMOR aggiornato il ${date}: precedente ${amt}, nuovo ${amt2}, differenza ${amt3}"),
+	pattern(`our amount was (?P<amt>\S+), not (?P<amt2>\S+)`, "il nostro importo era ${amt}, non ${amt2}"),
+	pattern(`CP_GESTORE changed from (?P<code>\S+) to (?P<code2>\S+)`, "CP_GESTORE cambiato da ${code} a ${code2}"),
+	pattern(`CMOR validated by the SII (?P<amt>\S+) \(requested (?P<amt2>\S+), delta (?P<amt3>[^)]+)\)`,
+		"CMOR convalidato dal SII: ${amt} (richiesto ${amt2}, differenza ${amt3})"),
+	pattern(`indemnity already paid: refund (?P<amt>\S+) to the customer by (?P<date>\S+), then REFUND_ACK within (?P<n>\d+) working days`,
+		"indennizzo già erogato: rimborsare ${amt} al cliente entro il ${date}, poi REFUND_ACK entro ${n} giorni lavorativi"),
 	pattern(`(?P<flow>\S+) (?P<code>\S+) (?P<word>\S+) by the SII`, "${flow} ${code} ${word} dal SII"),
 	pattern(`indemnity annulled by the SII on (?P<date>\S+) \(cause (?P<cause>[^)]*)\)`, "indennizzo annullato dal SII il ${date} (causale ${cause})"),
 	pattern(`CMOR updated by the SII on (?P<date>\S+): (?P<amt>\S+) → (?P<amt2>\S+)`, "CMOR aggiornato dal SII il ${date}: ${amt} → ${amt2}"),
@@ -100,7 +114,7 @@ var notePatterns = []notePattern{
 
 // sii outcomes as entrante.go words them ("… admitted by the SII").
 var outcomeWords = map[string]string{"admitted": "ammessa", "inadmissible": "dichiarata inammissibile", "accepted": "accolta",
-	"rejected": "respinta"}
+	"rejected": "respinta", "refused": "respinta"}
 
 var placeholderRE = regexp.MustCompile(`\$\{(\w+)\}`)
 
@@ -151,6 +165,10 @@ func translateSegment(s, lang string) (string, bool) {
 					return "righe " + v
 				}
 				return "riga " + v
+			case name == "text": // free text, or a note of its own ("debt paid on …")
+				if t, ok := translateSegment(v, lang); ok {
+					return t
+				}
 			case name == "word":
 				if w, ok := outcomeWords[v]; ok {
 					return w

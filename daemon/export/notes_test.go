@@ -37,6 +37,12 @@ func TestNoteText(t *testing.T) {
 			"risposta non applicata: REQ_ESITO non può portare la pratica da inviata al SII (SENT) a accolta (ACCEPTED): il flusso vale solo per le pratiche in ammessa (ADMITTED)"},
 		{"CMOR updated by the SII on 01/02/2026: 100.00 → 1200.00 (the notice says the old amount was 90.00)",
 			"CMOR aggiornato dal SII il 01/02/2026: 100,00 → 1.200,00 (secondo la notifica l'importo precedente era 90,00)"},
+		{"annulment requested (ANN_REQ E260000004, cause AN-02): debt paid on 23/11/2026 (invoice F202603003, 143.10)",
+			"annullamento richiesto (ANN_REQ E260000004, causale AN-02): debito saldato il 23/11/2026 (fattura F202603003, 143,10)"},
+		{"annulment E260000004 admitted by the SII", "richiesta di annullamento E260000004 ammessa dal SII"},
+		{"MOTIVAZIONE: Debito saldato dal cliente; annulled on 24/11/2026", "MOTIVAZIONE: Debito saldato dal cliente; annullata il 24/11/2026"},
+		{"CMOR updated on 01/02/2026: old 100.00, new 1200.00, delta 1100.00; our amount was 100.00, not 90.00",
+			"CMOR aggiornato il 01/02/2026: precedente 100,00, nuovo 1.200,00, differenza 1.100,00; il nostro importo era 100,00, non 90,00"},
 		{"not sent: window closed", "non inviata: window closed"},
 		{"something the daemon never wrote before", "something the daemon never wrote before"},
 		{"", ""},
@@ -52,7 +58,9 @@ func TestNoteText(t *testing.T) {
 
 // noteFormatRE finds the history notes the daemon writes: a format string given to a
 // history entry's Note, to a note variable, or to the entrante's j.note.
-var noteFormatRE = regexp.MustCompile(`(?:Note: |[Nn]ote \+?= |\.note\(ctx, [^,]+, [^,]+, )(?:fmt\.Sprintf\()?"((?:[^"\\]|\\.)*)"`)
+// Also the segments daemon/sii/answers.go appends to its notes, and the reason of an
+// annulment a payment causes (the ${text} of "annulment requested …").
+var noteFormatRE = regexp.MustCompile(`(?:Note: |[Nn]ote \+?= |\.note\(ctx, [^,]+, [^,]+, |notes = append\((?:notes, |\[\]string\{)|\.annul\(ctx, [^"]+"AN-\d+", )(?:fmt\.Sprintf\()?"((?:[^"\\]|\\.)*)"`)
 
 // Every note the daemon writes is known to the Italian dossier: each format string,
 // its verbs filled with sample values, is translated segment by segment (a segment

@@ -43,7 +43,10 @@ var outcomeOrder = []Outcome{ToCorrect, NotEligible, Held, Filed, Updated}
 
 // Entry is one practice, or one refused case (no practice), of the file.
 type Entry struct {
+	PracticeID int64 // 0 for a case refused before it became a practice
 	Line       int
+	LastLine   int // the practice's last line in the file, when it has more than one
+	Lines      int // how many lines of the file are the practice's (0 or 1: Line alone)
 	CPUtente   string
 	Point      string
 	Customer   string
@@ -52,6 +55,7 @@ type Entry struct {
 	Outcome    Outcome
 	Errors     []flows.Finding
 	Warnings   []flows.Finding
+	Pending    []string // flows of the practice's requests waiting for the next build (Pending)
 }
 
 // Receipt is what became of one file taken.
@@ -93,7 +97,7 @@ func Build(file archive.File, folder string, practices []archive.PracticeAt, fin
 	}
 	byLine := map[int]bool{}
 	for _, p := range practices {
-		e := Entry{Line: p.Line, CPUtente: p.CPUtente, Point: p.Point, Customer: p.CustomerID, State: p.State, WindowOpen: p.WindowOpen}
+		e := Entry{PracticeID: p.ID, Line: p.Line, LastLine: p.LastLine, Lines: p.Lines, CPUtente: p.CPUtente, Point: p.Point, Customer: p.CustomerID, State: p.State, WindowOpen: p.WindowOpen}
 		e.Errors, e.Warnings = errs[p.Line], warns[p.Line]
 		byLine[p.Line] = true
 		e.Outcome = practiceOutcome(file.Kind, p.State, e.Errors)
@@ -228,7 +232,7 @@ type words struct {
 	title, folder, at, rows, summary, listed, none, validate, more, fileLevel, warnings, rebuilt, notListed string
 	outcome                                                                                                 map[Outcome]string
 	heading                                                                                                 map[Outcome]string
-	held, line, field, value, rule, notEligible, correct, warning, state                                    string
+	held, line, lines, pending, field, value, rule, notEligible, correct, warning, state                    string
 }
 
 var lexicon = map[string]words{
@@ -248,8 +252,9 @@ var lexicon = map[string]words{
 			NotEligible: "Non ammissibili: nessuna correzione necessaria (il caso non ha diritto all'indennizzo)",
 			ToCorrect:   "Rifiutate: correggere in fatturazione e inviare di nuovo il caso",
 			Updated:     "Pratiche aggiornate"},
-		held: "la finestra di richiesta apre il %s", line: "riga", field: "campo", value: "valore", rule: "regola",
+		held: "la finestra di richiesta apre il %s", line: "riga", lines: "righe", field: "campo", value: "valore", rule: "regola",
 		notEligible: "non ammissibile, nessuna correzione necessaria", correct: "da correggere in fatturazione", warning: "avviso", state: "stato",
+		pending: "da inviare al SII",
 	},
 	"en": {
 		title: "Outcome of the file", folder: "Folder", at: "Processed on", rows: "Rows read",
@@ -266,8 +271,9 @@ var lexicon = map[string]words{
 			NotEligible: "Not eligible: no correction needed (the case has no right to the indemnity)",
 			ToCorrect:   "Refused: correct in billing and send the case again",
 			Updated:     "Practices updated"},
-		held: "the request window opens on %s", line: "line", field: "field", value: "value", rule: "rule",
+		held: "the request window opens on %s", line: "line", lines: "lines", field: "field", value: "value", rule: "rule",
 		notEligible: "not eligible, no correction needed", correct: "to correct in billing", warning: "warning", state: "state",
+		pending: "to be sent to the SII",
 	},
 }
 
@@ -307,9 +313,24 @@ func findingText(f flows.Finding, lang string) string {
 	return digest.HumanizeKeys(text, lang)
 }
 
-func (e Entry) who(lang string) string {
+// where names the entry's line, or its lines when the practice has several in the
+// file (three payments of one customer: "righe 2-4", not "riga 2" with the other two
+// rows of "Righe lette: 3" unaccounted for).
+func (e Entry) where(lang string) string {
 	w := wordsOf(lang)
-	parts := []string{fmt.Sprintf("%s %d", w.line, e.Line)}
+	switch {
+	case e.Lines <= 1 || e.LastLine <= e.Line:
+		return fmt.Sprintf("%s %d", w.line, e.Line)
+	case e.Lines == e.LastLine-e.Line+1:
+		return fmt.Sprintf("%s %d-%d", w.lines, e.Line, e.LastLine)
+	case lang == "en":
+		return fmt.Sprintf("%d lines from %d to %d", e.Lines, e.Line, e.LastLine)
+	}
+	return fmt.Sprintf("%d righe dalla %d alla %d", e.Lines, e.Line, e.LastLine)
+}
+
+func (e Entry) who(lang string) string {
+	parts := []string{e.where(lang)}
 	if e.CPUtente != "" {
 		parts = append(parts, "CP_UTENTE "+e.CPUtente)
 	}
@@ -336,11 +357,44 @@ func (e Entry) detail(lang string) string {
 	case ToCorrect:
 		return w.correct
 	case Updated, Filed:
-		if e.State != "" {
-			return w.state + ": " + digest.StateName(e.State, lang)
+		if e.State == "" {
+			return ""
 		}
+		d := w.state + ": " + digest.StateName(e.State, lang)
+		if e.Outcome == Updated && len(e.Pending) > 0 {
+			var names []string
+			for _, f := range e.Pending {
+				names = append(names, digest.FlowName(nil, f, lang))
+			}
+			d += "; " + w.pending + ": " + strings.Join(names, ", ")
+		}
+		return d
 	}
 	return ""
+}
+
+// Updated lists the practices of the entries an existing practice's update touched
+// (payments, suspensions, annulments, …), at most MaxEntries: those whose waiting
+// requests Pending adds.
+func (r Receipt) Updated() []int64 {
+	var ids []int64
+	for _, e := range r.Entries {
+		if e.Outcome == Updated && e.PracticeID != 0 && len(ids) < MaxEntries {
+			ids = append(ids, e.PracticeID)
+		}
+	}
+	return ids
+}
+
+// Pending sets, per practice, the flows of its requests waiting for the next build,
+// as ReadyRequestFlows reads them: the receipt of a payment that cleared the debt says
+// that the annulment goes to the SII, not only that the practice is still "ammessa".
+func (r *Receipt) Pending(ready map[int64][]string) {
+	for i := range r.Entries {
+		if e := &r.Entries[i]; e.Outcome == Updated {
+			e.Pending = ready[e.PracticeID]
+		}
+	}
 }
 
 // Text renders the receipt as plain text (done/NAME.esito.txt).
@@ -544,16 +598,123 @@ func (r Receipt) HTML(lang string) string {
 	return b.String()
 }
 
+// reasonLines are the lines of a reason file for findings, in their order: one per
+// finding, except the header's missing columns (CSV-HEADER, "mandatory column
+// missing") and its unknown columns (CSV-COLUMN, ignored), each said once on the
+// first one's line with the columns named: an extract with billing's own headers and
+// no mapping otherwise gives one identical line per column, 15 errors and 31 warnings
+// for the sample of testdata/inputs, where the operator needs to read "the folder
+// needs a mapping file" once.
+func reasonLines(fs []flows.Finding, lang string) []string {
+	missing, unknown := headerColumns(fs)
+	var out []string
+	for i, f := range fs {
+		switch {
+		case len(missing) > 1 && isMissingColumn(f):
+			if i == missing[0] {
+				out = append(out, columnsLine(fs, missing, lang, true))
+			}
+			continue
+		case len(unknown) > 1 && isUnknownColumn(f):
+			if i == unknown[0] {
+				out = append(out, columnsLine(fs, unknown, lang, false))
+			}
+			continue
+		}
+		where := ""
+		if f.Line > 0 {
+			where = fmt.Sprintf("%s %d: ", wordsOf(lang).line, f.Line)
+		}
+		note := ""
+		if f.Eligibility() {
+			// Told apart from data errors: nothing to correct in billing.
+			note = " — " + flows.EligibilityNoteIT
+			if lang == "en" {
+				note = " — " + flows.EligibilityNoteEN
+			}
+		}
+		out = append(out, where+findingText(f, lang)+note)
+	}
+	return out
+}
+
+// isMissingColumn: a header finding for a mandatory column the file does not have.
+func isMissingColumn(f flows.Finding) bool {
+	return f.Line <= 1 && f.Rule == flows.RuleCSVHeader &&
+		(f.Message == "mandatory column missing" || strings.HasPrefix(f.Message, "column missing from the layout of "))
+}
+
+// isUnknownColumn: a header warning for a column the layout does not have (ignored).
+func isUnknownColumn(f flows.Finding) bool {
+	return f.Line <= 1 && f.Rule == flows.RuleCSVColumn && f.IsWarning()
+}
+
+// headerColumns indexes the missing-column and unknown-column findings of fs.
+func headerColumns(fs []flows.Finding) (missing, unknown []int) {
+	for i, f := range fs {
+		switch {
+		case isMissingColumn(f):
+			missing = append(missing, i)
+		case isUnknownColumn(f):
+			unknown = append(unknown, i)
+		}
+	}
+	return missing, unknown
+}
+
+// maxColumnsNamed bounds the columns one line of a reason file names.
+const maxColumnsNamed = 40
+
+// columnsLine says in one line which columns are missing (our field names) or not
+// in the layout (billing's headers, quoted: they come from the file).
+func columnsLine(fs []flows.Finding, idx []int, lang string, missing bool) string {
+	var names []string
+	for k, i := range idx {
+		if k == maxColumnsNamed {
+			names = append(names, "…")
+			break
+		}
+		if missing {
+			names = append(names, flows.Shown(fs[i].Field, 40))
+		} else {
+			names = append(names, fmt.Sprintf("%q", flows.Truncate(fs[i].Field, 40)))
+		}
+	}
+	line := fs[idx[0]].Line
+	if line < 1 {
+		line = 1
+	}
+	w := wordsOf(lang)
+	var text string
+	switch {
+	case missing && lang == "en":
+		text = fmt.Sprintf("%d mandatory columns missing: %s. If the extract has headers of its own, the folder needs a mapping file (docs/inputs.md) (rule %s)",
+			len(idx), strings.Join(names, ", "), flows.RuleCSVHeader)
+	case missing:
+		text = fmt.Sprintf("Mancano %d colonne obbligatorie: %s. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura (docs/inputs.md) (regola %s)",
+			len(idx), strings.Join(names, ", "), flows.RuleCSVHeader)
+	case lang == "en":
+		text = fmt.Sprintf("%d columns not in the layout, ignored: %s (rule %s)", len(idx), strings.Join(names, ", "), flows.RuleCSVColumn)
+	default:
+		text = fmt.Sprintf("%d colonne non previste dal tracciato, ignorate: %s (regola %s)", len(idx), strings.Join(names, ", "), flows.RuleCSVColumn)
+	}
+	return fmt.Sprintf("%s %d: %s", w.line, line, text)
+}
+
 // MaxReasonLines bounds the findings a reason file lists one by one.
 var MaxReasonLines = 50
 
-var reasonWords = map[string]struct{ refused, detail, errors, warnings, more, validate string }{
+var reasonWords = map[string]struct{ refused, detail, errors, warnings, more, validate, because, duplicateOf, duplicateDo string }{
 	"it": {"Il file è stato rifiutato per intero e non è stato elaborato: niente del file è stato acquisito.",
 		"Motivo (dettaglio tecnico)", "Errori (%d)", "Avvisi (%d)", "… e altri %d, non elencati qui.",
-		"Per vedere tutti i rilievi riga per riga: cmord validate --folder %s FILE. Corretto il file, lasciarlo di nuovo nella cartella."},
+		"Per vedere tutti i rilievi riga per riga: cmord validate --folder %s FILE. Corretto il file, lasciarlo di nuovo nella cartella.",
+		"Motivo", "(già ricevuto come %s)",
+		"Nessuna correzione necessaria: quei dati sono già stati acquisiti, e depositare di nuovo questo file lo fa rifiutare di nuovo. Se doveva contenere dati nuovi, esportarlo di nuovo dal gestionale."},
 	"en": {"The whole file was refused and not processed: nothing of it was taken in.",
 		"Reason (technical detail)", "Errors (%d)", "Warnings (%d)", "… and %d more, not listed here.",
-		"To see every finding row by row: cmord validate --folder %s FILE. Once corrected, drop the file in the folder again."},
+		"To see every finding row by row: cmord validate --folder %s FILE. Once corrected, drop the file in the folder again.",
+		"Reason", "(already received as %s)",
+		"Nothing to correct: those data were already taken in, and dropping this file again gets it refused again. If it was meant to hold new data, export it again from billing."},
 }
 
 // ReasonText is the body of rejected/NAME.reason.txt in lang: what happened, the
@@ -566,11 +727,23 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 	w := reasonWords[lang]
 	var b strings.Builder
 	b.WriteString(w.refused + "\n")
+	// A file whose content was already received: said in the operator's language,
+	// with nothing to correct (dropping it again is refused again).
+	duplicate := false
+	for _, f := range findings {
+		if f.Rule == RuleDuplicate {
+			duplicate = true
+			fmt.Fprintf(&b, "%s: %s %s\n", w.because, digest.RuleText(RuleDuplicate, lang), fmt.Sprintf(w.duplicateOf, flows.Shown(f.Value, 300)))
+		}
+	}
 	if reason != "" {
 		fmt.Fprintf(&b, "%s: %s\n", w.detail, digest.HumanizeKeys(flows.Shown(reason, 500), lang))
 	}
 	var errs, warns []flows.Finding
 	for _, f := range findings {
+		if f.Rule == RuleDuplicate {
+			continue
+		}
 		if f.IsWarning() {
 			warns = append(warns, f)
 		} else {
@@ -586,29 +759,25 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 			continue
 		}
 		fmt.Fprintf(&b, "\n"+g.head+":\n", len(g.fs))
-		for i, f := range g.fs {
+		lines := reasonLines(g.fs, lang)
+		for i, l := range lines {
 			if budget == 0 {
-				fmt.Fprintf(&b, "  "+w.more+"\n", len(g.fs)-i)
+				fmt.Fprintf(&b, "  "+w.more+"\n", len(lines)-i)
 				break
 			}
 			budget--
-			where := ""
-			if f.Line > 0 {
-				where = fmt.Sprintf("%s %d: ", wordsOf(lang).line, f.Line)
-			}
-			note := ""
-			if f.Eligibility() {
-				// Told apart from data errors: nothing to correct in billing.
-				note = " — " + flows.EligibilityNoteIT
-				if lang == "en" {
-					note = " — " + flows.EligibilityNoteEN
-				}
-			}
-			fmt.Fprintf(&b, "  %s%s%s\n", where, findingText(f, lang), note)
+			fmt.Fprintf(&b, "  %s\n", l)
 		}
 	}
-	if folder != "" {
+	switch {
+	case duplicate && len(errs) == 0:
+		fmt.Fprintf(&b, "\n%s\n", w.duplicateDo)
+	case folder != "":
 		fmt.Fprintf(&b, "\n"+w.validate+"\n", folder)
 	}
 	return b.String()
 }
+
+// RuleDuplicate is the finding of a file refused because its content was already
+// received (Value: the earlier file, with its ID and when it came).
+const RuleDuplicate = "DUPLICATE"

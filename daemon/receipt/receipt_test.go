@@ -92,6 +92,24 @@ func TestReceiptOtherKinds(t *testing.T) {
 	if strings.Contains(text, "accettate") || strings.Contains(text, "cmord validate") {
 		t.Errorf("incassi receipt speaks of filing or corrections:\n%s", text)
 	}
+	// A practice on several lines of the file names them all: three payments of one
+	// customer are "righe 2-4" (not "riga 2", the other two rows unaccounted for).
+	for _, c := range []struct {
+		p    archive.PracticeAt
+		lang string
+		want string
+	}{
+		{archive.PracticeAt{Line: 2, LastLine: 4, Lines: 3}, "it", "  righe 2-4 — CP_UTENTE E260000001"},
+		{archive.PracticeAt{Line: 2, LastLine: 9, Lines: 2}, "it", "  2 righe dalla 2 alla 9 — CP_UTENTE E260000001"},
+		{archive.PracticeAt{Line: 2, LastLine: 4, Lines: 3}, "en", "  lines 2-4 — CP_UTENTE E260000001"},
+		{archive.PracticeAt{Line: 5, LastLine: 5, Lines: 1}, "it", "  riga 5 — CP_UTENTE E260000001"},
+	} {
+		c.p.CPUtente, c.p.State = "E260000001", flows.StateAdmitted
+		r := Build(f, "incassi", []archive.PracticeAt{c.p}, nil, time.Time{})
+		if text, html := r.Text(c.lang), r.HTML(c.lang); !strings.Contains(text, c.want) || !strings.Contains(html, strings.TrimSpace(c.want)) {
+			t.Errorf("%+v %s: want %q in the receipt:\n%s\n%s", c.p, c.lang, c.want, text, html)
+		}
+	}
 	empty := Build(f, "incassi", nil, nil, time.Time{}).Text("it")
 	if !strings.Contains(empty, "Nessuna pratica in questo file.") {
 		t.Errorf("empty receipt:\n%s", empty)
@@ -151,4 +169,42 @@ func TestReasonTextCappedErrorsFirst(t *testing.T) {
 		t.Errorf("control characters copied into the reason file")
 	}
 	golden(t, "reason_it.txt", got)
+}
+
+// An extract with billing's own headers dropped in a folder with no mapping: the
+// reason file names the missing columns and the ignored ones on one line each, with
+// the advice said once, not once per column (15 errors and 31 warnings for the sample
+// of testdata/inputs, read here by the real CSV reader); other findings stay one line
+// each. Italian and English.
+func TestReasonTextHeaderColumnsOnce(t *testing.T) {
+	f, err := os.Open(filepath.Join("..", "..", "testdata", "inputs", "uscente.morosi.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	fs, err := flows.NewCSVReader(f, flows.DefaultCatalog().Input("uscente.morosi"), flows.ReadOptions{FileName: "estratto.csv"}).ReadHeader()
+	if err != nil {
+		t.Fatal(err)
+	}
+	missing, unknown := headerColumns(fs)
+	if len(missing) != 15 || len(unknown) != 31 {
+		t.Fatalf("the sample's header gives %d missing and %d unknown columns, want 15 and 31: %v", len(missing), len(unknown), fs)
+	}
+	fs = append(fs, flows.Finding{Line: 3, Field: "COD_POD", Rule: flows.RuleIDPOD, Value: "IT001E1234567", Message: "bad POD"})
+	for _, lang := range []string{"it", "en"} {
+		got := ReasonText("morosi", "the header row does not fit uscente.morosi (see the findings); no row was read", fs, lang)
+		for _, want := range map[string][]string{
+			"it": {"Errori (16):\n  riga 1: Mancano 15 colonne obbligatorie: DENOMINAZIONE, DATA_SWITCH, ", "PUNTO_ATTIVO. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura",
+				"\n  riga 3: Codice POD non valido: 14 caratteri", "Avvisi (31):\n  riga 1: 31 colonne non previste dal tracciato, ignorate: \"Codice POD\", \"Codice PDR\", "},
+			"en": {"line 1: 15 mandatory columns missing: DENOMINAZIONE, ", "Warnings (31):\n  line 1: 31 columns not in the layout, ignored: \"Codice POD\""},
+		}[lang] {
+			if !strings.Contains(got, want) {
+				t.Errorf("%s: reason lacks %q:\n%s", lang, want, got)
+			}
+		}
+		if n := strings.Count(got, "mappatura") + strings.Count(got, "mapping file"); n != 1 {
+			t.Errorf("%s: the mapping advice said %d times, want once:\n%s", lang, n, got)
+		}
+		golden(t, "reason_header_"+lang+".txt", got)
+	}
 }

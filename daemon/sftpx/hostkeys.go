@@ -189,6 +189,12 @@ func FetchHostKey(ctx context.Context, hostport string, timeout time.Duration) (
 			HostKeyCallback: func(_ string, _ net.Addr, key ssh.PublicKey) error { got = key; return errAbort }}
 		err := handshakeOnly(ctx, hostport, timeout, cfg)
 		if got == nil {
+			var dialErr *dialError
+			if len(out) == 0 && errors.As(err, &dialErr) {
+				// No TCP connection at all (no such host, refused, timed out): the
+				// other families would fail the same way, after as long again.
+				return nil, fmt.Errorf("fetching host keys of %s: %w", hostport, dialErr.err)
+			}
 			errs = append(errs, fmt.Errorf("%s: %w", algos[0], err))
 			continue
 		}
@@ -202,11 +208,17 @@ func FetchHostKey(ctx context.Context, hostport string, timeout time.Duration) (
 	return out, nil
 }
 
+// dialError is a failure to open the TCP connection, before any SSH.
+type dialError struct{ err error }
+
+func (e *dialError) Error() string { return e.err.Error() }
+func (e *dialError) Unwrap() error { return e.err }
+
 func handshakeOnly(ctx context.Context, hostport string, timeout time.Duration, cfg *ssh.ClientConfig) error {
 	d := net.Dialer{Timeout: timeout}
 	raw, err := d.DialContext(ctx, "tcp", hostport)
 	if err != nil {
-		return err
+		return &dialError{err}
 	}
 	defer raw.Close()
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
