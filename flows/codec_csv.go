@@ -3,6 +3,7 @@ package flows
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -734,8 +735,11 @@ func (r *CSVReader) sniff() bool {
 	if format == FormatXLSX && r.opt.Workbook != nil {
 		cells, err := r.opt.Workbook(r.br)
 		if err != nil {
-			r.headerFindings = append(r.headerFindings, Finding{File: r.opt.FileName, Rule: RuleFileFormat, Value: FormatXLSX,
-				Message: "an Excel workbook (.xlsx) that cannot be read (" + err.Error() + "): open it in Excel and save it again, or save it as CSV UTF-8"})
+			msg := "an Excel workbook (.xlsx) that cannot be read (" + err.Error() + "): open it in Excel and save it again, or save it as CSV UTF-8"
+			if ref := (*WorkbookRefusal)(nil); errors.As(err, &ref) {
+				msg = "an Excel workbook (.xlsx) " + ref.Reason
+			}
+			r.headerFindings = append(r.headerFindings, Finding{File: r.opt.FileName, Rule: RuleFileFormat, Value: FormatXLSX, Message: msg})
 			return false
 		}
 		r.cells = cells

@@ -144,6 +144,13 @@ type CellRows interface {
 // caller provides the opener (daemon/xlsxrows.Open).
 type OpenWorkbook func(r io.Reader) (CellRows, error)
 
+// WorkbookRefusal is an error of an OpenWorkbook that refuses a readable workbook for
+// what it holds (rows on a second sheet, which would otherwise be ignored): its text
+// says what was found and what to do, and is the FILE-FORMAT reason as it is.
+type WorkbookRefusal struct{ Reason string }
+
+func (e *WorkbookRefusal) Error() string { return e.Reason }
+
 // NotTextReason returns the message of a FILE-FORMAT finding among fs ("" when there is
 // none): the reason to give for a refused file is then what the file is, not that its
 // header does not fit.

@@ -32,7 +32,9 @@ import (
 // of filling the disk or the memory.
 const MaxUnzipped = 1 << 30
 
-// Open reads a workbook from r and returns its first sheet's rows.
+// Open reads a workbook from r and returns its first sheet's rows. A workbook with a
+// value on any other sheet is refused (*flows.WorkbookRefusal): those rows would not
+// be read.
 func Open(r io.Reader) (flows.CellRows, error) {
 	f, err := excelize.OpenReader(r, excelize.Options{UnzipSizeLimit: MaxUnzipped})
 	if err != nil {
@@ -42,6 +44,10 @@ func Open(r io.Reader) (flows.CellRows, error) {
 	if len(sheets) == 0 {
 		f.Close()
 		return nil, fmt.Errorf("the workbook has no sheet")
+	}
+	if err := otherSheetsEmpty(f, sheets); err != nil {
+		f.Close()
+		return nil, err
 	}
 	raw, err := f.Rows(sheets[0])
 	if err != nil {
@@ -59,6 +65,53 @@ func Open(r io.Reader) (flows.CellRows, error) {
 		w.date1904 = *p.Date1904
 	}
 	return w, nil
+}
+
+// otherSheetsEmpty refuses a workbook whose sheets after the first hold a value: only
+// the first sheet is read, so rows put on a second sheet (an extract longer than a
+// sheet, the rest of a practice's invoices, the real data behind a hidden first sheet)
+// would be left out without a word, and a practice filed with a smaller claim. Empty
+// sheets (Excel's and Calc's default Foglio2, Foglio3) are fine. Each other sheet is
+// read up to its first value only.
+func otherSheetsEmpty(f *excelize.File, sheets []string) error {
+	var full []string
+	for _, name := range sheets[1:] {
+		has, err := sheetHasValue(f, name)
+		if err != nil {
+			return fmt.Errorf("sheet %q: %w", name, err)
+		}
+		if has {
+			full = append(full, strconv.Quote(name))
+		}
+	}
+	if len(full) == 0 {
+		return nil
+	}
+	return &flows.WorkbookRefusal{Reason: fmt.Sprintf("with values on more than one sheet: sheet %s is read and sheet %s "+
+		"would be ignored; nothing of it was read. Put every row on the first sheet (one header), "+
+		"or save each sheet as its own file (CSV UTF-8), and drop it again",
+		strconv.Quote(sheets[0]), strings.Join(full, ", "))}
+}
+
+// sheetHasValue reports whether a sheet has a cell that is not empty or blank.
+func sheetHasValue(f *excelize.File, name string) (bool, error) {
+	rows, err := f.Rows(name)
+	if err != nil {
+		return false, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		cols, err := rows.Columns(excelize.Options{RawCellValue: true})
+		if err != nil {
+			return false, err
+		}
+		for _, c := range cols {
+			if strings.TrimSpace(c) != "" {
+				return true, nil
+			}
+		}
+	}
+	return false, rows.Error()
 }
 
 // workbook walks the sheet twice in step: the raw values (what the cell holds) and the

@@ -2,7 +2,9 @@ package xlsxrows
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/xuri/excelize/v2"
@@ -125,5 +127,65 @@ func TestLooksLikeDate(t *testing.T) {
 		if got := looksLikeDate(s); got != want {
 			t.Errorf("looksLikeDate(%q) = %v", s, got)
 		}
+	}
+}
+
+// Only the first sheet is read: a workbook with a value on any other sheet is refused
+// whole, naming the sheets, instead of reading the first and leaving the rest out (an
+// extract split over two sheets would file its practices with the first sheet's
+// invoices only). Empty sheets, as Excel and Calc add them, are fine.
+func TestOpenRefusesRowsOnOtherSheets(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		others map[string][]string // sheet → cells of its A1, B1…
+		refuse string              // "" = read; else in the error
+	}{
+		{name: "one sheet"},
+		{name: "empty sheets", others: map[string][]string{"Foglio2": nil, "Foglio3": {"", "  "}}},
+		{name: "rows on a second sheet", others: map[string][]string{"Foglio2": {"G", "00881234567890"}}, refuse: `sheet "Foglio2" would be ignored`},
+		{name: "a note far down a third sheet", others: map[string][]string{"Foglio2": nil, "Note": {"", "", "see invoice 7"}}, refuse: `sheet "Note"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x, err := excelize.OpenReader(bytes.NewReader(makeWorkbook(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, cells := range tc.others {
+				if _, err := x.NewSheet(name); err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range cells {
+					cell, _ := excelize.CoordinatesToCellName(i+1, 40)
+					x.SetCellStr(name, cell, v)
+				}
+			}
+			var buf bytes.Buffer
+			if err := x.Write(&buf); err != nil {
+				t.Fatal(err)
+			}
+			x.Close()
+			rows, err := Open(bytes.NewReader(buf.Bytes()))
+			if tc.refuse == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				defer rows.Close()
+				n := 0
+				for {
+					if _, _, err := rows.Next(); err != nil {
+						break
+					}
+					n++
+				}
+				if n != 2 {
+					t.Errorf("read %d rows, want 2", n)
+				}
+				return
+			}
+			var ref *flows.WorkbookRefusal
+			if !errors.As(err, &ref) || !strings.Contains(ref.Reason, tc.refuse) || !strings.Contains(ref.Reason, `sheet "Sheet1" is read`) {
+				t.Fatalf("error %v, want a WorkbookRefusal with %q", err, tc.refuse)
+			}
+		})
 	}
 }

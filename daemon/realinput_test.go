@@ -1,0 +1,151 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/cmord/cmord/archive"
+	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/flows"
+)
+
+// Real billing exports, as an operator produces them: a spreadsheet saved by
+// LibreOffice Calc in an Italian locale (decimal commas, dates as Calc writes them,
+// codes Calc made numeric, quoted text), as CSV or .xlsx, dropped into the morosi
+// folder read with the Gamma mapping file. The fixtures are LibreOffice's own output
+// (testdata/realinput/README.md says how each was made), so no soffice at test time.
+// For each: what is refused names file, line, field and rule and is kept with its
+// reason; a practice is filed only with billing's whole claim.
+
+// realDrop is one drop of a real-input case.
+type realDrop struct{ fixture, as string }
+
+type realCase struct {
+	name     string
+	drops    []realDrop        // dropped in order, one scan each
+	rejected map[string]string // file name → a text its reason file must hold
+	claims   map[string]string // point → the CMOR of its practice
+	none     []string          // points with no practice
+	refused  []string          // "LINE FIELD RULE" of row_refused exceptions expected
+}
+
+func realInputCases() []realCase {
+	return []realCase{
+		{
+			// Calc read the Gamma export with its Italian defaults and saved it as CSV:
+			// amounts "96,4", dates "01/03/2025", ISO dates kept, the PDR 00881234567890
+			// turned into the number 881234567890. The condominium's two rows are refused
+			// at their point, the practice held; Laura's is filed whole.
+			name:    "csv saved by calc, pdr made numeric",
+			drops:   []realDrop{{"gamma-lo-it.csv", "gamma.csv"}},
+			claims:  map[string]string{"IT001E00004567": "246.75"},
+			none:    []string{"881234567890", "00881234567890", "IT012E00098765"},
+			refused: []string{"3 COD_PDR ID-PDR", "7 COD_PDR ID-PDR", "8 TIPO_LETTURA ENUM", "5 DATA_SWITCH CASE-ROWS"},
+		},
+		{
+			// One customer's three invoices on one sheet, a blank row between them,
+			// a header with odd spaces and case, two empty sheets after it.
+			name:   "xlsx with empty sheets",
+			drops:  []realDrop{{"empty_sheets.xlsx", "estratto.xlsx"}},
+			claims: map[string]string{"IT001E00004567": "246.75"},
+		},
+		{
+			// The same invoices, the third on a second sheet: reading the first sheet
+			// alone filed the practice for 114.45 instead of 246.75, without a word.
+			name:     "xlsx with rows on a second sheet",
+			drops:    []realDrop{{"split_sheets.xlsx", "estratto.xlsx"}},
+			rejected: map[string]string{"estratto.xlsx": `sheet "Foglio2" would be ignored`},
+			none:     []string{"IT001E00004567"},
+		},
+	}
+}
+
+func TestRealInputLibreOffice(t *testing.T) {
+	for _, tc := range realInputCases() {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newTestWorld(t, e2eNow, "")
+			cfg := *w.d.Config()
+			cfg.Folders = append([]config.Folder(nil), cfg.Folders...)
+			for i := range cfg.Folders {
+				if cfg.Folders[i].Name == "morosi" {
+					cfg.Folders[i].MappingFile = "../testdata/inputs/foreign/morosi-gamma.mapping.toml"
+					cfg.Folders[i].DecimalComma = true
+				}
+			}
+			if err := w.d.apply(&cfg); err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range tc.drops {
+				data, err := os.ReadFile(filepath.Join("testdata", "realinput", d.fixture))
+				if err != nil {
+					t.Fatal(err)
+				}
+				w.drop("morosi", d.as, string(data))
+				w.d.ScanFoldersOnce(context.Background())
+			}
+			checkRealOutcome(t, w, tc)
+		})
+	}
+}
+
+func checkRealOutcome(t *testing.T, w *testWorld, tc realCase) {
+	t.Helper()
+	ctx := context.Background()
+	for name, want := range tc.rejected {
+		reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", name+".reason.txt"))
+		if err != nil {
+			t.Errorf("%s: no reason file: %v", name, err)
+		} else if !strings.Contains(string(reason), want) {
+			t.Errorf("%s: reason file\n%s\nwant %q", name, reason, want)
+		}
+		if _, err := os.Stat(filepath.Join(w.folders["morosi"], "rejected", name)); err != nil {
+			t.Errorf("%s: the refused file is not kept: %v", name, err)
+		}
+		found := false
+		for _, e := range w.exceptions("file_rejected") {
+			found = found || e.Subject == name
+		}
+		if !found {
+			t.Errorf("%s: no file_rejected exception", name)
+		}
+	}
+	for point, cmor := range tc.claims {
+		ps, err := w.d.Store.QueryPractices(ctx, archive.PracticeFilter{Point: point})
+		if err != nil || len(ps) != 1 {
+			t.Errorf("point %s: %d practices, %v; want one", point, len(ps), err)
+			continue
+		}
+		if ps[0].CMOR != flows.MustAmount(cmor) || ps[0].State != flows.StateReady {
+			t.Errorf("point %s: %s CMOR %s, want READY %s", point, ps[0].State, ps[0].CMOR, cmor)
+		}
+	}
+	for _, point := range tc.none {
+		if ps, err := w.d.Store.QueryPractices(ctx, archive.PracticeFilter{Point: point}); err != nil || len(ps) != 0 {
+			for _, p := range ps {
+				t.Errorf("point %s: practice %s %s CMOR %s, want none", point, p.CPUtente, p.State, p.CMOR)
+			}
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	got := map[string]bool{}
+	for _, e := range w.exceptions("row_refused") {
+		if e.FileID == 0 || e.Line == 0 || e.Field == "" || e.Rule == "" {
+			t.Errorf("refusal without file, line, field or rule: %+v", e)
+		}
+		got[fmt.Sprintf("%d %s %s", e.Line, e.Field, e.Rule)] = true
+	}
+	for _, want := range tc.refused {
+		if !got[want] {
+			t.Errorf("no row_refused %q; got %v", want, got)
+		}
+	}
+	if len(got) != len(tc.refused) {
+		t.Errorf("row_refused %v, want exactly %v", got, tc.refused)
+	}
+}
