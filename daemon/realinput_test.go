@@ -1,12 +1,15 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/xuri/excelize/v2"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
@@ -22,13 +25,17 @@ import (
 // reason; a practice is filed only with billing's whole claim.
 
 // realDrop is one drop of a real-input case.
-type realDrop struct{ fixture, as string }
+type realDrop struct {
+	fixture, as string
+	runAfter    bool // build and deliver after this drop's scan (the practice is filed)
+}
 
 type realCase struct {
 	name     string
 	drops    []realDrop        // dropped in order, one scan each
 	rejected map[string]string // file name → a text its reason file must hold
-	claims   map[string]string // point → the CMOR of its practice
+	claims   map[string]string // point → the CMOR of its practice, READY
+	filed    map[string]string // point → the CMOR of its practice, SENT
 	none     []string          // points with no practice
 	refused  []string          // "LINE FIELD RULE" of row_refused exceptions expected
 }
@@ -41,7 +48,7 @@ func realInputCases() []realCase {
 			// turned into the number 881234567890. The condominium's two rows are refused
 			// at their point, the practice held; Laura's is filed whole.
 			name:    "csv saved by calc, pdr made numeric",
-			drops:   []realDrop{{"gamma-lo-it.csv", "gamma.csv"}},
+			drops:   []realDrop{{fixture: "gamma-lo-it.csv", as: "gamma.csv"}},
 			claims:  map[string]string{"IT001E00004567": "246.75"},
 			none:    []string{"881234567890", "00881234567890", "IT012E00098765"},
 			refused: []string{"3 COD_PDR ID-PDR", "7 COD_PDR ID-PDR", "8 TIPO_LETTURA ENUM", "5 DATA_SWITCH CASE-ROWS"},
@@ -50,16 +57,34 @@ func realInputCases() []realCase {
 			// One customer's three invoices on one sheet, a blank row between them,
 			// a header with odd spaces and case, two empty sheets after it.
 			name:   "xlsx with empty sheets",
-			drops:  []realDrop{{"empty_sheets.xlsx", "estratto.xlsx"}},
+			drops:  []realDrop{{fixture: "empty_sheets.xlsx", as: "estratto.xlsx"}},
 			claims: map[string]string{"IT001E00004567": "246.75"},
 		},
 		{
 			// The same invoices, the third on a second sheet: reading the first sheet
 			// alone filed the practice for 114.45 instead of 246.75, without a word.
 			name:     "xlsx with rows on a second sheet",
-			drops:    []realDrop{{"split_sheets.xlsx", "estratto.xlsx"}},
+			drops:    []realDrop{{fixture: "split_sheets.xlsx", as: "estratto.xlsx"}},
 			rejected: map[string]string{"estratto.xlsx": `sheet "Foglio2" would be ignored`},
 			none:     []string{"IT001E00004567"},
+		},
+		{
+			// The practice's invoices in two files (Calc saved each sheet as its own
+			// CSV, numbers quoted, not as shown), both dropped before a build: one
+			// practice with the three invoices.
+			name:   "one practice over two csv files",
+			drops:  []realDrop{{fixture: "split-1.csv", as: "estratto-1.csv"}, {fixture: "split-2.csv", as: "estratto-2.csv"}},
+			claims: map[string]string{"IT001E00004567": "246.75"},
+		},
+		{
+			// The same, a build between the two: the practice went out with the first
+			// file's invoices; the second file's invoice cannot be added to a filed
+			// claim, and a person is told so (SI-D01 at its line).
+			name: "one practice over two csv files, filed between",
+			drops: []realDrop{{fixture: "split-1.csv", as: "estratto-1.csv", runAfter: true},
+				{fixture: "split-2.csv", as: "estratto-2.csv"}},
+			filed:   map[string]string{"IT001E00004567": "114.45"},
+			refused: []string{"2 CP_UTENTE SI-D01"},
 		},
 	}
 }
@@ -86,6 +111,9 @@ func TestRealInputLibreOffice(t *testing.T) {
 				}
 				w.drop("morosi", d.as, string(data))
 				w.d.ScanFoldersOnce(context.Background())
+				if d.runAfter {
+					w.runOnce()
+				}
 			}
 			checkRealOutcome(t, w, tc)
 		})
@@ -113,14 +141,16 @@ func checkRealOutcome(t *testing.T, w *testWorld, tc realCase) {
 			t.Errorf("%s: no file_rejected exception", name)
 		}
 	}
-	for point, cmor := range tc.claims {
-		ps, err := w.d.Store.QueryPractices(ctx, archive.PracticeFilter{Point: point})
-		if err != nil || len(ps) != 1 {
-			t.Errorf("point %s: %d practices, %v; want one", point, len(ps), err)
-			continue
-		}
-		if ps[0].CMOR != flows.MustAmount(cmor) || ps[0].State != flows.StateReady {
-			t.Errorf("point %s: %s CMOR %s, want READY %s", point, ps[0].State, ps[0].CMOR, cmor)
+	for state, claims := range map[string]map[string]string{flows.StateReady: tc.claims, flows.StateSent: tc.filed} {
+		for point, cmor := range claims {
+			ps, err := w.d.Store.QueryPractices(ctx, archive.PracticeFilter{Point: point})
+			if err != nil || len(ps) != 1 {
+				t.Errorf("point %s: %d practices, %v; want one", point, len(ps), err)
+				continue
+			}
+			if ps[0].CMOR != flows.MustAmount(cmor) || ps[0].State != state {
+				t.Errorf("point %s: %s CMOR %s, want %s %s", point, ps[0].State, ps[0].CMOR, state, cmor)
+			}
 		}
 	}
 	for _, point := range tc.none {
@@ -147,5 +177,50 @@ func checkRealOutcome(t *testing.T, w *testWorld, tc realCase) {
 	}
 	if len(got) != len(tc.refused) {
 		t.Errorf("row_refused %v, want exactly %v", got, tc.refused)
+	}
+}
+
+// A workbook written by a program (a report tool, a script) and never opened since
+// holds formulas without their values. Billing's canone RAI of case A's first invoice
+// is such a formula (=4.5*2): read as an empty cell, it was no RAI at all, and case A
+// was filed for 270.00 instead of 261.00. The workbook is refused, naming the cell.
+func TestMorosiWorkbookFormulaNotComputed(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	x := excelize.NewFile()
+	sh := x.GetSheetName(0)
+	rai := 0
+	for i, h := range morosiHeader {
+		if h == "IMPORTO_RAI" {
+			rai = i + 1
+		}
+	}
+	for r, line := range strings.Split(strings.TrimRight(e2eExtract(), "\r\n"), "\r\n") {
+		for c, v := range strings.Split(line, ";") {
+			if v != "" { // a program writes no empty cells
+				cell, _ := excelize.CoordinatesToCellName(c+1, r+1)
+				x.SetCellStr(sh, cell, v)
+			}
+		}
+	}
+	cell, _ := excelize.CoordinatesToCellName(rai, 2) // case A, invoice F2025-0001
+	if err := x.SetCellFormula(sh, cell, "4.5*2"); err != nil {
+		t.Fatal(err)
+	}
+	var book bytes.Buffer
+	if err := x.Write(&book); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	w.drop("morosi", "morosi.xlsx", book.String())
+	w.d.ScanFoldersOnce(context.Background())
+
+	reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", "morosi.xlsx.reason.txt"))
+	if err != nil || !strings.Contains(string(reason), "formulas were never computed") || !strings.Contains(string(reason), "(the first: "+cell+")") {
+		t.Errorf("reason file (%v):\n%s", err, reason)
+	}
+	if ps, err := w.d.Store.QueryPractices(context.Background(), archive.PracticeFilter{}); err != nil || len(ps) != 0 {
+		for _, p := range ps {
+			t.Errorf("practice %s %s CMOR %s filed from a workbook whose RAI was not computed", p.CPUtente, p.State, p.CMOR)
+		}
 	}
 }

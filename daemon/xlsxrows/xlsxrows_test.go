@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -185,6 +187,43 @@ func TestOpenRefusesRowsOnOtherSheets(t *testing.T) {
 			var ref *flows.WorkbookRefusal
 			if !errors.As(err, &ref) || !strings.Contains(ref.Reason, tc.refuse) || !strings.Contains(ref.Reason, `sheet "Sheet1" is read`) {
 				t.Fatalf("error %v, want a WorkbookRefusal with %q", err, tc.refuse)
+			}
+		})
+	}
+}
+
+// A formula cell with no stored value (a workbook written by a program, never opened
+// since) read as an empty cell: an optional amount or flag taken as absent. Such a
+// workbook is refused, naming the cell; the same workbook saved by Calc (which
+// computes and stores the value) is read. Fixtures: testdata/README.md.
+func TestOpenRefusesUncomputedFormulas(t *testing.T) {
+	for _, tc := range []struct {
+		file, refuse, b2 string
+	}{
+		{file: "formula-no-value.xlsx", refuse: "1 formula cell(s) of sheet \"Sheet1\" have no value stored (the first: B2)"},
+		{file: "formula-saved-by-calc.xlsx", b2: "18"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := Open(bytes.NewReader(data))
+			if tc.refuse != "" {
+				var ref *flows.WorkbookRefusal
+				if !errors.As(err, &ref) || !strings.Contains(ref.Reason, tc.refuse) {
+					t.Fatalf("error %v, want a WorkbookRefusal with %q", err, tc.refuse)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			rows.Next()
+			cells, _, err := rows.Next()
+			if err != nil || len(cells) < 2 || cells[1] != tc.b2 {
+				t.Errorf("row 2: %q, %v; want B2 %q", cells, err, tc.b2)
 			}
 		})
 	}
