@@ -38,6 +38,7 @@ type realCase struct {
 	filed    map[string]string // point → the CMOR of its practice, SENT
 	none     []string          // points with no practice
 	refused  []string          // "LINE FIELD RULE" of row_refused exceptions expected
+	message  map[string]string // "LINE FIELD RULE" → a text its message must hold
 }
 
 func realInputCases() []realCase {
@@ -85,6 +86,8 @@ func realInputCases() []realCase {
 				{fixture: "split-2.csv", as: "estratto-2.csv"}},
 			filed:   map[string]string{"IT001E00004567": "114.45"},
 			refused: []string{"2 CP_UTENTE SI-D01"},
+			// Not a mere repeat: the message says what the filed claim lacks.
+			message: map[string]string{"2 CP_UTENTE SI-D01": "this extract differs from the filed claim: invoice G24-12003 (unpaid 141.30) is not in the filed claim"},
 		},
 	}
 }
@@ -168,7 +171,11 @@ func checkRealOutcome(t *testing.T, w *testWorld, tc realCase) {
 		if e.FileID == 0 || e.Line == 0 || e.Field == "" || e.Rule == "" {
 			t.Errorf("refusal without file, line, field or rule: %+v", e)
 		}
-		got[fmt.Sprintf("%d %s %s", e.Line, e.Field, e.Rule)] = true
+		k := fmt.Sprintf("%d %s %s", e.Line, e.Field, e.Rule)
+		got[k] = true
+		if want, ok := tc.message[k]; ok && !strings.Contains(e.Message, want) {
+			t.Errorf("row_refused %s: %s\nwant %q", k, e.Message, want)
+		}
 	}
 	for _, want := range tc.refused {
 		if !got[want] {
