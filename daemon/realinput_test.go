@@ -70,6 +70,15 @@ func realInputCases() []realCase {
 			none:     []string{"IT001E00004567"},
 		},
 		{
+			// Date cells with Calc's Italian short format, saved as shown: "15/10/24".
+			// No year is guessed: every date refused, saying why, and no practice.
+			name:    "csv with short-year dates",
+			drops:   []realDrop{{fixture: "shortdates-lo-it.csv", as: "estratto.csv"}},
+			none:    []string{"IT001E00004567"},
+			refused: shortDateRefusals(),
+			message: map[string]string{"2 DATA_SWITCH TYPE-DATE": `date "01/03/25" is not GG/MM/AAAA (a two-digit year`},
+		},
+		{
 			// The practice's invoices in two files (Calc saved each sheet as its own
 			// CSV, numbers quoted, not as shown), both dropped before a build: one
 			// practice with the three invoices.
@@ -90,6 +99,18 @@ func realInputCases() []realCase {
 			message: map[string]string{"2 CP_UTENTE SI-D01": "this extract differs from the filed claim: invoice G24-12003 (unpaid 141.30) is not in the filed claim"},
 		},
 	}
+}
+
+// shortDateRefusals are the TYPE-DATE refusals of shortdates-lo-it.csv: the eight
+// date columns of its three rows.
+func shortDateRefusals() []string {
+	var out []string
+	for line := 2; line <= 4; line++ {
+		for _, f := range []string{"DATA_EMISSIONE", "DATA_SCADENZA", "DATA_SWITCH", "PERIODO_DA", "PERIODO_A", "DATA_MORA", "DATA_RICEVIMENTO_MORA", "TERMINE_MORA"} {
+			out = append(out, fmt.Sprintf("%d %s %s", line, f, flows.RuleDate))
+		}
+	}
+	return out
 }
 
 func TestRealInputLibreOffice(t *testing.T) {

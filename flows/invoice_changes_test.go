@@ -2,6 +2,7 @@ package flows
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -35,5 +36,28 @@ func TestInvoiceChanges(t *testing.T) {
 				t.Errorf("got %q, want %q", got, tc.want)
 			}
 		})
+	}
+}
+
+// Dates as a spreadsheet writes them with a short format are refused, never completed,
+// and the refusal says what the spreadsheet did.
+func TestParseDateSpreadsheetHint(t *testing.T) {
+	for _, tc := range []struct{ in, hint string }{
+		{"01/03/25", "two-digit year"},
+		{"1/3/25", "two-digit year"},
+		{"1/3/2025", "day and month need two digits"},
+		{"01/3/2025", "day and month need two digits"},
+		{"2025/03/01", ""},
+		{"01.03.2025", ""},
+		{"yesterday", ""},
+	} {
+		_, err := ParseDate(tc.in)
+		if err == nil {
+			t.Errorf("%q read as a date", tc.in)
+			continue
+		}
+		if tc.hint == "" && strings.Contains(err.Error(), "(") || !strings.Contains(err.Error(), tc.hint) {
+			t.Errorf("%q: %v, want hint %q", tc.in, err, tc.hint)
+		}
 	}
 }

@@ -31,6 +31,12 @@ def cell(c):
         return '<table:table-cell%s office:value-type="float" office:value="%s"/>' % (s, v)
     if t == "c":
         return '<table:table-cell%s office:value-type="currency" office:currency="EUR" office:value="%s"/>' % (s, v)
+    if t == "fx":  # formula: v = (formula, cached float or None)
+        fo, val = v
+        cached = ' office:value-type="float" office:value="%s"' % val if val is not None else ''
+        return '<table:table-cell%s table:formula="%s"%s/>' % (s, html.escape(fo), cached)
+    if t == "b":
+        return '<table:table-cell%s office:value-type="boolean" office:boolean-value="%s"/>' % (s, v)
     if t == "d":
         return '<table:table-cell%s office:value-type="date" office:date-value="%s"/>' % (s, v)
     raise ValueError(t)
