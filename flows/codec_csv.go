@@ -115,6 +115,13 @@ func (r *CSVReader) readHeader() {
 	if !ok {
 		return
 	}
+	// The header ends at its last name: the empty names after it are a spreadsheet's
+	// leftovers (Calc pads every line to the widest row), and a value under one of
+	// them is a row wider than the header (CSV-COLUMNS), as in a workbook — not a
+	// column ignored without a word.
+	for len(cols) > 0 && strings.TrimSpace(cols[len(cols)-1]) == "" {
+		cols = cols[:len(cols)-1]
+	}
 	f := r.f
 	mapping := make(map[string]string, len(r.opt.Mapping))
 	if mf := r.opt.MappingFile; mf != nil {
@@ -141,7 +148,7 @@ func (r *CSVReader) readHeader() {
 		r.colField[i] = -1
 		name := strings.TrimSpace(h)
 		if name == "" {
-			continue // trailing ";" of spreadsheet exports
+			continue // a column with no name, between named ones
 		}
 		target, mapped := mapping[normHeader(name)]
 		if mapped && (target == "" || target == "-") || !mapped && special[normHeader(name)] {
@@ -466,7 +473,7 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 			// A workbook leaves out the empty cells at the end of a row.
 			if len(cols) > r.ncols && !allEmpty(cols[r.ncols:]) {
 				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVColumns, Value: fmt.Sprint(len(cols)),
-					Message: fmt.Sprintf("row %d has values in %d columns, the header has %d", start, len(cols), r.ncols)})
+					Message: fmt.Sprintf("row %d has values in %d columns, the header has %d%s", start, len(cols), r.ncols, beyondHeader(cols, r.ncols))})
 			}
 		} else {
 			var err error
@@ -506,7 +513,7 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 			}
 			if !r.fits(cols) {
 				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVColumns, Value: fmt.Sprint(len(cols)),
-					Message: fmt.Sprintf("line %d has %d values, the header has %d columns (a ; inside a value must be in quotes)", start, len(cols), r.ncols)})
+					Message: fmt.Sprintf("line %d has %d values, the header has %d columns%s (a ; inside a value must be in quotes)", start, len(cols), r.ncols, beyondHeader(cols, r.ncols))})
 			}
 		}
 		var vals []string
@@ -571,6 +578,17 @@ func (r *CSVReader) normMemo() *normMemo {
 		r.memo = newNormMemo(len(r.f.Fields))
 	}
 	return r.memo
+}
+
+// beyondHeader names the first value of a row after the header's last column (a note
+// typed beside the table, or the tail of a value split by an unquoted ;), "" if none.
+func beyondHeader(cols []string, ncols int) string {
+	for i := ncols; i < len(cols); i++ {
+		if v := strings.TrimSpace(cols[i]); v != "" {
+			return fmt.Sprintf(": column %d, which has no header, holds %q", i+1, Truncate(v, 60))
+		}
+	}
+	return ""
 }
 
 // fits reports whether a row has the header's number of columns (empty cells after the
