@@ -264,3 +264,57 @@ func TestMorosiWorkbookFormulaNotComputed(t *testing.T) {
 		}
 	}
 }
+
+// A payment row without RESIDUO_INSOLUTO lowers the invoice's unpaid amount by what was
+// paid. The same payment listed twice — a row copied in the spreadsheet, or a
+// cumulative export that repeats yesterday's payments — was subtracted twice: case A,
+// 270.00 unpaid, paid 50.00 once, was recomputed to 170.00 (and a debt "cleared" that
+// way would file an annulment). A payment already applied (same invoice, date, amount
+// and reference) is not applied again, and the row is refused saying where it was
+// applied; a payment with its own reference is another payment.
+func TestIncassiRepeatedPayment(t *testing.T) {
+	cfA := testCF("RSSMRA85T10A562")
+	hdr := "COD_POD;CF_CLIENTE;NUM_FATTURA;DATA_INCASSO;IMPORTO_INCASSATO;RIF_INCASSO\r\n"
+	pay := func(inv, amount, ref string) string {
+		return "IT023E00121943;" + cfA + ";" + inv + ";16/10/2025;" + amount + ";" + ref + "\r\n"
+	}
+	for _, tc := range []struct {
+		name    string
+		files   []string
+		cmor    string
+		refused []string // "FILE:LINE" of PAYMENT-REPEATED refusals
+	}{
+		{"once", []string{hdr + pay("F2025-0001", "50.00", "")}, "220.00", nil},
+		{"a row copied in the same file", []string{hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0001", "50.00", "")}, "220.00",
+			[]string{"incassi-1.csv:3"}},
+		{"a cumulative export repeats yesterday's payment", []string{hdr + pay("F2025-0001", "50.00", ""),
+			hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0002", "30.00", "")}, "190.00", []string{"incassi-2.csv:2"}},
+		{"two payments of one amount, each with its reference", []string{hdr + pay("F2025-0001", "50.00", "B-1") + pay("F2025-0001", "50.00", "B-2")},
+			"170.00", nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newTestWorld(t, e2eNow, "")
+			w.drop("morosi", "morosi.csv", e2eExtract())
+			w.d.ScanFoldersOnce(context.Background())
+			for i, f := range tc.files {
+				w.drop("incassi", fmt.Sprintf("incassi-%d.csv", i+1), f)
+				w.d.ScanFoldersOnce(context.Background())
+			}
+			if a := w.practice("E250000001"); a.CMOR != flows.MustAmount(tc.cmor) {
+				t.Errorf("A: CMOR %s, want %s", a.CMOR, tc.cmor)
+			}
+			var got []string
+			for _, e := range w.exceptions("row_refused") {
+				if e.Rule == "PAYMENT-REPEATED" {
+					got = append(got, fmt.Sprintf("%s:%d", e.Subject, e.Line))
+					if e.Field != "IMPORTO_INCASSATO" || !strings.Contains(e.Message, "already applied") {
+						t.Errorf("refusal %+v", e)
+					}
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.refused) {
+				t.Errorf("PAYMENT-REPEATED refusals %v, want %v", got, tc.refused)
+			}
+		})
+	}
+}

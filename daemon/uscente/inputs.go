@@ -94,6 +94,9 @@ func (u *uscente) practiceFor(ctx context.Context, tx *sql.Tx, rec flows.Record)
 	return u.h.Archive().UscentePracticeByPoint(ctx, tx, point, cust)
 }
 
+// RulePaymentRepeated refuses a payment row already applied to the practice.
+const RulePaymentRepeated = "PAYMENT-REPEATED"
+
 // handleIncassi applies payments. A payment that clears the practice's counted debt
 // withdraws a practice not yet filed (ANNULLED locally, no flow) or files an annulment
 // (ANN_REQ, cause AN-02) for one the SII already has.
@@ -115,6 +118,20 @@ func (u *uscente) handleIncassi(ctx context.Context, in *family.Input) (family.R
 		}
 		paid, on := rec.Amount("IMPORTO_INCASSATO"), rec.Date("DATA_INCASSO")
 		num := rec.Get("NUM_FATTURA")
+		key := flows.PaymentKey(num, on, paid, rec.Get("RIF_INCASSO"))
+		residual := rec.Get("RESIDUO_INSOLUTO") != ""
+		// A payment without the residual is subtracted: listed again (a row copied, a
+		// cumulative export), it would be subtracted twice. A row with the residual
+		// sets the unpaid amount, which a repeat does not change.
+		if prev, ok := data.AppliedPaymentOf(key); ok && !residual {
+			where := fmt.Sprintf("line %d of this file", prev.Line)
+			if prev.FileID != in.File.ID {
+				where = fmt.Sprintf("line %d of file #%d", prev.Line, prev.FileID)
+			}
+			return []flows.Finding{{Field: "IMPORTO_INCASSATO", Rule: RulePaymentRepeated, Value: paid.String(),
+				Message: fmt.Sprintf("payment of %s on %s for invoice %s of practice %s was already applied (%s): not applied again; "+
+					"if it is another payment, give each its own RIF_INCASSO, or give RESIDUO_INSOLUTO", paid, on, num, p.CPUtente, where)}}, nil
+		}
 		found := false
 		for i := range data.Case.Invoices {
 			inv := &data.Case.Invoices[i]
@@ -131,6 +148,9 @@ func (u *uscente) handleIncassi(ctx context.Context, in *family.Input) (family.R
 		if !found {
 			return []flows.Finding{{Field: "NUM_FATTURA", Rule: "NO-INVOICE", Value: num, Severity: "warning",
 				Message: fmt.Sprintf("practice %s has no invoice %s: payment noted only", p.CPUtente, num)}}, nil
+		}
+		if _, ok := data.AppliedPaymentOf(key); !ok {
+			data.Payments = append(data.Payments, flows.AppliedPayment{Key: key, FileID: in.File.ID, Line: rec.Line})
 		}
 		remaining := countedUnpaid(data)
 		h := archive.HistoryEntry{Flow: in.File.Kind, FileID: in.File.ID, Line: rec.Line, At: in.Now}
