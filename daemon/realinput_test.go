@@ -90,6 +90,18 @@ func realInputCases() []realCase {
 			message: map[string]string{"3  CSV-COLUMNS": `column 31, which has no header, holds "ATTENZIONE: importo contestato"`},
 		},
 		{
+			// Calc's Italian detection turned Laura's invoice number "3/11" into the
+			// date 03/11/2026, and saved the workbook: the practice was filed with an
+			// invoice 03/11/2026 that billing never issued. A date cell in a column
+			// that is not a date is refused, the practice held.
+			name:  "xlsx with an invoice number made a date",
+			drops: []realDrop{{fixture: "invoice-number-made-date.xlsx", as: "estratto.xlsx"}},
+			none:  []string{"IT001E00004567"},
+			refused: []string{"4 NUM_FATTURA CELL-DATE", "2 DATA_SWITCH CASE-ROWS", "3 COD_PDR ID-PDR", "7 COD_PDR ID-PDR",
+				"8 TIPO_LETTURA ENUM", "5 DATA_SWITCH CASE-ROWS"},
+			message: map[string]string{"4 NUM_FATTURA CELL-DATE": "a date cell (03/11/2026) in a column of NUM_FATTURA"},
+		},
+		{
 			// The practice's invoices in two files (Calc saved each sheet as its own
 			// CSV, numbers quoted, not as shown), both dropped before a build: one
 			// practice with the three invoices.

@@ -533,6 +533,9 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 				}
 			}
 		}
+		if cd, ok := r.cells.(CellDates); ok && r.only == nil {
+			fs = r.dateCellFindings(cd.DateCells(), vals, start, fs)
+		}
 		if r.only != nil {
 			return r.normalizedOnly(cols, vals, start)
 		}
@@ -578,6 +581,24 @@ func (r *CSVReader) normMemo() *normMemo {
 		r.memo = newNormMemo(len(r.f.Fields))
 	}
 	return r.memo
+}
+
+// dateCellFindings refuses a workbook's date cells in the columns of fields that are
+// not dates: the spreadsheet made a date of what was typed, and the value read (the
+// date as GG/MM/AAAA) is not billing's.
+func (r *CSVReader) dateCellFindings(dates []bool, vals []string, line int, fs []Finding) []Finding {
+	for i, d := range dates {
+		if !d || i >= len(r.colField) || r.colField[i] < 0 {
+			continue
+		}
+		fd := &r.f.Fields[r.colField[i]]
+		if fd.Type == TypeDate || fd.Type == TypeTimestamp {
+			continue
+		}
+		fs = append(fs, Finding{File: r.opt.FileName, Line: line, Field: fd.Name, Rule: RuleCellDate, Value: vals[r.colField[i]],
+			Message: fmt.Sprintf("a date cell (%s) in a column of %s, which is not a date: the spreadsheet turned what was typed (\"3/11\", \"1-12\") into a date; format the column as text, type the value again and save", vals[r.colField[i]], fd.label())})
+	}
+	return fs
 }
 
 // beyondHeader names the first value of a row after the header's last column (a note

@@ -139,6 +139,17 @@ type CellRows interface {
 	Close() error
 }
 
+// CellDates is implemented by the CellRows of a workbook that can tell which cells of
+// the row Next returned last were date cells (a number with a date format). A date
+// cell in a column of a field that is not a date is refused (RuleCellDate): the
+// spreadsheet turned the value typed ("3/11", an invoice number) into a date.
+type CellDates interface {
+	DateCells() []bool
+}
+
+// RuleCellDate refuses a workbook's date cell in a column whose field is not a date.
+const RuleCellDate = "CELL-DATE"
+
 // OpenWorkbook opens a workbook (.xlsx) read from r as rows of text cells. flows does
 // no file I/O, and a workbook library may need temporary files or random access: the
 // caller provides the opener (daemon/xlsxrows.Open).

@@ -248,7 +248,12 @@ type workbook struct {
 	raw, shown *excelize.Rows
 	line       int
 	date1904   bool
+	dates      []bool // the date cells of the row Next returned last
 }
+
+// DateCells tells which cells of the row Next returned last were date cells
+// (flows.CellDates).
+func (w *workbook) DateCells() []bool { return w.dates }
 
 func (w *workbook) Next() ([]string, int, error) {
 	if !w.raw.Next() {
@@ -265,33 +270,37 @@ func (w *workbook) Next() ([]string, int, error) {
 	}
 	shown, _ := w.shown.Columns()
 	cells := make([]string, len(raw))
+	w.dates = w.dates[:0]
 	for i, v := range raw {
 		s := ""
 		if i < len(shown) {
 			s = shown[i]
 		}
-		cells[i] = w.cell(v, s)
+		var date bool
+		cells[i], date = w.cell(v, s)
+		w.dates = append(w.dates, date)
 	}
 	return cells, w.line, nil
 }
 
 // cell turns a cell's raw value into the text billing typed, using its displayed form
 // only to tell whether a number is a date.
-func (w *workbook) cell(raw, shown string) string {
+// It reports whether the cell was a date cell.
+func (w *workbook) cell(raw, shown string) (string, bool) {
 	if raw == shown || raw == "" {
-		return tidyNumber(raw)
+		return tidyNumber(raw), false
 	}
 	n, err := strconv.ParseFloat(raw, 64)
 	if err != nil {
-		return raw
+		return raw, false
 	}
 	if looksLikeDate(shown) {
 		t, err := excelize.ExcelDateToTime(n, w.date1904)
 		if err == nil && t.Year() >= 1900 && t.Year() <= 2200 {
-			return t.Format("02/01/2006")
+			return t.Format("02/01/2006"), true
 		}
 	}
-	return tidyNumber(raw)
+	return tidyNumber(raw), false
 }
 
 // tidyNumber writes a number stored with binary noise (424.39000000000004, the result

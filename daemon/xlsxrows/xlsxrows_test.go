@@ -228,3 +228,23 @@ func TestOpenRefusesUncomputedFormulas(t *testing.T) {
 		})
 	}
 }
+
+// The reader tells date cells from numbers and text, so that flows can refuse a date
+// cell in a column that is not a date (flows.RuleCellDate).
+func TestDateCells(t *testing.T) {
+	rows, err := Open(bytes.NewReader(makeWorkbook(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	rows.Next()
+	if _, _, err := rows.Next(); err != nil {
+		t.Fatal(err)
+	}
+	dates := rows.(flows.CellDates).DateCells()
+	for i, want := range map[int]bool{0: false, 1: false, 4: true, 7: true, 8: true, 10: true, 11: false, 12: false, 14: true} {
+		if i >= len(dates) || dates[i] != want {
+			t.Errorf("cell %d: date %v, want %v", i+1, i < len(dates) && dates[i], want)
+		}
+	}
+}
