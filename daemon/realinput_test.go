@@ -102,6 +102,14 @@ func realInputCases() []realCase {
 			message: map[string]string{"4 NUM_FATTURA CELL-DATE": "a date cell (03/11/2026) in a column of NUM_FATTURA"},
 		},
 		{
+			// Saved by Calc with a tab as the field separator: refused whole, the
+			// reason saying so first (not only "mandatory column missing").
+			name:     "csv saved with tabs",
+			drops:    []realDrop{{fixture: "gamma-lo-tab.csv", as: "estratto.csv"}},
+			rejected: map[string]string{"estratto.csv": "no ';' between its columns but tabs"},
+			none:     []string{"IT001E00004567"},
+		},
+		{
 			// The practice's invoices in two files (Calc saved each sheet as its own
 			// CSV, numbers quoted, not as shown), both dropped before a build: one
 			// practice with the three invoices.
@@ -174,7 +182,7 @@ func checkRealOutcome(t *testing.T, w *testWorld, tc realCase) {
 		reason, err := os.ReadFile(filepath.Join(w.folders["morosi"], "rejected", name+".reason.txt"))
 		if err != nil {
 			t.Errorf("%s: no reason file: %v", name, err)
-		} else if !strings.Contains(string(reason), want) {
+		} else if t.Logf("%s: reason file\n%s", name, reason); !strings.Contains(string(reason), want) {
 			t.Errorf("%s: reason file\n%s\nwant %q", name, reason, want)
 		}
 		if _, err := os.Stat(filepath.Join(w.folders["morosi"], "rejected", name)); err != nil {

@@ -239,6 +239,17 @@ func (r *CSVReader) headerCells() (cols []string, ok bool) {
 		}
 		var bad bool
 		cols, bad = splitCSV(string(r.rec), nil)
+		if len(cols) == 1 {
+			// No ';' at all: a file saved with another field separator (Excel in
+			// English, Calc's default tab) would only show as missing columns.
+			for _, sep := range []struct{ c, name string }{{"\t", "tabs"}, {",", "commas"}} {
+				if strings.Count(string(r.rec), sep.c) >= 2 {
+					r.headerFinding("", RuleFileFormat, "", "the header has no ';' between its columns but "+sep.name+
+						": the file was saved with another field separator; save it again as CSV with ';' as the field separator", false)
+					break
+				}
+			}
+		}
 		if bad {
 			r.headerFinding("", RuleCSVQuote, "", "badly quoted header", false)
 		}

@@ -591,3 +591,32 @@ func TestHeaderEmptyNamesAtTheEnd(t *testing.T) {
 		})
 	}
 }
+
+// A file saved with another field separator is refused whole saying so (FILE-FORMAT,
+// the reason of the refused file), not only with every mandatory column "missing".
+func TestHeaderOtherSeparator(t *testing.T) {
+	hdr := strings.TrimSuffix(dirtyHeader, "\n")
+	for _, tc := range []struct{ name, sep, want string }{
+		{"tabs", "\t", "no ';' between its columns but tabs"},
+		{"commas", ",", "no ';' between its columns but commas"},
+		{"semicolons", ";", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := strings.ReplaceAll(hdr, ";", tc.sep) + "\n" + strings.ReplaceAll(dirtyRow(nil), ";", tc.sep)
+			_, _, fs := readRows(t, "uscente.morosi", []byte(data), ReadOptions{FileName: "x.csv"})
+			found := false
+			for _, f := range fs {
+				found = found || f.Rule == RuleFileFormat && strings.Contains(f.Message, "another field separator")
+			}
+			if tc.want == "" {
+				if HasErrors(fs) {
+					t.Errorf("findings %v", fs)
+				}
+				return
+			}
+			if !found || !strings.Contains(fmt.Sprint(fs), tc.want) {
+				t.Errorf("findings %v, want %q", fs, tc.want)
+			}
+		})
+	}
+}
