@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/xuri/excelize/v2"
 
@@ -334,6 +335,65 @@ func TestIncassiRepeatedPayment(t *testing.T) {
 			}
 			if fmt.Sprint(got) != fmt.Sprint(tc.refused) {
 				t.Errorf("PAYMENT-REPEATED refusals %v, want %v", got, tc.refused)
+			}
+		})
+	}
+}
+
+// A refund row listed twice — copied in the spreadsheet, or a cumulative refunds
+// export dropped again the next day — filed a second REFUND_ACK to the SII for the same
+// refund, each with its own CP_UTENTE. A refund already recorded for the practice is
+// not recorded again: the row is refused (REFUND-REPEATED), one REFUND_ACK goes out.
+func TestRimborsiRepeatedRefund(t *testing.T) {
+	refund := "CP_GESTORE;DATA_RESTITUZIONE;IMPORTO_RESTITUITO;MODALITA\r\nSII2025A0000001;22/10/2025;260.00;BO\r\n"
+	for _, tc := range []struct {
+		name  string
+		files []string
+		lines []string // "RULE FILE:LINE" of REFUND-REPEATED and STATE refusals
+	}{
+		{"once", []string{refund}, nil},
+		{"a row copied in the same file", []string{refund + "SII2025A0000001;22/10/2025;260.00;BO\r\n"}, []string{"REFUND-REPEATED rimborsi-1.csv:3"}},
+		// Delivered between: the practice is REFUNDED, the row refused as STATE.
+		{"the same refund in the next day's file", []string{refund,
+			"CP_GESTORE;DATA_RESTITUZIONE;IMPORTO_RESTITUITO;MODALITA;RIF_RIMBORSO\r\nSII2025A0000001;22/10/2025;260.00;BO;R-1\r\n"},
+			[]string{"STATE rimborsi-2.csv:2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newTestWorld(t, e2eNow, "")
+			w.drop("morosi", "morosi_20251015.csv", e2eExtract())
+			w.runOnce()
+			w.answer("SI10100_20251016_0001.csv", "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;VERIFICA_AMM;COD_CAUSALE;MOTIVAZIONE\r\n"+
+				"SI1;0100;"+ourPIVA+";"+gestorePIVA+";E250000001;SII2025A0000001;1;;\r\n")
+			w.now = w.now.Add(24 * time.Hour)
+			w.runOnce()
+			w.answer("AI20200_20251020_0001.csv", "COD_SERVIZIO;COD_FLUSSO;PIVA_UTENTE;PIVA_GESTORE;CP_UTENTE;CP_GESTORE;COD_CAUSALE_ANNULLAMENTO;MOTIVAZIONE;DATA_ANNULLAMENTO;FLAG_INDENNIZZO_GIA_EROGATO\r\n"+
+				"AI2;0200;"+ourPIVA+";"+gestorePIVA+";;SII2025A0000001;AN-02;debito saldato;20/10/2025;S\r\n")
+			w.now = w.now.Add(48 * time.Hour)
+			w.runOnce()
+			if a := w.practice("E250000001"); a.State != flows.StateAnnulled {
+				t.Fatalf("A: %s, want ANNULLED", a.State)
+			}
+			for i, f := range tc.files {
+				w.drop("rimborsi", fmt.Sprintf("rimborsi-%d.csv", i+1), f)
+				w.runOnce()
+			}
+			acks := 0
+			for name, content := range w.published() {
+				if strings.Contains(name, "_AI10060_") {
+					acks += strings.Count(content, "\r\n") - 1
+				}
+			}
+			if acks != 1 {
+				t.Errorf("%d REFUND_ACK rows published, want 1", acks)
+			}
+			var got []string
+			for _, e := range w.exceptions("row_refused") {
+				if e.Rule == "REFUND-REPEATED" || e.Rule == "STATE" {
+					got = append(got, fmt.Sprintf("%s %s:%d", e.Rule, e.Subject, e.Line))
+				}
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.lines) {
+				t.Errorf("REFUND-REPEATED refusals %v, want %v", got, tc.lines)
 			}
 		})
 	}

@@ -94,8 +94,12 @@ func (u *uscente) practiceFor(ctx context.Context, tx *sql.Tx, rec flows.Record)
 	return u.h.Archive().UscentePracticeByPoint(ctx, tx, point, cust)
 }
 
-// RulePaymentRepeated refuses a payment row already applied to the practice.
-const RulePaymentRepeated = "PAYMENT-REPEATED"
+// RulePaymentRepeated refuses a payment row already applied to the practice;
+// RuleRefundRepeated a refund row for a practice whose refund is already recorded.
+const (
+	RulePaymentRepeated = "PAYMENT-REPEATED"
+	RuleRefundRepeated  = "REFUND-REPEATED"
+)
 
 // handleIncassi applies payments. A payment that clears the practice's counted debt
 // withdraws a practice not yet filed (ANNULLED locally, no flow) or files an annulment
@@ -330,6 +334,13 @@ func (u *uscente) handleRimborsi(ctx context.Context, in *family.Input) (family.
 		}
 		if data.Refund == nil {
 			data.Refund = &flows.Refund{}
+		}
+		if r := data.Refund; !r.RefundedOn.IsZero() {
+			// Recorded already (a row copied, a cumulative export): a second REFUND_ACK
+			// for one refund is not filed.
+			return []flows.Finding{{Field: "IMPORTO_RESTITUITO", Rule: RuleRefundRepeated, Value: rec.Get("IMPORTO_RESTITUITO"),
+				Message: fmt.Sprintf("practice %s: a refund of %s on %s (%s) is already recorded and its REFUND_ACK filed or queued: not recorded again",
+					p.CPUtente, r.Refunded, r.RefundedOn, r.Mode)}}, nil
 		}
 		on := rec.Date("DATA_RESTITUZIONE")
 		data.Refund.RefundedOn, data.Refund.Refunded, data.Refund.Mode = on, rec.Amount("IMPORTO_RESTITUITO"), rec.Get("MODALITA")
