@@ -3,6 +3,7 @@ package flows
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -114,6 +115,13 @@ func (r *CSVReader) readHeader() {
 	if !ok {
 		return
 	}
+	// The header ends at its last name: the empty names after it are a spreadsheet's
+	// leftovers (Calc pads every line to the widest row), and a value under one of
+	// them is a row wider than the header (CSV-COLUMNS), as in a workbook — not a
+	// column ignored without a word.
+	for len(cols) > 0 && strings.TrimSpace(cols[len(cols)-1]) == "" {
+		cols = cols[:len(cols)-1]
+	}
 	f := r.f
 	mapping := make(map[string]string, len(r.opt.Mapping))
 	if mf := r.opt.MappingFile; mf != nil {
@@ -140,7 +148,7 @@ func (r *CSVReader) readHeader() {
 		r.colField[i] = -1
 		name := strings.TrimSpace(h)
 		if name == "" {
-			continue // trailing ";" of spreadsheet exports
+			continue // a column with no name, between named ones
 		}
 		target, mapped := mapping[normHeader(name)]
 		if mapped && (target == "" || target == "-") || !mapped && special[normHeader(name)] {
@@ -231,6 +239,17 @@ func (r *CSVReader) headerCells() (cols []string, ok bool) {
 		}
 		var bad bool
 		cols, bad = splitCSV(string(r.rec), nil)
+		if len(cols) == 1 {
+			// No ';' at all: a file saved with another field separator (Excel in
+			// English, Calc's default tab) would only show as missing columns.
+			for _, sep := range []struct{ c, name string }{{"\t", "tabs"}, {",", "commas"}} {
+				if strings.Count(string(r.rec), sep.c) >= 2 {
+					r.headerFinding("", RuleFileFormat, "", "the header has no ';' between its columns but "+sep.name+
+						": the file was saved with another field separator; save it again as CSV with ';' as the field separator", false)
+					break
+				}
+			}
+		}
 		if bad {
 			r.headerFinding("", RuleCSVQuote, "", "badly quoted header", false)
 		}
@@ -465,7 +484,7 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 			// A workbook leaves out the empty cells at the end of a row.
 			if len(cols) > r.ncols && !allEmpty(cols[r.ncols:]) {
 				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVColumns, Value: fmt.Sprint(len(cols)),
-					Message: fmt.Sprintf("row %d has values in %d columns, the header has %d", start, len(cols), r.ncols)})
+					Message: fmt.Sprintf("row %d has values in %d columns, the header has %d%s", start, len(cols), r.ncols, beyondHeader(cols, r.ncols))})
 			}
 		} else {
 			var err error
@@ -505,7 +524,7 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 			}
 			if !r.fits(cols) {
 				fs = append(fs, Finding{File: r.opt.FileName, Line: start, Rule: RuleCSVColumns, Value: fmt.Sprint(len(cols)),
-					Message: fmt.Sprintf("line %d has %d values, the header has %d columns (a ; inside a value must be in quotes)", start, len(cols), r.ncols)})
+					Message: fmt.Sprintf("line %d has %d values, the header has %d columns%s (a ; inside a value must be in quotes)", start, len(cols), r.ncols, beyondHeader(cols, r.ncols))})
 			}
 		}
 		var vals []string
@@ -524,6 +543,9 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 					vals[fi] = c
 				}
 			}
+		}
+		if cd, ok := r.cells.(CellDates); ok && r.only == nil {
+			fs = r.dateCellFindings(cd.DateCells(), vals, start, fs)
 		}
 		if r.only != nil {
 			return r.normalizedOnly(cols, vals, start)
@@ -570,6 +592,35 @@ func (r *CSVReader) normMemo() *normMemo {
 		r.memo = newNormMemo(len(r.f.Fields))
 	}
 	return r.memo
+}
+
+// dateCellFindings refuses a workbook's date cells in the columns of fields that are
+// not dates: the spreadsheet made a date of what was typed, and the value read (the
+// date as GG/MM/AAAA) is not billing's.
+func (r *CSVReader) dateCellFindings(dates []bool, vals []string, line int, fs []Finding) []Finding {
+	for i, d := range dates {
+		if !d || i >= len(r.colField) || r.colField[i] < 0 {
+			continue
+		}
+		fd := &r.f.Fields[r.colField[i]]
+		if fd.Type == TypeDate || fd.Type == TypeTimestamp {
+			continue
+		}
+		fs = append(fs, Finding{File: r.opt.FileName, Line: line, Field: fd.Name, Rule: RuleCellDate, Value: vals[r.colField[i]],
+			Message: fmt.Sprintf("a date cell (%s) in a column of %s, which is not a date: the spreadsheet turned what was typed (\"3/11\", \"1-12\") into a date; format the column as text, type the value again and save", vals[r.colField[i]], fd.label())})
+	}
+	return fs
+}
+
+// beyondHeader names the first value of a row after the header's last column (a note
+// typed beside the table, or the tail of a value split by an unquoted ;), "" if none.
+func beyondHeader(cols []string, ncols int) string {
+	for i := ncols; i < len(cols); i++ {
+		if v := strings.TrimSpace(cols[i]); v != "" {
+			return fmt.Sprintf(": column %d, which has no header, holds %q", i+1, Truncate(v, 60))
+		}
+	}
+	return ""
 }
 
 // fits reports whether a row has the header's number of columns (empty cells after the
@@ -734,8 +785,11 @@ func (r *CSVReader) sniff() bool {
 	if format == FormatXLSX && r.opt.Workbook != nil {
 		cells, err := r.opt.Workbook(r.br)
 		if err != nil {
-			r.headerFindings = append(r.headerFindings, Finding{File: r.opt.FileName, Rule: RuleFileFormat, Value: FormatXLSX,
-				Message: "an Excel workbook (.xlsx) that cannot be read (" + err.Error() + "): open it in Excel and save it again, or save it as CSV UTF-8"})
+			msg := "an Excel workbook (.xlsx) that cannot be read (" + err.Error() + "): open it in Excel and save it again, or save it as CSV UTF-8"
+			if ref := (*WorkbookRefusal)(nil); errors.As(err, &ref) {
+				msg = "an Excel workbook (.xlsx) " + ref.Reason
+			}
+			r.headerFindings = append(r.headerFindings, Finding{File: r.opt.FileName, Rule: RuleFileFormat, Value: FormatXLSX, Message: msg})
 			return false
 		}
 		r.cells = cells

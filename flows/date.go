@@ -3,6 +3,7 @@ package flows
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 	_ "time/tzdata" // Europe/Rome must resolve on a bare machine too
 )
@@ -194,12 +195,34 @@ func ParseDate(s string) (Date, error) {
 	case len(s) == 10 && s[4] == '-' && s[7] == '-' && allDigits(s[0:4]) && allDigits(s[5:7]) && allDigits(s[8:10]):
 		y, m, d = atoi2(s[0:2])*100+atoi2(s[2:4]), atoi2(s[5:7]), atoi2(s[8:10])
 	default:
-		return Date{}, fmt.Errorf("date %q is not GG/MM/AAAA", s)
+		return Date{}, fmt.Errorf("date %q is not GG/MM/AAAA%s", s, dateHint(s))
 	}
 	if m < 1 || m > 12 || d < 1 || d > DaysIn(y, time.Month(m)) || y < 1900 || y > 2999 {
 		return Date{}, fmt.Errorf("date %q does not exist", s)
 	}
 	return Date{y, time.Month(m), d}, nil
+}
+
+// dateHint says why a date a spreadsheet wrote is not read: a two-digit year (Calc's
+// and Excel's short date format in Italy, "01/03/25") or a day or month without its
+// leading zero ("1/3/2025"). Neither is guessed: a year is never completed.
+func dateHint(s string) string {
+	parts := strings.Split(s, "/")
+	if len(parts) != 3 {
+		return ""
+	}
+	for i, p := range parts {
+		if p == "" || len(p) > 4 || i < 2 && len(p) > 2 || !allDigits(p) {
+			return ""
+		}
+	}
+	switch {
+	case len(parts[2]) == 2:
+		return " (a two-digit year: the column has a short date format; format it as GG/MM/AAAA and save again)"
+	case len(parts[2]) == 4 && (len(parts[0]) == 1 || len(parts[1]) == 1):
+		return " (day and month need two digits: format the column as GG/MM/AAAA and save again)"
+	}
+	return ""
 }
 
 func atoi2(s string) int { return int(s[0]-'0')*10 + int(s[1]-'0') }

@@ -553,3 +553,70 @@ func FuzzReadWithMappingFile(f *testing.F) {
 		}
 	})
 }
+
+// Calc pads every line of a CSV to its widest row, the header too: a note typed beside
+// the table gives the header empty names at its end. A value under one of them is a
+// row wider than the header, refused (as in a workbook), not a column ignored without
+// a word; the padding alone is no error.
+func TestHeaderEmptyNamesAtTheEnd(t *testing.T) {
+	row := func(tail string) string { return strings.TrimSuffix(dirtyRow(nil), "\n") + tail + "\n" }
+	hdr := strings.TrimSuffix(dirtyHeader, "\n")
+	for _, tc := range []struct {
+		name, data string
+		line       int    // 0: no error
+		msg        string // in the CSV-COLUMNS message
+	}{
+		{"padding only", hdr + ";;\n" + row(";;") + row(";;"), 0, ""},
+		{"a note beside the table", hdr + ";;\n" + row(";;") + row(";;ATTENZIONE: importo contestato"), 3,
+			`column 29, which has no header, holds "ATTENZIONE: importo contestato"`},
+		{"a note, header not padded", hdr + "\n" + row("") + row(";nota"), 3, `column 28, which has no header, holds "nota"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, fs := readRows(t, "uscente.morosi", []byte(tc.data), ReadOptions{FileName: "x.csv"})
+			var errs []Finding
+			for _, f := range fs {
+				if !f.IsWarning() {
+					errs = append(errs, f)
+				}
+			}
+			if tc.line == 0 {
+				if len(errs) > 0 {
+					t.Errorf("findings %v", errs)
+				}
+				return
+			}
+			if len(errs) != 1 || errs[0].Rule != RuleCSVColumns || errs[0].Line != tc.line || !strings.Contains(errs[0].Message, tc.msg) {
+				t.Errorf("findings %v, want one CSV-COLUMNS at line %d with %q", errs, tc.line, tc.msg)
+			}
+		})
+	}
+}
+
+// A file saved with another field separator is refused whole saying so (FILE-FORMAT,
+// the reason of the refused file), not only with every mandatory column "missing".
+func TestHeaderOtherSeparator(t *testing.T) {
+	hdr := strings.TrimSuffix(dirtyHeader, "\n")
+	for _, tc := range []struct{ name, sep, want string }{
+		{"tabs", "\t", "no ';' between its columns but tabs"},
+		{"commas", ",", "no ';' between its columns but commas"},
+		{"semicolons", ";", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			data := strings.ReplaceAll(hdr, ";", tc.sep) + "\n" + strings.ReplaceAll(dirtyRow(nil), ";", tc.sep)
+			_, _, fs := readRows(t, "uscente.morosi", []byte(data), ReadOptions{FileName: "x.csv"})
+			found := false
+			for _, f := range fs {
+				found = found || f.Rule == RuleFileFormat && strings.Contains(f.Message, "another field separator")
+			}
+			if tc.want == "" {
+				if HasErrors(fs) {
+					t.Errorf("findings %v", fs)
+				}
+				return
+			}
+			if !found || !strings.Contains(fmt.Sprint(fs), tc.want) {
+				t.Errorf("findings %v, want %q", fs, tc.want)
+			}
+		})
+	}
+}

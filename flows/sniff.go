@@ -139,10 +139,28 @@ type CellRows interface {
 	Close() error
 }
 
+// CellDates is implemented by the CellRows of a workbook that can tell which cells of
+// the row Next returned last were date cells (a number with a date format). A date
+// cell in a column of a field that is not a date is refused (RuleCellDate): the
+// spreadsheet turned the value typed ("3/11", an invoice number) into a date.
+type CellDates interface {
+	DateCells() []bool
+}
+
+// RuleCellDate refuses a workbook's date cell in a column whose field is not a date.
+const RuleCellDate = "CELL-DATE"
+
 // OpenWorkbook opens a workbook (.xlsx) read from r as rows of text cells. flows does
 // no file I/O, and a workbook library may need temporary files or random access: the
 // caller provides the opener (daemon/xlsxrows.Open).
 type OpenWorkbook func(r io.Reader) (CellRows, error)
+
+// WorkbookRefusal is an error of an OpenWorkbook that refuses a readable workbook for
+// what it holds (rows on a second sheet, which would otherwise be ignored): its text
+// says what was found and what to do, and is the FILE-FORMAT reason as it is.
+type WorkbookRefusal struct{ Reason string }
+
+func (e *WorkbookRefusal) Error() string { return e.Reason }
 
 // NotTextReason returns the message of a FILE-FORMAT finding among fs ("" when there is
 // none): the reason to give for a refused file is then what the file is, not that its

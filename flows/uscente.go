@@ -662,6 +662,32 @@ func (m *MorosiCase) MergeCase(old Case) {
 	}
 }
 
+// InvoiceChanges says how the invoices of a later extract differ from those of a case
+// already filed: invoices the filed case does not have, and invoices whose total,
+// unpaid amount or canone RAI differ (invoices the extract leaves out are not listed:
+// an extract may hold part of a customer's invoices). Empty when the extract adds
+// nothing to the filed claim.
+func InvoiceChanges(filed, now []Invoice) []string {
+	var out []string
+	for _, inv := range now {
+		i := slices.IndexFunc(filed, func(f Invoice) bool { return f.Number == inv.Number })
+		if i < 0 {
+			out = append(out, fmt.Sprintf("invoice %s (unpaid %s) is not in the filed claim", inv.Number, inv.Unpaid))
+			continue
+		}
+		f := filed[i]
+		for _, d := range []struct {
+			what       string
+			was, isNow Amount
+		}{{"total", f.Amount, inv.Amount}, {"unpaid", f.Unpaid, inv.Unpaid}, {"canone RAI", f.RAI, inv.RAI}} {
+			if d.was != d.isNow {
+				out = append(out, fmt.Sprintf("invoice %s: %s %s, filed as %s", inv.Number, d.what, d.isNow, d.was))
+			}
+		}
+	}
+	return out
+}
+
 func hasInvoice(list []Invoice, number string) bool {
 	for _, inv := range list {
 		if inv.Number == number {

@@ -176,7 +176,7 @@ func (d *UscenteData) AppendCompact(dst []byte, row CaseRow) (out []byte, ok boo
 		e.uint(bits(r.AckSent))
 	}
 	e.int(d.RefileOf)
-	if e.bad {
+	if e.bad || len(d.Payments) > 0 { // payments have no compact form: the case stays JSON
 		return dst, false
 	}
 	return e.b, true

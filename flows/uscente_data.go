@@ -15,6 +15,33 @@ type UscenteData struct {
 	Refusals []Finding  `json:"refusals,omitempty"` // DRAFT: why it is not filed
 	Refund   *Refund    `json:"refund,omitempty"`
 	RefileOf int64      `json:"refile_of,omitempty"` // the practice (id) the SII refused, that this one files again
+	// Payments are the payment rows (uscente.incassi) applied to the case, so that the
+	// same payment listed again is not subtracted twice.
+	Payments []AppliedPayment `json:"payments,omitempty"`
+}
+
+// AppliedPayment is one payment applied to a practice: its key (PaymentKey) and the
+// input line it came from.
+type AppliedPayment struct {
+	Key    string `json:"key"`
+	FileID int64  `json:"file_id"`
+	Line   int    `json:"line"`
+}
+
+// PaymentKey identifies a payment row: the invoice, the payment date, the amount and
+// billing's reference (empty when billing gives none).
+func PaymentKey(invoice string, on Date, paid Amount, ref string) string {
+	return invoice + "|" + on.ISO() + "|" + paid.String() + "|" + ref
+}
+
+// AppliedPaymentOf returns the payment of d with key, if any.
+func (d *UscenteData) AppliedPaymentOf(key string) (AppliedPayment, bool) {
+	for _, p := range d.Payments {
+		if p.Key == key {
+			return p, true
+		}
+	}
+	return AppliedPayment{}, false
 }
 
 // InputRef is one input file (archive id) and the lines of it that made the case.

@@ -94,6 +94,13 @@ func (u *uscente) practiceFor(ctx context.Context, tx *sql.Tx, rec flows.Record)
 	return u.h.Archive().UscentePracticeByPoint(ctx, tx, point, cust)
 }
 
+// RulePaymentRepeated refuses a payment row already applied to the practice;
+// RuleRefundRepeated a refund row for a practice whose refund is already recorded.
+const (
+	RulePaymentRepeated = "PAYMENT-REPEATED"
+	RuleRefundRepeated  = "REFUND-REPEATED"
+)
+
 // handleIncassi applies payments. A payment that clears the practice's counted debt
 // withdraws a practice not yet filed (ANNULLED locally, no flow) or files an annulment
 // (ANN_REQ, cause AN-02) for one the SII already has.
@@ -115,6 +122,20 @@ func (u *uscente) handleIncassi(ctx context.Context, in *family.Input) (family.R
 		}
 		paid, on := rec.Amount("IMPORTO_INCASSATO"), rec.Date("DATA_INCASSO")
 		num := rec.Get("NUM_FATTURA")
+		key := flows.PaymentKey(num, on, paid, rec.Get("RIF_INCASSO"))
+		residual := rec.Get("RESIDUO_INSOLUTO") != ""
+		// A payment without the residual is subtracted: listed again (a row copied, a
+		// cumulative export), it would be subtracted twice. A row with the residual
+		// sets the unpaid amount, which a repeat does not change.
+		if prev, ok := data.AppliedPaymentOf(key); ok && !residual {
+			where := fmt.Sprintf("line %d of this file", prev.Line)
+			if prev.FileID != in.File.ID {
+				where = fmt.Sprintf("line %d of file #%d", prev.Line, prev.FileID)
+			}
+			return []flows.Finding{{Field: "IMPORTO_INCASSATO", Rule: RulePaymentRepeated, Value: paid.String(),
+				Message: fmt.Sprintf("payment of %s on %s for invoice %s of practice %s was already applied (%s): not applied again; "+
+					"if it is another payment, give each its own RIF_INCASSO, or give RESIDUO_INSOLUTO", paid, on, num, p.CPUtente, where)}}, nil
+		}
 		found := false
 		for i := range data.Case.Invoices {
 			inv := &data.Case.Invoices[i]
@@ -131,6 +152,9 @@ func (u *uscente) handleIncassi(ctx context.Context, in *family.Input) (family.R
 		if !found {
 			return []flows.Finding{{Field: "NUM_FATTURA", Rule: "NO-INVOICE", Value: num, Severity: "warning",
 				Message: fmt.Sprintf("practice %s has no invoice %s: payment noted only", p.CPUtente, num)}}, nil
+		}
+		if _, ok := data.AppliedPaymentOf(key); !ok {
+			data.Payments = append(data.Payments, flows.AppliedPayment{Key: key, FileID: in.File.ID, Line: rec.Line})
 		}
 		remaining := countedUnpaid(data)
 		h := archive.HistoryEntry{Flow: in.File.Kind, FileID: in.File.ID, Line: rec.Line, At: in.Now}
@@ -310,6 +334,13 @@ func (u *uscente) handleRimborsi(ctx context.Context, in *family.Input) (family.
 		}
 		if data.Refund == nil {
 			data.Refund = &flows.Refund{}
+		}
+		if r := data.Refund; !r.RefundedOn.IsZero() {
+			// Recorded already (a row copied, a cumulative export): a second REFUND_ACK
+			// for one refund is not filed.
+			return []flows.Finding{{Field: "IMPORTO_RESTITUITO", Rule: RuleRefundRepeated, Value: rec.Get("IMPORTO_RESTITUITO"),
+				Message: fmt.Sprintf("practice %s: a refund of %s on %s (%s) is already recorded and its REFUND_ACK filed or queued: not recorded again",
+					p.CPUtente, r.Refunded, r.RefundedOn, r.Mode)}}, nil
 		}
 		on := rec.Date("DATA_RESTITUZIONE")
 		data.Refund.RefundedOn, data.Refund.Refunded, data.Refund.Mode = on, rec.Amount("IMPORTO_RESTITUITO"), rec.Get("MODALITA")

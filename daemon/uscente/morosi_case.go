@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
@@ -141,8 +142,18 @@ func (j *morosiJob) process(ctx context.Context, mc *flows.MorosiCase, pc *prepa
 		}
 		if action == flows.CaseDuplicate {
 			j.refused++
-			j.sink.Add(flows.Finding{Line: line, Field: "CP_UTENTE", Rule: "SI-D01", Value: existing.CPUtente,
-				Message: fmt.Sprintf("case %s was already filed as CP_UTENTE %s (state %s): not filed again", mc.Key, existing.CPUtente, existing.State)})
+			msg := fmt.Sprintf("case %s was already filed as CP_UTENTE %s (state %s): not filed again", mc.Key, existing.CPUtente, existing.State)
+			// A later extract that adds to the filed claim is not a mere repeat: say
+			// what the filed claim lacks, so that no one reads it as a harmless duplicate.
+			if ch := flows.InvoiceChanges(data.Case.Invoices, mc.Case.Invoices); len(ch) > 0 {
+				if len(ch) > 10 {
+					ch = append(ch[:10:10], fmt.Sprintf("and %d more", len(ch)-10))
+				}
+				msg = fmt.Sprintf("case %s was already filed as CP_UTENTE %s (state %s, CMOR %s), and this extract differs from the filed claim: %s. "+
+					"The filed claim is not changed: if billing's debt is what this extract says, compliance decides whether to annul the practice "+
+					"(uscente.annullamenti) and file the case again", mc.Key, existing.CPUtente, existing.State, existing.CMOR, strings.Join(ch, "; "))
+			}
+			j.sink.Add(flows.Finding{Line: line, Field: "CP_UTENTE", Rule: "SI-D01", Value: existing.CPUtente, Message: msg})
 			return nil
 		}
 		mc.MergeCase(data.Case) // the same case again: this extract corrects and completes it

@@ -2,7 +2,11 @@ package xlsxrows
 
 import (
 	"bytes"
+	"errors"
 	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/xuri/excelize/v2"
@@ -124,6 +128,123 @@ func TestLooksLikeDate(t *testing.T) {
 	} {
 		if got := looksLikeDate(s); got != want {
 			t.Errorf("looksLikeDate(%q) = %v", s, got)
+		}
+	}
+}
+
+// Only the first sheet is read: a workbook with a value on any other sheet is refused
+// whole, naming the sheets, instead of reading the first and leaving the rest out (an
+// extract split over two sheets would file its practices with the first sheet's
+// invoices only). Empty sheets, as Excel and Calc add them, are fine.
+func TestOpenRefusesRowsOnOtherSheets(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		others map[string][]string // sheet → cells of its A1, B1…
+		refuse string              // "" = read; else in the error
+	}{
+		{name: "one sheet"},
+		{name: "empty sheets", others: map[string][]string{"Foglio2": nil, "Foglio3": {"", "  "}}},
+		{name: "rows on a second sheet", others: map[string][]string{"Foglio2": {"G", "00881234567890"}}, refuse: `sheet "Foglio2" would be ignored`},
+		{name: "a note far down a third sheet", others: map[string][]string{"Foglio2": nil, "Note": {"", "", "see invoice 7"}}, refuse: `sheet "Note"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x, err := excelize.OpenReader(bytes.NewReader(makeWorkbook(t)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for name, cells := range tc.others {
+				if _, err := x.NewSheet(name); err != nil {
+					t.Fatal(err)
+				}
+				for i, v := range cells {
+					cell, _ := excelize.CoordinatesToCellName(i+1, 40)
+					x.SetCellStr(name, cell, v)
+				}
+			}
+			var buf bytes.Buffer
+			if err := x.Write(&buf); err != nil {
+				t.Fatal(err)
+			}
+			x.Close()
+			rows, err := Open(bytes.NewReader(buf.Bytes()))
+			if tc.refuse == "" {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				defer rows.Close()
+				n := 0
+				for {
+					if _, _, err := rows.Next(); err != nil {
+						break
+					}
+					n++
+				}
+				if n != 2 {
+					t.Errorf("read %d rows, want 2", n)
+				}
+				return
+			}
+			var ref *flows.WorkbookRefusal
+			if !errors.As(err, &ref) || !strings.Contains(ref.Reason, tc.refuse) || !strings.Contains(ref.Reason, `sheet "Sheet1" is read`) {
+				t.Fatalf("error %v, want a WorkbookRefusal with %q", err, tc.refuse)
+			}
+		})
+	}
+}
+
+// A formula cell with no stored value (a workbook written by a program, never opened
+// since) read as an empty cell: an optional amount or flag taken as absent. Such a
+// workbook is refused, naming the cell; the same workbook saved by Calc (which
+// computes and stores the value) is read. Fixtures: testdata/README.md.
+func TestOpenRefusesUncomputedFormulas(t *testing.T) {
+	for _, tc := range []struct {
+		file, refuse, b2 string
+	}{
+		{file: "formula-no-value.xlsx", refuse: "1 formula cell(s) of sheet \"Sheet1\" have no value stored (the first: B2)"},
+		{file: "formula-saved-by-calc.xlsx", b2: "18"},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join("testdata", tc.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows, err := Open(bytes.NewReader(data))
+			if tc.refuse != "" {
+				var ref *flows.WorkbookRefusal
+				if !errors.As(err, &ref) || !strings.Contains(ref.Reason, tc.refuse) {
+					t.Fatalf("error %v, want a WorkbookRefusal with %q", err, tc.refuse)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rows.Close()
+			rows.Next()
+			cells, _, err := rows.Next()
+			if err != nil || len(cells) < 2 || cells[1] != tc.b2 {
+				t.Errorf("row 2: %q, %v; want B2 %q", cells, err, tc.b2)
+			}
+		})
+	}
+}
+
+// The reader tells date cells from numbers and text, so that flows can refuse a date
+// cell in a column that is not a date (flows.RuleCellDate).
+func TestDateCells(t *testing.T) {
+	rows, err := Open(bytes.NewReader(makeWorkbook(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	rows.Next()
+	if _, _, err := rows.Next(); err != nil {
+		t.Fatal(err)
+	}
+	dates := rows.(flows.CellDates).DateCells()
+	for i, want := range map[int]bool{0: false, 1: false, 4: true, 7: true, 8: true, 10: true, 11: false, 12: false, 14: true} {
+		if i >= len(dates) || dates[i] != want {
+			t.Errorf("cell %d: date %v, want %v", i+1, i < len(dates) && dates[i], want)
 		}
 	}
 }
