@@ -25,16 +25,68 @@ type StateLock struct {
 
 // StateLockedError says that another process holds the state directory.
 type StateLockedError struct {
-	Dir string
-	PID int // 0 when the holder had not written its PID yet
+	Dir   string
+	PID   int    // 0 when the holder had not written its PID yet
+	State string // what /proc says of PID ("D (uninterruptible sleep …)"); "" when unknown
 }
 
 func (e *StateLockedError) Error() string {
 	holder := "another cmord"
 	if e.PID > 0 {
-		holder = fmt.Sprintf("another cmord (PID %d)", e.PID)
+		holder = fmt.Sprintf("another cmord (PID %d", e.PID)
+		if e.State != "" {
+			holder += ", state " + e.State
+		}
+		holder += ")"
 	}
-	return fmt.Sprintf("state directory %s is in use by %s: only one daemon (run or demo) may use a state directory; stop it first (systemctl stop cmord)", e.Dir, holder)
+	msg := fmt.Sprintf("state directory %s is in use by %s: only one daemon (run or demo) may use a state directory; stop it first (systemctl stop cmord)", e.Dir, holder)
+	if e.PID > 0 && e.Stuck() {
+		msg += fmt.Sprintf("; that process is not running (a process the watchdog killed but still in the kernel, or stopped): it keeps the lock until it ends, see cat /proc/%d/stack", e.PID)
+	}
+	return msg
+}
+
+// Stuck says whether /proc shows the holder unable to run: in uninterruptible sleep
+// (D: a kill -9 waits until the kernel returns, e.g. from a hung disk or NFS server),
+// stopped (T, t) or a zombie (Z).
+func (e *StateLockedError) Stuck() bool {
+	if e.State == "" {
+		return false
+	}
+	switch e.State[0] {
+	case 'D', 'T', 't', 'Z':
+		return true
+	}
+	return false
+}
+
+// ProcState is what /proc/PID/stat says of a process's state, in words: "D
+// (uninterruptible sleep: waiting on the kernel, a kill waits too)"; "" when the
+// process is gone or /proc does not show it.
+func ProcState(pid int) string {
+	if pid <= 0 {
+		return ""
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return ""
+	}
+	// pid (comm) state …: comm may hold spaces and parentheses; the state follows the last ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 || i+2 >= len(b) {
+		return ""
+	}
+	st := string(b[i+2])
+	words := map[string]string{
+		"R": "running", "S": "sleeping", "I": "idle",
+		"D": "uninterruptible sleep: waiting on the kernel (a hung disk, NFS or device); even kill -9 waits until it returns",
+		"T": "stopped (SIGSTOP or a debugger)", "t": "stopped by a debugger", "Z": "zombie: ended, its parent has not collected it",
+		"X": "dead",
+	}
+	if w, ok := words[st]; ok {
+		return st + " (" + w + ")"
+	}
+	return st
 }
 
 // LockStateDir takes the exclusive lock of dir (created if needed) without waiting,
@@ -56,7 +108,7 @@ func LockStateDir(dir string) (*StateLock, error) {
 		pid := readLockPID(f)
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, &StateLockedError{Dir: abs, PID: pid}
+			return nil, &StateLockedError{Dir: abs, PID: pid, State: ProcState(pid)}
 		}
 		return nil, fmt.Errorf("state directory lock %s: %w", path, err)
 	}

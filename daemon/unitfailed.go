@@ -3,6 +3,7 @@ package daemon
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -56,6 +57,12 @@ type UnitFailedReport struct {
 	// directly, without the outbox (DirectSent, or SendErr), and nothing retries it.
 	ArchiveErr string
 	DirectSent bool
+	// Held is set when another process holds the state directory's lock although
+	// systemd says the unit failed: a stuck or orphaned cmord (the watchdog killed it
+	// but it has not ended: uninterruptible sleep, stopped) or one started by hand.
+	// Nothing is recorded (the archive is that process's); the alert naming it is
+	// mailed directly, once (DirectSent, or SendErr).
+	Held *StateLockedError
 }
 
 // AlertUnitFailed is `cmord alert --unit-failed`: systemd gave up restarting the daemon
@@ -68,6 +75,10 @@ type UnitFailedReport struct {
 func AlertUnitFailed(ctx context.Context, cfg *config.Config, log *slog.Logger, f UnitFailure, now time.Time) (UnitFailedReport, error) {
 	var rep UnitFailedReport
 	lock, err := LockStateDir(cfg.StateDir)
+	var held *StateLockedError
+	if errors.As(err, &held) {
+		return alertHeld(ctx, cfg, log, f, now, rep, held)
+	}
 	if err != nil {
 		return rep, err
 	}
@@ -144,19 +155,6 @@ func AlertUnitFailed(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 func alertDirect(ctx context.Context, cfg *config.Config, log *slog.Logger, f UnitFailure, now time.Time, rep UnitFailedReport, archiveErr error) (UnitFailedReport, error) {
 	rep.ArchiveErr = archiveErr.Error()
 	log.Error("the archive cannot record that the daemon is down; mailing the alert directly", "err", archiveErr)
-	opts := digest.OptionsFromConfig(cfg)
-	to := opts.AlertTo
-	if len(to) == 0 {
-		to = opts.To
-	}
-	if len(to) == 0 {
-		rep.NoRecipients = true
-		return rep, nil
-	}
-	if cfg.Mail.Host == "" {
-		rep.NoRelay = true
-		return rep, nil
-	}
 	host, _ := os.Hostname()
 	subject := "[CMOR URGENTE] cmord fermo e il suo archivio è inutilizzabile"
 	text := fmt.Sprintf(`systemd ha smesso di riavviare cmord: %s.
@@ -171,7 +169,7 @@ systemctl reset-failed cmord && systemctl start cmord.
 
 Questo avviso è stato inviato una sola volta, senza coda: nessuno lo ripeterà.
 `, f.String(), cfg.StateDir, host, archiveErr)
-	if opts.Lang == "en" {
+	if digest.OptionsFromConfig(cfg).Lang == "en" {
 		subject = "[CMOR URGENT] cmord down and its archive unusable"
 		text = fmt.Sprintf(`systemd stopped restarting cmord: %s.
 No file is taken in, no flow goes to the SII, no digest is sent.
@@ -185,6 +183,98 @@ read-only) and its index.db; then systemctl reset-failed cmord && systemctl star
 This alert was sent once, without a queue: nothing will repeat it.
 `, f.String(), cfg.StateDir, host, archiveErr)
 	}
+	if err := mailDirect(ctx, cfg, log, now, &rep, subject, text); err != nil {
+		return rep, fmt.Errorf("%v; and the alert could not be built: %w", archiveErr, err)
+	}
+	return rep, nil
+}
+
+// alertHeld mails the urgent alert when systemd says cmord.service failed but another
+// process still holds the state directory's lock (held): before, the command said "a
+// daemon holds it, so it is not down" and mailed nobody, yet that is the very case of
+// a daemon the watchdog killed that does not end (uninterruptible sleep on a hung disk
+// or NFS mount survives SIGKILL: each restart then fails on the lock, systemd hits its
+// start limit and gives up) or of a cmord started by hand outside systemd. The archive
+// is that process's (it may be inside a write), so nothing is recorded there: one
+// attempt through [mail], from memory, naming the PID and what /proc says of it.
+func alertHeld(ctx context.Context, cfg *config.Config, log *slog.Logger, f UnitFailure, now time.Time, rep UnitFailedReport, held *StateLockedError) (UnitFailedReport, error) {
+	rep.Held = held
+	log.Error("systemd says cmord failed but another process holds the state directory; mailing the alert directly",
+		"pid", held.PID, "state", held.State, "dir", held.Dir)
+	host, _ := os.Hostname()
+	who, whoEN := "un processo", "a process"
+	if held.PID > 0 {
+		who, whoEN = fmt.Sprintf("il processo PID %d", held.PID), fmt.Sprintf("process PID %d", held.PID)
+	}
+	state, stateEN := "lo stato del processo non è leggibile in /proc", "/proc does not show the process"
+	if held.State != "" {
+		state = "stato del processo in /proc: " + held.State
+		stateEN = "its state in /proc: " + held.State
+	}
+	pid := "PID"
+	if held.PID > 0 {
+		pid = fmt.Sprint(held.PID)
+	}
+	subject := fmt.Sprintf("[CMOR URGENTE] cmord fermo: systemd lo dà fallito ma %s tiene ancora il suo archivio", who)
+	text := fmt.Sprintf(`systemd dà fallita l'unità di cmord: %s.
+Ma %s tiene ancora il lock della directory di stato %s su %s
+(%s).
+
+Un cmord bloccato o rimasto orfano: il watchdog di systemd lo ha ucciso ma il processo non
+termina (in attesa nel kernel, stato D: un disco o un mount NFS che non risponde; anche
+kill -9 aspetta), oppure un cmord avviato a mano fuori da systemd. Finché quel processo
+esiste ogni avvio di cmord fallisce sul lock: nessun file viene preso in carico, nessun
+flusso parte verso il SII, nessun riepilogo viene inviato.
+
+Cosa fare: systemctl status cmord; ps -o pid,stat,lstart,cmd -p %s; cat /proc/%s/stack
+(stato D: controllare il disco o il server NFS della directory di stato e delle cartelle;
+se il processo non termina serve un riavvio della macchina); quando il processo non c'è
+più: systemctl reset-failed cmord && systemctl start cmord.
+
+Questo avviso è stato inviato una sola volta, senza coda: nessuno lo ripeterà.
+`, f.String(), who, held.Dir, host, state, pid, pid)
+	if digest.OptionsFromConfig(cfg).Lang == "en" {
+		subject = fmt.Sprintf("[CMOR URGENT] cmord down: systemd says it failed but %s still holds its archive", whoEN)
+		text = fmt.Sprintf(`systemd says cmord's unit failed: %s.
+But %s still holds the lock of the state directory %s on %s
+(%s).
+
+A stuck or orphaned cmord: systemd's watchdog killed it but the process does not end
+(waiting in the kernel, state D: a disk or NFS mount that does not answer; kill -9
+waits too), or a cmord started by hand outside systemd. While that process exists every
+start of cmord fails on the lock: no file is taken in, no flow goes to the SII, no
+digest is sent.
+
+What to do: systemctl status cmord; ps -o pid,stat,lstart,cmd -p %s; cat /proc/%s/stack
+(state D: check the disk or NFS server of the state directory and the folders; a
+process that never ends needs a reboot); once it is gone:
+systemctl reset-failed cmord && systemctl start cmord.
+
+This alert was sent once, without a queue: nothing will repeat it.
+`, f.String(), whoEN, held.Dir, host, stateEN, pid, pid)
+	}
+	if err := mailDirect(ctx, cfg, log, now, &rep, subject, text); err != nil {
+		return rep, fmt.Errorf("%v; and the alert could not be built: %w", held, err)
+	}
+	return rep, nil
+}
+
+// mailDirect sends one urgent alert to [alerts] to (else [digest] to) through [mail],
+// once, from memory: no archive, no outbox.
+func mailDirect(ctx context.Context, cfg *config.Config, log *slog.Logger, now time.Time, rep *UnitFailedReport, subject, text string) error {
+	opts := digest.OptionsFromConfig(cfg)
+	to := opts.AlertTo
+	if len(to) == 0 {
+		to = opts.To
+	}
+	if len(to) == 0 {
+		rep.NoRecipients = true
+		return nil
+	}
+	if cfg.Mail.Host == "" {
+		rep.NoRelay = true
+		return nil
+	}
 	box := &memOutbox{}
 	sender := mail.NewSender(smtpConfig(cfg.Mail), box, log)
 	sender.Now = func() time.Time { return now }
@@ -192,14 +282,14 @@ This alert was sent once, without a queue: nothing will repeat it.
 	msg := mail.Message{To: to, Subject: subject, Text: text, Date: now,
 		Headers: map[string]string{"X-Cmord-Alert": key, "X-Priority": "1"}}
 	if err := sender.Queue(ctx, key, "alert", msg); err != nil {
-		return rep, fmt.Errorf("%v; and the alert could not be built: %w", archiveErr, err)
+		return err
 	}
 	if _, err := sender.Flush(ctx); err != nil {
 		rep.SendErr = err.Error()
-		return rep, nil
+		return nil
 	}
 	rep.DirectSent = true
-	return rep, nil
+	return nil
 }
 
 // memOutbox is a mail outbox in memory, for the one alert mailed without the archive.

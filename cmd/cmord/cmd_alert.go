@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -25,7 +24,10 @@ are quoted in the message when set. When the archive itself cannot record it
 (index.db damaged, the disk full or read-only: often why the daemon is down),
 the alert is mailed directly, once, without the outbox. Exit 0 when the alert
 was sent; 1 when it stays queued, could not be sent, nobody is configured to
-receive it, or the lock is held (a daemon runs: nothing is recorded).`,
+receive it. When another process still holds the state directory's lock (a cmord
+the watchdog killed that does not end, in uninterruptible sleep on a hung disk
+or stopped, or one started by hand), nothing is recorded and the alert naming
+its PID and its state in /proc is mailed directly, once.`,
 		run: runAlert})
 }
 
@@ -45,15 +47,29 @@ func runAlert(ctx context.Context, env *Env, args []string) int {
 	f := daemon.UnitFailure{Unit: os.Getenv("MONITOR_UNIT"), Result: os.Getenv("MONITOR_SERVICE_RESULT"),
 		ExitCode: os.Getenv("MONITOR_EXIT_CODE"), ExitStatus: os.Getenv("MONITOR_EXIT_STATUS")}
 	rep, err := daemon.AlertUnitFailed(ctx, cfg, env.Logger(), f, time.Now())
-	var locked *daemon.StateLockedError
-	if errors.As(err, &locked) {
-		fmt.Fprintf(env.Stderr, "cmord alert: the state directory %s is locked (PID %d): a daemon holds it, so it is not down; nothing recorded\n", locked.Dir, locked.PID)
-		return exitFindings
-	}
 	if err != nil {
 		return env.fail(err)
 	}
 	out := env.Stdout
+	if h := rep.Held; h != nil {
+		state := h.State
+		if state == "" {
+			state = "not shown by /proc"
+		}
+		fmt.Fprintf(out, "systemd says %s failed, but PID %d still holds the state directory %s (state %s): a stuck or orphaned cmord, or one started by hand; nothing recorded (the archive is that process's)\n", f.String(), h.PID, h.Dir, state)
+		switch {
+		case rep.NoRecipients:
+			fmt.Fprintln(out, "no alert mailed: [alerts] to and [digest] to are empty; nobody can be mailed")
+		case rep.NoRelay:
+			fmt.Fprintln(out, "no alert mailed: [mail] host is not set")
+		case rep.DirectSent:
+			fmt.Fprintf(out, "alert mailed directly (not queued: nothing repeats it) through %s at %s\n", cfg.Mail.Host, time.Now().In(flows.Rome).Format("02/01/2006 15:04:05"))
+			return exitOK
+		default:
+			fmt.Fprintf(out, "alert not sent through %s: %s\nnothing is queued: only the journal and systemctl status say cmord is down\n", cfg.Mail.Host, rep.SendErr)
+		}
+		return exitFindings
+	}
 	if rep.ArchiveErr != "" {
 		fmt.Fprintf(out, "the archive cannot record it: %s\n", rep.ArchiveErr)
 		switch {

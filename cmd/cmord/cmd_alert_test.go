@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"mime"
+	"mime/quotedprintable"
 	netmail "net/mail"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -198,49 +201,130 @@ func nextStart(t *testing.T, cfgPath string) {
 	}
 }
 
-// TestAlertUnitFailedLockHeld: while a daemon holds the state directory, systemd's
-// failure report is stale (or another cmord runs on the archive): the command says so,
-// exits 1 and records nothing. The daemon's SIGTERM stop is then a clean stop in the
-// run ledger.
+// TestAlertUnitFailedLockHeld: systemd says cmord.service failed, yet a process still
+// holds the state directory's lock. Before, the command said "a daemon holds it, so it
+// is not down" and mailed nobody; but that is a daemon the watchdog killed and that
+// does not end (uninterruptible sleep on a hung disk survives SIGKILL; here a real
+// `cmord run` stopped with SIGSTOP, which /proc shows as T), whose lock fails every
+// restart until systemd gives up, or a cmord started by hand. Now each restart fails
+// naming the holder's PID and state, and the alert naming them is mailed, with
+// nothing recorded in the archive (that process's). Once the holder goes on and stops
+// with SIGTERM, its stop is clean in the run ledger.
 func TestAlertUnitFailedLockHeld(t *testing.T) {
-	sink, err := smtpsink.Start(t.TempDir(), smtpsink.Options{})
+	tests := []struct {
+		name      string
+		stop      bool   // SIGSTOP the holder: a process that cannot run
+		wantState string // in the mail and the failed start's message
+		wantStuck bool
+	}{
+		{"holder stopped: the watchdog's kill did not end it", true, "T (stopped", true},
+		{"holder runs: started by hand outside systemd", false, "", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink, err := smtpsink.Start(t.TempDir(), smtpsink.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { sink.Close() })
+			cfgPath := alertConfig(t, sink)
+			cmd, out := startCmord(t, "run", "--config", cfgPath)
+			waitFor(t, out, "cmord running")
+			pid := cmd.Process.Pid
+			if tt.stop {
+				if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+					t.Fatal(err)
+				}
+				waitProcState(t, pid, 'T')
+			}
+			// systemd's restart: a second `cmord run` fails on the lock, naming the holder.
+			second, secondOut := startCmord(t, "run", "--config", cfgPath)
+			err = second.Wait()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != exitFindings {
+				t.Fatalf("second start: %v, want exit 1\n%s", err, secondOut.String())
+			}
+			msg := secondOut.String()
+			if !strings.Contains(msg, fmt.Sprintf("in use by another cmord (PID %d, state %s", pid, tt.wantState)) ||
+				strings.Contains(msg, "that process is not running") != tt.wantStuck {
+				t.Errorf("second start's message does not name the holder and its state:\n%s", msg)
+			}
+			t.Setenv("MONITOR_SERVICE_RESULT", "start-limit-hit")
+			t.Setenv("MONITOR_EXIT_CODE", "exited")
+			t.Setenv("MONITOR_EXIT_STATUS", "1")
+			code, stdout, errOut := runCLI(t, "alert", "--unit-failed", "--config", cfgPath)
+			if code != exitOK || !strings.Contains(stdout, fmt.Sprintf("but PID %d still holds the state directory", pid)) ||
+				!strings.Contains(stdout, "alert mailed directly") {
+				t.Fatalf("exit %d, want 0 and the alert mailed naming PID %d\nstdout: %s\nstderr: %s", code, pid, stdout, errOut)
+			}
+			subject, raw := alertMail(t, sink, fmt.Sprintf("systemd lo dà fallito ma il processo PID %d tiene ancora il suo archivio", pid))
+			if !strings.HasPrefix(subject, "[CMOR URGENTE]") {
+				t.Errorf("alert subject %q", subject)
+			}
+			body := decodedBody(t, raw)
+			for _, w := range []string{"result start-limit-hit, exited 1", "stato del processo in /proc: " + tt.wantState, fmt.Sprintf("cat /proc/%d/stack", pid)} {
+				if !strings.Contains(body, w) {
+					t.Errorf("alert lacks %q:\n%s", w, body)
+				}
+			}
+			if tt.stop {
+				if err := cmd.Process.Signal(syscall.SIGCONT); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("cmord run after SIGTERM: %v\n%s", err, out.String())
+			}
+			cfg, err := config.Load(cfgPath)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st, err := archive.Open(cfg.StateDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer st.Close()
+			es, err := st.Exceptions(context.Background(), archive.ExceptionFilter{Kind: "daemon_down"})
+			if err != nil || len(es) != 0 {
+				t.Errorf("daemon_down recorded in the holder's archive: %+v, %v", es, err)
+			}
+			runs, err := st.Runs(context.Background(), 0, 0)
+			if err != nil || len(runs) != 1 || !runs[0].Clean() || runs[0].PID != pid {
+				t.Errorf("run ledger after SIGTERM: %+v, %v; want one clean run of PID %d", runs, err, pid)
+			}
+		})
+	}
+}
+
+// waitProcState waits until /proc shows pid in state st (a signal is delivered
+// asynchronously).
+func waitProcState(t *testing.T, pid int, st byte) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if s := daemon.ProcState(pid); s != "" && s[0] == st {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("PID %d never in state %c: %q", pid, st, daemon.ProcState(pid))
+}
+
+// decodedBody returns the text part of a raw mail, decoded.
+func decodedBody(t *testing.T, raw string) string {
+	t.Helper()
+	m, err := netmail.ReadMessage(strings.NewReader(raw))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { sink.Close() })
-	cfgPath := alertConfig(t, sink)
-	cmd, out := startCmord(t, "run", "--config", cfgPath)
-	waitFor(t, out, "cmord running")
-	code, stdout, errOut := runCLI(t, "alert", "--unit-failed", "--config", cfgPath)
-	if code != exitFindings || !strings.Contains(errOut, fmt.Sprintf("is locked (PID %d): a daemon holds it, so it is not down; nothing recorded", cmd.Process.Pid)) {
-		t.Fatalf("exit %d, want 1 and the lock's holder\nstdout: %s\nstderr: %s", code, stdout, errOut)
-	}
-	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("cmord run after SIGTERM: %v\n%s", err, out.String())
-	}
-	cfg, err := config.Load(cfgPath)
+	b, err := io.ReadAll(quotedprintable.NewReader(m.Body))
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := archive.Open(cfg.StateDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	es, err := st.Exceptions(context.Background(), archive.ExceptionFilter{Kind: "daemon_down"})
-	if err != nil || len(es) != 0 {
-		t.Errorf("daemon_down recorded while the daemon ran: %+v, %v", es, err)
-	}
-	runs, err := st.Runs(context.Background(), 0, 0)
-	if err != nil || len(runs) != 1 || !runs[0].Clean() || runs[0].PID != cmd.Process.Pid {
-		t.Errorf("run ledger after SIGTERM: %+v, %v; want one clean run of PID %d", runs, err, cmd.Process.Pid)
-	}
-	if len(sink.Messages()) != 0 {
-		t.Errorf("mail sent while the daemon ran")
-	}
+	return string(b)
 }
 
 // TestAlertUnitFailedArchiveUnusable: the daemon is down because its archive is
