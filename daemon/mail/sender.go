@@ -58,6 +58,7 @@ type Outbox interface {
 const (
 	EventRetry      = "retry"       // an attempt failed; the message stays queued
 	EventDeadLetter = "dead_letter" // attempts exceeded DeadLetterAfter; a copy was written to DeadLetterDir (Path)
+	EventLate       = "late"        // a message went out more than LateAfter after it was queued (QueuedAt, SentAt)
 )
 
 // Event reports a delivery problem for the daemon to raise as an exception.
@@ -68,6 +69,8 @@ type Event struct {
 	Attempts int
 	Err      error
 	Path     string
+	// QueuedAt and SentAt, of EventLate.
+	QueuedAt, SentAt time.Time
 }
 
 // Sender queues messages in the outbox and delivers them.
@@ -82,6 +85,11 @@ type Sender struct {
 	DeadLetterAfter int
 	OnEvent         func(Event)
 	Now             func() time.Time
+	// LateAfter: a message sent later than this after it was queued opens with a line
+	// that says so (MarkLate; in Lang, "en" or else Italian) and raises EventLate.
+	// Default DefaultLateAfter; negative: never.
+	LateAfter time.Duration
+	Lang      string
 
 	mu sync.Mutex // one Flush at a time: rows in "sending" belong to it
 
@@ -111,7 +119,7 @@ func NewSender(cfg SMTP, outbox Outbox, log *slog.Logger) *Sender {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{cfg: cfg, outbox: outbox, log: log, DeadLetterAfter: 10, OnEvent: func(Event) {}, Now: time.Now}
+	return &Sender{cfg: cfg, outbox: outbox, log: log, DeadLetterAfter: 10, OnEvent: func(Event) {}, Now: time.Now, LateAfter: DefaultLateAfter}
 }
 
 // Queue builds msg and stores it in the outbox under key (e.g. "digest:2025-10-26").
@@ -194,7 +202,19 @@ func (s *Sender) Flush(ctx context.Context) (sent int, err error) {
 			return sent, fmt.Errorf("mail: %w", err)
 		}
 		m.Attempts++
-		if err := s.sendOne(sc, m); err != nil {
+		wire := m
+		now := s.Now()
+		late := s.LateAfter >= 0 && !m.CreatedAt.IsZero() && now.Sub(m.CreatedAt) > s.LateAfter
+		if late {
+			// The failed attempts before this one: the row's count minus this attempt.
+			l := Late{QueuedAt: m.CreatedAt, SentAt: now, FailedAttempts: m.Attempts - 1, Lang: s.Lang}
+			if eml, err := MarkLate(m.EML, l); err != nil {
+				s.log.Warn("mail sent late without the line that says so", "key", m.DedupKey, "err", err)
+			} else {
+				wire.EML = eml
+			}
+		}
+		if err := s.sendOne(sc, wire); err != nil {
 			err = fmt.Errorf("mail: send %s: %w", m.DedupKey, err)
 			s.retry(db, m, true, err)
 			if firstErr == nil {
@@ -215,6 +235,10 @@ func (s *Sender) Flush(ctx context.Context) (sent int, err error) {
 		}
 		sent++
 		s.log.Info("mail sent", "key", m.DedupKey, "outbox_id", m.ID, "message_id", m.MessageID, "attempt", m.Attempts)
+		if late {
+			s.log.Warn("mail sent late", "key", m.DedupKey, "queued", m.CreatedAt, "delay", now.Sub(m.CreatedAt).Round(time.Second))
+			s.OnEvent(Event{Kind: EventLate, OutboxID: m.ID, DedupKey: m.DedupKey, Attempts: m.Attempts, QueuedAt: m.CreatedAt, SentAt: now})
+		}
 	}
 	if firstErr == nil && ctx.Err() != nil {
 		firstErr = fmt.Errorf("mail: flush: %w", ctx.Err())
