@@ -270,3 +270,49 @@ func (o *Outbox) Failing(ctx context.Context, minAttempts int) (n int, oldest Ou
 	}
 	return n, ms[0], nil
 }
+
+// LateSummary is what LateSent found: the messages sent in a window more than
+// lateAfter after they were queued.
+type LateSummary struct {
+	Count       int
+	FirstQueued time.Time // the earliest queue time among them
+	LastSent    time.Time // the latest send time among them
+	MaxDelay    time.Duration
+}
+
+// LateSent summarises the messages sent in [from, to) more than lateAfter after they
+// were queued (a mail outage, or the daemon down, made them late): the digest lists it
+// (mail_late).
+func (o *Outbox) LateSent(ctx context.Context, from, to time.Time, lateAfter time.Duration) (LateSummary, error) {
+	var s LateSummary
+	rows, err := o.s.Read().QueryContext(ctx, `SELECT created_at, sent_at FROM mail_outbox
+		WHERE state = 'sent' AND sent_at >= ? AND sent_at < ?`, TS(from), TS(to))
+	if err != nil {
+		return s, fmt.Errorf("archive: outbox late: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var c, st string
+		if err := rows.Scan(&c, &st); err != nil {
+			return s, fmt.Errorf("archive: outbox late: %w", err)
+		}
+		created, err1 := ParseTS(c)
+		sent, err2 := ParseTS(st)
+		if err1 != nil || err2 != nil {
+			continue
+		}
+		d := sent.Sub(created)
+		if d <= lateAfter {
+			continue
+		}
+		s.Count++
+		if s.FirstQueued.IsZero() || created.Before(s.FirstQueued) {
+			s.FirstQueued = created
+		}
+		if sent.After(s.LastSent) {
+			s.LastSent = sent
+		}
+		s.MaxDelay = max(s.MaxDelay, d)
+	}
+	return s, rows.Err()
+}

@@ -178,6 +178,7 @@ func (d *Daemon) apply(cfg *config.Config) error {
 		sender.DeadLetterAfter = cfg.Mail.DeadLetterAfter
 	}
 	sender.OnEvent = d.mailEvent
+	sender.Lang = digest.OptionsFromConfig(cfg).Lang
 	d.mu.Lock()
 	old := d.clients
 	d.cfg, d.catalog, d.cal, d.clients, d.sender = cfg, cat, cal, clients, sender
@@ -672,12 +673,53 @@ func (d *Daemon) foldersHealth() error {
 }
 
 func (d *Daemon) mailEvent(ev mail.Event) {
+	if ev.Kind == mail.EventLate {
+		d.mailLate(ev)
+		return
+	}
 	if ev.Kind != mail.EventDeadLetter {
 		return
 	}
 	d.raise(context.Background(), archive.Exception{Fingerprint: "mail_failed|" + ev.DedupKey, Kind: "mail_failed", Severity: archive.SevHigh,
 		Owner: "sysadmin", Subject: ev.DedupKey, Message: fmt.Sprintf("mail %s still not delivered after %d attempts: %v (a copy is in %s)", ev.DedupKey, ev.Attempts, ev.Err, ev.Path),
 		Action: "Check the SMTP relay; the message stays queued and is retried."})
+}
+
+// mailLate records that mail went out late (EventLate): one mail_late a day (Rome),
+// low and already resolved, so that the next digest lists the outage among the
+// exceptions resolved in its period: from the earliest queue time to the latest send
+// of the day's late mails, how many, the longest delay (Value: "count;first
+// queued;last sent;max delay seconds", which the digest words in Italian). The late
+// mails say it themselves (mail.MarkLate); mail_failed (after dead_letter_after
+// attempts) said only that mail was failing, never that it went out late.
+func (d *Daemon) mailLate(ev mail.Event) {
+	if err := RecordMailLate(context.Background(), d.Store, ev.SentAt); err != nil {
+		d.Log.Error("mail sent late: cannot record it", "err", err)
+	}
+}
+
+// RecordMailLate records mail_late for the Rome day of sentAt from the outbox (the
+// daemon's sender, and the CLI's that flush the outbox: `cmord digest`, `cmord alert`).
+func RecordMailLate(ctx context.Context, store *archive.Store, sentAt time.Time) error {
+	day := sentAt.In(flows.Rome)
+	from := time.Date(day.Year(), day.Month(), day.Day(), 0, 0, 0, 0, flows.Rome)
+	sum, err := store.Outbox().LateSent(ctx, from, from.AddDate(0, 0, 1), mail.DefaultLateAfter)
+	if err != nil || sum.Count == 0 {
+		return err
+	}
+	fp := "mail_late|" + from.Format("2006-01-02")
+	e := archive.Exception{Fingerprint: fp, Kind: "mail_late", Severity: archive.SevLow, Owner: "sysadmin", Subject: "mail",
+		Value: fmt.Sprintf("%d;%s;%s;%d", sum.Count, archive.TS(sum.FirstQueued), archive.TS(sum.LastSent), int64(sum.MaxDelay/time.Second)),
+		Message: fmt.Sprintf("%s sent late: queued from %s, the last sent at %s, up to %s late (the relay did not answer, or cmord was not running)",
+			plural(sum.Count, "mail", "mails"), sum.FirstQueued.In(flows.Rome).Format("02/01/2006 15:04"), sum.LastSent.In(flows.Rome).Format("02/01/2006 15:04"), mail.FormatDelay(sum.MaxDelay, "en")),
+		Action: "Nothing to do now: the mail went out. If it repeats, check the SMTP relay.", LastSeen: sentAt}
+	return store.Write(ctx, func(tx *sql.Tx) error {
+		if _, _, err := store.RaiseException(ctx, tx, e); err != nil {
+			return err
+		}
+		_, err := store.ResolveByFingerprint(ctx, tx, fp, "the late mail went out")
+		return err
+	})
 }
 
 func (d *Daemon) schedEvent(ev sched.Event) {
@@ -865,4 +907,12 @@ func intakeFolder(f config.Folder) intake.Folder {
 	return intake.Folder{Name: f.Name, Path: f.Path, Settle: f.Settle, DoneMarker: f.DoneMarker,
 		Ignore: f.Ignore, Rescan: f.Rescan, Watch: f.Watch, PollInterval: f.PollInterval, UnstableAfter: f.UnstableAfter,
 		Retry: f.Retry}
+}
+
+// plural is "1 mail", "3 mails".
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }

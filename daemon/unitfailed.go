@@ -119,6 +119,14 @@ func AlertUnitFailed(ctx context.Context, cfg *config.Config, log *slog.Logger, 
 		sender.DeadLetterAfter = cfg.Mail.DeadLetterAfter
 	}
 	sender.Now = func() time.Time { return now }
+	sender.Lang = opts.Lang
+	sender.OnEvent = func(ev mail.Event) {
+		if ev.Kind == mail.EventLate {
+			if err := RecordMailLate(ctx, store, ev.SentAt); err != nil {
+				log.Error("mail sent late: cannot record it", "err", err)
+			}
+		}
+	}
 	groups, err := digest.QueueAlerts(ctx, store, sender, opts, now)
 	if err != nil {
 		return alertDirect(ctx, cfg, log, f, now, rep, fmt.Errorf("queue the alert: %w", err))

@@ -6,6 +6,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/cmord/cmord/daemon"
 	"github.com/cmord/cmord/daemon/digest"
 	"github.com/cmord/cmord/daemon/mail"
 )
@@ -89,6 +90,14 @@ func runDigest(ctx context.Context, env *Env, args []string) int {
 	sender := mail.NewSender(mail.SMTP{Host: cfg.Mail.Host, Port: cfg.Mail.Port, TLS: cfg.Mail.TLS, Username: cfg.Mail.Username,
 		PasswordFile: cfg.Mail.PasswordFile, From: cfg.Mail.From, HELO: cfg.Mail.HELO, Timeout: cfg.Mail.Timeout},
 		st.Outbox(), env.Logger().With("component", "mail"))
+	sender.Lang = opts.Lang
+	sender.OnEvent = func(ev mail.Event) {
+		if ev.Kind == mail.EventLate {
+			if err := daemon.RecordMailLate(ctx, st, ev.SentAt); err != nil {
+				env.Logger().Error("mail sent late: cannot record it", "err", err)
+			}
+		}
+	}
 	// A manual send has its own key: it never collides with (or suppresses) the
 	// scheduled digest of the day, and running it twice in one second sends once.
 	opts.DedupKey = digest.DedupKey(now) + ":manual:" + now.In(time.UTC).Format("150405")

@@ -14,7 +14,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/daemon/logx"
+	"github.com/cmord/cmord/daemon/mail"
 	"github.com/cmord/cmord/flows"
 )
 
@@ -410,7 +412,47 @@ func (d *Digest) explanation(it Item, lang string, L map[string]string) string {
 			return strings.ToUpper(title[:1]) + title[1:] + ": " + due.String() + " — " + when + "."
 		}
 	}
+	if it.Kind == "mail_late" {
+		if t := mailLateText(it.Value, lang); t != "" {
+			return t
+		}
+	}
 	return textOf(KindExplanations, it.Kind, lang)
+}
+
+// mailLateText words a mail_late's Value ("count;first queued;last sent;max delay
+// seconds", daemon.mailLate): "Posta in ritardo: 3 messaggi accodati dalle 14:05 del
+// 03/12/2026 sono partiti in ritardo, l'ultimo alle 19:10 del 03/12/2026 (ritardo
+// massimo 5 h 5 min)." "" if it does not parse.
+func mailLateText(value, lang string) string {
+	f := strings.Split(value, ";")
+	if len(f) != 4 {
+		return ""
+	}
+	n, err1 := strconv.Atoi(f[0])
+	from, err2 := archive.ParseTS(f[1])
+	to, err3 := archive.ParseTS(f[2])
+	secs, err4 := strconv.ParseInt(f[3], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil || err4 != nil || n <= 0 {
+		return ""
+	}
+	fr, tr := from.In(flows.Rome), to.In(flows.Rome)
+	delay := mail.FormatDelay(time.Duration(secs)*time.Second, lang)
+	if lang == "en" {
+		what := fmt.Sprintf("%d mails", n)
+		if n == 1 {
+			what = "1 mail"
+		}
+		return fmt.Sprintf("Mail sent late: %s queued from %s on %s went out late, the last at %s on %s (up to %s late): the mail server did not answer, or cmord was not running.",
+			what, fr.Format("15:04"), fr.Format("02/01/2006"), tr.Format("15:04"), tr.Format("02/01/2006"), delay)
+	}
+	what := fmt.Sprintf("%d messaggi accodati", n)
+	verb := "sono partiti"
+	if n == 1 {
+		what, verb = "1 messaggio accodato", "è partito"
+	}
+	return fmt.Sprintf("Posta in ritardo: %s dalle %s del %s %s in ritardo, l'ultimo alle %s del %s (ritardo massimo %s): il server di posta non rispondeva, o cmord non era in esecuzione.",
+		what, fr.Format("15:04"), fr.Format("02/01/2006"), verb, tr.Format("15:04"), tr.Format("02/01/2006"), delay)
 }
 
 // notEligibleAction is what a refusal for an eligibility rule asks: nothing to correct.
@@ -471,7 +513,7 @@ func (d *Digest) itemView(it Item, lang string, m masker, L map[string]string) i
 	if r := d.ruleText(it, lang, L); r != "" {
 		where = append(where, r)
 	}
-	if it.Value != "" {
+	if it.Value != "" && it.Kind != "mail_late" { // mail_late's Value is data, worded by explanation
 		label := L["value"]
 		if it.Kind == "sii_refusal" {
 			label = L["motivation"] // the SII's MOTIVAZIONE, verbatim

@@ -53,6 +53,7 @@ var KindExplanations = map[string]Text{
 	"daemon_crashed":          {"Il demone cmord si è fermato senza un arresto regolare (crash, memoria esaurita, processo ucciso) ed è stato riavviato.", "The cmord daemon ended without a clean stop (a crash, out of memory, killed) and was restarted."},
 	"daemon_down":             {"Il demone cmord è fermo: systemd ha smesso di riavviarlo.", "The cmord daemon is down: systemd stopped restarting it."},
 	"mail_failed":             {"Un riepilogo o un avviso non è stato consegnato dopo più tentativi.", "A digest or alert was not delivered after several attempts."},
+	"mail_late":               {"Il server di posta non ha accettato la posta per un periodo: alcuni riepiloghi o avvisi sono partiti in ritardo.", "The mail server did not accept mail for a while: some digests or alerts went out late."},
 	"file_retrying":           {"Un file non può essere elaborato per un problema della macchina (disco pieno, database bloccato) e resta in attesa.", "A file cannot be processed because of a machine problem (disk full, database locked) and waits."},
 	"file_grew":               {"Il file è cambiato dopo essere stato prelevato: la parte scritta dopo non è stata letta.", "The file changed after it was taken: what was written afterwards was not read."},
 	"file_unstable":           {"Un file continua a cambiare oltre il tempo di assestamento e non viene prelevato.", "A file keeps changing past the settle time and is not picked up."},
