@@ -63,18 +63,19 @@ type Daemon struct {
 	started  time.Time
 	trackers map[string]*sftpx.StabilityTracker // SFTP listing stability per endpoint
 
-	onceCounts  atomic.Pointer[folderCounts]    // set during RunOnceSummary (once.go)
-	released    atomic.Bool                     // an endpoint's queued deliveries were brought forward (transfer.go)
-	missedOpen  sync.Map                        // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
-	failing     jobFailures                     // jobs whose latest runs failed (jobfail.go)
-	raiseFailed atomic.Pointer[raiseFailure]    // the latest exception could not be recorded (raise)
-	lostFolders sync.Map                        // folder → what is wrong: a drop folder intake cannot list as it set it up
-	probe       writerProbe                     // the write that tells a wedged archive writer (writerprobe.go)
-	watcher     atomic.Pointer[intake.Watcher]  // the drop folders' watcher of this generation (inhand.go)
-	stuckRaised sync.Map                        // fingerprint → true: a file in hand too long, raised (inhand.go)
-	stuckAfter  atomic.Int64                    // nanoseconds; 0: fileStuckAfter (tests shorten it; inhand.go)
-	sched       atomic.Pointer[sched.Scheduler] // the scheduler of this generation: its loop's beat (schedHealth)
-	run         atomic.Pointer[runState]        // this run's row of the run ledger, once StartRun recorded it (runs.go)
+	onceCounts     atomic.Pointer[folderCounts]    // set during RunOnceSummary (once.go)
+	released       atomic.Bool                     // an endpoint's queued deliveries were brought forward (transfer.go)
+	missedOpen     sync.Map                        // job → bool: a missed_schedule raised and not yet resolved (jobs.go)
+	failing        jobFailures                     // jobs whose latest runs failed (jobfail.go)
+	raiseFailed    atomic.Pointer[raiseFailure]    // the latest exception could not be recorded (raise)
+	lostFolders    sync.Map                        // folder → what is wrong: a drop folder intake cannot list as it set it up
+	probe          writerProbe                     // the write that tells a wedged archive writer (writerprobe.go)
+	watcher        atomic.Pointer[intake.Watcher]  // the drop folders' watcher of this generation (inhand.go)
+	stuckRaised    sync.Map                        // fingerprint → true: a file in hand too long, raised (inhand.go)
+	stuckAfter     atomic.Int64                    // nanoseconds; 0: fileStuckAfter (tests shorten it; inhand.go)
+	loopStuckAfter atomic.Int64                    // nanoseconds; 0: loopStuckAfter (tests shorten it; inhand.go)
+	sched          atomic.Pointer[sched.Scheduler] // the scheduler of this generation: its loop's beat (schedHealth)
+	run            atomic.Pointer[runState]        // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
 
 // New opens the state directory and prepares a daemon for cfg.
@@ -614,6 +615,8 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		// wait on the writer at every start.
 		if _, was := d.lostFolders.LoadAndDelete(ev.Folder); was || d.folderLostOpen(ctx, ev.Folder) {
 			d.resolve(ctx, folderLostFingerprint(ev.Folder), "the folder is listed again as cmord set it up")
+			// A loop stalled before a restart (inhand.go): this listing came back.
+			d.resolve(ctx, stalledFingerprint(ev.Folder), "the folder's intake came back")
 		}
 	case intake.EventGrew:
 		d.intakeGrew(ev)
@@ -651,7 +654,7 @@ func (d *Daemon) folderLostOpen(ctx context.Context, folder string) bool {
 		return true
 	}
 	for _, e := range es {
-		if e.Fingerprint == folderLostFingerprint(folder) {
+		if e.Fingerprint == folderLostFingerprint(folder) || e.Fingerprint == stalledFingerprint(folder) {
 			return true
 		}
 	}

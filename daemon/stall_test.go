@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
+	"github.com/cmord/cmord/daemon/intake"
 	"github.com/cmord/cmord/daemon/mail"
 	"github.com/cmord/cmord/daemon/mail/smtpsink"
 	"github.com/cmord/cmord/daemon/sched"
@@ -510,4 +512,90 @@ func TestSchedulerLoopHeldReachesAPerson(t *testing.T) {
 		t.Errorf("watchdog once the loop goes round: %v", err)
 	}
 	s.Stop()
+}
+
+// A drop folder's loop that hangs with no file in hand (in the field a listing of the
+// folder that never returns: a network mount gone dead waits in the kernel, no error
+// comes, so folder_unreadable was never raised) took nothing in, and neither the
+// file-in-hand check (no file is in hand) nor anything else said so. Now, busy past
+// loopStuckAfter with no file in hand, /healthz names the folder and the every-minute
+// check raises folder_unreadable; once the loop comes back it is resolved. Here the
+// loop is held for real inside its event callback: the folder's .inprogress removed,
+// the loop reports the loss and the daemon's callback waits on the archive's writer,
+// held by an open transaction. Intake measures on its own (real) clock: the test
+// lowers the threshold rather than wait 15 minutes.
+func TestFolderLoopStalledReachesAPerson(t *testing.T) {
+	w := newExcWorld(t)
+	w.tune(func(c *config.Config) { c.Folders[0].Watch = "poll" })
+	folder := w.d.Config().Folders[0].Name
+	w.run()
+	ctx := context.Background()
+	for deadline := time.Now().Add(30 * time.Second); w.d.watcher.Load() == nil; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) { // a guard against a hang, not a timing assumption
+			t.Fatal("intake never started")
+		}
+	}
+	<-w.d.watcher.Load().Ready()
+	entered, release := make(chan struct{}), make(chan struct{})
+	held := make(chan error, 1)
+	go func() {
+		held <- w.d.Store.Write(ctx, func(*sql.Tx) error {
+			close(entered)
+			<-release
+			return nil
+		})
+	}()
+	<-entered
+	if err := os.Remove(filepath.Join(w.folders[folder], intake.InProgressDir)); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if _, lost := w.d.lostFolders.Load(folder); lost {
+			break // the loop is in the callback, which now waits on the writer
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the folder's loss was never reported")
+		}
+	}
+	st := w.d.watcher.Load().Stats()[folder]
+	if st.StalledSince.IsZero() || st.InHand != "" {
+		t.Fatalf("intake's stats with the loop held: %+v", st)
+	}
+	// /healthz says the first problem it finds (here the folder's loss, already
+	// reported): intake's own verdict is the one about the loop.
+	if err := w.d.inHandHealth(); err != nil {
+		t.Fatalf("health with the loop just held: %v", err)
+	}
+	w.d.loopStuckAfter.Store(int64(time.Nanosecond)) // any time busy is too long now
+	if err := w.d.inHandHealth(); err == nil || !strings.Contains(err.Error(), "intake: folder "+folder+": busy since") {
+		t.Errorf("health with the folder's loop held: %v", err)
+	}
+	checked := make(chan struct{})
+	go func() { w.d.checkInHand(ctx); close(checked) }() // its raise waits on the writer too
+	close(release)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	<-checked
+	var loop []archive.Exception
+	for _, e := range w.all("folder_unreadable") {
+		if e.Fingerprint == stalledFingerprint(folder) {
+			loop = append(loop, e)
+		}
+	}
+	if len(loop) != 1 || !loop[0].Open() || loop[0].Severity != archive.SevHigh || loop[0].Owner != "sysadmin" ||
+		!strings.Contains(loop[0].Message, "drop folder "+folder+": intake has been busy since") ||
+		!strings.Contains(loop[0].Message, "no file is taken in from it") {
+		t.Fatalf("folder_unreadable for the held loop: %+v", loop)
+	}
+	w.d.loopStuckAfter.Store(int64(time.Hour)) // the loop came back: busy moments are short again
+	w.d.checkInHand(ctx)
+	for _, e := range w.all("folder_unreadable") {
+		if e.Fingerprint == stalledFingerprint(folder) && e.Open() {
+			t.Errorf("still open once the loop came back: %+v", e)
+		}
+	}
+	if err := w.d.inHandHealth(); err != nil {
+		t.Errorf("intake's health once the loop came back: %v", err)
+	}
 }

@@ -163,7 +163,17 @@ func (f *folder) markerOf(name string) (string, bool) {
 
 func (f *folder) markerFor(name string) string { return f.markerPre + name + f.markerSuf }
 
+// busy records that the loop made progress at now and is still busy (now zero: it
+// waits): FolderStats.StalledSince.
+func (f *folder) busy(now time.Time) {
+	f.mu.Lock()
+	f.stats.StalledSince = now
+	f.mu.Unlock()
+}
+
 func (f *folder) run(ctx context.Context) {
+	f.busy(f.w.now())
+	defer f.busy(time.Time{})
 	f.recoverInProgress(ctx)
 	f.fullScan(scanStartup) // also sets nextRescan and nextPoll
 	f.w.startWG.Done()
@@ -177,13 +187,16 @@ func (f *folder) run(ctx context.Context) {
 		now := f.w.now()
 		next := f.nextWake()
 		timer.Reset(max(next.Sub(now), 0))
+		f.busy(time.Time{})
 		select {
 		case <-ctx.Done():
 			return
 		case <-f.wake:
+			f.busy(f.w.now())
 			f.drainHints()
 		case <-timer.C:
 			now := f.w.now()
+			f.busy(now)
 			if f.poll.Load() && !now.Before(f.nextPoll) {
 				f.fullScan(scanPoll)
 			} else if !now.Before(f.nextRescan) {
@@ -592,7 +605,8 @@ func (f *folder) handle(ctx context.Context, c Claimed) {
 	f.mu.Unlock()
 	defer func() {
 		f.mu.Lock()
-		f.stats.InHand, f.stats.InHandSince = "", time.Time{}
+		// The file returned: progress, the loop goes on from now.
+		f.stats.InHand, f.stats.InHandSince, f.stats.StalledSince = "", time.Time{}, f.w.now()
 		f.mu.Unlock()
 	}()
 	fh, fi, err := openClaimed(f.root, filepath.Join(InProgressDir, c.Name), c.scanned)

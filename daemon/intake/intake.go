@@ -212,6 +212,14 @@ type FolderStats struct {
 	InHand      string
 	InHandSince time.Time
 	InHandFor   time.Duration
+	// StalledSince is when the folder's loop last made progress (it woke, or a file
+	// in hand returned), while it is still busy with no file in hand: inside a listing,
+	// a stat or a rename of the folder, or an event callback. Zero while it waits or
+	// has a file in hand (InHand says that). StalledFor is its age on the watcher's
+	// clock when Stats is called: a loop that never comes back (a network mount that no
+	// longer answers a listing) takes nothing in, and no file is in hand to say so.
+	StalledSince time.Time
+	StalledFor   time.Duration
 }
 
 // Watcher runs the intake of a set of folders.
@@ -497,6 +505,9 @@ func (w *Watcher) Stats() map[string]FolderStats {
 		f.mu.Unlock()
 		if s.InHand != "" {
 			s.InHandFor = w.now().Sub(s.InHandSince)
+			s.StalledSince = time.Time{}
+		} else if !s.StalledSince.IsZero() {
+			s.StalledFor = w.now().Sub(s.StalledSince)
 		}
 		s.FSType = f.fsType
 		s.Mode = WatchNotify
