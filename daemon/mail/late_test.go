@@ -3,6 +3,9 @@ package mail
 import (
 	"bytes"
 	"context"
+	"io"
+	"mime"
+	"mime/quotedprintable"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +112,32 @@ func TestLateMailSaysSo(t *testing.T) {
 				t.Errorf("late events %+v", late)
 			}
 		})
+	}
+}
+
+// TestMarkLateTextOnly: a message with only a text part (the alert mailed directly
+// by `cmord alert`) gets the line at the top of its body too.
+func TestMarkLateTextOnly(t *testing.T) {
+	queued := time.Date(2026, 12, 3, 14, 5, 0, 0, flows.Rome)
+	eml, _, err := Build(Message{From: "cmord@example.it", To: []string{"ops@example.it"}, Subject: "[CMOR URGENTE] prova",
+		Text: "cmord è fermo.\nCosa fare: …", Date: queued})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := MarkLate(eml, Late{QueuedAt: queued, SentAt: queued.Add(40 * time.Minute), FailedAttempts: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, leaves := parseEML(t, out)
+	want := "Inviato in ritardo: accodato alle 14:05 del 03/12/2026, inviato alle 14:45 del 03/12/2026 (40 min dopo): il server di posta non rispondeva. Il contenuto è quello di allora.\n\ncmord è fermo.\nCosa fare: …"
+	if len(leaves) != 1 || m.Header.Get("Content-Transfer-Encoding") != "quoted-printable" {
+		t.Fatalf("parts %+v, encoding %q", leaves, m.Header.Get("Content-Transfer-Encoding"))
+	}
+	body, err := io.ReadAll(quotedprintable.NewReader(strings.NewReader(leaves[0].body)))
+	if err != nil || strings.ReplaceAll(string(body), "\r\n", "\n") != want {
+		t.Fatalf("body %q (%v), want %q", body, err, want)
+	}
+	if got, _ := new(mime.WordDecoder).DecodeHeader(m.Header.Get("Subject")); got != "[CMOR URGENTE] prova" {
+		t.Errorf("Subject %q", got)
 	}
 }
