@@ -123,11 +123,11 @@ func (d *Daemon) checkInHand(ctx context.Context) {
 	}
 	d.stuckRaised.Range(func(k, _ any) bool {
 		if fp := k.(string); !now[fp] {
-			note := "the file's processing returned"
+			why := "the file's processing returned"
 			if strings.HasSuffix(fp, "|loop") {
-				note = "the folder's intake came back"
+				why = "the folder's intake came back"
 			}
-			d.resolve(ctx, fp, note)
+			d.resolve(ctx, fp, why)
 			d.stuckRaised.Delete(fp)
 		}
 		return true
