@@ -308,8 +308,16 @@ func TestIncassiRepeatedPayment(t *testing.T) {
 		{"once", []string{hdr + pay("F2025-0001", "50.00", "")}, "220.00", nil},
 		{"a row copied in the same file", []string{hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0001", "50.00", "")}, "220.00",
 			[]string{"incassi-1.csv:3"}},
+		// Another file listing a payment already applied (billing's export is
+		// cumulative, or the operator corrected a refused row and dropped the whole
+		// file again, as the reason file asks): not applied again, and nothing for a
+		// person to correct: a warning in the receipt, no refusal (each day's
+		// cumulative export would otherwise refuse every earlier payment again).
 		{"a cumulative export repeats yesterday's payment", []string{hdr + pay("F2025-0001", "50.00", ""),
-			hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0002", "30.00", "")}, "190.00", []string{"incassi-2.csv:2"}},
+			hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0002", "30.00", "")}, "190.00", nil},
+		{"a file with a refused row, corrected and dropped again whole", []string{
+			hdr + pay("F2025-0001", "50.00", "") + "IT023E00121943;" + cfA + ";F2025-0002;16/10/2025;30,000.00;\r\n",
+			hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0002", "30.00", "")}, "190.00", nil},
 		{"two payments of one amount, each with its reference", []string{hdr + pay("F2025-0001", "50.00", "B-1") + pay("F2025-0001", "50.00", "B-2")},
 			"170.00", nil},
 	} {

@@ -127,14 +127,22 @@ func (u *uscente) handleIncassi(ctx context.Context, in *family.Input) (family.R
 		// A payment without the residual is subtracted: listed again (a row copied, a
 		// cumulative export), it would be subtracted twice. A row with the residual
 		// sets the unpaid amount, which a repeat does not change.
+		//
+		// Listed again in the same file, it is a row copied or a second payment that
+		// billing did not tell apart: refused, a person says which. Applied from an
+		// earlier file, it is that file's payment listed again (billing's export is
+		// cumulative, or a file whose refused row was corrected was dropped again
+		// whole, as its reason file asks): a warning, nothing to correct; refused, each
+		// day's cumulative export raised every earlier payment again.
 		if prev, ok := data.AppliedPaymentOf(key); ok && !residual {
-			where := fmt.Sprintf("line %d of this file", prev.Line)
 			if prev.FileID != in.File.ID {
-				where = fmt.Sprintf("line %d of file #%d", prev.Line, prev.FileID)
+				return []flows.Finding{{Field: "IMPORTO_INCASSATO", Rule: RulePaymentRepeated, Value: paid.String(), Severity: "warning",
+					Message: fmt.Sprintf("payment of %s on %s for invoice %s of practice %s was already applied (line %d of file #%d): not applied again",
+						paid, on, num, p.CPUtente, prev.Line, prev.FileID)}}, nil
 			}
 			return []flows.Finding{{Field: "IMPORTO_INCASSATO", Rule: RulePaymentRepeated, Value: paid.String(),
-				Message: fmt.Sprintf("payment of %s on %s for invoice %s of practice %s was already applied (%s): not applied again; "+
-					"if it is another payment, give each its own RIF_INCASSO, or give RESIDUO_INSOLUTO", paid, on, num, p.CPUtente, where)}}, nil
+				Message: fmt.Sprintf("payment of %s on %s for invoice %s of practice %s was already applied (line %d of this file): not applied again; "+
+					"if it is another payment, give each its own RIF_INCASSO, or give RESIDUO_INSOLUTO", paid, on, num, p.CPUtente, prev.Line)}}, nil
 		}
 		found := false
 		for i := range data.Case.Invoices {
