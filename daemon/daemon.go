@@ -73,6 +73,7 @@ type Daemon struct {
 	watcher     atomic.Pointer[intake.Watcher]  // the drop folders' watcher of this generation (inhand.go)
 	stuckRaised sync.Map                        // fingerprint → true: a file in hand too long, raised (inhand.go)
 	stuckAfter  atomic.Int64                    // nanoseconds; 0: fileStuckAfter (tests shorten it; inhand.go)
+	stuckPrimed atomic.Bool                     // stuckRaised holds those an earlier run left open (inhand.go)
 	sched       atomic.Pointer[sched.Scheduler] // the scheduler of this generation: its loop's beat (schedHealth)
 	run         atomic.Pointer[runState]        // this run's row of the run ledger, once StartRun recorded it (runs.go)
 }
