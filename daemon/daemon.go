@@ -584,7 +584,7 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		// One exception per file: a folder-wide one would keep only the latest file's
 		// message and hide the others behind a counter.
 		d.raise(ctx, archive.Exception{Kind: "file_unstable", Severity: archive.SevNormal, Owner: "operator",
-			Subject: ev.Folder + "/" + ev.File, Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
+			Fingerprint: unstableFingerprint(ev.Folder, ev.File), Subject: ev.Folder + "/" + ev.File, Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
 			Action: "Check that whoever writes the file finishes it, or use a done-marker."})
 	case "claim_failed":
 		// The cause (permissions, another filesystem) is the folder's: one exception per
@@ -615,6 +615,10 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		if _, was := d.lostFolders.LoadAndDelete(ev.Folder); was || d.folderLostOpen(ctx, ev.Folder) {
 			d.resolve(ctx, folderLostFingerprint(ev.Folder), "the folder is listed again as cmord set it up")
 		}
+	case intake.EventSettled:
+		// The file reported unstable was taken at last (its marker came, its writer
+		// finished a long copy) or is gone: the report ends, by itself.
+		d.resolve(ctx, unstableFingerprint(ev.Folder, ev.File), "the file was taken, or is no longer in the folder")
 	case intake.EventGrew:
 		d.intakeGrew(ev)
 	case intake.EventFinished:
@@ -637,6 +641,13 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		d.Metrics.Failures.WithLabelValues("panic").Inc()
 	}
 	// Not logged here: intake logged each event, with its fields, as it happened.
+}
+
+// unstableFingerprint is the file_unstable exception of a file of a drop folder: the
+// one RaiseException gives an exception with no fingerprint of its own, as raised
+// before there was a resolution for it.
+func unstableFingerprint(folder, file string) string {
+	return strings.Join([]string{"file_unstable", folder + "/" + file, "0", "0", "", "", "0"}, "|")
 }
 
 // folderLostFingerprint is the folder_unreadable exception of a drop folder.
