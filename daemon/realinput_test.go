@@ -406,3 +406,50 @@ func TestRimborsiRepeatedRefund(t *testing.T) {
 		})
 	}
 }
+
+// A note typed "3/11" in the NOTE column (a reminder's date) is made a date cell by the
+// spreadsheet. NOTE is a column cmord reads for nothing: the case was refused whole
+// (CELL-DATE) and no claim filed for a debt whose data were right. A date cell there is
+// a warning; in a column the code reads (the invoice number) it still refuses the row.
+func TestMorosiDateCellInNoteNotRefused(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	x := excelize.NewFile()
+	sh := x.GetSheetName(0)
+	note := 0
+	for i, h := range morosiHeader {
+		if h == "NOTE" {
+			note = i + 1
+		}
+	}
+	lines := strings.Split(strings.TrimRight(e2eExtract(), "\r\n"), "\r\n")
+	for r, line := range lines {
+		for c, v := range strings.Split(line, ";") {
+			cell, _ := excelize.CoordinatesToCellName(c+1, r+1)
+			x.SetCellStr(sh, cell, v)
+		}
+	}
+	italian, err := x.NewStyle(&excelize.Style{CustomNumFmt: ptrString("dd/mm/yyyy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := 2; r <= len(lines); r++ { // every row's note: "3/11" made the date 03/11/2026
+		cell, _ := excelize.CoordinatesToCellName(note, r)
+		x.SetCellValue(sh, cell, 46329) // 03/11/2026
+		x.SetCellStyle(sh, cell, cell, italian)
+	}
+	var book bytes.Buffer
+	if err := x.Write(&book); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	w.drop("morosi", "morosi.xlsx", book.String())
+	w.d.ScanFoldersOnce(context.Background())
+	w.practice("E250000001") // case A became a practice
+	for _, e := range w.exceptions("row_refused") {
+		if e.Rule == flows.RuleCellDate {
+			t.Errorf("refused for a date cell in NOTE: %+v", e)
+		}
+	}
+}
+
+func ptrString(s string) *string { return &s }
