@@ -379,7 +379,9 @@ func planDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calenda
 			hist = h
 		}
 		ds := ComputeDeadlinesWithHistory(p, hist, cal, cfg, today)
-		if a, ok := annulments[p.ID]; ok {
+		// An annulled practice's annulment request is answered, whatever state an
+		// archive written before that was recorded left the request in.
+		if a, ok := annulments[p.ID]; ok && p.State != flows.StateAnnulled {
 			ds = withNoAnswer(ds, Deadline{Kind: DeadlineNoAnswer, Due: a.due, PracticeID: p.ID, Basis: a.basis})
 		}
 		for _, d := range ds {
