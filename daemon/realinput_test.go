@@ -360,10 +360,19 @@ func TestRimborsiRepeatedRefund(t *testing.T) {
 		lines []string // "RULE FILE:LINE" of REFUND-REPEATED and STATE refusals
 	}{
 		{"once", []string{refund}, nil},
-		{"a row copied in the same file", []string{refund + "SII2025A0000001;22/10/2025;260.00;BO\r\n"}, []string{"REFUND-REPEATED rimborsi-1.csv:3"}},
-		// Delivered between: the practice is REFUNDED, the row refused as STATE.
+		// The very refund listed again: not recorded again, and nothing to correct (a
+		// warning, as an annulment listed again); refused, it raised row_refused
+		// 'Correct the row in billing' at each cumulative export.
+		{"a row copied in the same file", []string{refund + "SII2025A0000001;22/10/2025;260.00;BO\r\n"}, nil},
+		// Delivered between: the practice is REFUNDED; the same refund is still only
+		// a warning (it was refused as STATE: no refund is due).
 		{"the same refund in the next day's file", []string{refund,
 			"CP_GESTORE;DATA_RESTITUZIONE;IMPORTO_RESTITUITO;MODALITA;RIF_RIMBORSO\r\nSII2025A0000001;22/10/2025;260.00;BO;R-1\r\n"},
+			nil},
+		// Another refund for the practice (another amount): refused, a person says
+		// which is right.
+		{"another refund in the same file", []string{refund + "SII2025A0000001;23/10/2025;250.00;BO\r\n"}, []string{"REFUND-REPEATED rimborsi-1.csv:3"}},
+		{"another refund in the next day's file", []string{refund, "CP_GESTORE;DATA_RESTITUZIONE;IMPORTO_RESTITUITO;MODALITA\r\nSII2025A0000001;23/10/2025;250.00;BO\r\n"},
 			[]string{"STATE rimborsi-2.csv:2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

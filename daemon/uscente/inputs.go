@@ -332,26 +332,35 @@ func (u *uscente) handleRimborsi(ctx context.Context, in *family.Input) (family.
 		if err != nil {
 			return nil, err
 		}
-		if p.State != flows.StateAnnulled {
-			return []flows.Finding{{Field: "CP_GESTORE", Rule: "STATE", Value: p.CPGestore,
-				Message: fmt.Sprintf("practice %s is %s, not ANNULLED: no refund is due", p.CPUtente, p.State)}}, nil
-		}
 		data, err := flows.ParseUscenteData(p.Data)
 		if err != nil {
 			return nil, err
+		}
+		on, amount := rec.Date("DATA_RESTITUZIONE"), rec.Amount("IMPORTO_RESTITUITO")
+		if r := data.Refund; r != nil && !r.RefundedOn.IsZero() && r.RefundedOn == on && r.Refunded == amount {
+			// The very refund recorded (a cumulative refunds export, a file dropped
+			// again whole after a row was corrected), before or after its REFUND_ACK was
+			// delivered: nothing to file and nothing to correct, as an annulment
+			// listed again. Refused, it raised row_refused 'Correct the row in billing'.
+			return []flows.Finding{{Field: "IMPORTO_RESTITUITO", Rule: RuleRefundRepeated, Value: amount.String(), Severity: "warning",
+				Message: fmt.Sprintf("practice %s: this refund of %s on %s is already recorded and its REFUND_ACK filed or queued: not recorded again",
+					p.CPUtente, amount, on)}}, nil
+		}
+		if p.State != flows.StateAnnulled {
+			return []flows.Finding{{Field: "CP_GESTORE", Rule: "STATE", Value: p.CPGestore,
+				Message: fmt.Sprintf("practice %s is %s, not ANNULLED: no refund is due", p.CPUtente, p.State)}}, nil
 		}
 		if data.Refund == nil {
 			data.Refund = &flows.Refund{}
 		}
 		if r := data.Refund; !r.RefundedOn.IsZero() {
-			// Recorded already (a row copied, a cumulative export): a second REFUND_ACK
-			// for one refund is not filed.
+			// Another refund than the one recorded (another date or amount): a second
+			// REFUND_ACK for the practice is not filed; which is right, a person says.
 			return []flows.Finding{{Field: "IMPORTO_RESTITUITO", Rule: RuleRefundRepeated, Value: rec.Get("IMPORTO_RESTITUITO"),
 				Message: fmt.Sprintf("practice %s: a refund of %s on %s (%s) is already recorded and its REFUND_ACK filed or queued: not recorded again",
 					p.CPUtente, r.Refunded, r.RefundedOn, r.Mode)}}, nil
 		}
-		on := rec.Date("DATA_RESTITUZIONE")
-		data.Refund.RefundedOn, data.Refund.Refunded, data.Refund.Mode = on, rec.Amount("IMPORTO_RESTITUITO"), rec.Get("MODALITA")
+		data.Refund.RefundedOn, data.Refund.Refunded, data.Refund.Mode = on, amount, rec.Get("MODALITA")
 		data.Refund.AckDueBy = cal.AddWorkingDays(on, in.Config.Deadlines.AckDays)
 		p.Data = data.Marshal()
 		if err := st.Save(ctx, &p); err != nil {
