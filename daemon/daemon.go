@@ -650,6 +650,19 @@ func unstableFingerprint(folder, file string) string {
 	return strings.Join([]string{"file_unstable", folder + "/" + file, "0", "0", "", "", "0"}, "|")
 }
 
+// resolveUnstableTaken resolves the file_unstable of a file now taken that an earlier
+// run reported (this run's own reports end with intake's EventSettled): a read first,
+// a write only when there is one open.
+func (d *Daemon) resolveUnstableTaken(ctx context.Context, folder, file string) {
+	e := archive.Exception{Fingerprint: unstableFingerprint(folder, file)}
+	e.Bound() // as RaiseException stored it
+	var one int
+	err := d.Store.Read().QueryRowContext(ctx, `SELECT 1 FROM exceptions WHERE fingerprint = ? AND resolved_at IS NULL`, e.Fingerprint).Scan(&one)
+	if err == nil {
+		d.resolve(ctx, e.Fingerprint, "the file was taken")
+	}
+}
+
 // folderLostFingerprint is the folder_unreadable exception of a drop folder.
 func folderLostFingerprint(folder string) string { return "folder_unreadable|" + folder }
 
@@ -753,6 +766,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		return d.notArchived(ctx, c, folder, err)
 	}
 	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
+	d.resolveUnstableTaken(ctx, folder.Name, c.Name)
 	if c.Attempt > 1 {
 		d.resolve(ctx, "file_retrying|folder:"+folder.Name+"|"+c.Name, "archived")
 	}

@@ -534,3 +534,23 @@ func TestFileInHandResolvedAfterRestart(t *testing.T) {
 		return len(es) == 1 && !es[0].Open()
 	})
 }
+
+// A file reported unstable by a run that then stopped (a restart, an upgrade) is taken
+// by the next run, which never saw it unstable: the report ends then too. It stayed
+// open, the next run having no candidate marked as reported.
+func TestFileUnstableResolvedAfterRestart(t *testing.T) {
+	w := newExcWorld(t)
+	ctx := context.Background()
+	if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		_, _, err := w.d.Store.RaiseException(ctx, tx, archive.Exception{Kind: "file_unstable", Severity: archive.SevNormal, Owner: "operator",
+			Fingerprint: unstableFingerprint("morosi", "slow.csv"), Subject: "morosi/slow.csv", Message: "folder morosi: file slow.csv is still changing …"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.run()
+	w.drop("morosi", "slow.csv", acceptedCSV)
+	w.waitFor("file_unstable", "resolved once the next run took the file", func(es []archive.Exception) bool {
+		return len(es) == 1 && !es[0].Open()
+	})
+}
