@@ -159,6 +159,9 @@ func (s *Store) ResolveByFingerprint(ctx context.Context, tx *sql.Tx, fingerprin
 // resolveFingerprint closes the open exception with that fingerprint, if any, as
 // resolved by by ("auto", or who acted by hand).
 func (s *Store) resolveFingerprint(ctx context.Context, tx *sql.Tx, fingerprint, by, note string) (bool, error) {
+	bounded := Exception{Fingerprint: fingerprint} // as RaiseException stored it
+	bounded.Bound()
+	fingerprint = bounded.Fingerprint
 	r, err := tx.ExecContext(ctx, `UPDATE exceptions SET resolved_at = ?, resolution = ?, resolved_by = ? WHERE fingerprint = ? AND resolved_at IS NULL`,
 		TS(s.now()), note, by, fingerprint)
 	if err != nil {

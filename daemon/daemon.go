@@ -73,6 +73,7 @@ type Daemon struct {
 	watcher        atomic.Pointer[intake.Watcher]  // the drop folders' watcher of this generation (inhand.go)
 	stuckRaised    sync.Map                        // fingerprint → true: a file in hand too long, raised (inhand.go)
 	stuckAfter     atomic.Int64                    // nanoseconds; 0: fileStuckAfter (tests shorten it; inhand.go)
+	stuckPrimed    atomic.Bool                     // stuckRaised holds those an earlier run left open (inhand.go)
 	loopStuckAfter atomic.Int64                    // nanoseconds; 0: loopStuckAfter (tests shorten it; inhand.go)
 	sched          atomic.Pointer[sched.Scheduler] // the scheduler of this generation: its loop's beat (schedHealth)
 	run            atomic.Pointer[runState]        // this run's row of the run ledger, once StartRun recorded it (runs.go)
@@ -585,7 +586,7 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		// One exception per file: a folder-wide one would keep only the latest file's
 		// message and hide the others behind a counter.
 		d.raise(ctx, archive.Exception{Kind: "file_unstable", Severity: archive.SevNormal, Owner: "operator",
-			Subject: ev.Folder + "/" + ev.File, Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
+			Fingerprint: unstableFingerprint(ev.Folder, ev.File), Subject: ev.Folder + "/" + ev.File, Message: fmt.Sprintf("folder %s: %s", ev.Folder, ev.Detail),
 			Action: "Check that whoever writes the file finishes it, or use a done-marker."})
 	case "claim_failed":
 		// The cause (permissions, another filesystem) is the folder's: one exception per
@@ -618,6 +619,10 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 			// A loop stalled before a restart (inhand.go): this listing came back.
 			d.resolve(ctx, stalledFingerprint(ev.Folder), "the folder's intake came back")
 		}
+	case intake.EventSettled:
+		// The file reported unstable was taken at last (its marker came, its writer
+		// finished a long copy) or is gone: the report ends, by itself.
+		d.resolve(ctx, unstableFingerprint(ev.Folder, ev.File), "the file was taken, or is no longer in the folder")
 	case intake.EventGrew:
 		d.intakeGrew(ev)
 	case intake.EventFinished:
@@ -640,6 +645,26 @@ func (d *Daemon) intakeEvent(ev intake.Event) {
 		d.Metrics.Failures.WithLabelValues("panic").Inc()
 	}
 	// Not logged here: intake logged each event, with its fields, as it happened.
+}
+
+// unstableFingerprint is the file_unstable exception of a file of a drop folder: the
+// one RaiseException gives an exception with no fingerprint of its own, as raised
+// before there was a resolution for it.
+func unstableFingerprint(folder, file string) string {
+	return strings.Join([]string{"file_unstable", folder + "/" + file, "0", "0", "", "", "0"}, "|")
+}
+
+// resolveUnstableTaken resolves the file_unstable of a file now taken that an earlier
+// run reported (this run's own reports end with intake's EventSettled): a read first,
+// a write only when there is one open.
+func (d *Daemon) resolveUnstableTaken(ctx context.Context, folder, file string) {
+	e := archive.Exception{Fingerprint: unstableFingerprint(folder, file)}
+	e.Bound() // as RaiseException stored it
+	var one int
+	err := d.Store.Read().QueryRowContext(ctx, `SELECT 1 FROM exceptions WHERE fingerprint = ? AND resolved_at IS NULL`, e.Fingerprint).Scan(&one)
+	if err == nil {
+		d.resolve(ctx, e.Fingerprint, "the file was taken")
+	}
 }
 
 // folderLostFingerprint is the folder_unreadable exception of a drop folder.
@@ -786,6 +811,7 @@ func (d *Daemon) processClaimed(ctx context.Context, c intake.Claimed) (intake.O
 		return d.notArchived(ctx, c, folder, err)
 	}
 	d.Metrics.FilesIn.WithLabelValues("folder:" + folder.Name).Inc()
+	d.resolveUnstableTaken(ctx, folder.Name, c.Name)
 	if c.Attempt > 1 {
 		d.resolve(ctx, "file_retrying|folder:"+folder.Name+"|"+c.Name, "archived")
 	}

@@ -602,6 +602,21 @@ func TestEntranteAnnulmentRequest(t *testing.T) {
 	if r, _ := w.d.Store.RequestByCPUtente(ctx, nil, rs[0].CPUtente); r.State != "admitted" {
 		t.Errorf("ANN_REQ after ANN_AMM: %s\n%s", r.State, w.history(w.practice(cpgA)))
 	}
+	// The SII annuls the practice (ANN_NOTIF): the admitted request is answered. It
+	// stayed "admitted", so no_answer said, for good, that the SII never answered an
+	// annulment it had carried out.
+	w.sii("ANN_NOTIF", map[string]string{"CP_GESTORE": cpgA, "COD_CAUSALE_ANNULLAMENTO": "AN-07", "MOTIVAZIONE": "cliente diverso dal debitore",
+		"DATA_ANNULLAMENTO": "20/01/2025", "FLAG_INDENNIZZO_GIA_EROGATO": "N"})
+	w.runOnce()
+	if p := w.practice(cpgA); p.State != flows.EntranteAnnulled {
+		t.Fatalf("A after ANN_NOTIF: %s\n%s", p.State, w.history(p))
+	}
+	if r, _ := w.d.Store.RequestByCPUtente(ctx, nil, rs[0].CPUtente); r.State != "accepted" {
+		t.Errorf("admitted ANN_REQ after ANN_NOTIF: %s", r.State)
+	}
+	if es := noAnswer(dueAt.AddDate(0, 2, 0)); len(es) != 0 {
+		t.Errorf("no_answer for an annulment the SII carried out: %+v", es)
+	}
 }
 
 func TestEntranteAnnulmentList(t *testing.T) {

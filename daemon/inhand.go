@@ -100,6 +100,23 @@ func stuckFingerprint(folder, file string) string {
 // checkInHand raises file_retrying for each file in hand past fileStuckAfter and
 // resolves those raised earlier that have returned.
 func (d *Daemon) checkInHand(ctx context.Context) {
+	if d.watcher.Load() == nil {
+		return // no intake running (a reload between generations): nothing known
+	}
+	if !d.stuckPrimed.Load() {
+		// Those a previous run raised: its Action is a restart, which takes the file
+		// again and finishes it; this run must resolve them once nothing is stuck.
+		open := true
+		es, err := d.Store.Exceptions(ctx, archive.ExceptionFilter{Kind: "file_retrying", Open: &open})
+		if err == nil {
+			for _, e := range es {
+				if strings.HasPrefix(e.Fingerprint, "file_retrying|folder:") && strings.HasSuffix(e.Fingerprint, "|in_hand") {
+					d.stuckRaised.Store(e.Fingerprint, true)
+				}
+			}
+			d.stuckPrimed.Store(true)
+		}
+	}
 	now := map[string]bool{}
 	for _, s := range d.stuckInHand() {
 		fp := stuckFingerprint(s.folder, s.file)

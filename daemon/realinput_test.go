@@ -308,8 +308,16 @@ func TestIncassiRepeatedPayment(t *testing.T) {
 		{"once", []string{hdr + pay("F2025-0001", "50.00", "")}, "220.00", nil},
 		{"a row copied in the same file", []string{hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0001", "50.00", "")}, "220.00",
 			[]string{"incassi-1.csv:3"}},
+		// Another file listing a payment already applied (billing's export is
+		// cumulative, or the operator corrected a refused row and dropped the whole
+		// file again, as the reason file asks): not applied again, and nothing for a
+		// person to correct: a warning in the receipt, no refusal (each day's
+		// cumulative export would otherwise refuse every earlier payment again).
 		{"a cumulative export repeats yesterday's payment", []string{hdr + pay("F2025-0001", "50.00", ""),
-			hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0002", "30.00", "")}, "190.00", []string{"incassi-2.csv:2"}},
+			hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0002", "30.00", "")}, "190.00", nil},
+		{"a file with a refused row, corrected and dropped again whole", []string{
+			hdr + pay("F2025-0001", "50.00", "") + "IT023E00121943;" + cfA + ";F2025-0002;16/10/2025;30,000.00;\r\n",
+			hdr + pay("F2025-0001", "50.00", "") + pay("F2025-0002", "30.00", "")}, "190.00", nil},
 		{"two payments of one amount, each with its reference", []string{hdr + pay("F2025-0001", "50.00", "B-1") + pay("F2025-0001", "50.00", "B-2")},
 			"170.00", nil},
 	} {
@@ -352,10 +360,19 @@ func TestRimborsiRepeatedRefund(t *testing.T) {
 		lines []string // "RULE FILE:LINE" of REFUND-REPEATED and STATE refusals
 	}{
 		{"once", []string{refund}, nil},
-		{"a row copied in the same file", []string{refund + "SII2025A0000001;22/10/2025;260.00;BO\r\n"}, []string{"REFUND-REPEATED rimborsi-1.csv:3"}},
-		// Delivered between: the practice is REFUNDED, the row refused as STATE.
+		// The very refund listed again: not recorded again, and nothing to correct (a
+		// warning, as an annulment listed again); refused, it raised row_refused
+		// 'Correct the row in billing' at each cumulative export.
+		{"a row copied in the same file", []string{refund + "SII2025A0000001;22/10/2025;260.00;BO\r\n"}, nil},
+		// Delivered between: the practice is REFUNDED; the same refund is still only
+		// a warning (it was refused as STATE: no refund is due).
 		{"the same refund in the next day's file", []string{refund,
 			"CP_GESTORE;DATA_RESTITUZIONE;IMPORTO_RESTITUITO;MODALITA;RIF_RIMBORSO\r\nSII2025A0000001;22/10/2025;260.00;BO;R-1\r\n"},
+			nil},
+		// Another refund for the practice (another amount): refused, a person says
+		// which is right.
+		{"another refund in the same file", []string{refund + "SII2025A0000001;23/10/2025;250.00;BO\r\n"}, []string{"REFUND-REPEATED rimborsi-1.csv:3"}},
+		{"another refund in the next day's file", []string{refund, "CP_GESTORE;DATA_RESTITUZIONE;IMPORTO_RESTITUITO;MODALITA\r\nSII2025A0000001;23/10/2025;250.00;BO\r\n"},
 			[]string{"STATE rimborsi-2.csv:2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -398,3 +415,50 @@ func TestRimborsiRepeatedRefund(t *testing.T) {
 		})
 	}
 }
+
+// A note typed "3/11" in the NOTE column (a reminder's date) is made a date cell by the
+// spreadsheet. NOTE is a column cmord reads for nothing: the case was refused whole
+// (CELL-DATE) and no claim filed for a debt whose data were right. A date cell there is
+// a warning; in a column the code reads (the invoice number) it still refuses the row.
+func TestMorosiDateCellInNoteNotRefused(t *testing.T) {
+	w := newTestWorld(t, e2eNow, "")
+	x := excelize.NewFile()
+	sh := x.GetSheetName(0)
+	note := 0
+	for i, h := range morosiHeader {
+		if h == "NOTE" {
+			note = i + 1
+		}
+	}
+	lines := strings.Split(strings.TrimRight(e2eExtract(), "\r\n"), "\r\n")
+	for r, line := range lines {
+		for c, v := range strings.Split(line, ";") {
+			cell, _ := excelize.CoordinatesToCellName(c+1, r+1)
+			x.SetCellStr(sh, cell, v)
+		}
+	}
+	italian, err := x.NewStyle(&excelize.Style{CustomNumFmt: ptrString("dd/mm/yyyy")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for r := 2; r <= len(lines); r++ { // every row's note: "3/11" made the date 03/11/2026
+		cell, _ := excelize.CoordinatesToCellName(note, r)
+		x.SetCellValue(sh, cell, 46329) // 03/11/2026
+		x.SetCellStyle(sh, cell, cell, italian)
+	}
+	var book bytes.Buffer
+	if err := x.Write(&book); err != nil {
+		t.Fatal(err)
+	}
+	x.Close()
+	w.drop("morosi", "morosi.xlsx", book.String())
+	w.d.ScanFoldersOnce(context.Background())
+	w.practice("E250000001") // case A became a practice
+	for _, e := range w.exceptions("row_refused") {
+		if e.Rule == flows.RuleCellDate {
+			t.Errorf("refused for a date cell in NOTE: %+v", e)
+		}
+	}
+}
+
+func ptrString(s string) *string { return &s }

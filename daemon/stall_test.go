@@ -599,3 +599,46 @@ func TestFolderLoopStalledReachesAPerson(t *testing.T) {
 		t.Errorf("intake's health once the loop came back: %v", err)
 	}
 }
+
+// The Action of a file in hand too long says to restart cmord, and the restart takes
+// the file again from .inprogress/ and finishes it: the file_retrying the previous run
+// raised must then be resolved. It stayed open for good (only the run that raised it
+// remembered it), an urgent exception about a file long since processed.
+func TestFileInHandResolvedAfterRestart(t *testing.T) {
+	w := newExcWorld(t)
+	ctx := context.Background()
+	// Raised by the run before the restart, for a file it held too long.
+	if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		_, _, err := w.d.Store.RaiseException(ctx, tx, archive.Exception{Kind: "file_retrying", Severity: archive.SevHigh, Owner: "sysadmin",
+			Fingerprint: stuckFingerprint("morosi", "hung.csv"), Subject: "hung.csv", Message: "folder morosi: hung.csv has been in processing since …"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.run()
+	w.waitFor("file_retrying", "resolved by the next run, whose intake holds no file too long", func([]archive.Exception) bool {
+		w.d.checkInHand(ctx)
+		es := w.all("file_retrying")
+		return len(es) == 1 && !es[0].Open()
+	})
+}
+
+// A file reported unstable by a run that then stopped (a restart, an upgrade) is taken
+// by the next run, which never saw it unstable: the report ends then too. It stayed
+// open, the next run having no candidate marked as reported.
+func TestFileUnstableResolvedAfterRestart(t *testing.T) {
+	w := newExcWorld(t)
+	ctx := context.Background()
+	if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		_, _, err := w.d.Store.RaiseException(ctx, tx, archive.Exception{Kind: "file_unstable", Severity: archive.SevNormal, Owner: "operator",
+			Fingerprint: unstableFingerprint("morosi", "slow.csv"), Subject: "morosi/slow.csv", Message: "folder morosi: file slow.csv is still changing …"})
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	w.run()
+	w.drop("morosi", "slow.csv", acceptedCSV)
+	w.waitFor("file_unstable", "resolved once the next run took the file", func(es []archive.Exception) bool {
+		return len(es) == 1 && !es[0].Open()
+	})
+}

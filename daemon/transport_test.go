@@ -14,6 +14,7 @@ import (
 	"github.com/cmord/cmord/archive"
 	"github.com/cmord/cmord/config"
 	"github.com/cmord/cmord/daemon/digest"
+	"github.com/cmord/cmord/daemon/entrante"
 	"github.com/cmord/cmord/daemon/mail"
 	"github.com/cmord/cmord/daemon/mail/smtpsink"
 	"github.com/cmord/cmord/daemon/sftpx/sshdtest"
@@ -532,6 +533,25 @@ func TestEntranteSuspensionRequestedOnlyOnDelivery(t *testing.T) {
 	es = deadlines()
 	if len(es) != 1 || !strings.Contains(es[0].Message, "suspension request delivered "+since.String()) || es[0].Owner != "compliance" {
 		t.Fatalf("no_answer after no_answer_days (state since %s): %+v", w.practice(cpgA).StateSince, es)
+	}
+	// The SII admits the request (SUSP_AMM): it has answered, and the outcome
+	// (SUSP_ESITO, after the distributor acts) is counted from the admission, as an
+	// uscente request ADMITTED is. It was still counted from the delivery: no_answer
+	// stayed open past the SII's answer.
+	reqs, _ := w.d.Store.Requests(context.Background(), nil, a.ID, entrante.FlowSUSPREQ, "sent", 0)
+	if len(reqs) != 1 {
+		t.Fatalf("SUSP_REQ requests %+v", reqs)
+	}
+	w.sii("SUSP_AMM", map[string]string{"CP_UTENTE": reqs[0].CPUtente, "CP_GESTORE": cpgA, "VERIFICA_AMM": "1"})
+	w.runOnce()
+	if es := deadlines(); len(es) != 0 {
+		t.Fatalf("no_answer open once the SII admitted the request: %+v", es)
+	}
+	admitted := flows.Today(w.now)
+	due = w.d.Calendar().AddWorkingDays(admitted, w.d.Config().Deadlines.NoAnswerDays)
+	w.now = time.Date(due.Y, due.M, due.D, 9, 0, 0, 0, flows.Rome).AddDate(0, 0, 1)
+	if es := deadlines(); len(es) != 1 || !strings.Contains(es[0].Message, "suspension request "+reqs[0].CPUtente+" admitted "+admitted.String()) {
+		t.Fatalf("no_answer no_answer_days after the admission: %+v", es)
 	}
 }
 

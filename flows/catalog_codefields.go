@@ -68,7 +68,7 @@ var codeFields = map[string][]string{
 		MorMoraReceived, MorMoraTerm, MorMoraCMOR, MorMoraRef, MorClosing, MorTIF, MorComplaints, MorActive,
 		MorVoltura, MorSpend, MorPrevious, MorPrevCP},
 	"uscente.incassi": {"CP_UTENTE", "COD_POD", "COD_PDR", "CF_CLIENTE", "PIVA_CLIENTE", "NUM_FATTURA",
-		"DATA_INCASSO", "IMPORTO_INCASSATO", "RESIDUO_INSOLUTO"},
+		"DATA_INCASSO", "IMPORTO_INCASSATO", "RESIDUO_INSOLUTO", "RIF_INCASSO"},
 	"uscente.annullamenti": {"CP_UTENTE", "CP_GESTORE", "COD_CAUSALE_ANNULLAMENTO", "MOTIVAZIONE", "DATA_EVENTO",
 		"RICHIESTO_DA"},
 	"uscente.rimborsi": {"CP_UTENTE", "CP_GESTORE", "DATA_RESTITUZIONE", "IMPORTO_RESTITUITO", "MODALITA"},

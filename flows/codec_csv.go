@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"unicode/utf8"
 )
@@ -606,10 +607,25 @@ func (r *CSVReader) dateCellFindings(dates []bool, vals []string, line int, fs [
 		if fd.Type == TypeDate || fd.Type == TypeTimestamp {
 			continue
 		}
+		if r.unusedField(fd.Name) {
+			// A column cmord reads for nothing (billing's NOTE): the date is what
+			// was meant ("3/11", a reminder's day) and decides nothing; refusing the
+			// row held a case whose data were right.
+			fs = append(fs, Finding{File: r.opt.FileName, Line: line, Field: fd.Name, Rule: RuleCellDate, Value: vals[r.colField[i]], Severity: "warning",
+				Message: fmt.Sprintf("a date cell (%s) in a column of %s, which is not a date: kept as the date; cmord does not use the column", vals[r.colField[i]], fd.label())})
+			continue
+		}
 		fs = append(fs, Finding{File: r.opt.FileName, Line: line, Field: fd.Name, Rule: RuleCellDate, Value: vals[r.colField[i]],
 			Message: fmt.Sprintf("a date cell (%s) in a column of %s, which is not a date: the spreadsheet turned what was typed (\"3/11\", \"1-12\") into a date; format the column as text, type the value again and save", vals[r.colField[i]], fd.label())})
 	}
 	return fs
+}
+
+// unusedField reports whether the code reads field of r's input kind for nothing
+// (codeFields lists what it reads; an unknown kind: every field counts as read).
+func (r *CSVReader) unusedField(field string) bool {
+	used, ok := codeFields[r.f.Key]
+	return ok && !slices.Contains(used, field)
 }
 
 // beyondHeader names the first value of a row after the header's last column (a note

@@ -338,6 +338,32 @@ func pendingAnnulments(ctx context.Context, store *archive.Store, cal *flows.Cal
 	return out, nil
 }
 
+// admittedSuspensions returns, by practice, its suspension request (SUSP_REQ) the SII
+// admitted (SUSP_AMM) and has not yet given the outcome of (SUSP_ESITO): the latest.
+func admittedSuspensions(ctx context.Context, store *archive.Store) (map[int64]archive.Request, error) {
+	rs, err := store.Requests(ctx, nil, 0, "SUSP_REQ", "admitted", 0)
+	if err != nil {
+		return nil, fmt.Errorf("deadlines: suspension requests: %w", err)
+	}
+	out := map[int64]archive.Request{}
+	for _, r := range rs {
+		if prev, ok := out[r.PracticeID]; !r.AnsweredAt.IsZero() && (!ok || r.AnsweredAt.After(prev.AnsweredAt)) {
+			out[r.PracticeID] = r
+		}
+	}
+	return out, nil
+}
+
+// replaceNoAnswer puts d in place of ds's no_answer, if it has one.
+func replaceNoAnswer(ds []Deadline, d Deadline) []Deadline {
+	for i, e := range ds {
+		if e.Kind == DeadlineNoAnswer {
+			ds[i] = d
+		}
+	}
+	return ds
+}
+
 // withNoAnswer adds d, a no_answer deadline, to ds, keeping one no_answer per
 // practice (the deadlines table holds one per kind): the earlier.
 func withNoAnswer(ds []Deadline, d Deadline) []Deadline {
@@ -369,6 +395,10 @@ func planDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calenda
 	if err != nil {
 		return deadlinePlan{}, err
 	}
+	suspensions, err := admittedSuspensions(ctx, store)
+	if err != nil {
+		return deadlinePlan{}, err
+	}
 	err = store.EachPractice(ctx, archive.PracticeFilter{}, func(p archive.Practice) error {
 		var hist []archive.HistoryEntry
 		if p.State == flows.StateAnnulled {
@@ -379,7 +409,16 @@ func planDeadlines(ctx context.Context, store *archive.Store, cal *flows.Calenda
 			hist = h
 		}
 		ds := ComputeDeadlinesWithHistory(p, hist, cal, cfg, today)
-		if a, ok := annulments[p.ID]; ok {
+		if r, ok := suspensions[p.ID]; ok && p.State == flows.EntranteSuspRequested {
+			// The SII answered (admitted it): the outcome is awaited from then, as an
+			// uscente request ADMITTED is.
+			day := flows.Today(r.AnsweredAt)
+			ds = replaceNoAnswer(ds, Deadline{Kind: DeadlineNoAnswer, Due: cal.AddWorkingDays(day, cfg.NoAnswerDays), PracticeID: p.ID,
+				Basis: fmt.Sprintf("suspension request %s admitted %s + %d working days", r.CPUtente, day, cfg.NoAnswerDays)})
+		}
+		// An annulled practice's annulment request is answered, whatever state an
+		// archive written before that was recorded left the request in.
+		if a, ok := annulments[p.ID]; ok && p.State != flows.StateAnnulled {
 			ds = withNoAnswer(ds, Deadline{Kind: DeadlineNoAnswer, Due: a.due, PracticeID: p.ID, Basis: a.basis})
 		}
 		for _, d := range ds {

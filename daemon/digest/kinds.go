@@ -217,7 +217,7 @@ var Kinds = map[string]KindInfo{
 		"Verificare che chi scrive il file lo completi, o usare un file marcatore.",
 		"Check that whoever writes the file finishes it, or use a done-marker.",
 		"intake: a file keeps changing past the settle time for longer than unstable_after, or (done_marker) has waited that long without its marker",
-		"by hand"},
+		"automatically when the file is taken at last (it stopped changing, its marker came) or is no longer in the folder"},
 	"build_refused": {archive.SevHigh, OwnerCompliance,
 		"Richieste non inviate", "Requests not sent",
 		"Correggere i dati nel gestionale e reinviare il caso: una nuova richiesta avrà un NUOVO CP_UTENTE.",

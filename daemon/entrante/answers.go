@@ -196,13 +196,17 @@ func (j *entranteJob) cancelPending(ctx context.Context, p *archive.Practice) er
 			}
 		}
 	}
-	rs, err := j.in.Store.Requests(ctx, j.tx, p.ID, flowANNREQ, "sent", 0)
-	if err != nil {
-		return err
-	}
-	for _, r := range rs {
-		if err := j.in.Store.AnswerRequest(ctx, j.tx, r.ID, "accepted", "", "", j.in.Now); err != nil {
+	// An annulment request delivered (sent) or admitted by the SII is answered by the
+	// notice: left "admitted", no_answer said for good that the SII never answered it.
+	for _, state := range []string{"sent", "admitted"} {
+		rs, err := j.in.Store.Requests(ctx, j.tx, p.ID, flowANNREQ, state, 0)
+		if err != nil {
 			return err
+		}
+		for _, r := range rs {
+			if err := j.in.Store.AnswerRequest(ctx, j.tx, r.ID, "accepted", "", "", j.in.Now); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

@@ -282,7 +282,7 @@ func (f *folder) drainHints() {
 		}
 		fi, err := os.Lstat(filepath.Join(f.root, name))
 		if err != nil {
-			delete(f.cands, name) // gone (claimed, renamed away, deleted)
+			f.dropCandidate(name) // gone (claimed, renamed away, deleted)
 			continue
 		}
 		f.observe(name, fi, now)
@@ -374,7 +374,7 @@ func (f *folder) fullScan(reason scanReason) {
 	}
 	for name := range f.cands {
 		if !seen[name] {
-			delete(f.cands, name)
+			f.dropCandidate(name)
 		}
 	}
 	f.mu.Lock()
@@ -478,7 +478,7 @@ func compareFiles(ta time.Time, na string, tb time.Time, nb string) int {
 func (f *folder) evaluate(name string, c *candidate, now time.Time) bool {
 	fi, err := os.Lstat(filepath.Join(f.root, name))
 	if err != nil || !fi.Mode().IsRegular() {
-		delete(f.cands, name)
+		f.dropCandidate(name)
 		return false
 	}
 	changed := c.size != fi.Size() || !c.mtime.Equal(fi.ModTime()) || !os.SameFile(c.info, fi)
@@ -528,6 +528,15 @@ func (f *folder) checkUnstable(name string, c *candidate, now time.Time) {
 	f.w.events(Event{Folder: f.cfg.Name, Kind: EventUnstable, Detail: msg, File: name})
 }
 
+// dropCandidate forgets name (claimed, or gone from the folder): a file reported
+// unstable is no longer waiting, and EventSettled ends that report.
+func (f *folder) dropCandidate(name string) {
+	if c := f.cands[name]; c != nil && c.unstableReported {
+		f.w.events(Event{Folder: f.cfg.Name, Kind: EventSettled, File: name})
+	}
+	delete(f.cands, name)
+}
+
 // claimAndHandle moves a ready file into .inprogress and processes it.
 func (f *folder) claimAndHandle(ctx context.Context, name string, c *candidate) {
 	now := f.w.now()
@@ -545,7 +554,7 @@ func (f *folder) claimAndHandle(ctx context.Context, name string, c *candidate) 
 		f.waitForPrevious(name, c, now)
 		return
 	case errors.Is(err, fs.ErrNotExist):
-		delete(f.cands, name)
+		f.dropCandidate(name)
 		return
 	case err != nil:
 		c.claimFailures++
@@ -556,7 +565,7 @@ func (f *folder) claimAndHandle(ctx context.Context, name string, c *candidate) 
 		}
 		return
 	}
-	delete(f.cands, name)
+	f.dropCandidate(name)
 	if err := syncDirs(f.inprogress(), f.root); err != nil {
 		f.w.log.Warn("fsync after claim", "folder", f.cfg.Name, "file", name, "err", err)
 	}

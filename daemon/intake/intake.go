@@ -98,6 +98,7 @@ const (
 	EventUnsafe       = "unsafe_file"   // a claimed name was not the regular file scanned (symlink, FIFO, swapped): rejected unread
 	EventFolderLost   = "folder_lost"   // the folder cannot be listed, or is no longer the one cmord set up (deleted, unmounted): nothing is taken in
 	EventFolderBack   = "folder_back"   // such a folder is listed again, as cmord set it up
+	EventSettled      = "settled"       // a file reported unstable was taken at last, or is gone from the folder: nothing waits any more
 )
 
 // Folder is one drop folder.

@@ -720,6 +720,8 @@ func TestUnstableFileReported(t *testing.T) {
 	if n := strings.Count(strings.Join(r.eventKinds(), " "), EventUnstable); n != 1 {
 		t.Errorf("%d unstable events, want 1", n)
 	}
+	// Taken at last: the report ends.
+	r.waitFor("settled event", func() bool { return r.hasEvent(EventSettled) })
 }
 
 // swapForFile replaces directory sub of the rig with a plain file (so renames into it
@@ -955,5 +957,31 @@ func TestMarkerNeverComesReported(t *testing.T) {
 	r.waitExists(DoneDir, "half.csv")
 	if n := strings.Count(strings.Join(r.eventKinds(), " "), EventUnstable); n != 1 {
 		t.Errorf("%d unstable events, want 1", n)
+	}
+	// Taken at last (a long copy whose marker came late): the report ends.
+	r.waitFor("settled event", func() bool { return r.hasEvent(EventSettled) })
+}
+
+// A file reported unstable that is then deleted (its writer gave up and removed the
+// half file) waits no more: the report ends as well, once; a file never reported
+// unstable says nothing when it goes.
+func TestUnstableMarkerFileGoneSettles(t *testing.T) {
+	r := startRig(t, Folder{DoneMarker: "{name}.done", UnstableAfter: 100 * time.Millisecond}, nil)
+	r.write("half.csv", "half written")
+	r.write("other.csv", "never reported")
+	r.waitFor("unstable event", func() bool { return r.hasEvent(EventUnstable) })
+	os.Remove(filepath.Join(r.dir, "half.csv"))
+	r.w.Rescan("billing")
+	r.waitFor("settled event", func() bool { return r.hasEvent(EventSettled) })
+	r.mu.Lock()
+	var settled []string
+	for _, ev := range r.events {
+		if ev.Kind == EventSettled {
+			settled = append(settled, ev.File)
+		}
+	}
+	r.mu.Unlock()
+	if fmt.Sprint(settled) != "[half.csv]" {
+		t.Errorf("settled %v, want [half.csv]", settled)
 	}
 }

@@ -127,14 +127,22 @@ func (u *uscente) handleIncassi(ctx context.Context, in *family.Input) (family.R
 		// A payment without the residual is subtracted: listed again (a row copied, a
 		// cumulative export), it would be subtracted twice. A row with the residual
 		// sets the unpaid amount, which a repeat does not change.
+		//
+		// Listed again in the same file, it is a row copied or a second payment that
+		// billing did not tell apart: refused, a person says which. Applied from an
+		// earlier file, it is that file's payment listed again (billing's export is
+		// cumulative, or a file whose refused row was corrected was dropped again
+		// whole, as its reason file asks): a warning, nothing to correct; refused, each
+		// day's cumulative export raised every earlier payment again.
 		if prev, ok := data.AppliedPaymentOf(key); ok && !residual {
-			where := fmt.Sprintf("line %d of this file", prev.Line)
 			if prev.FileID != in.File.ID {
-				where = fmt.Sprintf("line %d of file #%d", prev.Line, prev.FileID)
+				return []flows.Finding{{Field: "IMPORTO_INCASSATO", Rule: RulePaymentRepeated, Value: paid.String(), Severity: "warning",
+					Message: fmt.Sprintf("payment of %s on %s for invoice %s of practice %s was already applied (line %d of file #%d): not applied again",
+						paid, on, num, p.CPUtente, prev.Line, prev.FileID)}}, nil
 			}
 			return []flows.Finding{{Field: "IMPORTO_INCASSATO", Rule: RulePaymentRepeated, Value: paid.String(),
-				Message: fmt.Sprintf("payment of %s on %s for invoice %s of practice %s was already applied (%s): not applied again; "+
-					"if it is another payment, give each its own RIF_INCASSO, or give RESIDUO_INSOLUTO", paid, on, num, p.CPUtente, where)}}, nil
+				Message: fmt.Sprintf("payment of %s on %s for invoice %s of practice %s was already applied (line %d of this file): not applied again; "+
+					"if it is another payment, give each its own RIF_INCASSO, or give RESIDUO_INSOLUTO", paid, on, num, p.CPUtente, prev.Line)}}, nil
 		}
 		found := false
 		for i := range data.Case.Invoices {
@@ -324,26 +332,35 @@ func (u *uscente) handleRimborsi(ctx context.Context, in *family.Input) (family.
 		if err != nil {
 			return nil, err
 		}
-		if p.State != flows.StateAnnulled {
-			return []flows.Finding{{Field: "CP_GESTORE", Rule: "STATE", Value: p.CPGestore,
-				Message: fmt.Sprintf("practice %s is %s, not ANNULLED: no refund is due", p.CPUtente, p.State)}}, nil
-		}
 		data, err := flows.ParseUscenteData(p.Data)
 		if err != nil {
 			return nil, err
+		}
+		on, amount := rec.Date("DATA_RESTITUZIONE"), rec.Amount("IMPORTO_RESTITUITO")
+		if r := data.Refund; r != nil && !r.RefundedOn.IsZero() && r.RefundedOn == on && r.Refunded == amount {
+			// The very refund recorded (a cumulative refunds export, a file dropped
+			// again whole after a row was corrected), before or after its REFUND_ACK was
+			// delivered: nothing to file and nothing to correct, as an annulment
+			// listed again. Refused, it raised row_refused 'Correct the row in billing'.
+			return []flows.Finding{{Field: "IMPORTO_RESTITUITO", Rule: RuleRefundRepeated, Value: amount.String(), Severity: "warning",
+				Message: fmt.Sprintf("practice %s: this refund of %s on %s is already recorded and its REFUND_ACK filed or queued: not recorded again",
+					p.CPUtente, amount, on)}}, nil
+		}
+		if p.State != flows.StateAnnulled {
+			return []flows.Finding{{Field: "CP_GESTORE", Rule: "STATE", Value: p.CPGestore,
+				Message: fmt.Sprintf("practice %s is %s, not ANNULLED: no refund is due", p.CPUtente, p.State)}}, nil
 		}
 		if data.Refund == nil {
 			data.Refund = &flows.Refund{}
 		}
 		if r := data.Refund; !r.RefundedOn.IsZero() {
-			// Recorded already (a row copied, a cumulative export): a second REFUND_ACK
-			// for one refund is not filed.
+			// Another refund than the one recorded (another date or amount): a second
+			// REFUND_ACK for the practice is not filed; which is right, a person says.
 			return []flows.Finding{{Field: "IMPORTO_RESTITUITO", Rule: RuleRefundRepeated, Value: rec.Get("IMPORTO_RESTITUITO"),
 				Message: fmt.Sprintf("practice %s: a refund of %s on %s (%s) is already recorded and its REFUND_ACK filed or queued: not recorded again",
 					p.CPUtente, r.Refunded, r.RefundedOn, r.Mode)}}, nil
 		}
-		on := rec.Date("DATA_RESTITUZIONE")
-		data.Refund.RefundedOn, data.Refund.Refunded, data.Refund.Mode = on, rec.Amount("IMPORTO_RESTITUITO"), rec.Get("MODALITA")
+		data.Refund.RefundedOn, data.Refund.Refunded, data.Refund.Mode = on, amount, rec.Get("MODALITA")
 		data.Refund.AckDueBy = cal.AddWorkingDays(on, in.Config.Deadlines.AckDays)
 		p.Data = data.Marshal()
 		if err := st.Save(ctx, &p); err != nil {
