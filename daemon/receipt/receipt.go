@@ -295,14 +295,27 @@ func findingText(f flows.Finding, lang string) string {
 	text := digest.RuleText(f.Rule, lang)
 	if text == "" || lang == "en" && f.Message != "" {
 		text = flows.Shown(f.Message, 300)
+	} else if lang != "en" && f.Message != "" {
+		// The rule's wording is general; the message has this finding's facts (which
+		// rows, which value, where the payment was already applied). Said in Italian
+		// when the table knows it, else kept in English as the technical detail.
+		if d := digest.DetailIT(f.Message); d != "" {
+			text += " " + flows.Shown(d, 400)
+		} else if !ruleSaysAll(f) {
+			text += " Dettaglio tecnico: " + flows.Shown(f.Message, 300)
+		}
 	}
 	var parts []string
 	if f.Field != "" {
 		parts = append(parts, w.field+" "+flows.Shown(f.Field, 40))
 	}
 	if f.Value != "" && !strings.Contains(f.Value, "|") {
+		v := f.Value
+		if lang != "en" && isAmountOfOurs(f) {
+			v = digest.AmountIT(v) // 6.40 is cmord's own; an Italian reader reads 6,40
+		}
 		// %q escapes what Shown would (control characters, undecodable bytes) and the quotes.
-		parts = append(parts, fmt.Sprintf("%s %q", w.value, flows.Truncate(f.Value, 60)))
+		parts = append(parts, fmt.Sprintf("%s %q", w.value, flows.Truncate(v, 60)))
 	}
 	if f.Rule != "" {
 		parts = append(parts, w.rule+" "+f.Rule)
@@ -311,6 +324,34 @@ func findingText(f flows.Finding, lang string) string {
 		text += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return digest.HumanizeKeys(text, lang)
+}
+
+// ruleSaysAll: findings whose English message adds nothing the Italian rule text and
+// the field and value do not already say (the message restates the rule).
+func ruleSaysAll(f flows.Finding) bool {
+	switch f.Rule {
+	case flows.RuleIDPOD, flows.RuleIDPDR, flows.RuleIDCF, flows.RuleIDPIVA, flows.RuleIDCPGest, flows.RuleIDCPUtente,
+		flows.RuleString, flows.RuleAlnum, flows.RuleInt, flows.RuleAmount, flows.RuleDate, flows.RuleTimestamp,
+		flows.RuleFlag, flows.RuleMonths, flows.RuleLength, flows.RuleEnum, flows.RuleConst, flows.RuleCSVColumn, flows.RuleWindowWait:
+		return true
+	}
+	return false
+}
+
+// isAmountOfOurs: the finding's value is an amount cmord wrote (canonical, with the
+// decimal point: a computed indemnity, a payment read and normalised), not text
+// quoted from the file as the operator typed it (TYPE-AMOUNT, CELL-DATE, …).
+func isAmountOfOurs(f flows.Finding) bool {
+	switch f.Rule {
+	case flows.RuleAmount, flows.RuleCellDate, flows.RuleCSVColumns, flows.RuleCSVColumn, flows.RuleCSVHeader:
+		return false
+	}
+	for _, p := range []string{"IMPORTO", "STIMA", "SPESA", "CMOR", "RESIDUO", "CREDITO"} {
+		if strings.Contains(f.Field, p) {
+			return true
+		}
+	}
+	return f.Rule == "E9"
 }
 
 // where names the entry's line, or its lines when the practice has several in the

@@ -1,0 +1,223 @@
+package digest
+
+import (
+	"regexp"
+	"strings"
+)
+
+// A finding's English message carries its specific facts (which rows, which value,
+// where a repeated payment was already applied, which amount against which minimum);
+// the rule's Italian wording (RuleTexts) does not. DetailIT says the commonest
+// messages of the files an operator drops in Italian, with those facts, so that the
+// receipt and the reason file can be acted on from the Italian alone. Amounts in the
+// messages are cmord's own (canonical, decimal point) and are said with the decimal
+// comma; values quoted from the file are left as the file has them.
+
+type detailPattern struct {
+	re *regexp.Regexp
+	it func(m []string) string
+}
+
+var (
+	amountRE   = regexp.MustCompile(`^-?[0-9]+\.[0-9]{2}$`)
+	amountInRE = regexp.MustCompile(`(^|[^0-9.,])(-?[0-9]+)\.([0-9]{2})($|[^0-9])`)
+)
+
+// AmountIT says a canonical amount ("6.40") with the decimal comma ("6,40"); any
+// other text is returned as it is.
+func AmountIT(s string) string {
+	if amountRE.MatchString(s) {
+		return strings.Replace(s, ".", ",", 1)
+	}
+	return s
+}
+
+// amountsIT says every canonical amount of a text of cmord's own with the decimal comma.
+func amountsIT(s string) string {
+	for {
+		t := amountInRE.ReplaceAllString(s, "$1$2,$3$4")
+		if t == s {
+			return t
+		}
+		s = t
+	}
+}
+
+func p(re string, it func(m []string) string) detailPattern {
+	return detailPattern{regexp.MustCompile(`^` + re + `$`), it}
+}
+
+// linesIT says "line 4" / "lines 2-4" of a message in Italian.
+func linesIT(s string) string {
+	s = strings.ReplaceAll(s, "rows on lines", "righe")
+	s = strings.ReplaceAll(s, "row on line", "riga")
+	s = strings.ReplaceAll(s, "lines", "righe")
+	s = strings.ReplaceAll(s, "line", "riga")
+	return strings.ReplaceAll(s, " and ", " e ")
+}
+
+var detailPatterns = []detailPattern{
+	p(`payment of (\S+) on (\S+) for invoice (.+) of practice (\S+) was already applied \(line (\d+) of this file\): not applied again; .*`, func(m []string) string {
+		return "pagamento di " + AmountIT(m[1]) + " euro del " + m[2] + " sulla fattura " + m[3] + " della pratica " + m[4] +
+			" già applicato alla riga " + m[5] + " di questo file: non applicato di nuovo. Se è un altro pagamento, dare a ciascuno il proprio RIF_INCASSO, o indicare RESIDUO_INSOLUTO."
+	}),
+	p(`payment of (\S+) on (\S+) for invoice (.+) of practice (\S+) was already applied \(line (\d+) of file #(\d+)\): not applied again; .*`, func(m []string) string {
+		return "pagamento di " + AmountIT(m[1]) + " euro del " + m[2] + " sulla fattura " + m[3] + " della pratica " + m[4] +
+			" già applicato alla riga " + m[5] + " del file n. " + m[6] + ": non applicato di nuovo. Se è un altro pagamento, dare a ciascuno il proprio RIF_INCASSO, o indicare RESIDUO_INSOLUTO."
+	}),
+	p(`practice (\S+) has no invoice (.+): payment noted only`, func(m []string) string {
+		return "la pratica " + m[1] + " non ha la fattura " + m[2] + ": pagamento solo annotato."
+	}),
+	p(`practice (\S+): a refund of (\S+) on (\S+) \((.*)\) is already recorded and its REFUND_ACK filed or queued: not recorded again`, func(m []string) string {
+		return "pratica " + m[1] + ": un rimborso di " + AmountIT(m[2]) + " euro del " + m[3] + " (" + m[4] + ") è già registrato e il suo REFUND_ACK inviato o in coda: non registrato di nuovo."
+	}),
+	p(`practice (\S+) is (\S+), not ANNULLED: no refund is due`, func(m []string) string {
+		return "la pratica " + m[1] + " è in stato " + m[2] + ", non ANNULLED: nessun rimborso è dovuto."
+	}),
+	p(`no practice has this code`, func([]string) string { return "nessuna pratica ha questo codice." }),
+	p(`invoice (.+) is listed (\d+) times \(lines (.+)\); list each invoice once, the practice is held`, func(m []string) string {
+		return "qui: la fattura " + m[1] + " compare " + m[2] + " volte (righe " + m[3] + ")."
+	}),
+	p(`(\S+) differs between the rows of one practice: (.+); billing must give one value, the practice is held`, func(m []string) string {
+		return m[1] + " è diverso tra le righe della stessa pratica: " + linesIT(m[2]) + "; la fatturazione deve dare un solo valore, la pratica è trattenuta."
+	}),
+	p(`practice held, not filed: its (row on line|rows on lines) (.+) (?:was|were) refused, and (the row on line|the rows on lines) (.+) (?:is|are) not filed alone; correct the refused rows and drop the whole practice again`, func(m []string) string {
+		return "pratica trattenuta, non presentata: " + map[bool]string{true: "la riga ", false: "le righe "}[m[1] == "row on line"] + m[2] +
+			map[bool]string{true: " è stata rifiutata", false: " sono state rifiutate"}[m[1] == "row on line"] + ", e " +
+			map[bool]string{true: "la riga ", false: "le righe "}[m[3] == "the row on line"] + m[4] + " non si presentano da sole; correggere le righe rifiutate e depositare di nuovo la pratica intera."
+	}),
+	p(`practice held, not filed: its rows in (.+) \((?:line|lines) (.+)\) were refused; correct them and drop the whole practice again`, func(m []string) string {
+		return "pratica trattenuta, non presentata: le sue righe in " + m[1] + " (" + m[2] + ") sono state rifiutate; correggerle e depositare di nuovo la pratica intera."
+	}),
+	p(`row (\d+) has values in (\d+) columns, the header has (\d+)(?:: column (\d+), which has no header, holds (".*"))?`, func(m []string) string {
+		s := "la riga " + m[1] + " ha valori in " + m[2] + " colonne, l'intestazione ne ha " + m[3]
+		if m[4] != "" {
+			s += ": la colonna " + m[4] + ", senza intestazione, contiene " + m[5]
+		}
+		return s + "."
+	}),
+	p(`line (\d+) has (\d+) values, the header has (\d+) columns(?:: column (\d+), which has no header, holds (".*"))? \(a ; inside a value must be in quotes\)`, func(m []string) string {
+		s := "la riga " + m[1] + " ha " + m[2] + " valori, l'intestazione ha " + m[3] + " colonne"
+		if m[4] != "" {
+			s += ": la colonna " + m[4] + ", senza intestazione, contiene " + m[5]
+		}
+		return s + " (un ; dentro un valore va tra virgolette)."
+	}),
+	p(`column (\d+) has no header and holds (".*"): (?:.*)`, func(m []string) string {
+		return "la colonna " + m[1] + " non ha intestazione e contiene " + m[2] + ": dare un nome alla colonna (o toglierla) e salvare di nuovo."
+	}),
+	p(`a quote opened on line (\d+) closes only on line (\d+): the row is refused and lines (\d+)-(\d+) are read as rows of their own .*`, func(m []string) string {
+		return "le virgolette aperte alla riga " + m[1] + " si chiudono solo alla riga " + m[2] + ": la riga è rifiutata e le righe " + m[3] + "-" + m[4] + " sono lette come righe a sé (le virgolette dentro un valore si scrivono \"\")."
+	}),
+	p(`a quote opened on line (\d+) is never closed: the row is refused and lines (\d+)-(\d+) are read as rows of their own .*`, func(m []string) string {
+		return "le virgolette aperte alla riga " + m[1] + " non si chiudono mai: la riga è rifiutata e le righe " + m[2] + "-" + m[3] + " sono lette come righe a sé (le virgolette dentro un valore si scrivono \"\")."
+	}),
+	p(`a quote opened on line (\d+) is never closed`, func(m []string) string {
+		return "le virgolette aperte alla riga " + m[1] + " non si chiudono mai."
+	}),
+	p(`a date cell \((.*)\) in a column of (\S+), which is not a date: .*`, func(m []string) string {
+		return "qui: una cella data (" + m[1] + ") nella colonna di " + m[2] + "."
+	}),
+	p(`byte (0x[0-9A-F]{2}) at position (\d+) of line (\d+)( \(and (\d+) more\))? is a character in neither UTF-8 nor Windows-1252: .*`, func(m []string) string {
+		s := "il byte " + m[1] + " alla posizione " + m[2] + " della riga " + m[3]
+		if m[4] != "" {
+			s += " (e altri " + m[5] + ")"
+		}
+		return s + " non è un carattere né in UTF-8 né in Windows-1252: il valore non si legge come la fatturazione l'ha scritto; salvare l'estrazione in UTF-8."
+	}),
+	p(`control character (.+) at position (\d+): values go into SII files, which must not contain it`, func(m []string) string {
+		return "carattere di controllo " + m[1] + " alla posizione " + m[2] + ": i valori vanno nei file del SII, che non devono contenerlo."
+	}),
+	p(`negative amount: correct the row in billing \(a credit note is not an unpaid invoice\)`, func([]string) string {
+		return "importo negativo: correggere la riga in fatturazione (una nota di credito non è una fattura insoluta)."
+	}),
+	p(`(\S+) (\S+) is before (\S+) (\S+)`, func(m []string) string {
+		return m[1] + " " + m[2] + " è precedente a " + m[3] + " " + m[4] + "."
+	}),
+	p(`(\S+) (-?[0-9]+\.[0-9]{2}) is above (\S+) (-?[0-9]+\.[0-9]{2})`, func(m []string) string {
+		return m[1] + " " + AmountIT(m[2]) + " è maggiore di " + m[3] + " " + AmountIT(m[4]) + "."
+	}),
+	p(`mandatory value missing`, func([]string) string { return "valore obbligatorio mancante." }),
+	p(`indemnity (\S+) is below the minimum (\S+)`, func(m []string) string {
+		return "indennizzo di " + AmountIT(m[1]) + " euro, inferiore al minimo di " + AmountIT(m[2]) + " euro."
+	}),
+	p(`indemnity is exactly the minimum (\S+); admitted, .*`, func(m []string) string {
+		return "indennizzo pari esattamente al minimo di " + AmountIT(m[1]) + " euro: ammesso, ma le fonti differiscono tra \"almeno\" e \"più di\"."
+	}),
+	p(`no countable unpaid amount in the credit window (\S+)-(\S+)`, func(m []string) string {
+		return "nessun importo insoluto computabile nella finestra del credito " + m[1] + "-" + m[2] + "."
+	}),
+	p(`invoice not counted in the credit: (.*)`, func(m []string) string {
+		return "fattura non computata nel credito (" + amountsIT(m[1]) + ")."
+	}),
+	p(`the customer still has points supplied by us; .*`, func([]string) string {
+		return "il cliente ha ancora punti forniti da noi; l'indennizzo richiede la perdita di tutti."
+	}),
+	p(`switch date missing`, func([]string) string { return "data di switch mancante." }),
+	p(`no invoices: .*`, func([]string) string { return "nessuna fattura: la richiesta deve elencare le fatture insolute alla base del credito." }),
+	p(`closing invoice \(fattura di chiusura, TIF\) not issued`, func([]string) string { return "fattura di chiusura (TIF) non emessa." }),
+	p(`TIF art\. 18 automatic indemnities not paid`, func([]string) string { return "indennizzi automatici TIF art. 18 non pagati." }),
+	p(`complaints or rectification requests unanswered, or TIQV indemnities unpaid`, func([]string) string {
+		return "reclami o richieste di rettifica senza risposta, o indennizzi TIQV non pagati."
+	}),
+	p(`the point is no longer active`, func([]string) string { return "il punto non è più attivo." }),
+	p(`the point changed holder \(voltura\)`, func([]string) string { return "il punto ha cambiato intestatario (voltura)." }),
+	p(`no mora notice: .*`, func([]string) string {
+		return "nessuna messa in mora: il cliente va messo in mora per iscritto prima della richiesta."
+	}),
+	p(`voltage level (\S+) is not eligible; only BT and MT points are`, func(m []string) string {
+		return "livello di tensione " + m[1] + " non ammissibile: lo sono solo i punti BT e MT."
+	}),
+	p(`(condominio uso domestico|other uses) consume(?:s)? (\d+) Smc/year, above the (\d+) limit`, func(m []string) string {
+		return "consumo di " + m[2] + " Smc/anno, oltre il limite di " + m[3] + "."
+	}),
+}
+
+// moraPatterns say the problems of one mora notice (E5).
+var moraPatterns = []detailPattern{
+	p(`date missing`, func([]string) string { return "data mancante" }),
+	p(`dated (\S+), not before the request date (\S+)`, func(m []string) string {
+		return "datata " + m[1] + ", non precedente alla data della richiesta " + m[2]
+	}),
+	p(`channel (".*") is neither RA \(raccomandata A/R\) nor PE \(PEC\)`, func(m []string) string {
+		return "mezzo " + m[1] + " né RA (raccomandata A/R) né PE (PEC)"
+	}),
+	p(`the notice did not inform the customer about the CMOR`, func([]string) string {
+		return "non informava il cliente sul CMOR"
+	}),
+	p(`payment term missing`, func([]string) string { return "termine di pagamento mancante" }),
+	p(`payment term (\S+) has not expired before the request date (\S+)`, func(m []string) string {
+		return "termine di pagamento " + m[1] + " non scaduto prima della data della richiesta " + m[2]
+	}),
+	p(`payment term (\S+) is before the notice date (\S+)`, func(m []string) string {
+		return "termine di pagamento " + m[1] + " precedente alla data della messa in mora " + m[2]
+	}),
+	p(`received on (\S+), not before the request date (\S+)`, func(m []string) string {
+		return "ricevuta il " + m[1] + ", non prima della data della richiesta " + m[2]
+	}),
+	p(`received on (\S+), before the notice date (\S+)`, func(m []string) string {
+		return "ricevuta il " + m[1] + ", prima della data della messa in mora " + m[2]
+	}),
+}
+
+var moraRE = regexp.MustCompile(`^mora notice (\d+)( \(.*\))?: (.*)$`)
+
+// DetailIT says msg in Italian with its facts, "" when no pattern knows it.
+func DetailIT(msg string) string {
+	msg = strings.TrimSpace(msg)
+	if m := moraRE.FindStringSubmatch(msg); m != nil {
+		for _, d := range moraPatterns {
+			if mm := d.re.FindStringSubmatch(m[3]); mm != nil {
+				return "Messa in mora n. " + m[1] + m[2] + ": " + d.it(mm) + "."
+			}
+		}
+		return ""
+	}
+	for _, d := range detailPatterns {
+		if m := d.re.FindStringSubmatch(msg); m != nil {
+			s := d.it(m)
+			return strings.ToUpper(s[:1]) + s[1:]
+		}
+	}
+	return ""
+}
