@@ -137,6 +137,39 @@ var detailPatterns = []detailPattern{
 	p(`(\S+) (-?[0-9]+\.[0-9]{2}) is above (\S+) (-?[0-9]+\.[0-9]{2})`, func(m []string) string {
 		return m[1] + " " + AmountIT(m[2]) + " è maggiore di " + m[3] + " " + AmountIT(m[4]) + "."
 	}),
+	p(`an Excel workbook \(\.xlsx\) with values on more than one sheet: sheet (".*") is read and sheet (.*) would be ignored; .*`, func(m []string) string {
+		return "Qui: una cartella Excel (.xlsx) con valori su più fogli: si legge il foglio " + m[1] + " e il foglio " + m[2] +
+			" sarebbe ignorato; niente è stato letto. Mettere tutte le righe sul primo foglio (una sola intestazione), o salvare ogni foglio come file a sé (CSV UTF-8), e depositarlo di nuovo."
+	}),
+	p(`an Excel workbook \(\.xlsx\) whose formulas were never computed: (\d+) formula cell\(s\) of sheet (".*") have no value stored \(the first: (\S+)\), .*`, func(m []string) string {
+		return "Qui: una cartella Excel (.xlsx) con formule mai calcolate: " + m[1] + " celle con formula del foglio " + m[2] + " non hanno un valore salvato (la prima: " + m[3] +
+			") e si leggerebbero vuote; niente è stato letto. Aprirla in Excel o Calc, salvarla e depositarla di nuovo (o salvarla come CSV UTF-8)."
+	}),
+	p(`the header has no ';' between its columns but (tabs|commas): .*`, func(m []string) string {
+		return "Qui: l'intestazione non ha ';' tra le colonne ma " + map[string]string{"tabs": "tabulazioni", "commas": "virgole"}[m[1]] +
+			": il file è stato salvato con un altro separatore di campo; salvarlo di nuovo come CSV con ';' come separatore."
+	}),
+	p(`not a text CSV file: an Excel 97-2003 workbook .*`, func([]string) string {
+		return "Qui: una cartella Excel 97-2003 (.xls): aprirla in Excel e salvarla come .xlsx o come \"CSV UTF-8 (delimitato da virgole)\"."
+	}),
+	p(`not a text CSV file: an Excel workbook \(\.xlsx\), which this reader does not take: .*`, func([]string) string {
+		return "Qui: una cartella Excel (.xlsx), che questa cartella non legge: salvarla da Excel come \"CSV UTF-8 (delimitato da virgole)\" con ; come separatore, o depositare il .xlsx dove le cartelle Excel sono lette."
+	}),
+	p(`not a text CSV file: an OpenDocument spreadsheet .*`, func([]string) string {
+		return "Qui: un foglio OpenDocument (.ods): salvarlo come CSV (UTF-8, ; come separatore) o come .xlsx."
+	}),
+	p(`not a text CSV file: text in UTF-16 .*`, func([]string) string {
+		return "Qui: testo in UTF-16 (\"Testo Unicode\" di Excel), che non si legge: salvarlo come \"CSV UTF-8 (delimitato da virgole)\" con ; come separatore."
+	}),
+	p(`not a text CSV file: a (zip archive|gzip-compressed file|compressed archive).*`, func([]string) string {
+		return "Qui: un file compresso: estrarne il file CSV e depositare quello."
+	}),
+	p(`not a text CSV file: a PDF document.*`, func([]string) string {
+		return "Qui: un documento PDF, non un'estrazione di dati: depositare l'esportazione CSV del gestionale."
+	}),
+	p(`not a text CSV file: a binary file.*`, func([]string) string {
+		return "Qui: un file binario, non testo: depositare l'esportazione CSV del gestionale."
+	}),
 	p(`mandatory value missing`, func([]string) string { return "valore obbligatorio mancante." }),
 	p(`indemnity (\S+) is below the minimum (\S+)`, func(m []string) string {
 		return "indennizzo di " + AmountIT(m[1]) + " euro, inferiore al minimo di " + AmountIT(m[2]) + " euro."
