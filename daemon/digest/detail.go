@@ -3,6 +3,8 @@ package digest
 import (
 	"regexp"
 	"strings"
+
+	"github.com/cmord/cmord/flows"
 )
 
 // A finding's English message carries its specific facts (which rows, which value,
@@ -19,8 +21,7 @@ type detailPattern struct {
 }
 
 var (
-	amountRE   = regexp.MustCompile(`^-?[0-9]+\.[0-9]{2}$`)
-	amountInRE = regexp.MustCompile(`(^|[^0-9.,])(-?[0-9]+)\.([0-9]{2})($|[^0-9])`)
+	amountRE = regexp.MustCompile(`^-?[0-9]+\.[0-9]{2}$`)
 )
 
 // AmountIT says a canonical amount ("6.40") with the decimal comma ("6,40"); any
@@ -32,16 +33,57 @@ func AmountIT(s string) string {
 	return s
 }
 
-// amountsIT says every canonical amount of a text of cmord's own with the decimal comma.
-func amountsIT(s string) string {
-	for {
-		t := amountInRE.ReplaceAllString(s, "$1$2,$3$4")
-		if t == s {
-			return t
-		}
-		s = t
+// AmountsIT says the amounts of a text of cmord's own (an English message shown as a
+// technical detail to an Italian reader) with the decimal comma: "indemnity 6.40 is
+// below the minimum 10.00" → "indemnity 6,40 is below the minimum 10,00". Only a
+// number with exactly two decimals standing alone (after a space, "(", "€", ":" or
+// "=", before a space, a closing bracket, punctuation or the end) is touched; text
+// in double quotes (a value quoted from the file), file names ("a_2026.11.csv"),
+// versions and addresses are left as they are.
+func AmountsIT(s string) string {
+	if !strings.Contains(s, ".") {
+		return s
 	}
+	b := []byte(s)
+	inQuote := false
+	for i := 0; i < len(b); i++ {
+		c := b[i]
+		if c == '"' {
+			inQuote = !inQuote
+			continue
+		}
+		if inQuote || c != '.' || i == 0 || i+2 >= len(b) {
+			continue
+		}
+		if !isDigit(b[i-1]) || !isDigit(b[i+1]) || !isDigit(b[i+2]) {
+			continue
+		}
+		// the units: digits back to a boundary
+		j := i - 1
+		for j > 0 && isDigit(b[j-1]) {
+			j--
+		}
+		if j > 0 && b[j-1] == '-' {
+			j--
+		}
+		if j > 0 && !strings.ContainsRune(" (€:=[/\t", rune(b[j-1])) {
+			continue
+		}
+		k := i + 3
+		if k < len(b) {
+			switch n := b[k]; {
+			case n == ' ' || n == ')' || n == ']' || n == ';' || n == ',' || n == ':' || n == '\n':
+			case n == '.' && (k+1 == len(b) || b[k+1] == ' ' || b[k+1] == '\n'):
+			default:
+				continue
+			}
+		}
+		b[i] = ','
+	}
+	return string(b)
 }
+
+func isDigit(c byte) bool { return c >= '0' && c <= '9' }
 
 func p(re string, it func(m []string) string) detailPattern {
 	return detailPattern{regexp.MustCompile(`^` + re + `$`), it}
@@ -170,6 +212,10 @@ var detailPatterns = []detailPattern{
 	p(`not a text CSV file: a binary file.*`, func([]string) string {
 		return "Qui: un file binario, non testo: depositare l'esportazione CSV del gestionale."
 	}),
+	p(`badly quoted header`, func([]string) string { return "Qui: nell'intestazione." }),
+	p(`badly quoted value \(text after a closing quote, or a quote never closed\)`, func([]string) string {
+		return "Qui: testo dopo le virgolette di chiusura, o virgolette mai chiuse."
+	}),
 	p(`mandatory value missing`, func([]string) string { return "valore obbligatorio mancante." }),
 	p(`indemnity (\S+) is below the minimum (\S+)`, func(m []string) string {
 		return "indennizzo di " + AmountIT(m[1]) + " euro, inferiore al minimo di " + AmountIT(m[2]) + " euro."
@@ -181,13 +227,15 @@ var detailPatterns = []detailPattern{
 		return "nessun importo insoluto computabile nella finestra del credito " + m[1] + "-" + m[2] + "."
 	}),
 	p(`invoice not counted in the credit: (.*)`, func(m []string) string {
-		return "fattura non computata nel credito (" + amountsIT(m[1]) + ")."
+		return "fattura non computata nel credito (" + AmountsIT(m[1]) + ")."
 	}),
 	p(`the customer still has points supplied by us; .*`, func([]string) string {
 		return "il cliente ha ancora punti forniti da noi; l'indennizzo richiede la perdita di tutti."
 	}),
 	p(`switch date missing`, func([]string) string { return "data di switch mancante." }),
-	p(`no invoices: .*`, func([]string) string { return "nessuna fattura: la richiesta deve elencare le fatture insolute alla base del credito." }),
+	p(`no invoices: .*`, func([]string) string {
+		return "nessuna fattura: la richiesta deve elencare le fatture insolute alla base del credito."
+	}),
 	p(`closing invoice \(fattura di chiusura, TIF\) not issued`, func([]string) string { return "fattura di chiusura (TIF) non emessa." }),
 	p(`TIF art\. 18 automatic indemnities not paid`, func([]string) string { return "indennizzi automatici TIF art. 18 non pagati." }),
 	p(`complaints or rectification requests unanswered, or TIQV indemnities unpaid`, func([]string) string {
@@ -253,4 +301,23 @@ func DetailIT(msg string) string {
 		}
 	}
 	return ""
+}
+
+// IsAmountField: a finding's (or exception's) value in field under rule is an amount
+// cmord wrote (canonical, decimal point: a computed indemnity, a payment read and
+// normalised), not text quoted from the file as the operator typed it (TYPE-AMOUNT,
+// CELL-DATE, the CSV-* rules), which is shown as it is.
+func IsAmountField(field, rule string) bool {
+	switch {
+	case rule == flows.RuleAmount || rule == flows.RuleCellDate || strings.HasPrefix(rule, "CSV-"):
+		return false
+	case rule == "E9":
+		return true
+	}
+	for _, p := range []string{"IMPORTO", "STIMA", "SPESA", "CMOR", "RESIDUO", "CREDITO"} {
+		if strings.Contains(field, p) {
+			return true
+		}
+	}
+	return false
 }

@@ -975,3 +975,23 @@ func TestDossierCaseUnreadable(t *testing.T) {
 		})
 	}
 }
+
+// The Italian dossier gives an exception's amounts with the decimal comma (its
+// exceptions.csv and history.txt carry the code's message as technical detail);
+// English keeps the point.
+func TestDossierExceptionAmounts(t *testing.T) {
+	ex := []archive.Exception{{ID: 3, Kind: "refund_overdue", Severity: "high",
+		Message: "practice E1 annulled on 02/11/2026 with the indemnity already paid: refund 120.50 to the customer by 02/12/2026"}}
+	for _, c := range []struct{ lang, want, not string }{
+		{"it", "refund 120,50 to the customer", "120.50"},
+		{"en", "refund 120.50 to the customer", "120,50"},
+	} {
+		csv := string(exceptionsCSV(c.lang, ex))
+		txt := string(historyText(c.lang, archive.Practice{ID: 1, CPUtente: "E1"}, nil, nil, nil, ex))
+		for name, got := range map[string]string{"exceptions.csv": csv, "history.txt": txt} {
+			if !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
+				t.Errorf("%s %s: want %q, not %q:\n%s", c.lang, name, c.want, c.not, got)
+			}
+		}
+	}
+}

@@ -302,7 +302,7 @@ func findingText(f flows.Finding, lang string) string {
 		if d := digest.DetailIT(f.Message); d != "" {
 			text += " " + flows.Shown(d, 400)
 		} else if !ruleSaysAll(f) {
-			text += " Dettaglio tecnico: " + flows.Shown(f.Message, 300)
+			text += " Dettaglio tecnico: " + digest.AmountsIT(flows.Shown(f.Message, 300))
 		}
 	}
 	var parts []string
@@ -311,7 +311,7 @@ func findingText(f flows.Finding, lang string) string {
 	}
 	if f.Value != "" && !strings.Contains(f.Value, "|") {
 		v := f.Value
-		if lang != "en" && isAmountOfOurs(f) {
+		if lang != "en" && digest.IsAmountField(f.Field, f.Rule) {
 			v = digest.AmountIT(v) // 6.40 is cmord's own; an Italian reader reads 6,40
 		}
 		// %q escapes what Shown would (control characters, undecodable bytes) and the quotes.
@@ -336,22 +336,6 @@ func ruleSaysAll(f flows.Finding) bool {
 		return true
 	}
 	return false
-}
-
-// isAmountOfOurs: the finding's value is an amount cmord wrote (canonical, with the
-// decimal point: a computed indemnity, a payment read and normalised), not text
-// quoted from the file as the operator typed it (TYPE-AMOUNT, CELL-DATE, …).
-func isAmountOfOurs(f flows.Finding) bool {
-	switch f.Rule {
-	case flows.RuleAmount, flows.RuleCellDate, flows.RuleCSVColumns, flows.RuleCSVColumn, flows.RuleCSVHeader:
-		return false
-	}
-	for _, p := range []string{"IMPORTO", "STIMA", "SPESA", "CMOR", "RESIDUO", "CREDITO"} {
-		if strings.Contains(f.Field, p) {
-			return true
-		}
-	}
-	return f.Rule == "E9"
 }
 
 // where names the entry's line, or its lines when the practice has several in the
@@ -778,7 +762,18 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 		}
 	}
 	if reason != "" {
-		fmt.Fprintf(&b, "%s: %s\n", w.detail, digest.HumanizeKeys(flows.Shown(reason, 500), lang))
+		shown := digest.HumanizeKeys(flows.Shown(reason, 500), lang)
+		if lang != "en" {
+			// The reason in Italian when the table knows it (the workbook's sheets, the
+			// separator…), the English kept as the technical detail, its amounts with
+			// the decimal comma.
+			if it := digest.DetailIT(reason); it != "" {
+				it = strings.TrimPrefix(flows.Shown(it, 500), "Qui: ")
+				fmt.Fprintf(&b, "%s: %s\n", w.because, strings.ToUpper(it[:1])+it[1:])
+			}
+			shown = digest.AmountsIT(shown)
+		}
+		fmt.Fprintf(&b, "%s: %s\n", w.detail, shown)
 	}
 	var errs, warns []flows.Finding
 	for _, f := range findings {
