@@ -341,7 +341,9 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 		case kindDate:
 			v = c.date(r).String()
 		case kindAmount:
-			v = amountHuman(c.amount(r), lang)
+			if !c.blank(r) {
+				v = amountHuman(c.amount(r), lang)
+			}
 		case kindInt:
 			continue
 		}
