@@ -171,7 +171,7 @@ var detailPatterns = []detailPattern{
 		return "carattere di controllo " + m[1] + " alla posizione " + m[2] + ": i valori vanno nei file del SII, che non devono contenerlo."
 	}),
 	p(`negative amount: correct the row in billing \(a credit note is not an unpaid invoice\)`, func([]string) string {
-		return "importo negativo: correggere la riga in fatturazione (una nota di credito non è una fattura insoluta)."
+		return "Qui: una nota di credito non è una fattura insoluta."
 	}),
 	p(`(\S+) (\S+) is before (\S+) (\S+)`, func(m []string) string {
 		return m[1] + " " + m[2] + " è precedente a " + m[3] + " " + m[4] + "."
@@ -216,7 +216,52 @@ var detailPatterns = []detailPattern{
 	p(`badly quoted value \(text after a closing quote, or a quote never closed\)`, func([]string) string {
 		return "Qui: testo dopo le virgolette di chiusura, o virgolette mai chiuse."
 	}),
-	p(`mandatory value missing`, func([]string) string { return "valore obbligatorio mancante." }),
+	p(`mandatory value missing`, func([]string) string { return "" }),
+	p(`value required when (.+?)( \(the file has no such column\))?`, func(m []string) string {
+		s := "obbligatorio quando " + m[1]
+		if m[2] != "" {
+			s += " (il file non ha questa colonna)"
+		}
+		return s + "."
+	}),
+	p(`code not in cause table (\S+)`, func(m []string) string { return "codice non presente nella tabella delle causali " + m[1] + "." }),
+	p(`line breaks are not allowed in a value`, func([]string) string { return "Qui: un a capo dentro il valore." }),
+	p(`line longer than (\d+) bytes`, func(m []string) string { return "riga più lunga di " + m[1] + " byte." }),
+	p(`the value holds the replacement character .*`, func([]string) string {
+		return "Qui: il valore contiene il carattere sostitutivo \uFFFD: byte dell'estrazione non leggibili come caratteri."
+	}),
+	p(`electricity case without a POD`, func([]string) string { return "caso elettrico senza POD." }),
+	p(`gas case without a PDR`, func([]string) string { return "caso gas senza PDR." }),
+	p(`customer has neither codice fiscale nor partita IVA`, func([]string) string { return "il cliente non ha né codice fiscale né partita IVA." }),
+	p(`voltage level missing; .*`, func([]string) string { return "livello di tensione mancante; sono ammessi solo i punti BT e MT." }),
+	p(`gas use missing; .*`, func([]string) string { return "uso del gas mancante; atteso domestico, condominio o altri." }),
+	p(`gas use (".*") is not domestico, condominio or altri`, func(m []string) string { return "uso del gas " + m[1] + " diverso da domestico, condominio o altri." }),
+	p(`previous CMOR is negative; ignored`, func([]string) string { return "CMOR precedente negativo: ignorato." }),
+	p(`previous CMOR (\S+) given without the CP_GESTORE of its practice`, func(m []string) string {
+		return "CMOR precedente " + AmountIT(m[1]) + " indicato senza il CP_GESTORE della sua pratica."
+	}),
+	p(`month given twice with different spend \((\S+) and (\S+)\); using (\S+)`, func(m []string) string {
+		return "mese indicato due volte con spese diverse (" + AmountIT(m[1]) + " e " + AmountIT(m[2]) + "): si usa " + AmountIT(m[3]) + "."
+	}),
+	p(`negative spend (\S+) ignored`, func(m []string) string { return "spesa negativa " + AmountIT(m[1]) + " ignorata." }),
+	p(`no monthly spend with supply between (\S+) and (\S+); the estimate is 0`, func(m []string) string {
+		return "nessuna spesa mensile con fornitura tra il " + m[1] + " e il " + m[2] + ": la stima è 0."
+	}),
+	p(`practice (\S+) is (\S+): no annulment to request`, func(m []string) string {
+		return "la pratica " + m[1] + " è " + StateName(m[2], "it") + ": nessun annullamento da chiedere."
+	}),
+	p(`an annulment of (\S+) is already (ready|sent) \((\S+)\)`, func(m []string) string {
+		return "un annullamento di " + m[1] + " è già " + map[string]string{"ready": "pronto per l'invio", "sent": "inviato"}[m[2]] + " (" + m[3] + ")."
+	}),
+	p(`already annulled`, func([]string) string { return "pratica già annullata." }),
+	p(`case (\S+) was already filed as CP_UTENTE (\S+) \(state (\S+)\): not filed again`, func(m []string) string {
+		return "caso " + m[1] + " già presentato come CP_UTENTE " + m[2] + " (stato " + StateName(m[3], "it") + "): non presentato di nuovo."
+	}),
+	p(`case (\S+) was already filed as CP_UTENTE (\S+) \(state (\S+), CMOR (\S+)\), and this extract differs from the filed claim: (.*)\. The filed claim is not changed: .*`, func(m []string) string {
+		return "caso " + m[1] + " già presentato come CP_UTENTE " + m[2] + " (stato " + StateName(m[3], "it") + ", CMOR " + AmountIT(m[4]) +
+			"), e questa estrazione differisce dalla richiesta presentata: " + AmountsIT(m[5]) + ". La richiesta presentata non cambia: se il debito è quello di questa estrazione, " +
+			"la compliance decide se annullare la pratica (uscente.annullamenti) e presentare di nuovo il caso."
+	}),
 	p(`indemnity (\S+) is below the minimum (\S+)`, func(m []string) string {
 		return "indennizzo di " + AmountIT(m[1]) + " euro, inferiore al minimo di " + AmountIT(m[2]) + " euro."
 	}),
@@ -283,24 +328,39 @@ var moraPatterns = []detailPattern{
 
 var moraRE = regexp.MustCompile(`^mora notice (\d+)( \(.*\))?: (.*)$`)
 
-// DetailIT says msg in Italian with its facts, "" when no pattern knows it.
+// DetailIT says msg in Italian with its facts, "" when no pattern knows it or when
+// the message adds nothing to the rule's Italian wording (Known tells the two apart).
 func DetailIT(msg string) string {
+	s, _ := detailIT(msg)
+	return s
+}
+
+// Known: a pattern knows msg (DetailIT may still be "": nothing to add to the rule).
+func Known(msg string) bool {
+	_, ok := detailIT(msg)
+	return ok
+}
+
+func detailIT(msg string) (string, bool) {
 	msg = strings.TrimSpace(msg)
 	if m := moraRE.FindStringSubmatch(msg); m != nil {
 		for _, d := range moraPatterns {
 			if mm := d.re.FindStringSubmatch(m[3]); mm != nil {
-				return "Messa in mora n. " + m[1] + m[2] + ": " + d.it(mm) + "."
+				return "Messa in mora n. " + m[1] + m[2] + ": " + d.it(mm) + ".", true
 			}
 		}
-		return ""
+		return "", false
 	}
 	for _, d := range detailPatterns {
 		if m := d.re.FindStringSubmatch(msg); m != nil {
 			s := d.it(m)
-			return strings.ToUpper(s[:1]) + s[1:]
+			if s == "" {
+				return "", true
+			}
+			return strings.ToUpper(s[:1]) + s[1:], true
 		}
 	}
-	return ""
+	return "", false
 }
 
 // IsAmountField: a finding's (or exception's) value in field under rule is an amount

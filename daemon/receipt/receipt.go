@@ -301,7 +301,7 @@ func findingText(f flows.Finding, lang string) string {
 		// when the table knows it, else kept in English as the technical detail.
 		if d := digest.DetailIT(f.Message); d != "" {
 			text += " " + flows.Shown(d, 400)
-		} else if !ruleSaysAll(f) {
+		} else if !ruleSaysAll(f) && !digest.Known(f.Message) {
 			text += " Dettaglio tecnico: " + digest.AmountsIT(flows.Shown(f.Message, 300))
 		}
 	}
