@@ -216,6 +216,12 @@ var detailPatterns = []detailPattern{
 	p(`badly quoted value \(text after a closing quote, or a quote never closed\)`, func([]string) string {
 		return "Qui: testo dopo le virgolette di chiusura, o virgolette mai chiuse."
 	}),
+	p(`billed in total (\S+), more than the CMOR notified \((\S+)\)`, func(m []string) string {
+		return "addebitati in totale " + AmountIT(m[1]) + " euro, più del CMOR comunicato (" + AmountIT(m[2]) + " euro)."
+	}),
+	p(`collection state (\S+) does not match the amounts \(billed (\S+), collected (\S+): (\S+)\)`, func(m []string) string {
+		return "stato di incasso " + m[1] + " non coerente con gli importi (addebitati " + AmountIT(m[2]) + ", incassati " + AmountIT(m[3]) + ": " + m[4] + ")."
+	}),
 	p(`mandatory value missing`, func([]string) string { return "" }),
 	p(`value required when (.+?)( \(the file has no such column\))?`, func(m []string) string {
 		s := "obbligatorio quando " + m[1]
