@@ -222,6 +222,13 @@ var detailPatterns = []detailPattern{
 	p(`collection state (\S+) does not match the amounts \(billed (\S+), collected (\S+): (\S+)\)`, func(m []string) string {
 		return "stato di incasso " + m[1] + " non coerente con gli importi (addebitati " + AmountIT(m[2]) + ", incassati " + AmountIT(m[3]) + ": " + m[4] + ")."
 	}),
+	p(`request window closed on (\S+) \((\S+) rule\); a request on (\S+) is too late`, func(m []string) string {
+		return "la finestra di richiesta si è chiusa il " + m[1] + " (regola " + map[string]string{"strict": "stretta", "lenient": "larga"}[m[2]] +
+			"); una richiesta del " + m[3] + " è tardiva."
+	}),
+	p(`request window opens on (\S+) \(switch (\S+) \+ (\d+) months\); hold the practice until then`, func(m []string) string {
+		return "la finestra di richiesta apre il " + m[1] + " (switch " + m[2] + " + " + m[3] + " mesi): la pratica attende fino ad allora."
+	}),
 	p(`mandatory value missing`, func([]string) string { return "" }),
 	p(`value required when (.+?)( \(the file has no such column\))?`, func(m []string) string {
 		s := "obbligatorio quando " + m[1]

@@ -221,9 +221,27 @@ func FindingsFromExceptions(es []archive.Exception) []flows.Finding {
 		if (e.Kind != "row_refused" && e.Kind != "case_not_eligible") || e.Rule == "MORE" {
 			continue
 		}
-		out = append(out, flows.Finding{Line: e.Line, Field: e.Field, Rule: e.Rule, Value: e.Value, Message: e.Message})
+		out = append(out, flows.Finding{Line: e.Line, Field: e.Field, Rule: e.Rule, Value: e.Value, Message: findingMessage(e)})
 	}
 	return out
+}
+
+// findingMessage is the finding's own message from a row exception's, which is the
+// finding said whole (flows.Finding.String: "f.csv:12: field X: rule E3: MESSAGE
+// (value \"V\")"): a receipt rebuilt after a restart says the finding's facts as the
+// uninterrupted run's does.
+func findingMessage(e archive.Exception) string {
+	msg := e.Message
+	marker := "rule " + flows.Shown(e.Rule, flows.MaxNameLen) + ": "
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return msg
+	}
+	msg = msg[i+len(marker):]
+	if e.Value != "" {
+		msg = strings.TrimSuffix(msg, fmt.Sprintf(" (value %q)", flows.Truncate(e.Value, flows.MaxValueLen)))
+	}
+	return msg
 }
 
 // ---- words ----

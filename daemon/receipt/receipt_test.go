@@ -280,3 +280,26 @@ func TestReasonTextItalianFacts(t *testing.T) {
 		})
 	}
 }
+
+// A receipt rebuilt from the archive after a restart reads each finding's own message
+// back from its row exception (which holds the finding said whole), so it says the
+// same Italian facts as the uninterrupted run's, not an English "morosi.csv:17: field
+// …" as technical detail.
+func TestFindingsFromExceptionsOwnMessage(t *testing.T) {
+	for _, f := range []flows.Finding{
+		{File: "morosi.csv", Line: 17, Field: "IMPORTO_INDENNIZZO", Rule: "E9", Value: "6.40", Message: "indemnity 6.40 is below the minimum 10.00"},
+		{File: "morosi.csv", Line: 15, Field: "INFO_CMOR", Rule: "E5", Value: "NO", Message: "mora notice 1 (PEC-2026-7): the notice did not inform the customer about the CMOR"},
+		{File: "rule E3: odd.csv", Line: 3, Rule: flows.RuleCSVColumns, Value: "31", Message: `line 3 has 31 values, the header has 29 columns: column 31, which has no header, holds "x" (a ; inside a value must be in quotes)`},
+		{File: "x.csv", Line: 2, Field: "NUM_FATTURA", Rule: flows.RuleRequired, Message: "mandatory value missing"},
+	} {
+		es := []archive.Exception{{ID: 1, Kind: "row_refused", Line: f.Line, Field: f.Field, Rule: f.Rule, Value: f.Value, Message: f.String()}}
+		got := FindingsFromExceptions(es)
+		if len(got) != 1 || got[0].Message != f.Message {
+			t.Errorf("%s: rebuilt message %q, want %q", f.String(), got, f.Message)
+		}
+		live := findingText(f, "it")
+		if rebuilt := findingText(got[0], "it"); rebuilt != live {
+			t.Errorf("rebuilt %q\nwant     %q", rebuilt, live)
+		}
+	}
+}
