@@ -229,6 +229,16 @@ var detailPatterns = []detailPattern{
 	p(`request window opens on (\S+) \(switch (\S+) \+ (\d+) months\); hold the practice until then`, func(m []string) string {
 		return "la finestra di richiesta apre il " + m[1] + " (switch " + m[2] + " + " + m[3] + " mesi): la pratica attende fino ad allora."
 	}),
+	p(`(\d+) refused rows? and on_bad_rows = "reject_file": the whole file is refused, nothing was done`, func(m []string) string {
+		return m[1] + map[bool]string{true: " riga rifiutata", false: " righe rifiutate"}[m[1] == "1"] +
+			" e la cartella rifiuta i file con righe errate (on_bad_rows = \"reject_file\"): tutto il file è rifiutato, niente è stato fatto."
+	}),
+	p(`(\d+) refused rows and the folder refuses files with bad rows \(on_bad_rows = "reject_file"\): nothing of the file was applied`, func(m []string) string {
+		return m[1] + " righe rifiutate e la cartella rifiuta i file con righe errate (on_bad_rows = \"reject_file\"): niente del file è stato applicato."
+	}),
+	p(`the header row does not fit (\S+) \(see the findings\); no row was read`, func(m []string) string {
+		return "l'intestazione non corrisponde al tracciato " + m[1] + " (" + FlowName(nil, m[1], "it") + "; vedere gli errori): nessuna riga è stata letta."
+	}),
 	p(`mandatory value missing`, func([]string) string { return "" }),
 	p(`value required when (.+?)( \(the file has no such column\))?`, func(m []string) string {
 		s := "obbligatorio quando " + m[1]

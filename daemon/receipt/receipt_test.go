@@ -151,7 +151,7 @@ func TestReasonTextCappedErrorsFirst(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		fs = append(fs, flows.Finding{Line: 40 + i, Field: "COD_POD", Rule: flows.RuleIDPOD, Value: "PK\x03\x04\x00garb\xff\xfeage", Message: "bad POD"})
 	}
-	got := ReasonText("morosi", "40 refused rows and on_bad_rows = \"reject_file\"", fs, "it")
+	got := ReasonText("morosi", "40 refused rows and on_bad_rows = \"reject_file\": the whole file is refused, nothing was done", fs, "it")
 	errAt, warnAt := strings.Index(got, "Errori (40):"), strings.Index(got, "Avvisi (31):")
 	if errAt < 0 || warnAt < 0 || errAt > warnAt {
 		t.Fatalf("errors must come before warnings:\n%s", got)
@@ -161,6 +161,9 @@ func TestReasonTextCappedErrorsFirst(t *testing.T) {
 	}
 	if !strings.Contains(got, "… e altri 21, non elencati qui.") {
 		t.Errorf("no 'e altri 21':\n%s", got)
+	}
+	if !strings.Contains(got, "Motivo: 40 righe rifiutate e la cartella rifiuta i file con righe errate") {
+		t.Errorf("reason not said in Italian:\n%s", got)
 	}
 	if !strings.Contains(got, "cmord validate --folder morosi FILE") || !strings.Contains(got, "rifiutato per intero") {
 		t.Errorf("reason lacks the pointer or the headline:\n%s", got)
@@ -194,7 +197,8 @@ func TestReasonTextHeaderColumnsOnce(t *testing.T) {
 	for _, lang := range []string{"it", "en"} {
 		got := ReasonText("morosi", "the header row does not fit uscente.morosi (see the findings); no row was read", fs, lang)
 		for _, want := range map[string][]string{
-			"it": {"Errori (16):\n  riga 1: Mancano 15 colonne obbligatorie: DENOMINAZIONE, DATA_SWITCH, ", "PUNTO_ATTIVO. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura",
+			"it": {"Motivo: L'intestazione non corrisponde al tracciato uscente.morosi (Fatturazione — Crediti insoluti; vedere gli errori): nessuna riga è stata letta.\n",
+				"Errori (16):\n  riga 1: Mancano 15 colonne obbligatorie: DENOMINAZIONE, DATA_SWITCH, ", "PUNTO_ATTIVO. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura",
 				"\n  riga 3: Codice POD non valido: 14 caratteri", "Avvisi (31):\n  riga 1: 31 colonne non previste dal tracciato, ignorate: \"Codice POD\", \"Codice PDR\", "},
 			"en": {"line 1: 15 mandatory columns missing: DENOMINAZIONE, ", "Warnings (31):\n  line 1: 31 columns not in the layout, ignored: \"Codice POD\""},
 		}[lang] {
