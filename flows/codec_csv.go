@@ -36,6 +36,7 @@ type CSVReader struct {
 	colField []int  // file column → field index, -1 = ignored
 	absent   []bool // field has no column
 	ncols    int
+	unnamed  []int    // header columns with no name, between named ones
 	cols     []string // scratch for split
 
 	cells      CellRows    // a workbook's rows, instead of CSV text
@@ -140,6 +141,7 @@ func (r *CSVReader) readHeader() {
 		byName[normHeader(f.Fields[i].WireName())] = i
 	}
 	r.ncols = len(cols)
+	r.unnamed = r.unnamed[:0]
 	r.colField = make([]int, len(cols))
 	seenField := make([]int, len(f.Fields))
 	for i := range seenField {
@@ -149,7 +151,11 @@ func (r *CSVReader) readHeader() {
 		r.colField[i] = -1
 		name := strings.TrimSpace(h)
 		if name == "" {
-			continue // a column with no name, between named ones
+			// A column with no name between named ones (a pandas index, a header cell
+			// deleted): its values go to no field, so a row with one is refused
+			// (CSV-COLUMNS), as a value beyond the header's last name is.
+			r.unnamed = append(r.unnamed, i)
+			continue
 		}
 		target, mapped := mapping[normHeader(name)]
 		if mapped && (target == "" || target == "-") || !mapped && special[normHeader(name)] {
@@ -551,6 +557,9 @@ func (r *CSVReader) Next() (Record, []Finding, error) {
 		if r.only != nil {
 			return r.normalizedOnly(cols, vals, start)
 		}
+		if len(r.unnamed) > 0 {
+			fs = r.unnamedFindings(cols, start, fs)
+		}
 		fs = r.charsetFindings(cols, start, fs)
 		spendFailed := false
 		if r.rm != nil {
@@ -626,6 +635,22 @@ func (r *CSVReader) dateCellFindings(dates []bool, vals []string, line int, fs [
 func (r *CSVReader) unusedField(field string) bool {
 	used, ok := codeFields[r.f.Key]
 	return ok && !slices.Contains(used, field)
+}
+
+// unnamedFindings refuses a row with a value under a column whose header cell is
+// empty, between named ones: one finding, for the first such value.
+func (r *CSVReader) unnamedFindings(cols []string, line int, fs []Finding) []Finding {
+	for _, i := range r.unnamed {
+		if i >= len(cols) {
+			break
+		}
+		if v := strings.TrimSpace(cols[i]); v != "" {
+			return append(fs, Finding{File: r.opt.FileName, Line: line, Rule: RuleCSVColumns, Value: Truncate(v, 60),
+				Message: fmt.Sprintf("column %d has no header and holds %q: the value would go to no field; give the column its name in the header (or delete the column) and drop the file again",
+					i+1, Truncate(v, 60))})
+		}
+	}
+	return fs
 }
 
 // beyondHeader names the first value of a row after the header's last column (a note

@@ -592,6 +592,46 @@ func TestHeaderEmptyNamesAtTheEnd(t *testing.T) {
 	}
 }
 
+// A column with no name between named ones (a pandas index written first, a header
+// cell deleted): a value under it would go to no field, so the row is refused
+// (CSV-COLUMNS), as a value beyond the header's last name is; the empty column alone
+// is no error.
+func TestHeaderEmptyNamesInTheMiddle(t *testing.T) {
+	hdr := strings.TrimSuffix(dirtyHeader, "\n")
+	row := strings.TrimSuffix(dirtyRow(nil), "\n")
+	for _, tc := range []struct {
+		name, data string
+		line       int    // 0: no error
+		msg        string // in the CSV-COLUMNS message
+	}{
+		{"an empty column", strings.Replace(hdr, ";", ";;", 1) + "\n" + strings.Replace(row, ";", ";;", 1) + "\n", 0, ""},
+		{"a pandas index", ";" + hdr + "\n0;" + row + "\n1;" + row + "\n", 2, `column 1 has no header and holds "0"`},
+		{"a header cell deleted", strings.Replace(hdr, "DENOMINAZIONE", "", 1) + "\n" + row + "\n", 2,
+			`column 6 has no header and holds "Laura Bianchi"`},
+		{"a value on the second row only", strings.Replace(hdr, ";", ";;", 1) + "\n" + strings.Replace(row, ";", ";;", 1) + "\n" +
+			strings.Replace(row, ";", ";nota;", 1) + "\n", 3, `column 2 has no header and holds "nota"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, _, fs := readRows(t, "uscente.morosi", []byte(tc.data), ReadOptions{FileName: "x.csv"})
+			var errs []Finding
+			for _, f := range fs {
+				if !f.IsWarning() && f.Rule != RuleCSVHeader { // a deleted DENOMINAZIONE is also missing
+					errs = append(errs, f)
+				}
+			}
+			if tc.line == 0 {
+				if len(errs) > 0 {
+					t.Errorf("findings %v", errs)
+				}
+				return
+			}
+			if len(errs) == 0 || errs[0].Rule != RuleCSVColumns || errs[0].Line != tc.line || !strings.Contains(errs[0].Message, tc.msg) {
+				t.Errorf("findings %v, want a CSV-COLUMNS at line %d with %q", errs, tc.line, tc.msg)
+			}
+		})
+	}
+}
+
 // A file saved with another field separator is refused whole saying so (FILE-FORMAT,
 // the reason of the refused file), not only with every mandatory column "missing".
 func TestHeaderOtherSeparator(t *testing.T) {

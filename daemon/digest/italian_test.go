@@ -48,7 +48,7 @@ func TestItalianDigestExplainsEveryItem(t *testing.T) {
 				if iv.Message == raw || iv.Message == "" {
 					t.Errorf("it #%d (%s): the main line is the English message %q", iv.ID, it.Kind, raw)
 				}
-				if iv.Detail != raw {
+				if iv.Detail != AmountsIT(raw) {
 					t.Errorf("it #%d: detail %q, want the message %q", iv.ID, iv.Detail, raw)
 				}
 			}

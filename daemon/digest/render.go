@@ -489,7 +489,7 @@ func (d *Digest) itemView(it Item, lang string, m masker, L map[string]string) i
 		if ex := d.explanation(it, lang, L); ex != "" {
 			v.Message = ex
 			if raw != "" && raw != ex {
-				v.Detail = raw
+				v.Detail = AmountsIT(raw) // an Italian reader reads 6,40, not 6.40
 			}
 		}
 	}
@@ -518,7 +518,11 @@ func (d *Digest) itemView(it Item, lang string, m masker, L map[string]string) i
 		if it.Kind == "sii_refusal" {
 			label = L["motivation"] // the SII's MOTIVAZIONE, verbatim
 		}
-		where = append(where, label+" «"+m.text(humanizeCaseKeys(it.Value, m, lang), it.CustomerID, it.CustomerName)+"»")
+		val := it.Value
+		if lang != "en" && IsAmountField(it.Field, it.Rule) {
+			val = AmountIT(val)
+		}
+		where = append(where, label+" «"+m.text(humanizeCaseKeys(val, m, lang), it.CustomerID, it.CustomerName)+"»")
 	}
 	v.Where = strings.Join(where, ", ")
 	if v.Subject == v.Practice || v.Subject == it.FileName {
@@ -847,9 +851,16 @@ func (d *Digest) eachRowAt(lang string, includePersonal bool, fn func(sec, i int
 				rule = strings.TrimPrefix(d.ruleText(it, lang, L), L["sii_cause"]+" ")
 			}
 			clean := func(s string) string { return m.text(humanizeCaseKeys(s, m, lang), it.CustomerID, it.CustomerName) }
+			value, message := it.Value, it.Message
+			if lang != "en" { // amounts with the decimal comma, as an Italian Excel reads them
+				message = AmountsIT(message)
+				if IsAmountField(it.Field, it.Rule) {
+					value = AmountIT(value)
+				}
+			}
 			row := []string{csvID(it.ID), L[s.key], L[it.Severity], it.Kind, info.Title(lang), d.explanation(it, lang, L),
 				ownerLabel(it.Owner, lang), it.PracticeCode, point, m.id(it.CustomerID), m.name(it.CustomerName), it.FileName, line, it.Field,
-				rule, clean(it.Value), clean(it.Subject), clean(it.Message),
+				rule, clean(value), clean(it.Subject), clean(message),
 				action, due, rome(it.FirstSeen), rome(it.LastSeen), strconv.Itoa(it.Count), rome(it.ResolvedAt), it.Resolution, muted}
 			if err := fn(sec, i, row); err != nil {
 				return err

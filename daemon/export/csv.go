@@ -49,6 +49,16 @@ var csvSource = func() []int {
 	return src
 }()
 
+// roleSource is the index of the practice's role in archive.PracticeTextColumns.
+var roleSource = func() int {
+	for j, name := range archive.PracticeTextColumns {
+		if name == "role" {
+			return j
+		}
+	}
+	panic("export: role is not among archive.PracticeTextColumns")
+}()
+
 // cacheLimit bounds each of the csvWriter's caches: real stores have a few thousand
 // distinct dates, twenty states; past the bound a value is formatted every time.
 const cacheLimit = 1 << 14
@@ -110,6 +120,9 @@ func (c *csvWriter) write(cols [][]byte) error {
 		case csvInstantDate:
 			b = appendField(b, false, c.instantDate(v), c.comma)
 		case csvCents:
+			if col.uscente && string(cols[roleSource]) == RoleEntrante {
+				continue // an entrante practice has no credit or estimate of its own: empty, not 0,00
+			}
 			cents, ok := parseCents(v)
 			if !ok {
 				return fmt.Errorf("practice #%s: %s is %q, not a whole number of cents", cols[0], col.stored, v)

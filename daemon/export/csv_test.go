@@ -48,7 +48,10 @@ func practicesCSVFromPractices(t *testing.T, store *archive.Store, f archive.Pra
 			case kindDate:
 				record[i] = dateIT(col.date(r))
 			case kindAmount:
-				record[i] = amountText(col.amount(r), dec)
+				record[i] = ""
+				if !col.blank(r) {
+					record[i] = amountText(col.amount(r), dec)
+				}
 			case kindInt:
 				record[i] = strconv.Itoa(col.num(r))
 			}

@@ -272,7 +272,7 @@ func exceptionsCSV(lang string, exceptions []archive.Exception) []byte {
 			fid = strconv.FormatInt(e.FileID, 10)
 		}
 		_ = cw.Write([]string{strconv.FormatInt(e.ID, 10), digest.KindTitle(e.Kind, lang), digest.SeverityName(e.Severity, lang), state,
-			romeTime(e.FirstSeen), fid, line, kindExplanation(e.Kind, lang), Neutralise(e.Message), Neutralise(resolutionText(e, L, lang))})
+			romeTime(e.FirstSeen), fid, line, kindExplanation(e.Kind, lang), Neutralise(messageText(e.Message, lang)), Neutralise(resolutionText(e, L, lang))})
 	}
 	cw.Flush()
 	return buf.Bytes()
@@ -285,6 +285,15 @@ func flowName(key, lang string) string {
 		return ""
 	}
 	return digest.FlowName(nil, key, lang)
+}
+
+// messageText is an exception's message (the code's English) as the dossier shows it:
+// in Italian with its amounts' decimal comma (6,40, not 6.40).
+func messageText(msg, lang string) string {
+	if lang == "en" {
+		return msg
+	}
+	return digest.AmountsIT(msg)
 }
 
 func kindExplanation(kind, lang string) string {
@@ -332,7 +341,9 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 		case kindDate:
 			v = c.date(r).String()
 		case kindAmount:
-			v = amountHuman(c.amount(r), lang)
+			if !c.blank(r) {
+				v = amountHuman(c.amount(r), lang)
+			}
 		case kindInt:
 			continue
 		}
@@ -393,7 +404,7 @@ func historyText(lang string, p archive.Practice, history []archive.HistoryEntry
 		}
 		what := e.Message
 		if x := kindExplanation(e.Kind, lang); x != "" && lang != "en" {
-			what = x + " (" + L.what + ": " + e.Message + ")"
+			what = x + " (" + L.what + ": " + messageText(e.Message, lang) + ")"
 		}
 		fmt.Fprintf(tw, "  #%d\t%s\t%s\t%s\t%s\n", e.ID, digest.SeverityName(e.Severity, lang), digest.KindTitle(e.Kind, lang), state, what)
 	}

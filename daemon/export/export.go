@@ -100,7 +100,18 @@ type column struct {
 	date   func(r row) flows.Date
 	amount func(r row) flows.Amount
 	num    func(r row) int
+	// uscente: the amount is the uscente's own computation (credit, 4-month
+	// estimate), unknown to an entrante practice, whose cell is left empty: 0,00
+	// there read as "no credit".
+	uscente bool
 }
+
+// RoleEntrante is the role of a practice where this company is the entrante seller.
+const RoleEntrante = "entrante"
+
+// blank: the column has no value for r's practice (an uscente-only amount of an
+// entrante practice).
+func (c column) blank(r row) bool { return c.uscente && r.p.Role == RoleEntrante }
 
 func sinceDate(t time.Time) flows.Date {
 	if t.IsZero() {
@@ -123,8 +134,8 @@ var columns = []column{
 	// table (digest.StateName), so the mail and the spreadsheet say the same.
 	{it: "stato", en: "state", width: 34, stored: "state", conv: csvState, text: func(r row) string { return r.states.of(r.p.State, r.lang) }},
 	{it: "dal", en: "since", kind: kindDate, width: 11, stored: "state_since", conv: csvInstantDate, date: func(r row) flows.Date { return sinceDate(r.p.StateSince) }},
-	{it: "credito", en: "credit", kind: kindAmount, width: 12, stored: "credit_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Credit }},
-	{it: "stima 4 mesi", en: "4-month estimate", kind: kindAmount, width: 12, stored: "estimate_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Estimate }},
+	{it: "credito", en: "credit", kind: kindAmount, width: 12, stored: "credit_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Credit }, uscente: true},
+	{it: "stima 4 mesi", en: "4-month estimate", kind: kindAmount, width: 12, stored: "estimate_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Estimate }, uscente: true},
 	{it: "CMOR precedente", en: "previous CMOR", kind: kindAmount, width: 12, stored: "previous_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Previous }},
 	{it: "CMOR", en: "CMOR", kind: kindAmount, width: 12, stored: "cmor_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.CMOR }},
 	{it: "addebitato", en: "charged", kind: kindAmount, width: 12, stored: "charged_cents", conv: csvCents, amount: func(r row) flows.Amount { return r.p.Charged }},

@@ -975,3 +975,103 @@ func TestDossierCaseUnreadable(t *testing.T) {
 		})
 	}
 }
+
+// The Italian dossier gives an exception's amounts with the decimal comma (its
+// exceptions.csv and history.txt carry the code's message as technical detail);
+// English keeps the point.
+func TestDossierExceptionAmounts(t *testing.T) {
+	ex := []archive.Exception{{ID: 3, Kind: "refund_overdue", Severity: "high",
+		Message: "practice E1 annulled on 02/11/2026 with the indemnity already paid: refund 120.50 to the customer by 02/12/2026"}}
+	for _, c := range []struct{ lang, want, not string }{
+		{"it", "refund 120,50 to the customer", "120.50"},
+		{"en", "refund 120.50 to the customer", "120,50"},
+	} {
+		csv := string(exceptionsCSV(c.lang, ex))
+		txt := string(historyText(c.lang, archive.Practice{ID: 1, CPUtente: "E1"}, nil, nil, nil, ex))
+		for name, got := range map[string]string{"exceptions.csv": csv, "history.txt": txt} {
+			if !strings.Contains(got, c.want) || strings.Contains(got, c.not) {
+				t.Errorf("%s %s: want %q, not %q:\n%s", c.lang, name, c.want, c.not, got)
+			}
+		}
+	}
+}
+
+// An entrante practice has no credit or 4-month estimate of its own (the uscente's
+// computation, unknown to the entrante): the CSV and XLSX exports and the dossier
+// leave those cells empty, where 0,00 read as "no credit"; its CMOR, previous CMOR,
+// charged and collected are shown. An uscente practice's are shown, even 0,00.
+func TestEntranteNoCreditCells(t *testing.T) {
+	fx := newFixture(t)
+	credit, estimate, cmor := -1, -1, -1
+	for i, h := range Headers("it") {
+		switch h {
+		case "credito":
+			credit = i
+		case "stima 4 mesi":
+			estimate = i
+		case "CMOR":
+			cmor = i
+		}
+	}
+	for _, format := range []string{"csv", "xlsx"} {
+		var buf bytes.Buffer
+		if _, err := Practices(context.Background(), fx.store, archive.PracticeFilter{}, &buf, Options{Format: format}); err != nil {
+			t.Fatal(err)
+		}
+		var rows [][]string
+		if format == "csv" {
+			r := csv.NewReader(bytes.NewReader(bytes.TrimPrefix(buf.Bytes(), []byte("\xEF\xBB\xBF"))))
+			r.Comma = ';'
+			var err error
+			if rows, err = r.ReadAll(); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			x, err := excelize.OpenReader(&buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if rows, err = x.GetRows("Pratiche"); err != nil {
+				t.Fatal(err)
+			}
+			x.Close()
+		}
+		for _, c := range []struct {
+			role                   string
+			credit, estimate, cmor string
+		}{{"entrante", "", "", "45,67"}, {"uscente", "2500,00", "180,40", "120,50"}} {
+			found := false
+			for _, row := range rows[1:] {
+				for len(row) < len(Headers("it")) {
+					row = append(row, "")
+				}
+				if row[2] != c.role || found {
+					continue
+				}
+				found = true
+				got := [3]string{row[credit], row[estimate], row[cmor]}
+				if format == "xlsx" { // the cell's shown text: 2,500.00 in excelize's locale
+					for i := range got {
+						got[i] = strings.NewReplacer(",", "", ".", ",").Replace(got[i])
+					}
+					c.credit = strings.ReplaceAll(c.credit, ".", "")
+				}
+				if want := [3]string{c.credit, c.estimate, c.cmor}; got != want {
+					t.Errorf("%s %s: credit, estimate, CMOR = %q, want %q", format, c.role, got, want)
+				}
+			}
+			if !found {
+				t.Errorf("%s: no %s practice", format, c.role)
+			}
+		}
+	}
+	var buf bytes.Buffer
+	if err := Dossier(context.Background(), fx.store, "G77", &buf, "it"); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := unzip(t, buf.Bytes())
+	txt := string(entries["history.txt"])
+	if strings.Contains(txt, "credito") || strings.Contains(txt, "stima 4 mesi") || !strings.Contains(txt, "45,67") {
+		t.Errorf("entrante dossier:\n%s", txt)
+	}
+}

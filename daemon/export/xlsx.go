@@ -123,7 +123,9 @@ func (x *xlsxWriter) write(r row) error {
 				v, style = excelDate(d), x.styles.date
 			}
 		case kindAmount:
-			v, style = amountValue(col.amount(r)), x.styles.amount
+			if !col.blank(r) {
+				v, style = amountValue(col.amount(r)), x.styles.amount
+			}
 		case kindInt:
 			v = col.num(r)
 		}

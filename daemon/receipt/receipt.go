@@ -221,9 +221,27 @@ func FindingsFromExceptions(es []archive.Exception) []flows.Finding {
 		if (e.Kind != "row_refused" && e.Kind != "case_not_eligible") || e.Rule == "MORE" {
 			continue
 		}
-		out = append(out, flows.Finding{Line: e.Line, Field: e.Field, Rule: e.Rule, Value: e.Value, Message: e.Message})
+		out = append(out, flows.Finding{Line: e.Line, Field: e.Field, Rule: e.Rule, Value: e.Value, Message: findingMessage(e)})
 	}
 	return out
+}
+
+// findingMessage is the finding's own message from a row exception's, which is the
+// finding said whole (flows.Finding.String: "f.csv:12: field X: rule E3: MESSAGE
+// (value \"V\")"): a receipt rebuilt after a restart says the finding's facts as the
+// uninterrupted run's does.
+func findingMessage(e archive.Exception) string {
+	msg := e.Message
+	marker := "rule " + flows.Shown(e.Rule, flows.MaxNameLen) + ": "
+	i := strings.Index(msg, marker)
+	if i < 0 {
+		return msg
+	}
+	msg = msg[i+len(marker):]
+	if e.Value != "" {
+		msg = strings.TrimSuffix(msg, fmt.Sprintf(" (value %q)", flows.Truncate(e.Value, flows.MaxValueLen)))
+	}
+	return msg
 }
 
 // ---- words ----
@@ -295,14 +313,27 @@ func findingText(f flows.Finding, lang string) string {
 	text := digest.RuleText(f.Rule, lang)
 	if text == "" || lang == "en" && f.Message != "" {
 		text = flows.Shown(f.Message, 300)
+	} else if lang != "en" && f.Message != "" {
+		// The rule's wording is general; the message has this finding's facts (which
+		// rows, which value, where the payment was already applied). Said in Italian
+		// when the table knows it, else kept in English as the technical detail.
+		if d := digest.DetailIT(f.Message); d != "" {
+			text += " " + flows.Shown(d, 400)
+		} else if !ruleSaysAll(f) && !digest.Known(f.Message) {
+			text += " Dettaglio tecnico: " + digest.AmountsIT(flows.Shown(f.Message, 300))
+		}
 	}
 	var parts []string
 	if f.Field != "" {
 		parts = append(parts, w.field+" "+flows.Shown(f.Field, 40))
 	}
 	if f.Value != "" && !strings.Contains(f.Value, "|") {
+		v := f.Value
+		if lang != "en" && digest.IsAmountField(f.Field, f.Rule) {
+			v = digest.AmountIT(v) // 6.40 is cmord's own; an Italian reader reads 6,40
+		}
 		// %q escapes what Shown would (control characters, undecodable bytes) and the quotes.
-		parts = append(parts, fmt.Sprintf("%s %q", w.value, flows.Truncate(f.Value, 60)))
+		parts = append(parts, fmt.Sprintf("%s %q", w.value, flows.Truncate(v, 60)))
 	}
 	if f.Rule != "" {
 		parts = append(parts, w.rule+" "+f.Rule)
@@ -311,6 +342,18 @@ func findingText(f flows.Finding, lang string) string {
 		text += " (" + strings.Join(parts, ", ") + ")"
 	}
 	return digest.HumanizeKeys(text, lang)
+}
+
+// ruleSaysAll: findings whose English message adds nothing the Italian rule text and
+// the field and value do not already say (the message restates the rule).
+func ruleSaysAll(f flows.Finding) bool {
+	switch f.Rule {
+	case flows.RuleIDPOD, flows.RuleIDPDR, flows.RuleIDCF, flows.RuleIDPIVA, flows.RuleIDCPGest, flows.RuleIDCPUtente,
+		flows.RuleString, flows.RuleAlnum, flows.RuleInt, flows.RuleAmount, flows.RuleDate, flows.RuleTimestamp,
+		flows.RuleFlag, flows.RuleMonths, flows.RuleLength, flows.RuleEnum, flows.RuleConst, flows.RuleCSVColumn, flows.RuleWindowWait:
+		return true
+	}
+	return false
 }
 
 // where names the entry's line, or its lines when the practice has several in the
@@ -737,7 +780,18 @@ func ReasonText(folder, reason string, findings []flows.Finding, lang string) st
 		}
 	}
 	if reason != "" {
-		fmt.Fprintf(&b, "%s: %s\n", w.detail, digest.HumanizeKeys(flows.Shown(reason, 500), lang))
+		shown := digest.HumanizeKeys(flows.Shown(reason, 500), lang)
+		if lang != "en" {
+			// The reason in Italian when the table knows it (the workbook's sheets, the
+			// separator…), the English kept as the technical detail, its amounts with
+			// the decimal comma.
+			if it := digest.DetailIT(reason); it != "" {
+				it = strings.TrimPrefix(flows.Shown(it, 500), "Qui: ")
+				fmt.Fprintf(&b, "%s: %s\n", w.because, strings.ToUpper(it[:1])+it[1:])
+			}
+			shown = digest.AmountsIT(shown)
+		}
+		fmt.Fprintf(&b, "%s: %s\n", w.detail, shown)
 	}
 	var errs, warns []flows.Finding
 	for _, f := range findings {

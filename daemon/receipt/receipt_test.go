@@ -44,9 +44,9 @@ func fixture() (archive.File, []archive.PracticeAt, []flows.Finding) {
 	fs := []flows.Finding{
 		{Line: 2, Field: "DATA_FATTURA", Rule: flows.RuleDate, Severity: "warning", Message: "invoice date is a Sunday"},
 		{Line: 4, Rule: flows.RuleWindowWait, Severity: "warning", Value: "2027-03-01"},
-		{Line: 6, Field: "INFO_CMOR", Rule: "E5", Value: "NO", Message: "no mora notice mentions the CMOR"},
+		{Line: 6, Field: "INFO_CMOR", Rule: "E5", Value: "NO", Message: "mora notice 1 (M-77): the notice did not inform the customer about the CMOR"},
 		{Line: 8, Field: "CF_CLIENTE", Rule: flows.RuleIDCF, Value: "RSSMRA85T10A562T", Message: "check character wrong"},
-		{Line: 8, Field: "DATA_SWITCH", Rule: "CASE-ROWS", Value: "U|IT001E55556666|RSSMRA85T10A562T|2026-03-01", Message: "case not filed"},
+		{Line: 8, Field: "DATA_SWITCH", Rule: "CASE-ROWS", Value: "U|IT001E55556666|RSSMRA85T10A562T|2026-03-01", Message: "practice held, not filed: its row on line 8 was refused, and the rows on lines 9-10 are not filed alone; correct the refused rows and drop the whole practice again"},
 	}
 	return f, ps, fs
 }
@@ -151,7 +151,7 @@ func TestReasonTextCappedErrorsFirst(t *testing.T) {
 	for i := 0; i < 40; i++ {
 		fs = append(fs, flows.Finding{Line: 40 + i, Field: "COD_POD", Rule: flows.RuleIDPOD, Value: "PK\x03\x04\x00garb\xff\xfeage", Message: "bad POD"})
 	}
-	got := ReasonText("morosi", "40 refused rows and on_bad_rows = \"reject_file\"", fs, "it")
+	got := ReasonText("morosi", "40 refused rows and on_bad_rows = \"reject_file\": the whole file is refused, nothing was done", fs, "it")
 	errAt, warnAt := strings.Index(got, "Errori (40):"), strings.Index(got, "Avvisi (31):")
 	if errAt < 0 || warnAt < 0 || errAt > warnAt {
 		t.Fatalf("errors must come before warnings:\n%s", got)
@@ -161,6 +161,9 @@ func TestReasonTextCappedErrorsFirst(t *testing.T) {
 	}
 	if !strings.Contains(got, "… e altri 21, non elencati qui.") {
 		t.Errorf("no 'e altri 21':\n%s", got)
+	}
+	if !strings.Contains(got, "Motivo: 40 righe rifiutate e la cartella rifiuta i file con righe errate") {
+		t.Errorf("reason not said in Italian:\n%s", got)
 	}
 	if !strings.Contains(got, "cmord validate --folder morosi FILE") || !strings.Contains(got, "rifiutato per intero") {
 		t.Errorf("reason lacks the pointer or the headline:\n%s", got)
@@ -194,7 +197,8 @@ func TestReasonTextHeaderColumnsOnce(t *testing.T) {
 	for _, lang := range []string{"it", "en"} {
 		got := ReasonText("morosi", "the header row does not fit uscente.morosi (see the findings); no row was read", fs, lang)
 		for _, want := range map[string][]string{
-			"it": {"Errori (16):\n  riga 1: Mancano 15 colonne obbligatorie: DENOMINAZIONE, DATA_SWITCH, ", "PUNTO_ATTIVO. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura",
+			"it": {"Motivo: L'intestazione non corrisponde al tracciato uscente.morosi (Fatturazione — Crediti insoluti; vedere gli errori): nessuna riga è stata letta.\n",
+				"Errori (16):\n  riga 1: Mancano 15 colonne obbligatorie: DENOMINAZIONE, DATA_SWITCH, ", "PUNTO_ATTIVO. Se l'estrazione ha intestazioni proprie, alla cartella serve un file di mappatura",
 				"\n  riga 3: Codice POD non valido: 14 caratteri", "Avvisi (31):\n  riga 1: 31 colonne non previste dal tracciato, ignorate: \"Codice POD\", \"Codice PDR\", "},
 			"en": {"line 1: 15 mandatory columns missing: DENOMINAZIONE, ", "Warnings (31):\n  line 1: 31 columns not in the layout, ignored: \"Codice POD\""},
 		}[lang] {
@@ -206,5 +210,100 @@ func TestReasonTextHeaderColumnsOnce(t *testing.T) {
 			t.Errorf("%s: the mapping advice said %d times, want once:\n%s", lang, n, got)
 		}
 		golden(t, "reason_header_"+lang+".txt", got)
+	}
+}
+
+// An Italian operator acts from the Italian text alone: each finding of a reason file
+// (and of a receipt) gives its own facts in Italian, not only the rule's general
+// wording, and amounts of cmord's own are said with the decimal comma. The messages
+// are the code's own, as the real refusals of daemon/testdata/realinput raise them.
+func TestReasonTextItalianFacts(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		f    flows.Finding
+		want []string // in the Italian line
+		not  []string // not in it
+	}{
+		{"payment repeated", flows.Finding{Line: 5, Field: "IMPORTO_INCASSATO", Rule: "PAYMENT-REPEATED", Value: "96.40",
+			Message: "payment of 96.40 on 12/11/2026 for invoice G24-10311 of practice E260000001 was already applied (line 3 of file #7): not applied again; if it is another payment, give each its own RIF_INCASSO, or give RESIDUO_INSOLUTO"},
+			[]string{"riga 5: ", "pagamento di 96,40 euro del 12/11/2026 sulla fattura G24-10311 della pratica E260000001 già applicato alla riga 3 del file n. 7", "RIF_INCASSO", `valore "96,40"`}, []string{"96.40", "already applied"}},
+		{"refund repeated", flows.Finding{Line: 4, Field: "IMPORTO_RESTITUITO", Rule: "REFUND-REPEATED", Value: "12.50",
+			Message: "practice E260000004: a refund of 12.50 on 02/11/2026 (BONIFICO) is already recorded and its REFUND_ACK filed or queued: not recorded again"},
+			[]string{"un rimborso di 12,50 euro del 02/11/2026 (BONIFICO) è già registrato", `valore "12,50"`}, []string{"12.50"}},
+		{"E9 below the minimum", flows.Finding{Line: 2, Field: "IMPORTO_INDENNIZZO", Rule: "E9", Value: "6.40", Message: "indemnity 6.40 is below the minimum 10.00"},
+			[]string{"indennizzo di 6,40 euro, inferiore al minimo di 10,00 euro", `campo IMPORTO_INDENNIZZO, valore "6,40"`}, []string{"6.40", "10.00"}},
+		{"invoice number made a date", flows.Finding{Line: 3, Field: "NUM_FATTURA", Rule: flows.RuleCellDate, Value: "03/11/2026",
+			Message: `a date cell (03/11/2026) in a column of NUM_FATTURA, which is not a date: the spreadsheet turned what was typed ("3/11", "1-12") into a date; format the column as text, type the value again and save`},
+			[]string{"qui: una cella data (03/11/2026) nella colonna di NUM_FATTURA", "formattare la colonna come testo"}, []string{"the spreadsheet"}},
+		{"note beside the table", flows.Finding{Line: 3, Rule: flows.RuleCSVColumns, Value: "31",
+			Message: `line 3 has 31 values, the header has 29 columns: column 31, which has no header, holds "chiamare" (a ; inside a value must be in quotes)`},
+			[]string{`la colonna 31, senza intestazione, contiene "chiamare"`, "un ; dentro un valore va tra virgolette"}, []string{"which has no header"}},
+		{"a pandas index column", flows.Finding{Line: 2, Rule: flows.RuleCSVColumns, Value: "0",
+			Message: `column 1 has no header and holds "0": the value would go to no field; give the column its name in the header (or delete the column) and drop the file again`},
+			[]string{`la colonna 1 non ha intestazione e contiene "0": dare un nome alla colonna (o toglierla)`}, []string{"no header"}},
+		{"a workbook with rows on two sheets", flows.Finding{Rule: flows.RuleFileFormat, Value: "xlsx",
+			Message: `an Excel workbook (.xlsx) with values on more than one sheet: sheet "Estratto" is read and sheet "Foglio2" would be ignored; nothing of it was read. Put every row on the first sheet (one header), or save each sheet as its own file (CSV UTF-8), and drop it again`},
+			[]string{`si legge il foglio "Estratto" e il foglio "Foglio2" sarebbe ignorato`, "Mettere tutte le righe sul primo foglio"}, []string{"would be ignored"}},
+		{"a mandatory value missing says it once", flows.Finding{Line: 2, Field: "NUM_FATTURA", Rule: flows.RuleRequired, Message: "mandatory value missing"},
+			[]string{"Campo obbligatorio mancante. (campo NUM_FATTURA, regola REQUIRED)"}, []string{"Dettaglio tecnico", "Valore obbligatorio"}},
+		{"a case already filed", flows.Finding{Line: 2, Field: "CP_UTENTE", Rule: "SI-D01", Value: "E260000001",
+			Message: "case U|IT001E12345678|RSSMRA80A01H501U|2026-03-01 was already filed as CP_UTENTE E260000001 (state SENT): not filed again"},
+			[]string{"già presentato come CP_UTENTE E260000001 (stato ", "non presentato di nuovo", "IT001E12345678"}, []string{"U|IT001", "already filed"}},
+		{"entrante billed above the CMOR", flows.Finding{Line: 2, Field: "IMPORTO_ADDEBITATO", Rule: flows.RuleRendAmount, Value: "30.00", Severity: "warning",
+			Message: "billed in total 30.00, more than the CMOR notified (25.00)"},
+			[]string{"addebitati in totale 30,00 euro, più del CMOR comunicato (25,00 euro)", `valore "30,00"`}, []string{"30.00", "25.00"}},
+		{"invoice listed twice", flows.Finding{Line: 6, Field: "NUM_FATTURA", Rule: flows.RuleCaseDupInvoice, Value: "G24-1",
+			Message: "invoice G24-1 is listed 2 times (lines 4, 6); list each invoice once, the practice is held"},
+			[]string{"la fattura G24-1 compare 2 volte (righe 4, 6)"}, nil},
+		{"a value differing between rows", flows.Finding{Line: 4, Field: "DENOMINAZIONE", Rule: flows.RuleCaseConflict, Value: "A / B",
+			Message: `DENOMINAZIONE differs between the rows of one practice: "A" on line 2, "B" on lines 3-4; billing must give one value, the practice is held`},
+			[]string{`DENOMINAZIONE è diverso tra le righe della stessa pratica: "A" on riga 2`}, nil},
+		{"amount above", flows.Finding{Line: 2, Field: "IMPORTO_INSOLUTO", Rule: flows.RuleAmountAbove, Value: "120.00", Message: "IMPORTO_INSOLUTO 120.00 is above IMPORTO_FATTURA 100.00"},
+			[]string{"IMPORTO_INSOLUTO 120,00 è maggiore di IMPORTO_FATTURA 100,00", `valore "120,00"`}, []string{"120.00"}},
+		{"a message no table knows stays as the technical detail", flows.Finding{Line: 2, Field: "X", Rule: "ENT-AMBIGUOUS", Message: "2 open entrante practices for this point (A, B): give CP_GESTORE"},
+			[]string{"Dettaglio tecnico: 2 open entrante practices for this point (A, B): give CP_GESTORE"}, nil},
+		{"a typed amount is shown as typed", flows.Finding{Line: 2, Field: "IMPORTO_FATTURA", Rule: flows.RuleAmount, Value: "1.020,00", Message: "not an amount"},
+			[]string{`valore "1.020,00"`}, []string{"Dettaglio tecnico"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := ReasonText("morosi", "", []flows.Finding{c.f}, "it")
+			rec := Build(archive.File{Name: "x.csv", Kind: "uscente.incassi"}, "incassi", nil, []flows.Finding{c.f}, time.Time{}).Text("it")
+			for _, w := range c.want {
+				if !strings.Contains(strings.ToLower(got), strings.ToLower(w)) {
+					t.Errorf("reason file lacks %q:\n%s", w, got)
+				}
+				if w = strings.TrimPrefix(w, "riga 5: "); !strings.Contains(strings.ToLower(rec), strings.ToLower(w)) {
+					t.Errorf("receipt lacks %q:\n%s", w, rec)
+				}
+			}
+			for _, w := range c.not {
+				if strings.Contains(got, w) || strings.Contains(rec, w) {
+					t.Errorf("Italian text holds %q:\n%s\n%s", w, got, rec)
+				}
+			}
+		})
+	}
+}
+
+// A receipt rebuilt from the archive after a restart reads each finding's own message
+// back from its row exception (which holds the finding said whole), so it says the
+// same Italian facts as the uninterrupted run's, not an English "morosi.csv:17: field
+// …" as technical detail.
+func TestFindingsFromExceptionsOwnMessage(t *testing.T) {
+	for _, f := range []flows.Finding{
+		{File: "morosi.csv", Line: 17, Field: "IMPORTO_INDENNIZZO", Rule: "E9", Value: "6.40", Message: "indemnity 6.40 is below the minimum 10.00"},
+		{File: "morosi.csv", Line: 15, Field: "INFO_CMOR", Rule: "E5", Value: "NO", Message: "mora notice 1 (PEC-2026-7): the notice did not inform the customer about the CMOR"},
+		{File: "rule E3: odd.csv", Line: 3, Rule: flows.RuleCSVColumns, Value: "31", Message: `line 3 has 31 values, the header has 29 columns: column 31, which has no header, holds "x" (a ; inside a value must be in quotes)`},
+		{File: "x.csv", Line: 2, Field: "NUM_FATTURA", Rule: flows.RuleRequired, Message: "mandatory value missing"},
+	} {
+		es := []archive.Exception{{ID: 1, Kind: "row_refused", Line: f.Line, Field: f.Field, Rule: f.Rule, Value: f.Value, Message: f.String()}}
+		got := FindingsFromExceptions(es)
+		if len(got) != 1 || got[0].Message != f.Message {
+			t.Errorf("%s: rebuilt message %q, want %q", f.String(), got, f.Message)
+		}
+		live := findingText(f, "it")
+		if rebuilt := findingText(got[0], "it"); rebuilt != live {
+			t.Errorf("rebuilt %q\nwant     %q", rebuilt, live)
+		}
 	}
 }

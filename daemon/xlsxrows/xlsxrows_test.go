@@ -248,3 +248,63 @@ func TestDateCells(t *testing.T) {
 		}
 	}
 }
+
+// A workbook's column with no header cell between named ones (a pandas index, a
+// header cell deleted) is read as in a CSV file: a row with a value under it is
+// refused (CSV-COLUMNS) rather than the value dropped without a word.
+func TestWorkbookUnnamedColumnInTheMiddle(t *testing.T) {
+	f := flows.DefaultCatalog().Input("uscente.morosi")
+	for _, tc := range []struct {
+		name  string
+		index string // the value under the unnamed first column of the data row
+		want  string // in the CSV-COLUMNS message, "" for none
+	}{
+		{"empty column", "", ""},
+		{"pandas index", "0", `column 1 has no header and holds "0"`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			book := shiftedWorkbook(t, tc.index)
+			rd := flows.NewCSVReader(bytes.NewReader(book), f, flows.ReadOptions{FileName: "morosi.xlsx", Workbook: Open})
+			defer rd.Close()
+			_, fs, err := rd.Next()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []flows.Finding
+			for _, x := range fs {
+				if x.Rule == flows.RuleCSVColumns {
+					got = append(got, x)
+				}
+			}
+			switch {
+			case tc.want == "" && (len(got) > 0 || flows.HasErrors(fs)):
+				t.Errorf("findings %v", fs)
+			case tc.want != "" && (len(got) != 1 || got[0].Line != 2 || !strings.Contains(got[0].Message, tc.want)):
+				t.Errorf("findings %v, want one CSV-COLUMNS on row 2 with %q", fs, tc.want)
+			}
+		})
+	}
+}
+
+// shiftedWorkbook is makeWorkbook's sheet with a first column whose header cell is
+// empty and whose data cell holds index.
+func shiftedWorkbook(t *testing.T, index string) []byte {
+	t.Helper()
+	x, err := excelize.OpenReader(bytes.NewReader(makeWorkbook(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer x.Close()
+	sh := x.GetSheetName(0)
+	if err := x.InsertCols(sh, "A", 1); err != nil {
+		t.Fatal(err)
+	}
+	if index != "" {
+		x.SetCellStr(sh, "A2", index)
+	}
+	var buf bytes.Buffer
+	if err := x.Write(&buf); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
