@@ -107,11 +107,19 @@ var detailPatterns = []detailPattern{
 		return "pagamento di " + AmountIT(m[1]) + " euro del " + m[2] + " sulla fattura " + m[3] + " della pratica " + m[4] +
 			" già applicato alla riga " + m[5] + " del file n. " + m[6] + ": non applicato di nuovo. Se è un altro pagamento, dare a ciascuno il proprio RIF_INCASSO, o indicare RESIDUO_INSOLUTO."
 	}),
+	// A repeat from an earlier file is a warning (billing's cumulative export): no advice follows.
+	p(`payment of (\S+) on (\S+) for invoice (.+) of practice (\S+) was already applied \(line (\d+) of file #(\d+)\): not applied again`, func(m []string) string {
+		return "pagamento di " + AmountIT(m[1]) + " euro del " + m[2] + " sulla fattura " + m[3] + " della pratica " + m[4] +
+			" già applicato alla riga " + m[5] + " del file n. " + m[6] + ": non applicato di nuovo (un'estrazione che ripete i pagamenti già inviati); nulla da correggere."
+	}),
 	p(`practice (\S+) has no invoice (.+): payment noted only`, func(m []string) string {
 		return "la pratica " + m[1] + " non ha la fattura " + m[2] + ": pagamento solo annotato."
 	}),
 	p(`practice (\S+): a refund of (\S+) on (\S+) \((.*)\) is already recorded and its REFUND_ACK filed or queued: not recorded again`, func(m []string) string {
 		return "pratica " + m[1] + ": un rimborso di " + AmountIT(m[2]) + " euro del " + m[3] + " (" + m[4] + ") è già registrato e il suo REFUND_ACK inviato o in coda: non registrato di nuovo."
+	}),
+	p(`practice (\S+): this refund of (\S+) on (\S+) is already recorded and its REFUND_ACK filed or queued: not recorded again`, func(m []string) string {
+		return "pratica " + m[1] + ": questo rimborso di " + AmountIT(m[2]) + " euro del " + m[3] + " è già registrato e il suo REFUND_ACK inviato o in coda: non registrato di nuovo; nulla da correggere."
 	}),
 	p(`practice (\S+) is (\S+), not ANNULLED: no refund is due`, func(m []string) string {
 		return "la pratica " + m[1] + " è in stato " + m[2] + ", non ANNULLED: nessun rimborso è dovuto."
@@ -156,6 +164,9 @@ var detailPatterns = []detailPattern{
 	}),
 	p(`a quote opened on line (\d+) is never closed`, func(m []string) string {
 		return "le virgolette aperte alla riga " + m[1] + " non si chiudono mai."
+	}),
+	p(`a date cell \((.*)\) in a column of (\S+), which is not a date: kept as the date; cmord does not use the column`, func(m []string) string {
+		return "qui: una cella data (" + m[1] + ") nella colonna di " + m[2] + ", che cmord non usa: riga accettata, solo un avviso."
 	}),
 	p(`a date cell \((.*)\) in a column of (\S+), which is not a date: .*`, func(m []string) string {
 		return "qui: una cella data (" + m[1] + ") nella colonna di " + m[2] + "."
