@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"time"
@@ -57,33 +58,11 @@ func runAlert(ctx context.Context, env *Env, args []string) int {
 			state = "not shown by /proc"
 		}
 		fmt.Fprintf(out, "systemd says %s failed, but PID %d still holds the state directory %s (state %s): a stuck or orphaned cmord, or one started by hand; nothing recorded (the archive is that process's)\n", f.String(), h.PID, h.Dir, state)
-		switch {
-		case rep.NoRecipients:
-			fmt.Fprintln(out, "no alert mailed: [alerts] to and [digest] to are empty; nobody can be mailed")
-		case rep.NoRelay:
-			fmt.Fprintln(out, "no alert mailed: [mail] host is not set")
-		case rep.DirectSent:
-			fmt.Fprintf(out, "alert mailed directly (not queued: nothing repeats it) through %s at %s\n", cfg.Mail.Host, time.Now().In(flows.Rome).Format("02/01/2006 15:04:05"))
-			return exitOK
-		default:
-			fmt.Fprintf(out, "alert not sent through %s: %s\nnothing is queued: only the journal and systemctl status say cmord is down\n", cfg.Mail.Host, rep.SendErr)
-		}
-		return exitFindings
+		return directAlertOutcome(out, cfg.Mail.Host, rep)
 	}
 	if rep.ArchiveErr != "" {
 		fmt.Fprintf(out, "the archive cannot record it: %s\n", rep.ArchiveErr)
-		switch {
-		case rep.NoRecipients:
-			fmt.Fprintln(out, "no alert mailed: [alerts] to and [digest] to are empty; nobody can be mailed")
-		case rep.NoRelay:
-			fmt.Fprintln(out, "no alert mailed: [mail] host is not set")
-		case rep.DirectSent:
-			fmt.Fprintf(out, "alert mailed directly (not queued: nothing repeats it) through %s at %s\n", cfg.Mail.Host, time.Now().In(flows.Rome).Format("02/01/2006 15:04:05"))
-			return exitOK
-		default:
-			fmt.Fprintf(out, "alert not sent through %s: %s\nnothing is queued: only the journal and systemctl status say cmord is down\n", cfg.Mail.Host, rep.SendErr)
-		}
-		return exitFindings
+		return directAlertOutcome(out, cfg.Mail.Host, rep)
 	}
 	fmt.Fprintf(out, "recorded daemon_down (exception %d): systemd stopped restarting %s\n", rep.ExceptionID, f.String())
 	if rep.Streak.Exits > 0 {
@@ -109,5 +88,23 @@ func runAlert(ctx context.Context, env *Env, args []string) int {
 		return exitOK
 	}
 	fmt.Fprintf(out, "not sent through %s: %s\nit stays in the outbox: the next daemon start sends it\n", cfg.Mail.Host, rep.SendErr)
+	return exitFindings
+}
+
+// directAlertOutcome says what became of an alert mailed directly, without the
+// archive's outbox (a process holds the state directory, or the archive cannot record
+// it), and gives the command's exit code: 0 only when it was sent.
+func directAlertOutcome(out io.Writer, host string, rep daemon.UnitFailedReport) int {
+	switch {
+	case rep.NoRecipients:
+		fmt.Fprintln(out, "no alert mailed: [alerts] to and [digest] to are empty; nobody can be mailed")
+	case rep.NoRelay:
+		fmt.Fprintln(out, "no alert mailed: [mail] host is not set")
+	case rep.DirectSent:
+		fmt.Fprintf(out, "alert mailed directly (not queued: nothing repeats it) through %s at %s\n", host, time.Now().In(flows.Rome).Format("02/01/2006 15:04:05"))
+		return exitOK
+	default:
+		fmt.Fprintf(out, "alert not sent through %s: %s\nnothing is queued: only the journal and systemctl status say cmord is down\n", host, rep.SendErr)
+	}
 	return exitFindings
 }
