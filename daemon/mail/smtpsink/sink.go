@@ -59,6 +59,7 @@ type Sink struct {
 
 	mu       sync.Mutex
 	srv      *smtp.Server
+	ln       net.Listener // closed by Stop too: see there
 	served   chan struct{}
 	msgs     []Message
 	failNext int
@@ -111,7 +112,7 @@ func (s *Sink) listen(addr string) error {
 	}
 	served := make(chan struct{})
 	s.mu.Lock()
-	s.srv, s.served, s.addr = srv, served, ln.Addr().String()
+	s.srv, s.ln, s.served, s.addr = srv, ln, served, ln.Addr().String()
 	s.mu.Unlock()
 	go func() {
 		defer close(served)
@@ -153,13 +154,18 @@ func (s *Sink) FailNext(n int) {
 // Stop closes the listener and open sessions; Resume listens again on the same port.
 func (s *Sink) Stop() error {
 	s.mu.Lock()
-	srv, served := s.srv, s.served
-	s.srv = nil
+	srv, ln, served := s.srv, s.ln, s.served
+	s.srv, s.ln = nil, nil
 	s.mu.Unlock()
 	if srv == nil {
 		return nil
 	}
+	// go-smtp's Close closes the listeners Serve has registered: one stopped before
+	// its Serve goroutine got that far was left accepting, and Stop waited on it for
+	// good (a demo closed right after it started hung its test for 10 minutes). The
+	// listener closed here ends that Serve's Accept whatever the order.
 	err := srv.Close()
+	_ = ln.Close()
 	<-served
 	if errors.Is(err, smtp.ErrServerClosed) {
 		err = nil
