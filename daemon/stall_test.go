@@ -608,13 +608,8 @@ func TestFileInHandResolvedAfterRestart(t *testing.T) {
 	w := newExcWorld(t)
 	ctx := context.Background()
 	// Raised by the run before the restart, for a file it held too long.
-	if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
-		_, _, err := w.d.Store.RaiseException(ctx, tx, archive.Exception{Kind: "file_retrying", Severity: archive.SevHigh, Owner: "sysadmin",
-			Fingerprint: stuckFingerprint("morosi", "hung.csv"), Subject: "hung.csv", Message: "folder morosi: hung.csv has been in processing since …"})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	w.raiseLeftOpen(archive.Exception{Kind: "file_retrying", Severity: archive.SevHigh, Owner: "sysadmin",
+		Fingerprint: stuckFingerprint("morosi", "hung.csv"), Subject: "hung.csv", Message: "folder morosi: hung.csv has been in processing since …"})
 	w.run()
 	w.waitFor("file_retrying", "resolved by the next run, whose intake holds no file too long", func([]archive.Exception) bool {
 		w.d.checkInHand(ctx)
@@ -628,17 +623,24 @@ func TestFileInHandResolvedAfterRestart(t *testing.T) {
 // open, the next run having no candidate marked as reported.
 func TestFileUnstableResolvedAfterRestart(t *testing.T) {
 	w := newExcWorld(t)
-	ctx := context.Background()
-	if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
-		_, _, err := w.d.Store.RaiseException(ctx, tx, archive.Exception{Kind: "file_unstable", Severity: archive.SevNormal, Owner: "operator",
-			Fingerprint: unstableFingerprint("morosi", "slow.csv"), Subject: "morosi/slow.csv", Message: "folder morosi: file slow.csv is still changing …"})
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	w.raiseLeftOpen(archive.Exception{Kind: "file_unstable", Severity: archive.SevNormal, Owner: "operator",
+		Fingerprint: unstableFingerprint("morosi", "slow.csv"), Subject: "morosi/slow.csv", Message: "folder morosi: file slow.csv is still changing …"})
 	w.run()
 	w.drop("morosi", "slow.csv", acceptedCSV)
 	w.waitFor("file_unstable", "resolved once the next run took the file", func(es []archive.Exception) bool {
 		return len(es) == 1 && !es[0].Open()
 	})
+}
+
+// raiseLeftOpen records e as an earlier run of the daemon left it: open, raised before
+// this world's daemon ran.
+func (w *excWorld) raiseLeftOpen(e archive.Exception) {
+	w.t.Helper()
+	ctx := context.Background()
+	if err := w.d.Store.Write(ctx, func(tx *sql.Tx) error {
+		_, _, err := w.d.Store.RaiseException(ctx, tx, e)
+		return err
+	}); err != nil {
+		w.t.Fatal(err)
+	}
 }
